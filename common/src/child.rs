@@ -1,0 +1,377 @@
+//! Child processes that cannot outlive their supervisor or hang it.
+//!
+//! Every demo plays its scenario with real processes (a daemon, writers, clients), and every
+//! integration test runs the real binaries. Both need the same guarantees, which
+//! [`Supervised`] gives:
+//!
+//! - **a deadline**: a watchdog thread kills the child (and, with
+//!   [`Options::own_group`], everything it started) when its time is up, even if the
+//!   supervisor is blocked reading the child's output;
+//! - **killed on drop**: a child still running when its handle is dropped gets SIGTERM, a
+//!   moment to remove its named objects, then SIGKILL, and is reaped, so no zombie and no
+//!   orphan is left behind by an early return or a failed assertion;
+//! - **no sleeps as synchronisation**: [`Lines::wait_for`] waits for a line of output, with a
+//!   timeout, and reports what it saw instead if it does not come.
+//!
+//! When tracing is on, children inherit it (see [`crate::narrate`]).
+//!
+//! # Why a mutex around the child
+//!
+//! Killing by pid is only safe while the child is unreaped: once reaped, its pid may belong to
+//! another process. Reaping (`try_wait`) and the watchdog's kill both happen under one lock, so
+//! the watchdog never signals a pid that has been recycled.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use crate::error::{Context, Error, Result};
+
+/// How long a child gets between SIGTERM and SIGKILL when its handle is dropped.
+const GRACE: Duration = Duration::from_secs(2);
+/// How often `wait_timeout` checks whether the child has exited.
+const POLL: Duration = Duration::from_millis(2);
+
+/// How to start a [`Supervised`] child.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Kill the child if it is still running this long after it started.
+    pub deadline: Option<Duration>,
+    /// Start the child in a process group of its own and signal the whole group, so that
+    /// grandchildren die with it. Tests want this; a demo whose children should also get the
+    /// terminal's Ctrl-C does not.
+    pub own_group: bool,
+}
+
+struct Inner {
+    child: Child,
+    status: Option<ExitStatus>,
+    killed_at_deadline: bool,
+}
+
+impl Inner {
+    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait()?;
+        }
+        Ok(self.status)
+    }
+}
+
+/// A running child process with a deadline, killed and reaped on drop.
+pub struct Supervised {
+    label: String,
+    pid: Pid,
+    own_group: bool,
+    inner: Arc<Mutex<Inner>>,
+    /// Dropping this sender stops the watchdog.
+    _watchdog: Option<Sender<()>>,
+}
+
+impl Supervised {
+    /// Start `cmd` as a child named `label` (used in messages and in the trace).
+    pub fn spawn(label: &str, cmd: &mut Command, opts: Options) -> Result<Self> {
+        if crate::narrate::enabled() {
+            cmd.env(crate::narrate::ENV, "1");
+        }
+        if opts.own_group {
+            cmd.process_group(0);
+        }
+        let child = cmd.spawn().ctx("spawn", label)?;
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pids fit in pid_t"));
+        crate::trace!("fork() + execve({label}) -> pid {pid}");
+        let inner = Arc::new(Mutex::new(Inner {
+            child,
+            status: None,
+            killed_at_deadline: false,
+        }));
+        let watchdog = opts.deadline.map(|limit| {
+            let (stop, stopped) = mpsc::channel::<()>();
+            let inner = Arc::clone(&inner);
+            let own_group = opts.own_group;
+            thread::spawn(move || {
+                if stopped.recv_timeout(limit) == Err(RecvTimeoutError::Timeout) {
+                    let mut inner = lock(&inner);
+                    if matches!(inner.try_wait(), Ok(None)) {
+                        inner.killed_at_deadline = true;
+                        let _ = signal(pid, own_group, Signal::SIGKILL);
+                    }
+                }
+            });
+            stop
+        });
+        Ok(Supervised {
+            label: label.to_owned(),
+            pid,
+            own_group: opts.own_group,
+            inner,
+            _watchdog: watchdog,
+        })
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The label given at spawn.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Send `sig` to the child (to its group, if it has its own). Fails with ESRCH once the
+    /// child has been reaped.
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        if inner.try_wait().ctx("waitpid", &self.label)?.is_some() {
+            return Err(Error::sys(
+                "kill",
+                format!("{} (pid {})", self.label, self.pid),
+                nix::errno::Errno::ESRCH,
+            ));
+        }
+        crate::trace!("kill({}, {sig})", self.pid);
+        signal(self.pid, self.own_group, sig)
+            .ctx("kill", format!("{} (pid {})", self.label, self.pid))
+    }
+
+    /// Take the child's stdout (if it was piped) as a stream of lines.
+    pub fn stdout_lines(&self) -> Option<Lines> {
+        lock(&self.inner).child.stdout.take().map(Lines::new)
+    }
+
+    /// Take the child's stderr (if it was piped) as a stream of lines.
+    pub fn stderr_lines(&self) -> Option<Lines> {
+        lock(&self.inner).child.stderr.take().map(Lines::new)
+    }
+
+    /// Take the child's stdin (if it was piped).
+    pub fn take_stdin(&self) -> Option<std::process::ChildStdin> {
+        lock(&self.inner).child.stdin.take()
+    }
+
+    /// The exit status, if the child has exited (reaping it).
+    pub fn try_wait(&self) -> Result<Option<ExitStatus>> {
+        lock(&self.inner).try_wait().ctx("waitpid", &self.label)
+    }
+
+    /// Wait up to `timeout` for the child to exit. On timeout the child keeps running (drop
+    /// the handle to kill it).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            {
+                let mut inner = lock(&self.inner);
+                if let Some(status) = inner.try_wait().ctx("waitpid", &self.label)? {
+                    if inner.killed_at_deadline {
+                        return Err(Error::msg(format!(
+                            "{} (pid {}) was killed at its deadline",
+                            self.label, self.pid
+                        )));
+                    }
+                    return Ok(status);
+                }
+            }
+            if Instant::now() >= end {
+                return Err(Error::msg(format!(
+                    "{} (pid {}) did not exit within {timeout:?}",
+                    self.label, self.pid
+                )));
+            }
+            thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if matches!(self.try_wait(), Ok(None)) {
+            // SIGTERM first, so a daemon gets to remove its named objects; then SIGKILL.
+            let _ = self.signal(Signal::SIGTERM);
+            if self.wait_timeout(GRACE).is_err() {
+                let mut inner = lock(&self.inner);
+                if matches!(inner.try_wait(), Ok(None)) {
+                    let _ = signal(self.pid, self.own_group, Signal::SIGKILL);
+                    let _ = inner.child.wait();
+                }
+            }
+        }
+        // With a group of its own, whatever the child started dies with the group even if the
+        // child itself has exited. The group id outlives the leader's pid while any member is
+        // alive, so this reaches only our own descendants (or nobody: ESRCH).
+        if self.own_group {
+            let _ = killpg(self.pid, Signal::SIGKILL);
+        }
+    }
+}
+
+fn signal(pid: Pid, group: bool, sig: Signal) -> nix::Result<()> {
+    if group {
+        killpg(pid, sig)
+    } else {
+        kill(pid, sig)
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-`try_wait`; the child handle itself
+/// is still sound, so carry on with it.
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    inner
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Lines read from a child's output by a background thread.
+///
+/// Invalid UTF-8 is replaced rather than refused: a test may well feed a program garbage.
+pub struct Lines {
+    rx: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    /// Read lines from `source` on a thread of their own.
+    pub fn new(source: impl Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(source);
+            let mut buf = Vec::new();
+            while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                }
+                if tx.send(String::from_utf8_lossy(&buf).into_owned()).is_err() {
+                    break;
+                }
+                buf.clear();
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line, `None` at end of output, or an error after `timeout`.
+    pub fn next_line(&mut self, timeout: Duration) -> Result<Option<String>> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Ok(Some(line))
+            }
+            Err(RecvTimeoutError::Disconnected) => Ok(None),
+            Err(RecvTimeoutError::Timeout) => Err(Error::msg(format!(
+                "no output line within {timeout:?}; saw so far:\n{}",
+                self.seen.join("\n")
+            ))),
+        }
+    }
+
+    /// Wait up to `timeout` for a line that satisfies `want`, and return it. Lines before it
+    /// are kept in [`Lines::seen`].
+    pub fn wait_for(&mut self, want: impl Fn(&str) -> bool, timeout: Duration) -> Result<String> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
+                Ok(Some(line)) if want(&line) => return Ok(line),
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(Error::msg(format!(
+                        "output ended without the expected line; saw:\n{}",
+                        self.seen.join("\n")
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Every remaining line, up to end of output; an error if it does not end within `timeout`.
+    pub fn rest(&mut self, timeout: Duration) -> Result<Vec<String>> {
+        let end = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while let Some(line) = self.next_line(end.saturating_duration_since(Instant::now()))? {
+            out.push(line);
+        }
+        Ok(out)
+    }
+
+    /// Every line received so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+}
+
+/// Run `cmd` to completion with `input` on its stdin, collecting stdout and stderr, all within
+/// `deadline`. The child is killed (with its process group) if it takes longer.
+///
+/// Input is written from a thread of its own: a child that fills its stdout pipe before it has
+/// read all of its input would otherwise deadlock against us.
+pub fn run(label: &str, cmd: &mut Command, input: &[u8], deadline: Duration) -> Result<Output> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = Supervised::spawn(
+        label,
+        cmd,
+        Options {
+            deadline: Some(deadline),
+            own_group: true,
+        },
+    )?;
+    let stdin = child.take_stdin();
+    let input = input.to_vec();
+    let feeder = thread::spawn(move || {
+        if let Some(mut stdin) = stdin {
+            // EPIPE just means the child stopped reading (`head -1`); that is its business.
+            let _ = stdin.write_all(&input);
+        }
+    });
+    let (out, err) = {
+        let mut inner = lock(&child.inner);
+        (inner.child.stdout.take(), inner.child.stderr.take())
+    };
+    let collect = |r: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = collect(out.map(|o| Box::new(o) as Box<dyn Read + Send>));
+    let err = collect(err.map(|e| Box::new(e) as Box<dyn Read + Send>));
+    let status = child.wait_timeout(deadline)?;
+    let _ = feeder.join();
+    // The readers end when the last writer of each pipe is gone: the child, and anything it
+    // started, which the own-group kill on drop takes care of.
+    drop(child);
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// A one-line description of how a child ended: `exit 0`, `signal 9 (SIGKILL)`.
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(sig)) => match Signal::try_from(sig) {
+            Ok(s) => format!("signal {sig} ({s})"),
+            Err(_) => format!("signal {sig}"),
+        },
+        (None, None) => "unknown status".to_owned(),
+    }
+}

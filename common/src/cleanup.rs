@@ -1,0 +1,204 @@
+//! Named objects outlive the process that made them, so somebody has to remove them.
+//!
+//! A FIFO, a socket file, a `/dev/shm` segment, a message queue or a named semaphore stays in
+//! the system after its creator exits, until someone unlinks it. This module makes that
+//! someone the creator, whatever way it leaves:
+//!
+//! - [`Unlink`] is a guard: create the object, then at once wrap its name in a guard, and the
+//!   object is removed when the guard is dropped, on the normal return from `main` and on an
+//!   early `?` return alike.
+//! - [`Shutdown`] catches SIGINT and SIGTERM so that they *end the main loop* instead of the
+//!   process: the loop sees [`Shutdown::requested`] (or wakes on [`Shutdown::wake_fd`] in its
+//!   `poll`), returns, and the guards run. A second SIGINT/SIGTERM while shutting down exits at
+//!   once (status 130 or 143), because a user who presses Ctrl-C twice means it.
+//!
+//! # Limitations
+//!
+//! Nothing runs on `kill -9`, on `std::process::exit`, or after a second signal. Each demo
+//! therefore recognises its own leftovers on the next start (a FIFO whose pid-file lock is
+//! free, a socket nobody accepts on), and `make clean-ipc` sweeps them all.
+
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::error::{Context, Error, Result};
+
+/// A named IPC object that can be removed by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Object {
+    /// A filesystem path: a FIFO, a socket file, a pid file.
+    Path(PathBuf),
+    /// A POSIX shared memory object (`shm_unlink`).
+    Shm(String),
+    /// A POSIX message queue (`mq_unlink`).
+    Mqueue(String),
+    /// A POSIX named semaphore (`sem_unlink`).
+    Semaphore(String),
+}
+
+impl fmt::Display for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Object::Path(p) => write!(f, "{}", p.display()),
+            Object::Shm(n) | Object::Mqueue(n) | Object::Semaphore(n) => f.write_str(n),
+        }
+    }
+}
+
+impl Object {
+    /// The call that removes this kind of object.
+    pub fn unlink_call(&self) -> &'static str {
+        match self {
+            Object::Path(_) => "unlink",
+            Object::Shm(_) => "shm_unlink",
+            Object::Mqueue(_) => "mq_unlink",
+            Object::Semaphore(_) => "sem_unlink",
+        }
+    }
+
+    /// Remove the object now. One that is already gone counts as removed.
+    pub fn unlink(&self) -> Result<()> {
+        let res = match self {
+            Object::Path(p) => nix::unistd::unlink(p),
+            Object::Shm(n) => nix::sys::mman::shm_unlink(n.as_str()),
+            Object::Mqueue(n) => nix::mqueue::mq_unlink(n.as_str()),
+            Object::Semaphore(n) => sem_unlink(n),
+        };
+        match res {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(Error::sys(self.unlink_call(), self, e)),
+        }
+    }
+}
+
+/// `sem_unlink(3)`: nix 0.32 does not wrap POSIX named semaphores, so this calls libc.
+fn sem_unlink(name: &str) -> nix::Result<()> {
+    let c = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call; sem_unlink only
+    // reads it.
+    let rc = unsafe { libc::sem_unlink(c.as_ptr()) };
+    Errno::result(rc).map(drop)
+}
+
+/// Removes its object when dropped. Create the object first, then the guard, so the guard
+/// never removes something that another process made.
+#[must_use = "the object is removed as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct Unlink(Option<Object>);
+
+impl Unlink {
+    /// Guard any named object.
+    pub fn new(object: Object) -> Self {
+        Unlink(Some(object))
+    }
+
+    /// Guard a filesystem path (FIFO, socket file, pid file).
+    pub fn path(path: impl Into<PathBuf>) -> Self {
+        Self::new(Object::Path(path.into()))
+    }
+
+    /// The guarded object.
+    pub fn object(&self) -> &Object {
+        self.0
+            .as_ref()
+            .expect("an Unlink guard holds its object until dropped or kept")
+    }
+
+    /// Disarm the guard: the object stays, and the caller takes over its removal.
+    pub fn keep(mut self) -> Object {
+        self.0
+            .take()
+            .expect("an Unlink guard holds its object until dropped or kept")
+    }
+}
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let Some(object) = self.0.take() else { return };
+        match object.unlink() {
+            Ok(()) => crate::trace!("{}({object})", object.unlink_call()),
+            // Drop cannot return an error; say it, so the leftover is not a mystery.
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, turned from "die now" into "finish up and return".
+///
+/// Install it once, early in `main` and before any thread starts (signal dispositions are
+/// process-wide), and keep it for the life of the process. Handlers only set flags and write
+/// one byte to a self-pipe, both async-signal-safe; all real work happens in the main loop.
+///
+/// SA_RESTART is set on these handlers, so a blocking `read` is *not* interrupted by the signal:
+/// a loop that blocks must `poll` [`Shutdown::wake_fd`] together with its own descriptors.
+pub struct Shutdown {
+    requested: Arc<AtomicBool>,
+    signal: Arc<AtomicUsize>,
+    wake_read: OwnedFd,
+}
+
+impl Shutdown {
+    /// Register the handlers.
+    pub fn install() -> Result<Self> {
+        let requested = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(AtomicUsize::new(0));
+        // Non-blocking on both ends: the handler must never block on a full pipe, and a
+        // reader draining it must not block either. O_CLOEXEC: children must not inherit it.
+        let (wake_read, wake_write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ctx("pipe2", "shutdown")?;
+        for sig in [SIGINT, SIGTERM] {
+            let sig_usize = usize::try_from(sig).expect("signal numbers are small and positive");
+            let register = || -> std::io::Result<()> {
+                // Order matters: the exit check runs first, so the first signal only arms it
+                // (the flag is still false), and a second one finds the flag set and exits.
+                signal_hook::flag::register_conditional_shutdown(
+                    sig,
+                    128 + sig,
+                    Arc::clone(&requested),
+                )?;
+                signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig_usize)?;
+                signal_hook::flag::register(sig, Arc::clone(&requested))?;
+                signal_hook::low_level::pipe::register_raw(sig, wake_write.try_clone()?)?;
+                Ok(())
+            };
+            register().ctx(
+                "sigaction",
+                Signal::try_from(sig).map_or("?", Signal::as_str),
+            )?;
+        }
+        crate::trace!("sigaction(SIGINT, SIGTERM) -> flag + self-pipe");
+        Ok(Shutdown {
+            requested,
+            signal,
+            wake_read,
+        })
+    }
+
+    /// True once SIGINT or SIGTERM has arrived.
+    pub fn requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// The signal that asked for the shutdown, if one did.
+    pub fn signal(&self) -> Option<Signal> {
+        let raw = self.signal.load(Ordering::SeqCst);
+        i32::try_from(raw)
+            .ok()
+            .and_then(|s| Signal::try_from(s).ok())
+            .filter(|_| raw != 0)
+    }
+
+    /// A descriptor that becomes readable when a shutdown signal arrives, and stays readable:
+    /// put it in your `poll` set beside the descriptors you wait on.
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake_read.as_fd()
+    }
+}

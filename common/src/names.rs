@@ -1,0 +1,241 @@
+//! Where named objects live and what they are called.
+//!
+//! Filesystem objects (FIFOs, socket files, pid files) go in a private runtime directory:
+//! `$XDG_RUNTIME_DIR/ipc-demo` when the session has one, else `/tmp/ipc-demo-$UID`. It is
+//! created with mode 0700, and refused if it is a symlink, not a directory, owned by someone
+//! else, or open to group or others: in a shared `/tmp` another user could otherwise plant a
+//! symlink or a FIFO of their own where ours is expected.
+//!
+//! POSIX objects (`shm_open`, `mq_open`, `sem_open`) live in one flat namespace per machine,
+//! so their names carry the project prefix: `/ipc-demo-<what>`. `make clean-ipc` sweeps by that
+//! prefix.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::sys::stat::{Mode, SFlag, lstat};
+use nix::unistd::mkdir;
+use nix::unistd::{Uid, getpid};
+
+use crate::error::{Context, Error, Result};
+
+/// The prefix of every object this project names.
+pub const PREFIX: &str = "ipc-demo";
+
+/// The runtime directory, created if needed and checked to be private (see the module docs).
+pub fn runtime_dir() -> Result<PathBuf> {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        // XDG says to ignore a relative value; an empty one means "unset".
+        Some(base) if Path::new(&base).is_absolute() => Path::new(&base).join(PREFIX),
+        _ => PathBuf::from(format!("/tmp/{PREFIX}-{}", Uid::effective())),
+    };
+    ensure_private_dir(&dir)?;
+    Ok(dir)
+}
+
+/// A path for a named object in the runtime directory, e.g. `runtime_path("log.fifo")`.
+pub fn runtime_path(file: &str) -> Result<PathBuf> {
+    Ok(runtime_dir()?.join(file))
+}
+
+/// Create `dir` with mode 0700 if it does not exist, then check that it is a real directory,
+/// ours, and closed to group and others.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    match mkdir(dir, Mode::S_IRWXU) {
+        Ok(()) => crate::trace!("mkdir({}, 0700)", dir.display()),
+        Err(Errno::EEXIST) => {}
+        Err(e) => return Err(Error::sys("mkdir", dir.display(), e)),
+    }
+    // lstat, not stat: a symlink must be refused, not followed.
+    let st = lstat(dir).ctx("lstat", dir.display())?;
+    let refuse = |why: String| Err(Error::msg(format!("runtime dir {}: {why}", dir.display())));
+    match kind_of(st.st_mode) {
+        Kind::Symlink => return refuse("is a symlink; refusing to follow it".into()),
+        Kind::Directory => {}
+        other => return refuse(format!("is a {other}, not a directory")),
+    }
+    if st.st_uid != Uid::effective().as_raw() {
+        return refuse(format!(
+            "is owned by uid {}, not by us (uid {})",
+            st.st_uid,
+            Uid::effective()
+        ));
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o077 != 0 {
+        return refuse(format!(
+            "is open to group or others (mode {mode:04o}); expected 0700"
+        ));
+    }
+    Ok(())
+}
+
+/// The kind of a filesystem object, as `lstat` sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link (never followed).
+    Symlink,
+    /// A FIFO (named pipe).
+    Fifo,
+    /// A Unix domain socket file.
+    Socket,
+    /// A device or anything else.
+    Other,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::File => "regular file",
+            Kind::Directory => "directory",
+            Kind::Symlink => "symlink",
+            Kind::Fifo => "FIFO",
+            Kind::Socket => "socket",
+            Kind::Other => "special file",
+        })
+    }
+}
+
+fn kind_of(mode: libc::mode_t) -> Kind {
+    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFREG => Kind::File,
+        SFlag::S_IFDIR => Kind::Directory,
+        SFlag::S_IFLNK => Kind::Symlink,
+        SFlag::S_IFIFO => Kind::Fifo,
+        SFlag::S_IFSOCK => Kind::Socket,
+        _ => Kind::Other,
+    }
+}
+
+/// Check what already stands at `path` before creating or reusing a named object there.
+///
+/// Returns `Ok(false)` if nothing is there, `Ok(true)` if a `want` owned by us is there (a
+/// leftover to reuse or replace), and an error naming the path if it is a symlink, an object
+/// of another kind, or someone else's. The caller decides what "reuse" means (a FIFO is
+/// reopened; a socket file is probed for a live server first).
+pub fn existing(path: &Path, want: Kind) -> Result<bool> {
+    let st = match lstat(path) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(Error::sys("lstat", path.display(), e)),
+    };
+    let kind = kind_of(st.st_mode);
+    if kind == Kind::Symlink {
+        return Err(Error::msg(format!(
+            "{}: is a symlink; refusing to follow it",
+            path.display()
+        )));
+    }
+    if kind != want {
+        return Err(Error::msg(format!(
+            "{}: is a {kind}, not a {want}",
+            path.display()
+        )));
+    }
+    if st.st_uid != Uid::effective().as_raw() {
+        return Err(Error::msg(format!(
+            "{}: is owned by uid {}, not by us (uid {})",
+            path.display(),
+            st.st_uid,
+            Uid::effective()
+        )));
+    }
+    Ok(true)
+}
+
+/// The POSIX IPC name for `what`: `/ipc-demo-<what>`.
+pub fn posix_name(what: &str) -> String {
+    format!("/{PREFIX}-{what}")
+}
+
+/// A name no other process or call will produce at the same time: `<tag>-<pid>-<n>-<t>`,
+/// where `n` counts calls in this process and `t` is a few hex digits of the clock, so that a
+/// recycled pid does not collide with a leftover of its predecessor.
+pub fn unique(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{tag}-{}-{n}-{:05x}", getpid(), nanos & 0xfffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn private_dir_is_created_0700() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("rt");
+        ensure_private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // A second call accepts the directory it made.
+        ensure_private_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn symlinked_dir_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("elsewhere");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = tmp.path().join("rt");
+        symlink(&target, &link).unwrap();
+        let err = ensure_private_dir(&link).unwrap_err().to_string();
+        assert!(err.contains("is a symlink"), "{err}");
+    }
+
+    #[test]
+    fn group_writable_dir_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("rt");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+        let err = ensure_private_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("open to group or others (mode 0770)"), "{err}");
+    }
+
+    #[test]
+    fn file_in_place_of_dir_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("rt");
+        std::fs::write(&file, b"x").unwrap();
+        let err = ensure_private_dir(&file).unwrap_err().to_string();
+        assert!(err.contains("is a regular file, not a directory"), "{err}");
+    }
+
+    #[test]
+    fn existing_checks_kind_and_refuses_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("obj");
+        assert!(!existing(&p, Kind::Fifo).unwrap());
+        nix::unistd::mkfifo(&p, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        assert!(existing(&p, Kind::Fifo).unwrap());
+        let err = existing(&p, Kind::Socket).unwrap_err().to_string();
+        assert!(err.ends_with("is a FIFO, not a socket"), "{err}");
+        let l = tmp.path().join("link");
+        symlink(&p, &l).unwrap();
+        assert!(
+            existing(&l, Kind::Fifo)
+                .unwrap_err()
+                .to_string()
+                .contains("symlink")
+        );
+    }
+
+    #[test]
+    fn names_are_prefixed_and_unique() {
+        assert_eq!(posix_name("tasks"), "/ipc-demo-tasks");
+        assert_ne!(unique("t"), unique("t"));
+    }
+}

@@ -1,0 +1,109 @@
+//! Support for integration tests that run the real binaries (feature `test-support`).
+//!
+//! Every test gets a [`Sandbox`]: a private temporary directory that is also the runtime
+//! directory of the binaries it starts (through `XDG_RUNTIME_DIR`), so tests running in
+//! parallel never share a FIFO or a socket, and nothing outlives the test. Every child is
+//! started with a deadline and killed with its whole process group on drop (see
+//! [`crate::child`]), so no test can hang or leave a process behind.
+//!
+//! These helpers panic instead of returning errors: in a test, a failure to spawn or a missed
+//! deadline *is* the test failing, and the panic message says why.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::child::{self, Options, Supervised};
+
+/// The deadline every child gets unless the test says otherwise: generous, because CI machines
+/// are small and busy, and a test only waits it out when it is already failing.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A private temporary directory for one test, removed when dropped.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// Create the sandbox (mode 0700, under the system temp dir).
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ipc-demo-test-")
+            .tempdir()
+            .expect("create a temporary directory for the test");
+        Sandbox { dir }
+    }
+
+    /// The sandbox directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the sandbox.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The runtime directory the binaries started by [`Sandbox::command`] will use.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.join(crate::names::PREFIX)
+    }
+
+    /// A command for `program`, running in the sandbox with the sandbox as its
+    /// `XDG_RUNTIME_DIR`, with tracing off whatever the test's own environment says.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(self.path())
+            .env("XDG_RUNTIME_DIR", self.path())
+            .env_remove(crate::narrate::ENV);
+        cmd
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Start `cmd` in its own process group with stdout and stderr piped, killed at `deadline`.
+pub fn spawn_with_deadline(cmd: &mut Command, deadline: Duration) -> Supervised {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let label = format!("{:?}", cmd.get_program());
+    Supervised::spawn(
+        &label,
+        cmd,
+        Options {
+            deadline: Some(deadline),
+            own_group: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Start `cmd` with the default [`DEADLINE`].
+pub fn spawn(cmd: &mut Command) -> Supervised {
+    spawn_with_deadline(cmd, DEADLINE)
+}
+
+/// Run `cmd` to completion with `input` on stdin, within [`DEADLINE`].
+pub fn run(cmd: &mut Command, input: &[u8]) -> Output {
+    run_with_deadline(cmd, input, DEADLINE)
+}
+
+/// Run `cmd` to completion with `input` on stdin, within `deadline`.
+pub fn run_with_deadline(cmd: &mut Command, input: &[u8], deadline: Duration) -> Output {
+    let label = format!("{:?}", cmd.get_program());
+    child::run(&label, cmd, input, deadline).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Stdout of a finished command as text (lossy).
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stderr of a finished command as text (lossy).
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -1,0 +1,124 @@
+//! The cleanup guards and the shutdown hook, tested on a real child process.
+//!
+//! This file is its own child: run with `child MODE FILE` it plays the guarded process,
+//! otherwise it runs the tests, which start it again with those arguments and signal it.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use common::cleanup::{Shutdown, Unlink};
+use common::testkit::{self, Sandbox};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The child: create FILE, guard it, say "ready", then wait for a shutdown signal.
+fn child(mode: &str, file: &Path) -> ExitCode {
+    let shutdown = Shutdown::install().expect("install shutdown handlers");
+    std::fs::write(file, b"x").expect("create the guarded file");
+    let guard = Unlink::path(file);
+    println!("ready");
+    if mode == "return" {
+        drop(guard);
+        return ExitCode::SUCCESS;
+    }
+    let mut fds = [PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+    while !shutdown.requested() {
+        let _ = poll(&mut fds, PollTimeout::NONE);
+    }
+    println!("stopping on {:?}", shutdown.signal());
+    if mode == "slow" {
+        // Stuck in shutdown: only a second signal ends this (the test's deadline bounds it).
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+    ExitCode::SUCCESS
+}
+
+fn start(sandbox: &Sandbox, mode: &str, file: &Path) -> common::child::Supervised {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = sandbox.command(exe);
+    cmd.args(["child", mode]).arg(file);
+    testkit::spawn(&mut cmd)
+}
+
+fn guard_removes_on_return() {
+    let sb = Sandbox::new();
+    let file = sb.join("obj");
+    let child = start(&sb, "return", &file);
+    let status = child.wait_timeout(WAIT).unwrap();
+    assert!(status.success());
+    assert!(
+        !file.exists(),
+        "the guard did not remove {}",
+        file.display()
+    );
+}
+
+fn sigterm_unwinds_through_guards() {
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        let sb = Sandbox::new();
+        let file = sb.join("obj");
+        let child = start(&sb, "wait", &file);
+        let mut out = child.stdout_lines().unwrap();
+        out.wait_for(|l| l == "ready", WAIT).unwrap();
+        assert!(file.exists());
+        child.signal(sig).unwrap();
+        let line = out.wait_for(|l| l.starts_with("stopping"), WAIT).unwrap();
+        assert_eq!(line, format!("stopping on Some({sig:?})"));
+        let status = child.wait_timeout(WAIT).unwrap();
+        assert!(status.success(), "{sig}: {status:?}");
+        assert!(
+            !file.exists(),
+            "{sig}: the guard did not remove {}",
+            file.display()
+        );
+    }
+}
+
+fn second_signal_exits_at_once() {
+    let sb = Sandbox::new();
+    let file = sb.join("obj");
+    let child = start(&sb, "slow", &file);
+    let mut out = child.stdout_lines().unwrap();
+    out.wait_for(|l| l == "ready", WAIT).unwrap();
+    child.signal(Signal::SIGINT).unwrap();
+    out.wait_for(|l| l.starts_with("stopping"), WAIT).unwrap();
+    child.signal(Signal::SIGINT).unwrap();
+    let status = child.wait_timeout(WAIT).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "a second SIGINT exits with 128 + 2"
+    );
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, role, mode, file] = args.as_slice()
+        && role == "child"
+    {
+        return child(mode, Path::new(file));
+    }
+    let tests: [(&str, fn()); 3] = [
+        ("guard_removes_on_return", guard_removes_on_return),
+        (
+            "sigterm_unwinds_through_guards",
+            sigterm_unwinds_through_guards,
+        ),
+        ("second_signal_exits_at_once", second_signal_exits_at_once),
+    ];
+    let mut failed = 0;
+    for (name, test) in tests {
+        let ok = std::panic::catch_unwind(test).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        failed += usize::from(!ok);
+    }
+    println!("{} passed, {failed} failed", tests.len() - failed);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
