@@ -337,19 +337,11 @@ pub fn run(label: &str, cmd: &mut Command, input: &[u8], deadline: Duration) -> 
     });
     let (out, err) = {
         let mut inner = lock(&child.inner);
-        (inner.child.stdout.take(), inner.child.stderr.take())
+        (
+            read_to_end(inner.child.stdout.take()),
+            read_to_end(inner.child.stderr.take()),
+        )
     };
-    let collect = |r: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = collect(out.map(|o| Box::new(o) as Box<dyn Read + Send>));
-    let err = collect(err.map(|e| Box::new(e) as Box<dyn Read + Send>));
     let status = child.wait_timeout(deadline)?;
     let _ = feeder.join();
     // The readers end when the last writer of each pipe is gone: the child, and anything it
@@ -364,6 +356,18 @@ pub fn run(label: &str, cmd: &mut Command, input: &[u8], deadline: Duration) -> 
     })
 }
 
+/// Read a child's output to its end on a thread of its own, so that stdout and stderr are
+/// drained together and neither pipe can fill up and stall the child.
+fn read_to_end<R: Read + Send + 'static>(source: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut source) = source {
+            let _ = source.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
 /// A one-line description of how a child ended: `exit 0`, `signal 9 (SIGKILL)`.
 pub fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
@@ -373,5 +377,65 @@ pub fn describe(status: ExitStatus) -> String {
             Err(_) => format!("signal {sig}"),
         },
         (None, None) => "unknown status".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn deadline_kills_a_hung_child_and_its_children() {
+        // The shell starts a grandchild that holds stdout open; only a group kill ends it.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 300 & echo started; wait"])
+            .stdout(Stdio::piped());
+        let opts = Options {
+            deadline: Some(Duration::from_millis(300)),
+            own_group: true,
+        };
+        let child = Supervised::spawn("sh", &mut cmd, opts).unwrap();
+        let mut out = child.stdout_lines().unwrap();
+        out.wait_for(|l| l == "started", LONG).unwrap();
+        let err = child.wait_timeout(LONG).unwrap_err().to_string();
+        assert!(err.ends_with("was killed at its deadline"), "{err}");
+        // EOF on stdout proves the grandchild died too.
+        assert_eq!(out.rest(LONG).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn run_feeds_stdin_and_collects_both_streams() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "tr a-z A-Z; echo oops >&2; exit 3"]);
+        let out = run("sh", &mut cmd, b"hello\n", LONG).unwrap();
+        assert_eq!(out.stdout, b"HELLO\n");
+        assert_eq!(out.stderr, b"oops\n");
+        assert_eq!(describe(out.status), "exit 3");
+    }
+
+    #[test]
+    fn drop_terminates_a_running_child() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("300");
+        let child = Supervised::spawn("sleep", &mut cmd, Options::default()).unwrap();
+        let pid = child.pid();
+        drop(child);
+        // Reaped: the pid no longer names our child (kill fails with ESRCH).
+        assert_eq!(kill(pid, None), Err(nix::errno::Errno::ESRCH));
+    }
+
+    #[test]
+    fn wait_for_reports_what_it_saw() {
+        let mut lines = Lines::new(&b"one\ntwo\n"[..]);
+        let err = lines
+            .wait_for(|l| l == "three", LONG)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "output ended without the expected line; saw:\none\ntwo"
+        );
     }
 }

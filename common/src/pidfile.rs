@@ -190,7 +190,10 @@ mod tests {
         let path = tmp.path().join("d.pid");
         std::os::unix::fs::symlink(&target, &path).unwrap();
         let err = PidFile::create(&path).unwrap_err().to_string();
-        let want = format!("open {}: Too many symbolic links encountered", path.display());
+        let want = format!(
+            "open {}: Too many symbolic links encountered",
+            path.display()
+        );
         assert_eq!(err, want);
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
     }
