@@ -1,0 +1,257 @@
+//! The default run: the whole scenario against a daemon child, each step checked.
+//!
+//! The demo process sends every signal itself, with real kill(2) and sigqueue(3) calls (the
+//! daemon is our unreaped child, so its pid cannot have been recycled), and learns what the
+//! daemon did only from its stdout, read through a pipe. It never sleeps to synchronise: each
+//! step waits for the line that proves it, with a deadline.
+
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::config;
+use crate::say;
+use crate::signals::{self, Sig};
+use common::child::{Lines, Options, Supervised};
+use common::cleanup::{Shutdown, Unlink};
+use common::{Context, Error, Result};
+
+/// How long one step may take before the demo calls it failed. Generous: CI machines are busy.
+const STEP: Duration = Duration::from_secs(30);
+/// The daemon child is killed if it is still running after this long.
+const DEADLINE: Duration = Duration::from_secs(120);
+/// Signals per burst.
+const BURST: u32 = 100;
+
+const MSG1: &str = "hello from generation 1";
+const MSG2: &str = "hello from generation 2";
+
+/// Play the scenario; print `ok: ...` or `FAILED: ...` as the last line.
+pub fn run() -> Result<ExitCode> {
+    // Ctrl-C or SIGTERM ends the demo through its guards (config file removed, daemon
+    // stopped) instead of killing it on the spot.
+    let shutdown = Shutdown::install()?;
+    match scenario(&shutdown) {
+        Ok(summary) => {
+            say!("ok: {summary}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.is_broken_pipe() => Err(e),
+        Err(e) => {
+            say!("FAILED: {e}")?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn scenario(shutdown: &Shutdown) -> Result<String> {
+    let dir = common::names::runtime_dir()?;
+    let tag = common::names::unique("signal-demo");
+    let cfg = dir.join(format!("{tag}.toml"));
+    let pid_file = dir.join(format!("{tag}.pid"));
+
+    // Step 1: the config file, created exclusively (never over someone else's file), owner-only.
+    let good1 = format!("message = \"{MSG1}\"\ninterval_ms = 100\n");
+    let _cfg_guard = config::create_file(&cfg, &good1)?;
+    // If the daemon were killed before it could remove its pid file, this removes the leftover.
+    let _pid_guard = Unlink::path(&pid_file);
+    say!(
+        "step 1: wrote {} (interval_ms 100, message {MSG1:?})",
+        cfg.display()
+    )?;
+
+    // Step 2: start the daemon and wait for its first ticks.
+    let exe = std::env::current_exe().ctx("current_exe", "")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("daemon")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    // Not in a group of its own: a Ctrl-C at the terminal should reach the daemon too, and it
+    // shuts down gracefully on it.
+    let opts = Options {
+        deadline: Some(DEADLINE),
+        own_group: false,
+    };
+    let daemon = Supervised::spawn("daemon", &mut cmd, opts)?;
+    let lines = daemon
+        .stdout_lines()
+        .ok_or_else(|| Error::msg("daemon stdout was not piped"))?;
+    let mut w = Watch { lines, shutdown };
+    w.wait("daemon started", |l| l.starts_with("daemon pid "))?;
+    let held_by = common::pidfile::read(&pid_file)?;
+    if held_by != daemon.pid() {
+        return Err(Error::Check(format!(
+            "pid file names pid {held_by}, the daemon is {}",
+            daemon.pid()
+        )));
+    }
+    let t2 = w.wait("tick 2", |l| l.starts_with("tick 2: "))?;
+    say!(
+        "step 2: daemon pid {} runs, pid file {} locked; saw \"{t2}\"",
+        daemon.pid(),
+        pid_file.display()
+    )?;
+
+    // Step 3: edit the config (atomically: write a new file, rename it over the old one, so a
+    // SIGHUP can never read half a file) and send SIGHUP.
+    let good2 = format!("message = \"{MSG2}\"\ninterval_ms = 50\n");
+    config::replace_file(&cfg, &good2)?;
+    signals::kill(daemon.pid(), Sig::std(Signal::SIGHUP))?;
+    let reload = w.wait("reloaded config", |l| l.starts_with("reloaded config"))?;
+    let want = "reloaded config (generation 2): interval_ms 100 -> 50";
+    if !reload.starts_with(want) {
+        return Err(Error::Check(format!(
+            "expected \"{want}...\", got \"{reload}\""
+        )));
+    }
+    let tick = w.wait("a tick with the new message", |l| {
+        l.starts_with("tick ") && l.ends_with(MSG2)
+    })?;
+    say!("step 3: edited the config, sent SIGHUP: \"{reload}\"; then \"{tick}\"")?;
+
+    // Step 4: an invalid config (a misspelt key on line 3) and SIGHUP: the daemon must refuse
+    // it and keep ticking with generation 2.
+    config::replace_file(
+        &cfg,
+        "message = \"broken\"\ninterval_ms = 50\ncolour = \"red\"\n",
+    )?;
+    signals::kill(daemon.pid(), Sig::std(Signal::SIGHUP))?;
+    let failed = w.wait("reload failed", |l| l.starts_with("reload failed"))?;
+    let want = ":3: unknown key 'colour'; keeping generation 2";
+    if !failed.ends_with(want) {
+        return Err(Error::Check(format!(
+            "expected \"...{want}\", got \"{failed}\""
+        )));
+    }
+    let tick = w.wait("a tick after the failed reload", |l| l.starts_with("tick "))?;
+    if !tick.ends_with(MSG2) {
+        return Err(Error::Check(format!(
+            "after a failed reload the tick should keep {MSG2:?}: \"{tick}\""
+        )));
+    }
+    say!("step 4: wrote an invalid config, sent SIGHUP: \"{failed}\"; ticks go on: \"{tick}\"")?;
+
+    // Step 5: a burst of standard signals. Each kill() only sets SIGUSR2 pending; while it is
+    // pending, further ones are merged into it.
+    for _ in 0..BURST {
+        signals::kill(daemon.pid(), Sig::std(Signal::SIGUSR2))?;
+    }
+    signals::kill(daemon.pid(), Sig::std(Signal::SIGUSR1))?;
+    let status = w.wait("status", |l| l.starts_with("status: "))?;
+    let usr2 = count_in(&status, "USR2")?;
+    if !(1..=u64::from(BURST)).contains(&usr2) {
+        return Err(Error::Check(format!(
+            "{usr2} SIGUSR2 counted; expected 1..={BURST}"
+        )));
+    }
+    say!(
+        "step 5: sent {BURST} SIGUSR2 in a burst, then SIGUSR1; {usr2}/{BURST} arrived \
+         (standard signals coalesce while pending)"
+    )?;
+
+    // Step 6: a burst of realtime signals with values 1..=100: each sigqueue() queues one.
+    let rt = Sig::rtmin();
+    for value in 1..=BURST {
+        signals::sigqueue(daemon.pid(), rt, value as i32)?;
+    }
+    signals::kill(daemon.pid(), Sig::std(Signal::SIGUSR1))?;
+    let mut values = Vec::new();
+    let status = w.wait("status after the realtime burst", |l| {
+        l.starts_with("status: ")
+    })?;
+    for l in w.lines.seen() {
+        if let Some(v) = l.strip_prefix("rt signal value=") {
+            values.push(v.parse::<u32>().unwrap_or(0));
+        }
+    }
+    let expected: Vec<u32> = (1..=BURST).collect();
+    if values != expected {
+        return Err(Error::Check(format!(
+            "realtime values arrived as {values:?}; expected 1..={BURST} in order"
+        )));
+    }
+    let rtmin = count_in(&status, "RTMIN")?;
+    say!(
+        "step 6: sent {BURST} SIGRTMIN (={}) with sigqueue, values 1..={BURST}, then SIGUSR1; \
+         {rtmin}/{BURST} arrived, in order (realtime signals queue)",
+        rt.raw()
+    )?;
+    say!("   {status}")?;
+
+    // Step 7: SIGTERM: "shutting down", exit 0, pid file gone.
+    signals::kill(daemon.pid(), Sig::std(Signal::SIGTERM))?;
+    w.wait("shutting down", |l| l == "shutting down")?;
+    let exit = daemon.wait_timeout(STEP)?;
+    if exit.code() != Some(0) {
+        return Err(Error::Check(format!(
+            "daemon ended with {}, expected exit 0",
+            common::child::describe(exit)
+        )));
+    }
+    if pid_file.exists() {
+        return Err(Error::Check(format!(
+            "the daemon left its pid file {} behind",
+            pid_file.display()
+        )));
+    }
+    say!("step 7: sent SIGTERM: \"shutting down\", exit 0, pid file removed")?;
+
+    Ok(format!(
+        "reload applied (generation 2), bad config refused at line 3 with ticks kept, \
+         SIGUSR2 {usr2}/{BURST} arrived (coalesced), SIGRTMIN {rtmin}/{BURST} in order, \
+         graceful exit 0, pid file removed"
+    ))
+}
+
+/// The daemon's output, waited on line by line, giving up on Ctrl-C or after [`STEP`].
+struct Watch<'a> {
+    lines: Lines,
+    shutdown: &'a Shutdown,
+}
+
+impl Watch<'_> {
+    fn wait(&mut self, what: &str, want: impl Fn(&str) -> bool) -> Result<String> {
+        let end = Instant::now() + STEP;
+        loop {
+            if self.shutdown.requested() {
+                let by = self.shutdown.signal().map_or("a signal", |s| s.as_str());
+                return Err(Error::msg(format!("interrupted by {by}")));
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Check(format!(
+                    "no \"{what}\" line from the daemon within {STEP:?}; last lines: {:?}",
+                    tail(self.lines.seen())
+                )));
+            }
+            // Short slices, so a Ctrl-C is noticed promptly; this is a timeout, not a sleep.
+            match self.lines.next_line(left.min(Duration::from_millis(200))) {
+                Ok(Some(line)) if want(&line) => return Ok(line),
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => {
+                    return Err(Error::Check(format!(
+                        "the daemon's output ended before \"{what}\"; last lines: {:?}",
+                        tail(self.lines.seen())
+                    )));
+                }
+            }
+        }
+    }
+}
+
+fn tail(lines: &[String]) -> &[String] {
+    &lines[lines.len().saturating_sub(5)..]
+}
+
+/// `... USR2=37 ...` -> 37.
+fn count_in(status: &str, key: &str) -> Result<u64> {
+    status
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .ok_or_else(|| Error::Check(format!("no {key}= in the status line \"{status}\"")))
+}

@@ -1,0 +1,299 @@
+//! Start-up errors, `send`'s errors, the default demo run, `--help`, and the README's shell
+//! recipes, each run for real.
+
+mod support;
+
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
+use support::{Daemon, run_in};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim_end().to_owned()
+}
+
+// ---- the daemon refuses to start on a bad config ----
+
+#[test]
+fn missing_config_at_start_is_a_clear_error_exit_1() {
+    let sb = Sandbox::new();
+    let out = run_in(
+        &sb,
+        &["daemon", "--config", "nope.toml", "--pid-file", "d.pid"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "signal-demo: open nope.toml: No such file or directory"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(
+        !sb.join("d.pid").exists(),
+        "no pid file for a daemon that never ran"
+    );
+}
+
+#[test]
+fn unknown_key_at_start_names_file_and_line() {
+    let sb = Sandbox::new();
+    std::fs::write(
+        sb.join("cfg.toml"),
+        "message = \"hi\"\ninterval_ms = 100\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    let out = run_in(&sb, &["daemon", "--config", "cfg.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "signal-demo: cfg.toml:3: unknown key 'colour'"
+    );
+}
+
+#[test]
+fn bad_values_at_start_name_file_and_line() {
+    let sb = Sandbox::new();
+    let cases = [
+        (
+            "message = \"hi\"\ninterval_ms = 5\n",
+            "cfg.toml:2: interval_ms = 5 is out of range 10..=3600000",
+        ),
+        (
+            "message = \"hi\"\ninterval_ms = 100\nwork_ms = -3\n",
+            "cfg.toml:3: work_ms = -3 is out of range 0..=3600000",
+        ),
+        ("interval_ms = 100\n", "cfg.toml:1: missing key 'message'"),
+    ];
+    for (text, want) in cases {
+        std::fs::write(sb.join("cfg.toml"), text).unwrap();
+        let out = run_in(&sb, &["daemon", "--config", "cfg.toml"]);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert_eq!(stderr(&out), format!("signal-demo: {want}"));
+    }
+    // A string where a number belongs: toml's own message, still on one line with file:line.
+    std::fs::write(
+        sb.join("cfg.toml"),
+        "message = \"hi\"\n\ninterval_ms = \"fast\"\n",
+    )
+    .unwrap();
+    let out = run_in(&sb, &["daemon", "--config", "cfg.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("signal-demo: cfg.toml:3: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+// ---- send ----
+
+#[test]
+fn send_to_a_dead_pid_is_a_clear_error_exit_1() {
+    let sb = Sandbox::new();
+    // pid_max itself is never handed out (pids run below it), so this pid is always dead.
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let pid = pid_max.trim();
+    let out = run_in(&sb, &["send", "HUP", "--pid", pid]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("signal-demo: kill {pid}: No such process")
+    );
+    let out = run_in(&sb, &["send", "RTMIN", "--pid", pid, "--value", "7"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("signal-demo: sigqueue {pid}: No such process")
+    );
+}
+
+#[test]
+fn send_refuses_a_stale_pid_file() {
+    let sb = Sandbox::new();
+    // A pid file nobody holds locked: its daemon died (kill -9) and the pid may be anyone's.
+    std::fs::write(sb.join("d.pid"), format!("{}\n", std::process::id())).unwrap();
+    let out = run_in(&sb, &["send", "TERM", "--pid-file", "d.pid"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "signal-demo: d.pid: stale pid file (pid {} is no longer running it)",
+            std::process::id()
+        )
+    );
+    let out = run_in(&sb, &["send", "TERM", "--pid-file", "missing.pid"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "signal-demo: open missing.pid: No such file or directory"
+    );
+}
+
+#[test]
+fn send_rejects_bad_signals_and_pids_with_usage_errors() {
+    let sb = Sandbox::new();
+    let out = run_in(&sb, &["send", "FOO", "--pid", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("signal-demo: bad signal 'FOO'"),
+        "{out:?}"
+    );
+    // pid 0 and -1 mean "my process group" and "everyone" to kill(2): refused.
+    for pid in ["0", "-1"] {
+        let out = run_in(&sb, &["send", "TERM", "--pid", pid]);
+        assert_eq!(out.status.code(), Some(2), "{pid}");
+        assert!(stderr(&out).contains("must be a positive process id"));
+    }
+    let out = run_in(&sb, &["send", "TERM"]);
+    assert_eq!(out.status.code(), Some(2), "no target: clap's usage error");
+    let out = run_in(
+        &sb,
+        &[
+            "send",
+            "RTMIN",
+            "--pid",
+            "1",
+            "--value",
+            "2147483647",
+            "--count",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("would not fit in an int"));
+}
+
+#[test]
+fn send_accepts_signal_numbers() {
+    let mut d = Daemon::start("message = \"hi\"\ninterval_ms = 1000\n");
+    let pid = d.child.pid().to_string();
+    // 10 is SIGUSR1 on Linux.
+    let out = d.run(&["send", "10", "--pid", &pid]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(d.wait_prefix("status: ").contains("USR1=1"));
+}
+
+// ---- the default run ----
+
+#[test]
+fn default_run_plays_the_whole_scenario_and_says_ok() {
+    let sb = Sandbox::new();
+    let out = testkit::run(&mut sb.command(support::BIN), b"");
+    let stdout = testkit::stdout(&out);
+    assert!(out.status.success(), "{stdout}\n{}", testkit::stderr(&out));
+    for step in 1..=7 {
+        assert!(
+            stdout.contains(&format!("step {step}: ")),
+            "step {step} missing:\n{stdout}"
+        );
+    }
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("ok: "), "{last}");
+    assert!(last.contains("SIGRTMIN 100/100 in order"), "{last}");
+    // Nothing left in the runtime dir: config file removed by the demo, pid file by the daemon.
+    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn help_shows_examples() {
+    let sb = Sandbox::new();
+    let out = run_in(&sb, &["--help"]);
+    assert!(out.status.success());
+    let text = testkit::stdout(&out);
+    assert!(
+        text.contains("signal-demo send HUP --pid-file d.pid"),
+        "{text}"
+    );
+    let out = run_in(&sb, &["daemon", "--help"]);
+    assert!(testkit::stdout(&out).contains("interval_ms = 500"));
+}
+
+// ---- the README's shell recipes ----
+
+/// Recipe: `kill -HUP "$(cat d.pid)"` reloads, like any daemon's.
+#[test]
+fn recipe_reload_with_kill_and_the_pid_file() {
+    let mut d = Daemon::start("message = \"hi\"\ninterval_ms = 1000\n");
+    d.rewrite_config("message = \"hi\"\ninterval_ms = 250\n");
+    let mut sh = d.sb.command("bash");
+    sh.args(["-c", "kill -HUP \"$(cat d.pid)\""]);
+    let out = testkit::run(&mut sh, b"");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        d.wait_prefix("reload"),
+        "reloaded config (generation 2): interval_ms 1000 -> 250"
+    );
+}
+
+/// Recipe: procps `kill -q VALUE` queues a realtime signal with a value, like `send --value`.
+#[test]
+fn recipe_queue_a_value_with_procps_kill() {
+    let mut d = Daemon::start("message = \"hi\"\ninterval_ms = 1000\n");
+    let mut sh = d.sb.command("bash");
+    sh.args(["-c", "/bin/kill -s RTMIN -q 42 \"$(cat d.pid)\""]);
+    let out = testkit::run(&mut sh, b"");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(d.wait_prefix("rt signal"), "rt signal value=42");
+}
+
+/// Recipe: `signal-demo daemon ... | head -n 3` — the daemon stops quietly (exit 0) on the
+/// broken pipe and removes its pid file.
+#[test]
+fn recipe_daemon_into_head_stops_quietly_on_epipe() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.join("cfg.toml"), "message = \"hi\"\ninterval_ms = 20\n").unwrap();
+    let script = format!(
+        "'{}' daemon --config cfg.toml --pid-file d.pid | head -n 3; \
+         echo \"status ${{PIPESTATUS[0]}}\"; test ! -e d.pid && echo 'pid file gone'",
+        support::BIN
+    );
+    let mut sh = sb.command("bash");
+    sh.args(["-c", &script]);
+    let out = testkit::run(&mut sh, b"");
+    let stdout = testkit::stdout(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            lines[0],
+            "tick 1: hi",
+            "tick 2: hi",
+            "status 0",
+            "pid file gone"
+        ],
+        "{stdout}"
+    );
+    assert!(lines[0].starts_with("daemon pid "));
+    assert!(
+        testkit::stderr(&out).is_empty(),
+        "{}",
+        testkit::stderr(&out)
+    );
+}
+
+/// SIGTERM to the demo's process group (as a terminal's Ctrl-C or a supervisor would send it)
+/// mid-scenario: the demo says why it stopped, the daemon stops gracefully, and neither the
+/// config file nor the pid file is left behind.
+#[test]
+fn sigterm_to_the_demo_stops_it_and_its_daemon_cleanly() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.command(support::BIN);
+    let child = testkit::spawn(&mut cmd);
+    let mut out = child.stdout_lines().unwrap();
+    out.wait_for(|l| l.starts_with("step 1: "), support::WAIT)
+        .unwrap();
+    child.signal(Signal::SIGTERM).unwrap();
+    child.wait_timeout(support::WAIT).unwrap();
+    let rest = out.rest(support::WAIT).unwrap();
+    let last = rest.last().map_or("", String::as_str);
+    // The demo is quick; if it finished before the signal came, it said ok.
+    assert!(
+        last == "FAILED: interrupted by SIGTERM" || last.starts_with("ok: "),
+        "{rest:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
