@@ -40,7 +40,7 @@ lint:
 bench:
 	$(CARGO) build --release --workspace --bins
 	@for script in $(foreach d,$(DEMOS),$(wildcard $(d)/bench/*.sh)); do \
-	  echo "== $$script"; TARGET_DIR=$(TARGET_DIR) bash "$$script" || exit 1; \
+	  echo "== $$script"; CARGO_TARGET_DIR=$(TARGET_DIR) bash "$$script" || exit 1; \
 	done
 
 clean-ipc:

@@ -1,0 +1,145 @@
+//! The command line: one subcommand per role; no subcommand plays the `filter` scenario.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  pipe-demo                                  # the scenario: ls -l DIR | grep 'txt$', by hand
+  pipe-demo -v filter --dir /etc --pattern 'conf$'
+  ls -l | pipe-demo grep 'txt$'              # a filter for shell scripts (exit 0/1/2 like grep)
+  pipe-demo pipeline 'ps aux' 'grep -c ps'   # ps aux | grep -c ps, built with pipe2/fork/dup2/execv
+  pipe-demo pipeline --pipefail 'false' 'cat'; echo $?
+  pipe-demo pager 'ls -l /usr/bin'           # through $PAGER (default less) on a terminal";
+
+/// Anonymous pipes by hand: pipe2, fork, dup2, close, execv, waitpid.
+#[derive(Debug, Parser)]
+#[command(name = "pipe-demo", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Narrate every pipe2/fork/dup2/close/execv/waitpid on stderr (also after the subcommand,
+    /// as -v, or --trace for grep, whose -v is --invert-match).
+    #[arg(short = 'v', long)]
+    pub trace: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The roles.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The scenario (the default): filter `ls -l DIR` through a pipe by hand, print the lines
+    /// matching PATTERN, reap ls, and check the result against `ls -l DIR | grep -E PATTERN`.
+    Filter(FilterArgs),
+    /// Print the lines of FILEs (or stdin) that match PATTERN, like `LC_ALL=C grep -E`.
+    /// Exit 0 if a line was selected, 1 if none, 2 on error.
+    Grep(GrepArgs),
+    /// Run 'CMD ARGS' | 'CMD ARGS' | ... without a shell; exit with the last stage's status.
+    Pipeline(PipelineArgs),
+    /// Show CMD's output through $PAGER (default less); pass it through when stdout is not a
+    /// terminal.
+    Pager(PagerArgs),
+}
+
+impl Command {
+    /// The role's name in the trace.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Command::Filter(_) => "filter",
+            Command::Grep(_) => "grep",
+            Command::Pipeline(_) => "pipeline",
+            Command::Pager(_) => "pager",
+        }
+    }
+
+    /// True if the subcommand's own trace flag is set.
+    pub fn trace(&self) -> bool {
+        match self {
+            Command::Filter(a) => a.trace,
+            Command::Grep(a) => a.trace,
+            Command::Pipeline(a) => a.trace,
+            Command::Pager(a) => a.trace,
+        }
+    }
+}
+
+/// The pattern `filter` uses unless told otherwise.
+pub const DEFAULT_PATTERN: &str = "txt$";
+
+/// Arguments of `filter`.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// The directory to list [default: a temporary one, made, filled and removed by the demo].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The regex (Rust syntax, close to grep -E) a line must match.
+    #[arg(long, default_value = DEFAULT_PATTERN, allow_hyphen_values = true)]
+    pub pattern: String,
+    /// Print only the matching lines, no steps and no check; exit 0 if a line matched, 1 if
+    /// none, 2 if ls failed (like `ls -l DIR | grep PATTERN`).
+    #[arg(long)]
+    pub plain: bool,
+    /// Narrate each system call on stderr.
+    #[arg(short = 'v', long)]
+    pub trace: bool,
+}
+
+impl Default for FilterArgs {
+    /// `pipe-demo` with no arguments: the scenario with its temporary directory.
+    fn default() -> Self {
+        FilterArgs {
+            dir: None,
+            pattern: DEFAULT_PATTERN.to_owned(),
+            plain: false,
+            trace: false,
+        }
+    }
+}
+
+/// Arguments of `grep`.
+#[derive(Debug, Args)]
+pub struct GrepArgs {
+    /// The regex (Rust syntax, close to grep -E; input is bytes, as with LC_ALL=C).
+    pub pattern: String,
+    /// Files to search; none or `-` means stdin. With several, lines are prefixed `FILE:`.
+    pub files: Vec<String>,
+    /// Select the lines that do NOT match.
+    #[arg(short = 'v', long)]
+    pub invert: bool,
+    /// Print only the number of selected lines.
+    #[arg(short = 'c', long)]
+    pub count: bool,
+    /// Ignore case (ASCII letters).
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// Narrate each system call on stderr.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// Arguments of `pipeline`.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// Exit with the status of the rightmost stage that failed (bash's `set -o pipefail`).
+    #[arg(long)]
+    pub pipefail: bool,
+    /// The stages, one quoted command line each: 'ls -l' 'grep txt' 'wc -l'. Split into words
+    /// like a shell would (quotes, backslashes); no shell runs, so no $VAR, globs or redirects.
+    #[arg(required = true, value_name = "'CMD ARGS'")]
+    pub stages: Vec<String>,
+    /// Narrate each system call on stderr.
+    #[arg(short = 'v', long)]
+    pub trace: bool,
+}
+
+/// Arguments of `pager`.
+#[derive(Debug, Args)]
+pub struct PagerArgs {
+    /// The command whose output to page, as one quoted command line.
+    #[arg(default_value = "ls -l", value_name = "'CMD ARGS'")]
+    pub cmd: String,
+    /// Narrate each system call on stderr.
+    #[arg(short = 'v', long)]
+    pub trace: bool,
+}

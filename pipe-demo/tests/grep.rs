@@ -1,0 +1,196 @@
+//! The `grep` role against GNU grep (`LC_ALL=C grep -E`) on 100k generated lines.
+
+mod support;
+
+use common::testkit::{self, Sandbox};
+use support::{code, recipe, run};
+
+/// 100k lines like `ls -l` output, from a fixed-seed generator, so every run sees the same.
+fn lines() -> Vec<u8> {
+    let exts = ["txt", "md", "TXT", "jpg", "txt.gz", "csv", "log", "Txt"];
+    let months = ["Jan", "Feb", "Nov", "Dec"];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = Vec::new();
+    for i in 0..100_000u64 {
+        let r = next();
+        if r % 97 == 0 {
+            out.push(b'\n'); // an empty line now and then
+            continue;
+        }
+        let line = format!(
+            "-rw-r--r-- {} user staff {:>8} {} {:>2} {:02}:{:02} file{}_{}.{}\n",
+            r % 9 + 1,
+            r % 100_000_000,
+            months[(r >> 8) as usize % months.len()],
+            (r >> 16) % 28 + 1,
+            (r >> 24) % 24,
+            (r >> 32) % 60,
+            i,
+            r % 1000,
+            exts[(r >> 40) as usize % exts.len()],
+        );
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+#[test]
+fn equals_gnu_grep_for_patterns_and_flags() {
+    let sb = Sandbox::new();
+    let input = lines();
+    let file = sb.join("big.txt");
+    std::fs::write(&file, &input).unwrap();
+    let f = file.to_str().unwrap();
+    let patterns = [
+        "txt$",
+        "^-rw",
+        "Nov|Dec",
+        "file1[0-9]{3}_",
+        "^$",
+        " 0[0-9]:5",
+        "nothing-matches-this",
+        "t.t\\.gz$",
+    ];
+    let flag_sets: [&[&str]; 6] = [&[], &["-v"], &["-c"], &["-i"], &["-v", "-c"], &["-i", "-v"]];
+    for pattern in patterns {
+        for flags in flag_sets {
+            let mut args = vec!["grep"];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&["--", pattern]);
+            // Half the runs read stdin, half a named file.
+            let stdin = flags.len() % 2 == 0;
+            let ours = if stdin {
+                run(&sb, &args, &input)
+            } else {
+                args.push(f);
+                run(&sb, &args, b"")
+            };
+            let mut gnu = sb.command("grep");
+            gnu.env("LC_ALL", "C")
+                .arg("-E")
+                .args(flags)
+                .args(["--", pattern]);
+            let theirs = if stdin {
+                testkit::run(&mut gnu, &input)
+            } else {
+                testkit::run(gnu.arg(f), b"")
+            };
+            let what = format!("grep {flags:?} {pattern:?} (stdin: {stdin})");
+            assert_eq!(
+                code(&ours),
+                code(&theirs),
+                "{what}: {}",
+                testkit::stderr(&ours)
+            );
+            assert!(
+                ours.stdout == theirs.stdout,
+                "{what}: output differs from GNU grep"
+            );
+            assert_eq!(ours.stderr, b"", "{what}");
+        }
+    }
+}
+
+#[test]
+fn several_files_are_prefixed_like_grep() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.join("one"), "a.txt\nb.md\n").unwrap();
+    std::fs::write(sb.join("two"), "c.txt\n").unwrap();
+    for flags in [&[][..], &["-c"][..]] {
+        let mut args = vec!["grep"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["txt$", "one", "two"]);
+        let ours = run(&sb, &args, b"");
+        let mut gnu = sb.command("grep");
+        gnu.args(flags).args(["txt$", "one", "two"]);
+        let theirs = testkit::run(&mut gnu, b"");
+        assert_eq!(
+            testkit::stdout(&ours),
+            testkit::stdout(&theirs),
+            "{flags:?}"
+        );
+        assert_eq!(code(&ours), 0);
+    }
+}
+
+#[test]
+fn exit_codes_follow_grep() {
+    let sb = Sandbox::new();
+    assert_eq!(code(&run(&sb, &["grep", "x"], b"x\n")), 0);
+    let none = run(&sb, &["grep", "x"], b"a\nb\n");
+    assert_eq!(code(&none), 1);
+    assert_eq!(none.stdout, b"");
+    // A missing file: reported in one line naming it, the others still searched, exit 2.
+    std::fs::write(sb.join("there"), "x\n").unwrap();
+    let missing = run(&sb, &["grep", "x", "nosuch", "there"], b"");
+    assert_eq!(code(&missing), 2);
+    assert_eq!(testkit::stdout(&missing), "there:x\n");
+    assert_eq!(
+        testkit::stderr(&missing),
+        "pipe-demo: open nosuch: No such file or directory\n"
+    );
+}
+
+#[test]
+fn a_bad_regex_exits_2_with_a_clear_message() {
+    let sb = Sandbox::new();
+    let out = run(&sb, &["grep", "a("], b"a(\n");
+    assert_eq!(code(&out), 2);
+    assert_eq!(out.stdout, b"");
+    assert_eq!(
+        testkit::stderr(&out),
+        "pipe-demo: bad regex 'a(': unclosed group\n"
+    );
+}
+
+#[test]
+fn input_need_not_be_utf8_and_a_last_line_may_lack_its_newline() {
+    let sb = Sandbox::new();
+    let input = b"\xff\xfe.txt\nplain\n\xc3(.txt";
+    let out = run(&sb, &["grep", "txt$"], input);
+    assert_eq!(code(&out), 0);
+    assert_eq!(out.stdout, b"\xff\xfe.txt\n\xc3(.txt\n");
+}
+
+#[test]
+fn a_closed_pipe_downstream_ends_it_quietly() {
+    // `yes` never ends by itself: this returns only if pipe-demo stops at the broken pipe
+    // (and yes then at its own). The deadline turns a hang into a failure.
+    let sb = Sandbox::new();
+    let out = recipe(&sb, "yes | pipe-demo grep y | head -1", b"");
+    assert_eq!(code(&out), 0);
+    assert_eq!(testkit::stdout(&out), "y\n");
+    assert_eq!(testkit::stderr(&out), "", "no message, no panic");
+}
+
+#[test]
+fn grep_exit_status_is_0_on_a_broken_pipe() {
+    let sb = Sandbox::new();
+    let out = recipe(
+        &sb,
+        "yes | { pipe-demo grep y; echo $? >&2; } | head -1",
+        b"",
+    );
+    assert_eq!(testkit::stdout(&out), "y\n");
+    assert_eq!(testkit::stderr(&out), "0\n");
+}
+
+#[test]
+fn recipe_ls_into_grep() {
+    // README recipe: ls -l | pipe-demo grep 'txt$'
+    let sb = Sandbox::new();
+    for f in ["a.txt", "b.md", "c.txt"] {
+        std::fs::write(sb.join(f), f).unwrap();
+    }
+    let ours = recipe(&sb, "ls -l | pipe-demo grep 'txt$'", b"");
+    let theirs = recipe(&sb, "ls -l | grep 'txt$'", b"");
+    assert_eq!(code(&ours), 0);
+    assert_eq!(testkit::stdout(&ours), testkit::stdout(&theirs));
+    assert_eq!(testkit::stdout(&ours).lines().count(), 2);
+}

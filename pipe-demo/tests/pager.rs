@@ -1,0 +1,62 @@
+//! The `pager` role: through $PAGER on a terminal, unchanged otherwise.
+
+mod support;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::child::{Options, Supervised};
+use common::testkit::{self, Sandbox};
+use support::{code, demo, sample_dir, sh};
+
+#[test]
+fn not_a_terminal_passes_the_output_through_unchanged() {
+    let sb = Sandbox::new();
+    let dir = sample_dir(&sb, "files", &["a.txt", "b.md"]);
+    let d = dir.to_str().unwrap();
+    // A pager that would mark every line, to prove it is not used.
+    let mut cmd = demo(&sb, &["pager", &format!("ls -l {d}")]);
+    cmd.env("PAGER", "sed s/^/PAGED:/");
+    let ours = testkit::run(&mut cmd, b"");
+    let theirs = sh(&sb, r#"ls -l "$1""#, &[d], b"");
+    assert_eq!(code(&ours), 0);
+    assert_eq!(testkit::stdout(&ours), testkit::stdout(&theirs));
+    // The default command is `ls -l` (of the sandbox, here).
+    let mut cmd = demo(&sb, &["pager"]);
+    cmd.env("PAGER", "sed s/^/PAGED:/");
+    let ours = testkit::run(&mut cmd, b"");
+    let theirs = sh(&sb, "ls -l", &[], b"");
+    assert_eq!(testkit::stdout(&ours), testkit::stdout(&theirs));
+}
+
+#[test]
+fn a_terminal_gets_the_pager() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.join("one.txt"), "1").unwrap();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut cmd = demo(&sb, &["pager", "echo through the pager"]);
+    cmd.env("PAGER", "sed s/^/PAGED:/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(pty.slave))
+        .stderr(Stdio::piped());
+    let child = Supervised::spawn(
+        "pipe-demo pager",
+        &mut cmd,
+        Options {
+            deadline: Some(Duration::from_secs(60)),
+            own_group: true,
+        },
+    )
+    .unwrap();
+    // The Command held our only copy of the slave; it is gone with `cmd`, so the master
+    // reads EIO (the terminal's EOF) once the child and the pager have exited.
+    drop(cmd);
+    let status = child.wait_timeout(Duration::from_secs(60)).unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut master = std::fs::File::from(pty.master);
+    let mut got = Vec::new();
+    let _ = master.read_to_end(&mut got); // ends with EIO when the slave side is closed
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("PAGED:through the pager"), "{text:?}");
+}
