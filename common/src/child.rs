@@ -45,8 +45,13 @@ pub struct Options {
     /// Kill the child if it is still running this long after it started.
     pub deadline: Option<Duration>,
     /// Start the child in a process group of its own and signal the whole group, so that
-    /// grandchildren die with it. Tests want this; a demo whose children should also get the
-    /// terminal's Ctrl-C does not.
+    /// grandchildren die with it.
+    ///
+    /// Use it for every child that handles SIGINT/SIGTERM itself. A child left in the
+    /// supervisor's group also receives the terminal's Ctrl-C, and the SIGTERM its handle
+    /// sends on drop then arrives as a *second* signal, which means "exit now, skip cleanup"
+    /// (see [`crate::cleanup::Shutdown`]). In a group of its own the child hears only its
+    /// supervisor: Ctrl-C stops the supervisor, which unwinds and stops its children in order.
     pub own_group: bool,
 }
 

@@ -71,11 +71,12 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
         .arg(&pid_file)
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    // Not in a group of its own: a Ctrl-C at the terminal should reach the daemon too, and it
-    // shuts down gracefully on it.
+    // In a group of its own, so a Ctrl-C at the terminal reaches only the demo, which then
+    // stops the daemon with one SIGTERM: a daemon that got the Ctrl-C too would take that
+    // SIGTERM as a second signal and exit without finishing its tick.
     let opts = Options {
         deadline: Some(DEADLINE),
-        own_group: false,
+        own_group: true,
     };
     let daemon = Supervised::spawn("daemon", &mut cmd, opts)?;
     let lines = daemon
