@@ -1,1 +1,43 @@
-fn main() {}
+//! socket-demo: a key-value service over Unix sockets and TCP that real Redis clients can use.
+//!
+//! Shows: the client-server model over sockets. A stream server (`socket`, `bind` with
+//! mode 0600, `listen`, `accept4`, non-blocking I/O under `epoll`) serves many clients at once,
+//! speaking RESP2 so `redis-cli`, `redis-benchmark` and `nc -U` work against it; the datagram
+//! style (`sendto`/`recvfrom`, replies to the client's own bound path); credentials
+//! (SO_PEERCRED, SCM_CREDENTIALS) and passing an open file descriptor (SCM_RIGHTS).
+//!
+//! Run: `socket-demo` plays it all with child processes and checks it. By hand:
+//! `socket-demo server` in one terminal, `socket-demo client SET k v` or
+//! `redis-cli -s $XDG_RUNTIME_DIR/ipc-demo/kv.sock` in another; `dgram-server` /
+//! `dgram-client`; `pass-fd`. `-v` narrates every call.
+//!
+//! What happens: the server probes an existing socket file with `connect` (ECONNREFUSED:
+//! stale, unlink; success: a live server, refuse), binds under umask 0177, listens, and loops
+//! on `epoll_wait`: accept, read, parse, execute, send; backpressure turns EPOLLIN off.
+//!
+//! Cleanup: SIGINT/SIGTERM stop the loop (self-pipe in the epoll set); replies in flight are
+//! sent, the socket file is unlinked. A kill -9 leftover is recognised as stale next time.
+//!
+//! See also: socket(7), unix(7), epoll(7), accept4(2), sendmsg(2), cmsg(3), tcp(7).
+
+mod cli;
+mod client;
+mod demo;
+mod dgram;
+mod passfd;
+mod protocol;
+mod roles;
+mod server;
+mod sock;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let role = cli.role.unwrap_or(cli::Role::Demo);
+    common::narrate::init(role.name(), cli.trace);
+    common::error::finish("socket-demo", roles::dispatch(role))
+}

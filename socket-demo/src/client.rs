@@ -1,0 +1,149 @@
+//! `socket-demo client`: send commands, print the replies as `redis-cli` does.
+//!
+//! With a command on the command line, it sends that one command and prints its reply; with
+//! none, it reads one command per stdin line (words split like a shell would, so
+//! `SET greeting "hello world"` works) and prints each reply: a script's client.
+//! The exit status is 1 if any reply was an error, as with `redis-cli`.
+
+use std::fs::File;
+use std::io::{self, BufRead, Read, Write};
+use std::process::ExitCode;
+
+use common::{Context, Error, Result};
+
+use crate::protocol::{self, Reply, ReplyParse};
+use crate::sock::Target;
+
+/// A connection to the server: blocking reads and writes, a buffer for replies that arrive
+/// in pieces (or several at once).
+pub struct Connection {
+    // read(2)/write(2) work on any connected stream socket; a File is the plainest owner.
+    sock: File,
+    target: String,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    /// The server closed the connection while we were sending.
+    closed_early: bool,
+}
+
+impl Connection {
+    /// Connect to `target`.
+    pub fn open(target: &Target) -> Result<Self> {
+        let fd = target.connect()?;
+        Ok(Connection {
+            sock: File::from(fd),
+            target: target.to_string(),
+            buf: Vec::new(),
+            out: Vec::new(),
+            closed_early: false,
+        })
+    }
+
+    /// Queue one request (sent by [`Connection::send`]).
+    pub fn queue<S: AsRef<[u8]>>(&mut self, args: &[S]) {
+        protocol::encode_request(args, &mut self.out);
+    }
+
+    /// Send every queued request in one write: a pipelined batch.
+    ///
+    /// If the server has already closed the connection (EPIPE, ECONNRESET), it may have said
+    /// why first (`-ERR max number of clients reached`): that reply is kept for [`reply`] to
+    /// return, rather than reporting a bare "Broken pipe", which would also read as a quiet
+    /// success (exit 0) to `common::error::finish`.
+    ///
+    /// [`reply`]: Connection::reply
+    pub fn send(&mut self) -> Result<()> {
+        let res = self.sock.write_all(&self.out);
+        self.out.clear();
+        match res {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                self.closed_early = true;
+                Ok(())
+            }
+            Err(e) => Err(e).ctx("write", &self.target),
+        }
+    }
+
+    /// Send one request and wait for its reply.
+    pub fn call<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Result<Reply> {
+        self.queue(args);
+        self.send()?;
+        self.reply()
+    }
+
+    /// Wait for the next reply.
+    pub fn reply(&mut self) -> Result<Reply> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match protocol::parse_reply(&self.buf) {
+                ReplyParse::Complete(r, used) => {
+                    self.buf.drain(..used);
+                    return Ok(r);
+                }
+                ReplyParse::Error(e) => {
+                    return Err(Error::msg(format!("{}: bad reply: {e}", self.target)));
+                }
+                ReplyParse::Incomplete => {}
+            }
+            let n = loop {
+                match self.sock.read(&mut chunk) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break 0,
+                    other => break other.ctx("read", &self.target)?,
+                }
+            };
+            if n == 0 {
+                let when = if self.closed_early {
+                    "before our request was sent"
+                } else {
+                    "without a reply"
+                };
+                return Err(Error::msg(format!(
+                    "{}: the server closed the connection {when}",
+                    self.target
+                )));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Run the client role.
+pub fn run(target: &Target, command: &[String]) -> Result<ExitCode> {
+    let mut conn = Connection::open(target)?;
+    let mut stdout = io::stdout().lock();
+    let mut any_error = false;
+    let mut show = |reply: &Reply, stdout: &mut io::StdoutLock<'_>| -> Result<()> {
+        any_error |= matches!(reply, Reply::Error(_));
+        stdout
+            .write_all(protocol::format_reply(reply).as_bytes())
+            .and_then(|()| stdout.flush())
+            .ctx("write", "stdout")
+    };
+    if !command.is_empty() {
+        let reply = conn.call(command)?;
+        show(&reply, &mut stdout)?;
+    } else {
+        for (n, line) in io::stdin().lock().lines().enumerate() {
+            let line = line.ctx("read", "stdin")?;
+            let words = shell_words::split(&line)
+                .map_err(|e| Error::msg(format!("stdin line {}: {e}", n + 1)))?;
+            if words.is_empty() || words[0].starts_with('#') {
+                continue;
+            }
+            let reply = conn.call(&words)?;
+            show(&reply, &mut stdout)?;
+        }
+    }
+    Ok(if any_error {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,352 @@
+//! `socket-demo` (no arguments) = `socket-demo demo`: the whole scenario, played with real
+//! child processes and checked.
+//!
+//! 1. Start the server (this binary, `server --unix <unique path> --tcp 127.0.0.1:0`) and wait
+//!    for its `listening on` lines.
+//! 2. Start 8 worker processes. Each, for 250 rounds, pipelines SET/GET of a private key, INCR
+//!    of a private counter and INCR of one shared counter, and checks every reply.
+//! 3. Check the shared counter equals 8 x 250, reading it with a `client` process over the
+//!    Unix socket and with another over TCP (the same store behind both).
+//! 4. A datagram round trip: a `dgram-server` process and two `dgram-client` processes, whose
+//!    bound sockets must be gone when they exit; then SIGTERM to the `dgram-server`.
+//! 5. fd passing: `pass-fd` (which starts its own receiver process).
+//! 6. SIGTERM to the stream server.
+//!
+//! Each server must exit 0 on SIGTERM, and its socket file must be gone. A SIGINT/SIGTERM to
+//! the demo itself ends it between steps with `FAILED: interrupted`, its children stopped.
+//!
+//! Every object name is unique to this run (`common::names::unique`), so the demo never
+//! meets a server a user started by hand, nor a parallel test.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use common::child::{Lines, Options, Supervised};
+use common::cleanup::Shutdown;
+use common::{Context, Error, Result};
+use nix::sys::signal::Signal;
+
+use crate::client::Connection;
+use crate::protocol::Reply;
+use crate::sock::Target;
+
+const WORKERS: u32 = 8;
+const ROUNDS: u32 = 250;
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct Out(io::StdoutLock<'static>);
+
+impl Out {
+    /// Announce the next step, unless a signal asked us to stop.
+    fn step(&mut self, shutdown: &Shutdown, text: std::fmt::Arguments<'_>) -> Result<()> {
+        if shutdown.requested() {
+            return Err(Error::msg(format!(
+                "interrupted by {}",
+                shutdown.signal().map_or("a signal", |s| s.as_str())
+            )));
+        }
+        self.say(text)
+    }
+
+    fn say(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        writeln!(self.0, "{text}")
+            .and_then(|()| self.0.flush())
+            .ctx("write", "stdout")
+    }
+}
+
+fn spawn(label: &str, args: &[&str]) -> Result<Supervised> {
+    let exe = std::env::current_exe().ctx("current_exe", "")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // Each child in a process group of its own: a Ctrl-C at the terminal reaches only the
+    // demo, which then stops its children one by one (SIGTERM, a grace period, SIGKILL). Had
+    // the server received the terminal's SIGINT as well, the demo's own SIGTERM would be its
+    // second signal, which exits at once, without removing the socket file.
+    Supervised::spawn(
+        label,
+        &mut cmd,
+        Options {
+            deadline: Some(DEADLINE),
+            own_group: true,
+        },
+    )
+}
+
+/// Run a child to its end; its stdout lines, or an error with its stderr if it failed.
+fn finish(child: Supervised) -> Result<Vec<String>> {
+    let mut out = child
+        .stdout_lines()
+        .ok_or_else(|| Error::msg("no stdout"))?;
+    let mut err = child
+        .stderr_lines()
+        .ok_or_else(|| Error::msg("no stderr"))?;
+    let lines = out.rest(DEADLINE)?;
+    let status = child.wait_timeout(DEADLINE)?;
+    if !status.success() {
+        let errs = err.rest(Duration::from_secs(5)).unwrap_or_default();
+        return Err(Error::Check(format!(
+            "{} ({}) failed: {}",
+            child.label(),
+            common::child::describe(status),
+            errs.join(" / ")
+        )));
+    }
+    Ok(lines)
+}
+
+fn client_output(label: &str, args: &[&str]) -> Result<String> {
+    let mut full = vec!["client"];
+    full.extend_from_slice(args);
+    Ok(finish(spawn(label, &full)?)?.join("\n"))
+}
+
+/// Stop a server with SIGTERM, and check that it exits 0 and its socket file is gone.
+fn stop(server: Supervised, lines: &mut Lines, path: &Path) -> Result<String> {
+    server.signal(Signal::SIGTERM)?;
+    let last = lines.wait_for(|l| l.starts_with("shutting down"), DEADLINE)?;
+    let status = server.wait_timeout(DEADLINE)?;
+    if !status.success() {
+        return Err(Error::Check(format!(
+            "{} exited with {} after SIGTERM",
+            server.label(),
+            common::child::describe(status)
+        )));
+    }
+    if path.exists() {
+        return Err(Error::Check(format!(
+            "{} is still there after the server exited",
+            path.display()
+        )));
+    }
+    Ok(last)
+}
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Check(what()))
+    }
+}
+
+/// Play the scenario; the last stdout line is `ok: ...` or `FAILED: ...`.
+pub fn run() -> Result<ExitCode> {
+    // SIGINT/SIGTERM end the scenario between steps, through the normal return path, so the
+    // child handles are dropped and the children (servers included) are stopped and reaped
+    // rather than orphaned with their sockets.
+    let shutdown = Shutdown::install()?;
+    let mut out = Out(io::stdout().lock());
+    match scenario(&mut out, &shutdown) {
+        Ok(summary) => {
+            out.say(format_args!("ok: {summary}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.is_broken_pipe() => Err(e),
+        Err(e) => {
+            out.say(format_args!("FAILED: {e}"))?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn scenario(out: &mut Out, shutdown: &Shutdown) -> Result<String> {
+    let dir = common::names::runtime_dir()?;
+    let tag = common::names::unique("demo");
+    let sock: PathBuf = dir.join(format!("{tag}-kv.sock"));
+    let dgram: PathBuf = dir.join(format!("{tag}-dgram.sock"));
+    let sock_s = sock.display().to_string();
+
+    out.step(
+        shutdown,
+        format_args!("1. server: {sock_s} and TCP on 127.0.0.1 (a free port)"),
+    )?;
+    let server = spawn(
+        "server",
+        &["server", "--unix", &sock_s, "--tcp", "127.0.0.1:0"],
+    )?;
+    let mut slog = server
+        .stdout_lines()
+        .ok_or_else(|| Error::msg("no stdout"))?;
+    let tcp_line = slog.wait_for(|l| l.starts_with("listening on 127.0.0.1:"), DEADLINE)?;
+    let tcp = tcp_line
+        .trim_start_matches("listening on ")
+        .trim()
+        .to_owned();
+    let meta = std::fs::symlink_metadata(&sock).ctx("stat", &sock_s)?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+    check(mode == 0o600, || {
+        format!("{sock_s} has mode {mode:o}, not 600")
+    })?;
+    out.say(format_args!(
+        "   server pid {}, socket mode 0600, TCP {tcp}",
+        server.pid()
+    ))?;
+
+    let counter = format!("{tag}:shared-counter");
+    out.step(shutdown, format_args!(
+        "2. {WORKERS} client processes x {ROUNDS} rounds of pipelined SET/GET/INCR (private and shared keys)"
+    ))?;
+    let mut workers = Vec::new();
+    for id in 0..WORKERS {
+        workers.push(spawn(
+            &format!("worker {id}"),
+            &[
+                "worker",
+                "--unix",
+                &sock_s,
+                "--id",
+                &id.to_string(),
+                "--rounds",
+                &ROUNDS.to_string(),
+                "--counter",
+                &counter,
+            ],
+        )?);
+    }
+    let mut checked = 0u64;
+    for w in workers {
+        let lines = finish(w)?;
+        let last = lines.last().cloned().unwrap_or_default();
+        let n: u64 = last
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Error::Check(format!("unexpected worker output {last:?}")))?;
+        checked += n;
+    }
+    out.say(format_args!(
+        "   every worker exited 0; {checked} replies checked"
+    ))?;
+
+    let total = u64::from(WORKERS * ROUNDS);
+    out.step(
+        shutdown,
+        format_args!("3. the shared counter, read by a client process"),
+    )?;
+    let via_unix = client_output("client (unix)", &["--unix", &sock_s, "GET", &counter])?;
+    check(via_unix == format!("\"{total}\""), || {
+        format!("shared counter read {via_unix} over Unix, expected \"{total}\"")
+    })?;
+    out.say(format_args!("   over {sock_s}: {via_unix}"))?;
+    let via_tcp = client_output("client (tcp)", &["--tcp", &tcp, "GET", &counter])?;
+    check(via_tcp == format!("\"{total}\""), || {
+        format!("shared counter read {via_tcp} over TCP, expected \"{total}\"")
+    })?;
+    out.say(format_args!("   over TCP {tcp}: {via_tcp}"))?;
+
+    let dgram_s = dgram.display().to_string();
+    out.step(
+        shutdown,
+        format_args!("4. datagram round trip on {dgram_s}"),
+    )?;
+    let dserver = spawn("dgram-server", &["dgram-server", "--path", &dgram_s])?;
+    let mut dlog = dserver
+        .stdout_lines()
+        .ok_or_else(|| Error::msg("no stdout"))?;
+    dlog.wait_for(|l| l.starts_with("listening on"), DEADLINE)?;
+    let set = finish(spawn(
+        "dgram-client",
+        &[
+            "dgram-client",
+            "--path",
+            &dgram_s,
+            "SET",
+            "dgram-key",
+            "hi there",
+        ],
+    )?)?
+    .join("\n");
+    let get = finish(spawn(
+        "dgram-client",
+        &["dgram-client", "--path", &dgram_s, "GET", "dgram-key"],
+    )?)?
+    .join("\n");
+    check(set == "OK" && get == "\"hi there\"", || {
+        format!("datagram SET/GET replied {set:?} / {get:?}")
+    })?;
+    out.say(format_args!("   SET -> {set}, GET -> {get}"))?;
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .ctx("opendir", dir.display())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("dgram-client-"))
+        .collect();
+    check(leftovers.is_empty(), || {
+        format!("dgram clients left their sockets behind: {leftovers:?}")
+    })?;
+    stop(dserver, &mut dlog, &dgram)?;
+    out.say(format_args!(
+        "   clients removed their bound sockets; dgram-server stopped, {dgram_s} removed"
+    ))?;
+
+    out.step(
+        shutdown,
+        format_args!("5. fd passing: pass-fd sends an unlinked file's fd to a receiver process"),
+    )?;
+    let passed = finish(spawn("pass-fd", &["pass-fd"])?)?;
+    for l in passed
+        .iter()
+        .filter(|l| l.contains("receiver") && !l.starts_with("ok:"))
+    {
+        out.say(format_args!("   {}", l.trim()))?;
+    }
+    check(passed.last().is_some_and(|l| l.starts_with("ok:")), || {
+        format!("pass-fd said: {}", passed.join(" / "))
+    })?;
+
+    out.step(shutdown, format_args!("6. SIGTERM to the server"))?;
+    let last = stop(server, &mut slog, &sock)?;
+    out.say(format_args!(
+        "   server said {last:?}; exit 0; {sock_s} removed"
+    ))?;
+    Ok(format!(
+        "{WORKERS} clients x {ROUNDS} rounds, {checked} replies right, shared counter {total}; \
+         unix+tcp+datagram round trips, fd passed, sockets removed"
+    ))
+}
+
+/// One of the demo's clients: rounds of pipelined commands, every reply checked.
+pub fn worker(sock: &Path, id: u32, rounds: u32, counter: &str) -> Result<ExitCode> {
+    let mut conn = Connection::open(&Target::Unix(sock.to_owned()))?;
+    let key = format!("{counter}:worker-{id}:value");
+    let own_counter = format!("{counter}:worker-{id}:count");
+    let mut last_shared = 0i64;
+    let mut checked = 0u64;
+    for round in 1..=rounds {
+        let value = format!("worker {id} round {round}");
+        // Four requests in one write: the server must parse a pipelined batch.
+        conn.queue(&["SET", &key, &value]);
+        conn.queue(&["INCR", counter]);
+        conn.queue(&["GET", &key]);
+        conn.queue(&["INCR", &own_counter]);
+        conn.send()?;
+        let replies = [conn.reply()?, conn.reply()?, conn.reply()?, conn.reply()?];
+        let bad = |what: &str, got: &Reply| {
+            Error::Check(format!(
+                "worker {id} round {round}: {what}: got {}",
+                crate::protocol::format_reply(got).trim_end()
+            ))
+        };
+        if replies[0] != Reply::Status("OK".into()) {
+            return Err(bad("SET", &replies[0]));
+        }
+        match replies[1] {
+            // Others increment too, so the counter only has to move forward.
+            Reply::Integer(n) if n > last_shared => last_shared = n,
+            ref r => return Err(bad("INCR shared", r)),
+        }
+        if replies[2] != Reply::Bulk(Some(value.into_bytes())) {
+            return Err(bad("GET", &replies[2]));
+        }
+        if replies[3] != Reply::Integer(i64::from(round)) {
+            return Err(bad("INCR own", &replies[3]));
+        }
+        checked += 4;
+    }
+    let mut out = io::stdout().lock();
+    writeln!(out, "worker {id}: {checked} replies right").ctx("write", "stdout")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,269 @@
+//! `socket-demo dgram-server` / `dgram-client`: the same commands over a Unix datagram socket.
+//!
+//! A datagram socket keeps message boundaries, so there is no parsing across reads: one
+//! `recvmsg` is one whole request, and one `sendto` one whole reply. There is no connection
+//! either, so the server learns where to reply from the sender's address, which exists only
+//! if the client *bound* its socket to a path. The client therefore binds a unique path in the
+//! runtime dir (and removes it when it exits, on Ctrl-C too), and `connect`s its socket to the
+//! server's path, which both sets the default destination and makes the kernel drop datagrams
+//! from anyone else.
+//!
+//! Pitfalls avoided:
+//! - A datagram larger than the receive buffer is silently truncated; `recvmsg` reports
+//!   MSG_TRUNC, and the server refuses such a request instead of executing half of it.
+//! - A client that stops reading fills its receive queue, and a blocking `sendto` would then
+//!   stall the server for everyone. The server's socket is non-blocking: that reply is dropped
+//!   and logged.
+//! - A reply too large for one datagram (EMSGSIZE) is replaced by an error reply.
+
+use std::io::{self, BufRead, IoSliceMut, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use common::cleanup::{Shutdown, Unlink};
+use common::{Context, Error, Result};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr, bind, connect, recv, recvmsg, send,
+    sendto, socket,
+};
+use nix::sys::stat::{Mode, umask};
+
+use crate::protocol::{self, Parse, Reply, ReplyParse};
+use crate::sock::{self, Log};
+use crate::store::Store;
+
+/// The largest request datagram the server accepts.
+pub const MAX_REQUEST_DATAGRAM: usize = 64 * 1024;
+/// The largest reply datagram a client can receive.
+const MAX_REPLY_DATAGRAM: usize = 256 * 1024;
+
+fn default_path(path: Option<&Path>) -> Result<PathBuf> {
+    match path {
+        Some(p) => Ok(p.to_owned()),
+        None => common::names::runtime_path(sock::DEFAULT_DGRAM_SOCKET),
+    }
+}
+
+/// Run the datagram server until SIGINT/SIGTERM.
+pub fn server(path: Option<&Path>) -> Result<ExitCode> {
+    let shutdown = Shutdown::install()?;
+    let path = default_path(path)?;
+    let mut log = Log::new();
+    let bound = sock::bind_unix(&path, SockType::Datagram)?;
+    if bound.replaced_stale {
+        log.line(format_args!("removed stale socket {}", path.display()));
+    }
+    let fd = bound.fd;
+    let _guard = bound.guard;
+    log.line(format_args!("listening on {} (datagram)", path.display()));
+    let mut store = Store::new();
+    let mut buf = vec![0u8; MAX_REQUEST_DATAGRAM];
+    let mut out = Vec::new();
+    while !shutdown.requested() {
+        let mut fds = [
+            PollFd::new(fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", path.display(), e)),
+        }
+        // Drain every datagram that is queued, then poll again.
+        loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let (len, truncated, from) =
+                match recvmsg::<UnixAddr>(fd.as_raw_fd(), &mut iov, None, MsgFlags::MSG_DONTWAIT) {
+                    Ok(m) => (m.bytes, m.flags.contains(MsgFlags::MSG_TRUNC), m.address),
+                    Err(Errno::EAGAIN | Errno::EINTR) => break,
+                    Err(e) => return Err(Error::sys("recvmsg", path.display(), e)),
+                };
+            let Some(from) = from.filter(|a| !a.is_unnamed()) else {
+                log.line(format_args!(
+                    "datagram from an unbound socket: no address to reply to; dropped"
+                ));
+                continue;
+            };
+            let peer = from
+                .path()
+                .map_or_else(|| "abstract socket".to_owned(), |p| p.display().to_string());
+            common::trace!("recvmsg({}) -> {len} bytes from {peer}", path.display());
+            out.clear();
+            if truncated {
+                protocol::error(
+                    &mut out,
+                    &format!(
+                        "ERR Protocol error: datagram larger than {MAX_REQUEST_DATAGRAM} bytes"
+                    ),
+                );
+            } else {
+                answer(&buf[..len], &mut store, &mut out);
+            }
+            reply(&fd, &from, &peer, &mut out, &mut log);
+        }
+    }
+    let signal = shutdown.signal().map_or("signal", |s| s.as_str());
+    log.line(format_args!("shutting down on {signal}"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Execute the one request in `dgram`, appending the reply to `out`.
+fn answer(dgram: &[u8], store: &mut Store, out: &mut Vec<u8>) {
+    match protocol::parse(dgram) {
+        Parse::Complete(args, used) if used == dgram.len() => {
+            if args.is_empty() {
+                protocol::error(out, "ERR empty request");
+            } else {
+                // QUIT means nothing without a connection; it still answers +OK.
+                store.execute(&args, out);
+            }
+        }
+        Parse::Complete(..) => protocol::error(
+            out,
+            "ERR Protocol error: one request per datagram (extra bytes after it)",
+        ),
+        Parse::Incomplete => protocol::error(
+            out,
+            "ERR Protocol error: incomplete request (one whole request per datagram)",
+        ),
+        Parse::Error(e) => protocol::error(out, &format!("ERR {e}")),
+    }
+}
+
+fn reply(fd: &OwnedFd, to: &UnixAddr, peer: &str, out: &mut Vec<u8>, log: &mut Log) {
+    let flags = MsgFlags::MSG_DONTWAIT;
+    match sendto(fd.as_raw_fd(), out, to, flags) {
+        Ok(_) => common::trace!("sendto({peer}) -> {} bytes", out.len()),
+        Err(Errno::EMSGSIZE) => {
+            let size = out.len();
+            out.clear();
+            protocol::error(
+                out,
+                &format!("ERR reply of {size} bytes is too large for one datagram"),
+            );
+            let _ = sendto(fd.as_raw_fd(), out, to, flags);
+        }
+        Err(Errno::EAGAIN) => log.line(format_args!(
+            "client {peer} is not reading its replies; reply dropped"
+        )),
+        Err(e @ (Errno::ECONNREFUSED | Errno::ENOENT)) => log.line(format_args!(
+            "client {peer} is gone ({}); reply dropped",
+            e.desc()
+        )),
+        Err(e) => log.line(format_args!("sendto {peer}: {}", e.desc())),
+    }
+}
+
+/// Run the datagram client: one command from the arguments, or one per stdin line.
+pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Result<ExitCode> {
+    let shutdown = Shutdown::install()?;
+    let server = default_path(path)?;
+    let server_addr = UnixAddr::new(server.as_path()).ctx("socket address", server.display())?;
+    let own =
+        common::names::runtime_path(&format!("{}.sock", common::names::unique("dgram-client")))?;
+    let own_addr = UnixAddr::new(own.as_path()).ctx("socket address", own.display())?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx("socket", "AF_UNIX")?;
+    // Our own address, for the replies: mode 0600 like the server's (see sock.rs).
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = bind(fd.as_raw_fd(), &own_addr);
+    umask(old);
+    bound.ctx("bind", own.display())?;
+    let _guard = Unlink::path(&own);
+    common::trace!("bind({})", own.display());
+    connect(fd.as_raw_fd(), &server_addr).map_err(|e| match e {
+        Errno::ENOENT | Errno::ECONNREFUSED => Error::msg(format!(
+            "no datagram server at {} ({})",
+            server.display(),
+            e.desc()
+        )),
+        e => Error::sys("connect", server.display(), e),
+    })?;
+    common::trace!("connect({}) (default destination)", server.display());
+    let mut stdout = io::stdout().lock();
+    let mut any_error = false;
+    let mut call = |words: &[String]| -> Result<()> {
+        let mut req = Vec::new();
+        protocol::encode_request(words, &mut req);
+        if req.len() > MAX_REQUEST_DATAGRAM {
+            return Err(Error::msg(format!(
+                "request of {} bytes is over the {MAX_REQUEST_DATAGRAM}-byte datagram limit",
+                req.len()
+            )));
+        }
+        send(fd.as_raw_fd(), &req, MsgFlags::empty()).ctx("send", server.display())?;
+        let reply = receive(&fd, &server, timeout, &shutdown)?;
+        any_error |= matches!(reply, Reply::Error(_));
+        stdout
+            .write_all(protocol::format_reply(&reply).as_bytes())
+            .and_then(|()| stdout.flush())
+            .ctx("write", "stdout")
+    };
+    if !command.is_empty() {
+        call(command)?;
+    } else {
+        for (n, line) in io::stdin().lock().lines().enumerate() {
+            let line = line.ctx("read", "stdin")?;
+            let words = shell_words::split(&line)
+                .map_err(|e| Error::msg(format!("stdin line {}: {e}", n + 1)))?;
+            if !words.is_empty() && !words[0].starts_with('#') {
+                call(&words)?;
+            }
+        }
+    }
+    Ok(if any_error {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn receive(fd: &OwnedFd, server: &Path, timeout: Duration, shutdown: &Shutdown) -> Result<Reply> {
+    let end = Instant::now() + timeout;
+    let mut buf = vec![0u8; MAX_REPLY_DATAGRAM];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::msg(format!(
+                "no reply from {} within {timeout:?}",
+                server.display()
+            )));
+        }
+        if shutdown.requested() {
+            return Err(Error::msg("interrupted"));
+        }
+        let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+        let mut fds = [
+            PollFd::new(fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", server.display(), e)),
+        }
+        match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => {
+                common::trace!("recv({}) -> {n} bytes", server.display());
+                return match protocol::parse_reply(&buf[..n]) {
+                    ReplyParse::Complete(r, _) => Ok(r),
+                    _ => Err(Error::msg(format!(
+                        "{}: reply is not one RESP value",
+                        server.display()
+                    ))),
+                };
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            // The server's socket went away after our send (ECONNREFUSED on a connected
+            // datagram socket).
+            Err(e) => return Err(Error::sys("recv", server.display(), e)),
+        }
+    }
+}

@@ -1,0 +1,617 @@
+//! `socket-demo server`: the key-value service, one thread, non-blocking sockets, epoll.
+//!
+//! # The event loop
+//!
+//! Every socket is non-blocking (SOCK_NONBLOCK on the listener, `accept4(SOCK_NONBLOCK |
+//! SOCK_CLOEXEC)` for clients), and one `epoll_wait` says which are ready. Each client has
+//! a read buffer (bytes received but not yet parsed: half a request, or many pipelined ones)
+//! and a write buffer (replies not yet taken by the kernel). Each round of the loop:
+//!
+//! 1. `epoll_wait`; `read` once from each ready client (at most 64 KiB: level-triggered epoll
+//!    reports it again for the rest, so one busy client cannot starve the others);
+//! 2. then, for each of them, parse and execute every complete request, appending replies to
+//!    the write buffer, and `send` it: the replies of one round leave together, just before
+//!    the loop sleeps again (Redis does the same in `beforeSleep`). Whatever the kernel does
+//!    not take (a partial write, EAGAIN) waits for EPOLLOUT.
+//!
+//! # Backpressure
+//!
+//! A client that pipelines requests but never reads its replies would make the write buffer
+//! grow without bound. Once a client's unsent output passes [`OUTPUT_LIMIT`] (1 MiB), the
+//! server stops executing its requests and stops reading from it (EPOLLIN off); the kernel's
+//! socket buffer then fills and the client's own `write` blocks. When the output drains, the
+//! server resumes. Memory per client is bounded by one request (see [`crate::protocol`]) plus
+//! the output limit plus one reply.
+//!
+//! # Admission
+//!
+//! On accept, SO_PEERCRED gives the Unix client's pid and uid (the kernel's word, not the
+//! client's). With `--allow-uid`, other uids are refused with an error reply before a byte
+//! of theirs is read. With `--max-clients N`, client N+1 gets
+//! `-ERR max number of clients reached` and is closed; the others never notice.
+//!
+//! # Shutdown
+//!
+//! SIGINT/SIGTERM wake the loop through [`Shutdown::wake_fd`] in the epoll set. The server
+//! closes its listeners (new clients are refused at once), executes the requests it has
+//! already received, gives the replies up to [`DRAIN_TIME`] to reach their clients, then
+//! closes everything; dropping the [`Unlink`] guard removes the socket file. Exit 0.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use common::cleanup::{Shutdown, Unlink};
+use common::{Context, Error, Result};
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::socket::{
+    MsgFlags, SockFlag, SockType, SockaddrStorage, accept4, getpeername, getsockopt, send,
+    setsockopt, sockopt,
+};
+
+use crate::protocol::{self, Parse};
+use crate::sock::{self, Log};
+use crate::store::{After, Store};
+
+/// Stop reading from a client whose unsent replies exceed this many bytes.
+pub const OUTPUT_LIMIT: usize = 1024 * 1024;
+/// How long replies in flight get to reach their clients at shutdown.
+pub const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// How much one `read` takes from one client before the loop moves on to the others.
+const READ_CHUNK: usize = 64 * 1024;
+/// How many connections one wake-up of a listener accepts, so a connection storm cannot
+/// starve the clients already connected.
+const ACCEPT_BATCH: usize = 256;
+
+const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+// epoll tokens: small numbers for the fixed descriptors, CLIENT_BASE + slot for clients.
+const TOKEN_WAKE: u64 = 0;
+const TOKEN_UNIX: u64 = 1;
+const TOKEN_TCP: u64 = 2;
+const CLIENT_BASE: u64 = 16;
+
+/// The server's settings, from the command line.
+pub struct Options {
+    /// The Unix socket path, if listening on one.
+    pub unix: Option<PathBuf>,
+    /// The TCP address, if listening on TCP.
+    pub tcp: Option<String>,
+    /// Refuse clients beyond this many.
+    pub max_clients: usize,
+    /// Accept only Unix clients with this uid.
+    pub allow_uid: Option<u32>,
+}
+
+struct Listener {
+    fd: OwnedFd,
+    tcp: bool,
+}
+
+struct Client {
+    fd: OwnedFd,
+    /// Who this is, for the log: `pid=42 uid=1000` or `127.0.0.1:5555`.
+    who: String,
+    rbuf: Vec<u8>,
+    /// Bytes of `rbuf` already parsed and executed.
+    rpos: usize,
+    wbuf: Vec<u8>,
+    /// Bytes of `wbuf` already sent.
+    wpos: usize,
+    /// No more requests will be read or executed (QUIT, protocol error, EOF, shutdown);
+    /// close once the output is sent.
+    closing: bool,
+    /// The interest currently registered with epoll, to skip needless `epoll_ctl` calls.
+    interest: EpollFlags,
+    /// This client's epoll token (CLIENT_BASE + its slot).
+    token: u64,
+    /// Already in the server's `ready` list for this round.
+    queued: bool,
+}
+
+impl Client {
+    fn pending_out(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+}
+
+struct Server {
+    epoll: Epoll,
+    listeners: Vec<Listener>,
+    slots: Vec<Option<Client>>,
+    free: Vec<usize>,
+    /// Slots closed during the current batch of events; reused only after it, so a stale
+    /// event in the same batch cannot reach a newcomer in a recycled slot.
+    freed_now: Vec<usize>,
+    /// Clients with an event in the current round (see `finish_batch`).
+    ready: Vec<usize>,
+    clients: usize,
+    store: Store,
+    opts: Options,
+    log: Log,
+    scratch: Vec<u8>,
+    /// A descriptor held in reserve for EMFILE (see `accept_all`).
+    spare: Option<OwnedFd>,
+}
+
+/// Run the server until SIGINT/SIGTERM.
+pub fn run(opts: Options) -> Result<ExitCode> {
+    // Before anything else: from here on a signal means "finish up", not "die".
+    let shutdown = Shutdown::install()?;
+    let mut log = Log::new();
+    let mut listeners = Vec::new();
+    let mut guard: Option<Unlink> = None;
+    let unix = match (&opts.unix, &opts.tcp) {
+        (Some(p), _) => Some(p.clone()),
+        (None, None) => Some(common::names::runtime_path(sock::DEFAULT_SOCKET)?),
+        (None, Some(_)) => None,
+    };
+    if let Some(path) = &unix {
+        let bound = sock::bind_unix(path, SockType::Stream)?;
+        if bound.replaced_stale {
+            log.line(format_args!(
+                "removed stale socket {} (nothing was accepting on it)",
+                path.display()
+            ));
+        }
+        listeners.push(Listener {
+            fd: bound.fd,
+            tcp: false,
+        });
+        guard = Some(bound.guard);
+        log.line(format_args!("listening on {}", path.display()));
+    }
+    if let Some(addr) = &opts.tcp {
+        let (fd, local) = sock::listen_tcp(addr)?;
+        if !local.ip().is_loopback() {
+            log.line(format_args!(
+                "warning: {local} is reachable from other machines; there is no authentication"
+            ));
+        }
+        listeners.push(Listener { fd, tcp: true });
+        log.line(format_args!("listening on {local}"));
+    }
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).ctx("epoll_create1", "")?;
+    epoll
+        .add(
+            shutdown.wake_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_WAKE),
+        )
+        .ctx("epoll_ctl ADD", "shutdown pipe")?;
+    for l in &listeners {
+        let token = if l.tcp { TOKEN_TCP } else { TOKEN_UNIX };
+        epoll
+            .add(&l.fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+            .ctx("epoll_ctl ADD", "listener")?;
+    }
+    let spare = std::fs::File::open("/dev/null").map(OwnedFd::from).ok();
+    let mut server = Server {
+        epoll,
+        listeners,
+        slots: Vec::new(),
+        free: Vec::new(),
+        freed_now: Vec::new(),
+        ready: Vec::new(),
+        clients: 0,
+        store: Store::new(),
+        opts,
+        log,
+        scratch: vec![0; READ_CHUNK],
+        spare,
+    };
+    server.serve(&shutdown)?;
+    server.drain(&shutdown);
+    drop(server);
+    // The socket file goes last, after every client is closed.
+    drop(guard);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn would_block(e: Errno) -> bool {
+    e == Errno::EAGAIN || e == Errno::EWOULDBLOCK
+}
+
+impl Server {
+    fn serve(&mut self, shutdown: &Shutdown) -> Result<()> {
+        let mut events = vec![EpollEvent::empty(); 256];
+        loop {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("epoll_wait", "", e)),
+            };
+            common::trace!("epoll_wait() -> {n} ready");
+            for ev in &events[..n] {
+                match ev.data() {
+                    TOKEN_WAKE => {}
+                    TOKEN_UNIX => self.accept_all(false),
+                    TOKEN_TCP => self.accept_all(true),
+                    token => self.on_client_event(token, ev.events()),
+                }
+            }
+            self.finish_batch();
+            if shutdown.requested() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn accept_all(&mut self, tcp: bool) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(listener) = self.listeners.iter().find(|l| l.tcp == tcp) else {
+                return;
+            };
+            match accept4(
+                &listener.fd,
+                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            ) {
+                Ok(fd) => self.admit(fd, tcp),
+                Err(e) if would_block(e) => return,
+                Err(Errno::EINTR | Errno::ECONNABORTED) => {}
+                Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
+                    // Out of descriptors. With level-triggered epoll the pending connection
+                    // would wake us again at once, forever: a busy loop. So give back the
+                    // spare descriptor, accept the connection, close it (the client sees EOF,
+                    // not a hang), and take the spare again.
+                    self.log.line(format_args!(
+                        "accept4: {}; refusing a client until descriptors free up",
+                        e.desc()
+                    ));
+                    self.spare = None;
+                    if let Ok(fd) = accept4(&listener.fd, SockFlag::SOCK_CLOEXEC) {
+                        drop(fd);
+                    }
+                    self.spare = std::fs::File::open("/dev/null").map(OwnedFd::from).ok();
+                    return;
+                }
+                Err(e) => {
+                    self.log.line(format_args!("accept4: {}", e.desc()));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, fd: OwnedFd, tcp: bool) {
+        let who = if tcp {
+            // Request/reply traffic: don't let Nagle hold back a small reply.
+            let _ = setsockopt(&fd, sockopt::TcpNoDelay, &true);
+            getpeername::<SockaddrStorage>(fd.as_raw_fd())
+                .ok()
+                .and_then(|a| sock::to_std(&a))
+                .map_or_else(|| "tcp peer".to_owned(), |a| a.to_string())
+        } else {
+            match getsockopt(&fd, sockopt::PeerCredentials) {
+                Ok(cred) => {
+                    let who = format!("pid={} uid={}", cred.pid(), cred.uid());
+                    if let Some(allowed) = self.opts.allow_uid
+                        && cred.uid() != allowed
+                    {
+                        self.log.line(format_args!(
+                            "refused client {who}: only uid {allowed} is allowed"
+                        ));
+                        let msg = format!("-ERR uid {} is not allowed here\r\n", cred.uid());
+                        // Best effort: the client may not wait to read it.
+                        let _ = send(
+                            fd.as_raw_fd(),
+                            msg.as_bytes(),
+                            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+                        );
+                        return;
+                    }
+                    who
+                }
+                Err(e) => format!("unknown peer ({})", e.desc()),
+            }
+        };
+        if self.clients >= self.opts.max_clients {
+            self.log.line(format_args!(
+                "refused client {who}: max clients ({}) reached",
+                self.opts.max_clients
+            ));
+            let _ = send(
+                fd.as_raw_fd(),
+                MAX_CLIENTS_REPLY,
+                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            );
+            return;
+        }
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let token = CLIENT_BASE + slot as u64;
+        if let Err(e) = self
+            .epoll
+            .add(&fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+        {
+            self.log
+                .line(format_args!("epoll_ctl ADD for client {who}: {}", e.desc()));
+            self.free.push(slot);
+            return;
+        }
+        self.log.line(format_args!("client connected: {who}"));
+        common::trace!("accept4() -> fd {} ({who})", fd.as_raw_fd());
+        self.slots[slot] = Some(Client {
+            fd,
+            who,
+            rbuf: Vec::new(),
+            rpos: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            closing: false,
+            interest: EpollFlags::EPOLLIN,
+            token,
+            queued: false,
+        });
+        self.clients += 1;
+    }
+
+    /// Take in what a ready client sent. Its requests are executed and its replies sent
+    /// in `finish_batch`, after every ready descriptor has been read: as in Redis, the replies
+    /// of one `epoll_wait` round then go out together, just before the loop sleeps again.
+    fn on_client_event(&mut self, token: u64, flags: EpollFlags) {
+        let Some(slot) = token
+            .checked_sub(CLIENT_BASE)
+            .and_then(|s| usize::try_from(s).ok())
+        else {
+            return;
+        };
+        let Some(Some(client)) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
+        if flags.intersects(readable) && !client.closing && !read_some(client, &mut self.scratch) {
+            self.close(slot);
+            return;
+        }
+        if !client.queued {
+            client.queued = true;
+            self.ready.push(slot);
+        }
+    }
+
+    /// Execute and reply for every client that had an event in this round.
+    fn finish_batch(&mut self) {
+        let mut ready = std::mem::take(&mut self.ready);
+        for &slot in &ready {
+            let Some(client) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            client.queued = false;
+            if !(pump(client, &mut self.store) && update_interest(&self.epoll, client)) {
+                self.close(slot);
+            }
+        }
+        ready.clear();
+        self.ready = ready;
+        // Only now may closed slots be reused: no event of this round can still name them.
+        self.free.append(&mut self.freed_now);
+    }
+
+    fn close(&mut self, slot: usize) {
+        if let Some(client) = self.slots[slot].take() {
+            // Closing the fd also removes it from the epoll set; delete first anyway so a
+            // duplicated descriptor (none here) could not keep it registered.
+            let _ = self.epoll.delete(&client.fd);
+            common::trace!("close(fd {}) ({})", client.fd.as_raw_fd(), client.who);
+            self.clients -= 1;
+            self.freed_now.push(slot);
+        }
+    }
+
+    /// The shutdown: stop accepting, execute what was received, send the replies (for at
+    /// most DRAIN_TIME), close.
+    fn drain(&mut self, shutdown: &Shutdown) {
+        let _ = self.epoll.delete(shutdown.wake_fd());
+        for l in self.listeners.drain(..) {
+            let _ = self.epoll.delete(&l.fd);
+        }
+        let signal = shutdown.signal().map_or("signal", |s| s.as_str());
+        let at_start = self.clients;
+        for slot in 0..self.slots.len() {
+            let Some(client) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            let alive = pump(client, &mut self.store) && {
+                client.closing = true;
+                pump(client, &mut self.store) && update_interest(&self.epoll, client)
+            };
+            if !alive {
+                self.close(slot);
+            }
+        }
+        let end = Instant::now() + DRAIN_TIME;
+        let mut events = vec![EpollEvent::empty(); 256];
+        while self.clients > 0 {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(ms)) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
+            };
+            for ev in &events[..n] {
+                self.on_client_event(ev.data(), ev.events());
+            }
+            self.finish_batch();
+        }
+        let cut = self.clients;
+        let flushed = at_start - cut;
+        for slot in 0..self.slots.len() {
+            self.close(slot);
+        }
+        self.log.line(format_args!(
+            "shutting down on {signal}: {flushed} clients got their last replies, {cut} cut off"
+        ));
+    }
+}
+
+/// Read once from the client into its buffer. False if the connection is dead.
+fn read_some(client: &mut Client, scratch: &mut [u8]) -> bool {
+    loop {
+        match nix::unistd::read(&client.fd, scratch) {
+            Ok(0) => {
+                common::trace!(
+                    "read(fd {}) -> 0: EOF ({})",
+                    client.fd.as_raw_fd(),
+                    client.who
+                );
+                // EOF: the client will send nothing more (it may have only shut down its
+                // writing half, as `nc -N` does). Its complete requests still get replies.
+                client.closing = true;
+                return true;
+            }
+            Ok(n) => {
+                common::trace!("read(fd {}) -> {n} bytes", client.fd.as_raw_fd());
+                client.rbuf.extend_from_slice(&scratch[..n]);
+                return true;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) if would_block(e) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Execute the complete requests in the buffer (while output is under the limit) and send
+/// replies, until neither makes progress. False if the connection is finished or dead.
+///
+/// Both halves must be retried until *neither* moves: sending may drain the output below the
+/// limit, and then requests already buffered must run now. No new event would come for them:
+/// the client may be waiting for exactly those replies before it sends anything else.
+fn pump(client: &mut Client, store: &mut Store) -> bool {
+    loop {
+        let executed = execute_buffered(client, store);
+        let Some(sent) = flush(client) else {
+            return false;
+        };
+        if client.pending_out() > OUTPUT_LIMIT || (!executed && sent == 0) {
+            break;
+        }
+    }
+    !(client.closing && client.pending_out() == 0)
+}
+
+/// Returns true if at least one request was executed.
+fn execute_buffered(client: &mut Client, store: &mut Store) -> bool {
+    let mut executed = false;
+    let eof = client.closing;
+    while client.pending_out() <= OUTPUT_LIMIT {
+        match protocol::parse(&client.rbuf[client.rpos..]) {
+            Parse::Complete(args, used) => {
+                client.rpos += used;
+                if args.is_empty() {
+                    continue;
+                }
+                executed = true;
+                if store.execute(&args, &mut client.wbuf) == After::Close {
+                    client.closing = true;
+                    client.rbuf.clear();
+                    client.rpos = 0;
+                    break;
+                }
+            }
+            Parse::Incomplete => break,
+            Parse::Error(e) => {
+                protocol::error(&mut client.wbuf, &format!("ERR {e}"));
+                client.closing = true;
+                client.rbuf.clear();
+                client.rpos = 0;
+                executed = true;
+                break;
+            }
+        }
+    }
+    // Compact: drop what was parsed, keep an incomplete tail (or a backlog).
+    if client.rpos == client.rbuf.len() {
+        client.rbuf.clear();
+        client.rpos = 0;
+    } else if client.rpos > 0 {
+        client.rbuf.drain(..client.rpos);
+        client.rpos = 0;
+    }
+    if eof && client.pending_out() <= OUTPUT_LIMIT {
+        // Nothing more will arrive: an incomplete tail can never be answered.
+        client.rbuf.clear();
+    }
+    executed
+}
+
+/// Send as much output as the kernel takes: the bytes sent, or None if the connection is dead.
+fn flush(client: &mut Client) -> Option<usize> {
+    let start = client.wpos;
+    while client.wpos < client.wbuf.len() {
+        // MSG_NOSIGNAL: a client that has gone away must cost us an EPIPE, not a SIGPIPE.
+        match send(
+            client.fd.as_raw_fd(),
+            &client.wbuf[client.wpos..],
+            MsgFlags::MSG_NOSIGNAL,
+        ) {
+            Ok(n) => {
+                common::trace!("send(fd {}) -> {n} bytes", client.fd.as_raw_fd());
+                client.wpos += n;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) if would_block(e) => {
+                common::trace!(
+                    "send(fd {}) -> EAGAIN: wait for EPOLLOUT",
+                    client.fd.as_raw_fd()
+                );
+                break;
+            }
+            Err(_) => return None,
+        }
+    }
+    let sent = client.wpos - start;
+    if client.wpos == client.wbuf.len() {
+        client.wbuf.clear();
+        client.wpos = 0;
+    } else if client.wpos > OUTPUT_LIMIT {
+        // Keep the buffer from creeping: move the unsent tail to the front now and then.
+        client.wbuf.drain(..client.wpos);
+        client.wpos = 0;
+    }
+    Some(sent)
+}
+
+/// Register the events this client needs now: input unless closing or over the output limit
+/// (that is the backpressure), output while replies are waiting.
+fn update_interest(epoll: &Epoll, client: &mut Client) -> bool {
+    let mut want = EpollFlags::empty();
+    if !client.closing && client.pending_out() <= OUTPUT_LIMIT {
+        want |= EpollFlags::EPOLLIN;
+    }
+    if client.pending_out() > 0 {
+        want |= EpollFlags::EPOLLOUT;
+    }
+    if want == client.interest {
+        return true;
+    }
+    common::trace!(
+        "epoll_ctl(MOD, fd {}, {}) ({} bytes of replies pending)",
+        client.fd.as_raw_fd(),
+        interest_name(want),
+        client.pending_out()
+    );
+    client.interest = want;
+    let mut ev = EpollEvent::new(want, client.token);
+    epoll.modify(client.fd.as_fd(), &mut ev).is_ok()
+}
+
+fn interest_name(flags: EpollFlags) -> &'static str {
+    match (
+        flags.contains(EpollFlags::EPOLLIN),
+        flags.contains(EpollFlags::EPOLLOUT),
+    ) {
+        (true, true) => "EPOLLIN|EPOLLOUT",
+        (true, false) => "EPOLLIN",
+        (false, true) => "EPOLLOUT",
+        (false, false) => "nothing",
+    }
+}

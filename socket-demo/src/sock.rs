@@ -1,0 +1,242 @@
+//! Socket setup shared by the roles: binding a Unix socket safely, listening on TCP,
+//! connecting, and the server-side log.
+//!
+//! # Binding a Unix socket path
+//!
+//! A socket file outlives its server when the server dies by SIGKILL, and `bind` then fails
+//! with EADDRINUSE. Deleting whatever is at the path would be wrong too: it might be a live
+//! server's socket. So [`bind_unix`] probes first: it `connect`s to the path. ECONNREFUSED
+//! means nobody is accepting there, so the file is a stale leftover and is removed; success
+//! means a live server, and we refuse to start. (The probe and the unlink are not atomic:
+//! two servers starting at the very same moment may both remove the stale file, and then
+//! one of them gets EADDRINUSE from `bind` and says so. Nothing live is ever taken over.)
+//!
+//! # Mode 0600 before anyone can connect
+//!
+//! On Linux, connecting to a socket file needs write permission on it. `bind` creates the file
+//! with mode `0777 & ~umask`, and `fchmod` on the socket's fd does not change the file's mode,
+//! so the mode must come from the umask: we set `umask(0o177)` just around `bind`, and the file
+//! is born 0600; there is no instant at which it is open to others. (The umask is per-process;
+//! the roles that bind do so before they start any thread, so nothing else can create a file
+//! under the temporary umask.) The private runtime directory (0700) is a second fence.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use common::cleanup::Unlink;
+use common::names::{Kind, existing};
+use common::{Context, Error, Result};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, UnixAddr, bind, connect,
+    getsockname, listen, setsockopt, socket, sockopt,
+};
+use nix::sys::stat::{Mode, umask};
+
+/// A Unix socket bound to a path, with the guard that removes the path.
+pub struct BoundUnix {
+    /// The socket (non-blocking, close-on-exec).
+    pub fd: OwnedFd,
+    /// Removes the socket file when dropped.
+    pub guard: Unlink,
+    /// True if a stale socket file was found and replaced.
+    pub replaced_stale: bool,
+}
+
+/// Bind a Unix socket of type `ty` at `path` (mode 0600), replacing a stale socket file but
+/// never a live one. Stream sockets are also put in the listening state.
+pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
+    let addr = UnixAddr::new(path).ctx("socket address", path.display())?;
+    let mut replaced_stale = false;
+    if existing(path, Kind::Socket)? {
+        let probe = socket(AddressFamily::Unix, ty, SockFlag::SOCK_CLOEXEC, None)
+            .ctx("socket", "AF_UNIX")?;
+        match connect(probe.as_raw_fd(), &addr) {
+            Ok(()) => {
+                common::trace!("connect({}) -> ok: a live server", path.display());
+                return Err(Error::msg(format!(
+                    "{}: another server is already listening there; refusing to take it over",
+                    path.display()
+                )));
+            }
+            Err(Errno::ECONNREFUSED) => {
+                common::trace!(
+                    "connect({}) -> ECONNREFUSED: stale; unlink it",
+                    path.display()
+                );
+                nix::unistd::unlink(path).ctx("unlink stale socket", path.display())?;
+                replaced_stale = true;
+            }
+            Err(e) => return Err(Error::sys("connect (probing)", path.display(), e)),
+        }
+    }
+    let fd = socket(
+        AddressFamily::Unix,
+        ty,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx("socket", "AF_UNIX")?;
+    // Born 0600: see "Mode 0600 before anyone can connect" in the module docs.
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = bind(fd.as_raw_fd(), &addr);
+    umask(old);
+    bound.ctx("bind", path.display())?;
+    let guard = Unlink::path(path);
+    common::trace!("bind({}) with umask 0177 -> mode 0600", path.display());
+    if ty == SockType::Stream {
+        // A deep backlog: 500 clients connecting in one burst must not see ECONNREFUSED
+        // (a full backlog on a Unix socket refuses; it does not drop and retry like TCP).
+        listen(&fd, backlog()).ctx("listen", path.display())?;
+        common::trace!("listen({}, 4096)", path.display());
+    }
+    Ok(BoundUnix {
+        fd,
+        guard,
+        replaced_stale,
+    })
+}
+
+fn backlog() -> Backlog {
+    // The kernel caps this at net.core.somaxconn; 4096 is that cap's default since Linux 5.4.
+    Backlog::new(4096).unwrap_or(Backlog::MAXCONN)
+}
+
+/// Listen on TCP `addr` (SO_REUSEADDR, so a restart does not wait out TIME_WAIT); returns the
+/// socket and the address actually bound (port 0 picks a free port).
+pub fn listen_tcp(addr: &str) -> Result<(OwnedFd, SocketAddr)> {
+    let sa: SocketAddr = addr
+        .parse()
+        .map_err(|_| Error::Usage(format!("--tcp {addr}: not an IP:PORT address")))?;
+    let family = if sa.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx("socket", "AF_INET")?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).ctx("setsockopt SO_REUSEADDR", addr)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(sa)).ctx("bind", addr)?;
+    listen(&fd, backlog()).ctx("listen", addr)?;
+    let local = getsockname::<SockaddrStorage>(fd.as_raw_fd()).ctx("getsockname", addr)?;
+    let local = to_std(&local).unwrap_or(sa);
+    common::trace!("bind + listen({local})");
+    Ok((fd, local))
+}
+
+/// A socket address as std's type, if it is an IP one.
+pub fn to_std(sa: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = sa.as_sockaddr_in() {
+        Some(SocketAddr::from((v4.ip(), v4.port())))
+    } else {
+        sa.as_sockaddr_in6()
+            .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+    }
+}
+
+/// Where a client connects.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A Unix stream socket path.
+    Unix(std::path::PathBuf),
+    /// A TCP address, `IP:PORT`.
+    Tcp(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Unix(p) => write!(f, "{}", p.display()),
+            Target::Tcp(a) => f.write_str(a),
+        }
+    }
+}
+
+impl Target {
+    /// From the `--unix`/`--tcp` flags: TCP if given, else the Unix path, else the default
+    /// socket in the runtime dir.
+    pub fn from_flags(unix: Option<&Path>, tcp: Option<&str>) -> Result<Target> {
+        Ok(match (unix, tcp) {
+            (_, Some(a)) => Target::Tcp(a.to_owned()),
+            (Some(p), None) => Target::Unix(p.to_owned()),
+            (None, None) => Target::Unix(common::names::runtime_path(DEFAULT_SOCKET)?),
+        })
+    }
+
+    /// Connect (blocking, close-on-exec) and return the connected socket.
+    pub fn connect(&self) -> Result<OwnedFd> {
+        match self {
+            Target::Unix(path) => {
+                let addr = UnixAddr::new(path.as_path()).ctx("socket address", path.display())?;
+                let fd = socket(
+                    AddressFamily::Unix,
+                    SockType::Stream,
+                    SockFlag::SOCK_CLOEXEC,
+                    None,
+                )
+                .ctx("socket", "AF_UNIX")?;
+                connect(fd.as_raw_fd(), &addr).ctx("connect", path.display())?;
+                common::trace!("connect({}) -> fd {}", path.display(), fd.as_raw_fd());
+                Ok(fd)
+            }
+            Target::Tcp(a) => {
+                let sa: SocketAddr = a
+                    .parse()
+                    .map_err(|_| Error::Usage(format!("--tcp {a}: not an IP:PORT address")))?;
+                let family = if sa.is_ipv4() {
+                    AddressFamily::Inet
+                } else {
+                    AddressFamily::Inet6
+                };
+                let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+                    .ctx("socket", "AF_INET")?;
+                connect(fd.as_raw_fd(), &SockaddrStorage::from(sa)).ctx("connect", a)?;
+                // Request/reply traffic: Nagle's algorithm would hold back a small request
+                // while the previous one is unacknowledged.
+                setsockopt(&fd, sockopt::TcpNoDelay, &true).ctx("setsockopt TCP_NODELAY", a)?;
+                common::trace!("connect({a}) -> fd {}", fd.as_raw_fd());
+                Ok(fd)
+            }
+        }
+    }
+}
+
+/// The default stream socket's file name in the runtime dir.
+pub const DEFAULT_SOCKET: &str = "kv.sock";
+/// The default datagram socket's file name in the runtime dir.
+pub const DEFAULT_DGRAM_SOCKET: &str = "kv-dgram.sock";
+
+/// The server's log: one line per event on stdout.
+///
+/// A server must not stop serving its clients because nobody reads its log any more (the
+/// terminal closed, `| head` exited): after the first failed write the log goes quiet and
+/// the server carries on. Each line is one `write` (stdout is line-buffered), so lines from
+/// several processes sharing a terminal do not tear.
+pub struct Log {
+    broken: bool,
+}
+
+impl Log {
+    /// A log on stdout.
+    pub fn new() -> Self {
+        Log { broken: false }
+    }
+
+    /// Write one line.
+    pub fn line(&mut self, text: std::fmt::Arguments<'_>) {
+        if self.broken {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+            self.broken = true;
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The other roles and the default scenario, run as a user would run them.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
+use support::*;
+
+#[test]
+fn demo_plays_the_scenario_and_leaves_nothing_behind() {
+    let sb = Sandbox::new();
+    let out = run(&sb, &[], b"");
+    let stdout = testkit::stdout(&out);
+    assert!(out.status.success(), "{stdout}\n{}", testkit::stderr(&out));
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("ok: 8 clients x 250 rounds, 8000 replies right, shared counter 2000"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok:")).count(), 1);
+    assert!(stdout.contains("SCM_CREDENTIALS says pid="), "{stdout}");
+    assert!(
+        leftovers(&sb.runtime_dir()).is_empty(),
+        "{:?}",
+        leftovers(&sb.runtime_dir())
+    );
+}
+
+#[test]
+fn client_without_a_server_says_so_in_one_line() {
+    let sb = Sandbox::new();
+    let out = run(&sb, &["client", "PING"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let want = format!(
+        "socket-demo: connect {}: No such file or directory\n",
+        sb.runtime_dir().join("kv.sock").display()
+    );
+    assert_eq!(testkit::stderr(&out), want);
+    let out = run(&sb, &["client", "--tcp", "127.0.0.1:1", "PING"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        testkit::stderr(&out),
+        "socket-demo: connect 127.0.0.1:1: Connection refused\n"
+    );
+    let out = run(&sb, &["dgram-client", "PING"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        testkit::stderr(&out).contains("no datagram server at"),
+        "{}",
+        testkit::stderr(&out)
+    );
+    // Its own bound socket is removed even on that error path.
+    assert!(leftovers(&sb.runtime_dir()).is_empty());
+}
+
+#[test]
+fn default_socket_path_in_the_runtime_dir() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.command(BIN);
+    cmd.arg("server");
+    let server = testkit::spawn(&mut cmd);
+    let mut log = server.stdout_lines().unwrap();
+    let sock = sb.runtime_dir().join("kv.sock");
+    let want = format!("listening on {}", sock.display());
+    log.wait_for(|l| l == want, WAIT).unwrap();
+    let dir_mode = std::fs::metadata(sb.runtime_dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+    let out = run(&sb, &["client", "SET", "k", "v"], b"");
+    assert_eq!(testkit::stdout(&out), "OK\n");
+    server.signal(Signal::SIGINT).unwrap();
+    assert!(server.wait_timeout(WAIT).unwrap().success());
+    assert!(!sock.exists());
+}
+
+#[test]
+fn datagram_round_trip_and_cleanup() {
+    let sb = Sandbox::new();
+    let path = sb.join("kv-dgram.sock");
+    let path_s = path.to_str().unwrap();
+    let mut cmd = sb.command(BIN);
+    cmd.args(["dgram-server", "--path", path_s]);
+    let server = testkit::spawn(&mut cmd);
+    let mut log = server.stdout_lines().unwrap();
+    log.wait_for(|l| l.starts_with("listening on"), WAIT)
+        .unwrap();
+    let mode = std::fs::symlink_metadata(&path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let out = run(
+        &sb,
+        &["dgram-client", "--path", path_s, "SET", "k", "via datagram"],
+        b"",
+    );
+    assert_eq!(testkit::stdout(&out), "OK\n");
+    let out = run(
+        &sb,
+        &["dgram-client", "--path", path_s],
+        b"GET k\nINCR n\nINCR n\nGET nope\nBAD\n",
+    );
+    assert_eq!(
+        testkit::stdout(&out),
+        "\"via datagram\"\n(integer) 1\n(integer) 2\n(nil)\n(error) ERR unknown command 'BAD'\n"
+    );
+    // Garbage datagrams get an error reply; the server carries on.
+    let script = r#"
+import socket, sys, os
+me = sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(me)
+try:
+    s.connect(sys.argv[1])
+    for d in [b"*2\r\n$3\r\nGET\r\n", b"PING\r\nPING\r\n", b"*1\r\n$-3\r\n"]:
+        s.send(d)
+        print(s.recv(1000))
+finally:
+    os.unlink(me)
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg("-c").arg(script).arg(&path).arg(sb.join("py.sock"));
+    let out = testkit::run(&mut cmd, b"");
+    assert_eq!(
+        testkit::stdout(&out),
+        "b'-ERR Protocol error: incomplete request (one whole request per datagram)\\r\\n'\n\
+         b'-ERR Protocol error: one request per datagram (extra bytes after it)\\r\\n'\n\
+         b'-ERR Protocol error: invalid bulk length\\r\\n'\n",
+        "{}",
+        testkit::stderr(&out)
+    );
+    // Every client removed its own bound socket; only the server's remains.
+    assert_eq!(leftovers(&sb.runtime_dir()), Vec::<String>::new());
+    // A second server is refused; SIGTERM removes the socket.
+    let out = run(&sb, &["dgram-server", "--path", path_s], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(testkit::stderr(&out).contains("another server is already listening"));
+    server.signal(Signal::SIGTERM).unwrap();
+    assert!(server.wait_timeout(WAIT).unwrap().success());
+    assert!(!path.exists());
+}
+
+#[test]
+fn pass_fd_hands_an_unlinked_file_to_another_process() {
+    let sb = Sandbox::new();
+    let out = run(&sb, &["pass-fd"], b"");
+    let stdout = testkit::stdout(&out);
+    assert!(out.status.success(), "{stdout}\n{}", testkit::stderr(&out));
+    let sender = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("sender pid "))
+        .and_then(|l| l.split(':').next())
+        .unwrap()
+        .to_owned();
+    assert!(stdout.contains("got fd "), "{stdout}");
+    assert!(
+        stdout.contains(&format!("SCM_CREDENTIALS says pid={sender} uid=")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("SO_PEERCRED says pid={sender} ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(deleted)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("read \"a line only pid {sender} could read")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("ok: receiver pid")
+    );
+    assert!(leftovers(&sb.runtime_dir()).is_empty());
+    // The receiver alone, without a socket on stdin, explains what to run instead.
+    let out = run(&sb, &["pass-fd", "--receive"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        testkit::stderr(&out).contains("stdin is not a Unix socket"),
+        "{}",
+        testkit::stderr(&out)
+    );
+}
+
+#[test]
+fn help_shows_examples_and_bad_flags_exit_2() {
+    let sb = Sandbox::new();
+    let out = run(&sb, &["--help"], b"");
+    assert!(out.status.success());
+    assert!(testkit::stdout(&out).contains("socket-demo client SET greeting hello"));
+    let out = run(&sb, &["server", "--max-clients", "lots"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&sb, &["server", "--tcp", "nonsense"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(testkit::stderr(&out).contains("--tcp nonsense: not an IP:PORT address"));
+}
+
+#[test]
+fn demo_stopped_by_sigterm_stops_its_children_and_removes_their_sockets() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.command(BIN);
+    let demo = testkit::spawn(&mut cmd);
+    let mut out = demo.stdout_lines().unwrap();
+    let line = out
+        .wait_for(|l| l.trim_start().starts_with("server pid "), WAIT)
+        .unwrap();
+    let server_pid: i32 = line
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap();
+    demo.signal(Signal::SIGTERM).unwrap();
+    let rest = out.rest(WAIT).unwrap();
+    let status = demo.wait_timeout(WAIT).unwrap();
+    let last = rest.last().cloned().unwrap_or_default();
+    // The signal lands between two steps (FAILED: interrupted by SIGTERM, exit 1), or as a
+    // child is being started and still shares the demo's process group (FAILED: that child
+    // died of SIGTERM), or after the last step on a fast machine (ok, exit 0). Either way the
+    // demo's final line says so and nothing may be left behind.
+    assert!(
+        (status.code() == Some(1) && last.starts_with("FAILED: "))
+            || (status.success() && last.starts_with("ok:")),
+        "{status:?} {rest:?}"
+    );
+    assert_eq!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(server_pid), None),
+        Err(nix::errno::Errno::ESRCH),
+        "the demo's server (pid {server_pid}) outlived it"
+    );
+    assert!(
+        leftovers(&sb.runtime_dir()).is_empty(),
+        "{:?}",
+        leftovers(&sb.runtime_dir())
+    );
+}

@@ -1,0 +1,477 @@
+//! The stream server from the outside: many clients, hostile clients, its socket file, its
+//! admission rules, shutdown.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
+use support::*;
+
+#[test]
+fn five_hundred_concurrent_clients_get_every_reply_right() {
+    const CLIENTS: usize = 500;
+    const REQUESTS: usize = 100;
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[]);
+    // Every client connects first, then all start at once: 500 open connections together.
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let mut threads = Vec::new();
+    for c in 0..CLIENTS {
+        let sock = server.sock.clone();
+        let barrier = Arc::clone(&barrier);
+        let t = thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let mut s = connect(&sock);
+                barrier.wait();
+                let key = format!("key:{c}");
+                let mut incrs = 0;
+                for j in 0..REQUESTS {
+                    match j % 3 {
+                        0 => assert_eq!(
+                            call(&mut s, &["SET", &key, &format!("v{c}:{j}")]),
+                            "+OK\r\n"
+                        ),
+                        1 => assert_eq!(
+                            call(&mut s, &["GET", &key]),
+                            bulk(&format!("v{c}:{}", j - 1))
+                        ),
+                        _ => {
+                            let r = call(&mut s, &["INCR", "shared"]);
+                            assert!(r.starts_with(':'), "client {c}: INCR replied {r:?}");
+                            incrs += 1;
+                        }
+                    }
+                }
+                incrs
+            })
+            .unwrap();
+        threads.push(t);
+    }
+    let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(total, CLIENTS * 33);
+    let mut s = server.connect();
+    assert_eq!(call(&mut s, &["GET", "shared"]), bulk(&total.to_string()));
+    assert_eq!(call(&mut s, &["DBSIZE"]), format!(":{}\r\n", CLIENTS + 1));
+}
+
+#[test]
+fn clients_killed_mid_request_do_not_disturb_others() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[]);
+    let mut steady = server.connect();
+    assert_eq!(call(&mut steady, &["SET", "k", "before"]), "+OK\r\n");
+    // Real processes, killed with SIGKILL: one in the middle of a bulk string, one in the
+    // middle of a big pipelined batch whose replies it never reads.
+    let scripts = [
+        "s.sendall(b'*3\\r\\n$3\\r\\nSET\\r\\n$1\\r\\nk\\r\\n$100\\r\\nhalf')",
+        "s.sendall(b'*2\\r\\n$4\\r\\nECHO\\r\\n$1000\\r\\n' + b'x'*1000 + b'\\r\\n' * 1)\n\
+         s.setblocking(False)\n\
+         import itertools\n\
+         for _ in range(2000):\n  \
+           try: s.send(b'*1\\r\\n$4\\r\\nPING\\r\\n' * 100)\n  \
+           except BlockingIOError: break",
+    ];
+    for script in scripts {
+        let code = format!(
+            "import socket,sys,time\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n{script}\nprint('sent',flush=True)\ntime.sleep(120)"
+        );
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg("-c").arg(code).arg(&server.sock);
+        let victim = testkit::spawn(&mut cmd);
+        let mut out = victim.stdout_lines().unwrap();
+        out.wait_for(|l| l == "sent", WAIT).unwrap();
+        victim.signal(Signal::SIGKILL).unwrap();
+        victim.wait_timeout(WAIT).unwrap();
+        assert_eq!(call(&mut steady, &["GET", "k"]), bulk("before"));
+    }
+    assert_eq!(call(&mut steady, &["SET", "k", "after"]), "+OK\r\n");
+    let mut fresh = server.connect();
+    assert_eq!(call(&mut fresh, &["GET", "k"]), bulk("after"));
+    assert_eq!(server.child.try_wait().unwrap(), None, "the server died");
+}
+
+#[test]
+fn ten_mib_without_newline_is_cut_off_while_others_carry_on() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[]);
+    let mut flood = server.connect();
+    let flooder = thread::spawn(move || {
+        let chunk = vec![b'a'; 64 * 1024];
+        let mut sent = 0;
+        while sent < 10 * 1024 * 1024 {
+            match flood.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break, // EPIPE/ECONNRESET: cut off, as it should be
+            }
+        }
+        (sent, read_to_eof(&mut flood))
+    });
+    let mut other = server.connect();
+    for i in 0..200 {
+        assert_eq!(call(&mut other, &["INCR", "n"]), format!(":{}\r\n", i + 1));
+    }
+    let (sent, reply) = flooder.join().unwrap();
+    assert!(
+        sent < 10 * 1024 * 1024,
+        "the server took all {sent} bytes of a line with no end"
+    );
+    assert!(
+        reply.is_empty() || reply == "-ERR Protocol error: too big inline request\r\n",
+        "flooder got {reply:?}"
+    );
+    assert_eq!(call(&mut other, &["GET", "n"]), bulk("200"));
+}
+
+#[test]
+fn protocol_errors_get_an_error_reply_then_the_connection_closes() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[]);
+    let cases: [(&[u8], &str); 5] = [
+        (
+            b"*1\r\n$-5\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*2\r\n$3\r\nGET\r\n$2000000\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*5000\r\n",
+            "-ERR Protocol error: invalid multibulk length (more than 1024 arguments)\r\n",
+        ),
+        (
+            b"*x\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n:1\r\n",
+            "-ERR Protocol error: expected '$', got ':'\r\n",
+        ),
+    ];
+    for (input, want) in cases {
+        let mut s = server.connect();
+        // A good request first: it is answered before the bad one closes the connection.
+        s.write_all(b"PING\r\n").unwrap();
+        s.write_all(input).unwrap();
+        assert_eq!(read_to_eof(&mut s), format!("+PONG\r\n{want}"));
+    }
+    // Unknown commands and wrong arity are ordinary errors: the connection stays.
+    let mut s = server.connect();
+    assert_eq!(
+        call(&mut s, &["FOO", "x"]),
+        "-ERR unknown command 'FOO'\r\n"
+    );
+    assert_eq!(
+        call(&mut s, &["GET"]),
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(call(&mut s, &["SET", "t", "x"]), "+OK\r\n");
+    assert_eq!(
+        call(&mut s, &["INCR", "t"]),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    // Inline commands, as typed into `nc -U`, and pipelining in one write.
+    s.write_all(b"SET a 1\nINCR a\r\nEXISTS a b\nDEL a\nQUIT\n")
+        .unwrap();
+    assert_eq!(read_to_eof(&mut s), "+OK\r\n:2\r\n:1\r\n:1\r\n+OK\r\n");
+}
+
+#[test]
+fn a_client_that_does_not_read_gets_backpressure_not_unbounded_memory() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[]);
+    let value = "v".repeat(4096);
+    let mut setup = server.connect();
+    assert_eq!(call(&mut setup, &["SET", "big", &value]), "+OK\r\n");
+    // 40000 GETs = 160 MiB of replies, which the client does not read yet.
+    const N: usize = 40_000;
+    let mut slow = server.connect();
+    slow.set_nonblocking(true).unwrap();
+    let batch = resp(&["GET", "big"]).repeat(N);
+    let mut sent = 0;
+    let mut stalled_for = Instant::now();
+    while sent < batch.len() {
+        match slow.write(&batch[sent..]) {
+            Ok(n) => {
+                sent += n;
+                stalled_for = Instant::now();
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // The server has stopped reading from us: backpressure. (Polling the clock
+                // here measures a stall; nothing waits on it for synchronisation.)
+                if stalled_for.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+                thread::yield_now();
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(
+        sent < batch.len(),
+        "the server read every request without our reading a reply"
+    );
+    let rss_kib = rss_kib(server.child.pid().as_raw());
+    assert!(
+        rss_kib < 64 * 1024,
+        "server RSS {rss_kib} KiB: output is not bounded"
+    );
+    // Others are served meanwhile.
+    let mut other = server.connect();
+    assert_eq!(call(&mut other, &["PING"]), "+PONG\r\n");
+    // Now read: every reply arrives, in order, and the rest of the requests go through.
+    slow.set_nonblocking(false).unwrap();
+    let mut reader = slow.try_clone().unwrap();
+    let rest = batch[sent..].to_vec();
+    let writer = thread::spawn(move || slow.write_all(&rest).unwrap());
+    let want = bulk(&value);
+    let mut buf = vec![0u8; want.len()];
+    for i in 0..N {
+        reader.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, want.as_bytes(), "reply {i}");
+    }
+    writer.join().unwrap();
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn socket_is_mode_0600_and_removed_on_sigterm() {
+    let sb = Sandbox::new();
+    let mut server = Server::start(&sb, &[]);
+    let meta = std::fs::symlink_metadata(&server.sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // A client with requests in flight at SIGTERM still gets its replies.
+    let mut s = server.connect();
+    assert_eq!(call(&mut s, &["SET", "k", "v"]), "+OK\r\n");
+    server.child.signal(Signal::SIGTERM).unwrap();
+    server
+        .log
+        .wait_for(|l| l.starts_with("shutting down on SIGTERM"), WAIT)
+        .unwrap();
+    let status = server.child.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!server.sock.exists(), "socket file left behind");
+    // The idle client sees EOF, not a hang.
+    assert_eq!(read_to_eof(&mut s), "");
+}
+
+#[test]
+fn stale_socket_is_replaced_and_live_one_is_not_taken() {
+    let sb = Sandbox::new();
+    let first = Server::start(&sb, &[]);
+    // A second server on the same path is refused, and the first keeps working.
+    let out = run(
+        &sb,
+        &["server", "--unix", first.sock.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = testkit::stderr(&out);
+    assert!(
+        err.contains("another server is already listening there; refusing to take it over"),
+        "{err}"
+    );
+    let mut s = first.connect();
+    assert_eq!(call(&mut s, &["SET", "k", "v"]), "+OK\r\n");
+    // kill -9 leaves the socket file behind; the next server recognises it as stale.
+    first.child.signal(Signal::SIGKILL).unwrap();
+    first.child.wait_timeout(WAIT).unwrap();
+    assert!(first.sock.exists());
+    assert!(UnixStream::connect(&first.sock).is_err());
+    let second = Server::start(&sb, &[]);
+    assert!(
+        second
+            .log
+            .seen()
+            .iter()
+            .any(|l| l.starts_with("removed stale socket"))
+    );
+    let mut s = second.connect();
+    assert_eq!(call(&mut s, &["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn client_beyond_max_clients_is_refused_others_unaffected() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &["--max-clients", "2"]);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    assert_eq!(call(&mut a, &["PING"]), "+PONG\r\n");
+    assert_eq!(call(&mut b, &["PING"]), "+PONG\r\n");
+    let mut c = server.connect();
+    assert_eq!(
+        read_to_eof(&mut c),
+        "-ERR max number of clients reached\r\n"
+    );
+    // Through the client role, the refusal is one clear line and exit 1.
+    let out = run(
+        &sb,
+        &["client", "--unix", server.sock.to_str().unwrap(), "PING"],
+        b"",
+    );
+    assert_eq!(
+        testkit::stdout(&out),
+        "(error) ERR max number of clients reached\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(call(&mut a, &["SET", "k", "1"]), "+OK\r\n");
+    assert_eq!(call(&mut b, &["GET", "k"]), bulk("1"));
+    drop(a);
+    // A slot is free again once a client leaves (wait for the server to see it go).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut d = server.connect();
+        d.write_all(b"PING\r\n").unwrap();
+        let got = read_reply(&mut d);
+        if got == "+PONG\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no slot freed: {got:?}");
+    }
+}
+
+#[test]
+fn allow_uid_refuses_other_users() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: allow_uid_refuses_other_users needs root to connect as another uid");
+        return;
+    }
+    let sb = Sandbox::new();
+    // The socket lives in a directory the other uid can search (0755); the test then opens
+    // the socket itself to everyone (0666), so the kernel lets uid 65534 connect and the
+    // server's own SO_PEERCRED check is what refuses it.
+    let public = tempfile::Builder::new()
+        .prefix("socket-demo-uid-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(public.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = public.path().join("kv.sock");
+    let mut server = Server::start_at(&sb, &sock, &["--allow-uid", "0"]);
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir("/").uid(65534).gid(65534).args([
+        "client",
+        "--unix",
+        sock.to_str().unwrap(),
+        "PING",
+    ]);
+    let out = testkit::run(&mut cmd, b"");
+    assert_eq!(
+        testkit::stdout(&out),
+        "(error) ERR uid 65534 is not allowed here\n",
+        "stderr: {}",
+        testkit::stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(1));
+    server
+        .log
+        .wait_for(
+            |l| l.contains("refused client") && l.contains("uid=65534"),
+            WAIT,
+        )
+        .unwrap();
+    // uid 0 is allowed.
+    let mut s = connect(&sock);
+    assert_eq!(call(&mut s, &["PING"]), "+PONG\r\n");
+    server.child.signal(Signal::SIGTERM).unwrap();
+    assert!(server.child.wait_timeout(WAIT).unwrap().success());
+    assert!(!sock.exists());
+}
+
+#[test]
+fn tcp_on_loopback_with_an_ephemeral_port() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.command(BIN);
+    cmd.args(["server", "--tcp", "127.0.0.1:0"]);
+    let server = testkit::spawn(&mut cmd);
+    let mut log = server.stdout_lines().unwrap();
+    let line = log
+        .wait_for(|l| l.starts_with("listening on 127.0.0.1:"), WAIT)
+        .unwrap();
+    let addr = line.trim_start_matches("listening on ").to_owned();
+    // Only TCP was asked for: no Unix socket in the runtime dir.
+    assert!(leftovers(&sb.runtime_dir()).is_empty());
+    let out = run(
+        &sb,
+        &["client", "--tcp", &addr, "SET", "k", "over tcp"],
+        b"",
+    );
+    assert_eq!(testkit::stdout(&out), "OK\n");
+    let out = run(
+        &sb,
+        &["client", "--tcp", &addr],
+        b"GET k\nINCR n\nGET missing\n",
+    );
+    assert_eq!(testkit::stdout(&out), "\"over tcp\"\n(integer) 1\n(nil)\n");
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"PING hello\r\n").unwrap();
+    assert_eq!(read_reply(&mut s), bulk("hello"));
+}
+
+#[test]
+fn sigterm_sends_the_replies_in_flight_then_exits() {
+    let sb = Sandbox::new();
+    let value = "w".repeat(4096);
+    let mut server = Server::start(&sb, &[]);
+    let mut setup = server.connect();
+    assert_eq!(call(&mut setup, &["SET", "big", &value]), "+OK\r\n");
+    // Pile up replies: write GETs without reading until the server stops taking requests
+    // (over a megabyte of replies is then waiting in its output buffer).
+    let mut s = server.connect();
+    s.set_nonblocking(true).unwrap();
+    let batch = resp(&["GET", "big"]).repeat(20_000);
+    let mut sent = 0;
+    let mut stalled_for = Instant::now();
+    while sent < batch.len() && stalled_for.elapsed() < Duration::from_secs(2) {
+        match s.write(&batch[sent..]) {
+            Ok(n) => {
+                sent += n;
+                stalled_for = Instant::now();
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::yield_now(),
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(sent < batch.len(), "no backpressure");
+    server.child.signal(Signal::SIGTERM).unwrap();
+    // Read everything until EOF: whole replies only, at least the megabyte that was queued.
+    s.set_nonblocking(false).unwrap();
+    let got = read_to_eof(&mut s);
+    let one = bulk(&value);
+    assert_eq!(got.len() % one.len(), 0, "a torn reply at the end");
+    assert!(
+        got.len() / one.len() >= 256,
+        "only {} replies",
+        got.len() / one.len()
+    );
+    assert!(
+        got.as_bytes()
+            .chunks(one.len())
+            .all(|c| c == one.as_bytes())
+    );
+    let line = server
+        .log
+        .wait_for(|l| l.starts_with("shutting down on SIGTERM"), WAIT)
+        .unwrap();
+    assert!(line.contains("0 cut off"), "{line}");
+    assert!(server.child.wait_timeout(WAIT).unwrap().success());
+    assert!(!server.sock.exists());
+}

@@ -1,0 +1,160 @@
+//! Helpers for the socket-demo integration tests: start a server in a sandbox, talk RESP to
+//! it from the test (the test is the external user), read its log.
+#![allow(dead_code)] // Each test file uses a different part of this module.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::child::{Lines, Supervised};
+use common::testkit::{self, Sandbox};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_socket-demo");
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A server started by a test, its log, and its socket path.
+pub struct Server {
+    pub child: Supervised,
+    pub log: Lines,
+    pub errors: Lines,
+    pub sock: PathBuf,
+}
+
+impl Server {
+    /// Start `socket-demo server --unix <sandbox>/kv.sock` plus `extra`, and wait until it is
+    /// listening.
+    pub fn start(sb: &Sandbox, extra: &[&str]) -> Server {
+        Self::start_at(sb, &sb.join("kv.sock"), extra)
+    }
+
+    pub fn start_at(sb: &Sandbox, sock: &Path, extra: &[&str]) -> Server {
+        let mut cmd = sb.command(BIN);
+        cmd.arg("server").arg("--unix").arg(sock).args(extra);
+        let child = testkit::spawn(&mut cmd);
+        let mut log = child.stdout_lines().unwrap();
+        let errors = child.stderr_lines().unwrap();
+        let want = format!("listening on {}", sock.display());
+        log.wait_for(|l| l == want, WAIT)
+            .unwrap_or_else(|e| panic!("server did not start: {e}"));
+        Server {
+            child,
+            log,
+            errors,
+            sock: sock.to_owned(),
+        }
+    }
+
+    pub fn connect(&self) -> UnixStream {
+        connect(&self.sock)
+    }
+}
+
+pub fn connect(sock: &Path) -> UnixStream {
+    let s = UnixStream::connect(sock).unwrap_or_else(|e| panic!("connect {}: {e}", sock.display()));
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_write_timeout(Some(WAIT)).unwrap();
+    s
+}
+
+/// Encode a request as a RESP array.
+pub fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+/// Read exactly one reply (status, error, integer, bulk; arrays of those) and return its raw
+/// bytes as text, e.g. `+OK\r\n` or `$1\r\nv\r\n`. Panics on EOF.
+pub fn read_reply(s: &mut impl Read) -> String {
+    let mut raw = Vec::new();
+    read_one(s, &mut raw);
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+fn read_line(s: &mut impl Read, raw: &mut Vec<u8>) -> String {
+    let start = raw.len();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => panic!(
+                "EOF in the middle of a reply; got {:?}",
+                String::from_utf8_lossy(raw)
+            ),
+            Ok(_) => {
+                raw.push(b[0]);
+                if b[0] == b'\n' {
+                    break;
+                }
+            }
+            Err(e) => panic!("read: {e}; got {:?}", String::from_utf8_lossy(raw)),
+        }
+    }
+    String::from_utf8_lossy(&raw[start..]).trim_end().to_owned()
+}
+
+fn read_one(s: &mut impl Read, raw: &mut Vec<u8>) {
+    let line = read_line(s, raw);
+    match line.as_bytes().first() {
+        Some(b'$') => {
+            let n: i64 = line[1..].parse().unwrap();
+            if n >= 0 {
+                let mut body = vec![0u8; n as usize + 2];
+                s.read_exact(&mut body).unwrap();
+                raw.extend_from_slice(&body);
+            }
+        }
+        Some(b'*') => {
+            let n: i64 = line[1..].parse().unwrap();
+            for _ in 0..n.max(0) {
+                read_one(s, raw);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Send one request and return its raw reply.
+pub fn call(s: &mut UnixStream, args: &[&str]) -> String {
+    s.write_all(&resp(args)).unwrap();
+    read_reply(s)
+}
+
+/// A bulk reply as raw text.
+pub fn bulk(v: &str) -> String {
+    format!("${}\r\n{v}\r\n", v.len())
+}
+
+/// Read until EOF (or an error such as ECONNRESET), returning what arrived.
+pub fn read_to_eof(s: &mut impl Read) -> String {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// Run `socket-demo ARGS` to completion in the sandbox.
+pub fn run(sb: &Sandbox, args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut cmd: Command = sb.command(BIN);
+    cmd.args(args);
+    testkit::run(&mut cmd, input)
+}
+
+/// Files left in a directory (the runtime dir after a run should be empty).
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
