@@ -1,1 +1,53 @@
-fn main() {}
+//! fifo-demo: a log daemon fed through a named pipe (FIFO) by many unrelated writers.
+//!
+//! What it shows: a FIFO is a pipe with a name, so processes that share no parent can meet
+//! at it; writes of at most PIPE_BUF bytes are atomic, so many writers can share it without
+//! tearing each other's lines; and the daemon must keep a write end of its own, or it sees
+//! EOF whenever the last writer leaves.
+//!
+//! Roles (each a subcommand; `fifo-demo` alone plays `demo`):
+//! - `fifo-demo daemon [--fifo PATH] [--log FILE|-] [--pid-file FILE]` — terminal 1;
+//! - `fifo-demo log [--fifo PATH] [MESSAGE...]` — terminal 2 (no message: one record per
+//!   stdin line); `echo hi > <fifo>` works too and is logged with `pid=?`;
+//! - `fifo-demo demo [--writers 8] [--lines 1000] [--keep]` — everything, checked;
+//! - `fifo-demo cleanup [--fifo PATH]` — remove what a daemon killed with -9 left behind.
+//!
+//! What happens: daemon: flock(pid file) -> mkfifo(0600) (or vet a stale one) ->
+//! open(O_RDONLY|O_NONBLOCK) -> open(O_WRONLY) of its own -> poll(fifo, signal pipes) ->
+//! read(64 KiB) -> write(log). Writer: open(O_WRONLY|O_NONBLOCK) (ENXIO: no daemon) ->
+//! write(record <= PIPE_BUF) per line, poll(POLLOUT) when the pipe is full.
+//!
+//! Cleanup: SIGTERM/SIGINT make the daemon drain the pipe, flush, and remove the FIFO and
+//! its pid file; after kill -9 the next daemon finds the pid file unlocked and reuses them
+//! (or `fifo-demo cleanup` removes them).
+//!
+//! See also: fifo(7), mkfifo(3), pipe(7) (PIPE_BUF, O_NONBLOCK), open(2) (ENXIO), poll(2),
+//! flock(2), TLPI chapter 44 (fifo_seqnum_server.c).
+
+mod cleanup;
+mod cli;
+mod daemon;
+mod demo;
+mod protocol;
+mod writer;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command, DemoArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::narrate::init(
+        cli.command.as_ref().map_or("demo", Command::role),
+        cli.trace,
+    );
+    let outcome = match &cli.command {
+        Some(Command::Daemon(args)) => daemon::run(args),
+        Some(Command::Log(args)) => writer::run(args),
+        Some(Command::Cleanup(args)) => cleanup::run(args),
+        Some(Command::Demo(args)) => demo::run(args),
+        None => demo::run(&DemoArgs::default()),
+    };
+    common::error::finish("fifo-demo", outcome)
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Records per second logged by `fifo-demo daemon` with 8 concurrent writers, next to the same
+# writers feeding `cat FIFO > file` in the same run: the floor a user would compare with.
+# The daemon adds a timestamp and a pid field to every record and escapes it; cat copies bytes.
+#
+# Usage (from the repo root, after `cargo build --release`):
+#   bash fifo-demo/bench/throughput.sh
+# Knobs: WRITERS (8), LINES per writer (100000), ROUNDS (5; the median is reported),
+#        FIFO_DEMO (the binary; default $CARGO_TARGET_DIR/release/fifo-demo or target/...).
+set -euo pipefail
+
+WRITERS=${WRITERS:-8}
+LINES=${LINES:-100000}
+ROUNDS=${ROUNDS:-5}
+BIN=${FIFO_DEMO:-${CARGO_TARGET_DIR:-target}/release/fifo-demo}
+if [[ ! -x $BIN ]]; then
+    echo "throughput.sh: $BIN not found; run cargo build --release -p fifo-demo first" >&2
+    exit 1
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/fifo-demo-bench.XXXXXX")
+daemon_pid=
+cleanup() {
+    if [[ -n $daemon_pid ]]; then kill "$daemon_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Each writer sends the same LINES records, one write() per record (~75 bytes each).
+seq -f "benchmark record %06g: the quick brown fox jumps over the lazy dog" 1 "$LINES" >"$work/input"
+want=$((WRITERS * LINES))
+
+now() { date +%s%N; }
+
+# Start WRITERS `fifo-demo log` processes on FIFO $1 and wait for all of them.
+run_writers() {
+    local pids=() p
+    for ((i = 0; i < WRITERS; i++)); do
+        "$BIN" log --fifo "$1" <"$work/input" 3>&- &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+}
+
+# Peer: cat. Our fd 3 holds the FIFO open for writing until the writers are done, so cat
+# sees EOF only at the end; opening it blocks until cat has opened the read end.
+bench_cat() {
+    rm -f "$work/cat.fifo" "$work/cat.out"
+    mkfifo -m 600 "$work/cat.fifo"
+    cat "$work/cat.fifo" >"$work/cat.out" &
+    local cat_pid=$!
+    exec 3>"$work/cat.fifo"
+    local t0 t1
+    t0=$(now)
+    run_writers "$work/cat.fifo"
+    exec 3>&-
+    wait "$cat_pid"
+    t1=$(now)
+    got=$(wc -l <"$work/cat.out")
+    [[ $got -eq $want ]] || { echo "cat: $got of $want records" >&2; exit 1; }
+    echo $((t1 - t0))
+}
+
+# Ours: the daemon, stopped with SIGTERM (it drains the pipe first) once the writers are done.
+bench_daemon() {
+    rm -f "$work/d.log" "$work/d.err"
+    "$BIN" daemon --fifo "$work/d.fifo" --log "$work/d.log" 2>"$work/d.err" 3>&- &
+    daemon_pid=$!
+    # Wait for its ready line (polling a file: the bench, not a test).
+    until grep -qs 'daemon: ready:' "$work/d.err"; do
+        kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/d.err" >&2; exit 1; }
+        sleep 0.01
+    done
+    local t0 t1
+    t0=$(now)
+    run_writers "$work/d.fifo"
+    kill -TERM "$daemon_pid"
+    wait "$daemon_pid"
+    t1=$(now)
+    daemon_pid=
+    got=$(wc -l <"$work/d.log")
+    [[ $got -eq $want ]] || { echo "daemon: $got of $want records" >&2; exit 1; }
+    [[ ! -e $work/d.fifo ]] || { echo "daemon left its FIFO behind" >&2; exit 1; }
+    echo $((t1 - t0))
+}
+
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+cat_ns=() daemon_ns=()
+for ((r = 1; r <= ROUNDS; r++)); do
+    # Alternate the order, so neither side always runs on a warmer machine.
+    if ((r % 2)); then
+        cat_ns+=("$(bench_cat)")
+        daemon_ns+=("$(bench_daemon)")
+    else
+        daemon_ns+=("$(bench_daemon)")
+        cat_ns+=("$(bench_cat)")
+    fi
+done
+c=$(median "${cat_ns[@]}")
+d=$(median "${daemon_ns[@]}")
+
+echo "fifo-demo throughput: $WRITERS writers x $LINES records, median of $ROUNDS rounds"
+awk -v want="$want" -v c="$c" -v d="$d" 'BEGIN {
+    printf "%-28s %10s %9s %12s\n", "consumer", "records", "seconds", "records/s"
+    printf "%-28s %10d %9.3f %12.0f\n", "cat FIFO > file", want, c / 1e9, want / (c / 1e9)
+    printf "%-28s %10d %9.3f %12.0f\n", "fifo-demo daemon --log file", want, d / 1e9, want / (d / 1e9)
+    printf "ratio daemon/cat: %.2f (goal >= 0.80)\n", c / d
+}'

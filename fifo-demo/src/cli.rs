@@ -1,0 +1,121 @@
+//! The command line: one subcommand per role, `demo` when none is given.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  fifo-demo                                  # play the whole scenario and check it
+  fifo-demo daemon --log app.log             # terminal 1: the log daemon
+  fifo-demo log disk almost full             # terminal 2: one record
+  dmesg | fifo-demo log                      # one record per stdin line
+  echo hello > \"$XDG_RUNTIME_DIR/ipc-demo/log.fifo\"   # a plain shell writer (pid=?)
+  mv app.log app.log.1; kill -HUP \"$(cat \"$XDG_RUNTIME_DIR/ipc-demo/log.fifo.pid\")\"   # rotate";
+
+/// A log daemon fed through a named pipe (FIFO) by many unrelated writer processes.
+#[derive(Parser, Debug)]
+#[command(name = "fifo-demo", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Narrate each IPC call on stderr, `[pid 4242 daemon] mkfifo(...)`; children inherit it.
+    #[arg(short = 'v', long = "trace", global = true)]
+    pub trace: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The roles.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the FIFO and log every record written to it, until SIGTERM/SIGINT.
+    #[command(
+        after_help = "Example:\n  fifo-demo daemon --fifo /tmp/my.fifo --log - \
+                            # log to stdout\n\nSIGHUP reopens the log file (rotation); \
+                            SIGTERM/SIGINT drain the pipe and remove the FIFO and pid file."
+    )]
+    Daemon(DaemonArgs),
+    /// Send a message (the words, as one record) or each line of stdin to the daemon.
+    #[command(after_help = "Examples:\n  fifo-demo log backup finished\n  \
+                            tail -f app.out | fifo-demo log")]
+    Log(LogArgs),
+    /// Remove the FIFO and pid file a daemon killed with -9 left behind (refused if it lives).
+    #[command(after_help = "Example:\n  fifo-demo cleanup --fifo /tmp/my.fifo")]
+    Cleanup(CleanupArgs),
+    /// Play the scenario: a daemon, N writers, one rotation, SIGTERM, then check the logs.
+    #[command(after_help = "Example:\n  fifo-demo demo --writers 16 --lines 5000 --keep")]
+    Demo(DemoArgs),
+}
+
+/// Options of `fifo-demo daemon`.
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// The FIFO to create and read [default: <runtime dir>/log.fifo]
+    #[arg(long, value_name = "PATH")]
+    pub fifo: Option<PathBuf>,
+    /// The log file to append to; `-` for stdout.
+    #[arg(long, value_name = "FILE", default_value = "fifo-demo.log")]
+    pub log: PathBuf,
+    /// The locked pid file that marks a live daemon [default: <fifo>.pid]
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+}
+
+impl Command {
+    /// The role's name in the `--trace` timeline.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Command::Daemon(_) => "daemon",
+            Command::Log(_) => "log",
+            Command::Cleanup(_) => "cleanup",
+            Command::Demo(_) => "demo",
+        }
+    }
+}
+
+/// Options of `fifo-demo cleanup`.
+#[derive(Args, Debug)]
+pub struct CleanupArgs {
+    /// The FIFO to remove [default: <runtime dir>/log.fifo]
+    #[arg(long, value_name = "PATH")]
+    pub fifo: Option<PathBuf>,
+    /// Its daemon's pid file [default: <fifo>.pid]
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// Options of `fifo-demo log`.
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// The daemon's FIFO [default: <runtime dir>/log.fifo]
+    #[arg(long, value_name = "PATH")]
+    pub fifo: Option<PathBuf>,
+    /// The message; without one, each line of stdin is a record.
+    #[arg(value_name = "MESSAGE")]
+    pub message: Vec<OsString>,
+}
+
+/// Options of `fifo-demo demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Number of writer processes.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub writers: u32,
+    /// Numbered lines each writer sends.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub lines: u32,
+    /// Keep the two log files (their paths are printed) instead of removing them.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        DemoArgs {
+            writers: 8,
+            lines: 1000,
+            keep: false,
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! The log daemon: create the FIFO, read records from any number of writers, append them to
+//! the log with a timestamp; SIGHUP reopens the log, SIGTERM/SIGINT drain and clean up.
+//!
+//! The order of the start-up matters:
+//!
+//! 1. signal handlers first (before any thread exists; signal dispositions are process-wide);
+//! 2. the pid file's `flock`, which tells a live rival (refuse) from the leftovers of a daemon
+//!    killed with -9 (take over);
+//! 3. `mkfifo(0600)`, or, if something is at the path already, vet it: a FIFO of ours that
+//!    nobody reads is a stale leftover to reuse; a symlink, another kind of file, another
+//!    user's FIFO or a FIFO somebody reads are refused;
+//! 4. open the read end non-blocking, then a write end of our own (see [`open_fifo`]);
+//! 5. then sleep in `poll` on the FIFO, the SIGTERM/SIGINT self-pipe and the SIGHUP self-pipe.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use common::cleanup::{Shutdown, Unlink};
+use common::names::{self, Kind};
+use common::pidfile::{self, PidFile};
+use common::{Context, Error, Result, trace};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::{Mode, fchmod, fstat};
+
+use crate::cli::DaemonArgs;
+use crate::protocol::{self, END, Stamp};
+
+/// The FIFO's name in the runtime directory when `--fifo` is not given.
+pub const DEFAULT_FIFO: &str = "log.fifo";
+
+/// One `read()` takes up to this much: a default-sized pipe (64 KiB) in one call.
+const READ_SIZE: usize = 64 * 1024;
+
+/// The pipe buffer the daemon asks for (see [`grow_pipe`]).
+const PIPE_SIZE: libc::c_int = 1024 * 1024;
+
+/// How many reads one wake-up may do before the daemon looks at its signal flags again. A
+/// busy pipe may never run dry, and the work per loop must be bounded for SIGHUP and SIGTERM
+/// to take effect promptly (signal-hook's advice for the flag pattern).
+const READS_PER_WAKE: usize = 16;
+
+/// A line longer than this without a newline is logged in pieces: only a writer that ignores
+/// the protocol can send one, and it must not make the daemon's memory grow without bound.
+const MAX_LINE: usize = 64 * 1024;
+
+/// The log's write buffer; flushed whenever the pipe runs dry, so `tail -f` sees lines
+/// promptly, and in large blocks while writers keep it busy.
+const LOG_BUFFER: usize = 256 * 1024;
+
+/// The pid file that goes with `fifo`: `<fifo>.pid`, next to it.
+pub fn pid_path_for(fifo: &Path) -> PathBuf {
+    let mut name = fifo.as_os_str().to_owned();
+    name.push(".pid");
+    PathBuf::from(name)
+}
+
+/// The FIFO path: `--fifo`, or `log.fifo` in the runtime directory.
+pub fn fifo_path(arg: Option<&Path>) -> Result<PathBuf> {
+    match arg {
+        Some(p) => Ok(p.to_owned()),
+        None => names::runtime_path(DEFAULT_FIFO),
+    }
+}
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
+    let shutdown = Shutdown::install()?;
+    let hangup = Hangup::install()?;
+    let fifo = fifo_path(args.fifo.as_deref())?;
+    let pid_path = args.pid_file.clone().unwrap_or_else(|| pid_path_for(&fifo));
+
+    // Declared first, dropped last: the pid file (and its lock) outlives the FIFO, so a
+    // newcomer that gets the lock never finds our FIFO still in place.
+    let pid_file = take_pid_file(&pid_path, &fifo)?;
+    let fifo_guard = create_fifo(&fifo)?;
+    let (read_end, own_write_end) = open_fifo(&fifo)?;
+    let mut log = Log::open(&args.log)?;
+
+    say(&format!(
+        "ready: pid {} reads {}, logs to {} (pid file {})",
+        std::process::id(),
+        fifo.display(),
+        log.name(),
+        pid_file.path().display()
+    ));
+    let fifo_arg = match &args.fifo {
+        Some(p) => format!(" --fifo {}", p.display()),
+        None => String::new(),
+    };
+    say(&format!(
+        "try: fifo-demo log{fifo_arg} hello   (stop with kill {})",
+        std::process::id()
+    ));
+
+    let mut reader = Reader::new(read_end);
+    loop {
+        // SIGHUP first: a rotation requested before a SIGTERM must still happen, or the
+        // records read in between would go to the renamed file and no new log would appear.
+        if hangup.take() {
+            log.reopen()?;
+        }
+        if shutdown.requested() {
+            break;
+        }
+        // Poll with no timeout: with no writers the daemon sleeps in the kernel and uses no
+        // CPU at all. The self-pipes wake it for signals, which SA_RESTART would not.
+        let mut fds = [
+            PollFd::new(reader.fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+            PollFd::new(hangup.wake_read.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", fifo.display(), e)),
+        }
+        reader.pump(&mut log, READS_PER_WAKE, || {
+            shutdown.requested() || hangup.pending()
+        })?;
+    }
+
+    // Shutting down. Remove the name first so no new writer can open the FIFO, and close our
+    // own write end, so the final drain ends at EOF if the writers have all gone. What is in
+    // the pipe is read and logged. One window stays open, as for any FIFO reader: a writer
+    // that still holds the FIFO and writes between this last read and our close has its
+    // record accepted and then discarded with the pipe; once we have closed, its writes fail
+    // with EPIPE, which `fifo-demo log` reports. Stop the writers first to lose nothing.
+    drop(fifo_guard);
+    drop(own_write_end);
+    reader.pump(&mut log, usize::MAX, || false)?;
+    reader.finish(&mut log)?;
+    log.flush()?;
+    let sig = shutdown.signal().map_or("signal", |s| s.as_str());
+    say(&format!(
+        "{sig}: logged {} records; removed {} and {}",
+        reader.records,
+        fifo.display(),
+        pid_path.display()
+    ));
+    drop(pid_file);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A status line on stderr (stdout may be the log itself, with `--log -`).
+fn say(text: &str) {
+    let line = format!("fifo-demo daemon: {text}\n");
+    // If stderr is gone there is nobody to tell; the daemon's job is the log.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// Take the pid file, or explain which live daemon holds it.
+fn take_pid_file(pid_path: &Path, fifo: &Path) -> Result<PidFile> {
+    match PidFile::create(pid_path) {
+        Ok(p) => Ok(p),
+        // The lock says "a daemon is alive"; say it in terms of the FIFO the user asked for.
+        Err(e) => match pidfile::read(pid_path) {
+            Ok(pid) => Err(Error::msg(format!(
+                "a log daemon (pid {pid}) is already reading {}; refusing to start a second one",
+                fifo.display()
+            ))),
+            Err(_) => Err(e),
+        },
+    }
+}
+
+/// Create the FIFO with mode 0600, or vet and reuse a stale one, and guard it for removal.
+fn create_fifo(fifo: &Path) -> Result<Unlink> {
+    let mode = Mode::S_IRUSR | Mode::S_IWUSR;
+    loop {
+        // mkfifo fails with EEXIST rather than touching whatever is at the path (like
+        // O_CREAT|O_EXCL), so a planted symlink is never followed.
+        match nix::unistd::mkfifo(fifo, mode) {
+            Ok(()) => {
+                trace!("mkfifo({}, 0600) -> ok", fifo.display());
+                return Ok(Unlink::path(fifo));
+            }
+            Err(Errno::EEXIST) => {
+                trace!("mkfifo({}, 0600) -> EEXIST", fifo.display());
+            }
+            Err(e) => return Err(Error::sys("mkfifo", fifo.display(), e)),
+        }
+        // Something is there: refuse a symlink, a non-FIFO, someone else's FIFO.
+        if !names::existing(fifo, Kind::Fifo)? {
+            continue; // It vanished between the two calls: try to create it again.
+        }
+        // We hold the pid-file lock, so no daemon using that pid file is alive. One using
+        // another pid file (or a `cat`) could still be reading it.
+        if has_reader(fifo)? {
+            return Err(Error::msg(format!(
+                "{}: another process is already reading it; refusing to start",
+                fifo.display()
+            )));
+        }
+        say(&format!(
+            "reusing stale {} (its daemon died without cleaning up)",
+            fifo.display()
+        ));
+        return Ok(Unlink::path(fifo));
+    }
+}
+
+/// True if some process has the FIFO open for reading: only then does a non-blocking open
+/// for writing succeed (otherwise it fails with ENXIO).
+pub fn has_reader(fifo: &Path) -> Result<bool> {
+    match open(
+        fifo,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    ) {
+        Err(Errno::ENXIO) => {
+            trace!(
+                "open({}, O_WRONLY|O_NONBLOCK) -> ENXIO: no reader",
+                fifo.display()
+            );
+            Ok(false)
+        }
+        Ok(_) => {
+            trace!(
+                "open({}, O_WRONLY|O_NONBLOCK) -> ok: it has a reader",
+                fifo.display()
+            );
+            Ok(true)
+        }
+        Err(e) => Err(Error::sys("open", fifo.display(), e)),
+    }
+}
+
+/// Open the FIFO for reading, and keep a write end of our own.
+///
+/// The read end is opened with O_NONBLOCK, because a blocking open for reading waits until a
+/// writer appears. Then we open a write end ourselves and never write to it (TLPI's
+/// `fifo_seqnum_server` does the same): a FIFO reports EOF to its reader as soon as the last
+/// writer closes, so without our own write end every writer that came and went would end the
+/// stream, and `poll` would report POLLHUP forever — a busy loop. With it, the daemon simply
+/// sleeps until the next writer writes.
+fn open_fifo(fifo: &Path) -> Result<(OwnedFd, OwnedFd)> {
+    let read_end = open(
+        fifo,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .ctx("open", fifo.display())?;
+    trace!("open({}, O_RDONLY|O_NONBLOCK) -> read end", fifo.display());
+    // Between mkfifo/lstat and open the path could in principle have been replaced; what we
+    // opened is what counts.
+    let st = fstat(&read_end).ctx("fstat", fifo.display())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Err(Error::msg(format!("{}: is not a FIFO", fifo.display())));
+    }
+    // mkfifo applied the umask, and a reused FIFO may have been chmod-ed: make it 0600.
+    fchmod(&read_end, Mode::S_IRUSR | Mode::S_IWUSR).ctx("fchmod", fifo.display())?;
+    grow_pipe(&read_end, fifo);
+    let own_write_end = open(
+        fifo,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .ctx("open", fifo.display())?;
+    trace!(
+        "open({}, O_WRONLY) -> our own write end: no EOF when writers leave",
+        fifo.display()
+    );
+    Ok((read_end, own_write_end))
+}
+
+/// Ask for a larger pipe buffer (Linux `F_SETPIPE_SZ`; 64 KiB by default). A burst from many
+/// writers then waits in the kernel instead of making every writer sleep in poll(POLLOUT)
+/// until we have caught up. Unprivileged processes may go up to /proc/sys/fs/pipe-max-size
+/// (1 MiB by default); if the kernel refuses, the default buffer works too, only slower.
+fn grow_pipe(fd: &OwnedFd, fifo: &Path) {
+    match fcntl(fd, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE)) {
+        Ok(size) => trace!(
+            "fcntl({}, F_SETPIPE_SZ, {PIPE_SIZE}) -> {size}",
+            fifo.display()
+        ),
+        Err(e) => trace!(
+            "fcntl({}, F_SETPIPE_SZ, {PIPE_SIZE}) -> {e}; keeping the default size",
+            fifo.display()
+        ),
+    }
+}
+
+/// SIGHUP as a flag plus a self-pipe, like [`Shutdown`] does for SIGTERM/SIGINT: the handler
+/// only sets the flag and writes a byte; the main loop reopens the log.
+struct Hangup {
+    flag: Arc<AtomicBool>,
+    wake_read: OwnedFd,
+}
+
+impl Hangup {
+    fn install() -> Result<Self> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let (wake_read, wake_write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ctx("pipe2", "sighup")?;
+        let sig = signal_hook::consts::SIGHUP;
+        signal_hook::flag::register(sig, Arc::clone(&flag)).ctx("sigaction", "SIGHUP")?;
+        signal_hook::low_level::pipe::register_raw(sig, wake_write).ctx("sigaction", "SIGHUP")?;
+        trace!("sigaction(SIGHUP) -> flag + self-pipe");
+        Ok(Hangup { flag, wake_read })
+    }
+
+    fn pending(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// True if SIGHUP arrived since the last call; empties the self-pipe so that `poll` does
+    /// not keep reporting it. (Signals coalesce: two quick SIGHUPs may reopen only once.)
+    fn take(&self) -> bool {
+        if !self.flag.swap(false, Ordering::SeqCst) {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        while matches!(nix::unistd::read(&self.wake_read, &mut buf), Ok(n) if n > 0) {}
+        true
+    }
+}
+
+/// The log: a file opened for appending, or stdout, behind a large buffer.
+struct Log {
+    /// `None` for stdout.
+    path: Option<PathBuf>,
+    out: BufWriter<File>,
+}
+
+impl Log {
+    fn open(path: &Path) -> Result<Log> {
+        if path.as_os_str() == "-" {
+            // A descriptor of our own for stdout (F_DUPFD_CLOEXEC), written through our own
+            // buffer: std's stdout would flush at every newline.
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .ctx("dup", "stdout")?;
+            return Ok(Log {
+                path: None,
+                out: BufWriter::with_capacity(LOG_BUFFER, File::from(fd)),
+            });
+        }
+        Ok(Log {
+            path: Some(path.to_owned()),
+            out: BufWriter::with_capacity(LOG_BUFFER, Self::open_file(path)?),
+        })
+    }
+
+    fn open_file(path: &Path) -> Result<File> {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .ctx("open", path.display())?;
+        trace!("open({}, O_WRONLY|O_APPEND|O_CREAT, 0600)", path.display());
+        Ok(file)
+    }
+
+    fn name(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let name = self.name();
+        self.out.write_all(bytes).ctx("write", name)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let name = self.name();
+        self.out.flush().ctx("write", name)
+    }
+
+    /// SIGHUP: flush what belongs to the old file, then open the path again. After
+    /// `mv app.log app.log.1` the old descriptor still writes to app.log.1 (a rename does not
+    /// change the inode), so everything read before the reopen lands there and everything
+    /// after in a new app.log: nothing is lost (logrotate's "create" mode).
+    fn reopen(&mut self) -> Result<()> {
+        self.flush()?;
+        let Some(path) = self.path.clone() else {
+            trace!("SIGHUP: logging to stdout, nothing to reopen");
+            return Ok(());
+        };
+        let file = Self::open_file(&path)?;
+        // Replacing the writer closes the old file; its buffer is already empty.
+        self.out = BufWriter::with_capacity(LOG_BUFFER, file);
+        say(&format!("SIGHUP: reopened {}", path.display()));
+        Ok(())
+    }
+}
+
+/// Reads the FIFO and turns records into log lines.
+struct Reader {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    /// The start of a record that a read cut off: it ends in the next read.
+    tail: Vec<u8>,
+    /// The log lines made from one read, written to the log in one call.
+    out: Vec<u8>,
+    stamp: Stamp,
+    records: u64,
+}
+
+impl Reader {
+    fn new(fd: OwnedFd) -> Self {
+        Reader {
+            fd,
+            buf: vec![0; READ_SIZE],
+            tail: Vec::new(),
+            out: Vec::with_capacity(2 * READ_SIZE),
+            stamp: Stamp::default(),
+            records: 0,
+        }
+    }
+
+    /// Read until the pipe is empty (EAGAIN) or EOF, at most `limit` times, or until `stop`
+    /// says a signal wants attention. Flushes the log when the pipe ran dry.
+    fn pump(&mut self, log: &mut Log, limit: usize, stop: impl Fn() -> bool) -> Result<()> {
+        for _ in 0..limit {
+            match nix::unistd::read(&self.fd, &mut self.buf) {
+                // EOF: only after our own write end is closed (shutdown) and the writers left.
+                Ok(0) | Err(Errno::EAGAIN) => return log.flush(),
+                // A short read emptied the pipe: flush now, without a second read() just to
+                // be told EAGAIN. That saves a system call per wake-up when the writers are
+                // slower than we are, which is most of the time.
+                Ok(n) if n < self.buf.len() => {
+                    trace!("read(fifo) -> {n} bytes");
+                    self.consume(n, log)?;
+                    return log.flush();
+                }
+                Ok(n) => {
+                    trace!("read(fifo) -> {n} bytes (a full buffer; more may wait)");
+                    self.consume(n, log)?;
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("read", "fifo", e)),
+            }
+            if stop() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Turn the first `n` bytes of the buffer into log lines. A record may straddle two
+    /// reads: the bytes after the last newline wait in `tail` for the rest.
+    fn consume(&mut self, n: usize, log: &mut Log) -> Result<()> {
+        // One timestamp per read: the time the daemon received these records.
+        let stamp = self.stamp.format(SystemTime::now());
+        let data = &self.buf[..n];
+        self.out.clear();
+        let mut start = 0;
+        if !self.tail.is_empty() {
+            match memchr::memchr(END, data) {
+                Some(nl) => {
+                    self.tail.extend_from_slice(&data[..nl]);
+                    protocol::log_line(stamp, &protocol::parse(&self.tail), &mut self.out);
+                    self.records += 1;
+                    self.tail.clear();
+                    start = nl + 1;
+                }
+                None => {
+                    self.tail.extend_from_slice(data);
+                    start = n;
+                }
+            }
+        }
+        if start < n {
+            let rest = &data[start..];
+            let mut line_start = 0;
+            for nl in memchr::memchr_iter(END, rest) {
+                let rec = protocol::parse(&rest[line_start..nl]);
+                protocol::log_line(stamp, &rec, &mut self.out);
+                self.records += 1;
+                line_start = nl + 1;
+            }
+            self.tail.extend_from_slice(&rest[line_start..]);
+        }
+        if self.tail.len() > MAX_LINE {
+            // Only a writer that ignores the protocol gets here; bound our memory.
+            protocol::log_line(stamp, &protocol::parse(&self.tail), &mut self.out);
+            self.records += 1;
+            self.tail.clear();
+        }
+        log.write(&self.out)
+    }
+
+    /// At shutdown, a record whose newline never came is logged rather than dropped.
+    fn finish(&mut self, log: &mut Log) -> Result<()> {
+        if self.tail.is_empty() {
+            return Ok(());
+        }
+        self.out.clear();
+        let stamp = self.stamp.format(SystemTime::now());
+        protocol::log_line(stamp, &protocol::parse(&self.tail), &mut self.out);
+        self.records += 1;
+        self.tail.clear();
+        log.write(&self.out)
+    }
+}

@@ -1,0 +1,418 @@
+//! The scenario played by `fifo-demo` with no arguments, with real processes:
+//!
+//! 1. start `fifo-demo daemon` as a child on a FIFO with a unique name in the runtime
+//!    directory, and wait for its "ready" line;
+//! 2. start N `fifo-demo log` writer processes; each gets `writer=<i> seq=<j>` lines on its
+//!    stdin, j = 1..M, and sends one record per line, all of them at the same time;
+//! 3. midway — after the first half of every writer's lines has been handed over and the
+//!    daemon has logged a quarter of all records — rotate the log: `rename(log, log.1)` and
+//!    SIGHUP, while records are still in flight; then hand over the second halves;
+//! 4. when the writers are done, SIGTERM the daemon, which drains the pipe and removes its
+//!    FIFO and pid file;
+//! 5. check: exactly N×M records across both files, none torn, every writer's sequence
+//!    complete and in order, the FIFO gone.
+//!
+//! The two log files are removed at the end unless `--keep` is given or the check failed
+//! (then their paths are printed, to look at).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::child::{Options, Supervised, describe};
+use common::cleanup::{Shutdown, Unlink};
+use common::names;
+use common::{Context, Error, Result};
+use nix::sys::signal::Signal;
+
+use crate::cli::DemoArgs;
+use crate::protocol;
+
+/// How long any child may run, and how long we wait for any one step.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// Run the scenario and print its steps; the last stdout line is `ok: ...` or `FAILED: ...`.
+pub fn run(args: &DemoArgs) -> Result<ExitCode> {
+    // Ctrl-C reaches the daemon and the writers too (they share our process group); we stop
+    // waiting, and our guards still remove the log files.
+    let shutdown = Shutdown::install()?;
+    let mut out = Steps(std::io::stdout().lock());
+    let dir = names::runtime_dir()?;
+    let tag = names::unique("fifo-demo");
+    let files = Files {
+        fifo: dir.join(format!("{tag}.fifo")),
+        log: dir.join(format!("{tag}.log")),
+        rotated: dir.join(format!("{tag}.log.1")),
+    };
+    // The guards remove the log files however we leave; disarmed below to keep them.
+    let guards = [Unlink::path(&files.log), Unlink::path(&files.rotated)];
+    let outcome = play(args, &files, &shutdown, &mut out);
+    // A failed check keeps the logs as evidence; an error or an interruption does not.
+    let keep = args.keep || matches!(outcome, Ok(ref s) if !s.starts_with("ok"));
+    if keep {
+        let _kept = guards.map(Unlink::keep);
+        out.say(&format!(
+            "logs kept: {} {}",
+            files.rotated.display(),
+            files.log.display()
+        ))?;
+    }
+    match outcome {
+        Ok(summary) => {
+            out.say(&summary)?;
+            Ok(if summary.starts_with("ok") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(e) if e.is_broken_pipe() => Err(e),
+        Err(e) => {
+            out.say(&format!("FAILED: {e}"))?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+struct Files {
+    fifo: PathBuf,
+    log: PathBuf,
+    rotated: PathBuf,
+}
+
+/// Step lines on stdout, through the locked handle (never `println!`, which panics on EPIPE).
+struct Steps<W: Write>(W);
+
+impl<W: Write> Steps<W> {
+    fn say(&mut self, text: &str) -> Result<()> {
+        writeln!(self.0, "{text}")
+            .and_then(|()| self.0.flush())
+            .ctx("write", "stdout")
+    }
+}
+
+/// Stop waiting if SIGINT/SIGTERM asked us to.
+fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
+    match shutdown.signal() {
+        Some(sig) => Err(Error::msg(format!("interrupted by {sig}"))),
+        None => Ok(()),
+    }
+}
+
+fn play(
+    args: &DemoArgs,
+    files: &Files,
+    shutdown: &Shutdown,
+    out: &mut Steps<impl Write>,
+) -> Result<String> {
+    let (n, m) = (args.writers, args.lines);
+    let exe = std::env::current_exe().ctx("current_exe", "")?;
+    let opts = Options {
+        deadline: Some(DEADLINE),
+        // Each role in a process group of its own: a Ctrl-C at the terminal reaches only us,
+        // and we stop the roles with one SIGTERM each as their handles drop. A daemon that got
+        // the terminal's SIGINT too would take that SIGTERM as a second signal and exit at
+        // once, leaving its FIFO behind.
+        own_group: true,
+    };
+
+    // 1. The daemon. Its stderr comes to us so we can wait for its "ready" line; a thread
+    //    passes every line on to our stderr as it arrives.
+    let mut cmd = Command::new(&exe);
+    cmd.arg("daemon")
+        .arg("--fifo")
+        .arg(&files.fifo)
+        .arg("--log")
+        .arg(&files.log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let daemon = Supervised::spawn("daemon", &mut cmd, opts)?;
+    let mut lines = daemon
+        .stderr_lines()
+        .ok_or_else(|| Error::msg("daemon: no stderr pipe"))?;
+    let ready = lines.wait_for(|l| l.contains("daemon: ready:"), DEADLINE);
+    if let Err(e) = ready {
+        let status = daemon.wait_timeout(Duration::from_secs(5)).map(describe);
+        return Err(Error::msg(format!(
+            "the daemon did not start ({}): {e}",
+            status.unwrap_or_else(|e| e.to_string())
+        )));
+    }
+    for line in lines.seen() {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+    thread::spawn(move || {
+        while let Ok(Some(line)) = lines.next_line(DEADLINE) {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    });
+    out.say(&format!(
+        "1. daemon (pid {}) reads {} and logs to {}",
+        daemon.pid(),
+        files.fifo.display(),
+        files.log.display()
+    ))?;
+
+    // 2. The writers, fed by one thread each, which pauses at the halfway mark until the
+    //    rotation has been done.
+    let mut writers = Vec::new();
+    let mut resume = Vec::new();
+    for w in 0..n {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("log")
+            .arg("--fifo")
+            .arg(&files.fifo)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null());
+        let child = Supervised::spawn(&format!("writer {w}"), &mut cmd, opts)?;
+        let stdin = child
+            .take_stdin()
+            .ok_or_else(|| Error::msg("writer: no stdin pipe"))?;
+        let (go, wait) = mpsc::channel::<()>();
+        thread::spawn(move || feed(stdin, w, m, &wait));
+        writers.push(child);
+        resume.push(go);
+    }
+    let pids: Vec<String> = writers.iter().map(|w| w.pid().to_string()).collect();
+    out.say(&format!(
+        "2. {n} writers (pids {}) send {m} numbered lines each, concurrently",
+        pids.join(" ")
+    ))?;
+
+    // 3. Rotate once, midway, while records are in flight.
+    let total = u64::from(n) * u64::from(m);
+    let logged = wait_for_lines(&files.log, total / 4, shutdown)?;
+    std::fs::rename(&files.log, &files.rotated)
+        .ctx("rename", format!("{} -> .1", files.log.display()))?;
+    daemon.signal(Signal::SIGHUP)?;
+    out.say(&format!(
+        "3. rotated after {logged} lines: mv {} {}; kill -HUP {}",
+        name(&files.log),
+        name(&files.rotated),
+        daemon.pid()
+    ))?;
+    for go in resume {
+        // A feeder whose writer already died has gone; its writer's status tells.
+        let _ = go.send(());
+    }
+    let mut failed = Vec::new();
+    for w in &writers {
+        check_interrupt(shutdown)?;
+        let status = w.wait_timeout(DEADLINE)?;
+        if !status.success() {
+            failed.push(format!("{} {}", w.label(), describe(status)));
+        }
+    }
+    check_interrupt(shutdown)?;
+    if !failed.is_empty() {
+        return Ok(format!("FAILED: writers failed: {}", failed.join(", ")));
+    }
+
+    // 4. Stop the daemon; it drains the pipe first.
+    check_interrupt(shutdown)?;
+    daemon.signal(Signal::SIGTERM)?;
+    let status = daemon.wait_timeout(DEADLINE)?;
+    out.say(&format!(
+        "4. writers done; kill -TERM {} -> daemon {}",
+        daemon.pid(),
+        describe(status)
+    ))?;
+    if !status.success() {
+        return Ok(format!("FAILED: daemon {}", describe(status)));
+    }
+
+    // 5. Check.
+    let pid_of: Vec<u32> = writers.iter().map(|w| w.pid().as_raw() as u32).collect();
+    let mut check = Check::new(&pid_of, m);
+    let before = check.file(&files.rotated)?;
+    let after = check.file(&files.log)?;
+    let fifo_left = files.fifo.exists() || crate::daemon::pid_path_for(&files.fifo).exists();
+    out.say(&format!(
+        "5. {} has {before} lines, {} has {after}",
+        name(&files.rotated),
+        name(&files.log)
+    ))?;
+    Ok(check.verdict(total, fifo_left))
+}
+
+fn name(p: &Path) -> String {
+    p.file_name()
+        .map_or_else(|| p.display().to_string(), |f| f.to_string_lossy().into())
+}
+
+/// Write `writer=<w> seq=<j>` lines to a writer's stdin: the first half, then wait for the
+/// go-ahead, then the rest. Stops quietly if the writer has gone (its status reports why).
+fn feed(mut stdin: std::process::ChildStdin, w: u32, m: u32, resume: &mpsc::Receiver<()>) {
+    let half = m / 2;
+    let chunk = |from: u32, to: u32| {
+        let mut text = String::new();
+        for j in from..=to {
+            text.push_str(&format!("writer={w} seq={j}\n"));
+        }
+        text
+    };
+    if stdin.write_all(chunk(1, half).as_bytes()).is_err() {
+        return;
+    }
+    if stdin.flush().is_err() || resume.recv().is_err() {
+        return;
+    }
+    let _ = stdin.write_all(chunk(half + 1, m).as_bytes());
+    // Dropping stdin closes the pipe: the writer sees EOF and exits.
+}
+
+/// Wait until the file at `path` holds at least `want` complete lines; returns the count.
+///
+/// This polls the file every few milliseconds: there is no event to wait for when another
+/// process appends to a file (short of inotify), and the deadline bounds it.
+fn wait_for_lines(path: &Path, want: u64, shutdown: &Shutdown) -> Result<u64> {
+    let timeout = DEADLINE;
+    let end = Instant::now() + timeout;
+    let mut file: Option<File> = None;
+    let mut count = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if file.is_none() {
+            file = match File::open(path) {
+                Ok(f) => Some(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).ctx("open", path.display()),
+            };
+        }
+        if let Some(f) = file.as_mut() {
+            loop {
+                let got = f.read(&mut buf).ctx("read", path.display())?;
+                if got == 0 {
+                    break;
+                }
+                count += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
+            }
+        }
+        if count >= want {
+            return Ok(count);
+        }
+        check_interrupt(shutdown)?;
+        if Instant::now() >= end {
+            return Err(Error::msg(format!(
+                "{}: only {count} of {want} lines after {timeout:?}",
+                path.display()
+            )));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The check over both log files.
+struct Check {
+    /// Writer index by pid.
+    writer_of: HashMap<u32, usize>,
+    /// The next sequence number expected from each writer.
+    next: Vec<u32>,
+    lines: u32,
+    records: u64,
+    torn: u64,
+    out_of_order: u64,
+    strangers: u64,
+    first_problem: Option<String>,
+}
+
+impl Check {
+    fn new(pids: &[u32], lines: u32) -> Self {
+        Check {
+            writer_of: pids.iter().enumerate().map(|(i, &p)| (p, i)).collect(),
+            next: vec![1; pids.len()],
+            lines,
+            records: 0,
+            torn: 0,
+            out_of_order: 0,
+            strangers: 0,
+            first_problem: None,
+        }
+    }
+
+    /// Check one file (older first); returns its line count.
+    fn file(&mut self, path: &Path) -> Result<u64> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).ctx("read", path.display()),
+        };
+        let text = String::from_utf8_lossy(&text);
+        let mut count = 0;
+        for line in text.lines() {
+            count += 1;
+            self.line(line);
+        }
+        Ok(count)
+    }
+
+    fn problem(&mut self, what: String) {
+        self.first_problem.get_or_insert(what);
+    }
+
+    fn line(&mut self, line: &str) {
+        self.records += 1;
+        let Some(parsed) = protocol::parse_log_line(line) else {
+            self.torn += 1;
+            return self.problem(format!("torn line: {line:?}"));
+        };
+        let fields = parsed
+            .message
+            .strip_prefix("writer=")
+            .and_then(|r| r.split_once(" seq="))
+            .and_then(|(w, s)| Some((w.parse::<usize>().ok()?, s.parse::<u32>().ok()?)));
+        let Some((w, seq)) = fields else {
+            self.torn += 1;
+            return self.problem(format!("torn line: {line:?}"));
+        };
+        match parsed.pid.and_then(|p| self.writer_of.get(&p)) {
+            Some(&i) if i == w => {}
+            _ => {
+                self.strangers += 1;
+                return self.problem(format!("writer {w} logged under the wrong pid: {line:?}"));
+            }
+        }
+        if seq != self.next[w] {
+            self.out_of_order += 1;
+            let want = self.next[w];
+            self.problem(format!("writer {w}: seq {seq} where {want} was due"));
+        }
+        self.next[w] = seq + 1;
+    }
+
+    fn verdict(&self, total: u64, fifo_left: bool) -> String {
+        let complete = self.next.iter().filter(|&&n| n == self.lines + 1).count();
+        let n = self.next.len();
+        let ok = self.records == total
+            && self.torn == 0
+            && self.out_of_order == 0
+            && self.strangers == 0
+            && complete == n
+            && !fifo_left;
+        let mut summary = format!(
+            "{}/{total} records, {} torn, {complete}/{n} writers complete and in order, \
+             rotated once, {}",
+            self.records,
+            self.torn,
+            if fifo_left {
+                "FIFO left behind"
+            } else {
+                "no FIFO left"
+            }
+        );
+        if let Some(p) = &self.first_problem {
+            summary.push_str(&format!(" (first problem: {p})"));
+        }
+        if ok {
+            format!("ok: {summary}")
+        } else {
+            format!("FAILED: {summary}")
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! What travels through the FIFO, and what the daemon writes to its log.
+//!
+//! # The wire format (writer -> daemon)
+//!
+//! One record is one line: `pid=<pid> <message>\n`, for example `pid=4242 disk almost full\n`.
+//!
+//! - **One `write()` per record, at most [`PIPE_BUF`] bytes.** POSIX promises that a write of
+//!   at most PIPE_BUF bytes to a pipe or FIFO is atomic: its bytes land contiguously, never
+//!   interleaved with another writer's. That is the whole reason many unrelated processes can
+//!   share one FIFO without tearing each other's lines; a larger write may be split and
+//!   interleaved. So a message that does not fit one atomic record is *refused* by
+//!   [`encode`] (the `log` role reports it and sends nothing of it), never cut silently.
+//! - **The pid is the writer's own claim.** A FIFO carries bytes and nothing else: unlike a
+//!   Unix socket (SCM_CREDENTIALS) it cannot tell the reader who wrote. The daemon logs the
+//!   number it is given.
+//! - **Plain shell writers work too.** `echo hello > log.fifo` sends `hello\n`: a line that
+//!   does not start with `pid=<digits> ` is logged whole with `pid=?`.
+//! - A message cannot contain a newline (it ends the record): the `log` role sends each line
+//!   of a multi-line message as a record of its own.
+//!
+//! # The log format (daemon -> file)
+//!
+//! `2026-11-26T03:20:50.123456Z pid=4242 disk almost full` — the UTC time at which the daemon
+//! read the record (microseconds), the pid (or `?`), the message. The log is always valid
+//! UTF-8 with one record per line and no control characters, whatever a peer sent:
+//!
+//! - printable text, ASCII or UTF-8, is copied as is;
+//! - a backslash becomes `\\`;
+//! - control characters (NUL, tab, CR, ESC, DEL, ...) and bytes that are not valid UTF-8
+//!   become `\xNN` (C1 controls, which are valid UTF-8, become `\u{NN}`);
+//! - an empty line is logged as a record with an empty message: every newline that reaches
+//!   the daemon is one line in the log, so lines in = lines out.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The atomic-write limit for pipes and FIFOs (4096 on Linux; POSIX requires at least 512).
+pub const PIPE_BUF: usize = libc::PIPE_BUF;
+
+/// The byte every record ends with.
+pub const END: u8 = b'\n';
+
+/// A message that cannot travel as one atomic record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong {
+    /// The message's length in bytes.
+    pub len: usize,
+    /// The most this writer may send in one record.
+    pub max: usize,
+}
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "message is {} bytes, but one atomic record holds at most {} \
+             (PIPE_BUF {PIPE_BUF} minus the \"pid=N \" prefix and the newline); not sent",
+            self.len, self.max
+        )
+    }
+}
+
+/// The longest message writer `pid` can send in one record.
+pub fn max_message(pid: u32) -> usize {
+    PIPE_BUF - "pid= \n".len() - pid.to_string().len()
+}
+
+/// Build the record for `message` (which must not contain a newline) into `out`, replacing
+/// what was there. Refuses a message that would make the record longer than [`PIPE_BUF`].
+pub fn encode(pid: u32, message: &[u8], out: &mut Vec<u8>) -> Result<(), TooLong> {
+    debug_assert!(!message.contains(&END), "the caller splits lines");
+    let max = max_message(pid);
+    if message.len() > max {
+        return Err(TooLong {
+            len: message.len(),
+            max,
+        });
+    }
+    out.clear();
+    out.extend_from_slice(b"pid=");
+    out.extend_from_slice(pid.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(message);
+    out.push(END);
+    Ok(())
+}
+
+/// One record as the daemon reads it (the newline already removed).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The digits of the pid the writer claimed, or `None` for a plain line.
+    pub pid: Option<&'a [u8]>,
+    /// The message bytes, exactly as sent.
+    pub message: &'a [u8],
+}
+
+/// Split a line into the claimed pid and the message. Never fails: anything that is not a
+/// well-formed `pid=<1-10 digits> ` prefix is a plain line, logged whole with `pid=?`.
+pub fn parse(line: &[u8]) -> Record<'_> {
+    if let Some(rest) = line.strip_prefix(b"pid=") {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if (1..=10).contains(&digits) && rest.get(digits) == Some(&b' ') {
+            return Record {
+                pid: Some(&rest[..digits]),
+                message: &rest[digits + 1..],
+            };
+        }
+    }
+    Record {
+        pid: None,
+        message: line,
+    }
+}
+
+/// Append `message` to `out`, escaped as the module docs describe.
+pub fn escape_into(message: &[u8], out: &mut Vec<u8>) {
+    // The common case, plain printable ASCII, is one copy. The test has no early exit on
+    // purpose: a fold over all bytes compiles to SIMD and beats a byte-by-byte `all` on lines
+    // of typical length (this is the daemon's hottest loop).
+    let needs_escape = message.iter().fold(false, |acc, &b| {
+        acc | !(0x20..0x7f).contains(&b) | (b == b'\\')
+    });
+    if !needs_escape {
+        out.extend_from_slice(message);
+        return;
+    }
+    for chunk in message.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.extend_from_slice(b"\\\\"),
+                c if c.is_control() && c.is_ascii() => hex_byte(c as u8, out),
+                c if c.is_control() => {
+                    out.extend_from_slice(format!("\\u{{{:x}}}", u32::from(c)).as_bytes());
+                }
+                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        for &b in chunk.invalid() {
+            hex_byte(b, out);
+        }
+    }
+}
+
+fn hex_byte(b: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(&[
+        b'\\',
+        b'x',
+        HEX[usize::from(b >> 4)],
+        HEX[usize::from(b & 0xf)],
+    ]);
+}
+
+/// Append one log line for `record`, read at the time `stamp` formats, to `out`.
+pub fn log_line(stamp: &[u8], record: &Record<'_>, out: &mut Vec<u8>) {
+    let pid = record.pid.unwrap_or(b"?");
+    // One capacity check for the common case instead of one per piece.
+    out.reserve(stamp.len() + " pid= \n".len() + pid.len() + record.message.len());
+    out.extend_from_slice(stamp);
+    out.extend_from_slice(b" pid=");
+    out.extend_from_slice(pid);
+    out.push(b' ');
+    escape_into(record.message, out);
+    out.push(END);
+}
+
+/// Formats `SystemTime`s as `2026-11-26T03:20:50.123456Z`, by hand: the date part changes once
+/// a second, so it is computed once a second and only the microseconds are formatted per call.
+#[derive(Default)]
+pub struct Stamp {
+    second: Option<u64>,
+    text: Vec<u8>,
+}
+
+/// Length of a formatted timestamp.
+pub const STAMP_LEN: usize = "2026-11-26T03:20:50.123456Z".len();
+
+impl Stamp {
+    /// Format `now`; the result is valid until the next call.
+    pub fn format(&mut self, now: SystemTime) -> &[u8] {
+        // A clock set before 1970 is not worth failing a log line for: log the epoch.
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        if self.second != Some(secs) {
+            self.second = Some(secs);
+            self.text = date_time(secs).into_bytes();
+        }
+        self.text.truncate("2026-11-26T03:20:50.".len());
+        let micros = since.subsec_micros();
+        let mut digits = [b'0'; 6];
+        let mut m = micros;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        self.text.extend_from_slice(&digits);
+        self.text.push(b'Z');
+        &self.text
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` for `secs` since the epoch (UTC), with Howard Hinnant's
+/// days-to-civil algorithm (proleptic Gregorian calendar).
+fn date_time(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.")
+}
+
+/// A log line taken apart again (used by the demo's check and by tests).
+#[derive(Debug, PartialEq, Eq)]
+pub struct LogLine<'a> {
+    /// The timestamp text.
+    pub stamp: &'a str,
+    /// The pid, or `None` for `pid=?`.
+    pub pid: Option<u32>,
+    /// The (escaped) message.
+    pub message: &'a str,
+}
+
+/// Parse one line of the log (without its newline); `None` if it is not a well-formed line.
+pub fn parse_log_line(line: &str) -> Option<LogLine<'_>> {
+    let (stamp, rest) = line.split_at_checked(STAMP_LEN)?;
+    let well_formed = stamp.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b'T',
+        13 | 16 => b == b':',
+        19 => b == b'.',
+        26 => b == b'Z',
+        _ => b.is_ascii_digit(),
+    });
+    if !well_formed {
+        return None;
+    }
+    let rest = rest.strip_prefix(" pid=")?;
+    let (pid, message) = rest.split_once(' ')?;
+    let pid = match pid {
+        "?" => None,
+        digits => Some(digits.parse().ok()?),
+    };
+    Some(LogLine {
+        stamp,
+        pid,
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn records_round_trip() {
+        let mut out = Vec::new();
+        encode(4242, b"disk almost full", &mut out).unwrap();
+        assert_eq!(out, b"pid=4242 disk almost full\n");
+        let rec = parse(&out[..out.len() - 1]);
+        assert_eq!(rec.pid, Some(&b"4242"[..]));
+        assert_eq!(rec.message, b"disk almost full");
+    }
+
+    #[test]
+    fn the_longest_message_fills_pipe_buf_exactly() {
+        let mut out = Vec::new();
+        let max = max_message(4242);
+        encode(4242, &vec![b'a'; max], &mut out).unwrap();
+        assert_eq!(out.len(), PIPE_BUF);
+        let err = encode(4242, &vec![b'a'; max + 1], &mut out).unwrap_err();
+        assert_eq!(err, TooLong { len: max + 1, max });
+    }
+
+    #[test]
+    fn plain_lines_have_no_pid() {
+        for line in [
+            &b"hello"[..],
+            b"pid=",
+            b"pid=12",
+            b"pid=x hi",
+            b"pid=12345678901 x",
+            b"",
+        ] {
+            assert_eq!(parse(line).pid, None, "{line:?}");
+            assert_eq!(parse(line).message, line);
+        }
+        assert_eq!(parse(b"pid=7 ").message, b"");
+    }
+
+    #[test]
+    fn garbage_is_escaped() {
+        let mut out = Vec::new();
+        escape_into(b"a\x00b\tc\\d\xff\xfee\x1b[31m \xc3\xa9 \xc2\x85", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\\x00b\\x09c\\\\d\\xff\\xfee\\x1b[31m é \\u{85}"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_microseconds() {
+        let mut stamp = Stamp::default();
+        // 2026-11-26T03:20:50Z is 1795663250 seconds after the epoch.
+        let t = UNIX_EPOCH + Duration::new(1_795_663_250, 123_456_789);
+        assert_eq!(stamp.format(t), b"2026-11-26T03:20:50.123456Z");
+        let t = UNIX_EPOCH + Duration::new(1_795_663_250, 7_000);
+        assert_eq!(stamp.format(t), b"2026-11-26T03:20:50.000007Z");
+        assert_eq!(stamp.format(UNIX_EPOCH), b"1970-01-01T00:00:00.000000Z");
+        // A leap day, and the day after it.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(stamp.format(t), b"2000-02-29T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::from_secs(951_868_799);
+        assert_eq!(stamp.format(t), b"2000-02-29T23:59:59.000000Z");
+    }
+
+    #[test]
+    fn log_lines_parse_back() {
+        let mut out = Vec::new();
+        let rec = parse(b"pid=42 w=1 seq=2");
+        log_line(b"2026-11-26T03:20:50.123456Z", &rec, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let line = parse_log_line(text.trim_end()).unwrap();
+        assert_eq!(line.pid, Some(42));
+        assert_eq!(line.message, "w=1 seq=2");
+        assert!(parse_log_line("2026-11-26T03:20:50.12345Z pid=1 x").is_none());
+        assert!(parse_log_line("garbage").is_none());
+    }
+}
