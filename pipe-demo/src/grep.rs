@@ -179,6 +179,7 @@ impl<'r> Searcher<'r> {
                 // One line longer than the buffer: grow it (amortised; rare).
                 self.buf.resize(self.buf.len() * 2, 0);
             }
+            let requested = self.buf.len() - filled;
             let n = match input.read(&mut self.buf[filled..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -201,6 +202,14 @@ impl<'r> Searcher<'r> {
                     filled = end - cut;
                 }
                 None => filled = end,
+            }
+            // A short read means the input has nothing more for now: a pipe or a terminal fed
+            // live (`tail -f log | pipe-demo grep ERROR`). Flush what was selected before the
+            // next read blocks, so matches reach the reader now rather than when the buffer
+            // fills: behind `| head -3` a never-ending input would otherwise wait forever. A
+            // file gives full reads until its end, so this costs it nothing.
+            if n < requested {
+                out.flush().ctx("write", "stdout")?;
             }
         }
         if self.opts.count {

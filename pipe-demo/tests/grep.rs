@@ -5,6 +5,9 @@ mod support;
 use common::testkit::{self, Sandbox};
 use support::{code, recipe, run};
 
+/// How long a test waits for a line; only reached when it is failing already.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// 100k lines like `ls -l` output, from a fixed-seed generator, so every run sees the same.
 fn lines() -> Vec<u8> {
     let exts = ["txt", "md", "TXT", "jpg", "txt.gz", "csv", "log", "Txt"];
@@ -193,4 +196,24 @@ fn recipe_ls_into_grep() {
     assert_eq!(code(&ours), 0);
     assert_eq!(testkit::stdout(&ours), testkit::stdout(&theirs));
     assert_eq!(testkit::stdout(&ours).lines().count(), 2);
+}
+
+#[test]
+fn live_input_is_passed_on_before_eof() {
+    // `tail -f log | pipe-demo grep ERROR` must show each match as it comes, not when its
+    // output buffer fills or its input ends: stdin stays open here, and the match must arrive.
+    let sb = Sandbox::new();
+    let mut cmd = sb.command(support::BIN);
+    cmd.args(["grep", "ERROR"])
+        .stdin(std::process::Stdio::piped());
+    let grep = testkit::spawn(&mut cmd);
+    let mut stdin = grep.take_stdin().unwrap();
+    let mut out = grep.stdout_lines().unwrap();
+    std::io::Write::write_all(&mut stdin, b"info ok\nERROR disk full\ninfo ok\n").unwrap();
+    let line = out.wait_for(|_| true, WAIT).unwrap();
+    assert_eq!(line, "ERROR disk full");
+    std::io::Write::write_all(&mut stdin, b"ERROR again\n").unwrap();
+    assert_eq!(out.wait_for(|_| true, WAIT).unwrap(), "ERROR again");
+    drop(stdin);
+    assert!(grep.wait_timeout(WAIT).unwrap().success());
 }
