@@ -31,7 +31,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Play the whole scenario with a daemon child and check it (the default).
-    Demo,
+    Demo {
+        /// The daemon's tick interval to start with (the reload halves it); raise it to watch
+        /// the scenario in slow motion, e.g. `--interval-ms 1000`.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+        interval_ms: u64,
+    },
     /// Tick on a timer; SIGHUP reloads, SIGTERM/SIGINT stop, SIGUSR1 reports, SIGRTMIN carries
     /// a value.
     #[command(after_help = "\
@@ -94,7 +99,7 @@ impl Command {
     /// The role's name in the `--trace` timeline.
     pub fn role(&self) -> &'static str {
         match self {
-            Command::Demo => "demo",
+            Command::Demo { .. } => "demo",
             Command::Daemon { .. } => "daemon",
             Command::Send { .. } => "send",
             Command::BenchLatency { .. } => "bench",

@@ -28,11 +28,11 @@ const MSG1: &str = "hello from generation 1";
 const MSG2: &str = "hello from generation 2";
 
 /// Play the scenario; print `ok: ...` or `FAILED: ...` as the last line.
-pub fn run() -> Result<ExitCode> {
+pub fn run(interval_ms: u64) -> Result<ExitCode> {
     // Ctrl-C or SIGTERM ends the demo through its guards (config file removed, daemon
     // stopped) instead of killing it on the spot.
     let shutdown = Shutdown::install()?;
-    match scenario(&shutdown) {
+    match scenario(&shutdown, interval_ms) {
         Ok(summary) => {
             say!("ok: {summary}")?;
             Ok(ExitCode::SUCCESS)
@@ -45,19 +45,21 @@ pub fn run() -> Result<ExitCode> {
     }
 }
 
-fn scenario(shutdown: &Shutdown) -> Result<String> {
+fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
+    // The reload in step 3 halves the interval, so the reload line shows a change.
+    let (first, second) = (interval_ms, interval_ms / 2);
     let dir = common::names::runtime_dir()?;
     let tag = common::names::unique("signal-demo");
     let cfg = dir.join(format!("{tag}.toml"));
     let pid_file = dir.join(format!("{tag}.pid"));
 
     // Step 1: the config file, created exclusively (never over someone else's file), owner-only.
-    let good1 = format!("message = \"{MSG1}\"\ninterval_ms = 100\n");
+    let good1 = format!("message = \"{MSG1}\"\ninterval_ms = {first}\n");
     let _cfg_guard = config::create_file(&cfg, &good1)?;
     // If the daemon were killed before it could remove its pid file, this removes the leftover.
     let _pid_guard = Unlink::path(&pid_file);
     say!(
-        "step 1: wrote {} (interval_ms 100, message {MSG1:?})",
+        "step 1: wrote {} (interval_ms {first}, message {MSG1:?})",
         cfg.display()
     )?;
 
@@ -100,12 +102,12 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
 
     // Step 3: edit the config (atomically: write a new file, rename it over the old one, so a
     // SIGHUP can never read half a file) and send SIGHUP.
-    let good2 = format!("message = \"{MSG2}\"\ninterval_ms = 50\n");
+    let good2 = format!("message = \"{MSG2}\"\ninterval_ms = {second}\n");
     config::replace_file(&cfg, &good2)?;
     signals::kill(daemon.pid(), Sig::std(Signal::SIGHUP))?;
     let reload = w.wait("reloaded config", |l| l.starts_with("reloaded config"))?;
-    let want = "reloaded config (generation 2): interval_ms 100 -> 50";
-    if !reload.starts_with(want) {
+    let want = format!("reloaded config (generation 2): interval_ms {first} -> {second}");
+    if !reload.starts_with(&want) {
         return Err(Error::Check(format!(
             "expected \"{want}...\", got \"{reload}\""
         )));
@@ -119,7 +121,7 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
     // it and keep ticking with generation 2.
     config::replace_file(
         &cfg,
-        "message = \"broken\"\ninterval_ms = 50\ncolour = \"red\"\n",
+        &format!("message = \"broken\"\ninterval_ms = {second}\ncolour = \"red\"\n"),
     )?;
     signals::kill(daemon.pid(), Sig::std(Signal::SIGHUP))?;
     let failed = w.wait("reload failed", |l| l.starts_with("reload failed"))?;

@@ -39,10 +39,10 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Demo);
+    let command = cli.command.unwrap_or(Command::Demo { interval_ms: 100 });
     common::narrate::init(command.role(), cli.trace);
     let outcome = match command {
-        Command::Demo => demo::run(),
+        Command::Demo { interval_ms } => demo::run(interval_ms),
         Command::Daemon { config, pid_file } => daemon::run(&config, pid_file.as_deref()),
         Command::Send {
             signal,

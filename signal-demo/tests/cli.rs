@@ -278,18 +278,35 @@ fn recipe_daemon_into_head_stops_quietly_on_epipe() {
 fn sigterm_to_the_demo_stops_it_and_its_daemon_cleanly() {
     let sb = Sandbox::new();
     let mut cmd = sb.command(support::BIN);
+    // Slow motion, so the signal surely lands mid-scenario: after step 2 the demo still waits
+    // for a reload and a tick at the new (500 ms) interval.
+    cmd.args(["demo", "--interval-ms", "1000"]);
     let child = testkit::spawn(&mut cmd);
     let mut out = child.stdout_lines().unwrap();
-    out.wait_for(|l| l.starts_with("step 1: "), support::WAIT)
+    let step2 = out
+        .wait_for(|l| l.starts_with("step 2: "), support::WAIT)
         .unwrap();
+    // "step 2: daemon pid N runs, ..."
+    let daemon: i32 = step2
+        .split_whitespace()
+        .nth(4)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no daemon pid in {step2:?}"));
     child.signal(Signal::SIGTERM).unwrap();
-    child.wait_timeout(support::WAIT).unwrap();
+    let status = child.wait_timeout(support::WAIT).unwrap();
+    assert_eq!(status.code(), Some(1));
     let rest = out.rest(support::WAIT).unwrap();
-    let last = rest.last().map_or("", String::as_str);
-    // The demo is quick; if it finished before the signal came, it said ok.
-    assert!(
-        last == "FAILED: interrupted by SIGTERM" || last.starts_with("ok: "),
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("FAILED: interrupted by SIGTERM"),
         "{rest:?}"
+    );
+    // The demo stopped and reaped its daemon: that pid names no process any more.
+    let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), None);
+    assert_eq!(
+        gone,
+        Err(nix::errno::Errno::ESRCH),
+        "daemon {daemon} still there"
     );
     let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
         .unwrap()
