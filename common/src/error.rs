@@ -121,6 +121,15 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The cause of an I/O error as one phrase (`No such file or directory`), without the
+/// ` (os error 2)` that std's `Display` appends: for messages that are not about one call.
+pub fn io_cause(e: &io::Error) -> String {
+    e.raw_os_error().map_or_else(
+        || e.to_string(),
+        |code| Errno::from_raw(code).desc().to_owned(),
+    )
+}
+
 /// Errors from std's I/O keep their errno when they have one, so `is_broken_pipe` still works.
 fn from_io(call: &str, object: &dyn fmt::Display, e: &io::Error) -> Error {
     match e.raw_os_error() {

@@ -331,7 +331,11 @@ fn checked_dir(dir: &Path) -> Result<PathBuf> {
             "--dir {}: not a directory",
             dir.display()
         ))),
-        Err(e) => Err(Error::Usage(format!("--dir {}: {e}", dir.display()))),
+        Err(e) => Err(Error::Usage(format!(
+            "--dir {}: {}",
+            dir.display(),
+            common::error::io_cause(&e)
+        ))),
     }
 }
 
