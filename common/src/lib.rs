@@ -11,6 +11,7 @@
 //! - [`cleanup`]: RAII guards that remove a named object when dropped, and [`cleanup::Shutdown`],
 //!   which turns SIGINT/SIGTERM into an orderly return through those guards.
 //! - [`narrate`]: the `-v/--trace` timeline, one line per IPC call on stderr.
+//! - [`out`]: [`say!`], lines on stdout that are flushed at once and never panic on EPIPE.
 //! - [`pidfile`]: a locked pid file, so a daemon tells a live rival from a dead one's leftovers.
 //! - [`child`]: child processes that cannot outlive their supervisor or hang it.
 //! - `testkit` (feature `test-support`): unique temp dirs and deadline-bounded runs for
@@ -24,6 +25,7 @@ pub mod cleanup;
 pub mod error;
 pub mod names;
 pub mod narrate;
+pub mod out;
 pub mod pidfile;
 #[cfg(feature = "test-support")]
 pub mod testkit;

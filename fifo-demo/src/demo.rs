@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use common::child::{Options, Supervised, describe};
 use common::cleanup::{Shutdown, Unlink};
 use common::names;
-use common::{Context, Error, Result};
+use common::{Context, Error, Result, say};
 use nix::sys::signal::Signal;
 
 use crate::cli::DemoArgs;
@@ -38,10 +38,9 @@ const DEADLINE: Duration = Duration::from_secs(300);
 
 /// Run the scenario and print its steps; the last stdout line is `ok: ...` or `FAILED: ...`.
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
-    // Ctrl-C reaches the daemon and the writers too (they share our process group); we stop
-    // waiting, and our guards still remove the log files.
+    // Ctrl-C or SIGTERM ends the scenario between steps; dropping the roles' handles stops
+    // them, and our guards still remove the log files.
     let shutdown = Shutdown::install()?;
-    let mut out = Steps(std::io::stdout().lock());
     let dir = names::runtime_dir()?;
     let tag = names::unique("fifo-demo");
     let files = Files {
@@ -51,20 +50,20 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     };
     // The guards remove the log files however we leave; disarmed below to keep them.
     let guards = [Unlink::path(&files.log), Unlink::path(&files.rotated)];
-    let outcome = play(args, &files, &shutdown, &mut out);
+    let outcome = play(args, &files, &shutdown);
     // A failed check keeps the logs as evidence; an error or an interruption does not.
     let keep = args.keep || matches!(outcome, Ok(ref s) if !s.starts_with("ok"));
     if keep {
         let _kept = guards.map(Unlink::keep);
-        out.say(&format!(
+        say!(
             "logs kept: {} {}",
             files.rotated.display(),
             files.log.display()
-        ))?;
+        )?;
     }
     match outcome {
         Ok(summary) => {
-            out.say(&summary)?;
+            say!("{summary}")?;
             Ok(if summary.starts_with("ok") {
                 ExitCode::SUCCESS
             } else {
@@ -73,7 +72,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         }
         Err(e) if e.is_broken_pipe() => Err(e),
         Err(e) => {
-            out.say(&format!("FAILED: {e}"))?;
+            say!("FAILED: {e}")?;
             Ok(ExitCode::FAILURE)
         }
     }
@@ -85,17 +84,6 @@ struct Files {
     rotated: PathBuf,
 }
 
-/// Step lines on stdout, through the locked handle (never `println!`, which panics on EPIPE).
-struct Steps<W: Write>(W);
-
-impl<W: Write> Steps<W> {
-    fn say(&mut self, text: &str) -> Result<()> {
-        writeln!(self.0, "{text}")
-            .and_then(|()| self.0.flush())
-            .ctx("write", "stdout")
-    }
-}
-
 /// Stop waiting if SIGINT/SIGTERM asked us to.
 fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
     match shutdown.signal() {
@@ -104,12 +92,7 @@ fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
     }
 }
 
-fn play(
-    args: &DemoArgs,
-    files: &Files,
-    shutdown: &Shutdown,
-    out: &mut Steps<impl Write>,
-) -> Result<String> {
+fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
     let (n, m) = (args.writers, args.lines);
     let exe = std::env::current_exe().ctx("current_exe", "")?;
     let opts = Options {
@@ -152,12 +135,12 @@ fn play(
             let _ = writeln!(std::io::stderr(), "{line}");
         }
     });
-    out.say(&format!(
+    say!(
         "1. daemon (pid {}) reads {} and logs to {}",
         daemon.pid(),
         files.fifo.display(),
         files.log.display()
-    ))?;
+    )?;
 
     // 2. The writers, fed by one thread each, which pauses at the halfway mark until the
     //    rotation has been done.
@@ -180,10 +163,10 @@ fn play(
         resume.push(go);
     }
     let pids: Vec<String> = writers.iter().map(|w| w.pid().to_string()).collect();
-    out.say(&format!(
+    say!(
         "2. {n} writers (pids {}) send {m} numbered lines each, concurrently",
         pids.join(" ")
-    ))?;
+    )?;
 
     // 3. Rotate once, midway, while records are in flight.
     let total = u64::from(n) * u64::from(m);
@@ -191,12 +174,12 @@ fn play(
     std::fs::rename(&files.log, &files.rotated)
         .ctx("rename", format!("{} -> .1", files.log.display()))?;
     daemon.signal(Signal::SIGHUP)?;
-    out.say(&format!(
+    say!(
         "3. rotated after {logged} lines: mv {} {}; kill -HUP {}",
         name(&files.log),
         name(&files.rotated),
         daemon.pid()
-    ))?;
+    )?;
     for go in resume {
         // A feeder whose writer already died has gone; its writer's status tells.
         let _ = go.send(());
@@ -218,11 +201,11 @@ fn play(
     check_interrupt(shutdown)?;
     daemon.signal(Signal::SIGTERM)?;
     let status = daemon.wait_timeout(DEADLINE)?;
-    out.say(&format!(
+    say!(
         "4. writers done; kill -TERM {} -> daemon {}",
         daemon.pid(),
         describe(status)
-    ))?;
+    )?;
     if !status.success() {
         return Ok(format!("FAILED: daemon {}", describe(status)));
     }
@@ -233,11 +216,11 @@ fn play(
     let before = check.file(&files.rotated)?;
     let after = check.file(&files.log)?;
     let fifo_left = files.fifo.exists() || crate::daemon::pid_path_for(&files.fifo).exists();
-    out.say(&format!(
+    say!(
         "5. {} has {before} lines, {} has {after}",
         name(&files.rotated),
         name(&files.log)
-    ))?;
+    )?;
     Ok(check.verdict(total, fifo_left))
 }
 

@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use common::cleanup::Shutdown;
-use common::{Context, Error, Result, trace};
+use common::{Context, Error, Result, say, trace};
 use nix::fcntl::OFlag;
 
 use crate::cli::FilterArgs;
@@ -42,13 +42,6 @@ const SAMPLE: &[&str] = &[
     "build.sh",
 ];
 
-/// Write one line to stdout, mapping a failure (EPIPE above all) to our error type.
-macro_rules! say {
-    ($out:expr, $($arg:tt)*) => {
-        writeln!($out, $($arg)*).ctx("write", "stdout")?
-    };
-}
-
 /// Run the `filter` role.
 pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     let re = grep::compile(&args.pattern, false)?;
@@ -68,13 +61,12 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     if step {
         if args.dir.is_none() {
             say!(
-                out,
                 "step 1: made {} with {} files, 3 of them named *.txt",
                 dir.display(),
                 SAMPLE.len()
-            );
+            )?;
         } else {
-            say!(out, "step 1: listing {}", dir.display());
+            say!("step 1: listing {}", dir.display())?;
         }
     }
     let dir_arg = dir_argument(&dir)?;
@@ -85,10 +77,7 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     let (r, w) = (read_end.as_raw_fd(), write_end.as_raw_fd());
     trace!("pipe2(O_CLOEXEC) -> read={r} write={w}");
     if step {
-        say!(
-            out,
-            "step 2: pipe2(O_CLOEXEC) -> read end fd {r}, write end fd {w}"
-        );
+        say!("step 2: pipe2(O_CLOEXEC) -> read end fd {r}, write end fd {w}")?;
     }
     // Flush before fork, so that our steps and the child's messages appear in order.
     out.flush().ctx("write", "stdout")?;
@@ -100,11 +89,10 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     let child = spawn::spawn("child", &ls, &wiring)?;
     if step {
         say!(
-            out,
             "step 3: fork() -> pid {}; the child does dup2({w}, 1), close({r}), close({w}), \
              execv(ls -l {dir_arg})",
             child.pid
-        );
+        )?;
     }
     if let Some(e) = child.exec_error {
         let _ = writeln!(
@@ -120,15 +108,11 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     trace!("close({w}) (the parent's write end)");
     drop(write_end);
     if step {
+        say!("step 4: close({w}) in the parent: else read() would never see EOF")?;
         say!(
-            out,
-            "step 4: close({w}) in the parent: else read() would never see EOF"
-        );
-        say!(
-            out,
             "step 5: read lines from fd {r}, print those matching '{}':",
             args.pattern
-        );
+        )?;
     }
 
     let mut reader = BufReader::with_capacity(64 * 1024, File::from(read_end));
@@ -174,29 +158,22 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(code));
     }
     say!(
-        out,
         "step 6: EOF after {total} lines, {hits} matched; waitpid({}) -> ls {status}",
         child.pid
-    );
+    )?;
 
     // Two independent checks. The shell's pipeline is the reference; our own `pipeline` and
     // `grep` roles, started as child processes of this binary, must agree with it too.
     let shell = shell_reference(&dir_arg, &args.pattern)?;
     let shell_diff = difference(&matched, &shell.output);
     say!(
-        out,
         "step 7: sh -c \"{}\": {}",
         shell.shown,
         agreement(&shell_diff, hits)
-    );
+    )?;
     let roles = roles_reference(&dir_arg, &args.pattern)?;
     let roles_diff = difference(&matched, &roles.output);
-    say!(
-        out,
-        "step 8: {}: {}",
-        roles.shown,
-        agreement(&roles_diff, hits)
-    );
+    say!("step 8: {}: {}", roles.shown, agreement(&roles_diff, hits))?;
 
     let verdict = if !status.success() {
         format!("FAILED: ls ended with {status}")
@@ -211,7 +188,7 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
             args.pattern
         )
     };
-    say!(out, "{verdict}");
+    say!("{verdict}")?;
     out.flush().ctx("write", "stdout")?;
     Ok(if verdict.starts_with("ok:") {
         ExitCode::SUCCESS

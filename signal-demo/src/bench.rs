@@ -24,9 +24,9 @@ use nix::sys::signal::Signal;
 use nix::time::{ClockId, clock_gettime};
 
 use crate::config;
-use crate::say;
 use crate::signals::{self, Sig};
 use common::child::{Options, Supervised};
+use common::say;
 use common::{Context, Error, Result};
 
 const DEADLINE: Duration = Duration::from_secs(900);

@@ -51,9 +51,9 @@ use nix::sys::time::{TimeSpec, TimeValLike};
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::config::Config;
-use crate::say;
 use crate::signals::{self, Sig};
 use common::pidfile::PidFile;
+use common::say;
 use common::{Context, Result};
 
 /// `si_code` of a signal sent with sigqueue(3).

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::config;
-use crate::say;
 use crate::signals::{self, Sig};
 use common::child::{Lines, Options, Supervised};
 use common::cleanup::{Shutdown, Unlink};
+use common::say;
 use common::{Context, Error, Result};
 
 /// How long one step may take before the demo calls it failed. Generous: CI machines are busy.

@@ -28,7 +28,6 @@ mod cli;
 mod config;
 mod daemon;
 mod demo;
-mod out;
 mod send;
 mod signals;
 

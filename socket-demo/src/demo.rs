@@ -36,25 +36,15 @@ const WORKERS: u32 = 8;
 const ROUNDS: u32 = 250;
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Out(io::StdoutLock<'static>);
-
-impl Out {
-    /// Announce the next step, unless a signal asked us to stop.
-    fn step(&mut self, shutdown: &Shutdown, text: std::fmt::Arguments<'_>) -> Result<()> {
-        if shutdown.requested() {
-            return Err(Error::msg(format!(
-                "interrupted by {}",
-                shutdown.signal().map_or("a signal", |s| s.as_str())
-            )));
-        }
-        self.say(text)
+/// Announce the next step, unless a signal asked us to stop.
+fn step(shutdown: &Shutdown, text: std::fmt::Arguments<'_>) -> Result<()> {
+    if shutdown.requested() {
+        return Err(Error::msg(format!(
+            "interrupted by {}",
+            shutdown.signal().map_or("a signal", |sig| sig.as_str())
+        )));
     }
-
-    fn say(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
-        writeln!(self.0, "{text}")
-            .and_then(|()| self.0.flush())
-            .ctx("write", "stdout")
-    }
+    common::out::line(text)
 }
 
 fn spawn(label: &str, args: &[&str]) -> Result<Supervised> {
@@ -138,28 +128,27 @@ pub fn run() -> Result<ExitCode> {
     // child handles are dropped and the children (servers included) are stopped and reaped
     // rather than orphaned with their sockets.
     let shutdown = Shutdown::install()?;
-    let mut out = Out(io::stdout().lock());
-    match scenario(&mut out, &shutdown) {
+    match scenario(&shutdown) {
         Ok(summary) => {
-            out.say(format_args!("ok: {summary}"))?;
+            common::out::line(format_args!("ok: {summary}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if e.is_broken_pipe() => Err(e),
         Err(e) => {
-            out.say(format_args!("FAILED: {e}"))?;
+            common::out::line(format_args!("FAILED: {e}"))?;
             Ok(ExitCode::FAILURE)
         }
     }
 }
 
-fn scenario(out: &mut Out, shutdown: &Shutdown) -> Result<String> {
+fn scenario(shutdown: &Shutdown) -> Result<String> {
     let dir = common::names::runtime_dir()?;
     let tag = common::names::unique("demo");
     let sock: PathBuf = dir.join(format!("{tag}-kv.sock"));
     let dgram: PathBuf = dir.join(format!("{tag}-dgram.sock"));
     let sock_s = sock.display().to_string();
 
-    out.step(
+    step(
         shutdown,
         format_args!("1. server: {sock_s} and TCP on 127.0.0.1 (a free port)"),
     )?;
@@ -180,15 +169,18 @@ fn scenario(out: &mut Out, shutdown: &Shutdown) -> Result<String> {
     check(mode == 0o600, || {
         format!("{sock_s} has mode {mode:o}, not 600")
     })?;
-    out.say(format_args!(
+    common::out::line(format_args!(
         "   server pid {}, socket mode 0600, TCP {tcp}",
         server.pid()
     ))?;
 
     let counter = format!("{tag}:shared-counter");
-    out.step(shutdown, format_args!(
-        "2. {WORKERS} client processes x {ROUNDS} rounds of pipelined SET/GET/INCR (private and shared keys)"
-    ))?;
+    step(
+        shutdown,
+        format_args!(
+            "2. {WORKERS} client processes x {ROUNDS} rounds of pipelined SET/GET/INCR (private and shared keys)"
+        ),
+    )?;
     let mut workers = Vec::new();
     for id in 0..WORKERS {
         workers.push(spawn(
@@ -217,12 +209,12 @@ fn scenario(out: &mut Out, shutdown: &Shutdown) -> Result<String> {
             .ok_or_else(|| Error::Check(format!("unexpected worker output {last:?}")))?;
         checked += n;
     }
-    out.say(format_args!(
+    common::out::line(format_args!(
         "   every worker exited 0; {checked} replies checked"
     ))?;
 
     let total = u64::from(WORKERS * ROUNDS);
-    out.step(
+    step(
         shutdown,
         format_args!("3. the shared counter, read by a client process"),
     )?;
@@ -230,15 +222,15 @@ fn scenario(out: &mut Out, shutdown: &Shutdown) -> Result<String> {
     check(via_unix == format!("\"{total}\""), || {
         format!("shared counter read {via_unix} over Unix, expected \"{total}\"")
     })?;
-    out.say(format_args!("   over {sock_s}: {via_unix}"))?;
+    common::out::line(format_args!("   over {sock_s}: {via_unix}"))?;
     let via_tcp = client_output("client (tcp)", &["--tcp", &tcp, "GET", &counter])?;
     check(via_tcp == format!("\"{total}\""), || {
         format!("shared counter read {via_tcp} over TCP, expected \"{total}\"")
     })?;
-    out.say(format_args!("   over TCP {tcp}: {via_tcp}"))?;
+    common::out::line(format_args!("   over TCP {tcp}: {via_tcp}"))?;
 
     let dgram_s = dgram.display().to_string();
-    out.step(
+    step(
         shutdown,
         format_args!("4. datagram round trip on {dgram_s}"),
     )?;
@@ -267,7 +259,7 @@ fn scenario(out: &mut Out, shutdown: &Shutdown) -> Result<String> {
     check(set == "OK" && get == "\"hi there\"", || {
         format!("datagram SET/GET replied {set:?} / {get:?}")
     })?;
-    out.say(format_args!("   SET -> {set}, GET -> {get}"))?;
+    common::out::line(format_args!("   SET -> {set}, GET -> {get}"))?;
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .ctx("opendir", dir.display())?
         .filter_map(|e| e.ok())
@@ -278,11 +270,11 @@ fn scenario(out: &mut Out, shutdown: &Shutdown) -> Result<String> {
         format!("dgram clients left their sockets behind: {leftovers:?}")
     })?;
     stop(dserver, &mut dlog, &dgram)?;
-    out.say(format_args!(
+    common::out::line(format_args!(
         "   clients removed their bound sockets; dgram-server stopped, {dgram_s} removed"
     ))?;
 
-    out.step(
+    step(
         shutdown,
         format_args!("5. fd passing: pass-fd sends an unlinked file's fd to a receiver process"),
     )?;
@@ -291,15 +283,15 @@ fn scenario(out: &mut Out, shutdown: &Shutdown) -> Result<String> {
         .iter()
         .filter(|l| l.contains("receiver") && !l.starts_with("ok:"))
     {
-        out.say(format_args!("   {}", l.trim()))?;
+        common::out::line(format_args!("   {}", l.trim()))?;
     }
     check(passed.last().is_some_and(|l| l.starts_with("ok:")), || {
         format!("pass-fd said: {}", passed.join(" / "))
     })?;
 
-    out.step(shutdown, format_args!("6. SIGTERM to the server"))?;
+    step(shutdown, format_args!("6. SIGTERM to the server"))?;
     let last = stop(server, &mut slog, &sock)?;
-    out.say(format_args!(
+    common::out::line(format_args!(
         "   server said {last:?}; exit 0; {sock_s} removed"
     ))?;
     Ok(format!(
