@@ -22,15 +22,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use common::cleanup::{Shutdown, Unlink};
+use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr, bind, connect, recv, recvmsg, send,
-    sendto, socket,
+    AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr, connect, recv, recvmsg, send, sendto,
+    socket,
 };
-use nix::sys::stat::{Mode, umask};
 
 use crate::protocol::{self, Parse, Reply, ReplyParse};
 use crate::sock::{self, Log};
@@ -172,13 +171,9 @@ pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Res
         None,
     )
     .ctx("socket", "AF_UNIX")?;
-    // Our own address, for the replies: mode 0600 like the server's (see sock.rs).
-    let old = umask(Mode::from_bits_truncate(0o177));
-    let bound = bind(fd.as_raw_fd(), &own_addr);
-    umask(old);
-    bound.ctx("bind", own.display())?;
-    let _guard = Unlink::path(&own);
-    common::trace!("bind({})", own.display());
+    // Our own address, for the replies: mode 0600 like the server's. Blocking, unlike the
+    // server's socket: a send to a server whose queue is full should wait, not fail.
+    let _guard = sock::bind_private(&fd, &own, &own_addr)?;
     connect(fd.as_raw_fd(), &server_addr).map_err(|e| match e {
         Errno::ENOENT | Errno::ECONNREFUSED => Error::msg(format!(
             "no datagram server at {} ({})",

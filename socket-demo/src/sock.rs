@@ -79,13 +79,7 @@ pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
         None,
     )
     .ctx("socket", "AF_UNIX")?;
-    // Born 0600: see "Mode 0600 before anyone can connect" in the module docs.
-    let old = umask(Mode::from_bits_truncate(0o177));
-    let bound = bind(fd.as_raw_fd(), &addr);
-    umask(old);
-    bound.ctx("bind", path.display())?;
-    let guard = Unlink::path(path);
-    common::trace!("bind({}) with umask 0177 -> mode 0600", path.display());
+    let guard = bind_private(&fd, path, &addr)?;
     if ty == SockType::Stream {
         // A deep backlog: 500 clients connecting in one burst must not see ECONNREFUSED
         // (a full backlog on a Unix socket refuses; it does not drop and retry like TCP).
@@ -99,14 +93,19 @@ pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
     })
 }
 
-fn backlog() -> Backlog {
-    // The kernel caps this at net.core.somaxconn; 4096 is that cap's default since Linux 5.4.
-    Backlog::new(4096).unwrap_or(Backlog::MAXCONN)
+/// Bind `fd` to `path` so that the socket file is born mode 0600 (see "Mode 0600 before
+/// anyone can connect" in the module docs), and guard the file for removal.
+pub fn bind_private(fd: &OwnedFd, path: &Path, addr: &UnixAddr) -> Result<Unlink> {
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = bind(fd.as_raw_fd(), addr);
+    umask(old);
+    bound.ctx("bind", path.display())?;
+    common::trace!("bind({}) with umask 0177 -> mode 0600", path.display());
+    Ok(Unlink::path(path))
 }
 
-/// Listen on TCP `addr` (SO_REUSEADDR, so a restart does not wait out TIME_WAIT); returns the
-/// socket and the address actually bound (port 0 picks a free port).
-pub fn listen_tcp(addr: &str) -> Result<(OwnedFd, SocketAddr)> {
+/// Parse a `--tcp` address, and the address family its socket needs.
+fn tcp_addr(addr: &str) -> Result<(SocketAddr, AddressFamily)> {
     let sa: SocketAddr = addr
         .parse()
         .map_err(|_| Error::Usage(format!("--tcp {addr}: not an IP:PORT address")))?;
@@ -115,6 +114,18 @@ pub fn listen_tcp(addr: &str) -> Result<(OwnedFd, SocketAddr)> {
     } else {
         AddressFamily::Inet6
     };
+    Ok((sa, family))
+}
+
+fn backlog() -> Backlog {
+    // The kernel caps this at net.core.somaxconn; 4096 is that cap's default since Linux 5.4.
+    Backlog::new(4096).unwrap_or(Backlog::MAXCONN)
+}
+
+/// Listen on TCP `addr` (SO_REUSEADDR, so a restart does not wait out TIME_WAIT); returns the
+/// socket and the address actually bound (port 0 picks a free port).
+pub fn listen_tcp(addr: &str) -> Result<(OwnedFd, SocketAddr)> {
+    let (sa, family) = tcp_addr(addr)?;
     let fd = socket(
         family,
         SockType::Stream,
@@ -187,14 +198,7 @@ impl Target {
                 Ok(fd)
             }
             Target::Tcp(a) => {
-                let sa: SocketAddr = a
-                    .parse()
-                    .map_err(|_| Error::Usage(format!("--tcp {a}: not an IP:PORT address")))?;
-                let family = if sa.is_ipv4() {
-                    AddressFamily::Inet
-                } else {
-                    AddressFamily::Inet6
-                };
+                let (sa, family) = tcp_addr(a)?;
                 let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
                     .ctx("socket", "AF_INET")?;
                 connect(fd.as_raw_fd(), &SockaddrStorage::from(sa)).ctx("connect", a)?;
