@@ -7,9 +7,10 @@
 # Prints requests/s for each line and the ratio socket-demo / redis-server (goal: >= 1.0).
 # Run from the repo root after `cargo build --release` (make bench does both). The binary is
 # ${CARGO_TARGET_DIR:-target}/release/socket-demo unless SOCKET_DEMO_BIN says otherwise;
-# REQUESTS and CLIENTS override -n and -c. Each line is run several times, alternating
-# between the two servers, and the best rps of each is kept: on a small, busy machine a
-# single run mostly measures the neighbours. ROUNDS (default 3) runs without pipelining;
+# REQUESTS and CLIENTS override -n and -c; SERVER_ARGS adds options to socket-demo server
+# (SERVER_ARGS='--busy-poll-us 0' measures it without polling before sleeping). Each line
+# is run several times, alternating between the two servers, and the best rps of each is
+# kept: on a small, busy machine a single run mostly measures the neighbours. ROUNDS (default 3) runs without pipelining;
 # ROUNDS_PIPELINED (default 10) with -P 16, where one run of 200000 requests lasts only about
 # a tenth of a second. The server CPU time used is printed too: steadier than requests/s
 # when redis-benchmark itself is the bottleneck.
@@ -57,7 +58,8 @@ if [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); t
     client_cpu=(taskset -c 0)
 fi
 
-XDG_RUNTIME_DIR=$tmp "${server_cpu[@]}" "$BIN" server --unix "$ours_sock" >"$tmp/ours.log" 2>&1 &
+read -ra server_args <<<"${SERVER_ARGS:-}"
+XDG_RUNTIME_DIR=$tmp "${server_cpu[@]}" "$BIN" server --unix "$ours_sock" "${server_args[@]}" >"$tmp/ours.log" 2>&1 &
 ours_pid=$!
 "${server_cpu[@]}" redis-server --port 0 --unixsocket "$redis_sock" --unixsocketperm 700 \
     --save '' --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" &
@@ -99,7 +101,7 @@ best_of() {
          END { for (i = 1; i <= n; i++) print order[i], best[order[i]] }'
 }
 
-echo "redis-benchmark -t ping,set,get -n $REQUESTS -c $CLIENTS, Unix sockets, $(nproc) CPUs${server_cpu:+, servers and client pinned apart}"
+echo "redis-benchmark -t ping,set,get -n $REQUESTS -c $CLIENTS, Unix sockets, $(nproc) CPUs${server_cpu:+, servers and client pinned apart}${SERVER_ARGS:+, socket-demo server $SERVER_ARGS}"
 echo "best of $ROUNDS runs without pipelining, of $ROUNDS_PIPELINED with -P 16"
 printf '%-12s %9s %16s %16s %7s\n' test pipeline socket-demo redis-server ratio
 worst=

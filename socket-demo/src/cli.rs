@@ -69,6 +69,15 @@ pub struct ServerArgs {
     /// peer credentials, so this cannot be combined with --tcp.
     #[arg(long, value_name = "UID", conflicts_with = "tcp")]
     pub allow_uid: Option<u32>,
+    /// After each round of requests, keep checking for more (epoll_wait with a zero timeout)
+    /// for this many microseconds before sleeping; 0 sleeps at once. Ignored on one CPU.
+    #[arg(
+        long,
+        value_name = "MICROS",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(0..=10_000)
+    )]
+    pub busy_poll_us: u64,
 }
 
 #[derive(Args, Debug)]

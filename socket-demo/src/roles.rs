@@ -17,6 +17,7 @@ pub fn dispatch(role: Role) -> Result<ExitCode> {
             tcp: a.tcp,
             max_clients: a.max_clients,
             allow_uid: a.allow_uid,
+            busy_poll: Duration::from_micros(a.busy_poll_us),
         }),
         Role::Client(a) => crate::client::run(
             &Target::from_flags(a.unix.as_deref(), a.tcp.as_deref())?,

@@ -14,6 +14,21 @@
 //!    the loop sleeps again (Redis does the same in `beforeSleep`). Whatever the kernel does
 //!    not take (a partial write, EAGAIN) waits for EPOLLOUT.
 //!
+//! # Polling before sleeping
+//!
+//! When the loop sleeps in `epoll_wait`, the next client `write` has to wake it up: the
+//! kernel, running on the client's CPU, sends an interrupt to the server's CPU (in a virtual
+//! machine, a trip through the hypervisor) and the client's thread pays for it. Under steady
+//! load the next requests arrive a few microseconds after a round ends, so a server that
+//! sleeps at once pays for a wake-up on almost every round. So after each round the loop keeps
+//! asking with a zero timeout for [`Options::busy_poll`] (`--busy-poll-us`, 20 µs by default)
+//! and sleeps only when that much time passes without an event. An idle server spends at most
+//! that much CPU after its last request; with one CPU there is no one to wait for, so it
+//! never polls. The kernel does the same for network sockets (SO_BUSY_POLL) and for idle
+//! virtual CPUs (the haltpoll cpuidle driver), but neither reaches Unix sockets, hence doing it
+//! here. The README has the measurements: under `redis-benchmark -P 16` the server's thread
+//! sleeps about 13 000 times per million requests without it and 1 300 times with it.
+//!
 //! # Backpressure
 //!
 //! A client that pipelines requests but never reads its replies would make the write buffer
@@ -50,6 +65,7 @@ use nix::sys::socket::{
     MsgFlags, SockFlag, SockType, SockaddrStorage, accept4, getpeername, getsockopt, send,
     setsockopt, sockopt,
 };
+use nix::unistd::{SysconfVar, sysconf};
 
 use crate::protocol::{self, Parse};
 use crate::sock::{self, Log};
@@ -83,6 +99,9 @@ pub struct Options {
     pub max_clients: usize,
     /// Accept only Unix clients with this uid.
     pub allow_uid: Option<u32>,
+    /// How long to keep checking for events after a round before sleeping (see "Polling
+    /// before sleeping" above).
+    pub busy_poll: Duration,
 }
 
 struct Listener {
@@ -137,10 +156,14 @@ struct Server {
 }
 
 /// Run the server until SIGINT/SIGTERM.
-pub fn run(opts: Options) -> Result<ExitCode> {
+pub fn run(mut opts: Options) -> Result<ExitCode> {
     // Before anything else: from here on a signal means "finish up", not "die".
     let shutdown = Shutdown::install()?;
     let mut log = Log::new();
+    if !opts.busy_poll.is_zero() && !several_cpus() {
+        // While this thread polls, a client on the same CPU cannot run to send anything.
+        opts.busy_poll = Duration::ZERO;
+    }
     let mut listeners = Vec::new();
     let mut guard: Option<Unlink> = None;
     let unix = match (&opts.unix, &opts.tcp) {
@@ -209,6 +232,11 @@ pub fn run(opts: Options) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// More than one CPU online (as glibc's `get_nprocs` counts them); false if unknown.
+fn several_cpus() -> bool {
+    matches!(sysconf(SysconfVar::_NPROCESSORS_ONLN), Ok(Some(n)) if n > 1)
+}
+
 fn would_block(e: Errno) -> bool {
     e == Errno::EAGAIN || e == Errno::EWOULDBLOCK
 }
@@ -217,11 +245,7 @@ impl Server {
     fn serve(&mut self, shutdown: &Shutdown) -> Result<()> {
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
-            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
-                Ok(n) => n,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("epoll_wait", "", e)),
-            };
+            let n = self.wait(&mut events)?;
             common::trace!("epoll_wait() -> {n} ready");
             for ev in &events[..n] {
                 match ev.data() {
@@ -234,6 +258,25 @@ impl Server {
             self.finish_batch();
             if shutdown.requested() {
                 return Ok(());
+            }
+        }
+    }
+
+    /// The next round's events: checked for without sleeping until `busy_poll` has passed
+    /// since the last round, then waited for.
+    fn wait(&self, events: &mut [EpollEvent]) -> Result<usize> {
+        let poll_until = Instant::now() + self.opts.busy_poll;
+        loop {
+            let timeout = if Instant::now() < poll_until {
+                EpollTimeout::ZERO
+            } else {
+                EpollTimeout::NONE
+            };
+            match self.epoll.wait(events, timeout) {
+                Ok(0) => {}
+                Ok(n) => return Ok(n),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("epoll_wait", "", e)),
             }
         }
     }

@@ -17,14 +17,24 @@ use support::*;
 
 #[test]
 fn five_hundred_concurrent_clients_get_every_reply_right() {
-    const CLIENTS: usize = 500;
+    concurrent_clients_get_every_reply_right(500, &[]);
+}
+
+#[test]
+fn without_polling_before_sleeping_every_reply_is_right_too() {
+    concurrent_clients_get_every_reply_right(100, &["--busy-poll-us", "0"]);
+}
+
+/// `clients` connections open at once, each doing 100 requests in turn, on a server started
+/// with `extra`.
+fn concurrent_clients_get_every_reply_right(clients: usize, extra: &[&str]) {
     const REQUESTS: usize = 100;
     let sb = Sandbox::new();
-    let server = Server::start(&sb, &[]);
-    // Every client connects first, then all start at once: 500 open connections together.
-    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let server = Server::start(&sb, extra);
+    // Every client connects first, then all start at once: all connections open together.
+    let barrier = Arc::new(Barrier::new(clients));
     let mut threads = Vec::new();
-    for c in 0..CLIENTS {
+    for c in 0..clients {
         let sock = server.sock.clone();
         let barrier = Arc::clone(&barrier);
         let t = thread::Builder::new()
@@ -57,10 +67,52 @@ fn five_hundred_concurrent_clients_get_every_reply_right() {
         threads.push(t);
     }
     let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert_eq!(total, CLIENTS * 33);
+    assert_eq!(total, clients * 33);
     let mut s = server.connect();
     assert_eq!(call(&mut s, &["GET", "shared"]), bulk(&total.to_string()));
-    assert_eq!(call(&mut s, &["DBSIZE"]), format!(":{}\r\n", CLIENTS + 1));
+    assert_eq!(call(&mut s, &["DBSIZE"]), format!(":{}\r\n", clients + 1));
+}
+
+#[test]
+fn an_idle_server_sleeps_after_polling_for_more() {
+    let sb = Sandbox::new();
+    // The longest poll allowed, so that a loop that never stopped polling would show.
+    let server = Server::start(&sb, &["--busy-poll-us", "10000"]);
+    let pid = server.child.pid().as_raw();
+    let mut s = server.connect();
+    for i in 0..1000 {
+        assert_eq!(call(&mut s, &["INCR", "n"]), format!(":{}\r\n", i + 1));
+    }
+    // Idle now: once its 10 ms of polling are over it must sleep in epoll_wait ('S'), and
+    // stay asleep.
+    let deadline = Instant::now() + WAIT;
+    while proc_stat(pid).0 != 'S' {
+        assert!(
+            Instant::now() < deadline,
+            "the idle server never went to sleep"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let (_, before) = proc_stat(pid);
+    thread::sleep(Duration::from_millis(300));
+    let (state, after) = proc_stat(pid);
+    assert_eq!(state, 'S', "the idle server woke up");
+    // A server polling all the while would have used about 30 ticks of CPU time.
+    assert!(
+        after - before <= 1,
+        "the idle server used {} ticks of CPU time",
+        after - before
+    );
+}
+
+/// A process's state letter and CPU time so far (user + system, in clock ticks).
+fn proc_stat(pid: i32) -> (char, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name, in parentheses, may hold spaces: count fields after its ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let state = fields[0].chars().next().unwrap();
+    let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    (state, ticks)
 }
 
 #[test]
