@@ -20,8 +20,15 @@
 //! Killing by pid is only safe while the child is unreaped: once reaped, its pid may belong to
 //! another process. Reaping (`try_wait`) and the watchdog's kill both happen under one lock, so
 //! the watchdog never signals a pid that has been recycled.
+//!
+//! # Waiting with a timeout
+//!
+//! `waitpid` has no timeout. [`Supervised::wait_timeout`] instead `poll`s a pidfd
+//! (`pidfd_open(2)`, Linux 5.3), which becomes readable when the child exits, then reaps it.
+//! Where the kernel refuses pidfds (too old, or a seccomp filter), it checks every 2 ms.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -29,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
@@ -36,7 +44,7 @@ use crate::error::{Context, Error, Result};
 
 /// How long a child gets between SIGTERM and SIGKILL when its handle is dropped.
 const GRACE: Duration = Duration::from_secs(2);
-/// How often `wait_timeout` checks whether the child has exited.
+/// How often `wait_timeout` checks whether the child has exited when there is no pidfd.
 const POLL: Duration = Duration::from_millis(2);
 
 /// How to start a [`Supervised`] child.
@@ -75,6 +83,8 @@ pub struct Supervised {
     label: String,
     pid: Pid,
     own_group: bool,
+    /// Readable once the child has exited (None where the kernel gives no pidfds).
+    pidfd: Option<OwnedFd>,
     inner: Arc<Mutex<Inner>>,
     /// Dropping this sender stops the watchdog.
     _watchdog: Option<Sender<()>>,
@@ -92,6 +102,8 @@ impl Supervised {
         let child = cmd.spawn().ctx("spawn", label)?;
         let pid = Pid::from_raw(i32::try_from(child.id()).expect("pids fit in pid_t"));
         crate::trace!("fork() + execve({label}) -> pid {pid}");
+        // Opened before anything can reap the child, so it cannot name a recycled pid.
+        let pidfd = pidfd_open(pid);
         let inner = Arc::new(Mutex::new(Inner {
             child,
             status: None,
@@ -116,6 +128,7 @@ impl Supervised {
             label: label.to_owned(),
             pid,
             own_group: opts.own_group,
+            pidfd,
             inner,
             _watchdog: watchdog,
         })
@@ -184,13 +197,23 @@ impl Supervised {
                     return Ok(status);
                 }
             }
-            if Instant::now() >= end {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(Error::msg(format!(
                     "{} (pid {}) did not exit within {timeout:?}",
                     self.label, self.pid
                 )));
             }
-            thread::sleep(POLL);
+            match &self.pidfd {
+                Some(fd) => {
+                    // Rounded up to whole milliseconds, so a wait cannot end just short of the
+                    // deadline and spin. POLLIN or EINTR: look again either way.
+                    let ms = left.as_micros().div_ceil(1000);
+                    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+                    let _ = poll(&mut [PollFd::new(fd.as_fd(), PollFlags::POLLIN)], timeout);
+                }
+                None => thread::sleep(POLL.min(left)),
+            }
         }
     }
 }
@@ -215,6 +238,17 @@ impl Drop for Supervised {
             let _ = killpg(self.pid, Signal::SIGKILL);
         }
     }
+}
+
+/// A pidfd for our child `pid`, or None if the kernel gives none. It is close-on-exec.
+fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
+    // nix 0.32 has no pidfd_open, hence the raw system call.
+    // SAFETY: pidfd_open takes a pid and flags, touches no memory of ours, and returns a new
+    // descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = RawFd::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: the kernel has just given us this descriptor; nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn signal(pid: Pid, group: bool, sig: Signal) -> nix::Result<()> {
@@ -429,6 +463,23 @@ mod tests {
         drop(child);
         // Reaped: the pid no longer names our child (kill fails with ESRCH).
         assert_eq!(kill(pid, None), Err(nix::errno::Errno::ESRCH));
+    }
+
+    #[test]
+    fn wait_timeout_gives_up_on_a_running_child_and_returns_once_it_exits() {
+        // The child exits when its stdin closes, so the test decides when.
+        let mut cmd = Command::new("cat");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null());
+        let child = Supervised::spawn("cat", &mut cmd, Options::default()).unwrap();
+        let stdin = child.take_stdin().unwrap();
+        let err = child
+            .wait_timeout(Duration::from_millis(50))
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("did not exit within 50ms"), "{err}");
+        assert!(child.try_wait().unwrap().is_none(), "still running");
+        drop(stdin);
+        assert!(child.wait_timeout(LONG).unwrap().success());
     }
 
     #[test]
