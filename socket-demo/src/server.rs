@@ -50,14 +50,15 @@
 //! SIGINT/SIGTERM wake the loop through [`Shutdown::wake_fd`] in the epoll set. The server
 //! closes its listeners (new clients are refused at once), executes the requests it has
 //! already received, gives the replies up to [`DRAIN_TIME`] to reach their clients, then
-//! closes everything; dropping the [`Unlink`] guard removes the socket file. Exit 0.
+//! closes everything; dropping the [`sock::SocketFile`] guard removes the socket file and its
+//! lock. Exit 0.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use common::cleanup::{Shutdown, Unlink};
+use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -165,7 +166,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode> {
         opts.busy_poll = Duration::ZERO;
     }
     let mut listeners = Vec::new();
-    let mut guard: Option<Unlink> = None;
+    let mut guard: Option<sock::SocketFile> = None;
     let unix = match (&opts.unix, &opts.tcp) {
         (Some(p), _) => Some(p.clone()),
         (None, None) => Some(common::names::runtime_path(sock::DEFAULT_SOCKET)?),

@@ -5,11 +5,19 @@
 //!
 //! A socket file outlives its server when the server dies by SIGKILL, and `bind` then fails
 //! with EADDRINUSE. Deleting whatever is at the path would be wrong too: it might be a live
-//! server's socket. So [`bind_unix`] probes first: it `connect`s to the path. ECONNREFUSED
-//! means nobody is accepting there, so the file is a stale leftover and is removed; success
-//! means a live server, and we refuse to start. (The probe and the unlink are not atomic:
-//! two servers starting at the very same moment may both remove the stale file, and then
-//! one of them gets EADDRINUSE from `bind` and says so. Nothing live is ever taken over.)
+//! server's socket. Two fences keep a live server's socket safe:
+//!
+//! 1. **A lock.** Before it touches the path, a server takes `<path>.pid`, a pid file with an
+//!    exclusive `flock` held for its whole life (see [`common::pidfile`]). A second server of
+//!    ours is refused there, and names the first one's pid, even in the moments when the
+//!    first has bound its socket but is not yet listening, where a probe alone would see
+//!    ECONNREFUSED and take the socket for a stale one.
+//! 2. **A probe**, for a socket that some other program owns: [`bind_unix`] `connect`s to the
+//!    path with a non-blocking socket. ECONNREFUSED means nobody is bound and listening
+//!    there, so the file is a stale leftover and is removed. Success, or EAGAIN (a listener
+//!    whose backlog is full), means a live server, and we refuse to start.
+//!
+//! On exit the socket file is removed while the lock is still held, then the lock file.
 //!
 //! # Mode 0600 before anyone can connect
 //!
@@ -23,10 +31,11 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::cleanup::Unlink;
 use common::names::{Kind, existing};
+use common::pidfile::{self, PidFile};
 use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -39,25 +48,47 @@ use nix::sys::stat::{Mode, umask};
 pub struct BoundUnix {
     /// The socket (non-blocking, close-on-exec).
     pub fd: OwnedFd,
-    /// Removes the socket file when dropped.
-    pub guard: Unlink,
+    /// Removes the socket file, then its lock, when dropped.
+    pub guard: SocketFile,
     /// True if a stale socket file was found and replaced.
     pub replaced_stale: bool,
+}
+
+/// A server's socket file and the lock that makes it ours (see the module docs).
+pub struct SocketFile {
+    // Fields drop in order: the socket file goes while the lock still guards its name.
+    _file: Unlink,
+    _lock: PidFile,
 }
 
 /// Bind a Unix socket of type `ty` at `path` (mode 0600), replacing a stale socket file but
 /// never a live one. Stream sockets are also put in the listening state.
 pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
     let addr = UnixAddr::new(path).ctx("socket address", path.display())?;
+    let lock = lock_socket_path(path)?;
     let mut replaced_stale = false;
     if existing(path, Kind::Socket)? {
-        let probe = socket(AddressFamily::Unix, ty, SockFlag::SOCK_CLOEXEC, None)
-            .ctx("socket", "AF_UNIX")?;
+        // Non-blocking: a live server that is not accepting must not hang us in `connect`.
+        let probe = socket(
+            AddressFamily::Unix,
+            ty,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .ctx("socket", "AF_UNIX")?;
         match connect(probe.as_raw_fd(), &addr) {
             Ok(()) => {
                 common::trace!("connect({}) -> ok: a live server", path.display());
                 return Err(Error::msg(format!(
                     "{}: another server is already listening there; refusing to take it over",
+                    path.display()
+                )));
+            }
+            Err(Errno::EAGAIN) => {
+                common::trace!("connect({}) -> EAGAIN: a live server", path.display());
+                return Err(Error::msg(format!(
+                    "{}: another server is already listening there (its backlog is full); \
+                     refusing to take it over",
                     path.display()
                 )));
             }
@@ -79,7 +110,10 @@ pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
         None,
     )
     .ctx("socket", "AF_UNIX")?;
-    let guard = bind_private(&fd, path, &addr)?;
+    let guard = SocketFile {
+        _file: bind_private(&fd, path, &addr)?,
+        _lock: lock,
+    };
     if ty == SockType::Stream {
         // A deep backlog: 500 clients connecting in one burst must not see ECONNREFUSED
         // (a full backlog on a Unix socket refuses; it does not drop and retry like TCP).
@@ -90,6 +124,23 @@ pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
         fd,
         guard,
         replaced_stale,
+    })
+}
+
+/// Take the lock file `<path>.pid` (fence 1 in the module docs).
+fn lock_socket_path(path: &Path) -> Result<PidFile> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".pid");
+    let lock_path = PathBuf::from(name);
+    PidFile::create(&lock_path).map_err(|e| match pidfile::read(&lock_path) {
+        // Locked by a live process: say which, in the words of the probe's refusal.
+        Ok(pid) => Error::msg(format!(
+            "{}: another server is already listening there (pid {pid}, which holds {}); \
+             refusing to take it over",
+            path.display(),
+            lock_path.display()
+        )),
+        Err(_) => e,
     })
 }
 

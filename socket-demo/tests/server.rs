@@ -4,6 +4,7 @@
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -11,8 +12,12 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::pidfile::PidFile;
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
+};
 use support::*;
 
 #[test]
@@ -337,10 +342,12 @@ fn stale_socket_is_replaced_and_live_one_is_not_taken() {
     );
     assert_eq!(out.status.code(), Some(1));
     let err = testkit::stderr(&out);
-    assert!(
-        err.contains("another server is already listening there; refusing to take it over"),
-        "{err}"
+    let want = format!(
+        "another server is already listening there (pid {}, which holds",
+        first.child.pid()
     );
+    assert!(err.contains(&want), "{err}");
+    assert!(err.contains("refusing to take it over"), "{err}");
     let mut s = first.connect();
     assert_eq!(call(&mut s, &["SET", "k", "v"]), "+OK\r\n");
     // kill -9 leaves the socket file behind; the next server recognises it as stale.
@@ -358,6 +365,67 @@ fn stale_socket_is_replaced_and_live_one_is_not_taken() {
     );
     let mut s = second.connect();
     assert_eq!(call(&mut s, &["PING"]), "+PONG\r\n");
+    // The lock the killed server left is taken over too, and removed with the socket.
+    let lock = sb.join("kv.sock.pid");
+    assert!(lock.exists());
+    second.child.signal(Signal::SIGTERM).unwrap();
+    assert!(second.child.wait_timeout(WAIT).unwrap().success());
+    assert!(!second.sock.exists() && !lock.exists());
+}
+
+/// A Unix stream socket bound at `path`, listening with `listen_backlog` if given, but never
+/// accepting.
+fn bind_without_accepting(path: &std::path::Path, listen_backlog: Option<i32>) -> OwnedFd {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()).unwrap();
+    if let Some(n) = listen_backlog {
+        listen(&fd, Backlog::new(n).unwrap()).unwrap();
+    }
+    fd
+}
+
+#[test]
+fn a_server_between_bind_and_listen_is_not_taken_for_stale() {
+    // What a starting server looks like for a moment: its lock taken, its socket bound, not yet
+    // listening. A probe alone would get ECONNREFUSED and call the socket stale.
+    let sb = Sandbox::new();
+    let sock = sb.join("kv.sock");
+    let _lock = PidFile::create(&sb.join("kv.sock.pid")).unwrap();
+    let _bound = bind_without_accepting(&sock, None);
+    let out = run(&sb, &["server", "--unix", sock.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = testkit::stderr(&out);
+    let want = format!(
+        "another server is already listening there (pid {}, which holds",
+        std::process::id()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(sock.exists(), "the starting server's socket was removed");
+}
+
+#[test]
+fn a_live_server_with_a_full_backlog_is_refused_at_once() {
+    // Some other program listens at the path but has stopped accepting, and its backlog is
+    // full: a blocking probe would wait in connect for as long as that lasts.
+    let sb = Sandbox::new();
+    let sock = sb.join("kv.sock");
+    let _listener = bind_without_accepting(&sock, Some(0));
+    // With a backlog of 0, one connection waiting to be accepted fills the queue.
+    let _queued = UnixStream::connect(&sock).unwrap();
+    let out = run(&sb, &["server", "--unix", sock.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = testkit::stderr(&out);
+    assert!(
+        err.contains("another server is already listening there (its backlog is full)"),
+        "{err}"
+    );
+    assert!(sock.exists());
 }
 
 #[test]
