@@ -62,8 +62,14 @@ pub struct ServerArgs {
     /// Also (or only) listen on TCP; port 0 picks a free port, printed on stdout.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6380")]
     pub tcp: Option<String>,
-    /// Refuse clients beyond this many, with an error reply.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    /// Refuse clients beyond this many, with an error reply. Lowered, with a message, if the
+    /// limit on open descriptors (raised as far as the hard limit allows) cannot hold them.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub max_clients: usize,
     /// Accept only Unix-socket clients with this uid (checked with SO_PEERCRED). TCP has no
     /// peer credentials, so this cannot be combined with --tcp.

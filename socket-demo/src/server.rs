@@ -36,14 +36,18 @@
 //! server stops executing its requests and stops reading from it (EPOLLIN off); the kernel's
 //! socket buffer then fills and the client's own `write` blocks. When the output drains, the
 //! server resumes. Memory per client is bounded by one request (see [`crate::protocol`]) plus
-//! the output limit plus one reply.
+//! the output limit plus one reply, and only while they last: an emptied buffer that grew
+//! past 64 KiB is freed, so idle clients hold next to nothing.
 //!
 //! # Admission
 //!
 //! On accept, SO_PEERCRED gives the Unix client's pid and uid (the kernel's word, not the
 //! client's). With `--allow-uid`, other uids are refused with an error reply before a byte
-//! of theirs is read. With `--max-clients N`, client N+1 gets
-//! `-ERR max number of clients reached` and is closed; the others never notice.
+//! of theirs is read (and if SO_PEERCRED fails, the client is refused: its uid is unknown).
+//! With `--max-clients N`, client N+1 gets `-ERR max number of clients reached` and is closed;
+//! the others never notice. N must fit the limit on open descriptors, or client N+1 would meet
+//! EMFILE at `accept` instead: at start the server raises its soft RLIMIT_NOFILE as far as the
+//! hard limit allows and, if N still does not fit, lowers N and says so.
 //!
 //! # Shutdown
 //!
@@ -62,6 +66,7 @@ use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::socket::{
     MsgFlags, SockFlag, SockType, SockaddrStorage, accept4, getpeername, getsockopt, send,
     setsockopt, sockopt,
@@ -78,6 +83,11 @@ pub const OUTPUT_LIMIT: usize = 1024 * 1024;
 pub const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// How much one `read` takes from one client before the loop moves on to the others.
 const READ_CHUNK: usize = 64 * 1024;
+/// An emptied client buffer larger than this is freed rather than kept for reuse.
+const KEEP_CAPACITY: usize = READ_CHUNK;
+/// Descriptors kept out of `--max-clients` for the server's own use: the standard streams,
+/// epoll, listeners, the shutdown pipe, the lock file, the spare (Redis reserves 32 too).
+const RESERVED_FDS: u64 = 32;
 /// How many connections one wake-up of a listener accepts, so a connection storm cannot
 /// starve the clients already connected.
 const ACCEPT_BATCH: usize = 256;
@@ -161,6 +171,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode> {
     // Before anything else: from here on a signal means "finish up", not "die".
     let shutdown = Shutdown::install()?;
     let mut log = Log::new();
+    fit_descriptor_limit(&mut opts, &mut log)?;
     if !opts.busy_poll.is_zero() && !several_cpus() {
         // While this thread polls, a client on the same CPU cannot run to send anything.
         opts.busy_poll = Duration::ZERO;
@@ -238,6 +249,44 @@ fn several_cpus() -> bool {
     matches!(sysconf(SysconfVar::_NPROCESSORS_ONLN), Ok(Some(n)) if n > 1)
 }
 
+/// Send a refused client its error reply before the connection is closed. Best effort: it
+/// must not block the loop, and the client may not wait to read it.
+fn refuse(fd: &OwnedFd, reply: &[u8]) {
+    let _ = send(
+        fd.as_raw_fd(),
+        reply,
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    );
+}
+
+/// Raise the soft limit on open descriptors as far as the hard limit allows, and lower
+/// `max_clients` to what the limit leaves room for, so that a client beyond it is refused
+/// with an error reply rather than cut off by EMFILE at `accept`.
+fn fit_descriptor_limit(opts: &mut Options, log: &mut Log) -> Result<()> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ctx("getrlimit", "RLIMIT_NOFILE")?;
+    let wanted = (opts.max_clients as u64).saturating_add(RESERVED_FDS);
+    let mut limit = soft;
+    if soft < wanted {
+        let raised = wanted.min(hard);
+        match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+            Ok(()) => limit = raised,
+            Err(e) => log.line(format_args!(
+                "setrlimit(RLIMIT_NOFILE, {raised}): {}; keeping {soft}",
+                e.desc()
+            )),
+        }
+    }
+    let room = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    if room < opts.max_clients {
+        log.line(format_args!(
+            "max clients lowered from {} to {room}: at most {limit} open descriptors",
+            opts.max_clients
+        ));
+        opts.max_clients = room;
+    }
+    Ok(())
+}
+
 fn would_block(e: Errno) -> bool {
     e == Errno::EAGAIN || e == Errno::EWOULDBLOCK
 }
@@ -295,17 +344,18 @@ impl Server {
                 Err(e) if would_block(e) => return,
                 Err(Errno::EINTR | Errno::ECONNABORTED) => {}
                 Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
-                    // Out of descriptors. With level-triggered epoll the pending connection
-                    // would wake us again at once, forever: a busy loop. So give back the
-                    // spare descriptor, accept the connection, close it (the client sees EOF,
-                    // not a hang), and take the spare again.
+                    // Out of descriptors (`run` keeps --max-clients below the limit, so
+                    // only something else can have used them up). With level-triggered epoll
+                    // the pending connection would wake us again at once, forever: a busy
+                    // loop. So give back the spare descriptor, accept the connection, refuse
+                    // it with an error reply, and take the spare again.
                     self.log.line(format_args!(
                         "accept4: {}; refusing a client until descriptors free up",
                         e.desc()
                     ));
                     self.spare = None;
                     if let Ok(fd) = accept4(&listener.fd, SockFlag::SOCK_CLOEXEC) {
-                        drop(fd);
+                        refuse(&fd, MAX_CLIENTS_REPLY);
                     }
                     self.spare = std::fs::File::open("/dev/null").map(OwnedFd::from).ok();
                     return;
@@ -337,15 +387,18 @@ impl Server {
                             "refused client {who}: only uid {allowed} is allowed"
                         ));
                         let msg = format!("-ERR uid {} is not allowed here\r\n", cred.uid());
-                        // Best effort: the client may not wait to read it.
-                        let _ = send(
-                            fd.as_raw_fd(),
-                            msg.as_bytes(),
-                            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-                        );
+                        refuse(&fd, msg.as_bytes());
                         return;
                     }
                     who
+                }
+                Err(e) if self.opts.allow_uid.is_some() => {
+                    // Fail closed: a client whose uid cannot be told is not the allowed one.
+                    self.log.line(format_args!(
+                        "refused client: SO_PEERCRED failed ({}), so its uid is unknown",
+                        e.desc()
+                    ));
+                    return;
                 }
                 Err(e) => format!("unknown peer ({})", e.desc()),
             }
@@ -355,11 +408,7 @@ impl Server {
                 "refused client {who}: max clients ({}) reached",
                 self.opts.max_clients
             ));
-            let _ = send(
-                fd.as_raw_fd(),
-                MAX_CLIENTS_REPLY,
-                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-            );
+            refuse(&fd, MAX_CLIENTS_REPLY);
             return;
         }
         let slot = self.free.pop().unwrap_or_else(|| {
@@ -556,7 +605,7 @@ fn execute_buffered(client: &mut Client, store: &mut Store) -> bool {
                 executed = true;
                 if store.execute(&args, &mut client.wbuf) == After::Close {
                     client.closing = true;
-                    client.rbuf.clear();
+                    empty(&mut client.rbuf);
                     client.rpos = 0;
                     break;
                 }
@@ -565,7 +614,7 @@ fn execute_buffered(client: &mut Client, store: &mut Store) -> bool {
             Parse::Error(e) => {
                 protocol::error(&mut client.wbuf, &format!("ERR {e}"));
                 client.closing = true;
-                client.rbuf.clear();
+                empty(&mut client.rbuf);
                 client.rpos = 0;
                 executed = true;
                 break;
@@ -574,7 +623,7 @@ fn execute_buffered(client: &mut Client, store: &mut Store) -> bool {
     }
     // Compact: drop what was parsed, keep an incomplete tail (or a backlog).
     if client.rpos == client.rbuf.len() {
-        client.rbuf.clear();
+        empty(&mut client.rbuf);
         client.rpos = 0;
     } else if client.rpos > 0 {
         client.rbuf.drain(..client.rpos);
@@ -582,9 +631,19 @@ fn execute_buffered(client: &mut Client, store: &mut Store) -> bool {
     }
     if eof && client.pending_out() <= OUTPUT_LIMIT {
         // Nothing more will arrive: an incomplete tail can never be answered.
-        client.rbuf.clear();
+        empty(&mut client.rbuf);
     }
     executed
+}
+
+/// Empty a client buffer, and give its memory back if one big request or reply grew it: a
+/// thousand idle clients must not each keep the megabytes they once needed.
+fn empty(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_CAPACITY {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
+    }
 }
 
 /// Send as much output as the kernel takes: the bytes sent, or None if the connection is dead.
@@ -614,7 +673,7 @@ fn flush(client: &mut Client) -> Option<usize> {
     }
     let sent = client.wpos - start;
     if client.wpos == client.wbuf.len() {
-        client.wbuf.clear();
+        empty(&mut client.wbuf);
         client.wpos = 0;
     } else if client.wpos > OUTPUT_LIMIT {
         // Keep the buffer from creeping: move the unsent tail to the front now and then.

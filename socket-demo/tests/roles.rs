@@ -196,6 +196,9 @@ fn help_shows_examples_and_bad_flags_exit_2() {
     assert!(testkit::stdout(&out).contains("socket-demo client SET greeting hello"));
     let out = run(&sb, &["server", "--max-clients", "lots"], b"");
     assert_eq!(out.status.code(), Some(2));
+    let out = run(&sb, &["server", "--max-clients", "0"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(testkit::stderr(&out).contains("0 is not in 1.."));
     let out = run(&sb, &["server", "--busy-poll-us", "20000"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(testkit::stderr(&out).contains("20000 is not in 0..=10000"));
