@@ -130,14 +130,18 @@ fn parse_inline(buf: &[u8]) -> Parse<'_> {
     Parse::Complete(args, next)
 }
 
-/// A strict decimal that fits in an i64: an optional `-`, then 1 to 19 digits. No `+`, no
-/// spaces: a length is either exactly a number or the request is refused.
+/// A strict decimal that fits in an i64, written the one way Redis writes it: an optional
+/// `-`, then 1 to 19 digits, with no leading zero (so no `-0` either). No `+`, no spaces: a
+/// length is either exactly a number or the request is refused.
 pub fn parse_decimal(text: &[u8]) -> Option<i64> {
     let (neg, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
     };
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits[0] == b'0' && (neg || digits.len() > 1) {
         return None;
     }
     // 19 digits fit in an i128 with room to spare; the range check is i64's own.
@@ -184,8 +188,9 @@ fn parse_multibulk(buf: &[u8]) -> Parse<'_> {
         Ok(None) => return Parse::Incomplete,
         Err(e) => return fail(e),
     };
-    // Redis treats `*0` and `*-1` as an empty request; so do we.
-    if count <= 0 {
+    // `*0` is an empty array and `*-1` the null array; Redis skips both as empty requests, and
+    // so do we. Any other negative count is malformed.
+    if count == 0 || count == -1 {
         return Parse::Complete(Vec::new(), pos);
     }
     let Ok(count) = usize::try_from(count) else {
@@ -609,6 +614,11 @@ mod tests {
     fn malformed_lengths_are_errors() {
         let cases: &[(&[u8], &str)] = &[
             (b"*-5x\r\n", "invalid multibulk length"),
+            (b"*-5\r\n", "invalid multibulk length"),
+            (b"*-0\r\n", "invalid multibulk length"),
+            (b"*01\r\n", "invalid multibulk length"),
+            (b"*1\r\n$-0\r\n", "invalid bulk length"),
+            (b"*1\r\n$03\r\nGET\r\n", "invalid bulk length"),
             (b"*abc\r\n", "invalid multibulk length"),
             (b"*99999999999999999999999\r\n", "invalid multibulk length"),
             (b"*1\r\n$-1\r\n", "invalid bulk length"),

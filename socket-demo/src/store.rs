@@ -28,6 +28,11 @@ pub struct Store {
     map: HashMap<Vec<u8>, Vec<u8>>,
 }
 
+/// The commands `execute` answers, for `COMMAND COUNT`.
+const COMMANDS: [&str; 11] = [
+    "GET", "SET", "PING", "INCR", "ECHO", "DEL", "EXISTS", "DBSIZE", "QUIT", "CONFIG", "COMMAND",
+];
+
 fn wrong_arity(out: &mut Vec<u8>, name: &str) {
     protocol::error(
         out,
@@ -135,8 +140,16 @@ impl Store {
         } else if is("CONFIG") {
             config(rest, out);
         } else if is("COMMAND") {
-            // `COMMAND DOCS` from an interactive redis-cli: no docs to offer, which it accepts.
-            protocol::array_len(out, 0);
+            if rest
+                .first()
+                .is_some_and(|sub| sub.eq_ignore_ascii_case(b"COUNT"))
+            {
+                protocol::integer(out, COMMANDS.len() as i64);
+            } else {
+                // `COMMAND DOCS` from an interactive redis-cli: no docs to offer, which it
+                // accepts.
+                protocol::array_len(out, 0);
+            }
         } else {
             protocol::error(out, &format!("ERR unknown command '{}'", quoted_name(name)));
         }
@@ -146,11 +159,11 @@ impl Store {
     fn incr(&mut self, key: &[u8], out: &mut Vec<u8>) {
         let current = match self.map.get(key) {
             None => 0,
+            // Strict like Redis (no "+1", " 1", "01" or "-0"), so that the value INCR stores
+            // always reads back as the same string.
             Some(v) => match protocol::parse_decimal(v) {
-                // Redis refuses "-0" and leading zeros too, so that INCR's result always reads
-                // back as the same string; parse_decimal is strict about everything else.
-                Some(n) if n.to_string().as_bytes() == v.as_slice() => n,
-                _ => {
+                Some(n) => n,
+                None => {
                     protocol::error(out, "ERR value is not an integer or out of range");
                     return;
                 }
@@ -219,6 +232,7 @@ mod tests {
             "*2\r\n$4\r\nsave\r\n$0\r\n\r\n"
         );
         assert_eq!(run(&mut s, &["COMMAND", "DOCS"]), "*0\r\n");
+        assert_eq!(run(&mut s, &["command", "count"]), ":11\r\n");
     }
 
     #[test]
