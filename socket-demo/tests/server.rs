@@ -536,6 +536,45 @@ fn one_big_request_per_client_is_not_kept_while_it_idles() {
 }
 
 #[test]
+fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
+    // stdout is a pipe the test holds open but does not read until the end: once its 64 KiB
+    // are full, a blocking log write would stall the event loop, and SIGTERM with it.
+    let sb = Sandbox::new();
+    let sock = sb.join("kv.sock");
+    let mut cmd = sb.command(BIN);
+    cmd.arg("server")
+        .arg("--unix")
+        .arg(&sock)
+        .stdout(std::process::Stdio::piped());
+    let server = testkit::spawn(&mut cmd);
+    let deadline = Instant::now() + WAIT;
+    let mut s = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < deadline, "server never listened: {e}"),
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    // Each connection logs a line of about 40 bytes: 3000 of them overflow the pipe.
+    for _ in 0..3000 {
+        drop(UnixStream::connect(&sock).unwrap());
+    }
+    assert_eq!(call(&mut s, &["PING"]), "+PONG\r\n");
+    // Reading the log again, the server reports what it had to drop, and carries on.
+    let mut log = server.stdout_lines().unwrap();
+    drop(UnixStream::connect(&sock).unwrap());
+    let note = log
+        .wait_for(|l| l.ends_with("log lines dropped: stdout was full)"), WAIT)
+        .unwrap();
+    let dropped: u64 = note[1..].split(' ').next().unwrap().parse().unwrap();
+    assert!(dropped > 0, "{note}");
+    server.signal(Signal::SIGTERM).unwrap();
+    assert!(server.wait_timeout(WAIT).unwrap().success());
+    assert!(!sock.exists(), "socket file left behind");
+}
+
+#[test]
 fn allow_uid_refuses_other_users() {
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("skipped: allow_uid_refuses_other_users needs root to connect as another uid");
