@@ -158,11 +158,6 @@ pub fn receive_role() -> Result<ExitCode> {
         MsgFlags::MSG_CMSG_CLOEXEC,
     )
     .ctx("recvmsg", "stdin")?;
-    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-        return Err(Error::msg(
-            "recvmsg: control data truncated (descriptors lost)",
-        ));
-    }
     let mut received: Vec<OwnedFd> = Vec::new();
     let mut creds = None;
     for cmsg in msg.cmsgs().ctx("recvmsg", "control messages")? {
@@ -177,6 +172,13 @@ pub fn receive_role() -> Result<ExitCode> {
             ControlMessageOwned::ScmCredentials(c) => creds = Some(c),
             _ => {}
         }
+    }
+    // Checked only now, so that the descriptors that did arrive are owned, and closed by the
+    // return, rather than left open.
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        return Err(Error::msg(
+            "recvmsg: control data truncated (descriptors lost)",
+        ));
     }
     let Some(fd) = received.into_iter().next() else {
         return Err(Error::msg("recvmsg: the message carried no descriptor"));

@@ -244,7 +244,8 @@ pub fn run(mut opts: Options) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// More than one CPU online (as glibc's `get_nprocs` counts them); false if unknown.
+/// More than one CPU online (as glibc's `get_nprocs` counts them); false if unknown. Online
+/// CPUs, not our affinity mask: a server pinned to one CPU still has clients on the others.
 fn several_cpus() -> bool {
     matches!(sysconf(SysconfVar::_NPROCESSORS_ONLN), Ok(Some(n)) if n > 1)
 }
@@ -534,13 +535,16 @@ impl Server {
             }
             self.finish_batch();
         }
+        // A client closed before the time was up has had every reply sent, or has gone away
+        // itself; the ones left still had replies waiting.
         let cut = self.clients;
-        let flushed = at_start - cut;
+        let closed = at_start - cut;
         for slot in 0..self.slots.len() {
             self.close(slot);
         }
         self.log.line(format_args!(
-            "shutting down on {signal}: {flushed} clients got their last replies, {cut} cut off"
+            "shutting down on {signal}: {closed} clients closed, {cut} cut off with replies \
+             unsent"
         ));
     }
 }
