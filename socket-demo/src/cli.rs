@@ -111,7 +111,8 @@ pub struct DgramClientArgs {
     /// The server's datagram socket path [default: <runtime dir>/kv-dgram.sock].
     #[arg(long, value_name = "PATH")]
     pub path: Option<PathBuf>,
-    /// Seconds to wait for each reply.
+    /// Seconds each command may take: waiting for room in a full server queue, then for the
+    /// reply.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
     /// The command and its arguments; none: one command per stdin line.

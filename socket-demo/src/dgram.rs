@@ -15,6 +15,11 @@
 //!   stall the server for everyone. The server's socket is non-blocking: that reply is dropped
 //!   and logged.
 //! - A reply too large for one datagram (EMSGSIZE) is replaced by an error reply.
+//! - A server that stops reading (stopped, or just busy) lets its queue fill up: Linux queues
+//!   at most `net.unix.max_dgram_qlen` datagrams (10 by default) per socket. A blocking `send`
+//!   to it then sleeps in the kernel, where neither a timeout nor Ctrl-C reaches it (SA_RESTART
+//!   restarts the call after the handler). The client sends with MSG_DONTWAIT and, on EAGAIN,
+//!   `poll`s for POLLOUT beside the shutdown self-pipe, under the same deadline as the reply.
 
 use std::io::{self, BufRead, IoSliceMut, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -171,8 +176,9 @@ pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Res
         None,
     )
     .ctx("socket", "AF_UNIX")?;
-    // Our own address, for the replies: mode 0600 like the server's. Blocking, unlike the
-    // server's socket: a send to a server whose queue is full should wait, not fail.
+    // Our own address, for the replies: mode 0600 like the server's. Every send and receive on
+    // this socket is MSG_DONTWAIT and waits in `poll` instead (see `send_request`), so that
+    // `--timeout` and Ctrl-C can end any wait and this guard gets to remove the file.
     let _guard = sock::bind_private(&fd, &own, &own_addr)?;
     connect(fd.as_raw_fd(), &server_addr).map_err(|e| match e {
         Errno::ENOENT | Errno::ECONNREFUSED => Error::msg(format!(
@@ -194,8 +200,11 @@ pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Res
                 req.len()
             )));
         }
-        send(fd.as_raw_fd(), &req, MsgFlags::empty()).ctx("send", server.display())?;
-        let reply = receive(&fd, &server, timeout, &shutdown)?;
+        // One deadline for the whole command: waiting for room in the server's queue and
+        // waiting for the reply both count against `--timeout`.
+        let end = Instant::now() + timeout;
+        send_request(&fd, &req, &server, end, timeout, &shutdown)?;
+        let reply = receive(&fd, &server, end, timeout, &shutdown)?;
         any_error |= matches!(reply, Reply::Error(_));
         stdout
             .write_all(protocol::format_reply(&reply).as_bytes())
@@ -221,28 +230,117 @@ pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Res
     })
 }
 
-fn receive(fd: &OwnedFd, server: &Path, timeout: Duration, shutdown: &Shutdown) -> Result<Reply> {
-    let end = Instant::now() + timeout;
+/// The error for a wait that SIGINT/SIGTERM ended. Returning it (rather than exiting) lets the
+/// guard remove our bound socket on the way out.
+fn interrupted(shutdown: &Shutdown) -> Error {
+    Error::msg(format!(
+        "interrupted by {}",
+        shutdown.signal().map_or("a signal", |sig| sig.as_str())
+    ))
+}
+
+/// How a [`wait_for`] ended when no signal asked us to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waited {
+    /// The socket may be ready (or poll was interrupted): try the non-blocking call again.
+    /// Readiness is only a hint; the MSG_DONTWAIT call that follows decides.
+    TryAgain,
+    /// `end` has passed.
+    DeadlinePassed,
+}
+
+/// Wait until `fd` reports one of `events`, a shutdown signal arrives, or `end` passes.
+///
+/// The signal handlers are installed with SA_RESTART, so a signal does not interrupt `poll`
+/// either; the self-pipe in the same poll set is what wakes us.
+fn wait_for(
+    fd: &OwnedFd,
+    events: PollFlags,
+    server: &Path,
+    end: Instant,
+    shutdown: &Shutdown,
+) -> Result<Waited> {
+    if shutdown.requested() {
+        return Err(interrupted(shutdown));
+    }
+    let left = end.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Ok(Waited::DeadlinePassed);
+    }
+    // Rounded up to whole milliseconds, so a poll cannot end just short of the deadline and
+    // leave us spinning on zero-millisecond polls until it passes.
+    let ms = left.as_micros().div_ceil(1000);
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    let mut fds = [
+        PollFd::new(fd.as_fd(), events),
+        PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+    ];
+    match poll(&mut fds, timeout) {
+        // Ready, woken by the self-pipe, timed out or interrupted: the caller's next call and
+        // the checks above on the next round tell which.
+        Ok(_) | Err(Errno::EINTR) => Ok(Waited::TryAgain),
+        Err(e) => Err(Error::sys("poll", server.display(), e)),
+    }
+}
+
+/// Send one request datagram, waiting until `end` for room in the server's queue.
+fn send_request(
+    fd: &OwnedFd,
+    req: &[u8],
+    server: &Path,
+    end: Instant,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    // A signal that came while we were reading stdin: the user has given up on this request.
+    if shutdown.requested() {
+        return Err(interrupted(shutdown));
+    }
+    let mut said_full = false;
+    loop {
+        match send(fd.as_raw_fd(), req, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => {
+                common::trace!("send({}) -> {n} bytes", server.display());
+                return Ok(());
+            }
+            // The server's queue is full (or our own send buffer is). A connected datagram
+            // socket reports POLLOUT once the server has taken a datagram off its queue.
+            Err(Errno::EAGAIN) => {
+                if !said_full {
+                    common::trace!(
+                        "send({}) -> EAGAIN: the server's queue is full; poll for POLLOUT",
+                        server.display()
+                    );
+                    said_full = true;
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("send", server.display(), e)),
+        }
+        if wait_for(fd, PollFlags::POLLOUT, server, end, shutdown)? == Waited::DeadlinePassed {
+            return Err(Error::msg(format!(
+                "send {}: the server's queue stayed full for {timeout:?}",
+                server.display()
+            )));
+        }
+    }
+}
+
+/// Receive the reply to the request just sent, waiting until `end`.
+fn receive(
+    fd: &OwnedFd,
+    server: &Path,
+    end: Instant,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<Reply> {
     let mut buf = vec![0u8; MAX_REPLY_DATAGRAM];
     loop {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if wait_for(fd, PollFlags::POLLIN, server, end, shutdown)? == Waited::DeadlinePassed {
             return Err(Error::msg(format!(
                 "no reply from {} within {timeout:?}",
                 server.display()
             )));
-        }
-        if shutdown.requested() {
-            return Err(Error::msg("interrupted"));
-        }
-        let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-        let mut fds = [
-            PollFd::new(fd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("poll", server.display(), e)),
         }
         match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
             Ok(n) => {
