@@ -22,7 +22,7 @@
 //!   `poll`s for POLLOUT beside the shutdown self-pipe, under the same deadline as the reply.
 
 use std::io::{self, BufRead, IoSliceMut, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -214,10 +214,33 @@ pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Res
     if !command.is_empty() {
         call(command)?;
     } else {
-        for (n, line) in io::stdin().lock().lines().enumerate() {
-            let line = line.ctx("read", "stdin")?;
+        // Our own buffered reader on a duplicate of fd 0 (F_DUPFD_CLOEXEC): its buffer, unlike
+        // that of `io::stdin()`, can be asked whether a line is already waiting in it.
+        let stdin = io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .ctx("dup", "stdin")?;
+        let mut input = io::BufReader::new(std::fs::File::from(stdin));
+        let mut line = String::new();
+        for n in 1.. {
+            // Wait for input beside the shutdown self-pipe: a `read` blocked on a terminal
+            // would not notice Ctrl-C (SA_RESTART), and a second one would exit at once,
+            // without removing our socket file.
+            if input.buffer().is_empty() {
+                wait_for(
+                    input.get_ref().as_fd(),
+                    PollFlags::POLLIN,
+                    "stdin",
+                    None,
+                    &shutdown,
+                )?;
+            }
+            line.clear();
+            if input.read_line(&mut line).ctx("read", "stdin")? == 0 {
+                break;
+            }
             let words = shell_words::split(&line)
-                .map_err(|e| Error::msg(format!("stdin line {}: {e}", n + 1)))?;
+                .map_err(|e| Error::msg(format!("stdin line {n}: {e}")))?;
             if !words.is_empty() && !words[0].starts_with('#') {
                 call(&words)?;
             }
@@ -249,37 +272,44 @@ enum Waited {
     DeadlinePassed,
 }
 
-/// Wait until `fd` reports one of `events`, a shutdown signal arrives, or `end` passes.
+/// Wait until `fd` (named `object` in errors) reports one of `events`, a shutdown signal
+/// arrives, or `end` passes (if there is one).
 ///
 /// The signal handlers are installed with SA_RESTART, so a signal does not interrupt `poll`
 /// either; the self-pipe in the same poll set is what wakes us.
 fn wait_for(
-    fd: &OwnedFd,
+    fd: BorrowedFd<'_>,
     events: PollFlags,
-    server: &Path,
-    end: Instant,
+    object: impl std::fmt::Display,
+    end: Option<Instant>,
     shutdown: &Shutdown,
 ) -> Result<Waited> {
     if shutdown.requested() {
         return Err(interrupted(shutdown));
     }
-    let left = end.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Ok(Waited::DeadlinePassed);
-    }
-    // Rounded up to whole milliseconds, so a poll cannot end just short of the deadline and
-    // leave us spinning on zero-millisecond polls until it passes.
-    let ms = left.as_micros().div_ceil(1000);
-    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    let timeout = match end {
+        None => PollTimeout::NONE,
+        Some(end) => {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Waited::DeadlinePassed);
+            }
+            // Rounded up to whole milliseconds, so a poll cannot end just short of the
+            // deadline and leave us spinning on zero-millisecond polls until it passes.
+            let ms = left.as_micros().div_ceil(1000);
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        }
+    };
     let mut fds = [
-        PollFd::new(fd.as_fd(), events),
+        PollFd::new(fd, events),
         PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
     ];
     match poll(&mut fds, timeout) {
-        // Ready, woken by the self-pipe, timed out or interrupted: the caller's next call and
-        // the checks above on the next round tell which.
+        Ok(_) | Err(Errno::EINTR) if shutdown.requested() => Err(interrupted(shutdown)),
+        // Ready, timed out or interrupted: the caller's next call, and the deadline check on
+        // the next round, tell which.
         Ok(_) | Err(Errno::EINTR) => Ok(Waited::TryAgain),
-        Err(e) => Err(Error::sys("poll", server.display(), e)),
+        Err(e) => Err(Error::sys("poll", object, e)),
     }
 }
 
@@ -317,7 +347,14 @@ fn send_request(
             Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("send", server.display(), e)),
         }
-        if wait_for(fd, PollFlags::POLLOUT, server, end, shutdown)? == Waited::DeadlinePassed {
+        if wait_for(
+            fd.as_fd(),
+            PollFlags::POLLOUT,
+            server.display(),
+            Some(end),
+            shutdown,
+        )? == Waited::DeadlinePassed
+        {
             return Err(Error::msg(format!(
                 "send {}: the server's queue stayed full for {timeout:?}",
                 server.display()
@@ -336,7 +373,14 @@ fn receive(
 ) -> Result<Reply> {
     let mut buf = vec![0u8; MAX_REPLY_DATAGRAM];
     loop {
-        if wait_for(fd, PollFlags::POLLIN, server, end, shutdown)? == Waited::DeadlinePassed {
+        if wait_for(
+            fd.as_fd(),
+            PollFlags::POLLIN,
+            server.display(),
+            Some(end),
+            shutdown,
+        )? == Waited::DeadlinePassed
+        {
             return Err(Error::msg(format!(
                 "no reply from {} within {timeout:?}",
                 server.display()

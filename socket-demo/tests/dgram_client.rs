@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -196,4 +196,38 @@ fn sigint_stops_a_send_blocked_on_a_full_queue() {
     );
     assert_eq!(client_sockets(&sb.runtime_dir()), Vec::<String>::new());
     full.resume_and_stop(&sb);
+}
+
+#[test]
+fn sigint_stops_a_client_waiting_for_a_line_on_stdin() {
+    let sb = Sandbox::new();
+    let path = sb.join("kv-dgram.sock");
+    let mut cmd = sb.command(BIN);
+    cmd.arg("dgram-server").arg("--path").arg(&path);
+    let server = testkit::spawn(&mut cmd);
+    let want = format!("listening on {} (datagram)", path.display());
+    server
+        .stdout_lines()
+        .unwrap()
+        .wait_for(|l| l == want, WAIT)
+        .unwrap();
+    // One command is answered, then the client waits for the next line, which never comes.
+    let mut cmd = sb.command(BIN);
+    cmd.args(["dgram-client", "--path"])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped());
+    let client = testkit::spawn(&mut cmd);
+    let mut stdin = client.take_stdin().unwrap();
+    stdin.write_all(b"PING\n").unwrap();
+    let mut out = client.stdout_lines().unwrap();
+    out.wait_for(|l| l == "PONG", WAIT).unwrap();
+    client.signal(Signal::SIGINT).unwrap();
+    let status = client.wait_timeout(WAIT).unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let errors = client.stderr_lines().unwrap().rest(WAIT).unwrap();
+    assert_eq!(errors, ["socket-demo: interrupted by SIGINT"]);
+    assert_eq!(client_sockets(&sb.runtime_dir()), Vec::<String>::new());
+    drop(stdin);
+    server.signal(Signal::SIGTERM).unwrap();
+    assert!(server.wait_timeout(WAIT).unwrap().success());
 }
