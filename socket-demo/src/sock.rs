@@ -70,13 +70,7 @@ pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
     let mut replaced_stale = false;
     if existing(path, Kind::Socket)? {
         // Non-blocking: a live server that is not accepting must not hang us in `connect`.
-        let probe = socket(
-            AddressFamily::Unix,
-            ty,
-            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .ctx("socket", "AF_UNIX")?;
+        let probe = unix_socket(ty)?;
         match connect(probe.as_raw_fd(), &addr) {
             Ok(()) => {
                 common::trace!("connect({}) -> ok: a live server", path.display());
@@ -104,13 +98,7 @@ pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
             Err(e) => return Err(Error::sys("connect (probing)", path.display(), e)),
         }
     }
-    let fd = socket(
-        AddressFamily::Unix,
-        ty,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .ctx("socket", "AF_UNIX")?;
+    let fd = unix_socket(ty)?;
     let guard = SocketFile {
         _file: bind_private(&fd, path, &addr)?,
         _lock: lock,
@@ -126,6 +114,17 @@ pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
         guard,
         replaced_stale,
     })
+}
+
+/// A new Unix socket of type `ty`, non-blocking and close-on-exec.
+fn unix_socket(ty: SockType) -> Result<OwnedFd> {
+    socket(
+        AddressFamily::Unix,
+        ty,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx("socket", "AF_UNIX")
 }
 
 /// Take the lock file `<path>.pid` (fence 1 in the module docs).
