@@ -3,21 +3,25 @@
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
+use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::child::{Lines, Options, Supervised};
 use common::pidfile::PidFile;
 use common::testkit::{self, Sandbox};
+use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
 };
+use nix::unistd::pipe2;
 use support::*;
 
 #[test]
@@ -541,21 +545,26 @@ fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
     // are full, a blocking log write would stall the event loop, and SIGTERM with it.
     let sb = Sandbox::new();
     let sock = sb.join("kv.sock");
+    // Our own pipe, so that the test can read the first line and then stop reading (a
+    // `Lines` reader would keep draining it).
+    let (log_r, log_w) = pipe2(OFlag::O_CLOEXEC).unwrap();
     let mut cmd = sb.command(BIN);
     cmd.arg("server")
         .arg("--unix")
         .arg(&sock)
-        .stdout(std::process::Stdio::piped());
-    let server = testkit::spawn(&mut cmd);
-    let deadline = Instant::now() + WAIT;
-    let mut s = loop {
-        match UnixStream::connect(&sock) {
-            Ok(s) => break s,
-            Err(e) => assert!(Instant::now() < deadline, "server never listened: {e}"),
-        }
-        thread::sleep(Duration::from_millis(5));
+        .stdout(Stdio::from(log_w))
+        .stderr(Stdio::null());
+    let opts = Options {
+        deadline: Some(testkit::DEADLINE),
+        own_group: true,
     };
-    s.set_read_timeout(Some(WAIT)).unwrap();
+    let server = Supervised::spawn("server", &mut cmd, opts).unwrap();
+    drop(cmd); // Our copy of the write end: EOF must mean the server has gone.
+    let mut log_pipe = BufReader::new(std::fs::File::from(log_r));
+    let mut first = String::new();
+    log_pipe.read_line(&mut first).unwrap();
+    assert_eq!(first.trim_end(), format!("listening on {}", sock.display()));
+    let mut s = connect(&sock);
     // Each connection logs a line of about 40 bytes: 3000 of them overflow the pipe.
     for _ in 0..3000 {
         drop(UnixStream::connect(&sock).unwrap());
@@ -564,7 +573,8 @@ fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
     // Once the log is read again, the server reports what it had to drop, and carries on.
     // The report goes out with the first line that finds room in the pipe, so keep making
     // log lines (one per connection) until the reader has drained enough for one.
-    let mut log = server.stdout_lines().unwrap();
+    let mut log = Lines::new(log_pipe);
+    let deadline = Instant::now() + WAIT;
     let note = loop {
         drop(UnixStream::connect(&sock).unwrap());
         let dropped_note = |l: &str| l.ends_with("log lines dropped: stdout was full)");
