@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
@@ -206,10 +206,8 @@ impl Supervised {
             }
             match &self.pidfd {
                 Some(fd) => {
-                    // Rounded up to whole milliseconds, so a wait cannot end just short of the
-                    // deadline and spin. POLLIN or EINTR: look again either way.
-                    let ms = left.as_micros().div_ceil(1000);
-                    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+                    // POLLIN or EINTR: look again either way.
+                    let timeout = crate::deadline::poll_timeout(left);
                     let _ = poll(&mut [PollFd::new(fd.as_fd(), PollFlags::POLLIN)], timeout);
                 }
                 None => thread::sleep(POLL.min(left)),

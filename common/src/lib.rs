@@ -14,6 +14,7 @@
 //! - [`out`]: [`say!`], lines on stdout that are flushed at once and never panic on EPIPE.
 //! - [`pidfile`]: a locked pid file, so a daemon tells a live rival from a dead one's leftovers.
 //! - [`child`]: child processes that cannot outlive their supervisor or hang it.
+//! - [`deadline`]: the `poll` timeout that ends a wait at its deadline, not just before.
 //! - `testkit` (feature `test-support`): unique temp dirs and deadline-bounded runs for
 //!   integration tests.
 //!
@@ -22,6 +23,7 @@
 
 pub mod child;
 pub mod cleanup;
+pub mod deadline;
 pub mod error;
 pub mod names;
 pub mod narrate;

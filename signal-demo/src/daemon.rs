@@ -224,9 +224,7 @@ impl Daemon<'_> {
             if left.is_zero() {
                 break;
             }
-            // Round up, so the last sub-millisecond does not become a busy loop of 0 ms polls.
-            let ms = u32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
-            let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+            let timeout = common::deadline::poll_timeout(left);
             let mut fds = [PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
             wait(&mut fds, timeout)?;
             if readable(&fds[0]) {

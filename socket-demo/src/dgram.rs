@@ -294,10 +294,7 @@ fn wait_for(
             if left.is_zero() {
                 return Ok(Waited::DeadlinePassed);
             }
-            // Rounded up to whole milliseconds, so a poll cannot end just short of the
-            // deadline and leave us spinning on zero-millisecond polls until it passes.
-            let ms = left.as_micros().div_ceil(1000);
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            common::deadline::poll_timeout(left)
         }
     };
     let mut fds = [
