@@ -1,0 +1,3 @@
+//! ipc-bench: under construction.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! mqueue-demo: under construction.
+
+fn main() {}

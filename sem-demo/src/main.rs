@@ -1,0 +1,3 @@
+//! sem-demo: under construction.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! shm-demo: under construction.
+
+fn main() {}
