@@ -32,3 +32,87 @@ macro_rules! say {
         $crate::out::line(format_args!($($arg)*))
     };
 }
+
+/// Bytes that another process sent (a log record, a config value, a key), made safe to print
+/// on a terminal or into a log file that a terminal will show.
+///
+/// A writer controls these bytes, and a terminal obeys some of them: ESC starts an escape
+/// sequence that can recolour, retitle or clear the reader's screen, BEL rings, CR overwrites
+/// the line, and the Unicode bidi controls (U+202E RIGHT-TO-LEFT OVERRIDE…) reorder what
+/// follows, so a line can display as something other than what it says. Each of those is
+/// written as a visible escape instead: `\x1b`, `\x07`, `\u{202e}`; a byte that is not UTF-8
+/// as `\xff`. Tab is kept. Printable text, the common case, is copied as it is, in one pass.
+pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\t' || !(c.is_control() || is_bidi_control(c)) {
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            } else if c.is_ascii() {
+                out.extend_from_slice(format!("\\x{:02x}", u32::from(c)).as_bytes());
+            } else {
+                out.extend_from_slice(format!("\\u{{{:x}}}", u32::from(c)).as_bytes());
+            }
+        }
+        for b in chunk.invalid() {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        }
+    }
+}
+
+/// [`escape_into`] for one value: the text as it may be printed.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    escape_into(&mut out, bytes);
+    // escape_into writes whole UTF-8 characters and ASCII escapes only.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The Unicode characters that change the display order of the text around them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn printable_text_is_unchanged() {
+        assert_eq!(escape(b"pid=42 hello\tworld"), "pid=42 hello\tworld");
+        assert_eq!(
+            escape("caf\u{e9} \u{1f600}".as_bytes()),
+            "caf\u{e9} \u{1f600}"
+        );
+    }
+
+    #[test]
+    fn terminal_controls_are_made_visible() {
+        assert_eq!(
+            escape(b"\x1b[2Jboom\x07\r\n"),
+            "\\x1b[2Jboom\\x07\\x0d\\x0a"
+        );
+        assert_eq!(escape(b"\x7f"), "\\x7f");
+        assert_eq!(escape("a\u{85}b".as_bytes()), "a\\u{85}b");
+    }
+
+    #[test]
+    fn bidi_overrides_and_bad_utf8_are_made_visible() {
+        assert_eq!(
+            escape("evil\u{202e}txt.exe".as_bytes()),
+            "evil\\u{202e}txt.exe"
+        );
+        assert_eq!(
+            escape("\u{2066}x\u{2069}".as_bytes()),
+            "\\u{2066}x\\u{2069}"
+        );
+        assert_eq!(escape(b"ok\xff\xfe"), "ok\\xff\\xfe");
+    }
+}

@@ -12,7 +12,12 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::Pid;
 
 use crate::child::{self, Options, Supervised};
 
@@ -106,4 +111,58 @@ pub fn stdout(out: &Output) -> String {
 /// Stderr of a finished command as text (lossy).
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A process stopped with SIGSTOP, so a test can make an unlucky instant certain (a worker
+/// frozen while it holds a task, a reader that never reads, a daemon that receives a burst of
+/// signals while it cannot run). It is continued with SIGCONT when dropped.
+pub struct Frozen {
+    pid: Pid,
+}
+
+impl Frozen {
+    /// The frozen process.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+}
+
+/// Stop `pid` and return once it *is* stopped, not merely signalled.
+///
+/// `kill(SIGSTOP)` returns before the target stops. For our own child,
+/// `waitid(WSTOPPED | WNOWAIT)` blocks until it has, without consuming the status that its
+/// supervisor will reap later (`WEXITED` too, so a child that dies instead ends the wait). For
+/// any other process (a daemon's worker), its state in `/proc/PID/stat` is read until it shows
+/// `T`.
+pub fn freeze(pid: Pid) -> Frozen {
+    kill(pid, Signal::SIGSTOP).unwrap_or_else(|e| panic!("kill({pid}, SIGSTOP): {e}"));
+    let frozen = Frozen { pid };
+    let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(pid), flags) {
+        Ok(WaitStatus::Stopped(..)) => return frozen,
+        Ok(other) => panic!("pid {pid} did not stop: {other:?}"),
+        Err(Errno::ECHILD) => {}
+        Err(e) => panic!("waitid({pid}, WSTOPPED): {e}"),
+    }
+    let stat = format!("/proc/{pid}/stat");
+    let give_up = Instant::now() + DEADLINE;
+    loop {
+        let text = std::fs::read_to_string(&stat).unwrap_or_else(|e| panic!("{stat}: {e}"));
+        // The state follows the command name, which is in parentheses and may contain any
+        // character, so it is found after the *last* ')'.
+        let state = text
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if state == Some('T') {
+            return frozen;
+        }
+        assert!(Instant::now() < give_up, "pid {pid} did not stop: {text}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = kill(self.pid, Signal::SIGCONT);
+    }
 }
