@@ -7,10 +7,12 @@
 //! - [`Unlink`] is a guard: create the object, then at once wrap its name in a guard, and the
 //!   object is removed when the guard is dropped, on the normal return from `main` and on an
 //!   early `?` return alike.
-//! - [`Shutdown`] catches SIGINT and SIGTERM so that they *end the main loop* instead of the
-//!   process: the loop sees [`Shutdown::requested`] (or wakes on [`Shutdown::wake_fd`] in its
-//!   `poll`), returns, and the guards run. A second SIGINT/SIGTERM while shutting down exits at
-//!   once (status 130 or 143), because a user who presses Ctrl-C twice means it.
+//! - [`Shutdown`] catches SIGINT and SIGTERM (and any others a program names, such as SIGHUP)
+//!   so that they *end the main loop* instead of the process: the loop sees
+//!   [`Shutdown::requested`] (or wakes on [`Shutdown::wake_fd`] in its `poll`), returns, and the
+//!   guards run. A second SIGINT/SIGTERM while shutting down exits at once (status 130 or 143),
+//!   because a user who presses Ctrl-C twice means it. The signals are blocked while the
+//!   handlers go in, so one that arrives during start-up is held and acted on, never lost.
 //!
 //! # Limitations
 //!
@@ -26,8 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::Signal;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 
 use crate::error::{Context, Error, Result};
 
@@ -146,35 +147,74 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    /// Register the handlers.
+    /// Register the handlers for SIGINT and SIGTERM.
     pub fn install() -> Result<Self> {
+        Self::install_with(&[])
+    }
+
+    /// Register the handlers for SIGINT, SIGTERM and `extra`, which then request a shutdown
+    /// exactly as SIGINT and SIGTERM do (a second one exits with 128 + its number). A server
+    /// passes `&[Signal::SIGHUP]` so that closing its terminal stops it cleanly.
+    ///
+    /// The signals are blocked while their handlers go in, and unblocked (to the caller's
+    /// previous mask) once every piece is in place: each signal gets four actions registered
+    /// one after the other, and one arriving in between would find the exit check but not yet
+    /// the flag or the self-pipe, and be swallowed. Blocked, it stays pending and is delivered
+    /// to the complete handler the moment the mask is restored.
+    pub fn install_with(extra: &[Signal]) -> Result<Self> {
+        Self::install_inner(extra, &mut |_, _| {})
+    }
+
+    /// [`Shutdown::install_with`], calling `between(signal, step)` after each action is
+    /// registered, with the signals still blocked. Only for tests, which raise a signal from
+    /// `between` to put it in the window between two steps for certain.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    pub fn install_observed(
+        extra: &[Signal],
+        between: &mut dyn FnMut(Signal, &str),
+    ) -> Result<Self> {
+        Self::install_inner(extra, between)
+    }
+
+    fn install_inner(extra: &[Signal], between: &mut dyn FnMut(Signal, &str)) -> Result<Self> {
+        let mut signals = vec![Signal::SIGINT, Signal::SIGTERM];
+        for &sig in extra {
+            if !signals.contains(&sig) {
+                signals.push(sig);
+            }
+        }
         let requested = Arc::new(AtomicBool::new(false));
         let signal = Arc::new(AtomicUsize::new(0));
         // Non-blocking on both ends: the handler must never block on a full pipe, and a
         // reader draining it must not block either. O_CLOEXEC: children must not inherit it.
         let (wake_read, wake_write) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ctx("pipe2", "shutdown")?;
-        for sig in [SIGINT, SIGTERM] {
-            let sig_usize = usize::try_from(sig).expect("signal numbers are small and positive");
-            let register = || -> std::io::Result<()> {
+        let _blocked = BlockedWhileInstalling::block(&signals)?;
+        for &sig in &signals {
+            let raw = sig as libc::c_int;
+            let sig_usize = usize::try_from(raw).expect("signal numbers are small and positive");
+            let mut register = || -> std::io::Result<()> {
                 // Order matters: the exit check runs first, so the first signal only arms it
                 // (the flag is still false), and a second one finds the flag set and exits.
                 signal_hook::flag::register_conditional_shutdown(
-                    sig,
-                    128 + sig,
+                    raw,
+                    128 + raw,
                     Arc::clone(&requested),
                 )?;
-                signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig_usize)?;
-                signal_hook::flag::register(sig, Arc::clone(&requested))?;
-                signal_hook::low_level::pipe::register_raw(sig, wake_write.try_clone()?)?;
+                between(sig, "exit check");
+                signal_hook::flag::register_usize(raw, Arc::clone(&signal), sig_usize)?;
+                between(sig, "signal number");
+                signal_hook::flag::register(raw, Arc::clone(&requested))?;
+                between(sig, "flag");
+                signal_hook::low_level::pipe::register_raw(raw, wake_write.try_clone()?)?;
+                between(sig, "self-pipe");
                 Ok(())
             };
-            register().ctx(
-                "sigaction",
-                Signal::try_from(sig).map_or("?", Signal::as_str),
-            )?;
+            register().ctx("sigaction", sig.as_str())?;
         }
-        crate::trace!("sigaction(SIGINT, SIGTERM) -> flag + self-pipe");
+        let names: Vec<&str> = signals.iter().map(|s| s.as_str()).collect();
+        crate::trace!("sigaction({}) -> flag + self-pipe", names.join(", "));
         Ok(Shutdown {
             requested,
             signal,
@@ -182,7 +222,7 @@ impl Shutdown {
         })
     }
 
-    /// True once SIGINT or SIGTERM has arrived.
+    /// True once SIGINT, SIGTERM or one of the extra signals has arrived.
     pub fn requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
     }
@@ -200,5 +240,29 @@ impl Shutdown {
     /// put it in your `poll` set beside the descriptors you wait on.
     pub fn wake_fd(&self) -> BorrowedFd<'_> {
         self.wake_read.as_fd()
+    }
+}
+
+/// Blocks signals in the calling thread until dropped, then restores the mask it found, on
+/// every return path of [`Shutdown::install_with`] alike.
+struct BlockedWhileInstalling(SigSet);
+
+impl BlockedWhileInstalling {
+    fn block(signals: &[Signal]) -> Result<Self> {
+        let set: SigSet = signals.iter().copied().collect();
+        let mut old = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
+            .ctx("pthread_sigmask", "SIG_BLOCK")?;
+        Ok(BlockedWhileInstalling(old))
+    }
+}
+
+impl Drop for BlockedWhileInstalling {
+    fn drop(&mut self) {
+        // Restoring the caller's own mask cannot fail (EINVAL is only for a bad `how`); a
+        // signal that came in meanwhile is delivered here, to the finished handler.
+        if let Err(e) = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None) {
+            eprintln!("warning: pthread_sigmask(SIG_SETMASK): {e}");
+        }
     }
 }

@@ -10,13 +10,24 @@ use std::time::Duration;
 use common::cleanup::{Shutdown, Unlink};
 use common::testkit::{self, Sandbox};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::Signal;
+use nix::sys::signal::{Signal, raise};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The child: create FILE, guard it, say "ready", then wait for a shutdown signal.
 fn child(mode: &str, file: &Path) -> ExitCode {
-    let shutdown = Shutdown::install().expect("install shutdown handlers");
+    let shutdown = match mode {
+        "hup" => Shutdown::install_with(&[Signal::SIGHUP]),
+        // A SIGTERM sent to ourselves between two of the installing steps, where a signal
+        // not blocked would meet a half-installed handler and be lost.
+        "early" => Shutdown::install_observed(&[], &mut |sig, step| {
+            if sig == Signal::SIGTERM && step == "exit check" {
+                raise(Signal::SIGTERM).expect("raise SIGTERM");
+            }
+        }),
+        _ => Shutdown::install(),
+    }
+    .expect("install shutdown handlers");
     std::fs::write(file, b"x").expect("create the guarded file");
     let guard = Unlink::path(file);
     println!("ready");
@@ -77,6 +88,42 @@ fn sigterm_unwinds_through_guards() {
     }
 }
 
+fn extra_signal_stops_like_sigterm() {
+    let sb = Sandbox::new();
+    let file = sb.join("obj");
+    let child = start(&sb, "hup", &file);
+    let mut out = child.stdout_lines().unwrap();
+    out.wait_for(|l| l == "ready", WAIT).unwrap();
+    child.signal(Signal::SIGHUP).unwrap();
+    let line = out.wait_for(|l| l.starts_with("stopping"), WAIT).unwrap();
+    assert_eq!(line, "stopping on Some(SIGHUP)");
+    let status = child.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "SIGHUP: {status:?}");
+    assert!(
+        !file.exists(),
+        "SIGHUP: the guard did not remove {}",
+        file.display()
+    );
+}
+
+fn signal_during_install_is_kept() {
+    let sb = Sandbox::new();
+    let file = sb.join("obj");
+    let child = start(&sb, "early", &file);
+    let mut out = child.stdout_lines().unwrap();
+    // Nobody signals the child after start: the only SIGTERM is the one it raised while
+    // installing, and it must not have been swallowed.
+    let line = out.wait_for(|l| l.starts_with("stopping"), WAIT).unwrap();
+    assert_eq!(line, "stopping on Some(SIGTERM)");
+    let status = child.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !file.exists(),
+        "the guard did not remove {}",
+        file.display()
+    );
+}
+
 fn second_signal_exits_at_once() {
     let sb = Sandbox::new();
     let file = sb.join("obj");
@@ -101,13 +148,21 @@ fn main() -> ExitCode {
     {
         return child(mode, Path::new(file));
     }
-    let tests: [(&str, fn()); 3] = [
+    let tests: [(&str, fn()); 5] = [
         ("guard_removes_on_return", guard_removes_on_return),
         (
             "sigterm_unwinds_through_guards",
             sigterm_unwinds_through_guards,
         ),
         ("second_signal_exits_at_once", second_signal_exits_at_once),
+        (
+            "extra_signal_stops_like_sigterm",
+            extra_signal_stops_like_sigterm,
+        ),
+        (
+            "signal_during_install_is_kept",
+            signal_during_install_is_kept,
+        ),
     ];
     let mut failed = 0;
     for (name, test) in tests {
