@@ -55,12 +55,14 @@ struct Raw {
 impl Config {
     /// Read and validate the config file at `path`. Errors read `path:line: cause`, or
     /// `open path: cause` when the file cannot be read at all.
+    ///
+    /// Only a regular file is read. A FIFO at `path` would block `open` until a writer came
+    /// (and no signal but SIGKILL reaches a process blocked there), a device could be
+    /// anything, so the file is opened with `O_NONBLOCK` (which makes opening a FIFO with no
+    /// writer return at once) and its type checked with `fstat` on what was opened, never on
+    /// the path, which could be swapped in between.
     pub fn load(path: &Path) -> Result<Config> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)
-            .ctx("open", path.display())?;
+        let file = crate::file::open_regular(path, false)?;
         let mut text = String::new();
         // Read at most one byte more than allowed, so an oversized file is detected without
         // reading all of it (it could be /dev/zero).

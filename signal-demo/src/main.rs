@@ -28,6 +28,7 @@ mod cli;
 mod config;
 mod daemon;
 mod demo;
+mod file;
 mod send;
 mod signals;
 

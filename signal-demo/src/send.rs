@@ -24,8 +24,13 @@ pub fn run(
     let sig = Sig::parse(signal)?;
     let pid = match (pid, pid_file) {
         (Some(p), _) => signals::check_pid(p)?,
-        // Refuses a stale file: once its daemon is gone, the pid may belong to a stranger.
-        (None, Some(file)) => common::pidfile::read(file)?,
+        (None, Some(file)) => {
+            // Refuse a FIFO or a device before common::pidfile::read opens the path: a FIFO
+            // would block that open forever (see `crate::file`).
+            drop(crate::file::open_regular(file, true)?);
+            // Refuses a stale file: once its daemon is gone, the pid may belong to a stranger.
+            common::pidfile::read(file)?
+        }
         (None, None) => return Err(Error::Usage("give --pid PID or --pid-file FILE".into())),
     };
     if let Some(first) = value {

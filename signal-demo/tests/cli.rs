@@ -32,6 +32,57 @@ fn missing_config_at_start_is_a_clear_error_exit_1() {
     );
 }
 
+/// A FIFO (or anything but a regular file) as the config is refused at once: opened with
+/// O_NONBLOCK, so `open` cannot wait for a writer, and checked with fstat. Before, the daemon
+/// hung in `open` until its deadline.
+#[test]
+fn config_that_is_a_fifo_or_a_directory_is_refused_at_start() {
+    let sb = Sandbox::new();
+    nix::unistd::mkfifo(&sb.join("cfg.toml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let out = testkit::run_with_deadline(
+        &mut sb.command(support::BIN).args([
+            "daemon",
+            "--config",
+            "cfg.toml",
+            "--pid-file",
+            "d.pid",
+        ]),
+        b"",
+        support::WAIT,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "signal-demo: cfg.toml: is a FIFO, not a regular file; refused"
+    );
+    assert!(!sb.join("d.pid").exists());
+    let out = run_in(&sb, &["daemon", "--config", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "signal-demo: .: is a directory, not a regular file; refused"
+    );
+}
+
+/// `send --pid-file FIFO` used to block forever in `open`; now it is refused at once.
+#[test]
+fn send_refuses_a_pid_file_that_is_a_fifo() {
+    let sb = Sandbox::new();
+    nix::unistd::mkfifo(&sb.join("d.pid"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let out = testkit::run_with_deadline(
+        &mut sb
+            .command(support::BIN)
+            .args(["send", "HUP", "--pid-file", "d.pid"]),
+        b"",
+        support::WAIT,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "signal-demo: d.pid: is a FIFO, not a regular file; refused"
+    );
+}
+
 #[test]
 fn unknown_key_at_start_names_file_and_line() {
     let sb = Sandbox::new();

@@ -113,6 +113,24 @@ fn all_100_queued_rt_signals_arrive_with_their_values_in_order() {
     assert_eq!(count_in(&d.status(), "RTMIN"), 100);
 }
 
+/// A config replaced by a FIFO: the SIGHUP is refused (no hang in `open`), the old config is
+/// kept, ticks go on, and SIGTERM still stops the daemon.
+#[test]
+fn sighup_with_a_fifo_as_config_is_refused_and_the_daemon_stays_responsive() {
+    let mut d = Daemon::start("message = \"old\"\ninterval_ms = 50\n");
+    std::fs::remove_file(&d.cfg).unwrap();
+    nix::unistd::mkfifo(&d.cfg, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    d.kill(Signal::SIGHUP);
+    assert_eq!(
+        d.wait_prefix("reload"),
+        "reload failed: cfg.toml: is a FIFO, not a regular file; refused; keeping generation 1"
+    );
+    assert!(d.wait_prefix("tick ").ends_with(": old"));
+    d.kill(Signal::SIGTERM);
+    assert_eq!(d.exit_code(), Some(0));
+    assert!(!d.pid_file.exists());
+}
+
 #[test]
 fn sigusr1_prints_one_status_line() {
     let mut d = Daemon::start("message = \"hello\"\ninterval_ms = 50\n");
