@@ -10,8 +10,8 @@
 //! `signal-demo send HUP --pid-file d.pid` (or `kill -HUP "$(cat d.pid)"`), `send USR1`,
 //! `send RTMIN --value 42`, `send TERM` in another.
 //!
-//! What happens: the daemon calls sigprocmask(SIG_BLOCK, {HUP, INT, TERM, USR1, USR2, RTMIN})
-//! before anything else, then signalfd() on that set and timerfd_create() +
+//! What happens: the daemon calls sigprocmask(SIG_BLOCK, {HUP, INT, TERM, USR1, USR2,
+//! RTMIN..RTMAX}) before anything else, then signalfd() on that set and timerfd_create() +
 //! timerfd_settime(); it poll()s both, read()s a signalfd_siginfo per signal and a u64
 //! expiration count per tick, and does all work in that loop: no signal handlers at all.
 //! `send` calls kill(2), or sigqueue(3) with `--value`.

@@ -127,7 +127,10 @@ impl fmt::Display for Sig {
     }
 }
 
-/// The signals the daemon takes over: blocked, then read from a signalfd.
+/// The signals the daemon takes over: blocked, then read from a signalfd. That is the five
+/// standard ones it acts on and the whole realtime range SIGRTMIN..=SIGRTMAX, every signal
+/// `send` can name (`RTMIN+3`, `RTMAX-1`): a realtime signal left out would keep its default
+/// action, which is to terminate, and the daemon would die without removing its pid file.
 pub fn daemon_set() -> SigSet {
     let mut raw = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the sigset_t behind the pointer, which points to writable
@@ -142,9 +145,9 @@ pub fn daemon_set() -> SigSet {
         Signal::SIGUSR1,
         Signal::SIGUSR2,
     ];
-    // nix's SigSet::add takes only the standard `Signal` enum, so SIGRTMIN goes in through
-    // libc's sigaddset, and every signal goes in the same way for uniformity.
-    for sig in std.iter().map(|&s| s as i32).chain([rtmin()]) {
+    // nix's SigSet::add takes only the standard `Signal` enum, so the realtime signals go in
+    // through libc's sigaddset, and every signal goes in the same way for uniformity.
+    for sig in std.iter().map(|&s| s as i32).chain(rtmin()..=rtmax()) {
         // SAFETY: `raw` is an initialised sigset_t and `sig` a valid signal number
         // (1..=SIGRTMAX), so sigaddset only sets one bit in it.
         unsafe { libc::sigaddset(&mut raw, sig) };

@@ -148,6 +148,7 @@ fn sigusr1_prints_one_status_line() {
         "USR1=1",
         "USR2=0",
         "RTMIN=0",
+        "RTMIN+1..RTMAX=0",
     ] {
         assert!(status.contains(part), "{part} not in {status}");
     }
@@ -266,6 +267,29 @@ fn rt_signal_sent_with_kill_has_no_value() {
         d.wait_prefix("rt signal"),
         "rt signal without a value (sent by kill, not sigqueue)"
     );
+}
+
+/// Every realtime signal `send` can name is read from the signalfd, not just SIGRTMIN: before,
+/// `send RTMIN+3` killed the daemon (the default action) and left its pid file behind.
+#[test]
+fn the_whole_realtime_range_is_handled_not_just_rtmin() {
+    let mut d = Daemon::start(HELLO);
+    let out = d.run(&["send", "RTMIN+3", "--pid-file", "d.pid", "--value", "7"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(d.wait_prefix("rt signal"), "rt signal SIGRTMIN+3 value=7");
+    let out = d.run(&["send", "RTMAX", "--pid-file", "d.pid"]);
+    assert!(out.status.success(), "{out:?}");
+    let line = d.wait_prefix("rt signal");
+    assert!(
+        line.ends_with("without a value (sent by kill, not sigqueue)"),
+        "{line}"
+    );
+    let status = d.status();
+    assert_eq!(count_in(&status, "RTMIN"), 0);
+    assert_eq!(count_in(&status, "RTMIN+1..RTMAX"), 2);
+    d.kill(Signal::SIGTERM);
+    assert_eq!(d.exit_code(), Some(0));
+    assert!(!d.pid_file.exists(), "pid file left behind");
 }
 
 #[test]
