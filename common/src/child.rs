@@ -11,7 +11,11 @@
 //!   moment to remove its named objects, then SIGKILL, and is reaped, so no zombie and no
 //!   orphan is left behind by an early return or a failed assertion;
 //! - **no sleeps as synchronisation**: [`Lines::wait_for`] waits for a line of output, with a
-//!   timeout, and reports what it saw instead if it does not come.
+//!   timeout, and reports what it saw instead if it does not come;
+//! - **no pipe that nobody drains**: a stream the caller piped is read from the moment the
+//!   child starts, by a thread of its own, whether or not anyone ever asks for it. A child
+//!   that writes more than a pipe holds (64 KiB) to a stream its supervisor never looks at
+//!   would otherwise block in `write`, deaf to the SIGTERM its handle sends on drop.
 //!
 //! When tracing is on, children inherit it (see [`crate::narrate`]).
 //!
@@ -67,6 +71,9 @@ struct Inner {
     child: Child,
     status: Option<ExitStatus>,
     killed_at_deadline: bool,
+    /// The child's stdout and stderr if piped, drained since the spawn.
+    stdout: Option<Drained>,
+    stderr: Option<Drained>,
 }
 
 impl Inner {
@@ -99,7 +106,9 @@ impl Supervised {
         if opts.own_group {
             cmd.process_group(0);
         }
-        let child = cmd.spawn().ctx("spawn", label)?;
+        let mut child = cmd.spawn().ctx("spawn", label)?;
+        let stdout = child.stdout.take().map(Drained::start);
+        let stderr = child.stderr.take().map(Drained::start);
         let pid = Pid::from_raw(i32::try_from(child.id()).expect("pids fit in pid_t"));
         crate::trace!("fork() + execve({label}) -> pid {pid}");
         // Opened before anything can reap the child, so it cannot name a recycled pid.
@@ -108,6 +117,8 @@ impl Supervised {
             child,
             status: None,
             killed_at_deadline: false,
+            stdout,
+            stderr,
         }));
         let watchdog = opts.deadline.map(|limit| {
             let (stop, stopped) = mpsc::channel::<()>();
@@ -160,14 +171,15 @@ impl Supervised {
             .ctx("kill", format!("{} (pid {})", self.label, self.pid))
     }
 
-    /// Take the child's stdout (if it was piped) as a stream of lines.
+    /// Take the child's stdout (if it was piped) as a stream of lines, from its first line:
+    /// the stream has been drained since the spawn.
     pub fn stdout_lines(&self) -> Option<Lines> {
-        lock(&self.inner).child.stdout.take().map(Lines::new)
+        lock(&self.inner).stdout.take().map(Lines::new)
     }
 
-    /// Take the child's stderr (if it was piped) as a stream of lines.
+    /// Take the child's stderr (if it was piped) as a stream of lines, from its first line.
     pub fn stderr_lines(&self) -> Option<Lines> {
-        lock(&self.inner).child.stderr.take().map(Lines::new)
+        lock(&self.inner).stderr.take().map(Lines::new)
     }
 
     /// Take the child's stdin (if it was piped).
@@ -375,8 +387,8 @@ pub fn run(label: &str, cmd: &mut Command, input: &[u8], deadline: Duration) -> 
     let (out, err) = {
         let mut inner = lock(&child.inner);
         (
-            read_to_end(inner.child.stdout.take()),
-            read_to_end(inner.child.stderr.take()),
+            read_to_end(inner.stdout.take()),
+            read_to_end(inner.stderr.take()),
         )
     };
     let status = child.wait_timeout(deadline)?;
@@ -393,8 +405,62 @@ pub fn run(label: &str, cmd: &mut Command, input: &[u8], deadline: Duration) -> 
     })
 }
 
+/// A child's output stream, read from the moment the child starts by a thread of its own, and
+/// handed over as a reader of everything read so far and from then on.
+///
+/// The thread reads until end of file (every holder of the pipe's write end is gone) and keeps
+/// reading when nobody wants the data any more, so the child can never block on this pipe.
+/// What nobody has taken yet waits in memory; the child's deadline bounds how much that is.
+struct Drained {
+    chunks: Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Drained {
+    fn start(mut source: impl Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut buf = vec![0; 64 * 1024];
+            loop {
+                match source.read(&mut buf) {
+                    Ok(0) => break,
+                    // A send fails once the reader is dropped: read on, and discard.
+                    Ok(n) => drop(tx.send(buf[..n].to_vec())),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        Drained {
+            chunks: rx,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Drained {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                // The draining thread has seen end of file.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Read a child's output to its end on a thread of its own, so that stdout and stderr are
-/// drained together and neither pipe can fill up and stall the child.
+/// collected together.
 fn read_to_end<R: Read + Send + 'static>(source: Option<R>) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut buf = Vec::new();
@@ -478,6 +544,27 @@ mod tests {
         assert!(child.try_wait().unwrap().is_none(), "still running");
         drop(stdin);
         assert!(child.wait_timeout(LONG).unwrap().success());
+    }
+
+    #[test]
+    fn piped_streams_are_drained_whether_read_or_not() {
+        // Far more than a pipe holds, on both streams. Undrained, the child would block in
+        // `write` and never exit; the wait below comes before anyone asks for the output.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "seq 1 200000; seq 1 200000 >&2; echo done"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let opts = Options {
+            deadline: Some(LONG),
+            own_group: true,
+        };
+        let child = Supervised::spawn("sh", &mut cmd, opts).unwrap();
+        assert!(child.wait_timeout(LONG).unwrap().success());
+        // Taken late, the lines still start at the first one.
+        let out = child.stdout_lines().unwrap().rest(LONG).unwrap();
+        assert_eq!(out.len(), 200_001);
+        assert_eq!((out[0].as_str(), out[200_000].as_str()), ("1", "done"));
+        // stderr is never taken: dropping the handle must not wait on it either.
     }
 
     #[test]
