@@ -18,6 +18,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use common::cleanup::Unlink;
+use common::out::escape;
 use common::{Context, Error, Result};
 use serde::Deserialize;
 use toml::Spanned;
@@ -82,7 +83,8 @@ impl Config {
     pub fn parse(text: &str, name: &str) -> Result<Config> {
         let at = |span: Option<Range<usize>>, cause: &str| {
             let line = span.map_or(1, |s| line_of(text, s.start));
-            Error::msg(format!("{name}:{line}: {cause}"))
+            // The cause may quote the file's text: shown escaped, like the message itself.
+            Error::msg(escape(format!("{name}:{line}: {cause}").as_bytes()))
         };
         let raw: Raw = toml::from_str(text).map_err(|e| at(e.span(), &rephrase(e.message())))?;
         let message = raw.message.get_ref();
@@ -123,6 +125,14 @@ impl Config {
         })
     }
 
+    /// The message as it may be printed. It comes from a file someone else may have written,
+    /// and a terminal obeys some characters: ESC sequences, BEL, the bidi overrides that
+    /// reorder a line (U+202E). `common::out::escape` makes those visible (`\x1b`,
+    /// `\u{202e}`) instead of letting them act on the operator's terminal or log viewer.
+    pub fn shown_message(&self) -> String {
+        escape(self.message.as_bytes())
+    }
+
     /// What changed from `old` to `self`, for the reload line: `interval_ms 500 -> 200`.
     pub fn diff(&self, old: &Config) -> String {
         let mut parts = Vec::new();
@@ -136,7 +146,11 @@ impl Config {
             parts.push(format!("work_ms {} -> {}", old.work_ms, self.work_ms));
         }
         if self.message != old.message {
-            parts.push(format!("message {:?} -> {:?}", old.message, self.message));
+            parts.push(format!(
+                "message \"{}\" -> \"{}\"",
+                old.shown_message(),
+                self.shown_message()
+            ));
         }
         if parts.is_empty() {
             "no changes".to_owned()
@@ -150,8 +164,10 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "interval_ms {}, work_ms {}, message {:?}",
-            self.interval_ms, self.work_ms, self.message
+            "interval_ms {}, work_ms {}, message \"{}\"",
+            self.interval_ms,
+            self.work_ms,
+            self.shown_message()
         )
     }
 }
@@ -255,5 +271,11 @@ mod tests {
         let b = Config::parse("message = \"a\"\ninterval_ms = 200\n", "c").unwrap();
         assert_eq!(b.diff(&a), "interval_ms 500 -> 200");
         assert_eq!(a.diff(&a), "no changes");
+        let c = Config::parse(
+            "message = \"a\\u001b]0;x\\u0007\"\ninterval_ms = 200\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(c.diff(&b), "message \"a\" -> \"a\\x1b]0;x\\x07\"");
     }
 }

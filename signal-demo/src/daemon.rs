@@ -217,7 +217,7 @@ impl Daemon<'_> {
         self.ticks += 1;
         self.missed += expirations.saturating_sub(1);
         let n = self.ticks;
-        say!("tick {n}: {}", self.config.message)?;
+        say!("tick {n}: {}", self.config.shown_message())?;
         if self.config.work_ms == 0 {
             return Ok(After::Continue);
         }

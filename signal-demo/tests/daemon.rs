@@ -131,6 +131,34 @@ fn sighup_with_a_fifo_as_config_is_refused_and_the_daemon_stays_responsive() {
     assert!(!d.pid_file.exists());
 }
 
+/// A config's message reaches the terminal: ESC, BEL and bidi overrides in it are shown as
+/// escapes in every line that prints it (start, tick, reload), never passed through raw.
+#[test]
+fn terminal_controls_in_the_message_are_made_visible() {
+    // TOML escapes: ESC ] 0 ; retitles a terminal, BEL ends it, U+202E reverses the line.
+    let cfg = "message = \"a\\u001b]0;pwned\\u0007b\\u202ec\"\ninterval_ms = 50\n";
+    let mut d = Daemon::start(cfg);
+    let shown = "a\\x1b]0;pwned\\x07b\\u{202e}c";
+    let started = d.out.seen()[0].clone();
+    assert!(
+        started.ends_with(&format!("message \"{shown}\"")),
+        "{started}"
+    );
+    assert_eq!(d.wait_prefix("tick 1:"), format!("tick 1: {shown}"));
+    d.rewrite_config("message = \"\\u0007\"\ninterval_ms = 50\n");
+    d.kill(Signal::SIGHUP);
+    assert_eq!(
+        d.wait_prefix("reload"),
+        format!("reloaded config (generation 2): message \"{shown}\" -> \"\\x07\"")
+    );
+    for line in d.out.seen() {
+        assert!(
+            !line.contains(['\x1b', '\x07', '\u{202e}']),
+            "raw control in {line:?}"
+        );
+    }
+}
+
 #[test]
 fn sigusr1_prints_one_status_line() {
     let mut d = Daemon::start("message = \"hello\"\ninterval_ms = 50\n");
