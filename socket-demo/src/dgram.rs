@@ -15,6 +15,8 @@
 //!   stall the server for everyone. The server's socket is non-blocking: that reply is dropped
 //!   and logged.
 //! - A reply too large for one datagram (EMSGSIZE) is replaced by an error reply.
+//! - A sender that never bound its socket has no address to reply to; its datagram is logged
+//!   and dropped (see [`has_address`]: its address must not even be looked at).
 //! - A server that stops reading (stopped, or just busy) lets its queue fill up: Linux queues
 //!   at most `net.unix.max_dgram_qlen` datagrams (10 by default) per socket. A blocking `send`
 //!   to it then sleeps in the kernel, where neither a timeout nor Ctrl-C reaches it (SA_RESTART
@@ -23,6 +25,7 @@
 
 use std::io::{self, BufRead, IoSliceMut, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -32,8 +35,8 @@ use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr, connect, recv, recvmsg, send, sendto,
-    socket,
+    AddressFamily, MsgFlags, SockFlag, SockType, SockaddrLike, UnixAddr, connect, recv, recvmsg,
+    send, sendto, socket,
 };
 
 use crate::protocol::{self, Parse, Reply, ReplyParse};
@@ -85,15 +88,17 @@ pub fn server(path: Option<&Path>) -> Result<ExitCode> {
                     Err(Errno::EAGAIN | Errno::EINTR) => break,
                     Err(e) => return Err(Error::sys("recvmsg", path.display(), e)),
                 };
-            let Some(from) = from.filter(|a| !a.is_unnamed()) else {
+            let Some(from) = from.filter(has_address) else {
                 log.line(format_args!(
                     "datagram from an unbound socket: no address to reply to; dropped"
                 ));
                 continue;
             };
-            let peer = from
-                .path()
-                .map_or_else(|| "abstract socket".to_owned(), |p| p.display().to_string());
+            // The sender chose its path: escape it before it reaches a terminal.
+            let peer = from.path().map_or_else(
+                || "abstract socket".to_owned(),
+                |p| common::out::escape(p.as_os_str().as_bytes()),
+            );
             common::trace!("recvmsg({}) -> {len} bytes from {peer}", path.display());
             out.clear();
             if truncated {
@@ -112,6 +117,17 @@ pub fn server(path: Option<&Path>) -> Result<ExitCode> {
     let signal = shutdown.signal().map_or("signal", |s| s.as_str());
     log.line(format_args!("shutting down on {signal}"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// True if a sender's address, as `recvmsg` filled it in, names a socket to reply to.
+///
+/// A socket that never bound (Python's `socket(AF_UNIX, SOCK_DGRAM).sendto(...)`, `socat -
+/// UNIX-SENDTO:...`) has no address, and the kernel reports a length of 0: not even the
+/// family. nix's accessors (`path`, `is_unnamed`) assert that the length covers the family
+/// and would panic, so the length is checked before the address is asked anything. Anything
+/// longer than the family carries a path or an abstract name.
+fn has_address(addr: &UnixAddr) -> bool {
+    addr.len() as usize > std::mem::offset_of!(libc::sockaddr_un, sun_path)
 }
 
 /// Execute the one request in `dgram`, appending the reply to `out`.

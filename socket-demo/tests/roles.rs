@@ -145,6 +145,57 @@ finally:
 }
 
 #[test]
+fn datagrams_from_unbound_senders_do_not_stop_the_server() {
+    let sb = Sandbox::new();
+    let path = sb.join("kv-dgram.sock");
+    let path_s = path.to_str().unwrap();
+    let mut cmd = sb.command(BIN);
+    cmd.args(["dgram-server", "--path", path_s]);
+    let server = testkit::spawn(&mut cmd);
+    let mut log = server.stdout_lines().unwrap();
+    log.wait_for(|l| l.starts_with("listening on"), WAIT)
+        .unwrap();
+    // Real unbound senders: the kernel hands the server an address of length 0. Then one
+    // with an abstract address, which can be replied to.
+    let script = r#"
+import socket, sys
+for d in [b"PING\r\n", b"SET k v\r\n", b""]:
+    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(d, sys.argv[1])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(b"\0" + sys.argv[2].encode())
+s.sendto(b"PING\r\n", sys.argv[1])
+print(s.recv(100))
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg("-c")
+        .arg(script)
+        .arg(&path)
+        .arg(common::names::unique("abstract"));
+    let out = testkit::run(&mut cmd, b"");
+    assert_eq!(
+        testkit::stdout(&out),
+        "b'+PONG\\r\\n'\n",
+        "{}",
+        testkit::stderr(&out)
+    );
+    for _ in 0..3 {
+        log.wait_for(|l| l.contains("no address to reply to"), WAIT)
+            .unwrap();
+    }
+    // Still serving, and none of the unbound senders' requests ran.
+    let out = run(&sb, &["dgram-client", "--path", path_s, "GET", "k"], b"");
+    assert_eq!(
+        testkit::stdout(&out),
+        "(nil)\n",
+        "{}",
+        testkit::stderr(&out)
+    );
+    server.signal(Signal::SIGTERM).unwrap();
+    assert!(server.wait_timeout(WAIT).unwrap().success());
+    assert!(leftovers(&sb.runtime_dir()).is_empty());
+}
+
+#[test]
 fn pass_fd_hands_an_unlinked_file_to_another_process() {
     let sb = Sandbox::new();
     let out = run(&sb, &["pass-fd"], b"");
