@@ -10,6 +10,16 @@
 //! The pid written inside is for people and for `kill $(cat file)`; the lock is the truth.
 //! On drop the file is unlinked *while still locked*, then closed.
 //!
+//! # A file someone else made
+//!
+//! In a shared directory another user can create the pid file first; if we locked it and
+//! wrote into it, they could later put any pid in it for `kill $(cat file)` (or a root
+//! `signal-demo send`) to hit, and we would delete their file on exit. So an existing file is
+//! refused unless we own it and nobody else can write it, checked with `fstat` on the file we
+//! opened (`O_NOFOLLOW`, so a symlink is refused too, not followed), never by name first.
+//! Reading a pid file for signalling applies the same check. On drop we unlink the path only
+//! if it still names the file we locked.
+//!
 //! # The unlink race
 //!
 //! A newcomer may open the file just before its owner unlinks it, then lock the now nameless
@@ -32,6 +42,8 @@ use crate::error::{Context, Error, Result};
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
+    /// Device and inode of the file we locked: the path is unlinked only while it names it.
+    id: (u64, u64),
     /// Holds the lock; dropped (closed, unlocked) after the file is unlinked.
     lock: Option<Flock<File>>,
 }
@@ -40,7 +52,7 @@ impl PidFile {
     /// Create or take over the pid file at `path` and write our pid into it.
     ///
     /// Fails if a live process holds it, naming that process's pid, or if `path` is a symlink
-    /// (O_NOFOLLOW) or not a regular file.
+    /// (O_NOFOLLOW), not a regular file, owned by another user, or writable by others.
     pub fn create(path: &Path) -> Result<PidFile> {
         loop {
             let file = std::fs::OpenOptions::new()
@@ -53,12 +65,7 @@ impl PidFile {
                 .open(path)
                 .ctx("open", path.display())?;
             let meta = file.metadata().ctx("fstat", path.display())?;
-            if !meta.file_type().is_file() {
-                return Err(Error::msg(format!(
-                    "{}: is not a regular file",
-                    path.display()
-                )));
-            }
+            check_ours(path, &meta)?;
             let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(locked) => locked,
                 Err((mut file, Errno::EWOULDBLOCK)) => {
@@ -82,6 +89,7 @@ impl PidFile {
             writeln!(locked, "{}", std::process::id()).ctx("write", path.display())?;
             return Ok(PidFile {
                 path: path.to_owned(),
+                id: (meta.dev(), meta.ino()),
                 lock: Some(locked),
             });
         }
@@ -96,14 +104,44 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         // Unlink first, while the lock is still ours, so nobody can take over a file we are
-        // about to delete; closing the file then releases the lock.
-        if let Err(e) = nix::unistd::unlink(&self.path) {
-            if e != Errno::ENOENT {
-                eprintln!("warning: unlink {}: {}", self.path.display(), e.desc());
+        // about to delete; closing the file then releases the lock. Only if the path still
+        // names our file: one put in its place (by `mv`, by a successor) is not ours to delete.
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|now| (now.dev(), now.ino()) == self.id);
+        if ours {
+            if let Err(e) = nix::unistd::unlink(&self.path) {
+                if e != Errno::ENOENT {
+                    eprintln!("warning: unlink {}: {}", self.path.display(), e.desc());
+                }
             }
         }
         drop(self.lock.take());
     }
+}
+
+/// Refuse a pid file that is not a regular file, that another user owns, or that others may
+/// write (we create ours 0600; anything looser was not made by us). `meta` comes from `fstat`
+/// on the opened file, so it describes what we would lock and read, not what a name pointed
+/// to a moment before.
+fn check_ours(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    let refuse = |why: String| Err(Error::msg(format!("{}: {why}", path.display())));
+    if !meta.file_type().is_file() {
+        return refuse("is not a regular file".to_owned());
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return refuse(format!(
+            "owned by uid {}, not by us (uid {me}): refusing a pid file someone else made",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "writable by others (mode {:03o}): refusing a pid file someone else could rewrite",
+            meta.mode() & 0o777
+        ));
+    }
+    Ok(())
 }
 
 fn read_pid_from(file: &mut File) -> Option<Pid> {
@@ -118,14 +156,16 @@ fn read_pid_from(file: &mut File) -> Option<Pid> {
 
 /// Read the pid of the daemon that holds the pid file at `path`.
 ///
-/// Fails if the file is missing or unreadable, holds no valid pid, or is not locked (its daemon
-/// is gone: signalling that pid could hit an unrelated process that reused it).
+/// Fails if the file is missing or unreadable, holds no valid pid, is not locked (its daemon
+/// is gone: signalling that pid could hit an unrelated process that reused it), or fails the
+/// checks of [`PidFile::create`] (another user's file could name any pid).
 pub fn read(path: &Path) -> Result<Pid> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .ctx("open", path.display())?;
+    check_ours(path, &file.metadata().ctx("fstat", path.display())?)?;
     let pid = read_pid_from(&mut file)
         .ok_or_else(|| Error::msg(format!("{}: does not hold a pid", path.display())))?;
     // A shared lock succeeds only if no daemon holds its exclusive lock.
@@ -180,6 +220,62 @@ mod tests {
             format!("{}\n", std::process::id())
         );
         drop(held);
+    }
+
+    /// Runs only as root (CI does): making a file another user owns takes `chown`. Elsewhere it
+    /// says on stderr, uncaptured, that it was skipped.
+    #[test]
+    fn another_users_file_is_refused_and_kept() {
+        if !nix::unistd::geteuid().is_root() {
+            let _ = std::io::stderr().write_all(
+                b"SKIPPED another_users_file_is_refused_and_kept: needs root to chown a file\n",
+            );
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("d.pid");
+        std::fs::write(&path, "1\n").unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let want = format!(
+            "{}: owned by uid 65534, not by us (uid 0): refusing a pid file someone else made",
+            path.display()
+        );
+        assert_eq!(PidFile::create(&path).unwrap_err().to_string(), want);
+        assert_eq!(read(&path).unwrap_err().to_string(), want);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "1\n",
+            "left as it was"
+        );
+    }
+
+    #[test]
+    fn file_writable_by_others_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("d.pid");
+        std::fs::write(&path, "1\n").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
+        let err = PidFile::create(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "writable by others (mode 666): refusing a pid file someone else could rewrite"
+            ),
+            "{err}"
+        );
+        assert!(path.exists());
+    }
+
+    #[test]
+    fn a_file_put_in_its_place_is_not_deleted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("d.pid");
+        let held = PidFile::create(&path).unwrap();
+        let other = tmp.path().join("other");
+        std::fs::write(&other, "someone else's\n").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        drop(held);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "someone else's\n");
     }
 
     #[test]
