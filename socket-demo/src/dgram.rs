@@ -39,8 +39,9 @@ use nix::sys::socket::{
     send, sendto, socket,
 };
 
+use crate::log::Log;
 use crate::protocol::{self, Parse, Reply, ReplyParse};
-use crate::sock::{self, Log};
+use crate::sock;
 use crate::store::Store;
 
 /// The largest request datagram the server accepts.

@@ -25,6 +25,7 @@ mod cli;
 mod client;
 mod demo;
 mod dgram;
+mod log;
 mod passfd;
 mod protocol;
 mod roles;

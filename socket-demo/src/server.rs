@@ -73,8 +73,9 @@ use nix::sys::socket::{
 };
 use nix::unistd::{SysconfVar, sysconf};
 
+use crate::log::Log;
 use crate::protocol::{self, Parse};
-use crate::sock::{self, Log};
+use crate::sock;
 use crate::store::{After, Store};
 
 /// Stop reading from a client whose unsent replies exceed this many bytes.

@@ -1,5 +1,5 @@
 //! Socket setup shared by the roles: binding a Unix socket safely, listening on TCP,
-//! connecting, and the server-side log.
+//! connecting.
 //!
 //! # Binding a Unix socket path
 //!
@@ -28,10 +28,8 @@
 //! the roles that bind do so before they start any thread, so nothing else can create a file
 //! under the temporary umask.) The private runtime directory (0700) is a second fence.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use common::cleanup::Unlink;
@@ -43,7 +41,7 @@ use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, UnixAddr, bind, connect,
     getsockname, listen, setsockopt, socket, sockopt,
 };
-use nix::sys::stat::{Mode, SFlag, umask};
+use nix::sys::stat::{Mode, umask};
 
 /// A Unix socket bound to a path, with the guard that removes the path.
 pub struct BoundUnix {
@@ -267,87 +265,3 @@ impl Target {
 pub const DEFAULT_SOCKET: &str = "kv.sock";
 /// The default datagram socket's file name in the runtime dir.
 pub const DEFAULT_DGRAM_SOCKET: &str = "kv-dgram.sock";
-
-/// The server's log: one line per event on stdout.
-///
-/// A server must not stop serving its clients because nobody reads its log. If the reader has
-/// gone (the terminal closed, `| head` exited), writes fail with EPIPE and the log goes quiet.
-/// If the reader is still there but has stopped reading (a stopped `| less`, a stalled
-/// collector), a blocking `write` to the full pipe would stall the whole event loop, and
-/// SIGTERM with it. So when stdout is a pipe, the log writes through a second, non-blocking
-/// open of that pipe (`/proc/self/fd/1` with O_NONBLOCK). The flag belongs to that new open
-/// file description, so whoever else shares our stdout keeps a blocking one. A line that meets
-/// a full pipe (EAGAIN) is dropped and counted, and the count is logged once lines get through
-/// again. A terminal or a regular file is written as it is.
-///
-/// Each line is one `write` of at most a few hundred bytes, under PIPE_BUF, so lines from
-/// several processes sharing a pipe do not tear.
-pub struct Log {
-    /// A non-blocking open of the stdout pipe, or None to write to stdout itself.
-    pipe: Option<std::fs::File>,
-    /// Lines dropped because the pipe was full, not yet reported.
-    dropped: u64,
-    broken: bool,
-}
-
-impl Log {
-    /// A log on stdout.
-    pub fn new() -> Self {
-        Log {
-            pipe: reopen_stdout_pipe_nonblocking(),
-            dropped: 0,
-            broken: false,
-        }
-    }
-
-    /// Write one line (or drop it, if stdout is a full pipe).
-    pub fn line(&mut self, text: std::fmt::Arguments<'_>) {
-        if self.broken {
-            return;
-        }
-        if self.dropped > 0 {
-            let note = format!("({} log lines dropped: stdout was full)\n", self.dropped);
-            if !self.write(note.as_bytes()) {
-                self.dropped += 1;
-                return;
-            }
-            self.dropped = 0;
-        }
-        if !self.write(format!("{text}\n").as_bytes()) {
-            self.dropped += 1;
-        }
-    }
-
-    /// One write of `line`: false if it was dropped for a full pipe.
-    fn write(&mut self, line: &[u8]) -> bool {
-        let result = match &mut self.pipe {
-            Some(pipe) => pipe.write_all(line),
-            None => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(line).and_then(|()| out.flush())
-            }
-        };
-        match result {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-            Err(_) => {
-                // EPIPE and the like: nobody will read the log again.
-                self.broken = true;
-                true
-            }
-        }
-    }
-}
-
-/// If stdout is a pipe or FIFO, a second open of it, non-blocking and close-on-exec.
-fn reopen_stdout_pipe_nonblocking() -> Option<std::fs::File> {
-    let st = nix::sys::stat::fstat(std::io::stdout().as_fd()).ok()?;
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
-        return None;
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/proc/self/fd/1")
-        .ok()
-}

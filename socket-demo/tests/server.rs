@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::child::{Lines, Options, Supervised};
 use common::pidfile::PidFile;
 use common::testkit::{self, Sandbox};
-use nix::fcntl::OFlag;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
@@ -588,6 +588,109 @@ fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
     server.signal(Signal::SIGTERM).unwrap();
     assert!(server.wait_timeout(WAIT).unwrap().success());
     assert!(!sock.exists(), "socket file left behind");
+}
+
+#[test]
+fn a_socket_stdout_nobody_reads_does_not_stop_the_server() {
+    // What systemd hands a service: stdout is a Unix stream socket to journald. This one is
+    // never read after the first line; it fills after a few hundred lines.
+    let (mut reader, writer) = UnixStream::pair().unwrap();
+    a_stalled_stdout_does_not_stop_the_server(OwnedFd::from(writer), &mut reader);
+}
+
+#[test]
+fn a_terminal_nobody_reads_does_not_stop_the_server() {
+    // A pseudo-terminal whose master side nobody reads: writes to the terminal block once its
+    // buffer is full, as they do on a real terminal stopped with Ctrl-S.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    for fd in [&pty.master, &pty.slave] {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
+    }
+    let mut master = std::fs::File::from(pty.master);
+    a_stalled_stdout_does_not_stop_the_server(pty.slave, &mut master);
+}
+
+/// Start a server whose stdout is `stdout`, read its first line from `reader`, then read no
+/// more: 5000 connections later (5000 log lines, about 200 KB, more than any of these can
+/// hold) its clients must still be served, and SIGTERM must still stop it cleanly, with its
+/// socket file and lock file removed.
+fn a_stalled_stdout_does_not_stop_the_server(stdout: OwnedFd, reader: &mut dyn Read) {
+    let sb = Sandbox::new();
+    let sock = sb.join("kv.sock");
+    let mut cmd = sb.command(BIN);
+    cmd.arg("server")
+        .arg("--unix")
+        .arg(&sock)
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::null());
+    let opts = Options {
+        deadline: Some(testkit::DEADLINE),
+        own_group: true,
+    };
+    let server = Supervised::spawn("server", &mut cmd, opts).unwrap();
+    drop(cmd); // Our copy of the server's stdout.
+    let mut first = String::new();
+    BufReader::new(reader).read_line(&mut first).unwrap();
+    assert_eq!(first.trim_end(), format!("listening on {}", sock.display()));
+    let mut s = connect(&sock);
+    for _ in 0..5000 {
+        drop(UnixStream::connect(&sock).unwrap());
+    }
+    assert_eq!(call(&mut s, &["PING"]), "+PONG\r\n");
+    server.signal(Signal::SIGTERM).unwrap();
+    assert!(server.wait_timeout(WAIT).unwrap().success());
+    assert!(!sock.exists(), "socket file left behind");
+    assert!(!sb.join("kv.sock.pid").exists(), "lock file left behind");
+}
+
+#[test]
+fn a_log_file_opened_for_appending_is_appended_to() {
+    // `server >> log`: the log must go where the shell's descriptor points, after what is
+    // already there, not through a fresh open that would start writing at offset 0.
+    let sb = Sandbox::new();
+    let sock = sb.join("kv.sock");
+    let path = sb.join("server.log");
+    std::fs::write(&path, "before\n").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let mut cmd = sb.command(BIN);
+    cmd.arg("server")
+        .arg("--unix")
+        .arg(&sock)
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::null());
+    let opts = Options {
+        deadline: Some(testkit::DEADLINE),
+        own_group: true,
+    };
+    let server = Supervised::spawn("server", &mut cmd, opts).unwrap();
+    // The socket file appears at bind, a moment before the first line is written; the
+    // first client's PONG comes after both.
+    let deadline = Instant::now() + WAIT;
+    let mut s = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "connect: {e}");
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    assert_eq!(call(&mut s, &["PING"]), "+PONG\r\n");
+    server.signal(Signal::SIGTERM).unwrap();
+    assert!(server.wait_timeout(WAIT).unwrap().success());
+    let log = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "before", "{log}");
+    assert_eq!(
+        lines[1],
+        format!("listening on {}", sock.display()),
+        "{log}"
+    );
+    assert!(lines[2].starts_with("client connected: pid="), "{log}");
+    assert!(lines[3].starts_with("shutting down on SIGTERM"), "{log}");
 }
 
 #[test]
