@@ -29,6 +29,10 @@
 //! - **A tick's work must not delay signals.** The simulated work (`work_ms`) polls the
 //!   signalfd while it waits, so a signal is acted on at once, mid-tick too; SIGTERM lets the
 //!   tick finish, a second SIGTERM/SIGINT does not wait.
+//! - **Nor may a reader that stopped reading.** A `write` to a full pipe sleeps, and a daemon
+//!   asleep in `write` never reads its signalfd: the blocked SIGTERM would wait for the reader.
+//!   So stdout is written without blocking ([`crate::output`]) and polled for room beside the
+//!   signalfd and the timer; lines that find no room are dropped and counted.
 //!
 //! # Batches
 //!
@@ -51,9 +55,9 @@ use nix::sys::time::{TimeSpec, TimeValLike};
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::config::Config;
+use crate::output::Output;
 use crate::signals::{self, Sig};
 use common::pidfile::PidFile;
-use common::say;
 use common::{Context, Result};
 
 /// `si_code` of a signal sent with sigqueue(3).
@@ -76,6 +80,8 @@ pub fn run(config_path: &Path, pid_file: Option<&Path>) -> Result<ExitCode> {
         .ctx("signalfd", "daemon signals")?;
     common::trace!("signalfd(same set, SFD_NONBLOCK|SFD_CLOEXEC) -> ok");
 
+    // Before the first line: from here on no write to stdout can block (see `output`).
+    let mut out = Output::new();
     let config = Config::load(config_path)?;
     // Taken after the config is known to be good: a daemon that cannot start must not
     // disturb the pid file of one that runs. Removed when `_pid` drops, on every way out of
@@ -90,11 +96,12 @@ pub fn run(config_path: &Path, pid_file: Option<&Path>) -> Result<ExitCode> {
     .ctx("timerfd_create", "CLOCK_MONOTONIC")?;
     arm(&tfd, config.interval_ms)?;
 
-    say!(
+    out.line(format_args!(
         "daemon pid {} started: generation 1, {config}",
         std::process::id()
-    )?;
+    ))?;
     let mut daemon = Daemon {
+        out,
         path: config_path,
         config,
         generation: 1,
@@ -145,6 +152,8 @@ enum After {
 }
 
 struct Daemon<'a> {
+    /// stdout, written without blocking: a stalled reader must not stop the loop.
+    out: Output,
     path: &'a Path,
     config: Config,
     generation: u64,
@@ -164,17 +173,10 @@ struct Daemon<'a> {
 impl Daemon<'_> {
     fn main_loop(&mut self) -> Result<ExitCode> {
         loop {
-            let (sig_ready, timer_ready) = {
-                let mut fds = [
-                    PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN),
-                    PollFd::new(self.tfd.as_fd(), PollFlags::POLLIN),
-                ];
-                wait(&mut fds, PollTimeout::NONE)?;
-                (readable(&fds[0]), readable(&fds[1]))
-            };
+            let (sig_ready, timer_ready) = self.wait(true, PollTimeout::NONE)?;
             if sig_ready {
                 if let After::ExitNow(code) = self.handle_signals()? {
-                    return Ok(ExitCode::from(code));
+                    return self.exit_now(code);
                 }
             }
             if self.stopping {
@@ -182,19 +184,53 @@ impl Daemon<'_> {
             }
             if timer_ready {
                 if let After::ExitNow(code) = self.tick()? {
-                    return Ok(ExitCode::from(code));
+                    return self.exit_now(code);
                 }
             }
             if self.stopping {
                 break;
             }
         }
-        say!(
+        self.out.line(format_args!(
             "stopped after {} ticks at generation {}",
-            self.ticks,
-            self.generation
-        )?;
+            self.ticks, self.generation
+        ))?;
+        self.out.drain(self.sfd.as_fd())?;
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// A second stop signal: one last try to write what waits, without waiting.
+    fn exit_now(&mut self, code: u8) -> Result<ExitCode> {
+        self.out.flush()?;
+        Ok(ExitCode::from(code))
+    }
+
+    /// Sleep in poll(2) until the signalfd is readable, the timer expired (if `timer`),
+    /// stdout has room for lines that wait for it, or `timeout` passed. Writes what it can,
+    /// then says whether signals and the timer are ready.
+    fn wait(&mut self, timer: bool, timeout: PollTimeout) -> Result<(bool, bool)> {
+        let (sig_ready, timer_ready, room) = {
+            let mut fds = Vec::with_capacity(3);
+            fds.push(PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN));
+            let t = timer.then(|| {
+                fds.push(PollFd::new(self.tfd.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            // Only while lines wait for room: a writable stdout would wake the loop at once.
+            let o = self.out.waiting().map(|fd| {
+                fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+                fds.len() - 1
+            });
+            poll_retry(&mut fds, timeout)?;
+            let ready = |i: Option<usize>| i.is_some_and(|i| readable(&fds[i]));
+            let room = o.is_some_and(|i| fds[i].revents().is_some_and(|r| !r.is_empty()));
+            (ready(Some(0)), ready(t), room)
+        };
+        if room {
+            // POLLERR (the reader has gone) shows up here too, as EPIPE from the write.
+            self.out.flush()?;
+        }
+        Ok((sig_ready, timer_ready))
     }
 
     /// One tick: print the message, then do the tick's (simulated) work while still watching
@@ -217,7 +253,8 @@ impl Daemon<'_> {
         self.ticks += 1;
         self.missed += expirations.saturating_sub(1);
         let n = self.ticks;
-        say!("tick {n}: {}", self.config.shown_message())?;
+        self.out
+            .line(format_args!("tick {n}: {}", self.config.shown_message()))?;
         if self.config.work_ms == 0 {
             return Ok(After::Continue);
         }
@@ -227,16 +264,14 @@ impl Daemon<'_> {
             if left.is_zero() {
                 break;
             }
-            let timeout = common::deadline::poll_timeout(left);
-            let mut fds = [PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
-            wait(&mut fds, timeout)?;
-            if readable(&fds[0]) {
+            let (sig_ready, _) = self.wait(false, common::deadline::poll_timeout(left))?;
+            if sig_ready {
                 if let After::ExitNow(code) = self.handle_signals()? {
                     return Ok(After::ExitNow(code));
                 }
             }
         }
-        say!("tick {n} finished")?;
+        self.out.line(format_args!("tick {n} finished"))?;
         Ok(After::Continue)
     }
 
@@ -270,11 +305,13 @@ impl Daemon<'_> {
                         // The user means it: no more waiting for the tick (status 128 + n,
                         // as if the signal had killed us, but with the pid file removed).
                         let code = 128 + signo;
-                        say!("second {s} while shutting down: exiting now (status {code})")?;
+                        self.out.line(format_args!(
+                            "second {s} while shutting down: exiting now (status {code})"
+                        ))?;
                         return Ok(After::ExitNow(u8::try_from(code).unwrap_or(1)));
                     }
                     self.stopping = true;
-                    say!("shutting down")?;
+                    self.out.line(format_args!("shutting down"))?;
                 }
                 Ok(Signal::SIGUSR1) => {
                     self.counts.usr1 += 1;
@@ -291,10 +328,13 @@ impl Daemon<'_> {
                         format!(" {}", sig.map_or_else(String::new, |s| s.to_string()))
                     };
                     if info.ssi_code == SI_QUEUE {
-                        say!("rt signal{name} value={}", info.ssi_int)?;
+                        self.out
+                            .line(format_args!("rt signal{name} value={}", info.ssi_int))?;
                     } else {
                         // kill(2) carries no value; say so rather than print a made-up 0.
-                        say!("rt signal{name} without a value (sent by kill, not sigqueue)")?;
+                        self.out.line(format_args!(
+                            "rt signal{name} without a value (sent by kill, not sigqueue)"
+                        ))?;
                     }
                 }
                 // Only the signals in our set can be read from the signalfd.
@@ -320,19 +360,25 @@ impl Daemon<'_> {
                 self.config = new;
                 self.generation += 1;
                 self.reloads_ok += 1;
-                say!("reloaded config (generation {}): {diff}", self.generation)
+                self.out.line(format_args!(
+                    "reloaded config (generation {}): {diff}",
+                    self.generation
+                ))
             }
             Err(e) => {
                 self.reloads_failed += 1;
-                say!("reload failed: {e}; keeping generation {}", self.generation)
+                self.out.line(format_args!(
+                    "reload failed: {e}; keeping generation {}",
+                    self.generation
+                ))
             }
         }
     }
 
     /// SIGUSR1: one line with everything worth knowing.
-    fn status(&self) -> Result<()> {
+    fn status(&mut self) -> Result<()> {
         let c = &self.counts;
-        say!(
+        let line = format!(
             "status: uptime {:.3}s, ticks {} ({} missed), generation {}, reloads {} ok {} failed, \
              signals HUP={} INT={} TERM={} USR1={} USR2={} RTMIN={} \
              RTMIN+1..RTMAX={}",
@@ -349,12 +395,13 @@ impl Daemon<'_> {
             c.usr2,
             c.rtmin,
             c.rt_other
-        )
+        );
+        self.out.line(format_args!("{line}"))
     }
 }
 
 /// poll(2), retried on EINTR (a stop/continue from the terminal can interrupt it).
-fn wait(fds: &mut [PollFd<'_>], timeout: PollTimeout) -> Result<()> {
+fn poll_retry(fds: &mut [PollFd<'_>], timeout: PollTimeout) -> Result<()> {
     loop {
         match poll(fds, timeout) {
             Ok(_) => return Ok(()),

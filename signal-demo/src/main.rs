@@ -29,6 +29,7 @@ mod config;
 mod daemon;
 mod demo;
 mod file;
+mod output;
 mod send;
 mod signals;
 

@@ -40,13 +40,8 @@ fn config_that_is_a_fifo_or_a_directory_is_refused_at_start() {
     let sb = Sandbox::new();
     nix::unistd::mkfifo(&sb.join("cfg.toml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     let out = testkit::run_with_deadline(
-        &mut sb.command(support::BIN).args([
-            "daemon",
-            "--config",
-            "cfg.toml",
-            "--pid-file",
-            "d.pid",
-        ]),
+        sb.command(support::BIN)
+            .args(["daemon", "--config", "cfg.toml", "--pid-file", "d.pid"]),
         b"",
         support::WAIT,
     );
@@ -70,8 +65,7 @@ fn send_refuses_a_pid_file_that_is_a_fifo() {
     let sb = Sandbox::new();
     nix::unistd::mkfifo(&sb.join("d.pid"), nix::sys::stat::Mode::S_IRWXU).unwrap();
     let out = testkit::run_with_deadline(
-        &mut sb
-            .command(support::BIN)
+        sb.command(support::BIN)
             .args(["send", "HUP", "--pid-file", "d.pid"]),
         b"",
         support::WAIT,
