@@ -50,7 +50,12 @@ fn step(shutdown: &Shutdown, text: std::fmt::Arguments<'_>) -> Result<()> {
 fn spawn(label: &str, args: &[&str]) -> Result<Supervised> {
     let exe = std::env::current_exe().ctx("current_exe", "")?;
     let mut cmd = Command::new(exe);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // stdout is the child's answer, read by the demo. stderr is passed through to ours: it
+    // carries the `-v` narration of every process, and a child's own error message, which
+    // belong on the user's terminal; a pipe for them would only hide them.
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     // Each child in a process group of its own: a Ctrl-C at the terminal reaches only the
     // demo, which then stops its children one by one (SIGTERM, a grace period, SIGKILL). Had
     // the server received the terminal's SIGINT as well, the demo's own SIGTERM would be its
@@ -65,23 +70,19 @@ fn spawn(label: &str, args: &[&str]) -> Result<Supervised> {
     )
 }
 
-/// Run a child to its end; its stdout lines, or an error with its stderr if it failed.
+/// Run a child to its end; its stdout lines, or an error if it failed (its own message is
+/// on stderr, just above).
 fn finish(child: Supervised) -> Result<Vec<String>> {
     let mut out = child
         .stdout_lines()
         .ok_or_else(|| Error::msg("no stdout"))?;
-    let mut err = child
-        .stderr_lines()
-        .ok_or_else(|| Error::msg("no stderr"))?;
     let lines = out.rest(DEADLINE)?;
     let status = child.wait_timeout(DEADLINE)?;
     if !status.success() {
-        let errs = err.rest(Duration::from_secs(5)).unwrap_or_default();
         return Err(Error::Check(format!(
-            "{} ({}) failed: {}",
+            "{} failed ({}); its error is on stderr",
             child.label(),
             common::child::describe(status),
-            errs.join(" / ")
         )));
     }
     Ok(lines)

@@ -29,6 +29,37 @@ fn demo_plays_the_scenario_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn demo_with_trace_narrates_every_process_and_still_checks_out() {
+    // With -v every child traces its calls on stderr: a stream the demo must not pipe
+    // without reading, or the server blocks on it mid-scenario.
+    let sb = Sandbox::new();
+    let out = run(&sb, &["-v"], b"");
+    let stdout = testkit::stdout(&out);
+    let stderr = testkit::stderr(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("ok: 8 clients x 250 rounds"), "{stdout}");
+    for (role, call) in [
+        ("server", "] accept4() -> fd "),
+        ("worker", "] connect("),
+        ("dgram-server", "] recvmsg("),
+        ("receiver", "] recvmsg("),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("[pid ") && l.contains(&format!(" {role}{call}"))),
+            "no {role} line with {call:?} in the trace"
+        );
+    }
+    assert!(
+        leftovers(&sb.runtime_dir()).is_empty(),
+        "{:?}",
+        leftovers(&sb.runtime_dir())
+    );
+}
+
+#[test]
 fn client_without_a_server_says_so_in_one_line() {
     let sb = Sandbox::new();
     let out = run(&sb, &["client", "PING"], b"");
