@@ -239,6 +239,40 @@ fn default_run_plays_the_whole_scenario_and_says_ok() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// `signal-demo -v`: the same scenario, narrated by both processes. It must not hang (a
+/// daemon's trace piped and never read would block it), still end with `ok:`, and show the
+/// daemon's signalfd reads beside the demo's kill and sigqueue calls.
+#[test]
+fn default_run_with_trace_says_ok_and_narrates_both_processes() {
+    let sb = Sandbox::new();
+    let out = run_in(&sb, &["-v"]);
+    let stdout = testkit::stdout(&out);
+    let trace = testkit::stderr(&out);
+    assert!(out.status.success(), "{stdout}\n{trace}");
+    let last = stdout.lines().last().unwrap();
+    assert!(last.starts_with("ok: "), "{last}");
+    let count = |want: &str| {
+        trace
+            .lines()
+            .filter(|l| l.starts_with("[pid ") && l.contains(want))
+            .count()
+    };
+    assert_eq!(
+        count(" daemon] sigprocmask(SIG_BLOCK, {HUP, INT, TERM, USR1, USR2, RTMIN="),
+        1,
+        "{trace}"
+    );
+    assert_eq!(count(" demo] sigqueue("), 100, "{trace}");
+    assert_eq!(
+        count(" daemon] read(signalfd) -> SIGRTMIN from pid "),
+        100,
+        "{trace}"
+    );
+    // 100 SIGUSR2, two SIGUSR1, two SIGHUP, one SIGTERM.
+    assert_eq!(count(" demo] kill("), 105, "{trace}");
+    assert!(count(" daemon] read(timerfd) -> ") >= 2, "{trace}");
+}
+
 #[test]
 fn help_shows_examples() {
     let sb = Sandbox::new();
