@@ -243,6 +243,7 @@ fn shell_reference(dir: &str, pattern: &str) -> Result<Reference> {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", script, "sh", dir, pattern]);
     let output = common::child::run("sh", &mut cmd, b"", CHECK_DEADLINE)?;
+    pass_through(&output.stderr);
     let shown = format!(
         "ls -l {} | LC_ALL=C grep -E -e {}",
         shell_words::quote(dir),
@@ -274,6 +275,7 @@ fn roles_reference(dir: &str, pattern: &str) -> Result<Reference> {
     let mut cmd = Command::new(exe);
     cmd.args(["pipeline", "--", &ls_stage, &grep_stage(exe)]);
     let output = common::child::run("pipe-demo pipeline", &mut cmd, b"", CHECK_DEADLINE)?;
+    pass_through(&output.stderr);
     let shown = format!(
         "pipe-demo pipeline {} {}",
         quote_stage(&ls_stage),
@@ -283,6 +285,14 @@ fn roles_reference(dir: &str, pattern: &str) -> Result<Reference> {
         shown,
         output: output.stdout,
     })
+}
+
+/// A reference run's stderr, collected whole by `common::child::run`, passed on to ours: its
+/// error messages, and with `-v` the trace of every process it started (the pipeline and its
+/// stages inherit tracing), so one `-v` narrates the whole demo.
+fn pass_through(stderr: &[u8]) {
+    // Narration, like the trace itself: not worth failing the demo for.
+    let _ = io::stderr().lock().write_all(stderr);
 }
 
 /// Quote a stage for display: in double quotes when that keeps it readable and means the same

@@ -40,6 +40,37 @@ fn default_run_plays_the_scenario_and_says_ok() {
     assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");
 }
 
+/// `pipe-demo -v`: the same scenario, narrated. It must not hang (a child's trace piped and
+/// never read would block it), still end with `ok:`, and narrate every process: the parent's
+/// pipe2/fork/waitpid, ls between fork and exec, and the stages of the step 8 pipeline.
+#[test]
+fn default_run_with_trace_says_ok_and_narrates_every_process() {
+    let sb = Sandbox::new();
+    let out = run(&sb, &["-v"], b"");
+    let text = testkit::stdout(&out);
+    let trace = testkit::stderr(&out);
+    assert_eq!(code(&out), 0, "{text}{trace}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("ok: 3 of "), "{text}");
+    for want in [
+        " filter] pipe2(O_CLOEXEC) -> read=",
+        " filter] fork() -> pid ",
+        " child ls] dup2(",
+        " child ls] execv(",
+        " filter] waitpid(",
+        " pipeline] fork() -> pid ",
+        " stage 1 ls] execv(",
+        " grep] read(0) until EOF",
+    ] {
+        assert!(
+            trace
+                .lines()
+                .any(|l| l.starts_with("[pid ") && l.contains(want)),
+            "no trace line with {want:?}:\n{trace}"
+        );
+    }
+}
+
 #[test]
 fn plain_output_equals_the_shells_pipeline() {
     let sb = Sandbox::new();
