@@ -60,6 +60,18 @@ pub struct DaemonArgs {
     /// The locked pid file that marks a live daemon [default: <fifo>.pid]
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
+    /// On SIGTERM/SIGINT, how long to wait for writers that still hold the FIFO to finish
+    /// (everything they wrote by then is logged; later writes fail with EPIPE).
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = parse_seconds)]
+    pub drain_timeout: std::time::Duration,
+}
+
+/// A number of seconds, fractions allowed: `2`, `0.5`.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds"))
 }
 
 impl Command {

@@ -11,6 +11,9 @@
 //!    user's FIFO or a FIFO somebody reads are refused;
 //! 4. open the read end non-blocking, then a write end of our own (see [`open_fifo`]);
 //! 5. then sleep in `poll` on the FIFO, the SIGTERM/SIGINT self-pipe and the SIGHUP self-pipe.
+//!
+//! On SIGTERM/SIGINT it unlinks the FIFO, closes its own write end, drains until EOF (every
+//! writer gone) or `--drain-timeout`, and closes the read end right after the last read.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use common::cleanup::{Shutdown, Unlink};
 use common::names::{self, Kind};
@@ -113,8 +116,12 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         }
         // Poll with no timeout: with no writers the daemon sleeps in the kernel and uses no
         // CPU at all. The self-pipes wake it for signals, which SA_RESTART would not.
+        let fifo_fd = reader
+            .fd
+            .as_ref()
+            .expect("the read end is open until shutdown");
         let mut fds = [
-            PollFd::new(reader.fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(fifo_fd.as_fd(), PollFlags::POLLIN),
             PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
             PollFd::new(hangup.wake_read.as_fd(), PollFlags::POLLIN),
         ];
@@ -128,14 +135,24 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     }
 
     // Shutting down. Remove the name first so no new writer can open the FIFO, and close our
-    // own write end, so the final drain ends at EOF if the writers have all gone. What is in
-    // the pipe is read and logged. One window stays open, as for any FIFO reader: a writer
-    // that still holds the FIFO and writes between this last read and our close has its
-    // record accepted and then discarded with the pipe; once we have closed, its writes fail
-    // with EPIPE, which `fifo-demo log` reports. Stop the writers first to lose nothing.
+    // own write end, so that the pipe reports EOF as soon as the writers that still hold it
+    // have closed it. Then drain: read and log until that EOF, or until the drain timeout if
+    // a writer does not finish, and close the read end right after the last read. From then
+    // on a writer's write fails with EPIPE, which `fifo-demo log` reports. One window stays
+    // open, as for any FIFO reader: a record written between that last read and the close is
+    // accepted by the kernel and discarded with the pipe. Only a writer still writing when
+    // the timeout expires can hit it; stop the writers first to lose nothing.
     drop(fifo_guard);
     drop(own_write_end);
-    reader.pump(&mut log, usize::MAX, || false)?;
+    let timed_out = reader.drain(&mut log, args.drain_timeout)?;
+    reader.close();
+    if timed_out {
+        say(&format!(
+            "writers still held {} after {:?}; closed it (their further writes fail with EPIPE)",
+            fifo.display(),
+            args.drain_timeout
+        ));
+    }
     reader.finish(&mut log)?;
     log.flush()?;
     let sig = shutdown.signal().map_or("signal", |s| s.as_str());
@@ -396,9 +413,21 @@ impl Log {
     }
 }
 
+/// What a [`Reader::pump`] ended on.
+#[derive(Debug, PartialEq, Eq)]
+enum Pumped {
+    /// The pipe is empty for now (EAGAIN, or a short read).
+    Dry,
+    /// End of file: no writer holds the FIFO any more (only once our own write end is closed).
+    Eof,
+    /// The read limit or the `stop` check ended it; more may wait.
+    More,
+}
+
 /// Reads the FIFO and turns records into log lines.
 struct Reader {
-    fd: OwnedFd,
+    /// The read end; `None` once closed at the end of the drain.
+    fd: Option<OwnedFd>,
     buf: Vec<u8>,
     /// The start of a record that a read cut off: it ends in the next read.
     tail: Vec<u8>,
@@ -411,7 +440,7 @@ struct Reader {
 impl Reader {
     fn new(fd: OwnedFd) -> Self {
         Reader {
-            fd,
+            fd: Some(fd),
             buf: vec![0; READ_SIZE],
             tail: Vec::new(),
             out: Vec::with_capacity(2 * READ_SIZE),
@@ -422,18 +451,31 @@ impl Reader {
 
     /// Read until the pipe is empty (EAGAIN) or EOF, at most `limit` times, or until `stop`
     /// says a signal wants attention. Flushes the log when the pipe ran dry.
-    fn pump(&mut self, log: &mut Log, limit: usize, stop: impl Fn() -> bool) -> Result<()> {
+    fn pump(&mut self, log: &mut Log, limit: usize, stop: impl Fn() -> bool) -> Result<Pumped> {
         for _ in 0..limit {
-            match nix::unistd::read(&self.fd, &mut self.buf) {
+            let fd = self
+                .fd
+                .as_ref()
+                .expect("the read end is open until the drain ends");
+            let got = nix::unistd::read(fd, &mut self.buf);
+            match got {
                 // EOF: only after our own write end is closed (shutdown) and the writers left.
-                Ok(0) | Err(Errno::EAGAIN) => return log.flush(),
+                Ok(0) => {
+                    log.flush()?;
+                    return Ok(Pumped::Eof);
+                }
+                Err(Errno::EAGAIN) => {
+                    log.flush()?;
+                    return Ok(Pumped::Dry);
+                }
                 // A short read emptied the pipe: flush now, without a second read() just to
                 // be told EAGAIN. That saves a system call per wake-up when the writers are
                 // slower than we are, which is most of the time.
                 Ok(n) if n < self.buf.len() => {
                     trace!("read(fifo) -> {n} bytes");
                     self.consume(n, log)?;
-                    return log.flush();
+                    log.flush()?;
+                    return Ok(Pumped::Dry);
                 }
                 Ok(n) => {
                     trace!("read(fifo) -> {n} bytes (a full buffer; more may wait)");
@@ -446,7 +488,41 @@ impl Reader {
                 break;
             }
         }
-        Ok(())
+        Ok(Pumped::More)
+    }
+
+    /// At shutdown, with the FIFO's name and our own write end gone: read and log until EOF
+    /// (every writer has closed the FIFO) or until `timeout`. True if it timed out.
+    fn drain(&mut self, log: &mut Log, timeout: Duration) -> Result<bool> {
+        let end = Instant::now() + timeout;
+        loop {
+            if self.pump(log, READS_PER_WAKE, || false)? == Pumped::Eof {
+                trace!("read(fifo) -> EOF: every writer has closed it");
+                return Ok(false);
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(true);
+            }
+            let fd = self
+                .fd
+                .as_ref()
+                .expect("the read end is open until the drain ends");
+            // POLLIN for data, POLLHUP once the last writer has gone: either way, read again.
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, common::deadline::poll_timeout(left)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("poll", "fifo", e)),
+            }
+        }
+    }
+
+    /// Close the read end: writers that still hold the FIFO get EPIPE from now on, instead of
+    /// having records accepted that nobody would read.
+    fn close(&mut self) {
+        if self.fd.take().is_some() {
+            trace!("close(fifo read end)");
+        }
     }
 
     /// Turn the first `n` bytes of the buffer into log lines. A record may straddle two
