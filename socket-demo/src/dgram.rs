@@ -182,10 +182,10 @@ fn reply(fd: &OwnedFd, to: &UnixAddr, peer: &str, out: &mut Vec<u8>, log: &mut L
 pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
     let server = default_path(path)?;
-    let server_addr = UnixAddr::new(server.as_path()).ctx("socket address", server.display())?;
+    let server_addr = sock::unix_addr(&server)?;
     let own =
         common::names::runtime_path(&format!("{}.sock", common::names::unique("dgram-client")))?;
-    let own_addr = UnixAddr::new(own.as_path()).ctx("socket address", own.display())?;
+    let own_addr = sock::unix_addr(&own)?;
     let fd = socket(
         AddressFamily::Unix,
         SockType::Datagram,

@@ -63,7 +63,7 @@ pub struct SocketFile {
 /// Bind a Unix socket of type `ty` at `path` (mode 0600), replacing a stale socket file but
 /// never a live one. Stream sockets are also put in the listening state.
 pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
-    let addr = UnixAddr::new(path).ctx("socket address", path.display())?;
+    let addr = unix_addr(path)?;
     let lock = lock_socket_path(path)?;
     let mut replaced_stale = false;
     if existing(path, Kind::Socket)? {
@@ -112,6 +112,28 @@ pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
         guard,
         replaced_stale,
     })
+}
+
+/// The bytes a Unix socket address holds for its path: `sizeof(sun_path)`, see unix(7).
+pub const SUN_PATH_MAX: usize = 108;
+
+/// The socket address for `path`, or an error that says how much too long the path is.
+///
+/// A Unix socket's path travels inside `struct sockaddr_un`, whose `sun_path` is a fixed
+/// array of 108 bytes; a longer path cannot be bound or connected to at all, whatever the
+/// filesystem allows. A deep `XDG_RUNTIME_DIR` or a long `--unix` path runs into this, and
+/// the bare ENAMETOOLONG ("File name too long") would not say which path, nor by how much.
+pub fn unix_addr(path: &Path) -> Result<UnixAddr> {
+    let len = path.as_os_str().len();
+    if len > SUN_PATH_MAX {
+        return Err(Error::msg(format!(
+            "{}: too long for a Unix socket address: {len} bytes, {} over the \
+             {SUN_PATH_MAX}-byte limit of sun_path (unix(7)); use a shorter path",
+            path.display(),
+            len - SUN_PATH_MAX
+        )));
+    }
+    UnixAddr::new(path).ctx("socket address", path.display())
 }
 
 /// A new Unix socket of type `ty`, non-blocking and close-on-exec.
@@ -234,7 +256,7 @@ impl Target {
     pub fn connect(&self) -> Result<OwnedFd> {
         match self {
             Target::Unix(path) => {
-                let addr = UnixAddr::new(path.as_path()).ctx("socket address", path.display())?;
+                let addr = unix_addr(path)?;
                 let fd = socket(
                     AddressFamily::Unix,
                     SockType::Stream,

@@ -227,6 +227,47 @@ print(s.recv(100))
 }
 
 #[test]
+fn a_socket_path_too_long_for_sun_path_says_which_and_by_how_much() {
+    let sb = Sandbox::new();
+    let long = sb.join(format!("{}.sock", "s".repeat(120)));
+    let len = long.as_os_str().len();
+    let want = format!(
+        "socket-demo: {}: too long for a Unix socket address: {len} bytes, {} over the \
+         108-byte limit of sun_path (unix(7)); use a shorter path\n",
+        long.display(),
+        len - 108
+    );
+    let long_s = long.to_str().unwrap();
+    for args in [
+        &["server", "--unix", long_s][..],
+        &["client", "--unix", long_s, "PING"],
+        &["dgram-server", "--path", long_s],
+        &["dgram-client", "--path", long_s, "PING"],
+    ] {
+        let out = run(&sb, args, b"");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(testkit::stderr(&out), want, "{args:?}");
+    }
+    // A deep runtime dir: the default socket path is what is too long.
+    let deep = sb.join("d".repeat(100));
+    std::fs::create_dir(&deep).unwrap();
+    let mut cmd = sb.command(BIN);
+    cmd.env("XDG_RUNTIME_DIR", &deep).arg("server");
+    let out = testkit::run(&mut cmd, b"");
+    assert_eq!(out.status.code(), Some(1));
+    let default = deep.join("ipc-demo/kv.sock");
+    assert!(
+        testkit::stderr(&out).starts_with(&format!(
+            "socket-demo: {}: too long for a Unix socket address: ",
+            default.display()
+        )),
+        "{}",
+        testkit::stderr(&out)
+    );
+    assert!(leftovers(&deep.join("ipc-demo")).is_empty());
+}
+
+#[test]
 fn pass_fd_hands_an_unlinked_file_to_another_process() {
     let sb = Sandbox::new();
     let out = run(&sb, &["pass-fd"], b"");
