@@ -125,10 +125,12 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
 
 /// Play the scenario; the last stdout line is `ok: ...` or `FAILED: ...`.
 pub fn run() -> Result<ExitCode> {
-    // SIGINT/SIGTERM end the scenario between steps, through the normal return path, so the
+    // SIGINT/SIGTERM/SIGHUP end the scenario between steps, through the normal return path, so the
     // child handles are dropped and the children (servers included) are stopped and reaped
     // rather than orphaned with their sockets.
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: if the terminal closes, the demo must still live long enough to stop its
+    // children, which sit in process groups of their own and would not hear it.
+    let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     match scenario(&shutdown) {
         Ok(summary) => {
             common::out::line(format_args!("ok: {summary}"))?;

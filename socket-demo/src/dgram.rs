@@ -34,6 +34,7 @@ use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockType, SockaddrLike, UnixAddr, connect, recv, recvmsg,
     send, sendto, socket,
@@ -56,9 +57,10 @@ fn default_path(path: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-/// Run the datagram server until SIGINT/SIGTERM.
+/// Run the datagram server until SIGINT, SIGTERM or SIGHUP.
 pub fn server(path: Option<&Path>) -> Result<ExitCode> {
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: closing the terminal it runs in must not leave its socket file behind.
+    let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     let path = default_path(path)?;
     let mut log = Log::new();
     let bound = sock::bind_unix(&path, SockType::Datagram)?;
@@ -180,7 +182,8 @@ fn reply(fd: &OwnedFd, to: &UnixAddr, peer: &str, out: &mut Vec<u8>, log: &mut L
 
 /// Run the datagram client: one command from the arguments, or one per stdin line.
 pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Result<ExitCode> {
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: the client's own bound socket must go when its terminal closes.
+    let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     let server = default_path(path)?;
     let server_addr = sock::unix_addr(&server)?;
     let own =
@@ -270,7 +273,7 @@ pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Res
     })
 }
 
-/// The error for a wait that SIGINT/SIGTERM ended. Returning it (rather than exiting) lets the
+/// The error for a wait that SIGINT, SIGTERM or SIGHUP ended. Returning it (rather than exiting) lets the
 /// guard remove our bound socket on the way out.
 fn interrupted(shutdown: &Shutdown) -> Error {
     Error::msg(format!(

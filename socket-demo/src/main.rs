@@ -16,8 +16,9 @@
 //! on `epoll_wait`: accept, read, parse, execute, send; backpressure turns EPOLLIN off. After
 //! each round it polls (`epoll_wait` with a zero timeout) for 20 µs before sleeping.
 //!
-//! Cleanup: SIGINT/SIGTERM stop the loop (self-pipe in the epoll set); replies in flight are
-//! sent, the socket file is unlinked. A kill -9 leftover is recognised as stale next time.
+//! Cleanup: SIGINT, SIGTERM and SIGHUP stop the loop (self-pipe in the epoll set); replies in
+//! flight are sent, the socket file is unlinked. A kill -9 leftover is recognised as stale next
+//! time.
 //!
 //! See also: socket(7), unix(7), epoll(7), accept4(2), sendmsg(2), cmsg(3), tcp(7).
 

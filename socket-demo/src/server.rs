@@ -51,11 +51,11 @@
 //!
 //! # Shutdown
 //!
-//! SIGINT/SIGTERM wake the loop through [`Shutdown::wake_fd`] in the epoll set. The server
-//! closes its listeners (new clients are refused at once), executes the requests it has
-//! already received, gives the replies up to [`DRAIN_TIME`] to reach their clients, then
-//! closes everything; dropping the [`sock::SocketFile`] guard removes the socket file and its
-//! lock. Exit 0.
+//! SIGINT, SIGTERM and SIGHUP (the terminal closed) wake the loop through
+//! [`Shutdown::wake_fd`] in the epoll set. The server closes its listeners (new clients are
+//! refused at once), executes the requests it has already received, gives the replies up to
+//! [`DRAIN_TIME`] to reach their clients, then closes everything; dropping the
+//! [`sock::SocketFile`] guard removes the socket file and its lock. Exit 0.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -67,6 +67,7 @@ use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::signal::Signal;
 use nix::sys::socket::{
     MsgFlags, SockFlag, SockType, SockaddrStorage, accept4, getpeername, getsockopt, send,
     setsockopt, sockopt,
@@ -167,10 +168,11 @@ struct Server {
     spare: Option<OwnedFd>,
 }
 
-/// Run the server until SIGINT/SIGTERM.
+/// Run the server until SIGINT, SIGTERM or SIGHUP.
 pub fn run(mut opts: Options) -> Result<ExitCode> {
-    // Before anything else: from here on a signal means "finish up", not "die".
-    let shutdown = Shutdown::install()?;
+    // Before anything else: from here on a signal means "finish up", not "die". SIGHUP
+    // (the terminal closed) too, which would otherwise kill us and leave the socket file.
+    let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     let mut log = Log::new();
     fit_descriptor_limit(&mut opts, &mut log)?;
     if !opts.busy_poll.is_zero() && !several_cpus() {

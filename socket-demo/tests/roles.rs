@@ -227,6 +227,29 @@ print(s.recv(100))
 }
 
 #[test]
+fn sighup_stops_both_servers_cleanly() {
+    // Closing the terminal a server runs in sends it SIGHUP: it must stop as on SIGTERM,
+    // removing its socket file and lock file, not die and leave them.
+    let sb = Sandbox::new();
+    for role in ["server", "dgram-server"] {
+        let path = sb.join(format!("{role}.sock"));
+        let flag = if role == "server" { "--unix" } else { "--path" };
+        let mut cmd = sb.command(BIN);
+        cmd.arg(role).arg(flag).arg(&path);
+        let server = testkit::spawn(&mut cmd);
+        let mut log = server.stdout_lines().unwrap();
+        log.wait_for(|l| l.starts_with("listening on"), WAIT)
+            .unwrap();
+        server.signal(Signal::SIGHUP).unwrap();
+        log.wait_for(|l| l.starts_with("shutting down on SIGHUP"), WAIT)
+            .unwrap();
+        let status = server.wait_timeout(WAIT).unwrap();
+        assert!(status.success(), "{role}: {status:?}");
+        assert!(leftovers(sb.path()).iter().all(|f| !f.starts_with(role)));
+    }
+}
+
+#[test]
 fn a_socket_path_too_long_for_sun_path_says_which_and_by_how_much() {
     let sb = Sandbox::new();
     let long = sb.join(format!("{}.sock", "s".repeat(120)));
