@@ -1,0 +1,222 @@
+//! The command line: one subcommand per role, `demo` when none is given.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::layout;
+
+const EXAMPLES: &str = "\
+Examples:
+  shm-demo                                   # play the whole scenario and check it
+  shm-demo server                            # terminal 1: create /ipc-demo-db and keep it
+  shm-demo put greeting 'hello world'        # terminal 2: write straight into the segment
+  shm-demo get greeting; echo \" (exit $?)\"   # the raw value; exit 1 if the key is missing
+  head -c 100 /dev/urandom | shm-demo put blob -   # binary values from stdin
+  shm-demo watch greeting --count 1          # sleeps on a futex until someone puts
+  shm-demo stats; shm-demo list --values
+  kill -USR1 \"$(cat \"$XDG_RUNTIME_DIR/ipc-demo/ipc-demo-db.pid\")\"   # server prints stats
+  shm-demo destroy                           # stop the server (SIGTERM), object removed
+  shm-demo server --sysv                     # the same in a System V segment (ipcs -m)";
+
+/// A key-value database in shared memory that client processes read and write directly:
+/// lock-free seqlock readers, a robust process-shared mutex for writers, futex watches.
+#[derive(Parser, Debug)]
+#[command(name = "shm-demo", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Narrate each IPC call on stderr, `[pid 4242 server] shm_open(...)`; children inherit it.
+    #[arg(short = 'v', long = "trace", global = true)]
+    pub trace: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Which database: every role takes these.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// The POSIX shared memory name (in /dev/shm); with --sysv, names the key file instead.
+    #[arg(long, default_value = "/ipc-demo-db", value_name = "NAME")]
+    pub name: String,
+    /// Use a System V segment (shmget/shmat, key from ftok) instead of POSIX shm.
+    #[arg(long)]
+    pub sysv: bool,
+}
+
+/// The roles.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the database and keep it until SIGTERM/SIGINT; SIGUSR1 prints stats.
+    #[command(after_help = "Examples:\n  shm-demo server --slots 100000 --value-max 256\n  \
+                            shm-demo server --load db.snap --save db.snap   # persistent\n\n\
+                            A leftover of a server killed with -9 is adopted with its data \
+                            (--fresh discards it); a live server's database is never taken.")]
+    Server(ServerArgs),
+    /// Store VALUE under KEY (`-` reads the value from stdin), directly in the segment.
+    #[command(after_help = "Example:\n  date | shm-demo put now -")]
+    Put {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The key (1..=64 bytes).
+        key: OsString,
+        /// The value (bytes; `-` reads stdin).
+        value: OsString,
+        /// Test hook: stop (SIGSTOP) half-way through the write, holding the mutex.
+        #[arg(long, hide = true)]
+        stop_in_critical_section: bool,
+    },
+    /// Print KEY's raw value (no newline added); exit 1, printing nothing, if it is missing.
+    #[command(after_help = "Example:\n  v=$(shm-demo get greeting) || echo missing")]
+    Get {
+        #[command(flatten)]
+        db: DbArgs,
+        key: OsString,
+    },
+    /// Delete KEY; exit 1 if it was not stored.
+    Del {
+        #[command(flatten)]
+        db: DbArgs,
+        key: OsString,
+    },
+    /// The stored keys, one per line, sorted (control bytes shown as \xNN).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Print `key<TAB>value` (escaped the same way).
+        #[arg(long)]
+        values: bool,
+    },
+    /// Records used, generation, server pid, attached processes.
+    Stats {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Wait until KEY's value changes and print each new value (one line, escaped).
+    #[command(after_help = "Example:\n  shm-demo watch greeting --count 1   \
+                            # returns after the next put of greeting")]
+    Watch {
+        #[command(flatten)]
+        db: DbArgs,
+        key: OsString,
+        /// Exit after this many changes (default: never).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Remove the database: a live server is asked to stop (SIGTERM); a leftover is removed.
+    Destroy {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// One of the demo's writer processes: rounds of puts to its own keys for a while.
+    #[command(after_help = "Prints `done: rounds R puts P` when its time is up.")]
+    Writer(WriterArgs),
+    /// One of the demo's reader processes: gets of random keys, each value's checksum checked.
+    #[command(after_help = "Prints `done: gets G found F checksum failures C` when its time is up.")]
+    Reader(ReaderArgs),
+    /// Play the scenario: server, writers, readers, a writer killed holding the mutex,
+    /// recovery, watch, final check.
+    #[command(after_help = "Example:\n  shm-demo demo --writers 8 --readers 8 --duration-ms 5000")]
+    Demo(DemoArgs),
+}
+
+/// Options of `shm-demo server`.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Records in the hash table (the most keys it can hold).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=i64::from(layout::SLOTS_LIMIT)))]
+    pub slots: u32,
+    /// The largest value, in bytes.
+    #[arg(long, default_value_t = layout::VALUE_MAX, value_parser = clap::value_parser!(u32).range(1..=i64::from(layout::VALUE_LIMIT)))]
+    pub value_max: u32,
+    /// Load this snapshot at start.
+    #[arg(long, value_name = "FILE")]
+    pub load: Option<PathBuf>,
+    /// Save a snapshot here on SIGTERM/SIGINT (temp file + rename).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Discard a leftover database of a dead server instead of adopting it.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+/// Options of `shm-demo writer`.
+#[derive(Args, Debug, Clone)]
+pub struct WriterArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// This writer's number: its keys are `w<ID>-k<J>`.
+    #[arg(long, default_value_t = 0)]
+    pub id: u32,
+    /// Keys per writer.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub keys: u32,
+    /// How long to write.
+    #[arg(long, default_value_t = 2000)]
+    pub duration_ms: u64,
+}
+
+/// Options of `shm-demo reader`.
+#[derive(Args, Debug, Clone)]
+pub struct ReaderArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// How many writers' keys to read (`w0..` up to this).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub writers: u32,
+    /// Keys per writer.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub keys: u32,
+    /// How long to read.
+    #[arg(long, default_value_t = 2000)]
+    pub duration_ms: u64,
+}
+
+/// Options of `shm-demo demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Writer processes.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub writers: u32,
+    /// Reader processes.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub readers: u32,
+    /// How long writers and readers work.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub duration_ms: u64,
+    /// Play it in a System V segment.
+    #[arg(long)]
+    pub sysv: bool,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        DemoArgs {
+            writers: 4,
+            readers: 4,
+            duration_ms: 2000,
+            sysv: false,
+        }
+    }
+}
+
+impl Command {
+    /// The role's name in the `--trace` timeline.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Command::Server(_) => "server",
+            Command::Put { .. } => "put",
+            Command::Get { .. } => "get",
+            Command::Del { .. } => "del",
+            Command::List { .. } => "list",
+            Command::Stats { .. } => "stats",
+            Command::Watch { .. } => "watch",
+            Command::Destroy { .. } => "destroy",
+            Command::Writer(_) => "writer",
+            Command::Reader(_) => "reader",
+            Command::Demo(_) => "demo",
+        }
+    }
+}

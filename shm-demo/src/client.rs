@@ -1,0 +1,275 @@
+//! The client roles: put, get, del, list, stats, watch, destroy. Each maps the segment and
+//! works in it directly; none sends a message to the server.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::out::escape;
+use common::{Context, Error, Result, say, trace};
+use nix::errno::Errno;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
+
+use crate::cli::{Command, DbArgs};
+use crate::db::{self, Db};
+use crate::segment::{self, Target};
+
+/// Map the database named by `args` and check its header.
+pub fn open(args: &DbArgs) -> Result<(Db, Target)> {
+    let target = Target::new(&args.name, args.sysv)?;
+    let db = Db::attach(segment::open(&target)?)?;
+    Ok((db, target))
+}
+
+/// Run one client role.
+pub fn run(command: &Command) -> Result<ExitCode> {
+    match command {
+        Command::Put {
+            db,
+            key,
+            value,
+            stop_in_critical_section,
+        } => put(db, key, value, *stop_in_critical_section),
+        Command::Get { db, key } => get(db, key),
+        Command::Del { db, key } => {
+            let (db, _) = open(db)?;
+            let found = db.lock()?.del(key.as_bytes())?;
+            Ok(if found { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::List { db, values } => list(db, *values),
+        Command::Stats { db } => {
+            let (db, target) = open(db)?;
+            say!("{}", stats_line(&db, &target).replace(", ", "\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Watch { db, key, count } => watch(db, key, *count),
+        Command::Destroy { db } => destroy(db),
+        Command::Server(_) | Command::Writer(_) | Command::Reader(_) | Command::Demo(_) => {
+            unreachable!("main dispatches these roles itself")
+        }
+    }
+}
+
+fn put(args: &DbArgs, key: &OsStr, value: &OsStr, stop: bool) -> Result<ExitCode> {
+    let value = if value == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .ctx("read", "stdin")?;
+        buf
+    } else {
+        value.as_bytes().to_vec()
+    };
+    let (mut db, _) = open(args)?;
+    db.stop_mid_write = stop;
+    db.lock()?.put(key.as_bytes(), &value)?;
+    trace!("put {} ({} bytes)", escape(key.as_bytes()), value.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn get(args: &DbArgs, key: &OsStr) -> Result<ExitCode> {
+    let (db, _) = open(args)?;
+    let mut value = Vec::new();
+    if !db.get(key.as_bytes(), &mut value)? {
+        return Ok(ExitCode::FAILURE);
+    }
+    // The raw bytes, as stored: scripts capture them with $(...) or pipe them on.
+    let mut out = std::io::stdout().lock();
+    out.write_all(&value)
+        .and_then(|()| out.flush())
+        .ctx("write", "stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(args: &DbArgs, values: bool) -> Result<ExitCode> {
+    let (db, _) = open(args)?;
+    for (k, v) in db.list()? {
+        if values {
+            say!("{}\t{}", escape(&k), escape(&v))?;
+        } else {
+            say!("{}", escape(&k))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The stats as `name value` pairs joined by ", " (the server prints them on one line).
+pub fn stats_line(db: &Db, target: &Target) -> String {
+    let s = db.stats();
+    let attached = segment::attached(target).map_or_else(|| "?".to_owned(), |n| n.to_string());
+    format!(
+        "records {}, slots {}, deleted {}, generation {}, server_pid {} ({}), attached {attached}, watchers {}, key_max {}, value_max {}, bytes {}",
+        s.used,
+        s.slots,
+        s.deleted,
+        s.generation,
+        s.creator_pid,
+        if s.creator_alive { "running" } else { "gone" },
+        s.watchers,
+        s.key_max,
+        s.value_max,
+        s.total_size
+    )
+}
+
+/// The watchers count to give back if SIGINT/SIGTERM ends `watch` (null when not counted).
+static COUNTED: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
+
+/// SIGINT/SIGTERM during `watch`: give the watchers count back and exit at once.
+///
+/// Why exit from the handler: the futex sleep cannot be interrupted race-free by a flag. A
+/// signal that lands between the check of the flag and the `FUTEX_WAIT` would leave the
+/// watcher asleep until the next change (futex has no `pselect`-like signal mask), and with
+/// SA_RESTART the wait would not even return. An atomic decrement and `_exit` are
+/// async-signal-safe, and `watch` owns nothing else to clean up: its mapping goes with it.
+extern "C" fn leave(sig: libc::c_int) {
+    let counted = COUNTED.swap(std::ptr::null_mut(), Ordering::SeqCst);
+    if !counted.is_null() {
+        // SAFETY: COUNTED points into the mapping, which stays mapped until `watch` has
+        // cleared COUNTED (it clears it before the Db is dropped).
+        unsafe { (*counted).fetch_sub(1, Ordering::SeqCst) };
+    }
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) };
+}
+
+fn watch(args: &DbArgs, key: &OsStr, count: Option<u64>) -> Result<ExitCode> {
+    let (db, target) = open(args)?;
+    let key = key.as_bytes();
+    let word = db.notify_word(key)?;
+    let watchers = db.watchers();
+
+    let stops = {
+        let mut s = SigSet::empty();
+        s.add(Signal::SIGINT);
+        s.add(Signal::SIGTERM);
+        s
+    };
+    let action = SigAction::new(SigHandler::Handler(leave), SaFlags::empty(), SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: `leave` only performs async-signal-safe operations.
+        unsafe { sigaction(sig, &action) }.ctx("sigaction", sig.as_str())?;
+    }
+    // Counted and registered with the signals blocked, so a signal cannot find us counted
+    // but not registered (the count would never be given back).
+    stops.thread_block().ctx("sigprocmask", "SIG_BLOCK")?;
+    watchers.fetch_add(1, Ordering::SeqCst);
+    COUNTED.store(std::ptr::from_ref(watchers).cast_mut(), Ordering::SeqCst);
+    stops.thread_unblock().ctx("sigprocmask", "SIG_UNBLOCK")?;
+
+    let outcome = watch_loop(&db, &target, key, word, count);
+
+    stops.thread_block().ctx("sigprocmask", "SIG_BLOCK")?;
+    if !COUNTED.swap(std::ptr::null_mut(), Ordering::SeqCst).is_null() {
+        watchers.fetch_sub(1, Ordering::SeqCst);
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&stops), None);
+    outcome
+}
+
+fn watch_loop(
+    db: &Db,
+    target: &Target,
+    key: &[u8],
+    word: &AtomicU32,
+    count: Option<u64>,
+) -> Result<ExitCode> {
+    let mut last = Vec::new();
+    let mut present = db.get(key, &mut last)?;
+    eprintln!(
+        "shm-demo watch: watching {:?} in {} ({})",
+        escape(key),
+        target.label(),
+        if present { "present" } else { "not stored yet" }
+    );
+    let mut seen = 0;
+    let mut now = Vec::new();
+    while count.is_none_or(|n| seen < n) {
+        // Read the word first, then the value: a change after this load makes the futex
+        // wait return at once (EAGAIN), so it cannot be missed.
+        let v = word.load(Ordering::SeqCst);
+        let is = db.get(key, &mut now)?;
+        if is && (!present || now != last) {
+            say!("{}", escape(&now))?;
+            seen += 1;
+            std::mem::swap(&mut last, &mut now);
+            present = true;
+            continue;
+        }
+        if !is && present {
+            eprintln!("shm-demo watch: {:?} deleted", escape(key));
+            present = false;
+        }
+        trace!("futex(FUTEX_WAIT, {v}) on the notify word of {:?}", escape(key));
+        match db::futex_wait(word, v) {
+            Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("futex(FUTEX_WAIT)", target.label(), e)),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stop a live server (it removes the database itself), or remove a dead one's leftover.
+fn destroy(args: &DbArgs) -> Result<ExitCode> {
+    let target = Target::new(&args.name, args.sysv)?;
+    let label = target.label();
+    let server = match segment::open(&target).and_then(Db::attach) {
+        Ok(db) => match db.creator() {
+            (pid, true) => Some(pid),
+            _ => None,
+        },
+        // A damaged object of ours is removed all the same; one that is not ours (other
+        // owner or mode) or missing was refused by segment::open: say so.
+        Err(e) if e.to_string().contains("not using it") || e.to_string().contains("no such") => {
+            return Err(e);
+        }
+        Err(_) => None,
+    };
+    if let Some(pid) = server {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM)
+            .ctx("kill", pid)?;
+        trace!("kill({pid}, SIGTERM)");
+        wait_exit(pid, Duration::from_secs(10))?;
+        say!("stopped server pid {pid}; it removed {label}")?;
+    } else {
+        segment::remove(&target)?;
+        say!("removed {label}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Wait for a process that is not our child to exit: poll its pidfd (Linux 5.3).
+fn wait_exit(pid: i32, limit: Duration) -> Result<()> {
+    // SAFETY: plain syscall with integer arguments; nix 0.32 has no pidfd_open.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return match Errno::last() {
+            Errno::ESRCH => Ok(()),
+            e => Err(Error::sys("pidfd_open", pid, e)),
+        };
+    }
+    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&fd),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, common::deadline::poll_timeout(left)) {
+            Ok(0) => {
+                return Err(Error::msg(format!(
+                    "server pid {pid} did not stop within {} s",
+                    limit.as_secs()
+                )));
+            }
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", "pidfd", e)),
+        }
+    }
+}

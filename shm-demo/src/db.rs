@@ -1,0 +1,695 @@
+//! The database in the segment: lock-free readers, writers serialised by a robust mutex, and
+//! the futex that `watch` sleeps on. This is the lesson; each pitfall is named where it is
+//! avoided.
+//!
+//! # Readers: a seqlock, within Rust's memory model
+//!
+//! Readers take no lock, so any number of them read at memory speed and a reader can never
+//! block a writer (or be left holding a lock when killed). Each record has a sequence
+//! counter that a writer makes odd before it changes the record and even again after. A
+//! reader loads the counter (Acquire), copies the record, issues an Acquire fence and loads
+//! the counter again: if both loads saw the same even value, no write overlapped the copy
+//! and the copy is whole; otherwise it is thrown away and the read retried.
+//!
+//! The copy is made of Relaxed atomic 64-bit loads (see [`crate::segment::Region`]), not of
+//! `memcpy` or volatile reads, because the copy races with the writer by design, and in Rust
+//! a racing non-atomic read is undefined behaviour even when its result is discarded. The
+//! fences are the ones Boehm's "Can seqlocks get along with programming language memory
+//! models?" (2012) gives: the writer stores the odd count, issues a Release fence, then stores
+//! the data; the reader loads the data, issues an Acquire fence, then reloads the count. If
+//! the reader saw any byte of a write, the fences synchronise and it must also see the odd
+//! count (or a later one): a torn copy cannot pass the check.
+//!
+//! A reader gives up on a record that stays odd (its writer died mid-write and no writer has
+//! repaired it yet) or keeps changing after [`READ_PATIENCE`], with an error; it never spins
+//! forever. Sizes read inside the copy are checked against the limits before they are used
+//! as lengths, and a bad value that survives the sequence check is reported as corruption.
+//!
+//! # Writers: a robust, process-shared pthread mutex
+//!
+//! nix has no wrapper for pthread mutexes, so these are libc calls. The mutex lives in the
+//! segment, is `PTHREAD_PROCESS_SHARED` (it synchronises processes, not just threads) and
+//! `PTHREAD_MUTEX_ROBUST`: if its owner dies, the kernel (through the robust futex list)
+//! hands it to the next locker with `EOWNERDEAD` instead of leaving everybody blocked
+//! forever. That locker must repair what the dead owner left half-done, then call
+//! `pthread_mutex_consistent`, or the mutex becomes unusable (`ENOTRECOVERABLE`) at unlock.
+//!
+//! Repair is possible because a writer saves the record's old image in the header's undo
+//! record (and its slot number in `undo slot`) before it makes the record odd. The next
+//! locker finds the odd record named by `undo slot`, copies the old image back, and makes
+//! the count even: the interrupted put never happened. A record that is already even was
+//! committed before the owner died, and stays. The counters are recounted.
+//!
+//! # Watch: a futex in the segment
+//!
+//! Each record has a 32-bit `notify` word that a writer increments whenever it changes a key
+//! whose home slot is that record, then wakes its waiters with `FUTEX_WAKE`. A watcher reads
+//! the word, checks the key's value, and sleeps in `FUTEX_WAIT` only if the word still holds
+//! what it read: the kernel compares and sleeps atomically, so a change made between the
+//! check and the sleep is never missed. Without `FUTEX_PRIVATE_FLAG`: a private futex is
+//! keyed by the process's own address space, and a writer in another process would never
+//! find the sleeper. The home slot's word works for a key that is not stored yet, too.
+//! Writers skip the syscall when the header's `watchers` count is zero; the count is
+//! incremented before the watcher's read of the word (both SeqCst), so either the writer sees
+//! the watcher, or the watcher sees the new word.
+
+use std::sync::atomic::{AtomicU32, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use common::{Error, Result, trace};
+use nix::errno::Errno;
+
+use crate::layout::{self, DELETED, EMPTY, Geometry, LIVE, R_HASH, R_KEY, R_KEY_LEN, R_NOTIFY};
+use crate::layout::{R_SEQ, R_STATE, R_VALUE_LEN};
+use crate::segment::Region;
+
+/// How long a reader retries a record that stays odd or keeps changing.
+pub const READ_PATIENCE: Duration = Duration::from_secs(2);
+/// How long a writer waits for the mutex before it says who might be holding it.
+pub const LOCK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// An attached database.
+pub struct Db {
+    region: Region,
+    geo: Geometry,
+    /// Test hook (`put --stop-in-critical-section`): stop with SIGSTOP half-way through
+    /// writing a value, holding the mutex, so a test can SIGKILL the writer at that instant.
+    pub stop_mid_write: bool,
+}
+
+/// What a reader found in a slot.
+enum Seen {
+    Empty,
+    Deleted,
+    /// A live record: the wanted key (its value copied), or any key when none was wanted.
+    Live,
+    /// A live record of another key.
+    Other,
+    Corrupt(String),
+}
+
+/// A snapshot of the header's counters.
+#[derive(Debug)]
+pub struct Stats {
+    pub slots: u32,
+    pub used: u32,
+    pub deleted: u32,
+    pub generation: u64,
+    pub creator_pid: i32,
+    pub creator_alive: bool,
+    pub key_max: u32,
+    pub value_max: u32,
+    pub total_size: usize,
+    pub watchers: u32,
+}
+
+impl Db {
+    /// Lay out a fresh, zero-filled segment: header fields, the robust mutex, and the magic
+    /// last, so a process that attaches early sees "not initialised" rather than half a header.
+    pub fn init(region: Region, geo: Geometry) -> Result<Db> {
+        let r = &region;
+        let set32 = |off, v: u32| r.u32(off).store(v, Ordering::Relaxed);
+        let set64 = |off, v: u64| r.u64(off).store(v, Ordering::Relaxed);
+        set32(layout::H_VERSION, layout::VERSION);
+        set32(layout::H_HEADER_SIZE, geo.header_size as u32);
+        set64(layout::H_TOTAL, geo.total_size as u64);
+        set32(layout::H_SLOTS, geo.slots);
+        set32(layout::H_KEY_MAX, geo.key_max);
+        set32(layout::H_VALUE_MAX, geo.value_max);
+        set32(layout::H_RECORD_SIZE, geo.record_size as u32);
+        set32(
+            layout::H_MUTEX_SIZE,
+            std::mem::size_of::<libc::pthread_mutex_t>() as u32,
+        );
+        init_mutex(r.mutex()).map_err(|e| Error::sys("pthread_mutex_init", &r.label, e))?;
+        trace!("pthread_mutex_init(PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST) in {}", r.label);
+        let db = Db {
+            region,
+            geo,
+            stop_mid_write: false,
+        };
+        db.claim();
+        db.region
+            .u64(layout::H_MAGIC)
+            .store(u64::from_ne_bytes(layout::MAGIC), Ordering::Release);
+        Ok(db)
+    }
+
+    /// Attach to an existing segment after checking its header against its real size.
+    pub fn attach(region: Region) -> Result<Db> {
+        let geo = layout::validate(&region.raw_header(), region.len(), &region.label)?;
+        Ok(Db {
+            region,
+            geo,
+            stop_mid_write: false,
+        })
+    }
+
+    /// The segment's geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
+    /// Write our pid and start time as the creator (a server that creates or adopts it).
+    pub fn claim(&self) {
+        let pid = std::process::id();
+        self.region
+            .u32(layout::H_CREATOR_PID)
+            .store(pid, Ordering::Relaxed);
+        self.region
+            .u64(layout::H_CREATOR_START)
+            .store(start_time(pid as i32).unwrap_or(0), Ordering::Release);
+    }
+
+    /// The creator's pid, and whether that process is still alive: the pid exists *and* has
+    /// the recorded start time, so a recycled pid is not mistaken for the creator.
+    pub fn creator(&self) -> (i32, bool) {
+        let pid = self.region.u32(layout::H_CREATOR_PID).load(Ordering::Relaxed) as i32;
+        let start = self
+            .region
+            .u64(layout::H_CREATOR_START)
+            .load(Ordering::Acquire);
+        (pid, pid > 0 && start_time(pid) == Some(start))
+    }
+
+    /// Check the key's length; the error names the limit.
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.is_empty() || key.len() > self.geo.key_max as usize {
+            return Err(Error::msg(format!(
+                "key is {} bytes; keys are 1..={} bytes in {}",
+                key.len(),
+                self.geo.key_max,
+                self.region.label
+            )));
+        }
+        Ok(())
+    }
+
+    /// Look `key` up without taking any lock; its value is copied into `out`. Ok(false) if
+    /// the key is not stored.
+    pub fn get(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        self.check_key(key)?;
+        let hash = layout::fnv1a(key);
+        let home = self.geo.home(hash);
+        let mut scratch = Vec::new();
+        for i in 0..self.geo.slots {
+            let slot = (home + i) % self.geo.slots;
+            match self.read_slot(slot, Some((key, hash)), &mut scratch, out)? {
+                Seen::Empty => return Ok(false),
+                Seen::Live => return Ok(true),
+                Seen::Deleted | Seen::Other => {}
+                Seen::Corrupt(_) => unreachable!("read_slot returns corruption as an error"),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Every stored key and value, each read consistently (not one point in time for all).
+    pub fn list(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut all = Vec::new();
+        for slot in 0..self.geo.slots {
+            let (mut k, mut v) = (Vec::new(), Vec::new());
+            if let Seen::Live = self.read_slot(slot, None, &mut k, &mut v)? {
+                all.push((k, v));
+            }
+        }
+        all.sort();
+        Ok(all)
+    }
+
+    /// One seqlock read of a slot (see the module docs). With `want`, only a record of that
+    /// key (and hash) counts as `Live` and only its value is copied; without, any live
+    /// record's key and value are copied.
+    fn read_slot(
+        &self,
+        slot: u32,
+        want: Option<(&[u8], u64)>,
+        key_out: &mut Vec<u8>,
+        value_out: &mut Vec<u8>,
+    ) -> Result<Seen> {
+        let r = &self.region;
+        let rec = self.geo.record(slot);
+        let seq = r.u64(rec + R_SEQ);
+        let mut patience = Patience::default();
+        loop {
+            let s1 = seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                patience.wait(self, slot)?;
+                continue;
+            }
+            key_out.clear();
+            value_out.clear();
+            let seen = match r.u32(rec + R_STATE).load(Ordering::Relaxed) {
+                EMPTY => Seen::Empty,
+                DELETED => Seen::Deleted,
+                LIVE => {
+                    let hash = r.u64(rec + R_HASH).load(Ordering::Relaxed);
+                    let klen = r.u32(rec + R_KEY_LEN).load(Ordering::Relaxed);
+                    let vlen = r.u32(rec + R_VALUE_LEN).load(Ordering::Relaxed);
+                    // Lengths are input: checked before they bound a copy.
+                    if klen == 0 || klen > self.geo.key_max || vlen > self.geo.value_max {
+                        Seen::Corrupt(format!("key length {klen}, value length {vlen}"))
+                    } else {
+                        let value_off = rec + self.geo.value_off();
+                        match want {
+                            Some((key, h)) => {
+                                if h == hash
+                                    && klen as usize == key.len()
+                                    && r.bytes_equal(rec + R_KEY, key)
+                                {
+                                    r.load_bytes(value_off, vlen as usize, value_out);
+                                    Seen::Live
+                                } else {
+                                    Seen::Other
+                                }
+                            }
+                            None => {
+                                r.load_bytes(rec + R_KEY, klen as usize, key_out);
+                                r.load_bytes(value_off, vlen as usize, value_out);
+                                Seen::Live
+                            }
+                        }
+                    }
+                }
+                other => Seen::Corrupt(format!("state {other}")),
+            };
+            // Everything above happens before the second load of the count.
+            fence(Ordering::Acquire);
+            if seq.load(Ordering::Relaxed) == s1 {
+                if let Seen::Corrupt(why) = seen {
+                    return Err(Error::msg(format!(
+                        "{}: record {slot} is corrupt ({why})",
+                        self.region.label
+                    )));
+                }
+                return Ok(seen);
+            }
+            patience.wait(self, slot)?;
+        }
+    }
+
+    /// Take the writers' mutex, repairing what a dead owner left behind.
+    pub fn lock(&self) -> Result<Writer<'_>> {
+        let m = self.region.mutex();
+        let deadline = realtime_after(LOCK_PATIENCE);
+        // SAFETY: `m` points at the mutex initialised by `init` in the shared mapping, which
+        // outlives the Writer that unlocks it; pthread_mutex_timedlock is thread-safe.
+        let rc = unsafe { libc::pthread_mutex_timedlock(m, &deadline) };
+        let label = &self.region.label;
+        match rc {
+            0 => {}
+            libc::EOWNERDEAD => {
+                // We own the mutex now; the guard unlocks it even if the repair fails below.
+                let writer = Writer { db: self };
+                let report = self.repair();
+                // SAFETY: we own the mutex (EOWNERDEAD hands it over locked).
+                let rc = unsafe { libc::pthread_mutex_consistent(m) };
+                if rc != 0 {
+                    return Err(Error::sys(
+                        "pthread_mutex_consistent",
+                        label,
+                        Errno::from_raw(rc),
+                    ));
+                }
+                eprintln!(
+                    "shm-demo: recovered the writers' mutex of {label}: its owner died holding it; {report}"
+                );
+                trace!("pthread_mutex_lock({label}) -> EOWNERDEAD; repaired; pthread_mutex_consistent");
+                return Ok(writer);
+            }
+            libc::ETIMEDOUT => {
+                return Err(Error::msg(format!(
+                    "{label}: the writers' mutex has been held for {} s by a live process (a stopped writer?)",
+                    LOCK_PATIENCE.as_secs()
+                )));
+            }
+            libc::ENOTRECOVERABLE => {
+                return Err(Error::msg(format!(
+                    "{label}: the writers' mutex is not recoverable (a repair was abandoned); start the server with --fresh"
+                )));
+            }
+            e => return Err(Error::sys("pthread_mutex_lock", label, Errno::from_raw(e))),
+        }
+        trace!("pthread_mutex_lock({label}) -> ok");
+        Ok(Writer { db: self })
+    }
+
+    /// After EOWNERDEAD, with the mutex held: undo the half-written record, recount.
+    fn repair(&self) -> String {
+        let r = &self.region;
+        let geo = &self.geo;
+        let mut done = Vec::new();
+        let undo = r.u32(layout::H_UNDO_SLOT).load(Ordering::Relaxed);
+        let (mut used, mut deleted) = (0, 0);
+        for slot in 0..geo.slots {
+            let rec = geo.record(slot);
+            let seq = r.u64(rec + R_SEQ);
+            let s = seq.load(Ordering::Relaxed);
+            if s & 1 == 1 {
+                if undo == slot + 1 {
+                    // Back to the image saved before the record was made odd.
+                    copy_record(r, geo, layout::H_UNDO, rec);
+                    done.push(format!("record {slot} restored to its last committed value"));
+                } else {
+                    // No image to restore (cannot happen with this program's writers): drop
+                    // the record rather than serve a half-written one.
+                    r.u32(rec + R_STATE).store(DELETED, Ordering::Relaxed);
+                    done.push(format!("record {slot} was half-written with no undo image: deleted"));
+                }
+                seq.store(s + 1, Ordering::Release);
+            }
+            match r.u32(rec + R_STATE).load(Ordering::Relaxed) {
+                LIVE => used += 1,
+                DELETED => deleted += 1,
+                _ => {}
+            }
+        }
+        r.u32(layout::H_UNDO_SLOT).store(0, Ordering::Relaxed);
+        r.u32(layout::H_USED).store(used, Ordering::Relaxed);
+        r.u32(layout::H_DELETED).store(deleted, Ordering::Relaxed);
+        r.u64(layout::H_GENERATION).fetch_add(1, Ordering::Release);
+        if done.is_empty() {
+            done.push("no record was half-written".into());
+        }
+        format!("{}; records in use: {used}", done.join(", "))
+    }
+
+    /// The header's counters.
+    pub fn stats(&self) -> Stats {
+        let r = &self.region;
+        let (creator_pid, creator_alive) = self.creator();
+        Stats {
+            slots: self.geo.slots,
+            used: r.u32(layout::H_USED).load(Ordering::Relaxed),
+            deleted: r.u32(layout::H_DELETED).load(Ordering::Relaxed),
+            generation: r.u64(layout::H_GENERATION).load(Ordering::Acquire),
+            creator_pid,
+            creator_alive,
+            key_max: self.geo.key_max,
+            value_max: self.geo.value_max,
+            total_size: self.geo.total_size,
+            watchers: r.u32(layout::H_WATCHERS).load(Ordering::Relaxed),
+        }
+    }
+
+    /// The futex word that changes whenever `key` may have changed (its home slot's notify).
+    pub fn notify_word(&self, key: &[u8]) -> Result<&AtomicU32> {
+        self.check_key(key)?;
+        let home = self.geo.home(layout::fnv1a(key));
+        Ok(self.region.u32(self.geo.record(home) + R_NOTIFY))
+    }
+
+    /// The count of processes in `watch`.
+    pub fn watchers(&self) -> &AtomicU32 {
+        self.region.u32(layout::H_WATCHERS)
+    }
+}
+
+/// The writers' side, holding the mutex; unlocks when dropped.
+pub struct Writer<'a> {
+    db: &'a Db,
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we locked this mutex in `Db::lock` and still hold it.
+        unsafe { libc::pthread_mutex_unlock(self.db.region.mutex()) };
+    }
+}
+
+impl Writer<'_> {
+    /// Store `value` under `key`, replacing any old value.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let db = self.db;
+        db.check_key(key)?;
+        if value.len() > db.geo.value_max as usize {
+            return Err(Error::msg(format!(
+                "value is {} bytes; the limit in {} is {} (server --value-max)",
+                value.len(),
+                db.region.label,
+                db.geo.value_max
+            )));
+        }
+        let hash = layout::fnv1a(key);
+        let slot = match self.find(key, hash)? {
+            Found::Key(slot) | Found::Free(slot) => slot,
+            Found::Full => {
+                return Err(Error::msg(format!(
+                    "{}: table full: all {} slots hold keys (start the server with more --slots)",
+                    db.region.label, db.geo.slots
+                )));
+            }
+        };
+        self.write(slot, LIVE, hash, key, value);
+        Ok(())
+    }
+
+    /// Delete `key`. Ok(false) if it was not stored.
+    pub fn del(&mut self, key: &[u8]) -> Result<bool> {
+        let db = self.db;
+        db.check_key(key)?;
+        let hash = layout::fnv1a(key);
+        let Found::Key(slot) = self.find(key, hash)? else {
+            return Ok(false);
+        };
+        self.write(slot, DELETED, hash, b"", b"");
+        // A tombstone followed by an empty slot ends no probe that an empty slot would not
+        // end as well: make it (and the tombstones before it) empty again, so that deletes do
+        // not slowly turn every lookup into a long probe.
+        let n = db.geo.slots;
+        let mut s = slot;
+        for _ in 0..n {
+            let next = (s + 1) % n;
+            if self.state(next) != EMPTY || self.state(s) != DELETED {
+                break;
+            }
+            self.write(s, EMPTY, 0, b"", b"");
+            s = (s + n - 1) % n;
+        }
+        Ok(true)
+    }
+
+    fn state(&self, slot: u32) -> u32 {
+        let rec = self.db.geo.record(slot);
+        self.db.region.u32(rec + R_STATE).load(Ordering::Relaxed)
+    }
+
+    /// Probe for `key` from its home slot. Under the mutex records do not change, so plain
+    /// (Relaxed) loads see each one whole.
+    fn find(&self, key: &[u8], hash: u64) -> Result<Found> {
+        let db = self.db;
+        let r = &db.region;
+        let n = db.geo.slots;
+        let home = db.geo.home(hash);
+        let mut free = None;
+        for i in 0..n {
+            let slot = (home + i) % n;
+            let rec = db.geo.record(slot);
+            match self.state(slot) {
+                EMPTY => return Ok(Found::Free(free.unwrap_or(slot))),
+                DELETED => {
+                    free.get_or_insert(slot);
+                }
+                LIVE => {
+                    let klen = r.u32(rec + R_KEY_LEN).load(Ordering::Relaxed);
+                    if r.u64(rec + R_HASH).load(Ordering::Relaxed) == hash
+                        && klen as usize == key.len()
+                        && r.bytes_equal(rec + R_KEY, key)
+                    {
+                        return Ok(Found::Key(slot));
+                    }
+                }
+                other => {
+                    return Err(Error::msg(format!(
+                        "{}: record {slot} is corrupt (state {other})",
+                        r.label
+                    )));
+                }
+            }
+        }
+        Ok(free.map_or(Found::Full, Found::Free))
+    }
+
+    /// Rewrite one record under the seqlock, with its old image saved for repair first.
+    fn write(&mut self, slot: u32, state: u32, hash: u64, key: &[u8], value: &[u8]) {
+        let db = self.db;
+        let (r, geo) = (&db.region, &db.geo);
+        let rec = geo.record(slot);
+        let old_state = self.state(slot);
+
+        // 1. The undo image, then the slot it belongs to. A writer that dies before this
+        //    point has not touched the record.
+        copy_record(r, geo, rec, layout::H_UNDO);
+        r.u32(layout::H_UNDO_SLOT).store(slot + 1, Ordering::Relaxed);
+
+        // 2. Odd: readers retry from here on. The Release fence keeps the data stores below
+        //    from becoming visible before the odd count (the writer's half of Boehm's recipe).
+        let seq = r.u64(rec + R_SEQ);
+        let s = seq.load(Ordering::Relaxed);
+        seq.store(s + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+
+        // 3. The record itself.
+        r.u32(rec + R_STATE).store(state, Ordering::Relaxed);
+        r.u64(rec + R_HASH).store(hash, Ordering::Relaxed);
+        r.u32(rec + R_KEY_LEN).store(key.len() as u32, Ordering::Relaxed);
+        r.u32(rec + R_VALUE_LEN)
+            .store(value.len() as u32, Ordering::Relaxed);
+        r.store_bytes(rec + R_KEY, key);
+        let value_off = rec + geo.value_off();
+        if db.stop_mid_write {
+            // The test hook: half the value written, the record odd, the mutex held.
+            let half = value.len() / 2 / 8 * 8;
+            r.store_bytes(value_off, &value[..half]);
+            eprintln!("shm-demo: stopping inside the critical section (test hook)");
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+        }
+        r.store_bytes(value_off, value);
+
+        // 4. Even again, with Release: a reader that sees this count sees the whole record.
+        seq.store(s + 2, Ordering::Release);
+        r.u32(layout::H_UNDO_SLOT).store(0, Ordering::Relaxed);
+
+        let count = |off, old: bool, new: bool| {
+            if old && !new {
+                r.u32(off).fetch_sub(1, Ordering::Relaxed);
+            } else if new && !old {
+                r.u32(off).fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        count(layout::H_USED, old_state == LIVE, state == LIVE);
+        count(layout::H_DELETED, old_state == DELETED, state == DELETED);
+        r.u64(layout::H_GENERATION)
+            .fetch_add(1, Ordering::Release);
+
+        // 5. Wake the watchers of this key's home slot (an EMPTY write is housekeeping: no
+        //    key changed).
+        if state != EMPTY {
+            let word = r.u32(geo.record(geo.home(hash)) + R_NOTIFY);
+            word.fetch_add(1, Ordering::SeqCst);
+            if r.u32(layout::H_WATCHERS).load(Ordering::SeqCst) != 0 {
+                futex_wake(word);
+                trace!("futex(FUTEX_WAKE) on slot {}'s notify word", geo.home(hash));
+            }
+        }
+    }
+}
+
+enum Found {
+    Key(u32),
+    Free(u32),
+    Full,
+}
+
+/// Copy a record's state, hash, lengths, key and value from the record at `from` to the one
+/// at `to` (both records or the undo record), leaving `to`'s sequence and notify words alone.
+fn copy_record(r: &Region, geo: &Geometry, from: usize, to: usize) {
+    for off in [R_STATE, R_KEY_LEN, R_VALUE_LEN] {
+        let v = r.u32(from + off).load(Ordering::Relaxed);
+        r.u32(to + off).store(v, Ordering::Relaxed);
+    }
+    let hash = r.u64(from + R_HASH).load(Ordering::Relaxed);
+    r.u64(to + R_HASH).store(hash, Ordering::Relaxed);
+    // Lengths are clamped to the areas: even a corrupt length copies only what fits.
+    let klen = (r.u32(from + R_KEY_LEN).load(Ordering::Relaxed) as usize).min(geo.key_max as usize);
+    let vlen =
+        (r.u32(from + R_VALUE_LEN).load(Ordering::Relaxed) as usize).min(geo.value_max as usize);
+    r.copy_words(from + R_KEY, to + R_KEY, klen);
+    r.copy_words(from + geo.value_off(), to + geo.value_off(), vlen);
+}
+
+/// Bounded retrying for a reader: spin briefly, then yield, then give up at the deadline.
+#[derive(Default)]
+struct Patience {
+    tries: u32,
+    since: Option<Instant>,
+}
+
+impl Patience {
+    fn wait(&mut self, db: &Db, slot: u32) -> Result<()> {
+        self.tries += 1;
+        if self.tries < 64 {
+            std::hint::spin_loop();
+            return Ok(());
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() > READ_PATIENCE {
+            return Err(Error::msg(format!(
+                "{}: record {slot} is still being written after {} s (its writer may have died mid-write; the next put repairs it)",
+                db.region.label,
+                READ_PATIENCE.as_secs()
+            )));
+        }
+        std::thread::yield_now();
+        Ok(())
+    }
+}
+
+/// Initialise a robust, process-shared mutex at `m` (zero-filled shared memory).
+fn init_mutex(m: *mut libc::pthread_mutex_t) -> std::result::Result<(), Errno> {
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+    // SAFETY: attr is initialised by pthread_mutexattr_init before any other use, and
+    // destroyed after pthread_mutex_init has copied what it needs; `m` points at MUTEX_ROOM
+    // writable bytes of the mapping that nobody uses yet (the magic is not set).
+    unsafe {
+        Errno::result(-libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+        let a = attr.as_mut_ptr();
+        let rc = [
+            libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
+            libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST),
+            libc::pthread_mutex_init(m, a),
+        ];
+        libc::pthread_mutexattr_destroy(a);
+        match rc.into_iter().find(|&rc| rc != 0) {
+            Some(e) => Err(Errno::from_raw(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// CLOCK_REALTIME `after` from now, the absolute deadline pthread_mutex_timedlock takes.
+fn realtime_after(after: Duration) -> libc::timespec {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(0, 0));
+    let t = Duration::from(now) + after;
+    libc::timespec {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    }
+}
+
+/// `FUTEX_WAIT` on a shared word while it holds `expected` (no FUTEX_PRIVATE_FLAG: the
+/// waker is another process). Returns when woken, when the word differs (EAGAIN), or on a
+/// signal (EINTR).
+pub fn futex_wait(word: &AtomicU32, expected: u32) -> std::result::Result<(), Errno> {
+    // SAFETY: the futex syscall reads the aligned u32 at word's address, which stays mapped
+    // for the duration of the call; a null timeout means no timeout.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// `FUTEX_WAKE` every waiter on a shared word.
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: as for futex_wait; FUTEX_WAKE only uses the address as a key.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+    }
+}
+
+/// A process's start time in clock ticks after boot (field 22 of `/proc/PID/stat`), which
+/// tells a process from a later one that was given the same pid.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain anything, so fields are
+    // counted from the last ')': the state is field 3, the start time field 22.
+    let (_, rest) = text.rsplit_once(") ")?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}

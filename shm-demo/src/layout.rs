@@ -1,0 +1,338 @@
+//! The segment's layout: what lies at which offset, and the checks that every process runs
+//! on it before trusting a byte.
+//!
+//! The segment is shared with other processes, so it is *input*: another process (a buggy
+//! one, a foreign one, one that died mid-write) may have put anything in it. Every size,
+//! index and offset read from it is checked here before it is used; the length of the
+//! mapping comes from `fstat` (or `IPC_STAT`), never from the header.
+//!
+//! All integers are little-endian (the machine's order: the segment never leaves the
+//! machine, and the layout version covers the ABI through the mutex size).
+//!
+//! # Header (offsets in bytes from the start of the segment)
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | magic `b"SHMKVDB\0"` |
+//! | 8 | 4 | layout version, [`VERSION`] |
+//! | 12 | 4 | header size: `round_up(192 + record_size, 64)` |
+//! | 16 | 8 | total size: header size + slots × record size |
+//! | 24 | 4 | slots (records in the hash table) |
+//! | 28 | 4 | key max (bytes) |
+//! | 32 | 4 | value max (bytes) |
+//! | 36 | 4 | record size: `32 + round_up(key max, 8) + round_up(value max, 8)` |
+//! | 40 | 4 | creator pid |
+//! | 44 | 4 | `sizeof(pthread_mutex_t)` of the creator (40 on x86-64 glibc): an ABI check |
+//! | 48 | 8 | creator start time (clock ticks after boot, field 22 of `/proc/PID/stat`) |
+//! | 56 | 8 | generation: +1 per committed put or del |
+//! | 64 | 4 | records in use |
+//! | 68 | 4 | deleted records (tombstones) |
+//! | 72 | 4 | watchers: processes in `watch`, so a writer skips `FUTEX_WAKE` when there are none |
+//! | 76 | 4 | undo slot: 0, or 1 + the slot whose old image is in the undo record |
+//! | 80 | 48 | reserved (zero) |
+//! | 128 | 64 | the writers' mutex: a robust, process-shared `pthread_mutex_t` |
+//! | 192 | record size | the undo record: the image of the record being written, for repair |
+//!
+//! # Record (offsets from the start of record `i`, at `header size + i × record size`)
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | sequence: odd while a writer is changing the record, +2 per write |
+//! | 8 | 4 | notify: the futex word `watch` waits on; +1 per change to a key whose *home* slot is this one |
+//! | 12 | 4 | state: 0 empty, 1 live, 2 deleted (a tombstone) |
+//! | 16 | 8 | FNV-1a 64 hash of the key |
+//! | 24 | 4 | key length |
+//! | 28 | 4 | value length |
+//! | 32 | key max, rounded up to 8 | key bytes |
+//! | 32 + that | value max, rounded up to 8 | value bytes (binary-safe) |
+//!
+//! A key's home slot is `hash % slots`; it lives there or in the next slots (linear probing),
+//! so a lookup is O(1) expected and stops at the first empty slot. A deleted record becomes a
+//! tombstone, so that the lookups of keys stored past it do not stop early.
+
+use std::mem::size_of;
+
+use common::{Error, Result};
+
+/// The first 8 bytes of every segment.
+pub const MAGIC: [u8; 8] = *b"SHMKVDB\0";
+/// The layout version this program reads and writes.
+pub const VERSION: u32 = 1;
+
+/// Keys are at most this long unless a segment says otherwise.
+pub const KEY_MAX: u32 = 64;
+/// Values are at most this long unless `--value-max` says otherwise.
+pub const VALUE_MAX: u32 = 1024;
+/// The largest `--slots`: 4 Mi records.
+pub const SLOTS_LIMIT: u32 = 1 << 22;
+/// The largest key max a segment may declare.
+pub const KEY_LIMIT: u32 = 1024;
+/// The largest value max a segment may declare: 1 MiB.
+pub const VALUE_LIMIT: u32 = 1 << 20;
+/// The largest segment: 4 GiB. A header claiming more is refused before anything is mapped
+/// past the object's real size.
+pub const TOTAL_LIMIT: u64 = 1 << 32;
+
+pub const H_MAGIC: usize = 0;
+pub const H_VERSION: usize = 8;
+pub const H_HEADER_SIZE: usize = 12;
+pub const H_TOTAL: usize = 16;
+pub const H_SLOTS: usize = 24;
+pub const H_KEY_MAX: usize = 28;
+pub const H_VALUE_MAX: usize = 32;
+pub const H_RECORD_SIZE: usize = 36;
+pub const H_CREATOR_PID: usize = 40;
+pub const H_MUTEX_SIZE: usize = 44;
+pub const H_CREATOR_START: usize = 48;
+pub const H_GENERATION: usize = 56;
+pub const H_USED: usize = 64;
+pub const H_DELETED: usize = 68;
+pub const H_WATCHERS: usize = 72;
+pub const H_UNDO_SLOT: usize = 76;
+pub const H_MUTEX: usize = 128;
+/// Room reserved for the mutex; glibc's is 40 bytes on 64-bit targets.
+pub const MUTEX_ROOM: usize = 64;
+pub const H_UNDO: usize = 192;
+/// The part of the header before the undo record: what must be mapped to read the rest.
+pub const FIXED_HEADER: usize = H_UNDO;
+
+pub const R_SEQ: usize = 0;
+pub const R_NOTIFY: usize = 8;
+pub const R_STATE: usize = 12;
+pub const R_HASH: usize = 16;
+pub const R_KEY_LEN: usize = 24;
+pub const R_VALUE_LEN: usize = 28;
+pub const R_KEY: usize = 32;
+
+/// Record states.
+pub const EMPTY: u32 = 0;
+pub const LIVE: u32 = 1;
+pub const DELETED: u32 = 2;
+
+/// The dimensions of a segment, from which every offset follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub slots: u32,
+    pub key_max: u32,
+    pub value_max: u32,
+    pub record_size: usize,
+    pub header_size: usize,
+    pub total_size: usize,
+}
+
+fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+impl Geometry {
+    /// The geometry for these limits, or a one-line reason why it cannot be.
+    pub fn new(slots: u32, key_max: u32, value_max: u32) -> Result<Geometry> {
+        if !(1..=SLOTS_LIMIT).contains(&slots) {
+            return Err(Error::msg(format!("slots {slots}: must be 1..={SLOTS_LIMIT}")));
+        }
+        if !(1..=KEY_LIMIT).contains(&key_max) {
+            return Err(Error::msg(format!("key max {key_max}: must be 1..={KEY_LIMIT}")));
+        }
+        if !(1..=VALUE_LIMIT).contains(&value_max) {
+            return Err(Error::msg(format!(
+                "value max {value_max}: must be 1..={VALUE_LIMIT}"
+            )));
+        }
+        // Within these limits nothing overflows a u64; the total is checked against
+        // TOTAL_LIMIT so that it also fits a 32-bit usize's worth of address space checks.
+        let record_size = R_KEY + round_up(key_max as usize, 8) + round_up(value_max as usize, 8);
+        let header_size = round_up(H_UNDO + record_size, 64);
+        let total = header_size as u64 + u64::from(slots) * record_size as u64;
+        if total > TOTAL_LIMIT {
+            return Err(Error::msg(format!(
+                "{slots} slots of {record_size} bytes make {total} bytes, over the {TOTAL_LIMIT}-byte limit"
+            )));
+        }
+        let total_size = usize::try_from(total)
+            .map_err(|_| Error::msg(format!("{total} bytes do not fit this machine's address space")))?;
+        Ok(Geometry {
+            slots,
+            key_max,
+            value_max,
+            record_size,
+            header_size,
+            total_size,
+        })
+    }
+
+    /// The offset of record `slot` (which the caller has checked is `< slots`).
+    pub fn record(&self, slot: u32) -> usize {
+        debug_assert!(slot < self.slots);
+        self.header_size + slot as usize * self.record_size
+    }
+
+    /// The offset of a record's value bytes, relative to the record.
+    pub fn value_off(&self) -> usize {
+        R_KEY + round_up(self.key_max as usize, 8)
+    }
+
+    /// The slot where a key with this hash starts its probe.
+    pub fn home(&self, hash: u64) -> u32 {
+        // The remainder is < slots, which is a u32.
+        (hash % u64::from(self.slots)) as u32
+    }
+}
+
+/// The header fields that describe the geometry, as read from a segment.
+#[derive(Clone, Copy, Debug)]
+pub struct RawHeader {
+    pub magic: [u8; 8],
+    pub version: u32,
+    pub header_size: u32,
+    pub total_size: u64,
+    pub slots: u32,
+    pub key_max: u32,
+    pub value_max: u32,
+    pub record_size: u32,
+    pub mutex_size: u32,
+    pub used: u32,
+    pub deleted: u32,
+    pub undo_slot: u32,
+}
+
+/// Check a header read from a segment of `len` bytes (from `fstat`/`IPC_STAT`), and return
+/// its geometry. `object` names the segment in the error.
+pub fn validate(h: &RawHeader, len: usize, object: &str) -> Result<Geometry> {
+    let bad = |why: String| Err(Error::msg(format!("{object}: {why}")));
+    if h.magic != MAGIC {
+        if h.magic == [0; 8] {
+            return bad("no database header (all zero: not initialised, or not ours)".into());
+        }
+        return bad(format!(
+            "not a shm-demo database (magic {:?}, expected \"SHMKVDB\\0\")",
+            common::out::escape(&h.magic)
+        ));
+    }
+    if h.version != VERSION {
+        return bad(format!(
+            "layout version {}, this program reads version {VERSION}",
+            h.version
+        ));
+    }
+    if h.mutex_size as usize != size_of::<libc::pthread_mutex_t>() {
+        return bad(format!(
+            "made by a program whose pthread_mutex_t is {} bytes (ours: {}); refusing to use its mutex",
+            h.mutex_size,
+            size_of::<libc::pthread_mutex_t>()
+        ));
+    }
+    let geo = Geometry::new(h.slots, h.key_max, h.value_max)
+        .or_else(|e| bad(format!("header: {e}")))?;
+    if h.record_size as usize != geo.record_size
+        || h.header_size as usize != geo.header_size
+        || h.total_size != geo.total_size as u64
+    {
+        return bad(format!(
+            "header sizes disagree (record {} header {} total {}; expected {} {} {})",
+            h.record_size,
+            h.header_size,
+            h.total_size,
+            geo.record_size,
+            geo.header_size,
+            geo.total_size
+        ));
+    }
+    if geo.total_size != len {
+        return bad(format!(
+            "the header says {} bytes but the object has {len}{}",
+            geo.total_size,
+            if len < geo.total_size {
+                " (truncated?)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if h.used > h.slots || h.deleted > h.slots || h.undo_slot > h.slots {
+        return bad(format!(
+            "header counters out of range (used {}, deleted {}, undo slot {} of {} slots)",
+            h.used, h.deleted, h.undo_slot, h.slots
+        ));
+    }
+    Ok(geo)
+}
+
+/// FNV-1a, 64 bits: the key hash (and the demo's value checksum). Small, fast on short keys,
+/// and easy to recompute from Python or C; there is no untrusted party choosing keys to flood
+/// a table that only processes of one user can open.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_for(geo: &Geometry) -> RawHeader {
+        RawHeader {
+            magic: MAGIC,
+            version: VERSION,
+            header_size: geo.header_size as u32,
+            total_size: geo.total_size as u64,
+            slots: geo.slots,
+            key_max: geo.key_max,
+            value_max: geo.value_max,
+            record_size: geo.record_size as u32,
+            mutex_size: size_of::<libc::pthread_mutex_t>() as u32,
+            used: 0,
+            deleted: 0,
+            undo_slot: 0,
+        }
+    }
+
+    #[test]
+    fn default_geometry_is_as_documented() {
+        let g = Geometry::new(1024, KEY_MAX, VALUE_MAX).unwrap();
+        assert_eq!(g.record_size, 32 + 64 + 1024);
+        assert_eq!(g.header_size, 1344); // round_up(192 + 1120, 64)
+        assert_eq!(g.total_size, 1344 + 1024 * 1120);
+        assert_eq!(g.value_off(), 96);
+        assert_eq!(g.record(1), 1344 + 1120);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        assert!(Geometry::new(0, 64, 10).is_err());
+        assert!(Geometry::new(SLOTS_LIMIT + 1, 64, 10).is_err());
+        assert!(Geometry::new(10, 64, VALUE_LIMIT + 1).is_err());
+        assert!(Geometry::new(SLOTS_LIMIT, KEY_LIMIT, VALUE_LIMIT).is_err());
+    }
+
+    #[test]
+    fn validation_refuses_each_kind_of_damage() {
+        let g = Geometry::new(16, 64, 100).unwrap();
+        let good = header_for(&g);
+        assert_eq!(validate(&good, g.total_size, "x").unwrap(), g);
+        let cases: [(fn(&mut RawHeader), &str); 5] = [
+            (|h| h.magic = *b"NOTOURS!", "not a shm-demo database"),
+            (|h| h.version = 9, "layout version 9"),
+            (|h| h.slots = 17, "header sizes disagree"),
+            (|h| h.slots = 0, "slots 0"),
+            (|h| h.used = 99, "counters out of range"),
+        ];
+        for (damage, want) in cases {
+            let mut h = good;
+            damage(&mut h);
+            let err = validate(&h, g.total_size, "/x").unwrap_err().to_string();
+            assert!(err.starts_with("/x: ") && err.contains(want), "{err}");
+        }
+        let err = validate(&good, g.total_size - 1, "/x").unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn fnv1a_matches_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,235 @@
+//! The server: create the database (or adopt a dead server's), keep it while clients use it
+//! directly, save and remove it on SIGTERM/SIGINT.
+//!
+//! The server takes no part in reads or writes: clients map the segment and work in it. Its
+//! jobs are the ones that need one owner: create the object and lay out the header, decide
+//! what to do with an object found at the name, load and save snapshots, report on SIGUSR1,
+//! and remove the object when it stops. Start-up, in order:
+//!
+//! 1. signal handlers first (SIGINT/SIGTERM end the loop; SIGUSR1 asks for stats), before
+//!    anything exists that they should clean up;
+//! 2. the pid file's `flock`: a live server on this name (in this runtime dir) is refused;
+//! 3. `O_CREAT|O_EXCL`: create, or learn that something is already there, and then vet it:
+//!    not ours or not 0600 → refused; a header that does not check out → refused (or
+//!    discarded with `--fresh`); a creator that is alive (pid *and* start time) → refused; a
+//!    dead creator's → adopted, after the mutex checks out (a writer that died holding it is
+//!    repaired now);
+//! 4. `--load`, then the "ready" line, then sleep in `poll` until a signal.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::ExitCode;
+
+use common::cleanup::{Object, Shutdown, Unlink};
+use common::pidfile::{self, PidFile};
+use common::{Context, Error, Result, say, trace};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::cli::ServerArgs;
+use crate::db::Db;
+use crate::layout::{self, Geometry};
+use crate::segment::{self, Target};
+use crate::snapshot;
+
+/// Removes the database when dropped: `shm_unlink` through common's guard, or `IPC_RMID`
+/// and the key file for SysV.
+struct Remove {
+    /// POSIX: common's guard calls `shm_unlink` when it drops with us.
+    _posix: Option<Unlink>,
+    sysv: Option<Target>,
+}
+
+impl Remove {
+    fn new(target: &Target) -> Remove {
+        if target.sysv {
+            Remove {
+                _posix: None,
+                sysv: Some(target.clone()),
+            }
+        } else {
+            Remove {
+                _posix: Some(Unlink::new(Object::Shm(target.name.clone()))),
+                sysv: None,
+            }
+        }
+    }
+}
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        if let Some(t) = &self.sysv {
+            if let Err(e) = segment::remove(t) {
+                eprintln!("warning: {e}");
+            }
+        }
+    }
+}
+
+/// Run the server until SIGTERM or SIGINT.
+pub fn run(args: &ServerArgs) -> Result<ExitCode> {
+    let shutdown = Shutdown::install()?;
+    let usr1 = Usr1::install()?;
+    let target = Target::new(&args.db.name, args.db.sysv)?;
+    let pid_path = target.pid_path()?;
+    let pid_file = PidFile::create(&pid_path).map_err(|e| match pidfile::read(&pid_path) {
+        Ok(pid) => Error::msg(format!(
+            "a server (pid {pid}) already serves {}; refusing to start a second one",
+            target.label()
+        )),
+        Err(_) => e,
+    })?;
+    let geo = Geometry::new(args.slots, layout::KEY_MAX, args.value_max)?;
+    let (db, how) = open_or_adopt(&target, geo, args.fresh)?;
+    // From here the object is ours to remove, however we leave.
+    let remove = Remove::new(&target);
+
+    if let Some(path) = &args.load {
+        let records = snapshot::load(path, db.geometry())?;
+        let mut w = db.lock()?;
+        for (k, v) in &records {
+            w.put(k, v)?;
+        }
+        drop(w);
+        say!("loaded {} records from {}", records.len(), path.display())?;
+    }
+    let g = db.geometry();
+    say!(
+        "shm-demo server: ready: pid {} serves {} ({how}; {} slots, key max {}, value max {}, {} bytes), pid file {}",
+        std::process::id(),
+        target.label(),
+        g.slots,
+        g.key_max,
+        g.value_max,
+        g.total_size,
+        pid_file.path().display()
+    )?;
+    let name_arg = if args.db.name == "/ipc-demo-db" {
+        String::new()
+    } else {
+        format!(" --name {}", args.db.name)
+    };
+    let sysv_arg = if args.db.sysv { " --sysv" } else { "" };
+    say!(
+        "try: shm-demo put{name_arg}{sysv_arg} greeting hello; shm-demo get{name_arg}{sysv_arg} greeting   (stop with kill {})",
+        std::process::id()
+    )?;
+
+    while !shutdown.requested() {
+        // No timeout: the server has nothing to do until a signal arrives; clients never talk
+        // to it. The self-pipes wake the poll, which SA_RESTART would not.
+        let mut fds = [
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+            PollFd::new(usr1.read.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", "signal pipes", e)),
+        }
+        if usr1.take() {
+            say!("stats: {}", crate::client::stats_line(&db, &target))?;
+        }
+    }
+
+    let mut saved = String::new();
+    if let Some(path) = &args.save {
+        // Under the mutex, so the snapshot is one point in time (readers carry on).
+        let w = db.lock()?;
+        let records = db.list()?;
+        drop(w);
+        snapshot::save(path, &records)?;
+        saved = format!("saved {} records to {}; ", records.len(), path.display());
+    }
+    let sig = shutdown.signal().map_or("signal", |s| s.as_str());
+    let generation = db.stats().generation;
+    drop(db);
+    drop(remove);
+    say!(
+        "{sig}: {saved}generation {generation}; removed {} and {}",
+        target.label(),
+        pid_path.display()
+    )?;
+    drop(pid_file);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Create the database, or decide what to do with what is already at the name (see the
+/// module docs). Returns the database and how we came by it.
+fn open_or_adopt(target: &Target, geo: Geometry, fresh: bool) -> Result<(Db, String)> {
+    let label = target.label();
+    // Twice at most: a leftover discarded with --fresh makes room for one more try.
+    for _ in 0..2 {
+        if let Some(region) = segment::create(target, geo.total_size)? {
+            return Ok((Db::init(region, geo)?, "created".into()));
+        }
+        // Something is there. segment::open refuses another owner, another mode, a size
+        // smaller than a header: those are never ours to adopt or discard.
+        let region = segment::open(target)?;
+        let db = match Db::attach(region) {
+            Ok(db) => db,
+            Err(e) if fresh => {
+                say!("discarding {label}: {e}")?;
+                segment::remove(target)?;
+                continue;
+            }
+            Err(e) => {
+                return Err(Error::msg(format!(
+                    "{e}; remove it with `shm-demo destroy` or start with --fresh"
+                )));
+            }
+        };
+        let (pid, alive) = db.creator();
+        if alive {
+            return Err(Error::msg(format!(
+                "{label}: its server (pid {pid}) is still running; refusing to take it over"
+            )));
+        }
+        if fresh {
+            say!("discarding the database left by pid {pid} (--fresh)")?;
+            drop(db);
+            segment::remove(target)?;
+            continue;
+        }
+        // The mutex must check out too: lock (repairing a dead writer's record) and unlock.
+        drop(db.lock()?);
+        db.claim();
+        let s = db.stats();
+        let mut how = format!(
+            "adopted the database left by dead server pid {pid}: {} records",
+            s.used
+        );
+        if *db.geometry() != geo {
+            how.push_str(", keeping its own geometry");
+        }
+        return Ok((db, how));
+    }
+    Err(Error::msg(format!(
+        "{label}: something keeps re-creating it; giving up"
+    )))
+}
+
+/// SIGUSR1 through a self-pipe (signal-hook writes a byte from the handler).
+struct Usr1 {
+    read: OwnedFd,
+}
+
+impl Usr1 {
+    fn install() -> Result<Usr1> {
+        let (read, write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ctx("pipe2", "SIGUSR1")?;
+        signal_hook::low_level::pipe::register_raw(signal_hook::consts::SIGUSR1, write)
+            .ctx("sigaction", "SIGUSR1")?;
+        trace!("sigaction(SIGUSR1) -> self-pipe");
+        Ok(Usr1 { read })
+    }
+
+    /// True if SIGUSR1 arrived since the last call (several coalesce into one report).
+    fn take(&self) -> bool {
+        let mut buf = [0u8; 64];
+        let mut got = false;
+        while matches!(nix::unistd::read(&self.read, &mut buf), Ok(n) if n > 0) {
+            got = true;
+        }
+        got
+    }
+}
