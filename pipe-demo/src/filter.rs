@@ -85,6 +85,7 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
         stdin: None,
         stdout: Some(write_end.as_fd()),
         close: vec![read_end.as_fd(), write_end.as_fd()],
+        restore: &[],
     };
     let child = spawn::spawn("child", &ls, &wiring)?;
     if step {

@@ -7,11 +7,23 @@
 //! On a terminal this is a two-stage [`pipeline`](crate::pipeline): CMD's stdout is the write
 //! end of a pipe, the pager's stdin its read end. When the user quits the pager early, CMD's
 //! next write finds no reader and CMD dies of SIGPIPE, as in `ls -l | less`.
+//!
+//! # Pitfall: Ctrl-C while the pager runs
+//!
+//! Ctrl-C at the terminal sends SIGINT to the whole foreground process group: CMD, the pager
+//! and us. `less` catches it (to stop a search, or to stop following a growing file) and
+//! keeps the terminal; if we died of it, the shell would print its prompt while `less` still
+//! owns the screen. So, like `system(3)` and git, we ignore SIGINT and SIGQUIT while we wait
+//! for the pager, and put the old dispositions back afterwards. The stages are forked while
+//! we ignore them, and an ignored signal stays ignored across `execv`, so each stage puts the
+//! old dispositions back before it execs ([`crate::spawn::Wiring::restore`]): Ctrl-C still
+//! interrupts `ls`, and `less` still sees its SIGINT.
 
 use std::io;
 use std::process::ExitCode;
 
 use common::{Context, Error, Result, trace};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use crate::cli::PagerArgs;
 use crate::pipeline::{exit_status, run_stages};
@@ -37,6 +49,45 @@ pub fn run(args: &PagerArgs) -> Result<ExitCode> {
         // Not a terminal: pass CMD's output through unchanged, with no pager in between.
         vec![cmd]
     };
-    let statuses = run_stages(&stages)?;
+    let statuses = if tty {
+        let ignored = IgnoreInterrupts::install()?;
+        run_stages(&stages, &ignored.saved)?
+        // `ignored` drops here: SIGINT and SIGQUIT are ours again.
+    } else {
+        run_stages(&stages, &[])?
+    };
     Ok(ExitCode::from(exit_status(&statuses, false)))
+}
+
+/// SIGINT and SIGQUIT ignored by this process until dropped (see "Ctrl-C while the pager
+/// runs" in the module docs).
+struct IgnoreInterrupts {
+    /// The dispositions before, to restore here on drop and in each stage before it execs.
+    saved: Vec<(Signal, SigAction)>,
+}
+
+impl IgnoreInterrupts {
+    fn install() -> Result<Self> {
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        let mut this = IgnoreInterrupts { saved: Vec::new() };
+        for sig in [Signal::SIGINT, Signal::SIGQUIT] {
+            // SAFETY: SIG_IGN installs no handler, so no code of ours runs on a signal.
+            let old = unsafe { sigaction(sig, &ignore) }.ctx("sigaction", sig)?;
+            this.saved.push((sig, old));
+        }
+        trace!("sigaction(SIGINT, SIGQUIT, SIG_IGN) while the pager runs, as system(3) does");
+        Ok(this)
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        for (sig, old) in &self.saved {
+            // SAFETY: `old` is what sigaction returned for `sig` in `install`. Putting it back
+            // restores the disposition this process had; if that was a handler, it is a
+            // function of this program, still valid.
+            let _ = unsafe { sigaction(*sig, old) };
+        }
+        trace!("sigaction(SIGINT, SIGQUIT): restored");
+    }
 }

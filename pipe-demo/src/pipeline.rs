@@ -28,6 +28,7 @@ use std::process::ExitCode;
 
 use common::{Context, Error, Result, trace};
 use nix::fcntl::OFlag;
+use nix::sys::signal::{SigAction, Signal};
 
 use crate::cli::PipelineArgs;
 use crate::spawn::{self, Program, Status, Wiring};
@@ -40,7 +41,7 @@ pub fn run(args: &PipelineArgs) -> Result<ExitCode> {
         .enumerate()
         .map(|(i, s)| Program::parse(s).map_err(|e| Error::Usage(format!("stage {}: {e}", i + 1))))
         .collect::<Result<Vec<_>>>()?;
-    let statuses = run_stages(&programs)?;
+    let statuses = run_stages(&programs, &[])?;
     Ok(ExitCode::from(exit_status(&statuses, args.pipefail)))
 }
 
@@ -63,8 +64,9 @@ pub fn exit_status(statuses: &[Status], pipefail: bool) -> u8 {
 /// stage reads our stdin, the last writes to our stdout.
 ///
 /// A stage that cannot run is reported on stderr (`stage 2: cannot run 'nosuch': ...`) and
-/// counts as exit 127 (126), as in a shell; the other stages run on.
-pub fn run_stages(programs: &[Program]) -> Result<Vec<Status>> {
+/// counts as exit 127 (126), as in a shell; the other stages run on. Each stage puts the
+/// signal dispositions in `restore` back before it execs (see [`Wiring::restore`]).
+pub fn run_stages(programs: &[Program], restore: &[(Signal, SigAction)]) -> Result<Vec<Status>> {
     spawn::ensure_std_fds()?;
     let mut started = Vec::with_capacity(programs.len());
     // The read end of the previous stage's pipe: this stage's stdin.
@@ -106,6 +108,7 @@ pub fn run_stages(programs: &[Program]) -> Result<Vec<Status>> {
                 .flatten()
                 .map(AsFd::as_fd)
                 .collect(),
+            restore,
         };
         let result = spawn::spawn(&role, prog, &wiring);
         // The parent's copies of the ends this stage uses are closed right away. Keeping

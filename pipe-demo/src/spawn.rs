@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use common::{Context, Error, Result, trace};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::{SigHandler, Signal};
+use nix::sys::signal::{SigAction, SigHandler, Signal};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{AccessFlags, ForkResult, Pid};
 
@@ -138,6 +138,11 @@ pub struct Wiring<'a> {
     /// Every pipe end the child holds a copy of: closed after the `dup2` calls. A write end
     /// left open here would keep the downstream reader from ever seeing EOF.
     pub close: Vec<BorrowedFd<'a>>,
+    /// Signal dispositions the child puts back before it execs: the ones the parent had
+    /// before it ignored them for itself (the pager ignores SIGINT/SIGQUIT while it waits, as
+    /// system(3) does; an ignored signal stays ignored across execv, so without this the
+    /// pager and the command could not be interrupted either).
+    pub restore: &'a [(Signal, SigAction)],
 }
 
 /// Which step of the child's setup failed (sent through the error pipe).
@@ -382,6 +387,12 @@ fn child_after_fork(
     // SAFETY: setting a default disposition installs no handler; signal(2) is
     // async-signal-safe.
     let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    for (sig, action) in wiring.restore {
+        // SAFETY: the action was the parent's before it ignored the signal: SIG_DFL or SIG_IGN
+        // in practice, and a handler would be reset to SIG_DFL by execv anyway; sigaction(2) is
+        // async-signal-safe.
+        let _ = unsafe { nix::sys::signal::sigaction(*sig, action) };
+    }
     if let Some(fd) = wiring.stdin {
         say(line);
         line += 1;

@@ -60,3 +60,45 @@ fn a_terminal_gets_the_pager() {
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("PAGED:through the pager"), "{text:?}");
 }
+
+/// Ctrl-C while the pager runs: the terminal sends SIGINT (and Ctrl-\\ SIGQUIT) to the whole
+/// foreground group. pipe-demo ignores both while it waits for the pager, as system(3) and
+/// git do, and reports the pager's status; the pager itself gets them with their default
+/// dispositions back (it has to trap them itself, as less does).
+#[test]
+fn ctrl_c_while_the_pager_runs_leaves_pipe_demo_alive() {
+    let sb = Sandbox::new();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    // A fake pager, playing the terminal: it checks that it did not inherit SIGINT or SIGQUIT
+    // ignored (bits 2 and 3 of SigIgn in /proc), ignores both itself (less catches them),
+    // signals its whole process group (pipe-demo's), then exits 3.
+    let pager = concat!(
+        r#"sh -c 'ign=$(grep SigIgn /proc/$$/status | cut -f2); "#,
+        r#"[ $((0x$ign & 6)) -eq 0 ] || echo INHERITED-IGNORE; "#,
+        r#"trap "" INT QUIT; kill -INT 0; kill -QUIT 0; echo pager-done; exit 3'"#
+    );
+    let mut cmd = demo(&sb, &["pager", "echo hello"]);
+    cmd.env("PAGER", pager)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(pty.slave))
+        .stderr(Stdio::piped());
+    let child = Supervised::spawn(
+        "pipe-demo pager",
+        &mut cmd,
+        Options {
+            deadline: Some(Duration::from_secs(60)),
+            own_group: true,
+        },
+    )
+    .unwrap();
+    drop(cmd);
+    let status = child.wait_timeout(Duration::from_secs(60)).unwrap();
+    // Not killed by SIGINT/SIGQUIT: exited with the pager's status.
+    assert_eq!(status.code(), Some(3), "{status:?}");
+    let mut master = std::fs::File::from(pty.master);
+    let mut got = Vec::new();
+    let _ = master.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("pager-done"), "{text:?}");
+    assert!(!text.contains("INHERITED-IGNORE"), "{text:?}");
+}
