@@ -1,0 +1,115 @@
+//! `status`, `purge`, `unlink`: looking at the queues and tidying them, by name.
+
+use std::process::ExitCode;
+
+use common::cleanup::Object;
+use common::{Error, Result, say};
+use nix::errno::Errno;
+
+use crate::mq::{Access, Mq};
+use crate::names::Names;
+
+/// Where Linux shows queues as files, when the mqueue filesystem is mounted there.
+pub const MQUEUE_DIR: &str = "/dev/mqueue";
+
+/// `status`: `mq_getattr` of each queue, the supervisor's pid, and the kernel's own line.
+pub fn status(base: &str) -> Result<ExitCode> {
+    let names = Names::new(base)?;
+    match names.supervisor() {
+        Ok(pid) => say!("supervisor: pid {pid}")?,
+        Err(_) => say!("supervisor: none running for {}", names.tasks)?,
+    }
+    for name in names.all() {
+        // O_RDONLY does not take anything from the queue; mq_getattr only reads.
+        match Mq::open(name, Access::Read, true) {
+            Ok(q) => {
+                let a = q.attr()?;
+                let kernel = std::fs::read_to_string(format!("{MQUEUE_DIR}{name}"))
+                    .map(|s| format!("; {MQUEUE_DIR}{name}: {}", s.trim()))
+                    .unwrap_or_default();
+                say!(
+                    "{name}: {} of {} messages waiting, at most {} bytes each{kernel}",
+                    a.curmsgs(),
+                    a.maxmsg(),
+                    a.msgsize()
+                )?;
+            }
+            Err(e) if e.errno() == Some(Errno::ENOENT) => say!("{name}: does not exist")?,
+            Err(e) => say!("{name}: {e}")?,
+        }
+    }
+    if let (Some(max), Some(size)) = (crate::mq::limit("msg_max"), crate::mq::limit("msgsize_max"))
+    {
+        say!(
+            "limits ({}): msg_max {max}, msgsize_max {size} (root may exceed them)",
+            crate::mq::LIMITS_DIR
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `purge`: receive and discard everything waiting in the task, result and dead-letter
+/// queues. The supervisor may go on running: its workers keep what they hold.
+pub fn purge(base: &str) -> Result<ExitCode> {
+    let names = Names::new(base)?;
+    let mut buf = Vec::new();
+    for name in [&names.tasks, &names.results, &names.dead] {
+        let q = match Mq::open(name, Access::Read, true) {
+            Ok(q) => q,
+            Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut n = 0;
+        while q.receive(&mut buf).is_ok() {
+            n += 1;
+        }
+        say!("purged {n} messages from {name}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `unlink`: remove the queues a supervisor killed with -9 left behind, and its workers'
+/// inboxes (found in /dev/mqueue when it is mounted). Refused while a supervisor lives: it
+/// would go on serving queues nobody can open any more.
+pub fn unlink(base: &str) -> Result<ExitCode> {
+    let names = Names::new(base)?;
+    if let Ok(pid) = names.supervisor() {
+        return Err(Error::msg(format!(
+            "a supervisor (pid {pid}) serves {}; stop it (kill {pid}) and it removes its queues",
+            names.tasks
+        )));
+    }
+    let mut all: Vec<String> = names.all().iter().map(|s| (*s).to_owned()).collect();
+    all.extend(leftover_inboxes(&names));
+    let mut removed = 0;
+    for name in all {
+        // Only our own: mq_unlink would remove another user's queue if the mode let us.
+        match Mq::open(&name, Access::Read, true) {
+            Ok(q) => drop(q),
+            Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
+            Err(e) => return Err(e),
+        }
+        Object::Mqueue(name.clone()).unlink()?;
+        say!("removed {name}")?;
+        removed += 1;
+    }
+    say!("{removed} queues removed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME-w<pid>` and `NAME-r<pid>` queues listed in /dev/mqueue (empty if it is not mounted).
+fn leftover_inboxes(names: &Names) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(MQUEUE_DIR) else {
+        return Vec::new();
+    };
+    let prefix = &names.tasks[1..];
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|f| {
+            f.strip_prefix(prefix)
+                .and_then(|s| s.strip_prefix("-w").or_else(|| s.strip_prefix("-r")))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|f| format!("/{f}"))
+        .collect()
+}

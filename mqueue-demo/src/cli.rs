@@ -1,0 +1,177 @@
+//! The command line: one subcommand per role, `demo` when none is given.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::names::DEFAULT_QUEUE;
+
+const EXAMPLES: &str = "\
+Examples:
+  mqueue-demo                                  # play the whole scenario and check it
+  mqueue-demo run --workers 4                  # terminal 1: supervisor and 4 workers
+  mqueue-demo submit 'echo hello' 'fib 40'     # terminal 2: prints each task's id
+  mqueue-demo submit --wait --priority 9 'sha256 abc'   # urgent, and wait for the result
+  seq 100 | sed 's/^/echo /' | mqueue-demo submit        # one task per stdin line
+  mqueue-demo results --follow                 # print results as they arrive (mq_notify)
+  mqueue-demo status                           # depth and limits of every queue
+  cat /dev/mqueue/ipc-demo-tasks               # the kernel's view (if /dev/mqueue is mounted)";
+
+/// A task queue on POSIX message queues: producers, a supervisor, workers, results; no task
+/// is lost when a worker is killed.
+#[derive(Parser, Debug)]
+#[command(name = "mqueue-demo", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Narrate each IPC call on stderr, `[pid 4242 worker] mq_receive(...)`; children inherit it.
+    #[arg(short = 'v', long = "trace", global = true)]
+    pub trace: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The roles.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Play the scenario: supervisor, 4 workers, 2 producers, a SIGKILL, a poison task; check it.
+    #[command(after_help = "Example:\n  mqueue-demo demo --tasks 5000 --workers 8")]
+    Demo(DemoArgs),
+    /// The supervisor: create the queues, start K workers, hand out tasks, collect results.
+    #[command(after_help = "\
+Examples:
+  mqueue-demo run --workers 4
+  mqueue-demo run --workers 0 &   # the supervisor alone; then start workers by hand:
+  mqueue-demo worker
+
+SIGTERM/SIGINT: no new tasks are taken; workers finish what they hold; what is left queued is
+reported; the queues are removed; exit 0.")]
+    Run(RunArgs),
+    /// A worker: take tasks from the supervisor, run them, report results.
+    #[command(after_help = "Example:\n  mqueue-demo worker --max-tasks 1")]
+    Worker(WorkerArgs),
+    /// Put tasks on the queue (each TASK one task; none: one per stdin line); prints their ids.
+    #[command(after_help = "\
+A task is KIND [ARG]: echo TEXT, sleep MS, fib N, sha256 TEXT, fail (always fails: it ends in
+the dead-letter queue after 5 attempts). A task may start with !N to give it priority N.
+
+Examples:
+  mqueue-demo submit 'echo hello' 'fib 30'
+  mqueue-demo submit --priority 9 --timeout 2 'sleep 100'
+  printf 'echo a\\n!9 echo urgent\\n' | mqueue-demo submit --wait")]
+    Submit(SubmitArgs),
+    /// Print the results waiting in NAME-results; --follow waits for more (mq_notify).
+    #[command(after_help = "Example:\n  mqueue-demo results --follow --count 10")]
+    Results(ResultsArgs),
+    /// Show every queue's depth and limits (mq_getattr), and the kernel's own view.
+    Status(QueueArg),
+    /// Throw away the messages waiting in the task, result and dead-letter queues.
+    Purge(QueueArg),
+    /// Remove the queues a supervisor killed with -9 left behind (refused while it lives).
+    Unlink(QueueArg),
+}
+
+impl Command {
+    /// The role's name in the `--trace` timeline.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Command::Demo(_) => "demo",
+            Command::Run(_) => "supervisor",
+            Command::Worker(_) => "worker",
+            Command::Submit(_) => "submit",
+            Command::Results(_) => "results",
+            Command::Status(_) => "status",
+            Command::Purge(_) => "purge",
+            Command::Unlink(_) => "unlink",
+        }
+    }
+}
+
+/// `--queue`, which every role takes.
+#[derive(Args, Debug, Clone)]
+pub struct QueueArg {
+    /// The task queue; the others are NAME-results, NAME-dead, NAME-done.
+    #[arg(long = "queue", value_name = "NAME", default_value = DEFAULT_QUEUE)]
+    pub name: String,
+}
+
+/// Options of `run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// Worker processes to start and keep alive (0: start them by hand).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub workers: u32,
+    /// Messages each queue holds (mq_maxmsg); over /proc/sys/fs/mqueue/msg_max needs root.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub depth: u32,
+    /// The largest message in bytes (mq_msgsize); over msgsize_max needs root.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..))]
+    pub msgsize: u32,
+}
+
+/// Options of `worker`.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// Exit after this many tasks.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tasks: Option<u64>,
+    /// Set by the supervisor for the workers it starts: die with it (PR_SET_PDEATHSIG).
+    #[arg(long, hide = true, value_name = "PID")]
+    pub supervisor: Option<i32>,
+}
+
+/// Options of `submit`.
+#[derive(Args, Debug, Clone)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// Priority 0-9, higher first (the mq priority).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub priority: u32,
+    /// Wait at most this many seconds for room in a full queue (mq_timedsend), then fail.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Wait for the tasks' results and print them; exit 1 if any task did not succeed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print `ID PRIORITY SENT_NS` (CLOCK_MONOTONIC after mq_send returned) instead of the id.
+    #[arg(long, hide = true)]
+    pub stamp: bool,
+    /// The tasks, each `KIND [ARG]`; none: one per line of stdin.
+    #[arg(value_name = "TASK")]
+    pub tasks: Vec<String>,
+}
+
+/// Options of `results`.
+#[derive(Args, Debug, Clone)]
+pub struct ResultsArgs {
+    #[command(flatten)]
+    pub queue: QueueArg,
+    /// Keep waiting for results (mq_notify) until Ctrl-C or --count.
+    #[arg(long)]
+    pub follow: bool,
+    /// Stop after this many results.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+/// Options of `demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Tasks in all (one of them the poison task), from 2 producers.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    pub tasks: u32,
+    /// Worker processes.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        DemoArgs {
+            tasks: 2000,
+            workers: 4,
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `results`: print the results waiting in `NAME-results`; `--follow` waits for more with
+//! `mq_notify`.
+//!
+//! `mq_notify(3)` asks the kernel to tell us (here with a signal, SIGUSR1, read from a
+//! `signalfd`) when a message arrives. Its pitfalls, each handled below:
+//!
+//! - **One shot.** A notification removes the registration; to hear about the next message
+//!   we must register again.
+//! - **Only on empty -> non-empty.** A message arriving in a queue that already holds one
+//!   notifies nobody. So we register *before* draining: drain first and register after, and a
+//!   message arriving in between leaves the queue non-empty with nobody registered — we would
+//!   wait for ever while a result sits in the queue.
+//! - **Not while someone is blocked in `mq_receive`** on the queue: that reader gets the
+//!   message, and the registered process hears nothing.
+//! - **One registered process per queue**: a second `mq_notify` fails with EBUSY (so only one
+//!   `results --follow` per queue; the error says so).
+//!
+//! The signal is blocked (sigprocmask) before registering, so it stays pending for the
+//! signalfd and never runs a default action (SIGUSR1's would kill us). On Linux the queue
+//! descriptor could simply be `poll`ed, as the supervisor does; this role shows the portable
+//! POSIX way.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::process::ExitCode;
+
+use common::cleanup::Shutdown;
+use common::{Error, Result, say, trace};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::cli::ResultsArgs;
+use crate::mq::{Access, Mq};
+use crate::names::Names;
+use crate::protocol::{self, Message, TaskResult};
+
+/// A result as one line: `ID STATUS attempt=N pid=P OUTPUT` (the output escaped: it comes from
+/// another process).
+pub fn show_result(r: &TaskResult) -> String {
+    format!(
+        "{} {} attempt={} pid={} {}",
+        protocol::show_id(r.id),
+        r.status,
+        r.attempt,
+        r.pid,
+        common::out::escape(&r.output)
+    )
+}
+
+/// Run `results`.
+pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
+    let names = Names::new(&args.queue.name)?;
+    let shutdown = Shutdown::install()?;
+    let queue = Mq::open(&names.results, Access::Read, true).map_err(|e| match e.errno() {
+        Some(Errno::ENOENT) => Error::msg(format!(
+            "{} does not exist: no supervisor serves {} (start one with: mqueue-demo run)",
+            names.results, names.tasks
+        )),
+        _ => e,
+    })?;
+    let mut printed = 0u64;
+    let done = |n: u64| args.count.is_some_and(|c| n >= c);
+    if !args.follow {
+        drain(&queue, &mut printed, args.count)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGUSR1);
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .map_err(|e| Error::sys("sigprocmask", "SIGUSR1", e))?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::sys("signalfd", "SIGUSR1", e))?;
+    loop {
+        // Register first, then drain (see the module docs for why this order).
+        notify(&queue)?;
+        drain(&queue, &mut printed, args.count)?;
+        if done(printed) || shutdown.requested() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut fds = [
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", &names.results, e)),
+        }
+        while let Ok(Some(info)) = sfd.read_signal() {
+            trace!(
+                "read(signalfd) -> SIGUSR1 from mq_notify (si_code {})",
+                info.ssi_code
+            );
+        }
+    }
+}
+
+/// Print every result in the queue now (or up to `count` in all).
+fn drain(queue: &Mq, printed: &mut u64, count: Option<u64>) -> Result<()> {
+    let mut buf = Vec::new();
+    while count.is_none_or(|c| *printed < c) {
+        match queue.receive(&mut buf) {
+            Ok(_) => {}
+            Err(Errno::EAGAIN) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("mq_receive", queue.name(), e)),
+        }
+        match protocol::decode(&buf) {
+            Ok(Message::Result(r)) => {
+                *printed += 1;
+                say!("{}", show_result(&r))?;
+            }
+            Ok(other) => eprintln!(
+                "mqueue-demo: unexpected {other:?} in {}; dropped",
+                queue.name()
+            ),
+            Err(e) => eprintln!("mqueue-demo: {}: {e}; dropped", queue.name()),
+        }
+    }
+    Ok(())
+}
+
+/// `mq_notify(SIGEV_SIGNAL, SIGUSR1)`. nix 0.32 does not wrap mq_notify, hence libc.
+fn notify(queue: &Mq) -> Result<()> {
+    // SAFETY: sigevent is a plain C struct for which all-zero bytes are a valid value
+    // (SIGEV_SIGNAL with no value); we set the two fields that matter next.
+    let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
+    sev.sigev_notify = libc::SIGEV_SIGNAL;
+    sev.sigev_signo = libc::SIGUSR1;
+    // SAFETY: the descriptor is an open queue we own, and `sev` is a valid sigevent that the
+    // call only reads.
+    let rc = unsafe { libc::mq_notify(queue.as_fd().as_raw_fd(), &sev) };
+    match Errno::result(rc) {
+        Ok(_) => {
+            trace!(
+                "mq_notify({}, SIGEV_SIGNAL SIGUSR1) -> registered",
+                queue.name()
+            );
+            Ok(())
+        }
+        Err(Errno::EBUSY) => Err(Error::msg(format!(
+            "mq_notify {}: another process is registered for it already (a queue takes one; \
+             is another `results --follow` running?)",
+            queue.name()
+        ))),
+        Err(e) => Err(Error::sys("mq_notify", queue.name(), e)),
+    }
+}

@@ -1,0 +1,315 @@
+//! A producer: put tasks on `NAME`, print their ids; with `--wait`, print their results.
+//!
+//! Without `--wait` the queue is opened blocking, and a full queue makes `mq_send` wait (the
+//! kernel wakes the sender when a slot frees up), or `mq_timedsend` up to `--timeout`. With
+//! `--wait`, sending and receiving overlap: the tasks go out while the results come back into
+//! our own reply queue `NAME-r<pid>`, both waited for in one `poll` on the two queue
+//! descriptors (a full `NAME` as POLLOUT, a result as POLLIN). Sending everything first could
+//! deadlock: we would wait for room in `NAME` while the supervisor waits for room in our
+//! reply queue.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::BufRead;
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use common::cleanup::{Object, Shutdown, Unlink};
+use common::{Context, Error, Result, say};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::unistd::getpid;
+
+use crate::cli::SubmitArgs;
+use crate::mq::{Access, Created, Mq};
+use crate::names::Names;
+use crate::protocol::{self, MAX_PRIORITY, Message, Status, Task};
+use crate::results::show_result;
+use crate::supervisor::monotonic_ns;
+
+/// A task ready to go.
+struct Ready {
+    task: Task,
+    prio: u32,
+    bytes: Vec<u8>,
+}
+
+struct Producer {
+    pid: u64,
+    seq: u32,
+    default_prio: u32,
+    reply: String,
+    msgsize: usize,
+}
+
+impl Producer {
+    /// `[!N ]KIND [ARG]` -> an encoded task, checked against the queue's message size.
+    fn make(&mut self, text: &str) -> std::result::Result<Ready, String> {
+        let (prio, text) = match text.strip_prefix('!') {
+            Some(rest) => {
+                let (n, task) = rest.split_once(' ').unwrap_or((rest, ""));
+                let prio = n
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&p| p <= MAX_PRIORITY)
+                    .ok_or_else(|| format!("priority {n:?}: expected 0 to {MAX_PRIORITY}"))?;
+                (prio, task)
+            }
+            None => (self.default_prio, text),
+        };
+        let (kind, arg) = protocol::parse_task(text)?;
+        self.seq = self
+            .seq
+            .checked_add(1)
+            .ok_or("more than 2^32 tasks from one process")?;
+        let task = Task {
+            id: (self.pid << 32) | u64::from(self.seq),
+            kind,
+            attempt: 1,
+            reply: self.reply.clone(),
+            arg,
+        };
+        let bytes = protocol::encode_task(&task, self.msgsize).map_err(|e| e.to_string())?;
+        Ok(Ready { task, prio, bytes })
+    }
+}
+
+/// Run `submit`.
+pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
+    let names = Names::new(&args.queue.name)?;
+    // No supervisor: say so at once, rather than leave tasks in a queue nobody serves (or
+    // block on a full one).
+    names.supervisor()?;
+    let timeout = match args.timeout {
+        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
+        Some(s) => {
+            return Err(Error::Usage(format!(
+                "--timeout {s}: expected seconds >= 0"
+            )));
+        }
+        None => None,
+    };
+    let queue = Mq::open(&names.tasks, Access::Write, args.wait)?;
+    let pid = getpid();
+    let mut producer = Producer {
+        pid: u64::from(pid.as_raw().unsigned_abs()),
+        seq: 0,
+        default_prio: args.priority,
+        reply: if args.wait {
+            names.reply(pid)
+        } else {
+            String::new()
+        },
+        msgsize: queue.msgsize(),
+    };
+    let mut bad = 0usize;
+
+    // Tasks on the command line are all checked before any is sent: a mistake in the third
+    // must not leave the first two submitted.
+    let mut ready = Vec::new();
+    for (i, text) in args.tasks.iter().enumerate() {
+        match producer.make(text) {
+            Ok(r) => ready.push(r),
+            Err(why) => report(&mut bad, i + 1, text, &why),
+        }
+    }
+    if bad > 0 {
+        return Err(Error::msg(format!("{bad} bad task(s); nothing was sent")));
+    }
+    let from_stdin = args.tasks.is_empty();
+
+    if args.wait {
+        if from_stdin {
+            for (i, line) in std::io::stdin().lock().lines().enumerate() {
+                let line = line.ctx("read", "stdin")?;
+                match producer.make(&line) {
+                    Ok(r) => ready.push(r),
+                    Err(why) => report(&mut bad, i + 1, &line, &why),
+                }
+            }
+        }
+        let all_ok = submit_and_wait(&names, &queue, ready, timeout, args.stamp)?;
+        return Ok(if all_ok && bad == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+
+    for r in ready {
+        send_blocking(&queue, &r, timeout, args.stamp)?;
+    }
+    if from_stdin {
+        // One line at a time: a producer may be a long-running pipe (`tail -f log | ...`).
+        // A bad line is reported and skipped; the others are sent; the exit status says so.
+        for (i, line) in std::io::stdin().lock().lines().enumerate() {
+            let line = line.ctx("read", "stdin")?;
+            match producer.make(&line) {
+                Ok(r) => send_blocking(&queue, &r, timeout, args.stamp)?,
+                Err(why) => report(&mut bad, i + 1, &line, &why),
+            }
+        }
+    }
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_sent(r: &Ready, stamp: bool) -> Result<()> {
+    let id = protocol::show_id(r.task.id);
+    if stamp {
+        say!("{id} {} {}", r.prio, monotonic_ns())
+    } else {
+        say!("{id}")
+    }
+}
+
+fn full(queue: &Mq, r: &Ready, waited: Duration) -> Error {
+    let depth = queue
+        .attr()
+        .map_or_else(|_| "?".to_owned(), |a| a.maxmsg().to_string());
+    Error::msg(format!(
+        "{} is full ({depth} of {depth} messages) and stayed full for {waited:?}; task {} was \
+         not sent (is the supervisor stopped with kill -STOP, or are there no workers?)",
+        queue.name(),
+        protocol::show_id(r.task.id)
+    ))
+}
+
+/// Send on the blocking descriptor: mq_send waits for room; mq_timedsend waits at most
+/// `timeout`.
+fn send_blocking(queue: &Mq, r: &Ready, timeout: Option<Duration>, stamp: bool) -> Result<()> {
+    let res = match timeout {
+        Some(t) => queue.timed_send(&r.bytes, r.prio, t),
+        None => loop {
+            match queue.send(&r.bytes, r.prio) {
+                Err(Errno::EINTR) => {}
+                other => break other,
+            }
+        },
+    };
+    match res {
+        Ok(()) => print_sent(r, stamp),
+        Err(Errno::ETIMEDOUT) => Err(full(queue, r, timeout.unwrap_or_default())),
+        Err(e) => Err(Error::sys("mq_send", queue.name(), e)),
+    }
+}
+
+/// `--wait`: send and collect results at the same time (see the module docs). True if every
+/// task succeeded.
+fn submit_and_wait(
+    names: &Names,
+    queue: &Mq,
+    ready: Vec<Ready>,
+    timeout: Option<Duration>,
+    stamp: bool,
+) -> Result<bool> {
+    let shutdown = Shutdown::install()?;
+    let reply_name = names.reply(getpid());
+    let reply = match Mq::create(
+        &reply_name,
+        queue.attr()?.maxmsg().max(1) as usize,
+        queue.msgsize(),
+        Access::Read,
+    )? {
+        Created::New(q) => q,
+        Created::Exists => {
+            // A predecessor with our pid was killed with -9: its results are not ours.
+            drop(Mq::open(&reply_name, Access::Read, true)?);
+            Object::Mqueue(reply_name.clone()).unlink()?;
+            match Mq::create(&reply_name, 10, queue.msgsize(), Access::Read)? {
+                Created::New(q) => q,
+                Created::Exists => return Err(Error::msg(format!("{reply_name}: exists"))),
+            }
+        }
+    };
+    let _guard = Unlink::new(Object::Mqueue(reply_name.clone()));
+    let mut pending: VecDeque<Ready> = ready.into();
+    let mut outstanding: HashSet<u64> = HashSet::new();
+    let mut all_ok = true;
+    let mut full_since: Option<Instant> = None;
+    let mut buf = Vec::new();
+    loop {
+        while let Some(r) = pending.front() {
+            match queue.send(&r.bytes, r.prio) {
+                Ok(()) => {
+                    print_sent(r, stamp)?;
+                    outstanding.insert(r.task.id);
+                    pending.pop_front();
+                    full_since = None;
+                }
+                Err(Errno::EAGAIN) => {
+                    let since = *full_since.get_or_insert_with(Instant::now);
+                    if let Some(t) = timeout.filter(|&t| since.elapsed() >= t) {
+                        return Err(full(queue, r, t));
+                    }
+                    break;
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("mq_send", queue.name(), e)),
+            }
+        }
+        loop {
+            match reply.receive(&mut buf) {
+                Ok(_) => {}
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("mq_receive", &reply_name, e)),
+            }
+            match protocol::decode(&buf) {
+                Ok(Message::Result(r)) if outstanding.remove(&r.id) => {
+                    all_ok &= r.status == Status::Ok;
+                    say!("{}", show_result(&r))?;
+                }
+                Ok(Message::Result(r)) => {
+                    eprintln!(
+                        "mqueue-demo: a second result for {}; ignored",
+                        protocol::show_id(r.id)
+                    );
+                }
+                Ok(other) => {
+                    eprintln!("mqueue-demo: unexpected {other:?} in {reply_name}; dropped")
+                }
+                Err(e) => eprintln!("mqueue-demo: {reply_name}: {e}; dropped"),
+            }
+        }
+        if pending.is_empty() && outstanding.is_empty() {
+            return Ok(all_ok);
+        }
+        if shutdown.requested() {
+            return Err(Error::msg(format!(
+                "interrupted: {} tasks not sent, {} results not received",
+                pending.len(),
+                outstanding.len()
+            )));
+        }
+        let mut fds = vec![
+            PollFd::new(reply.as_fd(), PollFlags::POLLIN),
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+        ];
+        if !pending.is_empty() {
+            fds.push(PollFd::new(queue.as_fd(), PollFlags::POLLOUT));
+        }
+        let wait = match (full_since, timeout) {
+            (Some(since), Some(t)) if !pending.is_empty() => {
+                common::deadline::poll_timeout(t.saturating_sub(since.elapsed()))
+            }
+            _ => PollTimeout::NONE,
+        };
+        match poll(&mut fds, wait) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", queue.name(), e)),
+        }
+    }
+}
+
+/// A task that cannot be sent: said on stderr, counted.
+fn report(bad: &mut usize, line: usize, text: &str, why: &str) {
+    *bad += 1;
+    eprintln!(
+        "mqueue-demo: task {line} {:?}: {why}",
+        common::out::escape(text.as_bytes())
+    );
+}

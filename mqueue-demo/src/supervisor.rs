@@ -1,0 +1,860 @@
+//! The supervisor: owns the queues, keeps K workers alive, hands out tasks, collects results.
+//!
+//! # Start-up, in order
+//!
+//! 1. SIGTERM/SIGINT handlers (a flag and a self-pipe), before anything else exists.
+//! 2. The pid file's `flock`: a live supervisor of the same queue is refused; a dead one's
+//!    leftovers are taken over.
+//! 3. The four queues, `O_CREAT|O_EXCL` 0600 (see [`create_queues`]): a name that is already
+//!    there is someone else's (refused; `fstat` on the descriptor names the owner) or a dead
+//!    supervisor's (taken over: tasks waiting in it are kept).
+//! 4. K workers, each a `fork`+`exec` of this binary, each watched through a pidfd.
+//! 5. Then one `poll` on everything: `NAME` (only while a worker is idle), `NAME-done`, every
+//!    worker's pidfd, the signal pipe, and result queues with results waiting for room.
+//!
+//! # The hand-off: why no task is lost
+//!
+//! A task is always in exactly one of these places: a kernel queue (`NAME`, or a worker's
+//! inbox), the supervisor's memory (`retries`, or the `holding` record of the worker it was
+//! given to), or delivered as a result. The supervisor takes a task from `NAME` only when it
+//! has an idle worker, *records* that the worker holds it, and then sends it to the worker's
+//! inbox. Both steps happen in the supervisor, which nobody is killing, so there is no instant
+//! at which a worker's death can leave a task unrecorded: killed before it received the task,
+//! the task is still in its inbox (reclaimed with the same attempt number); killed after, the
+//! record is there (given out again with attempt+1). The supervisor reads `NAME-done` before
+//! it handles deaths, so a result sent just before the worker died is counted, not re-run.
+//!
+//! Results are matched against the record (worker pid and task id); anything else is a
+//! duplicate or a stray and is dropped and counted, so each task is reported once.
+//!
+//! What this does not cover: the supervisor itself dying with -9 loses the tasks in its memory
+//! (those it holds for workers and retries); the queues and what is in them survive for the
+//! next supervisor.
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use common::child::{Options, Supervised};
+use common::cleanup::{Object, Shutdown, Unlink};
+use common::pidfile::PidFile;
+use common::{Context, Error, Result, say, trace};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::unistd::Pid;
+
+use crate::cli::RunArgs;
+use crate::mq::{Access, Created, Mq};
+use crate::names::Names;
+use crate::protocol::{self, MAX_ATTEMPTS, Message, Status, Task, TaskResult};
+
+/// At most this many results wait in memory for a reader; beyond it the supervisor takes no
+/// new tasks until a reader makes room (back-pressure instead of unbounded memory).
+const MAX_UNDELIVERED: usize = 4096;
+/// The first wait before restarting a worker that died before it said hello; doubled each
+/// time it happens again, up to [`MAX_BACKOFF`], and forgotten once a worker completes a task.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A task in the supervisor's hands, with what the queue told about it.
+#[derive(Clone, Debug)]
+struct Held {
+    task: Task,
+    prio: u32,
+    /// CLOCK_MONOTONIC when it was first taken off `NAME` (the demo checks priority order).
+    taken_ns: u64,
+    /// Tie-break for equal priorities: first taken, first given out again.
+    seq: u64,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Held {
+    /// A max-heap pops the highest priority, then the lowest sequence number.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.prio
+            .cmp(&other.prio)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+struct Worker {
+    pid: Pid,
+    /// Our own child (restarted when it dies); None for a worker started by hand.
+    child: Option<Supervised>,
+    /// Readable once the process has exited.
+    pidfd: OwnedFd,
+    /// The worker's inbox, opened read-write after its hello: we send tasks into it, and
+    /// after its death we take back what it never received.
+    inbox: Option<Mq>,
+    holding: Option<Held>,
+    /// It asked to leave (`--max-tasks`) or was told to stop: no more tasks for it.
+    leaving: bool,
+}
+
+impl Worker {
+    fn idle(&self) -> bool {
+        self.inbox.is_some() && self.holding.is_none() && !self.leaving
+    }
+}
+
+/// Messages waiting for room in one queue.
+struct Outbox {
+    mq: Mq,
+    waiting: VecDeque<(Vec<u8>, u32)>,
+}
+
+#[derive(Default)]
+struct Counts {
+    taken: u64,
+    results: u64,
+    dead: u64,
+    retried: u64,
+    duplicates: u64,
+    malformed: u64,
+    deaths: u64,
+}
+
+struct Supervisor {
+    names: Names,
+    tasks: Mq,
+    done: Mq,
+    /// Result queues (`NAME-results`, reply queues) and `NAME-dead`, by name.
+    outboxes: HashMap<String, Outbox>,
+    workers: Vec<Worker>,
+    retries: BinaryHeap<Held>,
+    /// Workers to start (our own K) and when.
+    to_start: Vec<Instant>,
+    backoff: Duration,
+    seq: u64,
+    stopping: bool,
+    counts: Counts,
+    buf: Vec<u8>,
+}
+
+/// Run the supervisor until SIGTERM/SIGINT.
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    let shutdown = Shutdown::install()?;
+    let names = Names::new(&args.queue.name)?;
+    let pid_path = names.pid_file()?;
+    // Declared first, dropped last: the queues are gone before the lock is released, so a
+    // newcomer that gets the lock never finds our queues.
+    let _pid_file = PidFile::create(&pid_path).map_err(|e| match names.supervisor() {
+        Ok(pid) => Error::msg(format!(
+            "a supervisor (pid {pid}) already serves {}; refusing to start a second one",
+            names.tasks
+        )),
+        Err(_) => e,
+    })?;
+    let (queues, guards) = create_queues(&names, args)?;
+    let [tasks, results, dead, done] = queues;
+    let mut outboxes = HashMap::new();
+    for q in [results, dead] {
+        outboxes.insert(
+            q.name().to_owned(),
+            Outbox {
+                mq: q,
+                waiting: VecDeque::new(),
+            },
+        );
+    }
+    say!(
+        "ready: pid {} serves {} (results {}, dead letters {}; depth {}, msgsize {}); {} workers",
+        std::process::id(),
+        names.tasks,
+        names.results,
+        names.dead,
+        tasks.attr()?.maxmsg(),
+        tasks.msgsize(),
+        args.workers
+    )?;
+    say!(
+        "try: mqueue-demo submit --queue {} --wait 'echo hello'",
+        names.tasks
+    )?;
+    let now = Instant::now();
+    let mut sup = Supervisor {
+        names,
+        tasks,
+        done,
+        outboxes,
+        workers: Vec::new(),
+        retries: BinaryHeap::new(),
+        to_start: vec![now; args.workers as usize],
+        backoff: Duration::ZERO,
+        seq: 0,
+        stopping: false,
+        counts: Counts::default(),
+        buf: Vec::new(),
+    };
+    let outcome = sup.serve(&shutdown);
+    // Whatever happened, stop our workers before the queues go: Supervised's drop sends
+    // SIGTERM, waits, then SIGKILL, and reaps.
+    sup.workers.clear();
+    outcome?;
+    let left = sup.leftovers()?;
+    let sig = shutdown.signal().map_or("signal", |s| s.as_str());
+    let c = &sup.counts;
+    say!(
+        "stopped ({sig}): took {} tasks, {} results, {} retried, {} dead-lettered, {} duplicates \
+         dropped, {} malformed, {} worker deaths; {left}; removed {}",
+        c.taken,
+        c.results,
+        c.retried,
+        c.dead,
+        c.duplicates,
+        c.malformed,
+        c.deaths,
+        sup.names.all().join(", ")
+    )?;
+    drop(sup);
+    drop(guards);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Create the four queues, or take over a dead supervisor's (we hold its pid-file lock, so
+/// none is alive). Returns them with their unlink guards.
+fn create_queues(names: &Names, args: &RunArgs) -> Result<([Mq; 4], Vec<Unlink>)> {
+    let mut queues = Vec::new();
+    let mut guards = Vec::new();
+    for (i, name) in names.all().into_iter().enumerate() {
+        let access = if i == 0 || i == 3 {
+            Access::Read
+        } else {
+            Access::ReadWrite
+        };
+        let mq = match Mq::create(name, args.depth as usize, args.msgsize as usize, access)? {
+            Created::New(q) => q,
+            Created::Exists => {
+                // Someone else's queue is refused by Mq::open (fstat names its owner).
+                let q = Mq::open(name, access, true)?;
+                if *name == names.done {
+                    // Hellos and results from a dead supervisor's workers mean nothing now.
+                    let mut buf = Vec::new();
+                    while q.receive(&mut buf).is_ok() {}
+                }
+                say!(
+                    "taking over {name}, left by a supervisor that was killed ({} messages in it)",
+                    q.depth()?
+                )?;
+                q
+            }
+        };
+        guards.push(Unlink::new(Object::Mqueue(name.to_owned())));
+        queues.push(mq);
+    }
+    let queues: [Mq; 4] = queues
+        .try_into()
+        .map_err(|_| Error::msg("four queues expected"))?;
+    Ok((queues, guards))
+}
+
+impl Supervisor {
+    fn serve(&mut self, shutdown: &Shutdown) -> Result<()> {
+        loop {
+            if shutdown.requested() && !self.stopping {
+                self.begin_stop()?;
+            }
+            if self.stopping && self.workers.is_empty() {
+                return Ok(());
+            }
+            let next_start = self.to_start.iter().min().copied();
+            let timeout = match next_start {
+                _ if self.stopping => PollTimeout::NONE,
+                Some(at) => {
+                    common::deadline::poll_timeout(at.saturating_duration_since(Instant::now()))
+                }
+                None => PollTimeout::NONE,
+            };
+            let take = !self.stopping
+                && self.retries.is_empty()
+                && self.undelivered() < MAX_UNDELIVERED
+                && self.workers.iter().any(Worker::idle);
+            let (ready_done, dead_pids, writable) = {
+                let mut fds = vec![
+                    PollFd::new(self.done.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+                ];
+                // The task queue is watched only while a worker is free to take a task: the
+                // tasks wait in the kernel, in priority order, not in our memory.
+                if take {
+                    fds.push(PollFd::new(self.tasks.as_fd(), PollFlags::POLLIN));
+                }
+                let first_worker = fds.len();
+                for w in &self.workers {
+                    fds.push(PollFd::new(w.pidfd.as_fd(), PollFlags::POLLIN));
+                }
+                let first_outbox = fds.len();
+                let outbox_names: Vec<&String> = self
+                    .outboxes
+                    .iter()
+                    .filter(|(_, o)| !o.waiting.is_empty())
+                    .map(|(n, _)| n)
+                    .collect();
+                for n in &outbox_names {
+                    fds.push(PollFd::new(
+                        self.outboxes[*n].mq.as_fd(),
+                        PollFlags::POLLOUT,
+                    ));
+                }
+                // A shutdown that is being handled keeps its pipe readable; don't spin on it.
+                if self.stopping {
+                    fds[1] = PollFd::new(shutdown.wake_fd(), PollFlags::empty());
+                }
+                match poll(&mut fds, timeout) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return Err(Error::sys("poll", &self.names.tasks, e)),
+                }
+                let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+                let dead: Vec<Pid> = self
+                    .workers
+                    .iter()
+                    .zip(&fds[first_worker..first_outbox])
+                    .filter(|(_, fd)| ready(fd))
+                    .map(|(w, _)| w.pid)
+                    .collect();
+                let writable = !outbox_names.is_empty() && fds[first_outbox..].iter().any(ready);
+                (ready(&fds[0]), dead, writable)
+            };
+            // Results before deaths: a result sent just before its worker died counts.
+            if ready_done || !dead_pids.is_empty() {
+                self.drain_done()?;
+            }
+            for pid in dead_pids {
+                self.bury(pid)?;
+            }
+            self.start_due_workers()?;
+            if writable || self.undelivered() > 0 {
+                self.flush_outboxes()?;
+            }
+            if !self.stopping {
+                self.dispatch()?;
+            }
+        }
+    }
+
+    fn undelivered(&self) -> usize {
+        self.outboxes.values().map(|o| o.waiting.len()).sum()
+    }
+
+    /// Start the workers whose time has come (our own K; never while stopping).
+    fn start_due_workers(&mut self) -> Result<()> {
+        if self.stopping {
+            self.to_start.clear();
+            return Ok(());
+        }
+        let now = Instant::now();
+        let due = self.to_start.iter().filter(|&&at| at <= now).count();
+        self.to_start.retain(|&at| at > now);
+        for _ in 0..due {
+            self.start_worker()?;
+        }
+        Ok(())
+    }
+
+    fn start_worker(&mut self) -> Result<()> {
+        let exe = std::env::current_exe().ctx("current_exe", "")?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("worker")
+            .arg("--queue")
+            .arg(&self.names.tasks)
+            .arg("--supervisor")
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        // In our process group: a Ctrl-C at the terminal reaches the workers too, and each
+        // finishes its task and exits, as we wait for them to.
+        let child = Supervised::spawn("worker", &mut cmd, Options::default())?;
+        let pid = child.pid();
+        let pidfd = pidfd_open(pid).ctx("pidfd_open", pid)?;
+        say!("worker pid {pid} started")?;
+        self.workers.push(Worker {
+            pid,
+            child: Some(child),
+            pidfd,
+            inbox: None,
+            holding: None,
+            leaving: false,
+        });
+        Ok(())
+    }
+
+    /// Read everything in `NAME-done`: hellos and results.
+    fn drain_done(&mut self) -> Result<()> {
+        loop {
+            match self.done.receive(&mut self.buf) {
+                Ok(_) => {}
+                Err(Errno::EAGAIN) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("mq_receive", &self.names.done, e)),
+            }
+            match protocol::decode(&self.buf) {
+                Ok(Message::Hello { pid }) => self.hello(Pid::from_raw(pid))?,
+                Ok(Message::Result(r)) => self.result(r)?,
+                Ok(other) => {
+                    self.counts.malformed += 1;
+                    say!("unexpected {other:?} in {}; dropped", self.names.done)?;
+                }
+                Err(e) => {
+                    self.counts.malformed += 1;
+                    say!(
+                        "{} ({} bytes) in {}; dropped",
+                        e,
+                        self.buf.len(),
+                        self.names.done
+                    )?;
+                }
+            }
+        }
+    }
+
+    fn hello(&mut self, pid: Pid) -> Result<()> {
+        let inbox_name = self.names.inbox(pid);
+        let inbox = match Mq::open(&inbox_name, Access::ReadWrite, true) {
+            Ok(q) => q,
+            Err(e) => {
+                say!("hello from pid {pid}, but its inbox: {e}; ignored")?;
+                return Ok(());
+            }
+        };
+        if let Some(w) = self.workers.iter_mut().find(|w| w.pid == pid) {
+            w.inbox = Some(inbox);
+        } else {
+            // A worker started by hand. Its pid came in a message, but only our own uid can
+            // write to NAME-done (0600), and the pidfd pins the process from now on.
+            let pidfd = match pidfd_open(pid) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    say!(
+                        "hello from pid {pid}, but pidfd_open: {}; ignored",
+                        e.desc()
+                    )?;
+                    return Ok(());
+                }
+            };
+            say!("worker pid {pid} joined")?;
+            self.workers.push(Worker {
+                pid,
+                child: None,
+                pidfd,
+                inbox: Some(inbox),
+                holding: None,
+                leaving: false,
+            });
+        }
+        if self.stopping {
+            self.stop_worker(pid);
+        }
+        Ok(())
+    }
+
+    fn result(&mut self, mut r: TaskResult) -> Result<()> {
+        let pid = Pid::from_raw(r.pid);
+        let Some(w) = self.workers.iter_mut().find(|w| w.pid == pid) else {
+            self.counts.duplicates += 1;
+            trace!(
+                "result for {} from unknown pid {pid}: dropped",
+                protocol::show_id(r.id)
+            );
+            return Ok(());
+        };
+        if w.holding.as_ref().is_none_or(|h| h.task.id != r.id) {
+            self.counts.duplicates += 1;
+            trace!(
+                "result for {} that pid {pid} does not hold: dropped",
+                protocol::show_id(r.id)
+            );
+            return Ok(());
+        }
+        let held = w.holding.take().expect("checked just above");
+        if r.last {
+            w.leaving = true;
+        }
+        if self.stopping {
+            self.stop_worker(pid);
+        }
+        self.backoff = Duration::ZERO;
+        r.taken_ns = held.taken_ns;
+        match r.status {
+            Status::Ok | Status::Dead => self.publish(&held.task, &r),
+            Status::Failed => {
+                let why = String::from_utf8_lossy(&r.output).into_owned();
+                self.retry_or_bury(held, &format!("failed: {why}"), r.pid)
+            }
+        }
+    }
+
+    /// A task that failed, or whose worker died holding it: give it out again with attempt+1,
+    /// or, after the last attempt, move it to the dead-letter queue and report it dead.
+    fn retry_or_bury(&mut self, mut held: Held, why: &str, pid: i32) -> Result<()> {
+        let id = protocol::show_id(held.task.id);
+        if held.task.attempt >= MAX_ATTEMPTS {
+            self.counts.dead += 1;
+            let msg = protocol::encode_task(&held.task, usize::MAX)
+                .map_err(|e| Error::msg(e.to_string()))?;
+            let dead = self.names.dead.clone();
+            self.enqueue(&dead, msg, held.prio)?;
+            say!(
+                "task {id} dead-lettered to {dead} after {MAX_ATTEMPTS} attempts: {}",
+                common::out::escape(why.as_bytes())
+            )?;
+            let r = TaskResult {
+                id: held.task.id,
+                pid,
+                status: Status::Dead,
+                attempt: held.task.attempt,
+                taken_ns: held.taken_ns,
+                last: false,
+                output: format!("dead-lettered after {MAX_ATTEMPTS} attempts: {why}").into_bytes(),
+            };
+            return self.publish(&held.task, &r);
+        }
+        self.counts.retried += 1;
+        held.task.attempt += 1;
+        trace!("task {id} {why}; retrying as attempt {}", held.task.attempt);
+        if held.task.kind != protocol::Kind::Fail || held.task.attempt == 2 {
+            say!(
+                "task {id} {}; retrying as attempt {}",
+                common::out::escape(why.as_bytes()),
+                held.task.attempt
+            )?;
+        }
+        self.retries.push(held);
+        Ok(())
+    }
+
+    /// Send a result where the task asked (its reply queue) or to `NAME-results`.
+    fn publish(&mut self, task: &Task, r: &TaskResult) -> Result<()> {
+        self.counts.results += 1;
+        let dest = if task.reply.is_empty() {
+            self.names.results.clone()
+        } else if self.names.is_reply(&task.reply) {
+            task.reply.clone()
+        } else {
+            say!(
+                "task {} names reply queue {:?}, not one of ours; result sent to {}",
+                protocol::show_id(task.id),
+                common::out::escape(task.reply.as_bytes()),
+                self.names.results
+            )?;
+            self.names.results.clone()
+        };
+        let msgsize = self
+            .outboxes
+            .get(&dest)
+            .map_or(self.tasks.msgsize(), |o| o.mq.msgsize());
+        let msg = protocol::encode_result(r, msgsize);
+        self.enqueue(&dest, msg, 0)
+    }
+
+    /// Queue `msg` for `dest` and try to send what waits there. Never blocks: a full queue
+    /// keeps the message in memory until `poll` says there is room (POLLOUT).
+    fn enqueue(&mut self, dest: &str, msg: Vec<u8>, prio: u32) -> Result<()> {
+        if !self.outboxes.contains_key(dest) {
+            match Mq::open(dest, Access::Write, true) {
+                Ok(mq) => {
+                    self.outboxes.insert(
+                        dest.to_owned(),
+                        Outbox {
+                            mq,
+                            waiting: VecDeque::new(),
+                        },
+                    );
+                }
+                Err(e) => {
+                    // The submitter that waited for it is gone (Ctrl-C); nobody can read it.
+                    say!("result for {dest} dropped: {e}")?;
+                    return Ok(());
+                }
+            }
+        }
+        let outbox = self.outboxes.get_mut(dest).expect("inserted above");
+        outbox.waiting.push_back((msg, prio));
+        flush(outbox)
+    }
+
+    fn flush_outboxes(&mut self) -> Result<()> {
+        for outbox in self.outboxes.values_mut() {
+            flush(outbox)?;
+        }
+        // Reply queues are closed once emptied; the two fixed ones stay.
+        let keep = [self.names.results.clone(), self.names.dead.clone()];
+        self.outboxes
+            .retain(|name, o| !o.waiting.is_empty() || keep.contains(name));
+        Ok(())
+    }
+
+    /// Hand tasks to idle workers: retries first (they were taken earlier), then `NAME`.
+    fn dispatch(&mut self) -> Result<()> {
+        while let Some(i) = self.workers.iter().position(Worker::idle) {
+            let held = if let Some(held) = self.retries.pop() {
+                held
+            } else {
+                if self.undelivered() >= MAX_UNDELIVERED {
+                    return Ok(());
+                }
+                // The clock is read *before* mq_receive: any task sent before this instant is
+                // in the queue, so if a more urgent one was among them, this call returns it.
+                let taken_ns = monotonic_ns();
+                let prio = match self.tasks.receive(&mut self.buf) {
+                    Ok(prio) => prio,
+                    Err(Errno::EAGAIN) => return Ok(()),
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(Error::sys("mq_receive", &self.names.tasks, e)),
+                };
+                match protocol::decode(&self.buf) {
+                    Ok(Message::Task(task)) if task.attempt == 1 => {
+                        self.counts.taken += 1;
+                        self.seq += 1;
+                        Held {
+                            task,
+                            prio,
+                            taken_ns,
+                            seq: self.seq,
+                        }
+                    }
+                    other => {
+                        self.malformed_task(other, prio)?;
+                        continue;
+                    }
+                }
+            };
+            let w = &mut self.workers[i];
+            let msg = protocol::encode_task(&held.task, usize::MAX)
+                .map_err(|e| Error::msg(e.to_string()))?;
+            let inbox = w.inbox.as_ref().expect("an idle worker has an inbox");
+            // Record first, then send: see the module docs.
+            let id = held.task.id;
+            w.holding = Some(held);
+            match inbox.send(&msg, 0) {
+                Ok(()) => trace!("task {} -> worker pid {}", protocol::show_id(id), w.pid),
+                Err(e) => {
+                    // The inbox cannot be full (an idle worker's holds at most a stop); a
+                    // worker whose inbox fails gets nothing more, and its task goes back.
+                    say!(
+                        "mq_send {}: {}; worker pid {} gets no more tasks",
+                        inbox.name(),
+                        e.desc(),
+                        w.pid
+                    )?;
+                    w.leaving = true;
+                    if let Some(h) = w.holding.take() {
+                        self.retries.push(h);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes in `NAME` that are not a new task: reported, and moved to the dead-letter queue
+    /// as they are, so nothing a producer sent disappears without a trace.
+    fn malformed_task(
+        &mut self,
+        decoded: Result<Message, protocol::Malformed>,
+        prio: u32,
+    ) -> Result<()> {
+        self.counts.malformed += 1;
+        let why = match decoded {
+            Err(e) => e.to_string(),
+            Ok(Message::Task(t)) => format!("a new task must have attempt 1, not {}", t.attempt),
+            Ok(other) => format!("not a task: {other:?}"),
+        };
+        let raw = std::mem::take(&mut self.buf);
+        let dead = self.names.dead.clone();
+        say!(
+            "{why} ({} bytes) in {}; moved to {dead}",
+            raw.len(),
+            self.names.tasks
+        )?;
+        self.enqueue(&dead, raw, prio)
+    }
+
+    /// A worker's pidfd became readable: it has exited. Reap it, take back its task, and
+    /// start a replacement if it was one of ours.
+    fn bury(&mut self, pid: Pid) -> Result<()> {
+        let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
+            return Ok(());
+        };
+        let mut w = self.workers.swap_remove(i);
+        let how = match &w.child {
+            Some(child) => match child.try_wait()? {
+                Some(status) => describe(status),
+                None => "exited".to_owned(),
+            },
+            None => "exited".to_owned(),
+        };
+        let said_hello = w.inbox.is_some();
+        // What is still in its inbox was never received: it goes back with the same attempt.
+        let mut unreceived = false;
+        if let Some(inbox) = w.inbox.take() {
+            let mut buf = Vec::new();
+            while inbox.receive(&mut buf).is_ok() {
+                if let (Ok(Message::Task(t)), Some(h)) = (protocol::decode(&buf), &w.holding) {
+                    unreceived |= t.id == h.task.id;
+                }
+            }
+        }
+        // Unlink its inbox: a worker killed with -9 could not.
+        Object::Mqueue(self.names.inbox(pid)).unlink()?;
+        match w.holding.take() {
+            Some(held) if unreceived => {
+                self.counts.deaths += 1;
+                say!(
+                    "worker pid {pid} {how} before it received task {}; giving it out again",
+                    protocol::show_id(held.task.id)
+                )?;
+                self.retries.push(held);
+            }
+            Some(held) => {
+                self.counts.deaths += 1;
+                let why = format!("was held by worker pid {pid}, which {how}");
+                say!(
+                    "worker pid {pid} {how} holding task {} (attempt {})",
+                    protocol::show_id(held.task.id),
+                    held.task.attempt
+                )?;
+                self.retry_or_bury(held, &why, pid.as_raw())?;
+            }
+            None => {
+                if !w.leaving && !self.stopping {
+                    self.counts.deaths += 1;
+                }
+                say!("worker pid {pid} {how}")?;
+            }
+        }
+        if w.child.is_some() && !self.stopping {
+            // A worker that never said hello keeps dying at start (a broken binary, no
+            // memory for its queue): wait longer each time instead of forking in a loop.
+            let at = if said_hello {
+                Instant::now()
+            } else {
+                self.backoff = (self.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                say!(
+                    "worker pid {pid} died before it was ready; next one in {:?}",
+                    self.backoff
+                )?;
+                Instant::now() + self.backoff
+            };
+            self.to_start.push(at);
+        }
+        Ok(())
+    }
+
+    /// SIGTERM/SIGINT: take no new task; idle workers are told to stop, busy ones after their
+    /// result comes back.
+    fn begin_stop(&mut self) -> Result<()> {
+        self.stopping = true;
+        let busy = self.workers.iter().filter(|w| w.holding.is_some()).count();
+        say!("stopping: no new tasks; waiting for {busy} workers to finish what they hold")?;
+        let idle: Vec<Pid> = self
+            .workers
+            .iter()
+            .filter(|w| w.holding.is_none())
+            .map(|w| w.pid)
+            .collect();
+        for pid in idle {
+            self.stop_worker(pid);
+        }
+        Ok(())
+    }
+
+    fn stop_worker(&mut self, pid: Pid) {
+        let Some(w) = self.workers.iter_mut().find(|w| w.pid == pid) else {
+            return;
+        };
+        if w.holding.is_some() {
+            return;
+        }
+        w.leaving = true;
+        // The inbox holds at most one more message than a task, so this cannot block. A
+        // worker without an inbox is not ready yet: it is stopped when its hello arrives.
+        if let Some(inbox) = &w.inbox {
+            let _ = inbox.send(&protocol::encode_stop(), 0);
+        }
+    }
+
+    /// After the workers are gone: deliver what can be, and say what is left in `NAME`.
+    fn leftovers(&mut self) -> Result<String> {
+        self.flush_outboxes()?;
+        let undelivered = self.undelivered();
+        let mut ids = Vec::new();
+        let mut buf = Vec::new();
+        while self.tasks.receive(&mut buf).is_ok() {
+            match protocol::decode(&buf) {
+                Ok(Message::Task(t)) => ids.push(protocol::show_id(t.id)),
+                _ => ids.push("(malformed)".to_owned()),
+            }
+        }
+        ids.extend(self.retries.drain().map(|h| protocol::show_id(h.task.id)));
+        let mut text = format!("{} left queued", ids.len());
+        if !ids.is_empty() {
+            let shown: Vec<_> = ids.iter().take(10).map(String::as_str).collect();
+            let more = if ids.len() > 10 { " ..." } else { "" };
+            text += &format!(" ({}{more})", shown.join(" "));
+        }
+        if undelivered > 0 {
+            text += &format!(", {undelivered} results nobody read");
+        }
+        Ok(text)
+    }
+}
+
+fn flush(outbox: &mut Outbox) -> Result<()> {
+    while let Some((msg, prio)) = outbox.waiting.front() {
+        match outbox.mq.send(msg, *prio) {
+            Ok(()) => {
+                outbox.waiting.pop_front();
+            }
+            Err(Errno::EAGAIN) => return Ok(()),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("mq_send", outbox.mq.name(), e)),
+        }
+    }
+    Ok(())
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!(
+            "was killed by {}",
+            nix::sys::signal::Signal::try_from(sig).map_or("a signal", |s| s.as_str())
+        ),
+        _ => "exited".to_owned(),
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, so times taken
+/// by the producers and by the supervisor can be compared.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(t.tv_nsec()).unwrap_or(0)
+    })
+}
+
+/// `pidfd_open(2)`, which nix 0.32 does not wrap: a descriptor that becomes readable when the
+/// process exits, for our children and for workers started by hand alike. (A candidate for
+/// `common`, whose `child` module has a private copy.)
+fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, touches no memory of ours, and returns a new
+    // descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(fd)?;
+    let fd = RawFd::try_from(fd).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel has just given us this descriptor (close-on-exec, as pidfds are);
+    // nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

@@ -1,0 +1,196 @@
+//! A worker: announce itself, take tasks from its own inbox, run them, report results.
+//!
+//! A worker never takes tasks from the shared queue `NAME` itself. If it did, a SIGKILL
+//! between its `mq_receive` (the task leaves the kernel's queue) and the moment anyone else
+//! learnt that it held the task would lose the task without a trace: no bookkeeping done
+//! *after* `mq_receive` can close that window, because the kill may land just before it. So
+//! the supervisor takes the task, records which worker it gives it to, and only then puts it
+//! in that worker's inbox `NAME-w<pid>` (see `supervisor.rs`). A worker killed at any instant
+//! leaves the task either in its inbox or in the supervisor's record, and the supervisor,
+//! which learns of the death from a pidfd, gives it to another worker.
+//!
+//! Start-up: open `NAME-done` first (no supervisor: a clear error, nothing created), create
+//! the inbox `O_CREAT|O_EXCL` 0600, send a hello, then wait in `poll` on the inbox and the
+//! SIGTERM/SIGINT pipe. SIGTERM while a task runs: the task is finished and its result sent,
+//! then the worker exits; the inbox is unlinked on every exit but kill -9 (then the supervisor
+//! unlinks it).
+
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+
+use common::cleanup::{Object, Shutdown, Unlink};
+use common::{Context, Error, Result, say, trace};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::unistd::{Pid, getpid, getppid};
+
+use crate::cli::WorkerArgs;
+use crate::mq::{Access, Created, Mq};
+use crate::names::Names;
+use crate::protocol::{self, Message, Status, TaskResult};
+use crate::tasks;
+
+/// A worker's inbox holds the one task it is given and a stop request.
+pub const INBOX_DEPTH: usize = 2;
+
+/// Run a worker until its supervisor stops it, SIGTERM/SIGINT, or `--max-tasks`.
+pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
+    let shutdown = Shutdown::install()?;
+    if let Some(parent) = args.supervisor {
+        die_with(parent)?;
+    }
+    let names = Names::new(&args.queue.name)?;
+    let pid = getpid();
+    let done = match Mq::open(&names.done, Access::Write, true) {
+        Ok(q) => q,
+        Err(e) if e.errno() == Some(Errno::ENOENT) => {
+            return Err(Error::msg(format!(
+                "no supervisor serves {}: {} does not exist (start one with: mqueue-demo run \
+                 --queue {})",
+                names.tasks, names.done, names.tasks
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    let inbox_name = names.inbox(pid);
+    let inbox = create_inbox(&inbox_name, done.msgsize())?;
+    let _inbox_guard = Unlink::new(Object::Mqueue(inbox_name.clone()));
+    send(&done, &protocol::encode_hello(pid.as_raw()), &shutdown)?;
+    if args.supervisor.is_none() {
+        say!(
+            "worker pid {pid}: serving {} (inbox {inbox_name})",
+            names.tasks
+        )?;
+    }
+
+    let mut buf = Vec::new();
+    let mut served = 0u64;
+    loop {
+        if shutdown.requested() {
+            break;
+        }
+        // Wait in poll, not in mq_receive: SA_RESTART would restart a blocked mq_receive
+        // after SIGTERM's handler, and the worker would not notice the signal until a task came.
+        let mut fds = [
+            PollFd::new(inbox.as_fd(), PollFlags::POLLIN),
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", &inbox_name, e)),
+        }
+        match inbox.receive(&mut buf) {
+            Ok(_) => {}
+            Err(Errno::EAGAIN | Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("mq_receive", &inbox_name, e)),
+        }
+        let task = match protocol::decode(&buf) {
+            Ok(Message::Task(task)) => task,
+            Ok(Message::Stop) => {
+                trace!("stop request from the supervisor");
+                break;
+            }
+            Ok(other) => {
+                eprintln!("mqueue-demo worker: ignoring an unexpected {other:?} in {inbox_name}");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("mqueue-demo worker: {inbox_name}: {e}; dropped");
+                continue;
+            }
+        };
+        trace!(
+            "task {} ({} attempt {})",
+            protocol::show_id(task.id),
+            task.kind.name(),
+            task.attempt
+        );
+        let (status, output) = match tasks::execute(&task) {
+            Ok(out) => (Status::Ok, out),
+            Err(why) => (Status::Failed, why.into_bytes()),
+        };
+        served += 1;
+        let last = args.max_tasks.is_some_and(|max| served >= max);
+        let result = TaskResult {
+            id: task.id,
+            pid: pid.as_raw(),
+            status,
+            attempt: task.attempt,
+            taken_ns: 0,
+            last,
+            output,
+        };
+        // Sent even if a SIGTERM came meanwhile: the task is done, its result must not be lost.
+        send(
+            &done,
+            &protocol::encode_result(&result, done.msgsize()),
+            &shutdown,
+        )?;
+        if last {
+            break;
+        }
+    }
+    if args.supervisor.is_none() {
+        say!("worker pid {pid}: ran {served} tasks; removed {inbox_name}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Create this worker's inbox. A queue already at the name can only be the leftover of an
+/// earlier worker that had our pid and was killed with -9 before its supervisor tidied up: if
+/// it is ours, it is removed and made again.
+fn create_inbox(name: &str, msgsize: usize) -> Result<Mq> {
+    for _ in 0..2 {
+        match Mq::create(name, INBOX_DEPTH, msgsize, Access::Read)? {
+            Created::New(q) => return Ok(q),
+            Created::Exists => {
+                drop(Mq::open(name, Access::Read, true)?); // refuses another user's queue
+                Object::Mqueue(name.to_owned()).unlink()?;
+                trace!("mq_unlink({name}): a dead worker's leftover inbox");
+            }
+        }
+    }
+    Err(Error::msg(format!(
+        "{name}: keeps reappearing; is another worker using our pid?"
+    )))
+}
+
+/// Send on a non-blocking queue, waiting in `poll` while it is full. The supervisor always
+/// drains `NAME-done`, so the wait is short; a second SIGTERM still ends it (see
+/// `common::cleanup::Shutdown`).
+fn send(q: &Mq, msg: &[u8], shutdown: &Shutdown) -> Result<()> {
+    loop {
+        match q.send(msg, 0) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("mq_send", q.name(), e)),
+        }
+        let mut fds = [
+            PollFd::new(q.as_fd(), PollFlags::POLLOUT),
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+        ];
+        // The shutdown pipe stays readable once signalled; a short timeout then keeps this
+        // from spinning while the result still waits for room.
+        let timeout = if shutdown.requested() {
+            PollTimeout::from(10u8)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", q.name(), e)),
+        }
+    }
+}
+
+/// A worker the supervisor started dies with it: PR_SET_PDEATHSIG sends us SIGTERM when the
+/// parent exits, however it exits. If the parent died before the call, the signal will never
+/// come, hence the getppid check after it.
+fn die_with(parent: i32) -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .ctx("prctl", "PR_SET_PDEATHSIG")?;
+    if getppid() != Pid::from_raw(parent) {
+        return Err(Error::msg(format!("the supervisor (pid {parent}) is gone")));
+    }
+    Ok(())
+}
