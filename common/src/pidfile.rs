@@ -99,6 +99,12 @@ impl PidFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The device and inode of the locked file: compare them with another file's to tell
+    /// whether two names (a hard link, another spelling) are one file.
+    pub fn id(&self) -> (u64, u64) {
+        self.id
+    }
 }
 
 impl Drop for PidFile {

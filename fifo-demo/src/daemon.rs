@@ -16,7 +16,7 @@
 //! writer gone) or `--drain-timeout`, and closes the read end right after the last read.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,7 @@ use common::{Context, Error, Result, trace};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::SigHandler;
 use nix::sys::stat::{Mode, fchmod, fstat};
 
 use crate::cli::DaemonArgs;
@@ -78,6 +79,12 @@ pub fn fifo_path(arg: Option<&Path>) -> Result<PathBuf> {
 pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
     let hangup = Hangup::install()?;
+    // Past a file-size limit (`ulimit -f`) a write raises SIGXFSZ, whose default action kills
+    // the process without a word. Ignored, the write fails with EFBIG, which the log reports
+    // and survives like a full disk.
+    // SAFETY: SIG_IGN installs no handler code, so nothing can run in signal context.
+    unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGXFSZ, SigHandler::SigIgn) }
+        .ctx("signal", "SIGXFSZ")?;
     let fifo = fifo_path(args.fifo.as_deref())?;
     let pid_path = args.pid_file.clone().unwrap_or_else(|| pid_path_for(&fifo));
 
@@ -86,7 +93,15 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     let pid_file = take_pid_file(&pid_path, &fifo)?;
     let fifo_guard = create_fifo(&fifo)?;
     let (read_end, own_write_end) = open_fifo(&fifo)?;
-    let mut log = Log::open(&args.log)?;
+    // The log must not be the FIFO or the pid file, under whatever name it was given.
+    let ours = [
+        (
+            file_id(&read_end, &fifo.display().to_string())?,
+            fifo.as_path(),
+        ),
+        (pid_file.id(), pid_path.as_path()),
+    ];
+    let mut log = Log::open(&args.log, &ours)?;
 
     say(&format!(
         "ready: pid {} reads {}, logs to {} (pid file {})",
@@ -109,7 +124,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         // SIGHUP first: a rotation requested before a SIGTERM must still happen, or the
         // records read in between would go to the renamed file and no new log would appear.
         if hangup.take() {
-            log.reopen()?;
+            log.reopen(&ours)?;
         }
         if shutdown.requested() {
             break;
@@ -156,14 +171,23 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     reader.finish(&mut log)?;
     log.flush()?;
     let sig = shutdown.signal().map_or("signal", |s| s.as_str());
+    let dropped = match log.dropped {
+        0 => String::new(),
+        n => format!(", dropped {n} that the log could not take"),
+    };
     say(&format!(
-        "{sig}: logged {} records; removed {} and {}",
-        reader.records,
+        "{sig}: logged {} records{dropped}; removed {} and {}",
+        reader.records - log.dropped,
         fifo.display(),
         pid_path.display()
     ));
     drop(pid_file);
-    Ok(ExitCode::SUCCESS)
+    // Records were lost: the exit status says so too, not only the line above.
+    Ok(if log.dropped == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A status line on stderr (stdout may be the log itself, with `--log -`).
@@ -341,33 +365,56 @@ impl Hangup {
 }
 
 /// The log: a file opened for appending, or stdout, behind a large buffer.
+///
+/// A log that cannot be written (a full disk, a quota, a file-size limit) does not stop the
+/// daemon: writers would get EPIPE and lose everything. It says so once on stderr, keeps every
+/// whole record that fitted (a record cut off by the failing write is truncated away, so the
+/// log never ends in half a line), counts the records it has to drop, and tries again with the
+/// next batch; when a write works again it says how many were dropped. Only a broken pipe
+/// (`--log -` into `| head`) ends the daemon, as it ends any Unix filter.
 struct Log {
     /// `None` for stdout.
     path: Option<PathBuf>,
-    out: BufWriter<File>,
+    file: File,
+    /// Whole log lines not yet written.
+    buf: Vec<u8>,
+    /// The error the last write failed with, while it keeps failing.
+    failing: Option<std::io::Error>,
+    /// Records dropped because the log could not take them.
+    dropped: u64,
 }
 
+/// Device and inode: what tells two names for one file apart from two files.
+type FileId = (u64, u64);
+
 impl Log {
-    fn open(path: &Path) -> Result<Log> {
-        if path.as_os_str() == "-" {
+    /// Open the log; refuse it if it is one of the daemon's own files (`not`), under any name.
+    fn open(path: &Path, not: &[(FileId, &Path)]) -> Result<Log> {
+        let (path, file) = if path.as_os_str() == "-" {
             // A descriptor of our own for stdout (F_DUPFD_CLOEXEC), written through our own
             // buffer: std's stdout would flush at every newline.
             let fd = std::io::stdout()
                 .as_fd()
                 .try_clone_to_owned()
                 .ctx("dup", "stdout")?;
-            return Ok(Log {
-                path: None,
-                out: BufWriter::with_capacity(LOG_BUFFER, File::from(fd)),
-            });
+            (None, File::from(fd))
+        } else {
+            (Some(path.to_owned()), Self::open_file(path, not)?)
+        };
+        let log = Log {
+            path,
+            file,
+            buf: Vec::with_capacity(LOG_BUFFER),
+            failing: None,
+            dropped: 0,
+        };
+        if log.path.is_none() {
+            check_not_ours(&log.file, "stdout", not)?;
         }
-        Ok(Log {
-            path: Some(path.to_owned()),
-            out: BufWriter::with_capacity(LOG_BUFFER, Self::open_file(path)?),
-        })
+        Ok(log)
     }
 
-    fn open_file(path: &Path) -> Result<File> {
+    fn open_file(path: &Path, not: &[(FileId, &Path)]) -> Result<File> {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -376,6 +423,7 @@ impl Log {
             .open(path)
             .ctx("open", path.display())?;
         trace!("open({}, O_WRONLY|O_APPEND|O_CREAT, 0600)", path.display());
+        check_not_ours(&file, &path.display().to_string(), not)?;
         Ok(file)
     }
 
@@ -385,31 +433,115 @@ impl Log {
             .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string())
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let name = self.name();
-        self.out.write_all(bytes).ctx("write", name)
+    /// Add log lines; they are written when the buffer is full or at the next flush.
+    fn write(&mut self, lines: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(lines);
+        if self.buf.len() >= LOG_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
     }
 
+    /// Write out the buffer. Fails only on a broken pipe; any other failure drops the
+    /// buffered records, says so once, and is tried again next time.
     fn flush(&mut self) -> Result<()> {
-        let name = self.name();
-        self.out.flush().ctx("write", name)
+        let mut done = 0;
+        while done < self.buf.len() {
+            match (&self.file).write(&self.buf[done..]) {
+                Ok(0) => {
+                    let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                    return self.failed(done, e);
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Err(e).ctx("write", self.name());
+                }
+                Err(e) => return self.failed(done, e),
+            }
+        }
+        self.buf.clear();
+        if let Some(e) = self.failing.take() {
+            say(&format!(
+                "write {}: works again ({e} before); {} records dropped meanwhile",
+                self.name(),
+                self.dropped
+            ));
+        }
+        Ok(())
+    }
+
+    /// A write failed after `done` bytes of the buffer went out: keep the whole records among
+    /// them, drop the rest, and report the first failure of a run.
+    fn failed(&mut self, done: usize, e: std::io::Error) -> Result<()> {
+        let whole = memchr::memrchr(END, &self.buf[..done]).map_or(0, |nl| nl + 1);
+        if done > whole {
+            // Half a record reached the file: cut it off again, so the log holds whole lines.
+            let cut = (done - whole) as u64;
+            let _ = self
+                .file
+                .metadata()
+                .and_then(|m| self.file.set_len(m.len().saturating_sub(cut)));
+        }
+        let lost = memchr::memchr_iter(END, &self.buf[whole..]).count() as u64;
+        self.dropped += lost;
+        self.buf.clear();
+        if self.failing.is_none() {
+            say(&format!(
+                "write {}: {e}; dropping records until it works again ({lost} so far; \
+                 every whole record that fitted is kept)",
+                self.name()
+            ));
+        }
+        self.failing = Some(e);
+        Ok(())
     }
 
     /// SIGHUP: flush what belongs to the old file, then open the path again. After
     /// `mv app.log app.log.1` the old descriptor still writes to app.log.1 (a rename does not
     /// change the inode), so everything read before the reopen lands there and everything
     /// after in a new app.log: nothing is lost (logrotate's "create" mode).
-    fn reopen(&mut self) -> Result<()> {
+    ///
+    /// If the path cannot be opened (it became a directory, the disk is full), the daemon
+    /// keeps logging to the file it has, says so, and tries again at the next SIGHUP, as
+    /// rsyslog does: exiting would lose every record the writers send meanwhile.
+    fn reopen(&mut self, not: &[(FileId, &Path)]) -> Result<()> {
         self.flush()?;
         let Some(path) = self.path.clone() else {
             trace!("SIGHUP: logging to stdout, nothing to reopen");
             return Ok(());
         };
-        let file = Self::open_file(&path)?;
-        // Replacing the writer closes the old file; its buffer is already empty.
-        self.out = BufWriter::with_capacity(LOG_BUFFER, file);
-        say(&format!("SIGHUP: reopened {}", path.display()));
+        match Self::open_file(&path, not) {
+            Ok(file) => {
+                // Replacing the file closes the old one; its buffer is already empty.
+                self.file = file;
+                say(&format!("SIGHUP: reopened {}", path.display()));
+            }
+            Err(e) => say(&format!(
+                "SIGHUP: {e}; still logging to the file opened before; \
+                 will try again at the next SIGHUP"
+            )),
+        }
         Ok(())
+    }
+}
+
+/// The device and inode of an open file.
+fn file_id(file: &impl AsFd, name: &str) -> Result<FileId> {
+    let st = fstat(file).ctx("fstat", name)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Refuse a log that is one of `ours` (the FIFO, the pid file) under another name or the same:
+/// the daemon would read its own log lines back from the FIFO, forever, or overwrite its pid.
+fn check_not_ours(file: &File, name: &str, ours: &[(FileId, &Path)]) -> Result<()> {
+    let id = file_id(file, name)?;
+    match ours.iter().find(|(other, _)| *other == id) {
+        Some((_, other)) => Err(Error::msg(format!(
+            "--log {name}: is {} itself (the same file); choose another log file",
+            other.display()
+        ))),
+        None => Ok(()),
     }
 }
 
