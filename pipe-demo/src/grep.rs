@@ -41,6 +41,13 @@ const EXIT_ERROR: u8 = 2;
 /// The first read size. Large reads from a file mean few syscalls; from a pipe a read returns
 /// what is there (up to 64 KiB by default), and we search that.
 const BLOCK: usize = 1 << 20;
+/// The longest line searched: 256 MiB. The buffer holds one whole line, so a line longer than
+/// memory (`pipe-demo grep x /dev/zero`: no newline, ever) would grow it until the allocator
+/// aborts the process. Past this cap the input is refused with grep's "memory exhausted"
+/// (exit 2), naming the file.
+pub const MAX_LINE: usize = 256 << 20;
+/// The end of the message for a line past [`MAX_LINE`].
+const MEMORY_EXHAUSTED: &str = "memory exhausted";
 
 /// Run the `grep` role.
 pub fn run(args: &GrepArgs) -> Result<ExitCode> {
@@ -74,7 +81,8 @@ pub fn run(args: &GrepArgs) -> Result<ExitCode> {
             Ok(n) => selected += n,
             // The reader has gone: stop quietly (finish() turns this into exit 0).
             Err(e) if e.is_broken_pipe() => return Err(e),
-            Err(e) if e.is_write_error() => return fail(e),
+            // Like GNU grep, running out of memory ends the whole search.
+            Err(e) if e.is_write_error() || e.is_memory_exhausted() => return fail(e),
             Err(e) => {
                 // Like grep: report the file and go on with the next one; exit 2 at the end.
                 let _ = writeln!(io::stderr().lock(), "pipe-demo: {e}");
@@ -100,13 +108,18 @@ fn fail(e: Error) -> Result<ExitCode> {
     Ok(ExitCode::from(EXIT_ERROR))
 }
 
-trait WriteError {
+trait Fatal {
     fn is_write_error(&self) -> bool;
+    fn is_memory_exhausted(&self) -> bool;
 }
 
-impl WriteError for Error {
+impl Fatal for Error {
     fn is_write_error(&self) -> bool {
         matches!(self, Error::Sys { call, .. } if call == "write")
+    }
+
+    fn is_memory_exhausted(&self) -> bool {
+        matches!(self, Error::Msg(m) if m.ends_with(MEMORY_EXHAUSTED))
     }
 }
 
@@ -176,8 +189,16 @@ impl<'r> Searcher<'r> {
         let mut filled = 0;
         loop {
             if filled == self.buf.len() {
-                // One line longer than the buffer: grow it (amortised; rare).
-                self.buf.resize(self.buf.len() * 2, 0);
+                // One line longer than the buffer: grow it (amortised; rare), up to MAX_LINE,
+                // and fail cleanly rather than abort if even that much memory is not there.
+                let more = self.buf.len().min(MAX_LINE - self.buf.len());
+                if more == 0 || self.buf.try_reserve_exact(more).is_err() {
+                    return Err(Error::msg(format!(
+                        "{name}: a line longer than {} MiB: {MEMORY_EXHAUSTED}",
+                        self.buf.len() >> 20
+                    )));
+                }
+                self.buf.resize(self.buf.len() + more, 0);
             }
             let requested = self.buf.len() - filled;
             let n = match input.read(&mut self.buf[filled..]) {

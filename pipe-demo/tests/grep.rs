@@ -140,6 +140,21 @@ fn exit_codes_follow_grep() {
     );
 }
 
+/// A line longer than memory (/dev/zero has no newline) used to grow the buffer until the
+/// allocator aborted the process (exit 134, a backtrace). Now it stops at the documented cap,
+/// with GNU grep's "memory exhausted", naming the file, exit 2.
+#[test]
+fn a_line_longer_than_the_cap_fails_cleanly_like_grep() {
+    let sb = Sandbox::new();
+    let out = run(&sb, &["grep", "x", "/dev/zero"], b"");
+    assert_eq!(code(&out), 2, "{}", testkit::stderr(&out));
+    assert_eq!(out.stdout, b"");
+    assert_eq!(
+        testkit::stderr(&out),
+        "pipe-demo: /dev/zero: a line longer than 256 MiB: memory exhausted\n"
+    );
+}
+
 #[test]
 fn a_bad_regex_exits_2_with_a_clear_message() {
     let sb = Sandbox::new();
