@@ -1,5 +1,340 @@
-//! placeholder
-use std::process::ExitCode;
-use common::Result;
-use crate::cli::DemoArgs;
-pub fn run(_args: &DemoArgs) -> Result<ExitCode> { Ok(ExitCode::SUCCESS) }
+//! The scenario played by `shm-demo` with no arguments, with real processes:
+//!
+//! 1. start `shm-demo server` on a unique name and wait for its "ready" line;
+//! 2. start N `shm-demo writer` processes (rounds of self-checking values to their own keys)
+//!    and M `shm-demo reader` processes (random gets, every value's checksum checked), all at
+//!    once, for `--duration-ms`;
+//! 3. meanwhile, a `shm-demo put` stops itself (SIGSTOP, the hidden test hook) half-way
+//!    through a write, holding the writers' mutex, and is killed with SIGKILL there;
+//! 4. the next writer to lock gets EOWNERDEAD, restores the half-written record from the undo
+//!    image, and marks the mutex consistent (it says so on stderr);
+//! 5. a `shm-demo watch` process sleeping on the futex wakes when we put its key;
+//! 6. when the workers are done: every key holds exactly what its writer last committed, the
+//!    killed writer's key its value from before, no reader saw a bad checksum;
+//! 7. stats, SIGTERM to the server, and nothing left in /dev/shm (or `ipcs -m`).
+
+use std::io::Write;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use common::child::{Lines, Options, Supervised, describe};
+use common::cleanup::Shutdown;
+use common::out::escape;
+use common::{Context, Error, Result, names, say};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+
+use crate::cli::{DbArgs, DemoArgs};
+use crate::client;
+use crate::segment::{self, Target};
+use crate::workers::{key_for, value_for};
+
+/// How long any child may run, and how long we wait for any one step.
+const DEADLINE: Duration = Duration::from_secs(300);
+/// Keys per writer.
+const KEYS: u32 = 32;
+/// The key the killed writer was writing, and the value it had before.
+const VICTIM: &str = "victim";
+const VICTIM_OLD: &[u8] = b"committed before the crash";
+
+/// Run the scenario and print its steps; the last stdout line is `ok: ...` or `FAILED: ...`.
+pub fn run(args: &DemoArgs) -> Result<ExitCode> {
+    // Ctrl-C or SIGTERM ends the scenario between steps; dropping the children's handles
+    // stops them, and the server removes the segment.
+    let shutdown = Shutdown::install()?;
+    let db_args = DbArgs {
+        name: names::posix_name(&names::unique("demo")),
+        sysv: args.sysv,
+    };
+    match play(args, &db_args, &shutdown) {
+        Ok(summary) => {
+            say!("{summary}")?;
+            Ok(if summary.starts_with("ok") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(e) if e.is_broken_pipe() => Err(e),
+        Err(e) => {
+            say!("FAILED: {e}")?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Spawn `shm-demo ARGS --name NAME [--sysv]` in a process group of its own (a Ctrl-C at the
+/// terminal reaches only us; we stop the children as their handles drop).
+fn spawn(label: &str, args: &[&str], db: &DbArgs) -> Result<Supervised> {
+    let exe = std::env::current_exe().ctx("current_exe", "")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args).arg("--name").arg(&db.name);
+    if db.sysv {
+        cmd.arg("--sysv");
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Supervised::spawn(
+        label,
+        &mut cmd,
+        Options {
+            deadline: Some(DEADLINE),
+            own_group: true,
+        },
+    )
+}
+
+/// Pass a child's stderr on to ours, and report every line that announces a mutex recovery.
+fn forward_stderr(child: &Supervised, recovered: &mpsc::Sender<String>) {
+    let Some(mut lines) = child.stderr_lines() else {
+        return;
+    };
+    let tag = format!("{} (pid {})", child.label(), child.pid());
+    let recovered = recovered.clone();
+    thread::spawn(move || {
+        while let Ok(Some(line)) = lines.next_line(DEADLINE) {
+            let _ = writeln!(std::io::stderr(), "{line}");
+            if line.contains("recovered the writers' mutex") {
+                let _ = recovered.send(tag.clone());
+            }
+        }
+    });
+}
+
+fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
+    match shutdown.signal() {
+        Some(sig) => Err(Error::msg(format!("interrupted by {sig}"))),
+        None => Ok(()),
+    }
+}
+
+/// The `done: ...` line of a worker, as numbers by name.
+fn done_line(child: &Supervised, mut out: Lines) -> Result<Vec<(String, u64)>> {
+    let line = out.wait_for(|l| l.starts_with("done:"), DEADLINE)?;
+    let status = child.wait_timeout(DEADLINE)?;
+    if !status.success() {
+        return Err(Error::msg(format!(
+            "{} (pid {}) {}",
+            child.label(),
+            child.pid(),
+            describe(status)
+        )));
+    }
+    let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+    // "done: rounds 12 puts 384" -> [("rounds", 12), ("puts", 384)]; multi-word names
+    // ("checksum failures 0") keep their last word.
+    let mut pairs = Vec::new();
+    for w in words.windows(2) {
+        if let Ok(n) = w[1].parse::<u64>() {
+            pairs.push((w[0].to_owned(), n));
+        }
+    }
+    Ok(pairs)
+}
+
+fn field(pairs: &[(String, u64)], name: &str) -> u64 {
+    pairs.iter().find(|(k, _)| k == name).map_or(0, |(_, v)| *v)
+}
+
+fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String> {
+    let (recovered_tx, recovered_rx) = mpsc::channel();
+    let target = Target::new(&db_args.name, db_args.sysv)?;
+    let label = target.label();
+
+    // 1. The server.
+    let server = spawn("server", &["server", "--slots", "1024"], db_args)?;
+    forward_stderr(&server, &recovered_tx);
+    let mut server_out = server
+        .stdout_lines()
+        .ok_or_else(|| Error::msg("server: no stdout pipe"))?;
+    if let Err(e) = server_out.wait_for(|l| l.contains("server: ready:"), DEADLINE) {
+        let status = server.wait_timeout(Duration::from_secs(5)).map(describe);
+        return Err(Error::msg(format!(
+            "the server did not start ({}): {e}",
+            status.unwrap_or_else(|e| e.to_string())
+        )));
+    }
+    say!("1. server (pid {}) created {label}", server.pid())?;
+    // We are a client too: the demo maps the segment for its own puts and the final check.
+    let (db, _) = client::open(db_args)?;
+    db.lock()?.put(VICTIM.as_bytes(), VICTIM_OLD)?;
+
+    // 2. Writers and readers, all at once.
+    let ms = args.duration_ms.to_string();
+    let keys = KEYS.to_string();
+    let mut writers = Vec::new();
+    for i in 0..args.writers {
+        let id = i.to_string();
+        let w = spawn(
+            &format!("writer {i}"),
+            &["writer", "--id", &id, "--keys", &keys, "--duration-ms", &ms],
+            db_args,
+        )?;
+        forward_stderr(&w, &recovered_tx);
+        let out = w.stdout_lines().ok_or_else(|| Error::msg("no stdout pipe"))?;
+        writers.push((w, out));
+    }
+    let nw = args.writers.to_string();
+    let mut readers = Vec::new();
+    for i in 0..args.readers {
+        let r = spawn(
+            &format!("reader {i}"),
+            &["reader", "--writers", &nw, "--keys", &keys, "--duration-ms", &ms],
+            db_args,
+        )?;
+        forward_stderr(&r, &recovered_tx);
+        let out = r.stdout_lines().ok_or_else(|| Error::msg("no stdout pipe"))?;
+        readers.push((r, out));
+    }
+    say!(
+        "2. {} writers and {} readers map {label} and work in it for {} ms; no lock for readers",
+        args.writers,
+        args.readers,
+        args.duration_ms
+    )?;
+
+    // 3. A writer stopped inside the critical section, then killed there.
+    let victim = spawn(
+        "put (killed)",
+        &["put", "--stop-in-critical-section", VICTIM, "this write never commits"],
+        db_args,
+    )?;
+    forward_stderr(&victim, &recovered_tx);
+    // waitid(WSTOPPED|WNOWAIT) returns once it has stopped itself, leaving its status for
+    // its handle to reap later.
+    let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(victim.pid()), flags).ctx("waitid", victim.pid())? {
+        WaitStatus::Stopped(..) | WaitStatus::PtraceEvent(..) => {}
+        other => {
+            return Err(Error::msg(format!(
+                "the writer to kill did not stop in its critical section: {other:?}"
+            )));
+        }
+    }
+    victim.signal(Signal::SIGKILL)?;
+    victim.wait_timeout(DEADLINE)?;
+    say!(
+        "3. writer pid {} stopped half-way through a put of {VICTIM:?}, holding the mutex: kill -9",
+        victim.pid()
+    )?;
+    check_interrupt(shutdown)?;
+
+    // 4. The next writer recovers; we wait for its line (a writer locks within microseconds,
+    //    unless the writers are already done: then our own put below is the next one).
+    let recovered_by = match recovered_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(who) => who,
+        Err(_) => {
+            db.lock()?.put(b"after-the-crash", b"1")?;
+            "the demo itself".to_owned()
+        }
+    };
+    say!("4. {recovered_by} got EOWNERDEAD, restored the record and made the mutex consistent")?;
+
+    // 5. Watch: a process asleep on the futex, woken by our put.
+    let watch = spawn("watch", &["watch", "greeting", "--count", "1"], db_args)?;
+    let mut watch_err = watch
+        .stderr_lines()
+        .ok_or_else(|| Error::msg("watch: no stderr pipe"))?;
+    let mut watch_out = watch
+        .stdout_lines()
+        .ok_or_else(|| Error::msg("watch: no stdout pipe"))?;
+    watch_err.wait_for(|l| l.contains("watching"), DEADLINE)?;
+    let greeting = format!("hello from pid {}", std::process::id());
+    db.lock()?.put(b"greeting", greeting.as_bytes())?;
+    let woke = watch_out
+        .next_line(DEADLINE)?
+        .ok_or_else(|| Error::msg("watch ended without a line"))?;
+    let status = watch.wait_timeout(DEADLINE)?;
+    say!(
+        "5. watch (pid {}) slept on the futex and woke with {woke:?} ({})",
+        watch.pid(),
+        describe(status)
+    )?;
+
+    // 6. The workers' results, then the table against what they committed.
+    let mut rounds = Vec::new();
+    let mut puts = 0;
+    for (w, out) in writers {
+        check_interrupt(shutdown)?;
+        let pairs = done_line(&w, out)?;
+        rounds.push(field(&pairs, "rounds"));
+        puts += field(&pairs, "puts");
+    }
+    let (mut gets, mut failures) = (0, 0);
+    for (r, out) in readers {
+        check_interrupt(shutdown)?;
+        let pairs = match done_line(&r, out) {
+            Ok(p) => p,
+            Err(e) => return Ok(format!("FAILED: {e}")),
+        };
+        gets += field(&pairs, "gets");
+        failures += field(&pairs, "failures");
+    }
+    say!(
+        "6. writers committed {puts} puts, readers made {gets} gets, {failures} checksum failures"
+    )?;
+    let mut wrong = Vec::new();
+    let mut value = Vec::new();
+    let mut checked = 0;
+    for (i, &r) in rounds.iter().enumerate() {
+        for j in 0..KEYS {
+            let key = key_for(i as u32, j);
+            checked += 1;
+            let found = db.get(key.as_bytes(), &mut value)?;
+            if !found || value != value_for(i as u32, j, r) {
+                wrong.push(key);
+            }
+        }
+    }
+    let victim_ok = db.get(VICTIM.as_bytes(), &mut value)? && value == VICTIM_OLD;
+    let greeting_ok = woke == escape(greeting.as_bytes());
+
+    // 7. Stats, then stop the server and look for leftovers.
+    let stats = client::stats_line(&db, &target);
+    say!("7. stats: {stats}")?;
+    drop(db);
+    server.signal(Signal::SIGTERM)?;
+    let status = server.wait_timeout(DEADLINE)?;
+    let left = match segment::open(&target) {
+        Ok(_) => true,
+        Err(e) => !e.to_string().contains("no such database"),
+    };
+    let place = if args.sysv { "ipcs -m" } else { "/dev/shm" };
+    let mut failed = Vec::new();
+    if failures > 0 {
+        failed.push(format!("{failures} checksum failures"));
+    }
+    if !wrong.is_empty() {
+        failed.push(format!(
+            "{} keys differ from what was committed: {}",
+            wrong.len(),
+            wrong.join(" ")
+        ));
+    }
+    if !victim_ok {
+        failed.push(format!(
+            "{VICTIM} holds {:?}, not its committed value",
+            escape(&value)
+        ));
+    }
+    if !greeting_ok {
+        failed.push(format!("watch printed {woke:?}, expected {greeting:?}"));
+    }
+    if !status.success() {
+        failed.push(format!("server {}", describe(status)));
+    }
+    if left {
+        failed.push(format!("{label} left in {place}"));
+    }
+    Ok(if failed.is_empty() {
+        format!(
+            "ok: {} writers committed {puts} puts, {} readers made {gets} gets with 0 checksum failures; a writer killed holding the mutex was recovered, its record kept its committed value; watch woke; {checked}/{checked} keys as committed; nothing left in {place}",
+            args.writers, args.readers
+        )
+    } else {
+        format!("FAILED: {}", failed.join("; "))
+    })
+}
