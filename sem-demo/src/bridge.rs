@@ -1,0 +1,204 @@
+//! The bridge: a counting semaphore with K permits (lanes) that N car processes cross.
+//!
+//! `bridge` creates the semaphore with K permits and the shared board (see [`crate::board`]),
+//! starts N `car` processes at once, waits for them, then prints the timeline from the
+//! board's event log and checks it: every car entered once and left once, and the occupancy
+//! never went above K, as computed from the log *and* as every car saw it at the instant it
+//! entered. Both objects are removed at the end, on Ctrl-C too.
+//!
+//! A `car` opens both (existing, checked), takes a permit (SysV: with SEM_UNDO), records its
+//! entry, sleeps `--cross-ms` (the crossing: simulated work, not synchronisation), records its
+//! exit, and gives the permit back. It exits 1 if it found more than K cars on the bridge.
+
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use common::child::{Options, Supervised, describe};
+use common::cleanup::{Object, Shutdown, Unlink};
+use common::{Context, Error, Result, names, say, trace};
+
+use crate::board::{Board, Event};
+use crate::cli::{BridgeArgs, CarArgs};
+use crate::counter::kind;
+use crate::sem::{Flavor, Open, Remove, Sem};
+
+const DEADLINE: Duration = Duration::from_secs(600);
+
+/// What a bridge run found.
+pub struct Outcome {
+    /// The check's one-line result, `ok: ...` or `FAILED: ...`.
+    pub verdict: String,
+    /// True if the check held.
+    pub ok: bool,
+}
+
+/// `sem-demo bridge`.
+pub fn run(args: &BridgeArgs) -> Result<ExitCode> {
+    let _shutdown = Shutdown::install()?;
+    let flavor = args.flavor.or(Flavor::Posix);
+    let tag = names::unique("bridge");
+    let out = play(
+        &tag,
+        args.cars,
+        args.lanes,
+        args.cross_ms,
+        flavor,
+        !args.quiet,
+    )?;
+    say!("{}", out.verdict)?;
+    Ok(if out.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Create the semaphore and the board (both named `tag`), run the cars, print the timeline,
+/// check it.
+pub fn play(
+    tag: &str,
+    cars: u32,
+    lanes: u16,
+    cross_ms: u32,
+    flavor: Flavor,
+    timeline: bool,
+) -> Result<Outcome> {
+    let (sem, _) = Sem::open(flavor, tag, Open::Create { value: lanes })?;
+    let _sem_guard = Remove(&sem);
+    let board_name = names::posix_name(tag);
+    let board = Board::create(&board_name, u32::from(lanes), cars)?;
+    let _board_guard = Unlink::new(Object::Shm(board_name));
+
+    let exe = std::env::current_exe().ctx("current_exe", "")?;
+    let opts = Options {
+        deadline: Some(DEADLINE),
+        own_group: true,
+    };
+    let mut children = Vec::new();
+    for i in 0..cars {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["car", "--name", tag, "--board", tag, flavor.flag()])
+            .arg("--id")
+            .arg(i.to_string())
+            .arg("--cross-ms")
+            .arg(cross_ms.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        children.push(Supervised::spawn(&format!("car {i}"), &mut cmd, opts)?);
+    }
+    let mut failed = Vec::new();
+    for c in &children {
+        let status = c.wait_timeout(DEADLINE)?;
+        if !status.success() {
+            failed.push(format!("{} {}", c.label(), describe(status)));
+        }
+    }
+    let events = board.timeline();
+    if timeline {
+        print_timeline(&events, u32::from(lanes))?;
+    }
+    let (max_seen, over) = board.max_and_over();
+    let problems = check(&events, cars, u32::from(lanes), &board, &failed);
+    let permits = sem.value()?;
+    let mut verdict = if problems.is_empty() {
+        format!(
+            "ok: {cars} cars crossed, at most {max_seen} of {lanes} lanes in use, never more \
+             ({} semaphore, {} events)",
+            kind(flavor),
+            events.len()
+        )
+    } else {
+        format!("FAILED: {}", problems.join("; "))
+    };
+    if problems.is_empty() && permits != i32::from(lanes) {
+        verdict = format!("FAILED: {permits} permits left at the end, expected {lanes}");
+    }
+    let ok = verdict.starts_with("ok") && over == 0;
+    Ok(Outcome { verdict, ok })
+}
+
+/// What is wrong with the timeline, if anything.
+fn check(events: &[Event], cars: u32, lanes: u32, board: &Board, failed: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !failed.is_empty() {
+        problems.push(format!("cars failed: {}", failed.join(", ")));
+    }
+    let (max_seen, over) = board.max_and_over();
+    if over > 0 || max_seen > lanes {
+        problems.push(format!(
+            "{over} entries found more than {lanes} cars (max {max_seen})"
+        ));
+    }
+    // Replay the log: the occupancy each event claims must follow from the ones before.
+    let mut on = std::collections::HashSet::new();
+    let mut crossed = 0;
+    for (i, e) in events.iter().enumerate() {
+        let fine = if e.enter {
+            on.insert(e.car)
+        } else {
+            crossed += u32::from(on.remove(&e.car));
+            true
+        };
+        if !fine || e.occupancy as usize != on.len() {
+            problems.push(format!(
+                "event {i} ({e:?}) does not follow from the ones before"
+            ));
+            break;
+        }
+    }
+    if crossed != cars || board.occupancy() != 0 {
+        problems.push(format!(
+            "{crossed} of {cars} cars crossed, {} still on the bridge",
+            board.occupancy()
+        ));
+    }
+    problems
+}
+
+fn print_timeline(events: &[Event], lanes: u32) -> Result<()> {
+    for (i, e) in events.iter().enumerate() {
+        let bar: String = (0..lanes.max(e.occupancy))
+            .map(|l| if l < e.occupancy { '#' } else { '.' })
+            .collect();
+        say!(
+            "  {:>4}  car {:>3} {:<6} [{bar}] {}/{lanes}",
+            i + 1,
+            e.car,
+            if e.enter { "enters" } else { "leaves" },
+            e.occupancy
+        )?;
+    }
+    Ok(())
+}
+
+/// `sem-demo car`.
+pub fn car(args: &CarArgs) -> Result<ExitCode> {
+    let board = Board::open(&names::posix_name(&args.board))?;
+    if args.id >= board.cars() {
+        return Err(Error::Usage(format!(
+            "car {}: the board has cars 0..{}",
+            args.id,
+            board.cars()
+        )));
+    }
+    let (sem, _) = Sem::open(args.flavor.or(Flavor::Posix), &args.name, Open::Existing)?;
+    sem.wait(true, None)?;
+    let occupancy = board.enter(args.id)?;
+    trace!(
+        "car {} on the bridge: {occupancy}/{}",
+        args.id,
+        board.lanes()
+    );
+    std::thread::sleep(Duration::from_millis(args.cross_ms.into()));
+    let left = board.leave(args.id);
+    sem.post(true)?;
+    left?;
+    if occupancy > board.lanes() {
+        return Err(Error::Check(format!(
+            "car {}: {occupancy} cars on a bridge of {} lanes",
+            args.id,
+            board.lanes()
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,222 @@
+//! The counter: a "database" that is one number in a file, updated by many processes.
+//!
+//! Each update is a read-modify-write: `pread` the number, add one, `pwrite` it back. Two
+//! processes that read the same value both write value+1, and one update is lost. A binary
+//! semaphore (one permit) around the three calls makes them one step for everyone else, and
+//! the result is exactly N×M; `--no-lock` leaves it out and counts what the race loses.
+//!
+//! `counter` creates the file (0600, `O_EXCL`, in the runtime dir) and the semaphore
+//! (`O_EXCL`/`IPC_EXCL`, one permit), starts N `update` processes, waits for them, reads the
+//! result, and removes both, on Ctrl-C too.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use common::child::{Options, Supervised, describe};
+use common::cleanup::{Shutdown, Unlink};
+use common::{Context, Error, Result, names, say, trace};
+
+use crate::cli::{CounterArgs, UpdateArgs};
+use crate::sem::{Flavor, Open, Remove, Sem};
+
+/// How long the update processes may take, all together: far more than they need.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+/// What a counter run found.
+pub struct Outcome {
+    /// N×M.
+    pub expected: u64,
+    /// The number in the file at the end.
+    pub actual: u64,
+}
+
+impl Outcome {
+    /// Updates lost to the race.
+    pub fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.actual)
+    }
+}
+
+/// `sem-demo counter`.
+pub fn run(args: &CounterArgs) -> Result<ExitCode> {
+    let _shutdown = Shutdown::install()?;
+    let flavor = args.flavor.or(Flavor::Posix);
+    let lock = (!args.no_lock).then_some(flavor);
+    let out = play(&names::unique("counter"), args.procs, args.iters, lock)?;
+    say!("{}", verdict(&out, lock))?;
+    Ok(
+        if lock.is_none() || out.lost() == 0 && out.actual == out.expected {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
+}
+
+/// The summary line: `ok: ...` with the lock, the lost updates without.
+pub fn verdict(out: &Outcome, lock: Option<Flavor>) -> String {
+    match lock {
+        Some(f) if out.actual == out.expected => format!(
+            "ok: {}/{} updates, 0 lost ({} semaphore)",
+            out.actual,
+            out.expected,
+            kind(f)
+        ),
+        Some(f) => format!(
+            "FAILED: {} updates counted, expected {} ({} semaphore)",
+            out.actual,
+            out.expected,
+            kind(f)
+        ),
+        None => format!(
+            "without a lock: {}/{} updates counted, {} lost to the race",
+            out.actual,
+            out.expected,
+            out.lost()
+        ),
+    }
+}
+
+/// "POSIX" or "SysV".
+pub fn kind(f: Flavor) -> &'static str {
+    match f {
+        Flavor::Posix => "POSIX",
+        Flavor::Sysv => "SysV",
+    }
+}
+
+/// Create the file and the semaphore (both named `tag`), run N updaters of M updates each,
+/// read the result.
+pub fn play(tag: &str, procs: u32, iters: u32, lock: Option<Flavor>) -> Result<Outcome> {
+    let path = names::runtime_path(&format!("{tag}.db"))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .ctx("open(O_CREAT|O_EXCL)", path.display())?;
+    let _file_guard = Unlink::path(&path);
+    std::io::Write::write_all(&mut file, b"0\n").ctx("write", path.display())?;
+    let sem = match lock {
+        Some(f) => Some(Sem::open(f, tag, Open::Create { value: 1 })?.0),
+        None => None,
+    };
+    let _sem_guard = sem.as_ref().map(Remove);
+
+    let exe = std::env::current_exe().ctx("current_exe", "")?;
+    let opts = Options {
+        deadline: Some(DEADLINE),
+        own_group: true,
+    };
+    let mut children = Vec::new();
+    for i in 0..procs {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("update")
+            .arg("--file")
+            .arg(&path)
+            .arg("--iters")
+            .arg(iters.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        match lock {
+            Some(f) => cmd.args(["--name", tag, f.flag()]),
+            None => cmd.arg("--no-lock"),
+        };
+        children.push(Supervised::spawn(&format!("update {i}"), &mut cmd, opts)?);
+    }
+    let mut failed = Vec::new();
+    for c in &children {
+        let status = c.wait_timeout(DEADLINE)?;
+        if !status.success() {
+            failed.push(format!("{} {}", c.label(), describe(status)));
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Error::msg(format!(
+            "updaters failed: {}",
+            failed.join(", ")
+        )));
+    }
+    let actual = read_number(&file_for_read(&path)?, &path)?;
+    Ok(Outcome {
+        expected: u64::from(procs) * u64::from(iters),
+        actual,
+    })
+}
+
+fn file_for_read(path: &Path) -> Result<File> {
+    File::open(path).ctx("open", path.display())
+}
+
+/// The number at the start of the file (its first line).
+fn read_number(file: &File, path: &Path) -> Result<u64> {
+    let mut buf = [0u8; 32];
+    let n = file.read_at(&mut buf, 0).ctx("pread", path.display())?;
+    let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+    let first = text.split('\n').next().unwrap_or("").trim();
+    first.parse().map_err(|_| {
+        Error::msg(format!(
+            "{}: does not start with a number: {:?}",
+            path.display(),
+            common::out::escape(first.as_bytes())
+        ))
+    })
+}
+
+/// `sem-demo update`: M read-modify-write updates of FILE, each under the semaphore.
+pub fn update(args: &UpdateArgs) -> Result<ExitCode> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&args.file)
+        .ctx("open", args.file.display())?;
+    // SEM_UNDO (SysV): an updater killed mid-update does not leave the others locked out.
+    let sem = match &args.name {
+        Some(name) if !args.no_lock => Some(
+            Sem::open(
+                args.flavor.or(Flavor::Posix),
+                name,
+                Open::OrCreate { value: 1, limit: 1 },
+            )?
+            .0,
+        ),
+        _ => None,
+    };
+    trace!(
+        "{} x (wait, pread, +1, pwrite, post) on {}",
+        args.iters,
+        args.file.display()
+    );
+    for i in 0..args.iters {
+        if i == 1 && common::narrate::enabled() {
+            trace!(
+                "(the other {} updates are the same calls; not narrated)",
+                args.iters - 1
+            );
+            quiet_narration();
+        }
+        if let Some(sem) = &sem {
+            sem.wait(true, None)?;
+        }
+        let n = read_number(&file, &args.file)?;
+        let text = format!("{}\n", n + 1);
+        file.write_at(text.as_bytes(), 0)
+            .ctx("pwrite", args.file.display())?;
+        trace!("pread({}) -> {n}, pwrite <- {}", args.file.display(), n + 1);
+        if let Some(sem) = &sem {
+            sem.post(true)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Turn narration off in this process: thousands of identical lines would bury the rest.
+fn quiet_narration() {
+    // SAFETY: `update` runs no other thread, so nothing reads the environment concurrently.
+    unsafe { std::env::remove_var(common::narrate::ENV) };
+    common::narrate::init("update", false);
+}

@@ -1,0 +1,259 @@
+//! The scenario played by `sem-demo` with no arguments, with real processes:
+//!
+//! 1. the counter: N `update` processes × M read-modify-write updates of one number in a
+//!    file, under a POSIX semaphore, then a SysV one (exactly N×M both times), then with no
+//!    lock (the lost updates are counted and shown);
+//! 2. the bridge: a counting semaphore with K permits, N `car` processes, the timeline, and
+//!    the check that no more than K cars were ever on it (POSIX, then SysV);
+//! 3. a holder killed with SIGKILL: `sem-demo run -- sh -c 'echo held; exec sleep 600'` takes
+//!    the only permit and is killed. With SysV + SEM_UNDO the next `run` gets the permit at
+//!    once; with a POSIX named semaphore it times out (nobody owns a POSIX semaphore, so
+//!    nothing gives the permit back), until a `sem-demo post` repairs it;
+//! 4. check that nothing is left: no `/dev/shm/sem.*` or `/dev/shm/*` object of this run and
+//!    no SysV set at any of the keys it used.
+//!
+//! Every object is named after one unique tag and removed by a guard, on Ctrl-C too.
+
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use common::child::{Options, Supervised, describe};
+use common::cleanup::Shutdown;
+use common::{Context, Error, Result, names, say};
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+
+use crate::cli::DemoArgs;
+use crate::counter::{self, kind};
+use crate::sem::{Flavor, Open, Remove, Sem};
+use crate::{bridge, sysv};
+
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// Run the scenario; the last stdout line is `ok: ...` or `FAILED: ...`.
+pub fn run(args: &DemoArgs) -> Result<ExitCode> {
+    let shutdown = Shutdown::install()?;
+    let tag = names::unique("sem");
+    let mut sysv_names = Vec::new();
+    let outcome = play(args, &tag, &mut sysv_names, &shutdown);
+    // Every guard has run by now: look for anything of ours that is left.
+    let leftovers = leftovers(&tag, &sysv_names);
+    let summary = match outcome {
+        Err(e) if e.is_broken_pipe() => return Err(e),
+        Err(e) => format!("FAILED: {e}"),
+        Ok(_) if !leftovers.is_empty() => format!("FAILED: left behind: {}", leftovers.join(", ")),
+        Ok(s) => {
+            say!(
+                "4. nothing left: no /dev/shm/*{}-{tag}-*, no SysV set at the {} keys used",
+                names::PREFIX,
+                sysv_names.len()
+            )?;
+            s
+        }
+    };
+    say!("{summary}")?;
+    Ok(if summary.starts_with("ok") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
+    match shutdown.signal() {
+        Some(sig) => Err(Error::msg(format!("interrupted by {sig}"))),
+        None => Ok(()),
+    }
+}
+
+fn play(
+    args: &DemoArgs,
+    tag: &str,
+    sysv_names: &mut Vec<String>,
+    shutdown: &Shutdown,
+) -> Result<String> {
+    let (n, m) = (args.procs, args.iters);
+    let mut failures = Vec::new();
+
+    // 1. The counter.
+    say!("1. counter: {n} processes x {m} read-modify-write updates of one number in a file")?;
+    for flavor in [Flavor::Posix, Flavor::Sysv] {
+        let name = format!("{tag}-counter-{}", kind(flavor).to_lowercase());
+        sysv_names.push(name.clone());
+        let out = counter::play(&name, n, m, Some(flavor))?;
+        say!(
+            "   {} semaphore: {}/{} {}",
+            kind(flavor),
+            out.actual,
+            out.expected,
+            if out.lost() == 0 && out.actual == out.expected {
+                "(exact)"
+            } else {
+                "WRONG"
+            }
+        )?;
+        if out.actual != out.expected {
+            failures.push(format!(
+                "counter {}: {}/{}",
+                kind(flavor),
+                out.actual,
+                out.expected
+            ));
+        }
+        check_interrupt(shutdown)?;
+    }
+    let race = counter::play(&format!("{tag}-counter-nolock"), n, m, None)?;
+    say!(
+        "   no lock: {}/{}: {} updates lost (two processes read the same value, both wrote value+1)",
+        race.actual,
+        race.expected,
+        race.lost()
+    )?;
+    check_interrupt(shutdown)?;
+
+    // 2. The bridge.
+    let (cars, lanes) = (args.cars, args.lanes);
+    say!(
+        "2. bridge: {cars} car processes, {lanes} lanes (a counting semaphore with {lanes} permits)"
+    )?;
+    for (flavor, timeline) in [(Flavor::Posix, true), (Flavor::Sysv, false)] {
+        let name = format!("{tag}-bridge-{}", kind(flavor).to_lowercase());
+        sysv_names.push(name.clone());
+        let out = bridge::play(&name, cars, lanes, 5, flavor, timeline)?;
+        say!("   {}", out.verdict)?;
+        if !out.ok {
+            failures.push(format!("bridge {}: {}", kind(flavor), out.verdict));
+        }
+        check_interrupt(shutdown)?;
+    }
+
+    // 3. A holder killed with SIGKILL.
+    say!("3. a `sem-demo run` holding the only permit is killed with SIGKILL")?;
+    let name = format!("{tag}-held-sysv");
+    sysv_names.push(name.clone());
+    killed_holder(&name, Flavor::Sysv, &mut failures)?;
+    check_interrupt(shutdown)?;
+    killed_holder(&format!("{tag}-held-posix"), Flavor::Posix, &mut failures)?;
+
+    if !failures.is_empty() {
+        return Ok(format!("FAILED: {}", failures.join("; ")));
+    }
+    Ok(format!(
+        "ok: counter {}/{} with a POSIX and a SysV lock, {} lost without; bridge never above \
+         {lanes}/{lanes} lanes over {cars} cars (POSIX, SysV); SIGKILLed holder: SysV proceeded \
+         at once, POSIX timed out until repaired; nothing left",
+        race.expected,
+        race.expected,
+        race.lost()
+    ))
+}
+
+/// Step 3 for one flavor. Pushes what went wrong onto `failures`.
+fn killed_holder(name: &str, flavor: Flavor, failures: &mut Vec<String>) -> Result<()> {
+    let (sem, _) = Sem::open(flavor, name, Open::OrCreate { value: 1, limit: 1 })?;
+    let _guard = Remove(&sem);
+    let exe = std::env::current_exe().ctx("current_exe", "")?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(["run", "--name", name]);
+    if flavor == Flavor::Posix {
+        cmd.arg("--posix");
+    }
+    cmd.args(["--", "sh", "-c", "echo held; exec sleep 600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let opts = Options {
+        deadline: Some(DEADLINE),
+        own_group: true,
+    };
+    let holder = Supervised::spawn("holder", &mut cmd, opts)?;
+    let mut lines = holder
+        .stdout_lines()
+        .ok_or_else(|| Error::msg("holder: no stdout pipe"))?;
+    lines.wait_for(|l| l == "held", DEADLINE)?;
+    // Only `run` itself, not its group: the command dies of PR_SET_PDEATHSIG.
+    kill(holder.pid(), Signal::SIGKILL).ctx("kill", holder.pid())?;
+    let status = holder.wait_timeout(DEADLINE)?;
+    let value = sem.value()?;
+    say!(
+        "   {}: holder pid {} took the permit (value 0), killed -> {}; value now {value}",
+        kind(flavor),
+        holder.pid(),
+        describe(status)
+    )?;
+
+    let next = |timeout: &str| -> Result<(std::process::Output, Duration)> {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["run", "--name", name, "--timeout", timeout]);
+        if flavor == Flavor::Posix {
+            cmd.arg("--posix");
+        }
+        cmd.args(["--", "true"]);
+        let start = Instant::now();
+        let out = common::child::run("next run", &mut cmd, b"", DEADLINE)?;
+        Ok((out, start.elapsed()))
+    };
+    match flavor {
+        Flavor::Sysv => {
+            let (out, took) = next("10")?;
+            say!(
+                "   SysV: the next run -> {} after {:.1} ms: SEM_UNDO, the kernel gave the \
+                 dead holder's permit back",
+                describe(out.status),
+                took.as_secs_f64() * 1000.0
+            )?;
+            if !out.status.success() || value != 1 {
+                failures.push(format!(
+                    "SysV: the next run {}, value {value}: {}",
+                    describe(out.status),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Flavor::Posix => {
+            let (out, _) = next("0.5")?;
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            say!("   POSIX: the next run -> {}: {err}", describe(out.status))?;
+            say!(
+                "          a POSIX semaphore has no owner: nothing knew the dead holder had a permit"
+            )?;
+            let timed_out = out.status.code() == Some(1) && err.contains("timed out after 0.5 s");
+            sem.post(false)?;
+            let (out, took) = next("10")?;
+            say!(
+                "   POSIX: repaired with `sem-demo post {name}`; the next run -> {} after {:.1} ms",
+                describe(out.status),
+                took.as_secs_f64() * 1000.0
+            )?;
+            if !timed_out || value != 0 || !out.status.success() {
+                failures.push(format!(
+                    "POSIX: expected a timeout then success after the post; got value {value}, {err}, then {}",
+                    describe(out.status)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names of this run's objects still in /dev/shm, and SysV keys still in use.
+fn leftovers(tag: &str, sysv_names: &[String]) -> Vec<String> {
+    let mut left = Vec::new();
+    let needle = format!("{}-{tag}", names::PREFIX);
+    if let Ok(dir) = std::fs::read_dir("/dev/shm") {
+        for entry in dir.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.contains(&needle) {
+                left.push(format!("/dev/shm/{file}"));
+            }
+        }
+    }
+    for name in sysv_names {
+        let (key, _) = sysv::key_for(name);
+        // SAFETY: semget takes plain integers and touches no memory of ours.
+        let id = unsafe { libc::semget(key, 0, 0) };
+        if id >= 0 || Errno::last() != Errno::ENOENT {
+            left.push(format!("SysV set {key:#010x} ({name})"));
+        }
+    }
+    left
+}

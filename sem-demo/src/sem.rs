@@ -1,0 +1,172 @@
+//! One semaphore, POSIX or System V, behind the few operations every role uses.
+//!
+//! The roles are written once and run on either kind (`--posix`, `--sysv`), so that the demo
+//! can show where the two differ: what happens to a permit when its holder dies.
+
+use std::time::Duration;
+
+use common::{Error, Result, names};
+
+use crate::posix::{self, NamedSem};
+use crate::sysv::{self, SemSet};
+
+/// Which kind of semaphore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavor {
+    /// A POSIX named semaphore (`sem_open`, `/dev/shm/sem.ipc-demo-NAME`).
+    Posix,
+    /// A System V semaphore set (`semget`, key `0x1dc0xxxx` from the name).
+    Sysv,
+}
+
+impl Flavor {
+    /// The flag that selects it, for children started with the same flavor.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Flavor::Posix => "--posix",
+            Flavor::Sysv => "--sysv",
+        }
+    }
+}
+
+/// How to open: must exist, or create if absent (value, K).
+#[derive(Clone, Copy, Debug)]
+pub enum Open {
+    /// The semaphore must exist.
+    Existing,
+    /// Create it with `value` permits if absent (K recorded as `limit` for SysV; 0 = none).
+    OrCreate { value: u16, limit: u16 },
+    /// Create it; the name must be new (O_EXCL / IPC_EXCL).
+    Create { value: u16 },
+}
+
+/// An open semaphore of either kind.
+pub enum Sem {
+    /// POSIX named.
+    Posix(NamedSem),
+    /// System V set.
+    Sysv(SemSet),
+}
+
+/// A validated semaphore name: letters, digits, `.`, `_`, `-`; given either bare (`build`) or
+/// as the POSIX name `/ipc-demo-build`. The POSIX object is always `/ipc-demo-NAME`, so that
+/// `make clean-ipc` knows it for ours.
+pub fn parse_name(s: &str) -> std::result::Result<String, String> {
+    let bare = s.strip_prefix(&format!("/{}-", names::PREFIX)).unwrap_or(s);
+    if bare.is_empty() || bare.len() > 200 {
+        return Err("a name has 1 to 200 characters".into());
+    }
+    if let Some(c) = bare
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{c:?} is not allowed in a name (letters, digits, '.', '_', '-')"
+        ));
+    }
+    Ok(bare.to_owned())
+}
+
+impl Sem {
+    /// Open the semaphore `name` (bare, as [`parse_name`] returns it). Returns whether we
+    /// created it.
+    pub fn open(flavor: Flavor, name: &str, how: Open) -> Result<(Self, bool)> {
+        match flavor {
+            Flavor::Posix => {
+                let how = match how {
+                    Open::Existing => posix::Open::Existing,
+                    Open::OrCreate { value, .. } => posix::Open::OrCreate(value.into()),
+                    Open::Create { value } => posix::Open::Create(value.into()),
+                };
+                let (s, created) = NamedSem::open(&names::posix_name(name), how)?;
+                Ok((Sem::Posix(s), created))
+            }
+            Flavor::Sysv => {
+                let how = match how {
+                    Open::Existing => sysv::Open::Existing,
+                    Open::OrCreate { value, limit } => sysv::Open::OrCreate { value, limit },
+                    Open::Create { value } => sysv::Open::Create { value },
+                };
+                let (s, created) = SemSet::open(name, how)?;
+                Ok((Sem::Sysv(s), created))
+            }
+        }
+    }
+
+    /// Take a permit; `undo` asks SysV to give it back if we die holding it (POSIX cannot).
+    /// `Ok(false)` if `timeout` passed first.
+    pub fn wait(&self, undo: bool, timeout: Option<Duration>) -> Result<bool> {
+        match self {
+            Sem::Posix(s) => s.wait(timeout),
+            Sem::Sysv(s) => s.wait(undo, timeout),
+        }
+    }
+
+    /// Take a permit if one is free; `Ok(false)` if it would block.
+    pub fn try_wait(&self, undo: bool) -> Result<bool> {
+        match self {
+            Sem::Posix(s) => s.try_wait(),
+            Sem::Sysv(s) => s.try_wait(undo),
+        }
+    }
+
+    /// Give a permit back (`undo` must match the `wait` that took it).
+    pub fn post(&self, undo: bool) -> Result<()> {
+        match self {
+            Sem::Posix(s) => s.post(),
+            Sem::Sysv(s) => s.post(undo),
+        }
+    }
+
+    /// K as recorded at creation: SysV only (0: created by a primitive). A POSIX semaphore
+    /// is a bare number and records nothing of the kind.
+    pub fn limit(&self) -> Option<u16> {
+        match self {
+            Sem::Posix(_) => None,
+            Sem::Sysv(s) => Some(s.limit()),
+        }
+    }
+
+    /// The number of free permits.
+    pub fn value(&self) -> Result<i32> {
+        match self {
+            Sem::Posix(s) => s.value(),
+            Sem::Sysv(s) => s.value(),
+        }
+    }
+
+    /// Remove the name (`sem_unlink`) or the set (`IPC_RMID`).
+    pub fn remove(&self) -> Result<()> {
+        match self {
+            Sem::Posix(s) => common::cleanup::Object::Semaphore(s.name().to_owned()).unlink(),
+            Sem::Sysv(s) => s.remove(),
+        }
+    }
+
+    /// How to refer to it in messages: `/ipc-demo-NAME` or `NAME (key 0x1dc0abcd)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Sem::Posix(s) => s.name().to_owned(),
+            Sem::Sysv(s) => format!("{} (key {:#010x})", s.name(), s.key()),
+        }
+    }
+}
+
+/// Removes a semaphore we created when dropped, of either kind.
+pub struct Remove<'a>(pub &'a Sem);
+
+impl Drop for Remove<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.remove()
+            && e.errno() != Some(nix::errno::Errno::EINVAL)
+            && e.errno() != Some(nix::errno::Errno::EIDRM)
+        {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+/// `Error` for a wait that timed out, in the words scripts grep for.
+pub fn timed_out(seconds: &str, name: &str) -> Error {
+    Error::msg(format!("timed out after {seconds} s waiting for {name}"))
+}

@@ -1,0 +1,414 @@
+//! System V semaphores: `semget(2)`, `semop(2)`/`semtimedop(2)`, `semctl(2)`.
+//!
+//! nix 0.32 does not wrap System V IPC, so this module calls libc directly (and declares
+//! `semtimedop`, which glibc exports but the libc crate does not bind).
+//!
+//! # Names and keys
+//!
+//! A SysV set is found by a numeric key, not a name. Ours are `0x1dc0xxxx` (what
+//! `make clean-ipc` sweeps), the low 16 bits taken from a 64-bit FNV-1a hash of the name.
+//! Two names can share a key (one chance in 65 536 per pair), so the set records whose it is:
+//!
+//! | semaphore | holds |
+//! |---|---|
+//! | 0 | the permits (what `wait`/`post` and `run` take and give) |
+//! | 1 | K, the number of permits it was created for (0: created by a primitive) |
+//! | 2, 3 | 15 more bits each of the name's hash |
+//!
+//! A set whose semaphores 2 and 3 do not match our name is another name's (or not a sem-demo
+//! set at all, if it does not have 4 semaphores): it is refused with a message naming both,
+//! never used. Together with the key that is 46 bits of the hash, so two names that pass for
+//! each other are a one-in-10^13 event.
+//!
+//! # The initialisation race (Stevens, UNP vol. 2, §11.2)
+//!
+//! `semget(IPC_CREAT)` creates a set whose values are all 0, and setting them is a second
+//! call: a process that finds the set between the two would use it uninitialised (a lock
+//! with 0 permits, or K not yet recorded). So the creator uses `IPC_CREAT | IPC_EXCL`: exactly
+//! one process creates, the others get EEXIST. The creator sets the values with `SETALL`, then
+//! does one `semop`, which is what sets the set's `sem_otime` (semctl does not). The others
+//! open the existing set and wait until `sem_otime` is non-zero: only then is it initialised.
+//! A creator that died between `semget` and that `semop` leaves a set that never becomes ready;
+//! it is recognised (the pid that did `SETALL` is gone) and replaced.
+//!
+//! # SEM_UNDO
+//!
+//! With `SEM_UNDO`, the kernel records for each process how much it changed each semaphore,
+//! and reverses it when the process exits, however it exits: a holder killed with SIGKILL gives
+//! its permit back at once. (A POSIX semaphore cannot: see [`crate::posix`].)
+
+use std::time::{Duration, Instant};
+
+use common::{Context, Error, Result, trace};
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::{Pid, Uid};
+
+/// Our key range: `0x1dc0xxxx` (see `common/clean-ipc.sh`).
+pub const KEY_BASE: libc::key_t = 0x1dc0_0000;
+/// Semaphores per set: permits, K, two name checks (see the module docs).
+const NSEMS: usize = 4;
+/// The largest value a SysV semaphore holds (SEMVMX).
+pub const SEMVMX: u32 = 32_767;
+/// How long an opener waits for another process to finish initialising a set.
+const INIT_WAIT: Duration = Duration::from_secs(10);
+
+// glibc exports semtimedop(2), but the libc crate does not declare it.
+unsafe extern "C" {
+    fn semtimedop(
+        semid: libc::c_int,
+        sops: *mut libc::sembuf,
+        nsops: libc::size_t,
+        timeout: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// The key and the two check values for `name` (see the module docs).
+pub fn key_for(name: &str) -> (libc::key_t, [u16; 2]) {
+    // FNV-1a, 64 bits: simple, stable across versions and machines, well spread.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let low = libc::key_t::try_from(h & 0xffff).expect("16 bits fit a key");
+    let check = |shift: u32| u16::try_from((h >> shift) & 0x7fff).expect("15 bits fit u16");
+    (KEY_BASE | low, [check(16), check(31)])
+}
+
+/// How a role opens a set.
+#[derive(Clone, Copy, Debug)]
+pub enum Open {
+    /// It must exist.
+    Existing,
+    /// Create it (IPC_EXCL: the name must be new) with `value` permits, no K recorded.
+    Create { value: u16 },
+    /// Create it if needed with `value` permits and K = `limit` (0: no K recorded), else
+    /// use it (the caller compares [`SemSet::limit`] with what it wants).
+    OrCreate { value: u16, limit: u16 },
+}
+
+/// An open SysV semaphore set of ours.
+#[derive(Debug)]
+pub struct SemSet {
+    id: libc::c_int,
+    key: libc::key_t,
+    name: String,
+    limit: u16,
+}
+
+impl SemSet {
+    /// Open (or create) the set for `name`. Returns it and whether we created it.
+    pub fn open(name: &str, how: Open) -> Result<(Self, bool)> {
+        let (key, check) = key_for(name);
+        let what = format!("{name} (key {key:#010x})");
+        loop {
+            let create = match how {
+                Open::Existing => None,
+                Open::Create { value } => Some((value, 0)),
+                Open::OrCreate { value, limit } => Some((value, limit)),
+            };
+            if let Some((value, limit)) = create {
+                // SAFETY: semget takes plain integers and touches no memory of ours.
+                let id = unsafe {
+                    libc::semget(key, NSEMS as i32, libc::IPC_CREAT | libc::IPC_EXCL | 0o600)
+                };
+                if id >= 0 {
+                    let set = SemSet {
+                        id,
+                        key,
+                        name: name.to_owned(),
+                        limit,
+                    };
+                    trace!("semget({key:#010x}, {NSEMS}, IPC_CREAT|IPC_EXCL|0600) -> id {id}");
+                    // From here until initialise() returns, other openers wait on sem_otime.
+                    if let Err(e) = set.initialise(value, limit, check) {
+                        let _ = set.remove();
+                        return Err(e);
+                    }
+                    return Ok((set, true));
+                }
+                match Errno::last() {
+                    Errno::EEXIST if matches!(how, Open::OrCreate { .. }) => {}
+                    e => return Err(Error::sys("semget", &what, e)),
+                }
+            }
+            // SAFETY: as above.
+            let id = unsafe { libc::semget(key, 0, 0) };
+            if id < 0 {
+                match Errno::last() {
+                    // Removed since our IPC_EXCL attempt: create it after all.
+                    Errno::ENOENT if matches!(how, Open::OrCreate { .. }) => continue,
+                    Errno::ENOENT => {
+                        return Err(Error::msg(format!("semget {what}: no such semaphore set")));
+                    }
+                    e => return Err(Error::sys("semget", &what, e)),
+                }
+            }
+            trace!("semget({key:#010x}, 0, 0) -> id {id} (existing)");
+            let mut set = SemSet {
+                id,
+                key,
+                name: name.to_owned(),
+                limit: 0,
+            };
+            match set.adopt(check, &what)? {
+                Adopted::Ready => {}
+                // The creator died before initialising: remove its set and start over.
+                Adopted::Abandoned => {
+                    let _ = set.remove();
+                    continue;
+                }
+            }
+            return Ok((set, false));
+        }
+    }
+
+    /// The creator's second step: the values with SETALL, then one semop, which sets
+    /// `sem_otime` and so tells every other opener the set is ready.
+    fn initialise(&self, value: u16, limit: u16, check: [u16; 2]) -> Result<()> {
+        let mut values: [libc::c_ushort; NSEMS] = [0, limit, check[0], check[1]];
+        // SAFETY: SETALL reads NSEMS unsigned shorts through the pointer passed as the
+        // `union semun` argument; `values` has exactly that many and outlives the call.
+        let rc = unsafe { libc::semctl(self.id, 0, libc::SETALL, values.as_mut_ptr()) };
+        Errno::result(rc).ctx("semctl(SETALL)", self.what())?;
+        // +value+1 then -1 in one atomic semop: the net change is `value` (possibly 0), and
+        // the call counts as an operation, so sem_otime is set.
+        let value = i16::try_from(value)
+            .ok()
+            .filter(|&v| v < i16::MAX)
+            .ok_or_else(|| Error::Usage(format!("at most {} permits", SEMVMX - 1)))?;
+        let mut ops = [sembuf(0, value + 1, 0), sembuf(0, -1, 0)];
+        self.semop(&mut ops, None).ctx("semop", self.what())?;
+        trace!(
+            "semctl(SETALL, [0, {limit}, check]) + semop(+{value}) -> initialised, sem_otime set"
+        );
+        Ok(())
+    }
+
+    /// Check an existing set (ours, 4 semaphores, initialised, our name) and read its K.
+    fn adopt(&mut self, check: [u16; 2], what: &str) -> Result<Adopted> {
+        let start = Instant::now();
+        loop {
+            let ds = self.stat()?;
+            if ds.sem_perm.uid != Uid::effective().as_raw() {
+                return Err(Error::msg(format!(
+                    "semaphore set {what} is owned by uid {}, not by us (uid {})",
+                    ds.sem_perm.uid,
+                    Uid::effective()
+                )));
+            }
+            if ds.sem_perm.mode & 0o022 != 0 {
+                return Err(Error::msg(format!(
+                    "semaphore set {what} is writable by group or others (mode {:04o})",
+                    ds.sem_perm.mode & 0o777
+                )));
+            }
+            if ds.sem_nsems as usize != NSEMS {
+                return Err(Error::msg(format!(
+                    "semaphore set {what} has {} semaphores: it is not a sem-demo set",
+                    ds.sem_nsems
+                )));
+            }
+            if ds.sem_otime != 0 {
+                break;
+            }
+            // Not initialised yet. If the process that did SETALL is gone, it never will be.
+            let setter = self.ctl(0, libc::GETPID, "GETPID")?;
+            if setter != 0 && kill(Pid::from_raw(setter), None) == Err(Errno::ESRCH) {
+                trace!("semctl(GETPID) -> {setter}, gone: the set was abandoned uninitialised");
+                return Ok(Adopted::Abandoned);
+            }
+            if start.elapsed() > INIT_WAIT {
+                return Err(Error::msg(format!(
+                    "semaphore set {what} was never initialised; `sem-demo unlink --sysv {}` \
+                     removes it",
+                    self.name
+                )));
+            }
+            // Nothing to block on: sem_otime changes without notice. The window is the
+            // creator's two calls, so this loop runs a handful of times at most.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let got = [
+            self.ctl(2, libc::GETVAL, "GETVAL")?,
+            self.ctl(3, libc::GETVAL, "GETVAL")?,
+        ];
+        if got != [i32::from(check[0]), i32::from(check[1])] {
+            return Err(Error::msg(format!(
+                "semaphore set {what} belongs to another name (their keys collide); choose \
+                 another name"
+            )));
+        }
+        self.limit = u16::try_from(self.ctl(1, libc::GETVAL, "GETVAL")?).unwrap_or(0);
+        trace!("semctl(IPC_STAT) -> ours, initialised, K = {}", self.limit);
+        Ok(Adopted::Ready)
+    }
+
+    fn stat(&self) -> Result<libc::semid_ds> {
+        // SAFETY: semid_ds is plain old data; all-zero is a valid value to be overwritten.
+        let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one semid_ds through the pointer passed as the union semun
+        // argument; `ds` is one, and outlives the call.
+        let rc =
+            unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) };
+        Errno::result(rc).ctx("semctl(IPC_STAT)", self.what())?;
+        Ok(ds)
+    }
+
+    /// A semctl command that takes no argument and returns an int (GETVAL, GETPID, GETNCNT).
+    fn ctl(&self, num: i32, cmd: libc::c_int, cmd_name: &str) -> Result<i32> {
+        // SAFETY: these commands read no fourth argument and touch no memory of ours.
+        let rc = unsafe { libc::semctl(self.id, num, cmd) };
+        Errno::result(rc).ctx(&format!("semctl({cmd_name})"), self.what())
+    }
+
+    /// `semtimedop` on this set, retried after EINTR with what is left of the timeout.
+    /// EAGAIN means timed out (or would block, with IPC_NOWAIT).
+    fn semop(&self, ops: &mut [libc::sembuf], timeout: Option<Duration>) -> nix::Result<()> {
+        let end = timeout.map(|t| Instant::now() + t);
+        loop {
+            let ts = end.map(|end| {
+                let left = end.saturating_duration_since(Instant::now());
+                libc::timespec {
+                    tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+                    tv_nsec: left.subsec_nanos().into(),
+                }
+            });
+            let tsp = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: `ops` is a valid array of `ops.len()` sembufs; `tsp` is null or points
+            // to `ts`, alive for the call.
+            let rc = unsafe { semtimedop(self.id, ops.as_mut_ptr(), ops.len(), tsp) };
+            match Errno::result(rc) {
+                Err(Errno::EINTR) => continue,
+                other => return other.map(drop),
+            }
+        }
+    }
+
+    /// Take a permit (semaphore 0, -1). `undo`: with SEM_UNDO, so the kernel gives it back
+    /// if we die holding it. `Ok(false)` when the timeout passed first.
+    pub fn wait(&self, undo: bool, timeout: Option<Duration>) -> Result<bool> {
+        let flags = if undo { libc::SEM_UNDO } else { 0 };
+        match self.semop(&mut [sembuf(0, -1, flags)], timeout) {
+            Ok(()) => {
+                trace!("semop({}, -1{}) -> acquired", self.what(), undo_tag(undo));
+                Ok(true)
+            }
+            Err(Errno::EAGAIN) => {
+                trace!(
+                    "semtimedop({}, -1, {timeout:?}) -> EAGAIN (timed out)",
+                    self.what()
+                );
+                Ok(false)
+            }
+            Err(e) => Err(Error::sys("semop", self.what(), e)),
+        }
+    }
+
+    /// Take a permit if one is free (IPC_NOWAIT); `Ok(false)` if it would block.
+    pub fn try_wait(&self, undo: bool) -> Result<bool> {
+        let flags = libc::IPC_NOWAIT | if undo { libc::SEM_UNDO } else { 0 };
+        match self.semop(&mut [sembuf(0, -1, flags)], None) {
+            Ok(()) => {
+                trace!(
+                    "semop({}, -1, IPC_NOWAIT{}) -> acquired",
+                    self.what(),
+                    undo_tag(undo)
+                );
+                Ok(true)
+            }
+            Err(Errno::EAGAIN) => {
+                trace!("semop({}, -1, IPC_NOWAIT) -> EAGAIN", self.what());
+                Ok(false)
+            }
+            Err(e) => Err(Error::sys("semop", self.what(), e)),
+        }
+    }
+
+    /// Give a permit back (+1). With `undo`, the adjustment recorded by a `wait(undo)` is
+    /// cancelled too, so the kernel does not give the permit back a second time at exit.
+    pub fn post(&self, undo: bool) -> Result<()> {
+        let flags = if undo { libc::SEM_UNDO } else { 0 };
+        match self.semop(&mut [sembuf(0, 1, flags)], None) {
+            Ok(()) => {
+                trace!("semop({}, +1{})", self.what(), undo_tag(undo));
+                Ok(())
+            }
+            Err(Errno::ERANGE) => Err(Error::msg(format!(
+                "semop {}: the value would exceed {SEMVMX}",
+                self.what()
+            ))),
+            Err(e) => Err(Error::sys("semop", self.what(), e)),
+        }
+    }
+
+    /// The number of free permits (GETVAL of semaphore 0).
+    pub fn value(&self) -> Result<i32> {
+        let v = self.ctl(0, libc::GETVAL, "GETVAL")?;
+        trace!("semctl({}, 0, GETVAL) -> {v}", self.what());
+        Ok(v)
+    }
+
+    /// K, as recorded at creation (0 if created by a primitive).
+    pub fn limit(&self) -> u16 {
+        self.limit
+    }
+
+    /// The name the key was derived from.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key, as `ipcs -s` shows it.
+    pub fn key(&self) -> libc::key_t {
+        self.key
+    }
+
+    /// Remove the set (IPC_RMID): waiters wake with EIDRM.
+    pub fn remove(&self) -> Result<()> {
+        // SAFETY: IPC_RMID reads no fourth argument.
+        let rc = unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) };
+        Errno::result(rc).ctx("semctl(IPC_RMID)", self.what())?;
+        trace!("semctl({}, IPC_RMID)", self.what());
+        Ok(())
+    }
+
+    fn what(&self) -> String {
+        format!("{} (key {:#010x})", self.name, self.key)
+    }
+}
+
+enum Adopted {
+    Ready,
+    Abandoned,
+}
+
+fn sembuf(num: u16, op: i16, flags: libc::c_int) -> libc::sembuf {
+    libc::sembuf {
+        sem_num: num,
+        sem_op: op,
+        // The flags (IPC_NOWAIT 0o4000, SEM_UNDO 0x1000) fit the short field.
+        sem_flg: flags as libc::c_short,
+    }
+}
+
+fn undo_tag(undo: bool) -> &'static str {
+    if undo { ", SEM_UNDO" } else { "" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_ours_and_stable() {
+        let (k, c) = key_for("build");
+        assert_eq!(k as u32 & 0xffff_0000, 0x1dc0_0000);
+        assert_eq!(key_for("build"), (k, c));
+        assert_ne!(key_for("build"), key_for("build2"));
+        assert!(c.iter().all(|&v| u32::from(v) <= SEMVMX));
+    }
+}

@@ -1,0 +1,326 @@
+//! `sem-demo run`: status passthrough, timeouts, K at once, the initialisation race, and
+//! holders killed with SIGKILL.
+
+mod support;
+
+use std::time::Duration;
+
+use common::child::Lines;
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::{Signal, kill};
+use support::{Cleanup, WAIT, cmd, code, max_overlap, run, unique, value};
+
+/// A shell command that records its start and end in LOG, `sleep`ing in between.
+fn recorder(log: &std::path::Path, secs: &str) -> String {
+    let log = log.display();
+    format!("echo s >> {log}; sleep {secs}; echo e >> {log}")
+}
+
+#[test]
+fn exit_status_is_passed_through() {
+    let sb = Sandbox::new();
+    let name = unique("status");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    assert_eq!(
+        code(&sb, &["run", "--name", &name, "--", "sh", "-c", "exit 7"]),
+        7
+    );
+    assert_eq!(code(&sb, &["run", "--name", &name, "--", "true"]), 0);
+    // A command killed by signal N: 128+N, as a shell reports it.
+    assert_eq!(
+        code(
+            &sb,
+            &["run", "--name", &name, "--", "sh", "-c", "kill -TERM $$"]
+        ),
+        143
+    );
+    assert_eq!(
+        code(
+            &sb,
+            &["run", "--name", &name, "--", "sh", "-c", "kill -KILL $$"]
+        ),
+        137
+    );
+    let out = run(&sb, &["run", "--name", &name, "--", "no-such-command-here"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(
+        testkit::stderr(&out).contains("cannot run 'no-such-command-here'"),
+        "{out:?}"
+    );
+    // The permit was given back every time.
+    assert_eq!(value(&sb, &name, "--sysv"), 1);
+    // stdin, stdout and arguments reach the command untouched.
+    let out = testkit::run(
+        &mut cmd(&sb, &["run", "--name", &name, "--", "tr", "a-z", "A-Z"]),
+        b"hi\n",
+    );
+    assert_eq!(testkit::stdout(&out), "HI\n");
+}
+
+#[test]
+fn a_timeout_gives_up_with_the_message_and_exit_1() {
+    for flavor in [&[][..], &["--posix"]] {
+        let sb = Sandbox::new();
+        let name = unique("timeout");
+        let _c = Cleanup {
+            sb: &sb,
+            name: name.clone(),
+            flavor: if flavor.is_empty() {
+                "--sysv"
+            } else {
+                "--posix"
+            },
+        };
+        let mut holder_cmd = cmd(&sb, &["run", "--name", &name]);
+        holder_cmd
+            .args(flavor)
+            .args(["--", "sh", "-c", "echo held; exec sleep 600"]);
+        let holder = testkit::spawn(&mut holder_cmd);
+        holder
+            .stdout_lines()
+            .unwrap()
+            .wait_for(|l| l == "held", WAIT)
+            .unwrap();
+        let mut args = vec!["run", "--name", &name, "--timeout", "0.25"];
+        args.extend_from_slice(flavor);
+        args.extend(["--", "echo", "never"]);
+        let out = run(&sb, &args);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty(), "the command did not run");
+        assert_eq!(
+            testkit::stderr(&out),
+            format!("sem-demo: timed out after 0.25 s waiting for {name}\n")
+        );
+    }
+}
+
+#[test]
+fn changing_k_for_an_existing_name_is_refused() {
+    let sb = Sandbox::new();
+    let name = unique("k");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    assert_eq!(
+        code(&sb, &["run", "--name", &name, "--limit", "3", "--", "true"]),
+        0
+    );
+    assert_eq!(
+        code(&sb, &["run", "--name", &name, "--limit", "3", "--", "true"]),
+        0
+    );
+    assert_eq!(
+        code(&sb, &["run", "--name", &name, "--", "true"]),
+        0,
+        "no --limit: use K"
+    );
+    let out = run(
+        &sb,
+        &["run", "--name", &name, "--limit", "2", "--", "echo", "ran"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        testkit::stderr(&out).contains("exists with 3 permits, not 2"),
+        "{}",
+        testkit::stderr(&out)
+    );
+    assert_eq!(value(&sb, &name, "--sysv"), 3);
+}
+
+/// Start `count` runs of `recorder` at once under K = `k`; all must succeed. Returns the most
+/// that ran at once.
+fn concurrent_runs(sb: &Sandbox, name: &str, k: &str, count: usize, secs: &str) -> usize {
+    let log = sb.join(format!("{name}.log"));
+    let script = recorder(&log, secs);
+    let runs: Vec<_> = (0..count)
+        .map(|_| {
+            testkit::spawn(&mut cmd(
+                sb,
+                &[
+                    "run", "--name", name, "--limit", k, "--", "sh", "-c", &script,
+                ],
+            ))
+        })
+        .collect();
+    for r in &runs {
+        let status = r.wait_timeout(WAIT).unwrap();
+        let err = r
+            .stderr_lines()
+            .map(|mut l| l.rest(WAIT).unwrap().join("\n"));
+        assert!(status.success(), "{status:?}: {err:?}");
+    }
+    max_overlap(&std::fs::read_to_string(&log).unwrap())
+}
+
+#[test]
+fn never_more_than_k_commands_at_once() {
+    let sb = Sandbox::new();
+    let name = unique("k3");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    let max = concurrent_runs(&sb, &name, "3", 9, "0.2");
+    // Nine started together, 0.2 s each: three were in at once, and never a fourth.
+    assert_eq!(max, 3);
+    assert_eq!(value(&sb, &name, "--sysv"), 3);
+}
+
+#[test]
+fn fifty_concurrent_first_runs_all_see_k_permits() {
+    let sb = Sandbox::new();
+    let name = unique("race");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    // The name is new: one of the fifty creates it (IPC_EXCL), the others must wait until it
+    // is initialised (sem_otime), or they would take a permit from a set that has none yet,
+    // or record a different K and be refused.
+    let max = concurrent_runs(&sb, &name, "4", 50, "0.01");
+    assert!(max <= 4, "{max} at once with K = 4");
+    assert_eq!(value(&sb, &name, "--sysv"), 4);
+    let out = run(&sb, &["-v", "value", "--sysv", &name]);
+    assert!(
+        testkit::stderr(&out).contains("K = 4"),
+        "{}",
+        testkit::stderr(&out)
+    );
+}
+
+/// Start a holder of NAME's only permit and return it once its command runs, with the rest
+/// of its output.
+fn holder(sb: &Sandbox, name: &str, posix: bool) -> (common::child::Supervised, Lines) {
+    let mut c = cmd(sb, &["run", "--name", name, "--timeout", "30"]);
+    if posix {
+        c.arg("--posix");
+    }
+    c.args(["--", "sh", "-c", "echo held; exec sleep 600"]);
+    let h = testkit::spawn(&mut c);
+    let mut out = h.stdout_lines().unwrap();
+    out.wait_for(|l| l == "held", WAIT)
+        .unwrap_or_else(|e| panic!("holder: {e}"));
+    (h, out)
+}
+
+#[test]
+fn a_sigkilled_sysv_holder_gives_its_permit_back_and_its_command_dies() {
+    let sb = Sandbox::new();
+    let name = unique("killed");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    let (h, mut out) = holder(&sb, &name, false);
+    assert_eq!(value(&sb, &name, "--sysv"), 0);
+    kill(h.pid(), Signal::SIGKILL).unwrap();
+    h.wait_timeout(WAIT).unwrap();
+    // The command (sleep, holding the pipe's write end) died with `run`: end of output.
+    assert_eq!(out.rest(WAIT).unwrap(), Vec::<String>::new());
+    assert_eq!(
+        value(&sb, &name, "--sysv"),
+        1,
+        "SEM_UNDO gave the permit back"
+    );
+    assert_eq!(
+        code(
+            &sb,
+            &["run", "--name", &name, "--timeout", "10", "--", "true"]
+        ),
+        0
+    );
+}
+
+#[test]
+fn a_sigkilled_posix_holder_loses_its_permit_until_posted() {
+    let sb = Sandbox::new();
+    let name = unique("killedp");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--posix",
+    };
+    let (h, _out) = holder(&sb, &name, true);
+    kill(h.pid(), Signal::SIGKILL).unwrap();
+    h.wait_timeout(WAIT).unwrap();
+    assert_eq!(value(&sb, &name, "--posix"), 0, "nobody gave it back");
+    let args = [
+        "run",
+        "--posix",
+        "--name",
+        &name,
+        "--timeout",
+        "0.2",
+        "--",
+        "true",
+    ];
+    assert_eq!(code(&sb, &args), 1);
+    assert_eq!(code(&sb, &["post", &name]), 0);
+    assert_eq!(code(&sb, &args), 0);
+}
+
+#[test]
+fn a_sigterm_to_run_reaches_the_command_and_the_permit_comes_back() {
+    for posix in [false, true] {
+        let sb = Sandbox::new();
+        let name = unique("term");
+        let flavor = if posix { "--posix" } else { "--sysv" };
+        let _c = Cleanup {
+            sb: &sb,
+            name: name.clone(),
+            flavor,
+        };
+        let (h, _out) = holder(&sb, &name, posix);
+        // Only `run` is signalled: it passes SIGTERM on to sh's exec'd sleep, then posts.
+        kill(h.pid(), Signal::SIGTERM).unwrap();
+        let status = h.wait_timeout(WAIT).unwrap();
+        assert_eq!(status.code(), Some(143), "{status:?}");
+        assert_eq!(value(&sb, &name, flavor), 1);
+    }
+}
+
+#[test]
+fn a_thousand_killed_holders_never_block_the_next() {
+    let sb = Sandbox::new();
+    let name = unique("kill1000");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    // Each holder waits for the permit its predecessor held when it was killed (with a
+    // --timeout, so a lost permit fails the test rather than hanging it), takes it, and is
+    // killed in turn. Every other one is killed before it has even printed: at whatever
+    // instant it is at (opening, waiting, forking).
+    for i in 0..1000 {
+        let mut c = cmd(&sb, &["run", "--name", &name, "--timeout", "20"]);
+        c.args(["--", "sh", "-c", "echo held; exec sleep 600"]);
+        let h = testkit::spawn(&mut c);
+        if i % 2 == 0 {
+            let held = h.stdout_lines().unwrap().wait_for(|l| l == "held", WAIT);
+            assert!(held.is_ok(), "holder {i} never got the permit: {held:?}");
+        }
+        kill(h.pid(), Signal::SIGKILL).unwrap();
+        h.wait_timeout(WAIT).unwrap();
+    }
+    assert_eq!(value(&sb, &name, "--sysv"), 1);
+    let out = testkit::run_with_deadline(
+        &mut cmd(
+            &sb,
+            &["run", "--name", &name, "--timeout", "5", "--", "true"],
+        ),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{out:?}");
+}
