@@ -24,10 +24,12 @@
 //! read the record (microseconds), the pid (or `?`), the message. The log is always valid
 //! UTF-8 with one record per line and no control characters, whatever a peer sent:
 //!
-//! - printable text, ASCII or UTF-8, is copied as is;
+//! - printable text, ASCII or UTF-8, is copied as is, and so is a tab;
 //! - a backslash becomes `\\`;
-//! - control characters (NUL, tab, CR, ESC, DEL, ...) and bytes that are not valid UTF-8
-//!   become `\xNN` (C1 controls, which are valid UTF-8, become `\u{NN}`);
+//! - control characters (NUL, CR, ESC, BEL, DEL, ...) and bytes that are not valid UTF-8
+//!   become `\xNN`; C1 controls and the Unicode bidi controls, which reorder how a terminal
+//!   shows the rest of the line (U+202E RIGHT-TO-LEFT OVERRIDE), become `\u{NN}`
+//!   (`common::out::escape_into`, shared by every demo);
 //! - an empty line is logged as a record with an empty message: every newline that reaches
 //!   the daemon is one line in the log, so lines in = lines out.
 
@@ -111,7 +113,9 @@ pub fn parse(line: &[u8]) -> Record<'_> {
     }
 }
 
-/// Append `message` to `out`, escaped as the module docs describe.
+/// Append `message` to `out`, escaped as the module docs describe: by
+/// [`common::out::escape_into`], which every demo uses for bytes from another process, plus a
+/// backslash doubled, so that an escape in the log always means an escaped byte.
 pub fn escape_into(message: &[u8], out: &mut Vec<u8>) {
     // The common case, plain printable ASCII, is one copy. The test has no early exit on
     // purpose: a fold over all bytes compiles to SIMD and beats a byte-by-byte `all` on lines
@@ -123,31 +127,14 @@ pub fn escape_into(message: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(message);
         return;
     }
-    for chunk in message.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => out.extend_from_slice(b"\\\\"),
-                c if c.is_control() && c.is_ascii() => hex_byte(c as u8, out),
-                c if c.is_control() => {
-                    out.extend_from_slice(format!("\\u{{{:x}}}", u32::from(c)).as_bytes());
-                }
-                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-            }
-        }
-        for &b in chunk.invalid() {
-            hex_byte(b, out);
-        }
+    let mut pieces = message.split(|&b| b == b'\\');
+    if let Some(first) = pieces.next() {
+        common::out::escape_into(out, first);
     }
-}
-
-fn hex_byte(b: u8, out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend_from_slice(&[
-        b'\\',
-        b'x',
-        HEX[usize::from(b >> 4)],
-        HEX[usize::from(b & 0xf)],
-    ]);
+    for piece in pieces {
+        out.extend_from_slice(b"\\\\");
+        common::out::escape_into(out, piece);
+    }
 }
 
 /// Append one log line for `record`, read at the time `stamp` formats, to `out`.
@@ -298,10 +285,13 @@ mod tests {
     #[test]
     fn garbage_is_escaped() {
         let mut out = Vec::new();
-        escape_into(b"a\x00b\tc\\d\xff\xfee\x1b[31m \xc3\xa9 \xc2\x85", &mut out);
+        escape_into(
+            b"a\x00b\tc\\d\xff\xfee\x1b[31m \xc3\xa9 \xc2\x85\x07 \xe2\x80\xaeevil\\",
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "a\\x00b\\x09c\\\\d\\xff\\xfee\\x1b[31m é \\u{85}"
+            "a\\x00b\tc\\\\d\\xff\\xfee\\x1b[31m é \\u{85}\\x07 \\u{202e}evil\\\\"
         );
     }
 
