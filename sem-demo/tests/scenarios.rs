@@ -1,0 +1,173 @@
+//! The counter, the bridge and the default demo, on the real binary.
+
+mod support;
+
+use std::time::Duration;
+
+use common::testkit::{self, Sandbox};
+use support::cmd;
+
+/// These start hundreds of processes: a generous deadline for a loaded 2-core machine.
+const LONG: Duration = Duration::from_secs(240);
+
+fn run_long(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    testkit::run_with_deadline(&mut cmd(sb, args), b"", LONG)
+}
+
+fn leftovers_of(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn counter_is_exact_with_a_posix_or_a_sysv_lock() {
+    for flavor in ["--posix", "--sysv"] {
+        let sb = Sandbox::new();
+        let out = run_long(
+            &sb,
+            &["counter", "--procs", "16", "--iters", "10000", flavor],
+        );
+        let stdout = testkit::stdout(&out);
+        assert!(
+            out.status.success(),
+            "{flavor}: {stdout} {}",
+            testkit::stderr(&out)
+        );
+        let kind = if flavor == "--posix" { "POSIX" } else { "SysV" };
+        assert_eq!(
+            stdout.trim(),
+            format!("ok: 160000/160000 updates, 0 lost ({kind} semaphore)")
+        );
+        // The database file went with the run.
+        assert_eq!(leftovers_of(&sb.runtime_dir()), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn counter_without_a_lock_counts_what_it_lost() {
+    let sb = Sandbox::new();
+    let out = run_long(
+        &sb,
+        &["counter", "--procs", "4", "--iters", "20000", "--no-lock"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    // "without a lock: A/80000 updates counted, L lost to the race", with A + L = 80000.
+    let line = testkit::stdout(&out);
+    let (counted, rest) = line
+        .trim()
+        .strip_prefix("without a lock: ")
+        .and_then(|r| r.split_once("/80000 updates counted, "))
+        .unwrap_or_else(|| panic!("{line}"));
+    let lost: u64 = rest
+        .strip_suffix(" lost to the race")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(counted.parse::<u64>().unwrap() + lost, 80_000, "{line}");
+}
+
+#[test]
+fn an_update_can_be_run_by_hand_on_a_file() {
+    let sb = Sandbox::new();
+    let name = support::unique("upd");
+    let _c = support::Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--posix",
+    };
+    std::fs::write(sb.join("n"), "41\n").unwrap();
+    let out = testkit::run(
+        &mut cmd(
+            &sb,
+            &["update", "--file", "n", "--iters", "1", "--name", &name],
+        ),
+        b"",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(sb.join("n")).unwrap(), "42\n");
+    std::fs::write(sb.join("bad"), "forty\n").unwrap();
+    let out = testkit::run(
+        &mut cmd(
+            &sb,
+            &["update", "--file", "bad", "--iters", "1", "--no-lock"],
+        ),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        testkit::stderr(&out).contains("bad: does not start with a number"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn bridge_never_holds_more_than_k_cars_over_200_cars() {
+    for flavor in ["--posix", "--sysv"] {
+        let sb = Sandbox::new();
+        let args = [
+            "bridge",
+            "--cars",
+            "200",
+            "--lanes",
+            "3",
+            "--cross-ms",
+            "1",
+            flavor,
+        ];
+        let out = run_long(&sb, &args);
+        let stdout = testkit::stdout(&out);
+        assert!(
+            out.status.success(),
+            "{flavor}: {stdout} {}",
+            testkit::stderr(&out)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        // The timeline: 400 events, each with its occupancy, never above 3.
+        assert_eq!(lines.len(), 401, "{stdout}");
+        for l in &lines[..400] {
+            let occ: u32 = l
+                .rsplit_once(' ')
+                .and_then(|(_, o)| o.strip_suffix("/3"))
+                .and_then(|o| o.parse().ok())
+                .unwrap_or_else(|| panic!("{l}"));
+            assert!(occ <= 3, "{l}");
+        }
+        assert!(
+            lines[400].starts_with("ok: 200 cars crossed, at most "),
+            "{}",
+            lines[400]
+        );
+    }
+}
+
+#[test]
+fn the_default_demo_plays_everything_and_leaves_nothing() {
+    let sb = Sandbox::new();
+    let out = run_long(&sb, &[]);
+    let stdout = testkit::stdout(&out);
+    assert!(out.status.success(), "{stdout}\n{}", testkit::stderr(&out));
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("ok: counter 20000/20000"), "{last}");
+    assert!(stdout.contains("SysV: the next run -> exit 0"), "{stdout}");
+    assert!(
+        stdout.contains("POSIX: the next run -> exit 1: sem-demo: timed out after 0.5 s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("4. nothing left"), "{stdout}");
+    // The demo's own tag is in its object names; none remain in /dev/shm.
+    let tag = stdout
+        .split("sem-demo post ")
+        .nth(1)
+        .and_then(|r| r.split("-held-posix").next())
+        .expect("the repair step names the semaphore");
+    let left: Vec<_> = leftovers_of(std::path::Path::new("/dev/shm"))
+        .into_iter()
+        .filter(|f| f.contains(tag))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}
