@@ -48,10 +48,12 @@ pub struct DbArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create the database and keep it until SIGTERM/SIGINT; SIGUSR1 prints stats.
-    #[command(after_help = "Examples:\n  shm-demo server --slots 100000 --value-max 256\n  \
+    #[command(
+        after_help = "Examples:\n  shm-demo server --slots 100000 --value-max 256\n  \
                             shm-demo server --load db.snap --save db.snap   # persistent\n\n\
                             A leftover of a server killed with -9 is adopted with its data \
-                            (--fresh discards it); a live server's database is never taken.")]
+                            (--fresh discards it); a live server's database is never taken."
+    )]
     Server(ServerArgs),
     /// Store VALUE under KEY (`-` reads the value from stdin), directly in the segment.
     #[command(after_help = "Example:\n  date | shm-demo put now -")]
@@ -112,7 +114,9 @@ pub enum Command {
     #[command(after_help = "Prints `done: rounds R puts P` when its time is up.")]
     Writer(WriterArgs),
     /// One of the demo's reader processes: gets of random keys, each value's checksum checked.
-    #[command(after_help = "Prints `done: gets G found F checksum failures C` when its time is up.")]
+    #[command(
+        after_help = "Prints `done: gets G found F checksum failures C` when its time is up."
+    )]
     Reader(ReaderArgs),
     /// Play the scenario: server, writers, readers, a writer killed holding the mutex,
     /// recovery, watch, final check.

@@ -37,7 +37,11 @@ pub fn run(command: &Command) -> Result<ExitCode> {
         Command::Del { db, key } => {
             let (db, _) = open(db)?;
             let found = db.lock()?.del(key.as_bytes())?;
-            Ok(if found { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if found {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::List { db, values } => list(db, *values),
         Command::Stats { db } => {
@@ -148,7 +152,11 @@ fn watch(args: &DbArgs, key: &OsStr, count: Option<u64>) -> Result<ExitCode> {
         s.add(Signal::SIGTERM);
         s
     };
-    let action = SigAction::new(SigHandler::Handler(leave), SaFlags::empty(), SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(leave),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: `leave` only performs async-signal-safe operations.
         unsafe { sigaction(sig, &action) }.ctx("sigaction", sig.as_str())?;
@@ -163,7 +171,10 @@ fn watch(args: &DbArgs, key: &OsStr, count: Option<u64>) -> Result<ExitCode> {
     let outcome = watch_loop(&db, &target, key, word, count);
 
     stops.thread_block().ctx("sigprocmask", "SIG_BLOCK")?;
-    if !COUNTED.swap(std::ptr::null_mut(), Ordering::SeqCst).is_null() {
+    if !COUNTED
+        .swap(std::ptr::null_mut(), Ordering::SeqCst)
+        .is_null()
+    {
         watchers.fetch_sub(1, Ordering::SeqCst);
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&stops), None);
@@ -203,7 +214,10 @@ fn watch_loop(
             eprintln!("shm-demo watch: {:?} deleted", escape(key));
             present = false;
         }
-        trace!("futex(FUTEX_WAIT, {v}) on the notify word of {:?}", escape(key));
+        trace!(
+            "futex(FUTEX_WAIT, {v}) on the notify word of {:?}",
+            escape(key)
+        );
         match db::futex_wait(word, v) {
             Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("futex(FUTEX_WAIT)", target.label(), e)),

@@ -122,7 +122,10 @@ impl Db {
             std::mem::size_of::<libc::pthread_mutex_t>() as u32,
         );
         init_mutex(r.mutex()).map_err(|e| Error::sys("pthread_mutex_init", &r.label, e))?;
-        trace!("pthread_mutex_init(PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST) in {}", r.label);
+        trace!(
+            "pthread_mutex_init(PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST) in {}",
+            r.label
+        );
         let db = Db {
             region,
             geo,
@@ -164,7 +167,10 @@ impl Db {
     /// The creator's pid, and whether that process is still alive: the pid exists *and* has
     /// the recorded start time, so a recycled pid is not mistaken for the creator.
     pub fn creator(&self) -> (i32, bool) {
-        let pid = self.region.u32(layout::H_CREATOR_PID).load(Ordering::Relaxed) as i32;
+        let pid = self
+            .region
+            .u32(layout::H_CREATOR_PID)
+            .load(Ordering::Relaxed) as i32;
         let start = self
             .region
             .u64(layout::H_CREATOR_START)
@@ -314,7 +320,9 @@ impl Db {
                 eprintln!(
                     "shm-demo: recovered the writers' mutex of {label}: its owner died holding it; {report}"
                 );
-                trace!("pthread_mutex_lock({label}) -> EOWNERDEAD; repaired; pthread_mutex_consistent");
+                trace!(
+                    "pthread_mutex_lock({label}) -> EOWNERDEAD; repaired; pthread_mutex_consistent"
+                );
                 return Ok(writer);
             }
             libc::ETIMEDOUT => {
@@ -349,12 +357,16 @@ impl Db {
                 if undo == slot + 1 {
                     // Back to the image saved before the record was made odd.
                     copy_record(r, geo, layout::H_UNDO, rec);
-                    done.push(format!("record {slot} restored to its last committed value"));
+                    done.push(format!(
+                        "record {slot} restored to its last committed value"
+                    ));
                 } else {
                     // No image to restore (cannot happen with this program's writers): drop
                     // the record rather than serve a half-written one.
                     r.u32(rec + R_STATE).store(DELETED, Ordering::Relaxed);
-                    done.push(format!("record {slot} was half-written with no undo image: deleted"));
+                    done.push(format!(
+                        "record {slot} was half-written with no undo image: deleted"
+                    ));
                 }
                 seq.store(s + 1, Ordering::Release);
             }
@@ -520,7 +532,8 @@ impl Writer<'_> {
         // 1. The undo image, then the slot it belongs to. A writer that dies before this
         //    point has not touched the record.
         copy_record(r, geo, rec, layout::H_UNDO);
-        r.u32(layout::H_UNDO_SLOT).store(slot + 1, Ordering::Relaxed);
+        r.u32(layout::H_UNDO_SLOT)
+            .store(slot + 1, Ordering::Relaxed);
 
         // 2. Odd: readers retry from here on. The Release fence keeps the data stores below
         //    from becoming visible before the odd count (the writer's half of Boehm's recipe).
@@ -532,7 +545,8 @@ impl Writer<'_> {
         // 3. The record itself.
         r.u32(rec + R_STATE).store(state, Ordering::Relaxed);
         r.u64(rec + R_HASH).store(hash, Ordering::Relaxed);
-        r.u32(rec + R_KEY_LEN).store(key.len() as u32, Ordering::Relaxed);
+        r.u32(rec + R_KEY_LEN)
+            .store(key.len() as u32, Ordering::Relaxed);
         r.u32(rec + R_VALUE_LEN)
             .store(value.len() as u32, Ordering::Relaxed);
         r.store_bytes(rec + R_KEY, key);
@@ -559,8 +573,7 @@ impl Writer<'_> {
         };
         count(layout::H_USED, old_state == LIVE, state == LIVE);
         count(layout::H_DELETED, old_state == DELETED, state == DELETED);
-        r.u64(layout::H_GENERATION)
-            .fetch_add(1, Ordering::Release);
+        r.u64(layout::H_GENERATION).fetch_add(1, Ordering::Release);
 
         // 5. Wake the watchers of this key's home slot (an EMPTY write is housekeeping: no
         //    key changed).

@@ -174,7 +174,9 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
             db_args,
         )?;
         forward_stderr(&w, &recovered_tx);
-        let out = w.stdout_lines().ok_or_else(|| Error::msg("no stdout pipe"))?;
+        let out = w
+            .stdout_lines()
+            .ok_or_else(|| Error::msg("no stdout pipe"))?;
         writers.push((w, out));
     }
     let nw = args.writers.to_string();
@@ -182,11 +184,21 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     for i in 0..args.readers {
         let r = spawn(
             &format!("reader {i}"),
-            &["reader", "--writers", &nw, "--keys", &keys, "--duration-ms", &ms],
+            &[
+                "reader",
+                "--writers",
+                &nw,
+                "--keys",
+                &keys,
+                "--duration-ms",
+                &ms,
+            ],
             db_args,
         )?;
         forward_stderr(&r, &recovered_tx);
-        let out = r.stdout_lines().ok_or_else(|| Error::msg("no stdout pipe"))?;
+        let out = r
+            .stdout_lines()
+            .ok_or_else(|| Error::msg("no stdout pipe"))?;
         readers.push((r, out));
     }
     say!(
@@ -199,7 +211,12 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     // 3. A writer stopped inside the critical section, then killed there.
     let victim = spawn(
         "put (killed)",
-        &["put", "--stop-in-critical-section", VICTIM, "this write never commits"],
+        &[
+            "put",
+            "--stop-in-critical-section",
+            VICTIM,
+            "this write never commits",
+        ],
         db_args,
     )?;
     forward_stderr(&victim, &recovered_tx);

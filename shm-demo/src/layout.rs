@@ -128,10 +128,14 @@ impl Geometry {
     /// The geometry for these limits, or a one-line reason why it cannot be.
     pub fn new(slots: u32, key_max: u32, value_max: u32) -> Result<Geometry> {
         if !(1..=SLOTS_LIMIT).contains(&slots) {
-            return Err(Error::msg(format!("slots {slots}: must be 1..={SLOTS_LIMIT}")));
+            return Err(Error::msg(format!(
+                "slots {slots}: must be 1..={SLOTS_LIMIT}"
+            )));
         }
         if !(1..=KEY_LIMIT).contains(&key_max) {
-            return Err(Error::msg(format!("key max {key_max}: must be 1..={KEY_LIMIT}")));
+            return Err(Error::msg(format!(
+                "key max {key_max}: must be 1..={KEY_LIMIT}"
+            )));
         }
         if !(1..=VALUE_LIMIT).contains(&value_max) {
             return Err(Error::msg(format!(
@@ -148,8 +152,11 @@ impl Geometry {
                 "{slots} slots of {record_size} bytes make {total} bytes, over the {TOTAL_LIMIT}-byte limit"
             )));
         }
-        let total_size = usize::try_from(total)
-            .map_err(|_| Error::msg(format!("{total} bytes do not fit this machine's address space")))?;
+        let total_size = usize::try_from(total).map_err(|_| {
+            Error::msg(format!(
+                "{total} bytes do not fit this machine's address space"
+            ))
+        })?;
         Ok(Geometry {
             slots,
             key_max,
@@ -221,8 +228,8 @@ pub fn validate(h: &RawHeader, len: usize, object: &str) -> Result<Geometry> {
             size_of::<libc::pthread_mutex_t>()
         ));
     }
-    let geo = Geometry::new(h.slots, h.key_max, h.value_max)
-        .or_else(|e| bad(format!("header: {e}")))?;
+    let geo =
+        Geometry::new(h.slots, h.key_max, h.value_max).or_else(|e| bad(format!("header: {e}")))?;
     if h.record_size as usize != geo.record_size
         || h.header_size as usize != geo.header_size
         || h.total_size != geo.total_size as u64
@@ -313,7 +320,8 @@ mod tests {
         let g = Geometry::new(16, 64, 100).unwrap();
         let good = header_for(&g);
         assert_eq!(validate(&good, g.total_size, "x").unwrap(), g);
-        let cases: [(fn(&mut RawHeader), &str); 5] = [
+        type Damage = fn(&mut RawHeader);
+        let cases: [(Damage, &str); 5] = [
             (|h| h.magic = *b"NOTOURS!", "not a shm-demo database"),
             (|h| h.version = 9, "layout version 9"),
             (|h| h.slots = 17, "header sizes disagree"),
@@ -326,7 +334,9 @@ mod tests {
             let err = validate(&h, g.total_size, "/x").unwrap_err().to_string();
             assert!(err.starts_with("/x: ") && err.contains(want), "{err}");
         }
-        let err = validate(&good, g.total_size - 1, "/x").unwrap_err().to_string();
+        let err = validate(&good, g.total_size - 1, "/x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("truncated"), "{err}");
     }
 

@@ -206,7 +206,10 @@ impl Region {
     pub fn raw_header(&self) -> RawHeader {
         let u32_at = |off| self.u32(off).load(Ordering::Relaxed);
         RawHeader {
-            magic: self.u64(layout::H_MAGIC).load(Ordering::Acquire).to_ne_bytes(),
+            magic: self
+                .u64(layout::H_MAGIC)
+                .load(Ordering::Acquire)
+                .to_ne_bytes(),
             version: u32_at(layout::H_VERSION),
             header_size: u32_at(layout::H_HEADER_SIZE),
             total_size: self.u64(layout::H_TOTAL).load(Ordering::Relaxed),
@@ -303,7 +306,8 @@ fn map(fd: &OwnedFd, name: &str) -> Result<Region> {
         u64::try_from(st.st_size).unwrap_or(0),
     )?;
     let len = usize::try_from(st.st_size).map_err(|_| Error::msg(format!("{name}: bad size")))?;
-    let nz = std::num::NonZeroUsize::new(len).ok_or_else(|| Error::msg(format!("{name}: empty")))?;
+    let nz =
+        std::num::NonZeroUsize::new(len).ok_or_else(|| Error::msg(format!("{name}: empty")))?;
     // SAFETY: a fresh shared mapping of a file we hold open; nothing else in this process
     // refers to the address range it returns.
     let ptr = unsafe {
@@ -368,7 +372,12 @@ pub fn attached(target: &Target) -> Option<u64> {
     let needle = format!("/dev/shm{}", target.name);
     let mut n = 0;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
             continue;
         }
         if let Ok(maps) = std::fs::read_to_string(entry.path().join("maps")) {
@@ -417,7 +426,10 @@ mod sysv {
                 e => Error::sys("ftok", path.display(), e),
             });
         }
-        trace!("ftok({}, 0x{FTOK_PROJ:x}) -> key 0x{key:08x}", path.display());
+        trace!(
+            "ftok({}, 0x{FTOK_PROJ:x}) -> key 0x{key:08x}",
+            path.display()
+        );
         Ok((key, path))
     }
 

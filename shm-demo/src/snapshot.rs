@@ -20,9 +20,17 @@ use crate::layout::{Geometry, fnv1a};
 
 const MAGIC: &[u8; 8] = b"SHMKVSN1";
 
+/// Key-value pairs, as stored and loaded.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Serialise `records` and write them to `path` atomically.
 pub fn save(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
-    let mut buf = Vec::with_capacity(16 + records.iter().map(|(k, v)| 8 + k.len() + v.len()).sum::<usize>());
+    let mut buf = Vec::with_capacity(
+        16 + records
+            .iter()
+            .map(|(k, v)| 8 + k.len() + v.len())
+            .sum::<usize>(),
+    );
     buf.extend_from_slice(MAGIC);
     let count = u32::try_from(records.len()).map_err(|_| Error::msg("too many records"))?;
     buf.extend_from_slice(&count.to_le_bytes());
@@ -55,19 +63,23 @@ pub fn save(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written?;
-    trace!("write({}) + fsync + rename -> {}", tmp.display(), path.display());
+    trace!(
+        "write({}) + fsync + rename -> {}",
+        tmp.display(),
+        path.display()
+    );
     Ok(())
 }
 
 /// Read and check a snapshot against the limits of `geo`.
-pub fn load(path: &Path, geo: &Geometry) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn load(path: &Path, geo: &Geometry) -> Result<Records> {
     let mut file = File::open(path).ctx("open", path.display())?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes).ctx("read", path.display())?;
     parse(&bytes, geo).map_err(|why| Error::msg(format!("{}: {why}", path.display())))
 }
 
-fn parse(bytes: &[u8], geo: &Geometry) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn parse(bytes: &[u8], geo: &Geometry) -> std::result::Result<Records, String> {
     if bytes.len() < 20 || &bytes[..8] != MAGIC {
         return Err("not a shm-demo snapshot".into());
     }
@@ -83,7 +95,10 @@ fn parse(bytes: &[u8], geo: &Geometry) -> std::result::Result<Vec<(Vec<u8>, Vec<
     };
     let count = u32_at(&mut at)?;
     if count > geo.slots {
-        return Err(format!("{count} records, more than the {} slots", geo.slots));
+        return Err(format!(
+            "{count} records, more than the {} slots",
+            geo.slots
+        ));
     }
     let mut out = Vec::with_capacity(count as usize);
     for i in 0..count {
@@ -116,14 +131,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shm-snap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.snap");
-        let recs = vec![(b"a".to_vec(), b"\x00\xff".to_vec()), (b"k2".to_vec(), vec![])];
+        let recs = vec![
+            (b"a".to_vec(), b"\x00\xff".to_vec()),
+            (b"k2".to_vec(), vec![]),
+        ];
         save(&path, &recs).unwrap();
         assert_eq!(load(&path, &geo).unwrap(), recs);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[14] ^= 1;
         assert!(parse(&bytes, &geo).unwrap_err().contains("checksum"));
         let small = Geometry::new(1, 64, 100).unwrap();
-        assert!(load(&path, &small).unwrap_err().to_string().contains("more than the 1 slots"));
+        assert!(
+            load(&path, &small)
+                .unwrap_err()
+                .to_string()
+                .contains("more than the 1 slots")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,204 @@
+//! The server: adopt a dead server's leftover, refuse a live one's, --fresh, snapshots,
+//! SIGUSR1, SIGTERM leaving nothing behind; POSIX and System V.
+
+mod support;
+
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
+use support::{Name, Server, WAIT, exists, fails, ok, run};
+
+fn adopts_a_leftover_with_its_data_and_refuses_a_second_server(sysv: bool) {
+    let sb = Sandbox::new();
+    let name = Name::new(sysv);
+    let server = Server::start(&sb, &name, &[]);
+    ok(&sb, &name, &["put", "kept", "across a crash"]);
+    let err = fails(&sb, &name, &["server"]);
+    assert!(
+        err.contains("already serves") && err.contains("refusing to start a second one"),
+        "{err}"
+    );
+    server.kill();
+    assert!(exists(&sb, &name), "kill -9 leaves the object");
+
+    let server = Server::start(&sb, &name, &[]);
+    assert!(
+        server
+            .ready
+            .contains("adopted the database left by dead server pid")
+            && server.ready.contains(": 1 records"),
+        "{}",
+        server.ready
+    );
+    assert_eq!(ok(&sb, &name, &["get", "kept"]), "across a crash");
+    let rest = server.stop();
+    assert!(rest.iter().any(|l| l.starts_with("SIGTERM: ")), "{rest:?}");
+    assert!(!exists(&sb, &name), "SIGTERM leaves no object");
+}
+
+#[test]
+fn posix_adopt_and_refuse() {
+    adopts_a_leftover_with_its_data_and_refuses_a_second_server(false);
+}
+
+#[test]
+fn sysv_adopt_and_refuse() {
+    adopts_a_leftover_with_its_data_and_refuses_a_second_server(true);
+}
+
+/// A live server in another runtime dir has no pid file here: the header's creator pid and
+/// start time still tell that it lives, and its database is not taken.
+#[test]
+fn live_server_is_never_taken_over_even_without_its_pid_file() {
+    let sb = Sandbox::new();
+    let other = Sandbox::new();
+    let name = Name::new(false);
+    let server = Server::start(&sb, &name, &[]);
+    let err = fails(&other, &name, &["server"]);
+    assert!(
+        err.contains("its server (pid")
+            && err.contains("is still running; refusing to take it over"),
+        "{err}"
+    );
+    let err = fails(&other, &name, &["server", "--fresh"]);
+    assert!(err.contains("is still running"), "{err}");
+    ok(&sb, &name, &["put", "k", "still here"]);
+    server.stop();
+}
+
+#[test]
+fn fresh_discards_a_leftover() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let server = Server::start(&sb, &name, &[]);
+    ok(&sb, &name, &["put", "old", "x"]);
+    server.kill();
+    let server = Server::start(&sb, &name, &["--fresh"]);
+    assert!(server.ready.contains("(created;"), "{}", server.ready);
+    fails(&sb, &name, &["get", "old"]);
+    server.stop();
+}
+
+#[test]
+fn save_and_load_round_trip_binary_values() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let snap = sb.join("db.snap");
+    let snap = snap.to_str().unwrap();
+    let server = Server::start(&sb, &name, &["--save", snap]);
+    let binary: Vec<u8> = (0..=255).collect();
+    let out = run(&sb, &name, &["put", "bin", "-"], &binary);
+    assert!(out.status.success());
+    ok(&sb, &name, &["put", "text", "hello world"]);
+    ok(&sb, &name, &["put", "gone", "x"]);
+    ok(&sb, &name, &["del", "gone"]);
+    let rest = server.stop();
+    assert!(
+        rest.iter().any(|l| l.contains("saved 2 records to")),
+        "{rest:?}"
+    );
+    assert!(
+        !sb.path().read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp."))
+    );
+
+    let server = Server::start(&sb, &name, &["--load", snap]);
+    let out = run(&sb, &name, &["get", "bin"], b"");
+    assert_eq!(out.stdout, binary);
+    assert_eq!(ok(&sb, &name, &["get", "text"]), "hello world");
+    assert_eq!(ok(&sb, &name, &["list"]), "bin\ntext\n");
+    server.stop();
+
+    // A damaged snapshot is refused as a whole, with the file named.
+    let mut bytes = std::fs::read(snap).unwrap();
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(snap, bytes).unwrap();
+    let err = fails(&sb, &name, &["server", "--load", snap]);
+    assert!(
+        err.contains(snap) && err.contains("checksum mismatch"),
+        "{err}"
+    );
+    assert!(
+        !exists(&sb, &name),
+        "a failed start removes what it created"
+    );
+}
+
+#[test]
+fn sigusr1_prints_stats_and_stats_counts_attached_processes() {
+    for sysv in [false, true] {
+        let sb = Sandbox::new();
+        let name = Name::new(sysv);
+        let mut server = Server::start(&sb, &name, &["--slots", "100"]);
+        ok(&sb, &name, &["put", "a", "1"]);
+        ok(&sb, &name, &["put", "b", "2"]);
+        server.child.signal(Signal::SIGUSR1).unwrap();
+        let line = server
+            .stdout
+            .wait_for(|l| l.starts_with("stats: "), WAIT)
+            .unwrap();
+        assert!(
+            line.contains("records 2, slots 100, deleted 0, generation 2"),
+            "{line}"
+        );
+        // The server and the stats process itself are attached.
+        let stats = ok(&sb, &name, &["stats"]);
+        assert!(stats.contains("attached 2\n"), "sysv={sysv}: {stats}");
+        assert!(
+            stats.contains(&format!("server_pid {} (running)", server.child.pid())),
+            "{stats}"
+        );
+        server.stop();
+    }
+}
+
+#[test]
+fn sysv_segment_is_visible_in_ipcs_with_our_key() {
+    let sb = Sandbox::new();
+    let name = Name::new(true);
+    let server = Server::start(&sb, &name, &[]);
+    let ipcs = testkit::run(std::process::Command::new("ipcs").arg("-m"), b"");
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    let ours: Vec<String> = testkit::stdout(&ipcs)
+        .lines()
+        .filter(|l| l.starts_with("0x1d") && l.contains(&me) && l.contains(" 600 "))
+        .map(str::to_owned)
+        .collect();
+    assert!(!ours.is_empty(), "{}", testkit::stdout(&ipcs));
+    server.stop();
+    assert!(!exists(&sb, &name));
+    assert!(
+        !sb.runtime_dir()
+            .join(format!("{}.sysv", &name.name[1..]))
+            .exists(),
+        "key file removed"
+    );
+}
+
+#[test]
+fn destroy_stops_a_live_server_or_removes_a_leftover() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let server = Server::start(&sb, &name, &[]);
+    let out = ok(&sb, &name, &["destroy"]);
+    assert!(
+        out.starts_with(&format!("stopped server pid {}", server.child.pid())),
+        "{out}"
+    );
+    let status = server.child.wait_timeout(WAIT).unwrap();
+    assert!(status.success());
+    assert!(!exists(&sb, &name));
+
+    let server = Server::start(&sb, &name, &[]);
+    server.kill();
+    assert_eq!(
+        ok(&sb, &name, &["destroy"]),
+        format!("removed {}\n", name.name)
+    );
+    assert!(!exists(&sb, &name));
+}

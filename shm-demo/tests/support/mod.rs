@@ -1,0 +1,144 @@
+//! Helpers shared by the integration tests: a server started and waited for, client runs,
+//! direct access to the object in /dev/shm for tampering.
+#![allow(dead_code)] // Each test file uses its own subset.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::child::{Lines, Supervised};
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_shm-demo");
+/// How long a test waits for anything; only reached when it is failing already.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A test's database: a unique POSIX name, removed on drop if a test left it behind.
+pub struct Name {
+    pub name: String,
+    pub sysv: bool,
+}
+
+impl Name {
+    pub fn new(sysv: bool) -> Name {
+        Name {
+            name: common::names::posix_name(&common::names::unique("t")),
+            sysv,
+        }
+    }
+
+    /// `--name NAME [--sysv]`.
+    pub fn args(&self) -> Vec<String> {
+        let mut v = vec!["--name".to_owned(), self.name.clone()];
+        if self.sysv {
+            v.push("--sysv".to_owned());
+        }
+        v
+    }
+
+    /// The object's file in /dev/shm (POSIX only).
+    pub fn shm_path(&self) -> PathBuf {
+        PathBuf::from(format!("/dev/shm{}", self.name))
+    }
+}
+
+impl Drop for Name {
+    fn drop(&mut self) {
+        if !self.sysv {
+            let _ = nix::sys::mman::shm_unlink(self.name.as_str());
+        }
+    }
+}
+
+/// `shm-demo ARGS... --name NAME [--sysv]` in the sandbox.
+pub fn cmd(sb: &Sandbox, name: &Name, args: &[&str]) -> Command {
+    let mut c = sb.command(BIN);
+    c.args(args).args(name.args());
+    c
+}
+
+/// Run a client to completion with `input` on stdin.
+pub fn run(sb: &Sandbox, name: &Name, args: &[&str], input: &[u8]) -> Output {
+    testkit::run(&mut cmd(sb, name, args), input)
+}
+
+/// Run a client that must succeed; its stdout.
+pub fn ok(sb: &Sandbox, name: &Name, args: &[&str]) -> String {
+    let out = run(sb, name, args, b"");
+    assert!(
+        out.status.success(),
+        "shm-demo {args:?}: {:?}\n{}",
+        out.status,
+        testkit::stderr(&out)
+    );
+    testkit::stdout(&out)
+}
+
+/// Run a client that must fail with exit 1; its stderr.
+pub fn fails(sb: &Sandbox, name: &Name, args: &[&str]) -> String {
+    let out = run(sb, name, args, b"");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "shm-demo {args:?} should fail: {}{}",
+        testkit::stdout(&out),
+        testkit::stderr(&out)
+    );
+    testkit::stderr(&out)
+}
+
+/// A running server.
+pub struct Server {
+    pub child: Supervised,
+    pub stdout: Lines,
+    pub ready: String,
+}
+
+impl Server {
+    /// Start `shm-demo server` with `args` and wait for its "ready" line.
+    pub fn start(sb: &Sandbox, name: &Name, args: &[&str]) -> Server {
+        let mut c = cmd(sb, name, &["server"]);
+        c.args(args);
+        let child = testkit::spawn(&mut c);
+        let mut stdout = child.stdout_lines().expect("stdout is piped");
+        let ready = stdout
+            .wait_for(|l| l.contains("server: ready:"), WAIT)
+            .unwrap_or_else(|e| {
+                let err = child
+                    .stderr_lines()
+                    .and_then(|mut l| l.rest(WAIT).ok())
+                    .unwrap_or_default();
+                panic!("server did not start: {e}\nstderr: {err:?}")
+            });
+        Server {
+            child,
+            stdout,
+            ready,
+        }
+    }
+
+    /// SIGTERM; check it exits 0 and returns the rest of its stdout.
+    pub fn stop(mut self) -> Vec<String> {
+        self.child.signal(Signal::SIGTERM).unwrap();
+        let status = self.child.wait_timeout(WAIT).unwrap();
+        assert!(status.success(), "server: {status:?}");
+        self.stdout.rest(WAIT).unwrap()
+    }
+
+    /// SIGKILL: leave the object behind, as a crash would.
+    pub fn kill(self) {
+        self.child.signal(Signal::SIGKILL).unwrap();
+        self.child.wait_timeout(WAIT).unwrap();
+    }
+}
+
+/// True if the database's object still exists.
+pub fn exists(sb: &Sandbox, name: &Name) -> bool {
+    if name.sysv {
+        let out = run(sb, name, &["stats"], b"");
+        !testkit::stderr(&out).contains("no such database")
+    } else {
+        name.shm_path().exists()
+    }
+}

@@ -1,0 +1,91 @@
+//! `watch`: woken through a futex by a put from another process; asleep (no CPU) while nothing
+//! changes; Ctrl-C gives back its place in the watchers count.
+
+mod support;
+
+use std::time::Duration;
+
+use common::child::Lines;
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
+use support::{Name, Server, WAIT, cmd, ok};
+
+/// CPU time (user + system, in clock ticks) a process has used, from /proc/PID/stat.
+fn cpu_ticks(pid: nix::unistd::Pid) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(") ").unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn start_watch(sb: &Sandbox, name: &Name, args: &[&str]) -> (common::child::Supervised, Lines) {
+    let w = testkit::spawn(&mut cmd(sb, name, args));
+    let mut err = w.stderr_lines().unwrap();
+    err.wait_for(|l| l.contains("shm-demo watch: watching"), WAIT)
+        .unwrap();
+    let out = w.stdout_lines().unwrap();
+    (w, out)
+}
+
+#[test]
+fn wakes_on_a_put_from_another_process_and_sleeps_otherwise() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let server = Server::start(&sb, &name, &[]);
+    ok(&sb, &name, &["put", "k", "first"]);
+    let (w, mut out) = start_watch(&sb, &name, &["watch", "k", "--count", "2"]);
+    assert!(ok(&sb, &name, &["stats"]).contains("watchers 1\n"));
+
+    // Nothing changes for a second: no line, and (almost) no CPU, since it sleeps in the
+    // kernel rather than polling. Puts of other keys may wake it on a shared home slot, but
+    // it goes back to sleep without printing.
+    let before = cpu_ticks(w.pid());
+    for i in 0..20 {
+        ok(&sb, &name, &["put", &format!("other{i}"), "x"]);
+    }
+    assert!(
+        out.next_line(Duration::from_secs(1)).is_err(),
+        "no line while k is unchanged"
+    );
+    let used = cpu_ticks(w.pid()) - before;
+    assert!(used <= 3, "watch used {used} ticks while idle");
+
+    ok(&sb, &name, &["put", "k", "second"]);
+    assert_eq!(out.next_line(WAIT).unwrap().as_deref(), Some("second"));
+    ok(&sb, &name, &["put", "k", "second"]); // the same value: not a change
+    ok(&sb, &name, &["put", "k", "third\x1b"]);
+    assert_eq!(out.next_line(WAIT).unwrap().as_deref(), Some("third\\x1b"));
+    assert!(w.wait_timeout(WAIT).unwrap().success());
+    assert!(ok(&sb, &name, &["stats"]).contains("watchers 0\n"));
+    server.stop();
+}
+
+#[test]
+fn waits_for_a_key_that_does_not_exist_yet_and_sees_a_delete() {
+    let sb = Sandbox::new();
+    let name = Name::new(true); // in a SysV segment, to show the futex works there too
+    let server = Server::start(&sb, &name, &[]);
+    let (w, mut out) = start_watch(&sb, &name, &["watch", "later", "--count", "2"]);
+    ok(&sb, &name, &["put", "later", "born"]);
+    assert_eq!(out.next_line(WAIT).unwrap().as_deref(), Some("born"));
+    ok(&sb, &name, &["del", "later"]);
+    ok(&sb, &name, &["put", "later", "born"]); // back after a delete: a change
+    assert_eq!(out.next_line(WAIT).unwrap().as_deref(), Some("born"));
+    assert!(w.wait_timeout(WAIT).unwrap().success());
+    server.stop();
+}
+
+#[test]
+fn sigint_ends_watch_and_gives_back_its_count() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let server = Server::start(&sb, &name, &[]);
+    let (w, _out) = start_watch(&sb, &name, &["watch", "k"]);
+    assert!(ok(&sb, &name, &["stats"]).contains("watchers 1\n"));
+    w.signal(Signal::SIGINT).unwrap();
+    let status = w.wait_timeout(WAIT).unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(ok(&sb, &name, &["stats"]).contains("watchers 0\n"));
+    server.stop();
+}
