@@ -250,6 +250,38 @@ impl Drop for Supervised {
     }
 }
 
+/// Make the child that `cmd` starts receive `sig` when its supervisor dies, however it dies:
+/// a second Ctrl-C that exits at once, SIGKILL, a panic that aborts. Without it the children of
+/// a supervisor that could not unwind live on, holding their named objects (a daemon in a
+/// process group of its own does not even hear the terminal's Ctrl-C).
+///
+/// Linux's `PR_SET_PDEATHSIG`, set in the child between `fork` and `execve`. Two cautions:
+///
+/// - The signal comes when the **thread** that forked the child ends, not the process. Spawn
+///   from a thread that lives as long as the supervisor (the main thread), never from a
+///   short-lived helper thread, or the child is killed when that thread finishes.
+/// - The supervisor may die before the child has set it: the child then checks that its
+///   parent is still the process that spawned it, and fails instead of running on orphaned.
+///
+/// Choose SIGTERM for a child that cleans up on it (a daemon removes its FIFO), SIGKILL for
+/// one that must simply stop.
+pub fn die_with_supervisor(cmd: &mut Command, sig: Signal) {
+    let supervisor = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before execve and only makes two system
+    // calls (prctl, getppid), both async-signal-safe; it allocates nothing and touches no
+    // lock that another thread of the parent might have held at the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(sig)?;
+            if nix::unistd::getppid() != supervisor {
+                // Already orphaned: the signal would never come. Fail the exec instead.
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A pidfd for our child `pid`, or None if the kernel gives none. It is close-on-exec.
 fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
     // nix 0.32 has no pidfd_open, hence the raw system call.
@@ -565,6 +597,17 @@ mod tests {
         assert_eq!(out.len(), 200_001);
         assert_eq!((out[0].as_str(), out[200_000].as_str()), ("1", "done"));
         // stderr is never taken: dropping the handle must not wait on it either.
+    }
+
+    #[test]
+    fn a_child_tied_to_its_supervisor_runs_normally() {
+        // Its death with the supervisor is tested in tests/cleanup.rs, where the test binary
+        // plays a supervisor process that can be killed.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 3"]);
+        die_with_supervisor(&mut cmd, Signal::SIGKILL);
+        let child = Supervised::spawn("sh", &mut cmd, Options::default()).unwrap();
+        assert_eq!(describe(child.wait_timeout(LONG).unwrap()), "exit 3");
     }
 
     #[test]

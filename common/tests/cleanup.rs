@@ -14,6 +14,17 @@ use nix::sys::signal::{Signal, raise};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The supervisor: start `sleep` tied to us, say its pid, and wait to be killed.
+fn supervisor() -> ExitCode {
+    let mut cmd = std::process::Command::new("sleep");
+    cmd.arg("300");
+    common::child::die_with_supervisor(&mut cmd, Signal::SIGKILL);
+    let sleeper = cmd.spawn().expect("spawn sleep");
+    println!("sleeper {}", sleeper.id());
+    std::thread::sleep(Duration::from_secs(3600));
+    ExitCode::SUCCESS
+}
+
 /// The child: create FILE, guard it, say "ready", then wait for a shutdown signal.
 fn child(mode: &str, file: &Path) -> ExitCode {
     let shutdown = match mode {
@@ -124,6 +135,39 @@ fn signal_during_install_is_kept() {
     );
 }
 
+/// True once `pid` has gone, or is a zombie nobody reaped yet (it no longer runs).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+fn a_tied_child_dies_with_its_supervisor() {
+    let sb = Sandbox::new();
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = sb.command(exe);
+    cmd.arg("supervisor");
+    let supervisor = testkit::spawn(&mut cmd);
+    let mut out = supervisor.stdout_lines().unwrap();
+    let line = out.wait_for(|l| l.starts_with("sleeper "), WAIT).unwrap();
+    let pid: i32 = line["sleeper ".len()..].parse().unwrap();
+    assert!(!gone(pid), "the sleeper runs while its supervisor does");
+    // SIGKILL: nothing in the supervisor runs, no drop, no handler. Only the kernel can act.
+    supervisor.signal(Signal::SIGKILL).unwrap();
+    supervisor.wait_timeout(WAIT).unwrap();
+    let end = std::time::Instant::now() + WAIT;
+    while !gone(pid) {
+        assert!(
+            std::time::Instant::now() < end,
+            "sleeper {pid} outlived its supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn second_signal_exits_at_once() {
     let sb = Sandbox::new();
     let file = sb.join("obj");
@@ -148,7 +192,12 @@ fn main() -> ExitCode {
     {
         return child(mode, Path::new(file));
     }
-    let tests: [(&str, fn()); 5] = [
+    if let [_, role] = args.as_slice()
+        && role == "supervisor"
+    {
+        return supervisor();
+    }
+    let tests: [(&str, fn()); 6] = [
         ("guard_removes_on_return", guard_removes_on_return),
         (
             "sigterm_unwinds_through_guards",
@@ -162,6 +211,10 @@ fn main() -> ExitCode {
         (
             "signal_during_install_is_kept",
             signal_during_install_is_kept,
+        ),
+        (
+            "a_tied_child_dies_with_its_supervisor",
+            a_tied_child_dies_with_its_supervisor,
         ),
     ];
     let mut failed = 0;

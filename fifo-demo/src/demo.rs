@@ -24,7 +24,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::child::{Options, Supervised, describe};
+use common::child::{Options, Supervised, describe, die_with_supervisor};
 use common::cleanup::{Shutdown, Unlink};
 use common::names;
 use common::{Context, Error, Result, say};
@@ -115,6 +115,10 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // If we die without unwinding (a second Ctrl-C exits at once, or SIGKILL), the kernel
+    // sends the daemon the SIGTERM our handle would have: it drains and removes its FIFO.
+    // We spawn from the main thread, which lives as long as we do (see die_with_supervisor).
+    die_with_supervisor(&mut cmd, Signal::SIGTERM);
     let daemon = Supervised::spawn("daemon", &mut cmd, opts)?;
     let mut lines = daemon
         .stderr_lines()
@@ -153,6 +157,7 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
             .arg(&files.fifo)
             .stdin(Stdio::piped())
             .stdout(Stdio::null());
+        die_with_supervisor(&mut cmd, Signal::SIGTERM);
         let child = Supervised::spawn(&format!("writer {w}"), &mut cmd, opts)?;
         let stdin = child
             .take_stdin()

@@ -107,3 +107,68 @@ fn ctrl_c_stops_every_role_and_leaves_nothing_behind() {
     assert!(last.starts_with("FAILED: "), "{last}");
     assert_runtime_dir_empty(&sb);
 }
+
+/// True once `pid` has gone, or is a zombie nobody has reaped yet (it no longer runs).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// A second signal makes the demo exit at once, without unwinding: its daemon and writers
+/// must still not outlive it. The two signals are sent while the demo is frozen, so both are
+/// pending when it runs again and the second always arrives during the first one's shutdown.
+#[test]
+fn a_second_signal_leaves_no_daemon_or_writer_running() {
+    use nix::sys::signal::Signal;
+    let sb = Sandbox::new();
+    let mut cmd = fifo_demo(&sb);
+    cmd.args(["demo", "--writers", "4", "--lines", "300000"]);
+    let demo = testkit::spawn(&mut cmd);
+    let mut stdout = demo.stdout_lines().unwrap();
+    let first = stdout
+        .wait_for(|l| l.starts_with("1. daemon (pid "), support::WAIT)
+        .unwrap();
+    let daemon: i32 = first["1. daemon (pid ".len()..]
+        .split(')')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the daemon's pid");
+    let second = stdout
+        .wait_for(|l| l.starts_with("2. 4 writers"), support::WAIT)
+        .unwrap();
+    let mut pids: Vec<i32> = second
+        .split("(pids ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("the writers' pids")
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    pids.push(daemon);
+    {
+        let _frozen = testkit::freeze(demo.pid());
+        demo.signal(Signal::SIGINT).unwrap();
+        demo.signal(Signal::SIGTERM).unwrap();
+    }
+    let status = demo.wait_timeout(support::WAIT).unwrap();
+    // The kernel delivers the two pending signals in an order of its choosing; whichever
+    // comes second exits at once with 128 + its number. The unwinding exit would be 1.
+    assert!(
+        matches!(status.code(), Some(130 | 143)),
+        "the second signal exits at once: {status:?}"
+    );
+    for pid in pids {
+        support::wait_until(&format!("pid {pid} to end with the demo"), || gone(pid));
+    }
+    // The daemon got SIGTERM, so it removed its FIFO and pid file as usual.
+    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".fifo") || n.ends_with(".pid"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
