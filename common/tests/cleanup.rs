@@ -19,9 +19,10 @@ fn supervisor() -> ExitCode {
     let mut cmd = std::process::Command::new("sleep");
     cmd.arg("300");
     common::child::die_with_supervisor(&mut cmd, Signal::SIGKILL);
-    let sleeper = cmd.spawn().expect("spawn sleep");
+    let mut sleeper = cmd.spawn().expect("spawn sleep");
     println!("sleeper {}", sleeper.id());
-    std::thread::sleep(Duration::from_secs(3600));
+    // Until the test kills us: then the kernel, not this wait, must end the sleeper.
+    let _ = sleeper.wait();
     ExitCode::SUCCESS
 }
 
