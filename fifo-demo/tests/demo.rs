@@ -172,3 +172,34 @@ fn a_second_signal_leaves_no_daemon_or_writer_running() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `fifo-demo -v`: the default scenario with every role narrating its calls. The trace of
+/// thousands of records must not stall any role (a child's stream that nobody drains fills
+/// its pipe and blocks it), and the scenario must still pass.
+#[test]
+fn trace_narrates_every_role_and_the_scenario_still_passes() {
+    let sb = Sandbox::new();
+    let out = testkit::run(fifo_demo(&sb).arg("-v"), b"");
+    let stderr = testkit::stderr(&out);
+    assert!(out.status.success(), "{}\n{stderr}", testkit::stdout(&out));
+    assert!(
+        last_line(&out).starts_with("ok: 8000/8000 records, 0 torn, 8/8 writers"),
+        "{}",
+        testkit::stdout(&out)
+    );
+    for (role, call) in [
+        ("demo", "fork() + execve(daemon) -> pid "),
+        ("daemon", "mkfifo("),
+        ("daemon", "read(fifo) -> "),
+        ("log", "open("),
+        ("log", "write("),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("[pid ") && l.contains(&format!(" {role}] {call}"))),
+            "no `{role}] {call}` line in the trace"
+        );
+    }
+    assert_runtime_dir_empty(&sb);
+}
