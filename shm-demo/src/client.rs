@@ -199,9 +199,9 @@ fn watch_loop(
     let mut seen = 0;
     let mut now = Vec::new();
     while count.is_none_or(|n| seen < n) {
-        // Read the word first, then the value: a change after this load makes the futex
-        // wait return at once (EAGAIN), so it cannot be missed.
-        let v = word.load(Ordering::SeqCst);
+        // Arm the word first, then read the value: a change after this point changes the
+        // word, so the futex wait returns at once (EAGAIN) or is woken: it cannot be missed.
+        let v = db::arm(word);
         let is = db.get(key, &mut now)?;
         if is && (!present || now != last) {
             say!("{}", escape(&now))?;

@@ -42,16 +42,16 @@
 //!
 //! # Watch: a futex in the segment
 //!
-//! Each record has a 32-bit `notify` word that a writer increments whenever it changes a key
-//! whose home slot is that record, then wakes its waiters with `FUTEX_WAKE`. A watcher reads
-//! the word, checks the key's value, and sleeps in `FUTEX_WAIT` only if the word still holds
-//! what it read: the kernel compares and sleeps atomically, so a change made between the
-//! check and the sleep is never missed. Without `FUTEX_PRIVATE_FLAG`: a private futex is
-//! keyed by the process's own address space, and a writer in another process would never
-//! find the sleeper. The home slot's word works for a key that is not stored yet, too.
-//! Writers skip the syscall when the header's `watchers` count is zero; the count is
-//! incremented before the watcher's read of the word (both SeqCst), so either the writer sees
-//! the watcher, or the watcher sees the new word.
+//! Each record has a 32-bit `notify` word: its low 31 bits count the changes to keys whose home
+//! slot is that record, and its top bit ([`WAITING`]) says that a watcher sleeps on it. A
+//! watcher sets the bit, checks the key's value, and sleeps in `FUTEX_WAIT` only if the word
+//! still holds what it set: the kernel compares and sleeps atomically, so a change made
+//! between the check and the sleep is never missed. A writer that changes a key advances the
+//! count and clears the bit in one atomic step, and calls `FUTEX_WAKE` only if the bit was
+//! set, so a put with nobody watching costs no system call. Without `FUTEX_PRIVATE_FLAG`: a
+//! private futex is keyed by the process's own address space, and a writer in another
+//! process would never find the sleeper. The home slot's word works for a key that is not
+//! stored yet, too; keys that share a home slot only cost each other a spurious wake-up.
 
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
@@ -62,6 +62,9 @@ use nix::errno::Errno;
 use crate::layout::{self, DELETED, EMPTY, Geometry, LIVE, R_HASH, R_KEY, R_KEY_LEN, R_NOTIFY};
 use crate::layout::{R_SEQ, R_STATE, R_VALUE_LEN};
 use crate::segment::Region;
+
+/// The notify word's top bit: a watcher is (about to be) asleep on it.
+pub const WAITING: u32 = 1 << 31;
 
 /// How long a reader retries a record that stays odd or keeps changing.
 pub const READ_PATIENCE: Duration = Duration::from_secs(2);
@@ -75,6 +78,9 @@ pub struct Db {
     /// Test hook (`put --stop-in-critical-section`): stop with SIGSTOP half-way through
     /// writing a value, holding the mutex, so a test can SIGKILL the writer at that instant.
     pub stop_mid_write: bool,
+    /// Leave routine locks out of the `-v` timeline (a demo writer after its first round,
+    /// which would otherwise narrate every one of its thousands of puts).
+    pub quiet: bool,
 }
 
 /// What a reader found in a slot.
@@ -130,6 +136,7 @@ impl Db {
             region,
             geo,
             stop_mid_write: false,
+            quiet: false,
         };
         db.claim();
         db.region
@@ -145,6 +152,7 @@ impl Db {
             region,
             geo,
             stop_mid_write: false,
+            quiet: false,
         })
     }
 
@@ -338,7 +346,9 @@ impl Db {
             }
             e => return Err(Error::sys("pthread_mutex_lock", label, Errno::from_raw(e))),
         }
-        trace!("pthread_mutex_lock({label}) -> ok");
+        if !self.quiet {
+            trace!("pthread_mutex_lock({label}) -> ok");
+        }
         Ok(Writer { db: self })
     }
 
@@ -411,7 +421,7 @@ impl Db {
         Ok(self.region.u32(self.geo.record(home) + R_NOTIFY))
     }
 
-    /// The count of processes in `watch`.
+    /// The count of processes in `watch` (for stats).
     pub fn watchers(&self) -> &AtomicU32 {
         self.region.u32(layout::H_WATCHERS)
     }
@@ -576,11 +586,14 @@ impl Writer<'_> {
         r.u64(layout::H_GENERATION).fetch_add(1, Ordering::Release);
 
         // 5. Wake the watchers of this key's home slot (an EMPTY write is housekeeping: no
-        //    key changed).
+        //    key changed): advance the count and clear the waiting bit in one step.
         if state != EMPTY {
             let word = r.u32(geo.record(geo.home(hash)) + R_NOTIFY);
-            word.fetch_add(1, Ordering::SeqCst);
-            if r.u32(layout::H_WATCHERS).load(Ordering::SeqCst) != 0 {
+            let bump = |v: u32| Some(v.wrapping_add(1) & !WAITING);
+            let old = match word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, bump) {
+                Ok(v) | Err(v) => v,
+            };
+            if old & WAITING != 0 {
                 futex_wake(word);
                 trace!("futex(FUTEX_WAKE) on slot {}'s notify word", geo.home(hash));
             }
@@ -669,6 +682,15 @@ fn realtime_after(after: Duration) -> libc::timespec {
         tv_sec: t.as_secs() as libc::time_t,
         tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
     }
+}
+
+/// Set the waiting bit of a notify word (see the module docs) and return the word as it is
+/// now: the value to pass to [`futex_wait`] after checking the key.
+pub fn arm(word: &AtomicU32) -> u32 {
+    let old = match word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some(v | WAITING)) {
+        Ok(v) | Err(v) => v,
+    };
+    old | WAITING
 }
 
 /// `FUTEX_WAIT` on a shared word while it holds `expected` (no FUTEX_PRIVATE_FLAG: the

@@ -27,7 +27,7 @@
 //! | 56 | 8 | generation: +1 per committed put or del |
 //! | 64 | 4 | records in use |
 //! | 68 | 4 | deleted records (tombstones) |
-//! | 72 | 4 | watchers: processes in `watch`, so a writer skips `FUTEX_WAKE` when there are none |
+//! | 72 | 4 | watchers: processes in `watch` (for stats) |
 //! | 76 | 4 | undo slot: 0, or 1 + the slot whose old image is in the undo record |
 //! | 80 | 48 | reserved (zero) |
 //! | 128 | 64 | the writers' mutex: a robust, process-shared `pthread_mutex_t` |
@@ -38,7 +38,7 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | sequence: odd while a writer is changing the record, +2 per write |
-//! | 8 | 4 | notify: the futex word `watch` waits on; +1 per change to a key whose *home* slot is this one |
+//! | 8 | 4 | notify: the futex word `watch` waits on; bits 0-30 count changes to keys whose *home* slot is this one, bit 31 is set while a watcher waits |
 //! | 12 | 4 | state: 0 empty, 1 live, 2 deleted (a tombstone) |
 //! | 16 | 8 | FNV-1a 64 hash of the key |
 //! | 24 | 4 | key length |
