@@ -2,68 +2,186 @@
 # Remove this project's leftover named objects and say what was removed.
 #
 # Leftovers are what a demo killed with -9 could not remove: FIFOs, socket files and pid files
-# in the runtime dir ($XDG_RUNTIME_DIR/ipc-demo or /tmp/ipc-demo-$UID), POSIX objects named
-# /ipc-demo-* (in /dev/shm and /dev/mqueue, named semaphores being /dev/shm/sem.ipc-demo-*),
-# and our SysV objects (keys 0x1dc0xxxx, created by us). An object that a live process still
-# uses is not a leftover: it is kept, and said so.
+# in the runtime dir, POSIX objects named /ipc-demo-* (in /dev/shm and /dev/mqueue, named
+# semaphores being /dev/shm/sem.ipc-demo-*), and our SysV objects (keys 0x1dc0xxxx, created by
+# us). Only objects of ours are considered, and an object that a live process still uses is
+# not a leftover: it is kept, and said so.
+#
+# The runtime dir is the one the demos use in this environment (common::names::runtime_dir):
+# $XDG_RUNTIME_DIR/ipc-demo if XDG_RUNTIME_DIR is an absolute path, else /tmp/ipc-demo-$UID.
+#
+# Any file name works, whatever it holds (spaces, newlines, glob characters, a leading dash):
+# names travel NUL-separated and are only ever quoted, and "in use" is decided by comparing
+# device and inode numbers, never by matching a name as a pattern.
+#
+# Two knobs narrow the sweep, for tests that run beside other users of these objects:
+#   CLEAN_IPC_POSIX_PREFIX  consider only POSIX names starting with this (default ipc-demo-;
+#                           it must itself start with ipc-demo-)
+#   CLEAN_IPC_SYSV_KEYS     consider only these SysV keys, space-separated hex (default: every
+#                           0x1dc0xxxx key); "none" skips SysV
 set -uo pipefail
 
 removed=0 kept=0
 uid=$(id -u)
 
+posix_prefix=${CLEAN_IPC_POSIX_PREFIX:-ipc-demo-}
+if [[ $posix_prefix != ipc-demo-* || $posix_prefix == */* ]]; then
+    echo "clean-ipc: CLEAN_IPC_POSIX_PREFIX must start with ipc-demo- and hold no /" >&2
+    exit 2
+fi
+sysv_keys=${CLEAN_IPC_SYSV_KEYS:-}
+for k in $sysv_keys; do
+    if [[ $k != none && ! $k =~ ^0x1dc0[0-9a-f]{4}$ ]]; then
+        echo "clean-ipc: CLEAN_IPC_SYSV_KEYS: $k is not a key of ours (0x1dc0xxxx)" >&2
+        exit 2
+    fi
+done
+
+# A name as it may be printed: printf %q shows a newline or an escape as $'...'.
+shown() { printf '%q' "$1"; }
 remove() { # what path
-    if rm -f -- "$2"; then echo "removed $1 $2"; removed=$((removed + 1)); fi
+    if rm -f -- "$2"; then echo "removed $1 $(shown "$2")"; removed=$((removed + 1)); fi
 }
 keep() { # what path why
-    echo "kept $1 $2 ($3)"; kept=$((kept + 1))
+    echo "kept $1 $(shown "$2") ($3)"; kept=$((kept + 1))
 }
-# True if some process has PATH open (a FIFO's readers and writers, an mqueue descriptor).
+
+# device:inode of PATH (following a symlink, as /proc/PID/fd links are followed).
+file_id() { stat -L -c '%d:%i' -- "$1" 2>/dev/null; }
+# True if some process has the file with id $1 open: a FIFO's readers and writers, an mqueue
+# descriptor. As a user we see only our own processes, which are the ones that can use our
+# 0600 objects.
+# (The lister's own status is ignored: processes vanish and some fds are not ours to see, and
+# under pipefail that, or the SIGPIPE when grep stops at its first match, would read as "no".)
 open_by_someone() {
-    [ -n "$(find /proc/[0-9]*/fd -lname "$1" -print -quit 2>/dev/null)" ]
+    { find -L /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -printf '%D:%i\n' 2>/dev/null; true; } |
+        grep -qxF -- "$1"
 }
-# True if a socket is bound to PATH (a live server; a stale file has no entry).
+# True if some process has the file with id $1 mapped (shared memory, a named semaphore).
+# /proc/PID/maps names the device as hex major:minor, so the id is converted first.
+mapped_by_someone() {
+    local dev=${1%%:*} ino=${1##*:} major minor
+    major=$(((dev >> 8) & 0xfff | ((dev >> 32) & ~0xfff)))
+    minor=$(((dev & 0xff) | ((dev >> 12) & ~0xff)))
+    { cat /proc/[0-9]*/maps 2>/dev/null; true; } |
+        awk -v dev="$(printf '%02x:%02x' "$major" "$minor")" -v ino="$ino" \
+            '$4 == dev && $5 == ino { found = 1; exit } END { exit !found }'
+}
+# True if a socket is bound to PATH (a live server; a stale file has no listener).
+# First the kernel's table of bound names, compared as a literal string (a name can hold
+# spaces and newlines, so the table is searched whole, not split into fields); then, for a
+# server that bound another spelling of the same path, a connection attempt, which tells a
+# live socket (accepted or queued) from a dead one (ECONNREFUSED) whatever its name.
 socket_bound() {
-    awk -v p="$1" '$NF == p { found = 1 } END { exit !found }' /proc/net/unix
+    local table
+    table=$(cat /proc/net/unix)$'\n'
+    [[ $table == *" $1"$'\n'* ]] && return 0
+    if command -v python3 >/dev/null; then
+        python3 - "$1" <<'PY'
+import errno, os, socket, sys
+path = os.fsencode(sys.argv[1])
+for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):
+    s = socket.socket(socket.AF_UNIX, kind)
+    s.setblocking(False)
+    try:
+        s.connect(path)
+        sys.exit(0)  # bound: live
+    except OSError as e:
+        if e.errno == errno.EPROTOTYPE:
+            continue  # a socket of another type: try the next
+        # ECONNREFUSED: nobody is bound. Anything else (EAGAIN: a full backlog; a name too
+        # long to connect to) is no proof of death: keep it.
+        sys.exit(1 if e.errno == errno.ECONNREFUSED else 0)
+sys.exit(0)
+PY
+    else
+        return 0 # No way to probe: keep it rather than risk a live server's name.
+    fi
 }
 # True if PATH is a pid file whose flock is still held by its daemon.
 pidfile_locked() {
-    ! flock -n -s "$1" true 2>/dev/null
+    ! flock -n -s -- "$1" true 2>/dev/null
 }
+# True if process $1 exists (0 means "none recorded").
+alive() { [[ $1 != 0 && -d /proc/$1 ]]; }
 
-dirs=()
-[ -n "${XDG_RUNTIME_DIR:-}" ] && dirs+=("$XDG_RUNTIME_DIR/ipc-demo")
-dirs+=("/tmp/ipc-demo-$uid")
-for dir in "${dirs[@]}"; do
-    [ -d "$dir" ] && [ ! -L "$dir" ] && [ -O "$dir" ] || continue
+if [[ ${XDG_RUNTIME_DIR:-} == /* ]]; then
+    dir=$XDG_RUNTIME_DIR/ipc-demo
+else
+    dir=/tmp/ipc-demo-$uid
+fi
+if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -O "$dir" ]; then
     while IFS= read -r -d '' f; do
         if [ -p "$f" ]; then
-            if open_by_someone "$f"; then keep fifo "$f" "open"; else remove fifo "$f"; fi
+            if open_by_someone "$(file_id "$f")"; then keep fifo "$f" "open"; else remove fifo "$f"; fi
         elif [ -S "$f" ]; then
             if socket_bound "$f"; then keep socket "$f" "a server is bound to it"; else remove socket "$f"; fi
         elif [ -f "$f" ] && [[ $f == *.pid ]]; then
             if pidfile_locked "$f"; then keep "pid file" "$f" "its daemon runs"; else remove "pid file" "$f"; fi
         fi
     done < <(find "$dir" -mindepth 1 -maxdepth 1 -user "$uid" -print0)
-done
+fi
 
-for f in /dev/shm/ipc-demo-* /dev/shm/sem.ipc-demo-* /dev/mqueue/ipc-demo-*; do
-    [ -e "$f" ] && [ -O "$f" ] || continue
-    name=/${f##*/}
-    if grep -qsF -- "$f" /proc/[0-9]*/maps || open_by_someone "$f" || open_by_someone "$name"; then
+# POSIX objects: the glob's quoted part is literal, so the prefix cannot act as a pattern.
+for f in /dev/shm/"$posix_prefix"* /dev/shm/sem."$posix_prefix"* /dev/mqueue/"$posix_prefix"*; do
+    [ -e "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] || continue
+    id=$(file_id "$f") || continue
+    if mapped_by_someone "$id" || open_by_someone "$id"; then
         keep "posix object" "$f" "in use"
     else
         remove "posix object" "$f"
     fi
 done
 
-# SysV: ipcs lists key, id, owner; ours have keys 0x1dc0xxxx and belong to us.
-for kind in m q s; do
-    while read -r key id owner _; do
-        [[ $key == 0x1dc0* && $owner == "$(id -un)" ]] || continue
-        if ipcrm "-$kind" "$id" 2>/dev/null; then
-            echo "removed sysv-$kind $key (id $id)"; removed=$((removed + 1))
-        fi
-    done < <(ipcs "-$kind" 2>/dev/null | awk '$1 ~ /^0x/')
-done
+# SysV, from /proc/sysvipc (numeric keys, owners and pids, whatever the user names): ours have
+# keys 0x1dc0xxxx and were created by us. In use: an attached segment; any object whose
+# creator or last user (by pid) still runs; a semaphore set never operated on (its creator may
+# be about to), which therefore cannot be told from a leftover and is kept.
+ours_key() { # decimal key
+    local hex
+    hex=$(printf '0x%08x' "$(($1 & 0xffffffff))")
+    [[ $hex == 0x1dc0* ]] || return 1
+    [[ -z $sysv_keys ]] && return 0
+    [[ " $sysv_keys " == *" $hex "* ]]
+}
+sysv_remove() { # kind id key why-kept (empty: remove)
+    local hex
+    hex=$(printf '0x%08x' "$(($3 & 0xffffffff))")
+    if [[ -n $4 ]]; then
+        echo "kept sysv-$1 $hex (id $2, $4)"; kept=$((kept + 1))
+    elif ipcrm "-$1" "$2" 2>/dev/null; then
+        echo "removed sysv-$1 $hex (id $2)"; removed=$((removed + 1))
+    fi
+}
+if [[ $sysv_keys != none ]]; then
+    # shm: key shmid perms size cpid lpid nattch uid gid cuid ...
+    while read -r key id _ _ cpid lpid nattch owner _ cuid _; do
+        [[ $key =~ ^-?[0-9]+$ && $owner == "$uid" && $cuid == "$uid" ]] && ours_key "$key" || continue
+        why=
+        if ((nattch > 0)); then why="attached $nattch times"
+        elif alive "$cpid" || alive "$lpid"; then why="its creator or last user runs"; fi
+        sysv_remove m "$id" "$key" "$why"
+    done < <(tail -n +2 /proc/sysvipc/shm 2>/dev/null)
+    # msg: key msqid perms cbytes qnum lspid lrpid uid gid cuid ...
+    while read -r key id _ _ _ lspid lrpid owner _ cuid _; do
+        [[ $key =~ ^-?[0-9]+$ && $owner == "$uid" && $cuid == "$uid" ]] && ours_key "$key" || continue
+        why=
+        if alive "$lspid" || alive "$lrpid"; then why="its last sender or receiver runs"
+        elif [[ $lspid == 0 && $lrpid == 0 ]]; then why="never used: its creator may be about to"; fi
+        sysv_remove q "$id" "$key" "$why"
+    done < <(tail -n +2 /proc/sysvipc/msg 2>/dev/null)
+    # sem: key semid perms nsems uid gid cuid ...; the pid of each semaphore's last operation
+    # (semctl GETPID) comes from `ipcs -s -i`.
+    while read -r key id _ _ owner _ cuid _; do
+        [[ $key =~ ^-?[0-9]+$ && $owner == "$uid" && $cuid == "$uid" ]] && ours_key "$key" || continue
+        why= used=0
+        while read -r pid; do
+            [[ $pid != 0 ]] && used=1
+            if alive "$pid"; then why="its last user runs"; break; fi
+        done < <(ipcs -s -i "$id" 2>/dev/null | awk 'n { if (NF == 5) print $5 } /^semnum/ { n = 1 }')
+        [[ -z $why && $used == 0 ]] && why="never operated on: its creator may be about to"
+        sysv_remove s "$id" "$key" "$why"
+    done < <(tail -n +2 /proc/sysvipc/sem 2>/dev/null)
+fi
 
 echo "clean-ipc: removed $removed, kept $kept in use"

@@ -1,0 +1,317 @@
+//! `make clean-ipc` (common/clean-ipc.sh) against live and dead objects with hostile names.
+//!
+//! Every object it could remove is made by this test: the runtime dir is a sandbox (through
+//! XDG_RUNTIME_DIR), and the POSIX and SysV sweeps are narrowed to this test's own names and
+//! keys (CLEAN_IPC_POSIX_PREFIX, CLEAN_IPC_SYSV_KEYS), so tests running beside it keep theirs.
+//! The SysV objects left by a dead process are made by `python3` with `sysv_ipc`.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::cleanup::{Object, Unlink};
+use common::pidfile::PidFile;
+use common::testkit::{self, Sandbox};
+use nix::fcntl::OFlag;
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, shm_open};
+use nix::sys::stat::Mode;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clean-ipc.sh");
+
+/// Names that broke the old script, or could break a careless one: spaces, glob characters,
+/// a newline, a leading dash, a backslash.
+const NAMES: [&str; 8] = [
+    "plain",
+    "my kv",
+    "app[1]",
+    "star*",
+    "what?",
+    "new\nline",
+    "-dash",
+    "back\\slash",
+];
+
+/// Run the script with the sweeps narrowed to what this test made.
+fn clean(sb: &Sandbox, posix_prefix: &str, sysv_keys: &str) -> (bool, String) {
+    let mut cmd = sb.command("bash");
+    cmd.arg(SCRIPT)
+        .env("CLEAN_IPC_POSIX_PREFIX", posix_prefix)
+        .env("CLEAN_IPC_SYSV_KEYS", sysv_keys);
+    let out = testkit::run(&mut cmd, b"");
+    (
+        out.status.success(),
+        format!("{}{}", testkit::stdout(&out), testkit::stderr(&out)),
+    )
+}
+
+/// A SysV object of ours, removed when dropped (IPC_RMID).
+struct SysV {
+    kind: char,
+    id: i32,
+}
+
+impl Drop for SysV {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID on an id we created takes no buffer (null is allowed for it).
+        unsafe {
+            match self.kind {
+                'm' => libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()),
+                'q' => libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()),
+                _ => libc::semctl(self.id, 0, libc::IPC_RMID),
+            };
+        }
+    }
+}
+
+/// The id of the SysV object of `kind` with `key`, if one exists.
+fn sysv_id(kind: char, key: i32) -> Option<i32> {
+    // SAFETY: the *get calls without IPC_CREAT only look the key up.
+    let id = unsafe {
+        match kind {
+            'm' => libc::shmget(key, 0, 0),
+            'q' => libc::msgget(key, 0),
+            _ => libc::semget(key, 0, 0),
+        }
+    };
+    (id >= 0).then_some(id)
+}
+
+/// `count` unused keys in our range 0x1dc0xxxx, from the pid so parallel runs differ.
+fn free_keys(count: usize) -> Vec<i32> {
+    let base = 0x1dc0_0000 + ((std::process::id() as i32 * 7) & 0xff00);
+    (base..base + 0x100)
+        .filter(|&k| {
+            ['m', 'q', 's']
+                .iter()
+                .all(|&kind| sysv_id(kind, k).is_none())
+        })
+        .take(count)
+        .collect()
+}
+
+fn live_path(dir: &Path, kind: &str, name: &str, ext: &str) -> PathBuf {
+    dir.join(format!("{kind} {name}.{ext}"))
+}
+
+#[test]
+fn keeps_what_live_processes_use_and_removes_the_rest_whatever_the_name() {
+    let sb = Sandbox::new();
+    let rt = sb.runtime_dir();
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // The runtime dir: for each name a live and a dead FIFO, socket and pid file.
+    let mut held_fifos = Vec::new();
+    let mut listeners = Vec::new();
+    let mut pid_files = Vec::new();
+    let (mut live, mut dead) = (Vec::new(), Vec::new());
+    for name in NAMES {
+        for state in ["live", "dead"] {
+            let fifo = live_path(&rt, state, name, "fifo");
+            nix::unistd::mkfifo(&fifo, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+            let sock = live_path(&rt, state, name, "sock");
+            let listener = UnixListener::bind(&sock).unwrap();
+            let pid = live_path(&rt, state, name, "pid");
+            if state == "live" {
+                // Open read-write, so that opening does not wait for a peer.
+                held_fifos.push(
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&fifo)
+                        .unwrap(),
+                );
+                listeners.push(listener);
+                pid_files.push(PidFile::create(&pid).unwrap());
+                live.extend([fifo, sock, pid]);
+            } else {
+                // Closed: the socket file stays with nobody bound to it, as after kill -9.
+                drop(listener);
+                std::fs::write(&pid, "999999999\n").unwrap();
+                std::fs::set_permissions(&pid, std::fs::Permissions::from_mode(0o600)).unwrap();
+                dead.extend([fifo, sock, pid]);
+            }
+        }
+    }
+
+    // POSIX: a mapped segment and an open queue live; a closed segment and queue dead.
+    let prefix = format!("ipc-demo-cleantest-{}-", std::process::id());
+    let shm = |state: &str| format!("/{prefix}{state} shm[*]");
+    let mq = |state: &str| format!("/{prefix}{state} mq?");
+    let mut posix_guards = Vec::new();
+    let mut mappings = Vec::new();
+    let mut queues = Vec::new();
+    // nix 0.32's mq_open with O_CREAT needs explicit attributes (EINVAL with None).
+    let attr = nix::mqueue::MqAttr::new(0, 4, 64, 0);
+    for state in ["live", "dead"] {
+        let fd: OwnedFd = shm_open(
+            shm(state).as_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .unwrap();
+        posix_guards.push(Unlink::new(Object::Shm(shm(state))));
+        nix::unistd::ftruncate(&fd, 4096).unwrap();
+        if state == "live" {
+            // SAFETY: a fresh shared mapping of our own segment; nothing else aliases it, and
+            // it is unmapped only when the test process ends.
+            let map = unsafe {
+                mmap(
+                    None,
+                    std::num::NonZeroUsize::new(4096).unwrap(),
+                    ProtFlags::PROT_READ,
+                    MapFlags::MAP_SHARED,
+                    &fd,
+                    0,
+                )
+            }
+            .unwrap();
+            mappings.push(map);
+        }
+        // Closed either way: only the mapping keeps the live one in use.
+        drop(fd);
+        let q = nix::mqueue::mq_open(
+            mq(state).as_str(),
+            nix::mqueue::MQ_OFlag::O_CREAT
+                | nix::mqueue::MQ_OFlag::O_EXCL
+                | nix::mqueue::MQ_OFlag::O_RDWR,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+            Some(&attr),
+        )
+        .unwrap();
+        posix_guards.push(Unlink::new(Object::Mqueue(mq(state))));
+        if state == "live" {
+            queues.push(q);
+        } else {
+            nix::mqueue::mq_close(q).unwrap();
+        }
+    }
+
+    // SysV: live ones used by this process; dead ones made by a process that has exited; and
+    // a semaphore set nobody has operated on yet, which cannot be told from a leftover.
+    let keys = free_keys(7);
+    assert_eq!(keys.len(), 7, "free SysV keys in our range");
+    let [live_m, live_q, live_s, dead_m, dead_q, dead_s, fresh_s] = keys[..] else {
+        unreachable!()
+    };
+    let mut sysv = Vec::new();
+    // SAFETY: plain SysV calls on keys we checked are free; the buffers passed are ours and
+    // live across each call; the attached segment stays attached until the process ends.
+    unsafe {
+        let m = libc::shmget(live_m, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+        assert!(m >= 0);
+        sysv.push(SysV { kind: 'm', id: m });
+        assert_ne!(
+            libc::shmat(m, std::ptr::null(), libc::SHM_RDONLY) as isize,
+            -1
+        );
+        let q = libc::msgget(live_q, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+        assert!(q >= 0);
+        sysv.push(SysV { kind: 'q', id: q });
+        let msg: [libc::c_long; 2] = [1, 0];
+        assert_eq!(libc::msgsnd(q, msg.as_ptr().cast(), 1, libc::IPC_NOWAIT), 0);
+        for (key, operate) in [(live_s, true), (fresh_s, false)] {
+            let s = libc::semget(key, 1, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+            assert!(s >= 0);
+            sysv.push(SysV { kind: 's', id: s });
+            if operate {
+                let mut op = libc::sembuf {
+                    sem_num: 0,
+                    sem_op: 1,
+                    sem_flg: 0,
+                };
+                assert_eq!(libc::semop(s, &mut op, 1), 0);
+            }
+        }
+    }
+    let hex = |k: i32| format!("{k:#010x}");
+    let made = testkit::run(
+        Command::new("python3").args([
+            "-c",
+            "import sys, sysv_ipc as s\n\
+             m, q, e = (int(k, 16) for k in sys.argv[1:])\n\
+             s.SharedMemory(m, s.IPC_CREX, 0o600, 4096)\n\
+             s.MessageQueue(q, s.IPC_CREX, 0o600).send(b'x')\n\
+             s.Semaphore(e, s.IPC_CREX, 0o600, 0).release()\n",
+            &hex(dead_m),
+            &hex(dead_q),
+            &hex(dead_s),
+        ]),
+        b"",
+    );
+    assert!(made.status.success(), "{}", testkit::stderr(&made));
+    for (kind, key) in [('m', dead_m), ('q', dead_q), ('s', dead_s)] {
+        let id = sysv_id(kind, key).expect("python made it");
+        sysv.push(SysV { kind, id });
+    }
+
+    let all_keys: Vec<String> = keys.iter().map(|&k| hex(k)).collect();
+    let (ok, out) = clean(&sb, &prefix, &all_keys.join(" "));
+    assert!(ok, "{out}");
+
+    for path in &live {
+        assert!(
+            path.symlink_metadata().is_ok(),
+            "removed {path:?}, which a live process uses\n{out}"
+        );
+    }
+    for path in &dead {
+        assert!(path.symlink_metadata().is_err(), "kept {path:?}\n{out}");
+    }
+    let exists = |dir: &str, name: &str| Path::new(dir).join(&name[1..]).exists();
+    assert!(exists("/dev/shm", &shm("live")), "{out}");
+    assert!(!exists("/dev/shm", &shm("dead")), "{out}");
+    assert!(exists("/dev/mqueue", &mq("live")), "{out}");
+    assert!(!exists("/dev/mqueue", &mq("dead")), "{out}");
+    for (kind, key) in [('m', live_m), ('q', live_q), ('s', live_s), ('s', fresh_s)] {
+        assert!(
+            sysv_id(kind, key).is_some(),
+            "removed live sysv-{kind} {key:#x}\n{out}"
+        );
+    }
+    for (kind, key) in [('m', dead_m), ('q', dead_q), ('s', dead_s)] {
+        assert!(
+            sysv_id(kind, key).is_none(),
+            "kept dead sysv-{kind} {key:#x}\n{out}"
+        );
+    }
+    assert!(
+        out.ends_with(&format!(
+            "clean-ipc: removed {}, kept {} in use\n",
+            dead.len() + 2 + 3,
+            live.len() + 2 + 4
+        )),
+        "{out}"
+    );
+    // A name with a newline is printed on one line, quoted.
+    assert!(out.contains("$'"), "{out}");
+    drop((
+        held_fifos,
+        listeners,
+        pid_files,
+        mappings,
+        queues,
+        sysv,
+        posix_guards,
+    ));
+}
+
+#[test]
+fn a_prefix_or_key_outside_ours_is_refused() {
+    let sb = Sandbox::new();
+    let (ok, out) = clean(&sb, "other-app-", "none");
+    assert!(!ok);
+    assert_eq!(
+        out,
+        "clean-ipc: CLEAN_IPC_POSIX_PREFIX must start with ipc-demo- and hold no /\n"
+    );
+    let (ok, out) = clean(&sb, "ipc-demo-x-", "0x12345678");
+    assert!(!ok);
+    assert_eq!(
+        out,
+        "clean-ipc: CLEAN_IPC_SYSV_KEYS: 0x12345678 is not a key of ours (0x1dc0xxxx)\n"
+    );
+}
