@@ -18,14 +18,14 @@ use common::cleanup::{Object, Shutdown, Unlink};
 use common::{Context, Error, Result, say};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::unistd::getpid;
+use nix::unistd::{Pid, getpid};
 
 use crate::cli::SubmitArgs;
 use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
 use crate::protocol::{self, MAX_PRIORITY, Message, Status, Task};
 use crate::results::show_result;
-use crate::supervisor::monotonic_ns;
+use crate::supervisor::{monotonic_ns, pidfd_open};
 
 /// A task ready to go.
 struct Ready {
@@ -79,7 +79,7 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
     let names = Names::new(&args.queue.name)?;
     // No supervisor: say so at once, rather than leave tasks in a queue nobody serves (or
     // block on a full one).
-    names.supervisor()?;
+    let supervisor = names.supervisor()?;
     let timeout = match args.timeout {
         Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
         Some(s) => {
@@ -128,7 +128,7 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
                 }
             }
         }
-        let all_ok = submit_and_wait(&names, &queue, ready, timeout, args.stamp)?;
+        let all_ok = submit_and_wait(&names, supervisor, &queue, ready, timeout, args.stamp)?;
         return Ok(if all_ok && bad == 0 {
             ExitCode::SUCCESS
         } else {
@@ -201,12 +201,15 @@ fn send_blocking(queue: &Mq, r: &Ready, timeout: Option<Duration>, stamp: bool) 
 /// task succeeded.
 fn submit_and_wait(
     names: &Names,
+    supervisor: Pid,
     queue: &Mq,
     ready: Vec<Ready>,
     timeout: Option<Duration>,
     stamp: bool,
 ) -> Result<bool> {
     let shutdown = Shutdown::install()?;
+    // Readable if the supervisor exits: then the results still missing will never come.
+    let gone = pidfd_open(supervisor).ctx("pidfd_open", supervisor)?;
     let reply_name = names.reply(getpid());
     let reply = match Mq::create(
         &reply_name,
@@ -231,6 +234,7 @@ fn submit_and_wait(
     let mut all_ok = true;
     let mut full_since: Option<Instant> = None;
     let mut buf = Vec::new();
+    let mut supervisor_gone = false;
     loop {
         while let Some(r) = pending.front() {
             match queue.send(&r.bytes, r.prio) {
@@ -285,9 +289,18 @@ fn submit_and_wait(
                 outstanding.len()
             )));
         }
+        if supervisor_gone {
+            return Err(Error::msg(format!(
+                "the supervisor (pid {supervisor}) stopped: {} tasks not sent, {} results will \
+                 not come",
+                pending.len(),
+                outstanding.len()
+            )));
+        }
         let mut fds = vec![
             PollFd::new(reply.as_fd(), PollFlags::POLLIN),
             PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+            PollFd::new(gone.as_fd(), PollFlags::POLLIN),
         ];
         if !pending.is_empty() {
             fds.push(PollFd::new(queue.as_fd(), PollFlags::POLLOUT));
@@ -302,6 +315,9 @@ fn submit_and_wait(
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", queue.name(), e)),
         }
+        // Checked after one more drain of the reply queue: the last results were sent before
+        // the supervisor exited.
+        supervisor_gone = fds[2].revents().is_some_and(|r| !r.is_empty());
     }
 }
 

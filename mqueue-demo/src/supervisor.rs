@@ -848,7 +848,7 @@ pub fn monotonic_ns() -> u64 {
 /// `pidfd_open(2)`, which nix 0.32 does not wrap: a descriptor that becomes readable when the
 /// process exits, for our children and for workers started by hand alike. (A candidate for
 /// `common`, whose `child` module has a private copy.)
-fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags, touches no memory of ours, and returns a new
     // descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };

@@ -1,0 +1,199 @@
+//! Limits and bad input: each gets a clear one-line error naming the queue and the cause, a
+//! non-zero exit, and nothing lost or leaked.
+
+mod support;
+
+use common::testkit::{self, Sandbox};
+use support::*;
+
+#[test]
+fn oversize_task_is_refused_before_anything_is_sent() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "0", "--msgsize", "128"]);
+    let big = format!("echo {}", "x".repeat(200));
+    // On the command line: all tasks are checked first, so not even the good one is sent.
+    let out = run(&sb, &q, &["submit", "echo fine", &big], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("task 2") && err.contains("at most 128 (mq_msgsize); nothing was sent"),
+        "{err}"
+    );
+    assert_eq!(depth(&sb, &q, &q), 0);
+    // From stdin: that line is reported and skipped, the others are sent.
+    let input = format!("echo one\n{big}\necho three\n");
+    let out = run(&sb, &q, &["submit"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("task 2"), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 2);
+    assert_eq!(depth(&sb, &q, &q), 2);
+    sup.stop();
+}
+
+#[test]
+fn full_queue_fails_after_the_timeout() {
+    let sb = Sandbox::new();
+    let q = queue();
+    // No workers: nothing is taken, so three tasks fill a queue of depth 3.
+    let sup = Supervisor::start(&sb, &q, &["--workers", "0", "--depth", "3"]);
+    let out = run(&sb, &q, &["submit", "echo 1", "echo 2", "echo 3"], b"");
+    assert!(out.status.success());
+    for args in [
+        &["submit", "--timeout", "0.2", "echo 4"][..],
+        &["submit", "--wait", "--timeout", "0.2", "echo 4"],
+    ] {
+        let out = run(&sb, &q, args, b"");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "{q} is full (3 of 3 messages) and stayed full for 200ms"
+            )),
+            "{err}"
+        );
+        assert_eq!(stdout(&out), "", "{args:?}: nothing was sent");
+    }
+    assert_eq!(depth(&sb, &q, &q), 3);
+    let stopped = sup.stop();
+    assert!(stopped.contains("3 left queued"), "{stopped}");
+}
+
+#[test]
+fn full_queue_without_timeout_waits_for_room() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--workers", "0", "--depth", "3"]);
+    assert!(
+        run(&sb, &q, &["submit", "echo 1", "echo 2", "echo 3"], b"")
+            .status
+            .success()
+    );
+    let mut submit = mq(&sb, &q, &["submit", "echo 4"]);
+    let blocked = testkit::spawn(&mut submit);
+    // One worker takes one task: room for the blocked producer, whose mq_send then returns.
+    let out = run(&sb, &q, &["worker", "--max-tasks", "1"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    sup.wait_for(|l| l.ends_with(" joined"));
+    assert!(blocked.wait_timeout(WAIT).unwrap().success());
+    let id = blocked.stdout_lines().unwrap().rest(WAIT).unwrap();
+    assert_eq!(id.len(), 1, "{id:?}");
+    assert_eq!(depth(&sb, &q, &q), 3);
+    sup.stop();
+}
+
+#[test]
+fn depth_over_msg_max_is_explained() {
+    let sb = Sandbox::new();
+    let q = queue();
+    // Over the kernel's hard ceiling (65536), so refused for root too.
+    let out = run(&sb, &q, &["run", "--depth", "70000"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("mq_open {q}: Invalid argument: maxmsg 70000")),
+        "{err}"
+    );
+    assert!(
+        err.contains("/proc/sys/fs/mqueue/msg_max") && err.contains("--depth"),
+        "{err}"
+    );
+    assert_no_queues(&q);
+}
+
+#[test]
+fn no_supervisor_is_a_clear_error() {
+    let sb = Sandbox::new();
+    let q = queue();
+    for args in [
+        &["submit", "echo x"][..],
+        &["submit", "--wait", "echo x"],
+        &["worker"],
+        &["results"],
+    ] {
+        let out = run(&sb, &q, args, b"");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("no supervisor serves {q}")),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert_no_queues(&q);
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
+    for (task, why) in [
+        ("frobnicate 1", "unknown task kind"),
+        ("fib 100", "0 to 93"),
+        ("sleep x", "sleep needs"),
+        ("!12 echo", "priority \"12\""),
+    ] {
+        let out = run(&sb, &q, &["submit", task], b"");
+        assert_eq!(out.status.code(), Some(1), "{task}");
+        assert!(stderr(&out).contains(why), "{task}: {}", stderr(&out));
+    }
+    assert_eq!(
+        run(&sb, &q, &["submit", "--priority", "10", "echo"], b"")
+            .status
+            .code(),
+        Some(2)
+    );
+    let out = testkit::run(
+        sb.command(BIN).args(["status", "--queue", "/elsewhere"]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/ipc-demo-<word>"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(depth(&sb, &q, &q), 0);
+    sup.stop();
+}
+
+/// Bytes in the task queue that are not a task (any process of ours may write there) are
+/// reported and moved to the dead-letter queue; the supervisor goes on serving.
+#[test]
+fn garbage_in_the_task_queue_is_dead_lettered() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--workers", "1"]);
+    let mqd = nix::mqueue::mq_open(
+        q.as_str(),
+        nix::mqueue::MQ_OFlag::O_WRONLY,
+        nix::sys::stat::Mode::empty(),
+        None,
+    )
+    .unwrap();
+    // Garbage; a task header that claims more bytes than follow; a task with attempt 0.
+    let mut attempt0 = vec![b'T', 1, 1, 0];
+    attempt0.extend_from_slice(&[0; 12]);
+    for msg in [
+        &b"\x00garbage"[..],
+        b"T\x01\x01\x01\0\0\0\0\0\0\0\0\0\0\x05\0ab",
+        &attempt0,
+    ] {
+        nix::mqueue::mq_send(&mqd, msg, 0).unwrap();
+    }
+    nix::mqueue::mq_close(mqd).unwrap();
+    for want in [
+        "version 103, expected 1",
+        "header says 16 + 0 + 5",
+        "attempt 0",
+    ] {
+        let line = sup.wait_for(|l| l.contains(want));
+        assert!(line.contains(&format!("moved to {q}-dead")), "{line}");
+    }
+    let out = run(&sb, &q, &["submit", "--wait", "echo still serving"], b"");
+    assert!(stdout(&out).contains(" ok attempt=1 "), "{}", stdout(&out));
+    assert_eq!(depth(&sb, &q, &format!("{q}-dead")), 3);
+    let stopped = sup.stop();
+    assert!(stopped.contains("3 malformed"), "{stopped}");
+}

@@ -1,0 +1,320 @@
+//! Each role on its own and the supervisor's promises, with the unlucky instants made certain.
+
+mod support;
+
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::{Signal, kill};
+use support::*;
+
+#[test]
+fn submit_wait_runs_each_kind() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "2"]);
+    let out = run(
+        &sb,
+        &q,
+        &[
+            "submit",
+            "--wait",
+            "echo hello world",
+            "fib 90",
+            "sha256 abc",
+            "sleep 5",
+        ],
+        b"",
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let results: Vec<&str> = text.lines().filter(|l| l.contains(" ok ")).collect();
+    assert_eq!(results.len(), 4, "{text}");
+    for want in [
+        "hello world",
+        "2880067194370816120",
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "slept 5 ms",
+    ] {
+        assert!(
+            results.iter().any(|l| l.ends_with(want)),
+            "{want} not in {text}"
+        );
+    }
+    sup.stop();
+}
+
+#[test]
+fn urgent_task_runs_first() {
+    let sb = Sandbox::new();
+    let q = queue();
+    // No workers: the tasks wait in the kernel's queue, sorted by priority.
+    let mut sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
+    for t in ["echo normal 1", "echo normal 2", "echo normal 3"] {
+        assert!(run(&sb, &q, &["submit", t], b"").status.success());
+    }
+    let out = run(&sb, &q, &["submit", "--priority", "9", "echo urgent"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(depth(&sb, &q, &q), 4);
+    // One worker that takes one task: it must get the urgent one, sent last.
+    let out = run(&sb, &q, &["worker", "--max-tasks", "1"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ran 1 tasks"), "{}", stdout(&out));
+    sup.wait_for(|l| l.ends_with(" joined"));
+    let out = run(&sb, &q, &["results"], b"");
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(" ok attempt=1 ") && lines[0].ends_with(" urgent"),
+        "{lines:?}"
+    );
+    assert_eq!(depth(&sb, &q, &q), 3);
+    let stopped = sup.stop();
+    assert!(stopped.contains("3 left queued"), "{stopped}");
+}
+
+#[test]
+fn poison_task_is_dead_lettered_after_five_attempts() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--workers", "2"]);
+    let out = run(&sb, &q, &["submit", "--wait", "fail boom"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains(" dead attempt=5 "), "{text}");
+    assert!(text.contains("dead-lettered after 5 attempts"), "{text}");
+    sup.wait_for(|l| l.contains("dead-lettered to ") && l.contains("after 5 attempts"));
+    assert_eq!(depth(&sb, &q, &format!("{q}-dead")), 1);
+    // purge empties it.
+    let out = run(&sb, &q, &["purge"], b"");
+    assert!(
+        stdout(&out).contains(&format!("purged 1 messages from {q}-dead")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(depth(&sb, &q, &format!("{q}-dead")), 0);
+    sup.stop();
+}
+
+/// SIGKILL the worker after it has received its task (its own trace line says so), five
+/// times over: each replacement gets the task again with the next attempt number, and after
+/// the fifth death it is dead-lettered and reported once, as dead.
+#[test]
+fn worker_killed_holding_a_task_loses_nothing() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--workers", "1"]);
+    let mut worker = sup.workers(1)[0];
+    let mut submit = mq(&sb, &q, &["submit", "--wait", "sleep 60000"]);
+    let submitter = testkit::spawn(&mut submit);
+    let mut results = submitter.stdout_lines().unwrap();
+    for attempt in 1..=5 {
+        // The worker's own trace: the task is in its hands.
+        let held = format!("[pid {worker} worker] task ");
+        let line = sup.wait_trace(|l| l.starts_with(&held));
+        assert!(
+            line.ends_with(&format!("(sleep attempt {attempt})")),
+            "{line}"
+        );
+        kill(worker, Signal::SIGKILL).unwrap();
+        let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {worker} ")));
+        assert!(
+            line.contains("was killed by SIGKILL holding task"),
+            "{line}"
+        );
+        worker = sup.workers(1)[0];
+    }
+    let line = results.wait_for(|l| l.contains(" dead "), WAIT).unwrap();
+    assert!(line.contains("attempt=5"), "{line}");
+    assert!(line.contains("which was killed by SIGKILL"), "{line}");
+    assert_eq!(submitter.wait_timeout(WAIT).unwrap().code(), Some(1));
+    let stopped = sup.stop();
+    assert!(
+        stopped.contains("1 dead-lettered") && stopped.contains("5 worker deaths"),
+        "{stopped}"
+    );
+}
+
+/// A worker frozen before it can receive the task handed to it, then SIGKILLed: the task is
+/// still in its inbox, so it goes out again with the same attempt number.
+#[test]
+fn task_in_a_dead_workers_inbox_is_given_out_again() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--workers", "1"]);
+    let pid = sup.workers(1)[0];
+    // Its hello, received by the supervisor: from now on it is idle and gets the next task.
+    sup.wait_trace(|l| l.contains(&format!("mq_open({q}-w{pid}, ReadWrite)")));
+    let frozen = testkit::freeze(pid);
+    let mut submit = mq(&sb, &q, &["submit", "--wait", "echo survived"]);
+    let submitter = testkit::spawn(&mut submit);
+    sup.wait_trace(|l| l.contains(&format!("-> worker pid {pid}")));
+    kill(pid, Signal::SIGKILL).unwrap();
+    drop(frozen);
+    let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {pid} ")));
+    assert!(line.contains("before it received task"), "{line}");
+    let mut results = submitter.stdout_lines().unwrap();
+    let line = results.wait_for(|l| l.contains(" ok "), WAIT).unwrap();
+    assert!(
+        line.contains("attempt=1") && line.ends_with("survived"),
+        "{line}"
+    );
+    assert!(submitter.wait_timeout(WAIT).unwrap().success());
+    sup.stop();
+}
+
+/// SIGTERM while a worker holds a task: the task finishes and its result is delivered, the
+/// task still queued is reported, the queues are removed, exit 0.
+#[test]
+fn sigterm_lets_workers_finish_what_they_hold() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--workers", "1"]);
+    let pid = sup.workers(1)[0];
+    let mut submit = mq(
+        &sb,
+        &q,
+        &["submit", "--wait", "sleep 300", "echo never run"],
+    );
+    let submitter = testkit::spawn(&mut submit);
+    sup.wait_trace(|l| l.starts_with(&format!("[pid {pid} worker] task ")));
+    kill(sup.child.pid(), Signal::SIGTERM).unwrap();
+    let line = sup.wait_for(|l| l.starts_with("stopping: "));
+    assert!(line.contains("waiting for 1 workers"), "{line}");
+    let stopped = sup.finish_unchecked();
+    assert!(stopped.contains("1 left queued"), "{stopped}");
+    let mut out = submitter.stdout_lines().unwrap();
+    let line = out.wait_for(|l| l.contains(" ok "), WAIT).unwrap();
+    assert!(line.ends_with("slept 300 ms"), "{line}");
+    let status = submitter.wait_timeout(WAIT).unwrap();
+    assert_eq!(status.code(), Some(1));
+    let err = submitter
+        .stderr_lines()
+        .unwrap()
+        .rest(WAIT)
+        .unwrap()
+        .join("\n");
+    assert!(
+        err.contains("stopped: 0 tasks not sent, 1 results will not come"),
+        "{err}"
+    );
+}
+
+#[test]
+fn results_follow_uses_mq_notify() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "1"]);
+    let mut follow = mq(&sb, &q, &["-v", "results", "--follow", "--count", "3"]);
+    let follower = testkit::spawn(&mut follow);
+    let mut trace = follower.stderr_lines().unwrap();
+    trace
+        .wait_for(
+            |l| l.contains("mq_notify(") && l.contains("registered"),
+            WAIT,
+        )
+        .unwrap();
+    // A second follower is refused: one registration per queue.
+    let out = run(&sb, &q, &["results", "--follow"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("another process is registered"),
+        "{}",
+        stderr(&out)
+    );
+    for i in 0..3 {
+        assert!(
+            run(&sb, &q, &["submit", &format!("echo r{i}")], b"")
+                .status
+                .success()
+        );
+    }
+    let lines = follower.stdout_lines().unwrap().rest(WAIT).unwrap();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for i in 0..3 {
+        assert!(
+            lines.iter().any(|l| l.ends_with(&format!(" r{i}"))),
+            "{lines:?}"
+        );
+    }
+    assert!(follower.wait_timeout(WAIT).unwrap().success());
+    sup.stop();
+}
+
+/// A supervisor killed with -9 leaves its queues; the tasks in them are not lost: the next
+/// supervisor takes the queues over and runs them.
+#[test]
+fn next_supervisor_takes_over_after_kill_9() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
+    assert!(
+        run(&sb, &q, &["submit", "echo kept 1", "echo kept 2"], b"")
+            .status
+            .success()
+    );
+    kill(sup.child.pid(), Signal::SIGKILL).unwrap();
+    sup.child.wait_timeout(WAIT).unwrap();
+    // No supervisor now: submit refuses at once, and names the cure.
+    let out = run(&sb, &q, &["submit", "echo x"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("no supervisor serves {q}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(depth(&sb, &q, &q), 2);
+    let sup = Supervisor::start(&sb, &q, &["--workers", "1"]);
+    let taking_over = format!("taking over {q}, left by a supervisor that was killed (2 messages");
+    assert!(
+        sup.stdout
+            .seen()
+            .iter()
+            .any(|l| l.starts_with(&taking_over)),
+        "{:?}",
+        sup.stdout.seen()
+    );
+    let out = testkit::run(
+        &mut mq(&sb, &q, &["results", "--follow", "--count", "2"]),
+        b"",
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(" kept 1") && text.contains(" kept 2"),
+        "{text}"
+    );
+    sup.stop();
+}
+
+#[test]
+fn unlink_removes_a_dead_supervisors_queues_and_refuses_a_live_one() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
+    let out = run(&sb, &q, &["unlink"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("a supervisor (pid "),
+        "{}",
+        stderr(&out)
+    );
+    kill(sup.child.pid(), Signal::SIGKILL).unwrap();
+    sup.child.wait_timeout(WAIT).unwrap();
+    let out = run(&sb, &q, &["unlink"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("4 queues removed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_no_queues(&q);
+}
+
+#[test]
+fn a_second_supervisor_is_refused() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
+    let out = run(&sb, &q, &["run", "--workers", "0"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already serves"), "{}", stderr(&out));
+    sup.stop();
+}

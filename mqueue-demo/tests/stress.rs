@@ -1,0 +1,104 @@
+//! 10 000 tasks, 8 workers, a worker SIGKILLed every 200 ms: none lost, each reported once.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use support::*;
+
+const TASKS: usize = 10_000;
+const WORKERS: &str = "8";
+/// The kill cadence is the scenario itself, not a synchronisation: the only sleep here.
+const KILL_EVERY: Duration = Duration::from_millis(200);
+
+/// The supervisor's children right now (its workers), from /proc.
+fn children(pid: Pid) -> Vec<Pid> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(Pid::from_raw)
+        .collect()
+}
+
+#[test]
+fn ten_thousand_tasks_survive_a_kill_every_200ms() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--workers", WORKERS]);
+    sup.workers(8);
+    // Every other task sleeps a millisecond, so a kill usually finds a task in hand.
+    let input: String = (0..TASKS)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("echo task {i}\n")
+            } else {
+                "sleep 1\n".to_owned()
+            }
+        })
+        .collect();
+    let mut submit = mq(&sb, &q, &["submit", "--wait"]);
+    submit.stdin(std::process::Stdio::piped());
+    // Generous: a loaded 2-core machine in debug mode; the work itself takes seconds.
+    let producer = testkit::spawn_with_deadline(&mut submit, Duration::from_secs(600));
+    let mut stdin = producer.take_stdin().unwrap();
+    let feeder =
+        std::thread::spawn(move || std::io::Write::write_all(&mut stdin, input.as_bytes()));
+    let out = producer.stdout_lines().unwrap();
+    let collector = std::thread::spawn(move || {
+        let mut out = out;
+        out.rest(Duration::from_secs(600)).unwrap()
+    });
+
+    let mut kills = 0;
+    let mut n = 0usize;
+    while producer.try_wait().unwrap().is_none() {
+        std::thread::sleep(KILL_EVERY);
+        let workers = children(sup.child.pid());
+        if let Some(&victim) = workers.get(n % workers.len().max(1)) {
+            // The supervisor reaps a worker only after its pidfd reports the death, and we
+            // kill one at a time, so the pid is still that worker's (or already a zombie).
+            if kill(victim, Signal::SIGKILL).is_ok() {
+                kills += 1;
+            }
+        }
+        n += 1;
+    }
+    feeder.join().unwrap().unwrap();
+    assert!(producer.wait_timeout(WAIT).unwrap().success());
+    let lines = collector.join().unwrap();
+
+    let ids: Vec<&str> = lines
+        .iter()
+        .filter(|l| !l.contains(' '))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(ids.len(), TASKS, "ids printed");
+    let mut results: HashMap<&str, Vec<&str>> = HashMap::new();
+    for l in lines.iter().filter(|l| l.contains(' ')) {
+        let (id, rest) = l.split_once(' ').unwrap();
+        results.entry(id).or_default().push(rest);
+    }
+    for id in &ids {
+        match results.get(id).map(Vec::as_slice) {
+            Some([r]) => assert!(r.starts_with("ok attempt="), "{id}: {r}"),
+            other => panic!("task {id}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        results.len(),
+        TASKS,
+        "no result for an id that was not sent"
+    );
+    let stopped = sup.stop();
+    assert!(
+        stopped.contains("0 left queued") && stopped.contains("0 dead-lettered"),
+        "{stopped}"
+    );
+    assert!(kills > 0, "no worker was killed");
+    eprintln!("{kills} workers killed; {stopped}");
+}

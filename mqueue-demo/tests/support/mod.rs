@@ -1,0 +1,164 @@
+//! Helpers shared by the integration tests: unique queue names, a supervisor that is started
+//! and stopped with its checks, and the leftover check.
+#![allow(dead_code)] // Each test file uses its own subset.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::child::{Lines, Supervised};
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mqueue-demo");
+/// How long a test waits for anything; only reached when it is failing already.
+pub const WAIT: Duration = common::testkit::DEADLINE;
+
+/// A queue name no other test (or test run) uses: `/ipc-demo-t-<pid>-<n>-<clock>`.
+pub fn queue() -> String {
+    common::names::posix_name(&common::names::unique("t"))
+}
+
+/// `mqueue-demo ARGS --queue QUEUE`, in the sandbox.
+pub fn mq(sb: &Sandbox, queue: &str, args: &[&str]) -> Command {
+    let mut cmd = sb.command(BIN);
+    cmd.args(args).arg("--queue").arg(queue);
+    cmd
+}
+
+/// Run `mqueue-demo ARGS --queue QUEUE` to completion with `input` on stdin.
+pub fn run(sb: &Sandbox, queue: &str, args: &[&str], input: &[u8]) -> Output {
+    testkit::run(&mut mq(sb, queue, args), input)
+}
+
+/// A running supervisor.
+pub struct Supervisor {
+    pub child: Supervised,
+    pub stdout: Lines,
+    pub stderr: Lines,
+    pub queue: String,
+}
+
+impl Supervisor {
+    /// `mqueue-demo [-v] run --queue QUEUE ARGS`, waiting for its "ready" line.
+    pub fn start(sb: &Sandbox, queue: &str, args: &[&str]) -> Supervisor {
+        let mut cmd = mq(sb, queue, &["run"]);
+        cmd.args(args);
+        let child = testkit::spawn(&mut cmd);
+        let mut stdout = child.stdout_lines().expect("stdout is piped");
+        let stderr = child.stderr_lines().expect("stderr is piped");
+        stdout
+            .wait_for(|l| l.starts_with("ready: "), WAIT)
+            .unwrap_or_else(|e| panic!("supervisor did not start: {e}"));
+        Supervisor {
+            child,
+            stdout,
+            stderr,
+            queue: queue.to_owned(),
+        }
+    }
+
+    /// Wait for a line on its stdout.
+    pub fn wait_for(&mut self, want: impl Fn(&str) -> bool) -> String {
+        match self.stdout.wait_for(want, WAIT) {
+            Ok(line) => line,
+            Err(e) => {
+                let err = self.stderr.rest(Duration::from_secs(1)).unwrap_or_default();
+                panic!("supervisor: {e}\nstderr: {err:?}")
+            }
+        }
+    }
+
+    /// Wait for a `-v` line on its stderr (its workers' too: they share it).
+    pub fn wait_trace(&mut self, want: impl Fn(&str) -> bool) -> String {
+        self.stderr
+            .wait_for(want, WAIT)
+            .unwrap_or_else(|e| panic!("supervisor stderr: {e}"))
+    }
+
+    /// The pids of the workers it started, as it announced them, waiting for `n`.
+    pub fn workers(&mut self, n: usize) -> Vec<Pid> {
+        (0..n)
+            .map(|_| {
+                let l = self.wait_for(|l| l.starts_with("worker pid ") && l.ends_with(" started"));
+                Pid::from_raw(l.split(' ').nth(2).unwrap().parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// SIGTERM to the supervisor alone; it must exit 0 and leave no queue. Returns its last
+    /// line ("stopped ...").
+    pub fn stop(self) -> String {
+        nix::sys::signal::kill(self.child.pid(), Signal::SIGTERM).unwrap();
+        self.finish()
+    }
+
+    /// Wait for a supervisor that was already told to stop; checks as [`Supervisor::stop`].
+    pub fn finish(self) -> String {
+        let queue = self.queue.clone();
+        let stopped = self.finish_unchecked();
+        assert_no_queues(&queue);
+        stopped
+    }
+
+    /// [`Supervisor::finish`] without the leftover check, for a test whose other processes
+    /// (a `submit --wait` and its reply queue) are still running.
+    pub fn finish_unchecked(mut self) -> String {
+        let status = self.child.wait_timeout(WAIT).unwrap();
+        let rest = self.stdout.rest(WAIT).unwrap();
+        assert!(status.success(), "supervisor: {status:?}; {rest:?}");
+        rest.iter()
+            .find(|l| l.starts_with("stopped "))
+            .unwrap_or_else(|| panic!("no stopped line: {rest:?}"))
+            .clone()
+    }
+}
+
+/// No queue whose name starts with `queue` exists: checked in /dev/mqueue when it is mounted,
+/// else by opening each name the supervisor creates.
+pub fn assert_no_queues(queue: &str) {
+    if let Ok(dir) = std::fs::read_dir("/dev/mqueue") {
+        let left: Vec<String> = dir
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|f| f.starts_with(&queue[1..]))
+            .collect();
+        assert!(left.is_empty(), "queues left behind: {left:?}");
+        return;
+    }
+    for suffix in ["", "-results", "-dead", "-done"] {
+        let name = format!("{queue}{suffix}");
+        let res = nix::mqueue::mq_open(
+            name.as_str(),
+            nix::mqueue::MQ_OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+            None,
+        );
+        match res {
+            Err(nix::errno::Errno::ENOENT) => {}
+            Ok(mqd) => {
+                let _ = nix::mqueue::mq_close(mqd);
+                panic!("{name} was left behind");
+            }
+            Err(e) => panic!("mq_open {name}: {e}"),
+        }
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    testkit::stdout(out)
+}
+
+pub fn stderr(out: &Output) -> String {
+    testkit::stderr(out)
+}
+
+/// The `mq_getattr` depth of `name`, through `status`.
+pub fn depth(sb: &Sandbox, queue: &str, name: &str) -> usize {
+    let out = run(sb, queue, &["status"], b"");
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in status: {text}"));
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
