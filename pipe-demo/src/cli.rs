@@ -32,8 +32,9 @@ pub enum Command {
     /// The scenario (the default): filter `ls -l DIR` through a pipe by hand, print the lines
     /// matching PATTERN, reap ls, and check the result against `ls -l DIR | grep -E PATTERN`.
     Filter(FilterArgs),
-    /// Print the lines of FILEs (or stdin) that match PATTERN, like `LC_ALL=C grep -E`.
-    /// Exit 0 if a line was selected, 1 if none, 2 on error.
+    /// Print the lines of FILEs (or stdin) that match PATTERN, like `LC_ALL=C grep -E`, with
+    /// grep's flags (-q -s -e -f -F -E -i -v -w -x -c -n -o -l -L -H -h -m). Exit 0 if a line
+    /// was selected, 1 if none, 2 on error.
     Grep(GrepArgs),
     /// Run 'CMD ARGS' | 'CMD ARGS' | ... without a shell; exit with the last stage's status.
     Pipeline(PipelineArgs),
@@ -97,25 +98,92 @@ impl Default for FilterArgs {
     }
 }
 
-/// Arguments of `grep`.
+/// Examples for `pipe-demo grep --help`.
+const GREP_EXAMPLES: &str = "\
+Examples:
+  ls -l | pipe-demo grep 'txt$'                 # the lines that end in txt
+  pipe-demo grep -c -i error app.log            # how many lines mention error, any case
+  pipe-demo grep -n -w -e main -e init src/*.rs # whole words, with file names and numbers
+  pipe-demo grep -q root /etc/passwd && echo yes
+  xargs pipe-demo grep -h -F 'TODO(' < files    # -h: no file names, as in grep
+  pipe-demo grep -o '[0-9]+ ms' -m 5 bench.log  # only the matches, of the first 5 lines
+Exit status: 0 if a line was selected, 1 if none, 2 on error (0 with -q once a line is
+selected). The pattern is Rust regex syntax, close to grep -E; the input is bytes, as with
+LC_ALL=C. `--help` has no short form: -h is grep's --no-filename.";
+
+/// Arguments of `grep`: GNU grep's flags that scripts use, with its meanings.
 #[derive(Debug, Args)]
+#[command(disable_help_flag = true, after_help = GREP_EXAMPLES)]
 pub struct GrepArgs {
-    /// The regex (Rust syntax, close to grep -E; input is bytes, as with LC_ALL=C).
-    pub pattern: String,
-    /// Files to search; none or `-` means stdin. With several, lines are prefixed `FILE:`.
-    pub files: Vec<String>,
-    /// Select the lines that do NOT match.
-    #[arg(short = 'v', long)]
-    pub invert: bool,
-    /// Print only the number of selected lines.
-    #[arg(short = 'c', long)]
-    pub count: bool,
+    /// PATTERN, then the FILEs to search (none or `-` means stdin). With -e or -f, every
+    /// operand is a FILE.
+    #[arg(value_name = "PATTERN | FILE")]
+    pub operands: Vec<String>,
+    /// Use PATTERN (repeatable; a line is selected if any pattern matches).
+    #[arg(
+        short = 'e',
+        long = "regexp",
+        value_name = "PATTERN",
+        allow_hyphen_values = true
+    )]
+    pub regexp: Vec<String>,
+    /// Read patterns from FILE, one per line (`-` is stdin).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub pattern_files: Vec<String>,
+    /// The patterns are fixed strings, not regexes.
+    #[arg(short = 'F', long, conflicts_with = "extended_regexp")]
+    pub fixed_strings: bool,
+    /// The patterns are extended regexes (the default; accepted for scripts that say so).
+    #[arg(short = 'E', long)]
+    pub extended_regexp: bool,
     /// Ignore case (ASCII letters).
     #[arg(short = 'i', long)]
     pub ignore_case: bool,
+    /// Select the lines that do NOT match.
+    #[arg(short = 'v', long)]
+    pub invert_match: bool,
+    /// Match only whole words (bounded by non-word bytes or the line's edges).
+    #[arg(short = 'w', long)]
+    pub word_regexp: bool,
+    /// Match only whole lines.
+    #[arg(short = 'x', long)]
+    pub line_regexp: bool,
+    /// Print only the number of selected lines (per file).
+    #[arg(short = 'c', long)]
+    pub count: bool,
+    /// Print the line number before each line.
+    #[arg(short = 'n', long)]
+    pub line_number: bool,
+    /// Print only the matches (non-empty), one per line.
+    #[arg(short = 'o', long)]
+    pub only_matching: bool,
+    /// Print only the names of files with a selected line.
+    #[arg(short = 'l', long)]
+    pub files_with_matches: bool,
+    /// Print only the names of files with no selected line.
+    #[arg(short = 'L', long)]
+    pub files_without_match: bool,
+    /// Print nothing; exit 0 at the first selected line.
+    #[arg(short = 'q', long, visible_alias = "silent")]
+    pub quiet: bool,
+    /// Say nothing about missing or unreadable files (the exit status still tells).
+    #[arg(short = 's', long)]
+    pub no_messages: bool,
+    /// Prefix every line with its file name [default: when searching several files].
+    #[arg(short = 'H', long, overrides_with = "no_filename")]
+    pub with_filename: bool,
+    /// Never prefix lines with file names.
+    #[arg(short = 'h', long, overrides_with = "with_filename")]
+    pub no_filename: bool,
+    /// Stop reading a file after NUM selected lines.
+    #[arg(short = 'm', long, value_name = "NUM")]
+    pub max_count: Option<u64>,
     /// Narrate each system call on stderr.
     #[arg(long)]
     pub trace: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
 }
 
 /// Arguments of `pipeline`.

@@ -1,0 +1,174 @@
+//! `pipe-demo grep [OPTIONS] PATTERN [FILE...]`: a filter for shell pipelines that takes the
+//! flags scripts pass to grep (`-q -s -e -f -F -E -i -v -w -x -c -n -o -l -L -H -h -m`), with
+//! GNU grep's output formats and exit codes: 0 a line was selected, 1 none, 2 an error
+//! (but 0 with `-q` once a line is selected, errors or not).
+//!
+//! It behaves like `LC_ALL=C grep -E`: the input is bytes (it need not be UTF-8), `.` matches
+//! any byte but newline, `-i` folds ASCII letters, and the pattern uses Rust's regex syntax,
+//! which is close to grep's `-E` (no back-references; where several matches start at one
+//! place, `-o` prints the leftmost-first one, `a|ab` → `a`, where grep prints the longest).
+//! Every input is searched as text (grep's `-a`), and `-h` means "no file names", as in grep,
+//! so `--help` has no short form here.
+//!
+//! The search itself is in [`search`], the patterns in [`pattern`].
+//!
+//! # Broken pipe
+//!
+//! Rust ignores SIGPIPE, so a write to a closed pipe (`pipe-demo grep y | head -1`) fails with
+//! EPIPE, which ends the program quietly with status 0, as the reader no longer wants output.
+
+mod pattern;
+mod search;
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::process::ExitCode;
+
+use common::{Context, Error, Result, trace};
+
+use crate::cli::GrepArgs;
+pub use pattern::compile;
+use pattern::{Flags, Matcher};
+use search::{MEMORY_EXHAUSTED, Mode, Options, Searcher};
+
+/// Exit status when no line was selected.
+const EXIT_NONE: u8 = 1;
+/// Exit status for an error (bad pattern, unreadable file, failed write), as grep's.
+const EXIT_ERROR: u8 = 2;
+/// The name grep gives stdin in prefixes and lists.
+const STDIN_NAME: &str = "(standard input)";
+
+/// Run the `grep` role.
+pub fn run(args: &GrepArgs) -> Result<ExitCode> {
+    // PATTERN comes first unless -e or -f gave the patterns; everything else is a file.
+    let mut operands = args.operands.iter();
+    let mut patterns = Vec::new();
+    if args.regexp.is_empty() && args.pattern_files.is_empty() {
+        let p = operands.next().ok_or_else(|| {
+            Error::Usage("no PATTERN: pipe-demo grep [OPTIONS] PATTERN [FILE...]".into())
+        })?;
+        patterns.extend(p.split('\n').map(str::to_owned));
+    }
+    for p in &args.regexp {
+        // A pattern with newlines is several patterns, as in grep.
+        patterns.extend(p.split('\n').map(str::to_owned));
+    }
+    for f in &args.pattern_files {
+        patterns.extend(read_patterns(f)?);
+    }
+    let flags = Flags {
+        fixed: args.fixed_strings,
+        ignore_case: args.ignore_case,
+        word: args.word_regexp,
+        line: args.line_regexp,
+    };
+    let matcher = Matcher::new(&patterns, flags)?;
+    if args.max_count == Some(0) {
+        // -m 0: grep stops before it reads (or even opens) anything.
+        return Ok(ExitCode::from(EXIT_NONE));
+    }
+
+    let inputs: Vec<&str> = match operands.as_slice() {
+        [] => vec!["-"],
+        files => files.iter().map(String::as_str).collect(),
+    };
+    let mode = if args.quiet {
+        Mode::Quiet
+    } else if args.files_with_matches {
+        Mode::FilesWith
+    } else if args.files_without_match {
+        Mode::FilesWithout
+    } else if args.count {
+        Mode::Count
+    } else {
+        Mode::Lines
+    };
+    let opts = Options {
+        mode,
+        invert: args.invert_match,
+        line_number: args.line_number,
+        only_matching: args.only_matching,
+        max_count: args.max_count,
+        // grep names the file when it searches several, unless -h; -H always.
+        with_name: args.with_filename || (inputs.len() > 1 && !args.no_filename),
+    };
+
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 17, stdout.lock());
+    let mut searcher = Searcher::new(&matcher, opts);
+    let mut selected = 0u64;
+    let mut errors = false;
+    for &name in &inputs {
+        let result = if name == "-" {
+            trace!("read(0) until EOF");
+            searcher.search(io::stdin().lock(), &mut out, STDIN_NAME)
+        } else {
+            File::open(name)
+                .ctx("open", name)
+                .and_then(|f| searcher.search(f, &mut out, name))
+        };
+        match result {
+            Ok(n) => selected += n,
+            // The reader has gone: stop quietly (finish() turns this into exit 0).
+            Err(e) if e.is_broken_pipe() => return Err(e),
+            // Like GNU grep, a failed write and running out of memory end the whole search.
+            Err(e) if is_write_error(&e) || is_memory_exhausted(&e) => return fail(e),
+            Err(e) => {
+                // Like grep: report the file (unless -s) and go on with the next one; exit 2
+                // at the end.
+                if !args.no_messages {
+                    let _ = writeln!(io::stderr().lock(), "pipe-demo: {e}");
+                }
+                errors = true;
+            }
+        }
+        if mode == Mode::Quiet && selected > 0 {
+            // -q: the answer is known; grep does not even open the other files.
+            break;
+        }
+    }
+    if let Err(e) = out.flush().ctx("write", "stdout") {
+        return if e.is_broken_pipe() { Err(e) } else { fail(e) };
+    }
+    Ok(ExitCode::from(if mode == Mode::Quiet && selected > 0 {
+        0
+    } else if errors {
+        EXIT_ERROR
+    } else if selected > 0 {
+        0
+    } else {
+        EXIT_NONE
+    }))
+}
+
+/// The patterns of `-f FILE`, one per line (`-` is stdin). An empty file holds no pattern
+/// (and matches nothing); an empty line is the empty pattern (and matches everything).
+fn read_patterns(file: &str) -> Result<Vec<String>> {
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(BufReader::new(File::open(file).ctx("open", file)?))
+    };
+    let mut patterns = Vec::new();
+    for line in reader.split(b'\n') {
+        let line = line.ctx("read", file)?;
+        let text = String::from_utf8(line)
+            .map_err(|_| Error::Usage(format!("-f {file}: a pattern is not valid UTF-8")))?;
+        patterns.push(text);
+    }
+    Ok(patterns)
+}
+
+/// Report an error that ends the search, with grep's exit status 2.
+fn fail(e: Error) -> Result<ExitCode> {
+    let _ = writeln!(io::stderr().lock(), "pipe-demo: {e}");
+    Ok(ExitCode::from(EXIT_ERROR))
+}
+
+fn is_write_error(e: &Error) -> bool {
+    matches!(e, Error::Sys { call, .. } if call == "write")
+}
+
+fn is_memory_exhausted(e: &Error) -> bool {
+    matches!(e, Error::Msg(m) if m.ends_with(MEMORY_EXHAUSTED))
+}
