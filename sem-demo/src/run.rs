@@ -28,14 +28,15 @@
 //! `--posix`, a signal that arrives between taking the permit and blocking signals (step 3)
 //! also loses it: a few instructions' window that SysV does not have.
 
-use std::ffi::OsString;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ExitCode, ExitStatus};
+use std::ffi::{CStr, CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::process::ExitCode;
 
 use common::{Error, Result, trace};
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
-use nix::unistd::{Pid, getpid};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, execvp, fork, getpid, getppid};
 
 use crate::cli::RunArgs;
 use crate::sem::{Flavor, Open, Sem, timed_out};
@@ -92,79 +93,79 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 }
 
 /// Steps 3 and 4: start the command and wait for it, passing signals on. Returns the exit
-/// status to pass on: the command's, or 127/126 (as a shell says) if it could not be run.
+/// status to pass on: the command's, 128+N if signal N killed it, or 127/126 (as a shell
+/// says) if it could not be run.
+///
+/// A plain fork + execvp rather than std's `Command`: `Command` waits on a pipe until the
+/// child has exec'd (to report a failed exec to the parent), one more sleep and wake-up per
+/// invocation, which is what a script that runs `sem-demo run` in a loop pays for. Here,
+/// as in a shell, the child reports its own failed exec and exits 127 or 126.
 fn supervise(argv: &[OsString], caught: &SigSet, old_mask: SigSet) -> Result<u8> {
-    let (prog, rest) = argv
-        .split_first()
+    // Everything the child needs is prepared before the fork: after it, the child makes
+    // only async-signal-safe calls.
+    let args: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Usage("run: an argument contains a NUL byte".into()))?;
+    let prog = args
+        .first()
         .ok_or_else(|| Error::Usage("run: no command given".into()))?;
+    let cannot = format!("sem-demo: cannot run '{}': ", prog.to_string_lossy());
     let parent = getpid();
-    let mut cmd = std::process::Command::new(prog);
-    cmd.args(rest);
-    // SAFETY: the closure runs in the child between fork and exec and makes only
-    // async-signal-safe calls (sigprocmask, prctl, getppid, kill) on values copied before
-    // the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The mask survives exec, and std's Command does not reset it: give the command
-            // the mask we started with, or it would never see SIGINT or SIGTERM.
-            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None)?;
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            // If `run` died before the prctl, the child was already re-parented and the
-            // death signal will never come: die now instead of running unguarded.
-            if nix::unistd::getppid() != parent {
-                let _ = kill(nix::unistd::getpid(), Signal::SIGKILL);
-            }
-            Ok(())
-        })
-    };
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!(
-                "sem-demo: cannot run '{}': {}",
-                prog.to_string_lossy(),
-                common::error::io_cause(&e)
-            );
-            let not_found = e.raw_os_error() == Some(Errno::ENOENT as i32);
-            return Ok(if not_found { 127 } else { 126 });
-        }
+    // SAFETY: `run` has no other thread, and the child runs only async-signal-safe calls
+    // (sigaction, sigprocmask, prctl, getppid, kill, execvp, write, _exit) on data prepared
+    // above, before it execs or exits.
+    let child = match unsafe { fork() }.map_err(|e| Error::sys("fork", "", e))? {
+        ForkResult::Child => exec_child(prog, &args, &old_mask, parent, cannot.as_bytes()),
+        ForkResult::Parent { child } => child,
     };
     trace!(
-        "fork() + execvp({}) -> pid {} (PR_SET_PDEATHSIG=SIGKILL)",
-        prog.to_string_lossy(),
-        child.id()
+        "fork() -> pid {child}; execvp({}) (PR_SET_PDEATHSIG=SIGKILL)",
+        prog.to_string_lossy()
     );
     loop {
         let sig = caught.wait().map_err(|e| Error::sys("sigwait", "", e))?;
-        if sig == Signal::SIGCHLD {
-            if let Some(status) = reap(&mut child)? {
-                trace!(
-                    "waitpid({}) -> {}",
-                    child.id(),
-                    common::child::describe(status)
-                );
-                return Ok(exit_code(status));
-            }
+        if sig != Signal::SIGCHLD {
+            trace!("sigwait -> {sig}: passed on to pid {child}");
+            // ESRCH: it has just exited; its SIGCHLD is on its way.
+            let _ = kill(child, sig);
             continue;
         }
-        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-        trace!("sigwait -> {sig}: passed on to pid {pid}");
-        // ESRCH: it has just exited; its SIGCHLD is on its way.
-        let _ = kill(pid, sig);
+        let code = match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => u8::try_from(code & 0xff).unwrap_or(1),
+            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as u8,
+            // Stopped, continued, or not yet: keep waiting.
+            Ok(_) => continue,
+            Err(e) => return Err(Error::sys("waitpid", child, e)),
+        };
+        trace!("waitpid({child}) -> exit status {code}");
+        return Ok(code);
     }
 }
 
-fn reap(child: &mut Child) -> Result<Option<ExitStatus>> {
-    child
-        .try_wait()
-        .map_err(|e| Error::msg(format!("waitpid: {}", common::error::io_cause(&e))))
-}
-
-/// The status a shell would report: the exit code, or 128+N for death by signal N.
-fn exit_code(status: ExitStatus) -> u8 {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
-        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(255),
-        (None, None) => 1,
+/// The child's side of [`supervise`]: never returns.
+fn exec_child(prog: &CStr, args: &[CString], old_mask: &SigSet, parent: Pid, cannot: &[u8]) -> ! {
+    // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec: restore the
+    // default, as std's Command does. Then the mask we started with (ours blocks SIGINT,
+    // SIGTERM...), or the command would never see them.
+    // SAFETY: setting a default disposition installs no handler.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+    // If `run` dies, the command dies with it: it must not go on without its permit.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    // If `run` died before the prctl, we were re-parented already and the death signal will
+    // never come: die now rather than run unguarded.
+    if getppid() != parent {
+        let _ = kill(getpid(), Signal::SIGKILL);
     }
+    let Err(e) = execvp(prog, args);
+    let stderr = std::io::stderr();
+    for part in [cannot, e.desc().as_bytes(), b"\n"] {
+        let _ = nix::unistd::write(&stderr, part);
+    }
+    let code = if e == Errno::ENOENT { 127 } else { 126 };
+    // SAFETY: _exit ends this forked child at once, without running the parent's atexit
+    // handlers or flushing buffers that belong to the parent.
+    unsafe { libc::_exit(code) }
 }

@@ -51,6 +51,24 @@ fn exit_status_is_passed_through() {
         testkit::stderr(&out).contains("cannot run 'no-such-command-here'"),
         "{out:?}"
     );
+    let out = run(&sb, &["run", "--name", &name, "--", "/etc/passwd"]);
+    assert_eq!(out.status.code(), Some(126), "not executable: {out:?}");
+    // The command gets default signal dispositions and an empty mask: `yes` dies quietly of
+    // SIGPIPE (Rust's ignored SIGPIPE would make it complain), and SIGINT/SIGTERM reach it.
+    let out = run(
+        &sb,
+        &[
+            "run",
+            "--name",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "yes | head -1; grep SigBlk /proc/self/status",
+        ],
+    );
+    assert_eq!(testkit::stdout(&out), "y\nSigBlk:\t0000000000000000\n");
+    assert_eq!(testkit::stderr(&out), "");
     // The permit was given back every time.
     assert_eq!(value(&sb, &name, "--sysv"), 1);
     // stdin, stdout and arguments reach the command untouched.
