@@ -424,3 +424,35 @@ fn a_fifo_owned_by_another_user_is_refused() {
     );
     assert!(fifo.exists(), "someone else's FIFO is left alone");
 }
+
+/// A pid file planted by another user (in a shared directory it could be there first) is
+/// neither locked nor written nor deleted: the daemon refuses to start. Needs root to chown.
+#[test]
+fn a_pid_file_owned_by_another_user_is_refused_and_kept() {
+    if !nix::unistd::geteuid().is_root() {
+        let _ = std::io::stderr().write_all(
+            b"SKIPPED a_pid_file_owned_by_another_user_is_refused_and_kept: needs root\n",
+        );
+        return;
+    }
+    let sb = Sandbox::new();
+    let fifo = sb.join("app.fifo");
+    let pid = pid_file(&fifo);
+    std::fs::write(&pid, "1\n").unwrap();
+    nix::unistd::chown(&pid, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let out = testkit::run(fifo_demo(&sb).arg("daemon").arg("--fifo").arg(&fifo), b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        testkit::stderr(&out),
+        format!(
+            "fifo-demo: {}: owned by uid 65534, not by us (uid 0): refusing a pid file someone else made\n",
+            pid.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pid).unwrap(),
+        "1\n",
+        "left as it was"
+    );
+    assert!(!fifo.exists(), "no FIFO made");
+}
