@@ -226,7 +226,7 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
         name(&files.rotated),
         name(&files.log)
     )?;
-    Ok(check.verdict(total, fifo_left))
+    Ok(check.verdict(total, (before, after), fifo_left))
 }
 
 fn name(p: &Path) -> String {
@@ -374,18 +374,31 @@ impl Check {
         self.next[w] = seq + 1;
     }
 
-    fn verdict(&self, total: u64, fifo_left: bool) -> String {
+    /// The summary line. `split` is the line count of the rotated file and of the new log:
+    /// the rotation happened only if both hold records (together they hold them all, which the
+    /// record count checks).
+    fn verdict(&self, total: u64, split: (u64, u64), fifo_left: bool) -> String {
         let complete = self.next.iter().filter(|&&n| n == self.lines + 1).count();
         let n = self.next.len();
+        let rotated = split.0 > 0 && split.1 > 0;
         let ok = self.records == total
             && self.torn == 0
             && self.out_of_order == 0
             && self.strangers == 0
             && complete == n
+            && rotated
             && !fifo_left;
+        let rotation = if rotated {
+            "rotated once".to_owned()
+        } else {
+            format!(
+                "NOT rotated ({} lines before the rotation, {} after)",
+                split.0, split.1
+            )
+        };
         let mut summary = format!(
             "{}/{total} records, {} torn, {complete}/{n} writers complete and in order, \
-             rotated once, {}",
+             {rotation}, {}",
             self.records,
             self.torn,
             if fifo_left {
@@ -401,6 +414,43 @@ impl Check {
             format!("ok: {summary}")
         } else {
             format!("FAILED: {summary}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Check;
+
+    /// One writer (pid 7), two lines, all present and in order.
+    fn checked() -> Check {
+        let mut check = Check::new(&[7], 2);
+        check.line("2026-11-26T03:20:50.123456Z pid=7 writer=0 seq=1");
+        check.line("2026-11-26T03:20:50.123457Z pid=7 writer=0 seq=2");
+        check
+    }
+
+    #[test]
+    fn a_rotation_with_records_on_both_sides_is_ok() {
+        assert_eq!(
+            checked().verdict(2, (1, 1), false),
+            "ok: 2/2 records, 0 torn, 1/1 writers complete and in order, rotated once, \
+             no FIFO left"
+        );
+    }
+
+    #[test]
+    fn all_records_in_one_file_is_not_a_rotation() {
+        for split in [(2, 0), (0, 2)] {
+            let verdict = checked().verdict(2, split, false);
+            assert_eq!(
+                verdict,
+                format!(
+                    "FAILED: 2/2 records, 0 torn, 1/1 writers complete and in order, \
+                     NOT rotated ({} lines before the rotation, {} after), no FIFO left",
+                    split.0, split.1
+                )
+            );
         }
     }
 }
