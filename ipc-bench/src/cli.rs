@@ -1,0 +1,81 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::mech::Family;
+
+const EXAMPLES: &str = "\
+Examples:
+  ipc-bench                         # everything, about three minutes; table on stdout
+  ipc-bench --quick                 # about ten seconds, for a first look
+  ipc-bench --quick --only pipe,futex
+  ipc-bench --json > run.json       # the JSON document on stdout instead of the table
+
+Every figure is measured between two forked processes, pinned to one CPU and to two CPUs,
+next to a C program (built with the crate) making the same calls. CSV, JSON and an SVG
+chart go to target/ipc-bench/ (or $CARGO_TARGET_DIR/ipc-bench, or --out).";
+
+/// Round-trip latency and throughput of every Linux IPC mechanism, Rust next to C.
+#[derive(Parser, Debug)]
+#[command(name = "ipc-bench", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// A run of about ten seconds: shorter budgets, one round instead of three.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Measure only these mechanisms (comma-separated); the floor is always measured.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub only: Vec<Family>,
+
+    /// Print the JSON document on stdout instead of the Markdown table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where to write results.csv, results.json and latency.svg
+    /// [default: $CARGO_TARGET_DIR/ipc-bench, else target/ipc-bench beside the binary's
+    /// profile directory]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ipc-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults() {
+        let cli = parse(&[]).unwrap();
+        assert!(!cli.quick && !cli.json && cli.only.is_empty() && cli.out.is_none());
+    }
+
+    #[test]
+    fn only_takes_a_comma_separated_list() {
+        let cli = parse(&["--quick", "--only", "pipe,futex", "--only=sysv-mq"]).unwrap();
+        assert!(cli.quick);
+        assert_eq!(cli.only, [Family::Pipe, Family::Futex, Family::SysvMq]);
+    }
+
+    #[test]
+    fn unknown_mechanism_is_a_usage_error_naming_the_choices() {
+        let err = parse(&["--only", "pipe,carrier-pigeon"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue);
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("carrier-pigeon"), "{text}");
+        assert!(text.contains("unix-stream"), "{text}");
+    }
+
+    #[test]
+    fn unknown_flag_exits_2() {
+        let err = parse(&["--fast"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnknownArgument);
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,139 @@
+//! The real binary, run the way a user runs it: `--quick --only …`, with a deadline.
+//! Nothing here asserts a speed; only that every output exists, parses and agrees.
+
+use std::time::Duration;
+
+use common::testkit::{self, Sandbox};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ipc-bench");
+
+/// Far above the ~2 s a quick pipe run takes, for a loaded CI machine.
+const DEADLINE: Duration = Duration::from_secs(240);
+
+#[test]
+fn quick_pipe_run_writes_a_table_csv_json_and_chart() {
+    let sb = Sandbox::new();
+    let out_dir = sb.join("out");
+    let out = testkit::run_with_deadline(
+        sb.command(BIN)
+            .args(["--quick", "--only", "pipe", "--out"])
+            .arg(&out_dir),
+        b"",
+        DEADLINE,
+    );
+    let stdout = testkit::stdout(&out);
+    assert!(out.status.success(), "{stdout}\n{}", testkit::stderr(&out));
+
+    // The table: both placements of the pipe's round trip, its throughput, and the floor.
+    for needle in [
+        "| mechanism | CPUs | p50 | p99 | p99.9 | C p50 |",
+        "| pipe | 1 CPU |",
+        "| pipe, vmsplice → splice |",
+        "| floor: system call (getppid) |",
+        "bimodal",
+    ] {
+        assert!(stdout.contains(needle), "no {needle:?} in\n{stdout}");
+    }
+
+    // CSV: a header, then rows of as many columns, pipe rows only besides the floor.
+    let csv = std::fs::read_to_string(out_dir.join("results.csv")).expect("results.csv");
+    let mut lines = csv.lines();
+    let header = lines.next().expect("a header");
+    let columns = header.split(',').count();
+    let rows: Vec<&str> = lines.collect();
+    // 4 floor rows; pipe: 2 placements x (latency + 3 sizes); its two variants: 2 x 3 each.
+    assert_eq!(rows.len(), 4 + 8 + 12, "{csv}");
+    for row in &rows {
+        assert!(
+            row.starts_with("floor,") || row.starts_with("pipe"),
+            "{row}"
+        );
+        // No error text in these rows has a comma, so a plain split is exact.
+        assert_eq!(row.split(',').count(), columns, "{row}");
+    }
+
+    // JSON: the same rows, and a pipe round trip measured on both sides with a ratio.
+    let json = std::fs::read_to_string(out_dir.join("results.json")).expect("results.json");
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("results.json parses");
+    let rows = doc["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 24);
+    let pipe_rt = rows
+        .iter()
+        .find(|r| r["mechanism"] == "pipe" && r["test"] == "latency")
+        .expect("a pipe latency row");
+    for side in ["rust", "c"] {
+        let s = &pipe_rt[side];
+        if s["status"] == "ok" {
+            assert!(s["p50_ns"].as_u64().unwrap() <= s["p99_ns"].as_u64().unwrap());
+            assert!(s["samples"].as_u64().unwrap() > 0);
+        } else {
+            // Refused is allowed (a busy or odd machine), but then it says why.
+            assert!(s["error"].as_str().is_some_and(|e| !e.is_empty()), "{s}");
+        }
+    }
+    assert!(doc["machine"]["cpus"].as_u64().unwrap() >= 1);
+
+    let svg = std::fs::read_to_string(out_dir.join("latency.svg")).expect("latency.svg");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("pipe"),
+        "{svg:.200}"
+    );
+}
+
+#[test]
+fn json_flag_prints_the_document_and_named_objects_are_gone() {
+    let sb = Sandbox::new();
+    let out = testkit::run_with_deadline(
+        sb.command(BIN)
+            .args(["--quick", "--json", "--only", "fifo,posix-sem,shm", "--out"])
+            .arg(sb.join("out")),
+        b"",
+        DEADLINE,
+    );
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is the JSON document");
+    let names: Vec<&str> = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["mechanism"].as_str())
+        .collect();
+    for m in ["fifo", "posix-sem", "shm"] {
+        assert!(names.contains(&m), "{m} missing from {names:?}");
+    }
+    // The FIFOs lived in the sandbox's runtime dir; the semaphores and the shared memory in
+    // /dev/shm as /ipc-demo-bench-{posix-sem,shm}-…, names only this test's run makes.
+    // None is left.
+    let rt = sb.runtime_dir();
+    let left: Vec<_> = std::fs::read_dir(&rt)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", rt.display());
+    let shm_left: Vec<_> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| {
+                    n.contains("ipc-demo-bench-posix-sem-") || n.contains("ipc-demo-bench-shm-")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(shm_left.is_empty(), "left in /dev/shm: {shm_left:?}");
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_clear_message() {
+    let sb = Sandbox::new();
+    for (args, needle) in [
+        (&["--only", "pipe,pigeon"][..], "invalid value 'pigeon'"),
+        (&["--fast"][..], "unexpected argument '--fast'"),
+    ] {
+        let out = testkit::run(sb.command(BIN).args(args), b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = testkit::stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
