@@ -38,8 +38,8 @@ echo "sem-demo bench: $(nproc) CPUs, $(uname -r), load $(cut -d' ' -f1-3 /proc/l
 stats() { sort -g | awk '{ v[NR] = $1 } END { printf "%.1f %.1f\n", v[1], v[int((NR + 1) / 2)] }'; }
 
 row() { # label ours-best ours-median peer-best peer-median
-    printf '%-34s %10s %10s %10s %10s   %5.2fx %5.2fx\n' "$1" "$2" "$3" "$4" "$5" \
-        "$(echo "$2 / $4" | bc -l)" "$(echo "$3 / $5" | bc -l)"
+    awk -v l="$1" -v ob="$2" -v om="$3" -v pb="$4" -v pm="$5" 'BEGIN {
+        printf "%-34s %10s %10s %10s %10s   %5.2fx %5.2fx\n", l, ob, om, pb, pm, ob / pb, om / pm }'
 }
 
 printf '%-34s %10s %10s %10s %10s   %6s %6s\n' "ns per pair / round trip" "Rust best" "median" \
@@ -65,7 +65,7 @@ per_call() {
     start=$(date +%s%N)
     for ((i = 0; i < n; i++)); do "$@"; done
     end=$(date +%s%N)
-    echo "scale=1; ($end - $start) / $n / 1000" | bc -l
+    awk -v d=$((end - start)) -v n="$n" 'BEGIN { printf "%.1f\n", d / n / 1000 }'
 }
 
 "$bin" unlink --sysv bench-run 2>/dev/null || true

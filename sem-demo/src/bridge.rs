@@ -10,19 +10,17 @@
 //! entry, sleeps `--cross-ms` (the crossing: simulated work, not synchronisation), records its
 //! exit, and gives the permit back. It exits 1 if it found more than K cars on the bridge.
 
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
-use common::child::{Options, Supervised, describe};
 use common::cleanup::{Object, Shutdown, Unlink};
-use common::{Context, Error, Result, names, say, trace};
+use common::{Error, Result, names, say, trace};
 
 use crate::board::{Board, Event};
 use crate::cli::{BridgeArgs, CarArgs};
 use crate::counter::kind;
+use crate::procs;
 use crate::sem::{Flavor, Open, Remove, Sem};
-
-const DEADLINE: Duration = Duration::from_secs(600);
 
 /// What a bridge run found.
 pub struct Outcome {
@@ -34,7 +32,7 @@ pub struct Outcome {
 
 /// `sem-demo bridge`.
 pub fn run(args: &BridgeArgs) -> Result<ExitCode> {
-    let _shutdown = Shutdown::install()?;
+    let shutdown = Shutdown::install()?;
     let flavor = args.flavor.or(Flavor::Posix);
     let tag = names::unique("bridge");
     let out = play(
@@ -44,6 +42,7 @@ pub fn run(args: &BridgeArgs) -> Result<ExitCode> {
         args.cross_ms,
         flavor,
         !args.quiet,
+        &shutdown,
     )?;
     say!("{}", out.verdict)?;
     Ok(if out.ok {
@@ -62,6 +61,7 @@ pub fn play(
     cross_ms: u32,
     flavor: Flavor,
     timeline: bool,
+    shutdown: &Shutdown,
 ) -> Result<Outcome> {
     let (sem, _) = Sem::open(flavor, tag, Open::Create { value: lanes })?;
     let _sem_guard = Remove(&sem);
@@ -69,30 +69,25 @@ pub fn play(
     let board = Board::create(&board_name, u32::from(lanes), cars)?;
     let _board_guard = Unlink::new(Object::Shm(board_name));
 
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let opts = Options {
-        deadline: Some(DEADLINE),
-        own_group: true,
-    };
+    let cross = cross_ms.to_string();
     let mut children = Vec::new();
     for i in 0..cars {
-        let mut cmd = Command::new(&exe);
-        cmd.args(["car", "--name", tag, "--board", tag, flavor.flag()])
-            .arg("--id")
-            .arg(i.to_string())
-            .arg("--cross-ms")
-            .arg(cross_ms.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        children.push(Supervised::spawn(&format!("car {i}"), &mut cmd, opts)?);
+        let id = i.to_string();
+        let args = [
+            "car",
+            "--name",
+            tag,
+            "--board",
+            tag,
+            flavor.flag(),
+            "--id",
+            &id,
+            "--cross-ms",
+            &cross,
+        ];
+        children.push(procs::start(&format!("car {i}"), &args)?);
     }
-    let mut failed = Vec::new();
-    for c in &children {
-        let status = c.wait_timeout(DEADLINE)?;
-        if !status.success() {
-            failed.push(format!("{} {}", c.label(), describe(status)));
-        }
-    }
+    let failed = procs::wait_all(&children, shutdown)?;
     let events = board.timeline();
     if timeline {
         print_timeline(&events, u32::from(lanes))?;

@@ -12,18 +12,14 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
-use std::time::Duration;
+use std::process::ExitCode;
 
-use common::child::{Options, Supervised, describe};
 use common::cleanup::{Shutdown, Unlink};
 use common::{Context, Error, Result, names, say, trace};
 
 use crate::cli::{CounterArgs, UpdateArgs};
+use crate::procs;
 use crate::sem::{Flavor, Open, Remove, Sem};
-
-/// How long the update processes may take, all together: far more than they need.
-const DEADLINE: Duration = Duration::from_secs(600);
 
 /// What a counter run found.
 pub struct Outcome {
@@ -42,10 +38,16 @@ impl Outcome {
 
 /// `sem-demo counter`.
 pub fn run(args: &CounterArgs) -> Result<ExitCode> {
-    let _shutdown = Shutdown::install()?;
+    let shutdown = Shutdown::install()?;
     let flavor = args.flavor.or(Flavor::Posix);
     let lock = (!args.no_lock).then_some(flavor);
-    let out = play(&names::unique("counter"), args.procs, args.iters, lock)?;
+    let out = play(
+        &names::unique("counter"),
+        args.procs,
+        args.iters,
+        lock,
+        &shutdown,
+    )?;
     say!("{}", verdict(&out, lock))?;
     Ok(
         if lock.is_none() || out.lost() == 0 && out.actual == out.expected {
@@ -90,7 +92,13 @@ pub fn kind(f: Flavor) -> &'static str {
 
 /// Create the file and the semaphore (both named `tag`), run N updaters of M updates each,
 /// read the result.
-pub fn play(tag: &str, procs: u32, iters: u32, lock: Option<Flavor>) -> Result<Outcome> {
+pub fn play(
+    tag: &str,
+    procs: u32,
+    iters: u32,
+    lock: Option<Flavor>,
+    shutdown: &Shutdown,
+) -> Result<Outcome> {
     let path = names::runtime_path(&format!("{tag}.db"))?;
     let mut file = OpenOptions::new()
         .write(true)
@@ -106,34 +114,18 @@ pub fn play(tag: &str, procs: u32, iters: u32, lock: Option<Flavor>) -> Result<O
     };
     let _sem_guard = sem.as_ref().map(Remove);
 
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let opts = Options {
-        deadline: Some(DEADLINE),
-        own_group: true,
-    };
+    let iters_arg = iters.to_string();
+    let path_arg = path.to_string_lossy();
     let mut children = Vec::new();
     for i in 0..procs {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("update")
-            .arg("--file")
-            .arg(&path)
-            .arg("--iters")
-            .arg(iters.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
+        let mut args = vec!["update", "--file", &path_arg, "--iters", &iters_arg];
         match lock {
-            Some(f) => cmd.args(["--name", tag, f.flag()]),
-            None => cmd.arg("--no-lock"),
-        };
-        children.push(Supervised::spawn(&format!("update {i}"), &mut cmd, opts)?);
-    }
-    let mut failed = Vec::new();
-    for c in &children {
-        let status = c.wait_timeout(DEADLINE)?;
-        if !status.success() {
-            failed.push(format!("{} {}", c.label(), describe(status)));
+            Some(f) => args.extend(["--name", tag, f.flag()]),
+            None => args.push("--no-lock"),
         }
+        children.push(procs::start(&format!("update {i}"), &args)?);
     }
+    let failed = procs::wait_all(&children, shutdown)?;
     if !failed.is_empty() {
         return Err(Error::msg(format!(
             "updaters failed: {}",

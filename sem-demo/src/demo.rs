@@ -26,7 +26,7 @@ use nix::sys::signal::{Signal, kill};
 use crate::cli::DemoArgs;
 use crate::counter::{self, kind};
 use crate::sem::{Flavor, Open, Remove, Sem};
-use crate::{bridge, sysv};
+use crate::{bridge, procs, sysv};
 
 const DEADLINE: Duration = Duration::from_secs(300);
 
@@ -59,13 +59,6 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     })
 }
 
-fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
-    match shutdown.signal() {
-        Some(sig) => Err(Error::msg(format!("interrupted by {sig}"))),
-        None => Ok(()),
-    }
-}
-
 fn play(
     args: &DemoArgs,
     tag: &str,
@@ -80,7 +73,7 @@ fn play(
     for flavor in [Flavor::Posix, Flavor::Sysv] {
         let name = format!("{tag}-counter-{}", kind(flavor).to_lowercase());
         sysv_names.push(name.clone());
-        let out = counter::play(&name, n, m, Some(flavor))?;
+        let out = counter::play(&name, n, m, Some(flavor), shutdown)?;
         say!(
             "   {} semaphore: {}/{} {}",
             kind(flavor),
@@ -100,16 +93,16 @@ fn play(
                 out.expected
             ));
         }
-        check_interrupt(shutdown)?;
+        procs::interrupted(shutdown)?;
     }
-    let race = counter::play(&format!("{tag}-counter-nolock"), n, m, None)?;
+    let race = counter::play(&format!("{tag}-counter-nolock"), n, m, None, shutdown)?;
     say!(
         "   no lock: {}/{}: {} updates lost (two processes read the same value, both wrote value+1)",
         race.actual,
         race.expected,
         race.lost()
     )?;
-    check_interrupt(shutdown)?;
+    procs::interrupted(shutdown)?;
 
     // 2. The bridge.
     let (cars, lanes) = (args.cars, args.lanes);
@@ -119,12 +112,12 @@ fn play(
     for (flavor, timeline) in [(Flavor::Posix, true), (Flavor::Sysv, false)] {
         let name = format!("{tag}-bridge-{}", kind(flavor).to_lowercase());
         sysv_names.push(name.clone());
-        let out = bridge::play(&name, cars, lanes, 5, flavor, timeline)?;
+        let out = bridge::play(&name, cars, lanes, 5, flavor, timeline, shutdown)?;
         say!("   {}", out.verdict)?;
         if !out.ok {
             failures.push(format!("bridge {}: {}", kind(flavor), out.verdict));
         }
-        check_interrupt(shutdown)?;
+        procs::interrupted(shutdown)?;
     }
 
     // 3. A holder killed with SIGKILL.
@@ -132,7 +125,7 @@ fn play(
     let name = format!("{tag}-held-sysv");
     sysv_names.push(name.clone());
     killed_holder(&name, Flavor::Sysv, &mut failures)?;
-    check_interrupt(shutdown)?;
+    procs::interrupted(shutdown)?;
     killed_holder(&format!("{tag}-held-posix"), Flavor::Posix, &mut failures)?;
 
     if !failures.is_empty() {

@@ -36,6 +36,7 @@ mod counter;
 mod demo;
 mod posix;
 mod primitives;
+mod procs;
 mod run;
 mod sem;
 mod sysv;

@@ -189,6 +189,7 @@ impl SemSet {
     /// Check an existing set (ours, 4 semaphores, initialised, our name) and read its K.
     fn adopt(&mut self, check: [u16; 2], what: &str) -> Result<Adopted> {
         let start = Instant::now();
+        let mut waited = 0u32;
         loop {
             let ds = self.stat()?;
             if ds.sem_perm.uid != Uid::effective().as_raw() {
@@ -214,6 +215,12 @@ impl SemSet {
                 break;
             }
             // Not initialised yet. If the process that did SETALL is gone, it never will be.
+            if waited == 0 {
+                trace!(
+                    "semctl(IPC_STAT) -> sem_otime 0: not initialised yet; waiting for its creator"
+                );
+            }
+            waited += 1;
             let setter = self.ctl(0, libc::GETPID, "GETPID")?;
             if setter != 0 && kill(Pid::from_raw(setter), None) == Err(Errno::ESRCH) {
                 trace!("semctl(GETPID) -> {setter}, gone: the set was abandoned uninitialised");

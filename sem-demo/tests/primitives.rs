@@ -170,13 +170,7 @@ fn python_sysv_ipc_and_ipcs_see_the_set() {
     };
     assert_eq!(code(&sb, &["post", &name, "--sysv"]), 0);
     let key = key_of(&sb, &name);
-    let ipcs = || {
-        testkit::stdout(&testkit::run(
-            std::process::Command::new("ipcs").arg("-s"),
-            b"",
-        ))
-    };
-    let listed = ipcs();
+    let listed = support::ipcs();
     let row = listed
         .lines()
         .find(|l| l.starts_with(&key))
@@ -190,7 +184,7 @@ fn python_sysv_ipc_and_ipcs_see_the_set() {
     assert_eq!(value(&sb, &name, "--sysv"), 2);
     assert_eq!(code(&sb, &["unlink", &name, "--sysv"]), 0);
     assert!(
-        !ipcs().lines().any(|l| l.starts_with(&key)),
+        !support::ipcs().lines().any(|l| l.starts_with(&key)),
         "removed from ipcs -s"
     );
 }

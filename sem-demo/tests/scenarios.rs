@@ -171,3 +171,57 @@ fn the_default_demo_plays_everything_and_leaves_nothing() {
         .collect();
     assert_eq!(left, Vec::<String>::new());
 }
+
+#[test]
+fn sigterm_stops_the_counter_and_removes_its_objects() {
+    for flavor in ["--posix", "--sysv"] {
+        let sb = Sandbox::new();
+        let mut c = cmd(
+            &sb,
+            &[
+                "-v", "counter", "--procs", "2", "--iters", "10000000", flavor,
+            ],
+        );
+        let counter = testkit::spawn(&mut c);
+        let mut err = counter.stderr_lines().unwrap();
+        // The objects exist, and the updaters are at work once one narrates its first update.
+        let created = err
+            .wait_for(
+                |l| l.contains("O_EXCL") || l.contains("IPC_EXCL"),
+                support::WAIT,
+            )
+            .unwrap();
+        err.wait_for(|l| l.contains("pwrite <-"), support::WAIT)
+            .unwrap();
+        counter.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = counter.wait_timeout(support::WAIT).unwrap();
+        assert_eq!(status.code(), Some(1), "{status:?}");
+        let rest = err.rest(support::WAIT).unwrap().join("\n");
+        assert!(rest.contains("interrupted by SIGTERM"), "{rest}");
+        assert_eq!(leftovers_of(&sb.runtime_dir()), Vec::<String>::new());
+        if flavor == "--posix" {
+            // "sem_open(/ipc-demo-counter-..., O_CREAT|O_EXCL, 0600, 1) -> created"
+            let name = created
+                .split("sem_open(/")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
+            assert!(
+                !std::path::Path::new(&format!("/dev/shm/sem.{name}")).exists(),
+                "{name}"
+            );
+        } else {
+            let key = created
+                .split("semget(")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
+            let ipcs = support::ipcs();
+            assert!(!ipcs.contains(key), "{key} left in ipcs -s:\n{ipcs}");
+        }
+    }
+}

@@ -82,3 +82,11 @@ pub fn max_overlap(log: &str) -> usize {
     assert_eq!(now, 0, "every command ended");
     max
 }
+
+/// What `ipcs -s` lists now.
+pub fn ipcs() -> String {
+    testkit::stdout(&testkit::run(
+        std::process::Command::new("ipcs").arg("-s"),
+        b"",
+    ))
+}

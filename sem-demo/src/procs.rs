@@ -1,0 +1,64 @@
+//! The role processes that `counter`, `bridge` and `demo` start: each a real child running
+//! this same binary, with a deadline, in a process group of its own, and stopped (SIGTERM,
+//! then SIGKILL) when its handle is dropped.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::child::{Options, Supervised, describe};
+use common::cleanup::Shutdown;
+use common::{Context, Error, Result};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+/// How long a role may run: far more than it needs; reached only if something hangs.
+pub const DEADLINE: Duration = Duration::from_secs(600);
+
+/// How often [`wait_all`] looks at its children while no signal arrives, in ms.
+const CHECK_EVERY_MS: u8 = 50;
+
+/// `sem-demo ARGS...` as a child, stdin and stdout to /dev/null, stderr shared with ours.
+pub fn start(label: &str, args: &[&str]) -> Result<Supervised> {
+    let exe = std::env::current_exe().ctx("current_exe", "")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
+    // A group of its own: a Ctrl-C at the terminal reaches only us, and we stop the roles in
+    // order as their handles drop (after which our guards remove the objects).
+    let opts = Options {
+        deadline: Some(DEADLINE),
+        own_group: true,
+    };
+    Supervised::spawn(label, &mut cmd, opts)
+}
+
+/// An error if SIGINT/SIGTERM asked us to stop.
+pub fn interrupted(shutdown: &Shutdown) -> Result<()> {
+    match shutdown.signal() {
+        Some(sig) => Err(Error::msg(format!("interrupted by {sig}"))),
+        None => Ok(()),
+    }
+}
+
+/// Wait until every child has exited; returns the ones that failed, as `label status`. A
+/// SIGINT/SIGTERM ends the wait at once with an error (the caller's handles then stop the
+/// children): the wait sleeps in `poll` on the shutdown pipe, looking at the children
+/// between naps (a child's exit has no descriptor here to wake us).
+pub fn wait_all(children: &[Supervised], shutdown: &Shutdown) -> Result<Vec<String>> {
+    let mut failed = Vec::new();
+    for c in children {
+        loop {
+            interrupted(shutdown)?;
+            if let Some(status) = c.try_wait()? {
+                if !status.success() {
+                    failed.push(format!("{} {}", c.label(), describe(status)));
+                }
+                break;
+            }
+            let mut fds = [PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(CHECK_EVERY_MS)) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("poll", "shutdown pipe", e)),
+            }
+        }
+    }
+    Ok(failed)
+}
