@@ -1,6 +1,6 @@
 //! The chart: round-trip latency per mechanism on a log axis, one panel for one CPU and one
 //! for two CPUs side by side. Each mechanism has a bar from p50 to p99.9 with a dot at p50
-//! and a tick at p99, Rust above and its C twin below.
+//! and a ring at p99, Rust above and its C twin below.
 
 use std::path::Path;
 
@@ -8,6 +8,15 @@ use plotters::prelude::*;
 
 use crate::harness::{Placement, Test};
 use crate::report::Row;
+
+/// An axis label: 1 µs, 10 µs, 1 ms…
+fn duration_label(ns: f64) -> String {
+    match ns {
+        v if v >= 1e6 => format!("{} ms", v / 1e6),
+        v if v >= 1e3 => format!("{} µs", v / 1e3),
+        v => format!("{v} ns"),
+    }
+}
 
 const RUST: RGBColor = RGBColor(0xb7, 0x41, 0x0e);
 const C: RGBColor = RGBColor(0x1f, 0x5f, 0xa8);
@@ -42,6 +51,20 @@ pub fn draw(rows: &[Row], path: &Path, title: &str) -> Result<(), String> {
     let root = root
         .titled(title, ("sans-serif", 18))
         .map_err(|e| err(&e))?;
+    // The key, in a strip under both panels, so that it never covers a bar.
+    let (root, footer) = root.split_vertically(height - 60);
+    let text = |s: &str, color: RGBColor, x: i32| {
+        footer
+            .draw_text(s, &("sans-serif", 14).into_font().color(&color), (x, 10))
+            .map_err(|e| err(&e))
+    };
+    text("● Rust", RUST, 200)?;
+    text("● C twin (same calls)", C, 290)?;
+    text(
+        "dot: p50   ring: p99   bar: p50 to p99.9   (log scale)",
+        BLACK,
+        480,
+    )?;
     let (left, right) = root.split_horizontally(600);
     for (area, placement, name) in [
         (left, Placement::SameCpu, "both on 1 CPU"),
@@ -49,7 +72,7 @@ pub fn draw(rows: &[Row], path: &Path, title: &str) -> Result<(), String> {
     ] {
         let n = mechs.len();
         let mut chart = ChartBuilder::on(&area)
-            .caption(format!("round trip, {name} (ns, log)"), ("sans-serif", 15))
+            .caption(format!("round trip, {name}"), ("sans-serif", 15))
             .margin(8)
             .x_label_area_size(30)
             .y_label_area_size(if placement == Placement::SameCpu {
@@ -74,7 +97,8 @@ pub fn draw(rows: &[Row], path: &Path, title: &str) -> Result<(), String> {
                     _ => String::new(),
                 }
             })
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&|x| duration_label(*x))
+            .label_style(("sans-serif", 13))
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(|e| err(&e))?;
@@ -107,23 +131,6 @@ pub fn draw(rows: &[Row], path: &Path, title: &str) -> Result<(), String> {
                     ])
                     .map_err(|e| err(&e))?;
             }
-        }
-        if placement == Placement::CrossCpu {
-            for (label, color) in [("Rust", RUST), ("C twin", C)] {
-                // An empty series, drawn only in the legend.
-                chart
-                    .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-                    .map_err(|e| err(&e))?
-                    .label(label)
-                    .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
-            }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerRight)
-                .draw()
-                .map_err(|e| err(&e))?;
         }
     }
     root.present().map_err(|e| err(&e))?;
