@@ -179,8 +179,13 @@ pub fn update(args: &UpdateArgs) -> Result<ExitCode> {
         _ => None,
     };
     trace!(
-        "{} x (wait, pread, +1, pwrite, post) on {}",
+        "{} x ({}) on {}",
         args.iters,
+        if sem.is_some() {
+            "wait, pread, +1, pwrite, post"
+        } else {
+            "pread, +1, pwrite: no lock"
+        },
         args.file.display()
     );
     for i in 0..args.iters {

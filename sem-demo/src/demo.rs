@@ -107,7 +107,9 @@ fn play(
     // 2. The bridge.
     let (cars, lanes) = (args.cars, args.lanes);
     say!(
-        "2. bridge: {cars} car processes, {lanes} lanes (a counting semaphore with {lanes} permits)"
+        "2. bridge: {cars} car processes, {lanes} lane{} (a counting semaphore with {lanes} permit{})",
+        plural(lanes.into()),
+        plural(lanes.into())
     )?;
     for (flavor, timeline) in [(Flavor::Posix, true), (Flavor::Sysv, false)] {
         let name = format!("{tag}-bridge-{}", kind(flavor).to_lowercase());
@@ -249,4 +251,8 @@ fn leftovers(tag: &str, sysv_names: &[String]) -> Vec<String> {
         }
     }
     left
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use common::{Error, Result, names};
+use nix::errno::Errno;
 
 use crate::posix::{self, NamedSem};
 use crate::sysv::{self, SemSet};
@@ -157,11 +158,16 @@ pub struct Remove<'a>(pub &'a Sem);
 
 impl Drop for Remove<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.0.remove()
-            && e.errno() != Some(nix::errno::Errno::EINVAL)
-            && e.errno() != Some(nix::errno::Errno::EIDRM)
-        {
-            eprintln!("warning: {e}");
+        match self.0.remove() {
+            // (SysV removals narrate themselves.)
+            Ok(()) if matches!(self.0, Sem::Posix(_)) => {
+                common::trace!("sem_unlink({})", self.0.describe());
+            }
+            Ok(()) => {}
+            // Already gone (someone ran `sem-demo unlink`): nothing left to do.
+            Err(e) if matches!(e.errno(), Some(Errno::EINVAL | Errno::EIDRM)) => {}
+            // Drop cannot return an error; say it, so the leftover is not a mystery.
+            Err(e) => eprintln!("warning: {e}"),
         }
     }
 }

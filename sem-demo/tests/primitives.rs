@@ -188,3 +188,67 @@ fn python_sysv_ipc_and_ipcs_see_the_set() {
         "removed from ipcs -s"
     );
 }
+
+#[test]
+fn a_semaphore_others_can_change_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let name = unique("open");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--posix",
+    };
+    assert_eq!(code(&sb, &["post", &name]), 0);
+    let file = format!("/dev/shm/sem.ipc-demo-{name}");
+    // `sem-demo unlink` refuses a semaphore that is not ours, so the test removes the file.
+    struct RmFile<'a>(&'a str);
+    impl Drop for RmFile<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _rm = RmFile(&file);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run(&sb, &["post", &name]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = testkit::stderr(&out);
+    assert!(
+        err.contains("is writable by group or others (mode 0666)"),
+        "{err}"
+    );
+    // Someone else's (only root can make one here; CI runs as root).
+    if nix::unistd::Uid::effective().is_root() {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+        let err = testkit::stderr(&run(&sb, &["trywait", &name]));
+        assert!(err.contains("is owned by uid 65534, not by us"), "{err}");
+    } else {
+        eprintln!("not root: the foreign-owner case is not exercised");
+    }
+}
+
+#[test]
+fn a_sysv_set_others_can_change_is_refused() {
+    let sb = Sandbox::new();
+    let name = unique("opensysv");
+    assert_eq!(code(&sb, &["post", &name, "--sysv"]), 0);
+    let key = key_of(&sb, &name);
+    python(
+        "import sysv_ipc, sys\ns = sysv_ipc.Semaphore(int(sys.argv[1], 16))\ns.mode = 0o666",
+        &[&key],
+    );
+    let out = run(&sb, &["post", &name, "--sysv"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = testkit::stderr(&out);
+    assert!(
+        err.contains("is writable by group or others (mode 0666)"),
+        "{err}"
+    );
+    // Not ours to remove either: python removes it.
+    assert_eq!(code(&sb, &["unlink", &name, "--sysv"]), 1);
+    python(
+        "import sysv_ipc, sys\nsysv_ipc.Semaphore(int(sys.argv[1], 16)).remove()",
+        &[&key],
+    );
+}
