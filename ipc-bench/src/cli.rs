@@ -33,6 +33,10 @@ pub struct Cli {
     #[arg(long)]
     pub json: bool,
 
+    /// Narrate the set-up calls (mkfifo, msgget, IPC_RMID…) on stderr; never the timed loops.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
+
     /// Where to write results.csv, results.json and latency.svg
     /// [default: $CARGO_TARGET_DIR/ipc-bench, else target/ipc-bench beside the binary's
     /// profile directory]
@@ -52,7 +56,7 @@ mod tests {
     #[test]
     fn defaults() {
         let cli = parse(&[]).unwrap();
-        assert!(!cli.quick && !cli.json && cli.only.is_empty() && cli.out.is_none());
+        assert!(!cli.quick && !cli.json && !cli.trace && cli.only.is_empty() && cli.out.is_none());
     }
 
     #[test]

@@ -40,6 +40,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    common::narrate::init("bench", false);
+    common::narrate::init("bench", cli.trace);
     common::error::finish("ipc-bench", bench::run(&cli))
 }

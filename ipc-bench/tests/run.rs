@@ -123,6 +123,51 @@ fn json_flag_prints_the_document_and_named_objects_are_gone() {
     assert!(shm_left.is_empty(), "left in /dev/shm: {shm_left:?}");
 }
 
+/// SysV message queues refuse a message above `kernel.msgmax` (8 KiB unless raised), root
+/// included: the 64 KiB rows say why, and the other rows of the run are still measured.
+#[test]
+fn a_refused_size_is_reported_in_its_row_and_the_rest_still_run() {
+    let msgmax: usize = std::fs::read_to_string("/proc/sys/kernel/msgmax")
+        .expect("/proc/sys/kernel/msgmax")
+        .trim()
+        .parse()
+        .expect("msgmax is a number");
+    let sb = Sandbox::new();
+    let out = testkit::run_with_deadline(
+        sb.command(BIN)
+            .args(["--quick", "--json", "--only", "sysv-mq", "--out"])
+            .arg(sb.join("out")),
+        b"",
+        DEADLINE,
+    );
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let rows: Vec<&serde_json::Value> = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["mechanism"] == "sysv-mq")
+        .collect();
+    assert_eq!(rows.len(), 2 * 4, "{rows:?}");
+    for row in rows {
+        let big = row["size_bytes"].as_u64().unwrap() as usize > msgmax;
+        for side in ["rust", "c"] {
+            let s = &row[side];
+            if big {
+                assert_eq!(s["status"], "refused", "{row}");
+                let why = s["error"].as_str().unwrap();
+                assert!(
+                    why.starts_with("msgsnd") && why.ends_with("Invalid argument"),
+                    "{why}"
+                );
+            } else {
+                // Measured; a row that fails here for another reason says so in the message.
+                assert_eq!(s["status"], "ok", "{row}");
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_flags_exit_2_with_a_clear_message() {
     let sb = Sandbox::new();
