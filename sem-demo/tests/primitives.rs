@@ -63,7 +63,11 @@ fn a_blocked_wait_proceeds_when_another_process_posts() {
     };
     assert_eq!(code(&sb, &["post", &name]), 0);
     assert_eq!(code(&sb, &["wait", &name]), 0);
-    let waiter = testkit::spawn(&mut support::cmd(&sb, &["wait", &name]));
+    let waiter = testkit::spawn(&mut support::cmd(&sb, &["-v", "wait", &name]));
+    // It has opened the semaphore, whose value is 0: it is in (or about to enter) sem_wait.
+    let mut err = waiter.stderr_lines().unwrap();
+    err.wait_for(|l| l.contains("existing, ours"), support::WAIT)
+        .unwrap();
     assert!(waiter.try_wait().unwrap().is_none(), "no permit: it waits");
     assert_eq!(code(&sb, &["post", &name]), 0);
     assert!(waiter.wait_timeout(support::WAIT).unwrap().success());
