@@ -401,8 +401,7 @@ fn cleanup_removes_what_kill_9_left_and_refuses_a_live_daemon() {
 
 #[test]
 fn a_fifo_owned_by_another_user_is_refused() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: giving a FIFO to another user needs root");
+    if !support::root_or_skip("a_fifo_owned_by_another_user_is_refused") {
         return;
     }
     let sb = Sandbox::new();
@@ -428,10 +427,7 @@ fn a_fifo_owned_by_another_user_is_refused() {
 /// neither locked nor written nor deleted: the daemon refuses to start. Needs root to chown.
 #[test]
 fn a_pid_file_owned_by_another_user_is_refused_and_kept() {
-    if !nix::unistd::geteuid().is_root() {
-        let _ = std::io::stderr().write_all(
-            b"SKIPPED a_pid_file_owned_by_another_user_is_refused_and_kept: needs root\n",
-        );
+    if !support::root_or_skip("a_pid_file_owned_by_another_user_is_refused_and_kept") {
         return;
     }
     let sb = Sandbox::new();

@@ -114,3 +114,15 @@ pub fn wait_for_line(path: &Path, want: impl Fn(&str) -> bool) -> Vec<String> {
 pub fn after_stamp(line: &str) -> &str {
     line.split_once(' ').map_or("", |(_, rest)| rest)
 }
+
+/// False, after saying so, when the test needs root (to give a file to another user) and we
+/// are not root. CI runs as root, so these tests run there; elsewhere the skip is written
+/// straight to stderr, which the test harness does not capture, so that it shows.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let line = format!("SKIPPED {test}: needs root to chown a file to another user\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    false
+}
