@@ -13,7 +13,7 @@
 //!    (with our original mask restored in the child), with `PR_SET_PDEATHSIG`
 //!    set to SIGKILL: if `run` dies, the command dies with it, so a command never runs
 //!    without the permit it was started under;
-//! 4. `sigwaitinfo` for those signals: SIGCHLD means the command may have ended (reap it);
+//! 4. `sigwait` for those signals: SIGCHLD means the command may have ended (reap it);
 //!    the others are passed on to the command, and `run` keeps waiting for it;
 //! 5. give the permit back (`semop(+1, SEM_UNDO)`, which also cancels the kernel's undo
 //!    entry) and exit with the command's status, 128+N if signal N killed it.
