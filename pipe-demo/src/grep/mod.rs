@@ -95,7 +95,7 @@ pub fn run(args: &GrepArgs) -> Result<ExitCode> {
 
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 17, stdout.lock());
-    let mut searcher = Searcher::new(&matcher, opts);
+    let mut searcher = Searcher::new(matcher, opts);
     let mut selected = 0u64;
     let mut errors = false;
     for &name in &inputs {

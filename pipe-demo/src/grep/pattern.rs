@@ -11,12 +11,26 @@
 //! and group 1 is what `-o` prints.
 //!
 //! No pattern at all (`-f /dev/null`) matches nothing, as in grep.
+//!
+//! # Finding the next matching line fast
+//!
+//! The regex runs over whole blocks; its engine finds the literal a match must start with
+//! (`txt` in `txt$`, `Nov`) with a vectorised search, and runs its automaton only from there.
+//! A pattern whose leading literal is on every line, or that has none, gets no such help:
+//! `^-rw.*file_[0-9]+\.md$` starts with `-rw`, which most `ls -l` lines start with, and
+//! `[0-9]{2}:5[0-9]` starts with a class. Such a pattern often holds a rarer literal that every
+//! match must contain (`.md`, `:5`). [`Matcher::tune`] takes those literals from the regex's
+//! syntax tree, counts each in the first block of input, and if the rarest one is on few
+//! lines, the search looks for it instead (`memmem`) and runs the regex only on the lines
+//! where it is, as GNU grep and ripgrep do.
 
 use std::ops::Range;
 
-use common::{Error, Result};
+use common::{Error, Result, trace};
+use memchr::memmem::{self, Finder};
 use memchr::{memchr, memrchr};
 use regex::bytes::{Regex, RegexBuilder};
+use regex_syntax::hir::{Hir, HirKind};
 
 /// How patterns are read and what a match must cover.
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,6 +51,12 @@ pub struct Matcher {
     re: Option<Regex>,
     /// The regex has the `-w` frame: the match proper is group 1.
     word: bool,
+    /// Literals that every match contains, in pattern order (see the module docs).
+    required: Vec<Vec<u8>>,
+    /// The first of them is where every match starts (the regex's own search looks for it).
+    leading: bool,
+    /// Set by [`Matcher::tune`]: the rare literal to look for instead of running the regex.
+    rare: Option<Finder<'static>>,
 }
 
 /// `[^[:alnum:]_\n]`: a byte that ends a word, on this line.
@@ -49,6 +69,9 @@ impl Matcher {
             return Ok(Matcher {
                 re: None,
                 word: false,
+                required: Vec::new(),
+                leading: false,
+                rare: None,
             });
         }
         let mut alternation = String::new();
@@ -77,10 +100,55 @@ impl Matcher {
             alternation
         };
         let shown = patterns.join("\\n");
+        let re = build(&framed, flags.ignore_case, &shown)?;
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .unicode(false)
+            .multi_line(true)
+            .case_insensitive(flags.ignore_case)
+            .build()
+            .parse(&framed);
+        let (mut required, mut leading) = (Vec::new(), false);
+        if let Ok(hir) = hir {
+            required_literals(&hir, &mut required);
+            leading = starts_with_literal(&hir);
+        }
+        // A literal with a newline cannot be inside one line; an empty one finds everything.
+        required.retain(|l| !l.is_empty() && !l.contains(&b'\n'));
         Ok(Matcher {
-            re: Some(build(&framed, flags.ignore_case, &shown)?),
+            re: Some(re),
             word,
+            required,
+            leading,
+            rare: None,
         })
+    }
+
+    /// Choose how to search, from a sample of the input (its first block): by the literals
+    /// every match contains, if one of them is rare there (see the module docs).
+    pub fn tune(&mut self, sample: &[u8]) {
+        let lines = memchr::memchr_iter(b'\n', sample).count().max(1);
+        // Counting stops past one per line: more cannot change the choice.
+        let best = self
+            .required
+            .iter()
+            .enumerate()
+            .map(|(i, lit)| (memmem::find_iter(sample, lit).take(lines + 1).count(), i))
+            .min();
+        let Some((count, i)) = best else {
+            return;
+        };
+        // The leading literal is what the regex engine looks for itself; a literal on more
+        // than one line in four makes too many lines to check one by one.
+        if (i == 0 && self.leading) || count * 4 > lines {
+            return;
+        }
+        let lit = &self.required[i];
+        trace!(
+            "search: memmem for {:?} (on {count} of {lines} sampled lines), regex on those lines",
+            String::from_utf8_lossy(lit)
+        );
+        self.rare = Some(Finder::new(lit).into_owned());
     }
 
     /// The next line of `b` at or after `pos` (a line start) that matches: the line's start
@@ -93,6 +161,9 @@ impl Matcher {
     #[inline]
     pub fn find_line(&self, b: &[u8], mut pos: usize) -> Option<(usize, usize)> {
         let re = self.re.as_ref()?;
+        if let Some(rare) = &self.rare {
+            return find_line_by_literal(re, rare, b, pos);
+        }
         while pos < b.len() {
             let m = re.find_at(b, pos)?;
             let start = m.start();
@@ -142,6 +213,55 @@ impl Matcher {
             pos = if e > pos { e } else { pos + 1 };
         }
         Ok(())
+    }
+}
+
+/// [`Matcher::find_line`] by a literal every match contains: each line that holds it is
+/// checked with the regex, on its own.
+fn find_line_by_literal(
+    re: &Regex,
+    rare: &Finder<'_>,
+    b: &[u8],
+    mut pos: usize,
+) -> Option<(usize, usize)> {
+    while pos < b.len() {
+        let at = pos + rare.find(&b[pos..])?;
+        let line_start = memrchr(b'\n', &b[pos..at]).map_or(pos, |i| pos + i + 1);
+        let line_end = memchr(b'\n', &b[at..]).map_or(b.len(), |i| at + i);
+        if re.is_match(&b[line_start..line_end]) {
+            return Some((line_start, line_end));
+        }
+        pos = line_end + 1;
+    }
+    None
+}
+
+/// The literals that every match of `hir` contains, in order: those of a concatenation, of
+/// a group, of a repetition that happens at least once. An alternation promises none.
+fn required_literals(hir: &Hir, out: &mut Vec<Vec<u8>>) {
+    match hir.kind() {
+        HirKind::Literal(lit) => out.push(lit.0.to_vec()),
+        HirKind::Capture(c) => required_literals(&c.sub, out),
+        HirKind::Repetition(r) if r.min >= 1 => required_literals(&r.sub, out),
+        HirKind::Concat(subs) => {
+            for sub in subs {
+                required_literals(sub, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// True if every match of `hir` starts with its first required literal (after `^`).
+fn starts_with_literal(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Literal(_) => true,
+        HirKind::Capture(c) => starts_with_literal(&c.sub),
+        HirKind::Concat(subs) => subs
+            .iter()
+            .find(|s| !matches!(s.kind(), HirKind::Look(_)))
+            .is_some_and(starts_with_literal),
+        _ => false,
     }
 }
 
@@ -242,6 +362,41 @@ mod tests {
         })
         .unwrap();
         assert_eq!(got, [0..3, 4..7, 13..16]);
+    }
+
+    #[test]
+    fn a_rare_inner_literal_is_searched_for_and_lines_checked_by_the_regex() {
+        let mut text = Vec::new();
+        for i in 0..400 {
+            let ext = if i % 10 == 3 { "md" } else { "txt" };
+            text.extend_from_slice(format!("-rw-r--r-- file_{i}.{ext}\n").as_bytes());
+        }
+        text.extend_from_slice(b"-rw-r--r-- not.md.txt\n-rw x.md\n");
+        let pattern = [r"^-rw.*file_[0-9]+\.md$".to_owned()];
+        let plain = Matcher::new(&pattern, Flags::default()).unwrap();
+        let mut tuned = Matcher::new(&pattern, Flags::default()).unwrap();
+        assert_eq!(
+            tuned.required,
+            [b"-rw".to_vec(), b"file_".to_vec(), b".md".to_vec()]
+        );
+        assert!(tuned.leading);
+        tuned.tune(&text);
+        assert!(tuned.rare.is_some(), ".md is on 1 line in 10");
+        let all = |m: &Matcher| {
+            let mut found = Vec::new();
+            let mut pos = 0;
+            while let Some((s, e)) = m.find_line(&text, pos) {
+                found.push(s..e);
+                pos = e + 1;
+            }
+            found
+        };
+        assert_eq!(all(&tuned).len(), 40);
+        assert_eq!(all(&tuned), all(&plain));
+        // A leading literal is left to the regex engine, which looks for it itself.
+        let mut lead = Matcher::new(&["file_3[0-9]".to_owned()], Flags::default()).unwrap();
+        lead.tune(&text);
+        assert!(lead.rare.is_none());
     }
 
     #[test]

@@ -58,10 +58,12 @@ pub struct Options {
 }
 
 /// The search loop's state: one buffer, reused for every input.
-pub struct Searcher<'m> {
-    matcher: &'m Matcher,
+pub struct Searcher {
+    matcher: Matcher,
     opts: Options,
     buf: Vec<u8>,
+    /// The matcher has seen its sample of the input ([`Matcher::tune`]).
+    tuned: bool,
 }
 
 /// One input's progress.
@@ -79,12 +81,13 @@ struct Input<'n> {
     done: bool,
 }
 
-impl<'m> Searcher<'m> {
-    pub fn new(matcher: &'m Matcher, opts: Options) -> Self {
+impl Searcher {
+    pub fn new(matcher: Matcher, opts: Options) -> Self {
         Searcher {
             matcher,
             opts,
             buf: vec![0; BLOCK],
+            tuned: false,
         }
     }
 
@@ -133,6 +136,10 @@ impl<'m> Searcher<'m> {
                 break;
             }
             let end = filled + n;
+            if !self.tuned {
+                self.matcher.tune(&self.buf[..end]);
+                self.tuned = true;
+            }
             // Search only complete lines; the partial last one waits for the next read.
             match memchr::memrchr(b'\n', &self.buf[filled..end]) {
                 Some(i) => {
@@ -349,7 +356,7 @@ mod tests {
 
     fn grep(pattern: &str, input: &[u8], opts: Options) -> (String, u64) {
         let m = Matcher::new(&[pattern.to_owned()], Flags::default()).unwrap();
-        let mut s = Searcher::new(&m, opts);
+        let mut s = Searcher::new(m, opts);
         let mut out = Vec::new();
         let n = s.search(input, &mut out, "f").unwrap();
         (String::from_utf8(out).unwrap(), n)
