@@ -33,7 +33,8 @@
 //! - an empty line is logged as a record with an empty message: every newline that reaches
 //!   the daemon is one line in the log, so lines in = lines out.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The atomic-write limit for pipes and FIFOs (4096 on Linux; POSIX requires at least 512).
 pub const PIPE_BUF: usize = libc::PIPE_BUF;
@@ -150,57 +151,30 @@ pub fn log_line(stamp: &[u8], record: &Record<'_>, out: &mut Vec<u8>) {
     out.push(END);
 }
 
-/// Formats `SystemTime`s as `2026-11-26T03:20:50.123456Z`, by hand: the date part changes once
-/// a second, so it is computed once a second and only the microseconds are formatted per call.
+/// Formats `SystemTime`s as `2026-11-26T03:20:50.123456Z` (RFC 3339, UTC, microseconds) with
+/// `humantime`, into a buffer it reuses. The daemon stamps once per `read`, not per record.
 #[derive(Default)]
 pub struct Stamp {
-    second: Option<u64>,
     text: Vec<u8>,
 }
 
 /// Length of a formatted timestamp.
 pub const STAMP_LEN: usize = "2026-11-26T03:20:50.123456Z".len();
 
+/// The last instant RFC 3339 can write (four-digit years).
+const LATEST: Duration = Duration::new(253_402_300_799, 999_999_000);
+
 impl Stamp {
     /// Format `now`; the result is valid until the next call.
     pub fn format(&mut self, now: SystemTime) -> &[u8] {
-        // A clock set before 1970 is not worth failing a log line for: log the epoch.
-        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since.as_secs();
-        if self.second != Some(secs) {
-            self.second = Some(secs);
-            self.text = date_time(secs).into_bytes();
-        }
-        self.text.truncate("2026-11-26T03:20:50.".len());
-        let micros = since.subsec_micros();
-        let mut digits = [b'0'; 6];
-        let mut m = micros;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (m % 10) as u8;
-            m /= 10;
-        }
-        self.text.extend_from_slice(&digits);
-        self.text.push(b'Z');
+        // A clock set before 1970 or past 9999 is not worth failing a log line for (humantime
+        // would panic or fail): log the nearest time it can write.
+        let now = now.clamp(UNIX_EPOCH, UNIX_EPOCH + LATEST);
+        self.text.clear();
+        write!(self.text, "{}", humantime::format_rfc3339_micros(now))
+            .expect("a time within the RFC 3339 range formats into a Vec");
         &self.text
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.` for `secs` since the epoch (UTC), with Howard Hinnant's
-/// days-to-civil algorithm (proleptic Gregorian calendar).
-fn date_time(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.")
 }
 
 /// A log line taken apart again (used by the demo's check and by tests).
@@ -244,7 +218,6 @@ pub fn parse_log_line(line: &str) -> Option<LogLine<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn records_round_trip() {
@@ -309,6 +282,11 @@ mod tests {
         assert_eq!(stamp.format(t), b"2000-02-29T00:00:00.000000Z");
         let t = UNIX_EPOCH + Duration::from_secs(951_868_799);
         assert_eq!(stamp.format(t), b"2000-02-29T23:59:59.000000Z");
+        // Clocks out of range are clamped, never a panic.
+        let t = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(stamp.format(t), b"1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        assert_eq!(stamp.format(t), b"9999-12-31T23:59:59.999999Z");
     }
 
     #[test]
