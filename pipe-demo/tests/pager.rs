@@ -3,7 +3,7 @@
 mod support;
 
 use std::io::Read;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use common::child::{Options, Supervised};
@@ -30,13 +30,12 @@ fn not_a_terminal_passes_the_output_through_unchanged() {
     assert_eq!(testkit::stdout(&ours), testkit::stdout(&theirs));
 }
 
-#[test]
-fn a_terminal_gets_the_pager() {
-    let sb = Sandbox::new();
-    std::fs::write(sb.join("one.txt"), "1").unwrap();
+/// Run `pipe-demo pager CMD` with `$PAGER` set and stdout on a fresh pseudo-terminal, to its
+/// end; its exit status and what reached the terminal.
+fn on_a_terminal(sb: &Sandbox, cmd_line: &str, pager: &str) -> (ExitStatus, String) {
     let pty = nix::pty::openpty(None, None).expect("openpty");
-    let mut cmd = demo(&sb, &["pager", "echo through the pager"]);
-    cmd.env("PAGER", "sed s/^/PAGED:/")
+    let mut cmd = demo(sb, &["pager", cmd_line]);
+    cmd.env("PAGER", pager)
         .stdin(Stdio::null())
         .stdout(Stdio::from(pty.slave))
         .stderr(Stdio::piped());
@@ -53,11 +52,18 @@ fn a_terminal_gets_the_pager() {
     // reads EIO (the terminal's EOF) once the child and the pager have exited.
     drop(cmd);
     let status = child.wait_timeout(Duration::from_secs(60)).unwrap();
-    assert!(status.success(), "{status:?}");
     let mut master = std::fs::File::from(pty.master);
     let mut got = Vec::new();
     let _ = master.read_to_end(&mut got); // ends with EIO when the slave side is closed
-    let text = String::from_utf8_lossy(&got);
+    (status, String::from_utf8_lossy(&got).into_owned())
+}
+
+#[test]
+fn a_terminal_gets_the_pager() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.join("one.txt"), "1").unwrap();
+    let (status, text) = on_a_terminal(&sb, "echo through the pager", "sed s/^/PAGED:/");
+    assert!(status.success(), "{status:?}");
     assert!(text.contains("PAGED:through the pager"), "{text:?}");
 }
 
@@ -68,7 +74,6 @@ fn a_terminal_gets_the_pager() {
 #[test]
 fn ctrl_c_while_the_pager_runs_leaves_pipe_demo_alive() {
     let sb = Sandbox::new();
-    let pty = nix::pty::openpty(None, None).expect("openpty");
     // A fake pager, playing the terminal: it checks that it did not inherit SIGINT or SIGQUIT
     // ignored (bits 2 and 3 of SigIgn in /proc), ignores both itself (less catches them),
     // signals its whole process group (pipe-demo's), then exits 3.
@@ -77,28 +82,9 @@ fn ctrl_c_while_the_pager_runs_leaves_pipe_demo_alive() {
         r#"[ $((0x$ign & 6)) -eq 0 ] || echo INHERITED-IGNORE; "#,
         r#"trap "" INT QUIT; kill -INT 0; kill -QUIT 0; echo pager-done; exit 3'"#
     );
-    let mut cmd = demo(&sb, &["pager", "echo hello"]);
-    cmd.env("PAGER", pager)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(pty.slave))
-        .stderr(Stdio::piped());
-    let child = Supervised::spawn(
-        "pipe-demo pager",
-        &mut cmd,
-        Options {
-            deadline: Some(Duration::from_secs(60)),
-            own_group: true,
-        },
-    )
-    .unwrap();
-    drop(cmd);
-    let status = child.wait_timeout(Duration::from_secs(60)).unwrap();
+    let (status, text) = on_a_terminal(&sb, "echo hello", pager);
     // Not killed by SIGINT/SIGQUIT: exited with the pager's status.
     assert_eq!(status.code(), Some(3), "{status:?}");
-    let mut master = std::fs::File::from(pty.master);
-    let mut got = Vec::new();
-    let _ = master.read_to_end(&mut got);
-    let text = String::from_utf8_lossy(&got);
     assert!(text.contains("pager-done"), "{text:?}");
     assert!(!text.contains("INHERITED-IGNORE"), "{text:?}");
 }

@@ -221,23 +221,12 @@ impl Searcher {
         if self.opts.max_count.is_some_and(|m| st.selected >= m) {
             st.done = true;
         }
-        match self.opts.mode {
-            Mode::Lines => {}
-            Mode::Count => return Ok(()),
-            Mode::FilesWith | Mode::FilesWithout | Mode::Quiet => {
-                st.done = true;
-                return Ok(());
-            }
+        if self.nothing_per_line(st) {
+            return Ok(());
         }
         if !self.opts.only_matching && !self.opts.line_number && !self.opts.with_name {
             // The common case: no prefix, so adjacent lines go out as one slice.
-            if st.run.end == line.start && !st.run.is_empty() {
-                st.run.end = line.end;
-            } else {
-                let run = std::mem::replace(&mut st.run, line);
-                write_lines(&b[run], out)?;
-            }
-            return Ok(());
+            return add_to_run(b, line, out, st);
         }
         let number = self.line_number(b, line.start, st);
         if self.opts.only_matching {
@@ -278,27 +267,15 @@ impl Searcher {
             }
         }
         st.selected += lines;
-        match self.opts.mode {
-            Mode::Lines => {}
-            Mode::Count => return Ok(()),
-            Mode::FilesWith | Mode::FilesWithout | Mode::Quiet => {
-                st.done = true;
-                return Ok(());
-            }
+        if self.nothing_per_line(st) {
+            return Ok(());
         }
         if self.opts.only_matching {
             // `-o -v` prints nothing: the selected lines have no match to print (as grep).
             return Ok(());
         }
         if !self.opts.line_number && !self.opts.with_name {
-            let range = gap.start..gap.start + region.len();
-            if st.run.end == range.start && !st.run.is_empty() {
-                st.run.end = range.end;
-            } else {
-                let run = std::mem::replace(&mut st.run, range);
-                write_lines(&b[run], out)?;
-            }
-            return Ok(());
+            return add_to_run(b, gap.start..gap.start + region.len(), out, st);
         }
         let mut number = self.line_number(b, gap.start, st);
         for line in region.split_inclusive(|&c| c == b'\n') {
@@ -307,6 +284,19 @@ impl Searcher {
             number = number.map(|n| n + 1);
         }
         Ok(())
+    }
+
+    /// True if this mode prints nothing per selected line (`-c`, `-l`, `-L`, `-q`). For `-l`,
+    /// `-L` and `-q` one selected line is all there is to know: the input is done.
+    fn nothing_per_line(&self, st: &mut Input<'_>) -> bool {
+        match self.opts.mode {
+            Mode::Lines => false,
+            Mode::Count => true,
+            Mode::FilesWith | Mode::FilesWithout | Mode::Quiet => {
+                st.done = true;
+                true
+            }
+        }
     }
 
     /// The number of the line starting at `start`, if `-n` asks for it.
@@ -330,6 +320,22 @@ impl Searcher {
         }
         Ok(())
     }
+}
+
+/// Selected lines `range` without a prefix: added to the run of adjacent lines waiting to be
+/// written in one piece, or, if not adjacent, the run is written and a new one starts.
+fn add_to_run(
+    b: &[u8],
+    range: Range<usize>,
+    out: &mut impl Write,
+    st: &mut Input<'_>,
+) -> Result<()> {
+    if st.run.end == range.start && !st.run.is_empty() {
+        st.run.end = range.end;
+        return Ok(());
+    }
+    let run = std::mem::replace(&mut st.run, range);
+    write_lines(&b[run], out)
 }
 
 /// The newlines in `b`. A plain loop, which the compiler vectorises.
