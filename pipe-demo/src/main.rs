@@ -38,6 +38,13 @@ fn main() -> ExitCode {
         .command
         .unwrap_or_else(|| Command::Filter(Default::default()));
     common::narrate::init(command.role(), cli.trace || command.trace());
+    if common::narrate::enabled() {
+        // The programs our stages exec inherit our environment: with this they narrate too
+        // (common::child does the same for the children it starts).
+        // SAFETY: nothing has started a thread yet (clap parses in this one), so no other
+        // thread can be reading the environment while it changes.
+        unsafe { std::env::set_var(common::narrate::ENV, "1") };
+    }
     let outcome = match &command {
         Command::Filter(args) => filter::run(args),
         Command::Grep(args) => grep::run(args),

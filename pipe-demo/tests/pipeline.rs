@@ -200,6 +200,21 @@ fn trace_shows_the_wiring() {
     }
 }
 
+/// `-v` reaches the programs the stages run, not only the stages between fork and exec:
+/// a `pipe-demo grep` stage narrates its own calls too.
+#[test]
+fn trace_reaches_the_programs_the_stages_run() {
+    let sb = Sandbox::new();
+    let out = recipe(
+        &sb,
+        "pipe-demo pipeline -v 'echo hi' 'pipe-demo grep hi'",
+        b"",
+    );
+    assert_eq!(testkit::stdout(&out), "hi\n");
+    let err = testkit::stderr(&out);
+    assert!(err.contains(" grep] read(0) until EOF"), "{err}");
+}
+
 #[test]
 fn recipe_ps_grep_count() {
     // README recipe: pipe-demo pipeline 'ps aux' 'grep -c ps'
