@@ -1,7 +1,8 @@
 //! The run: which rows to measure, in what order, with what budgets; then the outputs.
 //!
 //! Rounds interleave: every row is measured once per round, the Rust side and the C twin one
-//! after the other (C first in odd rounds), and the rounds are merged. On a shared, busy
+//! after the other (C first in odd rounds), and the rounds are merged (histograms added,
+//! bytes and times summed). On a shared, busy
 //! machine this spreads the noise evenly over both sides, so the ratios stay fair even
 //! when the absolute figures move.
 
@@ -38,12 +39,14 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// The full run (about three minutes with every mechanism).
+    /// The full run (about three minutes with every mechanism). Six short rounds rather
+    /// than three long ones: the finer Rust and C interleave, the more alike the load each
+    /// side sees on a shared machine.
     pub const FULL: Budget = Budget {
-        latency: Duration::from_millis(300),
-        warmup: Duration::from_millis(50),
-        throughput: Duration::from_millis(200),
-        rounds: 3,
+        latency: Duration::from_millis(150),
+        warmup: Duration::from_millis(30),
+        throughput: Duration::from_millis(100),
+        rounds: 6,
     };
     /// `--quick` (about ten seconds).
     pub const QUICK: Budget = Budget {

@@ -12,31 +12,23 @@
 //! 4. it kills both children (pong echoes forever), reaps them, and removes what the set-up
 //!    made (dropping the pair's guards).
 //!
-//! The C twin ([`crate::twin`]) does steps 1-4 itself, and prints the same lines:
-//!
-//! ```text
-//! lat NS           one round trip, in nanoseconds
-//! tput BYTES NS    bytes sent and received, and the time it took
-//! sysv msg|sem ID  a SysV object the C twin made (removed by us if it is killed)
-//! err MESSAGE      the kernel refused: the call and the cause
-//! done
-//! ```
+//! The C twin ([`crate::twin`]) does steps 1-4 itself, and prints the same result lines
+//! ([`crate::results`]).
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, poll};
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork, pipe2, read, write};
 
-use crate::mech::sysv::{self, Removal};
 use crate::mech::{Endpoint, MAX_MSG, Pair, PairRunner};
+use crate::results::collect;
 
 /// What one measurement measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -364,114 +356,4 @@ fn throughput(
 /// A duration in nanoseconds (saturating: no run lasts 584 years).
 pub fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The lines read from a results pipe or from the C twin's stdout.
-#[derive(Debug, Default)]
-pub struct Report {
-    latencies: Vec<u64>,
-    throughput: Option<(u64, u64)>,
-    error: Option<String>,
-    done: bool,
-    /// SysV objects the C twin made, removed when the report is dropped.
-    pub sysv: Vec<Removal>,
-}
-
-impl Report {
-    /// Take one line; returns false once no more lines are expected.
-    pub fn line(&mut self, line: &str) -> bool {
-        let mut words = line.split_whitespace();
-        let num = |w: Option<&str>| w.and_then(|w| w.parse::<u64>().ok());
-        match words.next() {
-            Some("lat") => match num(words.next()) {
-                Some(ns) => self.latencies.push(ns),
-                None => self.garbled(line),
-            },
-            Some("tput") => match (num(words.next()), num(words.next())) {
-                (Some(b), Some(ns)) => self.throughput = Some((b, ns)),
-                _ => self.garbled(line),
-            },
-            Some("sysv") => {
-                let kind = words.next().and_then(sysv::Kind::parse);
-                match (kind, words.next().and_then(|w| w.parse().ok())) {
-                    (Some(kind), Some(id)) => self.sysv.push(Removal::new(kind, id)),
-                    _ => self.garbled(line),
-                }
-            }
-            Some("err") => {
-                let msg = line.strip_prefix("err").unwrap_or(line).trim();
-                self.error.get_or_insert_with(|| msg.to_owned());
-            }
-            Some("done") => self.done = true,
-            _ => self.garbled(line),
-        }
-        !(self.done || self.error.is_some())
-    }
-
-    fn garbled(&mut self, line: &str) {
-        let shown: String = line.chars().take(60).collect();
-        self.error
-            .get_or_insert_with(|| format!("unexpected result line {shown:?}"));
-    }
-
-    /// What the run produced.
-    pub fn outcome(&self) -> Outcome {
-        if let Some(e) = &self.error {
-            return Outcome::Refused(e.clone());
-        }
-        if !self.done {
-            return Outcome::Refused("the measuring process ended without a result".into());
-        }
-        match self.throughput {
-            Some((bytes, ns)) => Outcome::Throughput { bytes, ns },
-            None if self.latencies.is_empty() => Outcome::Refused("no round trip completed".into()),
-            None => Outcome::Latency(self.latencies.clone()),
-        }
-    }
-}
-
-/// Read result lines from `fd` until `done`, `err`, EOF or the deadline; return at once with
-/// an error if a shutdown signal arrives.
-pub fn collect(fd: BorrowedFd<'_>, deadline: Duration, shutdown: &Shutdown) -> Result<Report> {
-    let give_up = Instant::now() + deadline;
-    let mut report = Report::default();
-    let mut pending = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let left = give_up.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            report.error = Some(format!("no result within {} s", deadline.as_secs()));
-            return Ok(report);
-        }
-        let mut fds = [
-            PollFd::new(fd, PollFlags::POLLIN),
-            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, common::deadline::poll_timeout(left)) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("poll", "results", e)),
-        }
-        if shutdown.requested() {
-            return Err(Error::msg("interrupted"));
-        }
-        if fds[0].revents().is_none_or(|r| r.is_empty()) {
-            continue;
-        }
-        let n = match read(fd, &mut buf) {
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("read", "results", e)),
-        };
-        if n == 0 {
-            return Ok(report);
-        }
-        pending.extend_from_slice(&buf[..n]);
-        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=i).collect();
-            let line = String::from_utf8_lossy(&line[..i]);
-            if !report.line(&line) {
-                return Ok(report);
-            }
-        }
-    }
 }

@@ -31,6 +31,7 @@ mod floor;
 mod harness;
 mod mech;
 mod report;
+mod results;
 mod stats;
 mod twin;
 

@@ -157,6 +157,17 @@ fn why(f: &Figure) -> Option<String> {
     }
 }
 
+/// Why a row has no figures: the one reason when both sides failed (they make the same
+/// call), else which side failed and why.
+fn failure(row: &Row) -> Option<String> {
+    match (why(&row.rust), why(&row.c)) {
+        (None, None) => None,
+        (Some(w), Some(_)) => Some(w),
+        (Some(w), None) => Some(format!("Rust: {w}")),
+        (None, Some(w)) => Some(format!("C: {w}")),
+    }
+}
+
 /// The Markdown report: a latency table, a throughput table, the rankings and the goals.
 pub fn markdown(rows: &[Row], machine: &Machine, command: &str) -> String {
     let mut out = String::new();
@@ -177,11 +188,11 @@ pub fn markdown(rows: &[Row], machine: &Machine, command: &str) -> String {
             row.key.label(),
             row.key.placement.label()
         );
-        match (why(r), why(c)) {
-            (Some(w), _) | (None, Some(w)) => {
+        match failure(row) {
+            Some(w) => {
                 let _ = writeln!(out, "| {w} | | | | | | | |");
             }
-            (None, None) => {
+            None => {
                 let _ = writeln!(
                     out,
                     "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -209,11 +220,11 @@ pub fn markdown(rows: &[Row], machine: &Machine, command: &str) -> String {
             row.key.placement.label(),
             size(row.key.test.size())
         );
-        match (why(&row.rust), why(&row.c)) {
-            (Some(w), _) | (None, Some(w)) => {
+        match failure(row) {
+            Some(w) => {
                 let _ = writeln!(out, "| {w} | | |");
             }
-            (None, None) => {
+            None => {
                 let _ = writeln!(
                     out,
                     "| {} | {} | {} |",
@@ -610,6 +621,14 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("bimodal"), "{md}");
+        // One side failing is named as such.
+        let mut one_sided = lat(Mech::Eventfd, Placement::SameCpu, 900, 900);
+        one_sided.c = Figure::Failed("no result within 20 s".into());
+        let md1 = markdown(&[one_sided], &machine, "ipc-bench");
+        assert!(
+            md1.contains("| eventfd | 1 CPU | C: no result within 20 s |"),
+            "{md1}"
+        );
         assert!(md.contains("1. shared memory, busy-poll: 400 ns"), "{md}");
         // Every table line has the same number of cells as its header.
         for table in md.split("\n\n").filter(|t| t.starts_with("| mechanism")) {

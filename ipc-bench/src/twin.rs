@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 
 use crate::harness::{self, Outcome, Spec, Test};
 use crate::mech::{Mech, Names};
+use crate::results;
 
 /// Where build.rs put the C twin.
 pub const PATH: &str = env!("IPC_BENCH_C_TWIN");
@@ -58,7 +59,7 @@ pub fn measure(
     let mut child = cmd.spawn().ctx("spawn", PATH)?;
     let group = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in pid_t"));
     let stdout = child.stdout.take().expect("stdout was piped");
-    let report = harness::collect(std::os::fd::AsFd::as_fd(&stdout), spec.deadline(), shutdown);
+    let report = results::collect(std::os::fd::AsFd::as_fd(&stdout), spec.deadline(), shutdown);
     // Done, refused, hung or interrupted: nothing of the group is needed any more.
     let _ = killpg(group, Signal::SIGKILL);
     let _ = child.wait();

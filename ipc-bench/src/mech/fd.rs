@@ -5,7 +5,7 @@
 //! (pipe, FIFO, stream socket) may return less than a message from one `read`, which is fine:
 //! the receiver counts bytes. A datagram socket returns exactly one message per `read`.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use common::{Context, Error, Result};
 use nix::sys::socket::{Shutdown, shutdown};
@@ -92,7 +92,6 @@ impl Endpoint for FdEnd {
         match self.finish {
             Finish::Close => drop(self.tx.take()),
             Finish::Shutdown => {
-                use std::os::fd::AsRawFd;
                 shutdown(self.tx()?.as_raw_fd(), Shutdown::Write).ctx("shutdown", self.what)?;
             }
             Finish::EmptyMessage => self.send(&[])?,
