@@ -33,8 +33,9 @@ pub struct Outcome {
 /// `sem-demo bridge`.
 pub fn run(args: &BridgeArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
+    crate::stale::sweep()?;
     let flavor = args.flavor.or(Flavor::Posix);
-    let tag = names::unique("bridge");
+    let tag = names::unique("sem-bridge");
     let out = play(
         &tag,
         args.cars,

@@ -39,10 +39,11 @@ impl Outcome {
 /// `sem-demo counter`.
 pub fn run(args: &CounterArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
+    crate::stale::sweep()?;
     let flavor = args.flavor.or(Flavor::Posix);
     let lock = (!args.no_lock).then_some(flavor);
     let out = play(
-        &names::unique("counter"),
+        &names::unique("sem-counter"),
         args.procs,
         args.iters,
         lock,

@@ -33,7 +33,8 @@ const DEADLINE: Duration = Duration::from_secs(300);
 /// Run the scenario; the last stdout line is `ok: ...` or `FAILED: ...`.
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
-    let tag = names::unique("sem");
+    crate::stale::sweep()?;
+    let tag = names::unique("sem-demo");
     let mut sysv_names = Vec::new();
     let outcome = play(args, &tag, &mut sysv_names, &shutdown);
     // Every guard has run by now: look for anything of ours that is left.

@@ -39,6 +39,7 @@ mod primitives;
 mod procs;
 mod run;
 mod sem;
+mod stale;
 mod sysv;
 
 use std::process::ExitCode;

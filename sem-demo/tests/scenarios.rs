@@ -225,3 +225,40 @@ fn sigterm_stops_the_counter_and_removes_its_objects() {
         }
     }
 }
+
+#[test]
+fn leftovers_of_a_killed_counter_are_removed_on_the_next_start() {
+    let sb = Sandbox::new();
+    // A pid that certainly existed and is gone: a shell we ran and reaped.
+    let mut probe = std::process::Command::new("sh");
+    let out = testkit::run(probe.args(["-c", "echo $$"]), b"");
+    let dead: u32 = testkit::stdout(&out).trim().parse().unwrap();
+    let tag = format!("sem-counter-{dead}-0-00000");
+    // What a counter killed with -9 leaves: its database and its POSIX semaphore.
+    std::fs::create_dir_all(sb.runtime_dir()).unwrap();
+    std::fs::set_permissions(
+        sb.runtime_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let db = sb.runtime_dir().join(format!("{tag}.db"));
+    std::fs::write(&db, "17\n").unwrap();
+    assert_eq!(support::code(&sb, &["post", &tag]), 0);
+    let sem = format!("/dev/shm/sem.ipc-demo-{tag}");
+    assert!(std::path::Path::new(&sem).exists());
+    let out = run_long(&sb, &["counter", "--procs", "1", "--iters", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = testkit::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "removed {}, left by pid {dead} (gone)",
+            db.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("removed {sem}, left by pid {dead} (gone)")),
+        "{err}"
+    );
+    assert!(!db.exists() && !std::path::Path::new(&sem).exists());
+}
