@@ -7,8 +7,10 @@
 //! permit back, a POSIX semaphore has no owner and loses it.
 //!
 //! Roles (each a subcommand; `sem-demo` alone plays `demo`):
-//! - `sem-demo counter [--procs N] [--iters M] [--no-lock] [--sysv]` — N `update` processes;
-//! - `sem-demo bridge [--cars N] [--lanes K] [--sysv]` — N `car` processes, K permits;
+//! - `sem-demo counter [--procs N] [--iters M] [--no-lock] [--sysv]` — N `update` processes,
+//!   each `sem-demo update --file F --iters M --name NAME` (usable by hand too);
+//! - `sem-demo bridge [--cars N] [--lanes K] [--sysv]` — N `sem-demo car` processes, K permits,
+//!   occupancy on a shared-memory board;
 //! - `sem-demo run [--name NAME] [--limit K] [--timeout S] -- CMD ARGS...` — flock(1)-like;
 //! - `sem-demo post|wait|trywait|value|unlink NAME [--posix|--sysv] [--timeout S]`;
 //! - `sem-demo demo` — all of it, checked.

@@ -12,12 +12,13 @@
 //! `sem.ipc-demo-lock` before we do, and our `sem_open` without `O_CREAT` would happily use
 //! their semaphore (they could then post it at will). A role that creates does so with
 //! `O_CREAT | O_EXCL` and mode 0600, so it never adopts an existing file by mistake; a role
-//! that opens an existing name checks the file it mapped: it opens `/dev/shm/sem.NAME` itself
-//! with `O_NOFOLLOW` (a symlink is refused), `fstat`s that descriptor (a regular file, ours,
-//! not writable by group or others), and compares its device and inode with the mapping that
-//! `sem_open` made, as `/proc/self/maps` shows it. The last step closes the gap between the two
-//! opens: the name might have been replaced in between, and then the file we checked is not
-//! the one we use.
+//! that opens an existing name checks the file it mapped. glibc's `sem_open` already opens
+//! with `O_NOFOLLOW` (a planted symlink fails with ELOOP), but it checks no owner, so we open
+//! `/dev/shm/sem.NAME` ourselves with `O_NOFOLLOW`, `fstat` that descriptor (a regular file,
+//! ours, not writable by group or others), and compare its device and inode with the mapping
+//! that `sem_open` made, as `/proc/self/maps` shows it. The last step closes the gap between
+//! the two opens: the name might have been replaced in between, and then the file we checked
+//! is not the one we use.
 //!
 //! # No owner
 //!
