@@ -342,3 +342,22 @@ fn a_thousand_killed_holders_never_block_the_next() {
     );
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn a_name_removed_while_the_command_runs_keeps_the_commands_status() {
+    let sb = Sandbox::new();
+    let name = unique("removed");
+    let script = format!("sem-demo unlink --sysv {name}; exit 5");
+    let dir = std::path::Path::new(support::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = cmd(&sb, &["run", "--name", &name, "--", "sh", "-c", &script]);
+    c.env("PATH", path);
+    let out = testkit::run(&mut c, b"");
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let err = testkit::stderr(&out);
+    assert!(err.starts_with("sem-demo: warning: semop"), "{err}");
+}
