@@ -144,21 +144,34 @@ pub fn freeze(pid: Pid) -> Frozen {
         Err(Errno::ECHILD) => {}
         Err(e) => panic!("waitid({pid}, WSTOPPED): {e}"),
     }
-    let stat = format!("/proc/{pid}/stat");
     let give_up = Instant::now() + DEADLINE;
     loop {
-        let text = std::fs::read_to_string(&stat).unwrap_or_else(|e| panic!("{stat}: {e}"));
-        // The state follows the command name, which is in parentheses and may contain any
-        // character, so it is found after the *last* ')'.
-        let state = text
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next());
+        let state = proc_state(pid);
         if state == Some('T') {
             return frozen;
         }
-        assert!(Instant::now() < give_up, "pid {pid} did not stop: {text}");
+        assert!(
+            Instant::now() < give_up,
+            "pid {pid} did not stop: state {state:?}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// True once `pid` no longer runs: gone, or a zombie nobody has reaped yet. For processes
+/// that are not our children (a demo's daemon, once the demo has died), which `waitpid` cannot
+/// wait for.
+pub fn not_running(pid: Pid) -> bool {
+    matches!(proc_state(pid), None | Some('Z' | 'X'))
+}
+
+/// The state letter of `pid` in `/proc/PID/stat` (`R`, `S`, `T`, `Z`...), or None if it is gone.
+fn proc_state(pid: Pid) -> Option<char> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses and may contain any
+    // character, so it is found after the *last* ')'.
+    text.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
 }
 
 impl Drop for Frozen {

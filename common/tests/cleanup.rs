@@ -136,16 +136,6 @@ fn signal_during_install_is_kept() {
     );
 }
 
-/// True once `pid` has gone, or is a zombie nobody reaped yet (it no longer runs).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => true,
-    }
-}
-
 fn a_tied_child_dies_with_its_supervisor() {
     let sb = Sandbox::new();
     let exe = std::env::current_exe().expect("current_exe");
@@ -154,13 +144,16 @@ fn a_tied_child_dies_with_its_supervisor() {
     let supervisor = testkit::spawn(&mut cmd);
     let mut out = supervisor.stdout_lines().unwrap();
     let line = out.wait_for(|l| l.starts_with("sleeper "), WAIT).unwrap();
-    let pid: i32 = line["sleeper ".len()..].parse().unwrap();
-    assert!(!gone(pid), "the sleeper runs while its supervisor does");
+    let pid = nix::unistd::Pid::from_raw(line["sleeper ".len()..].parse().unwrap());
+    assert!(
+        !testkit::not_running(pid),
+        "the sleeper runs while its supervisor does"
+    );
     // SIGKILL: nothing in the supervisor runs, no drop, no handler. Only the kernel can act.
     supervisor.signal(Signal::SIGKILL).unwrap();
     supervisor.wait_timeout(WAIT).unwrap();
     let end = std::time::Instant::now() + WAIT;
-    while !gone(pid) {
+    while !testkit::not_running(pid) {
         assert!(
             std::time::Instant::now() < end,
             "sleeper {pid} outlived its supervisor"

@@ -108,16 +108,6 @@ fn ctrl_c_stops_every_role_and_leaves_nothing_behind() {
     assert_runtime_dir_empty(&sb);
 }
 
-/// True once `pid` has gone, or is a zombie nobody has reaped yet (it no longer runs).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => true,
-    }
-}
-
 /// A second signal makes the demo exit at once, without unwinding: its daemon and writers
 /// must still not outlive it. The two signals are sent while the demo is frozen, so both are
 /// pending when it runs again and the second always arrives during the first one's shutdown.
@@ -162,7 +152,10 @@ fn a_second_signal_leaves_no_daemon_or_writer_running() {
         "the second signal exits at once: {status:?}"
     );
     for pid in pids {
-        support::wait_until(&format!("pid {pid} to end with the demo"), || gone(pid));
+        let pid = nix::unistd::Pid::from_raw(pid);
+        support::wait_until(&format!("pid {pid} to end with the demo"), || {
+            testkit::not_running(pid)
+        });
     }
     // The daemon got SIGTERM, so it removed its FIFO and pid file as usual.
     let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
