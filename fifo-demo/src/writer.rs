@@ -11,9 +11,13 @@
 //!   no CPU is spent spinning.
 //! - If the daemon dies, the write fails with EPIPE (Rust ignores SIGPIPE, so the signal does
 //!   not kill us first) and we stop with an error that says how many records got through.
+//!   A successful write only means the kernel took the record into the pipe: if the daemon
+//!   closed its end with bytes still unread, the last records written are lost with them. The
+//!   pipe outlives its reader while we hold our end, so `ioctl(FIONREAD)` can still count those
+//!   bytes, and the error says whether the count it gives is exact.
 
 use std::io::{BufRead, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -172,9 +176,17 @@ impl Writer {
                 Err(Errno::EAGAIN) => self.wait_for_room()?,
                 Err(Errno::EINTR) => {}
                 Err(Errno::EPIPE) => {
+                    let lost = match unread_bytes(&self.fd) {
+                        Some(0) => String::new(),
+                        Some(n) => format!(
+                            "; but the daemon closed the FIFO with {n} bytes unread, so the \
+                             last of them may not have been logged"
+                        ),
+                        None => "; whether the daemon read them all is unknown".to_owned(),
+                    };
                     return Err(Error::msg(format!(
                         "write {}: the log daemon stopped reading (broken pipe); \
-                         {} records were sent, the rest were not",
+                         {} records were sent, the rest were not{lost}",
                         self.fifo.display(),
                         self.sent
                     ))
@@ -198,4 +210,14 @@ impl Writer {
             Err(e) => Err(Error::sys("poll", self.fifo.display(), e)),
         }
     }
+}
+
+/// How many bytes are in the pipe and not yet read (`ioctl(FIONREAD)`, which works on either end
+/// of a pipe); None if the kernel will not say.
+fn unread_bytes(fd: &OwnedFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points to `n`, alive and
+    // writable for the whole call; the descriptor is ours and open. (nix has no wrapper.)
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    (rc == 0).then(|| usize::try_from(n).ok()).flatten()
 }
