@@ -6,7 +6,8 @@
 //! EOF whenever the last writer leaves.
 //!
 //! Roles (each a subcommand; `fifo-demo` alone plays `demo`):
-//! - `fifo-demo daemon [--fifo PATH] [--log FILE|-] [--pid-file FILE]` — terminal 1;
+//! - `fifo-demo daemon [--fifo PATH] [--log FILE|-] [--pid-file FILE] [--drain-timeout SECS]` —
+//!   terminal 1;
 //! - `fifo-demo log [--fifo PATH] [MESSAGE...]` — terminal 2 (no message: one record per
 //!   stdin line); `echo hi > <fifo>` works too and is logged with `pid=?`;
 //! - `fifo-demo demo [--writers 8] [--lines 1000] [--keep]` — everything, checked;
@@ -17,9 +18,10 @@
 //! read(64 KiB) -> write(log). Writer: open(O_WRONLY|O_NONBLOCK) (ENXIO: no daemon) ->
 //! write(record <= PIPE_BUF) per line, poll(POLLOUT) when the pipe is full.
 //!
-//! Cleanup: SIGTERM/SIGINT make the daemon drain the pipe, flush, and remove the FIFO and
-//! its pid file; after kill -9 the next daemon finds the pid file unlocked and reuses them
-//! (or `fifo-demo cleanup` removes them).
+//! Cleanup: SIGTERM/SIGINT make the daemon remove the FIFO, drain it until its writers have
+//! closed it (or --drain-timeout), flush, and remove its pid file; after kill -9 the next
+//! daemon finds the pid file unlocked and reuses them (or `fifo-demo cleanup` removes them).
+//! The demo's roles die with it even if it cannot unwind (PR_SET_PDEATHSIG).
 //!
 //! See also: fifo(7), mkfifo(3), pipe(7) (PIPE_BUF, O_NONBLOCK), open(2) (ENXIO), poll(2),
 //! flock(2), TLPI chapter 44 (fifo_seqnum_server.c).
