@@ -34,7 +34,8 @@ fn recipe_at_most_k_from_a_shell_loop() {
     assert!(out.status.success(), "{out:?}");
     let log = std::fs::read_to_string(sb.join("log")).unwrap();
     assert_eq!(log.lines().count(), 12);
-    assert_eq!(max_overlap(&log), 2);
+    // At most two at once: the recipe's promise (how many overlapped depends on timing).
+    assert!(max_overlap(&log) <= 2, "{log}");
 }
 
 #[test]

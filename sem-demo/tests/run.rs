@@ -10,10 +10,15 @@ use common::testkit::{self, Sandbox};
 use nix::sys::signal::{Signal, kill};
 use support::{Cleanup, WAIT, cmd, code, max_overlap, run, unique, value};
 
-/// A shell command that records its start and end in LOG, `sleep`ing in between.
-fn recorder(log: &std::path::Path, secs: &str) -> String {
+/// A shell command that records its start (`s`) and end (`e`) in LOG. It does not end before
+/// K commands have started, so the first K that get a permit are certainly in at once (no
+/// timing involved): a semaphore that let in fewer would hang the test at its deadline, one
+/// that let in more shows as more than K `s` lines without an `e` between them.
+fn recorder(log: &std::path::Path, k: &str) -> String {
     let log = log.display();
-    format!("echo s >> {log}; sleep {secs}; echo e >> {log}")
+    format!(
+        "echo s >> {log}; while [ \"$(grep -c s {log})\" -lt {k} ]; do sleep 0.01; done; echo e >> {log}"
+    )
 }
 
 #[test]
@@ -154,9 +159,9 @@ fn changing_k_for_an_existing_name_is_refused() {
 
 /// Start `count` runs of `recorder` at once under K = `k`; all must succeed. Returns the most
 /// that ran at once.
-fn concurrent_runs(sb: &Sandbox, name: &str, k: &str, count: usize, secs: &str) -> usize {
+fn concurrent_runs(sb: &Sandbox, name: &str, k: &str, count: usize) -> usize {
     let log = sb.join(format!("{name}.log"));
-    let script = recorder(&log, secs);
+    let script = recorder(&log, k);
     let runs: Vec<_> = (0..count)
         .map(|_| {
             testkit::spawn(&mut cmd(
@@ -186,8 +191,8 @@ fn never_more_than_k_commands_at_once() {
         name: name.clone(),
         flavor: "--sysv",
     };
-    let max = concurrent_runs(&sb, &name, "3", 9, "0.2");
-    // Nine started together, 0.2 s each: three were in at once, and never a fourth.
+    let max = concurrent_runs(&sb, &name, "3", 9);
+    // Three were in at once (the recorder waits for that), and never a fourth.
     assert_eq!(max, 3);
     assert_eq!(value(&sb, &name, "--sysv"), 3);
 }
@@ -204,8 +209,8 @@ fn fifty_concurrent_first_runs_all_see_k_permits() {
     // The name is new: one of the fifty creates it (IPC_EXCL), the others must wait until it
     // is initialised (sem_otime), or they would take a permit from a set that has none yet,
     // or record a different K and be refused.
-    let max = concurrent_runs(&sb, &name, "4", 50, "0.01");
-    assert!(max <= 4, "{max} at once with K = 4");
+    let max = concurrent_runs(&sb, &name, "4", 50);
+    assert_eq!(max, 4, "{max} at once with K = 4");
     assert_eq!(value(&sb, &name, "--sysv"), 4);
     let out = run(&sb, &["-v", "value", "--sysv", &name]);
     assert!(
