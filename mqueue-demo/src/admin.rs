@@ -2,27 +2,40 @@
 
 use std::process::ExitCode;
 
-use common::cleanup::Object;
+use common::cleanup::{Object, Unlink};
 use common::{Error, Result, say};
 use nix::errno::Errno;
 
+use crate::cli::QueueArg;
 use crate::mq::{Access, Mq};
 use crate::names::Names;
+use crate::queue::{Finder, Queue, Which};
 
 /// Where Linux shows queues as files, when the mqueue filesystem is mounted there.
 pub const MQUEUE_DIR: &str = "/dev/mqueue";
 
-/// `status`: `mq_getattr` of each queue, the supervisor's pid, and the kernel's own line.
-pub fn status(base: &str) -> Result<ExitCode> {
-    let names = Names::new(base)?;
+const ALL: [Which; 4] = [Which::Tasks, Which::Results, Which::Dead, Which::Done];
+
+/// `status`: the depth and limits of each queue (`mq_getattr`, or `IPC_STAT` with `--sysv`),
+/// the supervisor's pid, and the kernel's own view.
+pub fn status(arg: &QueueArg) -> Result<ExitCode> {
+    let names = Names::new(&arg.name)?;
     match names.supervisor() {
         Ok(pid) => say!("supervisor: pid {pid}")?,
         Err(_) => say!("supervisor: none running for {}", names.tasks)?,
     }
-    for name in names.all() {
-        // O_RDONLY does not take anything from the queue; mq_getattr only reads.
-        match Mq::open(name, Access::Read, true) {
-            Ok(q) => {
+    let finder = match Finder::new(&names, arg.sysv) {
+        Ok(f) => f,
+        Err(e) => {
+            say!("{e}")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    for which in ALL {
+        let name = finder.name(which);
+        // Opening for reading takes nothing from the queue; the attributes are only read.
+        match finder.open(which, Access::Read, true) {
+            Ok(Queue::Posix(q)) => {
                 let a = q.attr()?;
                 let kernel = std::fs::read_to_string(format!("{MQUEUE_DIR}{name}"))
                     .map(|s| format!("; {MQUEUE_DIR}{name}: {}", s.trim()))
@@ -34,27 +47,41 @@ pub fn status(base: &str) -> Result<ExitCode> {
                     a.msgsize()
                 )?;
             }
+            Ok(Queue::Sysv(q)) => {
+                let (n, qbytes, cbytes) = q.stat()?;
+                say!(
+                    "{name}: {n} messages waiting ({cbytes} of {qbytes} bytes); System V key \
+                     0x{:08x}, id {} (ipcs -q -i {})",
+                    q.key(),
+                    q.id(),
+                    q.id()
+                )?;
+            }
             Err(e) if e.errno() == Some(Errno::ENOENT) => say!("{name}: does not exist")?,
             Err(e) => say!("{name}: {e}")?,
         }
     }
-    if let (Some(max), Some(size)) = (crate::mq::limit("msg_max"), crate::mq::limit("msgsize_max"))
-    {
-        say!(
-            "limits ({}): msg_max {max}, msgsize_max {size} (root may exceed them)",
-            crate::mq::LIMITS_DIR
-        )?;
+    if !arg.sysv {
+        if let (Some(max), Some(size)) =
+            (crate::mq::limit("msg_max"), crate::mq::limit("msgsize_max"))
+        {
+            say!(
+                "limits ({}): msg_max {max}, msgsize_max {size} (root may exceed them)",
+                crate::mq::LIMITS_DIR
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `purge`: receive and discard everything waiting in the task, result and dead-letter
 /// queues. The supervisor may go on running: its workers keep what they hold.
-pub fn purge(base: &str) -> Result<ExitCode> {
-    let names = Names::new(base)?;
+pub fn purge(arg: &QueueArg) -> Result<ExitCode> {
+    let names = Names::new(&arg.name)?;
+    let finder = Finder::new(&names, arg.sysv)?;
     let mut buf = Vec::new();
-    for name in [&names.tasks, &names.results, &names.dead] {
-        let q = match Mq::open(name, Access::Read, true) {
+    for which in [Which::Tasks, Which::Results, Which::Dead] {
+        let q = match finder.open(which, Access::Read, true) {
             Ok(q) => q,
             Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
             Err(e) => return Err(e),
@@ -63,25 +90,39 @@ pub fn purge(base: &str) -> Result<ExitCode> {
         while q.receive(&mut buf).is_ok() {
             n += 1;
         }
-        say!("purged {n} messages from {name}")?;
+        say!("purged {n} messages from {}", q.name())?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `unlink`: remove the queues a supervisor killed with -9 left behind, and its workers'
-/// inboxes (found in /dev/mqueue when it is mounted). Refused while a supervisor lives: it
-/// would go on serving queues nobody can open any more.
-pub fn unlink(base: &str) -> Result<ExitCode> {
-    let names = Names::new(base)?;
+/// POSIX inboxes (found in /dev/mqueue when it is mounted). Refused while a supervisor lives:
+/// it would go on serving queues nobody can open any more.
+pub fn unlink(arg: &QueueArg) -> Result<ExitCode> {
+    let names = Names::new(&arg.name)?;
     if let Ok(pid) = names.supervisor() {
         return Err(Error::msg(format!(
             "a supervisor (pid {pid}) serves {}; stop it (kill {pid}) and it removes its queues",
             names.tasks
         )));
     }
+    let mut removed = 0;
+    if arg.sysv {
+        let finder = Finder::new(&names, true)?;
+        for which in ALL {
+            // Only queues that are still there and ours (checked with IPC_STAT).
+            if let Ok(q) = finder.open(which, Access::Read, true) {
+                q.remove()?;
+                say!("removed {} (System V id)", q.name())?;
+                removed += 1;
+            }
+        }
+        drop(Unlink::path(crate::sysv::ids_file(&names.tasks)?));
+        say!("{removed} queues removed (a killed worker's inbox: make clean-ipc)")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut all: Vec<String> = names.all().iter().map(|s| (*s).to_owned()).collect();
     all.extend(leftover_inboxes(&names));
-    let mut removed = 0;
     for name in all {
         // Only our own: mq_unlink would remove another user's queue if the mode let us.
         match Mq::open(&name, Access::Read, true) {

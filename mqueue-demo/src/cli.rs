@@ -84,12 +84,15 @@ impl Command {
     }
 }
 
-/// `--queue`, which every role takes.
+/// `--queue` and `--sysv`, which every role takes.
 #[derive(Args, Debug, Clone)]
 pub struct QueueArg {
     /// The task queue; the others are NAME-results, NAME-dead, NAME-done.
     #[arg(long = "queue", value_name = "NAME", default_value = DEFAULT_QUEUE)]
     pub name: String,
+    /// System V message queues (msgget/msgsnd/msgrcv; see `ipcs -q`) instead of POSIX ones.
+    #[arg(long)]
+    pub sysv: bool,
 }
 
 /// Options of `run`.
@@ -159,6 +162,9 @@ pub struct ResultsArgs {
 /// Options of `demo`.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
+    /// Play it on System V message queues.
+    #[arg(long)]
+    pub sysv: bool,
     /// Tasks in all (one of them the poison task), from 2 producers.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
     pub tasks: u32,
@@ -170,6 +176,7 @@ pub struct DemoArgs {
 impl Default for DemoArgs {
     fn default() -> Self {
         DemoArgs {
+            sysv: false,
             tasks: 2000,
             workers: 4,
         }

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::AsFd;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,6 +30,7 @@ use crate::cli::DemoArgs;
 use crate::mq::{Access, Mq};
 use crate::names::Names;
 use crate::protocol::{self, Kind, MAX_ATTEMPTS, Message, Status, TaskResult};
+use crate::queue::{self, Finder, Which};
 
 /// How long one step may take before the demo calls it failed. Generous: CI machines are busy.
 const STEP: Duration = Duration::from_secs(120);
@@ -97,11 +97,12 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     let base = common::names::posix_name(&common::names::unique("demo"));
     let names = Names::new(&base)?;
     let workers = args.workers.to_string();
+    let kind: &[&str] = if args.sysv { &["--sysv"] } else { &[] };
 
     // Step 1: the supervisor and its workers.
     let (sup, mut sup_lines) = spawn(
         "supervisor",
-        &["run", "--queue", &base, "--workers", &workers],
+        &[&["run", "--queue", &base, "--workers", &workers], kind].concat(),
         false,
     )?;
     let ready = sup_lines.wait_for(|l| l.starts_with("ready: "), STEP)?;
@@ -111,7 +112,19 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         pids.extend(worker_pid(&l, " started"));
     }
     say!("step 1: supervisor pid {} {ready}", sup.pid())?;
-    let results = Mq::open(&names.results, Access::Read, true)?;
+    let finder = Finder::new(&names, args.sysv)?;
+    let sysv_ids: Vec<(String, i32)> = if args.sysv {
+        crate::sysv::read_ids(&names.tasks)?
+            .1
+            .iter()
+            .zip(names.all())
+            .map(|(&id, n)| (n.to_owned(), id))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let results = finder.open(Which::Results, Access::Read, true)?;
+    let mut tick = crate::sysv::Tick::new();
 
     // Step 2: two producers, each a `submit` process fed one task per stdin line.
     let total = args.tasks;
@@ -121,7 +134,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     for p in 0..PRODUCERS {
         let (child, lines) = spawn(
             &format!("producer {}", p + 1),
-            &["submit", "--queue", &base, "--stamp"],
+            &[&["submit", "--queue", &base, "--stamp"], kind].concat(),
             true,
         )?;
         let count = if p + 1 == PRODUCERS {
@@ -190,19 +203,17 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
                 }
             },
             Err(Errno::EAGAIN | Errno::EINTR) => {
-                let mut fds = [
-                    PollFd::new(results.as_fd(), PollFlags::POLLIN),
-                    PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-                ];
-                match poll(
-                    &mut fds,
-                    common::deadline::poll_timeout(Duration::from_secs(1)),
-                ) {
+                let mut fds = vec![PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+                fds.extend(results.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+                // A second at most, to look at the deadline; System V's queue has no
+                // descriptor and is looked at on the tick.
+                let until = Some(Instant::now() + Duration::from_secs(1));
+                match poll(&mut fds, queue::poll_timeout(args.sysv, &mut tick, until)) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("poll", &names.results, e)),
                 }
             }
-            Err(e) => return Err(Error::sys("mq_receive", &names.results, e)),
+            Err(e) => return Err(Error::sys("receive", &names.results, e)),
         }
         if killed.is_none() && got >= total / 2 {
             let victim = pids[0];
@@ -254,7 +265,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     }
 
     // Step 5: the dead-letter queue holds the poison task, after its last attempt.
-    let dead = Mq::open(&names.dead, Access::Read, true)?;
+    let dead = finder.open(Which::Dead, Access::Read, true)?;
     let mut dead_tasks = Vec::new();
     while dead.receive(&mut buf).is_ok() {
         dead_tasks.push(protocol::decode(&buf));
@@ -298,7 +309,11 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         .iter()
         .filter_map(|l| worker_pid(l, " started"))
         .collect();
-    let leftovers = leftover_queues(&names, &all_pids);
+    let leftovers = if args.sysv {
+        leftover_sysv(&names, &sysv_ids)
+    } else {
+        leftover_queues(&names, &all_pids)
+    };
     if !leftovers.is_empty() {
         return Err(Error::Check(format!("queues left behind: {leftovers:?}")));
     }
@@ -374,6 +389,21 @@ fn priority_order(seen: &HashMap<u64, Seen>) -> (usize, usize, usize) {
         }
     }
     (inversions, overtakes, urgent.len())
+}
+
+/// `--sysv`: the ids file must be gone, and each of the four ids with it.
+fn leftover_sysv(names: &Names, ids: &[(String, i32)]) -> Vec<String> {
+    let mut left: Vec<String> = ids
+        .iter()
+        .filter(|(n, id)| crate::sysv::SysvQ::open(n, *id, 1).is_ok())
+        .map(|(n, id)| format!("{n} (System V id {id})"))
+        .collect();
+    if let Ok(path) = crate::sysv::ids_file(&names.tasks) {
+        if path.exists() {
+            left.push(path.display().to_string());
+        }
+    }
+    left
 }
 
 /// Queues of this run that still exist: from /dev/mqueue when it is mounted, otherwise by

@@ -37,9 +37,11 @@ mod demo;
 mod mq;
 mod names;
 mod protocol;
+mod queue;
 mod results;
 mod submit;
 mod supervisor;
+mod sysv;
 mod tasks;
 mod worker;
 
@@ -59,9 +61,9 @@ fn main() -> ExitCode {
         Some(Command::Worker(args)) => worker::run(args),
         Some(Command::Submit(args)) => submit::run(args),
         Some(Command::Results(args)) => results::run(args),
-        Some(Command::Status(q)) => admin::status(&q.name),
-        Some(Command::Purge(q)) => admin::purge(&q.name),
-        Some(Command::Unlink(q)) => admin::unlink(&q.name),
+        Some(Command::Status(q)) => admin::status(q),
+        Some(Command::Purge(q)) => admin::purge(q),
+        Some(Command::Unlink(q)) => admin::unlink(q),
         Some(Command::Demo(args)) => demo::run(args),
         None => demo::run(&DemoArgs::default()),
     };

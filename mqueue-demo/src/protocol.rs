@@ -49,6 +49,7 @@
 //! | 1 | 1 | version, 1 |
 //! | 2 | 2 | reserved, 0 |
 //! | 4 | 4 | worker pid, i32 |
+//! | 8 | 4 | System V only: the inbox's queue id, i32 (it has no name); -1 for POSIX |
 //!
 //! # Stop (`b'S'`), supervisor -> worker inbox: finish and exit
 //!
@@ -74,7 +75,7 @@ pub const MAX_FIB: u64 = 93;
 
 const TASK_HEADER: usize = 16;
 const RESULT_HEADER: usize = 28;
-const HELLO_LEN: usize = 8;
+const HELLO_LEN: usize = 12;
 
 /// What a task asks a worker to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -202,6 +203,8 @@ pub enum Message {
     Hello {
         /// The worker's pid.
         pid: i32,
+        /// The System V id of its inbox; -1 for POSIX.
+        sysv_id: i32,
     },
     /// The supervisor asks a worker to exit.
     Stop,
@@ -296,9 +299,10 @@ pub fn encode_result(r: &TaskResult, max: usize) -> Vec<u8> {
 }
 
 /// Encode a worker's hello.
-pub fn encode_hello(pid: i32) -> Vec<u8> {
+pub fn encode_hello(pid: i32, sysv_id: i32) -> Vec<u8> {
     let mut out = vec![b'H', VERSION, 0, 0];
     out.extend_from_slice(&pid.to_le_bytes());
+    out.extend_from_slice(&sysv_id.to_le_bytes());
     out
 }
 
@@ -331,6 +335,7 @@ pub fn decode(b: &[u8]) -> Result<Message, Malformed> {
         b'R' => decode_result(b).map(Message::Result),
         b'H' if b.len() == HELLO_LEN => Ok(Message::Hello {
             pid: i32::from_le_bytes(le(b, 4)),
+            sysv_id: i32::from_le_bytes(le(b, 8)),
         }),
         b'H' => Err(bad(format!(
             "hello is {} bytes, expected {HELLO_LEN}",
@@ -546,6 +551,7 @@ mod tests {
             (b"X\x01", "unknown type"),
             (b"T\x01\x01\x01", "shorter than its 16-byte header"),
             (b"H\x01\0\0\x01\0\0", "hello is 7 bytes"),
+            (b"H\x01\0\0\x01\0\0\0\x01\0\0", "hello is 11 bytes"),
         ] {
             let err = decode(bytes).unwrap_err().to_string();
             assert!(err.contains(want), "{bytes:?}: {err}");
@@ -576,6 +582,19 @@ mod tests {
             parse_task("frobnicate")
                 .unwrap_err()
                 .contains("unknown task kind")
+        );
+    }
+
+    #[test]
+    fn hello_round_trips() {
+        let b = encode_hello(4242, -1);
+        assert_eq!(b.len(), 12);
+        assert_eq!(
+            decode(&b).unwrap(),
+            Message::Hello {
+                pid: 4242,
+                sysv_id: -1
+            }
         );
     }
 

@@ -34,6 +34,8 @@ use crate::cli::ResultsArgs;
 use crate::mq::{Access, Mq};
 use crate::names::Names;
 use crate::protocol::{self, Message, TaskResult};
+use crate::queue::{Finder, Queue, Which};
+use crate::sysv::Tick;
 
 /// A result as one line: `ID STATUS attempt=N pid=P OUTPUT` (the output escaped: it comes from
 /// another process).
@@ -52,19 +54,25 @@ pub fn show_result(r: &TaskResult) -> String {
 pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
     let names = Names::new(&args.queue.name)?;
     let shutdown = Shutdown::install()?;
-    let queue = Mq::open(&names.results, Access::Read, true).map_err(|e| match e.errno() {
-        Some(Errno::ENOENT) => Error::msg(format!(
-            "{} does not exist: no supervisor serves {} (start one with: mqueue-demo run)",
-            names.results, names.tasks
-        )),
-        _ => e,
-    })?;
+    let finder = Finder::new(&names, args.queue.sysv)?;
+    let queue = finder
+        .open(Which::Results, Access::Read, true)
+        .map_err(|e| match e.errno() {
+            Some(Errno::ENOENT) => Error::msg(format!(
+                "{} does not exist: no supervisor serves {} (start one with: mqueue-demo run)",
+                names.results, names.tasks
+            )),
+            _ => e,
+        })?;
     let mut printed = 0u64;
     let done = |n: u64| args.count.is_some_and(|c| n >= c);
     if !args.follow {
         drain(&queue, &mut printed, args.count)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let Queue::Posix(mq) = &queue else {
+        return follow_sysv(&queue, &shutdown, args.count);
+    };
 
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGUSR1);
@@ -74,7 +82,7 @@ pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
         .map_err(|e| Error::sys("signalfd", "SIGUSR1", e))?;
     loop {
         // Register first, then drain (see the module docs for why this order).
-        notify(&queue)?;
+        notify(mq)?;
         drain(&queue, &mut printed, args.count)?;
         if done(printed) || shutdown.requested() {
             return Ok(ExitCode::SUCCESS);
@@ -96,15 +104,37 @@ pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
     }
 }
 
+/// `--follow --sysv`: System V has no mq_notify and no descriptor to poll, so the queue is
+/// checked on a timer that backs off while it is empty (see `sysv::Tick`).
+fn follow_sysv(queue: &Queue, shutdown: &Shutdown, count: Option<u64>) -> Result<ExitCode> {
+    let mut printed = 0;
+    let mut tick = Tick::new();
+    loop {
+        let before = printed;
+        drain(queue, &mut printed, count)?;
+        if count.is_some_and(|c| printed >= c) || shutdown.requested() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if printed > before {
+            tick.reset();
+        }
+        let mut fds = [PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, common::deadline::poll_timeout(tick.next())) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", queue.name(), e)),
+        }
+    }
+}
+
 /// Print every result in the queue now (or up to `count` in all).
-fn drain(queue: &Mq, printed: &mut u64, count: Option<u64>) -> Result<()> {
+fn drain(queue: &Queue, printed: &mut u64, count: Option<u64>) -> Result<()> {
     let mut buf = Vec::new();
     while count.is_none_or(|c| *printed < c) {
         match queue.receive(&mut buf) {
             Ok(_) => {}
             Err(Errno::EAGAIN) => return Ok(()),
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("mq_receive", queue.name(), e)),
+            Err(e) => return Err(Error::sys("receive", queue.name(), e)),
         }
         match protocol::decode(&buf) {
             Ok(Message::Result(r)) => {

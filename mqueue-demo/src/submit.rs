@@ -17,15 +17,17 @@ use std::time::{Duration, Instant};
 use common::cleanup::{Object, Shutdown, Unlink};
 use common::{Context, Error, Result, say};
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, poll};
 use nix::unistd::{Pid, getpid};
 
 use crate::cli::SubmitArgs;
 use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
 use crate::protocol::{self, MAX_PRIORITY, Message, Status, Task};
+use crate::queue::{self, Finder, Queue, Which};
 use crate::results::show_result;
 use crate::supervisor::{monotonic_ns, pidfd_open};
+use crate::sysv::{Remove, SysvQ, Tick};
 
 /// A task ready to go.
 struct Ready {
@@ -89,16 +91,23 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let queue = Mq::open(&names.tasks, Access::Write, args.wait)?;
+    let finder = Finder::new(&names, args.queue.sysv)?;
+    let queue = finder.open(Which::Tasks, Access::Write, args.wait)?;
     let pid = getpid();
+    // With --wait, our own reply queue, made before any task names it.
+    let reply = if args.wait {
+        Some(create_reply(&names, &queue)?)
+    } else {
+        None
+    };
     let mut producer = Producer {
         pid: u64::from(pid.as_raw().unsigned_abs()),
         seq: 0,
         default_prio: args.priority,
-        reply: if args.wait {
-            names.reply(pid)
-        } else {
-            String::new()
+        reply: match &reply {
+            Some((Queue::Sysv(q), _)) => format!("sysv:{}", q.id()),
+            Some((q, _)) => q.name().to_owned(),
+            None => String::new(),
         },
         msgsize: queue.msgsize(),
     };
@@ -128,7 +137,8 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
                 }
             }
         }
-        let all_ok = submit_and_wait(&names, supervisor, &queue, ready, timeout, args.stamp)?;
+        let (reply, _guard) = reply.expect("made above for --wait");
+        let all_ok = submit_and_wait(supervisor, &queue, &reply, ready, timeout, args.stamp)?;
         return Ok(if all_ok && bad == 0 {
             ExitCode::SUCCESS
         } else {
@@ -166,43 +176,77 @@ fn print_sent(r: &Ready, stamp: bool) -> Result<()> {
     }
 }
 
-fn full(queue: &Mq, r: &Ready, waited: Duration) -> Error {
-    let depth = queue
-        .attr()
-        .map_or_else(|_| "?".to_owned(), |a| a.maxmsg().to_string());
+fn full(queue: &Queue, r: &Ready, waited: Duration) -> Error {
+    let what = match queue {
+        Queue::Posix(q) => q.attr().map_or_else(
+            |_| "full".to_owned(),
+            |a| format!("full ({} of {} messages)", a.curmsgs(), a.maxmsg()),
+        ),
+        Queue::Sysv(q) => q.stat().map_or_else(
+            |_| "full".to_owned(),
+            |(n, qbytes, cbytes)| format!("full ({n} messages, {cbytes} of {qbytes} bytes)"),
+        ),
+    };
     Error::msg(format!(
-        "{} is full ({depth} of {depth} messages) and stayed full for {waited:?}; task {} was \
+        "{} is {what} and stayed full for {waited:?}; task {} was \
          not sent (is the supervisor stopped with kill -STOP, or are there no workers?)",
         queue.name(),
         protocol::show_id(r.task.id)
     ))
 }
 
-/// Send on the blocking descriptor: mq_send waits for room; mq_timedsend waits at most
-/// `timeout`.
-fn send_blocking(queue: &Mq, r: &Ready, timeout: Option<Duration>, stamp: bool) -> Result<()> {
-    let res = match timeout {
-        Some(t) => queue.timed_send(&r.bytes, r.prio, t),
-        None => loop {
-            match queue.send(&r.bytes, r.prio) {
-                Err(Errno::EINTR) => {}
-                other => break other,
-            }
-        },
-    };
-    match res {
+/// Send, waiting for room: for ever, or up to `timeout` (`mq_timedsend`; see
+/// [`Queue::send_wait`]).
+fn send_blocking(queue: &Queue, r: &Ready, timeout: Option<Duration>, stamp: bool) -> Result<()> {
+    match queue.send_wait(&r.bytes, r.prio, timeout) {
         Ok(()) => print_sent(r, stamp),
         Err(Errno::ETIMEDOUT) => Err(full(queue, r, timeout.unwrap_or_default())),
-        Err(e) => Err(Error::sys("mq_send", queue.name(), e)),
+        Err(e) => Err(Error::sys("send", queue.name(), e)),
     }
+}
+
+/// The reply queue of `submit --wait` (`NAME-r<pid>`, or a System V queue known by its id),
+/// with the guard that removes it.
+fn create_reply(names: &Names, queue: &Queue) -> Result<(Queue, Guard)> {
+    let reply_name = names.reply(getpid());
+    if let Queue::Sysv(_) = queue {
+        let q = SysvQ::create(&reply_name, queue.msgsize())?;
+        let guard = Guard::Remove(Remove::new(&q));
+        return Ok((Queue::Sysv(q), guard));
+    }
+    let depth = match queue {
+        Queue::Posix(q) => usize::try_from(q.attr()?.maxmsg()).unwrap_or(10).max(1),
+        Queue::Sysv(_) => unreachable!("handled above"),
+    };
+    for _ in 0..2 {
+        match Mq::create(&reply_name, depth, queue.msgsize(), Access::Read)? {
+            Created::New(q) => {
+                let guard = Guard::Unlink(Unlink::new(Object::Mqueue(reply_name.clone())));
+                return Ok((Queue::Posix(q), guard));
+            }
+            Created::Exists => {
+                // A predecessor with our pid was killed with -9: its results are not ours.
+                drop(Mq::open(&reply_name, Access::Read, true)?);
+                Object::Mqueue(reply_name.clone()).unlink()?;
+            }
+        }
+    }
+    Err(Error::msg(format!("{reply_name}: keeps reappearing")))
+}
+
+/// Removes the reply queue on exit.
+#[allow(dead_code)] // Held for its Drop.
+enum Guard {
+    Unlink(Unlink),
+    Remove(Remove),
 }
 
 /// `--wait`: send and collect results at the same time (see the module docs). True if every
 /// task succeeded.
 fn submit_and_wait(
-    names: &Names,
     supervisor: Pid,
-    queue: &Mq,
+    queue: &Queue,
+    reply: &Queue,
     ready: Vec<Ready>,
     timeout: Option<Duration>,
     stamp: bool,
@@ -210,25 +254,9 @@ fn submit_and_wait(
     let shutdown = Shutdown::install()?;
     // Readable if the supervisor exits: then the results still missing will never come.
     let gone = pidfd_open(supervisor).ctx("pidfd_open", supervisor)?;
-    let reply_name = names.reply(getpid());
-    let reply = match Mq::create(
-        &reply_name,
-        queue.attr()?.maxmsg().max(1) as usize,
-        queue.msgsize(),
-        Access::Read,
-    )? {
-        Created::New(q) => q,
-        Created::Exists => {
-            // A predecessor with our pid was killed with -9: its results are not ours.
-            drop(Mq::open(&reply_name, Access::Read, true)?);
-            Object::Mqueue(reply_name.clone()).unlink()?;
-            match Mq::create(&reply_name, 10, queue.msgsize(), Access::Read)? {
-                Created::New(q) => q,
-                Created::Exists => return Err(Error::msg(format!("{reply_name}: exists"))),
-            }
-        }
-    };
-    let _guard = Unlink::new(Object::Mqueue(reply_name.clone()));
+    let reply_name = reply.name().to_owned();
+    let sysv = reply.fd().is_none();
+    let mut tick = Tick::new();
     let mut pending: VecDeque<Ready> = ready.into();
     let mut outstanding: HashSet<u64> = HashSet::new();
     let mut all_ok = true;
@@ -239,6 +267,7 @@ fn submit_and_wait(
         while let Some(r) = pending.front() {
             match queue.send(&r.bytes, r.prio) {
                 Ok(()) => {
+                    tick.reset();
                     print_sent(r, stamp)?;
                     outstanding.insert(r.task.id);
                     pending.pop_front();
@@ -252,15 +281,15 @@ fn submit_and_wait(
                     break;
                 }
                 Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys("mq_send", queue.name(), e)),
+                Err(e) => return Err(Error::sys("send", queue.name(), e)),
             }
         }
         loop {
             match reply.receive(&mut buf) {
-                Ok(_) => {}
+                Ok(_) => tick.reset(),
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("mq_receive", &reply_name, e)),
+                Err(e) => return Err(Error::sys("receive", &reply_name, e)),
             }
             match protocol::decode(&buf) {
                 Ok(Message::Result(r)) if outstanding.remove(&r.id) => {
@@ -298,26 +327,25 @@ fn submit_and_wait(
             )));
         }
         let mut fds = vec![
-            PollFd::new(reply.as_fd(), PollFlags::POLLIN),
             PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
             PollFd::new(gone.as_fd(), PollFlags::POLLIN),
         ];
+        fds.extend(reply.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         if !pending.is_empty() {
-            fds.push(PollFd::new(queue.as_fd(), PollFlags::POLLOUT));
+            fds.extend(queue.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
         }
-        let wait = match (full_since, timeout) {
-            (Some(since), Some(t)) if !pending.is_empty() => {
-                common::deadline::poll_timeout(t.saturating_sub(since.elapsed()))
-            }
-            _ => PollTimeout::NONE,
+        let until = match (full_since, timeout) {
+            (Some(since), Some(t)) if !pending.is_empty() => Some(since + t),
+            _ => None,
         };
+        let wait = queue::poll_timeout(sysv, &mut tick, until);
         match poll(&mut fds, wait) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", queue.name(), e)),
         }
         // Checked after one more drain of the reply queue: the last results were sent before
         // the supervisor exited.
-        supervisor_gone = fds[2].revents().is_some_and(|r| !r.is_empty());
+        supervisor_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
     }
 }
 

@@ -41,13 +41,15 @@ use common::cleanup::{Object, Shutdown, Unlink};
 use common::pidfile::PidFile;
 use common::{Context, Error, Result, say, trace};
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, poll};
 use nix::unistd::Pid;
 
 use crate::cli::RunArgs;
 use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
 use crate::protocol::{self, MAX_ATTEMPTS, Message, Status, Task, TaskResult};
+use crate::queue::{self, Queue};
+use crate::sysv::{self, Remove, SysvQ, Tick};
 
 /// At most this many results wait in memory for a reader; beyond it the supervisor takes no
 /// new tasks until a reader makes room (back-pressure instead of unbounded memory).
@@ -96,7 +98,7 @@ struct Worker {
     pidfd: OwnedFd,
     /// The worker's inbox, opened read-write after its hello: we send tasks into it, and
     /// after its death we take back what it never received.
-    inbox: Option<Mq>,
+    inbox: Option<Queue>,
     holding: Option<Held>,
     /// It asked to leave (`--max-tasks`) or was told to stop: no more tasks for it.
     leaving: bool,
@@ -110,7 +112,7 @@ impl Worker {
 
 /// Messages waiting for room in one queue.
 struct Outbox {
-    mq: Mq,
+    mq: Queue,
     waiting: VecDeque<(Vec<u8>, u32)>,
 }
 
@@ -127,8 +129,13 @@ struct Counts {
 
 struct Supervisor {
     names: Names,
-    tasks: Mq,
-    done: Mq,
+    tasks: Queue,
+    done: Queue,
+    /// System V queues (`--sysv`): polled on a timer, `tick`.
+    sysv: bool,
+    tick: Tick,
+    /// Something arrived in this round: look again soon (System V's timer).
+    activity: bool,
     /// Result queues (`NAME-results`, reply queues) and `NAME-dead`, by name.
     outboxes: HashMap<String, Outbox>,
     workers: Vec<Worker>,
@@ -169,13 +176,14 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         );
     }
     say!(
-        "ready: pid {} serves {} (results {}, dead letters {}; depth {}, msgsize {}); {} workers",
+        "ready: pid {} serves {} (results {}, dead letters {}; {}, msgsize {}{}); {} workers",
         std::process::id(),
         names.tasks,
         names.results,
         names.dead,
-        tasks.attr()?.maxmsg(),
+        tasks.capacity()?,
         tasks.msgsize(),
+        if args.queue.sysv { ", System V" } else { "" },
         args.workers
     )?;
     say!(
@@ -187,6 +195,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         names,
         tasks,
         done,
+        sysv: args.queue.sysv,
+        tick: Tick::new(),
+        activity: false,
         outboxes,
         workers: Vec::new(),
         retries: BinaryHeap::new(),
@@ -222,9 +233,19 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What removes a queue (or the System V ids file) when the supervisor exits.
+#[allow(dead_code)] // Held for their Drop.
+enum Guard {
+    Unlink(Unlink),
+    Remove(Remove),
+}
+
 /// Create the four queues, or take over a dead supervisor's (we hold its pid-file lock, so
-/// none is alive). Returns them with their unlink guards.
-fn create_queues(names: &Names, args: &RunArgs) -> Result<([Mq; 4], Vec<Unlink>)> {
+/// none is alive). Returns them with their removal guards, in the order they must be dropped.
+fn create_queues(names: &Names, args: &RunArgs) -> Result<([Queue; 4], Vec<Guard>)> {
+    if args.queue.sysv {
+        return create_sysv_queues(names, args);
+    }
     let mut queues = Vec::new();
     let mut guards = Vec::new();
     for (i, name) in names.all().into_iter().enumerate() {
@@ -237,26 +258,104 @@ fn create_queues(names: &Names, args: &RunArgs) -> Result<([Mq; 4], Vec<Unlink>)
             Created::New(q) => q,
             Created::Exists => {
                 // Someone else's queue is refused by Mq::open (fstat names its owner).
-                let q = Mq::open(name, access, true)?;
-                if *name == names.done {
-                    // Hellos and results from a dead supervisor's workers mean nothing now.
-                    let mut buf = Vec::new();
-                    while q.receive(&mut buf).is_ok() {}
+                let q = Queue::Posix(Mq::open(name, access, true)?);
+                take_over(&q, *name == names.done)?;
+                match q {
+                    Queue::Posix(mq) => mq,
+                    Queue::Sysv(_) => unreachable!("opened as POSIX just above"),
                 }
-                say!(
-                    "taking over {name}, left by a supervisor that was killed ({} messages in it)",
-                    q.depth()?
-                )?;
-                q
             }
         };
-        guards.push(Unlink::new(Object::Mqueue(name.to_owned())));
-        queues.push(mq);
+        guards.push(Guard::Unlink(Unlink::new(Object::Mqueue(name.to_owned()))));
+        queues.push(Queue::Posix(mq));
     }
-    let queues: [Mq; 4] = queues
+    let queues = queues
         .try_into()
         .map_err(|_| Error::msg("four queues expected"))?;
     Ok((queues, guards))
+}
+
+/// A dead supervisor's queue, reused: its tasks and results are kept; what is in `NAME-done`
+/// (hellos and results from that supervisor's workers) means nothing now.
+fn take_over(q: &Queue, is_done: bool) -> Result<()> {
+    if is_done {
+        let mut buf = Vec::new();
+        while q.receive(&mut buf).is_ok() {}
+    }
+    say!(
+        "taking over {}, left by a supervisor that was killed ({} messages in it)",
+        q.name(),
+        q.depth()?
+    )
+}
+
+/// `--sysv`: the four queues by key (see `sysv.rs`), and the ids file that tells the other
+/// roles their ids. A dead supervisor's ids file names queues to take over.
+fn create_sysv_queues(names: &Names, args: &RunArgs) -> Result<([Queue; 4], Vec<Guard>)> {
+    let msgsize = args.msgsize as usize;
+    let old = sysv::read_ids(&names.tasks).ok();
+    let mut queues = Vec::new();
+    let mut guards = Vec::new();
+    for (i, name) in names.all().into_iter().enumerate() {
+        let reused = old
+            .and_then(|(size, ids)| SysvQ::open(name, ids[i], size).ok())
+            .map(Queue::Sysv);
+        let q = match reused {
+            Some(q) => {
+                take_over(&q, *name == names.done)?;
+                q
+            }
+            None => Queue::Sysv(SysvQ::create(name, msgsize)?),
+        };
+        if let Queue::Sysv(sq) = &q {
+            guards.push(Guard::Remove(Remove::new(sq)));
+        }
+        queues.push(q);
+    }
+    let msgsize = queues[0].msgsize();
+    let ids: Vec<String> = queues
+        .iter()
+        .zip(["tasks", "results", "dead", "done"])
+        .map(|(q, k)| match q {
+            Queue::Sysv(sq) => format!("{k}={}", sq.id()),
+            Queue::Posix(_) => unreachable!("all System V here"),
+        })
+        .collect();
+    let path = sysv::ids_file(&names.tasks)?;
+    write_private(&path, &format!("msgsize={msgsize} {}\n", ids.join(" ")))?;
+    // Dropped first (guards drop in reverse): no role finds ids of removed queues.
+    guards.push(Guard::Unlink(Unlink::path(&path)));
+    for q in &queues {
+        if let Queue::Sysv(sq) = q {
+            say!(
+                "{}: System V key 0x{:08x}, id {} (ipcs -q)",
+                sq.name(),
+                sq.key(),
+                sq.id()
+            )?;
+        }
+    }
+    let queues = queues
+        .try_into()
+        .map_err(|_| Error::msg("four queues expected"))?;
+    Ok((queues, guards))
+}
+
+/// Write `text` to a new file of ours (0600), replacing a leftover atomically.
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("sysv.new");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .ctx("open", tmp.display())?;
+    f.write_all(text.as_bytes()).ctx("write", tmp.display())?;
+    std::fs::rename(&tmp, path).ctx("rename", path.display())
 }
 
 impl Supervisor {
@@ -268,77 +367,66 @@ impl Supervisor {
             if self.stopping && self.workers.is_empty() {
                 return Ok(());
             }
-            let next_start = self.to_start.iter().min().copied();
-            let timeout = match next_start {
-                _ if self.stopping => PollTimeout::NONE,
-                Some(at) => {
-                    common::deadline::poll_timeout(at.saturating_duration_since(Instant::now()))
-                }
-                None => PollTimeout::NONE,
-            };
+            let next_start = self
+                .to_start
+                .iter()
+                .min()
+                .copied()
+                .filter(|_| !self.stopping);
             let take = !self.stopping
                 && self.retries.is_empty()
                 && self.undelivered() < MAX_UNDELIVERED
                 && self.workers.iter().any(Worker::idle);
-            let (ready_done, dead_pids, writable) = {
-                let mut fds = vec![
-                    PollFd::new(self.done.as_fd(), PollFlags::POLLIN),
-                    PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-                ];
-                // The task queue is watched only while a worker is free to take a task: the
-                // tasks wait in the kernel, in priority order, not in our memory.
-                if take {
-                    fds.push(PollFd::new(self.tasks.as_fd(), PollFlags::POLLIN));
-                }
-                let first_worker = fds.len();
+            let dead_pids = {
+                // A shutdown that is being handled keeps its pipe readable; don't spin on it.
+                let wake = if self.stopping {
+                    PollFlags::empty()
+                } else {
+                    PollFlags::POLLIN
+                };
+                let mut fds = vec![PollFd::new(shutdown.wake_fd(), wake)];
                 for w in &self.workers {
                     fds.push(PollFd::new(w.pidfd.as_fd(), PollFlags::POLLIN));
                 }
-                let first_outbox = fds.len();
-                let outbox_names: Vec<&String> = self
-                    .outboxes
-                    .iter()
-                    .filter(|(_, o)| !o.waiting.is_empty())
-                    .map(|(n, _)| n)
-                    .collect();
-                for n in &outbox_names {
-                    fds.push(PollFd::new(
-                        self.outboxes[*n].mq.as_fd(),
-                        PollFlags::POLLOUT,
-                    ));
+                // The queues, where they are descriptors (POSIX; System V queues are checked on
+                // a timer instead). The task queue is watched only while a worker is free to
+                // take a task: the tasks wait in the kernel, in priority order, not in our
+                // memory.
+                fds.extend(self.done.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+                if take {
+                    fds.extend(self.tasks.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
                 }
-                // A shutdown that is being handled keeps its pipe readable; don't spin on it.
-                if self.stopping {
-                    fds[1] = PollFd::new(shutdown.wake_fd(), PollFlags::empty());
+                for o in self.outboxes.values().filter(|o| !o.waiting.is_empty()) {
+                    fds.extend(o.mq.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
                 }
+                let timeout = queue::poll_timeout(self.sysv, &mut self.tick, next_start);
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("poll", &self.names.tasks, e)),
                 }
                 let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-                let dead: Vec<Pid> = self
-                    .workers
+                self.workers
                     .iter()
-                    .zip(&fds[first_worker..first_outbox])
+                    .zip(&fds[1..=self.workers.len()])
                     .filter(|(_, fd)| ready(fd))
                     .map(|(w, _)| w.pid)
-                    .collect();
-                let writable = !outbox_names.is_empty() && fds[first_outbox..].iter().any(ready);
-                (ready(&fds[0]), dead, writable)
+                    .collect::<Vec<Pid>>()
             };
-            // Results before deaths: a result sent just before its worker died counts.
-            if ready_done || !dead_pids.is_empty() {
-                self.drain_done()?;
-            }
+            // Results before deaths: a result sent just before its worker died counts. Each
+            // of these is a non-blocking call that returns at once when there is nothing to do.
+            self.drain_done()?;
             for pid in dead_pids {
                 self.bury(pid)?;
             }
             self.start_due_workers()?;
-            if writable || self.undelivered() > 0 {
+            if self.undelivered() > 0 {
                 self.flush_outboxes()?;
             }
             if !self.stopping {
                 self.dispatch()?;
+            }
+            if std::mem::take(&mut self.activity) {
+                self.tick.reset();
             }
         }
     }
@@ -370,6 +458,7 @@ impl Supervisor {
             .arg(&self.names.tasks)
             .arg("--supervisor")
             .arg(std::process::id().to_string())
+            .args(if self.sysv { &["--sysv"][..] } else { &[] })
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         // In our process group: a Ctrl-C at the terminal reaches the workers too, and each
@@ -393,13 +482,13 @@ impl Supervisor {
     fn drain_done(&mut self) -> Result<()> {
         loop {
             match self.done.receive(&mut self.buf) {
-                Ok(_) => {}
+                Ok(_) => self.activity = true,
                 Err(Errno::EAGAIN) => return Ok(()),
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("mq_receive", &self.names.done, e)),
+                Err(e) => return Err(Error::sys("receive", &self.names.done, e)),
             }
             match protocol::decode(&self.buf) {
-                Ok(Message::Hello { pid }) => self.hello(Pid::from_raw(pid))?,
+                Ok(Message::Hello { pid, sysv_id }) => self.hello(Pid::from_raw(pid), sysv_id)?,
                 Ok(Message::Result(r)) => self.result(r)?,
                 Ok(other) => {
                     self.counts.malformed += 1;
@@ -418,9 +507,14 @@ impl Supervisor {
         }
     }
 
-    fn hello(&mut self, pid: Pid) -> Result<()> {
+    fn hello(&mut self, pid: Pid, sysv_id: i32) -> Result<()> {
         let inbox_name = self.names.inbox(pid);
-        let inbox = match Mq::open(&inbox_name, Access::ReadWrite, true) {
+        let opened = if self.sysv {
+            SysvQ::open(&inbox_name, sysv_id, self.tasks.msgsize()).map(Queue::Sysv)
+        } else {
+            Mq::open(&inbox_name, Access::ReadWrite, true).map(Queue::Posix)
+        };
+        let inbox = match opened {
             Ok(q) => q,
             Err(e) => {
                 say!("hello from pid {pid}, but its inbox: {e}; ignored")?;
@@ -538,7 +632,7 @@ impl Supervisor {
         self.counts.results += 1;
         let dest = if task.reply.is_empty() {
             self.names.results.clone()
-        } else if self.names.is_reply(&task.reply) {
+        } else if self.names.is_reply(&task.reply) || (self.sysv && is_sysv_reply(&task.reply)) {
             task.reply.clone()
         } else {
             say!(
@@ -561,7 +655,13 @@ impl Supervisor {
     /// keeps the message in memory until `poll` says there is room (POLLOUT).
     fn enqueue(&mut self, dest: &str, msg: Vec<u8>, prio: u32) -> Result<()> {
         if !self.outboxes.contains_key(dest) {
-            match Mq::open(dest, Access::Write, true) {
+            let opened = match dest.strip_prefix("sysv:").map(str::parse::<i32>) {
+                Some(Ok(id)) if self.sysv => {
+                    SysvQ::open(dest, id, self.tasks.msgsize()).map(Queue::Sysv)
+                }
+                _ => Mq::open(dest, Access::Write, true).map(Queue::Posix),
+            };
+            match opened {
                 Ok(mq) => {
                     self.outboxes.insert(
                         dest.to_owned(),
@@ -610,8 +710,9 @@ impl Supervisor {
                     Ok(prio) => prio,
                     Err(Errno::EAGAIN) => return Ok(()),
                     Err(Errno::EINTR) => continue,
-                    Err(e) => return Err(Error::sys("mq_receive", &self.names.tasks, e)),
+                    Err(e) => return Err(Error::sys("receive", &self.names.tasks, e)),
                 };
+                self.activity = true;
                 match protocol::decode(&self.buf) {
                     Ok(Message::Task(task)) if task.attempt == 1 => {
                         self.counts.taken += 1;
@@ -642,7 +743,7 @@ impl Supervisor {
                     // The inbox cannot be full (an idle worker's holds at most a stop); a
                     // worker whose inbox fails gets nothing more, and its task goes back.
                     say!(
-                        "mq_send {}: {}; worker pid {} gets no more tasks",
+                        "send {}: {}; worker pid {} gets no more tasks",
                         inbox.name(),
                         e.desc(),
                         w.pid
@@ -697,7 +798,8 @@ impl Supervisor {
         let said_hello = w.inbox.is_some();
         // What is still in its inbox was never received: it goes back with the same attempt.
         let mut unreceived = false;
-        if let Some(inbox) = w.inbox.take() {
+        let inbox = w.inbox.take();
+        if let Some(inbox) = &inbox {
             let mut buf = Vec::new();
             while inbox.receive(&mut buf).is_ok() {
                 if let (Ok(Message::Task(t)), Some(h)) = (protocol::decode(&buf), &w.holding) {
@@ -705,8 +807,14 @@ impl Supervisor {
                 }
             }
         }
-        // Unlink its inbox: a worker killed with -9 could not.
-        Object::Mqueue(self.names.inbox(pid)).unlink()?;
+        // Remove its inbox: a worker killed with -9 could not. (A System V inbox is known by
+        // its id only after the hello; one whose worker died before that is left for
+        // `make clean-ipc`.)
+        match &inbox {
+            Some(q) => q.remove()?,
+            None if !self.sysv => Object::Mqueue(self.names.inbox(pid)).unlink()?,
+            None => {}
+        }
         match w.holding.take() {
             Some(held) if unreceived => {
                 self.counts.deaths += 1;
@@ -818,7 +926,7 @@ fn flush(outbox: &mut Outbox) -> Result<()> {
             }
             Err(Errno::EAGAIN) => return Ok(()),
             Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("mq_send", outbox.mq.name(), e)),
+            Err(e) => return Err(Error::sys("send", outbox.mq.name(), e)),
         }
     }
     Ok(())
@@ -857,4 +965,11 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     // SAFETY: the kernel has just given us this descriptor (close-on-exec, as pidfds are);
     // nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `sysv:<id>`: a System V reply queue (it has no name; `submit --wait --sysv` makes one).
+fn is_sysv_reply(reply: &str) -> bool {
+    reply
+        .strip_prefix("sysv:")
+        .is_some_and(|id| id.parse::<i32>().is_ok_and(|id| id >= 0))
 }

@@ -15,7 +15,6 @@
 //! then the worker exits; the inbox is unlinked on every exit but kill -9 (then the supervisor
 //! unlinks it).
 
-use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use common::cleanup::{Object, Shutdown, Unlink};
@@ -28,10 +27,19 @@ use crate::cli::WorkerArgs;
 use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
 use crate::protocol::{self, Message, Status, TaskResult};
+use crate::queue::{self, Finder, Queue, Which};
+use crate::sysv::{Remove, SysvQ, Tick};
 use crate::tasks;
 
 /// A worker's inbox holds the one task it is given and a stop request.
 pub const INBOX_DEPTH: usize = 2;
+
+/// Removes the inbox on every exit but kill -9, whatever its kind.
+#[allow(dead_code)] // Held for its Drop.
+enum Guard {
+    Posix(Unlink),
+    Sysv(Remove),
+}
 
 /// Run a worker until its supervisor stops it, SIGTERM/SIGINT, or `--max-tasks`.
 pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
@@ -41,7 +49,8 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     }
     let names = Names::new(&args.queue.name)?;
     let pid = getpid();
-    let done = match Mq::open(&names.done, Access::Write, true) {
+    let finder = Finder::new(&names, args.queue.sysv)?;
+    let done = match finder.open(Which::Done, Access::Write, true) {
         Ok(q) => q,
         Err(e) if e.errno() == Some(Errno::ENOENT) => {
             return Err(Error::msg(format!(
@@ -53,9 +62,18 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         Err(e) => return Err(e),
     };
     let inbox_name = names.inbox(pid);
-    let inbox = create_inbox(&inbox_name, done.msgsize())?;
-    let _inbox_guard = Unlink::new(Object::Mqueue(inbox_name.clone()));
-    send(&done, &protocol::encode_hello(pid.as_raw()), &shutdown)?;
+    let (inbox, _guard) = create_inbox(&inbox_name, done.msgsize(), finder.sysv())?;
+    let sysv_id = match &inbox {
+        Queue::Sysv(q) => q.id(),
+        Queue::Posix(_) => -1,
+    };
+    let mut tick = Tick::new();
+    send(
+        &done,
+        &protocol::encode_hello(pid.as_raw(), sysv_id),
+        &shutdown,
+        &mut tick,
+    )?;
     if args.supervisor.is_none() {
         say!(
             "worker pid {pid}: serving {} (inbox {inbox_name})",
@@ -71,18 +89,19 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         }
         // Wait in poll, not in mq_receive: SA_RESTART would restart a blocked mq_receive
         // after SIGTERM's handler, and the worker would not notice the signal until a task came.
-        let mut fds = [
-            PollFd::new(inbox.as_fd(), PollFlags::POLLIN),
-            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
+        let mut fds = vec![PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        fds.extend(inbox.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        match poll(
+            &mut fds,
+            queue::poll_timeout(finder.sysv(), &mut tick, None),
+        ) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", &inbox_name, e)),
         }
         match inbox.receive(&mut buf) {
-            Ok(_) => {}
+            Ok(_) => tick.reset(),
             Err(Errno::EAGAIN | Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("mq_receive", &inbox_name, e)),
+            Err(e) => return Err(Error::sys("receive", &inbox_name, e)),
         }
         let task = match protocol::decode(&buf) {
             Ok(Message::Task(task)) => task,
@@ -125,6 +144,7 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
             &done,
             &protocol::encode_result(&result, done.msgsize()),
             &shutdown,
+            &mut tick,
         )?;
         if last {
             break;
@@ -136,13 +156,21 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Create this worker's inbox. A queue already at the name can only be the leftover of an
-/// earlier worker that had our pid and was killed with -9 before its supervisor tidied up: if
-/// it is ours, it is removed and made again.
-fn create_inbox(name: &str, msgsize: usize) -> Result<Mq> {
+/// Create this worker's inbox, with its removal guard. A POSIX queue already at the name can
+/// only be the leftover of an earlier worker that had our pid and was killed with -9 before
+/// its supervisor tidied up: if it is ours, it is removed and made again.
+fn create_inbox(name: &str, msgsize: usize, sysv: bool) -> Result<(Queue, Guard)> {
+    if sysv {
+        let q = SysvQ::create(name, msgsize)?;
+        let guard = Guard::Sysv(Remove::new(&q));
+        return Ok((Queue::Sysv(q), guard));
+    }
     for _ in 0..2 {
         match Mq::create(name, INBOX_DEPTH, msgsize, Access::Read)? {
-            Created::New(q) => return Ok(q),
+            Created::New(q) => {
+                let guard = Guard::Posix(Unlink::new(Object::Mqueue(name.to_owned())));
+                return Ok((Queue::Posix(q), guard));
+            }
             Created::Exists => {
                 drop(Mq::open(name, Access::Read, true)?); // refuses another user's queue
                 Object::Mqueue(name.to_owned()).unlink()?;
@@ -158,21 +186,19 @@ fn create_inbox(name: &str, msgsize: usize) -> Result<Mq> {
 /// Send on a non-blocking queue, waiting in `poll` while it is full. The supervisor always
 /// drains `NAME-done`, so the wait is short; a second SIGTERM still ends it (see
 /// `common::cleanup::Shutdown`).
-fn send(q: &Mq, msg: &[u8], shutdown: &Shutdown) -> Result<()> {
+fn send(q: &Queue, msg: &[u8], shutdown: &Shutdown, tick: &mut Tick) -> Result<()> {
     loop {
         match q.send(msg, 0) {
             Ok(()) => return Ok(()),
             Err(Errno::EAGAIN | Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("mq_send", q.name(), e)),
+            Err(e) => return Err(Error::sys("send", q.name(), e)),
         }
-        let mut fds = [
-            PollFd::new(q.as_fd(), PollFlags::POLLOUT),
-            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds = vec![PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        fds.extend(q.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
         // The shutdown pipe stays readable once signalled; a short timeout then keeps this
         // from spinning while the result still waits for room.
-        let timeout = if shutdown.requested() {
-            PollTimeout::from(10u8)
+        let timeout = if shutdown.requested() || q.fd().is_none() {
+            queue::poll_timeout(true, tick, None)
         } else {
             PollTimeout::NONE
         };

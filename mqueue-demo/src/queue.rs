@@ -1,0 +1,207 @@
+//! One queue, POSIX or System V (`--sysv`), as the roles use it: non-blocking send and
+//! receive, a descriptor to `poll` where there is one, and how to find the supervisor's queues.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use common::{Error, Result};
+use nix::errno::Errno;
+
+use crate::mq::{Access, Mq};
+use crate::names::Names;
+use crate::sysv::{self, SysvQ};
+
+/// A queue of either kind.
+pub enum Queue {
+    /// A POSIX message queue.
+    Posix(Mq),
+    /// A System V message queue.
+    Sysv(SysvQ),
+}
+
+impl Queue {
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Queue::Posix(q) => q.name(),
+            Queue::Sysv(q) => q.name(),
+        }
+    }
+
+    /// The largest message it takes.
+    pub fn msgsize(&self) -> usize {
+        match self {
+            Queue::Posix(q) => q.msgsize(),
+            Queue::Sysv(q) => q.msgsize(),
+        }
+    }
+
+    /// The descriptor to `poll`; System V queues have none.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Queue::Posix(q) => Some(q.as_fd()),
+            Queue::Sysv(_) => None,
+        }
+    }
+
+    /// Send without waiting: a full queue is `Err(EAGAIN)`. (A POSIX queue must have been
+    /// opened non-blocking.)
+    pub fn send(&self, msg: &[u8], prio: u32) -> nix::Result<()> {
+        match self {
+            Queue::Posix(q) => q.send(msg, prio),
+            Queue::Sysv(q) => q.send(msg, prio, true),
+        }
+    }
+
+    /// Send, waiting for room: for ever, or up to `timeout` (then ETIMEDOUT). A POSIX queue
+    /// must have been opened blocking; it waits in `mq_timedsend`. System V has no timed send,
+    /// so with a timeout it retries `IPC_NOWAIT` on a backing-off timer until the deadline.
+    pub fn send_wait(&self, msg: &[u8], prio: u32, timeout: Option<Duration>) -> nix::Result<()> {
+        match (self, timeout) {
+            (Queue::Posix(q), Some(t)) => q.timed_send(msg, prio, t),
+            (Queue::Posix(q), None) => loop {
+                match q.send(msg, prio) {
+                    Err(Errno::EINTR) => {}
+                    other => return other,
+                }
+            },
+            (Queue::Sysv(q), None) => q.send(msg, prio, false),
+            (Queue::Sysv(q), Some(t)) => {
+                let end = Instant::now() + t;
+                let mut tick = sysv::Tick::new();
+                loop {
+                    match q.send(msg, prio, true) {
+                        Err(Errno::EAGAIN) if Instant::now() < end => {
+                            std::thread::sleep(tick.cap(Some(end)));
+                        }
+                        Err(Errno::EAGAIN) => return Err(Errno::ETIMEDOUT),
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receive without waiting: an empty queue is `Err(EAGAIN)`. Returns the priority.
+    pub fn receive(&self, buf: &mut Vec<u8>) -> nix::Result<u32> {
+        match self {
+            Queue::Posix(q) => q.receive(buf),
+            Queue::Sysv(q) => q.receive(buf, true),
+        }
+    }
+
+    /// Messages waiting now.
+    pub fn depth(&self) -> Result<usize> {
+        match self {
+            Queue::Posix(q) => q.depth(),
+            Queue::Sysv(q) => Ok(usize::try_from(q.stat()?.0).unwrap_or(0)),
+        }
+    }
+
+    /// What fills it up, for messages: "10 messages" or "16384 bytes".
+    pub fn capacity(&self) -> Result<String> {
+        match self {
+            Queue::Posix(q) => Ok(format!("{} messages", q.attr()?.maxmsg())),
+            Queue::Sysv(q) => Ok(format!("{} bytes", q.stat()?.1)),
+        }
+    }
+
+    /// Remove it now (`mq_unlink` or `IPC_RMID`). One already gone counts as removed.
+    pub fn remove(&self) -> Result<()> {
+        match self {
+            Queue::Posix(q) => common::cleanup::Object::Mqueue(q.name().to_owned()).unlink(),
+            Queue::Sysv(q) => q.remove(),
+        }
+    }
+}
+
+/// Which of the supervisor's four queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    /// `NAME`.
+    Tasks,
+    /// `NAME-results`.
+    Results,
+    /// `NAME-dead`.
+    Dead,
+    /// `NAME-done`.
+    Done,
+}
+
+impl Which {
+    fn index(self) -> usize {
+        match self {
+            Which::Tasks => 0,
+            Which::Results => 1,
+            Which::Dead => 2,
+            Which::Done => 3,
+        }
+    }
+}
+
+/// How a role finds the supervisor's queues: by name (POSIX), or by the ids the supervisor
+/// published (System V).
+pub struct Finder {
+    names: Names,
+    /// `--sysv`: the message size and the four ids.
+    sysv: Option<(usize, [i32; 4])>,
+}
+
+impl Finder {
+    /// For `--sysv`, read the ids file; no file means no supervisor.
+    pub fn new(names: &Names, sysv: bool) -> Result<Finder> {
+        let sysv = if sysv {
+            Some(sysv::read_ids(&names.tasks).map_err(|e| {
+                Error::msg(format!(
+                    "no supervisor serves {} with --sysv ({e}); start one with: mqueue-demo run \
+                     --sysv --queue {}",
+                    names.tasks, names.tasks
+                ))
+            })?)
+        } else {
+            None
+        };
+        Ok(Finder {
+            names: names.clone(),
+            sysv,
+        })
+    }
+
+    /// True for System V.
+    pub fn sysv(&self) -> bool {
+        self.sysv.is_some()
+    }
+
+    /// The name of one of the four queues.
+    pub fn name(&self, which: Which) -> &str {
+        self.names.all()[which.index()]
+    }
+
+    /// Open one of the four queues. `nonblock` matters for POSIX only.
+    pub fn open(&self, which: Which, access: Access, nonblock: bool) -> Result<Queue> {
+        let name = self.name(which);
+        match self.sysv {
+            Some((msgsize, ids)) => {
+                Ok(Queue::Sysv(SysvQ::open(name, ids[which.index()], msgsize)?))
+            }
+            None => Ok(Queue::Posix(Mq::open(name, access, nonblock)?)),
+        }
+    }
+}
+
+/// The `poll` timeout for a role waiting on `queues`: none needed if every queue has a
+/// descriptor (`until` or for ever); otherwise the next tick of `tick`.
+pub fn poll_timeout(
+    any_sysv: bool,
+    tick: &mut sysv::Tick,
+    until: Option<Instant>,
+) -> nix::poll::PollTimeout {
+    if any_sysv {
+        common::deadline::poll_timeout(tick.cap(until))
+    } else {
+        match until {
+            Some(u) => common::deadline::poll_timeout(u.saturating_duration_since(Instant::now())),
+            None => nix::poll::PollTimeout::NONE,
+        }
+    }
+}

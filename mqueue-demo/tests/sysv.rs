@@ -1,0 +1,189 @@
+//! The same roles on System V message queues (`--sysv`): visible in `ipcs -q`, removed with
+//! IPC_RMID on exit.
+
+mod support;
+
+use common::testkit::{self, Sandbox};
+use nix::sys::signal::{Signal, kill};
+use support::*;
+
+/// The ids the supervisor published: `msgsize=N tasks=ID results=ID dead=ID done=ID`.
+fn ids(sb: &Sandbox, q: &str) -> Vec<String> {
+    let path = sb.runtime_dir().join(format!("{}.sysv", &q[1..]));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split_whitespace()
+        .filter(|f| !f.starts_with("msgsize="))
+        .map(|f| f.split_once('=').unwrap().1.to_owned())
+        .collect()
+}
+
+/// `ipcs -q` rows as (key, id, messages).
+fn ipcs() -> Vec<(String, String, String)> {
+    let out = testkit::run(std::process::Command::new("ipcs").arg("-q"), b"");
+    assert!(out.status.success(), "ipcs -q: {}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .filter(|l| l.starts_with("0x"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_owned(), f[1].to_owned(), f[5].to_owned())
+        })
+        .collect()
+}
+
+fn stop_and_check_removed(sb: &Sandbox, sup: Supervisor, ids: &[String]) -> String {
+    let q = sup.queue.clone();
+    let stopped = sup.stop();
+    let left: Vec<_> = ipcs()
+        .into_iter()
+        .filter(|(_, id, _)| ids.contains(id))
+        .collect();
+    assert!(left.is_empty(), "System V queues left: {left:?}");
+    assert!(!sb.runtime_dir().join(format!("{}.sysv", &q[1..])).exists());
+    stopped
+}
+
+#[test]
+fn sysv_queues_serve_in_priority_order_and_are_removed() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--sysv", "--workers", "0"]);
+    let ids = ids(&sb, &q);
+    assert_eq!(ids.len(), 4);
+    for t in [
+        "echo normal 1",
+        "echo normal 2",
+        "!9 echo urgent",
+        "echo normal 3",
+    ] {
+        let out = run(&sb, &q, &["submit", "--sysv", t], b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    // ipcs sees our queue: key 0x1dc0xxxx, 4 messages.
+    let row = ipcs()
+        .into_iter()
+        .find(|(_, id, _)| *id == ids[0])
+        .expect("tasks queue in ipcs -q");
+    assert!(row.0.starts_with("0x1dc0"), "{row:?}");
+    assert_eq!(row.2, "4");
+    let status = stdout(&run(&sb, &q, &["status", "--sysv"], b""));
+    assert!(
+        status.contains(&format!("{q}: 4 messages waiting")),
+        "{status}"
+    );
+    // msgrcv with a negative type: the urgent task first.
+    let out = run(&sb, &q, &["worker", "--sysv", "--max-tasks", "1"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(
+        &sb,
+        &q,
+        &["results", "--sysv", "--follow", "--count", "1"],
+        b"",
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(" ok attempt=1 ") && text.trim_end().ends_with(" urgent"),
+        "{text}"
+    );
+    let stopped = stop_and_check_removed(&sb, sup, &ids);
+    assert!(stopped.contains("3 left queued"), "{stopped}");
+}
+
+/// SIGKILL the worker once it holds the task (its own trace says so): the replacement runs
+/// it again as attempt 2, and it is reported once.
+#[test]
+fn sysv_worker_killed_holding_a_task_loses_nothing() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--sysv", "--workers", "1"]);
+    let ids = ids(&sb, &q);
+    let worker = sup.workers(1)[0];
+    let mut submit = mq(&sb, &q, &["submit", "--sysv", "--wait", "sleep 300"]);
+    let submitter = testkit::spawn(&mut submit);
+    sup.wait_trace(|l| l.starts_with(&format!("[pid {worker} worker] task ")));
+    kill(worker, Signal::SIGKILL).unwrap();
+    let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {worker} ")));
+    assert!(
+        line.contains("was killed by SIGKILL holding task"),
+        "{line}"
+    );
+    let mut out = submitter.stdout_lines().unwrap();
+    let line = out.wait_for(|l| l.contains(" ok "), WAIT).unwrap();
+    assert!(
+        line.contains(" ok attempt=2 ") && line.ends_with("slept 300 ms"),
+        "{line}"
+    );
+    assert!(submitter.wait_timeout(WAIT).unwrap().success());
+    let stopped = stop_and_check_removed(&sb, sup, &ids);
+    assert!(
+        stopped.contains("1 retried") && stopped.contains("1 worker deaths"),
+        "{stopped}"
+    );
+}
+
+#[test]
+fn sysv_full_queue_fails_after_the_timeout() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--sysv", "--workers", "0"]);
+    let ids = ids(&sb, &q);
+    // A System V queue fills by bytes (msg_qbytes, 16384 by default), not by messages.
+    let task = format!("echo {}", "x".repeat(900));
+    let mut failed = None;
+    for i in 0..40 {
+        let out = run(
+            &sb,
+            &q,
+            &["submit", "--sysv", "--timeout", "0.1", &task],
+            b"",
+        );
+        if !out.status.success() {
+            failed = Some((i, stderr(&out)));
+            break;
+        }
+    }
+    let (sent, err) = failed.expect("the queue never filled up");
+    assert!(sent > 0, "{err}");
+    assert!(
+        err.contains(&format!("{q} is full ({sent} messages"))
+            && err.contains("stayed full for 100ms"),
+        "{err}"
+    );
+    stop_and_check_removed(&sb, sup, &ids);
+}
+
+#[test]
+fn sysv_submit_wait_and_the_demo() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--sysv", "--workers", "2"]);
+    let ids = ids(&sb, &q);
+    let out = run(
+        &sb,
+        &q,
+        &["submit", "--sysv", "--wait", "fib 20", "fail x", "echo hi"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains(" ok attempt=1 ") && text.contains(" 6765"),
+        "{text}"
+    );
+    assert!(text.contains(" dead attempt=5 "), "{text}");
+    stop_and_check_removed(&sb, sup, &ids);
+
+    let out = testkit::run(
+        sb.command(BIN).args(["demo", "--sysv", "--tasks", "200"]),
+        b"",
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("ok: 200/200 tasks"),
+        "{text}"
+    );
+}
