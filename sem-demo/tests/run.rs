@@ -353,14 +353,8 @@ fn a_name_removed_while_the_command_runs_keeps_the_commands_status() {
     let sb = Sandbox::new();
     let name = unique("removed");
     let script = format!("sem-demo unlink --sysv {name}; exit 5");
-    let dir = std::path::Path::new(support::BIN).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let mut c = cmd(&sb, &["run", "--name", &name, "--", "sh", "-c", &script]);
-    c.env("PATH", path);
+    c.env("PATH", support::path_with_bin());
     let out = testkit::run(&mut c, b"");
     assert_eq!(out.status.code(), Some(5), "{out:?}");
     let err = testkit::stderr(&out);

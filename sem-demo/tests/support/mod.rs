@@ -90,3 +90,12 @@ pub fn ipcs() -> String {
         b"",
     ))
 }
+
+/// $PATH with the directory of the binary under test first, for shell recipes.
+pub fn path_with_bin() -> String {
+    let dir = std::path::Path::new(BIN)
+        .parent()
+        .expect("the binary is in a directory");
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{path}", dir.display())
+}
