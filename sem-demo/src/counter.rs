@@ -61,23 +61,20 @@ pub fn run(args: &CounterArgs) -> Result<ExitCode> {
 
 /// The summary line: `ok: ...` with the lock, the lost updates without.
 pub fn verdict(out: &Outcome, lock: Option<Flavor>) -> String {
+    let (expected, actual) = (out.expected, out.actual);
     match lock {
-        Some(f) if out.actual == out.expected => format!(
-            "ok: {}/{} updates, 0 lost ({} semaphore)",
-            out.actual,
-            out.expected,
-            kind(f)
-        ),
+        Some(f) if actual == expected => {
+            format!(
+                "ok: expected {expected}, got {actual}: 0 updates lost ({} semaphore)",
+                kind(f)
+            )
+        }
         Some(f) => format!(
-            "FAILED: {} updates counted, expected {} ({} semaphore)",
-            out.actual,
-            out.expected,
+            "FAILED: expected {expected}, got {actual} ({} semaphore)",
             kind(f)
         ),
         None => format!(
-            "without a lock: {}/{} updates counted, {} lost to the race",
-            out.actual,
-            out.expected,
+            "without a lock: expected {expected}, got {actual}: {} updates lost to the race",
             out.lost()
         ),
     }

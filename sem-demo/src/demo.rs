@@ -76,10 +76,10 @@ fn play(
         sysv_names.push(name.clone());
         let out = counter::play(&name, n, m, Some(flavor), shutdown)?;
         say!(
-            "   {} semaphore: {}/{} {}",
+            "   {} semaphore: expected {}, got {} {}",
             kind(flavor),
-            out.actual,
             out.expected,
+            out.actual,
             if out.lost() == 0 && out.actual == out.expected {
                 "(exact)"
             } else {
@@ -98,9 +98,10 @@ fn play(
     }
     let race = counter::play(&format!("{tag}-counter-nolock"), n, m, None, shutdown)?;
     say!(
-        "   no lock: {}/{}: {} updates lost (two processes read the same value, both wrote value+1)",
-        race.actual,
+        "   no lock: expected {}, got {}: {} updates lost (two processes read the same value, \
+         both wrote value+1)",
         race.expected,
+        race.actual,
         race.lost()
     )?;
     procs::interrupted(shutdown)?;

@@ -41,7 +41,7 @@ fn counter_is_exact_with_a_posix_or_a_sysv_lock() {
         let kind = if flavor == "--posix" { "POSIX" } else { "SysV" };
         assert_eq!(
             stdout.trim(),
-            format!("ok: 160000/160000 updates, 0 lost ({kind} semaphore)")
+            format!("ok: expected 160000, got 160000: 0 updates lost ({kind} semaphore)")
         );
         // The database file went with the run.
         assert_eq!(leftovers_of(&sb.runtime_dir()), Vec::<String>::new());
@@ -56,15 +56,15 @@ fn counter_without_a_lock_counts_what_it_lost() {
         &["counter", "--procs", "4", "--iters", "20000", "--no-lock"],
     );
     assert!(out.status.success(), "{out:?}");
-    // "without a lock: A/80000 updates counted, L lost to the race", with A + L = 80000.
+    // "without a lock: expected 80000, got A: L updates lost to the race", with A + L = 80000.
     let line = testkit::stdout(&out);
     let (counted, rest) = line
         .trim()
-        .strip_prefix("without a lock: ")
-        .and_then(|r| r.split_once("/80000 updates counted, "))
+        .strip_prefix("without a lock: expected 80000, got ")
+        .and_then(|r| r.split_once(": "))
         .unwrap_or_else(|| panic!("{line}"));
     let lost: u64 = rest
-        .strip_suffix(" lost to the race")
+        .strip_suffix(" updates lost to the race")
         .unwrap()
         .parse()
         .unwrap();
