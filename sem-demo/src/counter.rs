@@ -99,6 +99,7 @@ pub fn play(
 ) -> Result<Outcome> {
     let path = names::runtime_path(&format!("{tag}.db"))?;
     let mut file = OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)
@@ -130,15 +131,11 @@ pub fn play(
             failed.join(", ")
         )));
     }
-    let actual = read_number(&file_for_read(&path)?, &path)?;
+    let actual = read_number(&file, &path)?;
     Ok(Outcome {
         expected: u64::from(procs) * u64::from(iters),
         actual,
     })
-}
-
-fn file_for_read(path: &Path) -> Result<File> {
-    File::open(path).ctx("open", path.display())
 }
 
 /// The number at the start of the file (its first line).
@@ -198,10 +195,13 @@ pub fn update(args: &UpdateArgs) -> Result<ExitCode> {
             sem.wait(true, None)?;
         }
         let n = read_number(&file, &args.file)?;
-        let text = format!("{}\n", n + 1);
+        let next = n.checked_add(1).ok_or_else(|| {
+            Error::msg(format!("{}: {n} cannot grow any more", args.file.display()))
+        })?;
+        let text = format!("{next}\n");
         file.write_at(text.as_bytes(), 0)
             .ctx("pwrite", args.file.display())?;
-        trace!("pread({}) -> {n}, pwrite <- {}", args.file.display(), n + 1);
+        trace!("pread({}) -> {n}, pwrite <- {next}", args.file.display());
         if let Some(sem) = &sem {
             sem.post(true)?;
         }

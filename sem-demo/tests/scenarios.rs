@@ -103,6 +103,19 @@ fn an_update_can_be_run_by_hand_on_a_file() {
         testkit::stderr(&out).contains("bad: does not start with a number"),
         "{out:?}"
     );
+    std::fs::write(sb.join("max"), format!("{}\n", u64::MAX)).unwrap();
+    let out = testkit::run(
+        &mut cmd(
+            &sb,
+            &["update", "--file", "max", "--iters", "1", "--no-lock"],
+        ),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        testkit::stderr(&out).contains("cannot grow any more"),
+        "{out:?}"
+    );
 }
 
 #[test]
