@@ -124,12 +124,18 @@ impl Machine {
     }
 }
 
+/// A duration with three significant digits or so: 321 ns, 4.48 µs, 16.9 µs, 2.04 ms, 20.3 ms.
 fn ns(v: Option<u64>) -> String {
+    let Some(v) = v else {
+        return "—".into();
+    };
+    let f = v as f64;
     match v {
-        None => "—".into(),
-        Some(v) if v < 10_000 => format!("{v} ns"),
-        Some(v) if v < 10_000_000 => format!("{:.1} µs", v as f64 / 1e3),
-        Some(v) => format!("{:.1} ms", v as f64 / 1e6),
+        0..1_000 => format!("{v} ns"),
+        1_000..10_000 => format!("{:.2} µs", f / 1e3),
+        10_000..1_000_000 => format!("{:.1} µs", f / 1e3),
+        1_000_000..10_000_000 => format!("{:.2} ms", f / 1e6),
+        _ => format!("{:.1} ms", f / 1e6),
     }
 }
 
@@ -608,7 +614,7 @@ mod tests {
             md.contains("`ipc-bench --quick` on Test CPU, 2 CPUs usable"),
             "{md}"
         );
-        assert!(md.contains("| pipe | 2 CPUs | 1200 ns |"), "{md}");
+        assert!(md.contains("| pipe | 2 CPUs | 1.20 µs |"), "{md}");
         assert!(md.contains("| 1.09× |"), "{md}");
         assert!(
             md.contains(
@@ -635,6 +641,17 @@ mod tests {
             let cells: Vec<_> = table.lines().map(|l| l.matches('|').count()).collect();
             assert!(cells.iter().all(|&c| c == cells[0]), "{table}");
         }
+    }
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        let f = |v| ns(Some(v));
+        assert_eq!(f(321), "321 ns");
+        assert_eq!(f(4475), "4.47 µs");
+        assert_eq!(f(16_900), "16.9 µs");
+        assert_eq!(f(2_041_900), "2.04 ms");
+        assert_eq!(f(20_300_000), "20.3 ms");
+        assert_eq!(ns(None), "—");
     }
 
     #[test]
