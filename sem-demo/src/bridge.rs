@@ -91,7 +91,7 @@ pub fn play(
     let failed = procs::wait_all(&children, shutdown)?;
     let events = board.timeline();
     if timeline {
-        print_timeline(&events, u32::from(lanes))?;
+        print_timeline(&events, u32::from(lanes), cars)?;
     }
     let (max_seen, over) = board.max_and_over();
     let problems = check(&events, cars, u32::from(lanes), &board, &failed);
@@ -151,9 +151,11 @@ fn check(events: &[Event], cars: u32, lanes: u32, board: &Board, failed: &[Strin
     problems
 }
 
-fn print_timeline(events: &[Event], lanes: u32) -> Result<()> {
+/// One line per event with a bar of the lanes in use. The bar is never wider than the number
+/// of cars: the occupancy comes from shared memory, and a bad value must not become a huge line.
+fn print_timeline(events: &[Event], lanes: u32, cars: u32) -> Result<()> {
     for (i, e) in events.iter().enumerate() {
-        let bar: String = (0..lanes.max(e.occupancy))
+        let bar: String = (0..lanes.max(e.occupancy.min(cars)))
             .map(|l| if l < e.occupancy { '#' } else { '.' })
             .collect();
         say!(
