@@ -91,7 +91,12 @@ enum Seen {
     Live,
     /// A live record of another key.
     Other,
-    Corrupt(String),
+    /// Values no writer of ours leaves behind (kept small: this is on the hot path).
+    Corrupt {
+        state: u32,
+        klen: u32,
+        vlen: u32,
+    },
 }
 
 /// A snapshot of the header's counters.
@@ -147,7 +152,7 @@ impl Db {
 
     /// Attach to an existing segment after checking its header against its real size.
     pub fn attach(region: Region) -> Result<Db> {
-        let geo = layout::validate(&region.raw_header(), region.len(), &region.label)?;
+        let geo = layout::validate(&region.raw_header(), region.size(), &region.label)?;
         Ok(Db {
             region,
             geo,
@@ -203,7 +208,7 @@ impl Db {
     /// the key is not stored.
     pub fn get(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
         self.check_key(key)?;
-        let hash = layout::fnv1a(key);
+        let hash = layout::key_hash(key);
         let home = self.geo.home(hash);
         let mut scratch = Vec::new();
         for i in 0..self.geo.slots {
@@ -212,7 +217,7 @@ impl Db {
                 Seen::Empty => return Ok(false),
                 Seen::Live => return Ok(true),
                 Seen::Deleted | Seen::Other => {}
-                Seen::Corrupt(_) => unreachable!("read_slot returns corruption as an error"),
+                Seen::Corrupt { .. } => unreachable!("read_slot returns corruption as an error"),
             }
         }
         Ok(false)
@@ -262,7 +267,11 @@ impl Db {
                     let vlen = r.u32(rec + R_VALUE_LEN).load(Ordering::Relaxed);
                     // Lengths are input: checked before they bound a copy.
                     if klen == 0 || klen > self.geo.key_max || vlen > self.geo.value_max {
-                        Seen::Corrupt(format!("key length {klen}, value length {vlen}"))
+                        Seen::Corrupt {
+                            state: LIVE,
+                            klen,
+                            vlen,
+                        }
                     } else {
                         let value_off = rec + self.geo.value_off();
                         match want {
@@ -285,12 +294,21 @@ impl Db {
                         }
                     }
                 }
-                other => Seen::Corrupt(format!("state {other}")),
+                state => Seen::Corrupt {
+                    state,
+                    klen: 0,
+                    vlen: 0,
+                },
             };
             // Everything above happens before the second load of the count.
             fence(Ordering::Acquire);
             if seq.load(Ordering::Relaxed) == s1 {
-                if let Seen::Corrupt(why) = seen {
+                if let Seen::Corrupt { state, klen, vlen } = seen {
+                    let why = if state == LIVE {
+                        format!("key length {klen}, value length {vlen}")
+                    } else {
+                        format!("state {state}")
+                    };
                     return Err(Error::msg(format!(
                         "{}: record {slot} is corrupt ({why})",
                         self.region.label
@@ -417,7 +435,7 @@ impl Db {
     /// The futex word that changes whenever `key` may have changed (its home slot's notify).
     pub fn notify_word(&self, key: &[u8]) -> Result<&AtomicU32> {
         self.check_key(key)?;
-        let home = self.geo.home(layout::fnv1a(key));
+        let home = self.geo.home(layout::key_hash(key));
         Ok(self.region.u32(self.geo.record(home) + R_NOTIFY))
     }
 
@@ -452,7 +470,7 @@ impl Writer<'_> {
                 db.geo.value_max
             )));
         }
-        let hash = layout::fnv1a(key);
+        let hash = layout::key_hash(key);
         let slot = match self.find(key, hash)? {
             Found::Key(slot) | Found::Free(slot) => slot,
             Found::Full => {
@@ -470,7 +488,7 @@ impl Writer<'_> {
     pub fn del(&mut self, key: &[u8]) -> Result<bool> {
         let db = self.db;
         db.check_key(key)?;
-        let hash = layout::fnv1a(key);
+        let hash = layout::key_hash(key);
         let Found::Key(slot) = self.find(key, hash)? else {
             return Ok(false);
         };

@@ -33,20 +33,11 @@
 //! shmat(2), ftok(3), pthread_mutexattr_setrobust(3), pthread_mutex_consistent(3), futex(2),
 //! TLPI chapters 48 and 54 (pshm_create.c, pshm_read.c, pshm_write.c).
 
-mod cli;
-mod client;
-mod db;
-mod demo;
-mod layout;
-mod segment;
-mod server;
-mod snapshot;
-mod workers;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command, DemoArgs};
+use shm_demo::cli::{Cli, Command, DemoArgs};
+use shm_demo::{client, demo, server, workers};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

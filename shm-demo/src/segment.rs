@@ -125,8 +125,8 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    /// The mapped length (from `fstat`/`IPC_STAT`).
-    pub fn len(&self) -> usize {
+    /// The mapped length in bytes (from `fstat`/`IPC_STAT`, never from the header).
+    pub fn size(&self) -> usize {
         self.len
     }
 
@@ -164,41 +164,62 @@ impl Region {
         unsafe { self.ptr.as_ptr().add(layout::H_MUTEX).cast() }
     }
 
-    /// Append `n` bytes at `off` (8-aligned, inside an area rounded up to 8) to `out`, one
-    /// relaxed 64-bit load per word.
-    pub fn load_bytes(&self, off: usize, n: usize, out: &mut Vec<u8>) {
-        let mut i = 0;
-        while i < n {
-            let word = self.u64(off + i).load(Ordering::Relaxed).to_ne_bytes();
-            let take = (n - i).min(8);
-            out.extend_from_slice(&word[..take]);
-            i += 8;
-        }
+    /// The `n` 64-bit words at `off`, bounds-checked once for all of them.
+    fn words(&self, off: usize, n: usize) -> &[AtomicU64] {
+        let end = n.checked_mul(8).and_then(|b| off.checked_add(b));
+        // As in `check`: offsets come from a validated geometry.
+        assert!(
+            off % 8 == 0 && end.is_some_and(|end| end <= self.len),
+            "{n} words at offset {off} outside {} bytes or misaligned",
+            self.len
+        );
+        // SAFETY: the n words at `off` are inside the mapping and 8-aligned (checked above),
+        // the mapping lives as long as `self`, AtomicU64 has the size and alignment of u64,
+        // and every process accesses these words only through 64-bit atomics.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off).cast::<AtomicU64>(), n) }
     }
 
-    /// True if the `n` bytes at `off` equal `want`, compared word by word.
+    /// Append `n` bytes at `off` (8-aligned, inside an area rounded up to 8) to `out`, one
+    /// relaxed 64-bit load per word.
+    #[inline]
+    pub fn load_bytes(&self, off: usize, n: usize, out: &mut Vec<u8>) {
+        let words = self.words(off, n.div_ceil(8));
+        // Whole words into a zeroed tail, then cut to length: the loop has no capacity
+        // checks, and compiles to plain 8-byte loads and stores.
+        let start = out.len();
+        out.resize(start + words.len() * 8, 0);
+        for (dst, w) in out[start..].chunks_exact_mut(8).zip(words) {
+            dst.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+        }
+        out.truncate(start + n);
+    }
+
+    /// True if the bytes at `off` equal `want`, compared a word at a time. The stored last
+    /// word is zero-padded ([`Region::store_bytes`]), so `want`'s is padded the same way.
     pub fn bytes_equal(&self, off: usize, want: &[u8]) -> bool {
-        want.chunks(8).enumerate().all(|(i, chunk)| {
-            let word = self.u64(off + i * 8).load(Ordering::Relaxed).to_ne_bytes();
-            word[..chunk.len()] == *chunk
+        let words = self.words(off, want.len().div_ceil(8));
+        want.chunks(8).zip(words).all(|(chunk, w)| {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            w.load(Ordering::Relaxed) == u64::from_ne_bytes(word)
         })
     }
 
     /// Store `bytes` at `off` (8-aligned), zero-padding the last word.
     pub fn store_bytes(&self, off: usize, bytes: &[u8]) {
-        for (i, chunk) in bytes.chunks(8).enumerate() {
+        let words = self.words(off, bytes.len().div_ceil(8));
+        for (chunk, w) in bytes.chunks(8).zip(words) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            self.u64(off + i * 8)
-                .store(u64::from_ne_bytes(word), Ordering::Relaxed);
+            w.store(u64::from_ne_bytes(word), Ordering::Relaxed);
         }
     }
 
     /// Copy `n` bytes, word by word, from `from` to `to` (both 8-aligned).
     pub fn copy_words(&self, from: usize, to: usize, n: usize) {
-        for i in (0..n).step_by(8) {
-            let w = self.u64(from + i).load(Ordering::Relaxed);
-            self.u64(to + i).store(w, Ordering::Relaxed);
+        let count = n.div_ceil(8);
+        for (src, dst) in self.words(from, count).iter().zip(self.words(to, count)) {
+            dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
         }
     }
 

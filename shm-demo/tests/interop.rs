@@ -31,11 +31,25 @@ def fnv1a(b):
         h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
     return h
 
-h = fnv1a(key)
+def key_hash(b):
+    m, M = 0xFFFFFFFFFFFFFFFF, 0xff51afd7ed558ccd
+    h = 0x9e3779b97f4a7c15 ^ len(b)
+    for i in range(0, len(b), 8):
+        w = int.from_bytes(b[i:i + 8].ljust(8, b"\0"), "little")
+        h = ((h ^ w) * M) & m
+        h ^= h >> 32
+    h ^= h >> 33
+    h = (h * M) & m
+    h ^= h >> 33
+    h = (h * 0xc4ceb9fe1a85ec53) & m
+    return h ^ (h >> 33)
+
+h = key_hash(key)
 value_off = 32 + (key_max + 7) // 8 * 8
 found = None
 for i in range(slots):
-    rec = header_size + ((h + i) % slots) * record_size
+    home = (h * slots) >> 64
+    rec = header_size + ((home + i) % slots) * record_size
     while True:
         s1, = struct.unpack_from("<Q", buf, rec)
         state, = struct.unpack_from("<I", buf, rec + 12)

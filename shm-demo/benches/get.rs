@@ -1,0 +1,498 @@
+//! The shm-demo benchmark: `get` of a ~100-byte value from an attached mapping, side by side
+//! in one run with its peers, then readers under a flat-out writer, puts, and watch's wake-up.
+//!
+//! Run it with `bash shm-demo/bench/get.sh` (which builds it with `cargo bench --no-run`).
+//! Rows, each for `BENCH_SECS` seconds (default 2):
+//!
+//! - shm-demo `Db::get` (seqlock read, no lock, no syscall) on 1000 keys in random order;
+//! - an in-process `HashMap<Vec<u8>, Vec<u8>>` lookup plus a copy of the value (the floor);
+//! - LMDB through heed: a read transaction per get, and one per 1000 gets;
+//! - socket-demo's GET over its Unix socket, one request per round trip (`SOCKET_DEMO_BIN`);
+//! - gets/s of 1 and 2 reader *processes* while a writer process puts flat out, and puts/s;
+//! - watch's wake-up: a put -> FUTEX_WAKE -> the watcher process reads the value, against a
+//!   line written to a pipe -> the reader process wakes; median and p99 of 10000.
+//!
+//! The child processes are this same binary, started with `child ROLE ...`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::cleanup::{Object, Unlink};
+use common::names;
+use shm_demo::db::{self, Db};
+use shm_demo::layout::{self, Geometry};
+use shm_demo::segment::{self, Target};
+
+const KEYS: usize = 1000;
+const VALUE_LEN: usize = 100;
+const LATENCY_SAMPLES: usize = 10_000;
+
+fn key(i: usize) -> Vec<u8> {
+    format!("key:{i:06}").into_bytes()
+}
+
+fn value(i: usize, round: u64) -> Vec<u8> {
+    let mut v = format!("value {i} round {round} ").into_bytes();
+    v.resize(VALUE_LEN, b'.');
+    v
+}
+
+/// A random order of key indices (xorshift), so lookups do not walk the table in order.
+fn order() -> Vec<usize> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..1 << 16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % KEYS as u64) as usize
+        })
+        .collect()
+}
+
+fn secs() -> f64 {
+    std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0)
+}
+
+/// Run `op` on keys in random order for `secs` seconds; gets per second.
+fn rate(keys: &[Vec<u8>], order: &[usize], mut op: impl FnMut(&[u8])) -> f64 {
+    let limit = Duration::from_secs_f64(secs());
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < limit {
+        for &i in order {
+            op(&keys[i]);
+        }
+        n += order.len() as u64;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn monotonic_ns() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock_gettime");
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+}
+
+fn attach(name: &str) -> Db {
+    let target = Target::new(name, false).expect("name");
+    Db::attach(segment::open(&target).expect("open")).expect("attach")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("child") {
+        child(&args[2..]);
+        return;
+    }
+    let name = names::posix_name(&names::unique("bench"));
+    let target = Target::new(&name, false).expect("name");
+    let value_max = std::env::var("BENCH_VALUE_MAX")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(layout::VALUE_MAX);
+    let geo = Geometry::new(4096, layout::KEY_MAX, value_max).expect("geometry");
+    let region = segment::create(&target, geo.total_size)
+        .expect("create")
+        .expect("a fresh name");
+    let _guard = Unlink::new(Object::Shm(name.clone()));
+    let db = Db::init(region, geo).expect("init");
+    let keys: Vec<Vec<u8>> = (0..KEYS).map(key).collect();
+    {
+        let mut w = db.lock().expect("lock");
+        for (i, k) in keys.iter().enumerate() {
+            w.put(k, &value(i, 0)).expect("put");
+        }
+    }
+    let order = order();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "shm-demo get benchmark: {KEYS} keys, {VALUE_LEN}-byte values, {} s per row, {cpus} CPUs; \
+         segment of {} slots of {} bytes (value max {value_max})",
+        secs(),
+        geo.slots,
+        geo.record_size
+    );
+    let row = |what: &str, per_s: f64| {
+        println!("  {what:<58} {per_s:>14.0} /s {:>9.1} ns", 1e9 / per_s);
+        per_s
+    };
+
+    let mut buf = Vec::with_capacity(1024);
+    let shm = row(
+        "shm-demo get (seqlock, attached mapping)",
+        rate(&keys, &order, |k| {
+            assert!(db.get(k, &mut buf).expect("get"));
+        }),
+    );
+
+    let map: HashMap<Vec<u8>, Vec<u8>> = (0..KEYS).map(|i| (key(i), value(i, 0))).collect();
+    let hash = row(
+        "HashMap lookup + copy (in-process)",
+        rate(&keys, &order, |k| {
+            buf.clear();
+            buf.extend_from_slice(map.get(k).expect("present"));
+            std::hint::black_box(&buf);
+        }),
+    );
+
+    let dir = tempfile_dir();
+    // SAFETY: heed's contract for `open`: the environment is opened once in this process and
+    // nobody else touches its files (a fresh directory of our own, removed at the end).
+    let env = unsafe {
+        heed::EnvOpenOptions::new()
+            .map_size(64 << 20)
+            .max_dbs(1)
+            .open(&dir)
+            .expect("LMDB env")
+    };
+    let mut wtxn = env.write_txn().expect("write txn");
+    let lmdb: heed::Database<heed::types::Bytes, heed::types::Bytes> =
+        env.create_database(&mut wtxn, None).expect("LMDB db");
+    for (i, k) in keys.iter().enumerate() {
+        lmdb.put(&mut wtxn, k, &value(i, 0)).expect("LMDB put");
+    }
+    wtxn.commit().expect("commit");
+    let lmdb_txn = row(
+        "LMDB (heed) get, one read txn per get",
+        rate(&keys, &order, |k| {
+            let rtxn = env.read_txn().expect("read txn");
+            buf.clear();
+            buf.extend_from_slice(lmdb.get(&rtxn, k).expect("get").expect("present"));
+        }),
+    );
+    let mut gets_in_txn = 0;
+    let mut rtxn = Some(env.read_txn().expect("read txn"));
+    let lmdb_shared = row(
+        "LMDB (heed) get, one read txn per 1000 gets",
+        rate(&keys, &order, |k| {
+            if gets_in_txn == 1000 {
+                drop(rtxn.take());
+                rtxn = Some(env.read_txn().expect("read txn"));
+                gets_in_txn = 0;
+            }
+            gets_in_txn += 1;
+            let txn = rtxn.as_ref().expect("txn");
+            buf.clear();
+            buf.extend_from_slice(lmdb.get(txn, k).expect("get").expect("present"));
+        }),
+    );
+    drop(rtxn);
+
+    let socket = socket_demo_row(&keys, &order, &dir).map(|r| {
+        row(
+            "socket-demo GET over its Unix socket (1 round trip each)",
+            r,
+        )
+    });
+
+    println!("ratios:");
+    println!(
+        "  shm-demo / LMDB txn-per-get gets/s: {:.2} (goal >= 1); / LMDB shared txn: {:.2}",
+        shm / lmdb_txn,
+        shm / lmdb_shared
+    );
+    println!(
+        "  shm-demo time / HashMap time: {:.2} (goal <= 2)",
+        hash / shm
+    );
+    if let Some(s) = socket {
+        println!("  shm-demo / socket-demo gets/s: {:.0}", shm / s);
+    }
+
+    println!("under a flat-out writer process (reader processes, own mappings):");
+    for readers in [1, 2] {
+        let (gets, puts) = concurrent(&name, readers);
+        println!(
+            "  {readers} reader(s) + 1 writer: {gets:>12.0} gets/s in all, writer {puts:>10.0} puts/s"
+        );
+    }
+    let solo = {
+        let mut w_round = 0u64;
+        let mut i = 0;
+        rate(&keys, &order, |k| {
+            i = (i + 1) % KEYS;
+            if i == 0 {
+                w_round += 1;
+            }
+            db.lock()
+                .expect("lock")
+                .put(k, &value(i, w_round))
+                .expect("put");
+        })
+    };
+    println!("  puts/s, one writer alone (lock, undo image, seqlock write, unlock): {solo:.0}");
+
+    let (w50, w99) = watch_latency(&name);
+    let (p50, p99) = pipe_latency();
+    println!(
+        "wake-up latency, {LATENCY_SAMPLES} samples (put/write -> the other process has the value):"
+    );
+    println!("  watch (futex in the segment): median {w50:.1} us, p99 {w99:.1} us");
+    println!("  pipe (write -> read):         median {p50:.1} us, p99 {p99:.1} us");
+    println!("  ratio watch/pipe median: {:.2}", w50 / p50);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(names::unique("shm-bench-lmdb"));
+    std::fs::create_dir(&dir).expect("mkdir");
+    dir
+}
+
+/// socket-demo's server on a Unix socket, loaded with the same keys; GET one at a time.
+fn socket_demo_row(keys: &[Vec<u8>], order: &[usize], dir: &Path) -> Option<f64> {
+    let bin = std::env::var_os("SOCKET_DEMO_BIN")?;
+    if !Path::new(&bin).exists() {
+        eprintln!(
+            "(no socket-demo row: {} not found)",
+            Path::new(&bin).display()
+        );
+        return None;
+    }
+    let sock = dir.join("kv.sock");
+    let mut server = Command::new(&bin)
+        .arg("server")
+        .arg("--unix")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn socket-demo");
+    let start = Instant::now();
+    let stream = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("connect {}: {e}", sock.display()),
+        }
+    };
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    let mut line = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let v = value(i, 0);
+        let mut req = format!("*3\r\n$3\r\nSET\r\n${}\r\n", k.len()).into_bytes();
+        req.extend_from_slice(k);
+        req.extend_from_slice(format!("\r\n${}\r\n", v.len()).as_bytes());
+        req.extend_from_slice(&v);
+        req.extend_from_slice(b"\r\n");
+        writer.write_all(&req).expect("SET");
+        line.clear();
+        reader.read_until(b'\n', &mut line).expect("SET reply");
+    }
+    let requests: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| {
+            let mut r = format!("*2\r\n$3\r\nGET\r\n${}\r\n", k.len()).into_bytes();
+            r.extend_from_slice(k);
+            r.extend_from_slice(b"\r\n");
+            r
+        })
+        .collect();
+    let mut body = vec![0u8; VALUE_LEN + 2];
+    let idx: Vec<usize> = order.to_vec();
+    let limit = Duration::from_secs_f64(secs());
+    let t = Instant::now();
+    let mut n = 0u64;
+    'outer: while t.elapsed() < limit {
+        for &i in &idx {
+            writer.write_all(&requests[i]).expect("GET");
+            line.clear();
+            reader.read_until(b'\n', &mut line).expect("GET reply");
+            assert_eq!(line, format!("${VALUE_LEN}\r\n").as_bytes());
+            reader.read_exact(&mut body).expect("GET body");
+            n += 1;
+            if n % 1024 == 0 && t.elapsed() >= limit {
+                break 'outer;
+            }
+        }
+    }
+    let r = n as f64 / t.elapsed().as_secs_f64();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = server.wait();
+    Some(r)
+}
+
+/// Start this binary as `child ARGS...` with its stdout piped.
+fn spawn_child(args: &[&str]) -> std::process::Child {
+    Command::new(std::env::current_exe().expect("current_exe"))
+        .arg("child")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn child")
+}
+
+fn last_number(child: std::process::Child) -> f64 {
+    let out = child.wait_with_output().expect("child output");
+    assert!(out.status.success(), "child failed: {:?}", out.status);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .last()
+        .and_then(|w| w.parse().ok())
+        .expect("a number")
+}
+
+/// `readers` reader processes and one writer process, all for `secs()`.
+fn concurrent(name: &str, readers: usize) -> (f64, f64) {
+    let s = secs().to_string();
+    let writer = spawn_child(&["writer", name, &s]);
+    let rs: Vec<_> = (0..readers)
+        .map(|_| spawn_child(&["reader", name, &s]))
+        .collect();
+    let gets: f64 = rs.into_iter().map(last_number).sum();
+    (gets, last_number(writer))
+}
+
+/// Child roles: `reader NAME SECS`, `writer NAME SECS` (print a rate), `watcher NAME N`,
+/// `pipe-reader N` (print latencies).
+fn child(args: &[String]) {
+    let role = args[0].as_str();
+    match role {
+        "reader" | "writer" => {
+            let db = attach(&args[1]);
+            let keys: Vec<Vec<u8>> = (0..KEYS).map(key).collect();
+            let order = order();
+            let mut buf = Vec::new();
+            let mut round = 0u64;
+            let mut i = 0;
+            let r = rate(&keys, &order, |k| {
+                if role == "reader" {
+                    assert!(db.get(k, &mut buf).expect("get"));
+                } else {
+                    i = (i + 1) % KEYS;
+                    if i == 0 {
+                        round += 1;
+                    }
+                    db.lock()
+                        .expect("lock")
+                        .put(k, &value(i, round))
+                        .expect("put");
+                }
+            });
+            println!("{r}");
+        }
+        "watcher" => {
+            // Sleep on ping's word; on each new ping, note the latency from the stamp in the
+            // value and answer through ack.
+            let db = attach(&args[1]);
+            let n: usize = args[2].parse().expect("N");
+            let word = db.notify_word(b"ping").expect("word");
+            let mut lat = Vec::with_capacity(n);
+            let mut buf = Vec::new();
+            let mut next = 1u64;
+            while lat.len() < n {
+                let v = db::arm(word);
+                if db.get(b"ping", &mut buf).expect("get") {
+                    let (seq, stamp) = parse_ping(&buf);
+                    if seq == next {
+                        lat.push(monotonic_ns() - stamp);
+                        db.lock()
+                            .expect("lock")
+                            .put(b"ack", &seq.to_le_bytes())
+                            .expect("put");
+                        next += 1;
+                        continue;
+                    }
+                }
+                let _ = db::futex_wait(word, v);
+            }
+            print_latencies(&mut lat);
+        }
+        "pipe-reader" => {
+            let n: usize = args[1].parse().expect("N");
+            let mut stdin = std::io::stdin().lock();
+            let mut lat = Vec::with_capacity(n);
+            let mut b = [0u8; 8];
+            for _ in 0..n {
+                stdin.read_exact(&mut b).expect("read");
+                lat.push(monotonic_ns() - u64::from_le_bytes(b));
+                // The ack: one byte on stderr, which the parent reads.
+                std::io::stderr().write_all(b"k").expect("ack");
+            }
+            print_latencies(&mut lat);
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+fn parse_ping(v: &[u8]) -> (u64, u64) {
+    let seq = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+    let stamp = u64::from_le_bytes(v[8..16].try_into().expect("8 bytes"));
+    (seq, stamp)
+}
+
+fn print_latencies(lat: &mut [u64]) {
+    lat.sort_unstable();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    println!("{} {}", p(0.5), p(0.99));
+}
+
+fn two_numbers(out: &[u8]) -> (f64, f64) {
+    let text = String::from_utf8_lossy(out);
+    let mut it = text
+        .split_whitespace()
+        .map(|w| w.parse::<f64>().expect("number"));
+    (it.next().expect("p50"), it.next().expect("p99"))
+}
+
+/// Put pings with a timestamp; the watcher process wakes on its futex and acks through
+/// another key, on whose word we sleep in turn.
+fn watch_latency(name: &str) -> (f64, f64) {
+    let db = attach(name);
+    let watcher = spawn_child(&["watcher", name, &LATENCY_SAMPLES.to_string()]);
+    let ack = db.notify_word(b"ack").expect("word");
+    let mut buf = Vec::new();
+    for seq in 1..=LATENCY_SAMPLES as u64 {
+        let mut v = seq.to_le_bytes().to_vec();
+        v.extend_from_slice(&monotonic_ns().to_le_bytes());
+        db.lock().expect("lock").put(b"ping", &v).expect("put");
+        loop {
+            let w = db::arm(ack);
+            if db.get(b"ack", &mut buf).expect("get") && buf == seq.to_le_bytes() {
+                break;
+            }
+            let _ = db::futex_wait(ack, w);
+        }
+    }
+    let out = watcher.wait_with_output().expect("watcher");
+    let _ = ack.load(Ordering::Relaxed);
+    two_numbers(&out.stdout)
+}
+
+/// The same round trip through pipes: a stamp written to the child's stdin, a byte back on
+/// its stderr.
+fn pipe_latency() -> (f64, f64) {
+    let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+        .args(["child", "pipe-reader", &LATENCY_SAMPLES.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut acks = child.stderr.take().expect("stderr");
+    let mut b = [0u8; 1];
+    for _ in 0..LATENCY_SAMPLES {
+        stdin
+            .write_all(&monotonic_ns().to_le_bytes())
+            .expect("write");
+        acks.read_exact(&mut b).expect("ack");
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("pipe child");
+    two_numbers(&out.stdout)
+}
