@@ -22,7 +22,9 @@
 //! match must contain (`.md`, `:5`). [`Matcher::tune`] takes those literals from the regex's
 //! syntax tree, counts each in the first block of input, and if the rarest one is on few
 //! lines, the search looks for it instead (`memmem`) and runs the regex only on the lines
-//! where it is, as GNU grep and ripgrep do.
+//! where it is, as GNU grep and ripgrep do. A pattern that is one literal and nothing else
+//! (`Nov`, `-F .txt.gz`) is looked for with `memmem`, and a line that holds it matches: no
+//! regex runs at all.
 
 use std::ops::Range;
 
@@ -55,8 +57,12 @@ pub struct Matcher {
     required: Vec<Vec<u8>>,
     /// The first of them is where every match starts (the regex's own search looks for it).
     leading: bool,
-    /// Set by [`Matcher::tune`]: the rare literal to look for instead of running the regex.
+    /// The literal to look for instead of running the regex over the block: the whole
+    /// pattern when it is one literal, or one set by [`Matcher::tune`].
     rare: Option<Finder<'static>>,
+    /// The pattern is exactly the literal in `rare`: a line that holds it matches, with no
+    /// regex to run at all.
+    exact: bool,
 }
 
 /// `[^[:alnum:]_\n]`: a byte that ends a word, on this line.
@@ -72,6 +78,7 @@ impl Matcher {
                 required: Vec::new(),
                 leading: false,
                 rare: None,
+                exact: false,
             });
         }
         let mut alternation = String::new();
@@ -108,25 +115,33 @@ impl Matcher {
             .case_insensitive(flags.ignore_case)
             .build()
             .parse(&framed);
-        let (mut required, mut leading) = (Vec::new(), false);
+        let (mut required, mut leading, mut exact) = (Vec::new(), false, false);
         if let Ok(hir) = hir {
             required_literals(&hir, &mut required);
             leading = starts_with_literal(&hir);
+            exact = matches!(hir.kind(), HirKind::Literal(_));
         }
         // A literal with a newline cannot be inside one line; an empty one finds everything.
         required.retain(|l| !l.is_empty() && !l.contains(&b'\n'));
+        // One literal (`Nov`, `-F .txt.gz`): look for it, and that is the whole search.
+        exact &= required.len() == 1;
+        let rare = exact.then(|| Finder::new(&required[0]).into_owned());
         Ok(Matcher {
             re: Some(re),
             word,
             required,
             leading,
-            rare: None,
+            rare,
+            exact,
         })
     }
 
     /// Choose how to search, from a sample of the input (its first block): by the literals
     /// every match contains, if one of them is rare there (see the module docs).
     pub fn tune(&mut self, sample: &[u8]) {
+        if self.exact {
+            return;
+        }
         let lines = memchr::memchr_iter(b'\n', sample).count().max(1);
         // Counting stops past one per line: more cannot change the choice.
         let best = self
@@ -162,7 +177,7 @@ impl Matcher {
     pub fn find_line(&self, b: &[u8], mut pos: usize) -> Option<(usize, usize)> {
         let re = self.re.as_ref()?;
         if let Some(rare) = &self.rare {
-            return find_line_by_literal(re, rare, b, pos);
+            return find_line_by_literal((!self.exact).then_some(re), rare, b, pos);
         }
         while pos < b.len() {
             let m = re.find_at(b, pos)?;
@@ -217,9 +232,9 @@ impl Matcher {
 }
 
 /// [`Matcher::find_line`] by a literal every match contains: each line that holds it is
-/// checked with the regex, on its own.
+/// checked with the regex `re`, on its own (if there is more to the pattern than the literal).
 fn find_line_by_literal(
-    re: &Regex,
+    re: Option<&Regex>,
     rare: &Finder<'_>,
     b: &[u8],
     mut pos: usize,
@@ -228,7 +243,7 @@ fn find_line_by_literal(
         let at = pos + rare.find(&b[pos..])?;
         let line_start = memrchr(b'\n', &b[pos..at]).map_or(pos, |i| pos + i + 1);
         let line_end = memchr(b'\n', &b[at..]).map_or(b.len(), |i| at + i);
-        if re.is_match(&b[line_start..line_end]) {
+        if re.is_none_or(|re| re.is_match(&b[line_start..line_end])) {
             return Some((line_start, line_end));
         }
         pos = line_end + 1;
@@ -393,6 +408,19 @@ mod tests {
         };
         assert_eq!(all(&tuned).len(), 40);
         assert_eq!(all(&tuned), all(&plain));
+        // A whole literal is looked for as it is, no regex involved.
+        let exact = Matcher::new(&["file_3".to_owned()], Flags::default()).unwrap();
+        assert!(exact.exact && exact.rare.is_some());
+        let fixed = Flags {
+            fixed: true,
+            ..Flags::default()
+        };
+        assert!(Matcher::new(&["a.c".to_owned()], fixed).unwrap().exact);
+        let i = Flags {
+            ignore_case: true,
+            ..Flags::default()
+        };
+        assert!(!Matcher::new(&["abc".to_owned()], i).unwrap().exact);
         // A leading literal is left to the regex engine, which looks for it itself.
         let mut lead = Matcher::new(&["file_3[0-9]".to_owned()], Flags::default()).unwrap();
         lead.tune(&text);
