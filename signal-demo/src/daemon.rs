@@ -217,7 +217,7 @@ impl Daemon<'_> {
                 fds.len() - 1
             });
             // Only while lines wait for room: a writable stdout would wake the loop at once.
-            let o = self.out.waiting().map(|fd| {
+            let o = self.out.waiting_fd().map(|fd| {
                 fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                 fds.len() - 1
             });

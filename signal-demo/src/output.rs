@@ -20,7 +20,7 @@
 //!      (`O_NONBLOCK` means nothing to them).
 //! 2. [`Output::line`] appends the line to what is waiting, then writes as much as the
 //!    descriptor takes. What it does not take waits in a buffer of at most [`BACKLOG`] bytes,
-//!    and the daemon polls [`Output::waiting`] for `POLLOUT` beside its signalfd and timer.
+//!    and the daemon polls [`Output::waiting_fd`] for `POLLOUT` beside its signalfd and timer.
 //!    A line that finds the buffer full is dropped and counted; once the reader catches up,
 //!    one line says how many were lost: `(12 lines dropped: stdout was not being read)`.
 //!    A line is never torn: a line partly written is always finished first.
@@ -102,7 +102,7 @@ impl Output {
     }
 
     /// The descriptor to poll for `POLLOUT`, if lines are waiting for room.
-    pub fn waiting(&self) -> Option<BorrowedFd<'_>> {
+    pub fn waiting_fd(&self) -> Option<BorrowedFd<'_>> {
         if self.waiting.is_empty() {
             return None;
         }
@@ -146,7 +146,7 @@ impl Output {
     pub fn drain(&mut self, stop: BorrowedFd<'_>) -> Result<()> {
         let end = Instant::now() + DRAIN;
         self.flush()?;
-        while let Some(fd) = self.waiting() {
+        while let Some(fd) = self.waiting_fd() {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
