@@ -19,7 +19,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::cleanup::{Object, Unlink};
@@ -55,6 +57,14 @@ fn order() -> Vec<usize> {
         .collect()
 }
 
+/// Set by SIGINT/SIGTERM: the rows end early and `main` returns, so the guard removes the
+/// segment (a benchmark killed mid-run must not leave it in /dev/shm).
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+fn stopped() -> bool {
+    STOP.get().is_some_and(|s| s.load(Ordering::Relaxed))
+}
+
 fn secs() -> f64 {
     std::env::var("BENCH_SECS")
         .ok()
@@ -67,7 +77,7 @@ fn rate(keys: &[Vec<u8>], order: &[usize], mut op: impl FnMut(&[u8])) -> f64 {
     let limit = Duration::from_secs_f64(secs());
     let start = Instant::now();
     let mut n = 0u64;
-    while start.elapsed() < limit {
+    while start.elapsed() < limit && !stopped() {
         for &i in order {
             op(&keys[i]);
         }
@@ -92,6 +102,11 @@ fn main() {
         child(&args[2..]);
         return;
     }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).expect("sigaction");
+    }
+    let _ = STOP.set(stop);
     let name = names::posix_name(&names::unique("bench"));
     let target = Target::new(&name, false).expect("name");
     let value_max = std::env::var("BENCH_VALUE_MAX")
@@ -121,6 +136,10 @@ fn main() {
         geo.record_size
     );
     let row = |what: &str, per_s: f64| {
+        if stopped() {
+            println!("  {what:<58} (interrupted)");
+            return per_s;
+        }
         println!("  {what:<58} {per_s:>14.0} /s {:>9.1} ns", 1e9 / per_s);
         per_s
     };
@@ -150,7 +169,7 @@ fn main() {
         heed::EnvOpenOptions::new()
             .map_size(64 << 20)
             .max_dbs(1)
-            .open(&dir)
+            .open(&dir.0)
             .expect("LMDB env")
     };
     let mut wtxn = env.write_txn().expect("write txn");
@@ -185,8 +204,11 @@ fn main() {
         }),
     );
     drop(rtxn);
+    if stopped() {
+        return;
+    }
 
-    let socket = socket_demo_row(&keys, &order, &dir).map(|r| {
+    let socket = socket_demo_row(&keys, &order, &dir.0).map(|r| {
         row(
             "socket-demo GET over its Unix socket (1 round trip each)",
             r,
@@ -207,6 +229,9 @@ fn main() {
         println!("  shm-demo / socket-demo gets/s: {:.0}", shm / s);
     }
 
+    if stopped() {
+        return;
+    }
     println!("under a flat-out writer process (reader processes, own mappings):");
     for readers in [1, 2] {
         let (gets, puts) = concurrent(&name, readers);
@@ -230,6 +255,9 @@ fn main() {
     };
     println!("  puts/s, one writer alone (lock, undo image, seqlock write, unlock): {solo:.0}");
 
+    if stopped() {
+        return;
+    }
     let (w50, w99) = watch_latency(&name);
     let (p50, p99) = pipe_latency();
     println!(
@@ -238,13 +266,21 @@ fn main() {
     println!("  watch (futex in the segment): median {w50:.1} us, p99 {w99:.1} us");
     println!("  pipe (write -> read):         median {p50:.1} us, p99 {p99:.1} us");
     println!("  ratio watch/pipe median: {:.2}", w50 / p50);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
+/// A temporary directory for LMDB and socket-demo's socket, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir() -> TempDir {
     let dir = std::env::temp_dir().join(names::unique("shm-bench-lmdb"));
     std::fs::create_dir(&dir).expect("mkdir");
-    dir
+    TempDir(dir)
 }
 
 /// socket-demo's server on a Unix socket, loaded with the same keys; GET one at a time.

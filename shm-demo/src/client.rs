@@ -215,7 +215,7 @@ fn watch_loop(
             present = false;
         }
         trace!(
-            "futex(FUTEX_WAIT, {v}) on the notify word of {:?}",
+            "futex(FUTEX_WAIT, {v:#x}) on the notify word of {:?}",
             escape(key)
         );
         match db::futex_wait(word, v) {

@@ -259,6 +259,14 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
         .stdout_lines()
         .ok_or_else(|| Error::msg("watch: no stdout pipe"))?;
     watch_err.wait_for(|l| l.contains("watching"), DEADLINE)?;
+    thread::spawn(move || {
+        for line in watch_err.seen() {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+        while let Ok(Some(line)) = watch_err.next_line(DEADLINE) {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    });
     let greeting = format!("hello from pid {}", std::process::id());
     db.lock()?.put(b"greeting", greeting.as_bytes())?;
     let woke = watch_out
