@@ -66,6 +66,19 @@ Examples:
     Purge(QueueArg),
     /// Remove the queues a supervisor killed with -9 left behind (refused while it lives).
     Unlink(QueueArg),
+    /// For bench/throughput.sh: COUNT messages through one queue between two processes.
+    #[command(hide = true)]
+    BenchHop {
+        /// Messages to send.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Bytes per message.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        size: u64,
+        /// Be the receiving process, on this queue.
+        #[arg(long, value_name = "NAME")]
+        receive: Option<String>,
+    },
 }
 
 impl Command {
@@ -80,6 +93,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Purge(_) => "purge",
             Command::Unlink(_) => "unlink",
+            Command::BenchHop { .. } => "bench-hop",
         }
     }
 }

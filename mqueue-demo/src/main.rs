@@ -32,6 +32,7 @@
 //! mq_getattr(3), pidfd_open(2), poll(2); TLPI chapter 52 (pmsg_*.c).
 
 mod admin;
+mod bench;
 mod cli;
 mod demo;
 mod mq;
@@ -65,6 +66,11 @@ fn main() -> ExitCode {
         Some(Command::Purge(q)) => admin::purge(q),
         Some(Command::Unlink(q)) => admin::unlink(q),
         Some(Command::Demo(args)) => demo::run(args),
+        Some(Command::BenchHop {
+            count,
+            size,
+            receive,
+        }) => bench::run(*count, *size as usize, receive.as_deref()),
         None => demo::run(&DemoArgs::default()),
     };
     common::error::finish("mqueue-demo", outcome)
