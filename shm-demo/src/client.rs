@@ -58,16 +58,20 @@ pub fn run(command: &Command) -> Result<ExitCode> {
 }
 
 fn put(args: &DbArgs, key: &OsStr, value: &OsStr, stop: bool) -> Result<ExitCode> {
+    let (mut db, _) = open(args)?;
     let value = if value == "-" {
+        // At most one byte over the limit: enough for put to refuse it by its size, without
+        // reading an endless stdin into memory first.
+        let limit = u64::from(db.geometry().value_max) + 1;
         let mut buf = Vec::new();
         std::io::stdin()
+            .take(limit)
             .read_to_end(&mut buf)
             .ctx("read", "stdin")?;
         buf
     } else {
         value.as_bytes().to_vec()
     };
-    let (mut db, _) = open(args)?;
     db.stop_mid_write = stop;
     db.lock()?.put(key.as_bytes(), &value)?;
     trace!("put {} ({} bytes)", escape(key.as_bytes()), value.len());
@@ -230,16 +234,14 @@ fn watch_loop(
 fn destroy(args: &DbArgs) -> Result<ExitCode> {
     let target = Target::new(&args.name, args.sysv)?;
     let label = target.label();
-    let server = match segment::open(&target).and_then(Db::attach) {
+    // Missing, or not ours (other owner or mode): refused by segment::open, with the reason.
+    let region = segment::open(&target)?;
+    // A damaged object of ours has no server to ask: it is removed all the same.
+    let server = match Db::attach(region) {
         Ok(db) => match db.creator() {
             (pid, true) => Some(pid),
             _ => None,
         },
-        // A damaged object of ours is removed all the same; one that is not ours (other
-        // owner or mode) or missing was refused by segment::open: say so.
-        Err(e) if e.to_string().contains("not using it") || e.to_string().contains("no such") => {
-            return Err(e);
-        }
         Err(_) => None,
     };
     if let Some(pid) = server {

@@ -566,7 +566,9 @@ impl Writer<'_> {
         // 2. Odd: readers retry from here on. The Release fence keeps the data stores below
         //    from becoming visible before the odd count (the writer's half of Boehm's recipe).
         let seq = r.u64(rec + R_SEQ);
-        let s = seq.load(Ordering::Relaxed);
+        // Rounded up to even: a count left odd by a damaged segment must not turn even
+        // half-way through this write.
+        let s = seq.load(Ordering::Relaxed).wrapping_add(1) & !1;
         seq.store(s + 1, Ordering::Relaxed);
         fence(Ordering::Release);
 

@@ -323,10 +323,7 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     drop(db);
     server.signal(Signal::SIGTERM)?;
     let status = server.wait_timeout(DEADLINE)?;
-    let left = match segment::open(&target) {
-        Ok(_) => true,
-        Err(e) => !e.to_string().contains("no such database"),
-    };
+    let left = segment::exists(&target)?;
     let place = if args.sysv { "ipcs -m" } else { "/dev/shm" };
     let mut failed = Vec::new();
     if failures > 0 {

@@ -374,6 +374,20 @@ fn vet(name: &str, regular: bool, uid: u32, mode: u32, size: u64) -> Result<()> 
     Ok(())
 }
 
+/// True if an object stands at the name (whatever it holds).
+pub fn exists(target: &Target) -> Result<bool> {
+    if target.sysv {
+        return sysv::exists(target);
+    }
+    match shm_open(target.name.as_str(), OFlag::O_RDONLY, Mode::empty()) {
+        Ok(_) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        // Someone else's object we may not open is still an object.
+        Err(Errno::EACCES) => Ok(true),
+        Err(e) => Err(Error::sys("shm_open", &target.name, e)),
+    }
+}
+
 /// Remove the object's name (existing mappings stay valid until unmapped).
 pub fn remove(target: &Target) -> Result<()> {
     if target.sysv {
@@ -511,24 +525,36 @@ mod sysv {
         }
     }
 
-    fn id_of(target: &Target) -> Result<i32> {
+    /// The segment's id, or None if there is no key file or no segment with its key.
+    fn find(target: &Target) -> Result<Option<(i32, libc::key_t)>> {
+        if !target.key_path()?.exists() {
+            return Ok(None);
+        }
         let (key, _) = key(target, false)?;
         // SAFETY: plain syscall with integer arguments.
         let id = unsafe { libc::shmget(key, 0, 0) };
         if id == -1 {
-            return Err(match Errno::last() {
-                Errno::ENOENT => Error::msg(format!(
-                    "{}: no such database (no segment with key 0x{key:08x})",
-                    target.label()
-                )),
-                e => Error::sys("shmget", target.label(), e),
-            });
+            return match Errno::last() {
+                Errno::ENOENT => Ok(None),
+                e => Err(Error::sys("shmget", target.label(), e)),
+            };
         }
-        Ok(id)
+        Ok(Some((id, key)))
+    }
+
+    pub fn exists(target: &Target) -> Result<bool> {
+        Ok(find(target)?.is_some())
     }
 
     pub fn open(target: &Target) -> Result<Region> {
-        attach(id_of(target)?, target)
+        match find(target)? {
+            Some((id, _)) => attach(id, target),
+            None => Err(Error::msg(format!(
+                "{}: no such database (start one with: shm-demo server --sysv --name {})",
+                target.label(),
+                target.name
+            ))),
+        }
     }
 
     fn rmid(id: i32) {
@@ -540,11 +566,8 @@ mod sysv {
     }
 
     pub fn remove(target: &Target) -> Result<()> {
-        match id_of(target) {
-            Ok(id) => rmid(id),
-            Err(_) if target.key_path().is_ok_and(|p| !p.exists()) => {}
-            Err(e) if e.to_string().contains("no such database") => {}
-            Err(e) => return Err(e),
+        if let Some((id, _)) = find(target)? {
+            rmid(id);
         }
         let path = target.key_path()?;
         common::cleanup::Object::Path(path.clone()).unlink()?;
@@ -553,7 +576,7 @@ mod sysv {
     }
 
     pub fn nattch(target: &Target) -> Option<u64> {
-        let id = id_of(target).ok()?;
+        let (id, _) = find(target).ok()??;
         stat(id, &target.label()).ok().map(|ds| ds.shm_nattch)
     }
 }

@@ -109,7 +109,9 @@ fn object_of_another_mode_is_refused_even_with_fresh() {
     );
     let err = fails(&sb, &name, &["server", "--fresh"]);
     assert!(err.contains("has mode 0644"), "{err}");
-    assert!(name.shm_path().exists());
+    let err = fails(&sb, &name, &["destroy"]);
+    assert!(err.contains("has mode 0644"), "{err}");
+    assert!(name.shm_path().exists(), "not ours to remove");
 }
 
 #[test]
@@ -155,6 +157,13 @@ fn full_table_key_and_value_limits() {
     assert!(err.contains("key is 65 bytes"), "{err}");
     let err = fails(&sb, &name, &["put", "a", &"v".repeat(17)]);
     assert!(err.contains("value is 17 bytes; the limit in"), "{err}");
+    let out = support::run(&sb, &name, &["put", "a", "-"], &[b'x'; 100_000]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = common::testkit::stderr(&out);
+    assert!(
+        err.contains("value is 17 bytes; the limit in"),
+        "stdin is read up to the limit + 1: {err}"
+    );
     assert_eq!(ok(&sb, &name, &["get", "a"]), "replaced", "nothing changed");
     ok(&sb, &name, &["del", "b"]);
     ok(&sb, &name, &["put", "e", "e"]); // room again after a delete
