@@ -59,9 +59,15 @@ fn sigterm_under_sixteen_writers_loses_nothing_they_were_told_was_sent() {
                 })
             })
             .collect();
-        // Mid-stream: as soon as the first records are in the log.
-        support::wait_until("the first records in the log", || {
-            !lines_of(&daemon.log).is_empty()
+        // Mid-stream: as soon as every writer has a record in the log, so every one of them
+        // holds the FIFO open (a writer that opened it only after SIGTERM removed it would
+        // fail with "no FIFO there", which is right, but not what this test is about).
+        support::wait_until("a record of every writer in the log", || {
+            let lines = lines_of(&daemon.log);
+            (0..WRITERS).all(|w| {
+                let tag = format!(" w={w} seq=");
+                lines.iter().any(|l| l.contains(&tag))
+            })
         });
         daemon.child.signal(Signal::SIGTERM).unwrap();
         let sent: usize = writers.iter().map(|w| reported(w, LINES)).sum();
