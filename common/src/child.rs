@@ -17,7 +17,8 @@
 //!   that writes more than a pipe holds (64 KiB) to a stream its supervisor never looks at
 //!   would otherwise block in `write`, deaf to the SIGTERM its handle sends on drop.
 //!
-//! When tracing is on, children inherit it (see [`crate::narrate`]).
+//! When tracing is on, children inherit it (see [`crate::narrate`]). They do not inherit a
+//! service manager's `NOTIFY_SOCKET` (see [`crate::lifecycle`]).
 //!
 //! # Why a mutex around the child
 //!
@@ -102,6 +103,12 @@ impl Supervised {
     pub fn spawn(label: &str, cmd: &mut Command, opts: Options) -> Result<Self> {
         if crate::narrate::enabled() {
             cmd.env(crate::narrate::ENV, "1");
+        }
+        // A role is not the service: its READY=1 would speak for the wrong process. A command
+        // that sets NOTIFY_SOCKET itself (a test playing the manager) keeps it.
+        let notify = std::ffi::OsStr::new(crate::lifecycle::NOTIFY_SOCKET);
+        if !cmd.get_envs().any(|(k, v)| k == notify && v.is_some()) {
+            cmd.env_remove(notify);
         }
         if opts.own_group {
             cmd.process_group(0);

@@ -10,6 +10,8 @@
 //!   unique names for tests that run in parallel.
 //! - [`cleanup`]: RAII guards that remove a named object when dropped, and [`cleanup::Shutdown`],
 //!   which turns SIGINT/SIGTERM into an orderly return through those guards.
+//! - [`lifecycle`]: the one way every daemon announces readiness (`ready: pid N …` on stdout,
+//!   `READY=1` to `NOTIFY_SOCKET`) and a stop; the convention the daemons share.
 //! - [`narrate`]: the `-v/--trace` timeline, one line per IPC call on stderr.
 //! - [`out`]: [`say!`], lines on stdout that are flushed at once and never panic on EPIPE.
 //! - [`pidfile`]: a locked pid file, so a daemon tells a live rival from a dead one's leftovers.
@@ -25,6 +27,7 @@ pub mod child;
 pub mod cleanup;
 pub mod deadline;
 pub mod error;
+pub mod lifecycle;
 pub mod names;
 pub mod narrate;
 pub mod out;

@@ -56,12 +56,14 @@ impl Sandbox {
     }
 
     /// A command for `program`, running in the sandbox with the sandbox as its
-    /// `XDG_RUNTIME_DIR`, with tracing off whatever the test's own environment says.
+    /// `XDG_RUNTIME_DIR`, with tracing off and no service manager's `NOTIFY_SOCKET`, whatever
+    /// the test's own environment says (a test that plays the manager sets its own).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.current_dir(self.path())
             .env("XDG_RUNTIME_DIR", self.path())
-            .env_remove(crate::narrate::ENV);
+            .env_remove(crate::narrate::ENV)
+            .env_remove(crate::lifecycle::NOTIFY_SOCKET);
         cmd
     }
 }

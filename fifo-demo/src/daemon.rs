@@ -10,9 +10,11 @@
 //!    nobody reads is a stale leftover to reuse; a symlink, another kind of file, another
 //!    user's FIFO or a FIFO somebody reads are refused;
 //! 4. open the read end non-blocking, then a write end of our own (see [`open_fifo`]);
-//! 5. then sleep in `poll` on the FIFO, the SIGTERM/SIGINT self-pipe and the SIGHUP self-pipe.
+//! 5. announce readiness (see [`common::lifecycle`]): `ready: pid N fifo PATH` on stdout, and
+//!    `READY=1` to a service manager's `NOTIFY_SOCKET`;
+//! 6. then sleep in `poll` on the FIFO, the SIGTERM/SIGINT self-pipe and the SIGHUP self-pipe.
 //!
-//! On SIGTERM/SIGINT it unlinks the FIFO, closes its own write end, drains until EOF (every
+//! On SIGTERM/SIGINT it sends `STOPPING=1` (with `NOTIFY_SOCKET`), unlinks the FIFO, closes its own write end, drains until EOF (every
 //! writer gone) or `--drain-timeout`, and closes the read end right after the last read.
 
 use std::fs::File;
@@ -26,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::cleanup::{Shutdown, Unlink};
+use common::lifecycle;
 use common::names::{self, Kind};
 use common::pidfile::{self, PidFile};
 use common::{Context, Error, Result, trace};
@@ -103,9 +106,10 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     ];
     let mut log = Log::open(&args.log, &ours)?;
 
+    // The details for a human on stderr, then the one readiness line every daemon prints
+    // (common::lifecycle): the FIFO exists and is read, so a writer that starts now succeeds.
     say(&format!(
-        "ready: pid {} reads {}, logs to {} (pid file {})",
-        std::process::id(),
+        "reads {}, logs to {} (pid file {})",
         fifo.display(),
         log.name(),
         pid_file.path().display()
@@ -118,6 +122,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         "try: fifo-demo log{fifo_arg} hello   (stop with kill {})",
         std::process::id()
     ));
+    lifecycle::ready(format_args!("fifo {}", fifo.display()))?;
 
     let mut reader = Reader::new(read_end);
     loop {
@@ -149,6 +154,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         })?;
     }
 
+    lifecycle::stopping();
     // Shutting down. Remove the name first so no new writer can open the FIFO, and close our
     // own write end, so that the pipe reports EOF as soon as the writers that still hold it
     // have closed it. Then drain: read and log until that EOF, or until the drain timeout if

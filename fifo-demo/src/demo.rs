@@ -104,8 +104,9 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
         own_group: true,
     };
 
-    // 1. The daemon. Its stderr comes to us so we can wait for its "ready" line; a thread
-    //    passes every line on to our stderr as it arrives.
+    // 1. The daemon. Its stdout comes to us so we can wait for its "ready" line (see
+    //    common::lifecycle); its stderr too, and a thread passes every line of it on to our
+    //    stderr as it arrives.
     let mut cmd = Command::new(&exe);
     cmd.arg("daemon")
         .arg("--fifo")
@@ -113,7 +114,7 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
         .arg("--log")
         .arg(&files.log)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // If we die without unwinding (a second Ctrl-C exits at once, or SIGKILL), the kernel
     // sends the daemon the SIGTERM our handle would have: it drains and removes its FIFO.
@@ -123,12 +124,18 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
     let mut lines = daemon
         .stderr_lines()
         .ok_or_else(|| Error::msg("daemon: no stderr pipe"))?;
-    let ready = lines.wait_for(|l| l.contains("daemon: ready:"), DEADLINE);
+    let mut stdout = daemon
+        .stdout_lines()
+        .ok_or_else(|| Error::msg("daemon: no stdout pipe"))?;
+    let ready = stdout.wait_for(|l| l.starts_with("ready: "), DEADLINE);
     if let Err(e) = ready {
         let status = daemon.wait_timeout(Duration::from_secs(5)).map(describe);
+        // Its own error, if it gave one, is on its stderr.
+        let said = lines.rest(Duration::from_secs(5)).unwrap_or_default();
         return Err(Error::msg(format!(
-            "the daemon did not start ({}): {e}",
-            status.unwrap_or_else(|e| e.to_string())
+            "the daemon did not start ({}): {}",
+            status.unwrap_or_else(|e| e.to_string()),
+            said.last().map_or_else(|| e.to_string(), Clone::clone)
         )));
     }
     for line in lines.seen() {

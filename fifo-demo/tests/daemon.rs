@@ -307,8 +307,10 @@ fn log_dash_writes_to_stdout_and_works_in_a_pipeline() {
     let pipeline = testkit::spawn(&mut cmd);
     let mut stdout = pipeline.stdout_lines().unwrap();
     let mut stderr = pipeline.stderr_lines().unwrap();
+    // The ready line went into grep (and was filtered out): the details line on stderr is
+    // written just before it, once the FIFO is open.
     stderr
-        .wait_for(|l| l.contains("daemon: ready:"), WAIT)
+        .wait_for(|l| l.contains("daemon: reads "), WAIT)
         .unwrap();
     let out = log(&sb, &fifo, &[], b"info all fine\nERROR disk full\n");
     assert!(out.status.success());

@@ -117,9 +117,8 @@ fn a_file_size_limit_keeps_whole_records_and_counts_the_rest() {
     ]);
     let child = testkit::spawn(&mut cmd);
     let mut stderr = child.stderr_lines().unwrap();
-    stderr
-        .wait_for(|l| l.contains("daemon: ready:"), WAIT)
-        .unwrap();
+    let mut stdout = child.stdout_lines().unwrap();
+    stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
     let fifo = sb.runtime_dir().join("log.fifo");
     let input: String = (1..=100)
         .map(|i| format!("record number {i:03}\n"))

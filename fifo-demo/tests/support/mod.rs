@@ -21,6 +21,7 @@ pub fn fifo_demo(sb: &Sandbox) -> Command {
 /// A running daemon and what the test needs to know about it.
 pub struct Daemon {
     pub child: Supervised,
+    pub stdout: Lines,
     pub stderr: Lines,
     pub fifo: PathBuf,
     pub log: PathBuf,
@@ -32,26 +33,32 @@ impl Daemon {
     pub fn start(sb: &Sandbox, args: &[&str]) -> Daemon {
         let mut cmd = fifo_demo(sb);
         cmd.arg("daemon").args(args);
-        let child = testkit::spawn(&mut cmd);
+        Self::started(testkit::spawn(&mut cmd), sb)
+    }
+
+    /// Wait for the readiness line of a daemon started by the caller, and learn its paths.
+    pub fn started(child: Supervised, sb: &Sandbox) -> Daemon {
+        let mut stdout = child.stdout_lines().expect("stdout is piped");
         let mut stderr = child.stderr_lines().expect("stderr is piped");
-        let ready = stderr
-            .wait_for(|l| l.contains("daemon: ready:"), WAIT)
+        // "ready: pid N fifo PATH" on stdout (common::lifecycle).
+        let ready = stdout
+            .wait_for(|l| l.starts_with("ready: "), WAIT)
             .unwrap_or_else(|e| panic!("daemon did not start: {e}"));
-        // "ready: pid N reads FIFO, logs to LOG (pid file P)"
-        let fifo = ready
-            .split(" reads ")
-            .nth(1)
-            .and_then(|r| r.split(", logs to ").next())
-            .expect("the ready line names the FIFO");
-        let log = ready
+        let fifo = ready_object(&ready, child.pid().as_raw(), "fifo");
+        // "fifo-demo daemon: reads FIFO, logs to LOG (pid file P)" on stderr, written first.
+        let details = stderr
+            .wait_for(|l| l.contains("daemon: reads "), WAIT)
+            .unwrap_or_else(|e| panic!("no details line: {e}"));
+        let log = details
             .split(", logs to ")
             .nth(1)
             .and_then(|r| r.split(" (pid file").next())
-            .expect("the ready line names the log");
+            .expect("the details line names the log");
         Daemon {
             child,
+            stdout,
             stderr,
-            fifo: PathBuf::from(fifo),
+            fifo,
             log: sb.path().join(log),
         }
     }
@@ -64,6 +71,14 @@ impl Daemon {
         assert!(!self.fifo.exists(), "FIFO left behind");
         assert!(!pid_file(&self.fifo).exists(), "pid file left behind");
     }
+}
+
+/// The object `kind` in a readiness line `ready: pid PID KIND PATH`, checked to name `pid`.
+pub fn ready_object(line: &str, pid: i32, kind: &str) -> PathBuf {
+    let rest = line
+        .strip_prefix(&format!("ready: pid {pid} {kind} "))
+        .unwrap_or_else(|| panic!("not `ready: pid {pid} {kind} PATH`: {line:?}"));
+    PathBuf::from(rest)
 }
 
 pub fn pid_file(fifo: &Path) -> PathBuf {
