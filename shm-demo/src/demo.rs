@@ -165,42 +165,25 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     // 2. Writers and readers, all at once.
     let ms = args.duration_ms.to_string();
     let keys = KEYS.to_string();
-    let mut writers = Vec::new();
-    for i in 0..args.writers {
-        let id = i.to_string();
-        let w = spawn(
-            &format!("writer {i}"),
-            &["writer", "--id", &id, "--keys", &keys, "--duration-ms", &ms],
-            db_args,
-        )?;
-        forward_stderr(&w, &recovered_tx);
-        let out = w
-            .stdout_lines()
-            .ok_or_else(|| Error::msg("no stdout pipe"))?;
-        writers.push((w, out));
-    }
     let nw = args.writers.to_string();
-    let mut readers = Vec::new();
-    for i in 0..args.readers {
-        let r = spawn(
-            &format!("reader {i}"),
-            &[
-                "reader",
-                "--writers",
-                &nw,
-                "--keys",
-                &keys,
-                "--duration-ms",
-                &ms,
-            ],
-            db_args,
-        )?;
-        forward_stderr(&r, &recovered_tx);
-        let out = r
+    // A worker: its stderr passed on (watching for the recovery line), its stdout kept for
+    // its closing `done:` line.
+    let worker = |label: String, role: &[&str]| -> Result<(Supervised, Lines)> {
+        let mut argv = role.to_vec();
+        argv.extend(["--keys", &keys, "--duration-ms", &ms]);
+        let child = spawn(&label, &argv, db_args)?;
+        forward_stderr(&child, &recovered_tx);
+        let out = child
             .stdout_lines()
             .ok_or_else(|| Error::msg("no stdout pipe"))?;
-        readers.push((r, out));
-    }
+        Ok((child, out))
+    };
+    let writers = (0..args.writers)
+        .map(|i| worker(format!("writer {i}"), &["writer", "--id", &i.to_string()]))
+        .collect::<Result<Vec<_>>>()?;
+    let readers = (0..args.readers)
+        .map(|i| worker(format!("reader {i}"), &["reader", "--writers", &nw]))
+        .collect::<Result<Vec<_>>>()?;
     say!(
         "2. {} writers and {} readers map {label} and work in it for {} ms; no lock for readers",
         args.writers,
