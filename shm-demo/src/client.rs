@@ -81,7 +81,17 @@ fn put(args: &DbArgs, key: &OsStr, value: &OsStr, stop: bool) -> Result<ExitCode
 fn get(args: &DbArgs, key: &OsStr) -> Result<ExitCode> {
     let (db, _) = open(args)?;
     let mut value = Vec::new();
-    if !db.get(key.as_bytes(), &mut value)? {
+    let found = db.get(key.as_bytes(), &mut value)?;
+    trace!(
+        "get {}: seqlock read, no lock taken -> {}",
+        escape(key.as_bytes()),
+        if found {
+            format!("{} bytes", value.len())
+        } else {
+            "not stored".to_owned()
+        }
+    );
+    if !found {
         return Ok(ExitCode::FAILURE);
     }
     // The raw bytes, as stored: scripts capture them with $(...) or pipe them on.

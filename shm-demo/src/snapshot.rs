@@ -73,9 +73,18 @@ pub fn save(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
 
 /// Read and check a snapshot against the limits of `geo`.
 pub fn load(path: &Path, geo: &Geometry) -> Result<Records> {
-    let mut file = File::open(path).ctx("open", path.display())?;
+    let file = File::open(path).ctx("open", path.display())?;
+    // No bigger than a full table can be: a larger file is refused without reading it all.
+    let most = 20 + u64::from(geo.slots) * (8 + u64::from(geo.key_max) + u64::from(geo.value_max));
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut bytes).ctx("read", path.display())?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, most + 1), &mut bytes)
+        .ctx("read", path.display())?;
+    if bytes.len() as u64 > most {
+        return Err(Error::msg(format!(
+            "{}: larger than a snapshot of this database can be ({most} bytes)",
+            path.display()
+        )));
+    }
     parse(&bytes, geo).map_err(|why| Error::msg(format!("{}: {why}", path.display())))
 }
 
