@@ -4,12 +4,13 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use common::{Error, Result};
+use common::cleanup::{Object, Unlink};
+use common::{Error, Result, trace};
 use nix::errno::Errno;
 
-use crate::mq::{Access, Mq};
+use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
-use crate::sysv::{self, SysvQ};
+use crate::sysv::{self, Remove, SysvQ};
 
 /// A queue of either kind.
 pub enum Queue {
@@ -204,4 +205,39 @@ pub fn poll_timeout(
             None => nix::poll::PollTimeout::NONE,
         }
     }
+}
+
+/// What removes a queue when its owner exits, whatever its kind.
+#[allow(dead_code)] // Held for its Drop.
+pub enum Guard {
+    /// `mq_unlink` (or `unlink` of a file).
+    Unlink(Unlink),
+    /// `msgctl(IPC_RMID)`.
+    Remove(Remove),
+}
+
+/// Create a queue named after our own pid (a worker's inbox, a `submit --wait` reply queue),
+/// readable by us, with its removal guard. A POSIX queue already at that name can only be the
+/// leftover of an earlier process that had our pid and was killed with -9: if it is ours, it
+/// is removed and made again (another user's is refused).
+pub fn create_own(name: &str, depth: usize, msgsize: usize, sysv: bool) -> Result<(Queue, Guard)> {
+    if sysv {
+        let q = SysvQ::create(name, msgsize)?;
+        let guard = Guard::Remove(Remove::new(&q));
+        return Ok((Queue::Sysv(q), guard));
+    }
+    for _ in 0..2 {
+        match Mq::create(name, depth, msgsize, Access::Read)? {
+            Created::New(q) => {
+                let guard = Guard::Unlink(Unlink::new(Object::Mqueue(name.to_owned())));
+                return Ok((Queue::Posix(q), guard));
+            }
+            Created::Exists => {
+                drop(Mq::open(name, Access::Read, true)?);
+                Object::Mqueue(name.to_owned()).unlink()?;
+                trace!("mq_unlink({name}): a leftover of a process killed with -9");
+            }
+        }
+    }
+    Err(Error::msg(format!("{name}: keeps reappearing")))
 }

@@ -14,20 +14,20 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use common::cleanup::{Object, Shutdown, Unlink};
+use common::cleanup::Shutdown;
 use common::{Context, Error, Result, say};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::unistd::{Pid, getpid};
 
 use crate::cli::SubmitArgs;
-use crate::mq::{Access, Created, Mq};
+use crate::mq::Access;
 use crate::names::Names;
 use crate::protocol::{self, MAX_PRIORITY, Message, Status, Task};
-use crate::queue::{self, Finder, Queue, Which};
+use crate::queue::{self, Finder, Guard, Queue, Which};
 use crate::results::show_result;
 use crate::supervisor::{monotonic_ns, pidfd_open};
-use crate::sysv::{Remove, SysvQ, Tick};
+use crate::sysv::Tick;
 
 /// A task ready to go.
 struct Ready {
@@ -205,40 +205,15 @@ fn send_blocking(queue: &Queue, r: &Ready, timeout: Option<Duration>, stamp: boo
     }
 }
 
-/// The reply queue of `submit --wait` (`NAME-r<pid>`, or a System V queue known by its id),
-/// with the guard that removes it.
+/// The reply queue of `submit --wait` (`NAME-r<pid>`, or a System V queue known by its id,
+/// which the tasks name as `sysv:<id>`), with the guard that removes it.
 fn create_reply(names: &Names, queue: &Queue) -> Result<(Queue, Guard)> {
-    let reply_name = names.reply(getpid());
-    if let Queue::Sysv(_) = queue {
-        let q = SysvQ::create(&reply_name, queue.msgsize())?;
-        let guard = Guard::Remove(Remove::new(&q));
-        return Ok((Queue::Sysv(q), guard));
-    }
     let depth = match queue {
         Queue::Posix(q) => usize::try_from(q.attr()?.maxmsg()).unwrap_or(10).max(1),
-        Queue::Sysv(_) => unreachable!("handled above"),
+        Queue::Sysv(_) => 0, // System V counts bytes, not messages
     };
-    for _ in 0..2 {
-        match Mq::create(&reply_name, depth, queue.msgsize(), Access::Read)? {
-            Created::New(q) => {
-                let guard = Guard::Unlink(Unlink::new(Object::Mqueue(reply_name.clone())));
-                return Ok((Queue::Posix(q), guard));
-            }
-            Created::Exists => {
-                // A predecessor with our pid was killed with -9: its results are not ours.
-                drop(Mq::open(&reply_name, Access::Read, true)?);
-                Object::Mqueue(reply_name.clone()).unlink()?;
-            }
-        }
-    }
-    Err(Error::msg(format!("{reply_name}: keeps reappearing")))
-}
-
-/// Removes the reply queue on exit.
-#[allow(dead_code)] // Held for its Drop.
-enum Guard {
-    Unlink(Unlink),
-    Remove(Remove),
+    let sysv = matches!(queue, Queue::Sysv(_));
+    queue::create_own(&names.reply(getpid()), depth, queue.msgsize(), sysv)
 }
 
 /// `--wait`: send and collect results at the same time (see the module docs). True if every

@@ -48,7 +48,7 @@ use crate::cli::RunArgs;
 use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
 use crate::protocol::{self, MAX_ATTEMPTS, Message, Status, Task, TaskResult};
-use crate::queue::{self, Queue};
+use crate::queue::{self, Guard, Queue};
 use crate::sysv::{self, Remove, SysvQ, Tick};
 
 /// At most this many results wait in memory for a reader; beyond it the supervisor takes no
@@ -231,13 +231,6 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     drop(sup);
     drop(guards);
     Ok(ExitCode::SUCCESS)
-}
-
-/// What removes a queue (or the System V ids file) when the supervisor exits.
-#[allow(dead_code)] // Held for their Drop.
-enum Guard {
-    Unlink(Unlink),
-    Remove(Remove),
 }
 
 /// Create the four queues, or take over a dead supervisor's (we hold its pid-file lock, so

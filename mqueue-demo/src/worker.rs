@@ -17,29 +17,22 @@
 
 use std::process::ExitCode;
 
-use common::cleanup::{Object, Shutdown, Unlink};
+use common::cleanup::Shutdown;
 use common::{Context, Error, Result, say, trace};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{Pid, getpid, getppid};
 
 use crate::cli::WorkerArgs;
-use crate::mq::{Access, Created, Mq};
+use crate::mq::Access;
 use crate::names::Names;
 use crate::protocol::{self, Message, Status, TaskResult};
 use crate::queue::{self, Finder, Queue, Which};
-use crate::sysv::{Remove, SysvQ, Tick};
+use crate::sysv::Tick;
 use crate::tasks;
 
 /// A worker's inbox holds the one task it is given and a stop request.
 pub const INBOX_DEPTH: usize = 2;
-
-/// Removes the inbox on every exit but kill -9, whatever its kind.
-#[allow(dead_code)] // Held for its Drop.
-enum Guard {
-    Posix(Unlink),
-    Sysv(Remove),
-}
 
 /// Run a worker until its supervisor stops it, SIGTERM/SIGINT, or `--max-tasks`.
 pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
@@ -62,7 +55,9 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         Err(e) => return Err(e),
     };
     let inbox_name = names.inbox(pid);
-    let (inbox, _guard) = create_inbox(&inbox_name, done.msgsize(), finder.sysv())?;
+    // The inbox is removed on every exit but kill -9 (then the supervisor removes it).
+    let (inbox, _guard) =
+        queue::create_own(&inbox_name, INBOX_DEPTH, done.msgsize(), finder.sysv())?;
     let sysv_id = match &inbox {
         Queue::Sysv(q) => q.id(),
         Queue::Posix(_) => -1,
@@ -154,33 +149,6 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         say!("worker pid {pid}: ran {served} tasks; removed {inbox_name}")?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Create this worker's inbox, with its removal guard. A POSIX queue already at the name can
-/// only be the leftover of an earlier worker that had our pid and was killed with -9 before
-/// its supervisor tidied up: if it is ours, it is removed and made again.
-fn create_inbox(name: &str, msgsize: usize, sysv: bool) -> Result<(Queue, Guard)> {
-    if sysv {
-        let q = SysvQ::create(name, msgsize)?;
-        let guard = Guard::Sysv(Remove::new(&q));
-        return Ok((Queue::Sysv(q), guard));
-    }
-    for _ in 0..2 {
-        match Mq::create(name, INBOX_DEPTH, msgsize, Access::Read)? {
-            Created::New(q) => {
-                let guard = Guard::Posix(Unlink::new(Object::Mqueue(name.to_owned())));
-                return Ok((Queue::Posix(q), guard));
-            }
-            Created::Exists => {
-                drop(Mq::open(name, Access::Read, true)?); // refuses another user's queue
-                Object::Mqueue(name.to_owned()).unlink()?;
-                trace!("mq_unlink({name}): a dead worker's leftover inbox");
-            }
-        }
-    }
-    Err(Error::msg(format!(
-        "{name}: keeps reappearing; is another worker using our pid?"
-    )))
 }
 
 /// Send on a non-blocking queue, waiting in `poll` while it is full. The supervisor always
