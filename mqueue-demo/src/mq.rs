@@ -46,6 +46,15 @@ pub enum Access {
 }
 
 impl Access {
+    /// The open flag, as mq_open(3) spells it.
+    pub fn flag_name(self) -> &'static str {
+        match self {
+            Access::Read => "O_RDONLY",
+            Access::Write => "O_WRONLY",
+            Access::ReadWrite => "O_RDWR",
+        }
+    }
+
     fn flags(self) -> MQ_OFlag {
         match self {
             Access::Read => MQ_OFlag::O_RDONLY,
@@ -79,7 +88,8 @@ impl Mq {
         match mqueue::mq_open(name, flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr)) {
             Ok(mqd) => {
                 trace!(
-                    "mq_open({name}, O_CREAT|O_EXCL|{access:?}, 0600, maxmsg {depth}, msgsize {msgsize}) -> fd {}",
+                    "mq_open({name}, {}|O_CREAT|O_EXCL, 0600, maxmsg {depth}, msgsize {msgsize}) -> fd {}",
+                    access.flag_name(),
                     mqd.as_raw_fd()
                 );
                 let mq = Mq {
@@ -106,7 +116,11 @@ impl Mq {
             flags |= MQ_OFlag::O_NONBLOCK;
         }
         let mqd = mqueue::mq_open(name, flags, Mode::empty(), None).ctx("mq_open", name)?;
-        trace!("mq_open({name}, {access:?}) -> fd {}", mqd.as_raw_fd());
+        trace!(
+            "mq_open({name}, {}) -> fd {}",
+            access.flag_name(),
+            mqd.as_raw_fd()
+        );
         let st = fstat(&mqd).ctx("fstat", name)?;
         let attr = mqueue::mq_getattr(&mqd).ctx("mq_getattr", name)?;
         let mq = Mq {

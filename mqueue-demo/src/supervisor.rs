@@ -728,10 +728,14 @@ impl Supervisor {
                 .map_err(|e| Error::msg(e.to_string()))?;
             let inbox = w.inbox.as_ref().expect("an idle worker has an inbox");
             // Record first, then send: see the module docs.
-            let id = held.task.id;
+            trace!(
+                "record: worker pid {} holds task {}; now hand it over",
+                w.pid,
+                protocol::show_id(held.task.id)
+            );
             w.holding = Some(held);
             match inbox.send(&msg, 0) {
-                Ok(()) => trace!("task {} -> worker pid {}", protocol::show_id(id), w.pid),
+                Ok(()) => {}
                 Err(e) => {
                     // The inbox cannot be full (an idle worker's holds at most a stop); a
                     // worker whose inbox fails gets nothing more, and its task goes back.

@@ -142,11 +142,11 @@ fn task_in_a_dead_workers_inbox_is_given_out_again() {
     let mut sup = Supervisor::start(&sb, &q, &["-v", "--workers", "1"]);
     let pid = sup.workers(1)[0];
     // Its hello, received by the supervisor: from now on it is idle and gets the next task.
-    sup.wait_trace(|l| l.contains(&format!("mq_open({q}-w{pid}, ReadWrite)")));
+    sup.wait_trace(|l| l.contains(&format!("mq_open({q}-w{pid}, O_RDWR)")));
     let frozen = testkit::freeze(pid);
     let mut submit = mq(&sb, &q, &["submit", "--wait", "echo survived"]);
     let submitter = testkit::spawn(&mut submit);
-    sup.wait_trace(|l| l.contains(&format!("-> worker pid {pid}")));
+    sup.wait_trace(|l| l.contains(&format!("record: worker pid {pid} holds task")));
     kill(pid, Signal::SIGKILL).unwrap();
     drop(frozen);
     let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {pid} ")));
