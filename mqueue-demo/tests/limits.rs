@@ -197,3 +197,34 @@ fn garbage_in_the_task_queue_is_dead_lettered() {
     let stopped = sup.stop();
     assert!(stopped.contains("3 malformed"), "{stopped}");
 }
+
+/// POSIX queue names are shared by the whole machine: a queue at our name that belongs to
+/// another user is refused, named with its owner (`fstat` on the descriptor). Making one needs
+/// root (fchown), which CI has; run as another user, the test says it is skipped.
+#[test]
+fn someone_elses_queue_is_refused() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: making a queue owned by another user needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    let q = queue();
+    let attr = nix::mqueue::MqAttr::new(0, 10, 1024, 0);
+    let flags = nix::mqueue::MQ_OFlag::O_CREAT
+        | nix::mqueue::MQ_OFlag::O_EXCL
+        | nix::mqueue::MQ_OFlag::O_RDONLY;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    let mqd = nix::mqueue::mq_open(q.as_str(), flags, mode, Some(&attr)).unwrap();
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    nix::unistd::fchown(&mqd, Some(nobody), None).unwrap();
+    nix::mqueue::mq_close(mqd).unwrap();
+    let out = run(&sb, &q, &["run", "--workers", "0"], b"");
+    nix::mqueue::mq_unlink(q.as_str()).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{q}: the queue belongs to uid 65534, not to us")),
+        "{err}"
+    );
+    assert_no_queues(&q);
+}
