@@ -13,7 +13,9 @@
 # 3. Per invocation from a shell loop: `sem-demo run --name N -- true` vs `flock FILE true`
 #    (util-linux) and GNU parallel's `sem --id N true`.
 # Rounds alternate ours and the peer; each figure is the best and the median over the rounds
-# (the best is the least disturbed by other load; compare rows of one run).
+# (the best is the least disturbed by other load; compare rows of one run). The uncontended
+# pairs are timed in CPU time (they never sleep), the hand-offs in wall time; invocations in
+# both (CPU: user+system of everything the loop ran).
 set -euo pipefail
 
 pairs=${1:-2000000}
@@ -58,33 +60,46 @@ for mode in pair sysv-pair handoff-posix handoff-sysv; do
     row "$mode" "$rb" "$rm" "$cb" "$cm"
 done
 
-# microseconds per invocation of "$@", over a loop of $invocations from this shell
+# Microseconds per invocation of "$@" over a loop of $1 from a subshell: "WALL CPU", where
+# CPU is the user+system time of everything the loop ran (from bash's `times`), which does not
+# grow when other work on the machine delays us.
 per_call() {
     local n=$1; shift
-    local start end
+    local start end cpu
     start=$(date +%s%N)
-    for ((i = 0; i < n; i++)); do "$@"; done
+    cpu=$( (for ((i = 0; i < n; i++)); do "$@"; done; times) | tail -n 1)
     end=$(date +%s%N)
-    awk -v d=$((end - start)) -v n="$n" 'BEGIN { printf "%.1f\n", d / n / 1000 }'
+    awk -v d=$((end - start)) -v n="$n" -v cpu="$cpu" 'BEGIN {
+        split(cpu, t, " "); s = 0
+        for (i = 1; i <= 2; i++) { split(t[i], p, "m"); s += p[1] * 60 + p[2] }
+        printf "%.1f %.1f\n", d / n / 1000, s / n * 1e6 }'
 }
 
 "$bin" unlink --sysv bench-run 2>/dev/null || true
-ours=() flocks=() sems=()
+ours=() flocks=() sems=() ourcpu=() flockcpu=() semcpu=()
 semn=$((invocations / 10 > 0 ? invocations / 10 : 1))
 for ((r = 0; r < rounds; r++)); do
-    ours+=("$(per_call "$invocations" "$bin" run --name bench-run -- true)")
-    flocks+=("$(per_call "$invocations" flock "$work/lock" true)")
+    read -r w c < <(per_call "$invocations" "$bin" run --name bench-run -- true)
+    ours+=("$w") ourcpu+=("$c")
+    read -r w c < <(per_call "$invocations" flock "$work/lock" true)
+    flocks+=("$w") flockcpu+=("$c")
     if command -v sem >/dev/null; then
-        sems+=("$(HOME=$work per_call "$semn" sem --id "bench-$$" true)")
+        read -r w c < <(HOME=$work per_call "$semn" sem --id "bench-$$" true)
+        sems+=("$w") semcpu+=("$c")
     fi
 done
 echo
 printf '%-34s %10s %10s %10s %10s   %6s %6s\n' "us per invocation" "ours best" "median" \
     "peer best" "median" "best" "median"
-read -r ob om < <(printf '%s\n' "${ours[@]}" | stats)
-read -r fb fm < <(printf '%s\n' "${flocks[@]}" | stats)
-row "sem-demo run vs flock FILE" "$ob" "$om" "$fb" "$fm"
+both() { # label ours-array-name peer-array-name
+    local -n a=$2 b=$3
+    read -r ob om < <(printf '%s\n' "${a[@]}" | stats)
+    read -r pb pm < <(printf '%s\n' "${b[@]}" | stats)
+    row "$1" "$ob" "$om" "$pb" "$pm"
+}
+both "run vs flock FILE, wall" ours flocks
+both "run vs flock FILE, CPU" ourcpu flockcpu
 if ((${#sems[@]})); then
-    read -r sb sm < <(printf '%s\n' "${sems[@]}" | stats)
-    row "sem-demo run vs parallel's sem" "$ob" "$om" "$sb" "$sm"
+    both "run vs parallel's sem, wall" ours sems
+    both "run vs parallel's sem, CPU" ourcpu semcpu
 fi

@@ -9,8 +9,9 @@
 //!    keeping the old K would run more (or fewer) commands at once than the caller asked for;
 //! 2. take a permit: `semop(-1, SEM_UNDO)` (or `semtimedop` with `--timeout`). Signals have
 //!    their default effect while we wait: Ctrl-C ends `run`, which holds nothing yet;
-//! 3. block SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGCHLD, then fork and exec the command
-//!    (with our original mask restored in the child), with `PR_SET_PDEATHSIG`
+//! 3. block SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGCHLD, then start the command
+//!    (`clone(CLONE_VM|CLONE_VFORK)` + `execvp`, as `posix_spawn` does; our original mask
+//!    restored in the child), with `PR_SET_PDEATHSIG`
 //!    set to SIGKILL: if `run` dies, the command dies with it, so a command never runs
 //!    without the permit it was started under;
 //! 4. `sigwait` for those signals: SIGCHLD means the command may have ended (reap it);
@@ -28,15 +29,15 @@
 //! `--posix`, a signal that arrives between taking the permit and blocking signals (step 3)
 //! also loses it: a few instructions' window that SysV does not have.
 
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use common::{Error, Result, trace};
 use nix::errno::Errno;
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, execvp, fork, getpid, getppid};
+use nix::unistd::{Pid, getpid};
 
 use crate::cli::RunArgs;
 use crate::sem::{Flavor, Open, Sem, timed_out};
@@ -100,13 +101,15 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 /// status to pass on: the command's, 128+N if signal N killed it, or 127/126 (as a shell
 /// says) if it could not be run.
 ///
-/// A plain fork + execvp rather than std's `Command`: `Command` waits on a pipe until the
-/// child has exec'd (to report a failed exec to the parent), one more sleep and wake-up per
-/// invocation, which is what a script that runs `sem-demo run` in a loop pays for. Here,
-/// as in a shell, the child reports its own failed exec and exits 127 or 126.
+/// The child is started the way glibc's `posix_spawn` starts one: `clone(CLONE_VM |
+/// CLONE_VFORK)` on a stack of its own, so the kernel copies no page tables and the parent
+/// sleeps until the child has exec'd, rather than a full `fork`. (`posix_spawn` itself cannot
+/// set `PR_SET_PDEATHSIG`, and std's `Command` also waits on a pipe for the exec: one more
+/// sleep and wake-up per invocation, which is what a script running `sem-demo run` in a loop
+/// pays for.) As in a shell, the child reports its own failed exec and exits 127 or 126.
 fn supervise(argv: &[OsString], caught: &SigSet, old_mask: SigSet) -> Result<u8> {
-    // Everything the child needs is prepared before the fork: after it, the child makes
-    // only async-signal-safe calls.
+    // Everything the child needs is prepared here: it shares our memory until it execs, so
+    // it must not allocate, and it makes only async-signal-safe calls.
     let args: Vec<CString> = argv
         .iter()
         .map(|a| CString::new(a.as_bytes()))
@@ -115,17 +118,37 @@ fn supervise(argv: &[OsString], caught: &SigSet, old_mask: SigSet) -> Result<u8>
     let prog = args
         .first()
         .ok_or_else(|| Error::Usage("run: no command given".into()))?;
+    let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
     let cannot = format!("sem-demo: cannot run '{}': ", prog.to_string_lossy());
-    let parent = getpid();
-    // SAFETY: `run` has no other thread, and the child runs only async-signal-safe calls
-    // (sigaction, sigprocmask, prctl, getppid, kill, execvp, write, _exit) on data prepared
-    // above, before it execs or exits.
-    let child = match unsafe { fork() }.map_err(|e| Error::sys("fork", "", e))? {
-        ForkResult::Child => exec_child(prog, &args, &old_mask, parent, cannot.as_bytes()),
-        ForkResult::Parent { child } => child,
+    let child_args = ChildArgs {
+        prog: prog.as_ptr(),
+        argv: ptrs.as_ptr(),
+        mask: old_mask,
+        parent: getpid().as_raw(),
+        cannot: cannot.as_bytes(),
     };
+    // The child's stack: glibc's execvp builds each PATH candidate in a stack buffer as long
+    // as $PATH, and an environment string is at most 128 KiB (MAX_ARG_STRLEN), so 256 KiB
+    // always suffices. Only the pages it touches are ever faulted in.
+    let mut stack = vec![0u8; CHILD_STACK];
+    // SAFETY: the stack grows down from the end of `stack`, which outlives the child's use
+    // of it (CLONE_VFORK: we resume only once the child has exec'd or exited); `child_args`
+    // and everything it points to live until then too, and `exec_child` only reads them.
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(CHILD_STACK);
+        let top = top.sub(top as usize % 16); // 16-byte aligned, as the ABI requires
+        libc::clone(
+            exec_child,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&raw const child_args).cast_mut().cast(),
+        )
+    };
+    let child = Pid::from_raw(Errno::result(pid).map_err(|e| Error::sys("clone", "", e))?);
+    drop(stack);
     trace!(
-        "fork() -> pid {child}; execvp({}) (PR_SET_PDEATHSIG=SIGKILL)",
+        "clone(CLONE_VM|CLONE_VFORK) -> pid {child}; execvp({}) (PR_SET_PDEATHSIG=SIGKILL)",
         prog.to_string_lossy()
     );
     loop {
@@ -148,28 +171,44 @@ fn supervise(argv: &[OsString], caught: &SigSet, old_mask: SigSet) -> Result<u8>
     }
 }
 
-/// The child's side of [`supervise`]: never returns.
-fn exec_child(prog: &CStr, args: &[CString], old_mask: &SigSet, parent: Pid, cannot: &[u8]) -> ! {
-    // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec: restore the
-    // default, as std's Command does. Then the mask we started with (ours blocks SIGINT,
-    // SIGTERM...), or the command would never see them.
-    // SAFETY: setting a default disposition installs no handler.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
-    // If `run` dies, the command dies with it: it must not go on without its permit.
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    // If `run` died before the prctl, we were re-parented already and the death signal will
+/// The child's stack size.
+const CHILD_STACK: usize = 256 * 1024;
+
+/// What [`exec_child`] needs, prepared by the parent.
+struct ChildArgs<'a> {
+    prog: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    mask: SigSet,
+    parent: libc::pid_t,
+    cannot: &'a [u8],
+}
+
+/// The child's side of [`supervise`], on its own stack, sharing our memory until it execs:
+/// only raw, async-signal-safe libc calls, no allocation; it never returns.
+extern "C" fn exec_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs` that `supervise` passed to clone, alive and unchanged
+    // while we run (the parent is suspended by CLONE_VFORK).
+    let a = unsafe { &*arg.cast::<ChildArgs<'_>>() };
+    // SAFETY: each call takes plain values or pointers to data the parent keeps alive; none
+    // allocates or takes a lock. Rust ignores SIGPIPE, and an ignored signal stays ignored
+    // across exec: the command gets the default back, as std's Command gives it. Then the
+    // mask we started with (ours blocks SIGINT, SIGTERM...), or it would never see them.
+    // If `run` dies, the command dies with it (it must not go on without its permit); and if
+    // `run` died before the prctl, we were re-parented already and the death signal will
     // never come: die now rather than run unguarded.
-    if getppid() != parent {
-        let _ = kill(getpid(), Signal::SIGKILL);
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::sigprocmask(libc::SIG_SETMASK, a.mask.as_ref(), std::ptr::null_mut());
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != a.parent {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+        libc::execvp(a.prog, a.argv);
+        let e = Errno::last();
+        let desc = e.desc().as_bytes();
+        for part in [a.cannot, desc, b"\n"] {
+            libc::write(2, part.as_ptr().cast(), part.len());
+        }
+        libc::_exit(if e == Errno::ENOENT { 127 } else { 126 })
     }
-    let Err(e) = execvp(prog, args);
-    let stderr = std::io::stderr();
-    for part in [cannot, e.desc().as_bytes(), b"\n"] {
-        let _ = nix::unistd::write(&stderr, part);
-    }
-    let code = if e == Errno::ENOENT { 127 } else { 126 };
-    // SAFETY: _exit ends this forked child at once, without running the parent's atexit
-    // handlers or flushing buffers that belong to the parent.
-    unsafe { libc::_exit(code) }
 }
