@@ -14,6 +14,9 @@
 //!    `READY=1` to a service manager's `NOTIFY_SOCKET`;
 //! 6. then sleep in `poll` on the FIFO, the SIGTERM/SIGINT self-pipe and the SIGHUP self-pipe.
 //!
+//! When its stdout is the log (`--log -`) and loses its reader (`| head -1`), it stops at
+//! once: FIFO and pid file removed, both ends closed, exit 0, as a filter does on EPIPE.
+//!
 //! On SIGTERM/SIGINT it sends `STOPPING=1` (with `NOTIFY_SOCKET`), unlinks the FIFO, closes its own write end, drains until EOF (every
 //! writer gone) or `--drain-timeout`, and closes the read end right after the last read.
 
@@ -125,11 +128,14 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     lifecycle::ready(format_args!("fifo {}", fifo.display()))?;
 
     let mut reader = Reader::new(read_end);
+    // Set when our stdout (`--log -`) loses its reader: see below.
+    let mut output_gone = false;
     loop {
         // SIGHUP first: a rotation requested before a SIGTERM must still happen, or the
         // records read in between would go to the renamed file and no new log would appear.
-        if hangup.take() {
-            log.reopen(&ours)?;
+        if hangup.take() && broken_pipe(log.reopen(&ours))? {
+            output_gone = true;
+            break;
         }
         if shutdown.requested() {
             break;
@@ -140,20 +146,60 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
             .fd
             .as_ref()
             .expect("the read end is open until shutdown");
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(fifo_fd.as_fd(), PollFlags::POLLIN),
             PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
             PollFd::new(hangup.wake_read.as_fd(), PollFlags::POLLIN),
         ];
+        // With `--log -` into a pipe, watch that pipe too, asking for no event: poll always
+        // reports POLLERR on a pipe whose reader has gone (POLLHUP on a hung-up terminal or
+        // socket). Waiting for our next write to fail would mean reading records first, and
+        // dropping them while their writers were told they were sent.
+        if let Some(out) = log.stdout_fd() {
+            fds.push(PollFd::new(out, PollFlags::empty()));
+        }
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", fifo.display(), e)),
         }
-        reader.pump(&mut log, READS_PER_WAKE, || {
+        let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
+        if fds
+            .get(3)
+            .and_then(PollFd::revents)
+            .is_some_and(|r| r.intersects(gone))
+        {
+            output_gone = true;
+            break;
+        }
+        let pumped = reader.pump(&mut log, READS_PER_WAKE, || {
             shutdown.requested() || hangup.pending()
-        })?;
+        });
+        // The reader may also leave between poll and write: the write then fails with EPIPE.
+        if broken_pipe(pumped)? {
+            output_gone = true;
+            break;
+        }
     }
 
+    lifecycle::stopping();
+    if output_gone {
+        // Nobody reads our output any more (`fifo-demo daemon --log - | head -1`): each
+        // record read from now on would be dropped. Stop as a filter stops on a broken pipe,
+        // with status 0, but first stop taking records: remove the name, so no new writer
+        // opens the FIFO, and close both of our ends at once, so a writer that still holds it
+        // gets EPIPE at its next write instead of a success (`fifo-demo log` then says how
+        // many bytes, if any, were left unread in the pipe).
+        drop(fifo_guard);
+        drop(own_write_end);
+        reader.close();
+        say(&format!(
+            "stdout has no reader any more: stopped; removed {} and {}",
+            fifo.display(),
+            pid_path.display()
+        ));
+        drop(pid_file);
+        return Ok(ExitCode::SUCCESS);
+    }
     lifecycle::stopping();
     // Shutting down. Remove the name first so no new writer can open the FIFO, and close our
     // own write end, so that the pipe reports EOF as soon as the writers that still hold it
@@ -194,6 +240,16 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// True if `result` failed with a broken pipe (our stdout lost its reader); other errors are
+/// returned as they are.
+fn broken_pipe<T>(result: Result<T>) -> Result<bool> {
+    match result {
+        Ok(_) => Ok(false),
+        Err(e) if e.is_broken_pipe() => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
 /// A status line on stderr (stdout may be the log itself, with `--log -`).
@@ -431,6 +487,11 @@ impl Log {
         trace!("open({}, O_WRONLY|O_APPEND|O_CREAT, 0600)", path.display());
         check_not_ours(&file, &path.display().to_string(), not)?;
         Ok(file)
+    }
+
+    /// Our stdout, when it is the log: the descriptor to watch for its reader leaving.
+    fn stdout_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.path.is_none().then(|| self.file.as_fd())
     }
 
     fn name(&self) -> String {

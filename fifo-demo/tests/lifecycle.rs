@@ -94,3 +94,77 @@ fn without_notify_socket_the_ready_line_names_pid_and_fifo() {
     assert_eq!(daemon.fifo, sb.runtime_dir().join("log.fifo"));
     daemon.stop();
 }
+
+/// `bash -o pipefail -c SCRIPT` in the sandbox, with this crate's binary first on PATH.
+fn bash(sb: &Sandbox, script: &str) -> common::child::Supervised {
+    let bin_dir = std::path::Path::new(support::BIN).parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(bin_dir.to_owned()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let mut cmd = sb.command("bash");
+    cmd.args(["-o", "pipefail", "-c", script]).env("PATH", path);
+    testkit::spawn(&mut cmd)
+}
+
+#[test]
+fn log_to_stdout_into_head_stops_cleanly_as_soon_as_head_is_done() {
+    // `fifo-demo daemon --log - | head -1`: head takes the ready line and leaves. The daemon
+    // notices at once (no record has to come first), removes FIFO and pid file, exits 0.
+    let sb = Sandbox::new();
+    let fifo = sb.join("app.fifo");
+    let pipeline = bash(
+        &sb,
+        &format!(
+            "fifo-demo daemon --fifo '{}' --log - | head -1",
+            fifo.display()
+        ),
+    );
+    let status = pipeline.wait_timeout(WAIT).unwrap();
+    let stderr = pipeline.stderr_lines().unwrap().rest(WAIT).unwrap();
+    assert!(status.success(), "{status:?}: {stderr:?}");
+    let stdout = pipeline.stdout_lines().unwrap().rest(WAIT).unwrap();
+    assert_eq!(stdout.len(), 1, "{stdout:?}");
+    assert!(stdout[0].starts_with("ready: pid "), "{stdout:?}");
+    assert!(
+        stderr
+            .last()
+            .is_some_and(|l| l.contains("stdout has no reader any more: stopped; removed")),
+        "{stderr:?}"
+    );
+    assert!(!fifo.exists() && !pid_file(&fifo).exists());
+}
+
+#[test]
+fn once_its_output_is_gone_the_daemon_accepts_no_record_it_would_drop() {
+    // head -2 takes the ready line and one record, then leaves. A record sent after that is
+    // refused (no daemon), never accepted and silently dropped.
+    let sb = Sandbox::new();
+    let fifo = sb.join("app.fifo");
+    let pipeline = bash(
+        &sb,
+        &format!(
+            "fifo-demo daemon --fifo '{}' --log - | head -2",
+            fifo.display()
+        ),
+    );
+    let mut stderr = pipeline.stderr_lines().unwrap();
+    stderr
+        .wait_for(|l| l.contains("daemon: reads "), WAIT)
+        .unwrap();
+    let out = log(&sb, &fifo, &["first"], b"");
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
+    let status = pipeline.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "{status:?}: {:?}", stderr.seen());
+    let stdout = pipeline.stdout_lines().unwrap().rest(WAIT).unwrap();
+    assert_eq!(stdout.len(), 2, "{stdout:?}");
+    assert!(stdout[1].ends_with(" first"), "{stdout:?}");
+    let out = log(&sb, &fifo, &["second"], b"");
+    assert_eq!(out.status.code(), Some(1), "the second record was accepted");
+    assert!(
+        testkit::stderr(&out).contains("no log daemon is reading"),
+        "{}",
+        testkit::stderr(&out)
+    );
+    assert!(!fifo.exists() && !pid_file(&fifo).exists());
+}
