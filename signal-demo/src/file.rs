@@ -64,6 +64,6 @@ fn describe(kind: FileType) -> &'static str {
     } else if kind.is_socket() {
         "a socket"
     } else {
-        "no regular file"
+        "of an unknown type"
     }
 }
