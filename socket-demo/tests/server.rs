@@ -564,11 +564,14 @@ fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
     let mut first = String::new();
     log_pipe.read_line(&mut first).unwrap();
     assert_eq!(first.trim_end(), format!("listening on {}", sock.display()));
-    let mut s = connect(&sock);
     // Each connection logs a line of about 40 bytes: 3000 of them overflow the pipe.
     for _ in 0..3000 {
         drop(UnixStream::connect(&sock).unwrap());
     }
+    // A connect returns once the connection is queued, before the server accepts it. The
+    // server accepts in order, so this PING's reply means all 3000 have been accepted and
+    // logged (or dropped) before the test starts reading the log again.
+    let mut s = connect(&sock);
     assert_eq!(call(&mut s, &["PING"]), "+PONG\r\n");
     // Once the log is read again, the server reports what it had to drop, and carries on.
     // The report goes out with the first line that finds room in the pipe, so keep making
@@ -632,10 +635,11 @@ fn a_stalled_stdout_does_not_stop_the_server(stdout: OwnedFd, reader: &mut dyn R
     let mut first = String::new();
     BufReader::new(reader).read_line(&mut first).unwrap();
     assert_eq!(first.trim_end(), format!("listening on {}", sock.display()));
-    let mut s = connect(&sock);
     for _ in 0..5000 {
         drop(UnixStream::connect(&sock).unwrap());
     }
+    // Accepted in order: the reply means all 5000 connections have been logged.
+    let mut s = connect(&sock);
     assert_eq!(call(&mut s, &["PING"]), "+PONG\r\n");
     server.signal(Signal::SIGTERM).unwrap();
     assert!(server.wait_timeout(WAIT).unwrap().success());
