@@ -202,6 +202,8 @@ impl Supervised {
     /// Wait up to `timeout` for the child to exit. On timeout the child keeps running (drop
     /// the handle to kill it).
     pub fn wait_timeout(&self, timeout: Duration) -> Result<ExitStatus> {
+        // Before a wait that may block: a pending count of repeated trace lines goes out now.
+        crate::narrate::flush();
         let end = Instant::now() + timeout;
         loop {
             {
@@ -349,6 +351,7 @@ impl Lines {
 
     /// The next line, `None` at end of output, or an error after `timeout`.
     pub fn next_line(&mut self, timeout: Duration) -> Result<Option<String>> {
+        crate::narrate::flush();
         match self.rx.recv_timeout(timeout) {
             Ok(line) => {
                 self.seen.push(line.clone());

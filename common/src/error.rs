@@ -160,6 +160,8 @@ impl<T> Context<T> for io::Result<T> {
 /// The end of every `main`: report an error on one line of stderr as `prog: error` and turn
 /// the outcome into the process exit code. A broken pipe ends the program quietly with 0.
 pub fn finish(prog: &str, outcome: Result<ExitCode>) -> ExitCode {
+    // A count of repeated trace lines still pending is the last thing the timeline shows.
+    crate::narrate::flush();
     match outcome {
         Ok(code) => code,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,

@@ -17,6 +17,8 @@ use crate::error::{Context, Result};
 
 /// Write one line to stdout and flush it. Use [`say!`](crate::say).
 pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
+    // The narration of the calls that led to this step comes before it, counts included.
+    crate::narrate::flush();
     let mut text = args.to_string();
     text.push('\n');
     let mut out = io::stdout().lock();

@@ -158,6 +158,8 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         if let Some(out) = log.stdout_fd() {
             fds.push(PollFd::new(out, PollFlags::empty()));
         }
+        // About to sleep, perhaps for long: a pending count of repeated trace lines goes out.
+        common::narrate::flush();
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", fifo.display(), e)),

@@ -167,3 +167,21 @@ fn a_writer_blocked_on_a_full_pipe_reports_a_daemon_that_died() {
     );
     assert!(lines_of(&daemon.log).is_empty());
 }
+
+#[test]
+fn a_hundred_identical_writes_are_traced_as_one_line_and_a_count() {
+    let sb = Sandbox::new();
+    let daemon = Daemon::start(&sb, &["--log", "app.log"]);
+    let mut cmd = fifo_demo(&sb);
+    cmd.arg("-v").arg("log").arg("--fifo").arg(&daemon.fifo);
+    let out = testkit::run(&mut cmd, "same\n".repeat(100).as_bytes());
+    assert!(out.status.success());
+    let stderr = testkit::stderr(&out);
+    let writes: Vec<&str> = stderr.lines().filter(|l| l.contains("] write(")).collect();
+    assert_eq!(writes.len(), 2, "{stderr}");
+    // The count is written when the writer exits, after nothing else: never lost.
+    assert_eq!(writes[1], format!("{} \u{d7}99 more", writes[0]));
+    assert_eq!(stderr.lines().last(), Some(writes[1]), "{stderr}");
+    wait_for_line(&daemon.log, |_| lines_of(&daemon.log).len() == 100);
+    daemon.stop();
+}
