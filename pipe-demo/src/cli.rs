@@ -39,7 +39,7 @@ pub enum Command {
     /// Run 'CMD ARGS' | 'CMD ARGS' | ... without a shell; exit with the last stage's status.
     Pipeline(PipelineArgs),
     /// Show CMD's output through $PAGER (default less); pass it through when stdout is not a
-    /// terminal.
+    /// terminal, or (with a warning) when $PAGER cannot run.
     Pager(PagerArgs),
 }
 

@@ -2,7 +2,9 @@
 //!
 //! A pager is for a person at a terminal. When our stdout is a pipe or a file, `less` would
 //! only copy its input through, so we skip it and let CMD write straight to our stdout — what
-//! `git log` and `man` do. The check is `isatty(1)`.
+//! `git log` and `man` do. The check is `isatty(1)`. A `$PAGER` that cannot run (not found,
+//! not executable) is skipped the same way, with a warning, rather than losing the output.
+//! Without a pager, SIGPIPE to CMD means our own reader went away (`… | head -3`): exit 0.
 //!
 //! On a terminal this is a two-stage [`pipeline`](crate::pipeline): CMD's stdout is the write
 //! end of a pipe, the pager's stdin its read end. When the user quits the pager early, CMD's
@@ -19,15 +21,15 @@
 //! old dispositions back before it execs ([`crate::spawn::Wiring::restore`]): Ctrl-C still
 //! interrupts `ls`, and `less` still sees its SIGINT.
 
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-use common::{Context, Error, Result, trace};
+use common::{Context, Result, trace};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use crate::cli::PagerArgs;
 use crate::pipeline::{exit_status, run_stages};
-use crate::spawn::Program;
+use crate::spawn::{Program, Status};
 
 /// The pager when $PAGER is unset or empty.
 const DEFAULT_PAGER: &str = "less";
@@ -37,26 +39,43 @@ pub fn run(args: &PagerArgs) -> Result<ExitCode> {
     let cmd = Program::parse(&args.cmd)?;
     let tty = nix::unistd::isatty(io::stdout()).ctx("isatty", "stdout")?;
     trace!("isatty(1) -> {tty}");
-    let stages = if tty {
-        let line = std::env::var("PAGER")
-            .ok()
-            .filter(|p| !p.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_PAGER.to_owned());
-        let pager =
-            Program::parse(&line).map_err(|e| Error::Usage(format!("$PAGER '{line}': {e}")))?;
-        vec![cmd, pager]
-    } else {
-        // Not a terminal: pass CMD's output through unchanged, with no pager in between.
-        vec![cmd]
+    // Not a terminal: pass CMD's output through unchanged, with no pager in between.
+    let pager = if tty { usable_pager() } else { None };
+    let Some(pager) = pager else {
+        let statuses = run_stages(&[cmd], &[])?;
+        // CMD writes straight to our stdout, so SIGPIPE means that *our* reader went away
+        // (`pipe-demo pager … | head -3`): for us that is a normal end, exit 0, as for every
+        // role here, not the 141 a shell would report for CMD.
+        if statuses.last() == Some(&Status::Signaled(Signal::SIGPIPE)) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Ok(ExitCode::from(exit_status(&statuses, false)));
     };
-    let statuses = if tty {
-        let ignored = IgnoreInterrupts::install()?;
-        run_stages(&stages, &ignored.saved)?
-        // `ignored` drops here: SIGINT and SIGQUIT are ours again.
-    } else {
-        run_stages(&stages, &[])?
-    };
+    let ignored = IgnoreInterrupts::install()?;
+    let statuses = run_stages(&[cmd, pager], &ignored.saved)?;
+    // `ignored` drops here: SIGINT and SIGQUIT are ours again.
     Ok(ExitCode::from(exit_status(&statuses, false)))
+}
+
+/// The pager named by $PAGER (or `less`), or None, with a warning, if it cannot run: then the
+/// output is shown without one, as git and man do, rather than lost.
+fn usable_pager() -> Option<Program> {
+    let line = std::env::var("PAGER")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_PAGER.to_owned());
+    let why = match Program::parse(&line) {
+        Ok(pager) => match pager.unrunnable() {
+            None => return Some(pager),
+            Some(why) => format!("{}: {why}", pager.name()),
+        },
+        Err(e) => e.to_string(),
+    };
+    let _ = writeln!(
+        io::stderr().lock(),
+        "pipe-demo: warning: $PAGER '{line}': {why}; showing the output without a pager"
+    );
+    None
 }
 
 /// SIGINT and SIGQUIT ignored by this process until dropped (see "Ctrl-C while the pager

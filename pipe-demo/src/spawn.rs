@@ -88,6 +88,18 @@ impl Program {
     pub fn name(&self) -> &str {
         &self.words[0]
     }
+
+    /// Why `execv` would fail, if it surely would: nothing found in PATH, or a file we may
+    /// not execute. (It can still fail for other reasons; the error pipe reports those.)
+    pub fn unrunnable(&self) -> Option<&'static str> {
+        match &self.path {
+            None => Some("not found"),
+            Some(p) if nix::unistd::access(p.as_c_str(), AccessFlags::X_OK).is_err() => {
+                Some("not executable")
+            }
+            Some(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Program {
