@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -37,8 +37,6 @@ pub enum Role {
     #[command(after_help = "Example:\n  socket-demo server --max-clients 100 --tcp 127.0.0.1:6380")]
     Server(ServerArgs),
     /// Send one command (or one per stdin line) and print the replies like redis-cli.
-    #[command(after_help = "Examples:\n  socket-demo client INCR visits\n  \
-                            printf 'SET k v\\nGET k\\n' | socket-demo client")]
     Client(ClientArgs),
     /// Serve the same commands over a Unix datagram socket, one request per datagram.
     #[command(after_help = "Example:\n  socket-demo dgram-server --path /tmp/kv-dgram.sock")]
@@ -141,6 +139,19 @@ pub struct WorkerArgs {
     /// The shared counter every worker increments.
     #[arg(long)]
     pub counter: String,
+}
+
+const CLIENT_EXAMPLES: &str = "\
+Examples:
+  socket-demo client INCR visits                 # (integer) 1
+  printf 'SET k v\\nGET k\\n' | socket-demo client";
+
+/// Parse the command line. `client --help` lists the commands the server answers, taken from
+/// the table it runs them from, so the list cannot drift from what is supported.
+pub fn parse() -> Cli {
+    let help = format!("{}\n\n{CLIENT_EXAMPLES}", crate::commands::help());
+    let command = Cli::command().mut_subcommand("client", |c| c.after_help(help));
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 impl Role {

@@ -40,10 +40,10 @@ use nix::sys::socket::{
     send, sendto, socket,
 };
 
+use crate::commands::{self, Session, State};
 use crate::log::Log;
 use crate::protocol::{self, Parse, Reply, ReplyParse};
 use crate::sock;
-use crate::store::Store;
 
 /// The largest request datagram the server accepts.
 pub const MAX_REQUEST_DATAGRAM: usize = 64 * 1024;
@@ -70,7 +70,7 @@ pub fn server(path: Option<&Path>) -> Result<ExitCode> {
     let fd = bound.fd;
     let _guard = bound.guard;
     log.line(format_args!("listening on {} (datagram)", path.display()));
-    let mut store = Store::new();
+    let mut state = State::new(0);
     let mut buf = vec![0u8; MAX_REQUEST_DATAGRAM];
     let mut out = Vec::new();
     while !shutdown.requested() {
@@ -112,7 +112,7 @@ pub fn server(path: Option<&Path>) -> Result<ExitCode> {
                     ),
                 );
             } else {
-                answer(&buf[..len], &mut store, &mut out);
+                answer(&buf[..len], &mut state, &mut out);
             }
             reply(&fd, &from, &peer, &mut out, &mut log);
         }
@@ -134,14 +134,15 @@ fn has_address(addr: &UnixAddr) -> bool {
 }
 
 /// Execute the one request in `dgram`, appending the reply to `out`.
-fn answer(dgram: &[u8], store: &mut Store, out: &mut Vec<u8>) {
+fn answer(dgram: &[u8], state: &mut State, out: &mut Vec<u8>) {
     match protocol::parse(dgram) {
         Parse::Complete(args, used) if used == dgram.len() => {
             if args.is_empty() {
                 protocol::error(out, "ERR empty request");
             } else {
-                // QUIT means nothing without a connection; it still answers +OK.
-                store.execute(&args, out);
+                // Each datagram stands alone: a session of its own. (QUIT means nothing
+                // without a connection; it still answers +OK.)
+                commands::execute(state, &mut Session::datagram(), &args, out);
             }
         }
         Parse::Complete(..) => protocol::error(

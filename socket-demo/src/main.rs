@@ -24,6 +24,7 @@
 
 mod cli;
 mod client;
+mod commands;
 mod demo;
 mod dgram;
 mod log;
@@ -36,10 +37,8 @@ mod store;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     let role = cli.role.unwrap_or(cli::Role::Demo);
     common::narrate::init(role.name(), cli.trace);
     common::error::finish("socket-demo", roles::dispatch(role))

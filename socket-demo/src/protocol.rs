@@ -34,9 +34,11 @@
 //!
 //! # Replies
 //!
-//! The encoders ([`simple`], [`error`], [`integer`], [`bulk`], [`nil`], [`array_len`]) append
-//! to a connection's output buffer; [`parse_reply`] and [`format_reply`] are the client side,
-//! printing replies the way `redis-cli` does.
+//! The encoders ([`simple`], [`error`], [`integer`], [`bulk`], [`nil`], [`array_len`],
+//! [`map_len`]) append to a connection's output buffer. A connection speaks RESP2 unless its
+//! client asks for RESP3 (`HELLO 3`, what redis-py sends first); for the replies this server
+//! gives, the two differ only in [`nil`] and [`map_len`]. [`parse_reply`] and [`format_reply`]
+//! are the client side, printing replies the way `redis-cli` does.
 
 use memchr::memchr;
 
@@ -261,7 +263,8 @@ pub fn error(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn decimal(out: &mut Vec<u8>, n: i64) {
+/// `n` in decimal, appended to `out`: in replies, and for the values INCR stores.
+pub fn decimal(out: &mut Vec<u8>, n: i64) {
     // By hand rather than with `write!`: this runs for every reply, and the formatting
     // machinery is measurably slower than twenty digits into a stack buffer.
     let mut digits = [0u8; 20];
@@ -297,9 +300,23 @@ pub fn bulk(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `$-1\r\n`: the null bulk, "no such key".
-pub fn nil(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"$-1\r\n");
+/// The protocol version a connection speaks: RESP2 until the client asks for RESP3 with
+/// `HELLO 3`. The two differ, for our replies, only in how "nothing" and maps are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Resp {
+    /// RESP2: nothing is a null bulk, a map is a flat array of keys and values.
+    #[default]
+    V2,
+    /// RESP3: nothing is `_`, a map is `%` and its number of pairs.
+    V3,
+}
+
+/// "No such key": `$-1\r\n` in RESP2, `_\r\n` in RESP3.
+pub fn nil(out: &mut Vec<u8>, resp: Resp) {
+    out.extend_from_slice(match resp {
+        Resp::V2 => b"$-1\r\n",
+        Resp::V3 => b"_\r\n",
+    });
 }
 
 /// `*2\r\n`, followed by that many replies.
@@ -307,6 +324,19 @@ pub fn array_len(out: &mut Vec<u8>, n: usize) {
     out.push(b'*');
     decimal(out, n as i64);
     out.extend_from_slice(b"\r\n");
+}
+
+/// A map of `pairs` keys and values, which follow: `%2\r\n` in RESP3, an array of twice as
+/// many elements in RESP2.
+pub fn map_len(out: &mut Vec<u8>, pairs: usize, resp: Resp) {
+    match resp {
+        Resp::V2 => array_len(out, 2 * pairs),
+        Resp::V3 => {
+            out.push(b'%');
+            decimal(out, pairs as i64);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -651,7 +681,7 @@ mod tests {
         integer(&mut out, -42);
         integer(&mut out, i64::MIN);
         bulk(&mut out, b"v\x00");
-        nil(&mut out);
+        nil(&mut out, Resp::V2);
         array_len(&mut out, 2);
         bulk(&mut out, b"a");
         integer(&mut out, 1);

@@ -74,10 +74,10 @@ use nix::sys::socket::{
 };
 use nix::unistd::{SysconfVar, sysconf};
 
+use crate::commands::{self, After, Session, State};
 use crate::log::Log;
 use crate::protocol::{self, Parse};
 use crate::sock;
-use crate::store::{After, Store};
 
 /// Stop reading from a client whose unsent replies exceed this many bytes.
 pub const OUTPUT_LIMIT: usize = 1024 * 1024;
@@ -141,6 +141,8 @@ struct Client {
     token: u64,
     /// Already in the server's `ready` list for this round.
     queued: bool,
+    /// Its protocol version, name and transaction.
+    session: Session,
 }
 
 impl Client {
@@ -160,7 +162,7 @@ struct Server {
     /// Clients with an event in the current round (see `finish_batch`).
     ready: Vec<usize>,
     clients: usize,
-    store: Store,
+    state: State,
     opts: Options,
     log: Log,
     scratch: Vec<u8>,
@@ -233,7 +235,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode> {
         freed_now: Vec::new(),
         ready: Vec::new(),
         clients: 0,
-        store: Store::new(),
+        state: State::new(opts.max_clients),
         opts,
         log,
         scratch: vec![0; READ_CHUNK],
@@ -373,6 +375,7 @@ impl Server {
     }
 
     fn admit(&mut self, fd: OwnedFd, tcp: bool) {
+        self.state.stats.total_connections_received += 1;
         let who = if tcp {
             // Request/reply traffic: don't let Nagle hold back a small reply.
             let _ = setsockopt(&fd, sockopt::TcpNoDelay, &true);
@@ -442,8 +445,10 @@ impl Server {
             interest: EpollFlags::EPOLLIN,
             token,
             queued: false,
+            session: Session::connection(self.state.stats.total_connections_received),
         });
         self.clients += 1;
+        self.state.stats.connected_clients = self.clients;
     }
 
     /// Take in what a ready client sent. Its requests are executed and its replies sent
@@ -478,7 +483,7 @@ impl Server {
                 continue;
             };
             client.queued = false;
-            if !(pump(client, &mut self.store) && update_interest(&self.epoll, client)) {
+            if !(pump(client, &mut self.state) && update_interest(&self.epoll, client)) {
                 self.close(slot);
             }
         }
@@ -495,6 +500,7 @@ impl Server {
             let _ = self.epoll.delete(&client.fd);
             common::trace!("close(fd {}) ({})", client.fd.as_raw_fd(), client.who);
             self.clients -= 1;
+            self.state.stats.connected_clients = self.clients;
             self.freed_now.push(slot);
         }
     }
@@ -512,9 +518,9 @@ impl Server {
             let Some(client) = self.slots[slot].as_mut() else {
                 continue;
             };
-            let alive = pump(client, &mut self.store) && {
+            let alive = pump(client, &mut self.state) && {
                 client.closing = true;
-                pump(client, &mut self.store) && update_interest(&self.epoll, client)
+                pump(client, &mut self.state) && update_interest(&self.epoll, client)
             };
             if !alive {
                 self.close(slot);
@@ -585,9 +591,9 @@ fn read_some(client: &mut Client, scratch: &mut [u8]) -> bool {
 /// Both halves must be retried until *neither* moves: sending may drain the output below the
 /// limit, and then requests already buffered must run now. No new event would come for them:
 /// the client may be waiting for exactly those replies before it sends anything else.
-fn pump(client: &mut Client, store: &mut Store) -> bool {
+fn pump(client: &mut Client, state: &mut State) -> bool {
     loop {
-        let executed = execute_buffered(client, store);
+        let executed = execute_buffered(client, state);
         let Some(sent) = flush(client) else {
             return false;
         };
@@ -599,7 +605,7 @@ fn pump(client: &mut Client, store: &mut Store) -> bool {
 }
 
 /// Returns true if at least one request was executed.
-fn execute_buffered(client: &mut Client, store: &mut Store) -> bool {
+fn execute_buffered(client: &mut Client, state: &mut State) -> bool {
     let mut executed = false;
     let eof = client.closing;
     while client.pending_out() <= OUTPUT_LIMIT {
@@ -610,7 +616,8 @@ fn execute_buffered(client: &mut Client, store: &mut Store) -> bool {
                     continue;
                 }
                 executed = true;
-                if store.execute(&args, &mut client.wbuf) == After::Close {
+                let after = commands::execute(state, &mut client.session, &args, &mut client.wbuf);
+                if after == After::Close {
                     client.closing = true;
                     empty(&mut client.rbuf);
                     client.rpos = 0;

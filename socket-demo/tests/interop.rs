@@ -129,3 +129,117 @@ fn client_script_on_stdin() {
         testkit::stderr(&out)
     );
 }
+
+/// What redis-py 8 does with its defaults: `HELLO 3` first (and it checks the reply says
+/// proto 3), INCRBY/DECRBY for incr()/decr(), MULTI/EXEC for pipeline(), SCAN for
+/// scan_iter(), INFO parsed into a dict; plus expiry that really happens.
+const REDIS_PY_SCRIPT: &str = r#"
+import redis, sys, time
+r = redis.Redis(unix_socket_path=sys.argv[1])
+assert r.ping()
+assert r.set("k", "v") is True
+assert r.get("k") == b"v"
+assert r.get("nope") is None
+assert r.incr("n") == 1 and r.incr("n", 5) == 6 and r.decr("n") == 5 and r.decr("n", 2) == 3
+assert r.mset({"a": "1", "b": "2"}) is True
+assert r.mget("a", "nope", "b") == [b"1", None, b"2"]
+assert r.append("k", "w") == 2 and r.strlen("k") == 2
+assert r.setnx("k", "x") is False
+assert r.getset("k", "z") == b"vw"
+assert r.set("t", "1", ex=100) is True and 99 <= r.ttl("t") <= 100
+assert r.persist("t") is True and r.ttl("t") == -1
+assert r.set("t", "2", nx=True) is None
+assert r.set("t", "3", xx=True, get=True) == b"1"
+assert r.expire("k", 100) is True and r.pttl("k") > 99000
+assert r.type("k") == b"string"
+assert sorted(r.keys("*")) == [b"a", b"b", b"k", b"n", b"t"], r.keys("*")
+assert sorted(r.scan_iter(match="*", count=2)) == sorted(r.keys("*"))
+p = r.pipeline(); p.set("p", 1); p.incr("p"); p.get("p")
+assert p.execute() == [True, 2, b"2"]
+info = r.info()
+assert info["db0"]["keys"] == 6 and info["db0"]["expires"] == 1, info
+assert r.client_setname("me") is True and r.client_getname() == "me"
+assert r.execute_command("SELECT", 0)
+try:
+    r.execute_command("SELECT", 1); raise SystemExit("SELECT 1 accepted")
+except redis.ResponseError as e:
+    assert "out of range" in str(e)
+assert r.set("gone", "1", px=300) is True and r.pttl("gone") > 0
+end = time.monotonic() + 30
+while r.exists("gone") and time.monotonic() < end: time.sleep(0.05)
+assert not r.exists("gone")
+assert r.flushdb() is True and r.dbsize() == 0
+r2 = redis.Redis(unix_socket_path=sys.argv[1], protocol=2)
+assert r2.get("nope") is None and r2.ping()
+print("ok")
+"#;
+
+#[test]
+fn redis_py_with_its_defaults() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[]);
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(REDIS_PY_SCRIPT).arg(&server.sock);
+    let out = testkit::run(&mut cmd, b"");
+    assert!(
+        !testkit::stderr(&out).contains("No module named 'redis'"),
+        "redis-py is not installed: pip install redis"
+    );
+    assert_eq!(testkit::stdout(&out), "ok\n", "{}", testkit::stderr(&out));
+}
+
+#[test]
+fn redis_cli_stat_scan_and_bigkeys() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[]);
+    cli(
+        &server,
+        &["MSET", "user:1", "ann", "user:2", "robert", "other", "x"],
+    );
+    let mut scanned: Vec<String> = cli(&server, &["--scan", "--pattern", "user:*"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    scanned.sort();
+    assert_eq!(scanned, ["user:1", "user:2"]);
+    let big = cli(&server, &["--bigkeys"]);
+    assert!(
+        big.contains("Biggest string found '\"user:2\"' has 6 bytes"),
+        "{big}"
+    );
+    assert!(big.contains("3 strings with 10 bytes"), "{big}");
+    // --stat runs until stopped: read its first figures, then let the drop stop it. Every
+    // 10 ms, so that its buffered output (not a terminal) fills a block soon.
+    let mut cmd = redis_cli();
+    cmd.arg("-s")
+        .arg(&server.sock)
+        .args(["--stat", "-i", "0.01"]);
+    let stat = testkit::spawn(&mut cmd);
+    let mut lines = stat.stdout_lines().unwrap();
+    let figures = lines
+        .wait_for(|l| l.starts_with(|c: char| c.is_ascii_digit()), WAIT)
+        .unwrap();
+    let fields: Vec<&str> = figures.split_whitespace().collect();
+    // keys, memory, clients (redis-cli itself), blocked, requests.
+    assert_eq!(fields[0], "3", "{figures}");
+    assert!(
+        fields[1].ends_with('M') || fields[1].ends_with('K'),
+        "{figures}"
+    );
+    assert_eq!(&fields[2..4], ["1", "0"], "{figures}");
+}
+
+#[test]
+fn unsupported_commands_are_still_unknown() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[]);
+    let mut s = server.connect();
+    for cmd in [
+        &["LPUSH", "l", "x"][..],
+        &["WATCH", "k"],
+        &["HSET", "h", "f", "v"],
+    ] {
+        let reply = call(&mut s, cmd);
+        assert_eq!(reply, format!("-ERR unknown command '{}'\r\n", cmd[0]));
+    }
+}
