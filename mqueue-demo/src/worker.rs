@@ -42,18 +42,10 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     }
     let names = Names::new(&args.queue.name)?;
     let pid = getpid();
+    // A live supervisor holds its pid file's lock; queues left by a killed one do not count.
+    names.supervisor()?;
     let finder = Finder::new(&names, args.queue.sysv)?;
-    let done = match finder.open(Which::Done, Access::Write, true) {
-        Ok(q) => q,
-        Err(e) if e.errno() == Some(Errno::ENOENT) => {
-            return Err(Error::msg(format!(
-                "no supervisor serves {}: {} does not exist (start one with: mqueue-demo run \
-                 --queue {})",
-                names.tasks, names.done, names.tasks
-            )));
-        }
-        Err(e) => return Err(e),
-    };
+    let done = finder.open(Which::Done, Access::Write, true)?;
     let inbox_name = names.inbox(pid);
     // The inbox is removed on every exit but kill -9 (then the supervisor removes it).
     let (inbox, _guard) =
