@@ -15,11 +15,15 @@ Examples:
   mv app.log app.log.1; kill -HUP \"$(cat \"$XDG_RUNTIME_DIR/ipc-demo/log.fifo.pid\")\"   # rotate";
 
 /// A log daemon fed through a named pipe (FIFO) by many unrelated writer processes.
+///
+/// With no subcommand, `fifo-demo` runs `demo`: every role, played and checked.
 #[derive(Parser, Debug)]
 #[command(name = "fifo-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate each IPC call on stderr, `[pid 4242 daemon] mkfifo(...)`; children inherit it.
-    #[arg(short = 'v', long = "trace", global = true)]
+    /// Narrate the IPC calls of the default `demo` and of every process it starts (daemon,
+    /// writers) on stderr: `[pid 4242 daemon] mkfifo(...)`. Before a subcommand, the same as
+    /// that subcommand's `-v`.
+    #[arg(short = 'v', long = "trace")]
     pub trace: bool,
 
     #[command(subcommand)]
@@ -30,38 +34,59 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create the FIFO and log every record written to it, until SIGTERM/SIGINT.
-    #[command(
-        after_help = "Example:\n  fifo-demo daemon --fifo /tmp/my.fifo --log - \
-                            # log to stdout\n\nSIGHUP reopens the log file (rotation); \
-                            SIGTERM/SIGINT drain the pipe and remove the FIFO and pid file."
-    )]
+    #[command(after_help = "\
+Examples:
+  fifo-demo daemon --log app.log                # terminal 1; prints `ready: pid N fifo PATH`
+  fifo-demo daemon --fifo /tmp/my.fifo --log -  # log to stdout
+  fifo-demo daemon --log - | grep --line-buffered ERROR   # only the errors, live
+
+Signals: SIGHUP reopens the log file (rotation); SIGTERM/SIGINT drain the pipe and remove
+the FIFO and pid file; a stdout log whose reader goes away stops it too (exit 0).
+Under systemd (Type=notify) it sends READY=1 once the FIFO is usable, STOPPING=1 on stop.")]
     Daemon(DaemonArgs),
     /// Send a message (the words, as one record) or each line of stdin to the daemon.
-    #[command(after_help = "Examples:\n  fifo-demo log backup finished\n  \
-                            tail -f app.out | fifo-demo log")]
+    #[command(after_help = "\
+Examples:
+  fifo-demo log backup finished                 # one record: pid=N backup finished
+  tail -f app.out | fifo-demo log               # one record per line
+  fifo-demo log --fifo /tmp/my.fifo disk full   # a daemon on another FIFO")]
     Log(LogArgs),
     /// Remove the FIFO and pid file a daemon killed with -9 left behind (refused if it lives).
-    #[command(after_help = "Example:\n  fifo-demo cleanup --fifo /tmp/my.fifo")]
+    #[command(after_help = "\
+Examples:
+  fifo-demo cleanup                             # the default FIFO and its pid file
+  fifo-demo cleanup --fifo /tmp/my.fifo")]
     Cleanup(CleanupArgs),
     /// Play the scenario: a daemon, N writers, one rotation, SIGTERM, then check the logs.
-    #[command(after_help = "Example:\n  fifo-demo demo --writers 16 --lines 5000 --keep")]
+    /// The default when no subcommand is given.
+    #[command(after_help = "\
+Examples:
+  fifo-demo                                     # the same as `fifo-demo demo`
+  fifo-demo demo --writers 16 --lines 5000 --keep
+  fifo-demo demo -v 2>trace.txt                 # every process's calls, in order")]
     Demo(DemoArgs),
 }
 
 /// Options of `fifo-demo daemon`.
 #[derive(Args, Debug)]
 pub struct DaemonArgs {
+    /// Narrate the daemon's calls on stderr: flock of the pid file, mkfifo, the open of the
+    /// read end and of its own write end, F_SETPIPE_SZ, each read() of the FIFO, the log's
+    /// open at start and at SIGHUP, NOTIFY_SOCKET messages, the unlink and close at shutdown.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// The FIFO to create and read [default: <runtime dir>/log.fifo]
     #[arg(long, value_name = "PATH")]
     pub fifo: Option<PathBuf>,
-    /// The log file to append to; `-` for stdout.
+    /// The log file to append to (created 0600); `-` for stdout.
     #[arg(long, value_name = "FILE", default_value = "fifo-demo.log")]
     pub log: PathBuf,
     /// The locked pid file that marks a live daemon [default: <fifo>.pid]
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
     /// On SIGTERM/SIGINT, how long to wait for writers that still hold the FIFO to finish
-    /// (everything they wrote by then is logged; later writes fail with EPIPE).
+    /// (everything they wrote by then is logged; later writes fail with EPIPE). Fractions
+    /// allowed: 0.5.
     #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = parse_seconds)]
     pub drain_timeout: std::time::Duration,
 }
@@ -75,6 +100,16 @@ fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
 }
 
 impl Command {
+    /// True if this subcommand's own `-v` was given.
+    pub fn trace(&self) -> bool {
+        match self {
+            Command::Daemon(a) => a.trace,
+            Command::Log(a) => a.trace,
+            Command::Cleanup(a) => a.trace,
+            Command::Demo(a) => a.trace,
+        }
+    }
+
     /// The role's name in the `--trace` timeline.
     pub fn role(&self) -> &'static str {
         match self {
@@ -89,6 +124,10 @@ impl Command {
 /// Options of `fifo-demo cleanup`.
 #[derive(Args, Debug)]
 pub struct CleanupArgs {
+    /// Narrate the calls on stderr: mkdir of the runtime dir, flock of the pid file, the
+    /// open(O_WRONLY|O_NONBLOCK) that tells whether something still reads the FIFO, unlink.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// The FIFO to remove [default: <runtime dir>/log.fifo]
     #[arg(long, value_name = "PATH")]
     pub fifo: Option<PathBuf>,
@@ -100,6 +139,11 @@ pub struct CleanupArgs {
 /// Options of `fifo-demo log`.
 #[derive(Args, Debug)]
 pub struct LogArgs {
+    /// Narrate the writer's calls on stderr: open(O_WRONLY|O_NONBLOCK) of the FIFO (ENXIO when
+    /// no daemon reads it), each write() of a record (a run of identical ones is counted),
+    /// EAGAIN and poll(POLLOUT) when the pipe is full, ioctl(FIONREAD) after EPIPE.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// The daemon's FIFO [default: <runtime dir>/log.fifo]
     #[arg(long, value_name = "PATH")]
     pub fifo: Option<PathBuf>,
@@ -111,6 +155,11 @@ pub struct LogArgs {
 /// Options of `fifo-demo demo`.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
+    /// Narrate every process on stderr, in the order of the calls: the demo's fork+execve of
+    /// each role and its signals, and the daemon's and each writer's own calls (they inherit
+    /// it through IPC_DEMO_TRACE=1).
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// Number of writer processes.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub writers: u32,
@@ -125,6 +174,7 @@ pub struct DemoArgs {
 impl Default for DemoArgs {
     fn default() -> Self {
         DemoArgs {
+            trace: false,
             writers: 8,
             lines: 1000,
             keep: false,

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     common::narrate::init(
         cli.command.as_ref().map_or("demo", Command::role),
-        cli.trace,
+        cli.trace || cli.command.as_ref().is_some_and(Command::trace),
     );
     let outcome = match &cli.command {
         Some(Command::Daemon(args)) => daemon::run(args),
