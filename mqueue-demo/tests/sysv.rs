@@ -125,7 +125,7 @@ fn sysv_worker_killed_holding_a_task_loses_nothing() {
 fn sysv_full_queue_fails_after_the_timeout() {
     let sb = Sandbox::new();
     let q = queue();
-    let sup = Supervisor::start(&sb, &q, &["--sysv", "--workers", "0"]);
+    let sup = Supervisor::start(&sb, &q, &["--sysv", "--workers", "0", "--msgsize", "1024"]);
     let ids = ids(&sb, &q);
     // A System V queue fills by bytes (msg_qbytes, 16384 by default), not by messages.
     let task = format!("echo {}", "x".repeat(900));

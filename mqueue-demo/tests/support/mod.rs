@@ -44,6 +44,12 @@ impl Supervisor {
     pub fn start(sb: &Sandbox, queue: &str, args: &[&str]) -> Supervisor {
         let mut cmd = mq(sb, queue, &["run"]);
         cmd.args(args);
+        // Small messages unless the test asks otherwise: RLIMIT_MSGQUEUE (800 KiB per user by
+        // default) counts depth x msgsize for every queue, and tests run in parallel, each
+        // with 4 queues, an inbox per worker and reply queues.
+        if !args.contains(&"--msgsize") {
+            cmd.args(["--msgsize", "256"]);
+        }
         let child = testkit::spawn(&mut cmd);
         let mut stdout = child.stdout_lines().expect("stdout is piped");
         let stderr = child.stderr_lines().expect("stderr is piped");
