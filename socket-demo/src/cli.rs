@@ -92,9 +92,37 @@ pub struct ClientArgs {
     /// Connect over TCP instead, e.g. 127.0.0.1:6380.
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<String>,
-    /// The command and its arguments; none: one command per stdin line.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The command and its arguments; none: one command per stdin line. Options go before
+    /// the command: after it, every word is the command's (`SET k --raw` sets k to "--raw").
+    #[arg(trailing_var_arg = true)]
     pub command: Vec<String>,
+}
+
+/// How a client prints replies.
+#[derive(Args, Debug)]
+pub struct OutputArgs {
+    /// Print values as they are (`1000`, not `(integer) 1000`), one per line: the default
+    /// when stdout is not a terminal, as with redis-cli.
+    #[arg(long, overrides_with = "no_raw")]
+    pub raw: bool,
+    /// Print replies as redis-cli does on a terminal (quoted strings, `(integer)`, `(nil)`),
+    /// wherever stdout goes.
+    #[arg(long, overrides_with = "raw")]
+    pub no_raw: bool,
+}
+
+impl OutputArgs {
+    /// Some(true) for --raw, Some(false) for --no-raw (the last one given wins), None for
+    /// neither.
+    pub fn forced(&self) -> Option<bool> {
+        match (self.raw, self.no_raw) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -113,8 +141,11 @@ pub struct DgramClientArgs {
     /// reply.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
-    /// The command and its arguments; none: one command per stdin line.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The command and its arguments; none: one command per stdin line. Options go before
+    /// the command.
+    #[arg(trailing_var_arg = true)]
     pub command: Vec<String>,
 }
 
@@ -143,7 +174,8 @@ pub struct WorkerArgs {
 
 const CLIENT_EXAMPLES: &str = "\
 Examples:
-  socket-demo client INCR visits                 # (integer) 1
+  socket-demo client INCR visits                 # (integer) 1 on a terminal
+  socket-demo client --raw GET greeting          # hello, unquoted (the default in a pipe)
   printf 'SET k v\\nGET k\\n' | socket-demo client";
 
 /// Parse the command line. `client --help` lists the commands the server answers, taken from

@@ -3,10 +3,12 @@
 //! With a command on the command line, it sends that one command and prints its reply; with
 //! none, it reads one command per stdin line (words split like a shell would, so
 //! `SET greeting "hello world"` works) and prints each reply: a script's client.
-//! The exit status is 1 if any reply was an error, as with `redis-cli`.
+//! The exit status is 1 if any reply was an error, as with `redis-cli`. Like redis-cli, it
+//! prints replies raw (`1000`, not `"1000"`) when stdout is not a terminal; `--raw` and
+//! `--no-raw` force either.
 
 use std::fs::File;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use common::{Context, Error, Result};
@@ -114,17 +116,43 @@ impl Connection {
     }
 }
 
+/// How a client prints replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// As redis-cli on a terminal: `"hello"`, `(integer) 1`, `(nil)`, numbered arrays.
+    Formatted,
+    /// As redis-cli in a pipe: `hello`, `1`, an empty line; one value per line.
+    Raw,
+}
+
+impl Output {
+    /// `forced` from `--raw` (true) or `--no-raw` (false); with neither, raw unless stdout is
+    /// a terminal, as redis-cli decides.
+    pub fn choose(forced: Option<bool>) -> Output {
+        let raw = forced.unwrap_or_else(|| !io::stdout().is_terminal());
+        if raw { Output::Raw } else { Output::Formatted }
+    }
+
+    /// Print one reply and flush it.
+    pub fn print(self, out: &mut impl Write, reply: &Reply) -> Result<()> {
+        let bytes = match self {
+            Output::Formatted => protocol::format_reply(reply).into_bytes(),
+            Output::Raw => protocol::format_reply_raw(reply),
+        };
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .ctx("write", "stdout")
+    }
+}
+
 /// Run the client role.
-pub fn run(target: &Target, command: &[String]) -> Result<ExitCode> {
+pub fn run(target: &Target, output: Output, command: &[String]) -> Result<ExitCode> {
     let mut conn = Connection::open(target)?;
     let mut stdout = io::stdout().lock();
     let mut any_error = false;
     let mut show = |reply: &Reply, stdout: &mut io::StdoutLock<'_>| -> Result<()> {
         any_error |= matches!(reply, Reply::Error(_));
-        stdout
-            .write_all(protocol::format_reply(reply).as_bytes())
-            .and_then(|()| stdout.flush())
-            .ctx("write", "stdout")
+        output.print(stdout, reply)
     };
     if !command.is_empty() {
         let reply = conn.call(command)?;

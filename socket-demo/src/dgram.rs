@@ -23,7 +23,7 @@
 //!   restarts the call after the handler). The client sends with MSG_DONTWAIT and, on EAGAIN,
 //!   `poll`s for POLLOUT beside the shutdown self-pipe, under the same deadline as the reply.
 
-use std::io::{self, BufRead, IoSliceMut, Write};
+use std::io::{self, BufRead, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,7 @@ use nix::sys::socket::{
     send, sendto, socket,
 };
 
+use crate::client::Output;
 use crate::commands::{self, Session, State};
 use crate::log::Log;
 use crate::protocol::{self, Parse, Reply, ReplyParse};
@@ -182,7 +183,12 @@ fn reply(fd: &OwnedFd, to: &UnixAddr, peer: &str, out: &mut Vec<u8>, log: &mut L
 }
 
 /// Run the datagram client: one command from the arguments, or one per stdin line.
-pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Result<ExitCode> {
+pub fn client(
+    path: Option<&Path>,
+    timeout: Duration,
+    output: Output,
+    command: &[String],
+) -> Result<ExitCode> {
     // SIGHUP too: the client's own bound socket must go when its terminal closes.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     let server = default_path(path)?;
@@ -227,10 +233,7 @@ pub fn client(path: Option<&Path>, timeout: Duration, command: &[String]) -> Res
         send_request(&fd, &req, &server, end, timeout, &shutdown)?;
         let reply = receive(&fd, &server, end, timeout, &shutdown)?;
         any_error |= matches!(reply, Reply::Error(_));
-        stdout
-            .write_all(protocol::format_reply(&reply).as_bytes())
-            .and_then(|()| stdout.flush())
-            .ctx("write", "stdout")
+        output.print(&mut stdout, &reply)
     };
     if !command.is_empty() {
         call(command)?;

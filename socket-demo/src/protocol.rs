@@ -500,6 +500,34 @@ fn format_into(reply: &Reply, prefix: &str, out: &mut String) {
     }
 }
 
+/// A reply as `redis-cli --raw` prints it (what it prints when stdout is not a terminal):
+/// values as they are, one per line, nothing quoted or labelled, so that a script gets
+/// `1000`, not `"1000"` or `(integer) 1000`. Nothing (a nil, an empty array) is an empty line.
+pub fn format_reply_raw(reply: &Reply) -> Vec<u8> {
+    let mut out = Vec::new();
+    raw_into(reply, &mut out);
+    if out.is_empty() {
+        out.push(b'\n');
+    }
+    out
+}
+
+fn raw_into(reply: &Reply, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Status(s) | Reply::Error(s) => out.extend_from_slice(s.as_bytes()),
+        Reply::Integer(n) => decimal(out, *n),
+        Reply::Bulk(Some(b)) => out.extend_from_slice(b),
+        Reply::Bulk(None) | Reply::Array(None) => {}
+        Reply::Array(Some(items)) => {
+            for item in items {
+                raw_into(item, out);
+            }
+            return;
+        }
+    }
+    out.push(b'\n');
+}
+
 /// Quote bytes as `redis-cli` does (`sdscatrepr`): `"a\n\x00"`.
 pub fn repr(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() + 2);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use common::Result;
 
 use crate::cli::Role;
+use crate::client::Output;
 use crate::sock::Target;
 
 /// Run the role chosen on the command line.
@@ -21,12 +22,14 @@ pub fn dispatch(role: Role) -> Result<ExitCode> {
         }),
         Role::Client(a) => crate::client::run(
             &Target::from_flags(a.unix.as_deref(), a.tcp.as_deref())?,
+            Output::choose(a.output.forced()),
             &a.command,
         ),
         Role::DgramServer(a) => crate::dgram::server(a.path.as_deref()),
         Role::DgramClient(a) => crate::dgram::client(
             a.path.as_deref(),
             Duration::from_secs(a.timeout),
+            Output::choose(a.output.forced()),
             &a.command,
         ),
         Role::PassFd(a) if a.receive => crate::passfd::receive_role(),

@@ -52,9 +52,16 @@ fn redis_cli_set_get_incr_del() {
     cmd.arg("-s").arg(&server.sock);
     let out = testkit::run(&mut cmd, b"SET a 10\nINCR a\nGET a\nDBSIZE\n");
     assert_eq!(testkit::stdout(&out), "OK\n11\n11\n2\n");
-    // Our own client prints what redis-cli prints on a terminal.
+    // Our own client prints what redis-cli prints: raw in a pipe, as on a terminal with
+    // --no-raw.
     let sock = server.sock.to_str().unwrap();
     let out = run(&sb, &["client", "--unix", sock, "GET", "a"], b"");
+    assert_eq!(testkit::stdout(&out), "11\n");
+    let out = run(
+        &sb,
+        &["client", "--unix", sock, "--no-raw", "GET", "a"],
+        b"",
+    );
     assert_eq!(testkit::stdout(&out), "\"11\"\n");
 }
 
@@ -117,10 +124,15 @@ fn client_script_on_stdin() {
     let out = run(&sb, &["client", "--unix", sock], input);
     assert_eq!(
         testkit::stdout(&out),
-        "OK\n\"hello world\"\n(integer) 1\n(nil)\n(error) ERR unknown command 'FOO'\n(integer) 2\n"
+        "OK\nhello world\n1\n\nERR unknown command 'FOO'\n2\n"
     );
     // One error reply among them: exit 1, as redis-cli does.
     assert_eq!(out.status.code(), Some(1));
+    let out = run(&sb, &["client", "--unix", sock, "--no-raw"], input);
+    assert_eq!(
+        testkit::stdout(&out),
+        "OK\n\"hello world\"\n(integer) 1\n(nil)\n(error) ERR unknown command 'FOO'\n(integer) 2\n"
+    );
     let out = run(&sb, &["client", "--unix", sock], b"SET k 'unbalanced\n");
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -241,5 +253,66 @@ fn unsupported_commands_are_still_unknown() {
     ] {
         let reply = call(&mut s, cmd);
         assert_eq!(reply, format!("-ERR unknown command '{}'\r\n", cmd[0]));
+    }
+}
+
+#[test]
+fn client_in_scripts_raw_output_and_options() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb, &[]);
+    let sock = server.sock.to_str().unwrap();
+    let client = |args: &[&str]| {
+        let mut full = vec!["client", "--unix", sock];
+        full.extend_from_slice(args);
+        run(&sb, &full, b"")
+    };
+    // Values starting with '-' are values once the command has begun.
+    assert_eq!(testkit::stdout(&client(&["SET", "n", "-1"])), "OK\n");
+    assert_eq!(
+        testkit::stdout(&client(&["INCRBY", "n", "-999"])),
+        "-1000\n"
+    );
+    // Options before the command, in any order; the last of --raw/--no-raw wins.
+    assert_eq!(testkit::stdout(&client(&["--raw", "GET", "n"])), "-1000\n");
+    assert_eq!(
+        testkit::stdout(&client(&["--no-raw", "GET", "n"])),
+        "\"-1000\"\n"
+    );
+    assert_eq!(
+        testkit::stdout(&client(&["--raw", "--no-raw", "INCR", "n"])),
+        "(integer) -999\n"
+    );
+    // After the command, an option-like word is the command's.
+    assert_eq!(testkit::stdout(&client(&["SET", "--raw", "x"])), "OK\n");
+    assert_eq!(testkit::stdout(&client(&["GET", "--raw"])), "x\n");
+    // Arrays: one value per line raw, numbered formatted.
+    assert_eq!(
+        testkit::stdout(&client(&["MGET", "n", "nope", "--raw"])),
+        "-999\n\nx\n"
+    );
+    assert_eq!(
+        testkit::stdout(&client(&["--no-raw", "MGET", "n", "nope"])),
+        "1) \"-999\"\n2) (nil)\n"
+    );
+    // An unknown option is a usage error, before anything is sent.
+    let out = client(&["--bogus", "GET", "n"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        testkit::stderr(&out).contains("unexpected argument '--bogus'"),
+        "{}",
+        testkit::stderr(&out)
+    );
+    let out = run(&sb, &["dgram-client", "--bogus", "PING"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    // --help lists every supported command.
+    let help = testkit::stdout(&run(&sb, &["client", "--help"], b""));
+    for line in [
+        "  SET key value [NX | XX] [GET] [EX seconds | PX milliseconds | KEEPTTL]\n",
+        "  SCAN cursor [MATCH pattern] [COUNT count] [TYPE string]\n",
+        "  MULTI\n",
+        "  HELLO [2 | 3 [AUTH default password] [SETNAME name]]\n",
+        "Anything else gets: (error) ERR unknown command\n",
+    ] {
+        assert!(help.contains(line), "{line:?} not in {help}");
     }
 }

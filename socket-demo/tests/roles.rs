@@ -135,9 +135,19 @@ fn datagram_round_trip_and_cleanup() {
         &["dgram-client", "--path", path_s],
         b"GET k\nINCR n\nINCR n\nGET nope\nBAD\n",
     );
+    // Raw, stdout being a pipe; formatted with --no-raw.
     assert_eq!(
         testkit::stdout(&out),
-        "\"via datagram\"\n(integer) 1\n(integer) 2\n(nil)\n(error) ERR unknown command 'BAD'\n"
+        "via datagram\n1\n2\n\nERR unknown command 'BAD'\n"
+    );
+    let out = run(
+        &sb,
+        &["dgram-client", "--path", path_s, "--no-raw"],
+        b"GET k\nGET nope\nBAD\n",
+    );
+    assert_eq!(
+        testkit::stdout(&out),
+        "\"via datagram\"\n(nil)\n(error) ERR unknown command 'BAD'\n"
     );
     // Garbage datagrams get an error reply; the server carries on.
     let script = r#"
@@ -214,7 +224,11 @@ print(s.recv(100))
             .unwrap();
     }
     // Still serving, and none of the unbound senders' requests ran.
-    let out = run(&sb, &["dgram-client", "--path", path_s, "GET", "k"], b"");
+    let out = run(
+        &sb,
+        &["dgram-client", "--path", path_s, "--no-raw", "GET", "k"],
+        b"",
+    );
     assert_eq!(
         testkit::stdout(&out),
         "(nil)\n",

@@ -451,10 +451,7 @@ fn client_beyond_max_clients_is_refused_others_unaffected() {
         &["client", "--unix", server.sock.to_str().unwrap(), "PING"],
         b"",
     );
-    assert_eq!(
-        testkit::stdout(&out),
-        "(error) ERR max number of clients reached\n"
-    );
+    assert_eq!(testkit::stdout(&out), "ERR max number of clients reached\n");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(call(&mut a, &["SET", "k", "1"]), "+OK\r\n");
     assert_eq!(call(&mut b, &["GET", "k"]), bulk("1"));
@@ -725,7 +722,7 @@ fn allow_uid_refuses_other_users() {
     let out = testkit::run(&mut cmd, b"");
     assert_eq!(
         testkit::stdout(&out),
-        "(error) ERR uid 65534 is not allowed here\n",
+        "ERR uid 65534 is not allowed here\n",
         "stderr: {}",
         testkit::stderr(&out)
     );
@@ -769,7 +766,7 @@ fn tcp_on_loopback_with_an_ephemeral_port() {
         &["client", "--tcp", &addr],
         b"GET k\nINCR n\nGET missing\n",
     );
-    assert_eq!(testkit::stdout(&out), "\"over tcp\"\n(integer) 1\n(nil)\n");
+    assert_eq!(testkit::stdout(&out), "over tcp\n1\n\n");
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.write_all(b"PING hello\r\n").unwrap();
     assert_eq!(read_reply(&mut s), bulk("hello"));
