@@ -21,8 +21,9 @@
 //! 2. [`Output::line`] appends the line to what is waiting, then writes as much as the
 //!    descriptor takes. What it does not take waits in a buffer of at most [`BACKLOG`] bytes,
 //!    and the daemon polls [`Output::waiting_fd`] for `POLLOUT` beside its signalfd and timer.
-//!    A line that finds the buffer full is dropped and counted; once the reader catches up,
-//!    one line says how many were lost: `(12 lines dropped: stdout was not being read)`.
+//!    A line that finds the buffer full is dropped and counted; one line says how many were
+//!    lost, where they were lost, as soon as there is room again (the reader caught up, or the
+//!    next line fits): `(12 lines dropped: stdout was not being read)`.
 //!    A line is never torn: a line partly written is always finished first.
 //! 3. At exit, [`Output::drain`] waits at most [`DRAIN`] for the reader, and stops waiting at
 //!    once if another signal comes (a second SIGTERM means now).
@@ -92,13 +93,28 @@ impl Output {
     /// stdout is broken (EPIPE: the reader is gone) or unusable.
     pub fn line(&mut self, text: fmt::Arguments<'_>) -> Result<()> {
         let line = format!("{text}\n");
-        if self.waiting.len() + line.len() > BACKLOG {
+        // After a gap, the note that says so comes first, where the lost lines were.
+        let note = self.note();
+        if self.waiting.len() + note.len() + line.len() > BACKLOG {
             self.dropped += 1;
             common::trace!("stdout full: line dropped ({} so far)", self.dropped);
         } else {
+            self.dropped = 0;
+            self.waiting.extend_from_slice(note.as_bytes());
             self.waiting.extend_from_slice(line.as_bytes());
         }
         self.flush()
+    }
+
+    /// `(N lines dropped: …)` if lines were dropped since the last note, else nothing.
+    fn note(&self) -> String {
+        if self.dropped == 0 {
+            return String::new();
+        }
+        format!(
+            "({} lines dropped: stdout was not being read)\n",
+            self.dropped
+        )
     }
 
     /// The descriptor to poll for `POLLOUT`, if lines are waiting for room.
@@ -129,10 +145,8 @@ impl Output {
                 Err(e) => return Err(Error::sys("write", "stdout", e)),
             }
             if self.waiting.is_empty() && self.dropped > 0 {
-                let note = format!(
-                    "({} lines dropped: stdout was not being read)\n",
-                    self.dropped
-                );
+                // The reader caught up: say now what it missed, not only with the next line.
+                let note = self.note();
                 self.dropped = 0;
                 self.waiting.extend_from_slice(note.as_bytes());
             }
