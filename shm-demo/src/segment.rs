@@ -198,20 +198,17 @@ impl Region {
     /// word is zero-padded ([`Region::store_bytes`]), so `want`'s is padded the same way.
     pub fn bytes_equal(&self, off: usize, want: &[u8]) -> bool {
         let words = self.words(off, want.len().div_ceil(8));
-        want.chunks(8).zip(words).all(|(chunk, w)| {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            w.load(Ordering::Relaxed) == u64::from_ne_bytes(word)
-        })
+        want.chunks(8)
+            .zip(words)
+            .all(|(chunk, w)| w.load(Ordering::Relaxed) == u64::from_le(layout::le_word(chunk)))
     }
 
     /// Store `bytes` at `off` (8-aligned), zero-padding the last word.
     pub fn store_bytes(&self, off: usize, bytes: &[u8]) {
         let words = self.words(off, bytes.len().div_ceil(8));
         for (chunk, w) in bytes.chunks(8).zip(words) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            w.store(u64::from_ne_bytes(word), Ordering::Relaxed);
+            // from_le: the word whose bytes in memory are `chunk`, on any byte order.
+            w.store(u64::from_le(layout::le_word(chunk)), Ordering::Relaxed);
         }
     }
 
