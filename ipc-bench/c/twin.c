@@ -477,7 +477,8 @@ static void pong(struct ctx *c, const struct plan *p)
             post(c, 0);
         }
     }
-    static char buf[MAX_MSG];
+    /* Page-aligned, as the Rust side's buffers (harness.rs, PageBuf). */
+    static char buf[MAX_MSG] __attribute__((aligned(4096)));
     uint64_t got = 0;
     size_t n;
     /* Pong only reads: its copy of the write end must go, or it would never see EOF. */
@@ -507,7 +508,7 @@ static void ping(struct ctx *c, const struct plan *p)
         }
         for (size_t i = 0; i < n; i++) printf("lat %llu\n", (unsigned long long)samples[i]);
     } else {
-        static char msg[MAX_MSG];
+        static char msg[MAX_MSG] __attribute__((aligned(4096)));
         uint64_t sent = 0, got = 0, t0, stop;
         memset(msg, 0x5a, sizeof msg);
         if (!c->dgram && !is(c, M_TCP) && !is(c, M_UNIX_STREAM)) close_if(c->p2c_r), c->p2c_r = -1;

@@ -1,10 +1,10 @@
 //! The run: which rows to measure, in what order, with what budgets; then the outputs.
 //!
 //! Rounds interleave: every row is measured once per round, the Rust side and the C twin one
-//! after the other (C first in odd rounds), and the rounds are merged (histograms added,
-//! bytes and times summed). On a shared, busy
-//! machine this spreads the noise evenly over both sides, so the ratios stay fair even
-//! when the absolute figures move.
+//! after the other (C first in odd rounds), and the rounds are merged: round-trip histograms
+//! add up, throughput keeps each side's best round. On a shared, busy machine this spreads
+//! the noise evenly over both sides, so the ratios stay fair even when the absolute figures
+//! move.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

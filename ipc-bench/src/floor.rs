@@ -6,11 +6,8 @@ use std::fmt::Write;
 use std::hint::black_box;
 use std::time::Instant;
 
-use crate::harness::{Spec, Test, nanos};
+use crate::harness::{PageBuf, Spec, Test, nanos};
 use crate::mech::MAX_MSG;
-
-/// The alignment of the memcpy buffers.
-const PAGE: usize = 4096;
 
 /// Calls per timed batch: one clock read per call would weigh as much as the call itself.
 const BATCH: u64 = 100;
@@ -39,11 +36,8 @@ pub fn run(spec: &Spec) -> String {
             // distance between the two modulo 4 KiB changes memcpy's speed (4K aliasing: a
             // load that looks like it depends on an earlier store to the same page offset
             // waits for it), so both sides must use the same one.
-            // Page-aligned like the C twin's static buffer: malloc's 16-byte offset would
-            // split a 32-byte vector load over two cache lines every other time.
-            let mut raw = vec![0x5au8; 2 * MAX_MSG + PAGE];
-            let start = raw.as_ptr().align_offset(PAGE);
-            let buf = &mut raw[start..start + 2 * MAX_MSG];
+            let mut buf = PageBuf::new(2 * MAX_MSG, 0x5a);
+            let buf = buf.as_mut_slice();
             let (src, rest) = buf.split_at_mut(MAX_MSG);
             let (src, dst) = (&src[..size], &mut rest[..size]);
             // About 1 MiB between two looks at the clock.

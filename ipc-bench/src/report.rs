@@ -215,7 +215,10 @@ pub fn markdown(rows: &[Row], machine: &Machine, command: &str) -> String {
         }
     }
 
-    let _ = writeln!(out, "\n### Throughput (MiB/s, one way)\n");
+    let _ = writeln!(
+        out,
+        "\n### Throughput (MiB/s, one way; each side's best round)\n"
+    );
     let _ = writeln!(out, "| mechanism | CPUs | message | Rust | C | ×C |");
     let _ = writeln!(out, "|---|---|--:|--:|--:|--:|");
     for row in rows.iter().filter(|r| !r.is_latency()) {

@@ -46,8 +46,8 @@ impl Figure {
         }
     }
 
-    /// Fold another round into this figure: histograms add up, bytes and times add up, and
-    /// a failure in any round makes the row a failure (it is not hidden behind an average).
+    /// Fold another round into this figure: histograms add up, throughput keeps the best
+    /// round, and a failure in any round makes the row a failure (it is not hidden).
     pub fn merge(&mut self, other: Figure) {
         let merged = match (
             std::mem::replace(self, Figure::NotRun(String::new())),
@@ -60,11 +60,11 @@ impl Figure {
                 a.add(&b).expect("histograms with the same bounds add up");
                 Figure::Latency(a)
             }
-            (Figure::Throughput { bytes, ns }, Figure::Throughput { bytes: b2, ns: ns2 }) => {
-                Figure::Throughput {
-                    bytes: bytes + b2,
-                    ns: ns + ns2,
-                }
+            // Throughput keeps its best round: on a shared machine a slow round measures
+            // the other tenants, and the best one is the closest to what the mechanism can
+            // do (the usual best-of-N of bandwidth benchmarks, pipe-demo's among them).
+            (a @ Figure::Throughput { .. }, b @ Figure::Throughput { .. }) => {
+                if b.mib_per_s() > a.mib_per_s() { b } else { a }
             }
             _ => Figure::Failed("rounds of different kinds cannot merge".into()),
         };
@@ -166,16 +166,16 @@ mod tests {
     }
 
     #[test]
-    fn throughput_merges_as_totals() {
-        let mut f = Figure::Throughput {
-            bytes: 1 << 20,
+    fn throughput_keeps_the_best_round() {
+        let mib = |m: u64| Figure::Throughput {
+            bytes: m << 20,
             ns: 1_000_000_000,
         };
-        f.merge(Figure::Throughput {
-            bytes: 3 << 20,
-            ns: 1_000_000_000,
-        });
-        assert_eq!(f.mib_per_s(), Some(2.0));
+        let mut f = Figure::NotRun("pending".into());
+        for m in [3, 7, 5] {
+            f.merge(mib(m));
+        }
+        assert_eq!(f.mib_per_s(), Some(7.0));
     }
 
     #[test]
