@@ -769,13 +769,13 @@ impl Supervisor {
             Ok(other) => format!("not a task: {other:?}"),
         };
         let raw = std::mem::take(&mut self.buf);
+        let len = raw.len();
         let dead = self.names.dead.clone();
+        self.enqueue(&dead, raw, prio)?;
         say!(
-            "{why} ({} bytes) in {}; moved to {dead}",
-            raw.len(),
+            "{why} ({len} bytes) in {}; moved to {dead}",
             self.names.tasks
-        )?;
-        self.enqueue(&dead, raw, prio)
+        )
     }
 
     /// A worker's pidfd became readable: it has exited. Reap it, take back its task, and

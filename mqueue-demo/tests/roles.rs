@@ -59,7 +59,8 @@ fn urgent_task_runs_first() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("ran 1 tasks"), "{}", stdout(&out));
     sup.wait_for(|l| l.ends_with(" joined"));
-    let out = run(&sb, &q, &["results"], b"");
+    // --follow: the worker has exited, but the supervisor may not have forwarded its result yet.
+    let out = run(&sb, &q, &["results", "--follow", "--count", "1"], b"");
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
