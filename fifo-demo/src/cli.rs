@@ -11,8 +11,8 @@ Examples:
   fifo-demo daemon --log app.log             # terminal 1: the log daemon
   fifo-demo log disk almost full             # terminal 2: one record
   dmesg | fifo-demo log                      # one record per stdin line
-  echo hello > \"$XDG_RUNTIME_DIR/ipc-demo/log.fifo\"   # a plain shell writer (pid=?)
-  mv app.log app.log.1; kill -HUP \"$(cat \"$XDG_RUNTIME_DIR/ipc-demo/log.fifo.pid\")\"   # rotate";
+  echo hello > \"$(fifo-demo path fifo)\"     # a plain shell writer (pid=?)
+  mv app.log app.log.1; kill -HUP \"$(cat \"$(fifo-demo path pid-file)\")\"   # rotate";
 
 /// A log daemon fed through a named pipe (FIFO) by many unrelated writer processes.
 ///
@@ -65,6 +65,41 @@ Examples:
   fifo-demo demo --writers 16 --lines 5000 --keep
   fifo-demo demo -v 2>trace.txt                 # every process's calls, in order")]
     Demo(DemoArgs),
+    /// Print where the objects live (the FIFO, its pid file, the runtime directory), for
+    /// scripts: the runtime directory depends on XDG_RUNTIME_DIR, which ssh, cron and
+    /// containers often leave unset.
+    #[command(after_help = "\\
+Examples:
+  echo hello > \"$(fifo-demo path fifo)\"       # a plain shell writer, whatever the environment
+  kill -HUP \"$(cat \"$(fifo-demo path pid-file)\")\"   # ask the daemon to reopen its log
+  fifo-demo path                                # all three, one `NAME PATH` per line
+  fifo-demo path fifo --fifo /tmp/my.fifo        # prints /tmp/my.fifo")]
+    Path(PathArgs),
+}
+
+/// Options of `fifo-demo path`.
+#[derive(Args, Debug)]
+pub struct PathArgs {
+    /// The object whose path to print, alone on its line; all three, as `NAME PATH`, if none.
+    #[arg(value_enum, value_name = "OBJECT")]
+    pub object: Option<Object>,
+    /// The FIFO a daemon was started with [default: <runtime dir>/log.fifo]
+    #[arg(long, value_name = "PATH")]
+    pub fifo: Option<PathBuf>,
+    /// The pid file a daemon was started with [default: <fifo>.pid]
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// The objects `fifo-demo path` knows.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    /// The daemon's FIFO.
+    Fifo,
+    /// The daemon's pid file.
+    PidFile,
+    /// The private runtime directory.
+    Dir,
 }
 
 /// Options of `fifo-demo daemon`.
@@ -107,6 +142,7 @@ impl Command {
             Command::Log(a) => a.trace,
             Command::Cleanup(a) => a.trace,
             Command::Demo(a) => a.trace,
+            Command::Path(_) => false,
         }
     }
 
@@ -117,6 +153,7 @@ impl Command {
             Command::Log(_) => "log",
             Command::Cleanup(_) => "cleanup",
             Command::Demo(_) => "demo",
+            Command::Path(_) => "path",
         }
     }
 }

@@ -81,6 +81,42 @@ pub fn fifo_path(arg: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// [`names::existing`] for the FIFO at `fifo` (given as `--fifo arg`, if it was): true if a
+/// FIFO of ours is there, false if nothing is. When a regular file stands in its place, the
+/// error says how it got there and what to do, which differs with what the file holds.
+pub fn existing_fifo(fifo: &Path, arg: Option<&Path>) -> Result<bool> {
+    names::existing(fifo, Kind::Fifo).map_err(|e| match regular_file_size(fifo) {
+        Some(size) => Error::msg(format!("{e}: {}", regular_file_advice(fifo, arg, size))),
+        None => e,
+    })
+}
+
+/// The size of the regular file of ours at `path`, if that is what stands there.
+pub fn regular_file_size(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = path.symlink_metadata().ok()?;
+    (meta.file_type().is_file() && meta.uid() == nix::unistd::geteuid().as_raw())
+        .then_some(meta.len())
+}
+
+/// What to do about a regular file of `size` bytes where the FIFO should be.
+pub fn regular_file_advice(fifo: &Path, arg: Option<&Path>, size: u64) -> String {
+    let how = "a shell writer (`echo ... > FIFO`) run while no daemon was up creates one";
+    let name = fifo.display();
+    if size == 0 {
+        let cleanup = match arg {
+            Some(p) => format!("fifo-demo cleanup --fifo '{}'", p.display()),
+            None => "fifo-demo cleanup".to_owned(),
+        };
+        format!("{how}; it is empty: remove it with `{cleanup}` (or rm '{name}')")
+    } else {
+        format!(
+            "{how}; it holds {size} bytes, perhaps records meant for the log: \
+             look at them (cat '{name}'), then rm '{name}'"
+        )
+    }
+}
+
 /// Run the daemon until SIGTERM or SIGINT.
 pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
@@ -97,7 +133,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     // Declared first, dropped last: the pid file (and its lock) outlives the FIFO, so a
     // newcomer that gets the lock never finds our FIFO still in place.
     let pid_file = take_pid_file(&pid_path, &fifo)?;
-    let fifo_guard = create_fifo(&fifo)?;
+    let fifo_guard = create_fifo(&fifo, args.fifo.as_deref())?;
     let (read_end, own_write_end) = open_fifo(&fifo)?;
     // The log must not be the FIFO or the pid file, under whatever name it was given.
     let ours = [
@@ -277,7 +313,7 @@ fn take_pid_file(pid_path: &Path, fifo: &Path) -> Result<PidFile> {
 }
 
 /// Create the FIFO with mode 0600, or vet and reuse a stale one, and guard it for removal.
-fn create_fifo(fifo: &Path) -> Result<Unlink> {
+fn create_fifo(fifo: &Path, arg: Option<&Path>) -> Result<Unlink> {
     let mode = Mode::S_IRUSR | Mode::S_IWUSR;
     loop {
         // mkfifo fails with EEXIST rather than touching whatever is at the path (like
@@ -293,7 +329,7 @@ fn create_fifo(fifo: &Path) -> Result<Unlink> {
             Err(e) => return Err(Error::sys("mkfifo", fifo.display(), e)),
         }
         // Something is there: refuse a symlink, a non-FIFO, someone else's FIFO.
-        if !names::existing(fifo, Kind::Fifo)? {
+        if !existing_fifo(fifo, arg)? {
             continue; // It vanished between the two calls: try to create it again.
         }
         // We hold the pid-file lock, so no daemon using that pid file is alive. One using

@@ -11,7 +11,10 @@
 //! - `fifo-demo log [--fifo PATH] [MESSAGE...]` — terminal 2 (no message: one record per
 //!   stdin line); `echo hi > <fifo>` works too and is logged with `pid=?`;
 //! - `fifo-demo demo [--writers 8] [--lines 1000] [--keep]` — everything, checked;
-//! - `fifo-demo cleanup [--fifo PATH]` — remove what a daemon killed with -9 left behind.
+//! - `fifo-demo cleanup [--fifo PATH]` — remove what a daemon killed with -9 left behind (and
+//!   an empty regular file that `echo hi > FIFO` made while no daemon ran);
+//! - `fifo-demo path [fifo|pid-file|dir]` — where the objects live, for scripts:
+//!   `echo hi > "$(fifo-demo path fifo)"`.
 //!
 //! What happens: daemon: flock(pid file) -> mkfifo(0600) (or vet a stale one) ->
 //! open(O_RDONLY|O_NONBLOCK) -> open(O_WRONLY) of its own -> poll(fifo, signal pipes) ->
@@ -30,6 +33,7 @@ mod cleanup;
 mod cli;
 mod daemon;
 mod demo;
+mod path;
 mod protocol;
 mod writer;
 
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Some(Command::Log(args)) => writer::run(args),
         Some(Command::Cleanup(args)) => cleanup::run(args),
         Some(Command::Demo(args)) => demo::run(args),
+        Some(Command::Path(args)) => path::run(args),
         None => demo::run(&DemoArgs::default()),
     };
     common::error::finish("fifo-demo", outcome)

@@ -22,7 +22,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use common::names::{self, Kind};
 use common::{Context, Error, Result, trace};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
@@ -30,13 +29,13 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::{Mode, fstat};
 
 use crate::cli::LogArgs;
-use crate::daemon::fifo_path;
+use crate::daemon::{existing_fifo, fifo_path};
 use crate::protocol::{self, END};
 
 /// Run the `log` role.
 pub fn run(args: &LogArgs) -> Result<ExitCode> {
     let fifo = fifo_path(args.fifo.as_deref())?;
-    let mut writer = Writer::open(&fifo)?;
+    let mut writer = Writer::open(&fifo, args.fifo.as_deref())?;
     if !args.message.is_empty() {
         // The words form one message, as `logger(1)` does it.
         let words: Vec<&[u8]> = args.message.iter().map(|w| w.as_bytes()).collect();
@@ -112,7 +111,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn open(fifo: &Path) -> Result<Writer> {
+    fn open(fifo: &Path, arg: Option<&Path>) -> Result<Writer> {
         let absent = || {
             Error::msg(format!(
                 "no log daemon is reading {} (no FIFO there)",
@@ -120,7 +119,7 @@ impl Writer {
             ))
         };
         // Never follow a symlink or write into a regular file someone put at the path.
-        if !names::existing(fifo, Kind::Fifo)? {
+        if !existing_fifo(fifo, arg)? {
             return Err(absent());
         }
         let fd = match open(

@@ -22,6 +22,7 @@ fn every_subcommand_has_examples_and_says_what_its_trace_shows() {
         ("log", "tail -f app.out | fifo-demo log", "poll(POLLOUT)"),
         ("cleanup", "fifo-demo cleanup --fifo", "unlink"),
         ("demo", "fifo-demo demo --writers 16", "IPC_DEMO_TRACE=1"),
+        ("path", "echo hello > \"$(fifo-demo path fifo)\"", ""),
     ];
     for (role, example, traced) in roles {
         let text = help(&sb, &[role]);

@@ -97,14 +97,9 @@ fn without_notify_socket_the_ready_line_names_pid_and_fifo() {
 
 /// `bash -o pipefail -c SCRIPT` in the sandbox, with this crate's binary first on PATH.
 fn bash(sb: &Sandbox, script: &str) -> common::child::Supervised {
-    let bin_dir = std::path::Path::new(support::BIN).parent().unwrap();
-    let path = std::env::join_paths(std::iter::once(bin_dir.to_owned()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .unwrap();
     let mut cmd = sb.command("bash");
-    cmd.args(["-o", "pipefail", "-c", script]).env("PATH", path);
-    testkit::spawn(&mut cmd)
+    cmd.args(["-o", "pipefail", "-c", script]);
+    testkit::spawn(support::with_bin_on_path(&mut cmd))
 }
 
 #[test]

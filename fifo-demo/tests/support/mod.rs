@@ -18,6 +18,18 @@ pub fn fifo_demo(sb: &Sandbox) -> Command {
     sb.command(BIN)
 }
 
+/// `cmd` with this crate's binary first on its PATH, for shell recipes that say `fifo-demo`.
+pub fn with_bin_on_path(cmd: &mut Command) -> &mut Command {
+    let bin_dir = Path::new(BIN)
+        .parent()
+        .expect("a binary lives in a directory");
+    let path = std::env::join_paths(std::iter::once(bin_dir.to_owned()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH entries have no colon");
+    cmd.env("PATH", path)
+}
+
 /// A running daemon and what the test needs to know about it.
 pub struct Daemon {
     pub child: Supervised,
