@@ -187,3 +187,33 @@ fn sysv_submit_wait_and_the_demo() {
         "{text}"
     );
 }
+
+/// Workers that keep dying before they are ready (here: the ids file they read at start is
+/// broken) are restarted with a growing back-off, not in a fork loop; once the cause is gone,
+/// the next one serves.
+#[test]
+fn workers_dying_at_start_are_restarted_with_back_off() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--sysv", "--workers", "1"]);
+    let ids = ids(&sb, &q);
+    let worker = sup.workers(1)[0];
+    let file = sb.runtime_dir().join(format!("{}.sysv", &q[1..]));
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, "garbage\n").unwrap();
+    kill(worker, Signal::SIGKILL).unwrap();
+    sup.wait_for(|l| l.ends_with("died before it was ready; next one in 100ms"));
+    sup.wait_for(|l| l.ends_with("died before it was ready; next one in 200ms"));
+    // Put the file back (atomically, as the supervisor wrote it): the next worker serves.
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, good).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let out = run(&sb, &q, &["submit", "--sysv", "--wait", "echo back"], b"");
+    assert!(
+        stdout(&out).contains(" ok attempt=1 "),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stop_and_check_removed(&sb, sup, &ids);
+}
