@@ -190,8 +190,8 @@ impl Finder {
     }
 }
 
-/// The `poll` timeout for a role waiting on `queues`: none needed if every queue has a
-/// descriptor (`until` or for ever); otherwise the next tick of `tick`.
+/// The `poll` timeout for a role that waits for its queues: if they all have descriptors
+/// (`any_sysv` false), until `until` or for ever; otherwise no longer than the next tick.
 pub fn poll_timeout(
     any_sysv: bool,
     tick: &mut sysv::Tick,
