@@ -107,11 +107,15 @@ impl PidFile {
     }
 }
 
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        // Unlink first, while the lock is still ours, so nobody can take over a file we are
-        // about to delete; closing the file then releases the lock. Only if the path still
-        // names our file: one put in its place (by `mv`, by a successor) is not ours to delete.
+impl PidFile {
+    /// Remove the name now, keeping the lock until drop: for a daemon whose stop takes a while
+    /// (a drain), so that a hard exit in the meantime (a second signal) leaves no pid file
+    /// behind. A newcomer may then start at once, with a new file; ours stays locked and
+    /// nameless until we exit. Only if the path still names our file, as on drop.
+    pub fn unlink(&self) {
+        // Unlink while the lock is still ours, so nobody can take over a file we are about to
+        // delete. Not if the path names another file: one put in its place (by `mv`, by a
+        // successor) is not ours to delete.
         let ours = std::fs::symlink_metadata(&self.path)
             .is_ok_and(|now| (now.dev(), now.ino()) == self.id);
         if ours {
@@ -121,6 +125,13 @@ impl Drop for PidFile {
                 }
             }
         }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        // The name first (if still ours), then closing the file releases the lock.
+        self.unlink();
         drop(self.lock.take());
     }
 }

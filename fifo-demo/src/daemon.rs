@@ -228,6 +228,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         // gets EPIPE at its next write instead of a success (`fifo-demo log` then says how
         // many bytes, if any, were left unread in the pipe).
         drop(fifo_guard);
+        pid_file.unlink();
         drop(own_write_end);
         reader.close();
         say(&format!(
@@ -248,6 +249,11 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     // accepted by the kernel and discarded with the pipe. Only a writer still writing when
     // the timeout expires can hit it; stop the writers first to lose nothing.
     drop(fifo_guard);
+    // The pid file's name goes too, while we keep its lock: a second signal during the drain
+    // exits at once (common::cleanup), and must not leave it behind. (In `fifo-demo demo`
+    // that happens on a double Ctrl-C: the demo's teardown sends SIGTERM, and the demo's hard
+    // exit sends another through PR_SET_PDEATHSIG.)
+    pid_file.unlink();
     drop(own_write_end);
     let timed_out = reader.drain(&mut log, args.drain_timeout)?;
     reader.close();

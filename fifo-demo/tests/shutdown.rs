@@ -111,3 +111,26 @@ fn a_writer_that_never_finishes_is_cut_off_at_the_drain_timeout() {
     assert_eq!(reported(&w, 2), 1);
     assert_eq!(lines_of(&daemon.log).len(), 1);
 }
+
+/// A second SIGTERM during the drain exits at once (common::cleanup), like a double Ctrl-C;
+/// the FIFO and the pid file are gone all the same. (`fifo-demo demo` meets this when it is
+/// stopped twice: its teardown sends the daemon SIGTERM, and its hard exit sends another
+/// through PR_SET_PDEATHSIG.) A writer that never finishes keeps the drain going, so the
+/// second signal surely arrives during it.
+#[test]
+fn a_second_sigterm_during_the_drain_leaves_no_pid_file() {
+    let sb = Sandbox::new();
+    let daemon = Daemon::start(&sb, &["--log", "app.log", "--drain-timeout", "60"]);
+    let w = writer(&sb, &daemon.fifo);
+    let mut stdin = w.take_stdin().unwrap();
+    stdin.write_all(b"first\n").unwrap();
+    support::wait_for_line(&daemon.log, |l| l.ends_with(" first"));
+    daemon.child.signal(Signal::SIGTERM).unwrap();
+    // The drain has begun once the FIFO's name is gone.
+    support::wait_until("the FIFO to be removed", || !daemon.fifo.exists());
+    daemon.child.signal(Signal::SIGTERM).unwrap();
+    let status = daemon.child.wait_timeout(WAIT).unwrap();
+    assert_eq!(status.code(), Some(143), "the second signal exits at once");
+    assert!(!pid_file(&daemon.fifo).exists(), "pid file left behind");
+    drop(stdin);
+}
