@@ -3,8 +3,11 @@
 
 mod support;
 
+use std::time::Instant;
+
+use common::testkit;
 use nix::sys::signal::Signal;
-use support::{Daemon, count_in};
+use support::{Daemon, count_in, in_poll, is_pending, pending};
 
 const HELLO: &str = "message = \"hello\"\ninterval_ms = 500\n";
 
@@ -78,20 +81,26 @@ fn invalid_config_on_sighup_is_refused_and_ticks_keep_the_old_one() {
     );
 }
 
+/// Standard signals coalesce, asserted exactly: the daemon is frozen (SIGSTOP, and known to
+/// be stopped) while the 100 SIGUSR2 are sent, so it cannot read one before the last is sent,
+/// and the kernel's single pending bit makes them one.
 #[test]
-fn burst_of_100_sigusr2_coalesces_and_is_counted() {
+fn burst_of_100_sigusr2_to_a_frozen_daemon_arrives_as_exactly_one() {
     let mut d = Daemon::start(HELLO);
+    let frozen = testkit::freeze(d.child.pid());
     let out = d.run(&["send", "USR2", "--pid-file", "d.pid", "--count", "100"]);
     assert!(out.status.success(), "{out:?}");
-    let usr2 = count_in(&d.status(), "USR2");
-    // kill(2) only marks SIGUSR2 pending; how many survive depends on scheduling, but never
-    // more than were sent, and at least one.
-    assert!((1..=100).contains(&usr2), "USR2={usr2}");
+    assert!(is_pending(pending(frozen.pid()), libc::SIGUSR2));
+    drop(frozen);
+    assert_eq!(count_in(&d.status(), "USR2"), 1);
 }
 
+/// Realtime signals queue, asserted exactly: all 100 are sent while the daemon is frozen, so
+/// all 100 are pending at once, and all 100 arrive, each with its value, in the order sent.
 #[test]
-fn all_100_queued_rt_signals_arrive_with_their_values_in_order() {
+fn burst_of_100_rtmin_to_a_frozen_daemon_arrives_as_exactly_100_in_order() {
     let mut d = Daemon::start(HELLO);
+    let frozen = testkit::freeze(d.child.pid());
     let out = d.run(&[
         "send",
         "RTMIN",
@@ -103,6 +112,8 @@ fn all_100_queued_rt_signals_arrive_with_their_values_in_order() {
         "100",
     ]);
     assert!(out.status.success(), "{out:?}");
+    assert!(is_pending(pending(frozen.pid()), libc::SIGRTMIN()));
+    drop(frozen);
     let mut values = Vec::new();
     while values.len() < 100 {
         let line = d.wait_prefix("rt signal");
@@ -227,18 +238,41 @@ fn a_thousand_sighups_in_a_burst_no_crash_and_ticks_continue() {
     assert!(d.child.try_wait().unwrap().is_none(), "the daemon died");
 }
 
+/// SIGTERM while a tick's work is in progress: acted on at once, the tick still completes,
+/// then the daemon stops. The instant is made certain: the daemon is frozen, seen asleep in
+/// the work's poll (the only poll with a timeout), and sent SIGTERM while it cannot run; it
+/// finds the signal the moment it resumes, mid-tick. (Ticks follow each other back to back,
+/// each working 1.5 s on a 50 ms interval, so a freeze that lands between two is retried.)
 #[test]
 fn sigterm_mid_tick_finishes_the_tick_then_exits_0() {
     let mut d = Daemon::start("message = \"slow\"\ninterval_ms = 50\nwork_ms = 1500\n");
-    assert_eq!(d.wait_prefix("tick 1:"), "tick 1: slow");
-    d.kill(Signal::SIGTERM);
-    // The signal is acted on at once (mid-tick), and the tick still completes.
-    let next = d.wait(|l| !l.is_empty());
-    assert_eq!(next, "shutting down");
-    assert_eq!(d.wait(|l| !l.is_empty()), "tick 1 finished");
+    d.wait_prefix("tick 1:");
+    let pid = d.child.pid();
+    let end = Instant::now() + support::WAIT;
+    loop {
+        let frozen = testkit::freeze(pid);
+        if in_poll(pid) == Some(true) {
+            d.kill(Signal::SIGTERM);
+            break;
+        }
+        drop(frozen);
+        assert!(Instant::now() < end, "never caught the daemon mid-tick");
+    }
+    // Frozen mid-tick until here: the tick in progress is the last one it printed, and
+    // "shutting down" comes before that tick finishes.
+    d.wait_prefix("shutting down");
+    let seen = d.out.seen();
+    let tick = seen
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("tick ")?.strip_suffix(": slow"))
+        .unwrap()
+        .to_owned();
+    assert!(!seen.contains(&format!("tick {tick} finished")), "{seen:?}");
+    assert_eq!(d.wait(|l| !l.is_empty()), format!("tick {tick} finished"));
     assert_eq!(
         d.wait(|l| !l.is_empty()),
-        "stopped after 1 ticks at generation 1"
+        format!("stopped after {tick} ticks at generation 1")
     );
     assert_eq!(d.exit_code(), Some(0));
     assert!(!d.pid_file.exists());

@@ -125,12 +125,6 @@ fn sigterm_stops_a_daemon_whose_stdout_socket_is_full() {
     assert_stops_on_sigterm(&sb, &child);
 }
 
-/// The system calls a process sleeps in while it waits in `poll(2)`.
-#[cfg(target_arch = "x86_64")]
-const POLL_CALLS: [i64; 2] = [libc::SYS_poll, libc::SYS_ppoll];
-#[cfg(not(target_arch = "x86_64"))]
-const POLL_CALLS: [i64; 1] = [libc::SYS_ppoll];
-
 /// Wait until the daemon `pid` has read every signal sent to it and acted on them all: no
 /// signal pending (`ShdPnd` in /proc/PID/status), *then* asleep in `poll` again
 /// (/proc/PID/syscall), which it calls only after a whole batch is handled.
@@ -139,19 +133,9 @@ fn wait_batch_handled(pid: Pid) {
     let mut read_all = false;
     loop {
         if !read_all {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-            let pending = status
-                .lines()
-                .find_map(|l| l.strip_prefix("ShdPnd:"))
-                .map(str::trim)
-                .unwrap_or_else(|| panic!("no ShdPnd for {pid}"));
-            read_all = pending.trim_start_matches('0').is_empty();
-        } else {
-            let call = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap();
-            let number = call.split_whitespace().next().and_then(|n| n.parse().ok());
-            if number.is_some_and(|n: i64| POLL_CALLS.contains(&n)) {
-                return;
-            }
+            read_all = support::pending(pid) == 0;
+        } else if support::in_poll(pid).is_some() {
+            return;
         }
         assert!(
             Instant::now() < end,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_signal-demo");
@@ -106,4 +107,55 @@ pub fn run_in(sb: &Sandbox, args: &[&str]) -> Output {
     let mut cmd: Command = sb.command(BIN);
     cmd.args(args);
     testkit::run(&mut cmd, b"")
+}
+
+/// The set of signals pending for the whole process `pid` (`ShdPnd` in /proc/PID/status):
+/// bit n-1 for signal n.
+pub fn pending(pid: Pid) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("ShdPnd:"))
+        .unwrap_or_else(|| panic!("no ShdPnd for {pid}"));
+    u64::from_str_radix(hex.trim(), 16).unwrap()
+}
+
+/// True if signal number `signo` is in the `pending` set.
+pub fn is_pending(pending: u64, signo: i32) -> bool {
+    pending & (1 << (signo - 1)) != 0
+}
+
+/// The system call `pid` sleeps in, with its arguments, from /proc/PID/syscall (`None` while
+/// it runs in user space).
+pub fn syscall(pid: Pid) -> Option<(i64, Vec<u64>)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap();
+    let mut words = text.split_whitespace();
+    let number = words.next()?.parse().ok()?;
+    let args = words
+        .take(6)
+        .map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).unwrap_or(0))
+        .collect();
+    Some((number, args))
+}
+
+/// The system calls a process sleeps in while it waits in `poll(2)`.
+#[cfg(target_arch = "x86_64")]
+pub const POLL_CALLS: [i64; 2] = [libc::SYS_poll, libc::SYS_ppoll];
+#[cfg(not(target_arch = "x86_64"))]
+pub const POLL_CALLS: [i64; 1] = [libc::SYS_ppoll];
+
+/// True if `pid` sleeps in `poll(2)`, and whether with a timeout: the daemon's main loop
+/// waits with none, only a tick's simulated work waits with one. For `poll` the timeout is
+/// the third argument (an int, -1 for none); for `ppoll` a pointer (NULL for none).
+pub fn in_poll(pid: Pid) -> Option<bool> {
+    let (number, args) = syscall(pid)?;
+    if !POLL_CALLS.contains(&number) {
+        return None;
+    }
+    let timeout = args.get(2).copied().unwrap_or(0);
+    #[cfg(target_arch = "x86_64")]
+    if number == libc::SYS_poll {
+        return Some(timeout as u32 != u32::MAX);
+    }
+    Some(timeout != 0)
 }
