@@ -7,7 +7,8 @@
 //!
 //! Roles (each a subcommand; `fifo-demo` alone plays `demo`):
 //! - `fifo-demo daemon [--fifo PATH] [--log FILE|-] [--pid-file FILE] [--drain-timeout SECS]` —
-//!   terminal 1;
+//!   terminal 1; prints `ready: pid N fifo PATH` on stdout once writers can start, and tells a
+//!   service manager the same through `NOTIFY_SOCKET` (see `common::lifecycle`);
 //! - `fifo-demo log [--fifo PATH] [MESSAGE...]` — terminal 2 (no message: one record per
 //!   stdin line); `echo hi > <fifo>` works too and is logged with `pid=?`;
 //! - `fifo-demo demo [--writers 8] [--lines 1000] [--keep]` — everything, checked;
