@@ -24,7 +24,8 @@ use nix::fcntl::OFlag;
 
 use crate::cli::FilterArgs;
 use crate::grep;
-use crate::spawn::{self, Program, Wiring};
+use crate::program::Program;
+use crate::spawn::{self, Wiring};
 
 /// How long the shell's reference pipeline may take before the check gives up on it.
 const CHECK_DEADLINE: Duration = Duration::from_secs(30);

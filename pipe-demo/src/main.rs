@@ -20,11 +20,13 @@
 //! See also: pipe(7), pipe(2), fork(2), dup(2), execve(2), waitpid(2), signal-safety(7);
 //! TLPI chapter 44 (pipes/simple_pipe.c, pipes/pipe_ls_wc.c).
 
+mod child_trace;
 mod cli;
 mod filter;
 mod grep;
 mod pager;
 mod pipeline;
+mod program;
 mod spawn;
 
 use std::process::ExitCode;

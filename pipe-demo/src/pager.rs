@@ -29,7 +29,8 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 
 use crate::cli::PagerArgs;
 use crate::pipeline::{exit_status, run_stages};
-use crate::spawn::{Program, Status};
+use crate::program::Program;
+use crate::spawn::Status;
 
 /// The pager when $PAGER is unset or empty.
 const DEFAULT_PAGER: &str = "less";

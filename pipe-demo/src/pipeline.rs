@@ -31,7 +31,8 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{SigAction, Signal};
 
 use crate::cli::PipelineArgs;
-use crate::spawn::{self, Program, Status, Wiring};
+use crate::program::Program;
+use crate::spawn::{self, Status, Wiring};
 
 /// Run the `pipeline` role.
 pub fn run(args: &PipelineArgs) -> Result<ExitCode> {

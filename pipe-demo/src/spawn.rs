@@ -29,117 +29,42 @@
 //!
 //! In the child, until `execv`, only async-signal-safe calls are allowed: another thread of the
 //! parent may have held the allocator's lock at the moment of `fork`, and the child would
-//! deadlock on it. So every string, the `argv` pointer array, the resolved path, even the trace
-//! lines are prepared *before* `fork`, and the child calls only `dup2`, `close`, `signal`,
-//! `close_range`, `write`, `execv` and `_exit` — no allocation, no locks, no `println!`.
+//! deadlock on it. So every string, the `argv` pointer array and the resolved path
+//! ([`crate::program`]), even the trace lines ([`crate::child_trace`]) are prepared *before*
+//! `fork`, and the child calls only `signal`, `sigaction`, `dup2`, `close`, `close_range`,
+//! `write`, `execv` and `_exit` — no allocation, no locks, no `println!`. Its code,
+//! `child_after_fork`, reads top to bottom in the order of those calls.
+//!
+//! # Pitfalls
+//!
+//! - **A write end left open anywhere** (in the parent, or in a child that did not close its
+//!   copy) means the reader never sees EOF: the child closes every original after its `dup2`,
+//!   the parent its own copy at once (see the callers).
+//! - **`dup2(fd, fd)` does nothing**, and leaves `FD_CLOEXEC` set: with 0, 1 or 2 closed at
+//!   start, a pipe end could land on them. [`ensure_std_fds`] rules that out.
+//! - **SIGPIPE is ignored in every Rust program** and an ignored signal stays ignored across
+//!   `execv`: the child resets it, or `yes | head -1` would never end `yes` with SIGPIPE.
+//! - **`std::process::exit` in the child** would run the parent's atexit handlers and flush
+//!   its copied stdio buffers: a failed child leaves with `_exit`.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::CStr;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
 
 use common::{Context, Error, Result, trace};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SigAction, SigHandler, Signal};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{AccessFlags, ForkResult, Pid};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::child_trace::ChildTrace;
+use crate::program::Program;
 
 /// Exit status of a child whose command was not found (as in every shell).
 pub const EXIT_NOT_FOUND: i32 = 127;
 /// Exit status of a child whose command was found but could not be run (as in every shell).
 pub const EXIT_CANNOT_RUN: i32 = 126;
-
-/// A command ready to run: its words, its argv as C strings, and the file `execv` will run.
-pub struct Program {
-    words: Vec<String>,
-    argv: Vec<CString>,
-    /// The result of the PATH search; `None` if nothing was found (the child then reports
-    /// ENOENT through the error pipe, as a failed `execvp` would).
-    path: Option<CString>,
-}
-
-impl Program {
-    /// Split `line` into words as a shell would (quotes, backslashes), without running a shell.
-    pub fn parse(line: &str) -> Result<Self> {
-        let words = shell_words::split(line)
-            .map_err(|e| Error::Usage(format!("cannot split '{line}' into words: {e}")))?;
-        Self::new(words)
-    }
-
-    /// A program from words already split: `["ls", "-l", "/tmp"]`.
-    pub fn new(words: Vec<String>) -> Result<Self> {
-        let Some(name) = words.first() else {
-            return Err(Error::Usage("empty command".into()));
-        };
-        let argv = words
-            .iter()
-            .map(|w| CString::new(w.as_bytes()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Error::Usage(format!("'{name}': a word contains a NUL byte")))?;
-        let path = search_path(name).map(|p| {
-            CString::new(p.as_os_str().as_bytes()).expect("built from NUL-free words and PATH")
-        });
-        Ok(Program { words, argv, path })
-    }
-
-    /// The command name (`argv[0]`).
-    pub fn name(&self) -> &str {
-        &self.words[0]
-    }
-
-    /// Why `execv` would fail, if it surely would: nothing found in PATH, or a file we may
-    /// not execute. (It can still fail for other reasons; the error pipe reports those.)
-    pub fn unrunnable(&self) -> Option<&'static str> {
-        match &self.path {
-            None => Some("not found"),
-            Some(p) if nix::unistd::access(p.as_c_str(), AccessFlags::X_OK).is_err() => {
-                Some("not executable")
-            }
-            Some(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for Program {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&shell_words::join(&self.words))
-    }
-}
-
-/// `execvp`'s PATH search, done in the parent before `fork`.
-///
-/// `execvp` is not on POSIX's list of async-signal-safe functions (it may allocate to build
-/// each candidate path), so the child calls `execv` on a path found here. Like `execvp`, a
-/// name with a slash is used as it is, an empty PATH element means the current directory, and
-/// a candidate that exists but is not executable is remembered in case nothing better comes.
-fn search_path(name: &str) -> Option<PathBuf> {
-    if name.contains('/') {
-        return Some(PathBuf::from(name));
-    }
-    if name.is_empty() {
-        return None;
-    }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    let mut not_executable = None;
-    for dir in path.as_bytes().split(|&b| b == b':') {
-        let dir = if dir.is_empty() {
-            Path::new(".")
-        } else {
-            Path::new(OsStr::from_bytes(dir))
-        };
-        let candidate = dir.join(name);
-        if !candidate.is_file() {
-            continue;
-        }
-        if nix::unistd::access(&candidate, AccessFlags::X_OK).is_ok() {
-            return Some(candidate);
-        }
-        not_executable.get_or_insert(candidate);
-    }
-    not_executable
-}
 
 /// How a child's stdin and stdout are wired, and what it must close.
 pub struct Wiring<'a> {
@@ -252,85 +177,15 @@ pub fn ensure_std_fds() -> Result<()> {
     Ok(())
 }
 
-/// Trace lines for the child, formatted before `fork` so the child need not allocate.
-struct ChildTrace {
-    stderr: BorrowedFd<'static>,
-    role: Vec<u8>,
-    lines: Vec<Vec<u8>>,
-}
-
-impl ChildTrace {
-    /// Write `[pid N role] line` with one `write(2)`, from a stack buffer: async-signal-safe.
-    fn say(&self, line: usize) {
-        let Some(msg) = self.lines.get(line) else {
-            return;
-        };
-        let mut buf = [0u8; 512];
-        let mut n = 0;
-        let mut put = |bytes: &[u8]| {
-            let k = bytes.len().min(buf.len() - 1 - n);
-            buf[n..n + k].copy_from_slice(&bytes[..k]);
-            n += k;
-        };
-        put(b"[pid ");
-        let mut digits = [0u8; 12];
-        let mut pid = u32::try_from(nix::unistd::getpid().as_raw()).unwrap_or(0);
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (pid % 10) as u8;
-            pid /= 10;
-            if pid == 0 {
-                break;
-            }
-        }
-        put(&digits[i..]);
-        put(b" ");
-        put(&self.role);
-        put(b"] ");
-        put(msg);
-        buf[n] = b'\n';
-        let _ = nix::unistd::write(self.stderr, &buf[..=n]);
-    }
-}
-
 /// Fork a child that runs `prog` with `wiring`; `role` names it in the trace (`stage 2`).
 ///
 /// Returns once the child has either exec'd or failed to: see the module docs.
 pub fn spawn(role: &str, prog: &Program, wiring: &Wiring<'_>) -> Result<Started> {
     // Everything the child needs, prepared now: after fork it must not allocate.
-    let mut argv: Vec<*const libc::c_char> = prog.argv.iter().map(|a| a.as_ptr()).collect();
+    let mut argv: Vec<*const libc::c_char> = prog.argv().iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
-    let path: Option<&CStr> = prog.path.as_deref();
-    let child_trace = common::narrate::enabled().then(|| {
-        let mut lines = Vec::new();
-        if let Some(fd) = wiring.stdin {
-            lines.push(format!(
-                "dup2({}, 0): stdin is now the pipe",
-                fd.as_raw_fd()
-            ));
-        }
-        if let Some(fd) = wiring.stdout {
-            lines.push(format!(
-                "dup2({}, 1): stdout is now the pipe",
-                fd.as_raw_fd()
-            ));
-        }
-        for fd in &wiring.close {
-            lines.push(format!("close({})", fd.as_raw_fd()));
-        }
-        lines.push(match path {
-            Some(p) => format!("execv({}, {:?})", p.to_string_lossy(), prog.words),
-            None => format!("execvp({}): not found in PATH", prog.name()),
-        });
-        ChildTrace {
-            // SAFETY: fd 2 stays open for the life of the process (ensure_std_fds), and the
-            // child only writes to it.
-            stderr: unsafe { BorrowedFd::borrow_raw(2) },
-            role: format!("{role} {}", prog.name()).into_bytes(),
-            lines: lines.into_iter().map(String::into_bytes).collect(),
-        }
-    });
+    let path: Option<&CStr> = prog.path();
+    let child_trace = ChildTrace::prepare(role, prog);
 
     let (err_read, err_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx("pipe2", "error pipe")?;
     trace!(
@@ -344,9 +199,7 @@ pub fn spawn(role: &str, prog: &Program, wiring: &Wiring<'_>) -> Result<Started>
     // returns: it execs or _exits. So it cannot deadlock on a lock another thread held at fork
     // time, and it never runs the parent's destructors or flushes the parent's buffers.
     match unsafe { nix::unistd::fork() }.ctx("fork", role)? {
-        ForkResult::Child => {
-            child_after_fork(path, &argv, wiring, err_write.as_fd(), child_trace.as_ref())
-        }
+        ForkResult::Child => child_after_fork(path, &argv, wiring, err_write.as_fd(), &child_trace),
         ForkResult::Parent { child } => {
             trace!("fork() -> pid {child} ({role}: {prog})");
             // Our copy of the write end must go, or the read below waits forever: EOF comes
@@ -379,20 +232,15 @@ pub fn spawn(role: &str, prog: &Program, wiring: &Wiring<'_>) -> Result<Started>
     }
 }
 
-/// The child's side, from `fork` to `execv`. Async-signal-safe calls only (see [`spawn`]).
+/// The child's side, from `fork` to `execv`, in the order the calls are made.
+/// Async-signal-safe calls only (see [`spawn`]).
 fn child_after_fork(
     path: Option<&CStr>,
     argv: &[*const libc::c_char],
     wiring: &Wiring<'_>,
     err_write: BorrowedFd<'_>,
-    tr: Option<&ChildTrace>,
+    trace: &ChildTrace,
 ) -> ! {
-    let say = |i: usize| {
-        if let Some(t) = tr {
-            t.say(i);
-        }
-    };
-    let mut line = 0;
     // Rust ignores SIGPIPE in every program it starts, and an ignored signal stays ignored
     // across execv. Without this reset `yes | head -1` would not end `yes` with SIGPIPE, as a
     // shell does; `yes` would get EPIPE and complain "Broken pipe" instead.
@@ -406,15 +254,13 @@ fn child_after_fork(
         let _ = unsafe { nix::sys::signal::sigaction(*sig, action) };
     }
     if let Some(fd) = wiring.stdin {
-        say(line);
-        line += 1;
+        trace.dup2(fd.as_raw_fd(), 0);
         if let Err(e) = nix::unistd::dup2_stdin(fd) {
             fail(err_write, Step::Dup2, e);
         }
     }
     if let Some(fd) = wiring.stdout {
-        say(line);
-        line += 1;
+        trace.dup2(fd.as_raw_fd(), 1);
         if let Err(e) = nix::unistd::dup2_stdout(fd) {
             fail(err_write, Step::Dup2, e);
         }
@@ -423,8 +269,7 @@ fn child_after_fork(
     // end left open here would keep its reader (the next stage, or this very process if it
     // reads from that pipe) from ever seeing EOF.
     for fd in &wiring.close {
-        say(line);
-        line += 1;
+        trace.close(fd.as_raw_fd());
         let _ = nix::unistd::close(fd.as_raw_fd());
     }
     // Belt and braces for descriptors we did not open: anything inherited from our own parent
@@ -434,7 +279,7 @@ fn child_after_fork(
     // it fails with ENOSYS and nothing changes, which costs only the belt).
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on open descriptors.
     let _ = unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-    say(line);
+    trace.execv();
     let Some(path) = path else {
         fail(err_write, Step::Exec, Errno::ENOENT);
     };
