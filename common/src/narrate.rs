@@ -72,7 +72,9 @@ pub fn emit(args: fmt::Arguments<'_>) {
     let role = ROLE.get().map_or("main", String::as_str);
     let line = format!("[pid {} {role}] {args}", std::process::id());
     let mut out = String::new();
-    repeats().line(&line, &mut out);
+    // Written under the lock, so that two threads' lines and counts keep their order.
+    let mut repeats = repeats();
+    repeats.line(&line, &mut out);
     write(&out);
 }
 
@@ -83,7 +85,8 @@ pub fn flush() {
         return;
     }
     let mut out = String::new();
-    repeats().flush(&mut out);
+    let mut repeats = repeats();
+    repeats.flush(&mut out);
     write(&out);
 }
 
