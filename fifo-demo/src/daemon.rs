@@ -102,17 +102,19 @@ pub fn regular_file_size(path: &Path) -> Option<u64> {
 /// What to do about a regular file of `size` bytes where the FIFO should be.
 pub fn regular_file_advice(fifo: &Path, arg: Option<&Path>, size: u64) -> String {
     let how = "a shell writer (`echo ... > FIFO`) run while no daemon was up creates one";
-    let name = fifo.display();
+    // Quoted for the shell, so that the advice can be pasted as it is.
+    let quote = |p: &Path| shell_words::quote(&p.to_string_lossy()).into_owned();
+    let name = quote(fifo);
     if size == 0 {
         let cleanup = match arg {
-            Some(p) => format!("fifo-demo cleanup --fifo '{}'", p.display()),
+            Some(p) => format!("fifo-demo cleanup --fifo {}", quote(p)),
             None => "fifo-demo cleanup".to_owned(),
         };
-        format!("{how}; it is empty: remove it with `{cleanup}` (or rm '{name}')")
+        format!("{how}; it is empty: remove it with `{cleanup}` (or rm {name})")
     } else {
         format!(
             "{how}; it holds {size} bytes, perhaps records meant for the log: \
-             look at them (cat '{name}'), then rm '{name}'"
+             look at them (cat {name}), then rm {name}"
         )
     }
 }

@@ -71,7 +71,7 @@ fn a_regular_file_in_place_of_the_fifo_is_explained_by_every_role() {
     // What `echo disk full > "$(fifo-demo path fifo)"` does while no daemon runs.
     std::fs::write(&fifo, "disk full\n").unwrap();
     let what = format!("{}: is a regular file, not a FIFO", fifo.display());
-    let holds = "it holds 10 bytes, perhaps records meant for the log: look at them (cat '";
+    let holds = "it holds 10 bytes, perhaps records meant for the log: look at them (cat ";
     for args in [
         &["daemon", "--log", "app.log"][..],
         &["log", "hello"],
@@ -85,7 +85,7 @@ fn a_regular_file_in_place_of_the_fifo_is_explained_by_every_role() {
         );
         assert!(
             err.trim_end()
-                .ends_with(&format!("then rm '{}'", fifo.display())),
+                .ends_with(&format!("then rm {}", fifo.display())),
             "{args:?}: {err}"
         );
     }
@@ -103,7 +103,7 @@ fn a_regular_file_in_place_of_the_fifo_is_explained_by_every_role() {
         assert_eq!(code, Some(1), "{args:?}: {err}");
         assert!(
             err.contains(&what)
-                && err.contains("it is empty: remove it with `fifo-demo cleanup` (or rm '"),
+                && err.contains("it is empty: remove it with `fifo-demo cleanup` (or rm /"),
             "{args:?}: {err}"
         );
     }
@@ -122,17 +122,20 @@ fn a_regular_file_in_place_of_the_fifo_is_explained_by_every_role() {
 }
 
 #[test]
-fn the_advice_names_the_fifo_option_when_one_was_given() {
+fn the_advice_names_the_fifo_option_when_one_was_given_quoted_for_the_shell() {
     let sb = Sandbox::new();
-    let fifo = sb.join("my.fifo");
+    let fifo = sb.join("my log.fifo");
     std::fs::write(&fifo, "").unwrap();
-    let (code, _, err) = run(&sb, &["log", "--fifo", "my.fifo", "hi"]);
+    let (code, _, err) = run(&sb, &["log", "--fifo", "my log.fifo", "hi"]);
     assert_eq!(code, Some(1));
     assert!(
-        err.contains("remove it with `fifo-demo cleanup --fifo 'my.fifo'`"),
+        err.contains("remove it with `fifo-demo cleanup --fifo 'my log.fifo'`"),
         "{err}"
     );
-    let (code, _, err) = run(&sb, &["cleanup", "--fifo", "my.fifo"]);
-    assert_eq!(code, Some(0), "{err}");
+    // The advice, pasted into a shell, works.
+    let mut sh = sb.command("sh");
+    sh.args(["-c", "fifo-demo cleanup --fifo 'my log.fifo'"]);
+    let out = testkit::run(support::with_bin_on_path(&mut sh), b"");
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
     assert!(!fifo.exists());
 }
