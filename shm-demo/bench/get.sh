@@ -17,8 +17,9 @@ export SOCKET_DEMO_BIN=${SOCKET_DEMO_BIN:-$target/release/socket-demo}
 if [[ ! -x $SOCKET_DEMO_BIN ]]; then
     echo "get.sh: $SOCKET_DEMO_BIN not found; run cargo build --release -p socket-demo for its row" >&2
 fi
+# The JSON lines name every artifact built (the shm-demo binary too): pick the bench's.
 bench=$(cargo bench -p shm-demo --bench get --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+    grep '"kind":\["bench"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
 if [[ -z $bench || ! -x $bench ]]; then
     echo "get.sh: could not build the benchmark (cargo bench -p shm-demo --bench get --no-run)" >&2
     exit 1
