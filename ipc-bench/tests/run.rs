@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipc-bench");
 
@@ -166,6 +167,47 @@ fn a_refused_size_is_reported_in_its_row_and_the_rest_still_run() {
             }
         }
     }
+}
+
+/// Ctrl-C in the middle of a measurement: the run stops at once, says so, exits 130, and
+/// the SysV semaphore set it had just made is gone. The instant is made certain by waiting
+/// for the `-v` line that reports the set's creation before sending SIGINT.
+#[test]
+fn ctrl_c_mid_measurement_removes_what_it_made() {
+    let sb = Sandbox::new();
+    let child = testkit::spawn_with_deadline(
+        sb.command(BIN)
+            .args(["-v", "--only", "sysv-sem", "--out"])
+            .arg(sb.join("out")),
+        DEADLINE,
+    );
+    let mut err = child.stderr_lines().expect("stderr is piped");
+    let line = err
+        .wait_for(|l| l.contains("semget(IPC_PRIVATE) -> "), DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let id = line.rsplit(' ').next().unwrap().to_owned();
+    // As a terminal does: the whole process group gets it.
+    child.signal(Signal::SIGINT).expect("SIGINT");
+    let status = child.wait_timeout(DEADLINE).expect("it exits");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    let rest = err.rest(DEADLINE).expect("stderr ends");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("interrupted; nothing written")),
+        "{rest:?}"
+    );
+    // /proc/sysvipc/sem: key, semid, … per line; our set's id must no longer be listed.
+    let sets = std::fs::read_to_string("/proc/sysvipc/sem").expect("/proc/sysvipc/sem");
+    let ids: Vec<&str> = sets
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert!(!ids.contains(&id.as_str()), "set {id} left behind: {sets}");
+    assert!(
+        !sb.join("out").join("results.csv").exists(),
+        "nothing is written"
+    );
 }
 
 #[test]
