@@ -177,9 +177,13 @@ fn read_pid_from(file: &mut File) -> Option<Pid> {
 /// is gone: signalling that pid could hit an unrelated process that reused it), or fails the
 /// checks of [`PidFile::create`] (another user's file could name any pid).
 pub fn read(path: &Path) -> Result<Pid> {
+    // O_NONBLOCK: opening a FIFO for reading blocks until some process opens it for writing,
+    // which may be never, and no signal but SIGKILL ends that wait. With O_NONBLOCK the open
+    // returns at once and `check_ours` refuses what is not a regular file; on a regular file
+    // the flag changes nothing.
     let mut file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .ctx("open", path.display())?;
     check_ours(path, &file.metadata().ctx("fstat", path.display())?)?;
@@ -199,6 +203,24 @@ pub fn read(path: &Path) -> Result<Pid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_at_the_pid_file_path_is_refused_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("d.pid");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Without O_NONBLOCK the open would wait for a writer forever: run it on a thread so
+        // that a regression fails this test instead of hanging the suite.
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(read(&path).map_err(|e| e.to_string()));
+        });
+        let result = outcome
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("pidfile::read returned instead of blocking on the FIFO");
+        let err = result.expect_err("a FIFO is not a pid file");
+        assert!(err.contains("d.pid"), "the error names the file: {err}");
+    }
 
     #[test]
     fn second_lock_is_refused_and_names_the_holder() {
