@@ -82,17 +82,6 @@ Example:
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         count: u32,
     },
-    /// Measure signal delivery latency and reload time against a daemon child (for
-    /// bench/latency.sh).
-    #[command(hide = true)]
-    BenchLatency {
-        /// Round trips per measurement.
-        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        samples: u32,
-        /// Reloads to time.
-        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        reloads: u32,
-    },
 }
 
 impl Command {
@@ -102,7 +91,6 @@ impl Command {
             Command::Demo { .. } => "demo",
             Command::Daemon { .. } => "daemon",
             Command::Send { .. } => "send",
-            Command::BenchLatency { .. } => "bench",
         }
     }
 }

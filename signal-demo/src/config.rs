@@ -200,7 +200,7 @@ fn rephrase(msg: &str) -> String {
     msg.replace('`', "'").replace('\n', " ")
 }
 
-/// Create a config file at `path` for the demo or the benchmark: O_EXCL (never over someone
+/// Create a config file at `path` for the demo: O_EXCL (never over someone
 /// else's file), mode 0600, and guarded, so it is removed when the guard drops.
 pub fn create_file(path: &Path, text: &str) -> Result<Unlink> {
     let mut f = std::fs::OpenOptions::new()

@@ -23,7 +23,6 @@
 //! See also: signal(7), signal-safety(7), signalfd(2), timerfd_create(2), sigprocmask(2),
 //! sigqueue(3), kill(2), poll(2), flock(2); TLPI chapters 20-22.
 
-mod bench;
 mod cli;
 mod config;
 mod daemon;
@@ -52,7 +51,6 @@ fn main() -> ExitCode {
             value,
             count,
         } => send::run(&signal, pid, pid_file.as_deref(), value, count),
-        Command::BenchLatency { samples, reloads } => bench::run(samples, reloads),
     };
     common::error::finish("signal-demo", outcome)
 }

@@ -1,7 +1,7 @@
 //! Signal numbers and names, and the two calls that send a signal: `kill(2)` and `sigqueue(3)`.
 //!
-//! Shared by the roles that send (`send`, `demo`, `bench-latency`) and the one that receives
-//! (`daemon`, which blocks the set built by [`daemon_set`]).
+//! Shared by the roles that send (`send`, `demo`, and the benchmark in `examples/latency.rs`)
+//! and the one that receives (`daemon`, which blocks the set built by [`daemon_set`]).
 //!
 //! # Why signals are plain `c_int`s here
 //!

@@ -293,6 +293,16 @@ fn help_shows_examples() {
     assert!(testkit::stdout(&out).contains("interval_ms = 500"));
 }
 
+/// The latency benchmark lives in `examples/latency.rs`: the demo binary has no hidden
+/// subcommand for it (and does not link its histogram crate).
+#[test]
+fn the_benchmark_is_not_a_subcommand_of_the_demo() {
+    let sb = Sandbox::new();
+    let out = run_in(&sb, &["bench-latency", "--samples", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("unrecognized subcommand"), "{out:?}");
+}
+
 // ---- the README's shell recipes ----
 
 /// Recipe: `kill -HUP "$(cat d.pid)"` reloads, like any daemon's.

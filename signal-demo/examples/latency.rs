@@ -1,4 +1,13 @@
-//! The hidden `bench-latency` role, driven by `bench/latency.sh`.
+//! Signal delivery latency and reload time of the `signal-demo` daemon, beside a pipe round
+//! trip. A benchmark, not part of the demo: the demo binary carries neither this code nor its
+//! histogram crate. Run it through `bench/latency.sh`, which builds it:
+//!
+//! ```sh
+//! bash signal-demo/bench/latency.sh [SAMPLES] [RELOADS]
+//! # or by hand:
+//! cargo build --release -p signal-demo --bin signal-demo --example latency
+//! target/release/examples/latency --daemon target/release/signal-demo --samples 10000
+//! ```
 //!
 //! It starts a daemon child whose stdout is a pipe we read ourselves, and times round trips
 //! with CLOCK_MONOTONIC: from just before the signal is sent to the moment the daemon's line
@@ -15,19 +24,79 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
+use clap::Parser;
 use hdrhistogram::Histogram;
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::time::{ClockId, clock_gettime};
 
-use crate::config;
-use crate::signals::{self, Sig};
 use common::child::{Options, Supervised};
+use common::cleanup::Unlink;
 use common::say;
 use common::{Context, Error, Result};
+
+// The demo's own kill(2)/sigqueue(3) code, compiled in rather than copied: the benchmark must
+// send exactly as `signal-demo send` does, and a binary crate has no library to import from.
+#[allow(dead_code)]
+#[path = "../src/signals.rs"]
+mod signals;
+
+use signals::Sig;
+
+/// Measure signal delivery latency and reload time against a signal-demo daemon child.
+#[derive(Parser, Debug)]
+#[command(name = "latency")]
+struct Args {
+    /// The signal-demo binary to start as the daemon (default: `signal-demo` beside the
+    /// directory this example lives in, i.e. target/<profile>/signal-demo).
+    #[arg(long, value_name = "PATH")]
+    daemon: Option<PathBuf>,
+    /// Round trips per measurement.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    samples: u32,
+    /// Reloads to time.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    reloads: u32,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    common::narrate::init("bench", false);
+    common::error::finish("latency", run(&args))
+}
+
+/// The signal-demo binary: `--daemon`, or target/<profile>/signal-demo for
+/// target/<profile>/examples/latency.
+fn daemon_binary(args: &Args) -> Result<PathBuf> {
+    if let Some(p) = &args.daemon {
+        return Ok(p.clone());
+    }
+    let exe = std::env::current_exe().ctx("current_exe", "")?;
+    let guess = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("signal-demo"))
+        .filter(|p| p.is_file());
+    guess.ok_or_else(|| {
+        Error::Usage(format!(
+            "no signal-demo binary beside {}; build it or pass --daemon PATH",
+            exe.display()
+        ))
+    })
+}
+
+/// Write the config atomically (a sibling renamed over it), so a reload never reads half a
+/// file. Both names are in our private runtime dir (mode 0700), where nobody else can plant
+/// or read a file.
+fn replace_file(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("toml.new");
+    std::fs::write(&tmp, text).ctx("write", tmp.display())?;
+    std::fs::rename(&tmp, path).ctx("rename", tmp.display())
+}
 
 const DEADLINE: Duration = Duration::from_secs(900);
 
@@ -105,17 +174,18 @@ fn us(ns: u64) -> f64 {
 }
 
 /// Run every measurement and print the table.
-pub fn run(samples: u32, reloads: u32) -> Result<ExitCode> {
+fn run(args: &Args) -> Result<ExitCode> {
+    let (samples, reloads) = (args.samples, args.reloads);
     let dir = common::names::runtime_dir()?;
     let tag = common::names::unique("signal-bench");
     let cfg = dir.join(format!("{tag}.toml"));
     // An interval of an hour: no tick line gets between a signal and its answer.
     let config_a = "message = \"a\"\ninterval_ms = 3600000\n";
     let config_b = "message = \"b\"\ninterval_ms = 3600000\n";
-    let _guard = config::create_file(&cfg, config_a)?;
+    let _guard = Unlink::path(&cfg);
+    replace_file(&cfg, config_a)?;
 
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = Command::new(daemon_binary(args)?);
     cmd.arg("daemon").arg("--config").arg(&cfg);
     let mut daemon = Piped::spawn("daemon", cmd)?;
     let pid = daemon.child.pid();
@@ -161,7 +231,7 @@ pub fn run(samples: u32, reloads: u32) -> Result<ExitCode> {
             } else {
                 config_a
             };
-            config::replace_file(&cfg, text)?;
+            replace_file(&cfg, text)?;
             let t0 = now_ns()?;
             signals::kill(pid, Sig::std(Signal::SIGHUP))?;
             daemon.expect("reloaded config", &mut line)?;
