@@ -3,8 +3,9 @@
 #
 # Leftovers are what a demo killed with -9 could not remove: FIFOs, socket files and pid files
 # in the runtime dir, POSIX objects named /ipc-demo-* (in /dev/shm and /dev/mqueue, named
-# semaphores being /dev/shm/sem.ipc-demo-*), and our SysV objects (keys 0x1dc0xxxx, created by
-# us). Only objects of ours are considered, and an object that a live process still uses is
+# semaphores being /dev/shm/sem.ipc-demo-*), and our SysV objects, created by us: keys
+# 0x1dc0xxxx (mqueue-demo, sem-demo), and the keys that ftok(3) makes of the `<name>.sysv` key
+# files in the runtime dir (shm-demo: ftok(file, 0x1d)), whose key files go with them. Only objects of ours are considered, and an object that a live process still uses is
 # not a leftover: it is kept, and said so.
 #
 # The runtime dir is the one the demos use in this environment (common::names::runtime_dir):
@@ -18,7 +19,8 @@
 #   CLEAN_IPC_POSIX_PREFIX  consider only POSIX names starting with this (default ipc-demo-;
 #                           it must itself start with ipc-demo-)
 #   CLEAN_IPC_SYSV_KEYS     consider only these SysV keys, space-separated hex (default: every
-#                           0x1dc0xxxx key); "none" skips SysV
+#                           0x1dc0xxxx key and every ftok key of a key file of ours); "none"
+#                           skips SysV
 set -uo pipefail
 
 removed=0 kept=0
@@ -31,8 +33,8 @@ if [[ $posix_prefix != ipc-demo-* || $posix_prefix == */* ]]; then
 fi
 sysv_keys=${CLEAN_IPC_SYSV_KEYS:-}
 for k in $sysv_keys; do
-    if [[ $k != none && ! $k =~ ^0x1dc0[0-9a-f]{4}$ ]]; then
-        echo "clean-ipc: CLEAN_IPC_SYSV_KEYS: $k is not a key of ours (0x1dc0xxxx)" >&2
+    if [[ $k != none && ! $k =~ ^0x1d[0-9a-f]{6}$ ]]; then
+        echo "clean-ipc: CLEAN_IPC_SYSV_KEYS: $k is not a key of ours (0x1dxxxxxx)" >&2
         exit 2
     fi
 done
@@ -102,16 +104,28 @@ PY
 pidfile_locked() {
     ! flock -n -s -- "$1" true 2>/dev/null
 }
-# True if process $1 exists (0 means "none recorded").
-alive() { [[ $1 != 0 && -d /proc/$1 ]]; }
+# True if process $1 runs (0 means "none recorded"). A zombie has ended: it only waits for a
+# parent that has not reaped it (in a container whose init does not reap, forever).
+alive() {
+    [[ $1 != 0 && -d /proc/$1 ]] && ! grep -qs '^State:[[:space:]]*Z' "/proc/$1/status"
+}
 
 if [[ ${XDG_RUNTIME_DIR:-} == /* ]]; then
     dir=$XDG_RUNTIME_DIR/ipc-demo
 else
     dir=/tmp/ipc-demo-$uid
 fi
+key_files=() ftok_keys=" "
 if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -O "$dir" ]; then
     while IFS= read -r -d '' f; do
+        if [ -f "$f" ] && [ ! -L "$f" ] && [[ $f == *.sysv ]]; then
+            # ftok(path, 0x1d), as glibc computes it: the project id in the top byte, then the
+            # low byte of the file's device and the low 16 bits of its inode.
+            read -r devno ino < <(stat -c '%d %i' -- "$f") || continue
+            key_files+=("$f")
+            ftok_keys+=$(printf '0x%08x ' $(((0x1d << 24) | ((devno & 0xff) << 16) | (ino & 0xffff))))
+            continue
+        fi
         if [ -p "$f" ]; then
             if open_by_someone "$(file_id "$f")"; then keep fifo "$f" "open"; else remove fifo "$f"; fi
         elif [ -S "$f" ]; then
@@ -140,7 +154,7 @@ done
 ours_key() { # decimal key
     local hex
     hex=$(printf '0x%08x' "$(($1 & 0xffffffff))")
-    [[ $hex == 0x1dc0* ]] || return 1
+    [[ $hex == 0x1dc0* || $ftok_keys == *" $hex "* ]] || return 1
     [[ -z $sysv_keys ]] && return 0
     [[ " $sysv_keys " == *" $hex "* ]]
 }
@@ -183,5 +197,23 @@ if [[ $sysv_keys != none ]]; then
         sysv_remove s "$id" "$key" "$why"
     done < <(tail -n +2 /proc/sysvipc/sem 2>/dev/null)
 fi
+
+# Key files (`<name>.sysv`): what a --sysv server or supervisor keeps beside its pid file to
+# name its System V objects. A key file is a leftover once its owner's pid file is not locked
+# (swept above) and no shared memory segment has its key any more.
+for f in "${key_files[@]}"; do
+    # The owner's pid file is <name>.pid (mqueue-demo) or <name>.sysv.pid (shm-demo).
+    if { [ -f "$f.pid" ] && pidfile_locked "$f.pid"; } ||
+        { [ -f "${f%.sysv}.pid" ] && pidfile_locked "${f%.sysv}.pid"; }; then
+        keep "key file" "$f" "its daemon runs"; continue
+    fi
+    read -r devno ino < <(stat -c '%d %i' -- "$f") || continue
+    key=$(((0x1d << 24) | ((devno & 0xff) << 16) | (ino & 0xffff)))
+    if [[ $sysv_keys != none ]] && awk -v k="$key" 'NR > 1 && $1 == k { found = 1 } END { exit !found }' /proc/sysvipc/shm 2>/dev/null; then
+        keep "key file" "$f" "its segment is still there"
+    else
+        remove "key file" "$f"
+    fi
+done
 
 echo "clean-ipc: removed $removed, kept $kept in use"

@@ -312,6 +312,85 @@ fn a_prefix_or_key_outside_ours_is_refused() {
     assert!(!ok);
     assert_eq!(
         out,
-        "clean-ipc: CLEAN_IPC_SYSV_KEYS: 0x12345678 is not a key of ours (0x1dc0xxxx)\n"
+        "clean-ipc: CLEAN_IPC_SYSV_KEYS: 0x12345678 is not a key of ours (0x1dxxxxxx)\n"
     );
+}
+
+/// `ftok(path, 0x1d)`, the key shm-demo derives from its key file.
+fn ftok(path: &Path) -> i32 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    let key = unsafe { libc::ftok(c.as_ptr(), 0x1d) };
+    assert_ne!(key, -1, "ftok {path:?}");
+    key
+}
+
+#[test]
+fn key_files_go_with_their_segments_and_stay_while_their_daemon_runs() {
+    let sb = Sandbox::new();
+    let dir = sb.runtime_dir();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let name = common::names::unique("ipc-demo-clean-key");
+    let live_file = dir.join(format!("{name}-live.sysv"));
+    let dead_file = dir.join(format!("{name}-dead.sysv"));
+    for f in [&live_file, &dead_file] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(f)
+            .unwrap();
+    }
+    let (live_key, dead_key) = (ftok(&live_file), ftok(&dead_file));
+    for key in [live_key, dead_key] {
+        assert!(sysv_id('m', key).is_none(), "{key:#x} is free");
+    }
+    // The live one: its daemon holds the pid file's lock and has the segment attached.
+    let pid_file = PidFile::create(&dir.join(format!("{name}-live.sysv.pid"))).unwrap();
+    let mut sysv = Vec::new();
+    // SAFETY: plain SysV calls on a key we checked is free; the segment stays attached until
+    // the process ends.
+    unsafe {
+        let m = libc::shmget(live_key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
+        assert!(m >= 0);
+        sysv.push(SysV { kind: 'm', id: m });
+        assert_ne!(
+            libc::shmat(m, std::ptr::null(), libc::SHM_RDONLY) as isize,
+            -1
+        );
+    }
+    // The dead one: made by a process that has exited, as a server killed with -9 leaves it.
+    let made = testkit::run(
+        Command::new("python3").args([
+            "-c",
+            "import sys, sysv_ipc as s\n\
+             s.SharedMemory(int(sys.argv[1], 16), s.IPC_CREX, 0o600, 4096)\n",
+            &format!("{dead_key:#010x}"),
+        ]),
+        b"",
+    );
+    assert!(made.status.success(), "{}", testkit::stderr(&made));
+    sysv.push(SysV {
+        kind: 'm',
+        id: sysv_id('m', dead_key).expect("python made it"),
+    });
+
+    let keys = format!("{live_key:#010x} {dead_key:#010x}");
+    let (ok, out) = clean(&sb, &format!("{name}-"), &keys);
+    assert!(ok, "{out}");
+    assert!(
+        sysv_id('m', live_key).is_some(),
+        "removed a live segment\n{out}"
+    );
+    assert!(
+        live_file.exists(),
+        "removed a live daemon's key file\n{out}"
+    );
+    assert!(
+        sysv_id('m', dead_key).is_none(),
+        "kept a dead segment\n{out}"
+    );
+    assert!(!dead_file.exists(), "kept a leftover key file\n{out}");
+    drop((pid_file, sysv));
 }
