@@ -133,7 +133,7 @@ pub struct WorkerArgs {
     /// Exit after this many tasks.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_tasks: Option<u64>,
-    /// Set by the supervisor for the workers it starts: die with it (PR_SET_PDEATHSIG).
+    /// Set by the supervisor for the workers it starts (they print nothing on stdout).
     #[arg(long, hide = true, value_name = "PID")]
     pub supervisor: Option<i32>,
 }

@@ -36,12 +36,13 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use common::child::{Options, Supervised};
+use common::child::{Options, Supervised, die_with_supervisor};
 use common::cleanup::{Object, Shutdown, Unlink};
 use common::pidfile::PidFile;
 use common::{Context, Error, Result, say, trace};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::cli::RunArgs;
@@ -455,7 +456,11 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         // In our process group: a Ctrl-C at the terminal reaches the workers too, and each
-        // finishes its task and exits, as we wait for them to.
+        // finishes its task and exits, as we wait for them to. If we die without unwinding
+        // (kill -9), the kernel sends each worker SIGTERM (PR_SET_PDEATHSIG; we spawn from the
+        // main thread, as that needs), and a worker also watches our pidfd, so none outlives us
+        // by more than the task in its hands.
+        die_with_supervisor(&mut cmd, Signal::SIGTERM);
         let child = Supervised::spawn("worker", &mut cmd, Options::default())?;
         let pid = child.pid();
         let pidfd = pidfd_open(pid).ctx("pidfd_open", pid)?;
@@ -935,7 +940,7 @@ fn describe(status: std::process::ExitStatus) -> String {
         (Some(code), _) => format!("exited with status {code}"),
         (None, Some(sig)) => format!(
             "was killed by {}",
-            nix::sys::signal::Signal::try_from(sig).map_or("a signal", |s| s.as_str())
+            Signal::try_from(sig).map_or("a signal", |s| s.as_str())
         ),
         _ => "exited".to_owned(),
     }

@@ -9,25 +9,30 @@
 //! leaves the task either in its inbox or in the supervisor's record, and the supervisor,
 //! which learns of the death from a pidfd, gives it to another worker.
 //!
-//! Start-up: open `NAME-done` first (no supervisor: a clear error, nothing created), create
-//! the inbox `O_CREAT|O_EXCL` 0600, send a hello, then wait in `poll` on the inbox and the
-//! SIGTERM/SIGINT pipe. SIGTERM while a task runs: the task is finished and its result sent,
+//! Start-up: find the live supervisor (its pid file's lock) and open a pidfd on it, open
+//! `NAME-done` (no supervisor: a clear error, nothing created), create the inbox
+//! `O_CREAT|O_EXCL` 0600, send a hello, then wait in `poll` on the inbox, the SIGTERM/SIGINT
+//! pipe and the supervisor's pidfd. A supervisor that dies (kill -9) takes its record of this
+//! worker with it: no later supervisor will ever send to this inbox, so the worker exits at
+//! once, whether the supervisor started it or it was started by hand. SIGTERM while a task runs: the task is finished and its result sent,
 //! then the worker exits; the inbox is unlinked on every exit but kill -9 (then the supervisor
 //! unlinks it).
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 
 use common::cleanup::Shutdown;
 use common::{Context, Error, Result, say, trace};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::unistd::{Pid, getpid, getppid};
+use nix::unistd::{Pid, getpid};
 
 use crate::cli::WorkerArgs;
 use crate::mq::Access;
 use crate::names::Names;
 use crate::protocol::{self, Message, Status, TaskResult};
 use crate::queue::{self, Finder, Queue, Which};
+use crate::supervisor::pidfd_open;
 use crate::sysv::Tick;
 use crate::tasks;
 
@@ -37,13 +42,10 @@ pub const INBOX_DEPTH: usize = 2;
 /// Run a worker until its supervisor stops it, SIGTERM/SIGINT, or `--max-tasks`.
 pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
-    if let Some(parent) = args.supervisor {
-        die_with(parent)?;
-    }
     let names = Names::new(&args.queue.name)?;
     let pid = getpid();
     // A live supervisor holds its pid file's lock; queues left by a killed one do not count.
-    names.supervisor()?;
+    let (supervisor, gone) = watch_supervisor(&names)?;
     let finder = Finder::new(&names, args.queue.sysv)?;
     let done = finder.open(Which::Done, Access::Write, true)?;
     let inbox_name = names.inbox(pid);
@@ -55,10 +57,15 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         Queue::Posix(_) => -1,
     };
     let mut tick = Tick::new();
+    let watch = Watch {
+        shutdown: &shutdown,
+        gone: &gone,
+        supervisor,
+    };
     send(
         &done,
         &protocol::encode_hello(pid.as_raw(), sysv_id),
-        &shutdown,
+        &watch,
         &mut tick,
     )?;
     if args.supervisor.is_none() {
@@ -76,7 +83,10 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         }
         // Wait in poll, not in mq_receive: SA_RESTART would restart a blocked mq_receive
         // after SIGTERM's handler, and the worker would not notice the signal until a task came.
-        let mut fds = vec![PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+            PollFd::new(gone.as_fd(), PollFlags::POLLIN),
+        ];
         fds.extend(inbox.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         match poll(
             &mut fds,
@@ -84,6 +94,13 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         ) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", &inbox_name, e)),
+        }
+        if watch.supervisor_gone() {
+            return Err(Error::msg(format!(
+                "the supervisor (pid {supervisor}) of {} is gone (killed?); no other will send \
+                 to {inbox_name}, so this worker stops",
+                names.tasks
+            )));
         }
         match inbox.receive(&mut buf) {
             Ok(_) => tick.reset(),
@@ -130,9 +147,15 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         send(
             &done,
             &protocol::encode_result(&result, done.msgsize()),
-            &shutdown,
+            &watch,
             &mut tick,
-        )?;
+        )
+        .map_err(|e| {
+            Error::msg(format!(
+                "task {}: result not delivered: {e}",
+                protocol::show_id(task.id)
+            ))
+        })?;
         if last {
             break;
         }
@@ -143,17 +166,59 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a worker waits on besides its queues: SIGTERM/SIGINT, and its supervisor's exit.
+struct Watch<'a> {
+    shutdown: &'a Shutdown,
+    gone: &'a OwnedFd,
+    supervisor: Pid,
+}
+
+impl Watch<'_> {
+    /// True once the supervisor has exited (its pidfd is readable).
+    fn supervisor_gone(&self) -> bool {
+        let mut fds = [PollFd::new(self.gone.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+}
+
+/// The live supervisor's pid and a pidfd that becomes readable when it exits. The pid comes
+/// from the pid file, and a pid can be recycled, so the lock is checked again *after*
+/// `pidfd_open`: still held by the same pid, the pidfd is the supervisor's.
+fn watch_supervisor(names: &Names) -> Result<(Pid, OwnedFd)> {
+    let pid = names.supervisor()?;
+    let gone = pidfd_open(pid).ctx("pidfd_open", format!("the supervisor (pid {pid})"))?;
+    if names.supervisor()? != pid {
+        return Err(Error::msg(format!(
+            "the supervisor (pid {pid}) of {} was replaced while this worker started",
+            names.tasks
+        )));
+    }
+    Ok((pid, gone))
+}
+
 /// Send on a non-blocking queue, waiting in `poll` while it is full. The supervisor always
-/// drains `NAME-done`, so the wait is short; a second SIGTERM still ends it (see
-/// `common::cleanup::Shutdown`).
-fn send(q: &Queue, msg: &[u8], shutdown: &Shutdown, tick: &mut Tick) -> Result<()> {
+/// drains `NAME-done`, so the wait is short, unless the supervisor is gone (then nobody will
+/// read it: an error) or stopped with SIGSTOP (a SIGTERM then ends the wait after at most a
+/// tick, and a second one at once, see `common::cleanup::Shutdown`).
+fn send(q: &Queue, msg: &[u8], watch: &Watch<'_>, tick: &mut Tick) -> Result<()> {
+    let shutdown = watch.shutdown;
     loop {
         match q.send(msg, 0) {
             Ok(()) => return Ok(()),
             Err(Errno::EAGAIN | Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("send", q.name(), e)),
         }
-        let mut fds = vec![PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        if watch.supervisor_gone() {
+            return Err(Error::msg(format!(
+                "{} is full and its reader, the supervisor (pid {}), is gone",
+                q.name(),
+                watch.supervisor
+            )));
+        }
+        let mut fds = vec![
+            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
+            PollFd::new(watch.gone.as_fd(), PollFlags::POLLIN),
+        ];
         fds.extend(q.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
         // The shutdown pipe stays readable once signalled; a short timeout then keeps this
         // from spinning while the result still waits for room.
@@ -167,16 +232,4 @@ fn send(q: &Queue, msg: &[u8], shutdown: &Shutdown, tick: &mut Tick) -> Result<(
             Err(e) => return Err(Error::sys("poll", q.name(), e)),
         }
     }
-}
-
-/// A worker the supervisor started dies with it: PR_SET_PDEATHSIG sends us SIGTERM when the
-/// parent exits, however it exits. If the parent died before the call, the signal will never
-/// come, hence the getppid check after it.
-fn die_with(parent: i32) -> Result<()> {
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-        .ctx("prctl", "PR_SET_PDEATHSIG")?;
-    if getppid() != Pid::from_raw(parent) {
-        return Err(Error::msg(format!("the supervisor (pid {parent}) is gone")));
-    }
-    Ok(())
 }

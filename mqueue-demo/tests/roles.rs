@@ -319,3 +319,49 @@ fn a_second_supervisor_is_refused() {
     assert!(stderr(&out).contains("already serves"), "{}", stderr(&out));
     sup.stop();
 }
+
+/// A worker started by hand, whose supervisor is then killed with -9: no supervisor will ever
+/// send to its inbox again (the next one knows nothing of it), so it stops at once, says why,
+/// and removes its inbox.
+#[test]
+fn a_worker_stops_when_its_supervisor_is_killed() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
+    let worker = testkit::spawn(&mut mq(&sb, &q, &["worker"]));
+    sup.wait_for(|l| l.ends_with(" joined"));
+    let sup_pid = sup.child.pid();
+    kill(sup_pid, Signal::SIGKILL).unwrap();
+    let status = worker.wait_timeout(WAIT).unwrap();
+    let err = worker
+        .stderr_lines()
+        .unwrap()
+        .rest(WAIT)
+        .unwrap()
+        .join("\n");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("the supervisor (pid {sup_pid}) of {q} is gone")),
+        "{err}"
+    );
+    let out = run(&sb, &q, &["unlink"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_queues(&q);
+}
+
+/// The same for the workers the supervisor started: a supervisor killed with -9 leaves none
+/// running (PR_SET_PDEATHSIG, and each watches the supervisor's pidfd).
+#[test]
+fn workers_do_not_outlive_a_killed_supervisor() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--workers", "2"]);
+    let pids = sup.workers(2);
+    kill(sup.child.pid(), Signal::SIGKILL).unwrap();
+    for p in pids {
+        assert!(wait_gone(p), "worker pid {p} outlived its supervisor");
+    }
+    let out = run(&sb, &q, &["unlink"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_queues(&q);
+}
