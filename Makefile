@@ -3,14 +3,15 @@
 #   make demo       build (release) and run every demo's default scenario, one summary line each
 #   make test       the whole test suite (unit, integration, shell recipes)
 #   make lint       cargo fmt --check and clippy -D warnings, as CI runs them
-#   make bench      the benchmarks, each side by side with its peer (see README, "Measured")
+#   make bench      the benchmarks, each side by side with its peer (see README, "Measured");
+#                   then ipc-bench's full run (QUICK=1: its ~10 s run)
 #   make clean-ipc  remove this project's leftover named objects, saying what it removed
 #   make clean      cargo clean + clean-ipc
 
 SHELL := /bin/bash
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
-DEMOS := pipe-demo fifo-demo socket-demo signal-demo
+DEMOS := pipe-demo fifo-demo socket-demo signal-demo shm-demo mqueue-demo sem-demo
 # A demo that has not finished in this time has hung; it is killed and counted as failed.
 DEMO_TIMEOUT ?= 300
 
@@ -42,6 +43,7 @@ bench:
 	@for script in $(foreach d,$(DEMOS),$(wildcard $(d)/bench/*.sh)); do \
 	  echo "== $$script"; CARGO_TARGET_DIR=$(TARGET_DIR) bash "$$script" || exit 1; \
 	done
+	@echo "== ipc-bench"; CARGO_TARGET_DIR=$(TARGET_DIR) $(TARGET_DIR)/release/ipc-bench $(if $(QUICK),--quick)
 
 clean-ipc:
 	@bash common/clean-ipc.sh
