@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::os::unix::fs::MetadataExt;
+
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
 use support::{Name, Server, WAIT, exists, fails, ok, run};
@@ -159,17 +161,24 @@ fn sysv_segment_is_visible_in_ipcs_with_our_key() {
     let sb = Sandbox::new();
     let name = Name::new(true);
     let server = Server::start(&sb, &name, &[]);
+    // ftok(path, 0x1d): the project id in the top byte, then the low byte of the file's
+    // device and the low 16 bits of its inode.
+    let key_file = sb.runtime_dir().join(format!("{}.sysv", &name.name[1..]));
+    let meta = std::fs::metadata(&key_file).unwrap();
+    let (dev, ino) = (MetadataExt::dev(&meta), MetadataExt::ino(&meta));
+    let key = format!("0x1d{:02x}{:04x}", dev & 0xff, ino & 0xffff);
     let ipcs = testkit::run(std::process::Command::new("ipcs").arg("-m"), b"");
     let me = nix::unistd::User::from_uid(nix::unistd::getuid())
         .unwrap()
         .unwrap()
         .name;
-    let ours: Vec<String> = testkit::stdout(&ipcs)
+    let line = testkit::stdout(&ipcs)
         .lines()
-        .filter(|l| l.starts_with("0x1d") && l.contains(&me) && l.contains(" 600 "))
+        .find(|l| l.starts_with(&key))
         .map(str::to_owned)
-        .collect();
-    assert!(!ours.is_empty(), "{}", testkit::stdout(&ipcs));
+        .unwrap_or_else(|| panic!("no segment with key {key}: {}", testkit::stdout(&ipcs)));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!((cols[2], cols[3]), (me.as_str(), "600"), "{line}");
     server.stop();
     assert!(!exists(&sb, &name));
     assert!(
