@@ -72,6 +72,11 @@ impl Report {
             .get_or_insert_with(|| format!("unexpected result line {shown:?}"));
     }
 
+    /// True if the run ended with `done`.
+    pub fn is_done(&self) -> bool {
+        self.done && self.error.is_none()
+    }
+
     /// What the run produced.
     pub fn outcome(&self) -> Outcome {
         if let Some(e) = &self.error {
@@ -96,10 +101,53 @@ pub fn collect(fd: BorrowedFd<'_>, deadline: Duration, shutdown: &Shutdown) -> R
     let mut pending = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
+        let n = match read_before(fd, &mut buf, give_up, shutdown)? {
+            Some(n) => n,
+            None => {
+                report.error = Some(format!("no result within {} s", deadline.as_secs()));
+                return Ok(report);
+            }
+        };
+        if n == 0 {
+            return Ok(report);
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line[..i]);
+            if !report.line(&line) {
+                return Ok(report);
+            }
+        }
+    }
+}
+
+/// Read and drop what is left on `fd` until EOF, which comes once every process holding its
+/// write end has closed it or exited. False if that has not happened by `deadline`.
+pub fn wait_eof(fd: BorrowedFd<'_>, deadline: Duration, shutdown: &Shutdown) -> Result<bool> {
+    let give_up = Instant::now() + deadline;
+    let mut buf = [0u8; 4096];
+    loop {
+        match read_before(fd, &mut buf, give_up, shutdown)? {
+            Some(0) => return Ok(true),
+            Some(_) => {}
+            None => return Ok(false),
+        }
+    }
+}
+
+/// One `read` of `fd` once it is readable; None if `give_up` comes first, an error if a
+/// shutdown signal arrives (the wait wakes on [`Shutdown::wake_fd`] at once).
+fn read_before(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    give_up: Instant,
+    shutdown: &Shutdown,
+) -> Result<Option<usize>> {
+    loop {
         let left = give_up.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            report.error = Some(format!("no result within {} s", deadline.as_secs()));
-            return Ok(report);
+            return Ok(None);
         }
         let mut fds = [
             PollFd::new(fd, PollFlags::POLLIN),
@@ -115,21 +163,10 @@ pub fn collect(fd: BorrowedFd<'_>, deadline: Duration, shutdown: &Shutdown) -> R
         if fds[0].revents().is_none_or(|r| r.is_empty()) {
             continue;
         }
-        let n = match read(fd, &mut buf) {
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
+        match read(fd, buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("read", "results", e)),
-        };
-        if n == 0 {
-            return Ok(report);
-        }
-        pending.extend_from_slice(&buf[..n]);
-        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=i).collect();
-            let line = String::from_utf8_lossy(&line[..i]);
-            if !report.line(&line) {
-                return Ok(report);
-            }
         }
     }
 }

@@ -9,6 +9,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::cleanup::Shutdown;
 use common::{Context, Result};
@@ -18,6 +19,9 @@ use nix::unistd::Pid;
 use crate::harness::{self, Outcome, Spec, Test};
 use crate::mech::{Mech, Names};
 use crate::results;
+
+/// How long a twin that printed `done` may take to reap its children and exit.
+const TWIN_EXIT: Duration = Duration::from_secs(10);
 
 /// Where build.rs put the C twin.
 pub const PATH: &str = env!("IPC_BENCH_C_TWIN");
@@ -59,9 +63,19 @@ pub fn measure(
     let mut child = cmd.spawn().ctx("spawn", PATH)?;
     let group = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in pid_t"));
     let stdout = child.stdout.take().expect("stdout was piped");
-    let report = results::collect(std::os::fd::AsFd::as_fd(&stdout), spec.deadline(), shutdown);
-    // Done, refused, hung or interrupted: nothing of the group is needed any more.
-    let _ = killpg(group, Signal::SIGKILL);
+    let fd = std::os::fd::AsFd::as_fd(&stdout);
+    let report = results::collect(fd, spec.deadline(), shutdown);
+    // A twin that is done reaps its own ping and pong and removes what it made: wait for
+    // that (its stdout reaches EOF when all three are gone). One that failed may have a
+    // child stuck waiting for a dead peer, and one that hung or was interrupted will not
+    // finish: kill the whole group, which leaves the orphans to init to reap.
+    let finished = match &report {
+        Ok(r) if r.is_done() => results::wait_eof(fd, TWIN_EXIT, shutdown)?,
+        _ => false,
+    };
+    if !finished {
+        let _ = killpg(group, Signal::SIGKILL);
+    }
     let _ = child.wait();
     let report = report?;
     // The report's SysV guards remove what a killed twin could not (IPC_RMID) on drop.
