@@ -35,7 +35,7 @@ use std::process::ExitCode;
 
 use common::{Error, Result, trace};
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpid};
 
@@ -79,6 +79,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
 
     // 3. From here on, signals are read, not obeyed, so the permit is always given back.
+    //    SIGCHLD first gets its default action back: a parent that ignores it (SIG_IGN is
+    //    inherited across exec) would have the kernel reap the command silently, with no
+    //    SIGCHLD for sigwait to see and no status for waitpid to return.
+    // SAFETY: setting a default disposition installs no handler.
+    unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }
+        .map_err(|e| Error::sys("sigaction", "SIGCHLD", e))?;
     let mut caught = SigSet::empty();
     for sig in FORWARDED {
         caught.add(sig);

@@ -360,3 +360,26 @@ fn a_name_removed_while_the_command_runs_keeps_the_commands_status() {
     let err = testkit::stderr(&out);
     assert!(err.starts_with("sem-demo: warning: semop"), "{err}");
 }
+
+#[test]
+fn a_parent_that_ignores_sigchld_still_gets_the_status() {
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    let name = unique("chld");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    let mut c = cmd(&sb, &["run", "--name", &name, "--", "sh", "-c", "exit 3"]);
+    // An ignored SIGCHLD survives exec, as when a daemon that ignores it starts us.
+    // SAFETY: signal() is async-signal-safe, and SIG_IGN installs no handler.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+            Ok(())
+        })
+    };
+    let out = testkit::run(&mut c, b"");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}
