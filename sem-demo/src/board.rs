@@ -27,6 +27,7 @@ use std::os::fd::AsFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use common::cleanup::{Object, Unlink};
 use common::{Context, Error, Result, trace};
 use nix::fcntl::OFlag;
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open};
@@ -82,9 +83,13 @@ impl Board {
             Mode::S_IRUSR | Mode::S_IWUSR,
         )
         .ctx("shm_open(O_CREAT|O_EXCL)", name)?;
+        // O_EXCL made it ours: if it cannot be sized or mapped, it goes again at once.
+        let guard = Unlink::new(Object::Shm(name.to_owned()));
         let off = libc::off_t::try_from(len).map_err(|_| Error::msg("board too large"))?;
         ftruncate(&fd, off).ctx("ftruncate", name)?;
         let board = Board::map(&fd, len, name)?;
+        // The caller guards the name from here on.
+        let _ = guard.keep();
         trace!("shm_open({name}, O_CREAT|O_EXCL, 0600) + ftruncate({len}) + mmap");
         let h = board.header_ptr();
         // SAFETY: the mapping is `len` >= size_of::<Header>() bytes, page-aligned, and new
