@@ -18,7 +18,7 @@ use std::io::Write;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use common::child::{Lines, Options, Supervised};
+use common::child::{Lines, Options, Supervised, die_with_supervisor};
 use common::cleanup::Shutdown;
 use common::{Context, Error, Result, say};
 use nix::errno::Errno;
@@ -78,6 +78,10 @@ fn spawn(label: &str, args: &[&str], stdin: bool) -> Result<(Supervised, Lines)>
         deadline: Some(DEADLINE),
         own_group: true,
     };
+    // And if the demo dies without unwinding (kill -9, a second Ctrl-C), the kernel sends
+    // each child SIGTERM (PR_SET_PDEATHSIG): the supervisor then stops its workers and removes
+    // its queues, as on any SIGTERM. We spawn from the main thread, which lives as long as we do.
+    die_with_supervisor(&mut cmd, Signal::SIGTERM);
     let child = Supervised::spawn(label, &mut cmd, opts)?;
     let lines = child
         .stdout_lines()

@@ -42,3 +42,47 @@ fn demo_narrates_with_v() {
         assert!(err.contains(want), "no {want:?} in the trace");
     }
 }
+
+/// The demo killed with -9 mid-run (it cannot unwind): its supervisor, the workers and the
+/// producers all stop, and the supervisor still removes its queues.
+#[test]
+fn nothing_outlives_a_killed_demo() {
+    let sb = Sandbox::new();
+    let demo =
+        testkit::spawn(
+            sb.command(BIN)
+                .args(["demo", "--tasks", "1000000", "--workers", "2"]),
+        );
+    let mut out = demo.stdout_lines().unwrap();
+    let step1 = out.wait_for(|l| l.starts_with("step 1: "), WAIT).unwrap();
+    let sup: i32 = step1.split(' ').nth(4).unwrap().parse().unwrap();
+    let queue = step1
+        .split(' ')
+        .find(|w| w.starts_with("/ipc-demo-"))
+        .unwrap()
+        .to_owned();
+    let step2 = out.wait_for(|l| l.starts_with("step 2: "), WAIT).unwrap();
+    let (_, pids) = step2.split_once("(pids ").unwrap();
+    let mut all: Vec<i32> = pids
+        .split(')')
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|p| p.parse().unwrap())
+        .collect();
+    // The supervisor's children: its workers.
+    let children = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children")).unwrap();
+    all.extend(
+        children
+            .split_whitespace()
+            .map(|p| p.parse::<i32>().unwrap()),
+    );
+    all.push(sup);
+    assert!(all.len() >= 5, "{all:?}");
+    demo.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    for pid in all {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        assert!(wait_gone(pid), "pid {pid} outlived the demo");
+    }
+    assert_no_queues(&queue);
+}
