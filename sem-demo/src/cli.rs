@@ -58,6 +58,11 @@ pub enum Command {
     Bridge(BridgeArgs),
     /// One car: take a lane, record the occupancy in the shared board, cross, leave (started
     /// by `bridge`).
+    #[command(
+        after_help = "Example (what `bridge` runs for each car; the board and the \
+                            semaphore must exist):\n  sem-demo car --name sem-bridge-4242-0-1a2b3 \
+                            --board sem-bridge-4242-0-1a2b3 --id 7 --cross-ms 5"
+    )]
     Car(CarArgs),
     /// Run a command while holding one of K permits of a named semaphore, like flock(1) or
     /// GNU parallel's `sem`; exit with the command's status (128+N if a signal killed it).
@@ -73,14 +78,27 @@ Examples:
   for f in *.wav; do sem-demo run --name enc --limit 4 -- flac \"$f\" & done; wait")]
     Run(RunArgs),
     /// Give a permit back (sem_post / semop +1); creates the semaphore (value 0) if absent.
+    #[command(
+        after_help = "Examples:\n  sem-demo post jobs            # /dev/shm/sem.ipc-demo-jobs\n  \
+                            sem-demo post --sysv jobs     # the SysV set for 'jobs'"
+    )]
     Post(PrimArgs),
     /// Take a permit, waiting for one (sem_wait / semop -1); creates it (value 0) if absent.
+    #[command(after_help = "Examples:\n  sem-demo wait jobs\n  \
+                            sem-demo wait jobs --timeout 0.5 || echo 'nobody posted'")]
     Wait(WaitArgs),
     /// Take a permit if one is free; exit 1 if it would block.
+    #[command(after_help = "Example:\n  if sem-demo trywait jobs; then echo 'got one'; fi")]
     Trywait(PrimArgs),
     /// Print the number of free permits.
+    #[command(
+        after_help = "Example:\n  sem-demo value --sysv build   # free permits of `run --name build`"
+    )]
     Value(PrimArgs),
     /// Remove the semaphore (sem_unlink / IPC_RMID).
+    #[command(
+        after_help = "Example:\n  sem-demo unlink --sysv build  # forget K: the next `run --name build` creates it"
+    )]
     Unlink(PrimArgs),
 }
 
