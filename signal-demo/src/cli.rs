@@ -1,12 +1,12 @@
-//! The command line: one subcommand per role; no subcommand plays the whole demo.
+//! The command line: one subcommand per role, `demo` when none is given.
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
-  signal-demo                                   # play the whole scenario and check it
+  signal-demo                                   # the same as `signal-demo demo`
   printf 'message = \"hello\"\\ninterval_ms = 500\\n' > cfg.toml
   signal-demo daemon --config cfg.toml --pid-file d.pid     # terminal 1
   signal-demo send HUP --pid-file d.pid                     # terminal 2: reload cfg.toml
@@ -16,11 +16,15 @@ Examples:
 
 /// Signals as notifications: a daemon that reloads its config on SIGHUP, stops gracefully on
 /// SIGTERM/SIGINT, reports on SIGUSR1, and receives queued realtime signals with values.
+///
+/// With no subcommand, `signal-demo` runs `demo`: the daemon and its signals, played and
+/// checked.
 #[derive(Parser, Debug)]
 #[command(name = "signal-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate each signal-related call on stderr (also in the children the demo starts).
-    #[arg(short = 'v', long = "trace", global = true)]
+    /// Narrate the signal calls of the default `demo` and of the daemon it starts, on stderr
+    /// (each subcommand also takes -v after its name).
+    #[arg(short = 'v', long = "trace")]
     pub trace: bool,
 
     #[command(subcommand)]
@@ -31,12 +35,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Play the whole scenario with a daemon child and check it (the default).
-    Demo {
-        /// The daemon's tick interval to start with (the reload halves it); raise it to watch
-        /// the scenario in slow motion, e.g. `--interval-ms 1000`.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(20..=60_000))]
-        interval_ms: u64,
-    },
+    #[command(after_help = "\
+Examples:
+  signal-demo                                   # the same as `signal-demo demo`
+  signal-demo demo --interval-ms 1000           # slow motion: watch each step
+  signal-demo demo -v 2>trace.txt               # every kill/sigqueue and every signalfd read")]
+    Demo(DemoArgs),
     /// Tick on a timer; SIGHUP reloads, SIGTERM/SIGINT stop, SIGUSR1 reports, SIGRTMIN carries
     /// a value.
     #[command(after_help = "\
@@ -45,52 +49,100 @@ The config file is TOML:
   interval_ms = 500     # 10..=3600000
   work_ms = 0           # simulated work per tick, 0..=3600000 (default 0)
 
-Example:
-  signal-demo daemon --config cfg.toml --pid-file \"$XDG_RUNTIME_DIR/signal-demo.pid\"")]
-    Daemon {
-        /// The config file (read at start and on every SIGHUP).
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
-        /// Write our pid here, locked, and remove it on exit.
-        #[arg(long, value_name = "FILE")]
-        pid_file: Option<PathBuf>,
-    },
+Examples:
+  signal-demo daemon --config cfg.toml --pid-file \"$XDG_RUNTIME_DIR/signal-demo.pid\"
+  signal-demo daemon --config cfg.toml | head -n 3      # stops quietly when head exits
+  signal-demo daemon --config cfg.toml -v               # the signalfd reads, on stderr")]
+    Daemon(DaemonArgs),
     /// Send a signal, like `kill -s`; with --value through sigqueue(3), which carries an
     /// integer.
-    #[command(
-        group(ArgGroup::new("target").required(true).args(["pid", "pid_file"])),
-        after_help = "\
+    #[command(after_help = "\
 SIGNAL is a name (HUP, SIGHUP, USR1, RTMIN, RTMIN+3, RTMAX-1) or a number.
 With --count K and --value N, the K signals carry the values N, N+1, ..., N+K-1.
 
-Example:
-  signal-demo send RTMIN --pid-file d.pid --value 1 --count 100"
-    )]
-    Send {
-        /// The signal to send.
-        signal: String,
-        /// The process to signal.
-        #[arg(long, allow_negative_numbers = true)]
-        pid: Option<i32>,
-        /// Read the pid from a daemon's pid file (refused if no live daemon holds it).
-        #[arg(long, value_name = "FILE")]
-        pid_file: Option<PathBuf>,
-        /// Send with sigqueue(3), carrying this integer.
-        #[arg(long, allow_negative_numbers = true)]
-        value: Option<i32>,
-        /// Send this many signals in a burst.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        count: u32,
-    },
+Examples:
+  signal-demo send HUP --pid-file d.pid                  # reload
+  signal-demo send RTMIN --pid-file d.pid --value 1 --count 100
+  signal-demo send TERM --pid 4242                       # graceful stop")]
+    Send(SendArgs),
+}
+
+/// Options of `signal-demo demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// The daemon's tick interval to start with (the reload halves it); raise it to watch
+    /// the scenario in slow motion, e.g. `--interval-ms 1000`.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+    pub interval_ms: u64,
+    /// Narrate the demo's kill/sigqueue calls and the daemon's signal calls, on stderr.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
+}
+
+impl Default for DemoArgs {
+    /// `signal-demo` with no arguments.
+    fn default() -> Self {
+        DemoArgs {
+            interval_ms: 100,
+            trace: false,
+        }
+    }
+}
+
+/// Options of `signal-demo daemon`.
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// The config file (read at start and on every SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Write our pid here, locked, and remove it on exit [default: no pid file].
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Narrate sigprocmask, signalfd, timerfd and every signal read (with its sender), on
+    /// stderr.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
+}
+
+/// Options of `signal-demo send`.
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("target").required(true).args(["pid", "pid_file"])))]
+pub struct SendArgs {
+    /// The signal to send.
+    pub signal: String,
+    /// The process to signal.
+    #[arg(long, allow_negative_numbers = true)]
+    pub pid: Option<i32>,
+    /// Read the pid from a daemon's pid file (refused if no live daemon holds it).
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Send with sigqueue(3), carrying this integer [default: kill(2), no value].
+    #[arg(long, allow_negative_numbers = true)]
+    pub value: Option<i32>,
+    /// Send this many signals in a burst.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub count: u32,
+    /// Narrate each kill or sigqueue call, on stderr.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
 }
 
 impl Command {
     /// The role's name in the `--trace` timeline.
     pub fn role(&self) -> &'static str {
         match self {
-            Command::Demo { .. } => "demo",
-            Command::Daemon { .. } => "daemon",
-            Command::Send { .. } => "send",
+            Command::Demo(_) => "demo",
+            Command::Daemon(_) => "daemon",
+            Command::Send(_) => "send",
+        }
+    }
+
+    /// True if the subcommand's own -v is set.
+    pub fn trace(&self) -> bool {
+        match self {
+            Command::Demo(a) => a.trace,
+            Command::Daemon(a) => a.trace,
+            Command::Send(a) => a.trace,
         }
     }
 }

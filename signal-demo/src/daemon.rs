@@ -1,5 +1,22 @@
 //! The `daemon` role: ticks on a timer, reloads its config on SIGHUP, stops gracefully on
-//! SIGTERM/SIGINT, prints a status line on SIGUSR1, counts SIGUSR2 and queued SIGRTMIN.
+//! SIGTERM/SIGINT, prints a status line on SIGUSR1, counts SIGUSR2 and queued realtime signals.
+//!
+//! What it shows: signals received as data, with no signal handler at all. The system calls,
+//! in the order [`run`] makes them:
+//!
+//! ```text
+//! sigprocmask(SIG_BLOCK, {HUP, INT, TERM, USR1, USR2, RTMIN..RTMAX})   first of all
+//! signalfd(that set, SFD_NONBLOCK|SFD_CLOEXEC)          the signals, as a descriptor
+//! open(/proc/self/fd/1, O_WRONLY|O_NONBLOCK)            a stdout that never blocks (output.rs)
+//! open(config, O_NONBLOCK|O_NOCTTY); fstat; read        a regular file, or refused
+//! open(pid file); flock(LOCK_EX|LOCK_NB); write(pid)    common::pidfile
+//! timerfd_create(CLOCK_MONOTONIC); timerfd_settime(interval)
+//! loop:
+//!     poll([signalfd, timerfd, stdout while lines wait for room])
+//!     read(signalfd) until EAGAIN, then act on the batch   HUP: reload, TERM/INT: stop, ...
+//!     read(timerfd) -> expirations: one tick (its work polls the signalfd too)
+//! unlink(pid file); exit 0
+//! ```
 //!
 //! # Why a signalfd and not signal handlers
 //!
@@ -14,7 +31,7 @@
 //! signal number, the sender's pid and, for `sigqueue`, the value it carried. All work then
 //! happens in plain code in the main loop.
 //!
-//! Pitfalls this avoids, or names:
+//! # Pitfalls
 //!
 //! - **Block first, before any thread exists.** The mask is per thread; a thread started
 //!   earlier would keep the signals unblocked, and the kernel would deliver them to it (with
@@ -54,6 +71,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd, siginfo};
 use nix::sys::time::{TimeSpec, TimeValLike};
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
+use crate::cli::DaemonArgs;
 use crate::config::Config;
 use crate::output::Output;
 use crate::signals::{self, Sig};
@@ -65,7 +83,8 @@ const SI_QUEUE: i32 = libc::SI_QUEUE;
 
 /// Run the daemon until SIGTERM/SIGINT. Returns the exit code: 0 after a graceful stop,
 /// 128 + signal after a second stop signal.
-pub fn run(config_path: &Path, pid_file: Option<&Path>) -> Result<ExitCode> {
+pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
+    let (config_path, pid_file) = (args.config.as_path(), args.pid_file.as_deref());
     // First of all, before anything can start a thread: block the signals we read from the
     // signalfd (see the module docs).
     let set = signals::daemon_set();

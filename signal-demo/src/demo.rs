@@ -1,15 +1,39 @@
-//! The default run: the whole scenario against a daemon child, each step checked.
+//! The default run (`demo`): the whole scenario against a daemon child, each step checked.
 //!
-//! The demo process sends every signal itself, with real kill(2) and sigqueue(3) calls (the
-//! daemon is our unreaped child, so its pid cannot have been recycled), and learns what the
-//! daemon did only from its stdout, read through a pipe. It never sleeps to synchronise: each
-//! step waits for the line that proves it, with a deadline.
+//! What it shows: a daemon steered by signals alone, and the two ways signals are counted by
+//! the kernel (standard ones coalesce, realtime ones queue). The steps and their calls:
+//!
+//! ```text
+//! 1. open(cfg, O_CREAT|O_EXCL, 0600); write          the config, owner-only
+//! 2. fork + execve(signal-demo daemon), stdout on a pipe; wait for its first ticks
+//! 3. rename(cfg.new, cfg); kill(daemon, SIGHUP)      reload, atomically replaced
+//! 4. rename(bad cfg); kill(SIGHUP)                   refused; the old config kept
+//! 5. kill(SIGUSR2) x100; kill(SIGUSR1)               a burst: counted after coalescing
+//! 6. sigqueue(SIGRTMIN, 1..=100)                     queued: all 100, in order, with values
+//! 7. kill(SIGTERM); waitpid                          graceful stop: exit 0, pid file gone
+//! ```
+//!
+//! The demo process sends every signal itself, with real kill(2) and sigqueue(3) calls, and
+//! learns what the daemon did only from its stdout, read through a pipe. It never sleeps to
+//! synchronise: each step waits for the line that proves it, with a deadline.
+//!
+//! # Pitfalls
+//!
+//! - **A recycled pid.** Signalling a pid read from somewhere can hit an unrelated process
+//!   that got the number after the daemon died. The daemon is our unreaped child here: its pid
+//!   cannot be reused until we `waitpid` it.
+//! - **A Ctrl-C meant for the demo** would reach the daemon too if it shared our process
+//!   group, and the demo's own SIGTERM would then be its second stop signal (exit without
+//!   finishing the tick). The daemon runs in a group of its own.
+//! - **How many SIGUSR2 arrive depends on scheduling** (any count from 1 to 100): the demo
+//!   shows the count rather than assuming one; the tests freeze the daemon to make it exactly 1.
 
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::cli::DemoArgs;
 use crate::config;
 use crate::signals::{self, Sig};
 use common::child::{Lines, Options, Supervised};
@@ -28,7 +52,8 @@ const MSG1: &str = "hello from generation 1";
 const MSG2: &str = "hello from generation 2";
 
 /// Play the scenario; print `ok: ...` or `FAILED: ...` as the last line.
-pub fn run(interval_ms: u64) -> Result<ExitCode> {
+pub fn run(args: &DemoArgs) -> Result<ExitCode> {
+    let interval_ms = args.interval_ms;
     // Ctrl-C or SIGTERM ends the demo through its guards (config file removed, daemon
     // stopped) instead of killing it on the spot.
     let shutdown = Shutdown::install()?;

@@ -5,10 +5,11 @@
 //! receives realtime signals that carry a value; that 100 SIGUSR2 sent in a burst arrive as a
 //! few (standard signals coalesce) while 100 SIGRTMIN all arrive, in order (they queue).
 //!
-//! How to run: `signal-demo` plays the whole scenario with a daemon child and checks it. By
-//! hand: `signal-demo daemon --config cfg.toml --pid-file d.pid` in one terminal, then
-//! `signal-demo send HUP --pid-file d.pid` (or `kill -HUP "$(cat d.pid)"`), `send USR1`,
-//! `send RTMIN --value 42`, `send TERM` in another.
+//! How to run: `signal-demo` (= `signal-demo demo`) plays the whole scenario with a daemon
+//! child and checks it. By hand: `signal-demo daemon --config cfg.toml --pid-file d.pid` in
+//! one terminal, then `signal-demo send HUP --pid-file d.pid` (or `kill -HUP "$(cat d.pid)"`),
+//! `send USR1`, `send RTMIN --value 42`, `send TERM` in another. Each role is one module with a
+//! `run(args)` that `main` calls: `demo.rs`, `daemon.rs`, `send.rs`.
 //!
 //! What happens: the daemon calls sigprocmask(SIG_BLOCK, {HUP, INT, TERM, USR1, USR2,
 //! RTMIN..RTMAX}) before anything else, then signalfd() on that set and timerfd_create() +
@@ -35,22 +36,18 @@ mod signals;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command};
+use cli::{Cli, Command, DemoArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Demo { interval_ms: 100 });
-    common::narrate::init(command.role(), cli.trace);
-    let outcome = match command {
-        Command::Demo { interval_ms } => demo::run(interval_ms),
-        Command::Daemon { config, pid_file } => daemon::run(&config, pid_file.as_deref()),
-        Command::Send {
-            signal,
-            pid,
-            pid_file,
-            value,
-            count,
-        } => send::run(&signal, pid, pid_file.as_deref(), value, count),
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Demo(DemoArgs::default()));
+    common::narrate::init(command.role(), cli.trace || command.trace());
+    let outcome = match &command {
+        Command::Demo(args) => demo::run(args),
+        Command::Daemon(args) => daemon::run(args),
+        Command::Send(args) => send::run(args),
     };
     common::error::finish("signal-demo", outcome)
 }

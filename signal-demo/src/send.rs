@@ -1,28 +1,38 @@
 //! The `send` role: `kill -s` with two extras, `--value` (sigqueue) and `--count` (a burst).
 //!
-//! kill(2) and sigqueue(3) both only *queue* a signal on the target and return; they do not
-//! wait for it to be handled. So a burst of `--count 100` standard signals may reach the
-//! receiver as anything from 1 to 100 signals (those sent while one is still pending merge
-//! into it), while 100 realtime signals are queued one by one and all arrive, in order.
+//! What it shows: how a signal is sent, and that sending is not delivering. The calls:
+//!
+//! ```text
+//! open(pid file, O_NONBLOCK); fstat     a regular file, or refused (with --pid-file)
+//! read(pid); flock(LOCK_SH|LOCK_NB)     EWOULDBLOCK: a live daemon holds it; else stale
+//! kill(pid, sig)                        --count times; or, with --value N:
+//! sigqueue(pid, sig, N), sigqueue(pid, sig, N+1), ...
+//! ```
+//!
+//! # Pitfalls
+//!
+//! - **A signal sent is not a signal handled.** kill(2) and sigqueue(3) only *queue* it on the
+//!   target and return. So a burst of `--count 100` standard signals may reach the receiver as
+//!   anything from 1 to 100 signals (those sent while one is still pending merge into it),
+//!   while 100 realtime signals are queued one by one and all arrive, in order.
+//! - **Pid 0 and negative pids are process groups** to kill(2): `--pid 0` would signal our own
+//!   group, so only positive pids are accepted ([`signals::check_pid`]).
+//! - **A stale pid file names someone else**: the pid of a daemon killed with -9 may have been
+//!   reused. The file counts only while a live daemon holds its lock.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use nix::errno::Errno;
 
+use crate::cli::SendArgs;
 use crate::signals::{self, Sig};
 use common::{Error, Result};
 
 /// Send `count` signals to the process named by `pid` or by the pid file.
-pub fn run(
-    signal: &str,
-    pid: Option<i32>,
-    pid_file: Option<&Path>,
-    value: Option<i32>,
-    count: u32,
-) -> Result<ExitCode> {
-    let sig = Sig::parse(signal)?;
-    let pid = match (pid, pid_file) {
+pub fn run(args: &SendArgs) -> Result<ExitCode> {
+    let (value, count) = (args.value, args.count);
+    let sig = Sig::parse(&args.signal)?;
+    let pid = match (args.pid, args.pid_file.as_deref()) {
         (Some(p), _) => signals::check_pid(p)?,
         (None, Some(file)) => {
             // Refuse a FIFO or a device before common::pidfile::read opens the path: a FIFO

@@ -291,6 +291,24 @@ fn help_shows_examples() {
     );
     let out = run_in(&sb, &["daemon", "--help"]);
     assert!(testkit::stdout(&out).contains("interval_ms = 500"));
+    // Every subcommand: examples, and a -v that says what *that* role narrates.
+    for (sub, traces) in [
+        ("demo", "kill/sigqueue calls and the daemon's"),
+        ("daemon", "sigprocmask, signalfd, timerfd"),
+        ("send", "each kill or sigqueue call"),
+    ] {
+        let out = run_in(&sb, &[sub, "--help"]);
+        assert!(out.status.success(), "{sub}: {out:?}");
+        let text = testkit::stdout(&out);
+        assert!(text.contains("\nExamples:\n"), "{sub}: {text}");
+        assert!(
+            text.contains(&format!("signal-demo {sub}")),
+            "{sub}: {text}"
+        );
+        assert!(text.contains(traces), "{sub}: {text}");
+    }
+    // The default subcommand is named `demo`, as in every demo binary.
+    assert!(text.contains("the same as `signal-demo demo`"), "{text}");
 }
 
 /// The latency benchmark lives in `examples/latency.rs`: the demo binary has no hidden
