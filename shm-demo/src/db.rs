@@ -396,7 +396,8 @@ impl Db {
                         "record {slot} was half-written with no undo image: deleted"
                     ));
                 }
-                seq.store(s + 1, Ordering::Release);
+                // Wrapping, as in `write`: the odd count may be u64::MAX.
+                seq.store(s.wrapping_add(1), Ordering::Release);
             }
             match r.u32(rec + R_STATE).load(Ordering::Relaxed) {
                 LIVE => used += 1,
@@ -567,9 +568,10 @@ impl Writer<'_> {
         //    from becoming visible before the odd count (the writer's half of Boehm's recipe).
         let seq = r.u64(rec + R_SEQ);
         // Rounded up to even: a count left odd by a damaged segment must not turn even
-        // half-way through this write.
+        // half-way through this write. Wrapping: the count comes from the segment, and one
+        // at the top of its range must roll over to 0, not overflow (a panic).
         let s = seq.load(Ordering::Relaxed).wrapping_add(1) & !1;
-        seq.store(s + 1, Ordering::Relaxed);
+        seq.store(s.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
 
         // 3. The record itself.
@@ -591,7 +593,7 @@ impl Writer<'_> {
         r.store_bytes(value_off, value);
 
         // 4. Even again, with Release: a reader that sees this count sees the whole record.
-        seq.store(s + 2, Ordering::Release);
+        seq.store(s.wrapping_add(2), Ordering::Release);
         r.u32(layout::H_UNDO_SLOT).store(0, Ordering::Relaxed);
 
         let count = |off, old: bool, new: bool| {

@@ -139,3 +139,59 @@ fn adopting_server_repairs_a_mutex_left_locked() {
     server.stop();
     assert!(!name.shm_path().exists());
 }
+
+/// A record's sequence count comes from the segment: one at the top of its range rolls over
+/// to 0, in a put and in the repair after a writer killed mid-write, instead of overflowing
+/// (a panic, exit 101, in a debug build).
+#[test]
+fn a_sequence_count_at_the_top_of_its_range_rolls_over() {
+    use std::os::unix::fs::FileExt;
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let server = Server::start(&sb, &name, &["--slots", "4", "--value-max", "64"]);
+    ok(&sb, &name, &["put", "k", "committed"]);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.shm_path())
+        .unwrap();
+    let u32_at = |off: u64| {
+        let mut b = [0; 4];
+        file.read_exact_at(&mut b, off).unwrap();
+        u32::from_le_bytes(b)
+    };
+    // The layout of src/layout.rs: header size at 12, record size at 36, state at 12 of a
+    // record; the one live record is k's, its sequence count its first 8 bytes.
+    let (header, record) = (u64::from(u32_at(12)), u64::from(u32_at(36)));
+    let seq_of_k = (0..4)
+        .map(|i| header + i * record)
+        .find(|&rec| u32_at(rec + 12) == 1)
+        .unwrap();
+    let at_the_top = || {
+        file.write_all_at(&(u64::MAX - 1).to_le_bytes(), seq_of_k)
+            .unwrap()
+    };
+
+    // The writer stops with the count at u64::MAX (odd); the repair makes it even: 0.
+    at_the_top();
+    let doomed = stop_a_writer_inside(&sb, &name, "k", "never committed");
+    doomed.signal(Signal::SIGKILL).unwrap();
+    doomed.wait_timeout(WAIT).unwrap();
+    let out = run(&sb, &name, &["put", "other", "1"], b"");
+    let err = testkit::stderr(&out);
+    assert!(
+        out.status.success() && err.contains("restored to its last committed value"),
+        "{:?}: {err}",
+        out.status
+    );
+    assert_eq!(ok(&sb, &name, &["get", "k"]), "committed");
+
+    // A put from u64::MAX - 1 ends at 0.
+    at_the_top();
+    ok(&sb, &name, &["put", "k", "new"]);
+    assert_eq!(ok(&sb, &name, &["get", "k"]), "new");
+    let mut seq = [0; 8];
+    file.read_exact_at(&mut seq, seq_of_k).unwrap();
+    assert_eq!(u64::from_le_bytes(seq), 0);
+    server.stop();
+}
