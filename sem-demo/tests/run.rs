@@ -383,3 +383,32 @@ fn a_parent_that_ignores_sigchld_still_gets_the_status() {
     let out = testkit::run(&mut c, b"");
     assert_eq!(out.status.code(), Some(3), "{out:?}");
 }
+
+#[test]
+fn a_frozen_holder_keeps_its_permit_and_a_killed_one_gives_it_back() {
+    let sb = Sandbox::new();
+    let name = unique("frozen");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    let (h, _out) = holder(&sb, &name, false);
+    // Stopped, not dead: SEM_UNDO acts only when a process ends, so the permit stays taken.
+    let frozen = testkit::freeze(h.pid());
+    let waiter = ["run", "--name", &name, "--timeout", "0.2", "--", "true"];
+    assert_eq!(code(&sb, &waiter), 1);
+    assert_eq!(value(&sb, &name, "--sysv"), 0);
+    // Killed while certainly holding it (SIGKILL ends a stopped process too): back at once.
+    kill(h.pid(), Signal::SIGKILL).unwrap();
+    h.wait_timeout(WAIT).unwrap();
+    drop(frozen);
+    assert_eq!(value(&sb, &name, "--sysv"), 1);
+    assert_eq!(
+        code(
+            &sb,
+            &["run", "--name", &name, "--timeout", "10", "--", "true"]
+        ),
+        0
+    );
+}
