@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::child::{Lines, Options, Supervised, describe};
+use common::child::{Lines, Options, Supervised, describe, die_with_supervisor};
 use common::cleanup::Shutdown;
 use common::out::escape;
 use common::{Context, Error, Result, names, say};
@@ -67,7 +67,14 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
 
 /// Spawn `shm-demo ARGS --name NAME [--sysv]` in a process group of its own (a Ctrl-C at the
 /// terminal reaches only us; we stop the children as their handles drop).
-fn spawn(label: &str, args: &[&str], db: &DbArgs) -> Result<Supervised> {
+///
+/// If we die without unwinding (kill -9, or a second Ctrl-C that exits at once), the handles
+/// never drop: the kernel then sends each child `on_our_death` instead (PR_SET_PDEATHSIG):
+/// SIGTERM, on which the server removes the segment and the workers end, or SIGKILL for the
+/// writer stopped in its critical section, which a SIGTERM would leave stopped (and holding
+/// the mutex) for ever. Spawned from the main thread, which lives as long as we do (see
+/// `die_with_supervisor`).
+fn spawn(label: &str, args: &[&str], db: &DbArgs, on_our_death: Signal) -> Result<Supervised> {
     let exe = std::env::current_exe().ctx("current_exe", "")?;
     let mut cmd = Command::new(exe);
     cmd.args(args).arg("--name").arg(&db.name);
@@ -77,6 +84,7 @@ fn spawn(label: &str, args: &[&str], db: &DbArgs) -> Result<Supervised> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    die_with_supervisor(&mut cmd, on_our_death);
     Supervised::spawn(
         label,
         &mut cmd,
@@ -145,7 +153,12 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     let label = target.label();
 
     // 1. The server.
-    let server = spawn("server", &["server", "--slots", "1024"], db_args)?;
+    let server = spawn(
+        "server",
+        &["server", "--slots", "1024"],
+        db_args,
+        Signal::SIGTERM,
+    )?;
     forward_stderr(&server, &recovered_tx);
     let mut server_out = server
         .stdout_lines()
@@ -171,7 +184,7 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     let worker = |label: String, role: &[&str]| -> Result<(Supervised, Lines)> {
         let mut argv = role.to_vec();
         argv.extend(["--keys", &keys, "--duration-ms", &ms]);
-        let child = spawn(&label, &argv, db_args)?;
+        let child = spawn(&label, &argv, db_args, Signal::SIGTERM)?;
         forward_stderr(&child, &recovered_tx);
         let out = child
             .stdout_lines()
@@ -201,6 +214,7 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
             "this write never commits",
         ],
         db_args,
+        Signal::SIGKILL,
     )?;
     forward_stderr(&victim, &recovered_tx);
     // waitid(WSTOPPED|WNOWAIT) returns once it has stopped itself, leaving its status for
@@ -234,7 +248,12 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     say!("4. {recovered_by} got EOWNERDEAD, restored the record and made the mutex consistent")?;
 
     // 5. Watch: a process asleep on the futex, woken by our put.
-    let watch = spawn("watch", &["watch", "greeting", "--count", "1"], db_args)?;
+    let watch = spawn(
+        "watch",
+        &["watch", "greeting", "--count", "1"],
+        db_args,
+        Signal::SIGTERM,
+    )?;
     let mut watch_err = watch
         .stderr_lines()
         .ok_or_else(|| Error::msg("watch: no stderr pipe"))?;

@@ -55,3 +55,64 @@ fn sysv_demo_leaves_no_segment() {
     let last = demo(&["demo", "--sysv", "--duration-ms", "500"]);
     assert!(last.contains("nothing left in ipcs -m"), "{last}");
 }
+
+/// The pids of the processes whose command line holds `word` (the demo's children all carry
+/// `--name NAME`).
+fn processes_with(word: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == word.as_bytes()))
+                && !testkit::not_running(nix::unistd::Pid::from_raw(pid))
+        })
+        .collect()
+}
+
+/// A demo killed with -9 cannot stop its children itself: the kernel does (PR_SET_PDEATHSIG),
+/// so the server removes the segment and no writer, reader or server runs on.
+#[test]
+fn a_demo_killed_with_sigkill_leaves_no_child_and_no_segment() {
+    use std::time::{Duration, Instant};
+    let sb = Sandbox::new();
+    // Workers that would run for 10 minutes if nothing stopped them.
+    let demo = testkit::spawn(
+        sb.command(support::BIN)
+            .args(["demo", "--duration-ms", "600000"]),
+    );
+    let mut out = demo.stdout_lines().unwrap();
+    let first = out
+        .wait_for(|l| l.starts_with("1. server (pid "), support::WAIT)
+        .unwrap();
+    // "1. server (pid N) created /ipc-demo-..."
+    let name = first.rsplit(' ').next().unwrap().to_owned();
+    out.wait_for(|l| l.starts_with("2. "), support::WAIT)
+        .unwrap();
+    let children = processes_with(&name);
+    assert!(children.len() >= 9, "server + 8 workers: {children:?}");
+    demo.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    demo.wait_timeout(support::WAIT).unwrap();
+
+    let give_up = Instant::now() + support::WAIT;
+    let shm = std::path::PathBuf::from(format!("/dev/shm{name}"));
+    while !processes_with(&name).is_empty() || shm.exists() {
+        if Instant::now() > give_up {
+            // Fail, but leave nothing running for 10 minutes behind us.
+            let left = processes_with(&name);
+            for &pid in &left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            panic!(
+                "still running: {left:?}; {} exists: {}",
+                shm.display(),
+                shm.exists()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
