@@ -12,7 +12,7 @@ use crate::posix::{self, NamedSem};
 use crate::sysv::{self, SemSet};
 
 /// Which kind of semaphore.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
     /// A POSIX named semaphore (`sem_open`, `/dev/shm/sem.ipc-demo-NAME`).
     Posix,
