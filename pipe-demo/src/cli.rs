@@ -1,4 +1,4 @@
-//! The command line: one subcommand per role; no subcommand plays the `filter` scenario.
+//! The command line: one subcommand per role, `demo` (the filter scenario) when none is given.
 
 use std::path::PathBuf;
 
@@ -6,19 +6,22 @@ use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
-  pipe-demo                                  # the scenario: ls -l DIR | grep 'txt$', by hand
-  pipe-demo -v filter --dir /etc --pattern 'conf$'
+  pipe-demo                                  # the same as `pipe-demo demo`: ls -l DIR | grep 'txt$', by hand
+  pipe-demo demo -v --dir /etc --pattern 'conf$'
   ls -l | pipe-demo grep 'txt$'              # a filter for shell scripts (exit 0/1/2 like grep)
   pipe-demo pipeline 'ps aux' 'grep -c ps'   # ps aux | grep -c ps, built with pipe2/fork/dup2/execv
   pipe-demo pipeline --pipefail 'false' 'cat'; echo $?
   pipe-demo pager 'ls -l /usr/bin'           # through $PAGER (default less) on a terminal";
 
 /// Anonymous pipes by hand: pipe2, fork, dup2, close, execv, waitpid.
+///
+/// With no subcommand, `pipe-demo` runs `demo`: the filter scenario, played and checked.
 #[derive(Debug, Parser)]
 #[command(name = "pipe-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate every pipe2/fork/dup2/close/execv/waitpid on stderr (also after the subcommand,
-    /// as -v, or --trace for grep, whose -v is --invert-match).
+    /// Narrate every pipe2/fork/dup2/close/execv/waitpid of the default `demo` and of every
+    /// process it starts, on stderr (each subcommand also takes -v after its name; grep takes
+    /// --trace, since its -v is --invert-match).
     #[arg(short = 'v', long)]
     pub trace: bool,
 
@@ -31,15 +34,35 @@ pub struct Cli {
 pub enum Command {
     /// The scenario (the default): filter `ls -l DIR` through a pipe by hand, print the lines
     /// matching PATTERN, reap ls, and check the result against `ls -l DIR | grep -E PATTERN`.
-    Filter(FilterArgs),
+    #[command(
+        visible_alias = "filter",
+        after_help = "\
+Examples:
+  pipe-demo                                     # the same as `pipe-demo demo`
+  pipe-demo demo --dir /etc --pattern 'conf$'   # the scenario on your own directory
+  pipe-demo demo --plain --dir /etc --pattern 'conf$'   # just the lines, exit 0/1 like grep
+  pipe-demo demo -v 2>trace.txt                 # every call of every process, in order"
+    )]
+    Demo(FilterArgs),
     /// Print the lines of FILEs (or stdin) that match PATTERN, like `LC_ALL=C grep -E`, with
     /// grep's flags (-q -s -e -f -F -E -i -v -w -x -c -n -o -l -L -H -h -m). Exit 0 if a line
     /// was selected, 1 if none, 2 on error.
     Grep(GrepArgs),
     /// Run 'CMD ARGS' | 'CMD ARGS' | ... without a shell; exit with the last stage's status.
+    #[command(after_help = "\
+Examples:
+  pipe-demo pipeline 'ps aux' 'grep pipe-demo' 'wc -l'   # ps aux | grep pipe-demo | wc -l
+  pipe-demo pipeline --pipefail 'false' 'true'; echo $?  # 1, as bash -o pipefail
+  pipe-demo pipeline -v 'seq 3' 'wc -l'                  # each stage's fork, dup2, close, execv
+  pipe-demo pipeline 'ls /proc/self/fd'                  # 0 1 2 3: no pipe end leaks into a stage")]
     Pipeline(PipelineArgs),
     /// Show CMD's output through $PAGER (default less); pass it through when stdout is not a
     /// terminal, or (with a warning) when $PAGER cannot run.
+    #[command(after_help = "\
+Examples:
+  pipe-demo pager 'ls -l /usr/bin'              # through $PAGER (default less) on a terminal
+  PAGER='less -S' pipe-demo pager 'ps aux'      # $PAGER is split into words, as git does
+  pipe-demo pager 'ls -l /usr/bin' | head -3    # not a terminal: no pager, passed through")]
     Pager(PagerArgs),
 }
 
@@ -47,7 +70,7 @@ impl Command {
     /// The role's name in the trace.
     pub fn role(&self) -> &'static str {
         match self {
-            Command::Filter(_) => "filter",
+            Command::Demo(_) => "demo",
             Command::Grep(_) => "grep",
             Command::Pipeline(_) => "pipeline",
             Command::Pager(_) => "pager",
@@ -57,7 +80,7 @@ impl Command {
     /// True if the subcommand's own trace flag is set.
     pub fn trace(&self) -> bool {
         match self {
-            Command::Filter(a) => a.trace,
+            Command::Demo(a) => a.trace,
             Command::Grep(a) => a.trace,
             Command::Pipeline(a) => a.trace,
             Command::Pager(a) => a.trace,
@@ -65,10 +88,10 @@ impl Command {
     }
 }
 
-/// The pattern `filter` uses unless told otherwise.
+/// The pattern `demo` uses unless told otherwise.
 pub const DEFAULT_PATTERN: &str = "txt$";
 
-/// Arguments of `filter`.
+/// Arguments of `demo` (alias `filter`).
 #[derive(Debug, Args)]
 pub struct FilterArgs {
     /// The directory to list [default: a temporary one, made, filled and removed by the demo].
@@ -81,7 +104,8 @@ pub struct FilterArgs {
     /// none, 2 if ls failed (like `ls -l DIR | grep PATTERN`).
     #[arg(long)]
     pub plain: bool,
-    /// Narrate each system call on stderr.
+    /// Narrate the parent's pipe2/fork/read/waitpid, ls's dup2/close/execv between fork and
+    /// exec, and the step-8 reference pipeline's stages, on stderr.
     #[arg(short = 'v', long)]
     pub trace: bool,
 }
@@ -178,7 +202,8 @@ pub struct GrepArgs {
     /// Stop reading a file after NUM selected lines.
     #[arg(short = 'm', long, value_name = "NUM")]
     pub max_count: Option<u64>,
-    /// Narrate each system call on stderr.
+    /// Narrate each input read and the search strategy picked (which literal is looked for
+    /// with memmem), on stderr (long only: -v is --invert-match, as in grep).
     #[arg(long)]
     pub trace: bool,
     /// Print help.
@@ -196,7 +221,8 @@ pub struct PipelineArgs {
     /// like a shell would (quotes, backslashes); no shell runs, so no $VAR, globs or redirects.
     #[arg(required = true, value_name = "'CMD ARGS'")]
     pub stages: Vec<String>,
-    /// Narrate each system call on stderr.
+    /// Narrate each pipe2, fork and waitpid, and each stage's dup2/close/execv between fork
+    /// and exec, on stderr (the programs the stages run inherit it: IPC_DEMO_TRACE=1).
     #[arg(short = 'v', long)]
     pub trace: bool,
 }
@@ -207,7 +233,8 @@ pub struct PagerArgs {
     /// The command whose output to page, as one quoted command line.
     #[arg(default_value = "ls -l", value_name = "'CMD ARGS'")]
     pub cmd: String,
-    /// Narrate each system call on stderr.
+    /// Narrate the isatty check, the signal dispositions, and the two-stage pipeline (CMD |
+    /// $PAGER) as `pipeline -v` does, on stderr.
     #[arg(short = 'v', long)]
     pub trace: bool,
 }

@@ -1,5 +1,8 @@
-//! `pipe-demo filter` (the default scenario): `ls -l DIR | grep 'txt$'`, with the parent as
-//! the grep, done by hand and checked against the shell.
+//! `pipe-demo demo` (the default scenario, also `pipe-demo filter`): `ls -l DIR | grep 'txt$'`,
+//! with the parent as the grep, done by hand and checked against the shell.
+//!
+//! What it shows: the smallest complete use of a pipe between two processes, the one every
+//! shell pipeline is made of. The calls, in order:
 //!
 //! ```text
 //! parent: pipe2(O_CLOEXEC) -> read end R, write end W
@@ -10,6 +13,19 @@
 //! parent: waitpid(child)    <- reap it, or it stays a zombie; report its status
 //! parent: sh -c 'ls -l DIR | LC_ALL=C grep -E PATTERN' and compare
 //! ```
+//!
+//! # Pitfalls
+//!
+//! - **The parent's copy of the write end.** `read` returns EOF only once *every* write end is
+//!   closed; the parent holds one from `pipe2` until it closes it, so it closes it right after
+//!   `fork`, or it would wait for itself forever.
+//! - **The child's copies too**: after `dup2(W, 1)` the child holds W twice; the original is
+//!   closed before `execv` (and is CLOEXEC anyway), so only ls's stdout keeps the pipe open.
+//! - **A child nobody waits for** stays a zombie, and its exit status is lost: the parent
+//!   `waitpid`s ls after reading to EOF, and reports a failure of ls (exit 2 for a missing
+//!   directory) instead of printing "no lines matched".
+//! - **A closed downstream** (`pipe-demo demo --plain | head -1`): Rust ignores SIGPIPE, so the
+//!   write fails with EPIPE, which ends the run quietly with 0, as `grep` would.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
@@ -43,7 +59,7 @@ const SAMPLE: &[&str] = &[
     "build.sh",
 ];
 
-/// Run the `filter` role.
+/// Run the `demo` role (the filter scenario).
 pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     let re = grep::compile(&args.pattern, false)?;
     let mut out = io::stdout().lock();

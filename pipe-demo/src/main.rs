@@ -2,7 +2,7 @@
 //! `ls -l | less` — with pipe2, fork, dup2, close, execv and waitpid in plain sight.
 //!
 //! Roles (`pipe-demo help ROLE` for each):
-//! - `pipe-demo` (= `pipe-demo filter`): the scenario. Lists a temporary directory with
+//! - `pipe-demo` (= `pipe-demo demo`, also `pipe-demo filter`): the scenario. Lists a temporary directory with
 //!   `ls -l` in a child, filters its output through a pipe in the parent, reaps the child,
 //!   checks the result against `sh -c 'ls -l DIR | grep -E txt$'`, prints `ok: ...`.
 //! - `ls -l | pipe-demo grep 'txt$'`: a fast grep for scripts (exit 0/1/2, quiet on EPIPE).
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli
         .command
-        .unwrap_or_else(|| Command::Filter(Default::default()));
+        .unwrap_or_else(|| Command::Demo(Default::default()));
     common::narrate::init(command.role(), cli.trace || command.trace());
     if common::narrate::enabled() {
         // The programs our stages exec inherit our environment: with this they narrate too
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var(common::narrate::ENV, "1") };
     }
     let outcome = match &command {
-        Command::Filter(args) => filter::run(args),
+        Command::Demo(args) => filter::run(args),
         Command::Grep(args) => grep::run(args),
         Command::Pipeline(args) => pipeline::run(args),
         Command::Pager(args) => pager::run(args),

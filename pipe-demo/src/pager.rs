@@ -8,9 +8,24 @@
 //!
 //! On a terminal this is a two-stage [`pipeline`](crate::pipeline): CMD's stdout is the write
 //! end of a pipe, the pager's stdin its read end. When the user quits the pager early, CMD's
-//! next write finds no reader and CMD dies of SIGPIPE, as in `ls -l | less`.
+//! next write finds no reader and CMD dies of SIGPIPE, as in `ls -l | less`. The calls:
 //!
-//! # Pitfall: Ctrl-C while the pager runs
+//! ```text
+//! isatty(1)                                  not a terminal: run CMD alone, exit with its status
+//! sigaction(SIGINT, SIGQUIT, SIG_IGN)        saved, for the stages to restore (see below)
+//! pipe2(O_CLOEXEC); fork: CMD, stdout on the pipe; fork: $PAGER, stdin on the pipe
+//! waitpid(CMD); waitpid(PAGER)               exit with the pager's status
+//! sigaction(SIGINT, SIGQUIT, saved)
+//! ```
+//!
+//! # Pitfalls
+//!
+//! - **A pager nobody can see.** `less` on a pipe only copies its input; checking `isatty(1)`
+//!   first is what `git log` and `man` do.
+//! - **A `$PAGER` that cannot run** must not lose the output: it is skipped with a warning.
+//! - **Ctrl-C while the pager runs** (below).
+//!
+//! # Ctrl-C while the pager runs
 //!
 //! Ctrl-C at the terminal sends SIGINT to the whole foreground process group: CMD, the pager
 //! and us. `less` catches it (to stop a search, or to stop following a growing file) and

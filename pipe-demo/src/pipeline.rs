@@ -1,6 +1,6 @@
 //! `pipe-demo pipeline 'CMD ARGS' 'CMD ARGS' ...`: an N-stage pipeline built by hand.
 //!
-//! What a shell does for `ps aux | grep ps | wc -l`, step by step:
+//! What it shows: what a shell does for `ps aux | grep ps | wc -l`, step by step:
 //!
 //! ```text
 //! for each stage i:
@@ -11,16 +11,25 @@
 //! waitpid() every stage, in order
 //! ```
 //!
-//! The parent creates each pipe only just before the stage that writes to it, and closes each
-//! end as soon as the stage that uses it has been forked. So it never holds more than two pipe
-//! ends, and no child inherits a pipe end of a stage it is not part of. Had the parent made all
-//! N-1 pipes first, every child would get copies of all of them, and each would have to close
-//! all of them — the most common way to make a pipeline hang: a forgotten write end, and the
-//! reader never sees EOF.
-//!
 //! The exit status is the last stage's, as `sh` reports it (128 + N for a stage killed by
 //! signal N); with `--pipefail`, the status of the rightmost stage that failed, as bash's
 //! `set -o pipefail`.
+//!
+//! # Pitfalls
+//!
+//! - **A forgotten write end**, the most common way to make a pipeline hang: the reader never
+//!   sees EOF. The parent creates each pipe only just before the stage that writes to it, and
+//!   closes each end as soon as the stage that uses it has been forked. So it never holds more
+//!   than two pipe ends, and no child inherits a pipe end of a stage it is not part of. Had the
+//!   parent made all N-1 pipes first, every child would get copies of all of them, and each
+//!   would have to close all of them.
+//! - **A stage that cannot run** (`nosuch`): only the child knows that its `execv` failed. The
+//!   error comes back through the stage's error pipe before the next stage starts, is reported
+//!   (`stage 2: cannot run 'nosuch': ...`) and counts as exit 127 (126 for a file that is not
+//!   executable), as in a shell; the other stages run on and are reaped.
+//! - **SIGPIPE**: `yes | head -1` ends only because `yes` dies of SIGPIPE when head is gone.
+//!   Rust ignores SIGPIPE, and an ignored signal stays ignored across `execv`, so each stage
+//!   resets it to the default before it execs ([`crate::spawn`]).
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

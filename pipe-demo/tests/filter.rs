@@ -53,11 +53,11 @@ fn default_run_with_trace_says_ok_and_narrates_every_process() {
     let last = text.lines().last().unwrap_or_default();
     assert!(last.starts_with("ok: 3 of "), "{text}");
     for want in [
-        " filter] pipe2(O_CLOEXEC) -> read=",
-        " filter] fork() -> pid ",
+        " demo] pipe2(O_CLOEXEC) -> read=",
+        " demo] fork() -> pid ",
         " child ls] dup2(",
         " child ls] execv(",
-        " filter] waitpid(",
+        " demo] waitpid(",
         " pipeline] fork() -> pid ",
         " stage 1 ls] execv(",
         " grep] read(0) until EOF",
@@ -174,4 +174,28 @@ fn trace_narrates_every_call_from_both_processes() {
     }
     // The child's lines carry the child's pid and role.
     assert!(err.lines().any(|l| l.contains(" child ls] dup2(")), "{err}");
+}
+
+/// Every subcommand's `--help` has examples and a `-v` (grep: `--trace`) that says what that
+/// role narrates; the default subcommand is named `demo`, as in every demo binary, and the
+/// README's `filter` still works.
+#[test]
+fn every_help_has_examples_and_says_what_its_trace_shows() {
+    let sb = Sandbox::new();
+    for (sub, traces) in [
+        ("demo", "ls's dup2/close/execv"),
+        ("filter", "ls's dup2/close/execv"),
+        ("grep", "search strategy"),
+        ("pipeline", "each stage's dup2/close/execv"),
+        ("pager", "the isatty check"),
+    ] {
+        let out = run(&sb, &[sub, "--help"], b"");
+        assert_eq!(code(&out), 0, "{sub}: {out:?}");
+        let text = testkit::stdout(&out);
+        assert!(text.contains("\nExamples:\n"), "{sub}: {text}");
+        assert!(text.contains(traces), "{sub}: {text}");
+    }
+    let top = testkit::stdout(&run(&sb, &["--help"], b""));
+    assert!(top.contains("the same as `pipe-demo demo`"), "{top}");
+    assert!(top.contains("[alias: filter]"), "{top}");
 }

@@ -10,12 +10,26 @@
 //! Every input is searched as text (grep's `-a`), and `-h` means "no file names", as in grep,
 //! so `--help` has no short form here.
 //!
+//! What it shows: the reading end of a pipeline, done fast. The calls, per input:
+//!
+//! ```text
+//! open(FILE) (or fd 0 for stdin or `-`)
+//! read(fd, 1 MiB block) ... until EOF      the regex runs over the whole block, not per line
+//! write(1, 128 KiB buffer) when it fills, and once at the end
+//! ```
+//!
 //! The search itself is in [`search`], the patterns in [`pattern`].
 //!
-//! # Broken pipe
+//! # Pitfalls
 //!
-//! Rust ignores SIGPIPE, so a write to a closed pipe (`pipe-demo grep y | head -1`) fails with
-//! EPIPE, which ends the program quietly with status 0, as the reader no longer wants output.
+//! - **Broken pipe.** Rust ignores SIGPIPE, so a write to a closed pipe (`pipe-demo grep y |
+//!   head -1`) fails with EPIPE, which ends the program quietly with status 0, as the reader no
+//!   longer wants output.
+//! - **A line with no end** (`pipe-demo grep x /dev/zero`): lines are capped at 256 MiB, then
+//!   the run fails with grep's "memory exhausted" (exit 2) instead of growing until the
+//!   allocator aborts.
+//! - **A write per line** would cost a system call per match: output goes through one buffer,
+//!   flushed when full and at the end.
 
 mod pattern;
 mod search;
