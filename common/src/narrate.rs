@@ -37,11 +37,23 @@
 //!
 //! So the first line of a run is never delayed, and its count is never lost nor held
 //! past the process's next step. A repeat of exactly one is written as the line itself.
+//!
+//! # A stalled stderr
+//!
+//! Narration must never hold a process up: a daemon asleep in `write(2)` to a stderr whose
+//! reader has stopped reading (a pipe nobody drains, a terminal paused with Ctrl-S) would not
+//! hear SIGTERM. Lines go out through a [`Sink`] (a non-blocking write that leaves the shared
+//! descriptor's flags alone). A line that finds no room waits up to [`PATIENCE`] for the
+//! reader; if it does not come, the line is dropped, and so is every later line that finds
+//! no room, at once, until one gets through, preceded by
+//! `(N trace lines dropped: stderr was not being read)`.
 
-use std::fmt;
-use std::io::Write;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use crate::out::Sink;
 
 /// The environment variable that turns tracing on in child processes (`IPC_DEMO_TRACE=1`);
 /// see the module docs.
@@ -75,7 +87,7 @@ pub fn emit(args: fmt::Arguments<'_>) {
     // Written under the lock, so that two threads' lines and counts keep their order.
     let mut repeats = repeats();
     repeats.line(&line, &mut out);
-    write(&out);
+    write(&mut repeats, &out);
 }
 
 /// Write the count of repeated lines that is still pending, if any (see the module docs).
@@ -87,13 +99,66 @@ pub fn flush() {
     let mut out = String::new();
     let mut repeats = repeats();
     repeats.flush(&mut out);
-    write(&out);
+    write(&mut repeats, &out);
 }
 
-/// One write for everything: a failure to narrate is not worth failing the demo for.
-fn write(text: &str) {
-    if !text.is_empty() {
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+/// How long one trace write waits for room on a stderr nobody is reading before lines are
+/// dropped. A terminal or pipe that is merely slow takes a burst within it; a stalled one
+/// costs the process this much once, not once per line.
+pub const PATIENCE: Duration = Duration::from_millis(500);
+
+/// Write `text` to stderr without ever blocking for long (see the module docs, "A stalled
+/// stderr"). A failure to narrate is not worth failing the demo for, so nothing is returned.
+/// Called with the state's lock held, so lines and counts keep their order.
+fn write(state: &mut Repeats, text: &str) {
+    if text.is_empty() || state.gone {
+        return;
+    }
+    let sink = state.sink.get_or_insert_with(|| Sink::new(2));
+    let mut out = String::new();
+    if state.torn {
+        // The end of a line that was cut short, so the next line starts on a line of its own.
+        out.push('\n');
+    }
+    if state.dropped > 0 {
+        let role = ROLE.get().map_or("main", String::as_str);
+        let _ = writeln!(
+            out,
+            "[pid {} {role}] ({} trace lines dropped: stderr was not being read)",
+            std::process::id(),
+            state.dropped
+        );
+    }
+    out.push_str(text);
+    let mut rest = out.as_bytes();
+    let mut written_any = false;
+    while !rest.is_empty() {
+        match sink.try_write(rest) {
+            Ok(n) => {
+                rest = &rest[n..];
+                written_any = true;
+                state.torn = false;
+                state.dropped = 0;
+                state.stalled = false;
+            }
+            // No room. While the reader is known to be stalled, drop at once; otherwise wait
+            // for room, within PATIENCE.
+            Err(nix::errno::Errno::EAGAIN) if !state.stalled && sink.wait_writable(PATIENCE) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                state.stalled = true;
+                if written_any {
+                    state.torn = true;
+                } else {
+                    state.dropped += 1;
+                }
+                return;
+            }
+            // EPIPE and the like: nobody will read the trace again.
+            Err(_) => {
+                state.gone = true;
+                return;
+            }
+        }
     }
 }
 
@@ -111,12 +176,22 @@ fn repeats() -> MutexGuard<'static, Repeats> {
     state
 }
 
-/// The last line written and how many identical lines came after it.
-#[derive(Debug)]
+/// This process's narration state: the last line written and how many identical lines came
+/// after it, and how stderr is written.
 struct Repeats {
     pid: u32,
     last: String,
     more: u64,
+    /// stderr, written without blocking; made at the first line.
+    sink: Option<Sink>,
+    /// stderr had no room within PATIENCE: lines are dropped at once until it takes one.
+    stalled: bool,
+    /// Lines dropped since the last that got through, reported before the next.
+    dropped: u64,
+    /// A line was cut short by a stall: the next write starts with its newline.
+    torn: bool,
+    /// The reader has gone (EPIPE): narrate nothing more.
+    gone: bool,
 }
 
 impl Repeats {
@@ -125,6 +200,11 @@ impl Repeats {
             pid: 0,
             last: String::new(),
             more: 0,
+            sink: None,
+            stalled: false,
+            dropped: 0,
+            torn: false,
+            gone: false,
         }
     }
 
@@ -151,7 +231,6 @@ impl Repeats {
                 out.push('\n');
             }
             n => {
-                use fmt::Write as _;
                 let _ = writeln!(out, "{} \u{d7}{n} more", self.last);
             }
         }

@@ -35,6 +35,113 @@ macro_rules! say {
     };
 }
 
+/// A descriptor we share with other processes (our stdout or stderr), written without ever
+/// blocking.
+///
+/// A process asleep in `write(2)` to a pipe, socket or terminal whose reader has stalled (a
+/// frozen `| less`, a journald that fell behind, a terminal paused with Ctrl-S) runs nothing
+/// else: not its event loop, not the self-pipe that says SIGTERM came. Setting `O_NONBLOCK`
+/// on fd 1 or 2 itself is no way out: the flag belongs to the open file description, which
+/// the user's shell and every sibling share, and they would all get EAGAIN from then on. So
+/// each kind of descriptor gets the non-blocking write it allows on its own:
+///
+/// - a **pipe, FIFO or terminal** is opened a second time through `/proc/self/fd/N` with
+///   `O_NONBLOCK | O_NOCTTY`: a new open file description of the same pipe or terminal, whose
+///   flag is ours alone (and a terminal never becomes our controlling one);
+/// - a **socket** gets `send(MSG_DONTWAIT | MSG_NOSIGNAL)`, non-blocking for that one call;
+/// - a **regular file** (or anything we could not reopen) is written as it is: a file's
+///   writes wait for the disk, never for a reader.
+///
+/// [`Sink::try_write`] never sleeps; [`Sink::wait_writable`] sleeps with a timeout, so the
+/// caller decides how patient it is.
+pub struct Sink {
+    fd: std::os::fd::RawFd,
+    kind: SinkKind,
+}
+
+enum SinkKind {
+    Reopened(std::fs::File),
+    Socket,
+    Plain,
+}
+
+impl Sink {
+    /// A sink for `fd` (1 or 2: a descriptor that stays open for the life of the process).
+    pub fn new(fd: std::os::fd::RawFd) -> Sink {
+        use nix::sys::stat::{SFlag, fstat};
+        use std::os::unix::fs::OpenOptionsExt;
+
+        // SAFETY: `fd` is one of our standard descriptors, open for the process's whole life
+        // (the caller's contract), and only borrowed for the fstat.
+        let st = match fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }) {
+            Ok(st) => st,
+            // Closed: writes will fail with EBADF and the caller give up.
+            Err(_) => {
+                return Sink {
+                    fd,
+                    kind: SinkKind::Plain,
+                };
+            }
+        };
+        let kind = match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFSOCK => SinkKind::Socket,
+            SFlag::S_IFREG | SFlag::S_IFBLK => SinkKind::Plain,
+            _ => std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(format!("/proc/self/fd/{fd}"))
+                .map_or(SinkKind::Plain, SinkKind::Reopened),
+        };
+        Sink { fd, kind }
+    }
+
+    /// Write what the descriptor takes now: the count of bytes written, or EAGAIN if it takes
+    /// none (and EPIPE if the reader has gone). Never sleeps, except on a regular file.
+    pub fn try_write(&self, bytes: &[u8]) -> nix::Result<usize> {
+        use nix::sys::socket::{MsgFlags, send};
+        loop {
+            let result = match &self.kind {
+                SinkKind::Reopened(file) => nix::unistd::write(file, bytes),
+                SinkKind::Socket => send(
+                    self.fd,
+                    bytes,
+                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                ),
+                // SAFETY: as in `new`, the descriptor stays open for the process's life.
+                SinkKind::Plain => nix::unistd::write(
+                    unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) },
+                    bytes,
+                ),
+            };
+            if result != Err(nix::errno::Errno::EINTR) {
+                return result;
+            }
+        }
+    }
+
+    /// Wait until the descriptor has room, at most `timeout`: true if it has.
+    pub fn wait_writable(&self, timeout: std::time::Duration) -> bool {
+        use nix::poll::{PollFd, PollFlags, poll};
+        use std::os::fd::{AsFd, BorrowedFd};
+        let fd = match &self.kind {
+            SinkKind::Reopened(file) => file.as_fd(),
+            // SAFETY: as in `new`, the descriptor stays open for the process's life.
+            _ => unsafe { BorrowedFd::borrow_raw(self.fd) },
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+            match poll(&mut fds, crate::deadline::poll_timeout(left)) {
+                Ok(0) => return false,
+                Ok(_) => return true,
+                Err(nix::errno::Errno::EINTR) if !left.is_zero() => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
 /// Bytes that another process sent (a log record, a config value, a key), made safe to print
 /// on a terminal or into a log file that a terminal will show.
 ///
