@@ -10,8 +10,7 @@
 //! 2. take a permit: `semop(-1, SEM_UNDO)` (or `semtimedop` with `--timeout`). Signals have
 //!    their default effect while we wait: Ctrl-C ends `run`, which holds nothing yet;
 //! 3. block SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGCHLD, then start the command
-//!    (`clone(CLONE_VM|CLONE_VFORK)` + `execvp`, as `posix_spawn` does; our original mask
-//!    restored in the child), with `PR_SET_PDEATHSIG`
+//!    (`fork` + `execvp`; our original mask restored in the child), with `PR_SET_PDEATHSIG`
 //!    set to SIGKILL: if `run` dies, the command dies with it, so a command never runs
 //!    without the permit it was started under;
 //! 4. `sigwait` for those signals: SIGCHLD means the command may have ended (reap it);
@@ -37,7 +36,7 @@ use common::{Error, Result, trace};
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{Pid, getpid};
+use nix::unistd::{ForkResult, Pid, fork, getpid};
 
 use crate::cli::RunArgs;
 use crate::sem::{Flavor, Open, Sem, timed_out};
@@ -107,15 +106,23 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 /// status to pass on: the command's, 128+N if signal N killed it, or 127/126 (as a shell
 /// says) if it could not be run.
 ///
-/// The child is started the way glibc's `posix_spawn` starts one: `clone(CLONE_VM |
-/// CLONE_VFORK)` on a stack of its own, so the kernel copies no page tables and the parent
-/// sleeps until the child has exec'd, rather than a full `fork`. (`posix_spawn` itself cannot
-/// set `PR_SET_PDEATHSIG`, and std's `Command` also waits on a pipe for the exec: one more
-/// sleep and wake-up per invocation, which is what a script running `sem-demo run` in a loop
-/// pays for.) As in a shell, the child reports its own failed exec and exits 127 or 126.
+/// The child is started with a plain `fork` and `execvp`, and reports its own failed exec
+/// (exit 127 or 126, as a shell does), so the parent does not wait on an exec-error pipe as
+/// std's `Command` does: one sleep and wake-up less per invocation. `posix_spawn` would copy
+/// no page tables, but it cannot set `PR_SET_PDEATHSIG`.
+///
+/// Pitfall: `clone(CLONE_VM | CLONE_VFORK)` on a stack of our own (what `posix_spawn` does
+/// inside glibc) looks like a free speed-up and is not sound here. The child runs in *our*
+/// memory on a stack with no guard page, and `execvp` uses as much of it as it likes: when a
+/// file has no `#!` (ENOEXEC) glibc retries with `/bin/sh` and builds the new argument list
+/// on the stack, one pointer per argument. Fifty thousand arguments overflowed a 256 KiB
+/// stack into our heap (`double free or corruption`, and the command never ran). glibc can
+/// size its own child's stack because it knows its own `execvp`; we cannot. After `fork` the
+/// child has a copy of our whole address space, its stack included, and nothing it does can
+/// reach us.
 fn supervise(argv: &[OsString], caught: &SigSet, old_mask: SigSet) -> Result<u8> {
-    // Everything the child needs is prepared here: it shares our memory until it execs, so
-    // it must not allocate, and it makes only async-signal-safe calls.
+    // Everything the child needs is prepared here: after fork it makes only async-signal-safe
+    // calls and allocates nothing.
     let args: Vec<CString> = argv
         .iter()
         .map(|a| CString::new(a.as_bytes()))
@@ -131,30 +138,20 @@ fn supervise(argv: &[OsString], caught: &SigSet, old_mask: SigSet) -> Result<u8>
         prog: prog.as_ptr(),
         argv: ptrs.as_ptr(),
         mask: old_mask,
-        parent: getpid().as_raw(),
+        parent: getpid(),
         cannot: cannot.as_bytes(),
     };
-    // The child's stack: glibc's execvp builds each PATH candidate in a stack buffer as long
-    // as $PATH, and an environment string is at most 128 KiB (MAX_ARG_STRLEN), so 256 KiB
-    // always suffices. Only the pages it touches are ever faulted in.
-    let mut stack = vec![0u8; CHILD_STACK];
-    // SAFETY: the stack grows down from the end of `stack`, which outlives the child's use
-    // of it (CLONE_VFORK: we resume only once the child has exec'd or exited); `child_args`
-    // and everything it points to live until then too, and `exec_child` only reads them.
-    let pid = unsafe {
-        let top = stack.as_mut_ptr().add(CHILD_STACK);
-        let top = top.sub(top as usize % 16); // 16-byte aligned, as the ABI requires
-        libc::clone(
-            exec_child,
-            top.cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            (&raw const child_args).cast_mut().cast(),
-        )
+    // SAFETY: `run` is single-threaded (it starts no thread, and nothing it links starts one
+    // behind its back), so no lock can be held by a thread that does not exist in the child;
+    // and the child branch calls only async-signal-safe functions on data prepared above,
+    // then execs or _exits: it never returns into our code, runs no destructor and flushes
+    // no buffer of ours.
+    let child = match unsafe { fork() }.map_err(|e| Error::sys("fork", "", e))? {
+        ForkResult::Child => exec_child(&child_args),
+        ForkResult::Parent { child } => child,
     };
-    let child = Pid::from_raw(Errno::result(pid).map_err(|e| Error::sys("clone", "", e))?);
-    drop(stack);
     trace!(
-        "clone(CLONE_VM|CLONE_VFORK) -> pid {child}; execvp({}) (PR_SET_PDEATHSIG=SIGKILL)",
+        "fork() -> pid {child}; the child: PR_SET_PDEATHSIG=SIGKILL, execvp({})",
         prog.to_string_lossy()
     );
     loop {
@@ -177,44 +174,48 @@ fn supervise(argv: &[OsString], caught: &SigSet, old_mask: SigSet) -> Result<u8>
     }
 }
 
-/// The child's stack size.
-const CHILD_STACK: usize = 256 * 1024;
-
-/// What [`exec_child`] needs, prepared by the parent.
+/// What [`exec_child`] needs, prepared by the parent before `fork`.
 struct ChildArgs<'a> {
     prog: *const libc::c_char,
     argv: *const *const libc::c_char,
     mask: SigSet,
-    parent: libc::pid_t,
+    parent: Pid,
     cannot: &'a [u8],
 }
 
-/// The child's side of [`supervise`], on its own stack, sharing our memory until it execs:
-/// only raw, async-signal-safe libc calls, no allocation; it never returns.
-extern "C" fn exec_child(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `ChildArgs` that `supervise` passed to clone, alive and unchanged
-    // while we run (the parent is suspended by CLONE_VFORK).
-    let a = unsafe { &*arg.cast::<ChildArgs<'_>>() };
-    // SAFETY: each call takes plain values or pointers to data the parent keeps alive; none
-    // allocates or takes a lock. Rust ignores SIGPIPE, and an ignored signal stays ignored
-    // across exec: the command gets the default back, as std's Command gives it. Then the
-    // mask we started with (ours blocks SIGINT, SIGTERM...), or it would never see them.
-    // If `run` dies, the command dies with it (it must not go on without its permit); and if
-    // `run` died before the prctl, we were re-parented already and the death signal will
-    // never come: die now rather than run unguarded.
+/// The child's side of [`supervise`], from `fork` to `execvp`: async-signal-safe calls only,
+/// no allocation; it never returns.
+fn exec_child(a: &ChildArgs<'_>) -> ! {
+    // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec: the command gets
+    // the default back, as std's Command gives it. Then the mask we started with (ours blocks
+    // SIGINT, SIGTERM...), or it would never see them. If `run` dies, the command dies with
+    // it (it must not go on without its permit); and if `run` died before the prctl, we were
+    // re-parented already and the death signal will never come: die now rather than run
+    // unguarded.
+    // SAFETY: signal, sigprocmask, prctl, getppid, kill and getpid take plain values (the
+    // mask is ours, prepared before fork) and are async-signal-safe; setting SIG_DFL installs
+    // no handler.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::sigprocmask(libc::SIG_SETMASK, a.mask.as_ref(), std::ptr::null_mut());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() != a.parent {
+        if libc::getppid() != a.parent.as_raw() {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
-        libc::execvp(a.prog, a.argv);
-        let e = Errno::last();
-        let desc = e.desc().as_bytes();
-        for part in [a.cannot, desc, b"\n"] {
-            libc::write(2, part.as_ptr().cast(), part.len());
-        }
-        libc::_exit(if e == Errno::ENOENT { 127 } else { 126 })
     }
+    // libc, not nix: nix's execvp builds its pointer array in a Vec, i.e. allocates after
+    // fork. glibc's execvp (2.24 and later) allocates nothing either: it builds each PATH
+    // candidate, and for a script without `#!` the `/bin/sh` argument list, on the stack,
+    // which after fork is our own full-size copy of the main thread's stack.
+    // SAFETY: `prog` is a NUL-terminated string and `argv` a null-terminated array of
+    // pointers to NUL-terminated strings, all in the parent's frame, which our copy of the
+    // address space keeps until execvp replaces it.
+    unsafe { libc::execvp(a.prog, a.argv) };
+    let e = Errno::last();
+    for part in [a.cannot, e.desc().as_bytes(), b"\n"] {
+        // SAFETY: write(2) reads `part.len()` bytes from a live slice; async-signal-safe.
+        unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    }
+    // SAFETY: _exit ends the child at once, running none of our atexit handlers or buffers.
+    unsafe { libc::_exit(if e == Errno::ENOENT { 127 } else { 126 }) }
 }

@@ -412,3 +412,33 @@ fn a_frozen_holder_keeps_its_permit_and_a_killed_one_gives_it_back() {
         0
     );
 }
+
+/// An executable without `#!` and with many arguments: execve fails with ENOEXEC and
+/// execvp then runs it with /bin/sh, building the new argument list (one pointer per
+/// argument, here 400 KB) on the stack of the process that called it. `run` used to start
+/// the command with clone(CLONE_VM) on a 256 KiB stack of its own, carved out of its heap:
+/// that list overflowed it, wrote over `run`'s own heap, and `run` died of "double free or
+/// corruption" without ever running the command. A forked child has a whole stack of its
+/// own, like any shell's.
+#[test]
+fn a_script_without_shebang_and_many_arguments_runs() {
+    let sb = Sandbox::new();
+    let name = unique("noshebang");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    let script = sb.join("noshebang");
+    std::fs::write(&script, "echo \"$# args, last $(eval echo \\${$#})\"\n").expect("write script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod script");
+    let args: Vec<String> = (1..=50_000).map(|i| i.to_string()).collect();
+    let mut argv = vec!["run", "--name", &name, "--"];
+    argv.push(script.to_str().expect("UTF-8 sandbox path"));
+    argv.extend(args.iter().map(String::as_str));
+    let out = run(&sb, &argv);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(testkit::stdout(&out), "50000 args, last 50000\n");
+    assert_eq!(value(&sb, &name, "--sysv"), 1);
+}
