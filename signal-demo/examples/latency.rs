@@ -190,7 +190,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     let mut daemon = Piped::spawn("daemon", cmd)?;
     let pid = daemon.child.pid();
     let mut line = String::new();
-    daemon.expect("daemon pid ", &mut line)?;
+    daemon.expect("ready: pid ", &mut line)?;
 
     let mut cat = Piped::spawn("cat", Command::new("cat"))?;
 

@@ -8,7 +8,7 @@ const EXAMPLES: &str = "\
 Examples:
   signal-demo                                   # the same as `signal-demo demo`
   printf 'message = \"hello\"\\ninterval_ms = 500\\n' > cfg.toml
-  signal-demo daemon --config cfg.toml --pid-file d.pid     # terminal 1
+  signal-demo daemon --config cfg.toml --pid-file d.pid     # terminal 1: `ready: pid N ...`
   signal-demo send HUP --pid-file d.pid                     # terminal 2: reload cfg.toml
   signal-demo send RTMIN --pid-file d.pid --value 1 --count 5
   signal-demo send USR1 --pid-file d.pid                    # one status line
@@ -42,7 +42,8 @@ Examples:
   signal-demo demo -v 2>trace.txt               # every kill/sigqueue and every signalfd read")]
     Demo(DemoArgs),
     /// Tick on a timer; SIGHUP reloads, SIGTERM/SIGINT stop, SIGUSR1 reports, SIGRTMIN carries
-    /// a value.
+    /// a value. Prints `ready: pid N pid-file PATH` first, once signals are read (and sends
+    /// READY=1 to $NOTIFY_SOCKET when a service manager set it).
     #[command(after_help = "\
 The config file is TOML:
   message = \"hello\"     # printed on every tick (one line, at most 200 bytes)

@@ -11,10 +11,12 @@
 //! open(config, O_NONBLOCK|O_NOCTTY); fstat; read        a regular file, or refused
 //! open(pid file); flock(LOCK_EX|LOCK_NB); write(pid)    common::pidfile
 //! timerfd_create(CLOCK_MONOTONIC); timerfd_settime(interval)
+//! write(1, "ready: pid N pid-file PATH"); sendto($NOTIFY_SOCKET, "READY=1...") if set
 //! loop:
 //!     poll([signalfd, timerfd, stdout while lines wait for room])
 //!     read(signalfd) until EAGAIN, then act on the batch   HUP: reload, TERM/INT: stop, ...
 //!     read(timerfd) -> expirations: one tick (its work polls the signalfd too)
+//! sendto($NOTIFY_SOCKET, "STOPPING=1") if set, at the first SIGTERM/SIGINT
 //! unlink(pid file); exit 0
 //! ```
 //!
@@ -115,10 +117,14 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     .ctx("timerfd_create", "CLOCK_MONOTONIC")?;
     arm(&tfd, config.interval_ms)?;
 
-    out.line(format_args!(
-        "daemon pid {} started: generation 1, {config}",
-        std::process::id()
-    ))?;
+    // Every object is usable now: the signals are read from the signalfd, the timer runs and
+    // the pid file names us. Say so, first thing on stdout (see `ready`).
+    let what = match pid_file {
+        Some(p) => format!("pid-file {}", p.display()),
+        None => format!("config {}", config_path.display()),
+    };
+    ready(&mut out, &what)?;
+    out.line(format_args!("generation 1: {config}"))?;
     let mut daemon = Daemon {
         out,
         path: config_path,
@@ -135,6 +141,42 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         tfd,
     };
     daemon.main_loop()
+}
+
+/// The lifecycle every daemon of the workspace shares ([`common::lifecycle`]): `ready: pid N
+/// pid-file PATH` as the first line on stdout, and `READY=1`, `MAINPID`, `STATUS` to a service
+/// manager that set `NOTIFY_SOCKET` (systemd `Type=notify`).
+///
+/// The line goes through [`Output`], not through `common::lifecycle::ready`, whose blocking
+/// write to stdout a reader that is not reading yet would hold up before the loop ever runs
+/// (with SIGTERM blocked, nothing would end that wait).
+fn ready(out: &mut Output, what: &str) -> Result<()> {
+    let pid = std::process::id();
+    out.line(format_args!("ready: pid {pid} {what}"))?;
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::MainPid(pid),
+        sd_notify::NotifyState::Status(what),
+    ])
+}
+
+/// Send `states` to `$NOTIFY_SOCKET`, if set. A manager that cannot be reached is an error at
+/// start (it would wait for a READY=1 that never comes).
+fn notify(states: &[sd_notify::NotifyState<'_>]) -> Result<()> {
+    let Some(socket) = std::env::var_os(common::lifecycle::NOTIFY_SOCKET) else {
+        return Ok(());
+    };
+    let socket = Path::new(&socket).display().to_string();
+    sd_notify::notify(states).map_err(|e| {
+        common::Error::msg(format!(
+            "{}={socket}: sd_notify: {}",
+            common::lifecycle::NOTIFY_SOCKET,
+            common::error::io_cause(&e)
+        ))
+    })?;
+    let text: Vec<String> = states.iter().map(ToString::to_string).collect();
+    common::trace!("sendto({socket}, \"{}\")", text.join("\\n"));
+    Ok(())
 }
 
 /// (Re)arm the periodic timer. Setting a timerfd replaces its previous setting, and the first
@@ -330,6 +372,8 @@ impl Daemon<'_> {
                         return Ok(After::ExitNow(u8::try_from(code).unwrap_or(1)));
                     }
                     self.stopping = true;
+                    // STOPPING=1 to a service manager, if any: the stop has begun.
+                    common::lifecycle::stopping();
                     self.out.line(format_args!("shutting down"))?;
                 }
                 Ok(Signal::SIGUSR1) => {

@@ -110,7 +110,7 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
         .stdout_lines()
         .ok_or_else(|| Error::msg("daemon stdout was not piped"))?;
     let mut w = Watch { lines, shutdown };
-    w.wait("daemon started", |l| l.starts_with("daemon pid "))?;
+    w.wait("daemon ready", |l| l.starts_with("ready: pid "))?;
     let held_by = common::pidfile::read(&pid_file)?;
     if held_by != daemon.pid() {
         return Err(Error::Check(format!(

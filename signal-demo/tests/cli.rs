@@ -349,14 +349,14 @@ fn recipe_queue_a_value_with_procps_kill() {
     assert_eq!(d.wait_prefix("rt signal"), "rt signal value=42");
 }
 
-/// Recipe: `signal-demo daemon ... | head -n 3` — the daemon stops quietly (exit 0) on the
+/// Recipe: `signal-demo daemon ... | head -n 4` — the daemon stops quietly (exit 0) on the
 /// broken pipe and removes its pid file.
 #[test]
 fn recipe_daemon_into_head_stops_quietly_on_epipe() {
     let sb = Sandbox::new();
     std::fs::write(sb.join("cfg.toml"), "message = \"hi\"\ninterval_ms = 20\n").unwrap();
     let script = format!(
-        "'{}' daemon --config cfg.toml --pid-file d.pid | head -n 3; \
+        "'{}' daemon --config cfg.toml --pid-file d.pid | head -n 4; \
          echo \"status ${{PIPESTATUS[0]}}\"; test ! -e d.pid && echo 'pid file gone'",
         support::BIN
     );
@@ -369,6 +369,7 @@ fn recipe_daemon_into_head_stops_quietly_on_epipe() {
         lines,
         [
             lines[0],
+            "generation 1: interval_ms 20, work_ms 0, message \"hi\"",
             "tick 1: hi",
             "tick 2: hi",
             "status 0",
@@ -376,7 +377,8 @@ fn recipe_daemon_into_head_stops_quietly_on_epipe() {
         ],
         "{stdout}"
     );
-    assert!(lines[0].starts_with("daemon pid "));
+    assert!(lines[0].starts_with("ready: pid "), "{stdout}");
+    assert!(lines[0].ends_with(" pid-file d.pid"), "{stdout}");
     assert!(
         testkit::stderr(&out).is_empty(),
         "{}",

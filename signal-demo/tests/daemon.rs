@@ -150,7 +150,7 @@ fn terminal_controls_in_the_message_are_made_visible() {
     let cfg = "message = \"a\\u001b]0;pwned\\u0007b\\u202ec\"\ninterval_ms = 50\n";
     let mut d = Daemon::start(cfg);
     let shown = "a\\x1b]0;pwned\\x07b\\u{202e}c";
-    let started = d.out.seen()[0].clone();
+    let started = d.out.seen()[1].clone();
     assert!(
         started.ends_with(&format!("message \"{shown}\"")),
         "{started}"
@@ -391,7 +391,7 @@ fn kill_9_leftover_pid_file_is_refused_by_send_and_taken_over_by_the_next_daemon
     cmd.args(["daemon", "--config", "cfg.toml", "--pid-file", "d.pid"]);
     let next = common::testkit::spawn(&mut cmd);
     let mut out = next.stdout_lines().unwrap();
-    out.wait_for(|l| l.starts_with("daemon pid "), support::WAIT)
+    out.wait_for(|l| l.starts_with("ready: pid "), support::WAIT)
         .unwrap();
     let pid = std::fs::read_to_string(&d.pid_file).unwrap();
     assert_eq!(pid.trim(), next.pid().to_string());

@@ -186,7 +186,7 @@ fn lines_that_find_no_room_are_dropped_counted_and_reported() {
         .map(|v| v.parse().unwrap())
         .collect();
     assert!(
-        lines.seen().iter().any(|l| l.starts_with("daemon pid ")),
+        lines.seen().iter().any(|l| l.starts_with("ready: pid ")),
         "the first line waited and was written"
     );
     // What waited is the first lines, whole and in order; the rest was dropped.

@@ -28,7 +28,8 @@ pub struct Daemon {
 
 impl Daemon {
     /// Write `cfg.toml`, start `signal-demo daemon --config cfg.toml --pid-file d.pid` and wait
-    /// for its "started" line (after which its signals are blocked and read from the signalfd).
+    /// for its `ready:` line (after which its signals are blocked and read from the signalfd)
+    /// and the config line after it.
     pub fn start(config: &str) -> Daemon {
         let sb = Sandbox::new();
         let cfg = sb.join("cfg.toml");
@@ -39,9 +40,15 @@ impl Daemon {
         let child = testkit::spawn(&mut cmd);
         let mut out = child.stdout_lines().unwrap();
         let first = out
-            .wait_for(|l| l.starts_with("daemon pid "), WAIT)
+            .wait_for(|l| l.starts_with("ready: pid "), WAIT)
             .unwrap();
-        assert!(first.contains("started: generation 1"), "{first}");
+        assert_eq!(
+            first,
+            format!("ready: pid {} pid-file d.pid", child.pid()),
+            "the lifecycle's readiness line"
+        );
+        let second = out.wait_for(|l| !l.is_empty(), WAIT).unwrap();
+        assert!(second.starts_with("generation 1: "), "{second}");
         Daemon {
             sb,
             child,
