@@ -1,6 +1,7 @@
 //! The scenario played by `shm-demo` with no arguments, with real processes:
 //!
-//! 1. start `shm-demo server` on a unique name and wait for its "ready" line;
+//! 1. start `shm-demo server` on a unique name and wait for its readiness line
+//!    (`ready: pid N shm NAME`, see `common::lifecycle`);
 //! 2. start N `shm-demo writer` processes (rounds of self-checking values to their own keys)
 //!    and M `shm-demo reader` processes (random gets, every value's checksum checked), all at
 //!    once, for `--duration-ms`;
@@ -163,7 +164,7 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     let mut server_out = server
         .stdout_lines()
         .ok_or_else(|| Error::msg("server: no stdout pipe"))?;
-    if let Err(e) = server_out.wait_for(|l| l.contains("server: ready:"), DEADLINE) {
+    if let Err(e) = server_out.wait_for(|l| l.starts_with("ready: "), DEADLINE) {
         let status = server.wait_timeout(Duration::from_secs(5)).map(describe);
         return Err(Error::msg(format!(
             "the server did not start ({}): {e}",

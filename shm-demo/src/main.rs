@@ -10,7 +10,9 @@
 //!
 //! Roles (each a subcommand; `shm-demo` alone plays `demo`):
 //! - `shm-demo server [--name /ipc-demo-db] [--slots N] [--value-max B] [--load F] [--save F]
-//!   [--fresh] [--sysv]` — terminal 1; SIGUSR1 prints stats, SIGTERM/SIGINT save and remove;
+//!   [--fresh] [--sysv]` — terminal 1; prints `ready: pid N shm /ipc-demo-db` on stdout once
+//!   clients can work (and sends READY=1 to `$NOTIFY_SOCKET` if set: `common::lifecycle`),
+//!   its status lines on stderr; SIGUSR1 prints stats, SIGTERM/SIGINT remove and save;
 //! - `shm-demo put KEY VALUE|-`, `get KEY`, `del KEY`, `list [--values]`, `stats`,
 //!   `watch KEY [--count N]`, `destroy` — terminal 2; all take `--name` and `--sysv`;
 //! - `shm-demo writer`, `shm-demo reader` — the demo's worker processes;
@@ -26,7 +28,9 @@
 //! FUTEX_WAIT on the key's notify word.
 //!
 //! Cleanup: the server removes the object (`shm_unlink`, or `IPC_RMID` and the key file) and
-//! its pid file on exit, SIGTERM and SIGINT; after kill -9 the next server adopts the leftover
+//! its pid file on exit, SIGTERM and SIGINT, first thing in a stop (a second signal during a
+//! slow `--save` exits at once and leaves nothing); the demo's children get SIGTERM from the
+//! kernel if the demo dies without stopping them (PR_SET_PDEATHSIG); after kill -9 the next server adopts the leftover
 //! (or `--fresh` discards it) and `shm-demo destroy` / `make clean-ipc` remove it.
 //!
 //! See also: shm_overview(7), shm_open(3), mmap(2), posix_fallocate(3), svipc(7), shmget(2),

@@ -14,14 +14,21 @@
 //!    discarded with `--fresh`); a creator that is alive (pid *and* start time) → refused; a
 //!    dead creator's → adopted, after the mutex checks out (a writer that died holding it is
 //!    repaired now);
-//! 4. `--load`, then the "ready" line, then sleep in `poll` until a signal.
+//! 4. `--load`, then the details on stderr and the readiness line on stdout, `ready: pid N
+//!    shm /ipc-demo-db` (`sysv-shm` with `--sysv`; `common::lifecycle`: also `READY=1` to
+//!    `$NOTIFY_SOCKET` when a service manager set it), then sleep in `poll` until a signal.
+//!
+//! A stop (SIGTERM/SIGINT) removes the names first (the object, the pid file), says
+//! `STOPPING=1` to a service manager, then saves if asked and exits 0. Status lines go to
+//! stderr and are dropped rather than block when nobody drains it (see [`status`]).
 
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 
 use common::cleanup::{Object, Shutdown, Unlink};
 use common::pidfile::{self, PidFile};
-use common::{Context, Error, Result, say, trace};
+use common::{Context, Error, Result, trace};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -32,11 +39,11 @@ use crate::layout::{self, Geometry};
 use crate::segment::{self, Target};
 use crate::snapshot;
 
-/// Removes the database when dropped: `shm_unlink` through common's guard, or `IPC_RMID`
-/// and the key file for SysV.
+/// Removes the database: at the start of a stop ([`Remove::now`]), or when dropped on an
+/// early return. `shm_unlink` through common's guard, or `IPC_RMID` and the key file for SysV.
 struct Remove {
     /// POSIX: common's guard calls `shm_unlink` when it drops with us.
-    _posix: Option<Unlink>,
+    posix: Option<Unlink>,
     sysv: Option<Target>,
 }
 
@@ -44,15 +51,30 @@ impl Remove {
     fn new(target: &Target) -> Remove {
         if target.sysv {
             Remove {
-                _posix: None,
+                posix: None,
                 sysv: Some(target.clone()),
             }
         } else {
             Remove {
-                _posix: Some(Unlink::new(Object::Shm(target.name.clone()))),
+                posix: Some(Unlink::new(Object::Shm(target.name.clone()))),
                 sysv: None,
             }
         }
+    }
+
+    /// Remove the name now. Our mapping stays valid (a POSIX object lives on while mapped, a
+    /// SysV segment marked for removal until its last detach), so a `--save` can still read
+    /// it; clients that start from now on find no database, as they should.
+    fn now(&mut self) -> Result<()> {
+        if let Some(guard) = self.posix.take() {
+            let object = guard.keep();
+            object.unlink()?;
+            trace!("shm_unlink({object})");
+        }
+        if let Some(t) = self.sysv.take() {
+            segment::remove(&t)?;
+        }
+        Ok(())
     }
 }
 
@@ -82,7 +104,7 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     let geo = Geometry::new(args.slots, layout::KEY_MAX, args.value_max)?;
     let (db, how) = open_or_adopt(&target, geo, args.fresh)?;
     // From here the object is ours to remove, however we leave.
-    let remove = Remove::new(&target);
+    let mut remove = Remove::new(&target);
 
     if let Some(path) = &args.load {
         let records = snapshot::load(path, db.geometry())?;
@@ -91,11 +113,17 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
             w.put(k, v)?;
         }
         drop(w);
-        say!("loaded {} records from {}", records.len(), path.display())?;
+        status(format_args!(
+            "loaded {} records from {}",
+            records.len(),
+            path.display()
+        ));
     }
+    // The details for people on stderr, then the one readiness line on stdout (see
+    // common::lifecycle): clients that start from now on find the database.
     let g = db.geometry();
-    say!(
-        "shm-demo server: ready: pid {} serves {} ({how}; {} slots, key max {}, value max {}, {} bytes), pid file {}",
+    status(format_args!(
+        "shm-demo server: pid {} serves {} ({how}; {} slots, key max {}, value max {}, {} bytes), pid file {}",
         std::process::id(),
         target.label(),
         g.slots,
@@ -103,17 +131,19 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
         g.value_max,
         g.total_size,
         pid_file.path().display()
-    )?;
+    ));
     let name_arg = if args.db.name == "/ipc-demo-db" {
         String::new()
     } else {
         format!(" --name {}", args.db.name)
     };
     let sysv_arg = if args.db.sysv { " --sysv" } else { "" };
-    say!(
+    status(format_args!(
         "try: shm-demo put{name_arg}{sysv_arg} greeting hello; shm-demo get{name_arg}{sysv_arg} greeting   (stop with kill {})",
         std::process::id()
-    )?;
+    ));
+    let kind = if args.db.sysv { "sysv-shm" } else { "shm" };
+    common::lifecycle::ready(format_args!("{kind} {}", target.name))?;
 
     while !shutdown.requested() {
         // No timeout: the server has nothing to do until a signal arrives; clients never talk
@@ -127,10 +157,20 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
             Err(e) => return Err(Error::sys("poll", "signal pipes", e)),
         }
         if usr1.take() {
-            say!("stats: {}", crate::client::stats_line(&db, &target))?;
+            status(format_args!(
+                "stats: {}",
+                crate::client::stats_line(&db, &target)
+            ));
         }
     }
 
+    // The stop. The names go first (the object's and the pid file's; the lock on the pid
+    // file stays ours until exit): the save below may wait up to LOCK_PATIENCE for a writer,
+    // and a second SIGTERM/SIGINT meanwhile exits at once, running no destructor. Our mapping
+    // stays valid for the save.
+    remove.now()?;
+    pid_file.unlink();
+    common::lifecycle::stopping();
     let mut saved = String::new();
     if let Some(path) = &args.save {
         // Under the mutex, so the snapshot is one point in time (readers carry on).
@@ -143,14 +183,33 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     let sig = shutdown.signal().map_or("signal", |s| s.as_str());
     let generation = db.stats().generation;
     drop(db);
-    drop(remove);
-    say!(
+    status(format_args!(
         "{sig}: {saved}generation {generation}; removed {} and {}",
         target.label(),
         pid_path.display()
-    )?;
+    ));
     drop(pid_file);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A status line for people, on stderr, unless stderr cannot take it now.
+///
+/// A server must never block in a write that nobody drains: a SIGTERM that comes while it
+/// is blocked sets the shutdown flag, but the write is restarted (SA_RESTART) and the stop
+/// never begins; a second signal then exits at once and leaves the database behind. So the
+/// line is written only if `poll` says stderr has room (for a pipe, a free page: more than
+/// any line), and dropped otherwise. The readiness line on stdout is written once, before
+/// anything can fill the pipe.
+fn status(line: std::fmt::Arguments<'_>) {
+    let stderr = std::io::stderr();
+    let mut fds = [PollFd::new(stderr.as_fd(), PollFlags::POLLOUT)];
+    let writable = matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLOUT));
+    if writable {
+        let _ = writeln!(stderr.lock(), "{line}");
+    }
 }
 
 /// Create the database, or decide what to do with what is already at the name (see the
@@ -168,7 +227,7 @@ fn open_or_adopt(target: &Target, geo: Geometry, fresh: bool) -> Result<(Db, Str
         let db = match Db::attach(region) {
             Ok(db) => db,
             Err(e) if fresh => {
-                say!("discarding {label}: {e}")?;
+                status(format_args!("discarding {label}: {e}"));
                 segment::remove(target)?;
                 continue;
             }
@@ -185,7 +244,9 @@ fn open_or_adopt(target: &Target, geo: Geometry, fresh: bool) -> Result<(Db, Str
             )));
         }
         if fresh {
-            say!("discarding the database left by pid {pid} (--fresh)")?;
+            status(format_args!(
+                "discarding the database left by pid {pid} (--fresh)"
+            ));
             drop(db);
             segment::remove(target)?;
             continue;

@@ -7,30 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
-use support::{Name, Server, WAIT, cmd, fails, ok, run};
-
-/// Start `put --stop-in-critical-section KEY VALUE` and return once it is stopped inside the
-/// critical section (its line printed, then its stopped state seen), holding the mutex.
-fn stop_a_writer_inside(
-    sb: &Sandbox,
-    name: &Name,
-    key: &str,
-    value: &str,
-) -> common::child::Supervised {
-    let child = testkit::spawn(&mut cmd(
-        sb,
-        name,
-        &["put", "--stop-in-critical-section", key, value],
-    ));
-    let mut err = child.stderr_lines().unwrap();
-    err.wait_for(|l| l.contains("stopping inside the critical section"), WAIT)
-        .unwrap();
-    // The line comes just before raise(SIGSTOP); freeze waits until it has really stopped.
-    // Its guard would SIGCONT the pid on drop, after the test has killed and reaped it (and
-    // the pid may belong to someone else by then): forgotten on purpose.
-    std::mem::forget(testkit::freeze(child.pid()));
-    child
-}
+use support::{Name, Server, WAIT, fails, ok, run, stop_a_writer_inside};
 
 /// The 200 runs: each time a writer dies holding the mutex mid-write, the next writer
 /// recovers it (EOWNERDEAD, said on stderr), the record keeps its last committed value, and
@@ -130,10 +107,10 @@ fn adopting_server_repairs_a_mutex_left_locked() {
     let server = Server::start(&sb, &name, &[]);
     assert!(
         server
-            .ready
+            .started
             .contains("adopted the database left by dead server pid"),
         "{}",
-        server.ready
+        server.started
     );
     assert_eq!(ok(&sb, &name, &["get", "k"]), "committed");
     server.stop();

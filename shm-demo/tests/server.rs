@@ -25,11 +25,11 @@ fn adopts_a_leftover_with_its_data_and_refuses_a_second_server(sysv: bool) {
     let server = Server::start(&sb, &name, &[]);
     assert!(
         server
-            .ready
+            .started
             .contains("adopted the database left by dead server pid")
-            && server.ready.contains(": 1 records"),
+            && server.started.contains(": 1 records"),
         "{}",
-        server.ready
+        server.started
     );
     assert_eq!(ok(&sb, &name, &["get", "kept"]), "across a crash");
     let rest = server.stop();
@@ -75,7 +75,7 @@ fn fresh_discards_a_leftover() {
     ok(&sb, &name, &["put", "old", "x"]);
     server.kill();
     let server = Server::start(&sb, &name, &["--fresh"]);
-    assert!(server.ready.contains("(created;"), "{}", server.ready);
+    assert!(server.started.contains("(created;"), "{}", server.started);
     fails(&sb, &name, &["get", "old"]);
     server.stop();
 }
@@ -138,7 +138,7 @@ fn sigusr1_prints_stats_and_stats_counts_attached_processes() {
         ok(&sb, &name, &["put", "b", "2"]);
         server.child.signal(Signal::SIGUSR1).unwrap();
         let line = server
-            .stdout
+            .stderr
             .wait_for(|l| l.starts_with("stats: "), WAIT)
             .unwrap();
         assert!(

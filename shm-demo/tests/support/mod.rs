@@ -92,38 +92,46 @@ pub fn fails(sb: &Sandbox, name: &Name, args: &[&str]) -> String {
 pub struct Server {
     pub child: Supervised,
     pub stdout: Lines,
+    pub stderr: Lines,
+    /// Its readiness line on stdout: `ready: pid N shm /NAME`.
     pub ready: String,
+    /// Its details on stderr, written just before: `shm-demo server: pid N serves ... (created; ...)`.
+    pub started: String,
 }
 
 impl Server {
-    /// Start `shm-demo server` with `args` and wait for its "ready" line.
+    /// Start `shm-demo server` with `args` and wait for its readiness line.
     pub fn start(sb: &Sandbox, name: &Name, args: &[&str]) -> Server {
         let mut c = cmd(sb, name, &["server"]);
         c.args(args);
         let child = testkit::spawn(&mut c);
         let mut stdout = child.stdout_lines().expect("stdout is piped");
+        let mut stderr = child.stderr_lines().expect("stderr is piped");
         let ready = stdout
-            .wait_for(|l| l.contains("server: ready:"), WAIT)
+            .wait_for(|l| l.starts_with("ready: "), WAIT)
             .unwrap_or_else(|e| {
-                let err = child
-                    .stderr_lines()
-                    .and_then(|mut l| l.rest(WAIT).ok())
-                    .unwrap_or_default();
+                let err = stderr.rest(WAIT).unwrap_or_default();
                 panic!("server did not start: {e}\nstderr: {err:?}")
             });
+        // Written before the readiness line, so already there.
+        let started = stderr
+            .wait_for(|l| l.starts_with("shm-demo server: pid "), WAIT)
+            .unwrap();
         Server {
             child,
             stdout,
+            stderr,
             ready,
+            started,
         }
     }
 
-    /// SIGTERM; check it exits 0 and returns the rest of its stdout.
+    /// SIGTERM; check it exits 0 and returns the rest of its stderr (its status lines).
     pub fn stop(mut self) -> Vec<String> {
         self.child.signal(Signal::SIGTERM).unwrap();
         let status = self.child.wait_timeout(WAIT).unwrap();
         assert!(status.success(), "server: {status:?}");
-        self.stdout.rest(WAIT).unwrap()
+        self.stderr.rest(WAIT).unwrap()
     }
 
     /// SIGKILL: leave the object behind, as a crash would.
@@ -141,4 +149,27 @@ pub fn exists(sb: &Sandbox, name: &Name) -> bool {
     } else {
         name.shm_path().exists()
     }
+}
+
+/// Start `put --stop-in-critical-section KEY VALUE` and return once it is stopped inside the
+/// critical section (its line printed, then its stopped state seen), holding the mutex.
+pub fn stop_a_writer_inside(
+    sb: &Sandbox,
+    name: &Name,
+    key: &str,
+    value: &str,
+) -> common::child::Supervised {
+    let child = testkit::spawn(&mut cmd(
+        sb,
+        name,
+        &["put", "--stop-in-critical-section", key, value],
+    ));
+    let mut err = child.stderr_lines().unwrap();
+    err.wait_for(|l| l.contains("stopping inside the critical section"), WAIT)
+        .unwrap();
+    // The line comes just before raise(SIGSTOP); freeze waits until it has really stopped.
+    // Its guard would SIGCONT the pid on drop, after the test has killed and reaped it (and
+    // the pid may belong to someone else by then): forgotten on purpose.
+    std::mem::forget(testkit::freeze(child.pid()));
+    child
 }

@@ -1,0 +1,153 @@
+//! The server follows the daemon lifecycle every daemon of the workspace shares
+//! (common::lifecycle): the readiness line on stdout, a service manager's NOTIFY_SOCKET
+//! (READY=1, STOPPING=1), names removed at the start of a stop, and no write that can hold a
+//! stop up.
+
+mod support;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
+use std::process::Stdio;
+
+use common::testkit::{self, Sandbox};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::signal::Signal;
+use support::{Name, WAIT, cmd, exists, ok, stop_a_writer_inside};
+
+/// Receive one datagram from the server, as text.
+fn receive(manager: &UnixDatagram) -> String {
+    let mut buf = [0; 4096];
+    let n = manager
+        .recv(&mut buf)
+        .expect("a notification before the deadline");
+    String::from_utf8(buf[..n].to_vec()).expect("notifications are text")
+}
+
+/// A datagram socket in the sandbox, playing systemd for a `Type=notify` service.
+fn manager(sb: &Sandbox) -> (UnixDatagram, std::path::PathBuf) {
+    let path = sb.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    (socket, path)
+}
+
+fn pid_file(sb: &Sandbox, name: &Name) -> std::path::PathBuf {
+    let kind = if name.sysv { ".sysv" } else { "" };
+    sb.runtime_dir()
+        .join(format!("{}{kind}.pid", &name.name[1..]))
+}
+
+fn ready_then_stopping(sysv: bool) {
+    let sb = Sandbox::new();
+    let name = Name::new(sysv);
+    let (manager, socket) = manager(&sb);
+    let child = testkit::spawn(cmd(&sb, &name, &["server"]).env("NOTIFY_SOCKET", &socket));
+    let ready = receive(&manager);
+    // When READY=1 arrives, a client succeeds at once.
+    ok(&sb, &name, &["put", "k", "v"]);
+    let pid = child.pid();
+    let kind = if sysv { "sysv-shm" } else { "shm" };
+    assert_eq!(
+        ready.lines().collect::<Vec<_>>(),
+        [
+            "READY=1".to_owned(),
+            format!("MAINPID={pid}"),
+            format!("STATUS={kind} {}", name.name)
+        ]
+    );
+    // The same on stdout, for scripts; nothing else is on stdout.
+    let mut stdout = child.stdout_lines().unwrap();
+    let line = stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    assert_eq!(line, format!("ready: pid {pid} {kind} {}", name.name));
+
+    child.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(receive(&manager), "STOPPING=1\n");
+    // STOPPING=1 comes once the names are gone.
+    assert!(!exists(&sb, &name), "the database outlived STOPPING=1");
+    assert!(
+        !pid_file(&sb, &name).exists(),
+        "the pid file outlived STOPPING=1"
+    );
+    let status = child.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(stdout.rest(WAIT).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn a_service_manager_hears_ready_when_clients_can_work_and_stopping_on_sigterm() {
+    ready_then_stopping(false);
+}
+
+#[test]
+fn sysv_ready_and_stopping() {
+    ready_then_stopping(true);
+}
+
+/// A stop that must wait (the save needs the writers' mutex, held here by a frozen writer)
+/// and a second SIGTERM meanwhile, which exits at once: the names were removed first, so
+/// nothing is left.
+#[test]
+fn a_second_sigterm_during_a_long_stop_leaves_nothing() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let (manager, socket) = manager(&sb);
+    let snap = sb.join("db.snap");
+    let child = testkit::spawn(
+        cmd(&sb, &name, &["server", "--save", snap.to_str().unwrap()])
+            .env("NOTIFY_SOCKET", &socket),
+    );
+    assert!(receive(&manager).starts_with("READY=1\n"));
+    ok(&sb, &name, &["put", "k", "v"]);
+    let frozen = stop_a_writer_inside(&sb, &name, "k", "held");
+
+    child.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(receive(&manager), "STOPPING=1\n");
+    child.signal(Signal::SIGTERM).unwrap();
+    let status = child.wait_timeout(WAIT).unwrap();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(!exists(&sb, &name), "database left behind");
+    assert!(!pid_file(&sb, &name).exists(), "pid file left behind");
+    assert!(!snap.exists());
+    frozen.signal(Signal::SIGKILL).unwrap();
+    frozen.wait_timeout(WAIT).unwrap();
+}
+
+/// A pipe whose buffer is already full, its read end kept (and never read).
+fn full_pipe() -> (OwnedFd, OwnedFd) {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    // Non-blocking only while we fill it: the flag is the file's, which the server shares.
+    fcntl(&write, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+    let page = [b'x'; 4096];
+    while nix::unistd::write(write.as_fd(), &page).is_ok() {}
+    while nix::unistd::write(write.as_fd(), b"x").is_ok() {}
+    fcntl(&write, FcntlArg::F_SETFL(OFlag::empty())).unwrap();
+    (read, write)
+}
+
+/// Nobody drains the server's stderr: its status lines (start-up details, SIGUSR1 stats, the
+/// stop) are dropped rather than block it, so it gets ready, and a SIGTERM stops it.
+#[test]
+fn a_stderr_nobody_drains_never_holds_up_the_server() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let (_keep, full) = full_pipe();
+    // Not testkit::spawn, which pipes stderr (and drains it).
+    let child = common::child::Supervised::spawn(
+        "server",
+        cmd(&sb, &name, &["server"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(full)),
+        common::child::Options {
+            deadline: Some(WAIT),
+            own_group: true,
+        },
+    )
+    .unwrap();
+    let mut stdout = child.stdout_lines().unwrap();
+    stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    child.signal(Signal::SIGUSR1).unwrap();
+    child.signal(Signal::SIGTERM).unwrap();
+    let status = child.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!exists(&sb, &name));
+}
