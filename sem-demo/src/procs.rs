@@ -1,14 +1,16 @@
 //! The role processes that `counter`, `bridge` and `demo` start: each a real child running
-//! this same binary, with a deadline, in a process group of its own, and stopped (SIGTERM,
-//! then SIGKILL) when its handle is dropped.
+//! this same binary, with a deadline, in a process group of its own, stopped (SIGTERM, then
+//! SIGKILL) when its handle is dropped, and sent SIGTERM by the kernel if we die without
+//! dropping it (`kill -9`: `PR_SET_PDEATHSIG`, see `common::child::die_with_supervisor`).
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::child::{Options, Supervised, describe};
+use common::child::{Options, Supervised, describe, die_with_supervisor};
 use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
 
 /// How long a role may run: far more than it needs; reached only if something hangs.
 pub const DEADLINE: Duration = Duration::from_secs(600);
@@ -21,6 +23,9 @@ pub fn start(label: &str, args: &[&str]) -> Result<Supervised> {
     let exe = std::env::current_exe().ctx("current_exe", "")?;
     let mut cmd = Command::new(exe);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
+    // Killed with -9, we run no destructor and our watchdog thread dies with us: without
+    // this, sixteen updaters of `counter --iters 10000000` would go on for minutes, orphans.
+    die_with_supervisor(&mut cmd, Signal::SIGTERM);
     // A group of its own: a Ctrl-C at the terminal reaches only us, and we stop the roles in
     // order as their handles drop (after which our guards remove the objects).
     let opts = Options {

@@ -275,3 +275,51 @@ fn leftovers_of_a_killed_counter_are_removed_on_the_next_start() {
     );
     assert!(!db.exists() && !std::path::Path::new(&sem).exists());
 }
+
+/// `counter` killed with -9 (no destructor runs, its watchdog thread dies with it): its
+/// updaters die too instead of going on for minutes as orphans.
+#[test]
+fn updaters_do_not_outlive_a_killed_counter() {
+    let sb = Sandbox::new();
+    let counter = testkit::spawn(&mut cmd(
+        &sb,
+        &["-v", "counter", "--procs", "3", "--iters", "10000000"],
+    ));
+    let mut err = counter.stderr_lines().expect("stderr is piped");
+    let mut pids = std::collections::BTreeSet::new();
+    while pids.len() < 3 {
+        let line = err
+            .wait_for(|l| l.contains(" update] sem_open("), support::WAIT)
+            .expect("each updater narrates its sem_open");
+        let pid: i32 = line["[pid ".len()..]
+            .split(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("[pid N update]");
+        pids.insert(pid);
+    }
+    counter
+        .signal(nix::sys::signal::Signal::SIGKILL)
+        .expect("kill -9 counter");
+    let give_up = std::time::Instant::now() + support::WAIT;
+    for &pid in &pids {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        while !testkit::not_running(pid) {
+            if std::time::Instant::now() > give_up {
+                // Not left behind to burn the CPU for minutes after the test failed.
+                for &p in &pids {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                panic!("updater {pid} outlived counter");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // What kill -9 left (the semaphore, the database) goes with the next start.
+    drop(counter);
+    let out = run_long(&sb, &["counter", "--procs", "1", "--iters", "1"]);
+    assert!(out.status.success(), "{out:?}");
+}
