@@ -76,12 +76,15 @@ pub enum Command {
         key: OsString,
     },
     /// Delete KEY; exit 1 if it was not stored.
+    #[command(after_help = "Example:\n  shm-demo del greeting || echo \"greeting was not stored\"")]
     Del {
         #[command(flatten)]
         db: DbArgs,
         key: OsString,
     },
     /// The stored keys, one per line, sorted (control bytes shown as \xNN).
+    #[command(after_help = "Examples:\n  shm-demo list | wc -l\n  \
+                            shm-demo list --values --name /ipc-demo-db")]
     List {
         #[command(flatten)]
         db: DbArgs,
@@ -90,6 +93,8 @@ pub enum Command {
         values: bool,
     },
     /// Records used, generation, server pid, attached processes.
+    #[command(after_help = "Examples:\n  shm-demo stats\n  \
+                            shm-demo stats --sysv | grep attached   # shm_nattch from IPC_STAT")]
     Stats {
         #[command(flatten)]
         db: DbArgs,
@@ -106,16 +111,22 @@ pub enum Command {
         count: Option<u64>,
     },
     /// Remove the database: a live server is asked to stop (SIGTERM); a leftover is removed.
+    #[command(after_help = "Examples:\n  shm-demo destroy\n  \
+                            shm-demo destroy --sysv --name /ipc-demo-db   # IPC_RMID and the key file")]
     Destroy {
         #[command(flatten)]
         db: DbArgs,
     },
     /// One of the demo's writer processes: rounds of puts to its own keys for a while.
-    #[command(after_help = "Prints `done: rounds R puts P` when its time is up.")]
+    #[command(
+        after_help = "Prints `done: rounds R puts P` when its time is up.\n\nExample:\n  \
+                      shm-demo writer --id 0 --keys 32 --duration-ms 2000"
+    )]
     Writer(WriterArgs),
     /// One of the demo's reader processes: gets of random keys, each value's checksum checked.
     #[command(
-        after_help = "Prints `done: gets G found F checksum failures C` when its time is up."
+        after_help = "Prints `done: gets G found F checksum failures C` when its time is up.\n\n\
+                      Example:\n  shm-demo reader --writers 4 --keys 32 --duration-ms 2000"
     )]
     Reader(ReaderArgs),
     /// Play the scenario: server, writers, readers, a writer killed holding the mutex,
