@@ -17,6 +17,8 @@
 //! - [`pidfile`]: a locked pid file, so a daemon tells a live rival from a dead one's leftovers.
 //! - [`child`]: child processes that cannot outlive their supervisor or hang it.
 //! - [`deadline`]: the `poll` timeout that ends a wait at its deadline, not just before.
+//! - [`generate`]: `--generate man|complete-bash|complete-zsh|complete-fish`, the man page and
+//!   shell completions rendered from a binary's clap definition (what `make install` installs).
 //! - `testkit` (feature `test-support`): unique temp dirs and deadline-bounded runs for
 //!   integration tests.
 //!
@@ -27,6 +29,7 @@ pub mod child;
 pub mod cleanup;
 pub mod deadline;
 pub mod error;
+pub mod generate;
 pub mod lifecycle;
 pub mod names;
 pub mod narrate;
