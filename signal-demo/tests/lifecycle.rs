@@ -5,6 +5,7 @@
 mod support;
 
 use std::os::unix::net::UnixDatagram;
+use std::process::Command;
 
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
@@ -19,22 +20,29 @@ fn receive(manager: &UnixDatagram) -> String {
     String::from_utf8(buf[..n].to_vec()).expect("notifications are text")
 }
 
-/// The test plays systemd for a `Type=notify` service: it binds the datagram socket, hands its
-/// path over in NOTIFY_SOCKET, and checks what arrives and when.
-#[test]
-fn a_service_manager_hears_ready_once_signals_are_read_and_stopping_on_sigterm() {
-    let sb = Sandbox::new();
+/// `signal-demo daemon --config cfg.toml EXTRA...` in `sb`, with a config that does not tick
+/// during the test.
+fn daemon(sb: &Sandbox, extra: &[&str]) -> Command {
     std::fs::write(
         sb.join("cfg.toml"),
         "message = \"hi\"\ninterval_ms = 3600000\n",
     )
     .unwrap();
+    let mut cmd = sb.command(BIN);
+    cmd.args(["daemon", "--config", "cfg.toml"]).args(extra);
+    cmd
+}
+
+/// The test plays systemd for a `Type=notify` service: it binds the datagram socket, hands its
+/// path over in NOTIFY_SOCKET, and checks what arrives and when.
+#[test]
+fn a_service_manager_hears_ready_once_signals_are_read_and_stopping_on_sigterm() {
+    let sb = Sandbox::new();
     let socket = sb.join("notify.sock");
     let manager = UnixDatagram::bind(&socket).unwrap();
     manager.set_read_timeout(Some(WAIT)).unwrap();
-    let mut cmd = sb.command(BIN);
-    cmd.args(["daemon", "--config", "cfg.toml", "--pid-file", "d.pid"])
-        .env("NOTIFY_SOCKET", &socket);
+    let mut cmd = daemon(&sb, &["--pid-file", "d.pid"]);
+    cmd.env("NOTIFY_SOCKET", &socket);
     let child = testkit::spawn(&mut cmd);
     let pid = child.pid();
 
@@ -68,14 +76,7 @@ fn a_service_manager_hears_ready_once_signals_are_read_and_stopping_on_sigterm()
 #[test]
 fn without_a_pid_file_the_ready_line_names_the_config() {
     let sb = Sandbox::new();
-    std::fs::write(
-        sb.join("cfg.toml"),
-        "message = \"hi\"\ninterval_ms = 3600000\n",
-    )
-    .unwrap();
-    let mut cmd = sb.command(BIN);
-    cmd.args(["daemon", "--config", "cfg.toml"]);
-    let child = testkit::spawn(&mut cmd);
+    let child = testkit::spawn(&mut daemon(&sb, &[]));
     let mut out = child.stdout_lines().unwrap();
     assert_eq!(
         out.wait_for(|l| !l.is_empty(), WAIT).unwrap(),
@@ -90,14 +91,8 @@ fn without_a_pid_file_the_ready_line_names_the_config() {
 #[test]
 fn an_unreachable_notify_socket_is_an_error_at_start() {
     let sb = Sandbox::new();
-    std::fs::write(
-        sb.join("cfg.toml"),
-        "message = \"hi\"\ninterval_ms = 3600000\n",
-    )
-    .unwrap();
-    let mut cmd = sb.command(BIN);
-    cmd.args(["daemon", "--config", "cfg.toml", "--pid-file", "d.pid"])
-        .env("NOTIFY_SOCKET", sb.join("nobody.sock"));
+    let mut cmd = daemon(&sb, &["--pid-file", "d.pid"]);
+    cmd.env("NOTIFY_SOCKET", sb.join("nobody.sock"));
     let out = testkit::run(&mut cmd, b"");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = testkit::stderr(&out);
