@@ -251,9 +251,20 @@ fn open_or_adopt(target: &Target, geo: Geometry, fresh: bool) -> Result<(Db, Str
             segment::remove(target)?;
             continue;
         }
-        // The mutex must check out too: lock (repairing a dead writer's record) and unlock.
-        drop(db.lock()?);
+        // The mutex must check out too: lock it (repairing a dead writer's record). Then,
+        // still holding it, look at the creator again and only then claim the database: two
+        // servers started at once on one leftover (from different runtime dirs, so their pid
+        // files never meet) both saw a dead creator above; under the mutex the first claims
+        // it and the second finds the first alive, instead of both serving (and both
+        // removing) one object.
+        let writer = db.lock()?;
+        if let (pid, true) = db.creator() {
+            return Err(Error::msg(format!(
+                "{label}: its server (pid {pid}) is still running; refusing to take it over"
+            )));
+        }
         db.claim();
+        drop(writer);
         let s = db.stats();
         let mut how = format!(
             "adopted the database left by dead server pid {pid}: {} records",

@@ -211,3 +211,64 @@ fn destroy_stops_a_live_server_or_removes_a_leftover() {
     );
     assert!(!exists(&sb, &name));
 }
+
+/// The system call `pid` is blocked in (the first field of `/proc/PID/syscall`), if any.
+fn blocked_in(pid: nix::unistd::Pid) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Two servers started at once on one leftover, from two runtime dirs (so no pid file stops
+/// the second): both find its creator dead, both wait for the writers' mutex (held by a
+/// writer frozen in its critical section); when that writer is killed, the first to lock
+/// adopts the database, and the second, looking again under the mutex, refuses.
+#[test]
+fn two_servers_adopting_one_leftover_at_once_only_one_wins() {
+    let (sb, other) = (Sandbox::new(), Sandbox::new());
+    let name = Name::new(false);
+    let server = Server::start(&sb, &name, &[]);
+    ok(&sb, &name, &["put", "k", "v"]);
+    let frozen = support::stop_a_writer_inside(&sb, &name, "k", "never");
+    server.kill();
+
+    let a = testkit::spawn(&mut support::cmd(&sb, &name, &["server"]));
+    let b = testkit::spawn(&mut support::cmd(&other, &name, &["server"]));
+    let give_up = std::time::Instant::now() + WAIT;
+    while [a.pid(), b.pid()]
+        .iter()
+        .any(|&pid| blocked_in(pid) != Some(libc::SYS_futex))
+    {
+        assert!(std::time::Instant::now() < give_up, "not both in the lock");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    frozen.signal(Signal::SIGKILL).unwrap();
+    frozen.wait_timeout(WAIT).unwrap();
+
+    // The loser exits 1; the winner serves until we stop it.
+    let (winner, loser) = loop {
+        if a.try_wait().unwrap().is_some() {
+            break (b, a);
+        }
+        if b.try_wait().unwrap().is_some() {
+            break (a, b);
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "neither server refused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let status = loser.wait_timeout(WAIT).unwrap();
+    let err = loser.stderr_lines().unwrap().rest(WAIT).unwrap().join("\n");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is still running; refusing to take it over"),
+        "{err}"
+    );
+    let mut out = winner.stdout_lines().unwrap();
+    out.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    assert_eq!(ok(&sb, &name, &["get", "k"]), "v");
+    winner.signal(Signal::SIGTERM).unwrap();
+    assert!(winner.wait_timeout(WAIT).unwrap().success());
+    assert!(!exists(&sb, &name));
+}
