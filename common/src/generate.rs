@@ -123,8 +123,28 @@ pub fn write(mut cmd: Command, kind: Kind, out: &mut dyn Write) -> io::Result<()
     let name = cmd.get_name().to_owned();
     // Into a buffer: clap_complete panics if a write to `out` fails.
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    clap_complete::generate(shell, &mut cmd, name.as_str(), &mut script);
+    if shell == Shell::Bash {
+        let fixed = fix_bash_states(&String::from_utf8_lossy(&script), &name);
+        return out.write_all(fixed.as_bytes());
+    }
     out.write_all(&script)
+}
+
+/// Works around clap_complete's bash bug for a program whose name has a hyphen (clap issue
+/// #6421, open as of clap_complete 4.6): its loop over the words names the state of
+/// `pipe-demo grep` `pipe__demo__subcmd__grep`, but the `case` arm that completes grep's
+/// options is labelled `pipe__subcmd__demo__subcmd__grep`, so no arm matches and nothing after
+/// a subcommand completes. The arms are relabelled the way the loop spells them. Once clap
+/// spells them alike, the wrong label no longer occurs and this changes nothing.
+fn fix_bash_states(script: &str, name: &str) -> String {
+    const SEP: &str = "__subcmd__";
+    if !name.contains('-') {
+        return script.to_owned();
+    }
+    let wrong = format!("{}{SEP}", name.replace('-', SEP));
+    let right = format!("{}{SEP}", name.replace('-', "__"));
+    script.replace(&wrong, &right)
 }
 
 impl Kind {
@@ -331,6 +351,12 @@ mod tests {
             #[arg(short = 'c', long, help_heading = "Output control")]
             count: bool,
         },
+        /// Serve datagrams (a hyphen in a subcommand's name, as socket-demo has).
+        DgramServer {
+            /// The socket's path.
+            #[arg(long)]
+            path: Option<String>,
+        },
         /// Hidden plumbing.
         #[command(hide = true)]
         Worker,
@@ -395,69 +421,154 @@ mod tests {
     }
 
     #[test]
-    fn man_page_renders_with_groff_without_warnings() {
-        let page = render(Kind::Man);
-        let Some(rendered) = run_filter("groff", &["-man", "-Tutf8", "-ww", "-z"], &page) else {
-            eprintln!("groff is not installed: rendering not checked");
-            return;
-        };
+    fn man_page_renders_and_completions_complete() {
+        let words = ["demo", "serve", "srv", "--port", "dgram-server"];
+        check::man_page(&render(Kind::Man), &words);
+        // `demo-x se<TAB>` offers serve, `demo-x serve --p<TAB>` --port: completion goes on
+        // past a subcommand (see `fix_bash_states`).
+        let bash = render(Kind::CompleteBash);
+        assert_eq!(check::bash_complete(&bash, "demo-x", &["se"]), ["serve"]);
+        assert_eq!(
+            check::bash_complete(&bash, "demo-x", &["serve", "--p"]),
+            ["--port"]
+        );
+        assert_eq!(
+            check::bash_complete(&bash, "demo-x", &["dgram-server", "--pa"]),
+            ["--path"]
+        );
+        for kind in [Kind::CompleteBash, Kind::CompleteZsh, Kind::CompleteFish] {
+            check::completion(kind, &render(kind), "demo-x", &words);
+        }
+    }
+}
+
+/// Checks of a binary's `--generate` output, for its integration tests (feature
+/// `test-support`): what a user of the installed files would notice.
+#[cfg(any(test, feature = "test-support"))]
+pub mod check {
+    use std::ffi::OsStr;
+    use std::process::{Command, Output};
+    use std::time::Duration;
+
+    use super::Kind;
+
+    /// Generous: a check that reaches it has hung, on a machine busy with other tests.
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    /// Run the real binary with `--generate KIND` for every kind, and check each output with
+    /// [`man_page`] and [`completion`]. `words` are what the first argument can be: the
+    /// subcommands, or the options of a binary without any.
+    pub fn binary(bin: impl AsRef<OsStr>, words: &[&str]) {
+        let bin = bin.as_ref();
+        let name = std::path::Path::new(bin)
+            .file_name()
+            .and_then(OsStr::to_str)
+            .expect("the binary's path ends in a UTF-8 name");
+        for kind in <Kind as clap::ValueEnum>::value_variants() {
+            let out = run(Command::new(bin).args(["--generate", kind.name()]), "")
+                .unwrap_or_else(|| panic!("{name} is missing"));
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{name} --generate {}: {out:?}",
+                kind.name()
+            );
+            let text = String::from_utf8(out.stdout).expect("the output is UTF-8");
+            match kind {
+                Kind::Man => man_page(&text, words),
+                _ => completion(*kind, &text, name, words),
+            }
+        }
+        // The first word, completed from its first letters, as an interactive bash would.
+        let bash = run(Command::new(bin).args(["--generate", "complete-bash"]), "")
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        let word = words[0];
+        let partial = &word[..word.len() - 1];
+        let offered = bash_complete(&bash, name, &[partial]);
         assert!(
-            rendered.status.success() && rendered.stderr.is_empty(),
-            "{rendered:?}"
+            offered.iter().any(|w| w == word),
+            "{name} {partial}<TAB> offers {offered:?}"
         );
     }
 
-    #[test]
-    fn bash_completion_parses_and_completes_subcommands() {
-        let script = render(Kind::CompleteBash);
-        for word in ["demo", "serve", "srv", "--port", "--trace"] {
+    /// The page names every one of `words`, and groff (if installed) renders it without a
+    /// warning.
+    pub fn man_page(page: &str, words: &[&str]) {
+        assert!(page.contains("\n.TH "), "no .TH in:\n{page}");
+        for word in words {
+            // Roff spells a hyphen-minus `\-`.
+            let roff = word.replace('-', "\\-");
+            assert!(page.contains(&roff), "no {roff} in:\n{page}");
+        }
+        let groff = run(
+            Command::new("groff").args(["-man", "-Tutf8", "-ww", "-z"]),
+            page,
+        );
+        match groff {
+            Some(out) => assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "groff: {out:?}"
+            ),
+            None => eprintln!("groff is not installed: the page's rendering is not checked"),
+        }
+    }
+
+    /// A completion script for `kind` names the program and every one of `words` (fish spells
+    /// `--port` as `-l port`); bash accepts the script (`bash -n`).
+    pub fn completion(kind: Kind, script: &str, name: &str, words: &[&str]) {
+        let header = match kind {
+            Kind::CompleteBash => format!(" {name}\n"),
+            Kind::CompleteZsh => format!("#compdef {name}\n"),
+            Kind::CompleteFish => format!("complete -c {name} "),
+            Kind::Man => panic!("a man page is not a completion script"),
+        };
+        assert!(script.contains(&header), "no {header:?} in:\n{script}");
+        for word in words {
+            let word = word.trim_start_matches('-');
             assert!(script.contains(word), "no {word} in:\n{script}");
         }
-        // It parses (bash -n); sourced, it registers itself for the program, and completing
-        // `demo-x se<TAB>` offers `serve`, as an interactive bash would.
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("demo-x");
-        std::fs::write(&file, &script).unwrap();
-        let complete = r#"bash -n "$1" && source "$1" && spec=$(complete -p demo-x) &&
-            echo "$spec" && function=${spec##*-F } && function=${function%% *} &&
-            COMP_WORDS=(demo-x se) COMP_CWORD=1 COMP_LINE='demo-x se' COMP_POINT=9 &&
-            "$function" demo-x se demo-x && printf 'reply: %s\n' "${COMPREPLY[@]}""#;
-        let out = run_filter(
-            "bash",
-            &["-c", complete, "bash", file.to_str().unwrap()],
+        if kind == Kind::CompleteBash {
+            let out = run(Command::new("bash").args(["-n"]), script).expect("bash is installed");
+            assert!(out.status.success(), "bash -n: {out:?}");
+        }
+    }
+
+    /// What bash offers for `name WORDS…<TAB>` (the last word being completed) with `script`
+    /// loaded, found through the function `complete -p name` names, as bash itself does.
+    pub fn bash_complete(script: &str, name: &str, words: &[&str]) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = dir.path().join(name);
+        std::fs::write(&file, script).expect("write the script");
+        let line = std::iter::once(name)
+            .chain(words.iter().copied())
+            .collect::<Vec<_>>();
+        let complete = r#"source "$1" && spec=$(complete -p "$2") && function=${spec##*-F } &&
+            function=${function%% *} && shift && COMP_WORDS=("$@") COMP_CWORD=$(($# - 1)) &&
+            COMP_LINE="$*" COMP_POINT=${#COMP_LINE} &&
+            "$function" "$1" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}" &&
+            printf '%s\n' "${COMPREPLY[@]}""#;
+        let out = run(
+            Command::new("bash")
+                .args(["-c", complete, "bash"])
+                .arg(&file)
+                .args(&line),
             "",
         )
         .expect("bash is installed");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{out:?}");
-        assert!(stdout.contains(" demo-x\n"), "{stdout}");
-        assert!(stdout.contains("reply: serve\n"), "{stdout}");
+        assert!(out.status.success(), "bash completion of {line:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
-    #[test]
-    fn zsh_and_fish_completions_name_the_program_and_its_subcommands() {
-        let zsh = render(Kind::CompleteZsh);
-        assert!(zsh.starts_with("#compdef demo-x"), "{zsh}");
-        let fish = render(Kind::CompleteFish);
-        assert!(fish.contains("complete -c demo-x"), "{fish}");
-        for script in [&zsh, &fish] {
-            for word in ["demo", "serve", "port", "trace"] {
-                assert!(script.contains(word), "no {word} in:\n{script}");
-            }
-        }
-    }
-
-    /// Generous: a test that reaches it has hung, on a machine busy with other tests.
-    const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
-
-    /// Run `program args` with `input` on stdin, within a deadline; `None` if the program is
-    /// not installed.
-    fn run_filter(program: &str, args: &[&str], input: &str) -> Option<std::process::Output> {
-        let mut cmd = std::process::Command::new(program);
-        cmd.args(args);
-        match crate::child::run(program, &mut cmd, input.as_bytes(), DEADLINE) {
+    /// Run `cmd` with `input` on stdin, within the deadline; `None` if the program is not
+    /// installed.
+    fn run(cmd: &mut Command, input: &str) -> Option<Output> {
+        let label = format!("{:?}", cmd.get_program());
+        match crate::child::run(&label, cmd, input.as_bytes(), DEADLINE) {
             Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => None,
-            other => Some(other.unwrap()),
+            other => Some(other.unwrap_or_else(|e| panic!("{e}"))),
         }
     }
 }
