@@ -8,8 +8,9 @@
 //! 2. fork + execve(signal-demo daemon), stdout on a pipe; wait for its first ticks
 //! 3. rename(cfg.new, cfg); kill(daemon, SIGHUP)      reload, atomically replaced
 //! 4. rename(bad cfg); kill(SIGHUP)                   refused; the old config kept
-//! 5. kill(SIGUSR2) x100; kill(SIGUSR1)               a burst: counted after coalescing
-//! 6. sigqueue(SIGRTMIN, 1..=100)                     queued: all 100, in order, with values
+//! 5. kill(SIGSTOP); waitid(WSTOPPED|WNOWAIT)         the daemon stopped: it reads nothing
+//!    kill(SIGUSR2) x100; kill(SIGCONT); kill(SIGUSR1)  100 sent, exactly 1 arrives
+//! 6. kill(SIGSTOP); sigqueue(SIGRTMIN, 1..=100); kill(SIGCONT)   all 100 queued, in order
 //! 7. kill(SIGTERM); waitpid                          graceful stop: exit 0, pid file gone
 //! ```
 //!
@@ -25,13 +26,18 @@
 //! - **A Ctrl-C meant for the demo** would reach the daemon too if it shared our process
 //!   group, and the demo's own SIGTERM would then be its second stop signal (exit without
 //!   finishing the tick). The daemon runs in a group of its own.
-//! - **How many SIGUSR2 arrive depends on scheduling** (any count from 1 to 100): the demo
-//!   shows the count rather than assuming one; the tests freeze the daemon to make it exactly 1.
+//! - **How many SIGUSR2 of a burst arrive depends on scheduling** when the receiver runs: it may
+//!   read some before the rest are sent (any count from 1 to 100). The demo stops the daemon
+//!   while it sends, so that every signal of the burst is pending at once and the count shows
+//!   the kernel's rule, not the scheduler's luck: exactly 1.
 
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::Pid;
 
 use crate::cli::DemoArgs;
 use crate::config;
@@ -164,29 +170,35 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
     }
     say!("step 4: wrote an invalid config, sent SIGHUP: \"{failed}\"; ticks go on: \"{tick}\"")?;
 
-    // Step 5: a burst of standard signals. Each kill() only sets SIGUSR2 pending; while it is
-    // pending, further ones are merged into it.
+    // Step 5: a burst of standard signals, sent while the daemon is stopped, so that it cannot
+    // read one of them before the last is sent. Each kill() only sets SIGUSR2 pending; while it
+    // is pending, further ones are merged into it: 100 sent, exactly 1 arrives.
+    let stopped = Stopped::new(daemon.pid())?;
     for _ in 0..BURST {
         signals::kill(daemon.pid(), Sig::std(Signal::SIGUSR2))?;
     }
+    drop(stopped);
     signals::kill(daemon.pid(), Sig::std(Signal::SIGUSR1))?;
     let status = w.wait("status", |l| l.starts_with("status: "))?;
     let usr2 = count_in(&status, "USR2")?;
-    if !(1..=u64::from(BURST)).contains(&usr2) {
+    if usr2 != 1 {
         return Err(Error::Check(format!(
-            "{usr2} SIGUSR2 counted; expected 1..={BURST}"
+            "{usr2} SIGUSR2 counted; 100 sent to a stopped process coalesce into 1"
         )));
     }
     say!(
-        "step 5: sent {BURST} SIGUSR2 in a burst, then SIGUSR1; {usr2}/{BURST} arrived \
-         (standard signals coalesce while pending)"
+        "step 5: stopped the daemon (SIGSTOP), sent {BURST} SIGUSR2, continued it (SIGCONT), \
+         then SIGUSR1; {usr2}/{BURST} arrived (standard signals coalesce while pending)"
     )?;
 
-    // Step 6: a burst of realtime signals with values 1..=100: each sigqueue() queues one.
+    // Step 6: a burst of realtime signals with values 1..=100, sent while the daemon is
+    // stopped too: each sigqueue() queues one, and all 100 wait, in order, with their values.
     let rt = Sig::rtmin();
+    let stopped = Stopped::new(daemon.pid())?;
     for value in 1..=BURST {
         signals::sigqueue(daemon.pid(), rt, value as i32)?;
     }
+    drop(stopped);
     signals::kill(daemon.pid(), Sig::std(Signal::SIGUSR1))?;
     let mut values = Vec::new();
     let status = w.wait("status after the realtime burst", |l| {
@@ -205,8 +217,9 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
     }
     let rtmin = count_in(&status, "RTMIN")?;
     say!(
-        "step 6: sent {BURST} SIGRTMIN (={}) with sigqueue, values 1..={BURST}, then SIGUSR1; \
-         {rtmin}/{BURST} arrived, in order (realtime signals queue)",
+        "step 6: stopped the daemon, sent {BURST} SIGRTMIN (={}) with sigqueue, values \
+         1..={BURST}, continued it, then SIGUSR1; {rtmin}/{BURST} arrived, in order (realtime \
+         signals queue)",
         rt.raw()
     )?;
     say!("   {status}")?;
@@ -237,6 +250,43 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
 }
 
 /// The daemon's output, waited on line by line, giving up on Ctrl-C or after [`STEP`].
+/// The daemon stopped with SIGSTOP until dropped (SIGCONT). A stopped process runs no code, so
+/// it reads no signal: every signal of a burst sent now is pending at once, and what arrives
+/// shows how the kernel keeps pending signals, whatever the scheduler would have done.
+struct Stopped {
+    pid: Pid,
+}
+
+impl Stopped {
+    /// Stop `pid` (our child) and return once it *is* stopped: kill(2) returns before the
+    /// target stops, waitid(WSTOPPED) once it has. WNOWAIT leaves the state unconsumed, and
+    /// the supervisor's own waits never ask for stops.
+    fn new(pid: Pid) -> Result<Self> {
+        signals::kill(pid, Sig::std(Signal::SIGSTOP))?;
+        // From here on, a drop continues it, on every way out (an error, Ctrl-C).
+        let stopped = Stopped { pid };
+        let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+        loop {
+            match waitid(Id::Pid(pid), flags) {
+                Ok(WaitStatus::Stopped(..)) => break,
+                Ok(other) => {
+                    return Err(Error::Check(format!("daemon did not stop: {other:?}")));
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("waitid", pid, e)),
+            }
+        }
+        common::trace!("waitid({pid}, WSTOPPED|WNOWAIT) -> stopped");
+        Ok(stopped)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = signals::kill(self.pid, Sig::std(Signal::SIGCONT));
+    }
+}
+
 struct Watch<'a> {
     lines: Lines,
     shutdown: &'a Shutdown,

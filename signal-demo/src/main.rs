@@ -2,8 +2,9 @@
 //!
 //! What it shows: a daemon that ticks on a timer, reloads its config on SIGHUP (keeping the
 //! old one if the new one is bad), stops gracefully on SIGTERM/SIGINT, reports on SIGUSR1, and
-//! receives realtime signals that carry a value; that 100 SIGUSR2 sent in a burst arrive as a
-//! few (standard signals coalesce) while 100 SIGRTMIN all arrive, in order (they queue).
+//! receives realtime signals that carry a value; that 100 SIGUSR2 sent while the daemon is
+//! stopped arrive as one (standard signals coalesce) while 100 SIGRTMIN all arrive, in order
+//! (they queue).
 //!
 //! How to run: `signal-demo` (= `signal-demo demo`) plays the whole scenario with a daemon
 //! child and checks it. By hand: `signal-demo daemon --config cfg.toml --pid-file d.pid` in

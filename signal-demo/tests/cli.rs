@@ -231,6 +231,8 @@ fn default_run_plays_the_whole_scenario_and_says_ok() {
     let last = stdout.lines().last().unwrap();
     assert!(last.starts_with("ok: "), "{last}");
     assert!(last.contains("SIGRTMIN 100/100 in order"), "{last}");
+    // Sent while the daemon was stopped: exactly one, every run.
+    assert!(last.contains("SIGUSR2 1/100 arrived (coalesced)"), "{last}");
     // Nothing left in the runtime dir: config file removed by the demo, pid file by the daemon.
     let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
         .unwrap()
@@ -274,8 +276,10 @@ fn default_run_with_trace_says_ok_and_narrates_both_processes() {
         100,
         "{trace}"
     );
-    // 100 SIGUSR2, two SIGUSR1, two SIGHUP, one SIGTERM.
-    assert_eq!(count(" demo] kill("), 105, "{trace}");
+    // 100 SIGUSR2, two SIGUSR1, two SIGHUP, one SIGTERM, and two SIGSTOP/SIGCONT pairs
+    // around the bursts.
+    assert_eq!(count(" demo] kill("), 109, "{trace}");
+    assert_eq!(count(" demo] waitid("), 2, "{trace}");
     assert!(count(" daemon] read(timerfd) -> ") >= 2, "{trace}");
 }
 
