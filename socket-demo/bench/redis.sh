@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # socket-demo server vs a real redis-server, side by side in one run, both on Unix sockets:
 #
-#   redis-benchmark -s SOCK -t ping,set,get -n 200000 -c 50        (one request per round trip)
-#   redis-benchmark -s SOCK -t ping,set,get -n 200000 -c 50 -P 16  (16 pipelined requests)
+#   redis-benchmark -s SOCK -t ping,set,get,incr,mset -n 200000 -c 50        (one request per round trip)
+#   redis-benchmark -s SOCK -t ping,set,get,incr,mset -n 200000 -c 50 -P 16  (16 pipelined requests)
 #
 # Prints requests/s for each line and the ratio socket-demo / redis-server (goal: >= 1.0).
 # Run from the repo root after `cargo build --release` (make bench does both). The binary is
 # ${CARGO_TARGET_DIR:-target}/release/socket-demo unless SOCKET_DEMO_BIN says otherwise;
-# REQUESTS and CLIENTS override -n and -c; SERVER_ARGS adds options to socket-demo server
+# REQUESTS, CLIENTS and TESTS override -n, -c and -t; SERVER_ARGS adds options to socket-demo server
 # (SERVER_ARGS='--busy-poll-us 0' measures it without polling before sleeping). Each line
 # is run several times, alternating between the two servers, and the best rps of each is
 # kept: on a small, busy machine a single run mostly measures the neighbours. ROUNDS (default 3) runs without pipelining;
@@ -22,6 +22,7 @@ set -euo pipefail
 BIN=${SOCKET_DEMO_BIN:-${CARGO_TARGET_DIR:-target}/release/socket-demo}
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
+TESTS=${TESTS:-ping,set,get,incr,mset}
 ROUNDS=${ROUNDS:-3}
 ROUNDS_PIPELINED=${ROUNDS_PIPELINED:-10}
 
@@ -78,12 +79,13 @@ wait_ready() {
 wait_ready "$ours_sock" socket-demo
 wait_ready "$redis_sock" redis-server
 
-# rps for each test, from redis-benchmark's CSV: "PING_INLINE","118343.20",...
+# rps for each test, from redis-benchmark's CSV: "PING_INLINE","118343.20",... (spaces in a
+# name, as in "MSET (10 keys)", become underscores).
 measure() {
     local sock=$1
     shift
-    "${client_cpu[@]}" redis-benchmark -s "$sock" -t ping,set,get -n "$REQUESTS" -c "$CLIENTS" --csv "$@" |
-        awk -F'"' 'NR > 1 && $2 != "" { print $2, $4 }'
+    "${client_cpu[@]}" redis-benchmark -s "$sock" -t "$TESTS" -n "$REQUESTS" -c "$CLIENTS" --csv "$@" |
+        awk -F'"' 'NR > 1 && $2 != "" { name = $2; gsub(/ /, "_", name); print name, $4 }'
 }
 
 # CPU time (user + system, in clock ticks) a process has used so far: a second measure that
@@ -101,9 +103,9 @@ best_of() {
          END { for (i = 1; i <= n; i++) print order[i], best[order[i]] }'
 }
 
-echo "redis-benchmark -t ping,set,get -n $REQUESTS -c $CLIENTS, Unix sockets, $(nproc) CPUs${server_cpu:+, servers and client pinned apart}${SERVER_ARGS:+, socket-demo server $SERVER_ARGS}"
+echo "redis-benchmark -t $TESTS -n $REQUESTS -c $CLIENTS, Unix sockets, $(nproc) CPUs${server_cpu:+, servers and client pinned apart}${SERVER_ARGS:+, socket-demo server $SERVER_ARGS}"
 echo "best of $ROUNDS runs without pipelining, of $ROUNDS_PIPELINED with -P 16"
-printf '%-12s %9s %16s %16s %7s\n' test pipeline socket-demo redis-server ratio
+printf '%-16s %9s %16s %16s %7s\n' test pipeline socket-demo redis-server ratio
 worst=
 for pipeline in 1 16; do
     ours_all=
@@ -125,7 +127,7 @@ for pipeline in 1 16; do
     while read -r test rps; do
         other=$(awk -v t="$test" '$1 == t { print $2 }' <<<"$theirs")
         ratio=$(awk -v a="$rps" -v b="$other" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-        printf '%-12s %9s %16.0f %16.0f %7s\n' "$test" "$pipeline" "$rps" "$other" "$ratio"
+        printf '%-16s %9s %16.0f %16.0f %7s\n' "$test" "$pipeline" "$rps" "$other" "$ratio"
         if [[ -z $worst ]] || awk -v r="$ratio" -v w="$worst" 'BEGIN { exit !(r < w) }'; then
             worst=$ratio
         fi

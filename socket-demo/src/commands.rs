@@ -9,7 +9,7 @@
 //! [`COMMANDS`] lists every command with its arity (Redis's convention, counting the name:
 //! `2` is exactly two words, `-3` at least three), its usage line (for `client --help`) and
 //! the function that runs it. It is sorted by name, and a request's name is found by binary
-//! search after upper-casing it into a stack buffer: no allocation, and a handful of
+//! search after upper-casing it into a stack buffer: no allocation, and a handful of integer
 //! comparisons however many commands there are. A name not in the table gets
 //! `-ERR unknown command`, a wrong number of words `-ERR wrong number of arguments`, both
 //! before anything runs.
@@ -154,6 +154,8 @@ enum Kind {
 pub struct Command {
     /// The name, in capitals.
     pub name: &'static str,
+    /// The name as a number, for [`lookup`] (see [`name_key`]).
+    key: u128,
     /// Words including the name: N exactly, -N at least N.
     arity: i32,
     /// The arguments, for `client --help`.
@@ -187,6 +189,7 @@ const fn data(
 ) -> Command {
     Command {
         name,
+        key: name_key(name.as_bytes()),
         arity,
         usage,
         kind: Kind::Data,
@@ -283,17 +286,32 @@ pub const COMMANDS: &[Command] = &[
 /// bounded by the parser; this bounds what many of them can add up to in one key.
 const MAX_VALUE: usize = protocol::MAX_REPLY_BULK;
 
+/// A name of up to 16 bytes as a number that sorts as the name does: its bytes, big-endian,
+/// padded with zeros. Comparing two of them is one integer comparison, where comparing the
+/// names would call `memcmp`; the binary search in [`lookup`] makes several per request.
+const fn name_key(name: &[u8]) -> u128 {
+    let mut bytes = [0u8; 16];
+    let mut i = 0;
+    while i < name.len() {
+        bytes[i] = name[i];
+        i += 1;
+    }
+    u128::from_be_bytes(bytes)
+}
+
 /// The command named `name`, whatever its case.
 pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    if name.len() > 16 {
+        return None;
+    }
     let mut upper = [0u8; 16];
-    let upper = upper.get_mut(..name.len())?;
     for (u, &b) in upper.iter_mut().zip(name) {
         *u = b.to_ascii_uppercase();
     }
-    COMMANDS
-        .binary_search_by(|c| c.name.as_bytes().cmp(upper))
-        .ok()
-        .map(|i| &COMMANDS[i])
+    let key = u128::from_be_bytes(upper);
+    let found = &COMMANDS[COMMANDS.binary_search_by_key(&key, |c| c.key).ok()?];
+    // The padding cannot tell "GET" from "GET\0": the lengths can.
+    (found.name.len() == name.len()).then_some(found)
 }
 
 /// The list of commands for `client --help`.
@@ -1145,6 +1163,8 @@ mod tests {
             );
         }
         assert!(lookup(b"NOSUCHCOMMAND").is_none());
+        assert!(lookup(b"GET\0").is_none());
+        assert!(lookup(b"").is_none());
         assert!(lookup(b"GETX").is_none());
         assert!(lookup(&[b'A'; 40]).is_none());
     }

@@ -74,7 +74,15 @@ impl Store {
     }
 
     /// Remove every key whose deadline has passed.
+    #[inline]
     pub fn expire_due(&mut self) {
+        if self.deadlines.is_empty() {
+            return;
+        }
+        self.expire_due_now();
+    }
+
+    fn expire_due_now(&mut self) {
         let Some(&(first, _)) = self.deadlines.first() else {
             return;
         };
