@@ -456,14 +456,16 @@ pub mod check {
     const DEADLINE: Duration = Duration::from_secs(60);
 
     /// Run the real binary with `--generate KIND` for every kind, and check each output with
-    /// [`man_page`] and [`completion`]. `words` are what the first argument can be: the
-    /// subcommands, or the options of a binary without any.
+    /// [`man_page`] and [`completion`]; then that bash completes each of `words` from all but
+    /// its last letter. `words` are what the first argument can be: the subcommands, or the
+    /// options of a binary without any.
     pub fn binary(bin: impl AsRef<OsStr>, words: &[&str]) {
         let bin = bin.as_ref();
         let name = std::path::Path::new(bin)
             .file_name()
             .and_then(OsStr::to_str)
             .expect("the binary's path ends in a UTF-8 name");
+        let mut bash = String::new();
         for kind in <Kind as clap::ValueEnum>::value_variants() {
             let out = run(Command::new(bin).args(["--generate", kind.name()]), "")
                 .unwrap_or_else(|| panic!("{name} is missing"));
@@ -477,18 +479,18 @@ pub mod check {
                 Kind::Man => man_page(&text, words),
                 _ => completion(*kind, &text, name, words),
             }
+            if *kind == Kind::CompleteBash {
+                bash = text;
+            }
         }
-        // The first word, completed from its first letters, as an interactive bash would.
-        let bash = run(Command::new(bin).args(["--generate", "complete-bash"]), "")
-            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-            .unwrap_or_default();
-        let word = words[0];
-        let partial = &word[..word.len() - 1];
-        let offered = bash_complete(&bash, name, &[partial]);
-        assert!(
-            offered.iter().any(|w| w == word),
-            "{name} {partial}<TAB> offers {offered:?}"
-        );
+        for word in words {
+            let partial = &word[..word.len() - 1];
+            let offered = bash_complete(&bash, name, &[partial]);
+            assert!(
+                offered.iter().any(|w| w == word),
+                "{name} {partial}<TAB> offers {offered:?}, not {word}"
+            );
+        }
     }
 
     /// The page names every one of `words`, and groff (if installed) renders it without a
