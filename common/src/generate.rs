@@ -50,7 +50,15 @@
 //! ```
 //!
 //! The flag is `exclusive`: it refuses company (`pipe-demo -v --generate man` is a usage
-//! error), so an output meant for a file is never mixed with a role's.
+//! error), so an output meant for a file is never mixed with a role's. Each binary's
+//! integration test runs `check::binary` (feature `test-support`) on the real binary: the page
+//! renders under `groff -ww`, and bash, fed the script, completes every subcommand.
+//!
+//! # Pitfall: clap_complete's bash script and hyphenated names
+//!
+//! For a program whose name has a hyphen (all of ours), clap_complete's bash script completes
+//! nothing after a subcommand (`pipe-demo grep --cou<TAB>`): its states are spelled two ways.
+//! [`write`] relabels them; see `fix_bash_states`.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
