@@ -58,7 +58,7 @@
 //!
 //! For a program whose name has a hyphen (all of ours), clap_complete's bash script completes
 //! nothing after a subcommand (`pipe-demo grep --cou<TAB>`): its states are spelled two ways.
-//! [`write`] relabels them; see `fix_bash_states`.
+//! [`write()`] relabels them; see `fix_bash_states`.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
