@@ -120,9 +120,37 @@ fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
     }
 }
 
+/// How often a wait for a worker looks at the shutdown flag.
+const INTERRUPT_CHECK: Duration = Duration::from_millis(100);
+
 /// The `done: ...` line of a worker, as numbers by name.
-fn done_line(child: &Supervised, mut out: Lines) -> Result<Vec<(String, u64)>> {
-    let line = out.wait_for(|l| l.starts_with("done:"), DEADLINE)?;
+///
+/// The workers run for `--duration-ms`, which may be minutes: the wait is cut into slices so
+/// that a Ctrl-C or SIGTERM ends it within one slice (the handles then stop the children),
+/// rather than when the workers are done.
+fn done_line(
+    child: &Supervised,
+    mut out: Lines,
+    shutdown: &Shutdown,
+) -> Result<Vec<(String, u64)>> {
+    let end = std::time::Instant::now() + DEADLINE;
+    let line = loop {
+        check_interrupt(shutdown)?;
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        match out.next_line(left.min(INTERRUPT_CHECK)) {
+            Ok(Some(line)) if line.starts_with("done:") => break line,
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(Error::msg(format!(
+                    "{} (pid {}) ended without its done: line",
+                    child.label(),
+                    child.pid()
+                )));
+            }
+            Err(e) if left.is_zero() => return Err(e),
+            Err(_) => {}
+        }
+    };
     let status = child.wait_timeout(DEADLINE)?;
     if !status.success() {
         return Err(Error::msg(format!(
@@ -287,14 +315,14 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     let mut puts = 0;
     for (w, out) in writers {
         check_interrupt(shutdown)?;
-        let pairs = done_line(&w, out)?;
+        let pairs = done_line(&w, out, shutdown)?;
         rounds.push(field(&pairs, "rounds"));
         puts += field(&pairs, "puts");
     }
     let (mut gets, mut failures) = (0, 0);
     for (r, out) in readers {
         check_interrupt(shutdown)?;
-        let pairs = match done_line(&r, out) {
+        let pairs = match done_line(&r, out, shutdown) {
             Ok(p) => p,
             Err(e) => return Ok(format!("FAILED: {e}")),
         };

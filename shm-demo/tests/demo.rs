@@ -116,3 +116,36 @@ fn a_demo_killed_with_sigkill_leaves_no_child_and_no_segment() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Ctrl-C while the workers still have minutes to run: the demo stops waiting for them at
+/// once, stops them, says it was interrupted, and leaves nothing behind.
+#[test]
+fn sigint_while_the_workers_run_stops_the_demo_at_once() {
+    let sb = Sandbox::new();
+    let demo = testkit::spawn(
+        sb.command(support::BIN)
+            .args(["demo", "--duration-ms", "600000"]),
+    );
+    let mut out = demo.stdout_lines().unwrap();
+    let first = out
+        .wait_for(|l| l.starts_with("1. server (pid "), support::WAIT)
+        .unwrap();
+    let name = first.rsplit(' ').next().unwrap().to_owned();
+    // Step 5 done: the demo now waits for the workers' results.
+    out.wait_for(|l| l.starts_with("5. "), support::WAIT)
+        .unwrap();
+    // Only the demo gets it (its children are in process groups of their own), as a Ctrl-C
+    // at the terminal would reach it.
+    nix::sys::signal::kill(demo.pid(), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = demo.wait_timeout(support::WAIT).unwrap();
+    let rest = out.rest(support::WAIT).unwrap();
+    assert_eq!(status.code(), Some(1), "{rest:?}");
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("FAILED: interrupted by SIGINT"),
+        "{rest:?}"
+    );
+    // The handles stopped every child before the demo exited.
+    assert_eq!(processes_with(&name), Vec::<i32>::new());
+    assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
+}
