@@ -198,6 +198,18 @@ fn redis_py_with_its_defaults() {
         "redis-py is not installed: pip install redis"
     );
     assert_eq!(testkit::stdout(&out), "ok\n", "{}", testkit::stderr(&out));
+    // The README's recipe, verbatim.
+    let recipe = "import redis,sys; r=redis.Redis(unix_socket_path=sys.argv[1]);\n\
+                  p=r.pipeline(); p.set(\"a\",1); p.incr(\"a\"); print(p.execute())";
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(recipe).arg(&server.sock);
+    let out = testkit::run(&mut cmd, b"");
+    assert_eq!(
+        testkit::stdout(&out),
+        "[True, 2]\n",
+        "{}",
+        testkit::stderr(&out)
+    );
 }
 
 #[test]
