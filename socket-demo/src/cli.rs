@@ -17,7 +17,7 @@ Examples:
   socket-demo pass-fd                          # SCM_RIGHTS between two processes";
 
 /// A key-value service over Unix stream, datagram and TCP sockets, speaking enough of the
-/// Redis protocol (RESP2) for redis-cli and redis-benchmark.
+/// Redis protocol for redis-cli, redis-benchmark and redis-py.
 #[derive(Parser, Debug)]
 #[command(name = "socket-demo", version, after_help = EXAMPLES)]
 pub struct Cli {

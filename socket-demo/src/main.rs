@@ -2,9 +2,11 @@
 //!
 //! Shows: the client-server model over sockets. A stream server (`socket`, `bind` with
 //! mode 0600, `listen`, `accept4`, non-blocking I/O under `epoll`) serves many clients at once,
-//! speaking RESP2 so `redis-cli`, `redis-benchmark` and `nc -U` work against it; the datagram
-//! style (`sendto`/`recvfrom`, replies to the client's own bound path); credentials
-//! (SO_PEERCRED, SCM_CREDENTIALS) and passing an open file descriptor (SCM_RIGHTS).
+//! speaking the Redis protocol (RESP2, and RESP3 after `HELLO 3`) so `redis-cli`,
+//! `redis-benchmark`, redis-py and `nc -U` work against it (`client --help` lists the
+//! commands); the datagram style (`sendto`/`recvfrom`, replies to the client's own bound
+//! path); credentials (SO_PEERCRED, SCM_CREDENTIALS) and passing an open file descriptor
+//! (SCM_RIGHTS).
 //!
 //! Run: `socket-demo` plays it all with child processes and checks it. By hand:
 //! `socket-demo server` in one terminal, `socket-demo client SET k v` or
@@ -20,7 +22,8 @@
 //! flight are sent, the socket file is unlinked. A kill -9 leftover is recognised as stale next
 //! time.
 //!
-//! See also: socket(7), unix(7), epoll(7), accept4(2), sendmsg(2), cmsg(3), tcp(7).
+//! See also: socket(7), unix(7) (the 108-byte `sun_path`), epoll(7), accept4(2), sendmsg(2),
+//! cmsg(3), tcp(7); the Redis protocol: <https://redis.io/docs/latest/develop/reference/protocol-spec/>.
 
 mod cli;
 mod client;
