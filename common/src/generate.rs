@@ -444,6 +444,10 @@ mod tests {
             check::bash_complete(&bash, "demo-x", &["dgram-server", "--pa"]),
             ["--path"]
         );
+        if let Some(offered) = check::fish_complete(&render(Kind::CompleteFish), "demo-x serve --p")
+        {
+            assert_eq!(offered, ["--port"]);
+        }
         for kind in [Kind::CompleteBash, Kind::CompleteZsh, Kind::CompleteFish] {
             check::completion(kind, &render(kind), "demo-x", &words);
         }
@@ -464,8 +468,8 @@ pub mod check {
     const DEADLINE: Duration = Duration::from_secs(60);
 
     /// Run the real binary with `--generate KIND` for every kind, and check each output with
-    /// [`man_page`] and [`completion`]; then that bash completes each of `words` from all but
-    /// its last letter. `words` are what the first argument can be: the subcommands, or the
+    /// [`man_page`] and [`completion`]; then that bash (and fish, if installed) completes each
+    /// of `words` from all but its last letter. `words` are what the first argument can be: the subcommands, or the
     /// options of a binary without any.
     pub fn binary(bin: impl AsRef<OsStr>, words: &[&str]) {
         let bin = bin.as_ref();
@@ -473,7 +477,7 @@ pub mod check {
             .file_name()
             .and_then(OsStr::to_str)
             .expect("the binary's path ends in a UTF-8 name");
-        let mut bash = String::new();
+        let (mut bash, mut fish) = (String::new(), String::new());
         for kind in <Kind as clap::ValueEnum>::value_variants() {
             let out = run(Command::new(bin).args(["--generate", kind.name()]), "")
                 .unwrap_or_else(|| panic!("{name} is missing"));
@@ -487,8 +491,10 @@ pub mod check {
                 Kind::Man => man_page(&text, words),
                 _ => completion(*kind, &text, name, words),
             }
-            if *kind == Kind::CompleteBash {
-                bash = text;
+            match kind {
+                Kind::CompleteBash => bash = text,
+                Kind::CompleteFish => fish = text,
+                _ => {}
             }
         }
         for word in words {
@@ -496,8 +502,14 @@ pub mod check {
             let offered = bash_complete(&bash, name, &[partial]);
             assert!(
                 offered.iter().any(|w| w == word),
-                "{name} {partial}<TAB> offers {offered:?}, not {word}"
+                "bash: {name} {partial}<TAB> offers {offered:?}, not {word}"
             );
+            if let Some(offered) = fish_complete(&fish, &format!("{name} {partial}")) {
+                assert!(
+                    offered.iter().any(|w| w == word),
+                    "fish: {name} {partial}<TAB> offers {offered:?}, not {word}"
+                );
+            }
         }
     }
 
@@ -524,12 +536,13 @@ pub mod check {
     }
 
     /// A completion script for `kind` names the program and every one of `words` (fish spells
-    /// `--port` as `-l port`); bash accepts the script (`bash -n`).
+    /// `--port` as `-l port`), and its shell parses it (`bash -n`; `zsh -n` and `fish -n` where
+    /// those shells are installed).
     pub fn completion(kind: Kind, script: &str, name: &str, words: &[&str]) {
-        let header = match kind {
-            Kind::CompleteBash => format!(" {name}\n"),
-            Kind::CompleteZsh => format!("#compdef {name}\n"),
-            Kind::CompleteFish => format!("complete -c {name} "),
+        let (shell, header) = match kind {
+            Kind::CompleteBash => ("bash", format!(" {name}\n")),
+            Kind::CompleteZsh => ("zsh", format!("#compdef {name}\n")),
+            Kind::CompleteFish => ("fish", format!("complete -c {name} ")),
             Kind::Man => panic!("a man page is not a completion script"),
         };
         assert!(script.contains(&header), "no {header:?} in:\n{script}");
@@ -537,10 +550,27 @@ pub mod check {
             let word = word.trim_start_matches('-');
             assert!(script.contains(word), "no {word} in:\n{script}");
         }
-        if kind == Kind::CompleteBash {
-            let out = run(Command::new("bash").args(["-n"]), script).expect("bash is installed");
-            assert!(out.status.success(), "bash -n: {out:?}");
+        match run(Command::new(shell).arg("-n"), script) {
+            Some(out) => assert!(out.status.success(), "{shell} -n: {out:?}"),
+            None if kind == Kind::CompleteBash => panic!("bash is not installed"),
+            None => eprintln!("{shell} is not installed: its script's syntax is not checked"),
         }
+    }
+
+    /// What fish offers for `line<TAB>` with `script` loaded (`complete -C`), without the
+    /// descriptions; `None` if fish is not installed.
+    pub fn fish_complete(script: &str, line: &str) -> Option<Vec<String>> {
+        let out = run(
+            Command::new("fish").args(["-c", "source; complete -C $argv[1]", line]),
+            script,
+        )?;
+        assert!(out.status.success(), "fish completion of {line:?}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        Some(
+            text.lines()
+                .map(|l| l.split('\t').next().unwrap_or("").to_owned())
+                .collect(),
+        )
     }
 
     /// What bash offers for `name WORDS…<TAB>` (the last word being completed) with `script`
