@@ -56,13 +56,24 @@ pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 /// but cannot be reached: the manager would wait for a message that never comes and kill the
 /// service at its start-up timeout, so it is better to say why at once.
 pub fn ready(what: impl fmt::Display) -> Result<()> {
-    let pid = std::process::id();
     let what = what.to_string();
-    crate::say!("ready: pid {pid} {what}")?;
+    crate::say!("{}", ready_line(&what))?;
+    notify_ready(&what)
+}
+
+/// The readiness line, `ready: pid N <what>`, for a daemon that writes its stdout its own way
+/// (signal-demo's, which never blocks on it) and then calls [`notify_ready`].
+pub fn ready_line(what: &str) -> String {
+    format!("ready: pid {} {what}", std::process::id())
+}
+
+/// The service manager's half of [`ready`]: `READY=1`, `MAINPID=N` and `STATUS=<what>` to
+/// `$NOTIFY_SOCKET`, if set; an error if it is set but cannot be reached.
+pub fn notify_ready(what: &str) -> Result<()> {
     notify(&[
         sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::MainPid(pid),
-        sd_notify::NotifyState::Status(&what),
+        sd_notify::NotifyState::MainPid(std::process::id()),
+        sd_notify::NotifyState::Status(what),
     ])
 }
 

@@ -151,32 +151,8 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
 /// write to stdout a reader that is not reading yet would hold up before the loop ever runs
 /// (with SIGTERM blocked, nothing would end that wait).
 fn ready(out: &mut Output, what: &str) -> Result<()> {
-    let pid = std::process::id();
-    out.line(format_args!("ready: pid {pid} {what}"))?;
-    notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::MainPid(pid),
-        sd_notify::NotifyState::Status(what),
-    ])
-}
-
-/// Send `states` to `$NOTIFY_SOCKET`, if set. A manager that cannot be reached is an error at
-/// start (it would wait for a READY=1 that never comes).
-fn notify(states: &[sd_notify::NotifyState<'_>]) -> Result<()> {
-    let Some(socket) = std::env::var_os(common::lifecycle::NOTIFY_SOCKET) else {
-        return Ok(());
-    };
-    let socket = Path::new(&socket).display().to_string();
-    sd_notify::notify(states).map_err(|e| {
-        common::Error::msg(format!(
-            "{}={socket}: sd_notify: {}",
-            common::lifecycle::NOTIFY_SOCKET,
-            common::error::io_cause(&e)
-        ))
-    })?;
-    let text: Vec<String> = states.iter().map(ToString::to_string).collect();
-    common::trace!("sendto({socket}, \"{}\")", text.join("\\n"));
-    Ok(())
+    out.line(format_args!("{}", common::lifecycle::ready_line(what)))?;
+    common::lifecycle::notify_ready(what)
 }
 
 /// (Re)arm the periodic timer. Setting a timerfd replaces its previous setting, and the first
