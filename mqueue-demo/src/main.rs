@@ -37,6 +37,7 @@ mod cli;
 mod demo;
 mod mq;
 mod names;
+mod output;
 mod protocol;
 mod queue;
 mod results;

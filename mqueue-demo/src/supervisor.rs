@@ -10,7 +10,8 @@
 //!    supervisor's (taken over: tasks waiting in it are kept).
 //! 4. K workers, each a `fork`+`exec` of this binary, each watched through a pidfd.
 //! 5. Then one `poll` on everything: `NAME` (only while a worker is idle), `NAME-done`, every
-//!    worker's pidfd, the signal pipe, and result queues with results waiting for room.
+//!    worker's pidfd, the signal pipe, result queues with results waiting for room, and
+//!    stdout while lines wait for a slow reader (`output.rs`: stdout never blocks a stop).
 //!
 //! # The hand-off: why no task is lost
 //!
@@ -39,7 +40,7 @@ use std::time::{Duration, Instant};
 use common::child::{Options, Supervised, die_with_supervisor};
 use common::cleanup::{Object, Shutdown, Unlink};
 use common::pidfile::PidFile;
-use common::{Context, Error, Result, say, trace};
+use common::{Context, Error, Result, trace};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::Signal;
@@ -48,6 +49,7 @@ use nix::unistd::Pid;
 use crate::cli::RunArgs;
 use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
+use crate::output::Output;
 use crate::protocol::{self, MAX_ATTEMPTS, Message, Status, Task, TaskResult};
 use crate::queue::{self, Guard, Queue};
 use crate::sysv::{self, Remove, SysvQ, Tick};
@@ -59,6 +61,13 @@ const MAX_UNDELIVERED: usize = 4096;
 /// time it happens again, up to [`MAX_BACKOFF`], and forgotten once a worker completes a task.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// `tell!(out, "...")`: one line on stdout that never blocks the supervisor (see `output.rs`).
+macro_rules! tell {
+    ($out:expr, $($arg:tt)*) => {
+        $out.line(format_args!($($arg)*))
+    };
+}
 
 /// A task in the supervisor's hands, with what the queue told about it.
 #[derive(Clone, Debug)]
@@ -129,6 +138,8 @@ struct Counts {
 }
 
 struct Supervisor {
+    /// stdout, written without blocking.
+    out: Output,
     names: Names,
     tasks: Queue,
     done: Queue,
@@ -153,6 +164,8 @@ struct Supervisor {
 /// Run the supervisor until SIGTERM/SIGINT.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
+    // Every line on stdout goes through `out`, which never blocks (see output.rs).
+    let mut out = Output::new();
     let names = Names::new(&args.queue.name)?;
     let pid_path = names.pid_file()?;
     // Declared first, dropped last: the queues are gone before the lock is released, so a
@@ -164,7 +177,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         )),
         Err(_) => e,
     })?;
-    let (queues, guards) = create_queues(&names, args)?;
+    let (queues, guards) = create_queues(&names, args, &mut out)?;
     let [tasks, results, dead, done] = queues;
     let mut outboxes = HashMap::new();
     for q in [results, dead] {
@@ -176,7 +189,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             },
         );
     }
-    say!(
+    tell!(
+        out,
         "ready: pid {} serves {} (results {}, dead letters {}; {}, msgsize {}{}); {} workers",
         std::process::id(),
         names.tasks,
@@ -187,12 +201,14 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         if args.queue.sysv { ", System V" } else { "" },
         args.workers
     )?;
-    say!(
+    tell!(
+        out,
         "try: mqueue-demo submit --queue {} --wait 'echo hello'",
         names.tasks
     )?;
     let now = Instant::now();
     let mut sup = Supervisor {
+        out,
         names,
         tasks,
         done,
@@ -217,7 +233,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let left = sup.leftovers()?;
     let sig = shutdown.signal().map_or("signal", |s| s.as_str());
     let c = &sup.counts;
-    say!(
+    tell!(
+        sup.out,
         "stopped ({sig}): took {} tasks, {} results, {} retried, {} dead-lettered, {} duplicates \
          dropped, {} malformed, {} worker deaths; {left}; removed {}",
         c.taken,
@@ -229,6 +246,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         c.deaths,
         sup.names.all().join(", ")
     )?;
+    sup.out.drain()?;
     drop(sup);
     drop(guards);
     Ok(ExitCode::SUCCESS)
@@ -236,9 +254,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 
 /// Create the four queues, or take over a dead supervisor's (we hold its pid-file lock, so
 /// none is alive). Returns them with their removal guards, in the order they must be dropped.
-fn create_queues(names: &Names, args: &RunArgs) -> Result<([Queue; 4], Vec<Guard>)> {
+fn create_queues(
+    names: &Names,
+    args: &RunArgs,
+    out: &mut Output,
+) -> Result<([Queue; 4], Vec<Guard>)> {
     if args.queue.sysv {
-        return create_sysv_queues(names, args);
+        return create_sysv_queues(names, args, out);
     }
     let mut queues = Vec::new();
     let mut guards = Vec::new();
@@ -253,7 +275,7 @@ fn create_queues(names: &Names, args: &RunArgs) -> Result<([Queue; 4], Vec<Guard
             Created::Exists => {
                 // Someone else's queue is refused by Mq::open (fstat names its owner).
                 let q = Queue::Posix(Mq::open(name, access, true)?);
-                take_over(&q, *name == names.done)?;
+                take_over(&q, *name == names.done, out)?;
                 match q {
                     Queue::Posix(mq) => mq,
                     Queue::Sysv(_) => unreachable!("opened as POSIX just above"),
@@ -271,12 +293,13 @@ fn create_queues(names: &Names, args: &RunArgs) -> Result<([Queue; 4], Vec<Guard
 
 /// A dead supervisor's queue, reused: its tasks and results are kept; what is in `NAME-done`
 /// (hellos and results from that supervisor's workers) means nothing now.
-fn take_over(q: &Queue, is_done: bool) -> Result<()> {
+fn take_over(q: &Queue, is_done: bool, out: &mut Output) -> Result<()> {
     if is_done {
         let mut buf = Vec::new();
         while q.receive(&mut buf).is_ok() {}
     }
-    say!(
+    tell!(
+        out,
         "taking over {}, left by a supervisor that was killed ({} messages in it)",
         q.name(),
         q.depth()?
@@ -285,7 +308,11 @@ fn take_over(q: &Queue, is_done: bool) -> Result<()> {
 
 /// `--sysv`: the four queues by key (see `sysv.rs`), and the ids file that tells the other
 /// roles their ids. A dead supervisor's ids file names queues to take over.
-fn create_sysv_queues(names: &Names, args: &RunArgs) -> Result<([Queue; 4], Vec<Guard>)> {
+fn create_sysv_queues(
+    names: &Names,
+    args: &RunArgs,
+    out: &mut Output,
+) -> Result<([Queue; 4], Vec<Guard>)> {
     let msgsize = args.msgsize as usize;
     let old = sysv::read_ids(&names.tasks).ok();
     let mut queues = Vec::new();
@@ -296,7 +323,7 @@ fn create_sysv_queues(names: &Names, args: &RunArgs) -> Result<([Queue; 4], Vec<
             .map(Queue::Sysv);
         let q = match reused {
             Some(q) => {
-                take_over(&q, *name == names.done)?;
+                take_over(&q, *name == names.done, out)?;
                 q
             }
             None => Queue::Sysv(SysvQ::create(name, msgsize)?),
@@ -321,7 +348,8 @@ fn create_sysv_queues(names: &Names, args: &RunArgs) -> Result<([Queue; 4], Vec<
     guards.push(Guard::Unlink(Unlink::path(&path)));
     for q in &queues {
         if let Queue::Sysv(sq) = q {
-            say!(
+            tell!(
+                out,
                 "{}: System V key 0x{:08x}, id {} (ipcs -q)",
                 sq.name(),
                 sq.key(),
@@ -393,6 +421,13 @@ impl Supervisor {
                 for o in self.outboxes.values().filter(|o| !o.waiting.is_empty()) {
                     fds.extend(o.mq.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
                 }
+                // Lines for a slow reader of our stdout: written when it takes them, never
+                // waited for in `write` (see output.rs).
+                fds.extend(
+                    self.out
+                        .waiting_fd()
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLOUT)),
+                );
                 let timeout = queue::poll_timeout(self.sysv, &mut self.tick, next_start);
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
@@ -408,6 +443,7 @@ impl Supervisor {
             };
             // Results before deaths: a result sent just before its worker died counts. Each
             // of these is a non-blocking call that returns at once when there is nothing to do.
+            self.out.flush()?;
             self.drain_done()?;
             for pid in dead_pids {
                 self.bury(pid)?;
@@ -464,7 +500,7 @@ impl Supervisor {
         let child = Supervised::spawn("worker", &mut cmd, Options::default())?;
         let pid = child.pid();
         let pidfd = pidfd_open(pid).ctx("pidfd_open", pid)?;
-        say!("worker pid {pid} started")?;
+        tell!(self.out, "worker pid {pid} started")?;
         self.workers.push(Worker {
             pid,
             child: Some(child),
@@ -490,11 +526,16 @@ impl Supervisor {
                 Ok(Message::Result(r)) => self.result(r)?,
                 Ok(other) => {
                     self.counts.malformed += 1;
-                    say!("unexpected {other:?} in {}; dropped", self.names.done)?;
+                    tell!(
+                        self.out,
+                        "unexpected {other:?} in {}; dropped",
+                        self.names.done
+                    )?;
                 }
                 Err(e) => {
                     self.counts.malformed += 1;
-                    say!(
+                    tell!(
+                        self.out,
                         "{} ({} bytes) in {}; dropped",
                         e,
                         self.buf.len(),
@@ -515,7 +556,10 @@ impl Supervisor {
         let inbox = match opened {
             Ok(q) => q,
             Err(e) => {
-                say!("hello from pid {pid}, but its inbox: {e}; ignored")?;
+                tell!(
+                    self.out,
+                    "hello from pid {pid}, but its inbox: {e}; ignored"
+                )?;
                 return Ok(());
             }
         };
@@ -527,14 +571,15 @@ impl Supervisor {
             let pidfd = match pidfd_open(pid) {
                 Ok(fd) => fd,
                 Err(e) => {
-                    say!(
+                    tell!(
+                        self.out,
                         "hello from pid {pid}, but pidfd_open: {}; ignored",
                         e.desc()
                     )?;
                     return Ok(());
                 }
             };
-            say!("worker pid {pid} joined")?;
+            tell!(self.out, "worker pid {pid} joined")?;
             self.workers.push(Worker {
                 pid,
                 child: None,
@@ -596,7 +641,8 @@ impl Supervisor {
                 .map_err(|e| Error::msg(e.to_string()))?;
             let dead = self.names.dead.clone();
             self.enqueue(&dead, msg, held.prio)?;
-            say!(
+            tell!(
+                self.out,
                 "task {id} dead-lettered to {dead} after {MAX_ATTEMPTS} attempts: {}",
                 common::out::escape(why.as_bytes())
             )?;
@@ -615,7 +661,8 @@ impl Supervisor {
         held.task.attempt += 1;
         trace!("task {id} {why}; retrying as attempt {}", held.task.attempt);
         if held.task.kind != protocol::Kind::Fail || held.task.attempt == 2 {
-            say!(
+            tell!(
+                self.out,
                 "task {id} {}; retrying as attempt {}",
                 common::out::escape(why.as_bytes()),
                 held.task.attempt
@@ -633,7 +680,8 @@ impl Supervisor {
         } else if self.names.is_reply(&task.reply) || (self.sysv && is_sysv_reply(&task.reply)) {
             task.reply.clone()
         } else {
-            say!(
+            tell!(
+                self.out,
                 "task {} names reply queue {:?}, not one of ours; result sent to {}",
                 protocol::show_id(task.id),
                 common::out::escape(task.reply.as_bytes()),
@@ -671,7 +719,7 @@ impl Supervisor {
                 }
                 Err(e) => {
                     // The submitter that waited for it is gone (Ctrl-C); nobody can read it.
-                    say!("result for {dest} dropped: {e}")?;
+                    tell!(self.out, "result for {dest} dropped: {e}")?;
                     return Ok(());
                 }
             }
@@ -744,7 +792,8 @@ impl Supervisor {
                 Err(e) => {
                     // The inbox cannot be full (an idle worker's holds at most a stop); a
                     // worker whose inbox fails gets nothing more, and its task goes back.
-                    say!(
+                    tell!(
+                        self.out,
                         "send {}: {}; worker pid {} gets no more tasks",
                         inbox.name(),
                         e.desc(),
@@ -777,7 +826,8 @@ impl Supervisor {
         let len = raw.len();
         let dead = self.names.dead.clone();
         self.enqueue(&dead, raw, prio)?;
-        say!(
+        tell!(
+            self.out,
             "{why} ({len} bytes) in {}; moved to {dead}",
             self.names.tasks
         )
@@ -820,7 +870,8 @@ impl Supervisor {
         match w.holding.take() {
             Some(held) if unreceived => {
                 self.counts.deaths += 1;
-                say!(
+                tell!(
+                    self.out,
                     "worker pid {pid} {how} before it received task {}; giving it out again",
                     protocol::show_id(held.task.id)
                 )?;
@@ -829,7 +880,8 @@ impl Supervisor {
             Some(held) => {
                 self.counts.deaths += 1;
                 let why = format!("was held by worker pid {pid}, which {how}");
-                say!(
+                tell!(
+                    self.out,
                     "worker pid {pid} {how} holding task {} (attempt {})",
                     protocol::show_id(held.task.id),
                     held.task.attempt
@@ -840,7 +892,7 @@ impl Supervisor {
                 if !w.leaving && !self.stopping {
                     self.counts.deaths += 1;
                 }
-                say!("worker pid {pid} {how}")?;
+                tell!(self.out, "worker pid {pid} {how}")?;
             }
         }
         if w.child.is_some() && !self.stopping {
@@ -850,7 +902,8 @@ impl Supervisor {
                 Instant::now()
             } else {
                 self.backoff = (self.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-                say!(
+                tell!(
+                    self.out,
                     "worker pid {pid} died before it was ready; next one in {:?}",
                     self.backoff
                 )?;
@@ -866,7 +919,10 @@ impl Supervisor {
     fn begin_stop(&mut self) -> Result<()> {
         self.stopping = true;
         let busy = self.workers.iter().filter(|w| w.holding.is_some()).count();
-        say!("stopping: no new tasks; waiting for {busy} workers to finish what they hold")?;
+        tell!(
+            self.out,
+            "stopping: no new tasks; waiting for {busy} workers to finish what they hold"
+        )?;
         let idle: Vec<Pid> = self
             .workers
             .iter()

@@ -365,3 +365,76 @@ fn workers_do_not_outlive_a_killed_supervisor() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_no_queues(&q);
 }
+
+/// The supervisor's stdout is a pipe nobody reads, and it has a lot to say: a flood of garbage
+/// in `NAME`, one line each. Once the pipe is full for certain (the bytes in it are within a
+/// line of its capacity), SIGTERM must still stop it: exit 0, queues removed. Its lines are
+/// dropped, never waited for.
+#[test]
+fn a_stalled_stdout_never_blocks_a_stop() {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use nix::mqueue::{MQ_OFlag, mq_open, mq_send};
+    use std::io::BufRead;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let sb = Sandbox::new();
+    let q = queue();
+    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+    let sup = {
+        let mut cmd = mq(&sb, &q, &["run", "--workers", "1", "--msgsize", "256"]);
+        cmd.stdout(std::process::Stdio::from(wr))
+            .stderr(std::process::Stdio::piped());
+        let opts = common::child::Options {
+            deadline: Some(WAIT),
+            own_group: true,
+        };
+        common::child::Supervised::spawn("supervisor", &mut cmd, opts).unwrap()
+        // The Command, and with it our copy of the write end, is dropped here.
+    };
+    let mut reader = std::io::BufReader::new(std::fs::File::from(rd.try_clone().unwrap()));
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.starts_with("ready: "), "{first:?}");
+    // From now on nobody reads the pipe.
+    let capacity = usize::try_from(fcntl(&rd, FcntlArg::F_GETPIPE_SZ).unwrap()).unwrap();
+    let unread = || {
+        let mut n: nix::libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer, which is valid.
+        let rc = unsafe { nix::libc::ioctl(rd.as_raw_fd(), nix::libc::FIONREAD, &mut n) };
+        assert_eq!(rc, 0);
+        usize::try_from(n).unwrap()
+    };
+    let tasks = mq_open(
+        q.as_str(),
+        MQ_OFlag::O_WRONLY | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+        None,
+    )
+    .unwrap();
+    // Each garbage message makes the supervisor write one line of about 150 bytes.
+    let end = std::time::Instant::now() + WAIT;
+    while unread() + 512 < capacity {
+        assert!(
+            std::time::Instant::now() < end,
+            "the pipe holds {} of {capacity} bytes",
+            unread()
+        );
+        match mq_send(&tasks, b"\xff garbage", 0) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut fds = [nix::poll::PollFd::new(
+                    tasks.as_fd(),
+                    nix::poll::PollFlags::POLLOUT,
+                )];
+                nix::poll::poll(&mut fds, 100u16).unwrap();
+            }
+            Err(e) => panic!("mq_send: {e}"),
+        }
+    }
+    nix::mqueue::mq_close(tasks).unwrap();
+    kill(sup.pid(), Signal::SIGTERM).unwrap();
+    let status = sup.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_no_queues(&q);
+    drop(reader);
+}
