@@ -8,8 +8,10 @@
 //! 3. The four queues, `O_CREAT|O_EXCL` 0600 (see [`create_queues`]): a name that is already
 //!    there is someone else's (refused; `fstat` on the descriptor names the owner) or a dead
 //!    supervisor's (taken over: tasks waiting in it are kept).
-//! 4. K workers, each a `fork`+`exec` of this binary, each watched through a pidfd.
-//! 5. Then one `poll` on everything: `NAME` (only while a worker is idle), `NAME-done`, every
+//! 4. `ready: pid N mqueue NAME` on stdout, and READY=1 to `$NOTIFY_SOCKET` if a service
+//!    manager set it (`common::lifecycle`): a producer that starts now succeeds.
+//! 5. K workers, each a `fork`+`exec` of this binary, each watched through a pidfd.
+//! 6. Then one `poll` on everything: `NAME` (only while a worker is idle), `NAME-done`, every
 //!    worker's pidfd, the signal pipe, result queues with results waiting for room, and
 //!    stdout while lines wait for a slow reader (`output.rs`: stdout never blocks a stop).
 //!
@@ -189,10 +191,19 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             },
         );
     }
+    // Every queue exists and is ours: from now on a `submit` succeeds (its tasks wait in NAME
+    // until the workers are up). Say so, as every daemon of the workspace does
+    // (common::lifecycle): `ready: pid N mqueue NAME` on stdout, READY=1 to a service manager.
+    out.flush()?;
+    let kind = if args.queue.sysv {
+        "sysv-mqueue"
+    } else {
+        "mqueue"
+    };
+    common::lifecycle::ready(format_args!("{kind} {}", names.tasks))?;
     tell!(
         out,
-        "ready: pid {} serves {} (results {}, dead letters {}; {}, msgsize {}{}); {} workers",
-        std::process::id(),
+        "serving {} (results {}, dead letters {}; {}, msgsize {}{}); {} workers",
         names.tasks,
         names.results,
         names.dead,
@@ -918,6 +929,8 @@ impl Supervisor {
     /// result comes back.
     fn begin_stop(&mut self) -> Result<()> {
         self.stopping = true;
+        // STOPPING=1 to a service manager, if one started us (common::lifecycle).
+        common::lifecycle::stopping();
         let busy = self.workers.iter().filter(|w| w.holding.is_some()).count();
         tell!(
             self.out,
