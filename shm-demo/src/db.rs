@@ -177,8 +177,10 @@ impl Db {
             .store(start_time(pid as i32).unwrap_or(0), Ordering::Release);
     }
 
-    /// The creator's pid, and whether that process is still alive: the pid exists *and* has
-    /// the recorded start time, so a recycled pid is not mistaken for the creator.
+    /// The creator's pid, and whether that process is still alive: the pid exists, has the
+    /// recorded start time (a recycled pid is not mistaken for the creator) and has this
+    /// segment mapped (a pid and start time read from a damaged or hand-made header do not
+    /// make some other live process the creator).
     pub fn creator(&self) -> (i32, bool) {
         let pid = self
             .region
@@ -188,7 +190,8 @@ impl Db {
             .region
             .u64(layout::H_CREATOR_START)
             .load(Ordering::Acquire);
-        (pid, pid > 0 && start_time(pid) == Some(start))
+        let alive = pid > 0 && start_time(pid) == Some(start) && self.region.mapped_by(pid);
+        (pid, alive)
     }
 
     /// Check the key's length; the error names the limit.

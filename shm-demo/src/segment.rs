@@ -220,6 +220,30 @@ impl Region {
         }
     }
 
+    /// True unless we can tell that process `pid` does not have this very object mapped: its
+    /// `/proc/PID/maps` shows no mapping with our mapping's device and inode (for SysV, the
+    /// inode is the shmid). A header's creator pid is data from the segment; a live process
+    /// with that pid and start time is the creator only if it uses the segment, which is how
+    /// `destroy` avoids signalling some other process a damaged or hand-made header names.
+    /// Without /proc to tell, it answers true (trusting the start time alone).
+    pub fn mapped_by(&self, pid: i32) -> bool {
+        let Some((dev, inode)) = self.identity() else {
+            return true;
+        };
+        match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+            Ok(maps) => maps.lines().any(|l| dev_inode(l) == Some((&dev, inode))),
+            Err(_) => false,
+        }
+    }
+
+    /// Our mapping's device and inode, from the line of `/proc/self/maps` that starts at it.
+    fn identity(&self) -> Option<(String, u64)> {
+        let start = format!("{:x}-", self.ptr.as_ptr() as usize);
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let line = maps.lines().find(|l| l.starts_with(&start))?;
+        dev_inode(line).map(|(dev, inode)| (dev.to_owned(), inode))
+    }
+
     /// The header's fixed fields (the region is at least [`layout::FIXED_HEADER`] long).
     pub fn raw_header(&self) -> RawHeader {
         let u32_at = |off| self.u32(off).load(Ordering::Relaxed);
@@ -257,6 +281,15 @@ impl Drop for Region {
             }
         }
     }
+}
+
+/// The device and inode fields of a `/proc/PID/maps` line
+/// (`7f..-7f.. rw-s 00000000 00:1a 4242 /dev/shm/ipc-demo-db`); None for an anonymous one.
+fn dev_inode(line: &str) -> Option<(&str, u64)> {
+    let mut fields = line.split_whitespace().skip(3);
+    let dev = fields.next()?;
+    let inode = fields.next()?.parse().ok().filter(|&i| i != 0)?;
+    Some((dev, inode))
 }
 
 /// Create the database object of `size` bytes, zero-filled. `None` if something already

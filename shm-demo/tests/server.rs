@@ -272,3 +272,59 @@ fn two_servers_adopting_one_leftover_at_once_only_one_wins() {
     assert!(winner.wait_timeout(WAIT).unwrap().success());
     assert!(!exists(&sb, &name));
 }
+
+/// A leftover whose header names, as its creator, a live process of ours that is no server
+/// of it (a pid and start time written by hand): `destroy` removes the object and leaves
+/// that process alone, and a new server adopts the leftover instead of refusing it.
+#[test]
+fn a_header_naming_another_live_process_does_not_make_it_the_server() {
+    use std::os::unix::fs::FileExt;
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let bystander = testkit::spawn(&mut std::process::Command::new("sleep").arg("600"));
+    let pid = bystander.pid().as_raw();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start: u64 = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let forge = || {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(name.shm_path())
+            .unwrap();
+        // Creator pid at 40, creator start time at 48 (src/layout.rs).
+        file.write_all_at(&(pid as u32).to_le_bytes(), 40).unwrap();
+        file.write_all_at(&start.to_le_bytes(), 48).unwrap();
+    };
+
+    let server = Server::start(&sb, &name, &[]);
+    ok(&sb, &name, &["put", "k", "v"]);
+    server.kill();
+    forge();
+    let server = Server::start(&sb, &name, &[]);
+    assert!(
+        server
+            .started
+            .contains("adopted the database left by dead server pid"),
+        "{}",
+        server.started
+    );
+    server.kill();
+    forge();
+    assert_eq!(
+        ok(&sb, &name, &["destroy"]),
+        format!("removed {}\n", name.name)
+    );
+    assert!(!exists(&sb, &name));
+    assert_eq!(
+        bystander.try_wait().unwrap(),
+        None,
+        "destroy signalled a bystander"
+    );
+}
