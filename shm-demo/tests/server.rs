@@ -281,7 +281,7 @@ fn a_header_naming_another_live_process_does_not_make_it_the_server() {
     use std::os::unix::fs::FileExt;
     let sb = Sandbox::new();
     let name = Name::new(false);
-    let bystander = testkit::spawn(&mut std::process::Command::new("sleep").arg("600"));
+    let bystander = testkit::spawn(std::process::Command::new("sleep").arg("600"));
     let pid = bystander.pid().as_raw();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let start: u64 = stat
