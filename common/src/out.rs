@@ -119,15 +119,23 @@ impl Sink {
         }
     }
 
+    /// How the bytes get out, for the trace: `a non-blocking reopen of /proc/self/fd/1`.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            SinkKind::Reopened(_) => format!("a non-blocking reopen of /proc/self/fd/{}", self.fd),
+            SinkKind::Socket => format!("send(MSG_DONTWAIT) on socket fd {}", self.fd),
+            SinkKind::Plain => format!(
+                "plain writes to fd {} (a file never waits for a reader)",
+                self.fd
+            ),
+        }
+    }
+
     /// Wait until the descriptor has room, at most `timeout`: true if it has.
     pub fn wait_writable(&self, timeout: std::time::Duration) -> bool {
         use nix::poll::{PollFd, PollFlags, poll};
-        use std::os::fd::{AsFd, BorrowedFd};
-        let fd = match &self.kind {
-            SinkKind::Reopened(file) => file.as_fd(),
-            // SAFETY: as in `new`, the descriptor stays open for the process's life.
-            _ => unsafe { BorrowedFd::borrow_raw(self.fd) },
-        };
+        use std::os::fd::AsFd;
+        let fd = self.as_fd();
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -138,6 +146,18 @@ impl Sink {
                 Err(nix::errno::Errno::EINTR) if !left.is_zero() => continue,
                 Err(_) => return false,
             }
+        }
+    }
+}
+
+/// The descriptor to `poll` for `POLLOUT` (the reopened one, where there is one).
+impl std::os::fd::AsFd for Sink {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match &self.kind {
+            SinkKind::Reopened(file) => file.as_fd(),
+            // SAFETY: as in `new`, the descriptor stays open for the process's life, and the
+            // borrow is tied to `self`.
+            _ => unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) },
         }
     }
 }
