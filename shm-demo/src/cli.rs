@@ -16,7 +16,7 @@ Examples:
   head -c 100 /dev/urandom | shm-demo put blob -   # binary values from stdin
   shm-demo watch greeting --count 1          # sleeps on a futex until someone puts
   shm-demo stats; shm-demo list --values
-  kill -USR1 \"$(cat \"$XDG_RUNTIME_DIR/ipc-demo/ipc-demo-db.pid\")\"   # server prints stats
+  kill -USR1 \"$(cat \"$(shm-demo path pid-file)\")\"   # the server prints stats (stderr)
   shm-demo destroy                           # stop the server (SIGTERM), object removed
   shm-demo server --sysv                     # the same in a System V segment (ipcs -m)";
 
@@ -31,6 +31,18 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// What `shm-demo path` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathObject {
+    /// The object: `/dev/shm/NAME`, or with --sysv the key file whose inode `ftok` turns into
+    /// the segment's key.
+    Object,
+    /// The server's pid file.
+    PidFile,
+    /// The private runtime directory.
+    Dir,
 }
 
 /// Which database: every role takes these.
@@ -116,6 +128,21 @@ pub enum Command {
     Destroy {
         #[command(flatten)]
         db: DbArgs,
+    },
+    /// Print where the database's files live (the object, the server's pid file, the runtime
+    /// directory), for scripts: the runtime directory depends on XDG_RUNTIME_DIR, which ssh,
+    /// cron and containers often leave unset.
+    #[command(after_help = "\
+Examples:
+  kill -USR1 \"$(cat \"$(shm-demo path pid-file)\")\"   # the server prints its stats on stderr
+  shm-demo path                                 # all three, one `NAME PATH` per line
+  shm-demo path object --sysv                   # the key file that ftok turns into the SysV key")]
+    Path {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The one to print, alone on its line; all three, as `NAME PATH`, if none.
+        #[arg(value_enum, value_name = "OBJECT")]
+        object: Option<PathObject>,
     },
     /// One of the demo's writer processes: rounds of puts to its own keys for a while.
     #[command(
@@ -232,6 +259,7 @@ impl Command {
             Command::Writer(_) => "writer",
             Command::Reader(_) => "reader",
             Command::Demo(_) => "demo",
+            Command::Path { .. } => "path",
         }
     }
 }

@@ -13,7 +13,7 @@ use common::{Context, Error, Result, say, trace};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
 
-use crate::cli::{Command, DbArgs};
+use crate::cli::{Command, DbArgs, PathObject};
 use crate::db::{self, Db};
 use crate::segment::{self, Target};
 
@@ -51,6 +51,7 @@ pub fn run(command: &Command) -> Result<ExitCode> {
         }
         Command::Watch { db, key, count } => watch(db, key, *count),
         Command::Destroy { db } => destroy(db),
+        Command::Path { db, object } => path(db, *object),
         Command::Server(_) | Command::Writer(_) | Command::Reader(_) | Command::Demo(_) => {
             unreachable!("main dispatches these roles itself")
         }
@@ -237,6 +238,38 @@ fn watch_loop(
             Err(e) => return Err(Error::sys("futex(FUTEX_WAIT)", target.label(), e)),
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `shm-demo path`: where the database's files live, as raw bytes (a name that is not UTF-8
+/// still names the same file when a shell passes it on). The runtime directory is created
+/// (0700) if needed, as a server would create it.
+fn path(args: &DbArgs, wanted: Option<PathObject>) -> Result<ExitCode> {
+    let target = Target::new(&args.name, args.sysv)?;
+    let object = if target.sysv {
+        target.key_path()?
+    } else {
+        std::path::PathBuf::from(format!("/dev/shm{}", target.name))
+    };
+    let files = [
+        (PathObject::Object, "object", object),
+        (PathObject::PidFile, "pid-file", target.pid_path()?),
+        (PathObject::Dir, "dir", common::names::runtime_dir()?),
+    ];
+    let mut text = Vec::new();
+    for (which, label, file) in files {
+        match wanted {
+            Some(w) if w != which => continue,
+            Some(_) => {}
+            None => text.extend_from_slice(format!("{label} ").as_bytes()),
+        }
+        text.extend_from_slice(file.as_os_str().as_bytes());
+        text.push(b'\n');
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&text)
+        .and_then(|()| out.flush())
+        .ctx("write", "stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 

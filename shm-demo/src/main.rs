@@ -15,6 +15,8 @@
 //!   its status lines on stderr; SIGUSR1 prints stats, SIGTERM/SIGINT remove and save;
 //! - `shm-demo put KEY VALUE|-`, `get KEY`, `del KEY`, `list [--values]`, `stats`,
 //!   `watch KEY [--count N]`, `destroy` — terminal 2; all take `--name` and `--sysv`;
+//! - `shm-demo path [object|pid-file|dir]` — where the files live, for scripts
+//!   (`kill -USR1 "$(cat "$(shm-demo path pid-file)")"`);
 //! - `shm-demo writer`, `shm-demo reader` — the demo's worker processes;
 //! - `shm-demo demo [--writers 4] [--readers 4] [--duration-ms 2000] [--sysv]` — everything,
 //!   checked.

@@ -9,7 +9,7 @@ fn every_subcommand_help_has_an_example() {
     let sb = Sandbox::new();
     for sub in [
         "server", "put", "get", "del", "list", "stats", "watch", "destroy", "writer", "reader",
-        "demo",
+        "demo", "path",
     ] {
         let out = testkit::run(sb.command(support::BIN).args([sub, "--help"]), b"");
         let help = testkit::stdout(&out);

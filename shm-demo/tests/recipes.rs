@@ -66,3 +66,30 @@ m = sm.SharedMemory(sys.argv[1].lstrip("/")); rt.unregister(m._name, "shared_mem
     assert!(name.shm_path().exists(), "Python left the segment in place");
     server.stop();
 }
+
+/// `shm-demo path` names the server's pid file wherever the runtime dir is: the stats recipe.
+#[test]
+fn sigusr1_through_the_pid_file_that_path_names() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let mut server = Server::start(&sb, &name, &[]);
+    let script = r#"kill -USR1 "$(cat "$(shm-demo path --name "$db" pid-file)")""#;
+    recipe(&sb, &name, script);
+    let line = server
+        .stderr
+        .wait_for(|l| l.starts_with("stats: "), support::WAIT)
+        .unwrap();
+    assert!(line.contains("records 0, slots 4096"), "{line}");
+    let all = recipe(&sb, &name, r#"shm-demo path --name "$db""#);
+    let runtime = sb.runtime_dir();
+    assert_eq!(
+        all,
+        format!(
+            "object /dev/shm{0}\npid-file {1}/{2}.pid\ndir {1}\n",
+            name.name,
+            runtime.display(),
+            &name.name[1..]
+        )
+    );
+    server.stop();
+}
