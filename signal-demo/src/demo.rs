@@ -107,6 +107,10 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
     // In a group of its own, so a Ctrl-C at the terminal reaches only the demo, which then
     // stops the daemon with one SIGTERM: a daemon that got the Ctrl-C too would take that
     // SIGTERM as a second signal and exit without finishing its tick.
+    // And tied to us: if the demo dies without unwinding (SIGKILL, a second Ctrl-C), the
+    // daemon gets SIGTERM and stops gracefully instead of ticking on forever. Spawned from
+    // the main thread, as PR_SET_PDEATHSIG requires.
+    common::child::die_with_supervisor(&mut cmd, nix::sys::signal::Signal::SIGTERM);
     let opts = Options {
         deadline: Some(DEADLINE),
         own_group: true,

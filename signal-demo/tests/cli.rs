@@ -241,6 +241,46 @@ fn default_run_plays_the_whole_scenario_and_says_ok() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// A demo killed with SIGKILL (it cannot unwind) takes its daemon with it: the daemon gets
+/// SIGTERM at once (PR_SET_PDEATHSIG), stops gracefully and removes its pid file. (Without
+/// that it would still stop at its next tick, whose line meets the dead demo's pipe: EPIPE.
+/// Either way the daemon must not outlive the demo, which is what this checks.)
+#[test]
+fn a_demo_killed_with_sigkill_takes_its_daemon_with_it() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.command(support::BIN);
+    // Slow motion, so the demo is surely mid-scenario when it is killed.
+    cmd.args(["demo", "--interval-ms", "1000"]);
+    let demo = testkit::spawn(&mut cmd);
+    let step2 = demo
+        .stdout_lines()
+        .expect("stdout is piped")
+        .wait_for(|l| l.starts_with("step 2: "), support::WAIT)
+        .expect("the daemon starts");
+    let pid: i32 = step2
+        .split_whitespace()
+        .nth(4)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a daemon pid in {step2:?}"));
+    let daemon = nix::unistd::Pid::from_raw(pid);
+    demo.signal(Signal::SIGKILL).unwrap();
+    let give_up = std::time::Instant::now() + support::WAIT;
+    while !testkit::not_running(daemon) {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "daemon {daemon} outlived its demo"
+        );
+        // Nothing to wait on: the daemon is not our child, and it ends on its own time.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".pid"))
+        .collect();
+    assert!(left.is_empty(), "the daemon left its pid file: {left:?}");
+}
+
 /// `signal-demo -v`: the same scenario, narrated by both processes. It must not hang (a
 /// daemon's trace piped and never read would block it), still end with `ok:`, and show the
 /// daemon's signalfd reads beside the demo's kill and sigqueue calls.
