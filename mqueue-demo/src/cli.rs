@@ -61,10 +61,23 @@ Examples:
     #[command(after_help = "Example:\n  mqueue-demo results --follow --count 10")]
     Results(ResultsArgs),
     /// Show every queue's depth and limits (mq_getattr), and the kernel's own view.
+    #[command(after_help = "\
+Examples:
+  mqueue-demo status
+  mqueue-demo status --queue /ipc-demo-jobs --sysv   # System V: msg_qnum, msg_qbytes (IPC_STAT)
+  watch -n1 mqueue-demo status                       # depths as the queue works")]
     Status(QueueArg),
     /// Throw away the messages waiting in the task, result and dead-letter queues.
+    #[command(after_help = "\
+Examples:
+  mqueue-demo purge                          # the supervisor may keep running
+  mqueue-demo purge --queue /ipc-demo-jobs")]
     Purge(QueueArg),
     /// Remove the queues a supervisor killed with -9 left behind (refused while it lives).
+    #[command(after_help = "\
+Examples:
+  mqueue-demo unlink                         # after: kill -9 <supervisor pid>
+  mqueue-demo unlink --queue /ipc-demo-jobs --sysv")]
     Unlink(QueueArg),
     /// For bench/throughput.sh: COUNT messages through one queue between two processes.
     #[command(hide = true)]

@@ -228,3 +228,20 @@ fn someone_elses_queue_is_refused() {
     );
     assert_no_queues(&q);
 }
+
+/// `--help` of every role shows how to use it, with at least one example command line.
+#[test]
+fn every_subcommand_help_has_an_example() {
+    let sb = Sandbox::new();
+    for sub in [
+        "demo", "run", "worker", "submit", "results", "status", "purge", "unlink",
+    ] {
+        let out = testkit::run(sb.command(BIN).args([sub, "--help"]), b"");
+        let text = stdout(&out);
+        assert!(out.status.success(), "{sub}: {}", stderr(&out));
+        assert!(
+            text.contains("Example") && text.contains(&format!("mqueue-demo {sub}")),
+            "{sub} --help has no example:\n{text}"
+        );
+    }
+}
