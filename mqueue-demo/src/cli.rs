@@ -136,6 +136,9 @@ pub struct RunArgs {
     /// The largest message in bytes (mq_msgsize); over msgsize_max needs root.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..))]
     pub msgsize: u32,
+    /// Set by the demo: stop as on SIGTERM when process PID (our parent) exits.
+    #[arg(long, hide = true, value_name = "PID")]
+    pub parent: Option<i32>,
 }
 
 /// Options of `worker`.

@@ -66,7 +66,20 @@ struct Seen {
     results: Vec<TaskResult>,
 }
 
-fn spawn(label: &str, args: &[&str], stdin: bool) -> Result<(Supervised, Lines)> {
+/// How a child learns that the demo died without unwinding (kill -9, a second Ctrl-C).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tie {
+    /// PR_SET_PDEATHSIG: the kernel sends it SIGTERM (a producer, which simply dies of it).
+    Signal,
+    /// `run --parent PID`: the supervisor watches our pidfd and then stops as on SIGTERM. Not
+    /// PR_SET_PDEATHSIG: the demo has several threads, and when a multi-threaded parent dies
+    /// the kernel sends the signal once per exiting thread the child is reparented through
+    /// (kernel/exit.c, forget_original_parent), so it may come twice, and a second SIGTERM
+    /// means "exit now, skip cleanup" (common::cleanup::Shutdown): the queues were left.
+    Pidfd,
+}
+
+fn spawn(label: &str, args: &[&str], stdin: bool, tie: Tie) -> Result<(Supervised, Lines)> {
     let exe = std::env::current_exe().ctx("current_exe", "")?;
     let mut cmd = Command::new(exe);
     cmd.args(args)
@@ -78,10 +91,14 @@ fn spawn(label: &str, args: &[&str], stdin: bool) -> Result<(Supervised, Lines)>
         deadline: Some(DEADLINE),
         own_group: true,
     };
-    // And if the demo dies without unwinding (kill -9, a second Ctrl-C), the kernel sends
-    // each child SIGTERM (PR_SET_PDEATHSIG): the supervisor then stops its workers and removes
-    // its queues, as on any SIGTERM. We spawn from the main thread, which lives as long as we do.
-    die_with_supervisor(&mut cmd, Signal::SIGTERM);
+    // And if the demo dies without unwinding, each child stops too (see Tie). We spawn from
+    // the main thread, which lives as long as we do, as PR_SET_PDEATHSIG needs.
+    match tie {
+        Tie::Signal => die_with_supervisor(&mut cmd, Signal::SIGTERM),
+        Tie::Pidfd => {
+            cmd.arg("--parent").arg(std::process::id().to_string());
+        }
+    }
     let child = Supervised::spawn(label, &mut cmd, opts)?;
     let lines = child
         .stdout_lines()
@@ -108,6 +125,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         "supervisor",
         &[&["run", "--queue", &base, "--workers", &workers], kind].concat(),
         false,
+        Tie::Pidfd,
     )?;
     let ready = sup_lines.wait_for(|l| l.starts_with("ready: "), STEP)?;
     let mut pids = Vec::new();
@@ -140,6 +158,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
             &format!("producer {}", p + 1),
             &[&["submit", "--queue", &base, "--stamp"], kind].concat(),
             true,
+            Tie::Signal,
         )?;
         let count = if p + 1 == PRODUCERS {
             total - per * p

@@ -159,6 +159,9 @@ struct Supervisor {
     backoff: Duration,
     seq: u64,
     stopping: bool,
+    /// `--parent PID` (the demo): its pidfd, and whether it has exited (then we stop).
+    parent: Option<(Pid, OwnedFd)>,
+    parent_gone: bool,
     counts: Counts,
     buf: Vec<u8>,
 }
@@ -168,6 +171,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
     // Every line on stdout goes through `out`, which never blocks (see output.rs).
     let mut out = Output::new();
+    let parent = args
+        .parent
+        .map(|p| watch_parent(Pid::from_raw(p)))
+        .transpose()?;
     let names = Names::new(&args.queue.name)?;
     let pid_path = names.pid_file()?;
     // Declared first, dropped last: the queues are gone before the lock is released, so a
@@ -233,6 +240,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         backoff: Duration::ZERO,
         seq: 0,
         stopping: false,
+        parent,
+        parent_gone: false,
         counts: Counts::default(),
         buf: Vec::new(),
     };
@@ -242,7 +251,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     sup.workers.clear();
     outcome?;
     let left = sup.leftovers()?;
-    let sig = shutdown.signal().map_or("signal", |s| s.as_str());
+    let sig = match (&sup.parent, shutdown.signal()) {
+        (Some((pid, _)), None) if sup.parent_gone => format!("parent pid {pid} exited"),
+        (_, Some(s)) => s.as_str().to_owned(),
+        _ => "signal".to_owned(),
+    };
     let c = &sup.counts;
     tell!(
         sup.out,
@@ -394,7 +407,7 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
 impl Supervisor {
     fn serve(&mut self, shutdown: &Shutdown) -> Result<()> {
         loop {
-            if shutdown.requested() && !self.stopping {
+            if (shutdown.requested() || self.parent_gone) && !self.stopping {
                 self.begin_stop()?;
             }
             if self.stopping && self.workers.is_empty() {
@@ -439,12 +452,20 @@ impl Supervisor {
                         .waiting_fd()
                         .map(|fd| PollFd::new(fd, PollFlags::POLLOUT)),
                 );
+                // Last: the parent that asked to be watched (`--parent`), until we stop.
+                let parent_at = fds.len();
+                if let Some((_, fd)) = self.parent.as_ref().filter(|_| !self.stopping) {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                }
                 let timeout = queue::poll_timeout(self.sysv, &mut self.tick, next_start);
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("poll", &self.names.tasks, e)),
                 }
                 let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+                if fds.get(parent_at).is_some_and(ready) {
+                    self.parent_gone = true;
+                }
                 self.workers
                     .iter()
                     .zip(&fds[1..=self.workers.len()])
@@ -1036,6 +1057,19 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     // SAFETY: the kernel has just given us this descriptor (close-on-exec, as pidfds are);
     // nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `--parent PID`: a pidfd on our parent, readable once it exits. The demo asks for it rather
+/// than PR_SET_PDEATHSIG (see `demo.rs`, `Tie`). A parent that is already gone (we were
+/// reparented before the pidfd was opened) is an error: nobody would ever stop us.
+fn watch_parent(pid: Pid) -> Result<(Pid, OwnedFd)> {
+    let fd = pidfd_open(pid).ctx("pidfd_open", format!("--parent {pid}"))?;
+    if nix::unistd::getppid() != pid {
+        return Err(Error::msg(format!(
+            "--parent {pid}: that process is not our parent (it has exited?)"
+        )));
+    }
+    Ok((pid, fd))
 }
 
 /// `sysv:<id>`: a System V reply queue (it has no name; `submit --wait --sysv` makes one).

@@ -84,5 +84,8 @@ fn nothing_outlives_a_killed_demo() {
         let pid = nix::unistd::Pid::from_raw(pid);
         assert!(wait_gone(pid), "pid {pid} outlived the demo");
     }
+    // The supervisor's own account, on the stderr it inherited from the demo.
+    let err = demo.stderr_lines().unwrap().rest(WAIT).unwrap();
+    assert!(err.is_empty(), "{err:?}");
     assert_no_queues(&queue);
 }
