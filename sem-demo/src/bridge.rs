@@ -14,13 +14,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use common::cleanup::{Object, Shutdown, Unlink};
-use common::{Error, Result, names, say, trace};
+use common::{Error, Result, names, trace};
 
 use crate::board::{Board, Event};
 use crate::cli::{BridgeArgs, CarArgs};
 use crate::counter::kind;
 use crate::procs;
 use crate::sem::{Flavor, Open, Remove, Sem};
+use crate::tell;
 
 /// What a bridge run found.
 pub struct Outcome {
@@ -45,7 +46,7 @@ pub fn run(args: &BridgeArgs) -> Result<ExitCode> {
         !args.quiet,
         &shutdown,
     )?;
-    say!("{}", out.verdict)?;
+    tell!(&shutdown, "{}", out.verdict)?;
     Ok(if out.ok {
         ExitCode::SUCCESS
     } else {
@@ -91,7 +92,7 @@ pub fn play(
     let failed = procs::wait_all(&children, shutdown)?;
     let events = board.timeline();
     if timeline {
-        print_timeline(&events, u32::from(lanes), cars)?;
+        print_timeline(&events, u32::from(lanes), cars, shutdown)?;
     }
     let (max_seen, over) = board.max_and_over();
     let problems = check(&events, cars, u32::from(lanes), &board, &failed);
@@ -153,12 +154,13 @@ fn check(events: &[Event], cars: u32, lanes: u32, board: &Board, failed: &[Strin
 
 /// One line per event with a bar of the lanes in use. The bar is never wider than the number
 /// of cars: the occupancy comes from shared memory, and a bad value must not become a huge line.
-fn print_timeline(events: &[Event], lanes: u32, cars: u32) -> Result<()> {
+fn print_timeline(events: &[Event], lanes: u32, cars: u32, shutdown: &Shutdown) -> Result<()> {
     for (i, e) in events.iter().enumerate() {
         let bar: String = (0..lanes.max(e.occupancy.min(cars)))
             .map(|l| if l < e.occupancy { '#' } else { '.' })
             .collect();
-        say!(
+        tell!(
+            shutdown,
             "  {:>4}  car {:>3} {:<6} [{bar}] {}/{lanes}",
             i + 1,
             e.car,

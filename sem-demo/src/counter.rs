@@ -15,11 +15,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use common::cleanup::{Shutdown, Unlink};
-use common::{Context, Error, Result, names, say, trace};
+use common::{Context, Error, Result, names, trace};
 
 use crate::cli::{CounterArgs, UpdateArgs};
 use crate::procs;
 use crate::sem::{Flavor, Open, Remove, Sem};
+use crate::tell;
 
 /// What a counter run found.
 pub struct Outcome {
@@ -49,7 +50,7 @@ pub fn run(args: &CounterArgs) -> Result<ExitCode> {
         lock,
         &shutdown,
     )?;
-    say!("{}", verdict(&out, lock))?;
+    tell!(&shutdown, "{}", verdict(&out, lock))?;
     Ok(
         if lock.is_none() || out.lost() == 0 && out.actual == out.expected {
             ExitCode::SUCCESS

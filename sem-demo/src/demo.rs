@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 
 use common::child::{Options, Supervised, describe};
 use common::cleanup::Shutdown;
-use common::{Context, Error, Result, names, say};
+use common::{Context, Error, Result, names};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 
 use crate::cli::DemoArgs;
 use crate::counter::{self, kind};
 use crate::sem::{Flavor, Open, Remove, Sem};
+use crate::tell;
 use crate::{bridge, procs, sysv};
 
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -44,7 +45,8 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         Err(e) => format!("FAILED: {e}"),
         Ok(_) if !leftovers.is_empty() => format!("FAILED: left behind: {}", leftovers.join(", ")),
         Ok(s) => {
-            say!(
+            tell!(
+                &shutdown,
                 "4. nothing left: no /dev/shm/*{}-{tag}-*, no SysV set at the {} keys used",
                 names::PREFIX,
                 sysv_names.len()
@@ -52,7 +54,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
             s
         }
     };
-    say!("{summary}")?;
+    tell!(&shutdown, "{summary}")?;
     Ok(if summary.starts_with("ok") {
         ExitCode::SUCCESS
     } else {
@@ -70,12 +72,16 @@ fn play(
     let mut failures = Vec::new();
 
     // 1. The counter.
-    say!("1. counter: {n} processes x {m} read-modify-write updates of one number in a file")?;
+    tell!(
+        shutdown,
+        "1. counter: {n} processes x {m} read-modify-write updates of one number in a file"
+    )?;
     for flavor in [Flavor::Posix, Flavor::Sysv] {
         let name = format!("{tag}-counter-{}", kind(flavor).to_lowercase());
         sysv_names.push(name.clone());
         let out = counter::play(&name, n, m, Some(flavor), shutdown)?;
-        say!(
+        tell!(
+            shutdown,
             "   {} semaphore: expected {}, got {} {}",
             kind(flavor),
             out.expected,
@@ -97,7 +103,8 @@ fn play(
         procs::interrupted(shutdown)?;
     }
     let race = counter::play(&format!("{tag}-counter-nolock"), n, m, None, shutdown)?;
-    say!(
+    tell!(
+        shutdown,
         "   no lock: expected {}, got {}: {} updates lost (two processes read the same value, \
          both wrote value+1)",
         race.expected,
@@ -108,7 +115,8 @@ fn play(
 
     // 2. The bridge.
     let (cars, lanes) = (args.cars, args.lanes);
-    say!(
+    tell!(
+        shutdown,
         "2. bridge: {cars} car processes, {lanes} lane{} (a counting semaphore with {lanes} permit{})",
         plural(lanes.into()),
         plural(lanes.into())
@@ -117,7 +125,7 @@ fn play(
         let name = format!("{tag}-bridge-{}", kind(flavor).to_lowercase());
         sysv_names.push(name.clone());
         let out = bridge::play(&name, cars, lanes, 5, flavor, timeline, shutdown)?;
-        say!("   {}", out.verdict)?;
+        tell!(shutdown, "   {}", out.verdict)?;
         if !out.ok {
             failures.push(format!("bridge {}: {}", kind(flavor), out.verdict));
         }
@@ -125,12 +133,20 @@ fn play(
     }
 
     // 3. A holder killed with SIGKILL.
-    say!("3. a `sem-demo run` holding the only permit is killed with SIGKILL")?;
+    tell!(
+        shutdown,
+        "3. a `sem-demo run` holding the only permit is killed with SIGKILL"
+    )?;
     let name = format!("{tag}-held-sysv");
     sysv_names.push(name.clone());
-    killed_holder(&name, Flavor::Sysv, &mut failures)?;
+    killed_holder(&name, Flavor::Sysv, &mut failures, shutdown)?;
     procs::interrupted(shutdown)?;
-    killed_holder(&format!("{tag}-held-posix"), Flavor::Posix, &mut failures)?;
+    killed_holder(
+        &format!("{tag}-held-posix"),
+        Flavor::Posix,
+        &mut failures,
+        shutdown,
+    )?;
 
     if !failures.is_empty() {
         return Ok(format!("FAILED: {}", failures.join("; ")));
@@ -146,7 +162,12 @@ fn play(
 }
 
 /// Step 3 for one flavor. Pushes what went wrong onto `failures`.
-fn killed_holder(name: &str, flavor: Flavor, failures: &mut Vec<String>) -> Result<()> {
+fn killed_holder(
+    name: &str,
+    flavor: Flavor,
+    failures: &mut Vec<String>,
+    shutdown: &Shutdown,
+) -> Result<()> {
     let (sem, _) = Sem::open(flavor, name, Open::OrCreate { value: 1, limit: 1 })?;
     let _guard = Remove(&sem);
     let exe = std::env::current_exe().ctx("current_exe", "")?;
@@ -172,7 +193,8 @@ fn killed_holder(name: &str, flavor: Flavor, failures: &mut Vec<String>) -> Resu
     kill(holder.pid(), Signal::SIGKILL).ctx("kill", holder.pid())?;
     let status = holder.wait_timeout(DEADLINE)?;
     let value = sem.value()?;
-    say!(
+    tell!(
+        shutdown,
         "   {}: holder pid {} took the permit (value {held}), killed -> {}; value now {value}",
         kind(flavor),
         holder.pid(),
@@ -204,7 +226,8 @@ fn killed_holder(name: &str, flavor: Flavor, failures: &mut Vec<String>) -> Resu
     match flavor {
         Flavor::Sysv => {
             let (status, said, took) = next("10")?;
-            say!(
+            tell!(
+                shutdown,
                 "   SysV: the next run -> {} after {:.1} ms: SEM_UNDO, the kernel gave the \
                  dead holder's permit back",
                 describe(status),
@@ -219,14 +242,20 @@ fn killed_holder(name: &str, flavor: Flavor, failures: &mut Vec<String>) -> Resu
         }
         Flavor::Posix => {
             let (status, said, _) = next("0.5")?;
-            say!("   POSIX: the next run -> {}: {said}", describe(status))?;
-            say!(
+            tell!(
+                shutdown,
+                "   POSIX: the next run -> {}: {said}",
+                describe(status)
+            )?;
+            tell!(
+                shutdown,
                 "          a POSIX semaphore has no owner: nothing knew the dead holder had a permit"
             )?;
             let timed_out = status.code() == Some(1) && said.contains("timed out after 0.5 s");
             sem.post(false)?;
             let (after, _, took) = next("10")?;
-            say!(
+            tell!(
+                shutdown,
                 "   POSIX: repaired with `sem-demo post {name}`; the next run -> {} after {:.1} ms",
                 describe(after),
                 took.as_secs_f64() * 1000.0

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use common::child::{Options, Supervised, describe, die_with_supervisor};
 use common::cleanup::Shutdown;
+use common::out::Sink;
 use common::{Context, Error, Result};
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
@@ -66,4 +68,46 @@ pub fn wait_all(children: &[Supervised], shutdown: &Shutdown) -> Result<Vec<Stri
         }
     }
     Ok(failed)
+}
+
+/// How long a write to a full stdout waits before looking for a shutdown again, in ms.
+const STALLED_CHECK_MS: u64 = 50;
+
+/// One line on stdout, like `common::say!`, but one that SIGINT/SIGTERM can interrupt: use
+/// [`tell!`](crate::tell). Returns an error if a shutdown was asked for before it was written.
+///
+/// Pitfall: `say!` sleeps in `write(2)` while stdout is full, and the shutdown handlers are
+/// installed with SA_RESTART, so a SIGTERM only sets the flag and the write goes back to
+/// sleep: `sem-demo bridge --cars 1000 | less`, with `less` stopped, ignored every SIGTERM
+/// and left its semaphore and board behind at the second one (which exits at once). Here
+/// stdout is written without blocking (a non-blocking reopening of the same pipe or terminal,
+/// see `common::out::Sink`), and while it is full we sleep in `poll` for room with a short
+/// timeout, looking at the shutdown flag in between.
+pub fn line(shutdown: &Shutdown, args: std::fmt::Arguments<'_>) -> Result<()> {
+    static STDOUT: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+    let sink = STDOUT.get_or_init(|| Sink::new(1));
+    // The narration of the calls that led to this line comes before it, as with `say!`.
+    common::narrate::flush();
+    let text = format!("{args}\n");
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        interrupted(shutdown)?;
+        match sink.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::EAGAIN) => {
+                sink.wait_writable(Duration::from_millis(STALLED_CHECK_MS));
+            }
+            Err(e) => return Err(Error::sys("write", "stdout", e)),
+        }
+    }
+    Ok(())
+}
+
+/// `tell!(shutdown, "car {n} enters")?`: a line on stdout that a SIGTERM can interrupt (see
+/// [`line`]).
+#[macro_export]
+macro_rules! tell {
+    ($shutdown:expr, $($arg:tt)*) => {
+        $crate::procs::line($shutdown, format_args!($($arg)*))
+    };
 }

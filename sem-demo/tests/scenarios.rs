@@ -323,3 +323,79 @@ fn updaters_do_not_outlive_a_killed_counter() {
     let out = run_long(&sb, &["counter", "--procs", "1", "--iters", "1"]);
     assert!(out.status.success(), "{out:?}");
 }
+
+/// A stdout nobody reads (a pager stopped, a stalled pipe) does not make a bridge deaf to
+/// SIGTERM: it stops at once and removes its semaphore and board. It used to sleep in
+/// write(2) through every SIGTERM (the handlers restart it), and the second one exited at
+/// once, leaving both behind.
+#[test]
+fn sigterm_stops_a_bridge_whose_stdout_is_full() {
+    use std::os::fd::{AsFd, AsRawFd};
+    let sb = Sandbox::new();
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
+    // One page: the timeline of 200 cars (400 lines) cannot fit.
+    let capacity = nix::fcntl::fcntl(read_end.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096))
+        .expect("F_SETPIPE_SZ");
+    let mut c = cmd(
+        &sb,
+        &[
+            "-v",
+            "bridge",
+            "--cars",
+            "200",
+            "--lanes",
+            "50",
+            "--cross-ms",
+            "0",
+        ],
+    );
+    c.stdout(std::process::Stdio::from(write_end))
+        .stderr(std::process::Stdio::piped());
+    // Not testkit::spawn, which pipes stdout to a reader of its own: ours must stall.
+    let opts = common::child::Options {
+        deadline: Some(LONG),
+        own_group: true,
+    };
+    let bridge = common::child::Supervised::spawn("bridge", &mut c, opts).expect("spawn");
+    let mut err = bridge.stderr_lines().expect("stderr is piped");
+    let created = err
+        .wait_for(|l| l.contains("O_CREAT|O_EXCL"), support::WAIT)
+        .expect("the bridge creates its semaphore");
+    // "sem_open(/ipc-demo-sem-bridge-4242-0-1a2b3, O_CREAT|O_EXCL, ...": the tag.
+    let tag = created
+        .split("sem_open(/ipc-demo-")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .expect("the tag")
+        .to_owned();
+    // The pipe is full: the bridge has written all it can and waits for room. (Full to
+    // within a line: a write of one line, under PIPE_BUF, goes in whole or waits.)
+    let give_up = std::time::Instant::now() + LONG;
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer; `queued` is one.
+        let rc = unsafe { libc::ioctl(read_end.as_raw_fd(), libc::FIONREAD, &mut queued) };
+        assert_eq!(rc, 0, "FIONREAD");
+        if queued + 256 >= capacity {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the pipe never filled: {queued}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bridge
+        .signal(nix::sys::signal::Signal::SIGTERM)
+        .expect("SIGTERM");
+    let status = bridge.wait_timeout(support::WAIT).expect("wait");
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")
+        .expect("/dev/shm")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.contains(&tag))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    drop(read_end);
+}
