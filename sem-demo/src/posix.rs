@@ -15,7 +15,8 @@
 //! that opens an existing name checks the file it mapped. glibc's `sem_open` already opens
 //! with `O_NOFOLLOW` (a planted symlink fails with ELOOP), but it checks no owner, so we open
 //! `/dev/shm/sem.NAME` ourselves with `O_NOFOLLOW`, `fstat` that descriptor (a regular file,
-//! ours, not writable by group or others), and compare its device and inode with the mapping
+//! ours, not writable by group or others, large enough for a `sem_t`: a shorter file would
+//! raise SIGBUS at the first access), and compare its device and inode with the mapping
 //! that `sem_open` made, as `/proc/self/maps` shows it. The last step closes the gap between
 //! the two opens: the name might have been replaced in between, and then the file we checked
 //! is not the one we use.
@@ -159,6 +160,17 @@ impl NamedSem {
             return refuse(format!(
                 "{path} is writable by group or others (mode {:04o})",
                 st.st_mode & 0o7777
+            ));
+        }
+        // sem_open maps sizeof(sem_t) bytes of the file whatever its size, and a page of a
+        // mapping beyond the end of its file raises SIGBUS at the first sem_wait or
+        // sem_getvalue: a truncated file must be refused here, not crash us later.
+        let size = std::mem::size_of::<libc::sem_t>();
+        if usize::try_from(st.st_size).map_or(true, |n| n < size) {
+            return refuse(format!(
+                "{path} has {} bytes, too few for a semaphore ({size}): it was not made by \
+                 sem_open",
+                st.st_size
             ));
         }
         let meta = file.metadata().ctx("fstat", &path)?;

@@ -256,3 +256,36 @@ fn a_sysv_set_others_can_change_is_refused() {
         &[&key],
     );
 }
+
+/// A semaphore file too short for a sem_t (truncated, or an empty file someone made with
+/// our uid) is refused with a message; sem_open maps it anyway, and the first sem_getvalue
+/// or sem_post used to die of SIGBUS.
+#[test]
+fn a_truncated_semaphore_file_is_refused_not_a_crash() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let sb = Sandbox::new();
+    let name = unique("short");
+    let file = format!("/dev/shm/sem.ipc-demo-{name}");
+    struct RmFile<'a>(&'a str);
+    impl Drop for RmFile<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .expect("create the empty file");
+    let _rm = RmFile(&file);
+    for role in ["value", "post", "trywait"] {
+        let out = run(&sb, &[role, &name]);
+        assert_eq!(out.status.code(), Some(1), "{role}: {out:?}");
+        let err = testkit::stderr(&out);
+        assert!(
+            err.contains("has 0 bytes, too few for a semaphore"),
+            "{role}: {err}"
+        );
+    }
+}
