@@ -1,7 +1,7 @@
 //! The supervisor's stdout, written without ever blocking, whatever stdout is.
 //!
-//! (The same as signal-demo's `output.rs`, which it follows line for line: a candidate for
-//! `common` now that two demos need it.)
+//! (The same line buffer as signal-demo's `output.rs`, on the same `common::out::Sink`: the
+//! buffer is a candidate for `common` too, now that two demos need it.)
 //!
 //! A daemon's output goes wherever its caller put it: a terminal, a file, a pipe into
 //! `grep`, the socket journald hands a service. A reader that stops reading (a frozen
@@ -12,15 +12,13 @@
 //! wakes up. So every write here is non-blocking, and waiting for room is one more descriptor
 //! in the supervisor's `poll`:
 //!
-//! 1. At start, `fstat(1)` tells what stdout is.
-//!    - A pipe, FIFO or terminal (any character device): opened a second time through
-//!      `/proc/self/fd/1` with `O_WRONLY | O_NONBLOCK`. That is a new open file description
-//!      of the same pipe or terminal, so its `O_NONBLOCK` is ours alone. Setting `O_NONBLOCK`
-//!      on fd 1 itself would change the description the shell and its other children share,
-//!      and could leave the shell with a non-blocking terminal after we exit.
-//!    - A socket: `send(MSG_DONTWAIT)`, non-blocking for that one call, for the same reason.
-//!    - A regular file or a block device: plain `write`. Those never wait for a reader
-//!      (`O_NONBLOCK` means nothing to them).
+//! 1. At start, [`common::out::Sink`] looks at what stdout is (`fstat(1)`) and picks the
+//!    non-blocking write that kind allows without touching the descriptor the shell shares
+//!    with us: a pipe, FIFO or terminal is opened a second time through `/proc/self/fd/1`
+//!    with `O_NONBLOCK` (a new open file description, so the flag is ours alone); a socket
+//!    gets `send(MSG_DONTWAIT)`; a regular file is written as it is (it never waits for a
+//!    reader). Setting `O_NONBLOCK` on fd 1 itself would change it for the shell and every
+//!    sibling too, and could leave the shell with a non-blocking terminal after we exit.
 //! 2. [`Output::line`] appends the line to what is waiting, then writes as much as the
 //!    descriptor takes. What it does not take waits in a buffer of at most [`BACKLOG`] bytes,
 //!    and the supervisor polls [`Output::waiting_fd`] for `POLLOUT` beside its queues and pidfds.
@@ -36,33 +34,19 @@
 //! expects.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
-use nix::sys::socket::{MsgFlags, send};
-use nix::sys::stat::{SFlag, fstat};
 
+use common::out::Sink;
 use common::{Error, Result};
 
 /// Bytes of output that may wait for a slow reader before lines are dropped.
 pub const BACKLOG: usize = 16 * 1024;
 /// How long the supervisor waits at exit for a stalled reader to take its last lines.
 pub const DRAIN: Duration = Duration::from_secs(1);
-
-/// How the bytes get out without blocking (see the module docs, step 1).
-enum Sink {
-    /// A second, non-blocking open of the pipe, FIFO or terminal on stdout.
-    Reopened(File),
-    /// stdout is a socket: `send(MSG_DONTWAIT)`.
-    Socket,
-    /// A regular file or block device (or a stdout we could not reopen): plain writes.
-    Plain,
-}
 
 /// The supervisor's stdout.
 pub struct Output {
@@ -74,18 +58,10 @@ pub struct Output {
 }
 
 impl Output {
-    /// Look at stdout and pick the way to write it without blocking.
+    /// Look at stdout and pick the way to write it without blocking ([`Sink`]).
     pub fn new() -> Self {
-        let stdout = io::stdout();
-        let sink = match fstat(stdout.as_fd()) {
-            Ok(st) => match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
-                SFlag::S_IFSOCK => Sink::Socket,
-                SFlag::S_IFREG | SFlag::S_IFBLK => Sink::Plain,
-                _ => reopen_nonblocking(),
-            },
-            // A closed stdout: writes fail with EBADF, reported on the first line.
-            Err(_) => Sink::Plain,
-        };
+        let sink = Sink::new(libc::STDOUT_FILENO);
+        common::trace!("stdout: {}", sink.describe());
         Output {
             sink,
             waiting: Vec::new(),
@@ -123,29 +99,18 @@ impl Output {
 
     /// The descriptor to poll for `POLLOUT`, if lines are waiting for room.
     pub fn waiting_fd(&self) -> Option<BorrowedFd<'_>> {
-        if self.waiting.is_empty() {
-            return None;
-        }
-        Some(match &self.sink {
-            Sink::Reopened(f) => f.as_fd(),
-            Sink::Socket | Sink::Plain => {
-                // SAFETY: fd 1 stays open for the life of the process (nothing here closes
-                // it), and the borrow is tied to `self`, which does not outlive the process.
-                unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) }
-            }
-        })
+        (!self.waiting.is_empty()).then(|| self.sink.as_fd())
     }
 
     /// Write what is waiting, as far as the descriptor takes it without blocking; then, if
     /// lines were dropped, the note that says so.
     pub fn flush(&mut self) -> Result<()> {
         while !self.waiting.is_empty() {
-            match self.write_some() {
+            match self.sink.try_write(&self.waiting) {
                 Ok(n) => {
                     self.waiting.drain(..n);
                 }
                 Err(Errno::EAGAIN) => return Ok(()),
-                Err(Errno::EINTR) => {}
                 Err(e) => return Err(Error::sys("write", "stdout", e)),
             }
             if self.waiting.is_empty() && self.dropped > 0 {
@@ -184,42 +149,4 @@ impl Output {
         }
         Ok(())
     }
-
-    /// One non-blocking write of the start of `waiting`.
-    fn write_some(&mut self) -> std::result::Result<usize, Errno> {
-        let buf = &self.waiting;
-        match &mut self.sink {
-            Sink::Reopened(f) => f.write(buf).map_err(errno),
-            Sink::Socket => send(
-                libc::STDOUT_FILENO,
-                buf,
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-            ),
-            Sink::Plain => nix::unistd::write(io::stdout(), buf),
-        }
-    }
-}
-
-/// A second open of the pipe, FIFO or terminal on stdout, non-blocking (module docs, step 1).
-/// Without /proc (or for a device that refuses a second open) the writes stay plain, and
-/// the trace says that a stalled reader can then stall the daemon.
-fn reopen_nonblocking() -> Sink {
-    let opened = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open("/proc/self/fd/1");
-    match opened {
-        Ok(f) => {
-            common::trace!("open(/proc/self/fd/1, O_WRONLY|O_NONBLOCK) -> our own stdout");
-            Sink::Reopened(f)
-        }
-        Err(e) => {
-            common::trace!("open(/proc/self/fd/1): {e}; stdout writes may block");
-            Sink::Plain
-        }
-    }
-}
-
-fn errno(e: io::Error) -> Errno {
-    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
