@@ -155,6 +155,12 @@ impl Mq {
             .expect("an Mq holds its descriptor until dropped")
     }
 
+    /// The permission bits (`fstat` on the descriptor).
+    pub fn mode(&self) -> Result<u32> {
+        let st = fstat(self.mqd()).ctx("fstat", &self.name)?;
+        Ok(st.st_mode & 0o7777)
+    }
+
     /// `mq_getattr`: depth, limits, flags.
     pub fn attr(&self) -> Result<MqAttr> {
         mqueue::mq_getattr(self.mqd()).ctx("mq_getattr", &self.name)

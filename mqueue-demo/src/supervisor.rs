@@ -298,7 +298,9 @@ fn create_queues(
             Created::New(q) => q,
             Created::Exists => {
                 // Someone else's queue is refused by Mq::open (fstat names its owner).
-                let q = Queue::Posix(Mq::open(name, access, true)?);
+                let mq = Mq::open(name, access, true)?;
+                check_leftover(&mq)?;
+                let q = Queue::Posix(mq);
                 take_over(&q, *name == names.done, out)?;
                 match q {
                     Queue::Posix(mq) => mq,
@@ -313,6 +315,23 @@ fn create_queues(
         .try_into()
         .map_err(|_| Error::msg("four queues expected"))?;
     Ok((queues, guards))
+}
+
+/// A queue of ours found at one of our names is taken over only if it is what we would have
+/// made: owner-only. `NAME-done` is trusted for the pids in workers' hellos and for results,
+/// and `NAME` for tasks, because only our uid can write to them; a leftover that others may
+/// open (made by hand, or chmod-ed) could already be open for writing by another user, and
+/// changing its mode now would not close their descriptors. So it is refused, not repaired.
+fn check_leftover(mq: &Mq) -> Result<()> {
+    let mode = mq.mode()?;
+    if mode & 0o077 != 0 {
+        return Err(Error::msg(format!(
+            "{}: mode {mode:04o} lets other users open it, so its messages cannot be trusted; \
+             remove it (mqueue-demo unlink --queue ...) and start again",
+            mq.name()
+        )));
+    }
+    Ok(())
 }
 
 /// A dead supervisor's queue, reused: its tasks and results are kept; what is in `NAME-done`

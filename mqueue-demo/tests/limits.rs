@@ -245,3 +245,32 @@ fn every_subcommand_help_has_an_example() {
         );
     }
 }
+
+/// A queue of ours at our name, but that other users may open (here 0622: anyone can write
+/// tasks, hellos and results into it), is not taken over: its messages cannot be trusted.
+/// The queues the supervisor had made already are removed; the leftover is kept.
+#[test]
+fn a_leftover_others_can_open_is_refused() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let done = format!("{q}-done");
+    let attr = nix::mqueue::MqAttr::new(0, 10, 256, 0);
+    let flags = nix::mqueue::MQ_OFlag::O_CREAT
+        | nix::mqueue::MQ_OFlag::O_EXCL
+        | nix::mqueue::MQ_OFlag::O_RDONLY;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    let mqd = nix::mqueue::mq_open(done.as_str(), flags, mode, Some(&attr)).unwrap();
+    // The umask cannot interfere with fchmod.
+    nix::sys::stat::fchmod(&mqd, nix::sys::stat::Mode::from_bits_truncate(0o622)).unwrap();
+    nix::mqueue::mq_close(mqd).unwrap();
+    let out = run(&sb, &q, &["run", "--workers", "0", "--msgsize", "256"], b"");
+    let err = stderr(&out);
+    let left = nix::mqueue::mq_unlink(done.as_str());
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{done}: mode 0622 lets other users open it")),
+        "{err}"
+    );
+    assert_eq!(left, Ok(()), "the leftover was removed");
+    assert_no_queues(&q);
+}
