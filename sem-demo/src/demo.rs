@@ -17,7 +17,7 @@
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use common::child::{Options, Supervised, describe};
+use common::child::{Options, Supervised, describe, die_with_supervisor};
 use common::cleanup::Shutdown;
 use common::{Context, Error, Result, names};
 use nix::errno::Errno;
@@ -179,6 +179,9 @@ fn killed_holder(
     cmd.args(["--", "sh", "-c", "echo held; exec sleep 600"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
+    // If we are killed with -9 meanwhile, the holder (and through its own death signal, its
+    // command) goes too, instead of holding the permit for the ten minutes it sleeps.
+    die_with_supervisor(&mut cmd, Signal::SIGTERM);
     let opts = Options {
         deadline: Some(DEADLINE),
         own_group: true,

@@ -399,3 +399,64 @@ fn sigterm_stops_a_bridge_whose_stdout_is_full() {
     assert_eq!(left, Vec::<String>::new());
     drop(read_end);
 }
+
+/// The demo killed with -9 while a `sem-demo run` it started holds the permit (step 3): the
+/// holder and its command stop too, instead of sleeping out their ten minutes with the permit.
+/// The instant is made certain by freezing the demo as soon as the holder has its permit: the
+/// holder can then no longer be killed by the demo itself.
+#[test]
+fn the_permit_holder_does_not_outlive_a_killed_demo() {
+    let sb = Sandbox::new();
+    for attempt in 1..=5 {
+        let demo = testkit::spawn(&mut cmd(
+            &sb,
+            &[
+                "-v", "demo", "--procs", "2", "--iters", "1", "--cars", "1", "--lanes", "1",
+            ],
+        ));
+        let mut err = demo.stderr_lines().expect("stderr is piped");
+        // "[pid 4242 run] semop(sem-demo-...-held-sysv (key 0x1dc0abcd), -1, SEM_UNDO) -> acquired"
+        let line = err
+            .wait_for(
+                |l| l.contains(" run] semop(") && l.contains("acquired"),
+                support::WAIT,
+            )
+            .expect("the holder narrates its permit");
+        let frozen = testkit::freeze(demo.pid());
+        let holder: i32 = line["[pid ".len()..]
+            .split(' ')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("[pid N run]");
+        let holder = nix::unistd::Pid::from_raw(holder);
+        let name = line
+            .split("semop(")
+            .nth(1)
+            .and_then(|r| r.split(" (key").next())
+            .expect("the name")
+            .to_owned();
+        let caught = !testkit::not_running(holder);
+        demo.signal(nix::sys::signal::Signal::SIGKILL)
+            .expect("kill -9 demo");
+        drop(frozen);
+        let give_up = std::time::Instant::now() + support::WAIT;
+        while !testkit::not_running(holder) {
+            if std::time::Instant::now() > give_up {
+                let _ = nix::sys::signal::killpg(holder, nix::sys::signal::Signal::SIGKILL);
+                panic!("the holder {holder} outlived the demo");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(demo);
+        // The SysV set kill -9 left (the next start cannot tell it is ours), and the rest.
+        let out = support::run(&sb, &["unlink", "--sysv", &name]);
+        assert!(out.status.success(), "{out:?}");
+        let out = run_long(&sb, &["counter", "--procs", "1", "--iters", "1"]);
+        assert!(out.status.success(), "{out:?}");
+        if caught {
+            return;
+        }
+        eprintln!("attempt {attempt}: the demo had already killed its holder; again");
+    }
+    panic!("the demo was never caught while its holder held the permit");
+}
