@@ -299,7 +299,7 @@ fn create_queues(
             Created::Exists => {
                 // Someone else's queue is refused by Mq::open (fstat names its owner).
                 let mq = Mq::open(name, access, true)?;
-                check_leftover(&mq)?;
+                check_leftover(&mq, args.msgsize as usize)?;
                 let q = Queue::Posix(mq);
                 take_over(&q, *name == names.done, out)?;
                 match q {
@@ -318,17 +318,28 @@ fn create_queues(
 }
 
 /// A queue of ours found at one of our names is taken over only if it is what we would have
-/// made: owner-only. `NAME-done` is trusted for the pids in workers' hellos and for results,
+/// made: owner-only, and with the message size asked for (a task taken from a larger `NAME`
+/// would not fit a worker's inbox, nor a malformed one `NAME-dead`). `NAME-done` is trusted for the pids in workers' hellos and for results,
 /// and `NAME` for tasks, because only our uid can write to them; a leftover that others may
 /// open (made by hand, or chmod-ed) could already be open for writing by another user, and
 /// changing its mode now would not close their descriptors. So it is refused, not repaired.
-fn check_leftover(mq: &Mq) -> Result<()> {
+fn check_leftover(mq: &Mq, msgsize: usize) -> Result<()> {
     let mode = mq.mode()?;
     if mode & 0o077 != 0 {
         return Err(Error::msg(format!(
             "{}: mode {mode:04o} lets other users open it, so its messages cannot be trusted; \
              remove it (mqueue-demo unlink --queue ...) and start again",
             mq.name()
+        )));
+    }
+    if mq.msgsize() != msgsize {
+        return Err(Error::msg(format!(
+            "{}: left by a supervisor that was killed, with messages of up to {} bytes, not \
+             --msgsize {msgsize}: start with --msgsize {}, or remove the queues (mqueue-demo \
+             unlink --queue ...)",
+            mq.name(),
+            mq.msgsize(),
+            mq.msgsize()
         )));
     }
     Ok(())

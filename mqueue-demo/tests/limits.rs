@@ -274,3 +274,41 @@ fn a_leftover_others_can_open_is_refused() {
     assert_eq!(left, Ok(()), "the leftover was removed");
     assert_no_queues(&q);
 }
+
+/// Queues left by a supervisor killed with -9 hold messages of up to 512 bytes; a new one
+/// started with --msgsize 256 would take a task its workers' inboxes cannot hold (and stall),
+/// so it refuses and says which --msgsize to use. With that one, it takes them over.
+#[test]
+fn a_leftover_with_another_message_size_is_refused() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let attr = nix::mqueue::MqAttr::new(0, 10, 512, 0);
+    let flags = nix::mqueue::MQ_OFlag::O_CREAT
+        | nix::mqueue::MQ_OFlag::O_EXCL
+        | nix::mqueue::MQ_OFlag::O_WRONLY;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    let mqd = nix::mqueue::mq_open(q.as_str(), flags, mode, Some(&attr)).unwrap();
+    // An echo task of 400 bytes, as protocol.rs lays it out.
+    let arg = vec![b'x'; 384];
+    let mut task = vec![b'T', 1, 1, 1];
+    task.extend_from_slice(&7u64.to_le_bytes());
+    task.extend_from_slice(&0u16.to_le_bytes());
+    task.extend_from_slice(&u16::try_from(arg.len()).unwrap().to_le_bytes());
+    task.extend_from_slice(&arg);
+    nix::mqueue::mq_send(&mqd, &task, 0).unwrap();
+    nix::mqueue::mq_close(mqd).unwrap();
+
+    let out = run(&sb, &q, &["run", "--workers", "1", "--msgsize", "256"], b"");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{q}: left by a supervisor that was killed, with messages of up to 512 bytes, not --msgsize 256: start with --msgsize 512")),
+        "{err}"
+    );
+    assert_eq!(depth(&sb, &q, &q), 1, "the leftover and its task are kept");
+
+    let sup = Supervisor::start(&sb, &q, &["--workers", "1", "--msgsize", "512"]);
+    let out = run(&sb, &q, &["results", "--follow", "--count", "1"], b"");
+    assert!(stdout(&out).contains(" ok attempt=1 "), "{}", stdout(&out));
+    sup.stop();
+}
