@@ -633,9 +633,13 @@ impl Supervisor {
             let pidfd = match pidfd_open(pid) {
                 Ok(fd) => fd,
                 Err(e) => {
+                    // Most likely it died since its hello (kill -9: its inbox is left behind,
+                    // and nobody else will ever know that name). We opened the inbox, checked
+                    // it is ours: remove it, as `bury` does for a worker we watched.
+                    inbox.remove()?;
                     tell!(
                         self.out,
-                        "hello from pid {pid}, but pidfd_open: {}; ignored",
+                        "hello from pid {pid}, but pidfd_open: {}; removed {inbox_name}",
                         e.desc()
                     )?;
                     return Ok(());

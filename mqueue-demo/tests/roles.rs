@@ -481,3 +481,49 @@ fn a_service_manager_hears_ready_and_stopping() {
     assert!(sup.wait_timeout(WAIT).unwrap().success());
     assert_no_queues(&q);
 }
+
+/// A worker started by hand that is killed right after its hello, before the supervisor
+/// could watch it (made certain here: the hello names a pid that has exited, and its inbox
+/// exists, as a killed worker leaves them): the supervisor removes the inbox it left.
+#[test]
+fn a_worker_dead_before_it_is_watched_leaves_no_inbox() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
+    // A pid that no longer runs: the one of a child we have reaped. (Recycled at once only on
+    // a machine with pid_max reached; then the test fails loudly rather than passes.)
+    let dead = std::process::Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    let mut dead = dead;
+    dead.wait().unwrap();
+    let inbox = format!("{q}-w{pid}");
+    let attr = nix::mqueue::MqAttr::new(0, 2, 256, 0);
+    let flags = nix::mqueue::MQ_OFlag::O_CREAT
+        | nix::mqueue::MQ_OFlag::O_EXCL
+        | nix::mqueue::MQ_OFlag::O_RDONLY;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    let mqd = nix::mqueue::mq_open(inbox.as_str(), flags, mode, Some(&attr)).unwrap();
+    nix::mqueue::mq_close(mqd).unwrap();
+    let done = nix::mqueue::mq_open(
+        format!("{q}-done").as_str(),
+        nix::mqueue::MQ_OFlag::O_WRONLY,
+        nix::sys::stat::Mode::empty(),
+        None,
+    )
+    .unwrap();
+    let mut hello = vec![b'H', 1, 0, 0];
+    hello.extend_from_slice(&i32::try_from(pid).unwrap().to_le_bytes());
+    hello.extend_from_slice(&(-1i32).to_le_bytes());
+    nix::mqueue::mq_send(&done, &hello, 0).unwrap();
+    nix::mqueue::mq_close(done).unwrap();
+    let line = sup.wait_for(|l| l.starts_with(&format!("hello from pid {pid}")));
+    assert!(line.ends_with(&format!("removed {inbox}")), "{line}");
+    let res = nix::mqueue::mq_open(
+        inbox.as_str(),
+        nix::mqueue::MQ_OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+        None,
+    );
+    assert_eq!(res.err(), Some(nix::errno::Errno::ENOENT));
+    sup.stop();
+}
