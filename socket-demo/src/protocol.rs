@@ -1,4 +1,4 @@
-//! The wire format every role shares: a subset of RESP2, the Redis protocol.
+//! The wire format every role shares: a subset of RESP2 and RESP3, the Redis protocol.
 //!
 //! Speaking Redis's protocol means clients nobody here wrote can talk to our server:
 //! `redis-cli`, `redis-benchmark`, a Python one-liner, or a person typing into `nc -U`.

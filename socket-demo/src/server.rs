@@ -4,8 +4,10 @@
 //!
 //! Every socket is non-blocking (SOCK_NONBLOCK on the listener, `accept4(SOCK_NONBLOCK |
 //! SOCK_CLOEXEC)` for clients), and one `epoll_wait` says which are ready. Each client has
-//! a read buffer (bytes received but not yet parsed: half a request, or many pipelined ones)
-//! and a write buffer (replies not yet taken by the kernel). Each round of the loop:
+//! a read buffer (bytes received but not yet parsed: half a request, or many pipelined ones),
+//! a write buffer (replies not yet taken by the kernel) and a session (its protocol version,
+//! name and open transaction; see [`crate::commands`], which executes the requests). Each
+//! round of the loop:
 //!
 //! 1. `epoll_wait`; `read` once from each ready client (at most 64 KiB: level-triggered epoll
 //!    reports it again for the rest, so one busy client cannot starve the others);
