@@ -209,12 +209,7 @@ fn someone_elses_queue_is_refused() {
     }
     let sb = Sandbox::new();
     let q = queue();
-    let attr = nix::mqueue::MqAttr::new(0, 10, 1024, 0);
-    let flags = nix::mqueue::MQ_OFlag::O_CREAT
-        | nix::mqueue::MQ_OFlag::O_EXCL
-        | nix::mqueue::MQ_OFlag::O_RDONLY;
-    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
-    let mqd = nix::mqueue::mq_open(q.as_str(), flags, mode, Some(&attr)).unwrap();
+    let mqd = make_queue(&q, 10, 1024);
     let nobody = nix::unistd::Uid::from_raw(65534);
     nix::unistd::fchown(&mqd, Some(nobody), None).unwrap();
     nix::mqueue::mq_close(mqd).unwrap();
@@ -254,12 +249,7 @@ fn a_leftover_others_can_open_is_refused() {
     let sb = Sandbox::new();
     let q = queue();
     let done = format!("{q}-done");
-    let attr = nix::mqueue::MqAttr::new(0, 10, 256, 0);
-    let flags = nix::mqueue::MQ_OFlag::O_CREAT
-        | nix::mqueue::MQ_OFlag::O_EXCL
-        | nix::mqueue::MQ_OFlag::O_RDONLY;
-    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
-    let mqd = nix::mqueue::mq_open(done.as_str(), flags, mode, Some(&attr)).unwrap();
+    let mqd = make_queue(&done, 10, 256);
     // The umask cannot interfere with fchmod.
     nix::sys::stat::fchmod(&mqd, nix::sys::stat::Mode::from_bits_truncate(0o622)).unwrap();
     nix::mqueue::mq_close(mqd).unwrap();
@@ -282,12 +272,7 @@ fn a_leftover_others_can_open_is_refused() {
 fn a_leftover_with_another_message_size_is_refused() {
     let sb = Sandbox::new();
     let q = queue();
-    let attr = nix::mqueue::MqAttr::new(0, 10, 512, 0);
-    let flags = nix::mqueue::MQ_OFlag::O_CREAT
-        | nix::mqueue::MQ_OFlag::O_EXCL
-        | nix::mqueue::MQ_OFlag::O_WRONLY;
-    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
-    let mqd = nix::mqueue::mq_open(q.as_str(), flags, mode, Some(&attr)).unwrap();
+    let mqd = make_queue(&q, 10, 512);
     // An echo task of 400 bytes, as protocol.rs lays it out.
     let arg = vec![b'x'; 384];
     let mut task = vec![b'T', 1, 1, 1];

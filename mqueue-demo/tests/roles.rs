@@ -344,9 +344,7 @@ fn a_worker_stops_when_its_supervisor_is_killed() {
         err.contains(&format!("the supervisor (pid {sup_pid}) of {q} is gone")),
         "{err}"
     );
-    let out = run(&sb, &q, &["unlink"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_no_queues(&q);
+    unlink_leftovers(&sb, &q);
 }
 
 /// The same for the workers the supervisor started: a supervisor killed with -9 leaves none
@@ -361,9 +359,7 @@ fn workers_do_not_outlive_a_killed_supervisor() {
     for p in pids {
         assert!(wait_gone(p), "worker pid {p} outlived its supervisor");
     }
-    let out = run(&sb, &q, &["unlink"], b"");
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_no_queues(&q);
+    unlink_leftovers(&sb, &q);
 }
 
 /// The supervisor's stdout is a pipe nobody reads. The test fills it to the last byte itself
@@ -496,13 +492,7 @@ fn a_worker_dead_before_it_is_watched_leaves_no_inbox() {
     let mut dead = dead;
     dead.wait().unwrap();
     let inbox = format!("{q}-w{pid}");
-    let attr = nix::mqueue::MqAttr::new(0, 2, 256, 0);
-    let flags = nix::mqueue::MQ_OFlag::O_CREAT
-        | nix::mqueue::MQ_OFlag::O_EXCL
-        | nix::mqueue::MQ_OFlag::O_RDONLY;
-    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
-    let mqd = nix::mqueue::mq_open(inbox.as_str(), flags, mode, Some(&attr)).unwrap();
-    nix::mqueue::mq_close(mqd).unwrap();
+    nix::mqueue::mq_close(make_queue(&inbox, 2, 256)).unwrap();
     let done = nix::mqueue::mq_open(
         format!("{q}-done").as_str(),
         nix::mqueue::MQ_OFlag::O_WRONLY,

@@ -201,3 +201,21 @@ pub fn wait_gone(pid: Pid) -> bool {
         }
     }
 }
+
+/// Make a queue by hand, as another program or a killed process would leave it:
+/// `O_CREAT|O_EXCL`, mode 0600, `depth` messages of `msgsize` bytes, open for reading and
+/// writing. The caller closes it (and may fchown/fchmod it first).
+pub fn make_queue(name: &str, depth: i64, msgsize: i64) -> nix::mqueue::MqdT {
+    use nix::mqueue::{MQ_OFlag, MqAttr, mq_open};
+    let attr = MqAttr::new(0, depth, msgsize, 0);
+    let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+    mq_open(name, flags, mode, Some(&attr)).unwrap_or_else(|e| panic!("mq_open {name}: {e}"))
+}
+
+/// `mqueue-demo unlink` after a supervisor killed with -9; nothing of `queue` is left.
+pub fn unlink_leftovers(sb: &Sandbox, queue: &str) {
+    let out = run(sb, queue, &["unlink"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_no_queues(queue);
+}
