@@ -291,33 +291,13 @@ fn updaters_do_not_outlive_a_killed_counter() {
         let line = err
             .wait_for(|l| l.contains(" update] sem_open("), support::WAIT)
             .expect("each updater narrates its sem_open");
-        let pid: i32 = line["[pid ".len()..]
-            .split(' ')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("[pid N update]");
-        pids.insert(pid);
+        pids.insert(support::traced_pid(&line));
     }
     counter
         .signal(nix::sys::signal::Signal::SIGKILL)
         .expect("kill -9 counter");
-    let give_up = std::time::Instant::now() + support::WAIT;
-    for &pid in &pids {
-        let pid = nix::unistd::Pid::from_raw(pid);
-        while !testkit::not_running(pid) {
-            if std::time::Instant::now() > give_up {
-                // Not left behind to burn the CPU for minutes after the test failed.
-                for &p in &pids {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(p),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                panic!("updater {pid} outlived counter");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    let pids: Vec<_> = pids.into_iter().collect();
+    support::wait_not_running(&pids, "an updater of the killed counter");
     // What kill -9 left (the semaphore, the database) goes with the next start.
     drop(counter);
     let out = run_long(&sb, &["counter", "--procs", "1", "--iters", "1"]);
@@ -423,12 +403,7 @@ fn the_permit_holder_does_not_outlive_a_killed_demo() {
             )
             .expect("the holder narrates its permit");
         let frozen = testkit::freeze(demo.pid());
-        let holder: i32 = line["[pid ".len()..]
-            .split(' ')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("[pid N run]");
-        let holder = nix::unistd::Pid::from_raw(holder);
+        let holder = support::traced_pid(&line);
         let name = line
             .split("semop(")
             .nth(1)
@@ -439,14 +414,8 @@ fn the_permit_holder_does_not_outlive_a_killed_demo() {
         demo.signal(nix::sys::signal::Signal::SIGKILL)
             .expect("kill -9 demo");
         drop(frozen);
-        let give_up = std::time::Instant::now() + support::WAIT;
-        while !testkit::not_running(holder) {
-            if std::time::Instant::now() > give_up {
-                let _ = nix::sys::signal::killpg(holder, nix::sys::signal::Signal::SIGKILL);
-                panic!("the holder {holder} outlived the demo");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // A failure kills the holder, not its command: that one dies of its death signal.
+        support::wait_not_running(&[holder], "the holder of the killed demo");
         drop(demo);
         // The SysV set kill -9 left (the next start cannot tell it is ours), and the rest.
         let out = support::run(&sb, &["unlink", "--sysv", &name]);

@@ -99,3 +99,31 @@ pub fn path_with_bin() -> String {
     let path = std::env::var("PATH").unwrap_or_default();
     format!("{}:{path}", dir.display())
 }
+
+/// The pid at the head of a `-v` line, `[pid 4242 role] ...`.
+pub fn traced_pid(line: &str) -> nix::unistd::Pid {
+    let pid = line
+        .strip_prefix("[pid ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no [pid N role] in {line:?}"));
+    nix::unistd::Pid::from_raw(pid)
+}
+
+/// Wait until none of `pids` runs any more (they are not our children: their state is read
+/// from /proc). If one still runs after [`WAIT`], all are killed (not left to burn the CPU
+/// after the test) and the test fails naming `what`.
+pub fn wait_not_running(pids: &[nix::unistd::Pid], what: &str) {
+    let give_up = std::time::Instant::now() + WAIT;
+    for &pid in pids {
+        while !testkit::not_running(pid) {
+            if std::time::Instant::now() > give_up {
+                for &p in pids {
+                    let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+                }
+                panic!("pid {pid} ({what}) is still running");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
