@@ -41,8 +41,9 @@ Examples:
   mqueue-demo run --workers 0 &   # the supervisor alone; then start workers by hand:
   mqueue-demo worker
 
-SIGTERM/SIGINT: no new tasks are taken; workers finish what they hold; what is left queued is
-reported; the queues are removed; exit 0.")]
+SIGTERM/SIGINT: no new tasks are taken; workers finish what they hold (for at most
+--stop-timeout seconds; then they are killed); what is left queued is reported; the queues are
+removed; exit 0.")]
     Run(RunArgs),
     /// A worker: take tasks from the supervisor, run them, report results.
     #[command(after_help = "Example:\n  mqueue-demo worker --max-tasks 1")]
@@ -136,9 +137,21 @@ pub struct RunArgs {
     /// The largest message in bytes (mq_msgsize); over msgsize_max needs root.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(64..))]
     pub msgsize: u32,
+    /// On SIGTERM, wait at most this long for workers to finish what they hold (a task takes
+    /// at most a minute); then kill them and report their tasks as left.
+    #[arg(long, value_name = "SECONDS", default_value_t = 65.0, value_parser = stop_timeout)]
+    pub stop_timeout: f64,
     /// Set by the demo: stop as on SIGTERM when process PID (our parent) exits.
     #[arg(long, hide = true, value_name = "PID")]
     pub parent: Option<i32>,
+}
+
+/// `--stop-timeout`: seconds, 0 to a day.
+fn stop_timeout(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| (0.0..=86_400.0).contains(s))
+        .ok_or_else(|| format!("{text:?}: expected seconds from 0 to 86400"))
 }
 
 /// Options of `worker`.

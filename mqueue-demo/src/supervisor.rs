@@ -159,6 +159,9 @@ struct Supervisor {
     backoff: Duration,
     seq: u64,
     stopping: bool,
+    /// `--stop-timeout`, and when the stop began plus it: workers still busy then are killed.
+    stop_timeout: Duration,
+    stop_deadline: Option<Instant>,
     /// `--parent PID` (the demo): its pidfd, and whether it has exited (then we stop).
     parent: Option<(Pid, OwnedFd)>,
     parent_gone: bool,
@@ -240,6 +243,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         backoff: Duration::ZERO,
         seq: 0,
         stopping: false,
+        stop_timeout: Duration::from_secs_f64(args.stop_timeout),
+        stop_deadline: None,
         parent,
         parent_gone: false,
         counts: Counts::default(),
@@ -440,6 +445,9 @@ impl Supervisor {
             if (shutdown.requested() || self.parent_gone) && !self.stopping {
                 self.begin_stop()?;
             }
+            if self.stop_deadline.is_some_and(|d| Instant::now() >= d) {
+                self.give_up_on_workers()?;
+            }
             if self.stopping && self.workers.is_empty() {
                 return Ok(());
             }
@@ -487,7 +495,8 @@ impl Supervisor {
                 if let Some((_, fd)) = self.parent.as_ref().filter(|_| !self.stopping) {
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 }
-                let timeout = queue::poll_timeout(self.sysv, &mut self.tick, next_start);
+                let wake = next_start.or(self.stop_deadline);
+                let timeout = queue::poll_timeout(self.sysv, &mut self.tick, wake);
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("poll", &self.names.tasks, e)),
@@ -984,6 +993,7 @@ impl Supervisor {
     /// result comes back.
     fn begin_stop(&mut self) -> Result<()> {
         self.stopping = true;
+        self.stop_deadline = Some(Instant::now() + self.stop_timeout);
         // STOPPING=1 to a service manager, if one started us (common::lifecycle).
         common::lifecycle::stopping();
         let busy = self.workers.iter().filter(|w| w.holding.is_some()).count();
@@ -1000,6 +1010,49 @@ impl Supervisor {
         for pid in idle {
             self.stop_worker(pid);
         }
+        Ok(())
+    }
+
+    /// `--stop-timeout` is over and workers still hold tasks (frozen with SIGSTOP, or stuck): a
+    /// stop must end, so ours are killed (SIGKILL; their pidfds then bury them) and the tasks
+    /// they held are reported as left; workers started by hand are no longer waited for (they
+    /// stop by themselves once we are gone, see worker.rs).
+    fn give_up_on_workers(&mut self) -> Result<()> {
+        self.stop_deadline = None;
+        let mut left = Vec::new();
+        for w in &mut self.workers {
+            let task = w.holding.take().map(|h| {
+                let id = protocol::show_id(h.task.id);
+                self.retries.push(h);
+                id
+            });
+            let what = task.map_or_else(
+                || "not ready yet".to_owned(),
+                |id| format!("holding task {id}"),
+            );
+            match &w.child {
+                Some(child) => {
+                    // Our unreaped child (the pidfd has not said it exited), so the pid is its own.
+                    let _ = child.signal(Signal::SIGKILL);
+                    tell!(
+                        self.out,
+                        "worker pid {} is still busy after the --stop-timeout of {:?} ({what}): killed",
+                        w.pid,
+                        self.stop_timeout
+                    )?;
+                }
+                None => {
+                    left.push(w.pid);
+                    tell!(
+                        self.out,
+                        "worker pid {} (started by hand) is still busy after the --stop-timeout of {:?} ({what}): not waited for",
+                        w.pid,
+                        self.stop_timeout
+                    )?;
+                }
+            }
+        }
+        self.workers.retain(|w| !left.contains(&w.pid));
         Ok(())
     }
 

@@ -516,3 +516,32 @@ fn a_worker_dead_before_it_is_watched_leaves_no_inbox() {
     assert_eq!(res.err(), Some(nix::errno::Errno::ENOENT));
     sup.stop();
 }
+
+/// A stop must end even if a worker never finishes: here it is frozen (SIGSTOP) holding a
+/// task. After --stop-timeout the supervisor kills it, reports its task as left, removes the
+/// queues and exits 0.
+#[test]
+fn a_stop_ends_even_with_a_frozen_worker() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--workers", "1", "--stop-timeout", "0.5"]);
+    let pid = sup.workers(1)[0];
+    let mut submit = mq(&sb, &q, &["submit", "--wait", "sleep 60000"]);
+    let submitter = testkit::spawn(&mut submit);
+    let task = sup.wait_trace(|l| l.starts_with(&format!("[pid {pid} worker] task ")));
+    let id = task.split(' ').nth(4).unwrap().to_owned();
+    let _frozen = testkit::freeze(pid);
+    kill(sup.child.pid(), Signal::SIGTERM).unwrap();
+    let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {pid} is still busy")));
+    assert!(
+        line.contains(&format!("(holding task {id}): killed")),
+        "{line}"
+    );
+    let stopped = sup.finish_unchecked();
+    assert!(
+        stopped.contains(&format!("1 left queued ({id})")),
+        "{stopped}"
+    );
+    assert_eq!(submitter.wait_timeout(WAIT).unwrap().code(), Some(1));
+    assert_no_queues(&q);
+}
