@@ -181,3 +181,40 @@ impl Drop for Frozen {
         let _ = kill(self.pid, Signal::SIGCONT);
     }
 }
+
+/// The service manager's side of `NOTIFY_SOCKET` (systemd `Type=notify`, see
+/// [`crate::lifecycle`]), for tests of a daemon's lifecycle: a datagram socket in the sandbox
+/// whose path the test hands to the daemon, and what the daemon sends to it.
+pub struct ServiceManager {
+    socket: std::os::unix::net::UnixDatagram,
+    path: PathBuf,
+}
+
+impl ServiceManager {
+    /// Bind `notify.sock` in the sandbox. Pass [`ServiceManager::path`] to the daemon as
+    /// `NOTIFY_SOCKET`.
+    pub fn bind(sb: &Sandbox) -> Self {
+        let path = sb.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path)
+            .unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        socket
+            .set_read_timeout(Some(DEADLINE))
+            .expect("a read timeout");
+        ServiceManager { socket, path }
+    }
+
+    /// The socket's path, for the daemon's `NOTIFY_SOCKET`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next notification (`READY=1\nMAINPID=…`), as text, within [`DEADLINE`].
+    pub fn receive(&self) -> String {
+        let mut buf = [0; 4096];
+        let n = self
+            .socket
+            .recv(&mut buf)
+            .expect("a notification before the deadline");
+        String::from_utf8(buf[..n].to_vec()).expect("notifications are text")
+    }
+}

@@ -4,37 +4,26 @@
 mod support;
 
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixDatagram;
 
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
 use support::{Daemon, WAIT, fifo_demo, log, pid_file};
-
-/// Receive one datagram from the daemon, as text.
-fn receive(manager: &UnixDatagram) -> String {
-    let mut buf = [0; 4096];
-    let n = manager
-        .recv(&mut buf)
-        .expect("a notification before the deadline");
-    String::from_utf8(buf[..n].to_vec()).expect("notifications are text")
-}
 
 /// The test plays systemd for a `Type=notify` service: it binds the datagram socket, hands its
 /// path over in NOTIFY_SOCKET, and checks what arrives and when.
 #[test]
 fn a_service_manager_hears_ready_once_the_fifo_is_usable_and_stopping_on_sigterm() {
     let sb = Sandbox::new();
-    let socket = sb.join("notify.sock");
-    let manager = UnixDatagram::bind(&socket).unwrap();
-    manager.set_read_timeout(Some(WAIT)).unwrap();
+    let manager = testkit::ServiceManager::bind(&sb);
+    let socket = manager.path();
     let fifo = sb.join("app.fifo");
     let mut cmd = fifo_demo(&sb);
     cmd.args(["daemon", "--log", "app.log", "--fifo"])
         .arg(&fifo)
-        .env("NOTIFY_SOCKET", &socket);
+        .env("NOTIFY_SOCKET", socket);
     let child = testkit::spawn(&mut cmd);
 
-    let ready = receive(&manager);
+    let ready = manager.receive();
     // At the moment READY=1 arrives, the FIFO is there and read: a writer succeeds at once.
     let kind = std::fs::symlink_metadata(&fifo).map(|m| m.file_type().is_fifo());
     assert!(
@@ -58,7 +47,7 @@ fn a_service_manager_hears_ready_once_the_fifo_is_usable_and_stopping_on_sigterm
     assert_eq!(line, format!("ready: pid {pid} fifo {}", fifo.display()));
 
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(receive(&manager), "STOPPING=1\n");
+    assert_eq!(manager.receive(), "STOPPING=1\n");
     let status = child.wait_timeout(WAIT).unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!fifo.exists() && !pid_file(&fifo).exists());

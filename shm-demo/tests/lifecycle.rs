@@ -6,30 +6,12 @@
 mod support;
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixDatagram;
 use std::process::Stdio;
 
 use common::testkit::{self, Sandbox};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::Signal;
 use support::{Name, WAIT, cmd, exists, ok, stop_a_writer_inside};
-
-/// Receive one datagram from the server, as text.
-fn receive(manager: &UnixDatagram) -> String {
-    let mut buf = [0; 4096];
-    let n = manager
-        .recv(&mut buf)
-        .expect("a notification before the deadline");
-    String::from_utf8(buf[..n].to_vec()).expect("notifications are text")
-}
-
-/// A datagram socket in the sandbox, playing systemd for a `Type=notify` service.
-fn manager(sb: &Sandbox) -> (UnixDatagram, std::path::PathBuf) {
-    let path = sb.join("notify.sock");
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket.set_read_timeout(Some(WAIT)).unwrap();
-    (socket, path)
-}
 
 fn pid_file(sb: &Sandbox, name: &Name) -> std::path::PathBuf {
     let kind = if name.sysv { ".sysv" } else { "" };
@@ -40,9 +22,10 @@ fn pid_file(sb: &Sandbox, name: &Name) -> std::path::PathBuf {
 fn ready_then_stopping(sysv: bool) {
     let sb = Sandbox::new();
     let name = Name::new(sysv);
-    let (manager, socket) = manager(&sb);
-    let child = testkit::spawn(cmd(&sb, &name, &["server"]).env("NOTIFY_SOCKET", &socket));
-    let ready = receive(&manager);
+    let manager = testkit::ServiceManager::bind(&sb);
+    let socket = manager.path();
+    let child = testkit::spawn(cmd(&sb, &name, &["server"]).env("NOTIFY_SOCKET", socket));
+    let ready = manager.receive();
     // When READY=1 arrives, a client succeeds at once.
     ok(&sb, &name, &["put", "k", "v"]);
     let pid = child.pid();
@@ -61,7 +44,7 @@ fn ready_then_stopping(sysv: bool) {
     assert_eq!(line, format!("ready: pid {pid} {kind} {}", name.name));
 
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(receive(&manager), "STOPPING=1\n");
+    assert_eq!(manager.receive(), "STOPPING=1\n");
     // STOPPING=1 comes once the names are gone.
     assert!(!exists(&sb, &name), "the database outlived STOPPING=1");
     assert!(
@@ -90,18 +73,18 @@ fn sysv_ready_and_stopping() {
 fn a_second_sigterm_during_a_long_stop_leaves_nothing() {
     let sb = Sandbox::new();
     let name = Name::new(false);
-    let (manager, socket) = manager(&sb);
+    let manager = testkit::ServiceManager::bind(&sb);
+    let socket = manager.path();
     let snap = sb.join("db.snap");
     let child = testkit::spawn(
-        cmd(&sb, &name, &["server", "--save", snap.to_str().unwrap()])
-            .env("NOTIFY_SOCKET", &socket),
+        cmd(&sb, &name, &["server", "--save", snap.to_str().unwrap()]).env("NOTIFY_SOCKET", socket),
     );
-    assert!(receive(&manager).starts_with("READY=1\n"));
+    assert!(manager.receive().starts_with("READY=1\n"));
     ok(&sb, &name, &["put", "k", "v"]);
     let frozen = stop_a_writer_inside(&sb, &name, "k", "held");
 
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(receive(&manager), "STOPPING=1\n");
+    assert_eq!(manager.receive(), "STOPPING=1\n");
     child.signal(Signal::SIGTERM).unwrap();
     let status = child.wait_timeout(WAIT).unwrap();
     assert_eq!(status.code(), Some(143), "{status:?}");

@@ -4,21 +4,11 @@
 
 mod support;
 
-use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
 use support::{BIN, WAIT};
-
-/// Receive one datagram from the daemon, as text.
-fn receive(manager: &UnixDatagram) -> String {
-    let mut buf = [0; 4096];
-    let n = manager
-        .recv(&mut buf)
-        .expect("a notification before the deadline");
-    String::from_utf8(buf[..n].to_vec()).expect("notifications are text")
-}
 
 /// `signal-demo daemon --config cfg.toml EXTRA...` in `sb`, with a config that does not tick
 /// during the test.
@@ -38,15 +28,14 @@ fn daemon(sb: &Sandbox, extra: &[&str]) -> Command {
 #[test]
 fn a_service_manager_hears_ready_once_signals_are_read_and_stopping_on_sigterm() {
     let sb = Sandbox::new();
-    let socket = sb.join("notify.sock");
-    let manager = UnixDatagram::bind(&socket).unwrap();
-    manager.set_read_timeout(Some(WAIT)).unwrap();
+    let manager = testkit::ServiceManager::bind(&sb);
+    let socket = manager.path();
     let mut cmd = daemon(&sb, &["--pid-file", "d.pid"]);
-    cmd.env("NOTIFY_SOCKET", &socket);
+    cmd.env("NOTIFY_SOCKET", socket);
     let child = testkit::spawn(&mut cmd);
     let pid = child.pid();
 
-    let ready = receive(&manager);
+    let ready = manager.receive();
     assert_eq!(
         ready.lines().collect::<Vec<_>>(),
         [
@@ -67,7 +56,7 @@ fn a_service_manager_hears_ready_once_signals_are_read_and_stopping_on_sigterm()
     out.wait_for(|l| l.starts_with("status: "), WAIT).unwrap();
 
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(receive(&manager).trim_end(), "STOPPING=1");
+    assert_eq!(manager.receive().trim_end(), "STOPPING=1");
     assert_eq!(child.wait_timeout(WAIT).unwrap().code(), Some(0));
     assert!(!sb.join("d.pid").exists());
 }
