@@ -236,7 +236,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
                     Err(e) => return Err(Error::sys("poll", &names.results, e)),
                 }
             }
-            Err(e) => return Err(Error::sys("receive", &names.results, e)),
+            Err(e) => return Err(Error::sys(results.receive_call(), &names.results, e)),
         }
         if killed.is_none() && got >= total / 2 {
             let victim = pids[0];

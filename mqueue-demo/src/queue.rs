@@ -83,6 +83,22 @@ impl Queue {
         }
     }
 
+    /// The call that sends, for error messages: `mq_send` or `msgsnd`.
+    pub fn send_call(&self) -> &'static str {
+        match self {
+            Queue::Posix(_) => "mq_send",
+            Queue::Sysv(_) => "msgsnd",
+        }
+    }
+
+    /// The call that receives, for error messages: `mq_receive` or `msgrcv`.
+    pub fn receive_call(&self) -> &'static str {
+        match self {
+            Queue::Posix(_) => "mq_receive",
+            Queue::Sysv(_) => "msgrcv",
+        }
+    }
+
     /// Receive without waiting: an empty queue is `Err(EAGAIN)`. Returns the priority.
     pub fn receive(&self, buf: &mut Vec<u8>) -> nix::Result<u32> {
         match self {

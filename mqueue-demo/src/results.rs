@@ -134,7 +134,7 @@ fn drain(queue: &Queue, printed: &mut u64, count: Option<u64>) -> Result<()> {
             Ok(_) => {}
             Err(Errno::EAGAIN) => return Ok(()),
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("receive", queue.name(), e)),
+            Err(e) => return Err(Error::sys(queue.receive_call(), queue.name(), e)),
         }
         match protocol::decode(&buf) {
             Ok(Message::Result(r)) => {

@@ -201,7 +201,7 @@ fn send_blocking(queue: &Queue, r: &Ready, timeout: Option<Duration>, stamp: boo
     match queue.send_wait(&r.bytes, r.prio, timeout) {
         Ok(()) => print_sent(r, stamp),
         Err(Errno::ETIMEDOUT) => Err(full(queue, r, timeout.unwrap_or_default())),
-        Err(e) => Err(Error::sys("send", queue.name(), e)),
+        Err(e) => Err(Error::sys(queue.send_call(), queue.name(), e)),
     }
 }
 
@@ -256,7 +256,7 @@ fn submit_and_wait(
                     break;
                 }
                 Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys("send", queue.name(), e)),
+                Err(e) => return Err(Error::sys(queue.send_call(), queue.name(), e)),
             }
         }
         loop {
@@ -264,7 +264,7 @@ fn submit_and_wait(
                 Ok(_) => tick.reset(),
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("receive", &reply_name, e)),
+                Err(e) => return Err(Error::sys(reply.receive_call(), &reply_name, e)),
             }
             match protocol::decode(&buf) {
                 Ok(Message::Result(r)) if outstanding.remove(&r.id) => {

@@ -590,7 +590,7 @@ impl Supervisor {
                 Ok(_) => self.activity = true,
                 Err(Errno::EAGAIN) => return Ok(()),
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("receive", &self.names.done, e)),
+                Err(e) => return Err(Error::sys(self.done.receive_call(), &self.names.done, e)),
             }
             match protocol::decode(&self.buf) {
                 Ok(Message::Hello { pid, sysv_id }) => self.hello(Pid::from_raw(pid), sysv_id)?,
@@ -831,7 +831,9 @@ impl Supervisor {
                     Ok(prio) => prio,
                     Err(Errno::EAGAIN) => return Ok(()),
                     Err(Errno::EINTR) => continue,
-                    Err(e) => return Err(Error::sys("receive", &self.names.tasks, e)),
+                    Err(e) => {
+                        return Err(Error::sys(self.tasks.receive_call(), &self.names.tasks, e));
+                    }
                 };
                 self.activity = true;
                 match protocol::decode(&self.buf) {
@@ -869,7 +871,8 @@ impl Supervisor {
                     // worker whose inbox fails gets nothing more, and its task goes back.
                     tell!(
                         self.out,
-                        "send {}: {}; worker pid {} gets no more tasks",
+                        "{} {}: {}; worker pid {} gets no more tasks",
+                        inbox.send_call(),
                         inbox.name(),
                         e.desc(),
                         w.pid
@@ -1105,7 +1108,7 @@ fn flush(outbox: &mut Outbox) -> Result<()> {
             }
             Err(Errno::EAGAIN) => return Ok(()),
             Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("send", outbox.mq.name(), e)),
+            Err(e) => return Err(Error::sys(outbox.mq.send_call(), outbox.mq.name(), e)),
         }
     }
     Ok(())

@@ -105,7 +105,7 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         match inbox.receive(&mut buf) {
             Ok(_) => tick.reset(),
             Err(Errno::EAGAIN | Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys("receive", &inbox_name, e)),
+            Err(e) => return Err(Error::sys(inbox.receive_call(), &inbox_name, e)),
         }
         let task = match protocol::decode(&buf) {
             Ok(Message::Task(task)) => task,
@@ -206,7 +206,7 @@ fn send(q: &Queue, msg: &[u8], watch: &Watch<'_>, tick: &mut Tick) -> Result<()>
         match q.send(msg, 0) {
             Ok(()) => return Ok(()),
             Err(Errno::EAGAIN | Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("send", q.name(), e)),
+            Err(e) => return Err(Error::sys(q.send_call(), q.name(), e)),
         }
         if watch.supervisor_gone() {
             return Err(Error::msg(format!(
