@@ -31,13 +31,14 @@ fn ten_thousand_tasks_survive_a_kill_every_200ms() {
     let q = queue();
     let mut sup = Supervisor::start(&sb, &q, &["--workers", WORKERS]);
     sup.workers(8);
-    // Every other task sleeps a millisecond, so a kill usually finds a task in hand.
+    // Every other task sleeps 5 ms: the run lasts a few seconds (about 15 kills, not the 5
+    // that 1 ms tasks gave), and a kill usually finds a task in hand.
     let input: String = (0..TASKS)
         .map(|i| {
             if i % 2 == 0 {
                 format!("echo task {i}\n")
             } else {
-                "sleep 1\n".to_owned()
+                "sleep 5\n".to_owned()
             }
         })
         .collect();
@@ -100,5 +101,13 @@ fn ten_thousand_tasks_survive_a_kill_every_200ms() {
         "{stopped}"
     );
     assert!(kills > 0, "no worker was killed");
+    // At least one kill took a task from a worker's hands, which then went out again with
+    // the next attempt: the path this test is about, not only idle workers dying.
+    let retried: u64 = stopped
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" retried"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no retried count in {stopped}"));
+    assert!(retried > 0, "no kill hit a task in hand: {stopped}");
     eprintln!("{kills} workers killed; {stopped}");
 }
