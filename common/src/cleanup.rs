@@ -190,6 +190,7 @@ impl Shutdown {
         // reader draining it must not block either. O_CLOEXEC: children must not inherit it.
         let (wake_read, wake_write) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ctx("pipe2", "shutdown")?;
+        let parent = nix::unistd::getppid().as_raw();
         let _blocked = BlockedWhileInstalling::block(&signals)?;
         for &sig in &signals {
             let raw = sig as libc::c_int;
@@ -197,11 +198,7 @@ impl Shutdown {
             let mut register = || -> std::io::Result<()> {
                 // Order matters: the exit check runs first, so the first signal only arms it
                 // (the flag is still false), and a second one finds the flag set and exits.
-                signal_hook::flag::register_conditional_shutdown(
-                    raw,
-                    128 + raw,
-                    Arc::clone(&requested),
-                )?;
+                register_exit_check(raw, parent, Arc::clone(&requested))?;
                 between(sig, "exit check");
                 signal_hook::flag::register_usize(raw, Arc::clone(&signal), sig_usize)?;
                 between(sig, "signal number");
@@ -241,6 +238,40 @@ impl Shutdown {
     pub fn wake_fd(&self) -> BorrowedFd<'_> {
         self.wake_read.as_fd()
     }
+}
+
+/// The action that makes a *second* stop signal exit at once with 128 + its number, leaving
+/// cleanup undone: the way out of a shutdown that hangs.
+///
+/// One repeat is not a second request: the parent-death signal (`PR_SET_PDEATHSIG`, see
+/// [`crate::child::die_with_supervisor`]). The kernel sends it each time the child is handed
+/// to a new parent, and a dying parent with several threads hands its children to each of
+/// its threads in turn before they reach init, so a child tied with SIGTERM can get SIGTERM
+/// twice from one death (kernel/exit.c, `forget_original_parent`). Both come from the
+/// parent's pid; by the second, the parent is gone and `getppid()` names someone else. Such a
+/// repeat is the same request, and is ignored here.
+fn register_exit_check(
+    raw: libc::c_int,
+    parent: libc::pid_t,
+    armed: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let action = move |info: &libc::siginfo_t| {
+        if !armed.load(Ordering::SeqCst) {
+            return;
+        }
+        // SAFETY: si_pid reads the sender field of the siginfo the kernel filled in for this
+        // delivery; for signals without a sender (a terminal's) it holds 0.
+        let sender = unsafe { info.si_pid() };
+        // SAFETY: getppid(2) takes no argument, cannot fail, and is async-signal-safe.
+        let from_dead_parent = sender == parent && unsafe { libc::getppid() } != parent;
+        if !from_dead_parent {
+            signal_hook::low_level::exit(128 + raw);
+        }
+    };
+    // SAFETY: the action runs in a signal handler, so it may only do async-signal-safe work:
+    // it loads an atomic, reads the siginfo, calls getppid(2) and, for a real second signal,
+    // _exit(2) (signal_hook's `exit`). It allocates nothing and takes no lock.
+    unsafe { signal_hook_registry::register_sigaction(raw, action) }.map(|_| ())
 }
 
 /// Blocks signals in the calling thread until dropped, then restores the mask it found, on

@@ -26,8 +26,53 @@ fn supervisor() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The tied parent: start the child tied to us with SIGTERM (stdout shared with ours), then
+/// wait to be killed.
+fn tied_parent(file: &Path) -> ExitCode {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["child", "pdeath"]).arg(file);
+    common::child::die_with_supervisor(&mut cmd, Signal::SIGTERM);
+    let mut child = cmd.spawn().expect("spawn the tied child");
+    let _ = child.wait();
+    ExitCode::SUCCESS
+}
+
+/// Send ourselves `sig` as the kernel sends a parent-death signal: SI_USER, from `sender`.
+/// (rt_sigqueueinfo(2) lets a process give itself any siginfo; nix does not wrap it.)
+fn raise_from(sig: Signal, sender: libc::pid_t) {
+    // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_signo = sig as libc::c_int;
+    info.si_code = libc::SI_USER;
+    // si_pid sits right after the three ints of the header (glibc's _kill layout), the same
+    // place libc's si_pid() reads.
+    // SAFETY: the struct is 128 bytes, so the int at offset 16 is inside it; it is properly
+    // aligned (siginfo_t is 8-aligned).
+    unsafe {
+        let base = (&raw mut info).cast::<u8>();
+        base.add(16).cast::<libc::pid_t>().write(sender);
+    }
+    // SAFETY: rt_sigqueueinfo to ourselves with a siginfo that lives across the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigqueueinfo,
+            libc::getpid(),
+            sig as libc::c_int,
+            &raw const info,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "rt_sigqueueinfo: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
 /// The child: create FILE, guard it, say "ready", then wait for a shutdown signal.
 fn child(mode: &str, file: &Path) -> ExitCode {
+    let parent = nix::unistd::getppid().as_raw();
     let shutdown = match mode {
         "hup" => Shutdown::install_with(&[Signal::SIGHUP]),
         // A SIGTERM sent to ourselves between two of the installing steps, where a signal
@@ -52,6 +97,18 @@ fn child(mode: &str, file: &Path) -> ExitCode {
         let _ = poll(&mut fds, PollTimeout::NONE);
     }
     println!("stopping on {:?}", shutdown.signal());
+    if mode == "pdeath" {
+        // The parent died and its SIGTERM stopped us. A parent with several threads sends
+        // it again as we are passed from thread to thread: the same request, which must not
+        // count as a second signal (that would exit at once, the file left behind).
+        assert_ne!(
+            nix::unistd::getppid().as_raw(),
+            parent,
+            "the parent is gone"
+        );
+        raise_from(Signal::SIGTERM, parent);
+        println!("survived the repeat");
+    }
     if mode == "slow" {
         // Stuck in shutdown: only a second signal ends this (the test's deadline bounds it).
         std::thread::sleep(Duration::from_secs(3600));
@@ -162,6 +219,34 @@ fn a_tied_child_dies_with_its_supervisor() {
     }
 }
 
+fn a_repeated_parent_death_signal_is_one_request() {
+    let sb = Sandbox::new();
+    let file = sb.join("obj");
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = sb.command(exe);
+    cmd.arg("tied-parent").arg(&file);
+    let parent = testkit::spawn(&mut cmd);
+    let mut out = parent.stdout_lines().unwrap();
+    out.wait_for(|l| l == "ready", WAIT).unwrap();
+    // The parent alone (Supervised::signal would reach its whole group, the child too).
+    nix::sys::signal::kill(parent.pid(), Signal::SIGKILL).unwrap();
+    parent.wait_timeout(WAIT).unwrap();
+    let line = out.wait_for(|l| l.starts_with("stopping"), WAIT).unwrap();
+    assert_eq!(line, "stopping on Some(SIGTERM)");
+    out.wait_for(|l| l == "survived the repeat", WAIT)
+        .expect("a repeated parent-death SIGTERM does not exit at once");
+    // The child unwinds through its guard (it is not our child: wait for the file to go).
+    let end = std::time::Instant::now() + WAIT;
+    while file.exists() {
+        assert!(
+            std::time::Instant::now() < end,
+            "the guard did not remove {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn second_signal_exits_at_once() {
     let sb = Sandbox::new();
     let file = sb.join("obj");
@@ -191,7 +276,16 @@ fn main() -> ExitCode {
     {
         return supervisor();
     }
-    let tests: [(&str, fn()); 6] = [
+    if let [_, role, file] = args.as_slice()
+        && role == "tied-parent"
+    {
+        return tied_parent(Path::new(file));
+    }
+    let tests: [(&str, fn()); 7] = [
+        (
+            "a_repeated_parent_death_signal_is_one_request",
+            a_repeated_parent_death_signal_is_one_request,
+        ),
         ("guard_removes_on_return", guard_removes_on_return),
         (
             "sigterm_unwinds_through_guards",
