@@ -80,10 +80,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     // 3. From here on, signals are read, not obeyed, so the permit is always given back.
     //    SIGCHLD first gets its default action back: a parent that ignores it (SIG_IGN is
     //    inherited across exec) would have the kernel reap the command silently, with no
-    //    SIGCHLD for sigwait to see and no status for waitpid to return.
+    //    SIGCHLD for sigwait to see and no status for waitpid to return. The command gets
+    //    back what we were given, as it would have without us in between.
     // SAFETY: setting a default disposition installs no handler.
-    unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }
+    let chld = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }
         .map_err(|e| Error::sys("sigaction", "SIGCHLD", e))?;
+    let ignore_chld = matches!(chld, SigHandler::SigIgn);
     let mut caught = SigSet::empty();
     for sig in FORWARDED {
         caught.add(sig);
@@ -92,7 +94,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let mut old = SigSet::empty();
     let blocked = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&caught), Some(&mut old))
         .map_err(|e| Error::sys("sigprocmask", "SIG_BLOCK", e));
-    let outcome = blocked.and_then(|()| supervise(&args.command, &caught, old));
+    let outcome = blocked.and_then(|()| supervise(&args.command, &caught, old, ignore_chld));
     // 5. Give the permit back, whatever happened to the command. If that fails (someone
     //    removed the semaphore meanwhile), say so, but the status is still the command's:
     //    a script must not take a finished build for a failed one.
@@ -120,7 +122,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 /// size its own child's stack because it knows its own `execvp`; we cannot. After `fork` the
 /// child has a copy of our whole address space, its stack included, and nothing it does can
 /// reach us.
-fn supervise(argv: &[OsString], caught: &SigSet, old_mask: SigSet) -> Result<u8> {
+fn supervise(
+    argv: &[OsString],
+    caught: &SigSet,
+    old_mask: SigSet,
+    ignore_chld: bool,
+) -> Result<u8> {
     // Everything the child needs is prepared here: after fork it makes only async-signal-safe
     // calls and allocates nothing.
     let args: Vec<CString> = argv
@@ -138,6 +145,7 @@ fn supervise(argv: &[OsString], caught: &SigSet, old_mask: SigSet) -> Result<u8>
         prog: prog.as_ptr(),
         argv: ptrs.as_ptr(),
         mask: old_mask,
+        ignore_chld,
         parent: getpid(),
         cannot: cannot.as_bytes(),
     };
@@ -179,6 +187,8 @@ struct ChildArgs<'a> {
     prog: *const libc::c_char,
     argv: *const *const libc::c_char,
     mask: SigSet,
+    /// SIGCHLD was ignored when we started: ignore it again for the command.
+    ignore_chld: bool,
     parent: Pid,
     cannot: &'a [u8],
 }
@@ -187,16 +197,20 @@ struct ChildArgs<'a> {
 /// no allocation; it never returns.
 fn exec_child(a: &ChildArgs<'_>) -> ! {
     // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec: the command gets
-    // the default back, as std's Command gives it. Then the mask we started with (ours blocks
+    // the default back, as std's Command gives it; SIGCHLD is ignored again if our caller
+    // ignored it (we needed it back for ourselves). Then the mask we started with (ours blocks
     // SIGINT, SIGTERM...), or it would never see them. If `run` dies, the command dies with
     // it (it must not go on without its permit); and if `run` died before the prctl, we were
     // re-parented already and the death signal will never come: die now rather than run
     // unguarded.
     // SAFETY: signal, sigprocmask, prctl, getppid, kill and getpid take plain values (the
-    // mask is ours, prepared before fork) and are async-signal-safe; setting SIG_DFL installs
-    // no handler.
+    // mask is ours, prepared before fork) and are async-signal-safe; SIG_DFL and SIG_IGN
+    // install no handler.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        if a.ignore_chld {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+        }
         libc::sigprocmask(libc::SIG_SETMASK, a.mask.as_ref(), std::ptr::null_mut());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if libc::getppid() != a.parent.as_raw() {

@@ -382,6 +382,28 @@ fn a_parent_that_ignores_sigchld_still_gets_the_status() {
     };
     let out = testkit::run(&mut c, b"");
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // ...and the command still finds SIGCHLD ignored, as it would without `run` in between
+    // (`run` needs the default action for itself): bit 17-1 of SigIgn.
+    // (grep itself: a shell would take SIGCHLD back for its own waits.)
+    let show = ["grep", "SigIgn", "/proc/self/status"];
+    let mut c = cmd(&sb, &["run", "--name", &name, "--"]);
+    c.args(show);
+    // SAFETY: as above.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+            Ok(())
+        })
+    };
+    let out = testkit::run(&mut c, b"");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = testkit::stdout(&out);
+    let mask = text
+        .trim()
+        .strip_prefix("SigIgn:\t")
+        .and_then(|m| u64::from_str_radix(m, 16).ok())
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert_ne!(mask & (1 << (libc::SIGCHLD - 1)), 0, "SigIgn {mask:#x}");
 }
 
 #[test]
