@@ -151,8 +151,9 @@ fn supervise(
     };
     // SAFETY: `run` is single-threaded (it starts no thread, and nothing it links starts one
     // behind its back), so no lock can be held by a thread that does not exist in the child;
-    // and the child branch calls only async-signal-safe functions on data prepared above,
-    // then execs or _exits: it never returns into our code, runs no destructor and flushes
+    // and the child branch calls only async-signal-safe functions on data prepared above
+    // (and execvp, not on POSIX's list but in glibc lock- and allocation-free: see
+    // `exec_child`), then execs or _exits: it never returns into our code, runs no destructor and flushes
     // no buffer of ours.
     let child = match unsafe { fork() }.map_err(|e| Error::sys("fork", "", e))? {
         ForkResult::Child => exec_child(&child_args),
