@@ -7,14 +7,15 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 const EXAMPLES: &str = "\
 Examples:
   socket-demo                                  # the whole scenario, checked
-  socket-demo server &                         # terminal 1: <runtime dir>/kv.sock
+  socket-demo server &                         # ready: pid N socket <runtime dir>/kv.sock
   socket-demo client SET greeting hello        # terminal 2
   socket-demo client GET greeting              # \"hello\"
   printf 'INCR n\\nINCR n\\n' | socket-demo client
-  redis-cli -s \"$XDG_RUNTIME_DIR/ipc-demo/kv.sock\" INCR n
+  redis-cli -s \"$(socket-demo path socket)\" INCR n
   socket-demo server --tcp 127.0.0.1:6380      # TCP; then: redis-cli -p 6380 PING
   socket-demo dgram-server &  socket-demo dgram-client SET k v
-  socket-demo pass-fd                          # SCM_RIGHTS between two processes";
+  socket-demo pass-fd                          # SCM_RIGHTS between two processes
+  socket-demo path                             # where the sockets and pid files live";
 
 /// A key-value service over Unix stream, datagram and TCP sockets, speaking enough of the
 /// Redis protocol for redis-cli, redis-benchmark and redis-py.
@@ -33,12 +34,15 @@ pub struct Cli {
 pub enum Role {
     /// Play the whole scenario with child processes and check it (the default).
     Demo,
-    /// Serve the key-value store on a Unix stream socket and/or TCP.
+    /// Serve the key-value store on a Unix stream socket and/or TCP. Once listening it prints
+    /// `ready: pid N socket PATH` (and/or `tcp ADDR`) on stdout, and tells systemd READY=1 when
+    /// NOTIFY_SOCKET is set; SIGTERM, SIGINT and SIGHUP stop it, removing the socket file.
     #[command(after_help = "Example:\n  socket-demo server --max-clients 100 --tcp 127.0.0.1:6380")]
     Server(ServerArgs),
     /// Send one command (or one per stdin line) and print the replies like redis-cli.
     Client(ClientArgs),
-    /// Serve the same commands over a Unix datagram socket, one request per datagram.
+    /// Serve the same commands over a Unix datagram socket, one request per datagram. Prints
+    /// `ready: pid N socket PATH` once bound, like `server`.
     #[command(after_help = "Example:\n  socket-demo dgram-server --path /tmp/kv-dgram.sock")]
     DgramServer(DgramServerArgs),
     /// Send commands to the datagram server from a socket bound to a path of our own.
@@ -47,6 +51,13 @@ pub enum Role {
     /// Pass an open file descriptor to another process over a Unix socket (SCM_RIGHTS).
     #[command(after_help = "Example:\n  socket-demo -v pass-fd")]
     PassFd(PassFdArgs),
+    /// Print where socket-demo's objects live: one bare path, or all as `NAME PATH` lines.
+    #[command(after_help = "Examples:
+  redis-cli -s \"$(socket-demo path socket)\" PING     # PONG, with a server running
+  kill \"$(cat \"$(socket-demo path pid-file)\")\"       # stop the server gracefully
+  socket-demo path                                # every object, one `NAME PATH` per line
+  socket-demo path socket --unix /tmp/kv.sock       # prints /tmp/kv.sock")]
+    Path(PathArgs),
     /// (internal) One of the demo's client processes.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -73,6 +84,10 @@ pub struct ServerArgs {
     /// peer credentials, so this cannot be combined with --tcp.
     #[arg(long, value_name = "UID", conflicts_with = "tcp")]
     pub allow_uid: Option<u32>,
+    /// The pid file, also the lock that keeps a second server off the socket
+    /// [default: <socket>.pid; none with --tcp alone].
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
     /// After each round of requests, keep checking for more (epoll_wait with a zero timeout)
     /// for this many microseconds before sleeping; 0 sleeps at once. Ignored on one CPU.
     #[arg(
@@ -130,6 +145,40 @@ pub struct DgramServerArgs {
     /// Datagram socket path [default: <runtime dir>/kv-dgram.sock].
     #[arg(long, value_name = "PATH")]
     pub path: Option<PathBuf>,
+    /// The pid file, also the lock that keeps a second server off the socket
+    /// [default: <socket>.pid].
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// Options of `socket-demo path`.
+#[derive(Args, Debug)]
+pub struct PathArgs {
+    /// The object whose path to print, alone on its line; every one, as `NAME PATH`, if none.
+    #[arg(value_enum, value_name = "OBJECT")]
+    pub object: Option<Object>,
+    /// The stream socket a server was started with [default: <runtime dir>/kv.sock].
+    #[arg(long, value_name = "PATH")]
+    pub unix: Option<PathBuf>,
+    /// The datagram socket a dgram-server was started with
+    /// [default: <runtime dir>/kv-dgram.sock].
+    #[arg(long, value_name = "PATH")]
+    pub dgram: Option<PathBuf>,
+}
+
+/// The objects `socket-demo path` knows.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    /// The stream server's socket.
+    Socket,
+    /// The stream server's pid file (`<socket>.pid`).
+    PidFile,
+    /// The datagram server's socket.
+    DgramSocket,
+    /// The datagram server's pid file (`<dgram socket>.pid`).
+    DgramPidFile,
+    /// The private runtime directory.
+    Dir,
 }
 
 #[derive(Args, Debug)]
@@ -197,6 +246,7 @@ impl Role {
             Role::DgramClient(_) => "dgram-client",
             Role::PassFd(a) if a.receive => "receiver",
             Role::PassFd(_) => "sender",
+            Role::Path(_) => "path",
             Role::Worker(_) => "worker",
         }
     }

@@ -2,7 +2,7 @@
 //! child processes and checked.
 //!
 //! 1. Start the server (this binary, `server --unix <unique path> --tcp 127.0.0.1:0`) and wait
-//!    for its `listening on` lines.
+//!    for its `ready:` line (`ready: pid N socket PATH tcp ADDR`).
 //! 2. Start 8 worker processes. Each, for 250 rounds, pipelines SET/GET of a private key, INCR
 //!    of a private counter and INCR of one shared counter, and checks every reply.
 //! 3. Check the shared counter equals 8 x 250, reading it with a `client` process over the
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use common::child::{Lines, Options, Supervised};
+use common::child::{Lines, Options, Supervised, die_with_supervisor};
 use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
 use nix::sys::signal::Signal;
@@ -56,6 +56,11 @@ fn spawn(label: &str, args: &[&str]) -> Result<Supervised> {
     cmd.args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // If we die without unwinding (SIGKILL, or a second Ctrl-C, which exits at once), the
+    // kernel sends each child the SIGTERM its handle would have: a server stops and removes
+    // its socket file. Every child is spawned from the main thread, which lives as long as
+    // we do (see `die_with_supervisor`).
+    die_with_supervisor(&mut cmd, Signal::SIGTERM);
     // Each child in a process group of its own: a Ctrl-C at the terminal reaches only the
     // demo, which then stops its children one by one (SIGTERM, a grace period, SIGKILL). Had
     // the server received the terminal's SIGINT as well, the demo's own SIGTERM would be its
@@ -162,11 +167,11 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
     let mut slog = server
         .stdout_lines()
         .ok_or_else(|| Error::msg("no stdout"))?;
-    let tcp_line = slog.wait_for(|l| l.starts_with("listening on 127.0.0.1:"), DEADLINE)?;
-    let tcp = tcp_line
-        .trim_start_matches("listening on ")
-        .trim()
-        .to_owned();
+    let ready = slog.wait_for(|l| l.starts_with("ready: "), DEADLINE)?;
+    let tcp = ready
+        .split_once(" tcp ")
+        .map(|(_, addr)| addr.trim().to_owned())
+        .ok_or_else(|| Error::msg(format!("server: no TCP address in {ready:?}")))?;
     let meta = std::fs::symlink_metadata(&sock).ctx("stat", &sock_s)?;
     let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
     check(mode == 0o600, || {
@@ -242,7 +247,7 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
     let mut dlog = dserver
         .stdout_lines()
         .ok_or_else(|| Error::msg("no stdout"))?;
-    dlog.wait_for(|l| l.starts_with("listening on"), DEADLINE)?;
+    dlog.wait_for(|l| l.starts_with("ready: "), DEADLINE)?;
     let set = finish(spawn(
         "dgram-client",
         &[

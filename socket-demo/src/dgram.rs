@@ -59,18 +59,23 @@ fn default_path(path: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Run the datagram server until SIGINT, SIGTERM or SIGHUP.
-pub fn server(path: Option<&Path>) -> Result<ExitCode> {
+pub fn server(path: Option<&Path>, pid_file: Option<&Path>) -> Result<ExitCode> {
     // SIGHUP too: closing the terminal it runs in must not leave its socket file behind.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     let path = default_path(path)?;
     let mut log = Log::new();
-    let bound = sock::bind_unix(&path, SockType::Datagram)?;
+    let lock = pid_file.map_or_else(|| sock::pid_path_for(&path), Path::to_owned);
+    let bound = sock::bind_unix(&path, SockType::Datagram, &lock)?;
     if bound.replaced_stale {
         log.line(format_args!("removed stale socket {}", path.display()));
     }
     let fd = bound.fd;
     let _guard = bound.guard;
-    log.line(format_args!("listening on {} (datagram)", path.display()));
+    // Bound: a datagram sent now is queued for us. The line goes through the log, which never
+    // blocks (see `crate::log`), rather than `lifecycle::ready`.
+    let reach = format!("socket {}", path.display());
+    log.line(format_args!("{}", common::lifecycle::ready_line(&reach)));
+    common::lifecycle::notify_ready(&reach)?;
     let mut state = State::new(0);
     let mut buf = vec![0u8; MAX_REQUEST_DATAGRAM];
     let mut out = Vec::new();
@@ -118,6 +123,7 @@ pub fn server(path: Option<&Path>) -> Result<ExitCode> {
             reply(&fd, &from, &peer, &mut out, &mut log);
         }
     }
+    common::lifecycle::stopping();
     let signal = shutdown.signal().map_or("signal", |s| s.as_str());
     log.line(format_args!("shutting down on {signal}"));
     Ok(ExitCode::SUCCESS)

@@ -10,11 +10,13 @@
 //!
 //! Run: `socket-demo` plays it all with child processes and checks it. By hand:
 //! `socket-demo server` in one terminal, `socket-demo client SET k v` or
-//! `redis-cli -s $XDG_RUNTIME_DIR/ipc-demo/kv.sock` in another; `dgram-server` /
-//! `dgram-client`; `pass-fd`. `-v` narrates every call.
+//! `redis-cli -s "$(socket-demo path socket)"` in another; `dgram-server` /
+//! `dgram-client`; `pass-fd`; `path` prints where the sockets and pid files live. `-v`
+//! narrates every call.
 //!
 //! What happens: the server probes an existing socket file with `connect` (ECONNREFUSED:
-//! stale, unlink; success: a live server, refuse), binds under umask 0177, listens, and loops
+//! stale, unlink; success: a live server, refuse), binds under umask 0177, listens, prints
+//! `ready: pid N socket PATH` (systemd's READY=1 too, under NOTIFY_SOCKET), and loops
 //! on `epoll_wait`: accept, read, parse, execute, send; backpressure turns EPOLLIN off. After
 //! each round it polls (`epoll_wait` with a zero timeout) for 20 µs before sleeping.
 //!
@@ -32,6 +34,7 @@ mod demo;
 mod dgram;
 mod log;
 mod passfd;
+mod path;
 mod protocol;
 mod roles;
 mod server;

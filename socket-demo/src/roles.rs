@@ -18,6 +18,7 @@ pub fn dispatch(role: Role) -> Result<ExitCode> {
             tcp: a.tcp,
             max_clients: a.max_clients,
             allow_uid: a.allow_uid,
+            pid_file: a.pid_file,
             busy_poll: Duration::from_micros(a.busy_poll_us),
         }),
         Role::Client(a) => crate::client::run(
@@ -25,7 +26,7 @@ pub fn dispatch(role: Role) -> Result<ExitCode> {
             Output::choose(a.output.forced()),
             &a.command,
         ),
-        Role::DgramServer(a) => crate::dgram::server(a.path.as_deref()),
+        Role::DgramServer(a) => crate::dgram::server(a.path.as_deref(), a.pid_file.as_deref()),
         Role::DgramClient(a) => crate::dgram::client(
             a.path.as_deref(),
             Duration::from_secs(a.timeout),
@@ -34,6 +35,7 @@ pub fn dispatch(role: Role) -> Result<ExitCode> {
         ),
         Role::PassFd(a) if a.receive => crate::passfd::receive_role(),
         Role::PassFd(_) => crate::passfd::send_role(),
+        Role::Path(a) => crate::path::run(&a),
         Role::Worker(a) => crate::demo::worker(&a.unix, a.id, a.rounds, &a.counter),
     }
 }

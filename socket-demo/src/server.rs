@@ -110,6 +110,9 @@ pub struct Options {
     pub unix: Option<PathBuf>,
     /// The TCP address, if listening on TCP.
     pub tcp: Option<String>,
+    /// The pid file (and the Unix socket's lock): by default `<socket>.pid`, none for TCP
+    /// alone.
+    pub pid_file: Option<PathBuf>,
     /// Refuse clients beyond this many.
     pub max_clients: usize,
     /// Accept only Unix clients with this uid.
@@ -185,13 +188,19 @@ pub fn run(mut opts: Options) -> Result<ExitCode> {
     }
     let mut listeners = Vec::new();
     let mut guard: Option<sock::SocketFile> = None;
+    // What a client needs to reach us, for the ready line: `socket PATH`, `tcp ADDR`.
+    let mut reach = Vec::new();
     let unix = match (&opts.unix, &opts.tcp) {
         (Some(p), _) => Some(p.clone()),
         (None, None) => Some(common::names::runtime_path(sock::DEFAULT_SOCKET)?),
         (None, Some(_)) => None,
     };
     if let Some(path) = &unix {
-        let bound = sock::bind_unix(path, SockType::Stream)?;
+        let lock = opts
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| sock::pid_path_for(path));
+        let bound = sock::bind_unix(path, SockType::Stream, &lock)?;
         if bound.replaced_stale {
             log.line(format_args!(
                 "removed stale socket {} (nothing was accepting on it)",
@@ -203,8 +212,13 @@ pub fn run(mut opts: Options) -> Result<ExitCode> {
             tcp: false,
         });
         guard = Some(bound.guard);
-        log.line(format_args!("listening on {}", path.display()));
+        reach.push(format!("socket {}", path.display()));
     }
+    // With TCP alone there is no socket file to lock; a pid file is kept if asked for.
+    let _pid_file = match (&unix, &opts.pid_file) {
+        (None, Some(p)) => Some(common::pidfile::PidFile::create(p)?),
+        _ => None,
+    };
     if let Some(addr) = &opts.tcp {
         let (fd, local) = sock::listen_tcp(addr)?;
         if !local.ip().is_loopback() {
@@ -213,7 +227,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode> {
             ));
         }
         listeners.push(Listener { fd, tcp: true });
-        log.line(format_args!("listening on {local}"));
+        reach.push(format!("tcp {local}"));
     }
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).ctx("epoll_create1", "")?;
     epoll
@@ -229,6 +243,11 @@ pub fn run(mut opts: Options) -> Result<ExitCode> {
             .ctx("epoll_ctl ADD", "listener")?;
     }
     let spare = std::fs::File::open("/dev/null").map(OwnedFd::from).ok();
+    // Every listener is in the epoll set: a client that starts now is served. The line goes
+    // through the log, which never blocks (see `crate::log`), rather than `lifecycle::ready`.
+    let reach = reach.join(" ");
+    log.line(format_args!("{}", common::lifecycle::ready_line(&reach)));
+    common::lifecycle::notify_ready(&reach)?;
     let mut server = Server {
         epoll,
         listeners,
@@ -315,6 +334,7 @@ impl Server {
             }
             self.finish_batch();
             if shutdown.requested() {
+                common::lifecycle::stopping();
                 return Ok(());
             }
         }

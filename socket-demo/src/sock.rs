@@ -7,11 +7,12 @@
 //! with EADDRINUSE. Deleting whatever is at the path would be wrong too: it might be a live
 //! server's socket. Two fences keep a live server's socket safe:
 //!
-//! 1. **A lock.** Before it touches the path, a server takes `<path>.pid`, a pid file with an
-//!    exclusive `flock` held for its whole life (see [`common::pidfile`]). A second server of
-//!    ours is refused there, and names the first one's pid, even in the moments when the
-//!    first has bound its socket but is not yet listening, where a probe alone would see
-//!    ECONNREFUSED and take the socket for a stale one.
+//! 1. **A lock.** Before it touches the path, a server takes `<path>.pid` (or the file its
+//!    `--pid-file` names), a pid file with an exclusive `flock` held for its whole life (see
+//!    [`common::pidfile`]). A second server of ours is refused there, and names the first
+//!    one's pid, even in the moments when the first has bound its socket but is not yet
+//!    listening, where a probe alone would see ECONNREFUSED and take the socket for a stale
+//!    one. (Two servers given different `--pid-file`s for one socket have only the probe.)
 //! 2. **A probe**, for a socket that some other program owns: [`bind_unix`] `connect`s to the
 //!    path with a non-blocking socket. ECONNREFUSED means nobody is bound and listening
 //!    there, so the file is a stale leftover and is removed. Success, or EAGAIN (a listener
@@ -61,10 +62,11 @@ pub struct SocketFile {
 }
 
 /// Bind a Unix socket of type `ty` at `path` (mode 0600), replacing a stale socket file but
-/// never a live one. Stream sockets are also put in the listening state.
-pub fn bind_unix(path: &Path, ty: SockType) -> Result<BoundUnix> {
+/// never a live one; `lock` is its lock and pid file (by default [`pid_path_for`] the
+/// socket). Stream sockets are also put in the listening state.
+pub fn bind_unix(path: &Path, ty: SockType, lock: &Path) -> Result<BoundUnix> {
     let addr = unix_addr(path)?;
-    let lock = lock_socket_path(path)?;
+    let lock = lock_socket_path(path, lock)?;
     let mut replaced_stale = false;
     if existing(path, Kind::Socket)? {
         // Non-blocking: a live server that is not accepting must not hang us in `connect`.
@@ -147,12 +149,16 @@ fn unix_socket(ty: SockType) -> Result<OwnedFd> {
     .ctx("socket", "AF_UNIX")
 }
 
-/// Take the lock file `<path>.pid` (fence 1 in the module docs).
-fn lock_socket_path(path: &Path) -> Result<PidFile> {
+/// The default lock and pid file of the socket at `path`: `<path>.pid`.
+pub fn pid_path_for(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".pid");
-    let lock_path = PathBuf::from(name);
-    PidFile::create(&lock_path).map_err(|e| match pidfile::read(&lock_path) {
+    PathBuf::from(name)
+}
+
+/// Take the lock file `lock_path` of the socket `path` (fence 1 in the module docs).
+fn lock_socket_path(path: &Path, lock_path: &Path) -> Result<PidFile> {
+    PidFile::create(lock_path).map_err(|e| match pidfile::read(lock_path) {
         // Locked by a live process: say which, in the words of the probe's refusal.
         Ok(pid) => Error::msg(format!(
             "{}: another server is already listening there (pid {pid}, which holds {}); \

@@ -40,7 +40,7 @@ impl FullServer {
         cmd.arg("dgram-server").arg("--path").arg(&path);
         let server = testkit::spawn(&mut cmd);
         let mut log = server.stdout_lines().unwrap();
-        let want = format!("listening on {} (datagram)", path.display());
+        let want = format!("ready: pid {} socket {}", server.pid(), path.display());
         log.wait_for(|l| l == want, WAIT)
             .unwrap_or_else(|e| panic!("dgram-server did not start: {e}"));
         server.signal(Signal::SIGSTOP).unwrap();
@@ -201,7 +201,7 @@ fn sigint_stops_a_client_waiting_for_a_line_on_stdin() {
     let mut cmd = sb.command(BIN);
     cmd.arg("dgram-server").arg("--path").arg(&path);
     let server = testkit::spawn(&mut cmd);
-    let want = format!("listening on {} (datagram)", path.display());
+    let want = format!("ready: pid {} socket {}", server.pid(), path.display());
     server
         .stdout_lines()
         .unwrap()

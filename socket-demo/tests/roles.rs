@@ -94,7 +94,7 @@ fn default_socket_path_in_the_runtime_dir() {
     let server = testkit::spawn(&mut cmd);
     let mut log = server.stdout_lines().unwrap();
     let sock = sb.runtime_dir().join("kv.sock");
-    let want = format!("listening on {}", sock.display());
+    let want = format!("ready: pid {} socket {}", server.pid(), sock.display());
     log.wait_for(|l| l == want, WAIT).unwrap();
     let dir_mode = std::fs::metadata(sb.runtime_dir())
         .unwrap()
@@ -117,8 +117,7 @@ fn datagram_round_trip_and_cleanup() {
     cmd.args(["dgram-server", "--path", path_s]);
     let server = testkit::spawn(&mut cmd);
     let mut log = server.stdout_lines().unwrap();
-    log.wait_for(|l| l.starts_with("listening on"), WAIT)
-        .unwrap();
+    log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
     let mode = std::fs::symlink_metadata(&path)
         .unwrap()
         .permissions()
@@ -194,8 +193,7 @@ fn datagrams_from_unbound_senders_do_not_stop_the_server() {
     cmd.args(["dgram-server", "--path", path_s]);
     let server = testkit::spawn(&mut cmd);
     let mut log = server.stdout_lines().unwrap();
-    log.wait_for(|l| l.starts_with("listening on"), WAIT)
-        .unwrap();
+    log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
     // Real unbound senders: the kernel hands the server an address of length 0. Then one
     // with an abstract address, which can be replied to.
     let script = r#"
@@ -252,8 +250,7 @@ fn sighup_stops_both_servers_cleanly() {
         cmd.arg(role).arg(flag).arg(&path);
         let server = testkit::spawn(&mut cmd);
         let mut log = server.stdout_lines().unwrap();
-        log.wait_for(|l| l.starts_with("listening on"), WAIT)
-            .unwrap();
+        log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
         server.signal(Signal::SIGHUP).unwrap();
         log.wait_for(|l| l.starts_with("shutting down on SIGHUP"), WAIT)
             .unwrap();

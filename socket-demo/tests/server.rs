@@ -495,8 +495,7 @@ fn max_clients_fits_the_descriptor_limit() {
         WAIT,
     )
     .unwrap();
-    log.wait_for(|l| l.starts_with("listening on"), WAIT)
-        .unwrap();
+    log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
     let mut admitted: Vec<UnixStream> = (0..32).map(|_| connect(&sock)).collect();
     for s in &mut admitted {
         assert_eq!(call(s, &["PING"]), "+PONG\r\n");
@@ -560,7 +559,10 @@ fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
     let mut log_pipe = BufReader::new(std::fs::File::from(log_r));
     let mut first = String::new();
     log_pipe.read_line(&mut first).unwrap();
-    assert_eq!(first.trim_end(), format!("listening on {}", sock.display()));
+    assert_eq!(
+        first.trim_end(),
+        format!("ready: pid {} socket {}", server.pid(), sock.display())
+    );
     // Each connection logs a line of about 40 bytes: 3000 of them overflow the pipe.
     for _ in 0..3000 {
         drop(UnixStream::connect(&sock).unwrap());
@@ -631,7 +633,10 @@ fn a_stalled_stdout_does_not_stop_the_server(stdout: OwnedFd, reader: &mut dyn R
     drop(cmd); // Our copy of the server's stdout.
     let mut first = String::new();
     BufReader::new(reader).read_line(&mut first).unwrap();
-    assert_eq!(first.trim_end(), format!("listening on {}", sock.display()));
+    assert_eq!(
+        first.trim_end(),
+        format!("ready: pid {} socket {}", server.pid(), sock.display())
+    );
     for _ in 0..5000 {
         drop(UnixStream::connect(&sock).unwrap());
     }
@@ -687,7 +692,7 @@ fn a_log_file_opened_for_appending_is_appended_to() {
     assert_eq!(lines[0], "before", "{log}");
     assert_eq!(
         lines[1],
-        format!("listening on {}", sock.display()),
+        format!("ready: pid {} socket {}", server.pid(), sock.display()),
         "{log}"
     );
     assert!(lines[2].starts_with("client connected: pid="), "{log}");
@@ -749,10 +754,12 @@ fn tcp_on_loopback_with_an_ephemeral_port() {
     cmd.args(["server", "--tcp", "127.0.0.1:0"]);
     let server = testkit::spawn(&mut cmd);
     let mut log = server.stdout_lines().unwrap();
-    let line = log
-        .wait_for(|l| l.starts_with("listening on 127.0.0.1:"), WAIT)
-        .unwrap();
-    let addr = line.trim_start_matches("listening on ").to_owned();
+    let line = log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    let want = format!("ready: pid {} tcp 127.0.0.1:", server.pid());
+    let addr = line
+        .strip_prefix(&want)
+        .map(|port| format!("127.0.0.1:{port}"))
+        .unwrap_or_else(|| panic!("{line:?} is not {want:?}PORT"));
     // Only TCP was asked for: no Unix socket in the runtime dir.
     assert!(leftovers(&sb.runtime_dir()).is_empty());
     let out = run(

@@ -35,7 +35,7 @@ impl Server {
         let child = testkit::spawn(&mut cmd);
         let mut log = child.stdout_lines().unwrap();
         let errors = child.stderr_lines().unwrap();
-        let want = format!("listening on {}", sock.display());
+        let want = format!("ready: pid {} socket {}", child.pid(), sock.display());
         log.wait_for(|l| l == want, WAIT)
             .unwrap_or_else(|e| panic!("server did not start: {e}"));
         Server {
