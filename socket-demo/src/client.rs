@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use common::{Context, Error, Result};
 
+use crate::cli::ClientArgs;
 use crate::protocol::{self, Reply, ReplyParse};
 use crate::sock::Target;
 
@@ -146,8 +147,11 @@ impl Output {
 }
 
 /// Run the client role.
-pub fn run(target: &Target, output: Output, command: &[String]) -> Result<ExitCode> {
-    let mut conn = Connection::open(target)?;
+pub fn run(args: &ClientArgs) -> Result<ExitCode> {
+    let target = Target::from_flags(args.unix.as_deref(), args.tcp.as_deref())?;
+    let output = Output::choose(args.output.forced());
+    let command = &args.command;
+    let mut conn = Connection::open(&target)?;
     let mut stdout = io::stdout().lock();
     let mut any_error = false;
     let mut show = |reply: &Reply, stdout: &mut io::StdoutLock<'_>| -> Result<()> {

@@ -28,6 +28,7 @@ use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
 use nix::sys::signal::Signal;
 
+use crate::cli::WorkerArgs;
 use crate::client::Connection;
 use crate::protocol::Reply;
 use crate::sock::Target;
@@ -310,8 +311,9 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
 }
 
 /// One of the demo's clients: rounds of pipelined commands, every reply checked.
-pub fn worker(sock: &Path, id: u32, rounds: u32, counter: &str) -> Result<ExitCode> {
-    let mut conn = Connection::open(&Target::Unix(sock.to_owned()))?;
+pub fn worker(args: &WorkerArgs) -> Result<ExitCode> {
+    let (id, rounds, counter) = (args.id, args.rounds, args.counter.as_str());
+    let mut conn = Connection::open(&Target::Unix(args.unix.clone()))?;
     let key = format!("{counter}:worker-{id}:value");
     let own_counter = format!("{counter}:worker-{id}:count");
     let mut last_shared = 0i64;

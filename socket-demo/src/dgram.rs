@@ -40,6 +40,7 @@ use nix::sys::socket::{
     send, sendto, socket,
 };
 
+use crate::cli::{DgramClientArgs, DgramServerArgs};
 use crate::client::Output;
 use crate::commands::{self, Session, State};
 use crate::log::Log;
@@ -59,12 +60,15 @@ fn default_path(path: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Run the datagram server until SIGINT, SIGTERM or SIGHUP.
-pub fn server(path: Option<&Path>, pid_file: Option<&Path>) -> Result<ExitCode> {
+pub fn server(args: &DgramServerArgs) -> Result<ExitCode> {
     // SIGHUP too: closing the terminal it runs in must not leave its socket file behind.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
-    let path = default_path(path)?;
+    let path = default_path(args.path.as_deref())?;
     let mut log = Log::new();
-    let lock = pid_file.map_or_else(|| sock::pid_path_for(&path), Path::to_owned);
+    let lock = args
+        .pid_file
+        .clone()
+        .unwrap_or_else(|| sock::pid_path_for(&path));
     let bound = sock::bind_unix(&path, SockType::Datagram, &lock)?;
     if bound.replaced_stale {
         log.line(format_args!("removed stale socket {}", path.display()));
@@ -189,15 +193,13 @@ fn reply(fd: &OwnedFd, to: &UnixAddr, peer: &str, out: &mut Vec<u8>, log: &mut L
 }
 
 /// Run the datagram client: one command from the arguments, or one per stdin line.
-pub fn client(
-    path: Option<&Path>,
-    timeout: Duration,
-    output: Output,
-    command: &[String],
-) -> Result<ExitCode> {
+pub fn client(args: &DgramClientArgs) -> Result<ExitCode> {
     // SIGHUP too: the client's own bound socket must go when its terminal closes.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
-    let server = default_path(path)?;
+    let timeout = Duration::from_secs(args.timeout);
+    let output = Output::choose(args.output.forced());
+    let command = &args.command;
+    let server = default_path(args.path.as_deref())?;
     let server_addr = sock::unix_addr(&server)?;
     let own =
         common::names::runtime_path(&format!("{}.sock", common::names::unique("dgram-client")))?;

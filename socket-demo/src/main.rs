@@ -36,16 +36,27 @@ mod log;
 mod passfd;
 mod path;
 mod protocol;
-mod roles;
 mod server;
 mod sock;
 mod store;
 
 use std::process::ExitCode;
 
+use cli::Role;
+
 fn main() -> ExitCode {
     let cli = cli::parse();
-    let role = cli.role.unwrap_or(cli::Role::Demo);
+    let role = cli.role.unwrap_or(Role::Demo);
     common::narrate::init(role.name(), cli.trace);
-    common::error::finish("socket-demo", roles::dispatch(role))
+    let outcome = match &role {
+        Role::Demo => demo::run(),
+        Role::Server(args) => server::run(args),
+        Role::Client(args) => client::run(args),
+        Role::DgramServer(args) => dgram::server(args),
+        Role::DgramClient(args) => dgram::client(args),
+        Role::PassFd(args) => passfd::run(args),
+        Role::Path(args) => path::run(args),
+        Role::Worker(args) => demo::worker(args),
+    };
+    common::error::finish("socket-demo", outcome)
 }

@@ -22,6 +22,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
+use crate::cli::PassFdArgs;
 use common::child::{Options, Supervised};
 use common::{Context, Error, Result};
 use nix::sys::socket::{
@@ -29,8 +30,17 @@ use nix::sys::socket::{
     UnixCredentials, getsockopt, recvmsg, sendmsg, setsockopt, socketpair, sockopt,
 };
 
+/// Run the `pass-fd` role: the sender, or with `--receive` the receiver it starts.
+pub fn run(args: &PassFdArgs) -> Result<ExitCode> {
+    if args.receive {
+        receive_role()
+    } else {
+        send_role()
+    }
+}
+
 /// The sender: create a private file, pass its descriptor to a receiver process, check it.
-pub fn send_role() -> Result<ExitCode> {
+fn send_role() -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     let path = common::names::runtime_path(&format!("{}.txt", common::names::unique("pass-fd")))?;
     let mut file = std::fs::OpenOptions::new()
@@ -138,7 +148,7 @@ pub fn send_role() -> Result<ExitCode> {
 }
 
 /// The receiver: stdin is a Unix socket; receive one descriptor and read from it.
-pub fn receive_role() -> Result<ExitCode> {
+fn receive_role() -> Result<ExitCode> {
     let sock: RawFd = 0;
     let mut out = io::stdout().lock();
     let peer = getsockopt(&io::stdin(), sockopt::PeerCredentials).map_err(|e| {

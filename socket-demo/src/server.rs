@@ -76,6 +76,7 @@ use nix::sys::socket::{
 };
 use nix::unistd::{SysconfVar, sysconf};
 
+use crate::cli::ServerArgs;
 use crate::commands::{self, After, Session, State};
 use crate::log::Log;
 use crate::protocol::{self, Parse};
@@ -105,21 +106,21 @@ const TOKEN_TCP: u64 = 2;
 const CLIENT_BASE: u64 = 16;
 
 /// The server's settings, from the command line.
-pub struct Options {
+struct Options {
     /// The Unix socket path, if listening on one.
-    pub unix: Option<PathBuf>,
+    unix: Option<PathBuf>,
     /// The TCP address, if listening on TCP.
-    pub tcp: Option<String>,
+    tcp: Option<String>,
     /// The pid file (and the Unix socket's lock): by default `<socket>.pid`, none for TCP
     /// alone.
-    pub pid_file: Option<PathBuf>,
+    pid_file: Option<PathBuf>,
     /// Refuse clients beyond this many.
-    pub max_clients: usize,
+    max_clients: usize,
     /// Accept only Unix clients with this uid.
-    pub allow_uid: Option<u32>,
+    allow_uid: Option<u32>,
     /// How long to keep checking for events after a round before sleeping (see "Polling
     /// before sleeping" above).
-    pub busy_poll: Duration,
+    busy_poll: Duration,
 }
 
 struct Listener {
@@ -176,7 +177,15 @@ struct Server {
 }
 
 /// Run the server until SIGINT, SIGTERM or SIGHUP.
-pub fn run(mut opts: Options) -> Result<ExitCode> {
+pub fn run(args: &ServerArgs) -> Result<ExitCode> {
+    let mut opts = Options {
+        unix: args.unix.clone(),
+        tcp: args.tcp.clone(),
+        pid_file: args.pid_file.clone(),
+        max_clients: args.max_clients,
+        allow_uid: args.allow_uid,
+        busy_poll: Duration::from_micros(args.busy_poll_us),
+    };
     // Before anything else: from here on a signal means "finish up", not "die". SIGHUP
     // (the terminal closed) too, which would otherwise kill us and leave the socket file.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
