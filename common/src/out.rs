@@ -12,8 +12,13 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
 
-use crate::error::{Context, Result};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, poll};
+
+use crate::error::{Context, Error, Result};
 
 /// Write one line to stdout and flush it. Use [`say!`](crate::say).
 pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
@@ -207,6 +212,153 @@ pub fn escape(bytes: &[u8]) -> String {
 /// The Unicode characters that change the display order of the text around them.
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Bytes of output that may wait for a slow reader before lines are dropped.
+pub const BACKLOG: usize = 16 * 1024;
+/// How long the daemon waits at exit for a stalled reader to take its last lines.
+pub const DRAIN: Duration = Duration::from_secs(1);
+
+/// A daemon's stdout, written without ever blocking, whatever stdout is (signal-demo's daemon,
+/// mqueue-demo's supervisor).
+///
+/// A daemon's output goes wherever its caller put it: a terminal, a file, a pipe into
+/// `grep`, the socket journald hands a service. A reader that stops reading (a frozen
+/// `less`, a stalled log shipper, a terminal paused with Ctrl-S) fills the pipe or socket
+/// buffer, and an ordinary `write(2)` then sleeps until it drains. A daemon asleep in `write`
+/// does not run its loop: it does not tick, and it does not read its signalfd, so SIGTERM
+/// waits, blocked, until the reader wakes up (the kernel sleep in `pipe_write` is interruptible,
+/// but our stop signals are blocked by design, and are read, not delivered). So every write
+/// here is non-blocking, and waiting for room is one more descriptor in the daemon's `poll`:
+///
+/// 1. At start, [`common::out::Sink`] looks at what stdout is (`fstat(1)`) and picks the
+///    non-blocking write that kind allows without touching the descriptor the shell shares
+///    with us: a pipe, FIFO or terminal is opened a second time through `/proc/self/fd/1`
+///    with `O_NONBLOCK` (a new open file description, so the flag is ours alone); a socket
+///    gets `send(MSG_DONTWAIT)`; a regular file is written as it is (it never waits for a
+///    reader). Setting `O_NONBLOCK` on fd 1 itself would change it for the shell and every
+///    sibling too, and could leave the shell with a non-blocking terminal after we exit.
+/// 2. [`Output::line`] appends the line to what is waiting, then writes as much as the
+///    descriptor takes. What it does not take waits in a buffer of at most [`BACKLOG`] bytes,
+///    and the daemon polls [`Output::waiting_fd`] for `POLLOUT` beside its own descriptors.
+///    A line that finds the buffer full is dropped and counted; one line says how many were
+///    lost, where they were lost, as soon as there is room again (the reader caught up, or the
+///    next line fits): `(12 lines dropped: stdout was not being read)`.
+///    A line is never torn: a line partly written is always finished first.
+/// 3. At exit, [`Output::drain`] waits at most [`DRAIN`] for the reader, and stops waiting at
+///    once if the descriptor it is given becomes readable (a daemon that reads its signals
+///    from a signalfd passes it: a second SIGTERM means now).
+///
+/// A reader that has gone away (EPIPE) is not a stall: the error goes up, and the daemon stops
+/// quietly with status 0, as `daemon | head -3` expects.
+pub struct Output {
+    sink: Sink,
+    /// Whole lines not yet written (the first one possibly in part).
+    waiting: Vec<u8>,
+    /// Lines dropped since the last note about it.
+    dropped: u64,
+}
+
+impl Output {
+    /// Look at stdout and pick the way to write it without blocking ([`Sink`]).
+    pub fn stdout() -> Self {
+        let sink = Sink::new(libc::STDOUT_FILENO);
+        crate::trace!("stdout: {}", sink.describe());
+        Output {
+            sink,
+            waiting: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Write one line, or keep it for later, or drop it if [`BACKLOG`] is full. Fails only if
+    /// stdout is broken (EPIPE: the reader is gone) or unusable.
+    pub fn line(&mut self, text: fmt::Arguments<'_>) -> Result<()> {
+        let line = format!("{text}\n");
+        // After a gap, the note that says so comes first, where the lost lines were.
+        let note = self.note();
+        if self.waiting.len() + note.len() + line.len() > BACKLOG {
+            self.dropped += 1;
+            crate::trace!("stdout full: line dropped ({} so far)", self.dropped);
+        } else {
+            self.dropped = 0;
+            self.waiting.extend_from_slice(note.as_bytes());
+            self.waiting.extend_from_slice(line.as_bytes());
+        }
+        self.flush()
+    }
+
+    /// `(N lines dropped: …)` if lines were dropped since the last note, else nothing.
+    fn note(&self) -> String {
+        if self.dropped == 0 {
+            return String::new();
+        }
+        format!(
+            "({} lines dropped: stdout was not being read)\n",
+            self.dropped
+        )
+    }
+
+    /// The descriptor to poll for `POLLOUT`, if lines are waiting for room.
+    pub fn waiting_fd(&self) -> Option<BorrowedFd<'_>> {
+        (!self.waiting.is_empty()).then(|| self.sink.as_fd())
+    }
+
+    /// Write what is waiting, as far as the descriptor takes it without blocking; then, if
+    /// lines were dropped, the note that says so.
+    pub fn flush(&mut self) -> Result<()> {
+        while !self.waiting.is_empty() {
+            match self.sink.try_write(&self.waiting) {
+                Ok(n) => {
+                    self.waiting.drain(..n);
+                }
+                Err(Errno::EAGAIN) => return Ok(()),
+                Err(e) => return Err(Error::sys("write", "stdout", e)),
+            }
+            if self.waiting.is_empty() && self.dropped > 0 {
+                // The reader caught up: say now what it missed, not only with the next line.
+                let note = self.note();
+                self.dropped = 0;
+                self.waiting.extend_from_slice(note.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// At exit: give a stalled reader up to [`DRAIN`] to take what is waiting, but stop at once
+    /// if `stop` (a signalfd) becomes readable: another signal means "now". Whatever is
+    /// still waiting then is lost, and said so on the trace.
+    pub fn drain(&mut self, stop: Option<BorrowedFd<'_>>) -> Result<()> {
+        let end = Instant::now() + DRAIN;
+        self.flush()?;
+        while let Some(fd) = self.waiting_fd() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut fds = vec![PollFd::new(fd, PollFlags::POLLOUT)];
+            fds.extend(stop.map(|s| PollFd::new(s, PollFlags::POLLIN)));
+            match poll(&mut fds, crate::deadline::poll_timeout(left)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("poll", "stdout", e)),
+            }
+            if fds
+                .get(1)
+                .is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            {
+                break;
+            }
+            self.flush()?;
+        }
+        if !self.waiting.is_empty() || self.dropped > 0 {
+            crate::trace!(
+                "exit with {} bytes unwritten and {} lines dropped: stdout was not being read",
+                self.waiting.len(),
+                self.dropped
+            );
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,6 @@ mod cli;
 mod demo;
 mod mq;
 mod names;
-mod output;
 mod protocol;
 mod queue;
 mod results;

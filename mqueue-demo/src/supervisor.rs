@@ -13,7 +13,7 @@
 //! 5. K workers, each a `fork`+`exec` of this binary, each watched through a pidfd.
 //! 6. Then one `poll` on everything: `NAME` (only while a worker is idle), `NAME-done`, every
 //!    worker's pidfd, the signal pipe, result queues with results waiting for room, and
-//!    stdout while lines wait for a slow reader (`output.rs`: stdout never blocks a stop).
+//!    stdout while lines wait for a slow reader (`common::out::Output`: stdout never blocks a stop).
 //!
 //! # The hand-off: why no task is lost
 //!
@@ -51,10 +51,10 @@ use nix::unistd::Pid;
 use crate::cli::RunArgs;
 use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
-use crate::output::Output;
 use crate::protocol::{self, MAX_ATTEMPTS, Message, Status, Task, TaskResult};
 use crate::queue::{self, Guard, Queue};
 use crate::sysv::{self, Remove, SysvQ, Tick};
+use common::out::Output;
 
 /// At most this many results wait in memory for a reader; beyond it the supervisor takes no
 /// new tasks until a reader makes room (back-pressure instead of unbounded memory).
@@ -64,7 +64,7 @@ const MAX_UNDELIVERED: usize = 4096;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// `tell!(out, "...")`: one line on stdout that never blocks the supervisor (see `output.rs`).
+/// `tell!(out, "...")`: one line on stdout that never blocks the supervisor (see `common::out::Output`).
 macro_rules! tell {
     ($out:expr, $($arg:tt)*) => {
         $out.line(format_args!($($arg)*))
@@ -172,8 +172,8 @@ struct Supervisor {
 /// Run the supervisor until SIGTERM/SIGINT.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install()?;
-    // Every line on stdout goes through `out`, which never blocks (see output.rs).
-    let mut out = Output::new();
+    // Every line on stdout goes through `out`, which never blocks (see common::out::Output).
+    let mut out = Output::stdout();
     let parent = args
         .parent
         .map(|p| watch_parent(Pid::from_raw(p)))
@@ -275,7 +275,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         c.deaths,
         sup.names.all().join(", ")
     )?;
-    sup.out.drain()?;
+    sup.out.drain(None)?;
     drop(sup);
     drop(guards);
     Ok(ExitCode::SUCCESS)
@@ -484,7 +484,7 @@ impl Supervisor {
                     fds.extend(o.mq.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
                 }
                 // Lines for a slow reader of our stdout: written when it takes them, never
-                // waited for in `write` (see output.rs).
+                // waited for in `write` (see common::out::Output).
                 fds.extend(
                     self.out
                         .waiting_fd()

@@ -7,7 +7,7 @@
 //! ```text
 //! sigprocmask(SIG_BLOCK, {HUP, INT, TERM, USR1, USR2, RTMIN..RTMAX})   first of all
 //! signalfd(that set, SFD_NONBLOCK|SFD_CLOEXEC)          the signals, as a descriptor
-//! open(/proc/self/fd/1, O_WRONLY|O_NONBLOCK)            a stdout that never blocks (output.rs)
+//! open(/proc/self/fd/1, O_WRONLY|O_NONBLOCK)            a stdout that never blocks (common::out::Output)
 //! open(config, O_NONBLOCK|O_NOCTTY); fstat; read        a regular file, or refused
 //! open(pid file); flock(LOCK_EX|LOCK_NB); write(pid)    common::pidfile
 //! timerfd_create(CLOCK_MONOTONIC); timerfd_settime(interval)
@@ -50,7 +50,7 @@
 //!   tick finish, a second SIGTERM/SIGINT does not wait.
 //! - **Nor may a reader that stopped reading.** A `write` to a full pipe sleeps, and a daemon
 //!   asleep in `write` never reads its signalfd: the blocked SIGTERM would wait for the reader.
-//!   So stdout is written without blocking ([`crate::output`]) and polled for room beside the
+//!   So stdout is written without blocking ([`common::out::Output`]) and polled for room beside the
 //!   signalfd and the timer; lines that find no room are dropped and counted.
 //!
 //! # Batches
@@ -75,8 +75,8 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 
 use crate::cli::DaemonArgs;
 use crate::config::Config;
-use crate::output::Output;
 use crate::signals::{self, Sig};
+use common::out::Output;
 use common::pidfile::PidFile;
 use common::{Context, Result};
 
@@ -102,7 +102,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     common::trace!("signalfd(same set, SFD_NONBLOCK|SFD_CLOEXEC) -> ok");
 
     // Before the first line: from here on no write to stdout can block (see `output`).
-    let mut out = Output::new();
+    let mut out = Output::stdout();
     let config = Config::load(config_path)?;
     // Taken after the config is known to be good: a daemon that cannot start must not
     // disturb the pid file of one that runs. Removed when `_pid` drops, on every way out of
@@ -232,7 +232,7 @@ impl Daemon<'_> {
             "stopped after {} ticks at generation {}",
             self.ticks, self.generation
         ))?;
-        self.out.drain(self.sfd.as_fd())?;
+        self.out.drain(Some(self.sfd.as_fd()))?;
         Ok(ExitCode::SUCCESS)
     }
 

@@ -30,7 +30,6 @@ mod config;
 mod daemon;
 mod demo;
 mod file;
-mod output;
 mod send;
 mod signals;
 
