@@ -149,3 +149,32 @@ fn sigint_while_the_workers_run_stops_the_demo_at_once() {
     assert_eq!(processes_with(&name), Vec::<i32>::new());
     assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
 }
+
+/// `shm-demo -v`: the whole scenario narrated by every process it starts (server, writers,
+/// readers, watch), without hanging on the narration and with the same `ok:` at the end.
+#[test]
+fn the_default_run_with_v_narrates_every_role_and_says_ok() {
+    let sb = Sandbox::new();
+    let out = testkit::run(
+        sb.command(support::BIN)
+            .args(["-v", "demo", "--duration-ms", "300"]),
+        b"",
+    );
+    let stdout = testkit::stdout(&out);
+    let trace = testkit::stderr(&out);
+    assert!(out.status.success(), "{stdout}\n{trace}");
+    assert!(
+        stdout.lines().last().is_some_and(|l| l.starts_with("ok: ")),
+        "{stdout}"
+    );
+    for call in [
+        " server] shm_open(",
+        " server] posix_fallocate(",
+        " writer] pthread_mutex_lock(",
+        " reader] shm_open(",
+        " watch] futex(",
+        " demo] fork(",
+    ] {
+        assert!(trace.contains(call), "no {call:?} in the trace:\n{trace}");
+    }
+}
