@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Role {
     /// Play the whole scenario with child processes and check it (the default).
-    Demo,
+    Demo(DemoArgs),
     /// Serve the key-value store on a Unix stream socket and/or TCP. Once listening it prints
     /// `ready: pid N socket PATH` (and/or `tcp ADDR`) on stdout, and tells systemd READY=1 when
     /// NOTIFY_SOCKET is set; SIGTERM, SIGINT and SIGHUP stop it, removing the socket file.
@@ -61,6 +61,14 @@ pub enum Role {
     /// (internal) One of the demo's client processes.
     #[command(hide = true)]
     Worker(WorkerArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct DemoArgs {
+    /// (testing) Before step N, wait until a signal asks the demo to stop, so that a test's
+    /// SIGTERM is certain to land there, with the server running.
+    #[arg(long, value_name = "N", hide = true)]
+    pub wait_for_signal_before_step: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -239,7 +247,7 @@ impl Role {
     /// The role's name in the `-v` timeline.
     pub fn name(&self) -> &'static str {
         match self {
-            Role::Demo => "demo",
+            Role::Demo(_) => "demo",
             Role::Server(_) => "server",
             Role::Client(_) => "client",
             Role::DgramServer(_) => "dgram-server",

@@ -26,9 +26,10 @@ use std::time::Duration;
 use common::child::{Lines, Options, Supervised, die_with_supervisor};
 use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
-use crate::cli::WorkerArgs;
+use crate::cli::{DemoArgs, WorkerArgs};
 use crate::client::Connection;
 use crate::protocol::Reply;
 use crate::sock::Target;
@@ -37,15 +38,44 @@ const WORKERS: u32 = 8;
 const ROUNDS: u32 = 250;
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Announce the next step, unless a signal asked us to stop.
-fn step(shutdown: &Shutdown, text: std::fmt::Arguments<'_>) -> Result<()> {
-    if shutdown.requested() {
-        return Err(Error::msg(format!(
-            "interrupted by {}",
-            shutdown.signal().map_or("a signal", |sig| sig.as_str())
-        )));
+/// Where the scenario is: the signal that may end it, and the steps announced so far.
+struct Steps<'a> {
+    shutdown: &'a Shutdown,
+    done: u32,
+    /// A test's `--wait-for-signal-before-step`.
+    wait_before: Option<u32>,
+}
+
+impl Steps<'_> {
+    /// Announce the next step, unless a signal asked us to stop.
+    fn next(&mut self, text: std::fmt::Arguments<'_>) -> Result<()> {
+        self.done += 1;
+        if self.wait_before == Some(self.done) {
+            self.wait_for_signal()?;
+        }
+        if self.shutdown.requested() {
+            return Err(Error::msg(format!(
+                "interrupted by {}",
+                self.shutdown
+                    .signal()
+                    .map_or("a signal", |sig| sig.as_str())
+            )));
+        }
+        common::out::line(text)
     }
-    common::out::line(text)
+
+    /// Sleep until a signal asks us to stop: on the shutdown self-pipe, which the handler
+    /// writes after setting the flag, so the flag is set when this returns.
+    fn wait_for_signal(&self) -> Result<()> {
+        while !self.shutdown.requested() {
+            let mut fds = [PollFd::new(self.shutdown.wake_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("poll", "shutdown pipe", e)),
+            }
+        }
+        Ok(())
+    }
 }
 
 fn spawn(label: &str, args: &[&str]) -> Result<Supervised> {
@@ -130,14 +160,19 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
 }
 
 /// Play the scenario; the last stdout line is `ok: ...` or `FAILED: ...`.
-pub fn run() -> Result<ExitCode> {
+pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // SIGINT/SIGTERM/SIGHUP end the scenario between steps, through the normal return path, so the
     // child handles are dropped and the children (servers included) are stopped and reaped
     // rather than orphaned with their sockets.
     // SIGHUP too: if the terminal closes, the demo must still live long enough to stop its
     // children, which sit in process groups of their own and would not hear it.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
-    match scenario(&shutdown) {
+    let mut steps = Steps {
+        shutdown: &shutdown,
+        done: 0,
+        wait_before: args.wait_for_signal_before_step,
+    };
+    match scenario(&mut steps) {
         Ok(summary) => {
             common::out::line(format_args!("ok: {summary}"))?;
             Ok(ExitCode::SUCCESS)
@@ -150,17 +185,16 @@ pub fn run() -> Result<ExitCode> {
     }
 }
 
-fn scenario(shutdown: &Shutdown) -> Result<String> {
+fn scenario(steps: &mut Steps<'_>) -> Result<String> {
     let dir = common::names::runtime_dir()?;
     let tag = common::names::unique("demo");
     let sock: PathBuf = dir.join(format!("{tag}-kv.sock"));
     let dgram: PathBuf = dir.join(format!("{tag}-dgram.sock"));
     let sock_s = sock.display().to_string();
 
-    step(
-        shutdown,
-        format_args!("1. server: {sock_s} and TCP on 127.0.0.1 (a free port)"),
-    )?;
+    steps.next(format_args!(
+        "1. server: {sock_s} and TCP on 127.0.0.1 (a free port)"
+    ))?;
     let server = spawn(
         "server",
         &["server", "--unix", &sock_s, "--tcp", "127.0.0.1:0"],
@@ -184,8 +218,7 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
     ))?;
 
     let counter = format!("{tag}:shared-counter");
-    step(
-        shutdown,
+    steps.next(
         format_args!(
             "2. {WORKERS} client processes x {ROUNDS} rounds of pipelined SET/GET/INCR (private and shared keys)"
         ),
@@ -223,10 +256,9 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
     ))?;
 
     let total = u64::from(WORKERS * ROUNDS);
-    step(
-        shutdown,
-        format_args!("3. the shared counter, read by a client process"),
-    )?;
+    steps.next(format_args!(
+        "3. the shared counter, read by a client process"
+    ))?;
     let via_unix = client_output("client (unix)", &["--unix", &sock_s, "GET", &counter])?;
     // The client's stdout is a pipe, so it prints the value raw, as redis-cli would.
     check(via_unix == total.to_string(), || {
@@ -240,10 +272,7 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
     common::out::line(format_args!("   over TCP {tcp}: {via_tcp}"))?;
 
     let dgram_s = dgram.display().to_string();
-    step(
-        shutdown,
-        format_args!("4. datagram round trip on {dgram_s}"),
-    )?;
+    steps.next(format_args!("4. datagram round trip on {dgram_s}"))?;
     let dserver = spawn("dgram-server", &["dgram-server", "--path", &dgram_s])?;
     let mut dlog = dserver
         .stdout_lines()
@@ -284,10 +313,9 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
         "   clients removed their bound sockets; dgram-server stopped, {dgram_s} removed"
     ))?;
 
-    step(
-        shutdown,
-        format_args!("5. fd passing: pass-fd sends an unlinked file's fd to a receiver process"),
-    )?;
+    steps.next(format_args!(
+        "5. fd passing: pass-fd sends an unlinked file's fd to a receiver process"
+    ))?;
     let passed = finish(spawn("pass-fd", &["pass-fd"])?)?;
     for l in passed
         .iter()
@@ -299,7 +327,7 @@ fn scenario(shutdown: &Shutdown) -> Result<String> {
         format!("pass-fd said: {}", passed.join(" / "))
     })?;
 
-    step(shutdown, format_args!("6. SIGTERM to the server"))?;
+    steps.next(format_args!("6. SIGTERM to the server"))?;
     let last = stop(server, &mut slog, &sock)?;
     common::out::line(format_args!(
         "   server said {last:?}; exit 0; {sock_s} removed"

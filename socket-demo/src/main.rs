@@ -46,10 +46,10 @@ use cli::Role;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
-    let role = cli.role.unwrap_or(Role::Demo);
+    let role = cli.role.unwrap_or(Role::Demo(cli::DemoArgs::default()));
     common::narrate::init(role.name(), cli.trace);
     let outcome = match &role {
-        Role::Demo => demo::run(),
+        Role::Demo(args) => demo::run(args),
         Role::Server(args) => server::run(args),
         Role::Client(args) => client::run(args),
         Role::DgramServer(args) => dgram::server(args),

@@ -364,10 +364,15 @@ fn help_shows_examples_and_bad_flags_exit_2() {
     assert!(testkit::stderr(&out).contains("--tcp nonsense: not an IP:PORT address"));
 }
 
+/// SIGTERM while the demo's server runs. `--wait-for-signal-before-step 3` makes the instant
+/// certain: the demo waits for a signal before step 3, so wherever the SIGTERM lands (during
+/// step 2 or in that wait), the demo is still mid-scenario with its server up, and must end
+/// with the FAILED line, its server stopped and every socket removed.
 #[test]
 fn demo_stopped_by_sigterm_stops_its_children_and_removes_their_sockets() {
     let sb = Sandbox::new();
     let mut cmd = sb.command(BIN);
+    cmd.args(["demo", "--wait-for-signal-before-step", "3"]);
     let demo = testkit::spawn(&mut cmd);
     let mut out = demo.stdout_lines().unwrap();
     let line = out
@@ -383,15 +388,15 @@ fn demo_stopped_by_sigterm_stops_its_children_and_removes_their_sockets() {
     demo.signal(Signal::SIGTERM).unwrap();
     let rest = out.rest(WAIT).unwrap();
     let status = demo.wait_timeout(WAIT).unwrap();
-    let last = rest.last().cloned().unwrap_or_default();
-    // The signal lands between two steps (FAILED: interrupted by SIGTERM, exit 1), or as a
-    // child is being started and still shares the demo's process group (FAILED: that child
-    // died of SIGTERM), or after the last step on a fast machine (ok, exit 0). Either way the
-    // demo's final line says so and nothing may be left behind.
+    assert_eq!(status.code(), Some(1), "{rest:?}");
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("FAILED: interrupted by SIGTERM"),
+        "{rest:?}"
+    );
     assert!(
-        (status.code() == Some(1) && last.starts_with("FAILED: "))
-            || (status.success() && last.starts_with("ok:")),
-        "{status:?} {rest:?}"
+        !rest.iter().any(|l| l.starts_with("3. ")),
+        "step 3 ran: {rest:?}"
     );
     assert_eq!(
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(server_pid), None),
