@@ -141,9 +141,14 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
     for line in lines.seen() {
         let _ = writeln!(std::io::stderr(), "{line}");
     }
+    // The thread also tells step 3 when the daemon says it has reopened its log.
+    let (reopened, reopen_seen) = mpsc::channel::<()>();
     thread::spawn(move || {
         while let Ok(Some(line)) = lines.next_line(DEADLINE) {
             let _ = writeln!(std::io::stderr(), "{line}");
+            if line.contains("SIGHUP: reopened") {
+                let _ = reopened.send(());
+            }
         }
     });
     say!(
@@ -186,6 +191,17 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
     std::fs::rename(&files.log, &files.rotated)
         .ctx("rename", format!("{} -> .1", files.log.display()))?;
     daemon.signal(Signal::SIGHUP)?;
+    // The second halves go out only once the daemon has reopened: sent earlier, they could
+    // all be read before the daemon looks at its SIGHUP, and land in the rotated file.
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match reopen_seen.recv_timeout(Duration::from_millis(50)) {
+            Ok(()) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < end => {}
+            Err(_) => return Err(Error::msg("the daemon did not reopen its log after SIGHUP")),
+        }
+        check_interrupt(shutdown)?;
+    }
     say!(
         "3. rotated after {logged} lines: mv {} {}; kill -HUP {}",
         name(&files.log),
