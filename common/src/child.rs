@@ -274,8 +274,17 @@ impl Drop for Supervised {
 ///
 /// Choose SIGTERM for a child that cleans up on it (a daemon removes its FIFO), SIGKILL for
 /// one that must simply stop.
+///
+/// The kernel sends the signal each time the child passes to a new parent, and a dying
+/// supervisor with several threads passes it from thread to thread before init takes it, so
+/// the child may get it several times from one death. The child is told its supervisor's pid
+/// ([`crate::cleanup::SUPERVISOR_ENV`]), and its [`crate::cleanup::Shutdown`] counts stop
+/// signals from that pid as one request, never as the second signal that means "exit now".
 pub fn die_with_supervisor(cmd: &mut Command, sig: Signal) {
     let supervisor = nix::unistd::getpid();
+    // The child's Shutdown learns from this that it is tied, so that the signal, which a dying
+    // supervisor with several threads sends more than once, counts as one request.
+    cmd.env(crate::cleanup::SUPERVISOR_ENV, supervisor.to_string());
     // SAFETY: the closure runs in the forked child before execve and only makes two system
     // calls (prctl, getppid), both async-signal-safe; it allocates nothing and touches no
     // lock that another thread of the parent might have held at the fork.

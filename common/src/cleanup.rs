@@ -191,6 +191,13 @@ impl Shutdown {
         let (wake_read, wake_write) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ctx("pipe2", "shutdown")?;
         let parent = nix::unistd::getppid().as_raw();
+        // Tied to a supervisor that is our parent (see `die_with_supervisor`): stop signals
+        // from it never count as a second one. -1: no sender has that pid.
+        let supervisor = std::env::var(SUPERVISOR_ENV)
+            .ok()
+            .and_then(|v| v.parse::<libc::pid_t>().ok())
+            .filter(|&p| p == parent)
+            .unwrap_or(-1);
         let _blocked = BlockedWhileInstalling::block(&signals)?;
         for &sig in &signals {
             let raw = sig as libc::c_int;
@@ -198,7 +205,7 @@ impl Shutdown {
             let mut register = || -> std::io::Result<()> {
                 // Order matters: the exit check runs first, so the first signal only arms it
                 // (the flag is still false), and a second one finds the flag set and exits.
-                register_exit_check(raw, parent, Arc::clone(&requested))?;
+                register_exit_check(raw, supervisor, Arc::clone(&requested))?;
                 between(sig, "exit check");
                 signal_hook::flag::register_usize(raw, Arc::clone(&signal), sig_usize)?;
                 between(sig, "signal number");
@@ -240,19 +247,23 @@ impl Shutdown {
     }
 }
 
+/// The environment variable through which [`crate::child::die_with_supervisor`] tells a child
+/// the pid of the supervisor it is tied to.
+pub const SUPERVISOR_ENV: &str = "IPC_DEMO_SUPERVISOR";
+
 /// The action that makes a *second* stop signal exit at once with 128 + its number, leaving
 /// cleanup undone: the way out of a shutdown that hangs.
 ///
-/// One repeat is not a second request: the parent-death signal (`PR_SET_PDEATHSIG`, see
-/// [`crate::child::die_with_supervisor`]). The kernel sends it each time the child is handed
-/// to a new parent, and a dying parent with several threads hands its children to each of
-/// its threads in turn before they reach init, so a child tied with SIGTERM can get SIGTERM
-/// twice from one death (kernel/exit.c, `forget_original_parent`). Both come from the
-/// parent's pid; by the second, the parent is gone and `getppid()` names someone else. Such a
-/// repeat is the same request, and is ignored here.
+/// Signals from the supervisor a child is tied to are the exception: the parent-death signal
+/// (`PR_SET_PDEATHSIG`, see [`crate::child::die_with_supervisor`]) comes each time the child
+/// is handed to a new parent, and a dying supervisor with several threads hands its children
+/// to each of its threads in turn before they reach init (kernel/exit.c,
+/// `forget_original_parent`), so one death can bring SIGTERM two, three or more times, each
+/// from the supervisor's pid; its own SIGTERM before it died may come on top. All of that is
+/// one request to stop. (The supervisor escalates with SIGKILL, never with a second SIGTERM.)
 fn register_exit_check(
     raw: libc::c_int,
-    parent: libc::pid_t,
+    supervisor: libc::pid_t,
     armed: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     let action = move |info: &libc::siginfo_t| {
@@ -261,16 +272,13 @@ fn register_exit_check(
         }
         // SAFETY: si_pid reads the sender field of the siginfo the kernel filled in for this
         // delivery; for signals without a sender (a terminal's) it holds 0.
-        let sender = unsafe { info.si_pid() };
-        // SAFETY: getppid(2) takes no argument, cannot fail, and is async-signal-safe.
-        let from_dead_parent = sender == parent && unsafe { libc::getppid() } != parent;
-        if !from_dead_parent {
+        if unsafe { info.si_pid() } != supervisor {
             signal_hook::low_level::exit(128 + raw);
         }
     };
     // SAFETY: the action runs in a signal handler, so it may only do async-signal-safe work:
-    // it loads an atomic, reads the siginfo, calls getppid(2) and, for a real second signal,
-    // _exit(2) (signal_hook's `exit`). It allocates nothing and takes no lock.
+    // it loads an atomic, reads the siginfo and, for a real second signal, calls _exit(2)
+    // (signal_hook's `exit`). It allocates nothing and takes no lock.
     unsafe { signal_hook_registry::register_sigaction(raw, action) }.map(|_| ())
 }
 
