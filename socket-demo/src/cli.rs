@@ -18,12 +18,14 @@ Examples:
   socket-demo path                             # where the sockets and pid files live";
 
 /// A key-value service over Unix stream, datagram and TCP sockets, speaking enough of the
-/// Redis protocol for redis-cli, redis-benchmark and redis-py.
+/// Redis protocol for redis-cli, redis-benchmark and redis-py. With no subcommand,
+/// `socket-demo` runs `demo`.
 #[derive(Parser, Debug)]
 #[command(name = "socket-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate each socket call on stderr: [pid N role] call(args) -> result.
-    #[arg(short = 'v', long = "trace", global = true)]
+    /// Narrate each socket call on stderr: [pid N role] call(args) -> result. Accepted before
+    /// the subcommand too; each subcommand's `-v` says what that role narrates.
+    #[arg(short = 'v', long = "trace")]
     pub trace: bool,
     #[command(subcommand)]
     pub role: Option<Role>,
@@ -33,23 +35,40 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Role {
     /// Play the whole scenario with child processes and check it (the default).
+    #[command(after_help = "Examples:
+  socket-demo                                      # the same as `socket-demo demo`
+  socket-demo demo -v 2>trace.txt                  # every process's calls, in order")]
     Demo(DemoArgs),
-    /// Serve the key-value store on a Unix stream socket and/or TCP. Once listening it prints
-    /// `ready: pid N socket PATH` (and/or `tcp ADDR`) on stdout, and tells systemd READY=1 when
-    /// NOTIFY_SOCKET is set; SIGTERM, SIGINT and SIGHUP stop it, removing the socket file.
-    #[command(after_help = "Example:\n  socket-demo server --max-clients 100 --tcp 127.0.0.1:6380")]
+    /// Serve the key-value store on a Unix stream socket and/or TCP.
+    ///
+    /// Once listening it prints `ready: pid N socket PATH` (and/or `tcp ADDR`) on stdout, and
+    /// tells systemd READY=1 when NOTIFY_SOCKET is set; SIGTERM, SIGINT and SIGHUP stop it,
+    /// removing the socket file and its pid file.
+    #[command(after_help = "Examples:
+  socket-demo server                               # ready: pid N socket <runtime dir>/kv.sock
+  socket-demo server --tcp                         # and TCP on 127.0.0.1:6380
+  socket-demo server --max-clients 100 --tcp 127.0.0.1:6380
+  socket-demo server --unix /tmp/kv.sock --pid-file /tmp/kv.pid
+  socket-demo server | grep -m1 '^ready:'          # wait for it in a script")]
     Server(ServerArgs),
     /// Send one command (or one per stdin line) and print the replies like redis-cli.
     Client(ClientArgs),
-    /// Serve the same commands over a Unix datagram socket, one request per datagram. Prints
-    /// `ready: pid N socket PATH` once bound, like `server`.
-    #[command(after_help = "Example:\n  socket-demo dgram-server --path /tmp/kv-dgram.sock")]
+    /// Serve the same commands over a Unix datagram socket, one request per datagram.
+    ///
+    /// Prints `ready: pid N socket PATH` once bound, like `server`.
+    #[command(after_help = "Examples:
+  socket-demo dgram-server                         # <runtime dir>/kv-dgram.sock
+  socket-demo dgram-server --path /tmp/kv-dgram.sock")]
     DgramServer(DgramServerArgs),
     /// Send commands to the datagram server from a socket bound to a path of our own.
-    #[command(after_help = "Example:\n  socket-demo dgram-client SET k v")]
+    #[command(after_help = "Examples:
+  socket-demo dgram-client SET k v
+  printf 'INCR n\\nGET n\\n' | socket-demo dgram-client --timeout 2")]
     DgramClient(DgramClientArgs),
     /// Pass an open file descriptor to another process over a Unix socket (SCM_RIGHTS).
-    #[command(after_help = "Example:\n  socket-demo -v pass-fd")]
+    #[command(after_help = "Examples:
+  socket-demo pass-fd                              # ok: receiver pid N read ...
+  socket-demo pass-fd -v                           # the sendmsg/recvmsg with SCM_RIGHTS")]
     PassFd(PassFdArgs),
     /// Print where socket-demo's objects live: one bare path, or all as `NAME PATH` lines.
     #[command(after_help = "Examples:
@@ -65,6 +84,10 @@ pub enum Role {
 
 #[derive(Args, Debug, Default)]
 pub struct DemoArgs {
+    /// Narrate every process's calls on stderr: the demo's own and each child's (they inherit
+    /// IPC_DEMO_TRACE=1): server, workers, clients, datagram roles, pass-fd.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// (testing) Before step N, wait until a signal asks the demo to stop, so that a test's
     /// SIGTERM is certain to land there, with the server running.
     #[arg(long, value_name = "N", hide = true)]
@@ -73,10 +96,15 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
+    /// Narrate on stderr: socket, bind, listen, epoll_create1, epoll_ctl, epoll_wait,
+    /// accept4 with SO_PEERCRED, read and send, close.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// Unix stream socket path [default: <runtime dir>/kv.sock, unless only --tcp is given].
     #[arg(long, value_name = "PATH")]
     pub unix: Option<PathBuf>,
-    /// Also (or only) listen on TCP; port 0 picks a free port, printed on stdout.
+    /// Also (or only) listen on TCP; port 0 picks a free port, printed in the ready line
+    /// [default ADDR when --tcp is given alone: 127.0.0.1:6380].
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:6380")]
     pub tcp: Option<String>,
     /// Refuse clients beyond this many, with an error reply. Lowered, with a message, if the
@@ -109,6 +137,9 @@ pub struct ServerArgs {
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
+    /// Narrate on stderr: socket, connect.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// Unix stream socket path [default: <runtime dir>/kv.sock].
     #[arg(long, value_name = "PATH", conflicts_with = "tcp")]
     pub unix: Option<PathBuf>,
@@ -150,6 +181,9 @@ impl OutputArgs {
 
 #[derive(Args, Debug)]
 pub struct DgramServerArgs {
+    /// Narrate on stderr: socket, bind, recvmsg with the sender's path, sendto.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// Datagram socket path [default: <runtime dir>/kv-dgram.sock].
     #[arg(long, value_name = "PATH")]
     pub path: Option<PathBuf>,
@@ -162,6 +196,9 @@ pub struct DgramServerArgs {
 /// Options of `socket-demo path`.
 #[derive(Args, Debug)]
 pub struct PathArgs {
+    /// Narrate on stderr: the runtime directory's creation.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// The object whose path to print, alone on its line; every one, as `NAME PATH`, if none.
     #[arg(value_enum, value_name = "OBJECT")]
     pub object: Option<Object>,
@@ -191,6 +228,9 @@ pub enum Object {
 
 #[derive(Args, Debug)]
 pub struct DgramClientArgs {
+    /// Narrate on stderr: socket, bind of its own path, connect, send, recv, unlink.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// The server's datagram socket path [default: <runtime dir>/kv-dgram.sock].
     #[arg(long, value_name = "PATH")]
     pub path: Option<PathBuf>,
@@ -208,6 +248,10 @@ pub struct DgramClientArgs {
 
 #[derive(Args, Debug)]
 pub struct PassFdArgs {
+    /// Narrate on stderr: socketpair, sendmsg with SCM_RIGHTS and SCM_CREDENTIALS, the
+    /// receiver's recvmsg.
+    #[arg(short = 'v', long = "trace")]
+    pub trace: bool,
     /// Play the receiving process: stdin must be a Unix socket (the sender arranges it).
     #[arg(long)]
     pub receive: bool,
@@ -256,6 +300,20 @@ impl Role {
             Role::PassFd(_) => "sender",
             Role::Path(_) => "path",
             Role::Worker(_) => "worker",
+        }
+    }
+
+    /// True if this subcommand's own `-v` was given.
+    pub fn trace(&self) -> bool {
+        match self {
+            Role::Demo(a) => a.trace,
+            Role::Server(a) => a.trace,
+            Role::Client(a) => a.trace,
+            Role::DgramServer(a) => a.trace,
+            Role::DgramClient(a) => a.trace,
+            Role::PassFd(a) => a.trace,
+            Role::Path(a) => a.trace,
+            Role::Worker(_) => false,
         }
     }
 }

@@ -6,6 +6,24 @@
 //! The exit status is 1 if any reply was an error, as with `redis-cli`. Like redis-cli, it
 //! prints replies raw (`1000`, not `"1000"`) when stdout is not a terminal; `--raw` and
 //! `--no-raw` force either.
+//!
+//! # System calls, in order
+//!
+//! 1. `socket(AF_UNIX | AF_INET, SOCK_STREAM | SOCK_CLOEXEC)`, blocking;
+//! 2. `connect` to the server's path (or address; then `setsockopt(TCP_NODELAY)`);
+//! 3. per command: `write` the request (RESP array of bulk strings), then `read` until a
+//!    whole reply has arrived ([`crate::protocol`] says when);
+//! 4. `close` at exit.
+//!
+//! # Pitfalls
+//!
+//! - A stream socket has no message boundaries: one `read` may hold half a reply or several;
+//!   replies are parsed from a buffer, never assumed to fit one `read`.
+//! - A server that closes the connection while we write raises SIGPIPE, which would kill
+//!   us silently; Rust ignores SIGPIPE, so the write fails with EPIPE, and the client then
+//!   reads what the server said before closing (often the reason) before reporting.
+//! - A reply's bytes come from another process: on a terminal they are shown quoted, with
+//!   unprintable bytes escaped, as redis-cli does; `--raw` passes them through for scripts.
 
 use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Read, Write};

@@ -17,6 +17,21 @@
 //!
 //! Every object name is unique to this run (`common::names::unique`), so the demo never
 //! meets a server a user started by hand, nor a parallel test.
+//!
+//! # System calls, in order
+//!
+//! For each child: `fork` + `prctl(PR_SET_PDEATHSIG, SIGTERM)` + `setpgid` + `execve`
+//! (through `std::process::Command`), `read` of its stdout pipe, `waitpid`; for a server,
+//! `kill(SIGTERM)` at the end.
+//!
+//! # Pitfalls
+//!
+//! - A Ctrl-C at the terminal goes to the whole foreground process group: each child is in a
+//!   group of its own, so only the demo hears it and stops the children in order.
+//! - A demo killed with SIGKILL cannot stop its children: the kernel sends each one SIGTERM
+//!   (PR_SET_PDEATHSIG, set from the main thread, which lives as long as the process).
+//! - Every child's stdout is read to its end by the demo; stderr is passed through, never a
+//!   pipe nobody drains.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

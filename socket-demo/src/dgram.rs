@@ -8,7 +8,16 @@
 //! server's path, which both sets the default destination and makes the kernel drop datagrams
 //! from anyone else.
 //!
-//! Pitfalls avoided:
+//! # System calls, in order
+//!
+//! Server: `socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC)`, `umask(0177)` +
+//! `bind`, the ready line, then loop: `poll` (socket and shutdown pipe), `recvmsg` until
+//! EAGAIN, `sendto` the sender's path. Client: `socket`, `bind` to its own path, `connect` to
+//! the server's, then per command `send(MSG_DONTWAIT)` (`poll` for POLLOUT on EAGAIN), `poll` +
+//! `recv` of the reply; `unlink` of its path at exit.
+//!
+//! # Pitfalls
+//!
 //! - A datagram larger than the receive buffer is silently truncated; `recvmsg` reports
 //!   MSG_TRUNC, and the server refuses such a request instead of executing half of it.
 //! - A client that stops reading fills its receive queue, and a blocking `sendto` would then

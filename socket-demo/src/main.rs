@@ -47,7 +47,7 @@ use cli::Role;
 fn main() -> ExitCode {
     let cli = cli::parse();
     let role = cli.role.unwrap_or(Role::Demo(cli::DemoArgs::default()));
-    common::narrate::init(role.name(), cli.trace);
+    common::narrate::init(role.name(), cli.trace || role.trace());
     let outcome = match &role {
         Role::Demo(args) => demo::run(args),
         Role::Server(args) => server::run(args),

@@ -13,6 +13,24 @@
 //! *same open file description*: same file, same offset. It reads the line back and prints
 //! it, along with the credentials and SO_PEERCRED. The sender checks the receiver's output.
 //!
+//! # System calls, in order
+//!
+//! Sender: `open(O_CREAT | O_EXCL | O_CLOEXEC, 0600)`, `write`, `unlink`,
+//! `socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)`, `setsockopt(SO_PASSCRED)`, `fork` +
+//! `execve` of the receiver (its end as stdin), `sendmsg` (1 byte + SCM_RIGHTS +
+//! SCM_CREDENTIALS), `waitpid`. Receiver: `getsockopt(SO_PEERCRED)`,
+//! `recvmsg(MSG_CMSG_CLOEXEC)`, `lseek` + `read` on the received descriptor.
+//!
+//! # Pitfalls
+//!
+//! - Control messages travel with data: on a stream socket `sendmsg` must carry at least one
+//!   byte of real data, or there is nothing for them to ride on.
+//! - A control buffer too small for what was sent truncates it (MSG_CTRUNC) and the kernel
+//!   closes the descriptors that did not fit: the receiver checks the flag.
+//! - Received descriptors are not close-on-exec unless `recvmsg` is given MSG_CMSG_CLOEXEC;
+//!   without it, every program the receiver starts would inherit them.
+//! - SCM_CREDENTIALS arrive only on a socket with SO_PASSCRED set before the message.
+//!
 //! See also: unix(7) (SCM_RIGHTS, SCM_CREDENTIALS), cmsg(3), socketpair(2).
 
 use std::fs::File;

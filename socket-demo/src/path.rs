@@ -6,8 +6,15 @@
 //! not in the other; `redis-cli -s "$(socket-demo path socket)"` works in both. The
 //! directory is created (0700) if needed, as a server would create it.
 //!
-//! Paths are printed as their bytes, not re-encoded, so that a name that is not UTF-8 still
-//! names the same file when a shell passes it on.
+//! # System calls, in order
+//!
+//! `mkdir(0700)` of the runtime dir if missing (with its owner and mode checked), one `write`
+//! of every line to stdout.
+//!
+//! # Pitfalls
+//!
+//! - Paths are printed as their bytes, not re-encoded, so that a name that is not UTF-8 still
+//!   names the same file when a shell passes it on.
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;

@@ -1,5 +1,26 @@
 //! `socket-demo server`: the key-value service, one thread, non-blocking sockets, epoll.
 //!
+//! # System calls, in order
+//!
+//! 1. `socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC)`, the lock file, `connect`
+//!    (probing a leftover socket file), `umask(0177)` + `bind` + `listen` (see
+//!    [`crate::sock`]); with `--tcp`, the same with `AF_INET` and `SO_REUSEADDR`;
+//! 2. `epoll_create1(EPOLL_CLOEXEC)`, `epoll_ctl(ADD)` of the shutdown pipe and each listener;
+//! 3. the ready line, on stdout (`ready: pid N socket PATH`);
+//! 4. loop: `epoll_wait`; `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`, `getsockopt(SO_PEERCRED)`
+//!    and `epoll_ctl(ADD)` for a newcomer; `read` from a ready client; `send(MSG_NOSIGNAL)` of
+//!    its replies; `epoll_ctl(MOD)` to turn EPOLLOUT on or EPOLLIN off; `close`;
+//! 5. on SIGTERM: `close` the listeners, `send` what is in flight, `unlink` the socket file.
+//!
+//! # Pitfalls
+//!
+//! - A client that never reads: its replies are bounded (see "Backpressure").
+//! - A client that vanishes while we `send`: MSG_NOSIGNAL, or SIGPIPE would kill the server.
+//! - EMFILE at `accept4` with a connection pending: level-triggered epoll would report it for
+//!   ever; a spare descriptor is closed to accept and close it (see `accept_all`).
+//! - A stalled stdout must not stall the loop: the log never blocks (see [`crate::log`]).
+//! - The socket file must never be born readable by others: `umask` before `bind`.
+//!
 //! # The event loop
 //!
 //! Every socket is non-blocking (SOCK_NONBLOCK on the listener, `accept4(SOCK_NONBLOCK |
