@@ -97,7 +97,7 @@ pub struct DemoArgs {
 #[derive(Args, Debug)]
 pub struct ServerArgs {
     /// Narrate on stderr: socket, bind, listen, epoll_create1, epoll_ctl, epoll_wait,
-    /// accept4 with SO_PEERCRED, read and send, close.
+    /// accept4 with SO_PEERCRED, read and send (payloads escaped), close.
     #[arg(short = 'v', long = "trace")]
     pub trace: bool,
     /// Unix stream socket path [default: <runtime dir>/kv.sock, unless only --tcp is given].
@@ -137,7 +137,7 @@ pub struct ServerArgs {
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// Narrate on stderr: socket, connect.
+    /// Narrate on stderr: connect (and the descriptor it gives).
     #[arg(short = 'v', long = "trace")]
     pub trace: bool,
     /// Unix stream socket path [default: <runtime dir>/kv.sock].
@@ -181,7 +181,8 @@ impl OutputArgs {
 
 #[derive(Args, Debug)]
 pub struct DgramServerArgs {
-    /// Narrate on stderr: socket, bind, recvmsg with the sender's path, sendto.
+    /// Narrate on stderr: socket, bind, recvmsg (with the sender's path) and sendto, with
+    /// their payloads escaped.
     #[arg(short = 'v', long = "trace")]
     pub trace: bool,
     /// Datagram socket path [default: <runtime dir>/kv-dgram.sock].
@@ -228,7 +229,7 @@ pub enum Object {
 
 #[derive(Args, Debug)]
 pub struct DgramClientArgs {
-    /// Narrate on stderr: socket, bind of its own path, connect, send, recv, unlink.
+    /// Narrate on stderr: bind of its own path, connect, send, recv, unlink.
     #[arg(short = 'v', long = "trace")]
     pub trace: bool,
     /// The server's datagram socket path [default: <runtime dir>/kv-dgram.sock].
@@ -248,8 +249,8 @@ pub struct DgramClientArgs {
 
 #[derive(Args, Debug)]
 pub struct PassFdArgs {
-    /// Narrate on stderr: socketpair, sendmsg with SCM_RIGHTS and SCM_CREDENTIALS, the
-    /// receiver's recvmsg.
+    /// Narrate on stderr: the file's open and unlink, sendmsg with SCM_RIGHTS and
+    /// SCM_CREDENTIALS, the receiver's recvmsg.
     #[arg(short = 'v', long = "trace")]
     pub trace: bool,
     /// Play the receiving process: stdin must be a Unix socket (the sender arranges it).

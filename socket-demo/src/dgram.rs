@@ -121,7 +121,11 @@ pub fn server(args: &DgramServerArgs) -> Result<ExitCode> {
                 || "abstract socket".to_owned(),
                 |p| common::out::escape(p.as_os_str().as_bytes()),
             );
-            common::trace!("recvmsg({}) -> {len} bytes from {peer}", path.display());
+            common::trace!(
+                "recvmsg({}) -> {len} bytes from {peer} {}",
+                path.display(),
+                sock::preview(&buf[..len])
+            );
             out.clear();
             if truncated {
                 protocol::error(
@@ -180,7 +184,11 @@ fn answer(dgram: &[u8], state: &mut State, out: &mut Vec<u8>) {
 fn reply(fd: &OwnedFd, to: &UnixAddr, peer: &str, out: &mut Vec<u8>, log: &mut Log) {
     let flags = MsgFlags::MSG_DONTWAIT;
     match sendto(fd.as_raw_fd(), out, to, flags) {
-        Ok(_) => common::trace!("sendto({peer}) -> {} bytes", out.len()),
+        Ok(_) => common::trace!(
+            "sendto({peer}, {}) -> {} bytes",
+            sock::preview(out),
+            out.len()
+        ),
         Err(Errno::EMSGSIZE) => {
             let size = out.len();
             out.clear();

@@ -260,17 +260,26 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
         reach.push(format!("tcp {local}"));
     }
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).ctx("epoll_create1", "")?;
+    common::trace!("epoll_create1(EPOLL_CLOEXEC) -> fd {}", epoll.0.as_raw_fd());
     epoll
         .add(
             shutdown.wake_fd(),
             EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_WAKE),
         )
         .ctx("epoll_ctl ADD", "shutdown pipe")?;
+    common::trace!(
+        "epoll_ctl(ADD, fd {}, EPOLLIN) (the shutdown pipe)",
+        shutdown.wake_fd().as_raw_fd()
+    );
     for l in &listeners {
         let token = if l.tcp { TOKEN_TCP } else { TOKEN_UNIX };
         epoll
             .add(&l.fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
             .ctx("epoll_ctl ADD", "listener")?;
+        common::trace!(
+            "epoll_ctl(ADD, fd {}, EPOLLIN) (listener)",
+            l.fd.as_raw_fd()
+        );
     }
     let spare = std::fs::File::open("/dev/null").map(OwnedFd::from).ok();
     // Every listener is in the epoll set: a client that starts now is served. The line goes
@@ -486,6 +495,7 @@ impl Server {
         }
         self.log.line(format_args!("client connected: {who}"));
         common::trace!("accept4() -> fd {} ({who})", fd.as_raw_fd());
+        common::trace!("epoll_ctl(ADD, fd {}, EPOLLIN)", fd.as_raw_fd());
         self.slots[slot] = Some(Client {
             fd,
             who,
@@ -550,6 +560,7 @@ impl Server {
             // Closing the fd also removes it from the epoll set; delete first anyway so a
             // duplicated descriptor (none here) could not keep it registered.
             let _ = self.epoll.delete(&client.fd);
+            common::trace!("epoll_ctl(DEL, fd {})", client.fd.as_raw_fd());
             common::trace!("close(fd {}) ({})", client.fd.as_raw_fd(), client.who);
             self.clients -= 1;
             self.state.stats.connected_clients = self.clients;
@@ -563,6 +574,8 @@ impl Server {
         let _ = self.epoll.delete(shutdown.wake_fd());
         for l in self.listeners.drain(..) {
             let _ = self.epoll.delete(&l.fd);
+            // Dropping the listener closes it: new clients are refused from here on.
+            common::trace!("close(fd {}) (listener)", l.fd.as_raw_fd());
         }
         let signal = shutdown.signal().map_or("signal", |s| s.as_str());
         let at_start = self.clients;
@@ -626,7 +639,11 @@ fn read_some(client: &mut Client, scratch: &mut [u8]) -> bool {
                 return true;
             }
             Ok(n) => {
-                common::trace!("read(fd {}) -> {n} bytes", client.fd.as_raw_fd());
+                common::trace!(
+                    "read(fd {}) -> {n} bytes {}",
+                    client.fd.as_raw_fd(),
+                    sock::preview(&scratch[..n])
+                );
                 client.rbuf.extend_from_slice(&scratch[..n]);
                 return true;
             }
@@ -723,7 +740,11 @@ fn flush(client: &mut Client) -> Option<usize> {
             MsgFlags::MSG_NOSIGNAL,
         ) {
             Ok(n) => {
-                common::trace!("send(fd {}) -> {n} bytes", client.fd.as_raw_fd());
+                common::trace!(
+                    "send(fd {}, {}) -> {n} bytes",
+                    client.fd.as_raw_fd(),
+                    sock::preview(&client.wbuf[client.wpos..client.wpos + n])
+                );
                 client.wpos += n;
             }
             Err(Errno::EINTR) => {}

@@ -140,13 +140,35 @@ pub fn unix_addr(path: &Path) -> Result<UnixAddr> {
 
 /// A new Unix socket of type `ty`, non-blocking and close-on-exec.
 fn unix_socket(ty: SockType) -> Result<OwnedFd> {
-    socket(
+    let fd = socket(
         AddressFamily::Unix,
         ty,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .ctx("socket", "AF_UNIX")
+    .ctx("socket", "AF_UNIX")?;
+    let kind = if ty == SockType::Stream {
+        "SOCK_STREAM"
+    } else {
+        "SOCK_DGRAM"
+    };
+    common::trace!(
+        "socket(AF_UNIX, {kind}|SOCK_NONBLOCK|SOCK_CLOEXEC) -> fd {}",
+        fd.as_raw_fd()
+    );
+    Ok(fd)
+}
+
+/// How many payload bytes a trace line shows.
+const PREVIEW: usize = 48;
+
+/// The first bytes of a payload for a trace line, escaped (they come from another process
+/// and may hold anything, terminal escapes included) and quoted: `"*1\r\n$4\r\nPING\r\n"`,
+/// with `...` when there is more.
+pub fn preview(bytes: &[u8]) -> String {
+    let shown = &bytes[..bytes.len().min(PREVIEW)];
+    let more = if bytes.len() > PREVIEW { "..." } else { "" };
+    format!("\"{}\"{more}", common::out::escape(shown))
 }
 
 /// The default lock and pid file of the socket at `path`: `<path>.pid`.

@@ -247,3 +247,41 @@ fn a_demo_killed_with_sigkill_leaves_no_server_or_socket_file() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `server -v` narrates the whole life of a connection: socket, epoll_create1, epoll_ctl,
+/// accept4, read and send with their payload escaped, close.
+#[test]
+fn server_trace_shows_every_call_and_escaped_payloads() {
+    let sb = Sandbox::new();
+    let sock = sb.join("kv.sock");
+    let mut cmd = sb.command(BIN);
+    cmd.args(["server", "-v", "--unix"]).arg(&sock);
+    let child = testkit::spawn(&mut cmd);
+    let mut log = child.stdout_lines().unwrap();
+    log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    let mut s = connect(&sock);
+    assert_eq!(call(&mut s, &["ECHO", "a\x1b[2Jb"]), "$6\r\na\x1b[2Jb\r\n");
+    drop(s);
+    child.signal(Signal::SIGTERM).unwrap();
+    let mut trace = child.stderr_lines().unwrap();
+    let lines = trace.rest(WAIT).unwrap();
+    assert!(child.wait_timeout(WAIT).unwrap().success());
+    let text = lines.join("\n");
+    for want in [
+        "] socket(AF_UNIX, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC) -> fd ",
+        "] epoll_create1(EPOLL_CLOEXEC) -> fd ",
+        ", EPOLLIN) (listener)",
+        "] accept4() -> fd ",
+        "\"*2\\x0d\\x0a$4\\x0d\\x0aECHO\\x0d\\x0a$6\\x0d\\x0aa\\x1b[2Jb\\x0d\\x0a\"",
+        "] send(fd ",
+        "] epoll_ctl(DEL, fd ",
+        "] close(fd ",
+        ") (listener)",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    assert!(
+        !text.contains('\x1b'),
+        "a raw escape reached the trace:\n{text}"
+    );
+}
