@@ -32,6 +32,26 @@ pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
         .ctx("write", "stdout")
 }
 
+/// The end of a demo's default run: its last line and its exit status.
+///
+/// `outcome` is the scenario's verdict, `ok: …` or `FAILED: …` (a check that did not hold),
+/// or the error that stopped it, which is printed as `FAILED: <error>`. Exit 0 only for
+/// `ok:`. A broken pipe is passed up unprinted (the reader of our output has gone; `finish`
+/// makes it a quiet exit 0).
+pub fn verdict(outcome: Result<String>) -> Result<std::process::ExitCode> {
+    let line = match outcome {
+        Ok(line) => line,
+        Err(e) if e.is_broken_pipe() => return Err(e),
+        Err(e) => format!("FAILED: {e}"),
+    };
+    crate::say!("{line}")?;
+    Ok(if line.starts_with("ok:") {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
 /// `say!("tick {n}: {msg}")?`: one flushed line on stdout; an error, never a panic.
 #[macro_export]
 macro_rules! say {

@@ -61,21 +61,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
             files.log.display()
         )?;
     }
-    match outcome {
-        Ok(summary) => {
-            say!("{summary}")?;
-            Ok(if summary.starts_with("ok") {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Err(e) if e.is_broken_pipe() => Err(e),
-        Err(e) => {
-            say!("FAILED: {e}")?;
-            Ok(ExitCode::FAILURE)
-        }
-    }
+    common::out::verdict(outcome)
 }
 
 struct Files {

@@ -45,17 +45,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // Ctrl-C ends the demo through its guards: the supervisor child is stopped with SIGTERM
     // and removes its queues.
     let shutdown = Shutdown::install()?;
-    match scenario(args, &shutdown) {
-        Ok(summary) => {
-            say!("ok: {summary}")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) if e.is_broken_pipe() => Err(e),
-        Err(e) => {
-            say!("FAILED: {e}")?;
-            Ok(ExitCode::FAILURE)
-        }
-    }
+    common::out::verdict(scenario(args, &shutdown).map(|summary| format!("ok: {summary}")))
 }
 
 /// What the demo knows about one task.

@@ -49,21 +49,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         name: names::posix_name(&names::unique("demo")),
         sysv: args.sysv,
     };
-    match play(args, &db_args, &shutdown) {
-        Ok(summary) => {
-            say!("{summary}")?;
-            Ok(if summary.starts_with("ok") {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Err(e) if e.is_broken_pipe() => Err(e),
-        Err(e) => {
-            say!("FAILED: {e}")?;
-            Ok(ExitCode::FAILURE)
-        }
-    }
+    common::out::verdict(play(args, &db_args, &shutdown))
 }
 
 /// Spawn `shm-demo ARGS --name NAME [--sysv]` in a process group of its own (a Ctrl-C at the

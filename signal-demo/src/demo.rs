@@ -63,17 +63,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // Ctrl-C or SIGTERM ends the demo through its guards (config file removed, daemon
     // stopped) instead of killing it on the spot.
     let shutdown = Shutdown::install()?;
-    match scenario(&shutdown, interval_ms) {
-        Ok(summary) => {
-            say!("ok: {summary}")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) if e.is_broken_pipe() => Err(e),
-        Err(e) => {
-            say!("FAILED: {e}")?;
-            Ok(ExitCode::FAILURE)
-        }
-    }
+    common::out::verdict(scenario(&shutdown, interval_ms).map(|summary| format!("ok: {summary}")))
 }
 
 fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
