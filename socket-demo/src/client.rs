@@ -155,8 +155,8 @@ impl Output {
     /// Print one reply and flush it.
     pub fn print(self, out: &mut impl Write, reply: &Reply) -> Result<()> {
         let bytes = match self {
-            Output::Formatted => protocol::format_reply(reply).into_bytes(),
-            Output::Raw => protocol::format_reply_raw(reply),
+            Output::Formatted => format_reply(reply).into_bytes(),
+            Output::Raw => format_reply_raw(reply),
         };
         out.write_all(&bytes)
             .and_then(|()| out.flush())
@@ -196,4 +196,98 @@ pub fn run(args: &ClientArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+// The presentation of replies, as redis-cli prints them.
+
+/// Format a reply as `redis-cli` does on a terminal (`cliFormatReplyTTY`): `"v"`,
+/// `(integer) 3`, `(nil)`, `(error) ERR ...`, numbered arrays. Ends with a newline.
+pub fn format_reply(reply: &Reply) -> String {
+    let mut out = String::new();
+    format_into(reply, "", &mut out);
+    out
+}
+
+fn format_into(reply: &Reply, prefix: &str, out: &mut String) {
+    match reply {
+        Reply::Status(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Reply::Error(s) => {
+            out.push_str("(error) ");
+            out.push_str(s);
+            out.push('\n');
+        }
+        Reply::Integer(n) => {
+            out.push_str(&format!("(integer) {n}\n"));
+        }
+        Reply::Bulk(None) | Reply::Array(None) => out.push_str("(nil)\n"),
+        Reply::Bulk(Some(b)) => {
+            out.push_str(&repr(b));
+            out.push('\n');
+        }
+        Reply::Array(Some(items)) if items.is_empty() => out.push_str("(empty array)\n"),
+        Reply::Array(Some(items)) => {
+            let width = items.len().to_string().len();
+            // Nested arrays line up under their parent's first element.
+            let nested = format!("{prefix}{}", " ".repeat(width + 2));
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(prefix);
+                }
+                out.push_str(&format!("{:>width$}) ", i + 1));
+                format_into(item, &nested, out);
+            }
+        }
+    }
+}
+
+/// A reply as `redis-cli --raw` prints it (what it prints when stdout is not a terminal):
+/// values as they are, one per line, nothing quoted or labelled, so that a script gets
+/// `1000`, not `"1000"` or `(integer) 1000`. Nothing (a nil, an empty array) is an empty line.
+pub fn format_reply_raw(reply: &Reply) -> Vec<u8> {
+    let mut out = Vec::new();
+    raw_into(reply, &mut out);
+    if out.is_empty() {
+        out.push(b'\n');
+    }
+    out
+}
+
+fn raw_into(reply: &Reply, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Status(s) | Reply::Error(s) => out.extend_from_slice(s.as_bytes()),
+        Reply::Integer(n) => protocol::decimal(out, *n),
+        Reply::Bulk(Some(b)) => out.extend_from_slice(b),
+        Reply::Bulk(None) | Reply::Array(None) => {}
+        Reply::Array(Some(items)) => {
+            for item in items {
+                raw_into(item, out);
+            }
+            return;
+        }
+    }
+    out.push(b'\n');
+}
+
+/// Quote bytes as `redis-cli` does (`sdscatrepr`): `"a\n\x00"`.
+pub fn repr(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x07 => s.push_str("\\a"),
+            0x08 => s.push_str("\\b"),
+            b if b.is_ascii_graphic() || b == b' ' => s.push(char::from(b)),
+            b => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('"');
+    s
 }

@@ -373,7 +373,7 @@ pub fn worker(args: &WorkerArgs) -> Result<ExitCode> {
         let bad = |what: &str, got: &Reply| {
             Error::Check(format!(
                 "worker {id} round {round}: {what}: got {}",
-                crate::protocol::format_reply(got).trim_end()
+                crate::client::format_reply(got).trim_end()
             ))
         };
         if replies[0] != Reply::Status("OK".into()) {
