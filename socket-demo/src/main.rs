@@ -39,6 +39,7 @@ mod protocol;
 mod server;
 mod sock;
 mod store;
+mod tuning;
 
 use std::process::ExitCode;
 

@@ -17,7 +17,8 @@
 //! - A client that never reads: its replies are bounded (see "Backpressure").
 //! - A client that vanishes while we `send`: MSG_NOSIGNAL, or SIGPIPE would kill the server.
 //! - EMFILE at `accept4` with a connection pending: level-triggered epoll would report it for
-//!   ever; a spare descriptor is closed to accept and close it (see `accept_all`).
+//!   ever; a spare descriptor is closed to accept and close it (see `accept_all` and
+//!   [`crate::tuning`]).
 //! - A stalled stdout must not stall the loop: the log never blocks (see [`crate::log`]).
 //! - The socket file must never be born readable by others: `umask` before `bind`.
 //!
@@ -37,21 +38,6 @@
 //!    the loop sleeps again (Redis does the same in `beforeSleep`). Whatever the kernel does
 //!    not take (a partial write, EAGAIN) waits for EPOLLOUT.
 //!
-//! # Polling before sleeping
-//!
-//! When the loop sleeps in `epoll_wait`, the next client `write` has to wake it up: the
-//! kernel, running on the client's CPU, sends an interrupt to the server's CPU (in a virtual
-//! machine, a trip through the hypervisor) and the client's thread pays for it. Under steady
-//! load the next requests arrive a few microseconds after a round ends, so a server that
-//! sleeps at once pays for a wake-up on almost every round. So after each round the loop keeps
-//! asking with a zero timeout for [`Options::busy_poll`] (`--busy-poll-us`, 20 µs by default)
-//! and sleeps only when that much time passes without an event. An idle server spends at most
-//! that much CPU after its last request; with one CPU there is no one to wait for, so it
-//! never polls. The kernel does the same for network sockets (SO_BUSY_POLL) and for idle
-//! virtual CPUs (the haltpoll cpuidle driver), but neither reaches Unix sockets, hence doing it
-//! here. The README has the measurements: under `redis-benchmark -P 16` the server's thread
-//! sleeps about 13 000 times per million requests without it and 1 300 times with it.
-//!
 //! # Backpressure
 //!
 //! A client that pipelines requests but never reads its replies would make the write buffer
@@ -68,9 +54,8 @@
 //! client's). With `--allow-uid`, other uids are refused with an error reply before a byte
 //! of theirs is read (and if SO_PEERCRED fails, the client is refused: its uid is unknown).
 //! With `--max-clients N`, client N+1 gets `-ERR max number of clients reached` and is closed;
-//! the others never notice. N must fit the limit on open descriptors, or client N+1 would meet
-//! EMFILE at `accept` instead: at start the server raises its soft RLIMIT_NOFILE as far as the
-//! hard limit allows and, if N still does not fit, lowers N and says so.
+//! the others never notice. N is fitted to the limit on open descriptors at start, and after
+//! each round the loop polls a little before sleeping: both are in [`crate::tuning`].
 //!
 //! # Shutdown
 //!
@@ -89,19 +74,18 @@ use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{
     MsgFlags, SockFlag, SockType, SockaddrStorage, accept4, getpeername, getsockopt, send,
     setsockopt, sockopt,
 };
-use nix::unistd::{SysconfVar, sysconf};
 
 use crate::cli::ServerArgs;
 use crate::commands::{self, After, Session, State};
 use crate::log::Log;
 use crate::protocol::{self, Parse};
 use crate::sock;
+use crate::tuning;
 
 /// Stop reading from a client whose unsent replies exceed this many bytes.
 pub const OUTPUT_LIMIT: usize = 1024 * 1024;
@@ -111,9 +95,6 @@ pub const DRAIN_TIME: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 64 * 1024;
 /// An emptied client buffer larger than this is freed rather than kept for reuse.
 const KEEP_CAPACITY: usize = READ_CHUNK;
-/// Descriptors kept out of `--max-clients` for the server's own use: the standard streams,
-/// epoll, listeners, the shutdown pipe, the lock file, the spare (Redis reserves 32 too).
-const RESERVED_FDS: u64 = 32;
 /// How many connections one wake-up of a listener accepts, so a connection storm cannot
 /// starve the clients already connected.
 const ACCEPT_BATCH: usize = 256;
@@ -139,8 +120,7 @@ struct Options {
     max_clients: usize,
     /// Accept only Unix clients with this uid.
     allow_uid: Option<u32>,
-    /// How long to keep checking for events after a round before sleeping (see "Polling
-    /// before sleeping" above).
+    /// How long to keep checking for events after a round before sleeping (see [`crate::tuning`]).
     busy_poll: Duration,
 }
 
@@ -194,7 +174,7 @@ struct Server {
     log: Log,
     scratch: Vec<u8>,
     /// A descriptor held in reserve for EMFILE (see `accept_all`).
-    spare: Option<OwnedFd>,
+    spare: tuning::Spare,
 }
 
 /// Run the server until SIGINT, SIGTERM or SIGHUP.
@@ -211,11 +191,8 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     // (the terminal closed) too, which would otherwise kill us and leave the socket file.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     let mut log = Log::new();
-    fit_descriptor_limit(&mut opts, &mut log)?;
-    if !opts.busy_poll.is_zero() && !several_cpus() {
-        // While this thread polls, a client on the same CPU cannot run to send anything.
-        opts.busy_poll = Duration::ZERO;
-    }
+    opts.max_clients = tuning::fit_descriptor_limit(opts.max_clients, &mut log)?;
+    opts.busy_poll = tuning::busy_poll(opts.busy_poll);
     let mut listeners = Vec::new();
     let mut guard: Option<sock::SocketFile> = None;
     // What a client needs to reach us, for the ready line: `socket PATH`, `tcp ADDR`.
@@ -281,7 +258,7 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
             l.fd.as_raw_fd()
         );
     }
-    let spare = std::fs::File::open("/dev/null").map(OwnedFd::from).ok();
+    let spare = tuning::Spare::take();
     // Every listener is in the epoll set: a client that starts now is served. The line goes
     // through the log, which never blocks (see `crate::log`), rather than `lifecycle::ready`.
     let reach = reach.join(" ");
@@ -309,12 +286,6 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// More than one CPU online (as glibc's `get_nprocs` counts them); false if unknown. Online
-/// CPUs, not our affinity mask: a server pinned to one CPU still has clients on the others.
-fn several_cpus() -> bool {
-    matches!(sysconf(SysconfVar::_NPROCESSORS_ONLN), Ok(Some(n)) if n > 1)
-}
-
 /// Send a refused client its error reply before the connection is closed. Best effort: it
 /// must not block the loop, and the client may not wait to read it.
 fn refuse(fd: &OwnedFd, reply: &[u8]) {
@@ -323,34 +294,6 @@ fn refuse(fd: &OwnedFd, reply: &[u8]) {
         reply,
         MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
     );
-}
-
-/// Raise the soft limit on open descriptors as far as the hard limit allows, and lower
-/// `max_clients` to what the limit leaves room for, so that a client beyond it is refused
-/// with an error reply rather than cut off by EMFILE at `accept`.
-fn fit_descriptor_limit(opts: &mut Options, log: &mut Log) -> Result<()> {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ctx("getrlimit", "RLIMIT_NOFILE")?;
-    let wanted = (opts.max_clients as u64).saturating_add(RESERVED_FDS);
-    let mut limit = soft;
-    if soft < wanted {
-        let raised = wanted.min(hard);
-        match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
-            Ok(()) => limit = raised,
-            Err(e) => log.line(format_args!(
-                "setrlimit(RLIMIT_NOFILE, {raised}): {}; keeping {soft}",
-                e.desc()
-            )),
-        }
-    }
-    let room = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
-    if room < opts.max_clients {
-        log.line(format_args!(
-            "max clients lowered from {} to {room}: at most {limit} open descriptors",
-            opts.max_clients
-        ));
-        opts.max_clients = room;
-    }
-    Ok(())
 }
 
 fn would_block(e: Errno) -> bool {
@@ -420,11 +363,11 @@ impl Server {
                         "accept4: {}; refusing a client until descriptors free up",
                         e.desc()
                     ));
-                    self.spare = None;
+                    self.spare.release();
                     if let Ok(fd) = accept4(&listener.fd, SockFlag::SOCK_CLOEXEC) {
                         refuse(&fd, MAX_CLIENTS_REPLY);
                     }
-                    self.spare = std::fs::File::open("/dev/null").map(OwnedFd::from).ok();
+                    self.spare = tuning::Spare::take();
                     return;
                 }
                 Err(e) => {
