@@ -30,6 +30,7 @@
 mod cli;
 mod client;
 mod commands;
+mod connection;
 mod demo;
 mod dgram;
 mod log;

@@ -25,7 +25,8 @@
 //! # The event loop
 //!
 //! Every socket is non-blocking (SOCK_NONBLOCK on the listener, `accept4(SOCK_NONBLOCK |
-//! SOCK_CLOEXEC)` for clients), and one `epoll_wait` says which are ready. Each client has
+//! SOCK_CLOEXEC)` for clients), and one `epoll_wait` says which are ready. Each client (a
+//! state machine of its own, in [`crate::connection`]) has
 //! a read buffer (bytes received but not yet parsed: half a request, or many pipelined ones),
 //! a write buffer (replies not yet taken by the kernel) and a session (its protocol version,
 //! name and open transaction; see [`crate::commands`], which executes the requests). Each
@@ -41,7 +42,7 @@
 //! # Backpressure
 //!
 //! A client that pipelines requests but never reads its replies would make the write buffer
-//! grow without bound. Once a client's unsent output passes [`OUTPUT_LIMIT`] (1 MiB), the
+//! grow without bound. Once a client's unsent output passes [`crate::connection::OUTPUT_LIMIT`] (1 MiB), the
 //! server stops executing its requests and stops reading from it (EPOLLIN off); the kernel's
 //! socket buffer then fills and the client's own `write` blocks. When the output drains, the
 //! server resumes. Memory per client is bounded by one request (see [`crate::protocol`]) plus
@@ -65,7 +66,7 @@
 //! [`DRAIN_TIME`] to reach their clients, then closes everything; dropping the
 //! [`sock::SocketFile`] guard removes the socket file and its lock. Exit 0.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -81,20 +82,14 @@ use nix::sys::socket::{
 };
 
 use crate::cli::ServerArgs;
-use crate::commands::{self, After, Session, State};
+use crate::commands::{Session, State};
+use crate::connection::{Client, READ_CHUNK, pump, read_some, update_interest, would_block};
 use crate::log::Log;
-use crate::protocol::{self, Parse};
 use crate::sock;
 use crate::tuning;
 
-/// Stop reading from a client whose unsent replies exceed this many bytes.
-pub const OUTPUT_LIMIT: usize = 1024 * 1024;
 /// How long replies in flight get to reach their clients at shutdown.
 pub const DRAIN_TIME: Duration = Duration::from_secs(2);
-/// How much one `read` takes from one client before the loop moves on to the others.
-const READ_CHUNK: usize = 64 * 1024;
-/// An emptied client buffer larger than this is freed rather than kept for reuse.
-const KEEP_CAPACITY: usize = READ_CHUNK;
 /// How many connections one wake-up of a listener accepts, so a connection storm cannot
 /// starve the clients already connected.
 const ACCEPT_BATCH: usize = 256;
@@ -127,35 +122,6 @@ struct Options {
 struct Listener {
     fd: OwnedFd,
     tcp: bool,
-}
-
-struct Client {
-    fd: OwnedFd,
-    /// Who this is, for the log: `pid=42 uid=1000` or `127.0.0.1:5555`.
-    who: String,
-    rbuf: Vec<u8>,
-    /// Bytes of `rbuf` already parsed and executed.
-    rpos: usize,
-    wbuf: Vec<u8>,
-    /// Bytes of `wbuf` already sent.
-    wpos: usize,
-    /// No more requests will be read or executed (QUIT, protocol error, EOF, shutdown);
-    /// close once the output is sent.
-    closing: bool,
-    /// The interest currently registered with epoll, to skip needless `epoll_ctl` calls.
-    interest: EpollFlags,
-    /// This client's epoll token (CLIENT_BASE + its slot).
-    token: u64,
-    /// Already in the server's `ready` list for this round.
-    queued: bool,
-    /// Its protocol version, name and transaction.
-    session: Session,
-}
-
-impl Client {
-    fn pending_out(&self) -> usize {
-        self.wbuf.len() - self.wpos
-    }
 }
 
 struct Server {
@@ -294,10 +260,6 @@ fn refuse(fd: &OwnedFd, reply: &[u8]) {
         reply,
         MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
     );
-}
-
-fn would_block(e: Errno) -> bool {
-    e == Errno::EAGAIN || e == Errno::EWOULDBLOCK
 }
 
 impl Server {
@@ -563,188 +525,5 @@ impl Server {
             "shutting down on {signal}: {closed} clients closed, {cut} cut off with replies \
              unsent"
         ));
-    }
-}
-
-/// Read once from the client into its buffer. False if the connection is dead.
-fn read_some(client: &mut Client, scratch: &mut [u8]) -> bool {
-    loop {
-        match nix::unistd::read(&client.fd, scratch) {
-            Ok(0) => {
-                common::trace!(
-                    "read(fd {}) -> 0: EOF ({})",
-                    client.fd.as_raw_fd(),
-                    client.who
-                );
-                // EOF: the client will send nothing more (it may have only shut down its
-                // writing half, as `nc -N` does). Its complete requests still get replies.
-                client.closing = true;
-                return true;
-            }
-            Ok(n) => {
-                common::trace!(
-                    "read(fd {}) -> {n} bytes {}",
-                    client.fd.as_raw_fd(),
-                    sock::preview(&scratch[..n])
-                );
-                client.rbuf.extend_from_slice(&scratch[..n]);
-                return true;
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) if would_block(e) => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
-/// Execute the complete requests in the buffer (while output is under the limit) and send
-/// replies, until neither makes progress. False if the connection is finished or dead.
-///
-/// Both halves must be retried until *neither* moves: sending may drain the output below the
-/// limit, and then requests already buffered must run now. No new event would come for them:
-/// the client may be waiting for exactly those replies before it sends anything else.
-fn pump(client: &mut Client, state: &mut State) -> bool {
-    loop {
-        let executed = execute_buffered(client, state);
-        let Some(sent) = flush(client) else {
-            return false;
-        };
-        if client.pending_out() > OUTPUT_LIMIT || (!executed && sent == 0) {
-            break;
-        }
-    }
-    !(client.closing && client.pending_out() == 0)
-}
-
-/// Returns true if at least one request was executed.
-fn execute_buffered(client: &mut Client, state: &mut State) -> bool {
-    let mut executed = false;
-    let eof = client.closing;
-    while client.pending_out() <= OUTPUT_LIMIT {
-        match protocol::parse(&client.rbuf[client.rpos..]) {
-            Parse::Complete(args, used) => {
-                client.rpos += used;
-                if args.is_empty() {
-                    continue;
-                }
-                executed = true;
-                let after = commands::execute(state, &mut client.session, &args, &mut client.wbuf);
-                if after == After::Close {
-                    client.closing = true;
-                    empty(&mut client.rbuf);
-                    client.rpos = 0;
-                    break;
-                }
-            }
-            Parse::Incomplete => break,
-            Parse::Error(e) => {
-                protocol::error(&mut client.wbuf, &format!("ERR {e}"));
-                client.closing = true;
-                empty(&mut client.rbuf);
-                client.rpos = 0;
-                executed = true;
-                break;
-            }
-        }
-    }
-    // Compact: drop what was parsed, keep an incomplete tail (or a backlog).
-    if client.rpos == client.rbuf.len() {
-        empty(&mut client.rbuf);
-        client.rpos = 0;
-    } else if client.rpos > 0 {
-        client.rbuf.drain(..client.rpos);
-        client.rpos = 0;
-    }
-    if eof && client.pending_out() <= OUTPUT_LIMIT {
-        // Nothing more will arrive: an incomplete tail can never be answered.
-        empty(&mut client.rbuf);
-    }
-    executed
-}
-
-/// Empty a client buffer, and give its memory back if one big request or reply grew it: a
-/// thousand idle clients must not each keep the megabytes they once needed.
-fn empty(buf: &mut Vec<u8>) {
-    if buf.capacity() > KEEP_CAPACITY {
-        *buf = Vec::new();
-    } else {
-        buf.clear();
-    }
-}
-
-/// Send as much output as the kernel takes: the bytes sent, or None if the connection is dead.
-fn flush(client: &mut Client) -> Option<usize> {
-    let start = client.wpos;
-    while client.wpos < client.wbuf.len() {
-        // MSG_NOSIGNAL: a client that has gone away must cost us an EPIPE, not a SIGPIPE.
-        match send(
-            client.fd.as_raw_fd(),
-            &client.wbuf[client.wpos..],
-            MsgFlags::MSG_NOSIGNAL,
-        ) {
-            Ok(n) => {
-                common::trace!(
-                    "send(fd {}, {}) -> {n} bytes",
-                    client.fd.as_raw_fd(),
-                    sock::preview(&client.wbuf[client.wpos..client.wpos + n])
-                );
-                client.wpos += n;
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) if would_block(e) => {
-                common::trace!(
-                    "send(fd {}) -> EAGAIN: wait for EPOLLOUT",
-                    client.fd.as_raw_fd()
-                );
-                break;
-            }
-            Err(_) => return None,
-        }
-    }
-    let sent = client.wpos - start;
-    if client.wpos == client.wbuf.len() {
-        empty(&mut client.wbuf);
-        client.wpos = 0;
-    } else if client.wpos > OUTPUT_LIMIT {
-        // Keep the buffer from creeping: move the unsent tail to the front now and then.
-        client.wbuf.drain(..client.wpos);
-        client.wpos = 0;
-    }
-    Some(sent)
-}
-
-/// Register the events this client needs now: input unless closing or over the output limit
-/// (that is the backpressure), output while replies are waiting.
-fn update_interest(epoll: &Epoll, client: &mut Client) -> bool {
-    let mut want = EpollFlags::empty();
-    if !client.closing && client.pending_out() <= OUTPUT_LIMIT {
-        want |= EpollFlags::EPOLLIN;
-    }
-    if client.pending_out() > 0 {
-        want |= EpollFlags::EPOLLOUT;
-    }
-    if want == client.interest {
-        return true;
-    }
-    common::trace!(
-        "epoll_ctl(MOD, fd {}, {}) ({} bytes of replies pending)",
-        client.fd.as_raw_fd(),
-        interest_name(want),
-        client.pending_out()
-    );
-    client.interest = want;
-    let mut ev = EpollEvent::new(want, client.token);
-    epoll.modify(client.fd.as_fd(), &mut ev).is_ok()
-}
-
-fn interest_name(flags: EpollFlags) -> &'static str {
-    match (
-        flags.contains(EpollFlags::EPOLLIN),
-        flags.contains(EpollFlags::EPOLLOUT),
-    ) {
-        (true, true) => "EPOLLIN|EPOLLOUT",
-        (true, false) => "EPOLLIN",
-        (false, true) => "EPOLLOUT",
-        (false, false) => "nothing",
     }
 }
