@@ -11,8 +11,8 @@
 //!   journald that falls behind (or is stopped) stops taking lines;
 //! - a **terminal** whose output is stopped (Ctrl-S, a pty whose master nobody reads).
 //!
-//! So every write the log makes is non-blocking, in the way each kind allows without touching
-//! the descriptor we share with others (setting O_NONBLOCK on fd 1 itself would change it for
+//! So every write the log makes is non-blocking, through [`common::out::Sink`], in the way
+//! each kind allows without touching the descriptor we share with others (setting O_NONBLOCK on fd 1 itself would change it for
 //! every process that shares the open file, the user's shell included):
 //!
 //! - a socket gets `send(MSG_DONTWAIT | MSG_NOSIGNAL)`: non-blocking for that one call;
@@ -32,23 +32,8 @@
 //! Each line is one `write` of at most a few hundred bytes, under PIPE_BUF, so lines from
 //! several processes sharing a pipe do not tear.
 
-use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::OpenOptionsExt;
-
+use common::out::Sink;
 use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, send};
-use nix::sys::stat::{SFlag, fstat};
-
-/// Where the log's bytes go (see the module docs).
-enum Sink {
-    /// stdout is a socket: each `send` is made non-blocking with MSG_DONTWAIT.
-    Socket,
-    /// A second, non-blocking open of stdout: a pipe, a FIFO, a terminal.
-    Reopened(File),
-    /// stdout itself: a regular file, or something that could not be reopened.
-    Stdout,
-}
 
 /// The server's log on stdout.
 pub struct Log {
@@ -65,7 +50,7 @@ impl Log {
     /// A log on stdout.
     pub fn new() -> Self {
         Log {
-            sink: sink_for_stdout(),
+            sink: Sink::new(libc::STDOUT_FILENO),
             tail: Vec::new(),
             dropped: 0,
             broken: false,
@@ -97,7 +82,7 @@ impl Log {
     /// Send what is left of a partly written line. True once nothing is left.
     fn finish_tail(&mut self) -> bool {
         while !self.tail.is_empty() {
-            let written = write(&self.sink, &self.tail);
+            let written = self.sink.try_write(&self.tail);
             match self.taken(written) {
                 Some(0) => return false,
                 Some(n) => {
@@ -112,7 +97,7 @@ impl Log {
     /// Start writing `line`: false if it was dropped because stdout is full. A part the
     /// kernel did not take is kept for [`Log::finish_tail`].
     fn put(&mut self, line: &[u8]) -> bool {
-        let written = write(&self.sink, line);
+        let written = self.sink.try_write(line);
         match self.taken(written) {
             Some(0) => false,
             Some(n) => {
@@ -136,48 +121,5 @@ impl Log {
                 None
             }
         }
-    }
-}
-
-/// One write to `sink` that does not wait for a reader (see the module docs).
-fn write(sink: &Sink, bytes: &[u8]) -> nix::Result<usize> {
-    let stdout = std::io::stdout();
-    loop {
-        let result = match sink {
-            Sink::Socket => send(
-                stdout.as_raw_fd(),
-                bytes,
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-            ),
-            Sink::Reopened(file) => nix::unistd::write(file, bytes),
-            Sink::Stdout => nix::unistd::write(stdout.as_fd(), bytes),
-        };
-        if result != Err(Errno::EINTR) {
-            return result;
-        }
-    }
-}
-
-/// How to write to stdout without blocking (see the module docs).
-fn sink_for_stdout() -> Sink {
-    let Ok(st) = fstat(std::io::stdout().as_fd()) else {
-        // Closed (EBADF): writes will fail and the log go quiet.
-        return Sink::Stdout;
-    };
-    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-    if kind == SFlag::S_IFSOCK {
-        return Sink::Socket;
-    }
-    if kind == SFlag::S_IFREG {
-        return Sink::Stdout;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open("/proc/self/fd/1")
-    {
-        Ok(file) => Sink::Reopened(file),
-        // No /proc, or a terminal we may not open again: write to stdout as it is.
-        Err(_) => Sink::Stdout,
     }
 }
