@@ -21,7 +21,7 @@
 //! that much CPU after its last request; with one CPU there is no one to wait for, so it
 //! never polls. The kernel does the same for network sockets (SO_BUSY_POLL) and for idle
 //! virtual CPUs (the haltpoll cpuidle driver), but neither reaches Unix sockets, hence doing it
-//! here (the README has the measurements).
+//! here.
 //!
 //! # Pitfalls
 //!
