@@ -32,6 +32,40 @@ pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
         .ctx("write", "stdout")
 }
 
+/// The `path` subcommand of every demo: where its named objects live, so that scripts never
+/// spell the runtime dir out (it is `$XDG_RUNTIME_DIR/ipc-demo` in a desktop session and
+/// `/tmp/ipc-demo-$UID` without one; see [`crate::names`]).
+///
+/// `objects` lists each object as (the subcommand's value for it, its name, its path). With
+/// `only`, just that object's path is printed, bare (`"$(fifo-demo path fifo)"`); without,
+/// every object as `NAME PATH`. Paths are written as their bytes, not re-encoded, so a name
+/// that is not UTF-8 still names the same file when a shell passes it on; everything goes out
+/// in one write.
+pub fn paths<T: PartialEq + Copy>(
+    objects: &[(T, &str, &std::path::Path)],
+    only: Option<T>,
+) -> Result<std::process::ExitCode> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut text = Vec::new();
+    for &(object, name, path) in objects {
+        match only {
+            Some(wanted) if wanted != object => continue,
+            Some(_) => {}
+            None => {
+                text.extend_from_slice(name.as_bytes());
+                text.push(b' ');
+            }
+        }
+        text.extend_from_slice(path.as_os_str().as_bytes());
+        text.push(b'\n');
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(&text)
+        .and_then(|()| out.flush())
+        .ctx("write", "stdout")?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 /// The end of a demo's default run: its last line and its exit status.
 ///
 /// `outcome` is the scenario's verdict, `ok: …` or `FAILED: …` (a check that did not hold),

@@ -251,26 +251,14 @@ fn path(args: &DbArgs, wanted: Option<PathObject>) -> Result<ExitCode> {
     } else {
         std::path::PathBuf::from(format!("/dev/shm{}", target.name))
     };
-    let files = [
-        (PathObject::Object, "object", object),
-        (PathObject::PidFile, "pid-file", target.pid_path()?),
-        (PathObject::Dir, "dir", common::names::runtime_dir()?),
-    ];
-    let mut text = Vec::new();
-    for (which, label, file) in files {
-        match wanted {
-            Some(w) if w != which => continue,
-            Some(_) => {}
-            None => text.extend_from_slice(format!("{label} ").as_bytes()),
-        }
-        text.extend_from_slice(file.as_os_str().as_bytes());
-        text.push(b'\n');
-    }
-    let mut out = std::io::stdout().lock();
-    out.write_all(&text)
-        .and_then(|()| out.flush())
-        .ctx("write", "stdout")?;
-    Ok(ExitCode::SUCCESS)
+    common::out::paths(
+        &[
+            (PathObject::Object, "object", &object),
+            (PathObject::PidFile, "pid-file", &target.pid_path()?),
+            (PathObject::Dir, "dir", &common::names::runtime_dir()?),
+        ],
+        wanted,
+    )
 }
 
 /// Stop a live server (it removes the database itself), or remove a dead one's leftover.

@@ -16,12 +16,10 @@
 //! - Paths are printed as their bytes, not re-encoded, so that a name that is not UTF-8 still
 //!   names the same file when a shell passes it on.
 
-use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use common::{Context, Result, names};
+use common::{Result, names};
 
 use crate::cli::{Object, PathArgs};
 use crate::sock;
@@ -31,30 +29,20 @@ pub fn run(args: &PathArgs) -> Result<ExitCode> {
     let socket = or_default(args.unix.as_deref(), sock::DEFAULT_SOCKET)?;
     let dgram = or_default(args.dgram.as_deref(), sock::DEFAULT_DGRAM_SOCKET)?;
     let dir = names::runtime_dir()?;
-    let objects = [
-        (Object::Socket, "socket", socket.clone()),
-        (Object::PidFile, "pid-file", sock::pid_path_for(&socket)),
-        (Object::DgramSocket, "dgram-socket", dgram.clone()),
-        (
-            Object::DgramPidFile,
-            "dgram-pid-file",
-            sock::pid_path_for(&dgram),
-        ),
-        (Object::Dir, "dir", dir),
-    ];
-    let mut text = Vec::new();
-    for (object, name, path) in &objects {
-        match args.object {
-            Some(wanted) if wanted == *object => line(&mut text, None, path),
-            Some(_) => {}
-            None => line(&mut text, Some(name), path),
-        }
-    }
-    std::io::stdout()
-        .lock()
-        .write_all(&text)
-        .ctx("write", "stdout")?;
-    Ok(ExitCode::SUCCESS)
+    common::out::paths(
+        &[
+            (Object::Socket, "socket", &socket),
+            (Object::PidFile, "pid-file", &sock::pid_path_for(&socket)),
+            (Object::DgramSocket, "dgram-socket", &dgram),
+            (
+                Object::DgramPidFile,
+                "dgram-pid-file",
+                &sock::pid_path_for(&dgram),
+            ),
+            (Object::Dir, "dir", &dir),
+        ],
+        args.object,
+    )
 }
 
 /// `given`, or `name` in the runtime directory.
@@ -63,14 +51,4 @@ fn or_default(given: Option<&Path>, name: &str) -> Result<PathBuf> {
         Some(p) => Ok(p.to_owned()),
         None => names::runtime_path(name),
     }
-}
-
-/// `PATH` or `NAME PATH`, then a newline.
-fn line(out: &mut Vec<u8>, name: Option<&str>, path: &Path) {
-    if let Some(name) = name {
-        out.extend_from_slice(name.as_bytes());
-        out.push(b' ');
-    }
-    out.extend_from_slice(path.as_os_str().as_bytes());
-    out.push(b'\n');
 }
