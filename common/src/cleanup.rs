@@ -157,10 +157,10 @@ impl Shutdown {
     /// passes `&[Signal::SIGHUP]` so that closing its terminal stops it cleanly.
     ///
     /// The signals are blocked while their handlers go in, and unblocked (to the caller's
-    /// previous mask) once every piece is in place: each signal gets four actions registered
-    /// one after the other, and one arriving in between would find the exit check but not yet
-    /// the flag or the self-pipe, and be swallowed. Blocked, it stays pending and is delivered
-    /// to the complete handler the moment the mask is restored.
+    /// previous mask) once every piece is in place: each signal gets two actions registered
+    /// one after the other, and one arriving in between would be recorded but wake no one
+    /// (no self-pipe yet), so a loop asleep in `poll` would never see it. Blocked, it stays
+    /// pending and is delivered to the complete handler the moment the mask is restored.
     pub fn install_with(extra: &[Signal]) -> Result<Self> {
         Self::install_inner(extra, &mut |_, _| {})
     }
@@ -201,16 +201,11 @@ impl Shutdown {
         let _blocked = BlockedWhileInstalling::block(&signals)?;
         for &sig in &signals {
             let raw = sig as libc::c_int;
-            let sig_usize = usize::try_from(raw).expect("signal numbers are small and positive");
             let mut register = || -> std::io::Result<()> {
-                // Order matters: the exit check runs first, so the first signal only arms it
-                // (the flag is still false), and a second one finds the flag set and exits.
-                register_exit_check(raw, supervisor, Arc::clone(&requested))?;
-                between(sig, "exit check");
-                signal_hook::flag::register_usize(raw, Arc::clone(&signal), sig_usize)?;
-                between(sig, "signal number");
-                signal_hook::flag::register(raw, Arc::clone(&requested))?;
-                between(sig, "flag");
+                // First the action that records the request (and exits on a second one),
+                // then the self-pipe that wakes the main loop, which then finds it recorded.
+                register_request(raw, supervisor, Arc::clone(&requested), Arc::clone(&signal))?;
+                between(sig, "request");
                 signal_hook::low_level::pipe::register_raw(raw, wake_write.try_clone()?)?;
                 between(sig, "self-pipe");
                 Ok(())
@@ -251,8 +246,12 @@ impl Shutdown {
 /// the pid of the supervisor it is tied to.
 pub const SUPERVISOR_ENV: &str = "IPC_DEMO_SUPERVISOR";
 
-/// The action that makes a *second* stop signal exit at once with 128 + its number, leaving
-/// cleanup undone: the way out of a shutdown that hangs.
+/// The action that records a stop request, and makes a *second* one exit at once with 128 +
+/// its number, leaving cleanup undone: the way out of a shutdown that hangs.
+///
+/// "First" and "second" are decided by one atomic swap of the flag. Two separate steps (test
+/// the flag, then set it) would let two signals that arrive together, handled at the same
+/// moment on two threads, both find the flag unset, and the second request would be lost.
 ///
 /// Signals from the supervisor a child is tied to are the exception: the parent-death signal
 /// (`PR_SET_PDEATHSIG`, see [`crate::child::die_with_supervisor`]) comes each time the child
@@ -261,23 +260,25 @@ pub const SUPERVISOR_ENV: &str = "IPC_DEMO_SUPERVISOR";
 /// `forget_original_parent`), so one death can bring SIGTERM two, three or more times, each
 /// from the supervisor's pid; its own SIGTERM before it died may come on top. All of that is
 /// one request to stop. (The supervisor escalates with SIGKILL, never with a second SIGTERM.)
-fn register_exit_check(
+fn register_request(
     raw: libc::c_int,
     supervisor: libc::pid_t,
-    armed: Arc<AtomicBool>,
+    requested: Arc<AtomicBool>,
+    signal: Arc<AtomicUsize>,
 ) -> std::io::Result<()> {
+    let number = usize::try_from(raw).unwrap_or(0);
     let action = move |info: &libc::siginfo_t| {
-        if !armed.load(Ordering::SeqCst) {
-            return;
-        }
+        // The first signal names the request; later ones leave it alone.
+        let _ = signal.compare_exchange(0, number, Ordering::SeqCst, Ordering::SeqCst);
         // SAFETY: si_pid reads the sender field of the siginfo the kernel filled in for this
         // delivery; for signals without a sender (a terminal's) it holds 0.
-        if unsafe { info.si_pid() } != supervisor {
+        let from_supervisor = unsafe { info.si_pid() } == supervisor;
+        if requested.swap(true, Ordering::SeqCst) && !from_supervisor {
             signal_hook::low_level::exit(128 + raw);
         }
     };
     // SAFETY: the action runs in a signal handler, so it may only do async-signal-safe work:
-    // it loads an atomic, reads the siginfo and, for a real second signal, calls _exit(2)
+    // two atomic operations, a read of the siginfo and, for a real second signal, _exit(2)
     // (signal_hook's `exit`). It allocates nothing and takes no lock.
     unsafe { signal_hook_registry::register_sigaction(raw, action) }.map(|_| ())
 }

@@ -78,13 +78,22 @@ fn child(mode: &str, file: &Path) -> ExitCode {
         // A SIGTERM sent to ourselves between two of the installing steps, where a signal
         // not blocked would meet a half-installed handler and be lost.
         "early" => Shutdown::install_observed(&[], &mut |sig, step| {
-            if sig == Signal::SIGTERM && step == "exit check" {
+            if sig == Signal::SIGTERM && step == "request" {
                 raise(Signal::SIGTERM).expect("raise SIGTERM");
             }
         }),
         _ => Shutdown::install(),
     }
     .expect("install shutdown handlers");
+    if mode == "early" {
+        // The SIGTERM raised while installing must have woken the self-pipe, not only set the
+        // flag: a main loop asleep in poll sees only the pipe.
+        let mut fds = [PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::ZERO) != Ok(1) {
+            println!("swallowed: the self-pipe was not written");
+            return ExitCode::FAILURE;
+        }
+    }
     std::fs::write(file, b"x").expect("create the guarded file");
     let guard = Unlink::path(file);
     println!("ready");
