@@ -187,17 +187,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         done: 0,
         wait_before: args.wait_for_signal_before_step,
     };
-    match scenario(&mut steps) {
-        Ok(summary) => {
-            common::out::line(format_args!("ok: {summary}"))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) if e.is_broken_pipe() => Err(e),
-        Err(e) => {
-            common::out::line(format_args!("FAILED: {e}"))?;
-            Ok(ExitCode::FAILURE)
-        }
-    }
+    common::out::verdict(scenario(&mut steps).map(|summary| format!("ok: {summary}")))
 }
 
 fn scenario(steps: &mut Steps<'_>) -> Result<String> {
