@@ -40,7 +40,8 @@ const DEADLINE: Duration = Duration::from_secs(300);
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // Ctrl-C or SIGTERM ends the scenario between steps; dropping the roles' handles stops
     // them, and our guards still remove the log files.
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let dir = names::runtime_dir()?;
     let tag = names::unique("fifo-demo");
     let files = Files {

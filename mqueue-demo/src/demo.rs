@@ -44,7 +44,8 @@ const PRODUCERS: u32 = 2;
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // Ctrl-C ends the demo through its guards: the supervisor child is stopped with SIGTERM
     // and removes its queues.
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     common::out::verdict(scenario(args, &shutdown).map(|summary| format!("ok: {summary}")))
 }
 

@@ -53,7 +53,8 @@ pub fn show_result(r: &TaskResult) -> String {
 /// Run `results`.
 pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
     let names = Names::new(&args.queue.name)?;
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let finder = Finder::new(&names, args.queue.sysv)?;
     let queue = finder
         .open(Which::Results, Access::Read, true)

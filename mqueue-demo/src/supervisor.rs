@@ -171,7 +171,8 @@ struct Supervisor {
 
 /// Run the supervisor until SIGTERM/SIGINT.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     // Every line on stdout goes through `out`, which never blocks (see common::out::Output).
     let mut out = Output::stdout();
     let parent = args

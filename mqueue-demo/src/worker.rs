@@ -41,7 +41,8 @@ pub const INBOX_DEPTH: usize = 2;
 
 /// Run a worker until its supervisor stops it, SIGTERM/SIGINT, or `--max-tasks`.
 pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let names = Names::new(&args.queue.name)?;
     let pid = getpid();
     // A live supervisor holds its pid file's lock; queues left by a killed one do not count.

@@ -545,3 +545,15 @@ fn a_stop_ends_even_with_a_frozen_worker() {
     assert_eq!(submitter.wait_timeout(WAIT).unwrap().code(), Some(1));
     assert_no_queues(&q);
 }
+
+/// SIGHUP (the terminal was closed) stops the supervisor like SIGTERM: its workers stopped,
+/// its queues removed, exit 0. The default action would kill it and leave the queues.
+#[test]
+fn sighup_stops_the_supervisor_cleanly() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "1"]);
+    kill(sup.child.pid(), Signal::SIGHUP).unwrap();
+    let stopped = sup.finish();
+    assert!(stopped.starts_with("stopped "), "{stopped}");
+}

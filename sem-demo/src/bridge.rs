@@ -33,7 +33,8 @@ pub struct Outcome {
 
 /// `sem-demo bridge`.
 pub fn run(args: &BridgeArgs) -> Result<ExitCode> {
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     crate::stale::sweep()?;
     let flavor = args.flavor.or(Flavor::Posix);
     let tag = names::unique("sem-bridge");

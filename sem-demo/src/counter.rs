@@ -39,7 +39,8 @@ impl Outcome {
 
 /// `sem-demo counter`.
 pub fn run(args: &CounterArgs) -> Result<ExitCode> {
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     crate::stale::sweep()?;
     let flavor = args.flavor.or(Flavor::Posix);
     let lock = (!args.no_lock).then_some(flavor);

@@ -33,7 +33,8 @@ const DEADLINE: Duration = Duration::from_secs(300);
 
 /// Run the scenario; the last stdout line is `ok: ...` or `FAILED: ...`.
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     crate::stale::sweep()?;
     let tag = names::unique("sem-demo");
     let mut sysv_names = Vec::new();

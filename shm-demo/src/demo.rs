@@ -44,7 +44,8 @@ const VICTIM_OLD: &[u8] = b"committed before the crash";
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // Ctrl-C or SIGTERM ends the scenario between steps; dropping the children's handles
     // stops them, and the server removes the segment.
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let db_args = DbArgs {
         name: names::posix_name(&names::unique("demo")),
         sysv: args.sysv,

@@ -90,7 +90,8 @@ impl Drop for Remove {
 
 /// Run the server until SIGTERM or SIGINT.
 pub fn run(args: &ServerArgs) -> Result<ExitCode> {
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let usr1 = Usr1::install()?;
     let target = Target::new(&args.db.name, args.db.sysv)?;
     let pid_path = target.pid_path()?;

@@ -328,3 +328,21 @@ fn a_header_naming_another_live_process_does_not_make_it_the_server() {
         "destroy signalled a bystander"
     );
 }
+
+/// SIGHUP (the terminal the server runs in was closed) stops it like SIGTERM: the object and
+/// the pid file go, exit 0. Its default action would kill it and leave both behind.
+#[test]
+fn sighup_stops_the_server_cleanly() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let server = Server::start(&sb, &name, &[]);
+    server.child.signal(Signal::SIGHUP).unwrap();
+    let status = server.child.wait_timeout(WAIT).unwrap();
+    assert!(status.success(), "SIGHUP: {status:?}");
+    assert!(!exists(&sb, &name), "SIGHUP leaves no object");
+    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

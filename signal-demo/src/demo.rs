@@ -62,7 +62,8 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let interval_ms = args.interval_ms;
     // Ctrl-C or SIGTERM ends the demo through its guards (config file removed, daemon
     // stopped) instead of killing it on the spot.
-    let shutdown = Shutdown::install()?;
+    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     common::out::verdict(scenario(&shutdown, interval_ms).map(|summary| format!("ok: {summary}")))
 }
 
