@@ -124,7 +124,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         let l = sup_lines.wait_for(|l| worker_pid(l, " started").is_some(), STEP)?;
         pids.extend(worker_pid(&l, " started"));
     }
-    say!("step 1: supervisor pid {} {ready}", sup.pid())?;
+    say!("1. supervisor pid {} {ready}", sup.pid())?;
     let finder = Finder::new(&names, args.sysv)?;
     let sysv_ids: Vec<(String, i32)> = if args.sysv {
         crate::sysv::read_ids(&names.tasks)?
@@ -176,7 +176,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         producers.push((child, lines));
     }
     say!(
-        "step 2: {PRODUCERS} producers (pids {}) submit {total} tasks, 1 in {URGENT_EVERY} \
+        "2. {PRODUCERS} producers (pids {}) submit {total} tasks, 1 in {URGENT_EVERY} \
          urgent (priority 9), one poison task",
         producers
             .iter()
@@ -235,7 +235,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
             // says the process is gone), so the pid cannot have been recycled.
             nix::sys::signal::kill(victim, Signal::SIGKILL).ctx("kill", victim)?;
             killed = Some(victim);
-            say!("step 3: {got} results in; SIGKILL worker pid {victim}")?;
+            say!("3. {got} results in; SIGKILL worker pid {victim}")?;
         }
     }
     let Some(victim) = killed else {
@@ -243,7 +243,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     };
     let death = sup_lines.wait_for(|l| l.starts_with(&format!("worker pid {victim} ")), STEP)?;
     let replaced = sup_lines.wait_for(|l| worker_pid(l, " started").is_some(), STEP)?;
-    say!("step 3: supervisor: \"{death}\", then \"{replaced}\"")?;
+    say!("4. supervisor: \"{death}\", then \"{replaced}\"")?;
 
     // Step 4: the producers' ids and send times.
     let mut poison = None;
@@ -296,7 +296,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         }
     }
     say!(
-        "step 5: {} holds task {} (fail, attempt {MAX_ATTEMPTS})",
+        "5. {} holds task {} (fail, attempt {MAX_ATTEMPTS})",
         names.dead,
         protocol::show_id(poison)
     )?;
@@ -315,7 +315,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     if !status.success() || !stopped.contains(" 0 left queued") {
         return Err(Error::Check(format!("supervisor {status}: {stopped}")));
     }
-    say!("step 6: SIGTERM: {stopped}")?;
+    say!("6. SIGTERM: {stopped}")?;
 
     // The checks.
     let all_pids: Vec<Pid> = sup_lines

@@ -54,14 +54,14 @@ fn nothing_outlives_a_killed_demo() {
                 .args(["demo", "--tasks", "1000000", "--workers", "2"]),
         );
     let mut out = demo.stdout_lines().unwrap();
-    let step1 = out.wait_for(|l| l.starts_with("step 1: "), WAIT).unwrap();
-    let sup: i32 = step1.split(' ').nth(4).unwrap().parse().unwrap();
+    let step1 = out.wait_for(|l| l.starts_with("1. "), WAIT).unwrap();
+    let sup: i32 = step1.split(' ').nth(3).unwrap().parse().unwrap();
     let queue = step1
         .split(' ')
         .find(|w| w.starts_with("/ipc-demo-"))
         .unwrap()
         .to_owned();
-    let step2 = out.wait_for(|l| l.starts_with("step 2: "), WAIT).unwrap();
+    let step2 = out.wait_for(|l| l.starts_with("2. "), WAIT).unwrap();
     let (_, pids) = step2.split_once("(pids ").unwrap();
     let mut all: Vec<i32> = pids
         .split(')')

@@ -78,12 +78,12 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     if step {
         if args.dir.is_none() {
             say!(
-                "step 1: made {} with {} files, 3 of them named *.txt",
+                "1. made {} with {} files, 3 of them named *.txt",
                 dir.display(),
                 SAMPLE.len()
             )?;
         } else {
-            say!("step 1: listing {}", dir.display())?;
+            say!("1. listing {}", dir.display())?;
         }
     }
     let dir_arg = dir_argument(&dir)?;
@@ -94,7 +94,7 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     let (r, w) = (read_end.as_raw_fd(), write_end.as_raw_fd());
     trace!("pipe2(O_CLOEXEC) -> read={r} write={w}");
     if step {
-        say!("step 2: pipe2(O_CLOEXEC) -> read end fd {r}, write end fd {w}")?;
+        say!("2. pipe2(O_CLOEXEC) -> read end fd {r}, write end fd {w}")?;
     }
     // Flush before fork, so that our steps and the child's messages appear in order.
     out.flush().ctx("write", "stdout")?;
@@ -107,7 +107,7 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     let child = spawn::spawn("child", &ls, &wiring)?;
     if step {
         say!(
-            "step 3: fork() -> pid {}; the child does dup2({w}, 1), close({r}), close({w}), \
+            "3. fork() -> pid {}; the child does dup2({w}, 1), close({r}), close({w}), \
              execv(ls -l {dir_arg})",
             child.pid
         )?;
@@ -126,9 +126,9 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     trace!("close({w}) (the parent's write end)");
     drop(write_end);
     if step {
-        say!("step 4: close({w}) in the parent: else read() would never see EOF")?;
+        say!("4. close({w}) in the parent: else read() would never see EOF")?;
         say!(
-            "step 5: read lines from fd {r}, print those matching '{}':",
+            "5. read lines from fd {r}, print those matching '{}':",
             args.pattern
         )?;
     }
@@ -176,7 +176,7 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(code));
     }
     say!(
-        "step 6: EOF after {total} lines, {hits} matched; waitpid({}) -> ls {status}",
+        "6. EOF after {total} lines, {hits} matched; waitpid({}) -> ls {status}",
         child.pid
     )?;
 
@@ -185,13 +185,13 @@ pub fn run(args: &FilterArgs) -> Result<ExitCode> {
     let shell = shell_reference(&dir_arg, &args.pattern)?;
     let shell_diff = difference(&matched, &shell.output);
     say!(
-        "step 7: sh -c \"{}\": {}",
+        "7. sh -c \"{}\": {}",
         shell.shown,
         agreement(&shell_diff, hits)
     )?;
     let roles = roles_reference(&dir_arg, &args.pattern)?;
     let roles_diff = difference(&matched, &roles.output);
-    say!("step 8: {}: {}", roles.shown, agreement(&roles_diff, hits))?;
+    say!("8. {}: {}", roles.shown, agreement(&roles_diff, hits))?;
 
     let verdict = if !status.success() {
         format!("FAILED: ls ended with {status}")

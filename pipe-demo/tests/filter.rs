@@ -19,11 +19,10 @@ fn default_run_plays_the_scenario_and_says_ok() {
         "{text}"
     );
     // Both checks ran: the shell's pipeline, and our own pipeline and grep roles.
-    assert!(text.contains("\nstep 7: sh -c "), "{text}");
+    assert!(text.contains("\n7. sh -c "), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.starts_with("step 8: pipe-demo pipeline ")
-                && l.ends_with(": the same 3 lines")),
+            .any(|l| l.starts_with("8. pipe-demo pipeline ") && l.ends_with(": the same 3 lines")),
         "{text}"
     );
     // The three *.txt lines are printed (indented under step 5), backup.txt.gz is not.
@@ -34,7 +33,7 @@ fn default_run_plays_the_scenario_and_says_ok() {
     let dir = text
         .lines()
         .next()
-        .and_then(|l| l.strip_prefix("step 1: made "))
+        .and_then(|l| l.strip_prefix("1. made "))
         .and_then(|l| l.split(' ').next())
         .expect("step 1 names the directory");
     assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");

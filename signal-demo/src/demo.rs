@@ -81,7 +81,7 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
     // If the daemon were killed before it could remove its pid file, this removes the leftover.
     let _pid_guard = Unlink::path(&pid_file);
     say!(
-        "step 1: wrote {} (interval_ms {first}, message {MSG1:?})",
+        "1. wrote {} (interval_ms {first}, message {MSG1:?})",
         cfg.display()
     )?;
 
@@ -121,7 +121,7 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
     }
     let t2 = w.wait("tick 2", |l| l.starts_with("tick 2: "))?;
     say!(
-        "step 2: daemon pid {} runs, pid file {} locked; saw \"{t2}\"",
+        "2. daemon pid {} runs, pid file {} locked; saw \"{t2}\"",
         daemon.pid(),
         pid_file.display()
     )?;
@@ -141,7 +141,7 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
     let tick = w.wait("a tick with the new message", |l| {
         l.starts_with("tick ") && l.ends_with(MSG2)
     })?;
-    say!("step 3: edited the config, sent SIGHUP: \"{reload}\"; then \"{tick}\"")?;
+    say!("3. edited the config, sent SIGHUP: \"{reload}\"; then \"{tick}\"")?;
 
     // Step 4: an invalid config (a misspelt key on line 3) and SIGHUP: the daemon must refuse
     // it and keep ticking with generation 2.
@@ -163,7 +163,7 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
             "after a failed reload the tick should keep {MSG2:?}: \"{tick}\""
         )));
     }
-    say!("step 4: wrote an invalid config, sent SIGHUP: \"{failed}\"; ticks go on: \"{tick}\"")?;
+    say!("4. wrote an invalid config, sent SIGHUP: \"{failed}\"; ticks go on: \"{tick}\"")?;
 
     // Step 5: a burst of standard signals, sent while the daemon is stopped, so that it cannot
     // read one of them before the last is sent. Each kill() only sets SIGUSR2 pending; while it
@@ -182,7 +182,7 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
         )));
     }
     say!(
-        "step 5: stopped the daemon (SIGSTOP), sent {BURST} SIGUSR2, continued it (SIGCONT), \
+        "5. stopped the daemon (SIGSTOP), sent {BURST} SIGUSR2, continued it (SIGCONT), \
          then SIGUSR1; {usr2}/{BURST} arrived (standard signals coalesce while pending)"
     )?;
 
@@ -212,7 +212,7 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
     }
     let rtmin = count_in(&status, "RTMIN")?;
     say!(
-        "step 6: stopped the daemon, sent {BURST} SIGRTMIN (={}) with sigqueue, values \
+        "6. stopped the daemon, sent {BURST} SIGRTMIN (={}) with sigqueue, values \
          1..={BURST}, continued it, then SIGUSR1; {rtmin}/{BURST} arrived, in order (realtime \
          signals queue)",
         rt.raw()
@@ -235,7 +235,7 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
             pid_file.display()
         )));
     }
-    say!("step 7: sent SIGTERM: \"shutting down\", exit 0, pid file removed")?;
+    say!("7. sent SIGTERM: \"shutting down\", exit 0, pid file removed")?;
 
     Ok(format!(
         "reload applied (generation 2), bad config refused at line 3 with ticks kept, \

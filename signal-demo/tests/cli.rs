@@ -224,7 +224,7 @@ fn default_run_plays_the_whole_scenario_and_says_ok() {
     assert!(out.status.success(), "{stdout}\n{}", testkit::stderr(&out));
     for step in 1..=7 {
         assert!(
-            stdout.contains(&format!("step {step}: ")),
+            stdout.contains(&format!("{step}. ")),
             "step {step} missing:\n{stdout}"
         );
     }
@@ -255,11 +255,11 @@ fn a_demo_killed_with_sigkill_takes_its_daemon_with_it() {
     let step2 = demo
         .stdout_lines()
         .expect("stdout is piped")
-        .wait_for(|l| l.starts_with("step 2: "), support::WAIT)
+        .wait_for(|l| l.starts_with("2. "), support::WAIT)
         .expect("the daemon starts");
     let pid: i32 = step2
         .split_whitespace()
-        .nth(4)
+        .nth(3)
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("a daemon pid in {step2:?}"));
     let daemon = nix::unistd::Pid::from_raw(pid);
@@ -443,12 +443,12 @@ fn sigterm_to_the_demo_stops_it_and_its_daemon_cleanly() {
     let child = testkit::spawn(&mut cmd);
     let mut out = child.stdout_lines().unwrap();
     let step2 = out
-        .wait_for(|l| l.starts_with("step 2: "), support::WAIT)
+        .wait_for(|l| l.starts_with("2. "), support::WAIT)
         .unwrap();
-    // "step 2: daemon pid N runs, ..."
+    // "2. daemon pid N runs, ..."
     let daemon: i32 = step2
         .split_whitespace()
-        .nth(4)
+        .nth(3)
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no daemon pid in {step2:?}"));
     child.signal(Signal::SIGTERM).unwrap();
