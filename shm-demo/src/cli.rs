@@ -182,6 +182,10 @@ pub struct ServerArgs {
     /// Discard a leftover database of a dead server instead of adopting it.
     #[arg(long)]
     pub fresh: bool,
+    /// The pid file, locked while the server runs [default: what `shm-demo path pid-file`
+    /// prints, beside the runtime dir's other files].
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
 }
 
 /// Options of `shm-demo writer`.

@@ -94,7 +94,10 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let usr1 = Usr1::install()?;
     let target = Target::new(&args.db.name, args.db.sysv)?;
-    let pid_path = target.pid_path()?;
+    let pid_path = match &args.pid_file {
+        Some(path) => path.clone(),
+        None => target.pid_path()?,
+    };
     let pid_file = PidFile::create(&pid_path).map_err(|e| match pidfile::read(&pid_path) {
         Ok(pid) => Error::msg(format!(
             "a server (pid {pid}) already serves {}; refusing to start a second one",

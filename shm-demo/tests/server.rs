@@ -346,3 +346,17 @@ fn sighup_stops_the_server_cleanly() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `--pid-file` puts the server's locked pid file where the caller wants it (a service
+/// manager's PIDFile=), holding the server's pid, and the stop removes it.
+#[test]
+fn pid_file_option_names_the_pid_file() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let pid_file = sb.join("server.pid");
+    let server = Server::start(&sb, &name, &["--pid-file", pid_file.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&pid_file).expect("the pid file exists");
+    assert_eq!(text.trim(), server.child.pid().to_string());
+    server.stop();
+    assert!(!pid_file.exists(), "the stop removes the pid file");
+}
