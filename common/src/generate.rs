@@ -172,7 +172,23 @@ impl Kind {
 fn man(cmd: Command, out: &mut dyn Write) -> io::Result<()> {
     let mut page = Vec::new();
     render_man(cmd, &mut page)?;
-    out.write_all(once_only(&String::from_utf8_lossy(&page), AQ_PREAMBLE).as_bytes())
+    let page = once_only(&String::from_utf8_lossy(&page), AQ_PREAMBLE);
+    out.write_all(ascii_roff(&page).as_bytes())
+}
+
+/// Roff input is ASCII: groff reads UTF-8 only through `preconv` (which `man` runs, and
+/// `groff` without `-k` or mandoc may not), so every other character (`µs`, `→`, `…` in our
+/// help texts) becomes groff's Unicode escape `\[u00B5]`.
+fn ascii_roff(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    for c in page.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\[u{:04X}]", u32::from(c)));
+        }
+    }
+    out
 }
 
 /// Each piece roff renders opens with these two lines (they define `\*(Aq`, an apostrophe
@@ -346,7 +362,7 @@ mod tests {
     enum Role {
         /// Play the whole scenario.
         Demo,
-        /// Serve requests on a port.
+        /// Serve requests on a port (answers in µs).
         #[command(
             visible_alias = "srv",
             after_help = "Example:\n  demo-x serve --port 6380"
@@ -403,6 +419,7 @@ mod tests {
         let page = render(Kind::Man);
         assert!(page.contains("\n.TH DEMO-X 1 "), "{page}");
         assert_eq!(page.matches(AQ_PREAMBLE).count(), 1, "{page}");
+        assert!(page.is_ascii() && page.contains("in \\[u00B5]s"), "{page}");
         for section in [
             ".SH NAME",
             ".SH SYNOPSIS",
