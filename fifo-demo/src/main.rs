@@ -40,11 +40,14 @@ mod writer;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, DemoArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(kind) = cli.generate.kind {
+        return common::error::finish("fifo-demo", common::generate::run(Cli::command(), kind));
+    }
     common::narrate::init(
         cli.command.as_ref().map_or("demo", Command::role),
         cli.trace || cli.command.as_ref().is_some_and(Command::trace),

@@ -42,6 +42,10 @@ pub struct Cli {
     /// profile directory]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    // --generate KIND: the man page or a shell's completions (hidden; see common::generate).
+    #[command(flatten)]
+    pub generate: common::generate::GenerateArgs,
 }
 
 #[cfg(test)]

@@ -37,10 +37,16 @@ mod twin;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if let Some(kind) = cli.generate.kind {
+        return common::error::finish(
+            "ipc-bench",
+            common::generate::run(cli::Cli::command(), kind),
+        );
+    }
     common::narrate::init("bench", cli.trace);
     common::error::finish("ipc-bench", bench::run(&cli))
 }

@@ -24,6 +24,10 @@ pub struct Cli {
     #[arg(short = 'v', long = "trace", global = true)]
     pub trace: bool,
 
+    // --generate KIND: the man page or a shell's completions (hidden; see common::generate).
+    #[command(flatten)]
+    pub generate: common::generate::GenerateArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -48,11 +48,14 @@ mod worker;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, DemoArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(kind) = cli.generate.kind {
+        return common::error::finish("mqueue-demo", common::generate::run(Cli::command(), kind));
+    }
     common::narrate::init(
         cli.command.as_ref().map_or("demo", Command::role),
         cli.trace,

@@ -25,6 +25,10 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub trace: bool,
 
+    // --generate KIND: the man page or a shell's completions (hidden; see common::generate).
+    #[command(flatten)]
+    pub generate: common::generate::GenerateArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -31,11 +31,14 @@ mod spawn;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(kind) = cli.generate.kind {
+        return common::error::finish("pipe-demo", common::generate::run(Cli::command(), kind));
+    }
     let command = cli
         .command
         .unwrap_or_else(|| Command::Demo(Default::default()));

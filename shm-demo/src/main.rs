@@ -41,12 +41,15 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use shm_demo::cli::{Cli, Command, DemoArgs};
 use shm_demo::{client, demo, server, workers};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(kind) = cli.generate.kind {
+        return common::error::finish("shm-demo", common::generate::run(Cli::command(), kind));
+    }
     common::narrate::init(
         cli.command.as_ref().map_or("demo", Command::role),
         cli.trace,

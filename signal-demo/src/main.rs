@@ -35,11 +35,14 @@ mod signals;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, DemoArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(kind) = cli.generate.kind {
+        return common::error::finish("signal-demo", common::generate::run(Cli::command(), kind));
+    }
     let command = cli
         .command
         .unwrap_or_else(|| Command::Demo(DemoArgs::default()));

@@ -27,6 +27,9 @@ pub struct Cli {
     /// the subcommand too; each subcommand's `-v` says what that role narrates.
     #[arg(short = 'v', long = "trace")]
     pub trace: bool,
+    // --generate KIND: the man page or a shell's completions (hidden; see common::generate).
+    #[command(flatten)]
+    pub generate: common::generate::GenerateArgs,
     #[command(subcommand)]
     pub role: Option<Role>,
 }
@@ -280,12 +283,17 @@ Examples:
   socket-demo client --raw GET greeting          # hello, unquoted (the default in a pipe)
   printf 'SET k v\\nGET k\\n' | socket-demo client";
 
-/// Parse the command line. `client --help` lists the commands the server answers, taken from
-/// the table it runs them from, so the list cannot drift from what is supported.
+/// Parse the command line, as [`command`] defines it.
 pub fn parse() -> Cli {
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
+}
+
+/// The command line: what `parse` parses and what `--generate` documents. `client --help`
+/// lists the commands the server answers, taken from the table it runs them from, so the list
+/// cannot drift from what is supported.
+pub fn command() -> clap::Command {
     let help = format!("{}\n\n{CLIENT_EXAMPLES}", crate::commands::help());
-    let command = Cli::command().mut_subcommand("client", |c| c.after_help(help));
-    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+    Cli::command().mut_subcommand("client", |c| c.after_help(help))
 }
 
 impl Role {

@@ -48,6 +48,9 @@ use cli::Role;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
+    if let Some(kind) = cli.generate.kind {
+        return common::error::finish("socket-demo", common::generate::run(cli::command(), kind));
+    }
     let role = cli.role.unwrap_or(Role::Demo(cli::DemoArgs::default()));
     common::narrate::init(role.name(), cli.trace || role.trace());
     let outcome = match &role {

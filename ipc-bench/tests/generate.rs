@@ -1,0 +1,11 @@
+//! `ipc-bench --generate man|complete-bash|complete-zsh|complete-fish`: the man page and the
+//! completions `make install` installs, from the real binary, checked as a user would find them
+//! (see `common::generate::check`).
+
+#[test]
+fn man_page_and_completions_cover_every_option() {
+    common::generate::check::binary(
+        env!("CARGO_BIN_EXE_ipc-bench"),
+        &["--quick", "--only", "--json", "--trace", "--out"],
+    );
+}
