@@ -6,7 +6,7 @@ use common::cleanup::{Object, Unlink};
 use common::{Error, Result, say};
 use nix::errno::Errno;
 
-use crate::cli::QueueArg;
+use crate::cli::{PathArgs, PathObject, QueueArg};
 use crate::mq::{Access, Mq};
 use crate::names::Names;
 use crate::queue::{Finder, Queue, Which};
@@ -153,4 +153,22 @@ fn leftover_inboxes(names: &Names) -> Vec<String> {
         })
         .map(|f| format!("/{f}"))
         .collect()
+}
+
+/// `mqueue-demo path`: where the queues (as `/dev/mqueue` shows them, when it is mounted),
+/// the supervisor's pid file and the runtime dir are ([`common::out::paths`]).
+pub fn path(args: &PathArgs) -> Result<ExitCode> {
+    let names = Names::new(&args.name)?;
+    let in_dev = |name: &str| std::path::PathBuf::from(format!("/dev/mqueue{name}"));
+    common::out::paths(
+        &[
+            (PathObject::Tasks, "tasks", &in_dev(&names.tasks)),
+            (PathObject::Results, "results", &in_dev(&names.results)),
+            (PathObject::Dead, "dead", &in_dev(&names.dead)),
+            (PathObject::Done, "done", &in_dev(&names.done)),
+            (PathObject::PidFile, "pid-file", &names.pid_file()?),
+            (PathObject::Dir, "dir", &common::names::runtime_dir()?),
+        ],
+        args.object,
+    )
 }

@@ -1,6 +1,6 @@
 //! The command line: one subcommand per role, `demo` when none is given.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::names::DEFAULT_QUEUE;
 
@@ -84,6 +84,14 @@ Examples:
   mqueue-demo unlink                         # after: kill -9 <supervisor pid>
   mqueue-demo unlink --queue /ipc-demo-jobs --sysv")]
     Unlink(QueueArg),
+    /// Print where the supervisor's objects live (its queues in /dev/mqueue, its pid file, the
+    /// runtime dir), so scripts never spell them out.
+    #[command(after_help = "\
+Examples:
+  mqueue-demo path                             # every object, NAME PATH per line
+  kill -TERM \"$(cat \"$(mqueue-demo path pid-file)\")\"   # stop the supervisor gracefully
+  cat \"$(mqueue-demo path tasks)\"              # the kernel's view: QSIZE, NOTIFY (/dev/mqueue mounted)")]
+    Path(PathArgs),
     /// For bench/throughput.sh: COUNT messages through one queue between two processes.
     #[command(hide = true)]
     BenchHop {
@@ -111,6 +119,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Purge(_) => "purge",
             Command::Unlink(_) => "unlink",
+            Command::Path(_) => "path",
             Command::BenchHop { .. } => "bench-hop",
         }
     }
@@ -125,6 +134,34 @@ pub struct QueueArg {
     /// System V message queues (msgget/msgsnd/msgrcv; see `ipcs -q`) instead of POSIX ones.
     #[arg(long)]
     pub sysv: bool,
+}
+
+/// Options of `path`.
+#[derive(Args, Debug, Clone)]
+pub struct PathArgs {
+    /// The task queue; the others are NAME-results, NAME-dead, NAME-done.
+    #[arg(long = "queue", value_name = "NAME", default_value = DEFAULT_QUEUE)]
+    pub name: String,
+    /// Print only this object's path.
+    #[arg(value_enum)]
+    pub object: Option<PathObject>,
+}
+
+/// The objects `path` knows.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathObject {
+    /// The task queue, as /dev/mqueue shows it.
+    Tasks,
+    /// NAME-results.
+    Results,
+    /// NAME-dead.
+    Dead,
+    /// NAME-done.
+    Done,
+    /// The supervisor's pid file.
+    PidFile,
+    /// The runtime dir.
+    Dir,
 }
 
 /// Options of `run`.

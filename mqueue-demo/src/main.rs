@@ -68,6 +68,7 @@ fn main() -> ExitCode {
         Some(Command::Status(q)) => admin::status(q),
         Some(Command::Purge(q)) => admin::purge(q),
         Some(Command::Unlink(q)) => admin::unlink(q),
+        Some(Command::Path(args)) => admin::path(args),
         Some(Command::Demo(args)) => demo::run(args),
         Some(Command::BenchHop {
             count,

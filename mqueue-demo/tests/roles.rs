@@ -557,3 +557,26 @@ fn sighup_stops_the_supervisor_cleanly() {
     let stopped = sup.finish();
     assert!(stopped.starts_with("stopped "), "{stopped}");
 }
+
+/// `path`: where the supervisor's objects are, for scripts; its pid file is the one a running
+/// supervisor writes, and `kill "$(cat "$(mqueue-demo path pid-file)")"` stops it.
+#[test]
+fn path_names_the_supervisors_objects() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let out = testkit::run(&mut mq(&sb, &q, &["path"]), b"");
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
+    let text = testkit::stdout(&out);
+    let names: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(
+        names,
+        ["tasks", "results", "dead", "done", "pid-file", "dir"]
+    );
+    assert!(text.contains(&format!("tasks /dev/mqueue{q}\n")), "{text}");
+    let sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
+    let out = testkit::run(&mut mq(&sb, &q, &["path", "pid-file"]), b"");
+    let pid_file = testkit::stdout(&out).trim_end().to_owned();
+    let pid = std::fs::read_to_string(&pid_file).expect("the supervisor's pid file");
+    assert_eq!(pid.trim(), sup.child.pid().to_string());
+    sup.stop();
+}
