@@ -7,8 +7,8 @@ fn man_page_and_completions_cover_every_subcommand() {
     common::generate::check::binary(
         env!("CARGO_BIN_EXE_shm-demo"),
         &[
-            "demo", "server", "put", "get", "del", "list", "stats", "watch", "destroy", "writer",
-            "reader",
+            "demo", "server", "put", "get", "del", "list", "stats", "watch", "destroy", "path",
+            "writer", "reader",
         ],
     );
 }

@@ -61,3 +61,10 @@ fn defaults_are_shown_and_no_subcommand_means_demo() {
         "{top}"
     );
 }
+
+/// `--generate man|complete-bash|complete-zsh|complete-fish`: the man page and completions
+/// `make install` installs cover every subcommand (see `common::generate::check`).
+#[test]
+fn man_page_and_completions_cover_every_subcommand() {
+    common::generate::check::binary(env!("CARGO_BIN_EXE_socket-demo"), &SUBCOMMANDS);
+}
