@@ -7,6 +7,8 @@
 #                   then ipc-bench's full run (QUICK=1: its ~10 s run)
 #   make clean-ipc  remove this project's leftover named objects, saying what it removed
 #   make clean      cargo clean + clean-ipc
+#   make install    binaries, man pages and bash/zsh/fish completions under $(DESTDIR)$(PREFIX)
+#   make uninstall  remove exactly what make install put there
 
 SHELL := /bin/bash
 CARGO ?= cargo
