@@ -20,7 +20,9 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "mqueue-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate each IPC call on stderr, `[pid 4242 worker] mq_receive(...)`; children inherit it.
+    /// Narrate each call this role makes on the queues, on stderr, tagged with its pid and
+    /// role (`[pid 4242 submit] mq_timedsend(/ipc-demo-tasks, …)`, `[pid 4243 worker]
+    /// mq_receive(…)`); the processes a role starts inherit it.
     #[arg(short = 'v', long = "trace", global = true)]
     pub trace: bool,
 

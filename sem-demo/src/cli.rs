@@ -22,8 +22,9 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "sem-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate each semaphore call on stderr, `[pid 4242 update] sem_wait(/ipc-demo-x)`;
-    /// children inherit it.
+    /// Narrate each semaphore call this role makes, on stderr, tagged with its pid and role
+    /// (`[pid 4242 run] semop(…, -1, SEM_UNDO)`, `[pid 4243 update] sem_wait(/ipc-demo-x)`);
+    /// the processes a role starts inherit it.
     #[arg(short = 'v', long = "trace", global = true)]
     pub trace: bool,
 

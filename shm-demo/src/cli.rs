@@ -25,7 +25,9 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "shm-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate each IPC call on stderr, `[pid 4242 server] shm_open(...)`; children inherit it.
+    /// Narrate each call this role makes on the segment, on stderr, tagged with its pid and
+    /// role (`[pid 4242 put] shm_open(/ipc-demo-db)`, `… pthread_mutex_lock`, `… futex`); the
+    /// processes a role starts inherit it.
     #[arg(short = 'v', long = "trace", global = true)]
     pub trace: bool,
 
