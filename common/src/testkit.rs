@@ -55,6 +55,11 @@ impl Sandbox {
         self.join(crate::names::PREFIX)
     }
 
+    /// What is left in the runtime directory (after a run that should leave it empty).
+    pub fn leftovers(&self) -> Vec<String> {
+        files_in(&self.runtime_dir())
+    }
+
     /// A command for `program`, running in the sandbox with the sandbox as its
     /// `XDG_RUNTIME_DIR`, with tracing off and no service manager's `NOTIFY_SOCKET`, whatever
     /// the test's own environment says (a test that plays the manager sets its own).
@@ -72,6 +77,19 @@ impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The names of the files in `dir`, sorted; none if it does not exist.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Start `cmd` in its own process group with stdout and stderr piped, killed at `deadline`.

@@ -7,10 +7,7 @@ use support::fifo_demo;
 
 /// Nothing may be left in the runtime dir: no FIFO, no pid file, no log files.
 fn assert_runtime_dir_empty(sb: &Sandbox) {
-    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left = sb.leftovers();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 

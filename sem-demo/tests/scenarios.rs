@@ -14,15 +14,7 @@ fn run_long(sb: &Sandbox, args: &[&str]) -> std::process::Output {
     testkit::run_with_deadline(&mut cmd(sb, args), b"", LONG)
 }
 
-fn leftovers_of(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use common::testkit::files_in as leftovers_of;
 
 #[test]
 fn counter_is_exact_with_a_posix_or_a_sysv_lock() {

@@ -340,10 +340,7 @@ fn sighup_stops_the_server_cleanly() {
     let status = server.child.wait_timeout(WAIT).unwrap();
     assert!(status.success(), "SIGHUP: {status:?}");
     assert!(!exists(&sb, &name), "SIGHUP leaves no object");
-    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left = sb.leftovers();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 

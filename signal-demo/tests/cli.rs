@@ -234,10 +234,7 @@ fn default_run_plays_the_whole_scenario_and_says_ok() {
     // Sent while the daemon was stopped: exactly one, every run.
     assert!(last.contains("SIGUSR2 1/100 arrived (coalesced)"), "{last}");
     // Nothing left in the runtime dir: config file removed by the demo, pid file by the daemon.
-    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left = sb.leftovers();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -467,9 +464,6 @@ fn sigterm_to_the_demo_stops_it_and_its_daemon_cleanly() {
         Err(nix::errno::Errno::ESRCH),
         "daemon {daemon} still there"
     );
-    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left = sb.leftovers();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -115,7 +115,7 @@ impl Drop for FullServer {
 
 /// The `dgram-client-*.sock` files in the runtime dir: the clients' own bound addresses.
 fn client_sockets(runtime_dir: &Path) -> Vec<String> {
-    leftovers(runtime_dir)
+    common::testkit::files_in(runtime_dir)
         .into_iter()
         .filter(|n| n.starts_with("dgram-client-"))
         .collect()

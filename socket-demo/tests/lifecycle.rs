@@ -10,7 +10,7 @@ use std::time::Instant;
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use support::{BIN, Server, WAIT, call, connect, leftovers, run};
+use support::{BIN, Server, WAIT, call, connect, run};
 
 /// The test plays systemd for a `Type=notify` service: it binds the datagram socket, hands its
 /// path over in NOTIFY_SOCKET, and checks what arrives and when.
@@ -47,7 +47,7 @@ fn a_service_manager_hears_ready_once_the_server_accepts_and_stopping_on_sigterm
     let status = child.wait_timeout(WAIT).unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(
-        leftovers(sb.path()),
+        common::testkit::files_in(sb.path()),
         ["notify.sock"],
         "socket or pid file left"
     );
@@ -78,7 +78,7 @@ fn the_dgram_server_tells_a_service_manager_too() {
     assert_eq!(manager.receive(), "STOPPING=1\n");
     assert!(child.wait_timeout(WAIT).unwrap().success());
     assert_eq!(
-        leftovers(sb.path()),
+        common::testkit::files_in(sb.path()),
         ["notify.sock"],
         "socket or pid file left"
     );
@@ -105,9 +105,9 @@ fn an_unreachable_notify_socket_is_a_clear_error_and_nothing_is_left() {
         "{stderr}"
     );
     assert!(
-        leftovers(sb.path()).is_empty(),
+        common::testkit::files_in(sb.path()).is_empty(),
         "{:?}",
-        leftovers(sb.path())
+        common::testkit::files_in(sb.path())
     );
 }
 
@@ -134,9 +134,9 @@ fn pid_file_names_the_lock_and_holds_the_pid() {
     server.child.signal(Signal::SIGTERM).unwrap();
     assert!(server.child.wait_timeout(WAIT).unwrap().success());
     assert!(
-        leftovers(sb.path()).is_empty(),
+        common::testkit::files_in(sb.path()).is_empty(),
         "{:?}",
-        leftovers(sb.path())
+        common::testkit::files_in(sb.path())
     );
 }
 
@@ -207,7 +207,7 @@ fn the_path_recipes_reach_and_stop_the_server() {
     assert!(out.status.success(), "{}", testkit::stderr(&out));
     assert_eq!(testkit::stdout(&out), "PONG\nhi\n");
     assert!(server.wait_timeout(WAIT).unwrap().success());
-    assert!(leftovers(&sb.runtime_dir()).is_empty());
+    assert!(common::testkit::files_in(&sb.runtime_dir()).is_empty());
 }
 
 /// A demo that dies without unwinding (SIGKILL) cannot stop its children; the kernel does
@@ -241,7 +241,7 @@ fn a_demo_killed_with_sigkill_leaves_no_server_or_socket_file() {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let left: Vec<String> = leftovers(&sb.runtime_dir())
+    let left: Vec<String> = common::testkit::files_in(&sb.runtime_dir())
         .into_iter()
         .filter(|n| n.ends_with(".sock") || n.ends_with(".pid"))
         .collect();

@@ -22,9 +22,9 @@ fn demo_plays_the_scenario_and_leaves_nothing_behind() {
     assert_eq!(stdout.lines().filter(|l| l.starts_with("ok:")).count(), 1);
     assert!(stdout.contains("SCM_CREDENTIALS says pid="), "{stdout}");
     assert!(
-        leftovers(&sb.runtime_dir()).is_empty(),
+        common::testkit::files_in(&sb.runtime_dir()).is_empty(),
         "{:?}",
-        leftovers(&sb.runtime_dir())
+        common::testkit::files_in(&sb.runtime_dir())
     );
 }
 
@@ -53,9 +53,9 @@ fn demo_with_trace_narrates_every_process_and_still_checks_out() {
         );
     }
     assert!(
-        leftovers(&sb.runtime_dir()).is_empty(),
+        common::testkit::files_in(&sb.runtime_dir()).is_empty(),
         "{:?}",
-        leftovers(&sb.runtime_dir())
+        common::testkit::files_in(&sb.runtime_dir())
     );
 }
 
@@ -83,7 +83,7 @@ fn client_without_a_server_says_so_in_one_line() {
         testkit::stderr(&out)
     );
     // Its own bound socket is removed even on that error path.
-    assert!(leftovers(&sb.runtime_dir()).is_empty());
+    assert!(common::testkit::files_in(&sb.runtime_dir()).is_empty());
 }
 
 #[test]
@@ -174,7 +174,10 @@ finally:
         testkit::stderr(&out)
     );
     // Every client removed its own bound socket; only the server's remains.
-    assert_eq!(leftovers(&sb.runtime_dir()), Vec::<String>::new());
+    assert_eq!(
+        common::testkit::files_in(&sb.runtime_dir()),
+        Vec::<String>::new()
+    );
     // A second server is refused; SIGTERM removes the socket.
     let out = run(&sb, &["dgram-server", "--path", path_s], b"");
     assert_eq!(out.status.code(), Some(1));
@@ -235,7 +238,7 @@ print(s.recv(100))
     );
     server.signal(Signal::SIGTERM).unwrap();
     assert!(server.wait_timeout(WAIT).unwrap().success());
-    assert!(leftovers(&sb.runtime_dir()).is_empty());
+    assert!(common::testkit::files_in(&sb.runtime_dir()).is_empty());
 }
 
 #[test]
@@ -256,7 +259,11 @@ fn sighup_stops_both_servers_cleanly() {
             .unwrap();
         let status = server.wait_timeout(WAIT).unwrap();
         assert!(status.success(), "{role}: {status:?}");
-        assert!(leftovers(sb.path()).iter().all(|f| !f.starts_with(role)));
+        assert!(
+            common::testkit::files_in(sb.path())
+                .iter()
+                .all(|f| !f.starts_with(role))
+        );
     }
 }
 
@@ -298,7 +305,7 @@ fn a_socket_path_too_long_for_sun_path_says_which_and_by_how_much() {
         "{}",
         testkit::stderr(&out)
     );
-    assert!(leftovers(&deep.join("ipc-demo")).is_empty());
+    assert!(common::testkit::files_in(&deep.join("ipc-demo")).is_empty());
 }
 
 #[test]
@@ -334,7 +341,7 @@ fn pass_fd_hands_an_unlinked_file_to_another_process() {
             .unwrap()
             .starts_with("ok: receiver pid")
     );
-    assert!(leftovers(&sb.runtime_dir()).is_empty());
+    assert!(common::testkit::files_in(&sb.runtime_dir()).is_empty());
     // The receiver alone, without a socket on stdin, explains what to run instead.
     let out = run(&sb, &["pass-fd", "--receive"], b"");
     assert_eq!(out.status.code(), Some(1));
@@ -404,8 +411,8 @@ fn demo_stopped_by_sigterm_stops_its_children_and_removes_their_sockets() {
         "the demo's server (pid {server_pid}) outlived it"
     );
     assert!(
-        leftovers(&sb.runtime_dir()).is_empty(),
+        common::testkit::files_in(&sb.runtime_dir()).is_empty(),
         "{:?}",
-        leftovers(&sb.runtime_dir())
+        common::testkit::files_in(&sb.runtime_dir())
     );
 }

@@ -754,7 +754,7 @@ fn tcp_on_loopback_with_an_ephemeral_port() {
         .map(|port| format!("127.0.0.1:{port}"))
         .unwrap_or_else(|| panic!("{line:?} is not {want:?}PORT"));
     // Only TCP was asked for: no Unix socket in the runtime dir.
-    assert!(leftovers(&sb.runtime_dir()).is_empty());
+    assert!(common::testkit::files_in(&sb.runtime_dir()).is_empty());
     let out = run(
         &sb,
         &["client", "--tcp", &addr, "SET", "k", "over tcp"],

@@ -147,14 +147,3 @@ pub fn run(sb: &Sandbox, args: &[&str], input: &[u8]) -> std::process::Output {
     cmd.args(args);
     testkit::run(&mut cmd, input)
 }
-
-/// Files left in a directory (the runtime dir after a run should be empty).
-pub fn leftovers(dir: &Path) -> Vec<String> {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
