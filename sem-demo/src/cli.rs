@@ -37,7 +37,13 @@ pub struct Cli {
 }
 
 /// The roles.
+///
+/// `defer`: each role's options are built only when that role is parsed. `run` is started
+/// once per command a script runs, like `flock`, and building every role's options first
+/// touched about fifteen more pages of memory per start, which on a VM costs what the rest
+/// of the parse does.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Play everything and check it: the counter with and without the lock, the bridge, and a
     /// holder killed with SIGKILL (SysV gives its permit back, POSIX cannot).
@@ -148,7 +154,7 @@ fn parse_timeout(s: &str) -> Result<Timeout, String> {
     })
 }
 
-/// Which kind of semaphore, as two flags (`--posix`, `--sysv`).
+// Which kind of semaphore, as two flags (`--posix`, `--sysv`).
 #[derive(Args, Debug, Clone, Copy)]
 #[group(multiple = false)]
 pub struct FlavorArgs {
@@ -171,7 +177,7 @@ impl FlavorArgs {
     }
 }
 
-/// Options of `sem-demo demo`.
+// Options of `sem-demo demo`.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Counter processes.
@@ -199,7 +205,7 @@ impl Default for DemoArgs {
     }
 }
 
-/// Options of `sem-demo counter`.
+// Options of `sem-demo counter`.
 #[derive(Args, Debug, Clone)]
 pub struct CounterArgs {
     /// Processes updating the record at the same time.
@@ -215,7 +221,7 @@ pub struct CounterArgs {
     pub flavor: FlavorArgs,
 }
 
-/// Options of `sem-demo update`.
+// Options of `sem-demo update`.
 #[derive(Args, Debug, Clone)]
 pub struct UpdateArgs {
     /// The shared file holding the number.
@@ -234,7 +240,7 @@ pub struct UpdateArgs {
     pub flavor: FlavorArgs,
 }
 
-/// Options of `sem-demo bridge`.
+// Options of `sem-demo bridge`.
 #[derive(Args, Debug, Clone)]
 pub struct BridgeArgs {
     /// Car processes.
@@ -253,7 +259,7 @@ pub struct BridgeArgs {
     pub flavor: FlavorArgs,
 }
 
-/// Options of `sem-demo car`.
+// Options of `sem-demo car`.
 #[derive(Args, Debug, Clone)]
 pub struct CarArgs {
     /// The bridge's semaphore.
@@ -272,7 +278,8 @@ pub struct CarArgs {
     pub flavor: FlavorArgs,
 }
 
-/// Options of `sem-demo run`.
+// Options of `sem-demo run`. (Plain comments, not doc comments, on these structs: with
+// `defer`, a struct's doc comment would replace the role's description in its --help.)
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// The semaphore's name.
@@ -298,7 +305,7 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
-/// Options of `post`, `trywait`, `value`, `unlink`.
+// Options of `post`, `trywait`, `value`, `unlink`.
 #[derive(Args, Debug, Clone)]
 pub struct PrimArgs {
     /// The semaphore: `NAME` or `/ipc-demo-NAME`.
@@ -308,7 +315,7 @@ pub struct PrimArgs {
     pub flavor: FlavorArgs,
 }
 
-/// Options of `wait`.
+// Options of `wait`.
 #[derive(Args, Debug, Clone)]
 pub struct WaitArgs {
     #[command(flatten)]
