@@ -10,12 +10,12 @@
 #    to bench/pair.c (compiled here with the system cc -O2) making the same calls.
 # 2. A contended hand-off between two processes (post A / wait B <-> wait A / post B), POSIX vs
 #    SysV, Rust and C.
-# 3. Per invocation from a shell loop: `sem-demo run --name N -- true` vs `flock FILE true`
-#    (util-linux) and GNU parallel's `sem --id N true`.
+# 3. Per invocation: `sem-demo run --name N -- true` vs `flock FILE true` (util-linux) and GNU
+#    parallel's `sem --id N true`, started alternately by bench/interleave.c.
 # Rounds alternate ours and the peer; each figure is the best and the median over the rounds
 # (the best is the least disturbed by other load; compare rows of one run). The uncontended
 # pairs are timed in CPU time (they never sleep), the hand-offs in wall time; invocations in
-# both (CPU: user+system of everything the loop ran).
+# both (CPU: user+system of the command and what it waited for, from wait4).
 set -euo pipefail
 
 pairs=${1:-2000000}
@@ -32,6 +32,7 @@ rbench="$target/release/examples/sem_bench"
 work=$(mktemp -d)
 trap 'rm -rf "$work"; "$bin" unlink --sysv bench-run 2>/dev/null || true' EXIT
 cc -O2 -o "$work/pair" "$here/pair.c" -pthread
+cc -O2 -o "$work/interleave" "$here/interleave.c"
 cbench="$work/pair"
 
 echo "sem-demo bench: $(nproc) CPUs, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -60,46 +61,28 @@ for mode in pair sysv-pair handoff-posix handoff-sysv; do
     row "$mode" "$rb" "$rm" "$cb" "$cm"
 done
 
-# Microseconds per invocation of "$@" over a loop of $1 from a subshell: "WALL CPU", where
-# CPU is the user+system time of everything the loop ran (from bash's `times`), which does not
-# grow when other work on the machine delays us.
-per_call() {
-    local n=$1; shift
-    local start end cpu
-    start=$(date +%s%N)
-    cpu=$( (for ((i = 0; i < n; i++)); do "$@"; done; times) | tail -n 1)
-    end=$(date +%s%N)
-    awk -v d=$((end - start)) -v n="$n" -v cpu="$cpu" 'BEGIN {
-        split(cpu, t, " "); s = 0
-        for (i = 1; i <= 2; i++) { split(t[i], p, "m"); s += p[1] * 60 + p[2] }
-        printf "%.1f %.1f\n", d / n / 1000, s / n * 1e6 }'
-}
-
+# 3. Per invocation: bench/interleave.c starts each command in turn (ours, flock, ours, flock,
+#    ...), so a change in the machine's speed during the run falls on both alike, and times
+#    each one: wall time, and CPU time from wait4's rusage (the command and what it waited
+#    for, `true` included). GNU parallel's sem (Perl, ~0.2 s a call) gets its own, shorter
+#    interleaved run against ours.
 "$bin" unlink --sysv bench-run 2>/dev/null || true
-ours=() flocks=() sems=() ourcpu=() flockcpu=() semcpu=()
-semn=$((invocations / 10 > 0 ? invocations / 10 : 1))
-for ((r = 0; r < rounds; r++)); do
-    read -r w c < <(per_call "$invocations" "$bin" run --name bench-run -- true)
-    ours+=("$w") ourcpu+=("$c")
-    read -r w c < <(per_call "$invocations" flock "$work/lock" true)
-    flocks+=("$w") flockcpu+=("$c")
-    if command -v sem >/dev/null; then
-        read -r w c < <(HOME=$work per_call "$semn" sem --id "bench-$$" true)
-        sems+=("$w") semcpu+=("$c")
-    fi
-done
+touch "$work/lock"
+mapfile -t lines < <("$work/interleave" "$((invocations * rounds))" \
+    "$bin" run --name bench-run -- true --- flock "$work/lock" true)
+read -r ow om oc ocm <<<"${lines[0]}"
+read -r fw fm fc fcm <<<"${lines[1]}"
 echo
 printf '%-34s %10s %10s %10s %10s   %6s %6s\n' "us per invocation" "ours best" "median" \
     "peer best" "median" "best" "median"
-both() { # label ours-array-name peer-array-name
-    local -n a=$2 b=$3
-    read -r ob om < <(printf '%s\n' "${a[@]}" | stats)
-    read -r pb pm < <(printf '%s\n' "${b[@]}" | stats)
-    row "$1" "$ob" "$om" "$pb" "$pm"
-}
-both "run vs flock FILE, wall" ours flocks
-both "run vs flock FILE, CPU" ourcpu flockcpu
-if ((${#sems[@]})); then
-    both "run vs parallel's sem, wall" ours sems
-    both "run vs parallel's sem, CPU" ourcpu semcpu
+row "run vs flock FILE, wall" "$ow" "$om" "$fw" "$fm"
+row "run vs flock FILE, CPU" "$oc" "$ocm" "$fc" "$fcm"
+if command -v sem >/dev/null; then
+    semn=$((invocations / 10 > 0 ? invocations / 10 : 1))
+    mapfile -t lines < <(HOME=$work "$work/interleave" "$semn" \
+        "$bin" run --name bench-run -- true --- sem --id "bench-$$" true)
+    read -r ow om oc ocm <<<"${lines[0]}"
+    read -r sw sm sc scm <<<"${lines[1]}"
+    row "run vs parallel's sem, wall" "$ow" "$om" "$sw" "$sm"
+    row "run vs parallel's sem, CPU" "$oc" "$ocm" "$sc" "$scm"
 fi
