@@ -39,14 +39,18 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// The full run (about three minutes with every mechanism). Six short rounds rather
-    /// than three long ones: the finer Rust and C interleave, the more alike the load each
-    /// side sees on a shared machine.
+    /// The full run (about three minutes with every mechanism). 24 short rounds rather than
+    /// six long ones in the same time: the finer Rust and C interleave, the more alike the
+    /// load each side sees on a shared machine, and the more process pairs a 1-CPU row
+    /// averages over (whether the woken process preempts the waker at once varies from one
+    /// pair to the next). With six rounds of 150 ms, 1-CPU p50 ratios swung between 0.73x
+    /// and 1.37x from run to run; with 24 of 40 ms, 0.83x to 1.24x, and 1.11x at most in
+    /// both full runs (BENCHMARKS.md).
     pub const FULL: Budget = Budget {
-        latency: Duration::from_millis(150),
-        warmup: Duration::from_millis(30),
-        throughput: Duration::from_millis(100),
-        rounds: 6,
+        latency: Duration::from_millis(40),
+        warmup: Duration::from_millis(10),
+        throughput: Duration::from_millis(30),
+        rounds: 24,
     };
     /// `--quick` (about ten seconds).
     pub const QUICK: Budget = Budget {

@@ -21,7 +21,7 @@ chart go to target/ipc-bench/ (or $CARGO_TARGET_DIR/ipc-bench, or --out).";
 #[derive(Parser, Debug)]
 #[command(name = "ipc-bench", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// A run of about ten seconds: shorter budgets, one round instead of six.
+    /// A run of about ten seconds: one round instead of 24.
     #[arg(long)]
     pub quick: bool,
 
