@@ -295,7 +295,7 @@ impl ChildStack {
             + 2
             + Self::SLACK;
         let len = need.next_multiple_of(page) + page;
-        let nonzero = NonZeroUsize::new(len).unwrap_or(NonZeroUsize::MIN);
+        let nonzero = NonZeroUsize::new(len).expect("a stack of at least one page");
         // SAFETY: a fresh private anonymous mapping at an address the kernel picks aliases
         // nothing of ours.
         let map = unsafe {
