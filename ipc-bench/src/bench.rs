@@ -25,40 +25,56 @@ use crate::{chart, twin};
 /// Message sizes of the throughput tests.
 pub const SIZES: [usize; 3] = [64, 4096, 64 * 1024];
 
-/// How long each measurement runs.
+/// How long each measurement runs, and how many times.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
     /// Timed round trips, per run.
     pub latency: Duration,
+    /// How many times each round-trip row (and the system-call floor) is measured; the
+    /// histograms are merged.
+    pub latency_rounds: usize,
     /// Untimed round trips first.
     pub warmup: Duration,
     /// Timed sending, per run.
     pub throughput: Duration,
-    /// How many times each row is measured (and merged).
-    pub rounds: usize,
+    /// How many times each throughput row (and the memcpy floor) is measured; each side
+    /// keeps its best.
+    pub throughput_rounds: usize,
 }
 
 impl Budget {
-    /// The full run (about three minutes with every mechanism). 24 short rounds rather than
-    /// six long ones in the same time: the finer Rust and C interleave, the more alike the
-    /// load each side sees on a shared machine, and the more process pairs a 1-CPU row
-    /// averages over (whether the woken process preempts the waker at once varies from one
-    /// pair to the next). With six rounds of 150 ms, 1-CPU p50 ratios swung between 0.73x
-    /// and 1.37x from run to run; with 24 of 40 ms, 0.83x to 1.24x, and 1.11x at most in
-    /// both full runs (BENCHMARKS.md).
+    /// The full run (about three and a half minutes with every mechanism). Many short
+    /// rounds rather than a few long ones: Rust and C of one row are measured back to back
+    /// in every round, so the finer they interleave, the more alike the load each side sees
+    /// on a shared machine (a burst of other tenants' work lasting tens of milliseconds
+    /// otherwise lands on one side's window and not the other's), and the more process
+    /// pairs a 1-CPU row averages over (whether the woken process preempts the waker at
+    /// once varies from one pair to the next). A round trip's p99 ratio to C ranged
+    /// 0.3-2.2x with 6 rounds of 150 ms, and 0.8-1.3x with 192 of 5 ms (BENCHMARKS.md).
+    /// Throughput keeps each side's best round, which longer windows serve better.
     pub const FULL: Budget = Budget {
-        latency: Duration::from_millis(40),
-        warmup: Duration::from_millis(10),
+        latency: Duration::from_millis(5),
+        latency_rounds: 192,
+        warmup: Duration::from_millis(3),
         throughput: Duration::from_millis(30),
-        rounds: 24,
+        throughput_rounds: 24,
     };
     /// `--quick` (about ten seconds).
     pub const QUICK: Budget = Budget {
         latency: Duration::from_millis(40),
+        latency_rounds: 1,
         warmup: Duration::from_millis(10),
         throughput: Duration::from_millis(25),
-        rounds: 1,
+        throughput_rounds: 1,
     };
+
+    /// How many rounds a row of this test gets.
+    pub fn rounds(&self, test: Test) -> usize {
+        match test {
+            Test::Latency | Test::Syscall => self.latency_rounds,
+            Test::Throughput(_) | Test::Memcpy(_) => self.throughput_rounds,
+        }
+    }
 }
 
 /// Every row to measure, in table order: the floor, then each selected mechanism at each
@@ -122,10 +138,16 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         })
         .collect();
 
-    let progress = progress_bar((keys.len() * budget.rounds * 2) as u64);
-    for round in 0..budget.rounds {
+    let measurements: usize = keys.iter().map(|k| budget.rounds(k.test) * 2).sum();
+    let progress = progress_bar(measurements as u64);
+    let all_rounds = budget.latency_rounds.max(budget.throughput_rounds);
+    for round in 0..all_rounds {
         for row in &mut rows {
             let key = row.key;
+            let rounds = budget.rounds(key.test);
+            if round >= rounds {
+                continue;
+            }
             let cpus = match (key.placement, pins.1) {
                 (Placement::CrossCpu, None) => {
                     let why = Figure::NotRun("only one CPU is usable".into());
@@ -152,7 +174,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
                 progress.set_message(format!(
                     "round {}/{}: {}, {}, {}, {}",
                     round + 1,
-                    budget.rounds,
+                    rounds,
                     key.label(),
                     key.test.name(),
                     key.placement.label(),
@@ -295,6 +317,22 @@ fn write_outputs(cli: &Cli, rows: &[Row], machine: &Machine) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_trips_get_many_short_rounds_and_throughput_fewer_longer_ones() {
+        let b = Budget::FULL;
+        for test in [Test::Latency, Test::Syscall] {
+            assert_eq!(b.rounds(test), b.latency_rounds, "{test:?}");
+        }
+        for test in [Test::Throughput(64), Test::Memcpy(4096)] {
+            assert_eq!(b.rounds(test), b.throughput_rounds, "{test:?}");
+        }
+        assert!(b.latency_rounds > b.throughput_rounds);
+        assert!(b.latency < b.throughput);
+        for test in [Test::Latency, Test::Throughput(64)] {
+            assert_eq!(Budget::QUICK.rounds(test), 1, "{test:?}");
+        }
+    }
 
     #[test]
     fn plan_has_the_floor_then_each_selected_mechanism() {

@@ -8,7 +8,7 @@ use crate::mech::Family;
 
 const EXAMPLES: &str = "\
 Examples:
-  ipc-bench                         # everything, about three minutes; table on stdout
+  ipc-bench                         # everything, about 3.5 minutes; table on stdout
   ipc-bench --quick                 # about ten seconds, for a first look
   ipc-bench --quick --only pipe,futex
   ipc-bench --json > run.json       # the JSON document on stdout instead of the table
@@ -21,7 +21,8 @@ chart go to target/ipc-bench/ (or $CARGO_TARGET_DIR/ipc-bench, or --out).";
 #[derive(Parser, Debug)]
 #[command(name = "ipc-bench", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// A run of about ten seconds: one round instead of 24.
+    /// A run of about ten seconds: one round of each row instead of 192 (round trips) or 24
+    /// (throughput).
     #[arg(long)]
     pub quick: bool,
 

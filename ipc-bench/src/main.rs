@@ -1,7 +1,7 @@
 //! ipc-bench: what each Linux IPC mechanism costs on this machine, measured the same way for
 //! all of them, next to a C program making the same calls and next to the physical floor.
 //!
-//! Run it: `ipc-bench` (about three minutes), `ipc-bench --quick` (about ten seconds),
+//! Run it: `ipc-bench` (about three and a half minutes), `ipc-bench --quick` (about ten seconds),
 //! `ipc-bench --only pipe,futex`, `ipc-bench --json`. A Markdown table goes to stdout; CSV,
 //! JSON and an SVG chart go to `target/ipc-bench/` (or `$CARGO_TARGET_DIR/ipc-bench`).
 //!
