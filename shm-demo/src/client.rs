@@ -205,12 +205,7 @@ fn watch_loop(
 ) -> Result<ExitCode> {
     let mut last = Vec::new();
     let mut present = db.get(key, &mut last)?;
-    eprintln!(
-        "shm-demo watch: watching {:?} in {} ({})",
-        escape(key),
-        target.label(),
-        if present { "present" } else { "not stored yet" }
-    );
+    let mut announced = false;
     let mut seen = 0;
     let mut now = Vec::new();
     while count.is_none_or(|n| seen < n) {
@@ -228,6 +223,18 @@ fn watch_loop(
         if !is && present {
             eprintln!("shm-demo watch: {:?} deleted", escape(key));
             present = false;
+        }
+        // Announced once the word is armed, not before: whoever waits for this line and then
+        // changes the key (the demo does) is sure to find us in, or on our way into, the
+        // futex wait below, and never racing ahead of it.
+        if !announced {
+            eprintln!(
+                "shm-demo watch: watching {:?} in {} ({})",
+                escape(key),
+                target.label(),
+                if present { "present" } else { "not stored yet" }
+            );
+            announced = true;
         }
         trace!(
             "futex(FUTEX_WAIT, {v:#x}) on the notify word of {:?}",
