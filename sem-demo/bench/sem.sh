@@ -13,9 +13,10 @@
 # 3. Per invocation: `sem-demo run --name N -- true` vs `flock FILE true` (util-linux) and GNU
 #    parallel's `sem --id N true`, started alternately by bench/interleave.c.
 # Rounds alternate ours and the peer; each figure is the best and the median over the rounds
-# (the best is the least disturbed by other load; compare rows of one run). The uncontended
-# pairs are timed in CPU time (they never sleep), the hand-offs in wall time; invocations in
-# both (CPU: user+system of the command and what it waited for, from wait4).
+# (1, 2) or over the INVOCATIONS x ROUNDS invocations of each command (3); the best is the
+# least disturbed by other load; compare rows of one run. The uncontended pairs are timed in
+# CPU time (they never sleep), the hand-offs in wall time; invocations in both (CPU:
+# user+system of the command and what it waited for, from wait4).
 set -euo pipefail
 
 pairs=${1:-2000000}
@@ -61,11 +62,8 @@ for mode in pair sysv-pair handoff-posix handoff-sysv; do
     row "$mode" "$rb" "$rm" "$cb" "$cm"
 done
 
-# 3. Per invocation: bench/interleave.c starts each command in turn (ours, flock, ours, flock,
-#    ...), so a change in the machine's speed during the run falls on both alike, and times
-#    each one: wall time, and CPU time from wait4's rusage (the command and what it waited
-#    for, `true` included). GNU parallel's sem (Perl, ~0.2 s a call) gets its own, shorter
-#    interleaved run against ours.
+# 3. run and flock, started alternately by bench/interleave.c (see its header); GNU parallel's
+#    sem (Perl, ~0.1 s a call) gets its own, shorter interleaved run below.
 "$bin" unlink --sysv bench-run 2>/dev/null || true
 touch "$work/lock"
 mapfile -t lines < <("$work/interleave" "$((invocations * rounds))" \

@@ -271,8 +271,11 @@ fn exec_child(a: &ChildArgs<'_>) -> ! {
 /// truncates PATH's length to `PATH_MAX` for the buffer), and, when the file has no `#!`,
 /// the `/bin/sh` argument list: `argc + 2` pointers. Everything else is a few frames, for
 /// which glibc leaves 32 KiB; we leave 64. Only the pages the child touches are ever
-/// faulted in, usually two or three. The guard page turns an overflow we did not foresee
-/// into the child's SIGSEGV (run reports 139) instead of a write into whatever lies below.
+/// faulted in, usually two or three. The guard page turns a small overflow we did not
+/// foresee into the child's SIGSEGV (run reports 139) instead of a write into whatever lies
+/// below; it cannot catch one frame larger than a page that jumps over it, such as the
+/// argument list, which is why the size is computed from `argc` and not guessed. This
+/// relies on what glibc's `execvp` puts on the stack, as glibc's own `posix_spawn` does.
 struct ChildStack {
     map: NonNull<c_void>,
     len: usize,
