@@ -164,8 +164,8 @@ fn supervise(
     // async-signal-safe calls that neither allocate nor take a lock (execvp included: see
     // there), so it cannot find the heap or a lock in a state our thread left mid-way; and
     // `run` has no other thread that could change what the child reads. The child's signal
-    // handlers are ours, in our memory: `run` installs none, and `exec_child` takes std's
-    // SIGSEGV/SIGBUS handlers down before it unblocks anything.
+    // handlers are ours, in our memory: `exec_child` takes every one down (std's SIGSEGV and
+    // SIGBUS handlers; `run` installs none) before it unblocks anything.
     let child = unsafe {
         clone(
             Box::new(|| exec_child(&child_args)),
@@ -215,8 +215,10 @@ struct ChildArgs<'a> {
 /// The child's side of [`supervise`], from `clone` to `execvp`, on its own stack and in our
 /// memory: async-signal-safe calls only, no allocation; it never returns.
 fn exec_child(a: &ChildArgs<'_>) -> ! {
-    // First, std's SIGSEGV and SIGBUS handlers (they report a stack overflow) go back to the
-    // default: a handler would run here on our memory, believing it was our thread. Then
+    // First, every signal with a handler gets the default action back, as posix_spawn's
+    // child does: a handler would run here on our memory, believing it was our thread. Today
+    // that is std's SIGSEGV and SIGBUS (they report a stack overflow); asking about every
+    // signal keeps it true whatever `run` comes to install. Then
     // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec: the command gets
     // the default back, as std's Command gives it; SIGCHLD is ignored again if our caller
     // ignored it (we needed it back for ourselves). Then the mask we started with (ours
@@ -225,13 +227,17 @@ fn exec_child(a: &ChildArgs<'_>) -> ! {
     // were re-parented already and the death signal will never come: die now rather than run
     // unguarded.
     // SAFETY: sigaction, signal, sigprocmask, prctl, getppid, kill and getpid take plain
-    // values or pointers to our own locals (the mask was prepared before clone) and are
-    // async-signal-safe; SIG_DFL and SIG_IGN install no handler.
+    // values or pointers to our own locals or to the mask prepared before clone, and are
+    // async-signal-safe; a zeroed sigaction is a valid out-parameter; SIG_DFL and SIG_IGN
+    // install no handler.
     unsafe {
-        for sig in [libc::SIGSEGV, libc::SIGBUS] {
+        for sig in 1..=libc::SIGRTMAX() {
             let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(sig, std::ptr::null(), &raw mut old);
-            if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+            // glibc refuses its own internal signals (EINVAL): they have no handler of ours.
+            if libc::sigaction(sig, std::ptr::null(), &raw mut old) == 0
+                && old.sa_sigaction != libc::SIG_DFL
+                && old.sa_sigaction != libc::SIG_IGN
+            {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }
