@@ -235,4 +235,34 @@ impl ServiceManager {
             .expect("a notification before the deadline");
         String::from_utf8(buf[..n].to_vec()).expect("notifications are text")
     }
+
+    /// The next notification, checked to be the readiness every daemon sends
+    /// ([`crate::lifecycle::ready`]): `READY=1`, `MAINPID=pid` and `STATUS=what`, where
+    /// `what` is also what its `ready:` line names ([`expect_ready_line`]).
+    pub fn expect_ready(&self, pid: Pid, what: &str) {
+        let ready = self.receive();
+        assert_eq!(
+            ready.lines().collect::<Vec<_>>(),
+            [
+                "READY=1".to_owned(),
+                format!("MAINPID={pid}"),
+                format!("STATUS={what}")
+            ],
+            "the READY notification"
+        );
+    }
+
+    /// The next notification, checked to be the one a daemon sends when a stop begins.
+    pub fn expect_stopping(&self) {
+        assert_eq!(self.receive(), "STOPPING=1\n");
+    }
+}
+
+/// Wait on a daemon's stdout for its readiness line and check it: `ready: pid N what`
+/// ([`crate::lifecycle::ready_line`]), the same `what` as its `STATUS=`.
+pub fn expect_ready_line(stdout: &mut child::Lines, pid: Pid, what: &str) {
+    let line = stdout
+        .wait_for(|l| l.starts_with("ready: "), DEADLINE)
+        .expect("a ready: line before the deadline");
+    assert_eq!(line, format!("ready: pid {pid} {what}"));
 }

@@ -23,7 +23,9 @@ fn a_service_manager_hears_ready_once_the_fifo_is_usable_and_stopping_on_sigterm
         .env("NOTIFY_SOCKET", socket);
     let child = testkit::spawn(&mut cmd);
 
-    let ready = manager.receive();
+    let pid = child.pid();
+    let what = format!("fifo {}", fifo.display());
+    manager.expect_ready(pid, &what);
     // At the moment READY=1 arrives, the FIFO is there and read: a writer succeeds at once.
     let kind = std::fs::symlink_metadata(&fifo).map(|m| m.file_type().is_fifo());
     assert!(
@@ -32,22 +34,11 @@ fn a_service_manager_hears_ready_once_the_fifo_is_usable_and_stopping_on_sigterm
     );
     let out = log(&sb, &fifo, &["hello"], b"");
     assert!(out.status.success(), "{}", testkit::stderr(&out));
-    let pid = child.pid();
-    assert_eq!(
-        ready.lines().collect::<Vec<_>>(),
-        [
-            "READY=1".to_owned(),
-            format!("MAINPID={pid}"),
-            format!("STATUS=fifo {}", fifo.display())
-        ]
-    );
     // The same readiness on stdout, for scripts.
-    let mut stdout = child.stdout_lines().unwrap();
-    let line = stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
-    assert_eq!(line, format!("ready: pid {pid} fifo {}", fifo.display()));
+    testkit::expect_ready_line(&mut child.stdout_lines().unwrap(), pid, &what);
 
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(manager.receive(), "STOPPING=1\n");
+    manager.expect_stopping();
     let status = child.wait_timeout(WAIT).unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!fifo.exists() && !pid_file(&fifo).exists());

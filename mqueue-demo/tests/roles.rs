@@ -438,41 +438,21 @@ fn a_stalled_stdout_never_blocks_a_stop() {
 /// a service manager, and hears READY=1 once a producer can submit, STOPPING=1 on SIGTERM.
 #[test]
 fn a_service_manager_hears_ready_and_stopping() {
-    use std::os::unix::net::UnixDatagram;
-    let receive = |manager: &UnixDatagram| {
-        let mut buf = [0; 4096];
-        let n = manager.recv(&mut buf).expect("a notification in time");
-        String::from_utf8(buf[..n].to_vec()).unwrap()
-    };
     let sb = Sandbox::new();
     let q = queue();
-    let socket = sb.join("notify.sock");
-    let manager = UnixDatagram::bind(&socket).unwrap();
-    manager.set_read_timeout(Some(WAIT)).unwrap();
+    let manager = testkit::ServiceManager::bind(&sb);
     let mut cmd = mq(&sb, &q, &["run", "--workers", "1", "--msgsize", "256"]);
-    cmd.env("NOTIFY_SOCKET", &socket);
+    cmd.env("NOTIFY_SOCKET", manager.path());
     let sup = testkit::spawn(&mut cmd);
-    let ready = receive(&manager);
     let pid = sup.pid();
-    assert_eq!(
-        ready.lines().collect::<Vec<_>>(),
-        [
-            "READY=1".to_owned(),
-            format!("MAINPID={pid}"),
-            format!("STATUS=mqueue {q}")
-        ]
-    );
+    let what = format!("mqueue {q}");
+    manager.expect_ready(pid, &what);
     // At that moment a producer succeeds.
     let out = run(&sb, &q, &["submit", "echo hi"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
-    let line = sup
-        .stdout_lines()
-        .unwrap()
-        .wait_for(|l| l.starts_with("ready: "), WAIT)
-        .unwrap();
-    assert_eq!(line, format!("ready: pid {pid} mqueue {q}"));
+    testkit::expect_ready_line(&mut sup.stdout_lines().unwrap(), pid, &what);
     kill(pid, Signal::SIGTERM).unwrap();
-    assert_eq!(receive(&manager), "STOPPING=1\n");
+    manager.expect_stopping();
     assert!(sup.wait_timeout(WAIT).unwrap().success());
     assert_no_queues(&q);
 }

@@ -25,26 +25,18 @@ fn ready_then_stopping(sysv: bool) {
     let manager = testkit::ServiceManager::bind(&sb);
     let socket = manager.path();
     let child = testkit::spawn(cmd(&sb, &name, &["server"]).env("NOTIFY_SOCKET", socket));
-    let ready = manager.receive();
-    // When READY=1 arrives, a client succeeds at once.
-    ok(&sb, &name, &["put", "k", "v"]);
     let pid = child.pid();
     let kind = if sysv { "sysv-shm" } else { "shm" };
-    assert_eq!(
-        ready.lines().collect::<Vec<_>>(),
-        [
-            "READY=1".to_owned(),
-            format!("MAINPID={pid}"),
-            format!("STATUS={kind} {}", name.name)
-        ]
-    );
+    let what = format!("{kind} {}", name.name);
+    manager.expect_ready(pid, &what);
+    // When READY=1 arrives, a client succeeds at once.
+    ok(&sb, &name, &["put", "k", "v"]);
     // The same on stdout, for scripts; nothing else is on stdout.
     let mut stdout = child.stdout_lines().unwrap();
-    let line = stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
-    assert_eq!(line, format!("ready: pid {pid} {kind} {}", name.name));
+    testkit::expect_ready_line(&mut stdout, pid, &what);
 
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(manager.receive(), "STOPPING=1\n");
+    manager.expect_stopping();
     // STOPPING=1 comes once the names are gone.
     assert!(!exists(&sb, &name), "the database outlived STOPPING=1");
     assert!(
@@ -84,7 +76,7 @@ fn a_second_sigterm_during_a_long_stop_leaves_nothing() {
     let frozen = stop_a_writer_inside(&sb, &name, "k", "held");
 
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(manager.receive(), "STOPPING=1\n");
+    manager.expect_stopping();
     child.signal(Signal::SIGTERM).unwrap();
     let status = child.wait_timeout(WAIT).unwrap();
     assert_eq!(status.code(), Some(143), "{status:?}");

@@ -35,15 +35,7 @@ fn a_service_manager_hears_ready_once_signals_are_read_and_stopping_on_sigterm()
     let child = testkit::spawn(&mut cmd);
     let pid = child.pid();
 
-    let ready = manager.receive();
-    assert_eq!(
-        ready.lines().collect::<Vec<_>>(),
-        [
-            "READY=1".to_owned(),
-            format!("MAINPID={pid}"),
-            "STATUS=pid-file d.pid".to_owned()
-        ]
-    );
+    manager.expect_ready(pid, "pid-file d.pid");
     // At the moment READY=1 arrives, the pid file names the daemon, and a signal sent now is
     // read from its signalfd (not acted on by default: USR1 would kill an unready process).
     assert_eq!(common::pidfile::read(&sb.join("d.pid")).unwrap(), pid);
@@ -56,7 +48,7 @@ fn a_service_manager_hears_ready_once_signals_are_read_and_stopping_on_sigterm()
     out.wait_for(|l| l.starts_with("status: "), WAIT).unwrap();
 
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(manager.receive().trim_end(), "STOPPING=1");
+    manager.expect_stopping();
     assert_eq!(child.wait_timeout(WAIT).unwrap().code(), Some(0));
     assert!(!sb.join("d.pid").exists());
 }

@@ -25,25 +25,16 @@ fn a_service_manager_hears_ready_once_the_server_accepts_and_stopping_on_sigterm
         .env("NOTIFY_SOCKET", manager.path());
     let child = testkit::spawn(&mut cmd);
 
-    let ready = manager.receive();
+    let pid = child.pid();
+    let what = format!("socket {}", sock.display());
+    manager.expect_ready(pid, &what);
     // At the moment READY=1 arrives, a client is served.
     assert_eq!(call(&mut connect(&sock), &["PING"]), "+PONG\r\n");
-    let pid = child.pid();
-    assert_eq!(
-        ready.lines().collect::<Vec<_>>(),
-        [
-            "READY=1".to_owned(),
-            format!("MAINPID={pid}"),
-            format!("STATUS=socket {}", sock.display())
-        ]
-    );
     // The same readiness on stdout, for scripts.
-    let mut stdout = child.stdout_lines().unwrap();
-    let line = stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
-    assert_eq!(line, format!("ready: pid {pid} socket {}", sock.display()));
+    testkit::expect_ready_line(&mut child.stdout_lines().unwrap(), pid, &what);
 
     child.signal(Signal::SIGTERM).unwrap();
-    assert_eq!(manager.receive(), "STOPPING=1\n");
+    manager.expect_stopping();
     let status = child.wait_timeout(WAIT).unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(
