@@ -71,13 +71,9 @@ fn processes_with(word: &str) -> Vec<i32> {
         .collect()
 }
 
-/// A demo killed with -9 cannot stop its children itself: the kernel does (PR_SET_PDEATHSIG),
-/// so the server removes the segment and no writer, reader or server runs on.
-#[test]
-fn a_demo_killed_with_sigkill_leaves_no_child_and_no_segment() {
-    use std::time::{Duration, Instant};
-    let sb = Sandbox::new();
-    // Workers that would run for 10 minutes if nothing stopped them.
+/// A demo whose workers would run for 10 minutes if nothing stopped them, its stdout, and
+/// the segment its server created (from "1. server (pid N) created /ipc-demo-...").
+fn long_demo(sb: &Sandbox) -> (common::child::Supervised, common::child::Lines, String) {
     let demo = testkit::spawn(
         sb.command(support::BIN)
             .args(["demo", "--duration-ms", "600000"]),
@@ -86,8 +82,17 @@ fn a_demo_killed_with_sigkill_leaves_no_child_and_no_segment() {
     let first = out
         .wait_for(|l| l.starts_with("1. server (pid "), support::WAIT)
         .unwrap();
-    // "1. server (pid N) created /ipc-demo-..."
     let name = first.rsplit(' ').next().unwrap().to_owned();
+    (demo, out, name)
+}
+
+/// A demo killed with -9 cannot stop its children itself: the kernel does (PR_SET_PDEATHSIG),
+/// so the server removes the segment and no writer, reader or server runs on.
+#[test]
+fn a_demo_killed_with_sigkill_leaves_no_child_and_no_segment() {
+    use std::time::{Duration, Instant};
+    let sb = Sandbox::new();
+    let (demo, mut out, name) = long_demo(&sb);
     out.wait_for(|l| l.starts_with("2. "), support::WAIT)
         .unwrap();
     let children = processes_with(&name);
@@ -122,15 +127,7 @@ fn a_demo_killed_with_sigkill_leaves_no_child_and_no_segment() {
 #[test]
 fn sigint_while_the_workers_run_stops_the_demo_at_once() {
     let sb = Sandbox::new();
-    let demo = testkit::spawn(
-        sb.command(support::BIN)
-            .args(["demo", "--duration-ms", "600000"]),
-    );
-    let mut out = demo.stdout_lines().unwrap();
-    let first = out
-        .wait_for(|l| l.starts_with("1. server (pid "), support::WAIT)
-        .unwrap();
-    let name = first.rsplit(' ').next().unwrap().to_owned();
+    let (demo, mut out, name) = long_demo(&sb);
     // Step 5 done: the demo now waits for the workers' results.
     out.wait_for(|l| l.starts_with("5. "), support::WAIT)
         .unwrap();
