@@ -258,6 +258,19 @@ impl ServiceManager {
     }
 }
 
+/// Check how a daemon failed to start when `NOTIFY_SOCKET` names a socket nobody listens on
+/// (a service manager would wait for a READY=1 that never comes): exit 1, and
+/// `PROGRAM: NOTIFY_SOCKET=PATH: sd_notify: No such file or directory` on stderr.
+pub fn expect_unreachable_notify_socket(out: &Output, program: &str, socket: &Path) {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(out);
+    let want = format!(
+        "{program}: NOTIFY_SOCKET={}: sd_notify: No such file or directory",
+        socket.display()
+    );
+    assert!(err.contains(&want), "no {want:?} in:\n{err}");
+}
+
 /// Wait on a daemon's stdout for its readiness line and check it: `ready: pid N what`
 /// ([`crate::lifecycle::ready_line`]), the same `what` as its `STATUS=`.
 pub fn expect_ready_line(stdout: &mut child::Lines, pid: Pid, what: &str) {

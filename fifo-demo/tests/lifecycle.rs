@@ -54,15 +54,7 @@ fn an_unreachable_notify_socket_is_a_clear_error_and_nothing_is_left() {
             .env("NOTIFY_SOCKET", &socket),
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = testkit::stderr(&out);
-    assert!(
-        stderr.contains(&format!(
-            "fifo-demo: NOTIFY_SOCKET={}: sd_notify: No such file or directory",
-            socket.display()
-        )),
-        "{stderr}"
-    );
+    testkit::expect_unreachable_notify_socket(&out, "fifo-demo", &socket);
     let fifo = sb.runtime_dir().join("log.fifo");
     assert!(!fifo.exists() && !pid_file(&fifo).exists());
 }

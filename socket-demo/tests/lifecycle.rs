@@ -86,15 +86,7 @@ fn an_unreachable_notify_socket_is_a_clear_error_and_nothing_is_left() {
             .env("NOTIFY_SOCKET", &socket),
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = testkit::stderr(&out);
-    assert!(
-        stderr.contains(&format!(
-            "socket-demo: NOTIFY_SOCKET={}: sd_notify: No such file or directory",
-            socket.display()
-        )),
-        "{stderr}"
-    );
+    testkit::expect_unreachable_notify_socket(&out, "socket-demo", &socket);
     assert!(
         common::testkit::files_in(sb.path()).is_empty(),
         "{:?}",
