@@ -66,8 +66,10 @@ done
 #    sem (Perl, ~0.1 s a call) gets its own, shorter interleaved run below.
 "$bin" unlink --sysv bench-run 2>/dev/null || true
 touch "$work/lock"
-mapfile -t lines < <("$work/interleave" "$((invocations * rounds))" \
-    "$bin" run --name bench-run -- true --- flock "$work/lock" true)
+# Through a file, not a process substitution: set -e then stops the script if a command failed.
+"$work/interleave" "$((invocations * rounds))" \
+    "$bin" run --name bench-run -- true --- flock "$work/lock" true >"$work/times"
+mapfile -t lines <"$work/times"
 read -r ow om oc ocm <<<"${lines[0]}"
 read -r fw fm fc fcm <<<"${lines[1]}"
 echo
@@ -77,8 +79,9 @@ row "run vs flock FILE, wall" "$ow" "$om" "$fw" "$fm"
 row "run vs flock FILE, CPU" "$oc" "$ocm" "$fc" "$fcm"
 if command -v sem >/dev/null; then
     semn=$((invocations / 10 > 0 ? invocations / 10 : 1))
-    mapfile -t lines < <(HOME=$work "$work/interleave" "$semn" \
-        "$bin" run --name bench-run -- true --- sem --id "bench-$$" true)
+    HOME=$work "$work/interleave" "$semn" \
+        "$bin" run --name bench-run -- true --- sem --id "bench-$$" true >"$work/times"
+    mapfile -t lines <"$work/times"
     read -r ow om oc ocm <<<"${lines[0]}"
     read -r sw sm sc scm <<<"${lines[1]}"
     row "run vs parallel's sem, wall" "$ow" "$om" "$sw" "$sm"
