@@ -49,12 +49,17 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "---") == 0) {
             argv[i] = NULL;
             if (ncmd == 64 || i + 1 >= argc) {
-                fprintf(stderr, "interleave: too many commands, or an empty one\n");
+                fprintf(stderr, "interleave: too many commands, or an empty last one\n");
                 return 2;
             }
             cmds[ncmd++] = &argv[i + 1];
         }
     }
+    for (int c = 0; c < ncmd; c++)
+        if (!cmds[c][0]) {
+            fprintf(stderr, "interleave: an empty command\n");
+            return 2;
+        }
     double *wall = calloc((size_t)(n * ncmd), sizeof *wall);
     double *cpu = calloc((size_t)(n * ncmd), sizeof *cpu);
     if (!wall || !cpu) {
