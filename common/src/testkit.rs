@@ -256,6 +256,26 @@ impl ServiceManager {
     pub fn expect_stopping(&self) {
         assert_eq!(self.receive(), "STOPPING=1\n");
     }
+
+    /// Check that no notification is waiting. Call it once the daemon has exited: every
+    /// datagram it sent is queued on our socket by then (a send on a Unix datagram socket
+    /// returns only once the datagram is in the receiver's queue), so an empty queue now
+    /// means it sent nothing more, not that something is late.
+    pub fn expect_no_more(&self) {
+        let mut buf = [0; 4096];
+        match nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(&self.socket),
+            &mut buf,
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        ) {
+            Err(Errno::EAGAIN) => {}
+            Ok(n) => panic!(
+                "one notification too many: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(e) => panic!("recv {}: {e}", self.path.display()),
+        }
+    }
 }
 
 /// Check how a daemon failed to start when `NOTIFY_SOCKET` names a socket nobody listens on

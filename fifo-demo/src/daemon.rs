@@ -17,8 +17,9 @@
 //! When its stdout is the log (`--log -`) and loses its reader (`| head -1`), it stops at
 //! once: FIFO and pid file removed, both ends closed, exit 0, as a filter does on EPIPE.
 //!
-//! On SIGTERM/SIGINT it sends `STOPPING=1` (with `NOTIFY_SOCKET`), unlinks the FIFO, closes its own write end, drains until EOF (every
-//! writer gone) or `--drain-timeout`, and closes the read end right after the last read.
+//! On SIGTERM/SIGINT it sends `STOPPING=1` once (with `NOTIFY_SOCKET`), unlinks the FIFO,
+//! closes its own write end, drains until EOF (every writer gone) or `--drain-timeout`, and
+//! closes the read end right after the last read.
 
 use std::fs::File;
 use std::io::Write;
@@ -221,6 +222,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         }
     }
 
+    // Once, for either kind of stop: the service manager learns that a stop has begun.
     lifecycle::stopping();
     if output_gone {
         // Nobody reads our output any more (`fifo-demo daemon --log - | head -1`): each
@@ -241,7 +243,6 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         drop(pid_file);
         return Ok(ExitCode::SUCCESS);
     }
-    lifecycle::stopping();
     // Shutting down. Remove the name first so no new writer can open the FIFO, and close our
     // own write end, so that the pipe reports EOF as soon as the writers that still hold it
     // have closed it. Then drain: read and log until that EOF, or until the drain timeout if

@@ -41,6 +41,8 @@ fn a_service_manager_hears_ready_once_the_fifo_is_usable_and_stopping_on_sigterm
     manager.expect_stopping();
     let status = child.wait_timeout(WAIT).unwrap();
     assert!(status.success(), "{status:?}");
+    // Exactly one STOPPING=1: with the daemon gone, anything it sent is already queued.
+    manager.expect_no_more();
     assert!(!fifo.exists() && !pid_file(&fifo).exists());
 }
 
