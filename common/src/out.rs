@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -113,8 +113,34 @@ macro_rules! say {
 ///
 /// [`Sink::try_write`] never sleeps; [`Sink::wait_writable`] sleeps with a timeout, so the
 /// caller decides how patient it is.
+///
+/// The sink holds what it writes to ([`Sink::new`] takes `std::io::stdout()`, not the number
+/// 1): a bare descriptor number could be closed behind its back and reused by the next file
+/// anyone opens, which would then receive our lines.
+///
+/// ```
+/// use std::io::Read;
+/// use common::out::Sink;
+///
+/// let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+/// // The sink keeps the write end open for as long as it lives.
+/// let sink = Sink::new(write_end);
+/// assert_eq!(sink.try_write(b"hello\n"), Ok(6));
+/// drop(sink);
+/// let mut got = String::new();
+/// std::fs::File::from(read_end).read_to_string(&mut got).unwrap();
+/// assert_eq!(got, "hello\n");
+/// ```
+///
+/// A borrowed descriptor is refused, since the sink could outlive what it borrows from:
+///
+/// ```compile_fail
+/// use std::os::fd::AsFd;
+/// let file = std::fs::File::create("/dev/null").unwrap();
+/// let sink = common::out::Sink::new(file.as_fd());
+/// ```
 pub struct Sink {
-    fd: std::os::fd::RawFd,
+    fd: Box<dyn AsFd + Send + Sync>,
     kind: SinkKind,
 }
 
@@ -125,33 +151,35 @@ enum SinkKind {
 }
 
 impl Sink {
-    /// A sink for `fd` (1 or 2: a descriptor that stays open for the life of the process).
-    pub fn new(fd: std::os::fd::RawFd) -> Sink {
+    /// A sink for `fd`: `std::io::stdout()` or `std::io::stderr()`, or any descriptor it may
+    /// keep (a pipe end, a file).
+    pub fn new(fd: impl AsFd + Send + Sync + 'static) -> Sink {
         use nix::sys::stat::{SFlag, fstat};
         use std::os::unix::fs::OpenOptionsExt;
 
-        // SAFETY: `fd` is one of our standard descriptors, open for the process's whole life
-        // (the caller's contract), and only borrowed for the fstat.
-        let st = match fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }) {
-            Ok(st) => st,
-            // Closed: writes will fail with EBADF and the caller give up.
-            Err(_) => {
-                return Sink {
-                    fd,
-                    kind: SinkKind::Plain,
-                };
-            }
+        let kind = match fstat(fd.as_fd()) {
+            Ok(st) => match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+                SFlag::S_IFSOCK => SinkKind::Socket,
+                SFlag::S_IFREG | SFlag::S_IFBLK => SinkKind::Plain,
+                _ => std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                    .open(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+                    .map_or(SinkKind::Plain, SinkKind::Reopened),
+            },
+            // Not something fstat can look at (it always can, on an open descriptor): plain
+            // writes, whose errors the caller sees.
+            Err(_) => SinkKind::Plain,
         };
-        let kind = match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
-            SFlag::S_IFSOCK => SinkKind::Socket,
-            SFlag::S_IFREG | SFlag::S_IFBLK => SinkKind::Plain,
-            _ => std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-                .open(format!("/proc/self/fd/{fd}"))
-                .map_or(SinkKind::Plain, SinkKind::Reopened),
-        };
-        Sink { fd, kind }
+        Sink {
+            fd: Box::new(fd),
+            kind,
+        }
+    }
+
+    /// The descriptor number, for messages.
+    fn number(&self) -> RawFd {
+        self.fd.as_fd().as_raw_fd()
     }
 
     /// Write what the descriptor takes now: the count of bytes written, or EAGAIN if it takes
@@ -162,15 +190,11 @@ impl Sink {
             let result = match &self.kind {
                 SinkKind::Reopened(file) => nix::unistd::write(file, bytes),
                 SinkKind::Socket => send(
-                    self.fd,
+                    self.number(),
                     bytes,
                     MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
                 ),
-                // SAFETY: as in `new`, the descriptor stays open for the process's life.
-                SinkKind::Plain => nix::unistd::write(
-                    unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) },
-                    bytes,
-                ),
+                SinkKind::Plain => nix::unistd::write(self.fd.as_fd(), bytes),
             };
             if result != Err(nix::errno::Errno::EINTR) {
                 return result;
@@ -180,20 +204,18 @@ impl Sink {
 
     /// How the bytes get out, for the trace: `a non-blocking reopen of /proc/self/fd/1`.
     pub fn describe(&self) -> String {
+        let fd = self.number();
         match self.kind {
-            SinkKind::Reopened(_) => format!("a non-blocking reopen of /proc/self/fd/{}", self.fd),
-            SinkKind::Socket => format!("send(MSG_DONTWAIT) on socket fd {}", self.fd),
-            SinkKind::Plain => format!(
-                "plain writes to fd {} (a file never waits for a reader)",
-                self.fd
-            ),
+            SinkKind::Reopened(_) => format!("a non-blocking reopen of /proc/self/fd/{fd}"),
+            SinkKind::Socket => format!("send(MSG_DONTWAIT) on socket fd {fd}"),
+            SinkKind::Plain => {
+                format!("plain writes to fd {fd} (a file never waits for a reader)")
+            }
         }
     }
 
     /// Wait until the descriptor has room, at most `timeout`: true if it has.
     pub fn wait_writable(&self, timeout: std::time::Duration) -> bool {
-        use nix::poll::{PollFd, PollFlags, poll};
-        use std::os::fd::AsFd;
         let fd = self.as_fd();
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -210,13 +232,11 @@ impl Sink {
 }
 
 /// The descriptor to `poll` for `POLLOUT` (the reopened one, where there is one).
-impl std::os::fd::AsFd for Sink {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+impl AsFd for Sink {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         match &self.kind {
             SinkKind::Reopened(file) => file.as_fd(),
-            // SAFETY: as in `new`, the descriptor stays open for the process's life, and the
-            // borrow is tied to `self`.
-            _ => unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) },
+            _ => self.fd.as_fd(),
         }
     }
 }
@@ -316,7 +336,7 @@ pub struct Output {
 impl Output {
     /// Look at stdout and pick the way to write it without blocking ([`Sink`]).
     pub fn stdout() -> Self {
-        let sink = Sink::new(libc::STDOUT_FILENO);
+        let sink = Sink::new(io::stdout());
         crate::trace!("stdout: {}", sink.describe());
         Output {
             sink,
@@ -417,7 +437,27 @@ impl Output {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{Sink, escape};
+    use std::os::fd::AsRawFd;
+
+    /// The unlucky instant of a sink that held a bare number: its descriptor closed behind
+    /// it, and the next file opened takes that number. A sink that owns its descriptor keeps
+    /// it open, so the new file gets another number and never sees the sink's bytes. (A
+    /// regular file: the sink writes to its descriptor itself, where a pipe's would be
+    /// reopened.)
+    #[test]
+    fn a_sink_keeps_its_descriptor_so_a_new_file_never_gets_its_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(tmp.path().join("log")).unwrap();
+        let number = log.as_raw_fd();
+        let sink = Sink::new(log);
+        let other = std::fs::File::create(tmp.path().join("other")).unwrap();
+        assert_ne!(other.as_raw_fd(), number, "the sink's number is still taken");
+        assert_eq!(sink.try_write(b"for the log\n"), Ok(12));
+        drop(sink);
+        assert_eq!(std::fs::read(tmp.path().join("log")).unwrap(), b"for the log\n");
+        assert_eq!(other.metadata().unwrap().len(), 0, "the other file got nothing");
+    }
 
     #[test]
     fn printable_text_is_unchanged() {

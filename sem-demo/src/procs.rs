@@ -85,7 +85,7 @@ const STALLED_CHECK_MS: u64 = 50;
 /// timeout, looking at the shutdown flag in between.
 pub fn line(shutdown: &Shutdown, args: std::fmt::Arguments<'_>) -> Result<()> {
     static STDOUT: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
-    let sink = STDOUT.get_or_init(|| Sink::new(1));
+    let sink = STDOUT.get_or_init(|| Sink::new(std::io::stdout()));
     // The narration of the calls that led to this line comes before it, as with `say!`.
     common::narrate::flush();
     let text = format!("{args}\n");

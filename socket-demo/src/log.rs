@@ -50,7 +50,7 @@ impl Log {
     /// A log on stdout.
     pub fn new() -> Self {
         Log {
-            sink: Sink::new(libc::STDOUT_FILENO),
+            sink: Sink::new(std::io::stdout()),
             tail: Vec::new(),
             dropped: 0,
             broken: false,
