@@ -114,7 +114,9 @@ fn write(state: &mut Repeats, text: &str) {
     if text.is_empty() || state.gone {
         return;
     }
-    let sink = state.sink.get_or_insert_with(|| Sink::new(std::io::stderr()));
+    let sink = state
+        .sink
+        .get_or_insert_with(|| Sink::new(std::io::stderr()));
     let mut out = String::new();
     if state.torn {
         // The end of a line that was cut short, so the next line starts on a line of its own.

@@ -452,11 +452,22 @@ mod tests {
         let number = log.as_raw_fd();
         let sink = Sink::new(log);
         let other = std::fs::File::create(tmp.path().join("other")).unwrap();
-        assert_ne!(other.as_raw_fd(), number, "the sink's number is still taken");
+        assert_ne!(
+            other.as_raw_fd(),
+            number,
+            "the sink's number is still taken"
+        );
         assert_eq!(sink.try_write(b"for the log\n"), Ok(12));
         drop(sink);
-        assert_eq!(std::fs::read(tmp.path().join("log")).unwrap(), b"for the log\n");
-        assert_eq!(other.metadata().unwrap().len(), 0, "the other file got nothing");
+        assert_eq!(
+            std::fs::read(tmp.path().join("log")).unwrap(),
+            b"for the log\n"
+        );
+        assert_eq!(
+            other.metadata().unwrap().len(),
+            0,
+            "the other file got nothing"
+        );
     }
 
     #[test]

@@ -26,26 +26,84 @@
 //! inode after the owner has gone, and believe it holds the pid file while the path names
 //! nothing (or a third daemon's new file). So after locking we check that the path still
 //! names the inode we locked, and start over if it does not.
+//!
+//! # Who holds it: ask the lock, not the file
+//!
+//! The pid written in the file can be stale at the very moment the lock is held: a newcomer
+//! takes over a dead daemon's file by locking it first and rewriting it after, so a reader
+//! that reads the old pid and then finds the file locked would name the dead daemon (and its
+//! pid may by now belong to an unrelated process that a `kill` would hit). Reading after the
+//! lock test does not help either: the newcomer may not have written yet. Only the kernel
+//! knows who holds a lock, and it says so for one kind of lock: `fcntl(F_GETLK)` reports the
+//! pid of the process holding a POSIX record lock. It does not see `flock` locks at all, and
+//! for open-file-description locks (`F_OFD_SETLK`) it reports -1.
+//!
+//! So a daemon holds two locks on its pid file, each for what it does well:
+//!
+//! - a POSIX **record lock** (`fcntl(F_SETLK)`, a write lock on the whole file), taken
+//!   *first*: whoever holds it is named by `F_GETLK`, from the kernel's lock table, which a
+//!   dead process cannot be in. [`read`] and a refused [`PidFile::create`] name the holder
+//!   this way and never from the file's text; the text is for people and `kill $(cat FILE)`.
+//! - the **`flock`**, taken second, which excludes a second holder even within one process
+//!   (record locks belong to a process, so a second `F_SETLK` from the same process succeeds
+//!   and replaces its first) and survives what a record lock does not (below). Shell tools
+//!   (`flock(1)`, `make clean-ipc`) test this one.
+//!
+//! Taking the record lock first means there is no moment when a process has the file and the
+//! kernel cannot name it: a reader sees either nobody (stale) or the process that is taking
+//! the file over, before it has written a byte.
+//!
+//! ## Pitfall: closing any descriptor of the file drops the record lock
+//!
+//! A POSIX record lock is released when its process closes *any* descriptor of the file, not
+//! just the one it was taken through (fcntl(2), "Advisory record locking"). A daemon that
+//! opened its own pid file a second time (to read it, to check something) and closed it
+//! would silently lose the lock that names it. This module keeps a list of the pid files its
+//! process holds: [`read`] or [`PidFile::create`] on one of them answers "this process" and,
+//! having closed the descriptor it opened, takes the record lock again. Code outside this
+//! module must not open a held pid file; if it does, the `flock` still excludes rivals, and
+//! [`read`] says that the holder cannot be named rather than guess.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{FcntlArg, Flock, FlockArg, fcntl};
 use nix::unistd::Pid;
 
 use crate::error::{Context, Error, Result};
+
+/// Device and inode: what tells one file from another, whatever its name.
+type FileId = (u64, u64);
+
+/// The pid files this process holds, each with the descriptor that holds its locks (see
+/// "Pitfall" in the module docs).
+type Held = Vec<(FileId, Arc<Flock<File>>)>;
+
+/// [`Held`], behind the mutex that every open of a pid file in this process takes for as long
+/// as it keeps the file open. Record locks belong to the process, not the thread: a `read` on
+/// one thread closing its descriptor while `create` on another has just taken the record lock
+/// would drop that lock, so the two never overlap.
+static HELD: Mutex<Held> = Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Held> {
+    // A panic while the list was locked leaves it whole (each change is one push or retain).
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A locked pid file, removed on drop.
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
     /// Device and inode of the file we locked: the path is unlinked only while it names it.
-    id: (u64, u64),
-    /// Holds the lock; dropped (closed, unlocked) after the file is unlinked.
-    lock: Option<Flock<File>>,
+    id: FileId,
+    /// Holds both locks; dropped (closed, unlocked) after the file is unlinked. Shared only
+    /// with [`HELD`].
+    lock: Option<Arc<Flock<File>>>,
 }
 
 impl PidFile {
@@ -54,6 +112,20 @@ impl PidFile {
     /// Fails if a live process holds it, naming that process's pid, or if `path` is a symlink
     /// (O_NOFOLLOW), not a regular file, owned by another user, or writable by others.
     pub fn create(path: &Path) -> Result<PidFile> {
+        Self::create_inner(path, &mut |_| {})
+    }
+
+    /// [`PidFile::create`], calling `between(step)` after each lock is taken (`"record lock"`,
+    /// `"flock"`), before the pid is written. Only for tests, which stop the process there to
+    /// make the takeover's window certain.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    pub fn create_observed(path: &Path, between: &mut dyn FnMut(&str)) -> Result<PidFile> {
+        Self::create_inner(path, between)
+    }
+
+    fn create_inner(path: &Path, between: &mut dyn FnMut(&str)) -> Result<PidFile> {
+        let mut list = held();
         loop {
             let file = std::fs::OpenOptions::new()
                 .read(true)
@@ -66,31 +138,60 @@ impl PidFile {
                 .ctx("open", path.display())?;
             let meta = file.metadata().ctx("fstat", path.display())?;
             check_ours(path, &meta)?;
+            let id = (meta.dev(), meta.ino());
+            let locked_by = |holder: String| {
+                Err(Error::msg(format!(
+                    "{}: locked by a running daemon ({holder})",
+                    path.display()
+                )))
+            };
+            if is_held_here(&list, id) {
+                // A record lock taken now would succeed (it is our own), and closing this
+                // descriptor would then drop the one our PidFile holds.
+                close_keeping_lock(&list, file, id);
+                return locked_by(format!("pid {}", std::process::id()));
+            }
+            match record_lock(&file, false) {
+                Ok(()) => {}
+                Err(Errno::EAGAIN | Errno::EACCES) => match holder(&file, path)? {
+                    Some(pid) => return locked_by(format!("pid {pid}")),
+                    // Released since: its holder has just gone. Try again.
+                    None => continue,
+                },
+                Err(e) => return Err(Error::sys("fcntl(F_SETLK)", path.display(), e)),
+            }
+            crate::trace!(
+                "fcntl({}, F_SETLK, F_WRLCK, whole file) -> ok",
+                path.display()
+            );
+            between("record lock");
             let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(locked) => locked,
-                Err((mut file, Errno::EWOULDBLOCK)) => {
-                    let holder = read_pid_from(&mut file)
-                        .map_or_else(|| "another process".to_owned(), |p| format!("pid {p}"));
-                    return Err(Error::msg(format!(
-                        "{}: locked by a running daemon ({holder})",
-                        path.display()
-                    )));
+                // Someone who takes only the flock (flock(1), a shell probe): the kernel
+                // cannot name it.
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return locked_by(
+                        "one that does not say its pid: only its flock is held".to_owned(),
+                    );
                 }
                 Err((_, e)) => return Err(Error::sys("flock", path.display(), e)),
             };
+            crate::trace!("flock({}, LOCK_EX|LOCK_NB) -> ok", path.display());
+            between("flock");
             // Still the same file under that name? (See "The unlink race" above.)
             match std::fs::symlink_metadata(path) {
-                Ok(now) if now.ino() == meta.ino() && now.dev() == meta.dev() => {}
+                Ok(now) if (now.dev(), now.ino()) == id => {}
                 _ => continue,
             }
-            crate::trace!("flock({}, LOCK_EX|LOCK_NB) -> ok", path.display());
             locked.set_len(0).ctx("ftruncate", path.display())?;
             locked.rewind().ctx("lseek", path.display())?;
             writeln!(locked, "{}", std::process::id()).ctx("write", path.display())?;
+            let lock = Arc::new(locked);
+            list.push((id, Arc::clone(&lock)));
             return Ok(PidFile {
                 path: path.to_owned(),
-                id: (meta.dev(), meta.ino()),
-                lock: Some(locked),
+                id,
+                lock: Some(lock),
             });
         }
     }
@@ -130,10 +231,77 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        // The name first (if still ours), then closing the file releases the lock.
+        // The name first (if still ours), then closing the file releases both locks.
         self.unlink();
+        let mut list = held();
+        list.retain(|(id, _)| *id != self.id);
         drop(self.lock.take());
     }
+}
+
+/// True if this process holds the pid file with this device and inode.
+fn is_held_here(list: &Held, id: FileId) -> bool {
+    list.iter().any(|(held, _)| *held == id)
+}
+
+/// Close `file`, a second descriptor of a pid file this process holds, and take the record
+/// lock that closing it dropped again (see "Pitfall" in the module docs). The `flock` is
+/// still ours, so only a newcomer that has taken the record lock in the instant between, and
+/// is about to fail at the `flock`, can hold it: waiting (F_SETLKW) outlasts it.
+fn close_keeping_lock(list: &Held, file: File, id: FileId) {
+    drop(file);
+    if let Some((_, lock)) = list.iter().find(|(held, _)| *held == id) {
+        if let Err(e) = record_lock(lock, true) {
+            eprintln!(
+                "warning: fcntl(F_SETLKW) on a pid file we hold: {}",
+                e.desc()
+            );
+        }
+    }
+}
+
+/// A write lock on the whole of `file`: `F_SETLKW` (wait for it) if `wait`, else `F_SETLK`
+/// (fail at once with EAGAIN or EACCES if another process holds it).
+fn record_lock(file: &File, wait: bool) -> nix::Result<()> {
+    let lock = whole_file(libc::F_WRLCK);
+    let arg = if wait {
+        FcntlArg::F_SETLKW(&lock)
+    } else {
+        FcntlArg::F_SETLK(&lock)
+    };
+    fcntl(file, arg).map(drop)
+}
+
+/// `struct flock` for the whole file: from offset 0 to the end, however the file grows.
+fn whole_file(kind: libc::c_int) -> libc::flock {
+    // SAFETY: an all-zero struct flock is a valid value of this plain C struct (its fields
+    // are integers), and the ones that matter are set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = 0;
+    lock.l_len = 0;
+    lock
+}
+
+/// The pid of the process holding the record lock on `file`, from the kernel (`F_GETLK`);
+/// None if nobody holds it. An error if a holder exists that cannot be named: one in a pid
+/// namespace we cannot see (the kernel reports 0), or an open-file-description lock (-1).
+fn holder(file: &File, path: &Path) -> Result<Option<Pid>> {
+    let mut lock = whole_file(libc::F_WRLCK);
+    fcntl(file, FcntlArg::F_GETLK(&mut lock)).ctx("fcntl(F_GETLK)", path.display())?;
+    if lock.l_type == libc::F_UNLCK as libc::c_short {
+        return Ok(None);
+    }
+    if lock.l_pid > 0 {
+        return Ok(Some(Pid::from_raw(lock.l_pid)));
+    }
+    Err(Error::msg(format!(
+        "{}: locked by a process this one cannot name (l_pid {}: another pid namespace, \
+         or an open file description lock)",
+        path.display(),
+        lock.l_pid
+    )))
 }
 
 /// Refuse a pid file that is not a regular file, that another user owns, or that others may
@@ -171,29 +339,48 @@ fn read_pid_from(file: &mut File) -> Option<Pid> {
         .map(Pid::from_raw)
 }
 
-/// Read the pid of the daemon that holds the pid file at `path`.
+/// The pid of the daemon that holds the pid file at `path`, as the kernel's lock table says
+/// (see "Who holds it" in the module docs), never as the file's text says.
 ///
-/// Fails if the file is missing or unreadable, holds no valid pid, is not locked (its daemon
-/// is gone: signalling that pid could hit an unrelated process that reused it), or fails the
-/// checks of [`PidFile::create`] (another user's file could name any pid).
+/// Fails if the file is missing or unreadable, is not locked (its daemon is gone: signalling
+/// the pid in it could hit an unrelated process that reused it), is locked by a process that
+/// cannot be named, or fails the checks of [`PidFile::create`] (another user's file could
+/// name any pid).
 pub fn read(path: &Path) -> Result<Pid> {
+    let list = held();
     // O_NONBLOCK: opening a FIFO for reading blocks until some process opens it for writing,
     // which may be never, and no signal but SIGKILL ends that wait. With O_NONBLOCK the open
     // returns at once and `check_ours` refuses what is not a regular file; on a regular file
     // the flag changes nothing.
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .ctx("open", path.display())?;
-    check_ours(path, &file.metadata().ctx("fstat", path.display())?)?;
-    let pid = read_pid_from(&mut file)
-        .ok_or_else(|| Error::msg(format!("{}: does not hold a pid", path.display())))?;
-    // A shared lock succeeds only if no daemon holds its exclusive lock.
+    let meta = file.metadata().ctx("fstat", path.display())?;
+    check_ours(path, &meta)?;
+    let id = (meta.dev(), meta.ino());
+    if is_held_here(&list, id) {
+        // F_GETLK never reports our own locks; and see "Pitfall" for the close.
+        close_keeping_lock(&list, file, id);
+        return Ok(nix::unistd::getpid());
+    }
+    if let Some(pid) = holder(&file, path)? {
+        return Ok(pid);
+    }
+    // Nobody holds the record lock. A shared flock succeeds if nobody holds the flock either.
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
-        Err((_, Errno::EWOULDBLOCK)) => Ok(pid),
-        Ok(_) => Err(Error::msg(format!(
-            "{}: stale pid file (pid {pid} is no longer running it)",
+        Ok(mut file) => {
+            let stale = read_pid_from(&mut file)
+                .map_or_else(|| "no pid".to_owned(), |pid| format!("pid {pid}"));
+            Err(Error::msg(format!(
+                "{}: stale pid file ({stale} is no longer running it)",
+                path.display()
+            )))
+        }
+        Err((_, Errno::EWOULDBLOCK)) => Err(Error::msg(format!(
+            "{}: locked by a process that does not say its pid (only its flock is held: a \
+             daemon stopping at this instant, or a tool such as flock(1))",
             path.display()
         ))),
         Err((_, e)) => Err(Error::sys("flock", path.display(), e)),

@@ -156,6 +156,13 @@ impl Frozen {
 /// `T`.
 pub fn freeze(pid: Pid) -> Frozen {
     kill(pid, Signal::SIGSTOP).unwrap_or_else(|e| panic!("kill({pid}, SIGSTOP): {e}"));
+    stopped(pid)
+}
+
+/// Return once `pid` is stopped, without stopping it: for a child that stops itself
+/// (`raise(SIGSTOP)`) at the very instant a test wants it frozen, which a SIGSTOP from outside
+/// could only hit by luck. Continued with SIGCONT when dropped, like [`freeze`]'s.
+pub fn stopped(pid: Pid) -> Frozen {
     let frozen = Frozen { pid };
     let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
     match waitid(Id::Pid(pid), flags) {

@@ -4,8 +4,8 @@
 //! The order of the start-up matters:
 //!
 //! 1. signal handlers first (before any thread exists; signal dispositions are process-wide);
-//! 2. the pid file's `flock`, which tells a live rival (refuse) from the leftovers of a daemon
-//!    killed with -9 (take over);
+//! 2. the pid file's locks (see [`common::pidfile`]), which tell a live rival (refuse) from the
+//!    leftovers of a daemon killed with -9 (take over);
 //! 3. `mkfifo(0600)`, or, if something is at the path already, vet it: a FIFO of ours that
 //!    nobody reads is a stale leftover to reuse; a symlink, another kind of file, another
 //!    user's FIFO or a FIFO somebody reads are refused;

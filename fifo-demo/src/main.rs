@@ -17,9 +17,9 @@
 //! - `fifo-demo path [fifo|pid-file|dir]` — where the objects live, for scripts:
 //!   `echo hi > "$(fifo-demo path fifo)"`.
 //!
-//! What happens: daemon: flock(pid file) -> mkfifo(0600) (or vet a stale one) ->
-//! open(O_RDONLY|O_NONBLOCK) -> open(O_WRONLY) of its own -> poll(fifo, signal pipes) ->
-//! read(64 KiB) -> write(log). Writer: open(O_WRONLY|O_NONBLOCK) (ENXIO: no daemon) ->
+//! What happens: daemon: fcntl(F_SETLK) + flock(pid file) -> mkfifo(0600) (or vet a stale
+//! one) -> open(O_RDONLY|O_NONBLOCK) -> open(O_WRONLY) of its own -> poll(fifo, signal pipes)
+//! -> read(64 KiB) -> write(log). Writer: open(O_WRONLY|O_NONBLOCK) (ENXIO: no daemon) ->
 //! write(record <= PIPE_BUF) per line, poll(POLLOUT) when the pipe is full.
 //!
 //! Cleanup: SIGTERM/SIGINT make the daemon remove the FIFO, drain it until its writers have
