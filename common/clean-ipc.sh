@@ -3,7 +3,8 @@
 #
 # Leftovers are what a demo killed with -9 could not remove: FIFOs, socket files and pid files
 # in the runtime dir, POSIX objects named /ipc-demo-* (in /dev/shm and /dev/mqueue, named
-# semaphores being /dev/shm/sem.ipc-demo-*), and our SysV objects, created by us: keys
+# semaphores being /dev/shm/sem.ipc-demo-*; message queues only where /dev/mqueue is mounted,
+# else it says SKIPPED on stderr and still exits 0), and our SysV objects, created by us: keys
 # 0x1dc0xxxx (mqueue-demo, sem-demo), and the keys that ftok(3) makes of the `<name>.sysv` key
 # files in the runtime dir (shm-demo: ftok(file, 0x1d)), whose key files go with them. Only objects of ours are considered, and an object that a live process still uses is
 # not a leftover: it is kept, and said so.
@@ -136,8 +137,19 @@ if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -O "$dir" ]; then
     done < <(find "$dir" -mindepth 1 -maxdepth 1 -user "$uid" -print0)
 fi
 
+# POSIX message queues can be listed only where an mqueue filesystem is mounted at
+# /dev/mqueue, which a fresh container or a minimal system may not have (`mq_open` works
+# without it). Often an empty directory stands there instead, which would list no queue as if
+# there were none; so the filesystem type is checked (statfs: 0x19800202 is MQUEUE_MAGIC), and
+# without it the queues are skipped, and said so.
+mqueues=(/dev/mqueue/"$posix_prefix"*)
+if [[ $(stat -f -c %t /dev/mqueue 2>/dev/null) != 19800202 ]]; then
+    echo "clean-ipc: SKIPPED POSIX message queues: /dev/mqueue is not mounted, so they cannot be listed (as root: mount -t mqueue none /dev/mqueue)" >&2
+    mqueues=()
+fi
+
 # POSIX objects: the glob's quoted part is literal, so the prefix cannot act as a pattern.
-for f in /dev/shm/"$posix_prefix"* /dev/shm/sem."$posix_prefix"* /dev/mqueue/"$posix_prefix"*; do
+for f in /dev/shm/"$posix_prefix"* /dev/shm/sem."$posix_prefix"* "${mqueues[@]}"; do
     [ -e "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] || continue
     id=$(file_id "$f") || continue
     if mapped_by_someone "$id" || open_by_someone "$id"; then

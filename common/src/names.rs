@@ -155,6 +155,37 @@ pub fn posix_name(what: &str) -> String {
     format!("/{PREFIX}-{what}")
 }
 
+/// Where Linux lists POSIX message queues: an `mqueue` filesystem, mounted here by convention
+/// (mq_overview(7)).
+pub const MQUEUE_DIR: &str = "/dev/mqueue";
+
+/// Why [`mqueue_listing`] has nothing to show, said as it is to the user.
+pub const MQUEUE_NOT_MOUNTED: &str = "/dev/mqueue is not mounted, so POSIX message queues \
+     cannot be listed (as root: mount -t mqueue none /dev/mqueue)";
+
+/// `statfs(2)`'s `f_type` of an mqueue filesystem, from linux/magic.h (neither libc nor nix
+/// defines it).
+const MQUEUE_MAGIC: nix::sys::statfs::FsType = nix::sys::statfs::FsType(0x1980_0202);
+
+/// The entries of [`MQUEUE_DIR`], one per queue in this IPC namespace, if an mqueue filesystem
+/// is mounted there; `None` if not (then see [`MQUEUE_NOT_MOUNTED`]).
+///
+/// Queues work without the mount (`mq_open` needs none); only listing them needs it. And the
+/// pitfall: where nothing is mounted, `/dev/mqueue` is often still there as an empty
+/// directory (a container's, or the mount point systemd would use), and reading it succeeds
+/// and lists no queue, exactly like a system that has none. So the filesystem's type is
+/// checked (`statfs`), never only whether the directory can be read.
+pub fn mqueue_listing() -> Option<std::fs::ReadDir> {
+    is_mqueue_fs(Path::new(MQUEUE_DIR))
+        .then(|| std::fs::read_dir(MQUEUE_DIR).ok())
+        .flatten()
+}
+
+fn is_mqueue_fs(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|fs| fs.filesystem_type() == MQUEUE_MAGIC)
+}
+
 /// A name no other process or call will produce at the same time: `<tag>-<pid>-<n>-<t>`,
 /// where `n` counts calls in this process and `t` is a few hex digits of the clock, so that a
 /// recycled pid does not collide with a leftover of its predecessor.
@@ -171,6 +202,39 @@ pub fn unique(tag: &str) -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
+
+    /// The mount table's word on `dir`: an mqueue filesystem is mounted exactly there.
+    fn mountinfo_says_mqueue_at(dir: &str) -> bool {
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        // "36 35 0:19 / /dev/mqueue rw,relatime shared:14 - mqueue mqueue rw": the mount point
+        // is field 5, the filesystem type the first field after " - ". The last mount on a
+        // point is the one visible there.
+        table
+            .lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(dir))
+            .and_then(|l| l.split_once(" - "))
+            .is_some_and(|(_, rest)| rest.split(' ').next() == Some("mqueue"))
+    }
+
+    #[test]
+    fn the_mqueue_listing_is_there_exactly_when_the_mount_table_says_so() {
+        let mounted = mountinfo_says_mqueue_at(MQUEUE_DIR);
+        assert_eq!(mqueue_listing().is_some(), mounted, "{MQUEUE_DIR}");
+        if !mounted {
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("SKIPPED the mounted case of this test: {MQUEUE_NOT_MOUNTED}\n")
+                    .as_bytes(),
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_directory_is_not_a_listing_of_queues() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(std::fs::read_dir(tmp.path()).is_ok(), "readable, and empty");
+        assert!(!is_mqueue_fs(tmp.path()));
+    }
 
     #[test]
     fn private_dir_is_created_0700() {

@@ -33,17 +33,35 @@ const NAMES: [&str; 8] = [
     "back\\slash",
 ];
 
+/// What the script says when it cannot list message queues.
+const SKIPPED_QUEUES: &str = "clean-ipc: SKIPPED POSIX message queues: /dev/mqueue is not \
+     mounted, so they cannot be listed (as root: mount -t mqueue none /dev/mqueue)\n";
+
 /// Run the script with the sweeps narrowed to what this test made.
 fn clean(sb: &Sandbox, posix_prefix: &str, sysv_keys: &str) -> (bool, String) {
     let mut cmd = sb.command("bash");
-    cmd.arg(SCRIPT)
-        .env("CLEAN_IPC_POSIX_PREFIX", posix_prefix)
+    cmd.arg(SCRIPT);
+    run_narrowed(&mut cmd, posix_prefix, sysv_keys)
+}
+
+/// Run `cmd` (the script, or a wrapper that runs it) with the sweeps narrowed; its status,
+/// and its stderr then its stdout as one text.
+fn run_narrowed(cmd: &mut Command, posix_prefix: &str, sysv_keys: &str) -> (bool, String) {
+    cmd.env("CLEAN_IPC_POSIX_PREFIX", posix_prefix)
         .env("CLEAN_IPC_SYSV_KEYS", sysv_keys);
-    let out = testkit::run(&mut cmd, b"");
+    let out = testkit::run(cmd, b"");
     (
         out.status.success(),
-        format!("{}{}", testkit::stdout(&out), testkit::stderr(&out)),
+        format!("{}{}", testkit::stderr(&out), testkit::stdout(&out)),
     )
+}
+
+/// Say on stderr, past the test harness's capture, what this run could not check and why.
+fn skipped(what: &str) {
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("SKIPPED {what}\n").as_bytes(),
+    );
 }
 
 /// A SysV object of ours, removed when dropped (IPC_RMID).
@@ -251,6 +269,16 @@ fn keeps_what_live_processes_use_and_removes_the_rest_whatever_the_name() {
     let all_keys: Vec<String> = keys.iter().map(|&k| hex(k)).collect();
     let (ok, out) = clean(&sb, &prefix, &all_keys.join(" "));
     assert!(ok, "{out}");
+    // Without /dev/mqueue the queues cannot be listed: the script says so, and so does the
+    // test, which checks everything else (the unmounted case has a test of its own below).
+    let queues_listed = common::names::mqueue_listing().is_some();
+    if !queues_listed {
+        assert!(out.contains(SKIPPED_QUEUES), "{out}");
+        skipped(&format!(
+            "the message queue half of keeps_what_live_processes_use_and_removes_the_rest: {}",
+            common::names::MQUEUE_NOT_MOUNTED
+        ));
+    }
 
     for path in &live {
         assert!(
@@ -264,8 +292,10 @@ fn keeps_what_live_processes_use_and_removes_the_rest_whatever_the_name() {
     let exists = |dir: &str, name: &str| Path::new(dir).join(&name[1..]).exists();
     assert!(exists("/dev/shm", &shm("live")), "{out}");
     assert!(!exists("/dev/shm", &shm("dead")), "{out}");
-    assert!(exists("/dev/mqueue", &mq("live")), "{out}");
-    assert!(!exists("/dev/mqueue", &mq("dead")), "{out}");
+    if queues_listed {
+        assert!(exists("/dev/mqueue", &mq("live")), "{out}");
+        assert!(!exists("/dev/mqueue", &mq("dead")), "{out}");
+    }
     for (kind, key) in [('m', live_m), ('q', live_q), ('s', live_s), ('s', fresh_s)] {
         assert!(
             sysv_id(kind, key).is_some(),
@@ -278,11 +308,12 @@ fn keeps_what_live_processes_use_and_removes_the_rest_whatever_the_name() {
             "kept dead sysv-{kind} {key:#x}\n{out}"
         );
     }
+    let queues = usize::from(queues_listed);
     assert!(
         out.ends_with(&format!(
             "clean-ipc: removed {}, kept {} in use\n",
-            dead.len() + 2 + 3,
-            live.len() + 2 + 4
+            dead.len() + 1 + queues + 3,
+            live.len() + 1 + queues + 4
         )),
         "{out}"
     );
@@ -393,4 +424,70 @@ fn key_files_go_with_their_segments_and_stay_while_their_daemon_runs() {
     );
     assert!(!dead_file.exists(), "kept a leftover key file\n{out}");
     drop((pid_file, sysv));
+}
+
+/// A fresh machine where nothing is mounted at /dev/mqueue, made here in a private mount
+/// namespace (`unshare --mount`, then every mqueue mount on /dev/mqueue undone inside it; the
+/// machine's own mounts are untouched): the script says that it skipped the queues, and why,
+/// still sweeps everything else, and leaves the queue it could not see alone.
+#[test]
+fn without_dev_mqueue_the_sweep_says_it_skipped_the_queues_and_does_the_rest() {
+    let name = "without_dev_mqueue_the_sweep_says_it_skipped_the_queues_and_does_the_rest";
+    if !nix::unistd::geteuid().is_root() {
+        skipped(&format!("{name}: a private mount namespace needs root (CI runs as root)"));
+        return;
+    }
+    let probe = testkit::run(Command::new("unshare").args(["--mount", "true"]), b"");
+    if !probe.status.success() {
+        skipped(&format!(
+            "{name}: unshare --mount is refused here: {}",
+            testkit::stderr(&probe).trim()
+        ));
+        return;
+    }
+    let sb = Sandbox::new();
+    let rt = sb.runtime_dir();
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let fifo = rt.join("dead.fifo");
+    nix::unistd::mkfifo(&fifo, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+    let prefix = format!("{}-", common::names::unique("ipc-demo-cleantest-nomq"));
+    let queue = format!("/{prefix}dead");
+    let attr = nix::mqueue::MqAttr::new(0, 4, 64, 0);
+    let q = nix::mqueue::mq_open(
+        queue.as_str(),
+        nix::mqueue::MQ_OFlag::O_CREAT | nix::mqueue::MQ_OFlag::O_EXCL,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+        Some(&attr),
+    )
+    .unwrap();
+    let _guard = Unlink::new(Object::Mqueue(queue.clone()));
+    nix::mqueue::mq_close(q).unwrap();
+
+    let mut cmd = sb.command("unshare");
+    cmd.args([
+        "--mount",
+        "sh",
+        "-c",
+        "while mountpoint -q /dev/mqueue; do umount /dev/mqueue || exit 97; done; \
+         exec bash \"$0\"",
+        SCRIPT,
+    ]);
+    let (ok, out) = run_narrowed(&mut cmd, &prefix, "none");
+    assert!(ok, "{out}");
+    assert!(out.starts_with(SKIPPED_QUEUES), "{out}");
+    assert!(!fifo.exists(), "the dead FIFO was not swept\n{out}");
+    assert!(
+        out.ends_with("clean-ipc: removed 1, kept 0 in use\n"),
+        "{out}"
+    );
+    // Still there: unseen, it was neither removed nor counted.
+    let still = nix::mqueue::mq_open(
+        queue.as_str(),
+        nix::mqueue::MQ_OFlag::O_RDONLY,
+        Mode::empty(),
+        None,
+    );
+    assert!(still.is_ok(), "{queue}: {still:?}\n{out}");
+    nix::mqueue::mq_close(still.unwrap()).unwrap();
 }
