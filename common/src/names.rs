@@ -182,8 +182,7 @@ pub fn mqueue_listing() -> Option<std::fs::ReadDir> {
 }
 
 fn is_mqueue_fs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .is_ok_and(|fs| fs.filesystem_type() == MQUEUE_MAGIC)
+    nix::sys::statfs::statfs(path).is_ok_and(|fs| fs.filesystem_type() == MQUEUE_MAGIC)
 }
 
 /// A name no other process or call will produce at the same time: `<tag>-<pid>-<n>-<t>`,
@@ -223,8 +222,7 @@ mod tests {
         if !mounted {
             let _ = std::io::Write::write_all(
                 &mut std::io::stderr(),
-                format!("SKIPPED the mounted case of this test: {MQUEUE_NOT_MOUNTED}\n")
-                    .as_bytes(),
+                format!("SKIPPED the mounted case of this test: {MQUEUE_NOT_MOUNTED}\n").as_bytes(),
             );
         }
     }

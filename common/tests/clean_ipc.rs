@@ -434,7 +434,9 @@ fn key_files_go_with_their_segments_and_stay_while_their_daemon_runs() {
 fn without_dev_mqueue_the_sweep_says_it_skipped_the_queues_and_does_the_rest() {
     let name = "without_dev_mqueue_the_sweep_says_it_skipped_the_queues_and_does_the_rest";
     if !nix::unistd::geteuid().is_root() {
-        skipped(&format!("{name}: a private mount namespace needs root (CI runs as root)"));
+        skipped(&format!(
+            "{name}: a private mount namespace needs root (CI runs as root)"
+        ));
         return;
     }
     let probe = testkit::run(Command::new("unshare").args(["--mount", "true"]), b"");

@@ -140,7 +140,7 @@ pub fn unlink(arg: &QueueArg) -> Result<ExitCode> {
 
 /// `NAME-w<pid>` and `NAME-r<pid>` queues listed in /dev/mqueue (empty if it is not mounted).
 fn leftover_inboxes(names: &Names) -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(MQUEUE_DIR) else {
+    let Some(dir) = common::names::mqueue_listing() else {
         return Vec::new();
     };
     let prefix = &names.tasks[1..];

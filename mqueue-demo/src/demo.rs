@@ -424,7 +424,7 @@ fn leftover_sysv(names: &Names, ids: &[(String, i32)]) -> Vec<String> {
 /// trying to open each name the run used.
 fn leftover_queues(names: &Names, worker_pids: &[Pid]) -> Vec<String> {
     let prefix = &names.tasks[1..];
-    if let Ok(dir) = std::fs::read_dir(crate::admin::MQUEUE_DIR) {
+    if let Some(dir) = common::names::mqueue_listing() {
         return dir
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().into_string().ok())

@@ -123,7 +123,7 @@ impl Supervisor {
 /// No queue whose name starts with `queue` exists: checked in /dev/mqueue when it is mounted,
 /// else by opening each name the supervisor creates.
 pub fn assert_no_queues(queue: &str) {
-    if let Ok(dir) = std::fs::read_dir("/dev/mqueue") {
+    if let Some(dir) = common::names::mqueue_listing() {
         let left: Vec<String> = dir
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|f| f.starts_with(&queue[1..]))
@@ -131,6 +131,16 @@ pub fn assert_no_queues(queue: &str) {
         assert!(left.is_empty(), "queues left behind: {left:?}");
         return;
     }
+    // Only the names the supervisor creates can be tried; a worker's inbox (`-w<pid>`) cannot
+    // be found without the listing.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!(
+            "SKIPPED the inbox half of assert_no_queues({queue}): {}\n",
+            common::names::MQUEUE_NOT_MOUNTED
+        )
+        .as_bytes(),
+    );
     for suffix in ["", "-results", "-dead", "-done"] {
         let name = format!("{queue}{suffix}");
         let res = nix::mqueue::mq_open(
