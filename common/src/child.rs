@@ -202,6 +202,27 @@ impl Supervised {
     /// Wait up to `timeout` for the child to exit. On timeout the child keeps running (drop
     /// the handle to kill it).
     pub fn wait_timeout(&self, timeout: Duration) -> Result<ExitStatus> {
+        self.wait_inner(timeout, None)
+            .map(|status| status.expect("only a wake descriptor ends the wait early"))
+    }
+
+    /// [`Supervised::wait_timeout`], but stop waiting as soon as `wake` becomes readable: a
+    /// supervisor passes its [`crate::cleanup::Shutdown::wake_fd`], so that Ctrl-C is acted on
+    /// at once, not when a slow (or stopped) child happens to exit. `Ok(None)` then; the child
+    /// keeps running (drop the handle to stop it).
+    pub fn wait_unless(
+        &self,
+        timeout: Duration,
+        wake: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<Option<ExitStatus>> {
+        self.wait_inner(timeout, Some(wake))
+    }
+
+    fn wait_inner(
+        &self,
+        timeout: Duration,
+        wake: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<Option<ExitStatus>> {
         // Before a wait that may block: a pending count of repeated trace lines goes out now.
         crate::narrate::flush();
         let end = Instant::now() + timeout;
@@ -215,7 +236,7 @@ impl Supervised {
                             self.label, self.pid
                         )));
                     }
-                    return Ok(status);
+                    return Ok(Some(status));
                 }
             }
             let left = end.saturating_duration_since(Instant::now());
@@ -225,13 +246,27 @@ impl Supervised {
                     self.label, self.pid
                 )));
             }
-            match &self.pidfd {
+            // The pidfd (readable once the child has exited) and the wake descriptor, in one
+            // poll; without a pidfd, look again every POLL.
+            let mut fds: Vec<PollFd<'_>> = wake
+                .iter()
+                .map(|w| PollFd::new(*w, PollFlags::POLLIN))
+                .collect();
+            let limit = match &self.pidfd {
                 Some(fd) => {
-                    // POLLIN or EINTR: look again either way.
-                    let timeout = crate::deadline::poll_timeout(left);
-                    let _ = poll(&mut [PollFd::new(fd.as_fd(), PollFlags::POLLIN)], timeout);
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    left
                 }
-                None => thread::sleep(POLL.min(left)),
+                None => POLL.min(left),
+            };
+            if fds.is_empty() {
+                thread::sleep(limit);
+                continue;
+            }
+            // POLLIN or EINTR: look again either way, the wake descriptor first.
+            let _ = poll(&mut fds, crate::deadline::poll_timeout(limit));
+            if wake.is_some() && fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                return Ok(None);
             }
         }
     }
