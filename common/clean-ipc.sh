@@ -2,12 +2,14 @@
 # Remove this project's leftover named objects and say what was removed.
 #
 # Leftovers are what a demo killed with -9 could not remove: FIFOs, socket files and pid files
-# in the runtime dir, POSIX objects named /ipc-demo-* (in /dev/shm and /dev/mqueue, named
-# semaphores being /dev/shm/sem.ipc-demo-*; message queues only where /dev/mqueue is mounted,
-# else it says SKIPPED on stderr and still exits 0), and our SysV objects, created by us: keys
-# 0x1dc0xxxx (mqueue-demo, sem-demo), and the keys that ftok(3) makes of the `<name>.sysv` key
-# files in the runtime dir (shm-demo: ftok(file, 0x1d)), whose key files go with them. Only objects of ours are considered, and an object that a live process still uses is
-# not a leftover: it is kept, and said so.
+# in the runtime dir, the logs of `fifo-demo demo` runs that died before cleaning up, POSIX
+# objects named /ipc-demo-* (in /dev/shm and /dev/mqueue, named semaphores being
+# /dev/shm/sem.ipc-demo-*; message queues only where /dev/mqueue is mounted, else it says
+# SKIPPED on stderr and still exits 0), and our SysV objects, created by us: keys 0x1dc0xxxx
+# (mqueue-demo, sem-demo), and the keys that ftok(3) makes of the `<name>.sysv` key files in
+# the runtime dir (shm-demo: ftok(file, 0x1d)), whose key files go with them. Only objects of
+# ours are considered, and an object that a live process still uses is not a leftover: it is
+# kept, and said so.
 #
 # The runtime dir is the one the demos use in this environment (common::names::runtime_dir):
 # $XDG_RUNTIME_DIR/ipc-demo if XDG_RUNTIME_DIR is an absolute path, else /tmp/ipc-demo-$UID.
@@ -118,6 +120,23 @@ else
 fi
 key_files=() ftok_keys=" "
 if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -O "$dir" ]; then
+    # First the logs of `fifo-demo demo` runs that died without cleaning up (a second Ctrl-C
+    # exits at once; SIGKILL): a run holds <tag>.pid locked while it lives, where <tag> is
+    # fifo-demo-<pid>-<n>-<5 hex digits>, and writes its logs to <tag>.log and <tag>.log.1.
+    # A run whose lock is free is gone, so its logs go (the lock itself goes below with the
+    # other pid files, which is why this comes first). A lock still empty is being created
+    # this instant. Logs kept on purpose (--keep, a failed check) have no lock beside them.
+    while IFS= read -r -d '' f; do
+        [[ ${f##*/} =~ ^fifo-demo-[0-9]+-[0-9]+-[0-9a-f]{5}\.pid$ ]] || continue
+        [ -f "$f" ] && [ ! -L "$f" ] && [ -s "$f" ] || continue
+        pidfile_locked "$f" && continue
+        for log in "${f%.pid}.log" "${f%.pid}.log.1"; do
+            if [ -f "$log" ] && [ ! -L "$log" ] && [ -O "$log" ]; then
+                remove "log of a dead fifo-demo run" "$log"
+            fi
+        done
+    done < <(find "$dir" -mindepth 1 -maxdepth 1 -user "$uid" -name 'fifo-demo-*.pid' -print0)
+
     while IFS= read -r -d '' f; do
         if [ -f "$f" ] && [ ! -L "$f" ] && [[ $f == *.sysv ]]; then
             # ftok(path, 0x1d), as glibc computes it: the project id in the top byte, then the

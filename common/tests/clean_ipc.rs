@@ -493,3 +493,65 @@ fn without_dev_mqueue_the_sweep_says_it_skipped_the_queues_and_does_the_rest() {
     assert!(still.is_ok(), "{queue}: {still:?}\n{out}");
     nix::mqueue::mq_close(still.unwrap()).unwrap();
 }
+
+/// `fifo-demo demo` runs that died before cleaning up (a second Ctrl-C, SIGKILL) leave their
+/// logs and their unlocked `<tag>.pid`: the logs go with the lock. A live run's logs (its
+/// lock held), logs kept on purpose (no lock) and a lock still being created (empty) stay.
+#[test]
+fn the_logs_of_dead_fifo_demo_runs_go_and_the_others_stay() {
+    let sb = Sandbox::new();
+    let rt = sb.runtime_dir();
+    std::fs::create_dir(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = rt.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    };
+    let dead = "fifo-demo-4242-0-0beef";
+    let dead_files = [
+        file(&format!("{dead}.pid"), "4242\n"),
+        file(&format!("{dead}.log"), "a record\n"),
+        file(&format!("{dead}.log.1"), "a record\n"),
+    ];
+    let live = "fifo-demo-4243-1-cafe0";
+    let live_lock = PidFile::create(&rt.join(format!("{live}.pid"))).unwrap();
+    let creating = "fifo-demo-4244-2-f00d5";
+    let kept = [
+        file(&format!("{live}.log"), "a record\n"),
+        file(&format!("{live}.log.1"), "a record\n"),
+        file("fifo-demo-4245-3-12345.log", "kept with --keep\n"),
+        file("fifo-demo-4245-3-12345.log.1", "kept with --keep\n"),
+        file(&format!("{creating}.log"), ""),
+    ];
+    // Unlocked and empty: as a run's lock is for an instant, before it is locked.
+    let being_created = file(&format!("{creating}.pid"), "");
+
+    let prefix = format!("{}-", common::names::unique("ipc-demo-cleantest-runs"));
+    let (ok, out) = clean(&sb, &prefix, "none");
+    assert!(ok, "{out}");
+    for path in &dead_files {
+        assert!(!path.exists(), "kept {path:?}\n{out}");
+    }
+    for path in &kept {
+        assert!(path.exists(), "removed {path:?}\n{out}");
+    }
+    for log in [&dead_files[1], &dead_files[2]] {
+        assert!(
+            out.contains(&format!(
+                "removed log of a dead fifo-demo run {}\n",
+                log.display()
+            )),
+            "{out}"
+        );
+    }
+    // The empty lock is an unlocked pid file like any other, and goes as one; its run's log
+    // does not.
+    assert!(!being_created.exists(), "{out}");
+    assert!(
+        out.ends_with("clean-ipc: removed 4, kept 1 in use\n"),
+        "{out}"
+    );
+    drop(live_lock);
+}

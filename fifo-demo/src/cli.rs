@@ -55,7 +55,8 @@ Examples:
   tail -f app.out | fifo-demo log               # one record per line
   fifo-demo log --fifo /tmp/my.fifo disk full   # a daemon on another FIFO")]
     Log(LogArgs),
-    /// Remove the FIFO and pid file a daemon killed with -9 left behind (refused if it lives).
+    /// Remove the FIFO and pid file a daemon killed with -9 left behind (refused if it lives),
+    /// and the logs of demo runs that died before cleaning up.
     #[command(after_help = "\
 Examples:
   fifo-demo cleanup                             # the default FIFO and its pid file
@@ -67,7 +68,11 @@ Examples:
 Examples:
   fifo-demo                                     # the same as `fifo-demo demo`
   fifo-demo demo --writers 16 --lines 5000 --keep
-  fifo-demo demo -v 2>trace.txt                 # every process's calls, in order")]
+  fifo-demo demo -v 2>trace.txt                 # every process's calls, in order
+
+Exit status: 0 the check held, 1 it failed (the logs are kept and named), 2 usage;
+interrupted (Ctrl-C, SIGTERM, SIGHUP) at any step: every role stopped, the logs removed,
+128 + the signal's number (130 for Ctrl-C).")]
     Demo(DemoArgs),
     /// Print where the objects live (the FIFO, its pid file, the runtime directory), for
     /// scripts: the runtime directory depends on XDG_RUNTIME_DIR, which ssh, cron and

@@ -14,6 +14,17 @@
 //!
 //! The two log files are removed at the end unless `--keep` is given or the check failed
 //! (then their paths are printed, to look at).
+//!
+//! # Interrupted
+//!
+//! Ctrl-C, SIGTERM or SIGHUP at any step, the check included, stops the run: every wait also
+//! watches the shutdown's self-pipe, the logs are removed at once (before the roles are
+//! stopped, which takes a moment: the daemon drains), then the roles are stopped, and the run
+//! exits with 128 + the signal's number, never with a verdict. A second signal exits at once
+//! without unwinding (see `common::cleanup`); so does SIGKILL. For those, every run holds
+//! `<tag>.pid` locked while it lives: the next `fifo-demo demo`, `fifo-demo cleanup` and
+//! `make clean-ipc` find a run whose lock is free and remove what it left (see
+//! [`crate::cleanup::sweep_dead_runs`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,6 +38,7 @@ use std::time::{Duration, Instant};
 use common::child::{Options, Supervised, describe, die_with_supervisor};
 use common::cleanup::{Shutdown, Unlink};
 use common::names;
+use common::pidfile::PidFile;
 use common::{Context, Error, Result, say};
 use nix::sys::signal::Signal;
 
@@ -38,21 +50,45 @@ const DEADLINE: Duration = Duration::from_secs(300);
 
 /// Run the scenario and print its steps; the last stdout line is `ok: ...` or `FAILED: ...`.
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
-    // Ctrl-C or SIGTERM ends the scenario between steps; dropping the roles' handles stops
-    // them, and our guards still remove the log files.
-    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
-    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
+    // Ctrl-C or SIGTERM ends the scenario at once, whatever step it is at (see
+    // "Interrupted"). SIGHUP too: a closed terminal stops us cleanly instead of killing us
+    // mid-way.
+    let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     let dir = names::runtime_dir()?;
+    let swept = crate::cleanup::sweep_dead_runs(&dir)?;
+    if !swept.is_empty() {
+        say!("{}", crate::cleanup::swept_line(&swept))?;
+    }
     let tag = names::unique("fifo-demo");
     let files = Files {
         fifo: dir.join(format!("{tag}.fifo")),
         log: dir.join(format!("{tag}.log")),
         rotated: dir.join(format!("{tag}.log.1")),
     };
+    // Locked for as long as this run lives, and removed last: the mark by which a sweep tells
+    // a dead run's logs from a live run's (and from logs kept on purpose, which have none).
+    let _run = PidFile::create(&crate::cleanup::run_lock(&dir, &tag))?;
     // The guards remove the log files however we leave; disarmed below to keep them.
     let guards = [Unlink::path(&files.log), Unlink::path(&files.rotated)];
-    let outcome = play(args, &files, &shutdown);
-    // A failed check keeps the logs as evidence; an error or an interruption does not.
+    let mut roles = Roles::default();
+    let outcome = play(args, &files, &shutdown, &mut roles);
+    if let Some(sig) = shutdown.signal() {
+        // The logs first: stopping the roles takes a moment (the daemon drains), and a second
+        // Ctrl-C meanwhile exits at once. The guards then remove anything the daemon made
+        // since (a log it reopened for a SIGHUP already sent).
+        for log in &guards {
+            if let Err(e) = log.object().unlink() {
+                eprintln!("warning: {e}");
+            }
+        }
+        drop(roles);
+        drop(guards);
+        say!("interrupted by {sig} before the check was done: every role stopped, logs removed")?;
+        return Ok(ExitCode::from(128 + sig as u8));
+    }
+    // Writers first, then the daemon (see Roles): the daemon's drain then finds no writer.
+    drop(roles);
+    // A failed check keeps the logs as evidence; an error does not.
     let keep = args.keep || matches!(outcome, Ok(ref s) if !s.starts_with("ok"));
     if keep {
         let _kept = guards.map(Unlink::keep);
@@ -71,15 +107,43 @@ struct Files {
     rotated: PathBuf,
 }
 
-/// Stop waiting if SIGINT/SIGTERM asked us to.
+/// The processes a run has started, stopped when dropped (each handle sends SIGTERM to its
+/// process group, then SIGKILL): the writers first (fields drop in order), then the daemon,
+/// whose drain then ends at once.
+#[derive(Default)]
+struct Roles {
+    writers: Vec<Supervised>,
+    daemon: Option<Supervised>,
+}
+
+/// Stop waiting if SIGINT/SIGTERM/SIGHUP asked us to.
 fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
-    match shutdown.signal() {
-        Some(sig) => Err(Error::msg(format!("interrupted by {sig}"))),
-        None => Ok(()),
+    if shutdown.requested() {
+        Err(interrupted(shutdown))
+    } else {
+        Ok(())
     }
 }
 
-fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
+fn interrupted(shutdown: &Shutdown) -> Error {
+    let sig = shutdown.signal().map_or("a signal", Signal::as_str);
+    Error::msg(format!("interrupted by {sig}"))
+}
+
+/// Wait for `child` to exit, or for a stop signal, whichever comes first: a writer that
+/// never finishes (stopped, stuck) must not make Ctrl-C wait for it.
+fn wait_exit(child: &Supervised, shutdown: &Shutdown) -> Result<std::process::ExitStatus> {
+    match child.wait_unless(DEADLINE, shutdown.wake_fd())? {
+        Some(status) => Ok(status),
+        // Woken by the shutdown's self-pipe: a stop signal came.
+        None => Err(interrupted(shutdown)),
+    }
+}
+
+/// Play the scenario with the roles kept in `roles`, so that the caller decides when they
+/// are stopped.
+fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown, roles: &mut Roles) -> Result<String> {
+    let Roles { writers, daemon } = roles;
     let (n, m) = (args.writers, args.lines);
     let exe = std::env::current_exe().ctx("current_exe", "")?;
     let opts = Options {
@@ -107,7 +171,7 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
     // sends the daemon the SIGTERM our handle would have: it drains and removes its FIFO.
     // We spawn from the main thread, which lives as long as we do (see die_with_supervisor).
     die_with_supervisor(&mut cmd, Signal::SIGTERM);
-    let daemon = Supervised::spawn("daemon", &mut cmd, opts)?;
+    let daemon: &Supervised = daemon.insert(Supervised::spawn("daemon", &mut cmd, opts)?);
     let mut lines = daemon
         .stderr_lines()
         .ok_or_else(|| Error::msg("daemon: no stderr pipe"))?;
@@ -147,7 +211,6 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
 
     // 2. The writers, fed by one thread each, which pauses at the halfway mark until the
     //    rotation has been done.
-    let mut writers = Vec::new();
     let mut resume = Vec::new();
     for w in 0..n {
         let mut cmd = Command::new(&exe);
@@ -174,7 +237,9 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
 
     // 3. Rotate once, midway, while records are in flight.
     let total = u64::from(n) * u64::from(m);
-    let logged = wait_for_lines(&files.log, total / 4, shutdown)?;
+    // At least one: with a single writer of 2 lines a quarter is 0, and a rotation before
+    // the first record leaves nothing in the rotated file.
+    let logged = wait_for_lines(&files.log, (total / 4).max(1), shutdown)?;
     std::fs::rename(&files.log, &files.rotated)
         .ctx("rename", format!("{} -> .1", files.log.display()))?;
     daemon.signal(Signal::SIGHUP)?;
@@ -200,9 +265,8 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
         let _ = go.send(());
     }
     let mut failed = Vec::new();
-    for w in &writers {
-        check_interrupt(shutdown)?;
-        let status = w.wait_timeout(DEADLINE)?;
+    for w in writers.iter() {
+        let status = wait_exit(w, shutdown)?;
         if !status.success() {
             failed.push(format!("{} {}", w.label(), describe(status)));
         }
@@ -215,7 +279,7 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
     // 4. Stop the daemon; it drains the pipe first.
     check_interrupt(shutdown)?;
     daemon.signal(Signal::SIGTERM)?;
-    let status = daemon.wait_timeout(DEADLINE)?;
+    let status = wait_exit(daemon, shutdown)?;
     say!(
         "4. writers done; kill -TERM {} -> daemon {}",
         daemon.pid(),
@@ -229,6 +293,7 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
     let pid_of: Vec<u32> = writers.iter().map(|w| w.pid().as_raw() as u32).collect();
     let mut check = Check::new(&pid_of, m);
     let before = check.file(&files.rotated)?;
+    check_interrupt(shutdown)?;
     let after = check.file(&files.log)?;
     let fifo_left = files.fifo.exists() || crate::daemon::pid_path_for(&files.fifo).exists();
     say!(
@@ -236,6 +301,8 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown) -> Result<String> {
         name(&files.rotated),
         name(&files.log)
     )?;
+    // A verdict only for a run that was not interrupted, up to this very line.
+    check_interrupt(shutdown)?;
     Ok(check.verdict(total, (before, after), fifo_left))
 }
 

@@ -13,7 +13,8 @@
 //!   stdin line); `echo hi > <fifo>` works too and is logged with `pid=?`;
 //! - `fifo-demo demo [--writers 8] [--lines 1000] [--keep]` — everything, checked;
 //! - `fifo-demo cleanup [--fifo PATH]` — remove what a daemon killed with -9 left behind (and
-//!   an empty regular file that `echo hi > FIFO` made while no daemon ran);
+//!   an empty regular file that `echo hi > FIFO` made while no daemon ran), and the logs of
+//!   demo runs that died before cleaning up;
 //! - `fifo-demo path [fifo|pid-file|dir]` — where the objects live, for scripts:
 //!   `echo hi > "$(fifo-demo path fifo)"`.
 //!
@@ -25,7 +26,11 @@
 //! Cleanup: SIGTERM/SIGINT make the daemon remove the FIFO, drain it until its writers have
 //! closed it (or --drain-timeout), flush, and remove its pid file; after kill -9 the next
 //! daemon finds the pid file unlocked and reuses them (or `fifo-demo cleanup` removes them).
-//! The demo's roles die with it even if it cannot unwind (PR_SET_PDEATHSIG).
+//! The demo's roles die with it even if it cannot unwind (PR_SET_PDEATHSIG). An interrupted
+//! demo stops its roles, removes its logs and exits 128 + the signal's number (130 for
+//! Ctrl-C); one that could not unwind (a second Ctrl-C, SIGKILL) leaves its logs beside an
+//! unlocked `<tag>.pid`, and the next demo, `fifo-demo cleanup` or `make clean-ipc` removes
+//! them.
 //!
 //! See also: fifo(7), mkfifo(3), pipe(7) (PIPE_BUF, O_NONBLOCK), open(2) (ENXIO), poll(2),
 //! flock(2), TLPI chapter 44 (fifo_seqnum_server.c).

@@ -2,7 +2,10 @@
 
 mod support;
 
+use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use support::fifo_demo;
 
 /// Nothing may be left in the runtime dir: no FIFO, no pid file, no log files.
@@ -85,6 +88,45 @@ fn keep_leaves_both_log_files_with_every_record() {
     );
 }
 
+/// What an interrupted run ends with: its last line and status 128 + the signal's number,
+/// never a verdict, and nothing left in the runtime dir.
+fn assert_interrupted(sb: &Sandbox, demo: &Supervised, stdout: &mut Lines, sig: Signal) {
+    let status = demo.wait_timeout(support::WAIT).unwrap();
+    let rest = stdout.rest(support::WAIT).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + sig as i32),
+        "{status:?}: {rest:?}"
+    );
+    assert!(
+        !stdout.seen().iter().any(|l| l.starts_with("ok:")),
+        "an interrupted run said ok: {:?}",
+        stdout.seen()
+    );
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some(
+            format!(
+                "interrupted by {sig} before the check was done: every role stopped, logs removed"
+            )
+            .as_str()
+        ),
+        "{rest:?}"
+    );
+    assert_runtime_dir_empty(sb);
+}
+
+/// The pid in `(pid N)` or `(pids N M …)` after `prefix` in `line`.
+fn pids_after(line: &str, prefix: &str) -> Vec<i32> {
+    line.split(prefix)
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no `{prefix}…)` in {line:?}"))
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn ctrl_c_stops_every_role_and_leaves_nothing_behind() {
     let sb = Sandbox::new();
@@ -96,46 +138,82 @@ fn ctrl_c_stops_every_role_and_leaves_nothing_behind() {
         .wait_for(|l| l.starts_with("2. 8 writers"), support::WAIT)
         .unwrap();
     // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
-    demo.signal(nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = demo.wait_timeout(support::WAIT).unwrap();
-    assert_eq!(status.code(), Some(1));
-    let rest = stdout.rest(support::WAIT).unwrap();
-    let last = rest.last().expect("a final line");
-    assert!(last.starts_with("FAILED: "), "{last}");
-    assert_runtime_dir_empty(&sb);
+    demo.signal(Signal::SIGINT).unwrap();
+    assert_interrupted(&sb, &demo, &mut stdout, Signal::SIGINT);
 }
 
-/// A second signal makes the demo exit at once, without unwinding: its daemon and writers
-/// must still not outlive it. The two signals are sent while the demo is frozen, so both are
-/// pending when it runs again and the second always arrives during the first one's shutdown.
+/// A writer that never finishes (here stopped) must not make Ctrl-C wait for it: the demo
+/// stops at once, not at its 300 s deadline (beyond this test's own).
 #[test]
-fn a_second_signal_leaves_no_daemon_or_writer_running() {
-    use nix::sys::signal::Signal;
+fn ctrl_c_while_a_writer_is_stopped_ends_the_demo_at_once() {
     let sb = Sandbox::new();
     let mut cmd = fifo_demo(&sb);
+    cmd.args(["demo", "--writers", "2", "--lines", "1000"]);
+    let demo = testkit::spawn(&mut cmd);
+    let mut stdout = demo.stdout_lines().unwrap();
+    let second = stdout
+        .wait_for(|l| l.starts_with("2. 2 writers"), support::WAIT)
+        .unwrap();
+    let writer = Pid::from_raw(pids_after(&second, "(pids ")[0]);
+    let frozen = testkit::freeze(writer);
+    stdout
+        .wait_for(|l| l.starts_with("3. rotated"), support::WAIT)
+        .unwrap();
+    demo.signal(Signal::SIGINT).unwrap();
+    assert_interrupted(&sb, &demo, &mut stdout, Signal::SIGINT);
+    drop(frozen);
+}
+
+/// The check phase: the writers are done and the demo has sent the daemon SIGTERM and waits
+/// for it to drain. Ctrl-C there must stop the run, not be ignored and end in `ok:`. The
+/// daemon is stopped first, so the demo is certainly still waiting for it when SIGINT comes.
+#[test]
+fn ctrl_c_in_the_check_phase_is_not_an_ok() {
+    let sb = Sandbox::new();
+    let mut cmd = fifo_demo(&sb);
+    // -v: the demo narrates its kill(daemon, SIGTERM), which tells the test that step 4 began.
+    cmd.args(["-v", "demo", "--writers", "2", "--lines", "100"]);
+    let demo = testkit::spawn(&mut cmd);
+    let mut stdout = demo.stdout_lines().unwrap();
+    let mut stderr = demo.stderr_lines().unwrap();
+    let first = stdout
+        .wait_for(|l| l.starts_with("1. daemon (pid "), support::WAIT)
+        .unwrap();
+    let daemon = pids_after(&first, "(pid ")[0];
+    stdout
+        .wait_for(|l| l.starts_with("3. rotated"), support::WAIT)
+        .unwrap();
+    // 200 records fit in the pipe: the writers finish without the daemon.
+    let frozen = testkit::freeze(Pid::from_raw(daemon));
+    stderr
+        .wait_for(
+            |l| l.ends_with(&format!(" demo] kill({daemon}, SIGTERM)")),
+            support::WAIT,
+        )
+        .unwrap();
+    demo.signal(Signal::SIGINT).unwrap();
+    drop(frozen);
+    assert_interrupted(&sb, &demo, &mut stdout, Signal::SIGINT);
+}
+
+/// A second signal makes the demo exit at once, without unwinding. The two signals are sent
+/// while the demo is frozen, so both are pending when it runs again and the second always
+/// arrives during the first one's shutdown. Returns the names of what the run left: its
+/// daemon and writers die with it, and the daemon removes its FIFO and pid file, but the
+/// logs and the run's lock stay, for a sweep to find.
+fn leave_a_dead_run(sb: &Sandbox) -> Vec<String> {
+    let mut cmd = fifo_demo(sb);
     cmd.args(["demo", "--writers", "4", "--lines", "300000"]);
     let demo = testkit::spawn(&mut cmd);
     let mut stdout = demo.stdout_lines().unwrap();
     let first = stdout
         .wait_for(|l| l.starts_with("1. daemon (pid "), support::WAIT)
         .unwrap();
-    let daemon: i32 = first["1. daemon (pid ".len()..]
-        .split(')')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("the daemon's pid");
     let second = stdout
         .wait_for(|l| l.starts_with("2. 4 writers"), support::WAIT)
         .unwrap();
-    let mut pids: Vec<i32> = second
-        .split("(pids ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .expect("the writers' pids")
-        .split(' ')
-        .map(|p| p.parse().unwrap())
-        .collect();
-    pids.push(daemon);
+    let mut pids = pids_after(&second, "(pids ");
+    pids.extend(pids_after(&first, "(pid "));
     {
         let _frozen = testkit::freeze(demo.pid());
         demo.signal(Signal::SIGINT).unwrap();
@@ -143,24 +221,86 @@ fn a_second_signal_leaves_no_daemon_or_writer_running() {
     }
     let status = demo.wait_timeout(support::WAIT).unwrap();
     // The kernel delivers the two pending signals in an order of its choosing; whichever
-    // comes second exits at once with 128 + its number. The unwinding exit would be 1.
+    // comes second exits at once with 128 + its number.
     assert!(
         matches!(status.code(), Some(130 | 143)),
         "the second signal exits at once: {status:?}"
     );
     for pid in pids {
-        let pid = nix::unistd::Pid::from_raw(pid);
+        let pid = Pid::from_raw(pid);
         support::wait_until(&format!("pid {pid} to end with the demo"), || {
             testkit::not_running(pid)
         });
     }
-    // The daemon got SIGTERM, so it removed its FIFO and pid file as usual.
-    let left: Vec<_> = std::fs::read_dir(sb.runtime_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".fifo") || n.ends_with(".pid"))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    let tag = format!("fifo-demo-{}-", demo.pid());
+    let left = sb.leftovers();
+    let run: Vec<&String> = left.iter().filter(|n| n.ends_with(".pid")).collect();
+    assert_eq!(
+        run.len(),
+        1,
+        "the run's lock, and no daemon pid file: {left:?}"
+    );
+    let run = run[0].strip_suffix(".pid").unwrap();
+    assert!(run.starts_with(&tag), "{left:?}");
+    // The rotation may or may not have come before the freeze: the rotated log with it.
+    for name in &left {
+        assert!(
+            [".pid", ".log", ".log.1"]
+                .iter()
+                .any(|ext| *name == format!("{run}{ext}")),
+            "{name}: not the run's lock or one of its logs: {left:?}"
+        );
+    }
+    assert!(left.contains(&format!("{run}.log")), "{left:?}");
+    left
+}
+
+#[test]
+fn a_second_signal_leaves_no_process_and_cleanup_removes_what_it_left() {
+    let sb = Sandbox::new();
+    let left = leave_a_dead_run(&sb);
+    let out = testkit::run(fifo_demo(&sb).arg("cleanup"), b"");
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
+    let said = testkit::stdout(&out);
+    let swept = said
+        .lines()
+        .find_map(|l| l.strip_prefix("removed what a demo run that died before cleaning up left: "))
+        .unwrap_or_else(|| panic!("no sweep line: {said}"));
+    assert_eq!(swept.split(' ').count(), left.len(), "{said}");
+    assert_runtime_dir_empty(&sb);
+}
+
+#[test]
+fn the_next_demo_removes_what_a_dead_run_left() {
+    let sb = Sandbox::new();
+    leave_a_dead_run(&sb);
+    let out = testkit::run(
+        fifo_demo(&sb).args(["demo", "--writers", "1", "--lines", "2"]),
+        b"",
+    );
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
+    let said = testkit::stdout(&out);
+    assert!(
+        said.starts_with("removed what a demo run that died before cleaning up left: "),
+        "{said}"
+    );
+    assert_runtime_dir_empty(&sb);
+}
+
+/// Logs kept on purpose (`--keep`) belong to nobody's run any more: no sweep touches them.
+#[test]
+fn kept_logs_are_not_swept() {
+    let sb = Sandbox::new();
+    let keep = testkit::run(
+        fifo_demo(&sb).args(["demo", "--writers", "1", "--lines", "2", "--keep"]),
+        b"",
+    );
+    assert!(keep.status.success(), "{}", testkit::stderr(&keep));
+    let kept = sb.leftovers();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let out = testkit::run(fifo_demo(&sb).arg("cleanup"), b"");
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
+    assert_eq!(sb.leftovers(), kept);
 }
 
 /// `fifo-demo -v`: the default scenario with every role narrating its calls. The trace of
