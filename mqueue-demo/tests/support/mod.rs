@@ -132,15 +132,18 @@ pub fn assert_no_queues(queue: &str) {
         return;
     }
     // Only the names the supervisor creates can be tried; a worker's inbox (`-w<pid>`) cannot
-    // be found without the listing.
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!(
-            "SKIPPED the inbox half of assert_no_queues({queue}): {}\n",
-            common::names::MQUEUE_NOT_MOUNTED
-        )
-        .as_bytes(),
-    );
+    // be found without the listing. Said once per test binary.
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!(
+                "SKIPPED the inbox half of assert_no_queues: {}\n",
+                common::names::MQUEUE_NOT_MOUNTED
+            )
+            .as_bytes(),
+        );
+    });
     for suffix in ["", "-results", "-dead", "-done"] {
         let name = format!("{queue}{suffix}");
         let res = nix::mqueue::mq_open(
