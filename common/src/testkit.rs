@@ -123,6 +123,24 @@ pub fn run_with_deadline(cmd: &mut Command, input: &[u8], deadline: Duration) ->
     child::run(&label, cmd, input, deadline).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The `main` of a test file without libtest's harness (`harness = false`), one that runs its
+/// own binary again as a child process: run each test, catching its panic, print
+/// `test NAME ... ok` or `... FAILED` and a count, and fail if any failed.
+pub fn run_tests(tests: &[(&str, fn())]) -> std::process::ExitCode {
+    let mut failed = 0;
+    for &(name, test) in tests {
+        let ok = std::panic::catch_unwind(test).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        failed += usize::from(!ok);
+    }
+    println!("{} passed, {failed} failed", tests.len() - failed);
+    if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
 /// Stdout of a finished command as text (lossy).
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

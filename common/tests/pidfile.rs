@@ -137,16 +137,5 @@ fn main() -> ExitCode {
             opening_its_own_pid_file_again_does_not_lose_the_lock_that_names_the_holder,
         ),
     ];
-    let mut failed = 0;
-    for (name, test) in tests {
-        let ok = std::panic::catch_unwind(test).is_ok();
-        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
-        failed += usize::from(!ok);
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    testkit::run_tests(&tests)
 }
