@@ -163,7 +163,8 @@ fi
 # without it the queues are skipped, and said so.
 mqueues=(/dev/mqueue/"$posix_prefix"*)
 if [[ $(stat -f -c %t /dev/mqueue 2>/dev/null) != 19800202 ]]; then
-    echo "clean-ipc: SKIPPED POSIX message queues: /dev/mqueue is not mounted, so they cannot be listed (as root: mount -t mqueue none /dev/mqueue)" >&2
+    echo "clean-ipc: SKIPPED POSIX message queues: /dev/mqueue is not mounted," \
+        "so they cannot be listed (as root: mount -t mqueue none /dev/mqueue)" >&2
     mqueues=()
 fi
 

@@ -115,11 +115,12 @@ fn run_tag(file_name: &str) -> Option<&str> {
 /// second Ctrl-C exits at once, and SIGKILL), and return the paths removed.
 ///
 /// Each run holds its lock file (see [`run_lock`]) for as long as it lives, so a run whose
-/// lock can be taken (and that has written its pid in it) is gone: its log files `<tag>.log` and `<tag>.log.1` are removed, then
-/// its FIFO and the FIFO's pid file if its daemon died too (normally the daemon removes those
-/// itself: it gets SIGTERM when the demo dies), then the lock file. Taking the lock first
-/// also keeps two sweeps (two demos starting at once) from working on the same run. Logs
-/// kept on purpose (`--keep`, a failed check) have no lock file beside them and stay.
+/// lock can be taken (and that has written its pid in it) is gone: its log files `<tag>.log`
+/// and `<tag>.log.1` are removed, then its FIFO and the FIFO's pid file if its daemon died
+/// too (normally the daemon removes those itself: it gets SIGTERM when the demo dies), then
+/// the lock file. Taking the lock first also keeps two sweeps (two demos starting at once)
+/// from working on the same run. Logs kept on purpose (`--keep`, a failed check) have no lock
+/// file beside them and stay.
 pub fn sweep_dead_runs(dir: &Path) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(dir).ctx("opendir", dir.display())? {

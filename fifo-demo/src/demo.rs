@@ -48,7 +48,8 @@ use crate::protocol;
 /// How long any child may run, and how long we wait for any one step.
 const DEADLINE: Duration = Duration::from_secs(300);
 
-/// Run the scenario and print its steps; the last stdout line is `ok: ...` or `FAILED: ...`.
+/// Run the scenario and print its steps; the last stdout line is `ok: ...` or `FAILED: ...`,
+/// or, for a run stopped by a signal, `interrupted by SIG...` (status 128 + its number).
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // Ctrl-C or SIGTERM ends the scenario at once, whatever step it is at (see
     // "Interrupted"). SIGHUP too: a closed terminal stops us cleanly instead of killing us
