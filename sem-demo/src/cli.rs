@@ -295,13 +295,14 @@ pub struct RunArgs {
     /// Use a POSIX named semaphore instead of SysV (a killed holder's permit is then lost).
     #[arg(long)]
     pub posix: bool,
-    /// The command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The command and its arguments (after `--`, or from the first word that is not an
+    /// option of `run`).
+    //
+    // Not `allow_hyphen_values`: with it, the first unknown option (`--nmae x`) became the
+    // command. Options before the command are `run`'s, and an unknown one is a usage error;
+    // from the command's first word on, everything is the command's (`trailing_var_arg`),
+    // dashes included.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 

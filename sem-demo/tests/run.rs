@@ -464,3 +464,35 @@ fn a_script_without_shebang_and_many_arguments_runs() {
     assert_eq!(testkit::stdout(&out), "50000 args, last 50000\n");
     assert_eq!(value(&sb, &name, "--sysv"), 1);
 }
+
+/// Options before the command are `run`'s: a misspelt one is a usage error (exit 2) that
+/// runs nothing, not the name of a command to run (it used to be run, and fail with 127).
+/// From the command's first word on, everything is the command's, dashes included.
+#[test]
+fn an_unknown_option_before_the_command_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let name = unique("opts");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    for args in [
+        &["run", "--nmae", &name, "--", "echo", "ran"][..],
+        &["run", "--name", &name, "--limt", "2", "echo", "ran"],
+        &["run", "-x", "--", "echo", "ran"],
+    ] {
+        let out = run(&sb, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?} ran the command: {out:?}");
+        let err = testkit::stderr(&out);
+        assert!(err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    // Without `--`, the first word that is not an option starts the command, and what
+    // follows is its own, options of `run` included.
+    let out = run(&sb, &["run", "--name", &name, "echo", "-n", "--name", "x"]);
+    assert_eq!(testkit::stdout(&out), "--name x", "{out:?}");
+    // After `--`, even a word with a dash is the command.
+    let out = run(&sb, &["run", "--name", &name, "--", "--no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+}
