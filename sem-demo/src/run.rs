@@ -76,11 +76,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         )));
     }
 
-    // 2. Take a permit (SEM_UNDO: the kernel returns it if we die holding it).
-    if !sem.wait(true, args.timeout.as_ref().map(|t| t.duration))? {
+    // 2. Take a permit (SEM_UNDO: the kernel returns it if we die holding it). The guard
+    //    gives it back if anything below fails before the command has run.
+    let Some(permit) = sem.take_within(true, args.timeout.as_ref().map(|t| t.duration))? else {
         let t = args.timeout.as_ref().map_or("?", |t| t.text.as_str());
         return Err(timed_out(t, &args.name));
-    }
+    };
 
     // 3. From here on, signals are read, not obeyed, so the permit is always given back.
     //    SIGCHLD first gets its default action back: a parent that ignores it (SIG_IGN is
@@ -103,7 +104,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     // 5. Give the permit back, whatever happened to the command. If that fails (someone
     //    removed the semaphore meanwhile), say so, but the status is still the command's:
     //    a script must not take a finished build for a failed one.
-    if let Err(e) = sem.post(true) {
+    if let Err(e) = permit.release() {
         eprintln!("sem-demo: warning: {e}");
     }
     Ok(ExitCode::from(outcome?))
