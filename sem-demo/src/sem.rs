@@ -156,6 +156,15 @@ impl Sem {
         }
     }
 
+    /// `sem-demo unlink NAME`: remove the semaphore `name`, a POSIX one once it is checked to
+    /// be ours, a SysV set without waiting for it to be initialised (see [`SemSet::unlink`]).
+    pub fn unlink(flavor: Flavor, name: &str) -> Result<()> {
+        match flavor {
+            Flavor::Posix => Sem::open(flavor, name, Open::Existing)?.0.remove(),
+            Flavor::Sysv => SemSet::unlink(name),
+        }
+    }
+
     /// Remove the name (`sem_unlink`) or the set (`IPC_RMID`).
     pub fn remove(&self) -> Result<()> {
         match self {
