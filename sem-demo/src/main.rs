@@ -41,6 +41,7 @@ mod primitives;
 mod procs;
 mod run;
 mod sem;
+mod spawn;
 mod stale;
 mod sysv;
 

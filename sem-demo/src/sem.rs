@@ -202,6 +202,12 @@ impl Permit<'_> {
         self.held = false;
         self.sem.post(self.undo)
     }
+
+    /// Leave the permit taken: for a holder that must not give it back itself because the
+    /// process it guards may still run (see `run`).
+    pub fn keep(mut self) {
+        self.held = false;
+    }
 }
 
 impl Drop for Permit<'_> {
