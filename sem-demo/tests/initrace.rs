@@ -34,27 +34,50 @@ fn create_bare(key: libc::key_t) -> i32 {
     id
 }
 
-/// The same, by a process that exits at once: a creator killed between its two calls.
-fn create_bare_and_die(key: libc::key_t) -> i32 {
-    // SAFETY: the child makes only async-signal-safe calls (semget, _exit), as it must in a
-    // multi-threaded test process.
+/// Run `op` in a child process that exits at once (0 if `op` returned true): a set it
+/// touched records a pid that is gone, as a creator killed there would leave it. `op` must
+/// make only async-signal-safe calls: this test process has other threads.
+fn in_a_child_that_exits(op: impl FnOnce() -> bool) {
+    // SAFETY: the child runs `op` (async-signal-safe calls only, on data prepared before the
+    // fork) and _exit.
     match unsafe { nix::unistd::fork() }.unwrap() {
         nix::unistd::ForkResult::Child => {
-            // SAFETY: plain integers in; _exit ends the child.
-            unsafe {
-                let id = libc::semget(key, 4, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
-                libc::_exit(if id >= 0 { 0 } else { 1 });
-            }
+            let ok = op();
+            // SAFETY: _exit ends the child at once, running nothing of the parent's.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
         }
         nix::unistd::ForkResult::Parent { child } => {
             let status = nix::sys::wait::waitpid(child, None).unwrap();
             assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
         }
     }
+}
+
+/// A creator's first step, by a process that exits at once: one killed between its two calls.
+fn create_bare_and_die(key: libc::key_t) -> i32 {
+    // SAFETY: semget takes plain integers and is async-signal-safe.
+    in_a_child_that_exits(|| unsafe {
+        libc::semget(key, 4, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) >= 0
+    });
     // SAFETY: as above.
     let id = unsafe { libc::semget(key, 0, 0) };
     assert!(id >= 0, "semget: {}", Errno::last());
     id
+}
+
+/// `sem-demo -v run --name NAME [ARGS...] -- echo ran`, which must succeed, print `ran`, and
+/// narrate `said`.
+fn run_narrating(sb: &Sandbox, name: &str, args: &[&str], said: &str) {
+    let mut c = cmd(sb, &["-v", "run", "--name", name]);
+    c.args(args).args(["--", "echo", "ran"]);
+    let out = testkit::run(&mut c, b"");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(testkit::stdout(&out), "ran\n");
+    assert!(
+        testkit::stderr(&out).contains(said),
+        "{said:?} not in {}",
+        testkit::stderr(&out)
+    );
 }
 
 /// The old way's first step after semget: SETALL (which records our pid as the setter).
@@ -115,22 +138,7 @@ fn a_set_left_uninitialised_after_semget_is_initialised_by_the_next_run() {
     let (key, _) = key_and_check(&sb, &name);
     let id = create_bare_and_die(key);
     let _rm = Rmid(id);
-    let out = testkit::run(
-        &mut cmd(
-            &sb,
-            &[
-                "-v", "run", "--name", &name, "--limit", "2", "--", "echo", "ran",
-            ],
-        ),
-        b"",
-    );
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(testkit::stdout(&out), "ran\n");
-    assert!(
-        testkit::stderr(&out).contains("initialising it ourselves"),
-        "{}",
-        testkit::stderr(&out)
-    );
+    run_narrating(&sb, &name, &["--limit", "2"], "initialising it ourselves");
     assert_eq!(value(&sb, &name, "--sysv"), 2);
     // The creator's own initialisation, late: "semaphore 2 is 0" no longer holds.
     let mut ops = [
@@ -257,32 +265,11 @@ fn a_set_left_uninitialised_by_a_dead_creator_is_replaced() {
     let _rm = Rmid(id);
     // SETALL from a child that exits at once, so the pid the set records is a dead one.
     let mut values: [libc::c_ushort; 4] = [0, 1, check[0], check[1]];
-    // SAFETY: the child makes only async-signal-safe calls (semctl, _exit) on data prepared
-    // before the fork, as it must in a multi-threaded test process.
-    match unsafe { nix::unistd::fork() }.unwrap() {
-        nix::unistd::ForkResult::Child => {
-            // SAFETY: SETALL reads four unsigned shorts from `values`; _exit ends the child.
-            unsafe {
-                let rc = libc::semctl(id, 0, libc::SETALL, values.as_mut_ptr());
-                libc::_exit(if rc == 0 { 0 } else { 1 });
-            }
-        }
-        nix::unistd::ForkResult::Parent { child } => {
-            let status = nix::sys::wait::waitpid(child, None).unwrap();
-            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
-        }
-    }
-    let out = testkit::run(
-        &mut cmd(&sb, &["-v", "run", "--name", &name, "--", "echo", "ran"]),
-        b"",
-    );
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(testkit::stdout(&out), "ran\n");
-    assert!(
-        testkit::stderr(&out).contains("abandoned"),
-        "{}",
-        testkit::stderr(&out)
-    );
+    // SAFETY: SETALL reads four unsigned shorts from `values`; semctl is async-signal-safe.
+    in_a_child_that_exits(|| unsafe {
+        libc::semctl(id, 0, libc::SETALL, values.as_mut_ptr()) == 0
+    });
+    run_narrating(&sb, &name, &[], "abandoned");
     assert_eq!(value(&sb, &name, "--sysv"), 1);
     assert_eq!(code(&sb, &["unlink", "--sysv", &name]), 0);
 }
