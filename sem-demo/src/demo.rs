@@ -7,8 +7,9 @@
 //!    the check that no more than K cars were ever on it (POSIX, then SysV);
 //! 3. a holder killed with SIGKILL: `sem-demo run -- sh -c 'echo held; exec sleep 600'` takes
 //!    the only permit and is killed. With SysV + SEM_UNDO the next `run` gets the permit as
-//!    soon as the killed `run`'s command has died too (of its death signal); with a POSIX named semaphore it times out (nobody owns a POSIX semaphore, so
-//!    nothing gives the permit back), until a `sem-demo post` repairs it;
+//!    soon as the killed `run`'s command has died too (of its death signal); with a POSIX
+//!    named semaphore it times out (nobody owns a POSIX semaphore, so nothing gives the
+//!    permit back), until a `sem-demo post` repairs it;
 //! 4. check that nothing is left: no `/dev/shm/sem.*` or `/dev/shm/*` object of this run and
 //!    no SysV set at any of the keys it used.
 //!

@@ -131,7 +131,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
          PR_SET_PDEATHSIG=SIGKILL, execvp({})",
         args.command[0].to_string_lossy()
     );
-    // The command shares our undo list from here on: it holds the permit as long as we do.
+    // The command shares our undo list from here on: the kernel gives the permit back only
+    // once both of us have ended, unless we give it back first (step 5).
     match supervise(child, &caught) {
         // 5. Give the permit back: the command has ended. If that fails (someone removed the
         //    semaphore meanwhile), say so, but the status is still the command's: a script

@@ -107,20 +107,21 @@ impl Sem {
     /// gives it back when dropped.
     pub fn take(&self, undo: bool) -> Result<Permit<'_>> {
         self.wait(undo, None)?;
-        Ok(Permit {
-            sem: self,
-            undo,
-            held: true,
-        })
+        Ok(self.permit(undo))
     }
 
     /// [`Sem::take`] with an optional timeout: `Ok(None)` if it passed first.
     pub fn take_within(&self, undo: bool, timeout: Option<Duration>) -> Result<Option<Permit<'_>>> {
-        Ok(self.wait(undo, timeout)?.then_some(Permit {
+        Ok(self.wait(undo, timeout)?.then(|| self.permit(undo)))
+    }
+
+    /// The guard of a permit just taken.
+    fn permit(&self, undo: bool) -> Permit<'_> {
+        Permit {
             sem: self,
             undo,
             held: true,
-        }))
+        }
     }
 
     /// Take a permit if one is free; `Ok(false)` if it would block.
