@@ -5,9 +5,9 @@
 //!
 //! | field | type | |
 //! |---|---|---|
-//! | magic | u64 | [`MAGIC`], so a car never trusts some other object of that name |
-//! | lanes | u32 | K |
-//! | cars | u32 | N; the event log has 2N slots |
+//! | magic | AtomicU64 | [`MAGIC`], so a car never trusts some other object of that name |
+//! | lanes | AtomicU32 | K |
+//! | cars | AtomicU32 | N; the event log has 2N slots |
 //! | state | AtomicU64 | high 32 bits: events so far; low 32 bits: cars on the bridge |
 //! | max | AtomicU32 | the highest occupancy any car saw |
 //! | over | AtomicU32 | how many times a car saw more than K |
@@ -18,6 +18,13 @@
 //! into the high half). Either way `fetch_add` returns the state just before, so each car
 //! learns its event's number and the occupancy it made in the same atomic step: the timeline
 //! that results is exactly the order of those steps, with no lock of its own.
+//!
+//! Every field is an atomic, the three the creator writes once included: the object has a name
+//! from `shm_open` on, before its header is written, so another process may read the header
+//! while it is being written, and in Rust's memory model a plain read that races a write is
+//! undefined behaviour (the rule shm-demo's layout states). The creator stores K and N first and
+//! the magic last (Release); a car loads the magic first (Acquire), so a car that finds the
+//! magic also finds K and N, and one that comes earlier finds no magic and is refused.
 //!
 //! The sizes a car reads from the board are checked against the object's real size before the
 //! event log is touched.
@@ -39,9 +46,9 @@ pub const MAGIC: u64 = u64::from_be_bytes(*b"semboard");
 
 #[repr(C)]
 struct Header {
-    magic: u64,
-    lanes: u32,
-    cars: u32,
+    magic: AtomicU64,
+    lanes: AtomicU32,
+    cars: AtomicU32,
     state: AtomicU64,
     max: AtomicU32,
     over: AtomicU32,
@@ -91,16 +98,17 @@ impl Board {
         // The caller guards the name from here on.
         let _ = guard.keep();
         trace!("shm_open({name}, O_CREAT|O_EXCL, 0600) + ftruncate({len}) + mmap");
-        let h = board.header_ptr();
-        // SAFETY: the mapping is `len` >= size_of::<Header>() bytes, page-aligned, and new
-        // (all zero, nobody else has it yet); we write the plain fields once, before any car
-        // is started.
-        unsafe {
-            (*h).magic = MAGIC;
-            (*h).lanes = lanes;
-            (*h).cars = cars;
-        }
+        board.stamp(lanes, cars);
         Ok(board)
+    }
+
+    /// Write the header of a new board: K and N, then the magic that makes a car believe them
+    /// (see the module docs for the order).
+    fn stamp(&self, lanes: u32, cars: u32) {
+        let h = self.header();
+        h.lanes.store(lanes, Ordering::Relaxed);
+        h.cars.store(cars, Ordering::Relaxed);
+        h.magic.store(MAGIC, Ordering::Release);
     }
 
     /// Open an existing board, checked: ours, a regular shm object, big enough for the car
@@ -120,19 +128,19 @@ impl Board {
             return Err(Error::msg(format!("board {name}: too small ({len} bytes)")));
         }
         let board = Board::map(&fd, len, name)?;
-        let h = board.header();
-        if h.magic != MAGIC {
+        // The magic first (Acquire), and K and N only if it is there: see the module docs.
+        if board.header().magic.load(Ordering::Acquire) != MAGIC {
             return Err(Error::msg(format!("board {name}: not a sem-demo board")));
         }
-        if size_for(h.cars) != Some(len) {
+        let cars = board.cars();
+        if size_for(cars) != Some(len) {
             return Err(Error::msg(format!(
-                "board {name}: claims {} cars but is {len} bytes",
-                h.cars
+                "board {name}: claims {cars} cars but is {len} bytes"
             )));
         }
         trace!(
-            "shm_open({name}, O_RDWR) + mmap: K={}, {} cars",
-            h.lanes, h.cars
+            "shm_open({name}, O_RDWR) + mmap: K={}, {cars} cars",
+            board.lanes()
         );
         Ok(board)
     }
@@ -159,14 +167,12 @@ impl Board {
         })
     }
 
-    fn header_ptr(&self) -> *mut Header {
-        self.base.as_ptr().cast()
-    }
-
     fn header(&self) -> &Header {
         // SAFETY: the mapping is at least size_of::<Header>() bytes (checked at create/open)
-        // and page-aligned; the fields other processes change are atomics.
-        unsafe { &*self.header_ptr() }
+        // and page-aligned, and lives as long as `self`; every field of Header is an atomic
+        // (see the test `every_header_field_is_an_atomic`), so shared references to it are
+        // sound while other processes write it.
+        unsafe { &*self.base.as_ptr().cast::<Header>() }
     }
 
     fn events(&self) -> &[AtomicU64] {
@@ -188,12 +194,12 @@ impl Board {
 
     /// K.
     pub fn lanes(&self) -> u32 {
-        self.header().lanes
+        self.header().lanes.load(Ordering::Relaxed)
     }
 
     /// N.
     pub fn cars(&self) -> u32 {
-        self.header().cars
+        self.header().cars.load(Ordering::Relaxed)
     }
 
     /// Record that `car` entered; returns the occupancy now. Counts a violation if above K.
@@ -267,5 +273,69 @@ impl Drop for Board {
         // SAFETY: `base`/`len` are the mapping made in `map`, unmapped once, here; no
         // reference into it outlives `self`.
         let _ = unsafe { munmap(self.base, self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::names;
+
+    /// Only atomics may be shared with other processes (see the module docs).
+    trait SharedWord {}
+    impl SharedWord for AtomicU32 {}
+    impl SharedWord for AtomicU64 {}
+    fn shared<T: SharedWord>(_: &T) {}
+
+    /// A compile-time check: a plain field added to the header (or one of these turned back
+    /// into a plain integer) fails to build this test. The destructuring names every field,
+    /// so a new one must be listed here too.
+    #[test]
+    fn every_header_field_is_an_atomic() {
+        let zeroed = [0u64; size_of::<Header>() / 8];
+        // SAFETY: Header is repr(C), atomics only (as this test checks), 8-aligned like the
+        // array, exactly its size, and all-zero is a valid value of every atomic.
+        let h = unsafe { &*zeroed.as_ptr().cast::<Header>() };
+        let Header {
+            magic,
+            lanes,
+            cars,
+            state,
+            max,
+            over,
+        } = h;
+        shared(magic);
+        shared(lanes);
+        shared(cars);
+        shared(state);
+        shared(max);
+        shared(over);
+        assert_eq!(size_of::<Header>(), 32, "the event log starts 8-aligned");
+    }
+
+    /// A car that opens the board between its creator's `ftruncate` and its header (the
+    /// instant made certain: the test is that creator) finds no magic and is refused, never
+    /// believes a K or an N of 0; once the header is stamped, it opens.
+    #[test]
+    fn a_board_caught_before_its_header_is_written_is_refused() {
+        let name = names::posix_name(&names::unique("t-board"));
+        let len = size_for(3).expect("size");
+        let fd = shm_open(
+            name.as_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .expect("shm_open");
+        let _unlink = Unlink::new(Object::Shm(name.clone()));
+        ftruncate(&fd, libc::off_t::try_from(len).expect("len")).expect("ftruncate");
+        let creator = Board::map(&fd, len, &name).expect("map");
+        let early = Board::open(&name).err().expect("refused");
+        assert!(
+            early.to_string().ends_with("not a sem-demo board"),
+            "{early}"
+        );
+        creator.stamp(2, 3);
+        let car = Board::open(&name).expect("stamped");
+        assert_eq!((car.lanes(), car.cars()), (2, 3));
     }
 }

@@ -183,7 +183,8 @@ pub fn car(args: &CarArgs) -> Result<ExitCode> {
         )));
     }
     let (sem, _) = Sem::open(args.flavor.or(Flavor::Posix), &args.name, Open::Existing)?;
-    sem.wait(true, None)?;
+    // Given back when dropped, on an error too (a board whose event log is full).
+    let permit = sem.take(true)?;
     let occupancy = board.enter(args.id)?;
     trace!(
         "car {} on the bridge: {occupancy}/{}",
@@ -192,7 +193,7 @@ pub fn car(args: &CarArgs) -> Result<ExitCode> {
     );
     std::thread::sleep(Duration::from_millis(args.cross_ms.into()));
     let left = board.leave(args.id);
-    sem.post(true)?;
+    permit.release()?;
     left?;
     if occupancy > board.lanes() {
         return Err(Error::Check(format!(

@@ -78,9 +78,10 @@ pub enum Command {
     /// Run a command while holding one of K permits of a named semaphore, like flock(1) or
     /// GNU parallel's `sem`; exit with the command's status (128+N if a signal killed it).
     #[command(after_help = "\
-The default is a System V semaphore taken with SEM_UNDO: if `run` is killed (even with
-SIGKILL) the kernel gives its permit back at once, and the command is killed with it. With
---posix a killed holder's permit is lost until someone posts it back (`sem-demo post NAME`).
+The default is a System V semaphore taken with SEM_UNDO, and the command shares the undo:
+if `run` is killed (even with SIGKILL), the command is killed with it, and the kernel gives
+the permit back once both have ended, never while the command still runs. With --posix a
+killed holder's permit is lost until someone posts it back (`sem-demo post NAME`).
 The first `run` on a name creates it with K permits; a different --limit later is refused.
 
 Examples:
@@ -295,13 +296,14 @@ pub struct RunArgs {
     /// Use a POSIX named semaphore instead of SysV (a killed holder's permit is then lost).
     #[arg(long)]
     pub posix: bool,
-    /// The command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The command and its arguments (after `--`, or from the first word that is not an
+    /// option of `run`).
+    //
+    // Not `allow_hyphen_values`: with it, the first unknown option (`--nmae x`) became the
+    // command. Options before the command are `run`'s, and an unknown one is a usage error;
+    // from the command's first word on, everything is the command's (`trailing_var_arg`),
+    // dashes included.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 

@@ -193,9 +193,9 @@ pub fn update(args: &UpdateArgs) -> Result<ExitCode> {
             );
             quiet_narration();
         }
-        if let Some(sem) = &sem {
-            sem.wait(true, None)?;
-        }
+        // Given back when dropped: an error below (a file that does not hold a number) must
+        // not keep the permit from every other updater.
+        let permit = sem.as_ref().map(|s| s.take(true)).transpose()?;
         let n = read_number(&file, &args.file)?;
         let next = n.checked_add(1).ok_or_else(|| {
             Error::msg(format!("{}: {n} cannot grow any more", args.file.display()))
@@ -204,8 +204,8 @@ pub fn update(args: &UpdateArgs) -> Result<ExitCode> {
         file.write_at(text.as_bytes(), 0)
             .ctx("pwrite", args.file.display())?;
         trace!("pread({}) -> {n}, pwrite <- {next}", args.file.display());
-        if let Some(sem) = &sem {
-            sem.post(true)?;
+        if let Some(permit) = permit {
+            permit.release()?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -6,9 +6,10 @@
 //! 2. the bridge: a counting semaphore with K permits, N `car` processes, the timeline, and
 //!    the check that no more than K cars were ever on it (POSIX, then SysV);
 //! 3. a holder killed with SIGKILL: `sem-demo run -- sh -c 'echo held; exec sleep 600'` takes
-//!    the only permit and is killed. With SysV + SEM_UNDO the next `run` gets the permit at
-//!    once; with a POSIX named semaphore it times out (nobody owns a POSIX semaphore, so
-//!    nothing gives the permit back), until a `sem-demo post` repairs it;
+//!    the only permit and is killed. With SysV + SEM_UNDO the next `run` gets the permit as
+//!    soon as the killed `run`'s command has died too (of its death signal); with a POSIX
+//!    named semaphore it times out (nobody owns a POSIX semaphore, so nothing gives the
+//!    permit back), until a `sem-demo post` repairs it;
 //! 4. check that nothing is left: no `/dev/shm/sem.*` or `/dev/shm/*` object of this run and
 //!    no SysV set at any of the keys it used.
 //!
@@ -193,9 +194,11 @@ fn killed_holder(
         .ok_or_else(|| Error::msg("holder: no stdout pipe"))?;
     lines.wait_for(|l| l == "held", DEADLINE)?;
     let held = sem.value()?;
-    // Only `run` itself, not its group: the command dies of PR_SET_PDEATHSIG.
+    // Only `run` itself, not its group: the command dies of PR_SET_PDEATHSIG. It shares the
+    // permit (SysV), which comes back once it has died too: at the end of its output.
     kill(holder.pid(), Signal::SIGKILL).ctx("kill", holder.pid())?;
     let status = holder.wait_timeout(DEADLINE)?;
+    lines.rest(DEADLINE)?;
     let value = sem.value()?;
     tell!(
         shutdown,
@@ -233,7 +236,7 @@ fn killed_holder(
             tell!(
                 shutdown,
                 "   SysV: the next run -> {} after {:.1} ms: SEM_UNDO, the kernel gave the \
-                 dead holder's permit back",
+                 permit back once the holder and its command were dead",
                 describe(status),
                 took.as_secs_f64() * 1000.0
             )?;

@@ -18,9 +18,9 @@
 //! What happens: POSIX: sem_open(/ipc-demo-NAME, O_CREAT|O_EXCL, 0600, value) (or an
 //! existing one, checked to be ours with open(O_NOFOLLOW) + fstat) -> sem_wait /
 //! sem_timedwait / sem_trywait -> sem_post -> sem_close; sem_unlink by the creator. SysV:
-//! semget(0x1dc0xxxx, 4, IPC_CREAT|IPC_EXCL|0600) -> semctl(SETALL) -> semop (sets sem_otime;
-//! others wait for it) -> semop/semtimedop(-1, SEM_UNDO) -> semop(+1, SEM_UNDO) ->
-//! semctl(IPC_RMID) by the creator.
+//! semget(0x1dc0xxxx, 4, IPC_CREAT|IPC_EXCL|0600) -> one semop that initialises the set only
+//! if nobody has (sets sem_otime; an opener that finds it 0 makes the same semop itself) ->
+//! semop/semtimedop(-1, SEM_UNDO) -> semop(+1, SEM_UNDO) -> semctl(IPC_RMID) by the creator.
 //!
 //! Cleanup: the demo roles remove what they create (sem_unlink, IPC_RMID, shm_unlink) on every
 //! exit but kill -9, also on Ctrl-C. Names used by `run` and the primitives are meant to
@@ -41,6 +41,7 @@ mod primitives;
 mod procs;
 mod run;
 mod sem;
+mod spawn;
 mod stale;
 mod sysv;
 

@@ -57,9 +57,8 @@ pub fn value(args: &PrimArgs) -> Result<ExitCode> {
 
 /// `sem-demo unlink NAME`.
 pub fn unlink(args: &PrimArgs) -> Result<ExitCode> {
-    // Opened first, so that a SysV set that is not ours (or another name's) is refused
-    // rather than removed; a POSIX name is checked to be ours the same way.
-    let (sem, _) = Sem::open(args.flavor.or(DEFAULT), &args.name, Open::Existing)?;
-    sem.remove()?;
+    // Checked first, so that a semaphore that is not ours (or a SysV set of another name) is
+    // refused rather than removed; a SysV set is removed even if it was never initialised.
+    Sem::unlink(args.flavor.or(DEFAULT), &args.name)?;
     Ok(ExitCode::SUCCESS)
 }

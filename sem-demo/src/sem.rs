@@ -103,6 +103,27 @@ impl Sem {
         }
     }
 
+    /// Take a permit for a critical section, waiting as long as it takes: a [`Permit`] that
+    /// gives it back when dropped.
+    pub fn take(&self, undo: bool) -> Result<Permit<'_>> {
+        self.wait(undo, None)?;
+        Ok(self.permit(undo))
+    }
+
+    /// [`Sem::take`] with an optional timeout: `Ok(None)` if it passed first.
+    pub fn take_within(&self, undo: bool, timeout: Option<Duration>) -> Result<Option<Permit<'_>>> {
+        Ok(self.wait(undo, timeout)?.then(|| self.permit(undo)))
+    }
+
+    /// The guard of a permit just taken.
+    fn permit(&self, undo: bool) -> Permit<'_> {
+        Permit {
+            sem: self,
+            undo,
+            held: true,
+        }
+    }
+
     /// Take a permit if one is free; `Ok(false)` if it would block.
     pub fn try_wait(&self, undo: bool) -> Result<bool> {
         match self {
@@ -136,6 +157,15 @@ impl Sem {
         }
     }
 
+    /// `sem-demo unlink NAME`: remove the semaphore `name`, a POSIX one once it is checked to
+    /// be ours, a SysV set without waiting for it to be initialised (see [`SemSet::unlink`]).
+    pub fn unlink(flavor: Flavor, name: &str) -> Result<()> {
+        match flavor {
+            Flavor::Posix => Sem::open(flavor, name, Open::Existing)?.0.remove(),
+            Flavor::Sysv => SemSet::unlink(name),
+        }
+    }
+
     /// Remove the name (`sem_unlink`) or the set (`IPC_RMID`).
     pub fn remove(&self) -> Result<()> {
         match self {
@@ -149,6 +179,45 @@ impl Sem {
         match self {
             Sem::Posix(s) => s.name().to_owned(),
             Sem::Sysv(s) => format!("{} (key {:#010x})", s.name(), s.key()),
+        }
+    }
+}
+
+/// A permit taken by [`Sem::take`], given back (`post`) when dropped: every way out of a
+/// critical section gives it back, a `?` on an error included.
+///
+/// Pitfall: without a guard, an early return between the wait and the post keeps the permit.
+/// SysV's `SEM_UNDO` gives it back when the process exits, but a POSIX semaphore never does:
+/// one `update` that failed on a file that did not hold a number left every later `update`
+/// waiting forever.
+#[must_use = "dropping the permit gives it back at once"]
+pub struct Permit<'a> {
+    sem: &'a Sem,
+    undo: bool,
+    held: bool,
+}
+
+impl Permit<'_> {
+    /// Give the permit back now, and say if that failed (dropping it can only warn).
+    pub fn release(mut self) -> Result<()> {
+        self.held = false;
+        self.sem.post(self.undo)
+    }
+
+    /// Leave the permit taken: for a holder that must not give it back itself because the
+    /// process it guards may still run (see `run`).
+    pub fn keep(mut self) {
+        self.held = false;
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.held
+            && let Err(e) = self.sem.post(self.undo)
+        {
+            // Drop cannot return an error; the error that brought us here is on its way.
+            eprintln!("sem-demo: warning: {e}");
         }
     }
 }

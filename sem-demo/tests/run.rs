@@ -264,6 +264,78 @@ fn a_sigkilled_sysv_holder_gives_its_permit_back_and_its_command_dies() {
     );
 }
 
+/// `run` killed while its command runs: the command must never run without the permit. In
+/// the kernel's exit path the dying `run`'s undo list is applied before the death signal that
+/// kills its command is sent, so the next `run` could start while the old command still ran
+/// (as long as the death signal took to act). The instant is made certain with a command
+/// that outlives `run`: `setpriv --pdeathsig clear` (util-linux) takes the death signal back.
+/// The permit must stay taken until that command ends, as a `flock` lock stays with its
+/// command.
+#[test]
+fn a_sigkilled_run_keeps_the_permit_until_its_command_ends() {
+    let sb = Sandbox::new();
+    let name = unique("outlive");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    let setpriv = testkit::run(std::process::Command::new("setpriv").arg("--help"), b"");
+    assert!(
+        testkit::stdout(&setpriv).contains("--pdeathsig"),
+        "this test needs util-linux's setpriv with --pdeathsig: {setpriv:?}"
+    );
+    let mut c = cmd(&sb, &["run", "--name", &name, "--"]);
+    c.args(["setpriv", "--pdeathsig", "clear", "--"]);
+    c.args(["sh", "-c", "echo $$; exec sleep 600"]);
+    let h = testkit::spawn(&mut c);
+    let mut out = h.stdout_lines().unwrap();
+    let pid = out.next_line(WAIT).unwrap().expect("the command's pid");
+    let command = nix::unistd::Pid::from_raw(pid.parse().expect("a pid"));
+    // Killed at the end of the test whatever happens: it has no parent of ours any more.
+    struct KillAtEnd(nix::unistd::Pid);
+    impl Drop for KillAtEnd {
+        fn drop(&mut self) {
+            let _ = kill(self.0, Signal::SIGKILL);
+        }
+    }
+    let _command = KillAtEnd(command);
+
+    kill(h.pid(), Signal::SIGKILL).unwrap();
+    h.wait_timeout(WAIT).unwrap();
+    assert!(!testkit::not_running(command), "the command outlives run");
+    assert_eq!(value(&sb, &name, "--sysv"), 0, "the command still holds it");
+    let next = [
+        "run",
+        "--name",
+        &name,
+        "--timeout",
+        "0.2",
+        "--",
+        "echo",
+        "ran",
+    ];
+    let out_next = run(&sb, &next);
+    assert_eq!(out_next.status.code(), Some(1), "{out_next:?}");
+    assert!(out_next.stdout.is_empty(), "{out_next:?}");
+
+    // The command ends: only now does the permit come back.
+    kill(command, Signal::SIGKILL).unwrap();
+    support::wait_not_running(&[command], "the command");
+    assert_eq!(value(&sb, &name, "--sysv"), 1);
+    let next = [
+        "run",
+        "--name",
+        &name,
+        "--timeout",
+        "10",
+        "--",
+        "echo",
+        "ran",
+    ];
+    assert_eq!(testkit::stdout(&run(&sb, &next)), "ran\n");
+}
+
 #[test]
 fn a_sigkilled_posix_holder_loses_its_permit_until_posted() {
     let sb = Sandbox::new();
@@ -336,16 +408,18 @@ fn a_thousand_killed_holders_never_block_the_next() {
         kill(h.pid(), Signal::SIGKILL).unwrap();
         h.wait_timeout(WAIT).unwrap();
     }
-    assert_eq!(value(&sb, &name, "--sysv"), 1);
+    // The last holder's command (if it had started) may still be dying of its death signal:
+    // the permit comes back once it has.
     let out = testkit::run_with_deadline(
         &mut cmd(
             &sb,
-            &["run", "--name", &name, "--timeout", "5", "--", "true"],
+            &["run", "--name", &name, "--timeout", "20", "--", "true"],
         ),
         b"",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
     );
     assert!(out.status.success(), "{out:?}");
+    assert_eq!(value(&sb, &name, "--sysv"), 1);
 }
 
 #[test]
@@ -415,16 +489,19 @@ fn a_frozen_holder_keeps_its_permit_and_a_killed_one_gives_it_back() {
         name: name.clone(),
         flavor: "--sysv",
     };
-    let (h, _out) = holder(&sb, &name, false);
+    let (h, mut out) = holder(&sb, &name, false);
     // Stopped, not dead: SEM_UNDO acts only when a process ends, so the permit stays taken.
     let frozen = testkit::freeze(h.pid());
     let waiter = ["run", "--name", &name, "--timeout", "0.2", "--", "true"];
     assert_eq!(code(&sb, &waiter), 1);
     assert_eq!(value(&sb, &name, "--sysv"), 0);
-    // Killed while certainly holding it (SIGKILL ends a stopped process too): back at once.
+    // Killed while certainly holding it (SIGKILL ends a stopped process too): back as soon
+    // as its command, which shares the permit, has died of its death signal (the end of
+    // its output).
     kill(h.pid(), Signal::SIGKILL).unwrap();
     h.wait_timeout(WAIT).unwrap();
     drop(frozen);
+    assert_eq!(out.rest(WAIT).unwrap(), Vec::<String>::new());
     assert_eq!(value(&sb, &name, "--sysv"), 1);
     assert_eq!(
         code(
@@ -463,4 +540,36 @@ fn a_script_without_shebang_and_many_arguments_runs() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(testkit::stdout(&out), "50000 args, last 50000\n");
     assert_eq!(value(&sb, &name, "--sysv"), 1);
+}
+
+/// Options before the command are `run`'s: a misspelt one is a usage error (exit 2) that
+/// runs nothing, not the name of a command to run (it used to be run, and fail with 127).
+/// From the command's first word on, everything is the command's, dashes included.
+#[test]
+fn an_unknown_option_before_the_command_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let name = unique("opts");
+    let _c = Cleanup {
+        sb: &sb,
+        name: name.clone(),
+        flavor: "--sysv",
+    };
+    for args in [
+        &["run", "--nmae", &name, "--", "echo", "ran"][..],
+        &["run", "--name", &name, "--limt", "2", "echo", "ran"],
+        &["run", "-x", "--", "echo", "ran"],
+    ] {
+        let out = run(&sb, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?} ran the command: {out:?}");
+        let err = testkit::stderr(&out);
+        assert!(err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    // Without `--`, the first word that is not an option starts the command, and what
+    // follows is its own, options of `run` included.
+    let out = run(&sb, &["run", "--name", &name, "echo", "-n", "--name", "x"]);
+    assert_eq!(testkit::stdout(&out), "--name x", "{out:?}");
+    // After `--`, even a word with a dash is the command.
+    let out = run(&sb, &["run", "--name", &name, "--", "--no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
 }

@@ -110,6 +110,100 @@ fn an_update_can_be_run_by_hand_on_a_file() {
     );
 }
 
+/// An error inside the critical section (the file no longer holds a number) gives the permit
+/// back: with POSIX nothing else ever would, and every later update waited forever.
+#[test]
+fn an_update_that_fails_holding_the_lock_gives_the_permit_back() {
+    for flavor in ["--posix", "--sysv"] {
+        let sb = Sandbox::new();
+        let name = support::unique("updfail");
+        let _c = support::Cleanup {
+            sb: &sb,
+            name: name.clone(),
+            flavor,
+        };
+        std::fs::write(sb.join("n"), "abc\n").unwrap();
+        let update = [
+            "update", "--file", "n", "--iters", "2", "--name", &name, flavor,
+        ];
+        let out = testkit::run(&mut cmd(&sb, &update), b"");
+        assert_eq!(out.status.code(), Some(1), "{flavor}: {out:?}");
+        assert!(
+            testkit::stderr(&out).contains("n: does not start with a number"),
+            "{flavor}: {out:?}"
+        );
+        assert_eq!(
+            support::value(&sb, &name, flavor),
+            1,
+            "{flavor}: permit kept"
+        );
+        // The next updater gets the lock (it used to wait out its deadline).
+        std::fs::write(sb.join("n"), "0\n").unwrap();
+        let out = testkit::run(&mut cmd(&sb, &update), b"");
+        assert!(out.status.success(), "{flavor}: {out:?}");
+        assert_eq!(std::fs::read_to_string(sb.join("n")).unwrap(), "2\n");
+    }
+}
+
+/// The same for a car: a board whose event log is already full makes its entry fail while it
+/// holds a lane, and the lane comes back. The board is made here as `bridge` makes it, with
+/// one car whose two events are both spent.
+#[test]
+fn a_car_that_fails_on_the_bridge_gives_its_lane_back() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    for flavor in ["--posix", "--sysv"] {
+        let sb = Sandbox::new();
+        let name = support::unique("carfail");
+        let _c = support::Cleanup {
+            sb: &sb,
+            name: name.clone(),
+            flavor,
+        };
+        let board = format!("/dev/shm/{}-{name}", common::names::PREFIX);
+        struct Remove(String);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+        let _board = Remove(board.clone());
+        // magic, K = 1, N = 1, state = 2 events and nobody on the bridge, max, over, 2 slots.
+        let mut header = u64::from_be_bytes(*b"semboard").to_ne_bytes().to_vec();
+        header.extend(1u32.to_ne_bytes());
+        header.extend(1u32.to_ne_bytes());
+        header.extend((2u64 << 32).to_ne_bytes());
+        header.extend([0u8; 8 + 2 * 8]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&board)
+            .and_then(|mut f| f.write_all(&header))
+            .unwrap();
+        assert_eq!(support::code(&sb, &["post", &name, flavor]), 0);
+        let car = [
+            "car",
+            "--name",
+            &name,
+            "--board",
+            &name,
+            "--id",
+            "0",
+            "--cross-ms",
+            "0",
+            flavor,
+        ];
+        let out = testkit::run(&mut cmd(&sb, &car), b"");
+        assert_eq!(out.status.code(), Some(1), "{flavor}: {out:?}");
+        assert!(
+            testkit::stderr(&out).contains("event 2 beyond its log"),
+            "{flavor}: {out:?}"
+        );
+        assert_eq!(support::value(&sb, &name, flavor), 1, "{flavor}: lane kept");
+    }
+}
+
 #[test]
 fn bridge_never_holds_more_than_k_cars_over_200_cars() {
     for flavor in ["--posix", "--sysv"] {
