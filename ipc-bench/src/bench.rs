@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::Cli;
 use crate::harness::{self, Measure, Outcome, Placement, Spec, Test};
 use crate::mech::{self, Family, Mech, Names};
-use crate::report::{self, Key, Machine, Row};
+use crate::report::{self, Build, Key, Machine, Row, Run};
 use crate::stats::Figure;
 use crate::{chart, twin};
 
@@ -116,6 +116,11 @@ pub fn plan(only: &[Family]) -> Vec<Key> {
 pub fn run(cli: &Cli) -> Result<ExitCode> {
     // First, before any child exists: Ctrl-C and SIGTERM end the run through our cleanup.
     let shutdown = Shutdown::install()?;
+    // Said first, so that nobody waits minutes for figures of the wrong build.
+    let build = Build::this();
+    if let Some(warning) = build.warning() {
+        eprintln!("ipc-bench: warning: {warning}");
+    }
     let budget = if cli.quick {
         Budget::QUICK
     } else {
@@ -198,7 +203,13 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         }
     }
     progress.finish_and_clear();
-    write_outputs(cli, &rows, &machine)?;
+    let command = command_line();
+    let run = Run {
+        command: &command,
+        machine: &machine,
+        build,
+    };
+    write_outputs(cli, &rows, &run)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -285,11 +296,10 @@ pub fn out_dir(flag: Option<&Path>) -> PathBuf {
     built_in.unwrap_or_else(|| PathBuf::from("target/ipc-bench"))
 }
 
-fn write_outputs(cli: &Cli, rows: &[Row], machine: &Machine) -> Result<()> {
-    let command = command_line();
+fn write_outputs(cli: &Cli, rows: &[Row], run: &Run) -> Result<()> {
     let dir = out_dir(cli.out.as_deref());
     std::fs::create_dir_all(&dir).ctx("mkdir", dir.display())?;
-    let json = report::json(rows, machine, &command);
+    let json = report::json(rows, run);
     let write = |name: &str, text: &str| -> Result<()> {
         let path = dir.join(name);
         std::fs::write(&path, text).ctx("write", path.display())
@@ -297,14 +307,14 @@ fn write_outputs(cli: &Cli, rows: &[Row], machine: &Machine) -> Result<()> {
     write("results.csv", &report::csv(rows))?;
     write("results.json", &json)?;
     let svg = dir.join("latency.svg");
-    let title = format!("ipc-bench round trips: {}", machine.line());
+    let title = format!("ipc-bench round trips: {}", run.machine.line());
     if let Err(e) = chart::draw(rows, &svg, &title) {
         eprintln!("ipc-bench: no chart: {e}");
     }
     let text = if cli.json {
         json
     } else {
-        report::markdown(rows, machine, &command)
+        report::markdown(rows, run)
     };
     common::say!("{}", text.trim_end())?;
     eprintln!(

@@ -11,6 +11,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_ipc-bench");
 /// Far above the ~2 s a quick pipe run takes, for a loaded CI machine.
 const DEADLINE: Duration = Duration::from_secs(240);
 
+/// The opt-level this crate, and so the binary under test, was built at (from build.rs).
+const OPT_LEVEL: &str = env!("IPC_BENCH_OPT_LEVEL");
+
+/// The stderr line of a binary built without optimisations.
+const DEBUG_WARNING: &str = "ipc-bench: warning: built without optimisations (opt-level 0)";
+
 #[test]
 fn quick_pipe_run_writes_a_table_csv_json_and_chart() {
     let sb = Sandbox::new();
@@ -167,6 +173,38 @@ fn a_refused_size_is_reported_in_its_row_and_the_rest_still_run() {
             }
         }
     }
+}
+
+/// Issue 20, item 17: a binary built without optimisations says so on stderr before it
+/// measures, in the table and in the JSON; an optimised one says nothing. Which of the two
+/// the binary under test is, build.rs tells this test.
+#[test]
+fn an_unoptimised_build_says_so() {
+    let debug = OPT_LEVEL == "0";
+    let sb = Sandbox::new();
+    let run = |json: bool| {
+        let mut cmd = sb.command(BIN);
+        cmd.args(["--quick", "--only", "eventfd", "--out"])
+            .arg(sb.join("out"));
+        if json {
+            cmd.arg("--json");
+        }
+        let out = testkit::run_with_deadline(&mut cmd, b"", DEADLINE);
+        assert!(out.status.success(), "{}", testkit::stderr(&out));
+        out
+    };
+    let table = run(false);
+    let stderr = testkit::stderr(&table);
+    assert_eq!(stderr.contains(DEBUG_WARNING), debug, "{stderr}");
+    let stdout = testkit::stdout(&table);
+    assert_eq!(
+        stdout.contains("**Warning: built without optimisations (opt-level 0): the Rust figures"),
+        debug,
+        "{stdout}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&run(true).stdout).expect("JSON on stdout");
+    assert_eq!(doc["build"]["opt_level"], OPT_LEVEL);
+    assert_eq!(doc["build"]["optimized"], !debug);
 }
 
 /// Ctrl-C in the middle of a measurement: the run stops at once, says so, exits 130, and
