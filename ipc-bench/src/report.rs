@@ -171,6 +171,9 @@ pub struct Run<'a> {
     pub machine: &'a Machine,
     /// The binary.
     pub build: Build,
+    /// A `--quick` run (the command line says so too; the table adds what it is good for).
+    #[serde(skip)]
+    pub quick: bool,
 }
 
 /// A duration with three significant digits or so: 321 ns, 4.48 µs, 16.9 µs, 2.04 ms, 20.3 ms.
@@ -230,6 +233,14 @@ pub fn markdown(rows: &[Row], run: &Run) -> String {
     let _ = writeln!(out, "`{}` on {}.\n", run.command, run.machine.line());
     if let Some(warning) = run.build.warning() {
         let _ = writeln!(out, "**Warning: {warning}.**\n");
+    }
+    if run.quick {
+        let _ = writeln!(
+            out,
+            "A quick run: the full run's rounds, fewer of them. Its p50 ratios to C agree with \
+             the full run's; its p99, p99.9 and throughput figures do not (too few rounds), \
+             and its goals below are a first look, not a verdict.\n"
+        );
     }
 
     let _ = writeln!(out, "### Round trip (1-byte message or bare wake-up)\n");
@@ -666,6 +677,7 @@ mod tests {
             command: "ipc-bench --quick",
             machine: &machine,
             build: Build::with_opt_level("3"),
+            quick: true,
         };
         let md = markdown(&sample(), &run);
         assert!(
@@ -690,6 +702,7 @@ mod tests {
         one_sided.c = Figure::Failed("no result within 20 s".into());
         let full = Run {
             command: "ipc-bench",
+            quick: false,
             ..run
         };
         let md1 = markdown(&[one_sided], &full);
@@ -698,6 +711,9 @@ mod tests {
             "{md1}"
         );
         assert!(md.contains("1. shared memory, busy-poll: 400 ns"), "{md}");
+        // A quick run says what it is good for; a full run has no such line.
+        assert!(md.contains("A quick run: the full run's rounds"), "{md}");
+        assert!(!md1.contains("A quick run"), "{md1}");
         // Every table line has the same number of cells as its header.
         for table in md.split("\n\n").filter(|t| t.starts_with("| mechanism")) {
             let cells: Vec<_> = table.lines().map(|l| l.matches('|').count()).collect();
@@ -746,6 +762,7 @@ mod tests {
             command: "ipc-bench",
             machine: &machine,
             build: Build::with_opt_level("3"),
+            quick: false,
         };
         let text = json(&sample(), &run);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -768,6 +785,7 @@ mod tests {
             command: "ipc-bench",
             machine: &machine,
             build: Build::with_opt_level("0"),
+            quick: false,
         };
         let md = markdown(&sample(), &debug);
         assert!(

@@ -1,6 +1,9 @@
 //! The real binary, run the way a user runs it: `--quick --only …`, with a deadline.
-//! Nothing here asserts a speed; only that every output exists, parses and agrees.
+//! Nothing here asserts a speed; only that every output exists, parses and agrees, and that
+//! Rust and its C twin, measured side by side in one run, come out within a wide band of
+//! each other.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::testkit::{self, Sandbox};
@@ -8,7 +11,7 @@ use nix::sys::signal::Signal;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipc-bench");
 
-/// Far above the ~2 s a quick pipe run takes, for a loaded CI machine.
+/// Far above the ~20 s a whole quick run takes, for a loaded CI machine.
 const DEADLINE: Duration = Duration::from_secs(240);
 
 /// The opt-level this crate, and so the binary under test, was built at (from build.rs).
@@ -17,8 +20,17 @@ const OPT_LEVEL: &str = env!("IPC_BENCH_OPT_LEVEL");
 /// The stderr line of a binary built without optimisations.
 const DEBUG_WARNING: &str = "ipc-bench: warning: built without optimisations (opt-level 0)";
 
+/// One measuring run at a time: every run pins its processes to the same two CPUs, so two
+/// runs at once would measure each other, and the ratio check below would see it.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static MEASURING: Mutex<()> = Mutex::new(());
+    // A test that failed while holding it leaves nothing to repair: the lock guards no data.
+    MEASURING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn quick_pipe_run_writes_a_table_csv_json_and_chart() {
+    let _one = one_at_a_time();
     let sb = Sandbox::new();
     let out_dir = sb.join("out");
     let out = testkit::run_with_deadline(
@@ -89,6 +101,7 @@ fn quick_pipe_run_writes_a_table_csv_json_and_chart() {
 
 #[test]
 fn json_flag_prints_the_document_and_named_objects_are_gone() {
+    let _one = one_at_a_time();
     let sb = Sandbox::new();
     let out = testkit::run_with_deadline(
         sb.command(BIN)
@@ -134,6 +147,7 @@ fn json_flag_prints_the_document_and_named_objects_are_gone() {
 /// included: the 64 KiB rows say why, and the other rows of the run are still measured.
 #[test]
 fn a_refused_size_is_reported_in_its_row_and_the_rest_still_run() {
+    let _one = one_at_a_time();
     let msgmax: usize = std::fs::read_to_string("/proc/sys/kernel/msgmax")
         .expect("/proc/sys/kernel/msgmax")
         .trim()
@@ -175,11 +189,62 @@ fn a_refused_size_is_reported_in_its_row_and_the_rest_still_run() {
     }
 }
 
+/// Issue 28: a whole `--quick` run puts every round-trip row's p50 within 0.67-1.5x of its
+/// C twin (but one, below). The band is wide on purpose: the same calls on both sides, alternated round by
+/// round, must never leave it, however busy the machine. It catches a gross asymmetry (a
+/// side measured differently, a row broken on one side), not a bias of 1.2-1.4x like the old
+/// quick run's on two CPUs: that one stays inside. What removed it, the full run's rounds,
+/// is pinned by the unit test `quick_is_the_full_run_with_fewer_rounds`, and the agreement
+/// with the full run (within 1.1x) is measured by `bench/quick-vs-full.sh`.
+#[test]
+fn quick_run_p50_ratios_stay_near_c() {
+    let _one = one_at_a_time();
+    let sb = Sandbox::new();
+    let out = testkit::run_with_deadline(
+        sb.command(BIN)
+            .args(["--quick", "--json", "--out"])
+            .arg(sb.join("out")),
+        b"",
+        DEADLINE,
+    );
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let rows = doc["rows"].as_array().unwrap();
+    // (mechanism, placement, ratio) of every row measured on both sides.
+    let ratios: Vec<(&str, &str, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let ratio = r["p50_ratio"].as_f64()?;
+            Some((r["mechanism"].as_str()?, r["placement"].as_str()?, ratio))
+        })
+        .collect();
+    // The floor and 14 mechanisms on one CPU, and on two where there are two.
+    let cpus = doc["machine"]["cpus"].as_u64().unwrap();
+    let expected = 1 + 14 * if cpus >= 2 { 2 } else { 1 };
+    assert_eq!(ratios.len(), expected, "{ratios:?}");
+    // Busy-polling on one CPU is the exception: each of its round trips lasts until the
+    // scheduler takes the CPU from the spinner, so its p50 is a time slice, not a cost of
+    // either side's code, and a quick run gets one or two per round. On a loaded machine
+    // those range from 0.2 to 30 ms, and so does the median of 16 of them: the row's ratio
+    // came out 0.01-1.0x in six quick runs at load 2-11. It is measured on both sides all
+    // the same (counted above).
+    let outside: Vec<_> = ratios
+        .iter()
+        .filter(|&&(mech, placement, _)| (mech, placement) != ("shm", "same-cpu"))
+        .filter(|(_, _, r)| !(0.67..=1.5).contains(r))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "p50 ratio outside 0.67-1.5x: {outside:?}\nall: {ratios:?}"
+    );
+}
+
 /// Issue 20, item 17: a binary built without optimisations says so on stderr before it
 /// measures, in the table and in the JSON; an optimised one says nothing. Which of the two
 /// the binary under test is, build.rs tells this test.
 #[test]
 fn an_unoptimised_build_says_so() {
+    let _one = one_at_a_time();
     let debug = OPT_LEVEL == "0";
     let sb = Sandbox::new();
     let run = |json: bool| {
@@ -212,6 +277,7 @@ fn an_unoptimised_build_says_so() {
 /// for the `-v` line that reports the set's creation before sending SIGINT.
 #[test]
 fn ctrl_c_mid_measurement_removes_what_it_made() {
+    let _one = one_at_a_time();
     let sb = Sandbox::new();
     let child = testkit::spawn_with_deadline(
         sb.command(BIN)
