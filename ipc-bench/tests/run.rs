@@ -3,6 +3,7 @@
 //! Rust and its C twin, measured side by side in one run, come out within a wide band of
 //! each other.
 
+use std::process::Output;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,20 +29,29 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     MEASURING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Run the binary with `args`, writing its files to `out` in the sandbox, with a deadline, and
+/// check that it succeeded.
+fn run_ok(sb: &Sandbox, args: &[&str]) -> Output {
+    let out = testkit::run_with_deadline(
+        sb.command(BIN).args(args).arg("--out").arg(sb.join("out")),
+        b"",
+        DEADLINE,
+    );
+    assert!(out.status.success(), "{args:?}: {}", testkit::stderr(&out));
+    out
+}
+
+/// The JSON document a `--json` run printed.
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).expect("the JSON document on stdout")
+}
+
 #[test]
 fn quick_pipe_run_writes_a_table_csv_json_and_chart() {
     let _one = one_at_a_time();
     let sb = Sandbox::new();
     let out_dir = sb.join("out");
-    let out = testkit::run_with_deadline(
-        sb.command(BIN)
-            .args(["--quick", "--only", "pipe", "--out"])
-            .arg(&out_dir),
-        b"",
-        DEADLINE,
-    );
-    let stdout = testkit::stdout(&out);
-    assert!(out.status.success(), "{stdout}\n{}", testkit::stderr(&out));
+    let stdout = testkit::stdout(&run_ok(&sb, &["--quick", "--only", "pipe"]));
 
     // The table: both placements of the pipe's round trip, its throughput, and the floor.
     for needle in [
@@ -103,16 +113,10 @@ fn quick_pipe_run_writes_a_table_csv_json_and_chart() {
 fn json_flag_prints_the_document_and_named_objects_are_gone() {
     let _one = one_at_a_time();
     let sb = Sandbox::new();
-    let out = testkit::run_with_deadline(
-        sb.command(BIN)
-            .args(["--quick", "--json", "--only", "fifo,posix-sem,shm", "--out"])
-            .arg(sb.join("out")),
-        b"",
-        DEADLINE,
-    );
-    assert!(out.status.success(), "{}", testkit::stderr(&out));
-    let doc: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("stdout is the JSON document");
+    let doc = json_of(&run_ok(
+        &sb,
+        &["--quick", "--json", "--only", "fifo,posix-sem,shm"],
+    ));
     let names: Vec<&str> = doc["rows"]
         .as_array()
         .unwrap()
@@ -154,15 +158,7 @@ fn a_refused_size_is_reported_in_its_row_and_the_rest_still_run() {
         .parse()
         .expect("msgmax is a number");
     let sb = Sandbox::new();
-    let out = testkit::run_with_deadline(
-        sb.command(BIN)
-            .args(["--quick", "--json", "--only", "sysv-mq", "--out"])
-            .arg(sb.join("out")),
-        b"",
-        DEADLINE,
-    );
-    assert!(out.status.success(), "{}", testkit::stderr(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let doc = json_of(&run_ok(&sb, &["--quick", "--json", "--only", "sysv-mq"]));
     let rows: Vec<&serde_json::Value> = doc["rows"]
         .as_array()
         .unwrap()
@@ -192,23 +188,15 @@ fn a_refused_size_is_reported_in_its_row_and_the_rest_still_run() {
 /// Issue 28: a whole `--quick` run puts every round-trip row's p50 within 0.67-1.5x of its
 /// C twin (but one, below). The band is wide on purpose: the same calls on both sides, alternated round by
 /// round, must never leave it, however busy the machine. It catches a gross asymmetry (a
-/// side measured differently, a row broken on one side), not a bias of 1.2-1.4x like the old
-/// quick run's on two CPUs: that one stays inside. What removed it, the full run's rounds,
+/// side measured differently, a row broken on one side), not a bias like the old quick run's
+/// on two CPUs (BENCHMARKS.md): that one stays inside. What removed it, the full run's rounds,
 /// is pinned by the unit test `quick_is_the_full_run_with_fewer_rounds`, and the agreement
 /// with the full run (within 1.1x) is measured by `bench/quick-vs-full.sh`.
 #[test]
 fn quick_run_p50_ratios_stay_near_c() {
     let _one = one_at_a_time();
     let sb = Sandbox::new();
-    let out = testkit::run_with_deadline(
-        sb.command(BIN)
-            .args(["--quick", "--json", "--out"])
-            .arg(sb.join("out")),
-        b"",
-        DEADLINE,
-    );
-    assert!(out.status.success(), "{}", testkit::stderr(&out));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let doc = json_of(&run_ok(&sb, &["--quick", "--json"]));
     let rows = doc["rows"].as_array().unwrap();
     // (mechanism, placement, ratio) of every row measured on both sides.
     let ratios: Vec<(&str, &str, f64)> = rows
@@ -224,10 +212,9 @@ fn quick_run_p50_ratios_stay_near_c() {
     assert_eq!(ratios.len(), expected, "{ratios:?}");
     // Busy-polling on one CPU is the exception: each of its round trips lasts until the
     // scheduler takes the CPU from the spinner, so its p50 is a time slice, not a cost of
-    // either side's code, and a quick run gets one or two per round. On a loaded machine
-    // those range from 0.2 to 30 ms, and so does the median of 16 of them: the row's ratio
-    // came out 0.01-1.0x in six quick runs at load 2-11. It is measured on both sides all
-    // the same (counted above).
+    // either side's code, and a quick run gets one or two per round: on a loaded machine the
+    // median of 16 slices lands anywhere (BENCHMARKS.md, "--quick against the full run").
+    // It is measured on both sides all the same (counted above).
     let outside: Vec<_> = ratios
         .iter()
         .filter(|&&(mech, placement, _)| (mech, placement) != ("shm", "same-cpu"))
@@ -247,18 +234,7 @@ fn an_unoptimised_build_says_so() {
     let _one = one_at_a_time();
     let debug = OPT_LEVEL == "0";
     let sb = Sandbox::new();
-    let run = |json: bool| {
-        let mut cmd = sb.command(BIN);
-        cmd.args(["--quick", "--only", "eventfd", "--out"])
-            .arg(sb.join("out"));
-        if json {
-            cmd.arg("--json");
-        }
-        let out = testkit::run_with_deadline(&mut cmd, b"", DEADLINE);
-        assert!(out.status.success(), "{}", testkit::stderr(&out));
-        out
-    };
-    let table = run(false);
+    let table = run_ok(&sb, &["--quick", "--only", "eventfd"]);
     let stderr = testkit::stderr(&table);
     assert_eq!(stderr.contains(DEBUG_WARNING), debug, "{stderr}");
     let stdout = testkit::stdout(&table);
@@ -267,7 +243,7 @@ fn an_unoptimised_build_says_so() {
         debug,
         "{stdout}"
     );
-    let doc: serde_json::Value = serde_json::from_slice(&run(true).stdout).expect("JSON on stdout");
+    let doc = json_of(&run_ok(&sb, &["--quick", "--json", "--only", "eventfd"]));
     assert_eq!(doc["build"]["opt_level"], OPT_LEVEL);
     assert_eq!(doc["build"]["optimized"], !debug);
 }
