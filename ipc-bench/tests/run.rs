@@ -185,45 +185,79 @@ fn a_refused_size_is_reported_in_its_row_and_the_rest_still_run() {
     }
 }
 
-/// Issue 28: a whole `--quick` run puts every round-trip row's p50 within 0.67-1.5x of its
-/// C twin (but one, below). The band is wide on purpose: the same calls on both sides, alternated round by
-/// round, must never leave it, however busy the machine. It catches a gross asymmetry (a
-/// side measured differently, a row broken on one side), not a bias like the old quick run's
-/// on two CPUs (BENCHMARKS.md): that one stays inside. What removed it, the full run's rounds,
-/// is pinned by the unit test `quick_is_the_full_run_with_fewer_rounds`, and the agreement
-/// with the full run (within 1.1x) is measured by `bench/quick-vs-full.sh`.
+/// Issue 28: a whole `--quick` run puts every round-trip row's p50 within 0.67-1.5x of its C
+/// twin (but one, see `outside_the_band`). The band is wide on purpose: the same calls on both
+/// sides, alternated round by round, do not leave it twice in a row on the same side, however
+/// busy the machine. It catches a gross asymmetry (a side measured differently, a row broken on
+/// one side), not a bias like the old quick run's on two CPUs (BENCHMARKS.md): that one stays
+/// inside. What removed it, the full run's rounds, is pinned by the unit test
+/// `quick_is_the_full_run_with_fewer_rounds`, and the agreement with the full run (within 1.1x)
+/// is measured by `bench/quick-vs-full.sh`.
 #[test]
 fn quick_run_p50_ratios_stay_near_c() {
     let _one = one_at_a_time();
     let sb = Sandbox::new();
-    let doc = json_of(&run_ok(&sb, &["--quick", "--json"]));
-    let rows = doc["rows"].as_array().unwrap();
-    // (mechanism, placement, ratio) of every row measured on both sides.
-    let ratios: Vec<(&str, &str, f64)> = rows
+    let first = outside_the_band(&quick_ratios(&sb));
+    if first.is_empty() {
+        return;
+    }
+    // A row can leave the band by chance on a saturated machine: a quick row merges 16
+    // rounds a side, and a round whose round trips were never held up by another tenant has
+    // a hundred times the samples of one that waited out time slices, so one such round on
+    // one side and none on the other decides the median (BENCHMARKS.md). Chance does not
+    // pick the same row and the same side again; a method that favours one side does.
+    eprintln!("outside 0.67-1.5x in a first run: {first:?}; measuring again");
+    let second = outside_the_band(&quick_ratios(&sb));
+    let again: Vec<_> = first
+        .iter()
+        .filter(|(mech, placement, r)| {
+            second
+                .iter()
+                .any(|(m, p, r2)| (m, p) == (mech, placement) && (*r > 1.0) == (*r2 > 1.0))
+        })
+        .collect();
+    assert!(
+        again.is_empty(),
+        "p50 ratio outside 0.67-1.5x on the same side in two runs: {again:?}\n\
+         first run: {first:?}\nsecond run: {second:?}"
+    );
+}
+
+/// A p50 ratio to C: mechanism, placement, ratio.
+type Ratio = (String, String, f64);
+
+/// A whole `--quick` run's p50 ratios, every row measured on both sides.
+fn quick_ratios(sb: &Sandbox) -> Vec<Ratio> {
+    let doc = json_of(&run_ok(sb, &["--quick", "--json"]));
+    let ratios: Vec<Ratio> = doc["rows"]
+        .as_array()
+        .unwrap()
         .iter()
         .filter_map(|r| {
             let ratio = r["p50_ratio"].as_f64()?;
-            Some((r["mechanism"].as_str()?, r["placement"].as_str()?, ratio))
+            let name = |k: &str| r[k].as_str().map(str::to_owned);
+            Some((name("mechanism")?, name("placement")?, ratio))
         })
         .collect();
     // The floor and 14 mechanisms on one CPU, and on two where there are two.
     let cpus = doc["machine"]["cpus"].as_u64().unwrap();
     let expected = 1 + 14 * if cpus >= 2 { 2 } else { 1 };
     assert_eq!(ratios.len(), expected, "{ratios:?}");
-    // Busy-polling on one CPU is the exception: each of its round trips lasts until the
-    // scheduler takes the CPU from the spinner, so its p50 is a time slice, not a cost of
-    // either side's code, and a quick run gets one or two per round: on a loaded machine the
-    // median of 16 slices lands anywhere (BENCHMARKS.md, "--quick against the full run").
-    // It is measured on both sides all the same (counted above).
-    let outside: Vec<_> = ratios
+    ratios
+}
+
+/// The ratios outside 0.67-1.5x. Busy-polling on one CPU is left out: each of its round
+/// trips lasts until the scheduler takes the CPU from the spinner, so its p50 is a time
+/// slice, not a cost of either side's code, and a quick run gets one or two per round; on a
+/// loaded machine the median of 16 slices lands anywhere (BENCHMARKS.md). It is measured on
+/// both sides all the same (counted in `quick_ratios`).
+fn outside_the_band(ratios: &[Ratio]) -> Vec<Ratio> {
+    ratios
         .iter()
-        .filter(|&&(mech, placement, _)| (mech, placement) != ("shm", "same-cpu"))
+        .filter(|(mech, placement, _)| (mech.as_str(), placement.as_str()) != ("shm", "same-cpu"))
         .filter(|(_, _, r)| !(0.67..=1.5).contains(r))
-        .collect();
-    assert!(
-        outside.is_empty(),
-        "p50 ratio outside 0.67-1.5x: {outside:?}\nall: {ratios:?}"
-    );
+        .cloned()
+        .collect()
 }
 
 /// Issue 20, item 17: a binary built without optimisations says so on stderr before it
