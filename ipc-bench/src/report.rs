@@ -625,6 +625,16 @@ mod tests {
         }
     }
 
+    /// A full run of an optimised (or not) build on `machine`.
+    fn run_on<'a>(machine: &'a Machine, opt_level: &'static str) -> Run<'a> {
+        Run {
+            command: "ipc-bench",
+            machine,
+            build: Build::with_opt_level(opt_level),
+            quick: false,
+        }
+    }
+
     fn sample() -> Vec<Row> {
         vec![
             // Below 2048 ns a 3-digit histogram is exact, so the tests can compare numbers.
@@ -675,9 +685,8 @@ mod tests {
         };
         let run = Run {
             command: "ipc-bench --quick",
-            machine: &machine,
-            build: Build::with_opt_level("3"),
             quick: true,
+            ..run_on(&machine, "3")
         };
         let md = markdown(&sample(), &run);
         assert!(
@@ -700,12 +709,7 @@ mod tests {
         // One side failing is named as such.
         let mut one_sided = lat(Mech::Eventfd, Placement::SameCpu, 900, 900);
         one_sided.c = Figure::Failed("no result within 20 s".into());
-        let full = Run {
-            command: "ipc-bench",
-            quick: false,
-            ..run
-        };
-        let md1 = markdown(&[one_sided], &full);
+        let md1 = markdown(&[one_sided], &run_on(&machine, "3"));
         assert!(
             md1.contains("| eventfd | 1 CPU | C: no result within 20 s |"),
             "{md1}"
@@ -758,13 +762,7 @@ mod tests {
     #[test]
     fn json_parses_back() {
         let machine = Machine::describe(2);
-        let run = Run {
-            command: "ipc-bench",
-            machine: &machine,
-            build: Build::with_opt_level("3"),
-            quick: false,
-        };
-        let text = json(&sample(), &run);
+        let text = json(&sample(), &run_on(&machine, "3"));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let rows = v["rows"].as_array().unwrap();
         assert_eq!(rows.len(), 7);
@@ -781,12 +779,7 @@ mod tests {
     #[test]
     fn an_unoptimised_build_says_so_in_the_table_and_the_json() {
         let machine = Machine::describe(2);
-        let debug = Run {
-            command: "ipc-bench",
-            machine: &machine,
-            build: Build::with_opt_level("0"),
-            quick: false,
-        };
+        let debug = run_on(&machine, "0");
         let md = markdown(&sample(), &debug);
         assert!(
             md.contains("**Warning: built without optimisations (opt-level 0): the Rust figures"),
@@ -797,10 +790,7 @@ mod tests {
         assert_eq!(v["build"]["optimized"], false);
         // Optimised at any level: no warning.
         for level in ["1", "2", "3", "s", "z"] {
-            let run = Run {
-                build: Build::with_opt_level(level),
-                ..debug
-            };
+            let run = run_on(&machine, level);
             assert_eq!(run.build.warning(), None, "{level}");
             assert!(!markdown(&sample(), &run).contains("Warning"), "{level}");
         }
