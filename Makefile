@@ -4,7 +4,7 @@
 #   make test       the whole test suite (unit, integration, shell recipes)
 #   make lint       cargo fmt --check and clippy -D warnings, as CI runs them
 #   make bench      the benchmarks, each side by side with its peer (see README, "Measured");
-#                   then ipc-bench's full run (QUICK=1: its ~10 s run)
+#                   then ipc-bench's full run (QUICK=1: its ~20 s run)
 #   make clean-ipc  remove this project's leftover named objects, saying what it removed
 #   make clean      cargo clean + clean-ipc
 #   make install    binaries, man pages and bash/zsh/fish completions under $(DESTDIR)$(PREFIX)

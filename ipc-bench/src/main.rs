@@ -1,9 +1,10 @@
 //! ipc-bench: what each Linux IPC mechanism costs on this machine, measured the same way for
 //! all of them, next to a C program making the same calls and next to the physical floor.
 //!
-//! Run it: `ipc-bench` (about three and a half minutes), `ipc-bench --quick` (about ten seconds),
-//! `ipc-bench --only pipe,futex`, `ipc-bench --json`. A Markdown table goes to stdout; CSV,
-//! JSON and an SVG chart go to `target/ipc-bench/` (or `$CARGO_TARGET_DIR/ipc-bench`).
+//! Run it: `ipc-bench` (about three and a half minutes), `ipc-bench --quick` (about 20 seconds,
+//! fewer rounds: its p50 ratios to C agree with the full run's, its tails and throughput do
+//! not), `ipc-bench --only pipe,futex`, `ipc-bench --json`. A Markdown table goes to stdout;
+//! CSV, JSON and an SVG chart go to `target/ipc-bench/` (or `$CARGO_TARGET_DIR/ipc-bench`).
 //!
 //! What happens, for each mechanism, placement (one CPU, two CPUs) and test:
 //! - **Rust**: this process sets the mechanism up (pipes, FIFOs, sockets, queues, semaphores,

@@ -124,6 +124,58 @@ impl Machine {
     }
 }
 
+/// How this binary was built. A Rust figure measures the build as much as the code: without
+/// optimisations the timed loops and memcpy run several times slower, and the C twin is
+/// always built with -O2, so a ratio to C then says nothing about Rust.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Build {
+    /// The profile's `opt-level` (`0`-`3`, `s`, `z`), as cargo gave it to build.rs.
+    pub opt_level: &'static str,
+    /// False at opt-level 0: the Rust figures then measure unoptimised code.
+    pub optimized: bool,
+}
+
+impl Build {
+    /// This binary.
+    pub fn this() -> Build {
+        Build::with_opt_level(env!("IPC_BENCH_OPT_LEVEL"))
+    }
+
+    /// A build at `opt_level`.
+    pub fn with_opt_level(opt_level: &'static str) -> Build {
+        Build {
+            opt_level,
+            optimized: opt_level != "0",
+        }
+    }
+
+    /// What the table and stderr say about an unoptimised build; None for an optimised one.
+    pub fn warning(&self) -> Option<String> {
+        (!self.optimized).then(|| {
+            format!(
+                "built without optimisations (opt-level {}): the Rust figures measure \
+                 unoptimised code, next to a C twin built with -O2; for figures that mean \
+                 something, build with `cargo build --release -p ipc-bench`",
+                self.opt_level
+            )
+        })
+    }
+}
+
+/// What the report says about the run as a whole, besides its rows.
+#[derive(Debug, Serialize)]
+pub struct Run<'a> {
+    /// The command line.
+    pub command: &'a str,
+    /// The machine.
+    pub machine: &'a Machine,
+    /// The binary.
+    pub build: Build,
+    /// A `--quick` run (the command line says so too; the table adds what it is good for).
+    #[serde(skip)]
+    pub quick: bool,
+}
+
 /// A duration with three significant digits or so: 321 ns, 4.48 µs, 16.9 µs, 2.04 ms, 20.3 ms.
 fn ns(v: Option<u64>) -> String {
     let Some(v) = v else {
@@ -175,10 +227,21 @@ fn failure(row: &Row) -> Option<String> {
 }
 
 /// The Markdown report: a latency table, a throughput table, the rankings and the goals.
-pub fn markdown(rows: &[Row], machine: &Machine, command: &str) -> String {
+pub fn markdown(rows: &[Row], run: &Run) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## ipc-bench\n");
-    let _ = writeln!(out, "`{command}` on {}.\n", machine.line());
+    let _ = writeln!(out, "`{}` on {}.\n", run.command, run.machine.line());
+    if let Some(warning) = run.build.warning() {
+        let _ = writeln!(out, "**Warning: {warning}.**\n");
+    }
+    if run.quick {
+        let _ = writeln!(
+            out,
+            "A quick run: the full run's rounds, fewer of them. Its p50 ratios to C agree with \
+             the full run's; its p99, p99.9 and throughput figures do not (too few rounds), \
+             and its goals below are a first look, not a verdict.\n"
+        );
+    }
 
     let _ = writeln!(out, "### Round trip (1-byte message or bare wake-up)\n");
     let _ = writeln!(
@@ -498,22 +561,20 @@ pub fn csv(rows: &[Row]) -> String {
     out
 }
 
-/// The whole run as one JSON document.
+/// The whole run as one JSON document: `command`, `machine`, `build`, `rows`.
 #[derive(Serialize)]
 pub struct Document<'a> {
-    /// The command line.
-    pub command: &'a str,
-    /// The machine.
-    pub machine: &'a Machine,
+    /// The command line, the machine and the build.
+    #[serde(flatten)]
+    pub run: &'a Run<'a>,
     /// Every row.
     pub rows: Vec<Record>,
 }
 
 /// The rows as pretty JSON.
-pub fn json(rows: &[Row], machine: &Machine, command: &str) -> String {
+pub fn json(rows: &[Row], run: &Run) -> String {
     let doc = Document {
-        command,
-        machine,
+        run,
         rows: records(rows),
     };
     serde_json::to_string_pretty(&doc).expect("plain data serialises")
@@ -561,6 +622,16 @@ mod tests {
             },
             rust: Figure::Failed("msgsnd queue 7 (65536 bytes): Invalid argument".into()),
             c: Figure::Failed("msgsnd: Invalid argument".into()),
+        }
+    }
+
+    /// A full run of an optimised (or not) build on `machine`.
+    fn run_on<'a>(machine: &'a Machine, opt_level: &'static str) -> Run<'a> {
+        Run {
+            command: "ipc-bench",
+            machine,
+            build: Build::with_opt_level(opt_level),
+            quick: false,
         }
     }
 
@@ -612,7 +683,12 @@ mod tests {
             kernel: "6.1".into(),
             load: "0.00".into(),
         };
-        let md = markdown(&sample(), &machine, "ipc-bench --quick");
+        let run = Run {
+            command: "ipc-bench --quick",
+            quick: true,
+            ..run_on(&machine, "3")
+        };
+        let md = markdown(&sample(), &run);
         assert!(
             md.contains("`ipc-bench --quick` on Test CPU, 2 CPUs usable"),
             "{md}"
@@ -633,12 +709,15 @@ mod tests {
         // One side failing is named as such.
         let mut one_sided = lat(Mech::Eventfd, Placement::SameCpu, 900, 900);
         one_sided.c = Figure::Failed("no result within 20 s".into());
-        let md1 = markdown(&[one_sided], &machine, "ipc-bench");
+        let md1 = markdown(&[one_sided], &run_on(&machine, "3"));
         assert!(
             md1.contains("| eventfd | 1 CPU | C: no result within 20 s |"),
             "{md1}"
         );
         assert!(md.contains("1. shared memory, busy-poll: 400 ns"), "{md}");
+        // A quick run says what it is good for; a full run has no such line.
+        assert!(md.contains("A quick run: the full run's rounds"), "{md}");
+        assert!(!md1.contains("A quick run"), "{md1}");
         // Every table line has the same number of cells as its header.
         for table in md.split("\n\n").filter(|t| t.starts_with("| mechanism")) {
             let cells: Vec<_> = table.lines().map(|l| l.matches('|').count()).collect();
@@ -683,7 +762,7 @@ mod tests {
     #[test]
     fn json_parses_back() {
         let machine = Machine::describe(2);
-        let text = json(&sample(), &machine, "ipc-bench");
+        let text = json(&sample(), &run_on(&machine, "3"));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let rows = v["rows"].as_array().unwrap();
         assert_eq!(rows.len(), 7);
@@ -692,5 +771,28 @@ mod tests {
         assert_eq!(rows[4]["throughput_ratio"], 0.9);
         assert_eq!(rows[6]["c"]["status"], "refused");
         assert_eq!(v["machine"]["cpus"], 2);
+        assert_eq!(v["command"], "ipc-bench");
+        assert_eq!(v["build"]["opt_level"], "3");
+        assert_eq!(v["build"]["optimized"], true);
+    }
+
+    #[test]
+    fn an_unoptimised_build_says_so_in_the_table_and_the_json() {
+        let machine = Machine::describe(2);
+        let debug = run_on(&machine, "0");
+        let md = markdown(&sample(), &debug);
+        assert!(
+            md.contains("**Warning: built without optimisations (opt-level 0): the Rust figures"),
+            "{md}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&sample(), &debug)).unwrap();
+        assert_eq!(v["build"]["opt_level"], "0");
+        assert_eq!(v["build"]["optimized"], false);
+        // Optimised at any level: no warning.
+        for level in ["1", "2", "3", "s", "z"] {
+            let run = run_on(&machine, level);
+            assert_eq!(run.build.warning(), None, "{level}");
+            assert!(!markdown(&sample(), &run).contains("Warning"), "{level}");
+        }
     }
 }

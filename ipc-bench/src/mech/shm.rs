@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::cleanup::{Object, Unlink};
-use common::{Context, Result};
+use common::{Context, Error, Result};
 use nix::fcntl::OFlag;
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, mmap_anonymous, munmap, shm_open};
 use nix::sys::stat::Mode;
@@ -165,14 +165,23 @@ impl Endpoint for ShmEnd {
     }
 
     fn send(&mut self, msg: &[u8]) -> Result<()> {
+        // The copy below trusts this bound: past it, the bytes would run into the next
+        // slot's state word, or past the end of the mapping. Checked before a slot is taken,
+        // so a refused message leaves the ring as it was.
+        if msg.len() > MAX_MSG {
+            return Err(Error::msg(format!(
+                "shm send: a {}-byte message does not fit a {MAX_MSG}-byte slot",
+                msg.len()
+            )));
+        }
         let slot = self.next_slot();
         spin_while(&slot.state, FULL);
         // SAFETY: the slot is EMPTY, so until we publish it the receiver does not touch its
-        // data; msg.len() <= MAX_MSG, the size of `data`.
+        // data; msg.len() <= MAX_MSG, the size of `data` (checked above).
         unsafe {
             std::ptr::copy_nonoverlapping(msg.as_ptr(), slot.data.get().cast::<u8>(), msg.len());
         }
-        let len = u32::try_from(msg.len()).expect("a message is at most 64 KiB");
+        let len = u32::try_from(msg.len()).expect("at most MAX_MSG, which fits in a u32");
         slot.len.store(len, Ordering::Relaxed);
         let state = if msg.is_empty() { ENDED } else { FULL };
         slot.state.store(state, Ordering::Release);
@@ -201,5 +210,36 @@ impl Endpoint for ShmEnd {
 
     fn end(&mut self) -> Result<()> {
         self.send(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mech::Mech;
+
+    #[test]
+    fn a_message_larger_than_a_slot_is_refused_and_the_ring_is_untouched() {
+        let names = Names::for_mech(Mech::Shm).expect("names");
+        let Pair {
+            mut ping, mut pong, ..
+        } = pair(&names).expect("a ring");
+        let big = vec![0x5a; MAX_MSG + 1];
+        let err = ping.send(&big).expect_err("one byte too many");
+        assert_eq!(
+            err.to_string(),
+            "shm send: a 65537-byte message does not fit a 65536-byte slot"
+        );
+        // Unchecked, the 65537th byte lands on the next slot's state word, and the first
+        // slot is published as full.
+        let ring = ping.map.ring();
+        for slot in &ring.slots {
+            assert_eq!(slot.state.load(Ordering::Acquire), EMPTY);
+        }
+        // The refused message took no slot: one that fits goes through, and arrives whole.
+        ping.send(&big[..MAX_MSG]).expect("a full slot's worth");
+        let mut buf = vec![0; MAX_MSG];
+        assert_eq!(pong.recv(&mut buf).expect("recv"), MAX_MSG);
+        assert!(buf.iter().all(|&b| b == 0x5a));
     }
 }
