@@ -99,6 +99,9 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
         key: OsString,
+        /// Test hook: stop (SIGSTOP) between two records the delete moves, holding the mutex.
+        #[arg(long, hide = true)]
+        stop_in_critical_section: bool,
     },
     /// The stored keys, one per line, sorted (control bytes shown as \xNN).
     #[command(after_help = "Examples:\n  shm-demo list | wc -l\n  \

@@ -34,8 +34,13 @@ pub fn run(command: &Command) -> Result<ExitCode> {
             stop_in_critical_section,
         } => put(db, key, value, *stop_in_critical_section),
         Command::Get { db, key } => get(db, key),
-        Command::Del { db, key } => {
-            let (db, _) = open(db)?;
+        Command::Del {
+            db,
+            key,
+            stop_in_critical_section,
+        } => {
+            let (mut db, _) = open(db)?;
+            db.stop_mid_write = *stop_in_critical_section;
             let found = db.lock()?.del(key.as_bytes())?;
             Ok(if found {
                 ExitCode::SUCCESS
@@ -120,10 +125,10 @@ pub fn stats_line(db: &Db, target: &Target) -> String {
     let s = db.stats();
     let attached = segment::attached(target).map_or_else(|| "?".to_owned(), |n| n.to_string());
     format!(
-        "records {}, slots {}, deleted {}, generation {}, server_pid {} ({}), attached {attached}, watchers {}, key_max {}, value_max {}, bytes {}",
+        "records {}, slots {}, longest_probe {}, generation {}, server_pid {} ({}), attached {attached}, watchers {}, key_max {}, value_max {}, bytes {}",
         s.used,
         s.slots,
-        s.deleted,
+        s.longest_probe,
         s.generation,
         s.creator_pid,
         if s.creator_alive { "running" } else { "gone" },

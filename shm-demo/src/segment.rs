@@ -261,8 +261,8 @@ impl Region {
             record_size: u32_at(layout::H_RECORD_SIZE),
             mutex_size: u32_at(layout::H_MUTEX_SIZE),
             used: u32_at(layout::H_USED),
-            deleted: u32_at(layout::H_DELETED),
             undo_slot: u32_at(layout::H_UNDO_SLOT),
+            hole: u32_at(layout::H_HOLE),
         }
     }
 }

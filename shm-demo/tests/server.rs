@@ -142,7 +142,8 @@ fn sigusr1_prints_stats_and_stats_counts_attached_processes() {
             .wait_for(|l| l.starts_with("stats: "), WAIT)
             .unwrap();
         assert!(
-            line.contains("records 2, slots 100, deleted 0, generation 2"),
+            line.contains("records 2, slots 100, longest_probe ")
+                && line.contains(", generation 2, "),
             "{line}"
         );
         // The server and the stats process itself are attached.

@@ -159,11 +159,13 @@ pub fn stop_a_writer_inside(
     key: &str,
     value: &str,
 ) -> common::child::Supervised {
-    let child = testkit::spawn(&mut cmd(
-        sb,
-        name,
-        &["put", "--stop-in-critical-section", key, value],
-    ));
+    stop_inside(sb, name, &["put", "--stop-in-critical-section", key, value])
+}
+
+/// Start a writer role with the hidden `--stop-in-critical-section` hook among `args` and
+/// return once it is stopped there, holding the mutex.
+pub fn stop_inside(sb: &Sandbox, name: &Name, args: &[&str]) -> common::child::Supervised {
+    let child = testkit::spawn(&mut cmd(sb, name, args));
     let mut err = child.stderr_lines().unwrap();
     err.wait_for(|l| l.contains("stopping inside the critical section"), WAIT)
         .unwrap();
