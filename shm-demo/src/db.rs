@@ -641,6 +641,16 @@ impl Writer<'_> {
                 }
                 LIVE => {
                     let klen = r.u32(rec + R_KEY_LEN).load(Ordering::Relaxed);
+                    let vlen = r.u32(rec + R_VALUE_LEN).load(Ordering::Relaxed);
+                    // Checked as a reader checks them. A record that readers refuse must stop
+                    // a writer too: passed over, it might be this very key, and a put would
+                    // store the key a second time further on.
+                    if klen == 0 || klen > db.geo.key_max || vlen > db.geo.value_max {
+                        return Err(Error::msg(format!(
+                            "{}: record {slot} is corrupt (key length {klen}, value length {vlen})",
+                            r.label
+                        )));
+                    }
                     if r.u64(rec + R_HASH).load(Ordering::Relaxed) == hash
                         && klen as usize == key.len()
                         && r.bytes_equal(rec + R_KEY, key)
