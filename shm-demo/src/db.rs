@@ -392,14 +392,8 @@ impl Db {
                 let mut writer = Writer { db: self };
                 let report = writer.repair();
                 // SAFETY: we own the mutex (EOWNERDEAD hands it over locked).
-                let rc = unsafe { libc::pthread_mutex_consistent(m) };
-                if rc != 0 {
-                    return Err(Error::sys(
-                        "pthread_mutex_consistent",
-                        label,
-                        Errno::from_raw(rc),
-                    ));
-                }
+                pthread_result(unsafe { libc::pthread_mutex_consistent(m) })
+                    .map_err(|e| Error::sys("pthread_mutex_consistent", label, e))?;
                 eprintln!(
                     "shm-demo: recovered the writers' mutex of {label}: its owner died holding it; {report}"
                 );
@@ -881,18 +875,32 @@ fn init_mutex(m: *mut libc::pthread_mutex_t) -> std::result::Result<(), Errno> {
     // destroyed after pthread_mutex_init has copied what it needs; `m` points at MUTEX_ROOM
     // writable bytes of the mapping that nobody uses yet (the magic is not set).
     unsafe {
-        Errno::result(-libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+        pthread_result(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
         let a = attr.as_mut_ptr();
-        let rc = [
-            libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
-            libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST),
-            libc::pthread_mutex_init(m, a),
-        ];
+        let done = pthread_result(libc::pthread_mutexattr_setpshared(
+            a,
+            libc::PTHREAD_PROCESS_SHARED,
+        ))
+        .and_then(|()| {
+            pthread_result(libc::pthread_mutexattr_setrobust(
+                a,
+                libc::PTHREAD_MUTEX_ROBUST,
+            ))
+        })
+        .and_then(|()| pthread_result(libc::pthread_mutex_init(m, a)));
         libc::pthread_mutexattr_destroy(a);
-        match rc.into_iter().find(|&rc| rc != 0) {
-            Some(e) => Err(Errno::from_raw(e)),
-            None => Ok(()),
-        }
+        done
+    }
+}
+
+/// What a pthread function returned, as a Result: 0, or the error number itself. pthread
+/// functions return their error rather than set `errno` and return -1, so nix's
+/// `Errno::result` does not apply (it would take a positive error for success, and read a
+/// stale `errno` for EPERM, which is 1).
+fn pthread_result(rc: libc::c_int) -> std::result::Result<(), Errno> {
+    match rc {
+        0 => Ok(()),
+        e => Err(Errno::from_raw(e)),
     }
 }
 
@@ -1029,6 +1037,16 @@ mod tests {
     /// The case: a full table of 2048 slots, every key deleted, refilled, deleted
     /// again. No tombstone is left: the table is empty (longest probe 1), and the same keys
     /// put again lie exactly as in a fresh table (the same longest probe).
+    /// A pthread function's error is its return value: ENOMEM is ENOMEM (the negated
+    /// `Errno::result` this replaces took it for success), EPERM is EPERM (not whatever
+    /// `errno` held).
+    #[test]
+    fn pthread_errors_are_the_returned_number() {
+        assert_eq!(pthread_result(0), Ok(()));
+        assert_eq!(pthread_result(libc::ENOMEM), Err(Errno::ENOMEM));
+        assert_eq!(pthread_result(libc::EPERM), Err(Errno::EPERM));
+    }
+
     #[test]
     fn deleting_every_key_leaves_probes_as_short_as_in_a_fresh_table() {
         let keys: Vec<Vec<u8>> = (0..2048).map(key).collect();
