@@ -60,6 +60,8 @@
 //! process would never find the sleeper. The home slot's word works for a key that is not
 //! stored yet, too; keys that share a home slot only cost each other a spurious wake-up.
 
+use std::marker::PhantomData;
+use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
@@ -389,7 +391,10 @@ impl Db {
             0 => {}
             libc::EOWNERDEAD => {
                 // We own the mutex now; the guard unlocks it even if the repair fails below.
-                let mut writer = Writer { db: self };
+                let mut writer = Writer {
+                    db: self,
+                    _same_thread: PhantomData,
+                };
                 let report = writer.repair();
                 // SAFETY: we own the mutex (EOWNERDEAD hands it over locked).
                 pthread_result(unsafe { libc::pthread_mutex_consistent(m) })
@@ -418,7 +423,10 @@ impl Db {
         if !self.quiet {
             trace!("pthread_mutex_lock({label}) -> ok");
         }
-        Ok(Writer { db: self })
+        Ok(Writer {
+            db: self,
+            _same_thread: PhantomData,
+        })
     }
 
     /// The header's counters.
@@ -480,8 +488,18 @@ impl Db {
 }
 
 /// The writers' side, holding the mutex; unlocks when dropped.
+///
+/// Not `Send`, like std's `MutexGuard`: a pthread mutex is unlocked by the thread that locked
+/// it (from another thread, `pthread_mutex_unlock` of this robust mutex fails with EPERM and
+/// leaves it locked for good). So this does not compile:
+///
+/// ```compile_fail
+/// fn send<T: Send>() {}
+/// send::<shm_demo::db::Writer<'static>>();
+/// ```
 pub struct Writer<'a> {
     db: &'a Db,
+    _same_thread: PhantomData<MutexGuard<'static, ()>>,
 }
 
 impl Drop for Writer<'_> {
