@@ -64,16 +64,22 @@ pub fn run(command: &Command) -> Result<ExitCode> {
 }
 
 fn put(args: &DbArgs, key: &OsStr, value: &OsStr, stop: bool) -> Result<ExitCode> {
-    let (mut db, _) = open(args)?;
+    let (mut db, target) = open(args)?;
     let value = if value == "-" {
-        // At most one byte over the limit: enough for put to refuse it by its size, without
-        // reading an endless stdin into memory first.
-        let limit = u64::from(db.geometry().value_max) + 1;
+        // At most one byte over the limit: enough to know that it is over, without reading
+        // an endless stdin into memory first (so its real length is not known).
+        let max = db.geometry().value_max;
         let mut buf = Vec::new();
         std::io::stdin()
-            .take(limit)
+            .take(u64::from(max) + 1)
             .read_to_end(&mut buf)
             .ctx("read", "stdin")?;
+        if buf.len() > max as usize {
+            return Err(Error::msg(format!(
+                "value on stdin is over {max} bytes, the limit in {} (server --value-max)",
+                target.label()
+            )));
+        }
         buf
     } else {
         value.as_bytes().to_vec()
