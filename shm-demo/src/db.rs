@@ -110,6 +110,62 @@ enum Seen {
     },
 }
 
+/// Who holds the writers' mutex (see [`Db::holder`]).
+#[derive(Debug)]
+pub enum Holder {
+    /// Nobody (it was released since).
+    Nobody,
+    /// A thread that no longer exists: it died, and the kernel did not hand the mutex on
+    /// (`EOWNERDEAD` to the next locker) as it does for a robust mutex's owner, so nobody
+    /// ever will. A thread of another pid namespace, a robust list that was lost, or a
+    /// damaged segment leaves this.
+    Gone { tid: u32 },
+    /// A live thread, with its process's pid, name and state (`/proc/TID/status`).
+    Live {
+        tid: u32,
+        pid: String,
+        name: String,
+        state: String,
+    },
+}
+
+impl Holder {
+    /// True if the holder can still release the mutex soon: it lives and is not stopped.
+    pub fn may_release(&self) -> bool {
+        match self {
+            Holder::Nobody => true,
+            Holder::Gone { .. } => false,
+            Holder::Live { state, .. } => !state.starts_with(['T', 't', 'Z', 'X']),
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Nobody => write!(f, "a writer that has just released it (try again)"),
+            Holder::Gone { tid } => write!(
+                f,
+                "thread {tid}, which no longer exists: its owner died without the kernel handing \
+                 the mutex on, so no writer will get it again (stop the server, whose --save keeps \
+                 the committed records, and start a new one)"
+            ),
+            Holder::Live {
+                tid,
+                pid,
+                name,
+                state,
+            } => {
+                write!(f, "pid {pid} ({name}")?;
+                if pid != &tid.to_string() {
+                    write!(f, ", thread {tid}")?;
+                }
+                write!(f, "), {state}")
+            }
+        }
+    }
+}
+
 /// A snapshot of the header's counters.
 #[derive(Debug)]
 pub struct Stats {
@@ -240,7 +296,7 @@ impl Db {
             let before = moves.load(Ordering::Acquire);
             let mut slot = home;
             for _ in 0..n {
-                let seen = self.read_slot(slot, Some((key, hash)), &mut scratch, out)?;
+                let seen = self.read_slot(slot, Some((key, hash)), false, &mut scratch, out)?;
                 between(slot);
                 match seen {
                     Seen::Live => return Ok(true),
@@ -263,11 +319,24 @@ impl Db {
 
     /// Every stored key and value, each read consistently (not one point in time for all).
     pub fn list(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.scan(|_| {})
+        self.scan(false, |_| {})
     }
 
-    /// [`Db::list`], with `between(slot)` as in [`Db::probe`].
-    fn scan(&self, mut between: impl FnMut(u32)) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// Every key and value as last committed, without waiting for any writer: a record
+    /// that is being written (odd) counts with its image in the undo record, which is what
+    /// it held before that write began, and what a repair would restore. What `server --save`
+    /// saves when it cannot have the writers' mutex (a writer stopped holding it, or one
+    /// whose thread is gone).
+    pub fn committed(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan(true, |_| {})
+    }
+
+    /// [`Db::list`] or [`Db::committed`], with `between(slot)` as in [`Db::probe`].
+    fn scan(
+        &self,
+        committed: bool,
+        mut between: impl FnMut(u32),
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let moves = self.region.u64(layout::H_MOVES);
         let mut patience = Patience::default();
         let mut all = Vec::new();
@@ -276,7 +345,7 @@ impl Db {
             all.clear();
             for slot in 0..self.geo.slots {
                 let (mut k, mut v) = (Vec::new(), Vec::new());
-                let seen = self.read_slot(slot, None, &mut k, &mut v)?;
+                let seen = self.read_slot(slot, None, committed, &mut k, &mut v)?;
                 between(slot);
                 if let Seen::Live = seen {
                     all.push((k, v));
@@ -297,24 +366,36 @@ impl Db {
 
     /// One seqlock read of a slot (see the module docs). With `want`, only a record of that
     /// key (and hash) counts as `Live` and only its value is copied; without, any live
-    /// record's key and value are copied.
+    /// record's key and value are copied. With `committed`, a record being written is read
+    /// from the undo record instead of waited for, when the undo slot names it.
     fn read_slot(
         &self,
         slot: u32,
         want: Option<(&[u8], u64)>,
+        committed: bool,
         key_out: &mut Vec<u8>,
         value_out: &mut Vec<u8>,
     ) -> Result<Seen> {
         let r = &self.region;
         let rec = self.geo.record(slot);
         let seq = r.u64(rec + R_SEQ);
+        let undo = r.u32(layout::H_UNDO_SLOT);
         let mut patience = Patience::default();
         loop {
             let s1 = seq.load(Ordering::Acquire);
-            if s1 & 1 == 1 {
+            // The odd count was stored with Release after the undo image and its slot (see
+            // `rewrite`), so what this sees of them is that write's. The check after the copy
+            // below (same odd count, same undo slot) rejects an image that the next write
+            // began to overwrite.
+            let from = if s1 & 1 == 0 {
+                rec
+            } else if committed && undo.load(Ordering::Relaxed) == slot + 1 {
+                layout::H_UNDO
+            } else {
                 patience.wait(self, Stuck::Record(slot))?;
                 continue;
-            }
+            };
+            let rec = from;
             key_out.clear();
             value_out.clear();
             let seen = match r.u32(rec + R_STATE).load(Ordering::Relaxed) {
@@ -361,7 +442,10 @@ impl Db {
             };
             // Everything above happens before the second load of the count.
             fence(Ordering::Acquire);
-            if seq.load(Ordering::Relaxed) == s1 {
+            let undone = from == layout::H_UNDO;
+            if seq.load(Ordering::Relaxed) == s1
+                && (!undone || undo.load(Ordering::Relaxed) == slot + 1)
+            {
                 if let Seen::Corrupt { state, klen, vlen } = seen {
                     let why = if state == LIVE {
                         format!("key length {klen}, value length {vlen}")
@@ -381,20 +465,62 @@ impl Db {
 
     /// Take the writers' mutex, repairing what a dead owner left behind.
     pub fn lock(&self) -> Result<Writer<'_>> {
+        match self.lock_within(LOCK_PATIENCE)? {
+            Some(writer) => Ok(writer),
+            None => Err(Error::msg(format!(
+                "{}: the writers' mutex has been held for {} s by a live process (a stopped writer?)",
+                self.region.label,
+                LOCK_PATIENCE.as_secs(),
+            ))),
+        }
+    }
+
+    /// Take the writers' mutex unless that means waiting for a writer that cannot release
+    /// it: one that is stopped (SIGSTOP, Ctrl-Z) or whose thread no longer exists. A writer
+    /// that runs is waited for, up to [`LOCK_PATIENCE`]. None: not taken.
+    pub fn try_lock(&self) -> Result<Option<Writer<'_>>> {
         let m = self.region.mutex();
-        let deadline = realtime_after(LOCK_PATIENCE);
+        // SAFETY: as in `lock_within`.
+        let rc = unsafe { libc::pthread_mutex_trylock(m) };
+        if rc != libc::EBUSY {
+            return self.locked(rc);
+        }
+        if !self.holder().may_release() {
+            return Ok(None);
+        }
+        self.lock_within(LOCK_PATIENCE)
+    }
+
+    /// `pthread_mutex_timedlock` for up to `patience`; None if it timed out.
+    fn lock_within(&self, patience: Duration) -> Result<Option<Writer<'_>>> {
+        let m = self.region.mutex();
+        let deadline = realtime_after(patience);
         // SAFETY: `m` points at the mutex initialised by `init` in the shared mapping, which
         // outlives the Writer that unlocks it; pthread_mutex_timedlock is thread-safe.
         let rc = unsafe { libc::pthread_mutex_timedlock(m, &deadline) };
+        self.locked(rc)
+    }
+
+    /// What a locking call returned: the writer (after repairing what a dead owner left
+    /// behind, on EOWNERDEAD), None if the mutex was not had (busy, timed out), or the error.
+    fn locked(&self, rc: libc::c_int) -> Result<Option<Writer<'_>>> {
+        let m = self.region.mutex();
         let label = &self.region.label;
+        // Made only once the mutex is ours: its drop unlocks it.
+        let writer = || Writer {
+            db: self,
+            _same_thread: PhantomData,
+        };
         match rc {
-            0 => {}
+            0 => {
+                if !self.quiet {
+                    trace!("pthread_mutex_lock({label}) -> ok");
+                }
+                Ok(Some(writer()))
+            }
             libc::EOWNERDEAD => {
                 // We own the mutex now; the guard unlocks it even if the repair fails below.
-                let mut writer = Writer {
-                    db: self,
-                    _same_thread: PhantomData,
-                };
+                let mut writer = writer();
                 let report = writer.repair();
                 // SAFETY: we own the mutex (EOWNERDEAD hands it over locked).
                 pthread_result(unsafe { libc::pthread_mutex_consistent(m) })
@@ -405,28 +531,45 @@ impl Db {
                 trace!(
                     "pthread_mutex_lock({label}) -> EOWNERDEAD; repaired; pthread_mutex_consistent"
                 );
-                return Ok(writer);
+                Ok(Some(writer))
             }
-            libc::ETIMEDOUT => {
-                return Err(Error::msg(format!(
-                    "{label}: the writers' mutex has been held for {} s by a live process (a stopped writer?)",
-                    LOCK_PATIENCE.as_secs()
-                )));
-            }
-            libc::ENOTRECOVERABLE => {
-                return Err(Error::msg(format!(
-                    "{label}: the writers' mutex is not recoverable (a repair was abandoned); start the server with --fresh"
-                )));
-            }
-            e => return Err(Error::sys("pthread_mutex_lock", label, Errno::from_raw(e))),
+            libc::ETIMEDOUT | libc::EBUSY => Ok(None),
+            libc::ENOTRECOVERABLE => Err(Error::msg(format!(
+                "{label}: the writers' mutex is not recoverable (a repair was abandoned); start the server with --fresh"
+            ))),
+            e => Err(Error::sys("pthread_mutex_lock", label, Errno::from_raw(e))),
         }
-        if !self.quiet {
-            trace!("pthread_mutex_lock({label}) -> ok");
+    }
+
+    /// Who holds the writers' mutex, as far as `/proc` tells.
+    ///
+    /// A robust mutex's lock word (glibc's `__lock`, the first 4 bytes of the
+    /// `pthread_mutex_t`) is the futex word of the kernel's robust-futex protocol: the owner's
+    /// thread id in its low 30 bits (`FUTEX_TID_MASK`). A thread id from the segment is data
+    /// like any other: it names a thread of this machine's pid namespace, or none.
+    pub fn holder(&self) -> Holder {
+        const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+        let tid = self.region.u32(layout::H_MUTEX).load(Ordering::Relaxed) & FUTEX_TID_MASK;
+        if tid == 0 {
+            return Holder::Nobody;
         }
-        Ok(Writer {
-            db: self,
-            _same_thread: PhantomData,
-        })
+        // /proc/TID/status answers for any thread id, not only for a process's first thread.
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+            return Holder::Gone { tid };
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map_or("?", str::trim)
+                .to_owned()
+        };
+        Holder::Live {
+            tid,
+            pid: field("Tgid:"),
+            name: field("Name:"),
+            state: field("State:"),
+        }
     }
 
     /// The header's counters.
@@ -713,19 +856,24 @@ impl Writer<'_> {
         let old_state = self.state(slot);
 
         // 1. The undo image, then the slot it belongs to. A writer that dies before this
-        //    point has not touched the record.
+        //    point has not touched the record. The fence first: a committed read (see
+        //    `Db::committed`) that copies a byte of this new image, over the previous one,
+        //    must then see the previous write's count even, and throw its copy away.
+        fence(Ordering::Release);
         copy_record(r, geo, rec, layout::H_UNDO);
         r.u32(layout::H_UNDO_SLOT)
             .store(slot + 1, Ordering::Relaxed);
 
         // 2. Odd: readers retry from here on. The Release fence keeps the data stores below
         //    from becoming visible before the odd count (the writer's half of Boehm's recipe).
+        //    The odd store itself is a Release too, for the committed read, which copies the
+        //    undo image when it sees this count: it must see the image and its slot whole.
         let seq = r.u64(rec + R_SEQ);
         // Rounded up to even: a count left odd by a damaged segment must not turn even
         // half-way through this write. Wrapping: the count comes from the segment, and one
         // at the top of its range must roll over to 0, not overflow (a panic).
         let s = seq.load(Ordering::Relaxed).wrapping_add(1) & !1;
-        seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        seq.store(s.wrapping_add(1), Ordering::Release);
         fence(Ordering::Release);
 
         // 3. The record itself.
@@ -1164,7 +1312,7 @@ mod tests {
         put_all(&db, &[gone.clone(), moved.clone()]);
         let mut deleted = false;
         let listed = db
-            .scan(|slot| {
+            .scan(false, |slot| {
                 if slot == home && !deleted {
                     deleted = db.lock().unwrap().del(&gone).unwrap();
                 }
