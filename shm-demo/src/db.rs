@@ -468,9 +468,10 @@ impl Db {
         match self.lock_within(LOCK_PATIENCE)? {
             Some(writer) => Ok(writer),
             None => Err(Error::msg(format!(
-                "{}: the writers' mutex has been held for {} s by a live process (a stopped writer?)",
+                "{}: the writers' mutex has been held for {} s by {}",
                 self.region.label,
                 LOCK_PATIENCE.as_secs(),
+                self.holder()
             ))),
         }
     }
