@@ -222,7 +222,11 @@ fn watch_loop(
     while count.is_none_or(|n| seen < n) {
         // Arm the word first, then read the value: a change after this point changes the
         // word, so the futex wait returns at once (EAGAIN) or is woken: it cannot be missed.
+        // The same for the removal of the database (Db::mark_removed).
         let v = db::arm(word);
+        if db.removed() {
+            return Err(db.removed_error());
+        }
         let is = db.get(key, &mut now)?;
         if is && (!present || now != last) {
             say!("{}", escape(&now))?;
@@ -286,12 +290,10 @@ fn destroy(args: &DbArgs) -> Result<ExitCode> {
     // Missing, or not ours (other owner or mode): refused by segment::open, with the reason.
     let region = segment::open(&target)?;
     // A damaged object of ours has no server to ask: it is removed all the same.
-    let server = match Db::attach(region) {
-        Ok(db) => match db.creator() {
-            (pid, true) => Some(pid),
-            _ => None,
-        },
-        Err(_) => None,
+    let db = Db::attach(region).ok();
+    let server = match db.as_ref().map(Db::creator) {
+        Some((pid, true)) => Some(pid),
+        _ => None,
     };
     if let Some(pid) = server {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM)
@@ -301,6 +303,10 @@ fn destroy(args: &DbArgs) -> Result<ExitCode> {
         say!("stopped server pid {pid}; it removed {label}")?;
     } else {
         segment::remove(&target)?;
+        // As a server does when it stops: wake the watchers, which exit.
+        if let Some(db) = &db {
+            db.mark_removed();
+        }
         say!("removed {label}")?;
     }
     Ok(ExitCode::SUCCESS)

@@ -618,6 +618,38 @@ impl Db {
         longest + 1
     }
 
+    /// Mark the database removed (its name is gone: the server stops, or `destroy` removes a
+    /// leftover) and wake every watcher, which then sees the mark and exits; writers that
+    /// still have it mapped refuse from now on, since nobody will ever read what they write.
+    ///
+    /// The mark is stored before the notify words are looked at, and a watcher sets its
+    /// waiting bit before it looks at the mark, all SeqCst: either the watcher sees the mark,
+    /// or this sees its bit and wakes it (the same pairing as a put's, module docs).
+    pub fn mark_removed(&self) {
+        let r = &self.region;
+        r.u32(layout::H_REMOVED).store(1, Ordering::SeqCst);
+        for slot in 0..self.geo.slots {
+            let word = r.u32(self.geo.record(slot) + R_NOTIFY);
+            // Loaded first: no write to the words nobody waits on (all of a large table).
+            if word.load(Ordering::SeqCst) & WAITING != 0 {
+                wake(word, slot);
+            }
+        }
+    }
+
+    /// True once the database has been removed (see [`Db::mark_removed`]).
+    pub fn removed(&self) -> bool {
+        self.region.u32(layout::H_REMOVED).load(Ordering::SeqCst) != 0
+    }
+
+    /// The error of a client that finds its database removed.
+    pub fn removed_error(&self) -> Error {
+        Error::msg(format!(
+            "{}: the database was removed (its server stopped, or shm-demo destroy)",
+            self.region.label
+        ))
+    }
+
     /// The futex word that changes whenever `key` may have changed (its home slot's notify).
     pub fn notify_word(&self, key: &[u8]) -> Result<&AtomicU32> {
         self.check_key(key)?;
@@ -658,6 +690,9 @@ impl Writer<'_> {
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let db = self.db;
         db.check_key(key)?;
+        if db.removed() {
+            return Err(db.removed_error());
+        }
         if value.len() > db.geo.value_max as usize {
             return Err(Error::msg(format!(
                 "value is {} bytes; the limit in {} is {} (server --value-max)",
@@ -689,6 +724,9 @@ impl Writer<'_> {
     pub fn del(&mut self, key: &[u8]) -> Result<bool> {
         let db = self.db;
         db.check_key(key)?;
+        if db.removed() {
+            return Err(db.removed_error());
+        }
         let hash = layout::key_hash(key);
         let Found::Key(slot) = self.find(key, hash)? else {
             return Ok(false);
@@ -1204,6 +1242,26 @@ mod tests {
     /// The case: a full table of 2048 slots, every key deleted, refilled, deleted
     /// again. No tombstone is left: the table is empty (longest probe 1), and the same keys
     /// put again lie exactly as in a fresh table (the same longest probe).
+    /// Once the database is marked removed, writers that still have it mapped refuse.
+    #[test]
+    fn a_removed_database_refuses_writers() {
+        let (db, _g) = fresh(8);
+        put_all(&db, &[key(1)]);
+        db.mark_removed();
+        let mut w = db.lock().unwrap();
+        for err in [
+            w.put(&key(2), b"v").unwrap_err(),
+            w.del(&key(1)).unwrap_err(),
+        ] {
+            assert!(
+                err.to_string().contains("the database was removed"),
+                "{err}"
+            );
+        }
+        drop(w);
+        assert_eq!(db.list().unwrap(), vec![(key(1), value(&key(1)))]);
+    }
+
     /// A pthread function's error is its return value: ENOMEM is ENOMEM (the negated
     /// `Errno::result` this replaces took it for success), EPERM is EPERM (not whatever
     /// `errno` held).

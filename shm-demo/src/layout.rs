@@ -30,7 +30,8 @@
 //! | 76 | 4 | undo slot: 0, or 1 + the slot whose old image is in the undo record |
 //! | 80 | 4 | hole: 0, or 1 + the slot a delete in progress is about to fill (see below) |
 //! | 84 | 4 | the home slot of the key that delete removes (whose watchers it wakes) |
-//! | 88 | 8 | reserved (zero) |
+//! | 88 | 4 | removed: 1 once the database's name is gone (its server stopped, or `destroy`); watchers exit, writers refuse |
+//! | 92 | 4 | reserved (zero) |
 //! | 96 | 4 | watchers: processes in `watch` (for stats) |
 //! | 100 | 28 | reserved (zero) |
 //! | 128 | 64 | the writers' mutex: a robust, process-shared `pthread_mutex_t` |
@@ -118,6 +119,7 @@ pub const H_USED: usize = 72;
 pub const H_UNDO_SLOT: usize = 76;
 pub const H_HOLE: usize = 80;
 pub const H_HOLE_HOME: usize = 84;
+pub const H_REMOVED: usize = 88;
 pub const H_WATCHERS: usize = 96;
 pub const H_MUTEX: usize = 128;
 /// Room reserved for the mutex; glibc's is 40 bytes on 64-bit targets.

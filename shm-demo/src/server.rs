@@ -174,6 +174,9 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     // mapping stays valid for the save.
     remove.now()?;
     pid_file.unlink();
+    // Watchers exit, writers refuse: what they would write now nobody would ever read. The
+    // save below is then the last word.
+    db.mark_removed();
     common::lifecycle::stopping();
     let mut saved = String::new();
     if let Some(path) = &args.save {

@@ -89,3 +89,42 @@ fn sigint_ends_watch_and_gives_back_its_count() {
     assert!(ok(&sb, &name, &["stats"]).contains("watchers 0\n"));
     server.stop();
 }
+
+/// A database that goes away wakes its watchers, which exit 1 with a message naming it: its
+/// server stopped by `destroy`, and a dead server's leftover removed by `destroy`. Before,
+/// they slept for ever on a futex in a segment nobody could reach any more.
+#[test]
+fn watchers_exit_when_their_database_is_destroyed() {
+    for live in [true, false] {
+        let sb = Sandbox::new();
+        let name = Name::new(false);
+        let server = Server::start(&sb, &name, &[]);
+        if !live {
+            server.kill();
+        }
+        // Two watchers, asleep on the words of two home slots.
+        let watchers: Vec<_> = ["k", "other"]
+            .iter()
+            .map(|key| {
+                let w = testkit::spawn(&mut cmd(&sb, &name, &["watch", key]));
+                let mut err = w.stderr_lines().unwrap();
+                err.wait_for(|l| l.contains("shm-demo watch: watching"), WAIT)
+                    .unwrap();
+                (w, err)
+            })
+            .collect();
+        ok(&sb, &name, &["destroy"]);
+        for (w, mut err) in watchers {
+            let status = w.wait_timeout(WAIT).unwrap();
+            let rest = err.rest(WAIT).unwrap().join("\n");
+            assert_eq!(status.code(), Some(1), "live server {live}: {rest}");
+            assert_eq!(
+                rest,
+                format!(
+                    "shm-demo: {}: the database was removed (its server stopped, or shm-demo destroy)",
+                    name.name
+                )
+            );
+        }
+    }
+}
