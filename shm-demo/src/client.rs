@@ -5,13 +5,13 @@ use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use common::out::escape;
 use common::{Context, Error, Result, say, trace};
 use nix::errno::Errno;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use crate::cli::{Command, DbArgs, PathObject};
 use crate::db::{self, Db};
@@ -129,39 +129,31 @@ fn list(args: &DbArgs, values: bool) -> Result<ExitCode> {
 /// The stats as `name value` pairs joined by ", " (the server prints them on one line).
 pub fn stats_line(db: &Db, target: &Target) -> String {
     let s = db.stats();
-    let attached = segment::attached(target).map_or_else(|| "?".to_owned(), |n| n.to_string());
+    let known = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
+    let attached = known(segment::attached(target));
+    let watchers = known(segment::watchers(target));
     format!(
-        "records {}, slots {}, longest_probe {}, generation {}, server_pid {} ({}), attached {attached}, watchers {}, key_max {}, value_max {}, bytes {}",
+        "records {}, slots {}, longest_probe {}, generation {}, server_pid {} ({}), attached {attached}, watchers {watchers}, key_max {}, value_max {}, bytes {}",
         s.used,
         s.slots,
         s.longest_probe,
         s.generation,
         s.creator_pid,
         if s.creator_alive { "running" } else { "gone" },
-        s.watchers,
         s.key_max,
         s.value_max,
         s.total_size
     )
 }
 
-/// The watchers count to give back if SIGINT/SIGTERM ends `watch` (null when not counted).
-static COUNTED: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
-
-/// SIGINT/SIGTERM during `watch`: give the watchers count back and exit at once.
+/// SIGINT/SIGTERM during `watch`: exit at once, with 128 + the signal's number.
 ///
 /// Why exit from the handler: the futex sleep cannot be interrupted race-free by a flag. A
 /// signal that lands between the check of the flag and the `FUTEX_WAIT` would leave the
 /// watcher asleep until the next change (futex has no `pselect`-like signal mask), and with
-/// SA_RESTART the wait would not even return. An atomic decrement and `_exit` are
-/// async-signal-safe, and `watch` owns nothing else to clean up: its mapping goes with it.
+/// SA_RESTART the wait would not even return. `_exit` is async-signal-safe, and `watch` owns
+/// nothing to clean up: its mapping and its watchers' lock go with the process.
 extern "C" fn leave(sig: libc::c_int) {
-    let counted = COUNTED.swap(std::ptr::null_mut(), Ordering::SeqCst);
-    if !counted.is_null() {
-        // SAFETY: COUNTED points into the mapping, which stays mapped until `watch` has
-        // cleared COUNTED (it clears it before the Db is dropped).
-        unsafe { (*counted).fetch_sub(1, Ordering::SeqCst) };
-    }
     // SAFETY: _exit is async-signal-safe.
     unsafe { libc::_exit(128 + sig) };
 }
@@ -170,14 +162,6 @@ fn watch(args: &DbArgs, key: &OsStr, count: Option<u64>) -> Result<ExitCode> {
     let (db, target) = open(args)?;
     let key = key.as_bytes();
     let word = db.notify_word(key)?;
-    let watchers = db.watchers();
-
-    let stops = {
-        let mut s = SigSet::empty();
-        s.add(Signal::SIGINT);
-        s.add(Signal::SIGTERM);
-        s
-    };
     let action = SigAction::new(
         SigHandler::Handler(leave),
         SaFlags::empty(),
@@ -187,24 +171,9 @@ fn watch(args: &DbArgs, key: &OsStr, count: Option<u64>) -> Result<ExitCode> {
         // SAFETY: `leave` only performs async-signal-safe operations.
         unsafe { sigaction(sig, &action) }.ctx("sigaction", sig.as_str())?;
     }
-    // Counted and registered with the signals blocked, so a signal cannot find us counted
-    // but not registered (the count would never be given back).
-    stops.thread_block().ctx("sigprocmask", "SIG_BLOCK")?;
-    watchers.fetch_add(1, Ordering::SeqCst);
-    COUNTED.store(std::ptr::from_ref(watchers).cast_mut(), Ordering::SeqCst);
-    stops.thread_unblock().ctx("sigprocmask", "SIG_UNBLOCK")?;
-
-    let outcome = watch_loop(&db, &target, key, word, count);
-
-    stops.thread_block().ctx("sigprocmask", "SIG_BLOCK")?;
-    if !COUNTED
-        .swap(std::ptr::null_mut(), Ordering::SeqCst)
-        .is_null()
-    {
-        watchers.fetch_sub(1, Ordering::SeqCst);
-    }
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&stops), None);
-    outcome
+    // Counted among the watchers while this is open (see segment::watch_lock).
+    let _counted = segment::watch_lock(&target)?;
+    watch_loop(&db, &target, key, word, count)
 }
 
 fn watch_loop(

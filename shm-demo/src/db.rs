@@ -179,7 +179,6 @@ pub struct Stats {
     pub key_max: u32,
     pub value_max: u32,
     pub total_size: usize,
-    pub watchers: u32,
 }
 
 impl Db {
@@ -587,7 +586,6 @@ impl Db {
             key_max: self.geo.key_max,
             value_max: self.geo.value_max,
             total_size: self.geo.total_size,
-            watchers: r.u32(layout::H_WATCHERS).load(Ordering::Relaxed),
         }
     }
 
@@ -655,11 +653,6 @@ impl Db {
         self.check_key(key)?;
         let home = self.geo.home(layout::key_hash(key));
         Ok(self.region.u32(self.geo.record(home) + R_NOTIFY))
-    }
-
-    /// The count of processes in `watch` (for stats).
-    pub fn watchers(&self) -> &AtomicU32 {
-        self.region.u32(layout::H_WATCHERS)
     }
 }
 

@@ -31,9 +31,7 @@
 //! | 80 | 4 | hole: 0, or 1 + the slot a delete in progress is about to fill (see below) |
 //! | 84 | 4 | the home slot of the key that delete removes (whose watchers it wakes) |
 //! | 88 | 4 | removed: 1 once the database's name is gone (its server stopped, or `destroy`); watchers exit, writers refuse |
-//! | 92 | 4 | reserved (zero) |
-//! | 96 | 4 | watchers: processes in `watch` (for stats) |
-//! | 100 | 28 | reserved (zero) |
+//! | 92 | 36 | reserved (zero) |
 //! | 128 | 64 | the writers' mutex: a robust, process-shared `pthread_mutex_t` |
 //! | 192 | record size | the undo record: the image of the record being written, for repair |
 //!
@@ -120,7 +118,6 @@ pub const H_UNDO_SLOT: usize = 76;
 pub const H_HOLE: usize = 80;
 pub const H_HOLE_HOME: usize = 84;
 pub const H_REMOVED: usize = 88;
-pub const H_WATCHERS: usize = 96;
 pub const H_MUTEX: usize = 128;
 /// Room reserved for the mutex; glibc's is 40 bytes on 64-bit targets.
 pub const MUTEX_ROOM: usize = 64;

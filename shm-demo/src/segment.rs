@@ -457,6 +457,64 @@ pub fn attached(target: &Target) -> Option<u64> {
     Some(n)
 }
 
+/// Count this process among the database's watchers for as long as the returned descriptor
+/// is open: an open file description read lock (`F_OFD_SETLK`, `F_RDLCK`) on the first byte
+/// of the object (POSIX) or of its key file (SysV). Read locks coexist, and the kernel drops
+/// a lock when its last descriptor closes, however the process ends (SIGKILL included), so
+/// [`watchers`] counts only the living; a count kept in the segment is not given back by a
+/// watcher that cannot run a handler.
+pub fn watch_lock(target: &Target) -> Result<OwnedFd> {
+    let (fd, what) = lock_file(target)?;
+    let lock = libc::flock {
+        l_type: libc::F_RDLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 1,
+        l_pid: 0,
+    };
+    nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&lock))
+        .ctx("fcntl(F_OFD_SETLK, F_RDLCK)", &what)?;
+    trace!("fcntl({what}, F_OFD_SETLK, F_RDLCK, byte 0): counted as a watcher");
+    Ok(fd)
+}
+
+/// How many processes hold the watchers' lock (see [`watch_lock`]), from `/proc/locks`, whose
+/// lines name a lock's file as `MAJOR:MINOR:INODE` (the device numbers in hex). None if that
+/// cannot be read.
+pub fn watchers(target: &Target) -> Option<u64> {
+    let (fd, _) = lock_file(target).ok()?;
+    let st = fstat(fd.as_fd()).ok()?;
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        nix::sys::stat::major(st.st_dev),
+        nix::sys::stat::minor(st.st_dev),
+        st.st_ino
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    // `1: OFDLCK ADVISORY READ -1 00:1a:4242 0 0`; a waiter's line has `->` after the number.
+    let held = locks.lines().filter(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.get(1) != Some(&"->") && f.get(5) == Some(&id.as_str()) && f[6..] == ["0", "0"]
+    });
+    Some(held.count() as u64)
+}
+
+/// The file the watchers lock, opened for reading, and its name for messages.
+fn lock_file(target: &Target) -> Result<(OwnedFd, String)> {
+    if target.sysv {
+        let path = target.key_path()?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .ctx("open", path.display())?;
+        return Ok((file.into(), path.display().to_string()));
+    }
+    let name = target.name.as_str();
+    let fd = shm_open(name, OFlag::O_RDONLY, Mode::empty()).ctx("shm_open", name)?;
+    Ok((fd, name.to_owned()))
+}
+
 /// System V shared memory. nix 0.32 has no wrappers for it, so these call libc directly.
 mod sysv {
     use super::*;

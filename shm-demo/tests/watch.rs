@@ -1,5 +1,5 @@
 //! `watch`: woken through a futex by a put from another process; asleep (no CPU) while nothing
-//! changes; Ctrl-C gives back its place in the watchers count.
+//! changes; counted among the watchers only while it lives; told when its database goes.
 
 mod support;
 
@@ -126,5 +126,35 @@ fn watchers_exit_when_their_database_is_destroyed() {
                 )
             );
         }
+    }
+}
+
+/// The watchers count is kept by the kernel: each watcher holds a lock that goes with it, so
+/// one killed by SIGKILL or SIGHUP (which run no handler of ours) is not counted any more.
+/// Before, the count lived in the segment and only a SIGINT/SIGTERM handler gave it back.
+#[test]
+fn watchers_killed_by_any_signal_are_not_counted() {
+    for sysv in [false, true] {
+        let sb = Sandbox::new();
+        let name = Name::new(sysv);
+        let server = Server::start(&sb, &name, &[]);
+        let (a, _) = start_watch(&sb, &name, &["watch", "k"]);
+        let (b, _) = start_watch(&sb, &name, &["watch", "other"]);
+        let watchers = || {
+            let stats = ok(&sb, &name, &["stats"]);
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix("watchers "))
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(watchers(), "2", "sysv={sysv}");
+        a.signal(Signal::SIGKILL).unwrap();
+        a.wait_timeout(WAIT).unwrap();
+        assert_eq!(watchers(), "1", "sysv={sysv}: after SIGKILL");
+        b.signal(Signal::SIGHUP).unwrap();
+        b.wait_timeout(WAIT).unwrap();
+        assert_eq!(watchers(), "0", "sysv={sysv}: after SIGHUP");
+        server.stop();
     }
 }
