@@ -31,7 +31,9 @@
 //! | 80 | 4 | hole: 0, or 1 + the slot a delete in progress is about to fill (see below) |
 //! | 84 | 4 | the home slot of the key that delete removes (whose watchers it wakes) |
 //! | 88 | 4 | removed: 1 once the database's name is gone (its server stopped, or `destroy`); watchers exit, writers refuse |
-//! | 92 | 36 | reserved (zero) |
+//! | 92 | 4 | reserved (zero) |
+//! | 96 | 8 | name hash: [`name_hash`] of the database's name, written at creation and checked by every opener |
+//! | 104 | 24 | reserved (zero) |
 //! | 128 | 64 | the writers' mutex: a robust, process-shared `pthread_mutex_t` |
 //! | 192 | record size | the undo record: the image of the record being written, for repair |
 //!
@@ -118,6 +120,7 @@ pub const H_UNDO_SLOT: usize = 76;
 pub const H_HOLE: usize = 80;
 pub const H_HOLE_HOME: usize = 84;
 pub const H_REMOVED: usize = 88;
+pub const H_NAME_HASH: usize = 96;
 pub const H_MUTEX: usize = 128;
 /// Room reserved for the mutex; glibc's is 40 bytes on 64-bit targets.
 pub const MUTEX_ROOM: usize = 64;
@@ -342,6 +345,16 @@ pub fn le_word(chunk: &[u8]) -> u64 {
         .iter()
         .enumerate()
         .fold(0, |w, (i, &b)| w | u64::from(b) << (8 * i))
+}
+
+/// The hash of a database's name that its header records: FNV-1a 64 of the name (`/ipc-demo-db`).
+///
+/// A SysV segment is found by its `ftok` key, which keeps only 24 bits of the key file's
+/// device and inode, so the segment at a name's key may belong to another name (as two names
+/// can share a key in sem-demo, whose sets record their name's hash the same way). A POSIX
+/// object is found by its name, and the hash catches one renamed or copied by hand.
+pub fn name_hash(name: &str) -> u64 {
+    fnv1a(name.as_bytes())
 }
 
 /// FNV-1a, 64 bits: the checksum of snapshots and of the demo's values.

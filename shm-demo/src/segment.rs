@@ -326,6 +326,7 @@ pub fn create(target: &Target, size: usize) -> Result<Option<Region>> {
     })?;
     trace!("posix_fallocate({name}, 0, {size})");
     let region = map(&fd, name)?;
+    record_name(&region, target);
     let _ = guard.keep();
     Ok(Some(region))
 }
@@ -343,7 +344,30 @@ pub fn open(target: &Target) -> Result<Region> {
         e => Error::sys("shm_open", name, e),
     })?;
     trace!("shm_open({name}, O_RDWR) -> fd");
-    map(&fd, name)
+    let region = map(&fd, name)?;
+    check_name(&region, target, "the object")?;
+    Ok(region)
+}
+
+/// Record in the header whose database this is: a hash of the name (see `layout`), written
+/// first thing after the object is made, before anyone can find it initialised.
+fn record_name(region: &Region, target: &Target) {
+    region
+        .u64(layout::H_NAME_HASH)
+        .store(layout::name_hash(&target.name), Ordering::Relaxed);
+}
+
+/// Refuse an object whose header records another database's name. The hash is 0 in an
+/// object its creator has not initialised yet: the header checks say so later.
+fn check_name(region: &Region, target: &Target, what: &str) -> Result<()> {
+    let recorded = region.u64(layout::H_NAME_HASH).load(Ordering::Relaxed);
+    if recorded == 0 || recorded == layout::name_hash(&target.name) {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "{}: {what} holds another database (its header records the name hash {recorded:016x}, not this name's); not using it",
+        target.label()
+    )))
 }
 
 /// Check what `fstat` says about the object, then map all of it.
@@ -605,12 +629,27 @@ mod sysv {
         }
         trace!("shmget(0x{key:08x}, {size}, IPC_CREAT|IPC_EXCL|0600) -> id {id}");
         match attach(id, target) {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) => {
+                record_name(&r, target);
+                Ok(Some(r))
+            }
             Err(e) => {
                 rmid(id);
                 Err(e)
             }
         }
+    }
+
+    /// Attach the segment `id` found at `key`, and check that it is this name's database:
+    /// `ftok` keeps only the low 16 bits of the key file's inode (and 8 of its device), so
+    /// two key files can give one key, and the segment at it may be another name's.
+    fn ours(id: i32, key: libc::key_t, target: &Target) -> Result<Region> {
+        let region = attach(id, target)?;
+        let what = format!(
+            "the segment at key 0x{key:08x} (ftok of its key file, which another name's key file shares)"
+        );
+        check_name(&region, target, &what)?;
+        Ok(region)
     }
 
     /// The segment's id, or None if there is no key file or no segment with its key.
@@ -636,7 +675,7 @@ mod sysv {
 
     pub fn open(target: &Target) -> Result<Region> {
         match find(target)? {
-            Some((id, _)) => attach(id, target),
+            Some((id, key)) => ours(id, key, target),
             None => Err(Error::msg(format!(
                 "{}: no such database (start one with: shm-demo server --sysv --name {})",
                 target.label(),
@@ -654,7 +693,9 @@ mod sysv {
     }
 
     pub fn remove(target: &Target) -> Result<()> {
-        if let Some((id, _)) = find(target)? {
+        if let Some((id, key)) = find(target)? {
+            // Never another name's segment, even if our key file gives its key.
+            drop(ours(id, key, target)?);
             rmid(id);
         }
         let path = target.key_path()?;

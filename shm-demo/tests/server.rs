@@ -358,3 +358,35 @@ fn pid_file_option_names_the_pid_file() {
     server.stop();
     assert!(!pid_file.exists(), "the stop removes the pid file");
 }
+
+/// Two `--sysv` names whose key files give one `ftok` key (made certain here with a hard link,
+/// one inode; on tmpfs, two inodes 65536 apart do the same): the second name's clients, server
+/// and `destroy` refuse the first name's segment, naming the collision, and leave it alone.
+/// Before, they read it, wrote it, and `destroy` removed it.
+#[test]
+fn sysv_names_that_share_a_key_do_not_share_a_database() {
+    let sb = Sandbox::new();
+    let (a, b) = (Name::new(true), Name::new(true));
+    let server = Server::start(&sb, &a, &[]);
+    ok(&sb, &a, &["put", "k", "a's value"]);
+    let key_file = |n: &Name| sb.runtime_dir().join(format!("{}.sysv", &n.name[1..]));
+    std::fs::hard_link(key_file(&a), key_file(&b)).unwrap();
+
+    let want = "holds another database (its header records the name hash";
+    for args in [
+        &["get", "k"][..],
+        &["put", "k", "b's"],
+        &["server"],
+        &["destroy"],
+    ] {
+        let err = fails(&sb, &b, args);
+        assert!(
+            err.contains(&format!("sysv:{}: the segment at key 0x1d", b.name))
+                && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(ok(&sb, &a, &["get", "k"]), "a's value");
+    server.stop();
+    std::fs::remove_file(key_file(&b)).unwrap();
+}
