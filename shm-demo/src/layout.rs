@@ -9,6 +9,29 @@
 //! All integers are little-endian (the machine's order: the segment never leaves the
 //! machine, and the layout version covers the ABI through the mutex size).
 //!
+//! # What protects you: the owner and the mode, not these checks
+//!
+//! The checks make a *reader* safe from whatever the records hold: a reader touches the
+//! segment only through bounds-checked atomic loads, and a damaged record is an error, never
+//! an out-of-bounds access. That is not true of the writers' mutex. Its bytes (offset 128)
+//! are glibc's `pthread_mutex_t`, and a robust mutex is kept on its owner's *robust list*: a
+//! linked list through the mutexes a thread holds, whose `next`/`prev` pointers glibc stores
+//! in the mutex itself (`__list`, bytes 24..40 of it on x86-64) and writes *through* when it
+//! unlocks. Those pointers are addresses in the locking process. A process that can write
+//! the segment can therefore aim the next writer's unlock at any address of that writer's
+//! memory, and the kernel reads the same list when a thread dies. So every process that
+//! locks the mutex (`put`, `del`, the server) must trust every process that can write the
+//! segment.
+//!
+//! The boundary that gives that trust is the object's owner and mode: the server creates it
+//! 0600 (`O_EXCL`, or `IPC_EXCL` with `--sysv`), and every process checks, before it maps
+//! anything, that it is a regular object owned by its own uid with mode 0600 (`fstat`, or
+//! `IPC_STAT`'s `shm_perm`). Only processes of the same user (and root) can open it, and they
+//! can already write each other's memory through `ptrace` or `/proc/PID/mem`. Do not make
+//! the object group- or world-writable, and do not share it with a process you would not
+//! give your own uid: "a hostile writer cannot hurt a reader" holds for the records, not for
+//! the mutex, which no writer of another trust level should ever lock.
+//!
 //! # Header (offsets in bytes from the start of the segment)
 //!
 //! | offset | size | field |
