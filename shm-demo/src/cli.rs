@@ -120,7 +120,8 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Wait until KEY's value changes and print each new value (one line, escaped).
+    /// Wait until KEY's value changes and print each new value (one line, escaped); exit 1
+    /// if the database is removed meanwhile.
     #[command(after_help = "Example:\n  shm-demo watch greeting --count 1   \
                             # returns after the next put of greeting")]
     Watch {
