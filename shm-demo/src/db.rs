@@ -377,7 +377,7 @@ impl Db {
     ) -> Result<Seen> {
         let r = &self.region;
         let rec = self.geo.record(slot);
-        let seq = r.u64(rec + R_SEQ);
+        let seq = r.fields(rec).u64::<R_SEQ>();
         let undo = r.u32(layout::H_UNDO_SLOT);
         let mut patience = Patience::default();
         loop {
@@ -397,13 +397,14 @@ impl Db {
             let rec = from;
             key_out.clear();
             value_out.clear();
-            let seen = match r.u32(rec + R_STATE).load(Ordering::Relaxed) {
+            let fields = r.fields(rec);
+            let seen = match fields.u32::<R_STATE>().load(Ordering::Relaxed) {
                 EMPTY => Seen::Empty,
                 DROPPED => Seen::Dropped,
                 LIVE => {
-                    let hash = r.u64(rec + R_HASH).load(Ordering::Relaxed);
-                    let klen = r.u32(rec + R_KEY_LEN).load(Ordering::Relaxed);
-                    let vlen = r.u32(rec + R_VALUE_LEN).load(Ordering::Relaxed);
+                    let hash = fields.u64::<R_HASH>().load(Ordering::Relaxed);
+                    let klen = fields.u32::<R_KEY_LEN>().load(Ordering::Relaxed);
+                    let vlen = fields.u32::<R_VALUE_LEN>().load(Ordering::Relaxed);
                     // Lengths are input: checked before they bound a copy.
                     if klen == 0 || klen > self.geo.key_max || vlen > self.geo.value_max {
                         Seen::Corrupt {

@@ -156,6 +156,22 @@ impl Region {
         unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(off).cast()) }
     }
 
+    /// The fixed fields of the record at `off` (its first [`layout::R_KEY`] bytes: sequence,
+    /// notify, state, hash, lengths), bounds-checked once here instead of at each of the
+    /// loads a read makes of them (a get's hot path).
+    pub fn fields(&self, off: usize) -> Fields<'_> {
+        // As in `check`: offsets come from a validated geometry.
+        assert!(
+            off % 8 == 0
+                && off
+                    .checked_add(layout::R_KEY)
+                    .is_some_and(|end| end <= self.len),
+            "record at offset {off} outside {} bytes or misaligned",
+            self.len
+        );
+        Fields { region: self, off }
+    }
+
     /// The writers' mutex.
     pub fn mutex(&self) -> *mut libc::pthread_mutex_t {
         self.check(layout::H_MUTEX, layout::MUTEX_ROOM);
@@ -264,6 +280,34 @@ impl Region {
             undo_slot: u32_at(layout::H_UNDO_SLOT),
             hole: u32_at(layout::H_HOLE),
         }
+    }
+}
+
+/// A record's fixed fields (see [`Region::fields`]): the record's bounds were checked when it
+/// was made, and each field's offset is checked against them at compile time.
+pub struct Fields<'a> {
+    region: &'a Region,
+    off: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// The 64-bit field at offset `F` of the record (a `layout::R_*` constant).
+    #[inline]
+    pub fn u64<const F: usize>(&self) -> &'a AtomicU64 {
+        const { assert!(F % 8 == 0 && F + 8 <= layout::R_KEY) };
+        // SAFETY: off..off + R_KEY is inside the mapping and off is 8-aligned (checked in
+        // `Region::fields`), F + 8 <= R_KEY and F is 8-aligned (checked at compile time), the
+        // mapping lives as long as the region we borrow, and every process accesses this
+        // field only through 64-bit atomics.
+        unsafe { AtomicU64::from_ptr(self.region.ptr.as_ptr().add(self.off + F).cast()) }
+    }
+
+    /// The 32-bit field at offset `F` of the record.
+    #[inline]
+    pub fn u32<const F: usize>(&self) -> &'a AtomicU32 {
+        const { assert!(F % 4 == 0 && F + 4 <= layout::R_KEY) };
+        // SAFETY: as for `u64`, with 4 bytes and 4-alignment.
+        unsafe { AtomicU32::from_ptr(self.region.ptr.as_ptr().add(self.off + F).cast()) }
     }
 }
 
