@@ -204,31 +204,17 @@ fn a_damaged_key_length_stops_writers_instead_of_duplicating_the_key() {
     let name = Name::new(false);
     let server = Server::start(&sb, &name, &["--slots", "4", "--value-max", "64"]);
     ok(&sb, &name, &["put", "k", "committed"]);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.shm_path())
-        .unwrap();
-    let u32_at = |off: u64| {
-        let mut b = [0; 4];
-        file.read_exact_at(&mut b, off).unwrap();
-        u32::from_le_bytes(b)
-    };
-    // src/layout.rs: header size at 12, record size at 36; a record's state at 12 (1: live)
-    // and its key length at 24.
-    let (header, record) = (u64::from(u32_at(12)), u64::from(u32_at(36)));
-    let (slot, rec) = (0..4)
-        .map(|i| (i, header + i * record))
-        .find(|&(_, rec)| u32_at(rec + 12) == 1)
-        .unwrap();
-    file.write_all_at(&200u32.to_le_bytes(), rec + 24).unwrap();
+    // k's record; its key length is at 24 of it (src/layout.rs).
+    let file = support::Tamper::open(&name);
+    let (slot, rec) = file.live_record();
+    file.write_at(&200u32.to_le_bytes(), rec + 24);
 
     let want = format!("record {slot} is corrupt (key length 200, value length 9)");
     for args in [&["put", "k", "second"][..], &["del", "k"], &["get", "k"]] {
         let err = fails(&sb, &name, args);
         assert!(err.contains(&want), "{args:?}: {err}");
     }
-    file.write_all_at(&1u32.to_le_bytes(), rec + 24).unwrap();
+    file.write_at(&1u32.to_le_bytes(), rec + 24);
     assert_eq!(ok(&sb, &name, &["get", "k"]), "committed");
     assert_eq!(ok(&sb, &name, &["list"]), "k\n", "one copy of the key");
     assert!(ok(&sb, &name, &["stats"]).contains("records 1\n"));

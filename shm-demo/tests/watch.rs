@@ -19,13 +19,18 @@ fn cpu_ticks(pid: nix::unistd::Pid) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-fn start_watch(sb: &Sandbox, name: &Name, args: &[&str]) -> (common::child::Supervised, Lines) {
+/// A watch started, once it says it is watching; its stdout and the rest of its stderr.
+fn start_watch(
+    sb: &Sandbox,
+    name: &Name,
+    args: &[&str],
+) -> (common::child::Supervised, Lines, Lines) {
     let w = testkit::spawn(&mut cmd(sb, name, args));
     let mut err = w.stderr_lines().unwrap();
     err.wait_for(|l| l.contains("shm-demo watch: watching"), WAIT)
         .unwrap();
     let out = w.stdout_lines().unwrap();
-    (w, out)
+    (w, out, err)
 }
 
 #[test]
@@ -34,7 +39,7 @@ fn wakes_on_a_put_from_another_process_and_sleeps_otherwise() {
     let name = Name::new(false);
     let server = Server::start(&sb, &name, &[]);
     ok(&sb, &name, &["put", "k", "first"]);
-    let (w, mut out) = start_watch(&sb, &name, &["watch", "k", "--count", "2"]);
+    let (w, mut out, _) = start_watch(&sb, &name, &["watch", "k", "--count", "2"]);
     assert!(ok(&sb, &name, &["stats"]).contains("watchers 1\n"));
 
     // Nothing changes for a second: no line, and (almost) no CPU, since it sleeps in the
@@ -66,7 +71,7 @@ fn waits_for_a_key_that_does_not_exist_yet_and_sees_a_delete() {
     let sb = Sandbox::new();
     let name = Name::new(true); // in a SysV segment, to show the futex works there too
     let server = Server::start(&sb, &name, &[]);
-    let (w, mut out) = start_watch(&sb, &name, &["watch", "later", "--count", "2"]);
+    let (w, mut out, _) = start_watch(&sb, &name, &["watch", "later", "--count", "2"]);
     ok(&sb, &name, &["put", "later", "born"]);
     assert_eq!(out.next_line(WAIT).unwrap().as_deref(), Some("born"));
     ok(&sb, &name, &["del", "later"]);
@@ -81,7 +86,7 @@ fn sigint_ends_watch_and_gives_back_its_count() {
     let sb = Sandbox::new();
     let name = Name::new(false);
     let server = Server::start(&sb, &name, &[]);
-    let (w, _out) = start_watch(&sb, &name, &["watch", "k"]);
+    let (w, _out, _) = start_watch(&sb, &name, &["watch", "k"]);
     assert!(ok(&sb, &name, &["stats"]).contains("watchers 1\n"));
     w.signal(Signal::SIGINT).unwrap();
     let status = w.wait_timeout(WAIT).unwrap();
@@ -105,16 +110,10 @@ fn watchers_exit_when_their_database_is_destroyed() {
         // Two watchers, asleep on the words of two home slots.
         let watchers: Vec<_> = ["k", "other"]
             .iter()
-            .map(|key| {
-                let w = testkit::spawn(&mut cmd(&sb, &name, &["watch", key]));
-                let mut err = w.stderr_lines().unwrap();
-                err.wait_for(|l| l.contains("shm-demo watch: watching"), WAIT)
-                    .unwrap();
-                (w, err)
-            })
+            .map(|key| start_watch(&sb, &name, &["watch", key]))
             .collect();
         ok(&sb, &name, &["destroy"]);
-        for (w, mut err) in watchers {
+        for (w, _, mut err) in watchers {
             let status = w.wait_timeout(WAIT).unwrap();
             let rest = err.rest(WAIT).unwrap().join("\n");
             assert_eq!(status.code(), Some(1), "live server {live}: {rest}");
@@ -138,8 +137,8 @@ fn watchers_killed_by_any_signal_are_not_counted() {
         let sb = Sandbox::new();
         let name = Name::new(sysv);
         let server = Server::start(&sb, &name, &[]);
-        let (a, _) = start_watch(&sb, &name, &["watch", "k"]);
-        let (b, _) = start_watch(&sb, &name, &["watch", "other"]);
+        let (a, _, _) = start_watch(&sb, &name, &["watch", "k"]);
+        let (b, _, _) = start_watch(&sb, &name, &["watch", "other"]);
         let watchers = || {
             let stats = ok(&sb, &name, &["stats"]);
             stats
