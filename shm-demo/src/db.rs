@@ -382,11 +382,12 @@ impl Db {
         let mut patience = Patience::default();
         loop {
             let s1 = seq.load(Ordering::Acquire);
-            // The odd count was stored with Release after the undo image and its slot (see
-            // `rewrite`), so what this sees of them is that write's. The check after the copy
-            // below (same odd count, same undo slot) rejects an image that the next write
-            // began to overwrite.
-            let from = if s1 & 1 == 0 {
+            // Where the contents are read from: the record, or (committed, odd) its image in
+            // the undo record. The odd count was stored with Release after that image and its
+            // slot (see `rewrite`), so what this sees of them is that write's; the check after
+            // the copy below (same odd count, same undo slot) rejects an image that the next
+            // write began to overwrite.
+            let image = if s1 & 1 == 0 {
                 rec
             } else if committed && undo.load(Ordering::Relaxed) == slot + 1 {
                 layout::H_UNDO
@@ -394,10 +395,9 @@ impl Db {
                 patience.wait(self, Stuck::Record(slot))?;
                 continue;
             };
-            let rec = from;
             key_out.clear();
             value_out.clear();
-            let fields = r.fields(rec);
+            let fields = r.fields(image);
             let seen = match fields.u32::<R_STATE>().load(Ordering::Relaxed) {
                 EMPTY => Seen::Empty,
                 DROPPED => Seen::Dropped,
@@ -413,12 +413,12 @@ impl Db {
                             vlen,
                         }
                     } else {
-                        let value_off = rec + self.geo.value_off();
+                        let value_off = image + self.geo.value_off();
                         match want {
                             Some((key, h)) => {
                                 if h == hash
                                     && klen as usize == key.len()
-                                    && r.bytes_equal(rec + R_KEY, key)
+                                    && r.bytes_equal(image + R_KEY, key)
                                 {
                                     r.load_bytes(value_off, vlen as usize, value_out);
                                     Seen::Live
@@ -427,7 +427,7 @@ impl Db {
                                 }
                             }
                             None => {
-                                r.load_bytes(rec + R_KEY, klen as usize, key_out);
+                                r.load_bytes(image + R_KEY, klen as usize, key_out);
                                 r.load_bytes(value_off, vlen as usize, value_out);
                                 Seen::Live
                             }
@@ -442,9 +442,8 @@ impl Db {
             };
             // Everything above happens before the second load of the count.
             fence(Ordering::Acquire);
-            let undone = from == layout::H_UNDO;
             if seq.load(Ordering::Relaxed) == s1
-                && (!undone || undo.load(Ordering::Relaxed) == slot + 1)
+                && (image == rec || undo.load(Ordering::Relaxed) == slot + 1)
             {
                 if let Seen::Corrupt { state, klen, vlen } = seen {
                     let why = if state == LIVE {
