@@ -80,20 +80,25 @@
 //! # Deletion: backward shift, no tombstones
 //!
 //! A delete leaves no marker behind (a table of tombstones makes every miss and every put
-//! scan the whole table). It empties the key's slot, the *hole*, and then walks the run of
-//! occupied slots after it: a record whose probe path (from its home to where it lies)
-//! passes over the hole is moved into it, and its old slot becomes the hole; the first empty
-//! slot ends the walk, and the last hole is emptied. (Knuth's Algorithm R, TAOCP vol. 3,
-//! 6.4.) Every key stays reachable from its home, and deleting everything leaves an empty
-//! table.
+//! scan the whole table). A lookup stops at the first empty slot, so every slot between a
+//! key's home and the key must stay occupied; emptying the deleted key's slot would cut off
+//! the keys after it whose probe passes over it. So that slot becomes the *hole*, and the
+//! delete walks the run of occupied slots after it: a record whose probe path (from its home
+//! to where it lies) passes over the hole is copied into it, and its old slot becomes the
+//! hole; the first empty slot ends the walk (or the hole itself, met again in a table with
+//! no empty slot), and the last hole is emptied. (Knuth's Algorithm R, TAOCP vol. 3, 6.4.)
+//! Every key stays reachable from its home, and deleting everything leaves an empty table.
 //!
-//! A move copies a record *before* its old slot is overwritten, so while a delete is in
-//! progress a key is at worst in two slots at once, with the same value; a reader that
-//! meets either copy has the key's value. What a reader can be fooled by is a miss: it reads
-//! slot 5 before a key is moved from 6 to 5, and slot 6 after, and never sees the key. So
-//! each move is bracketed by the `moves` count (odd during the move, as a record's sequence
-//! count is during a write), and a reader trusts a miss only if `moves` held the same value
-//! before and after its probe; otherwise it probes again. A hit needs no such check.
+//! Readers take no lock while this happens. A move copies a record *before* its old slot is
+//! overwritten, so a key present all along is at worst in two slots at once, and both copies
+//! hold its value (the delete holds the mutex throughout, so no put changes it meanwhile);
+//! each copy is read under its own sequence count, so a hit is a whole record of that key.
+//! What a reader can be fooled by is a miss: it reads slot 5 before a key is moved from 6
+//! to 5, and slot 6 after, and never sees the key. So each move is bracketed by the `moves`
+//! count (odd during the move, as a record's sequence count is during a write), and a reader
+//! trusts a miss only if `moves` held the same value before and after its probe; otherwise
+//! it probes again. With no move in between, the slots it read are one arrangement of the
+//! table, in which every key is reachable. `list` does the same for a whole scan.
 //!
 //! The `hole` field says where a delete in progress stands, updated after each move: a
 //! writer killed in the middle of one leaves it set, and the next writer (which gets the
