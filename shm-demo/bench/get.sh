@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# shm-demo's get beside its peers, in one run: LMDB (heed), an in-process HashMap, and
-# socket-demo's GET over its Unix socket; then readers under a flat-out writer, puts/s, and
-# watch's futex wake-up beside a pipe's.
+# shm-demo's get beside its peers, in one run: LMDB (heed), an in-process HashMap (these
+# alternating, medians of 10 rounds), and socket-demo's GET over its Unix socket; gets in a
+# table emptied by deletes beside a fresh one; then readers under a flat-out writer, puts/s,
+# and watch's futex wake-up beside a pipe's.
 #
 # Run from the repository root (make bench does, after `cargo build --release`):
 #   bash shm-demo/bench/get.sh

@@ -3,11 +3,16 @@
 //!
 //! Run it with `bash shm-demo/bench/get.sh` (which builds it with `cargo bench --no-run`).
 //! Rows, each for `BENCH_SECS` seconds (default 2) of the measuring thread's CPU time (the
-//! in-process rows) or of wall-clock time (the rows with several processes or a socket):
+//! in-process rows) or of wall-clock time (the rows with several processes or a socket). The
+//! in-process rows that are compared run in turn, in 10 rounds of a tenth of that each, and
+//! each one's figure is the median of its rounds:
 //!
 //! - shm-demo `Db::get` (seqlock read, no lock, no syscall) on 1000 keys in random order;
 //! - an in-process `HashMap<Vec<u8>, Vec<u8>>` lookup plus a copy of the value (the floor);
 //! - LMDB through heed: a read transaction per get, and one per 1000 gets;
+//! - hits and misses in a table of 2048 slots that was filled, emptied, refilled and emptied
+//!   before it got the 1000 keys, beside one that only ever held them (deletes must leave
+//!   lookups as short as in a fresh table);
 //! - socket-demo's GET over its Unix socket, one request per round trip (`SOCKET_DEMO_BIN`);
 //! - gets/s of 1 and 2 reader *processes* while a writer process puts flat out, and puts/s;
 //! - watch's wake-up: a put -> FUTEX_WAKE -> the watcher process reads the value, against a
@@ -75,22 +80,34 @@ fn secs() -> f64 {
         .unwrap_or(2.0)
 }
 
-/// Run `op` on keys in random order for `secs` seconds; gets per second.
+/// Rounds of each in-process row. The rows compared with each other run in turn, one round
+/// each, `ROUNDS` times, and each row's figure is the median of its rounds: a change in the
+/// machine's speed (the other tenants' builds) falls on all of them alike.
+const ROUNDS: usize = 10;
+
+/// Run `op` on keys in random order for `limit`; gets per second.
 ///
 /// Timed by this thread's CPU clock: on a shared machine the wall clock would also count the
-/// time other processes had the CPU, and rows measured a second apart would not compare.
-fn rate(keys: &[Vec<u8>], order: &[usize], op: impl FnMut(&[u8])) -> f64 {
-    rate_by(ClockId::CLOCK_THREAD_CPUTIME_ID, keys, order, op)
+/// time other processes had the CPU.
+fn rate(keys: &[Vec<u8>], order: &[usize], limit: Duration, op: impl FnMut(&[u8])) -> f64 {
+    rate_by(ClockId::CLOCK_THREAD_CPUTIME_ID, limit, keys, order, op)
 }
 
-/// [`rate`] by the wall clock: for processes that run side by side and share the CPUs.
+/// [`rate`] by the wall clock, for `secs()`: for processes that run side by side and share
+/// the CPUs.
 fn rate_wall(keys: &[Vec<u8>], order: &[usize], op: impl FnMut(&[u8])) -> f64 {
-    rate_by(ClockId::CLOCK_MONOTONIC, keys, order, op)
+    let limit = Duration::from_secs_f64(secs());
+    rate_by(ClockId::CLOCK_MONOTONIC, limit, keys, order, op)
 }
 
-fn rate_by(clock: ClockId, keys: &[Vec<u8>], order: &[usize], mut op: impl FnMut(&[u8])) -> f64 {
+fn rate_by(
+    clock: ClockId,
+    limit: Duration,
+    keys: &[Vec<u8>],
+    order: &[usize],
+    mut op: impl FnMut(&[u8]),
+) -> f64 {
     let now = || Duration::from(nix::time::clock_gettime(clock).expect("clock_gettime"));
-    let limit = Duration::from_secs_f64(secs());
     let start = now();
     let mut n = 0u64;
     while now() - start < limit && !stopped() {
@@ -102,15 +119,54 @@ fn rate_by(clock: ClockId, keys: &[Vec<u8>], order: &[usize], mut op: impl FnMut
     n as f64 / (now() - start).as_secs_f64()
 }
 
+/// A row of `Db::get`s of `keys` in `order`, each of which must find its key (`want`) or
+/// find it missing.
+fn gets<'a>(
+    db: &'a Db,
+    keys: &'a [Vec<u8>],
+    order: &'a [usize],
+    want: bool,
+) -> impl FnMut(Duration) -> f64 + 'a {
+    let mut buf = Vec::with_capacity(1024);
+    move |limit| {
+        rate(keys, order, limit, |k| {
+            assert_eq!(db.get(k, &mut buf).expect("get"), want);
+        })
+    }
+}
+
+/// One row of an interleaved comparison: it runs for the time it is given, and returns its
+/// rate.
+type Row<'a> = &'a mut dyn FnMut(Duration) -> f64;
+
+/// Run `rows` in turn, `ROUNDS` times, each for `secs() / ROUNDS` per round; each row's median.
+fn interleaved(rows: &mut [Row<'_>]) -> Vec<f64> {
+    let slice = Duration::from_secs_f64(secs() / ROUNDS as f64);
+    let mut rates = vec![Vec::with_capacity(ROUNDS); rows.len()];
+    for _ in 0..ROUNDS {
+        for (row, rates) in rows.iter_mut().zip(&mut rates) {
+            rates.push(row(slice));
+        }
+    }
+    rates
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            (r[(r.len() - 1) / 2] + r[r.len() / 2]) / 2.0
+        })
+        .collect()
+}
+
 fn monotonic_ns() -> u64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock_gettime");
     t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
 }
 
-/// A new segment named `name` with `KEYS` keys of `value(i, 0)`, and the guard that removes it.
-fn filled(name: &str, value_max: u32, keys: &[Vec<u8>]) -> (Db, Unlink) {
+/// A new segment named `name` of `slots` slots with `keys` (key `i` holding `value(i, 0)`),
+/// and the guard that removes it.
+fn filled(name: &str, slots: u32, value_max: u32, keys: &[Vec<u8>]) -> (Db, Unlink) {
     let target = Target::new(name, false).expect("name");
-    let geo = Geometry::new(4096, layout::KEY_MAX, value_max).expect("geometry");
+    let geo = Geometry::new(slots, layout::KEY_MAX, value_max).expect("geometry");
     let region = segment::create(&target, geo.total_size)
         .expect("create")
         .expect("a fresh name");
@@ -145,14 +201,15 @@ fn main() {
     let keys: Vec<Vec<u8>> = (0..KEYS).map(key).collect();
     // The default geometry (value max 1024: records of 1120 bytes), and one sized to these
     // values (value max 128: records of 224 bytes, five times denser in the caches and TLB).
-    let (db, _guard) = filled(&name, layout::VALUE_MAX, &keys);
+    let (db, _guard) = filled(&name, 4096, layout::VALUE_MAX, &keys);
     let name_small = names::posix_name(&names::unique("bench"));
-    let (small, _guard_small) = filled(&name_small, 128, &keys);
+    let (small, _guard_small) = filled(&name_small, 4096, 128, &keys);
     let geo = *db.geometry();
     let order = order();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "shm-demo get benchmark: {KEYS} keys, {VALUE_LEN}-byte values, {} s per row, {cpus} CPUs; \
+        "shm-demo get benchmark: {KEYS} keys, {VALUE_LEN}-byte values, {} s per row \
+         (in-process rows: medians of {ROUNDS} rounds, alternating), {cpus} CPUs; \
          {} slots of {} bytes (value max {})",
         secs(),
         geo.slots,
@@ -168,30 +225,7 @@ fn main() {
         per_s
     };
 
-    let mut buf = Vec::with_capacity(1024);
-    let shm = row(
-        "shm-demo get (seqlock, attached mapping)",
-        rate(&keys, &order, |k| {
-            assert!(db.get(k, &mut buf).expect("get"));
-        }),
-    );
-    let shm_small = row(
-        "shm-demo get, --value-max 128 (records of 224 bytes)",
-        rate(&keys, &order, |k| {
-            assert!(small.get(k, &mut buf).expect("get"));
-        }),
-    );
-
     let map: HashMap<Vec<u8>, Vec<u8>> = (0..KEYS).map(|i| (key(i), value(i, 0))).collect();
-    let hash = row(
-        "HashMap lookup + copy (in-process)",
-        rate(&keys, &order, |k| {
-            buf.clear();
-            buf.extend_from_slice(map.get(k).expect("present"));
-            std::hint::black_box(&buf);
-        }),
-    );
-
     let dir = tempfile_dir();
     // SAFETY: heed's contract for `open`: the environment is opened once in this process and
     // nobody else touches its files (a fresh directory of our own, removed at the end).
@@ -209,31 +243,61 @@ fn main() {
         lmdb.put(&mut wtxn, k, &value(i, 0)).expect("LMDB put");
     }
     wtxn.commit().expect("commit");
-    let lmdb_txn = row(
-        "LMDB (heed) get, one read txn per get",
-        rate(&keys, &order, |k| {
-            let rtxn = env.read_txn().expect("read txn");
-            buf.clear();
-            buf.extend_from_slice(lmdb.get(&rtxn, k).expect("get").expect("present"));
-        }),
+
+    // The get and its peers, one round each in turn.
+    let figures = {
+        let mut shm = gets(&db, &keys, &order, true);
+        let mut shm_small = gets(&small, &keys, &order, true);
+        let mut buf = Vec::with_capacity(1024);
+        let mut hash_map = |limit| {
+            rate(&keys, &order, limit, |k| {
+                buf.clear();
+                buf.extend_from_slice(map.get(k).expect("present"));
+                std::hint::black_box(&buf);
+            })
+        };
+        let mut buf = Vec::with_capacity(1024);
+        let mut lmdb_txn = |limit| {
+            rate(&keys, &order, limit, |k| {
+                let rtxn = env.read_txn().expect("read txn");
+                buf.clear();
+                buf.extend_from_slice(lmdb.get(&rtxn, k).expect("get").expect("present"));
+            })
+        };
+        let mut buf = Vec::with_capacity(1024);
+        let mut lmdb_shared = |limit| {
+            // Its transaction ends with its round: LMDB allows a thread one read transaction
+            // at a time, and the row before opens its own.
+            let mut gets_in_txn = 0;
+            let mut rtxn = Some(env.read_txn().expect("read txn"));
+            rate(&keys, &order, limit, |k| {
+                if gets_in_txn == 1000 {
+                    drop(rtxn.take());
+                    rtxn = Some(env.read_txn().expect("read txn"));
+                    gets_in_txn = 0;
+                }
+                gets_in_txn += 1;
+                let txn = rtxn.as_ref().expect("txn");
+                buf.clear();
+                buf.extend_from_slice(lmdb.get(txn, k).expect("get").expect("present"));
+            })
+        };
+        interleaved(&mut [
+            &mut shm,
+            &mut shm_small,
+            &mut hash_map,
+            &mut lmdb_txn,
+            &mut lmdb_shared,
+        ])
+    };
+    let shm = row("shm-demo get (seqlock, attached mapping)", figures[0]);
+    let shm_small = row(
+        "shm-demo get, --value-max 128 (records of 224 bytes)",
+        figures[1],
     );
-    let mut gets_in_txn = 0;
-    let mut rtxn = Some(env.read_txn().expect("read txn"));
-    let lmdb_shared = row(
-        "LMDB (heed) get, one read txn per 1000 gets",
-        rate(&keys, &order, |k| {
-            if gets_in_txn == 1000 {
-                drop(rtxn.take());
-                rtxn = Some(env.read_txn().expect("read txn"));
-                gets_in_txn = 0;
-            }
-            gets_in_txn += 1;
-            let txn = rtxn.as_ref().expect("txn");
-            buf.clear();
-            buf.extend_from_slice(lmdb.get(txn, k).expect("get").expect("present"));
-        }),
-    );
-    drop(rtxn);
+    let hash = row("HashMap lookup + copy (in-process)", figures[2]);
+    let lmdb_txn = row("LMDB (heed) get, one read txn per get", figures[3]);
+    let lmdb_shared = row("LMDB (heed) get, one read txn per 1000 gets", figures[4]);
     if stopped() {
         return;
     }
@@ -263,6 +327,11 @@ fn main() {
     if stopped() {
         return;
     }
+    reclaim_rows(&keys, &order, &row);
+
+    if stopped() {
+        return;
+    }
     println!("under a flat-out writer process (reader processes, own mappings):");
     for readers in [1, 2] {
         let (gets, puts) = concurrent(&name, readers);
@@ -273,7 +342,7 @@ fn main() {
     let solo = {
         let mut w_round = 0u64;
         let mut i = 0;
-        rate(&keys, &order, |k| {
+        rate(&keys, &order, Duration::from_secs_f64(secs()), |k| {
             i = (i + 1) % KEYS;
             if i == 0 {
                 w_round += 1;
@@ -297,6 +366,66 @@ fn main() {
     println!("  watch (futex in the segment): median {w50:.1} us, p99 {w99:.1} us");
     println!("  pipe (write -> read):         median {p50:.1} us, p99 {p99:.1} us");
     println!("  ratio watch/pipe median: {:.2}", w50 / p50);
+}
+
+/// Deletes reclaim their slots: gets in a table of 2048 slots that was filled, emptied,
+/// refilled and emptied again before it was given the benchmark's keys, beside a table of the
+/// same size that only ever held them; hits (the stored keys) and misses (keys never stored),
+/// alternating. With tombstones, every miss (and put) in the first table read all 2048 slots.
+fn reclaim_rows(keys: &[Vec<u8>], order: &[usize], row: &dyn Fn(&str, f64) -> f64) {
+    const SLOTS: u32 = 2048;
+    let (fresh, _guard) = filled(
+        &names::posix_name(&names::unique("bench")),
+        SLOTS,
+        layout::VALUE_MAX,
+        keys,
+    );
+    let fill: Vec<Vec<u8>> = (0..SLOTS as usize)
+        .map(|i| format!("fill:{i:06}").into_bytes())
+        .collect();
+    let (churned, _guard_churned) = filled(
+        &names::posix_name(&names::unique("bench")),
+        SLOTS,
+        layout::VALUE_MAX,
+        &[],
+    );
+    {
+        let mut w = churned.lock().expect("lock");
+        for _ in 0..2 {
+            for k in &fill {
+                w.put(k, b"x").expect("put");
+            }
+            for k in &fill {
+                assert!(w.del(k).expect("del"));
+            }
+        }
+        for (i, k) in keys.iter().enumerate() {
+            w.put(k, &value(i, 0)).expect("put");
+        }
+    }
+    let absent: Vec<Vec<u8>> = (0..keys.len())
+        .map(|i| format!("absent:{i:06}").into_bytes())
+        .collect();
+    let figures = interleaved(&mut [
+        &mut gets(&fresh, keys, order, true),
+        &mut gets(&churned, keys, order, true),
+        &mut gets(&fresh, &absent, order, false),
+        &mut gets(&churned, &absent, order, false),
+    ]);
+    println!(
+        "deletes reclaim their slots ({SLOTS} slots; longest probe {} fresh, {} after the deletes):",
+        fresh.longest_probe(),
+        churned.longest_probe()
+    );
+    let hit = row("hit, fresh table", figures[0]);
+    let hit_after = row("hit, after fill/delete all/refill/delete all", figures[1]);
+    let miss = row("miss, fresh table", figures[2]);
+    let miss_after = row("miss, after fill/delete all/refill/delete all", figures[3]);
+    println!(
+        "  after the deletes / fresh, gets/s: hits {:.2}, misses {:.2} (goal >= 0.5: within 2x)",
+        hit_after / hit,
+        miss_after / miss
+    );
 }
 
 /// A temporary directory for LMDB and socket-demo's socket, removed on drop.

@@ -99,6 +99,9 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
         key: OsString,
+        /// Test hook: stop (SIGSTOP) between two records the delete moves, holding the mutex.
+        #[arg(long, hide = true)]
+        stop_in_critical_section: bool,
     },
     /// The stored keys, one per line, sorted (control bytes shown as \xNN).
     #[command(after_help = "Examples:\n  shm-demo list | wc -l\n  \
@@ -117,7 +120,8 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Wait until KEY's value changes and print each new value (one line, escaped).
+    /// Wait until KEY's value changes and print each new value (one line, escaped); exit 1
+    /// if the database is removed meanwhile.
     #[command(after_help = "Example:\n  shm-demo watch greeting --count 1   \
                             # returns after the next put of greeting")]
     Watch {

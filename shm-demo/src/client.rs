@@ -5,13 +5,13 @@ use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use common::out::escape;
 use common::{Context, Error, Result, say, trace};
 use nix::errno::Errno;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use crate::cli::{Command, DbArgs, PathObject};
 use crate::db::{self, Db};
@@ -34,8 +34,13 @@ pub fn run(command: &Command) -> Result<ExitCode> {
             stop_in_critical_section,
         } => put(db, key, value, *stop_in_critical_section),
         Command::Get { db, key } => get(db, key),
-        Command::Del { db, key } => {
-            let (db, _) = open(db)?;
+        Command::Del {
+            db,
+            key,
+            stop_in_critical_section,
+        } => {
+            let (mut db, _) = open(db)?;
+            db.stop_mid_write = *stop_in_critical_section;
             let found = db.lock()?.del(key.as_bytes())?;
             Ok(if found {
                 ExitCode::SUCCESS
@@ -59,16 +64,22 @@ pub fn run(command: &Command) -> Result<ExitCode> {
 }
 
 fn put(args: &DbArgs, key: &OsStr, value: &OsStr, stop: bool) -> Result<ExitCode> {
-    let (mut db, _) = open(args)?;
+    let (mut db, target) = open(args)?;
     let value = if value == "-" {
-        // At most one byte over the limit: enough for put to refuse it by its size, without
-        // reading an endless stdin into memory first.
-        let limit = u64::from(db.geometry().value_max) + 1;
+        // At most one byte over the limit: enough to know that it is over, without reading
+        // an endless stdin into memory first (so its real length is not known).
+        let max = db.geometry().value_max;
         let mut buf = Vec::new();
         std::io::stdin()
-            .take(limit)
+            .take(u64::from(max) + 1)
             .read_to_end(&mut buf)
             .ctx("read", "stdin")?;
+        if buf.len() > max as usize {
+            return Err(Error::msg(format!(
+                "value on stdin is over {max} bytes, the limit in {} (server --value-max)",
+                target.label()
+            )));
+        }
         buf
     } else {
         value.as_bytes().to_vec()
@@ -118,39 +129,31 @@ fn list(args: &DbArgs, values: bool) -> Result<ExitCode> {
 /// The stats as `name value` pairs joined by ", " (the server prints them on one line).
 pub fn stats_line(db: &Db, target: &Target) -> String {
     let s = db.stats();
-    let attached = segment::attached(target).map_or_else(|| "?".to_owned(), |n| n.to_string());
+    let known = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
+    let attached = known(segment::attached(target));
+    let watchers = known(segment::watchers(target));
     format!(
-        "records {}, slots {}, deleted {}, generation {}, server_pid {} ({}), attached {attached}, watchers {}, key_max {}, value_max {}, bytes {}",
+        "records {}, slots {}, longest_probe {}, generation {}, server_pid {} ({}), attached {attached}, watchers {watchers}, key_max {}, value_max {}, bytes {}",
         s.used,
         s.slots,
-        s.deleted,
+        s.longest_probe,
         s.generation,
         s.creator_pid,
         if s.creator_alive { "running" } else { "gone" },
-        s.watchers,
         s.key_max,
         s.value_max,
         s.total_size
     )
 }
 
-/// The watchers count to give back if SIGINT/SIGTERM ends `watch` (null when not counted).
-static COUNTED: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
-
-/// SIGINT/SIGTERM during `watch`: give the watchers count back and exit at once.
+/// SIGINT/SIGTERM during `watch`: exit at once, with 128 + the signal's number.
 ///
 /// Why exit from the handler: the futex sleep cannot be interrupted race-free by a flag. A
 /// signal that lands between the check of the flag and the `FUTEX_WAIT` would leave the
 /// watcher asleep until the next change (futex has no `pselect`-like signal mask), and with
-/// SA_RESTART the wait would not even return. An atomic decrement and `_exit` are
-/// async-signal-safe, and `watch` owns nothing else to clean up: its mapping goes with it.
+/// SA_RESTART the wait would not even return. `_exit` is async-signal-safe, and `watch` owns
+/// nothing to clean up: its mapping and its watchers' lock go with the process.
 extern "C" fn leave(sig: libc::c_int) {
-    let counted = COUNTED.swap(std::ptr::null_mut(), Ordering::SeqCst);
-    if !counted.is_null() {
-        // SAFETY: COUNTED points into the mapping, which stays mapped until `watch` has
-        // cleared COUNTED (it clears it before the Db is dropped).
-        unsafe { (*counted).fetch_sub(1, Ordering::SeqCst) };
-    }
     // SAFETY: _exit is async-signal-safe.
     unsafe { libc::_exit(128 + sig) };
 }
@@ -159,14 +162,6 @@ fn watch(args: &DbArgs, key: &OsStr, count: Option<u64>) -> Result<ExitCode> {
     let (db, target) = open(args)?;
     let key = key.as_bytes();
     let word = db.notify_word(key)?;
-    let watchers = db.watchers();
-
-    let stops = {
-        let mut s = SigSet::empty();
-        s.add(Signal::SIGINT);
-        s.add(Signal::SIGTERM);
-        s
-    };
     let action = SigAction::new(
         SigHandler::Handler(leave),
         SaFlags::empty(),
@@ -176,24 +171,9 @@ fn watch(args: &DbArgs, key: &OsStr, count: Option<u64>) -> Result<ExitCode> {
         // SAFETY: `leave` only performs async-signal-safe operations.
         unsafe { sigaction(sig, &action) }.ctx("sigaction", sig.as_str())?;
     }
-    // Counted and registered with the signals blocked, so a signal cannot find us counted
-    // but not registered (the count would never be given back).
-    stops.thread_block().ctx("sigprocmask", "SIG_BLOCK")?;
-    watchers.fetch_add(1, Ordering::SeqCst);
-    COUNTED.store(std::ptr::from_ref(watchers).cast_mut(), Ordering::SeqCst);
-    stops.thread_unblock().ctx("sigprocmask", "SIG_UNBLOCK")?;
-
-    let outcome = watch_loop(&db, &target, key, word, count);
-
-    stops.thread_block().ctx("sigprocmask", "SIG_BLOCK")?;
-    if !COUNTED
-        .swap(std::ptr::null_mut(), Ordering::SeqCst)
-        .is_null()
-    {
-        watchers.fetch_sub(1, Ordering::SeqCst);
-    }
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&stops), None);
-    outcome
+    // Counted among the watchers while this is open (see segment::watch_lock).
+    let _counted = segment::watch_lock(&target)?;
+    watch_loop(&db, &target, key, word, count)
 }
 
 fn watch_loop(
@@ -211,7 +191,11 @@ fn watch_loop(
     while count.is_none_or(|n| seen < n) {
         // Arm the word first, then read the value: a change after this point changes the
         // word, so the futex wait returns at once (EAGAIN) or is woken: it cannot be missed.
+        // The same for the removal of the database (Db::mark_removed).
         let v = db::arm(word);
+        if db.removed() {
+            return Err(db.removed_error());
+        }
         let is = db.get(key, &mut now)?;
         if is && (!present || now != last) {
             say!("{}", escape(&now))?;
@@ -275,12 +259,10 @@ fn destroy(args: &DbArgs) -> Result<ExitCode> {
     // Missing, or not ours (other owner or mode): refused by segment::open, with the reason.
     let region = segment::open(&target)?;
     // A damaged object of ours has no server to ask: it is removed all the same.
-    let server = match Db::attach(region) {
-        Ok(db) => match db.creator() {
-            (pid, true) => Some(pid),
-            _ => None,
-        },
-        Err(_) => None,
+    let db = Db::attach(region).ok();
+    let server = match db.as_ref().map(Db::creator) {
+        Some((pid, true)) => Some(pid),
+        _ => None,
     };
     if let Some(pid) = server {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM)
@@ -290,6 +272,10 @@ fn destroy(args: &DbArgs) -> Result<ExitCode> {
         say!("stopped server pid {pid}; it removed {label}")?;
     } else {
         segment::remove(&target)?;
+        // As a server does when it stops: wake the watchers, which exit.
+        if let Some(db) = &db {
+            db.mark_removed();
+        }
         say!("removed {label}")?;
     }
     Ok(ExitCode::SUCCESS)

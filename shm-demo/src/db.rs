@@ -20,6 +20,13 @@
 //! the reader saw any byte of a write, the fences synchronise and it must also see the odd
 //! count (or a later one): a torn copy cannot pass the check.
 //!
+//! A delete moves records (backward-shift deletion, see [`crate::layout`]), and a reader
+//! racing a move could walk past the key it looks for: a miss is therefore trusted only if
+//! the table's `moves` count, read with Acquire before the probe and again after an Acquire
+//! fence, has not changed; otherwise the probe starts again. The count is a seqlock over the
+//! table's arrangement, as a record's sequence count is over its contents, and hits pay for
+//! it with one load of a header word that puts never write.
+//!
 //! A reader gives up on a record that stays odd (its writer died mid-write and no writer has
 //! repaired it yet) or keeps changing after [`READ_PATIENCE`], with an error; it never spins
 //! forever. Sizes read inside the copy are checked against the limits before they are used
@@ -53,20 +60,23 @@
 //! process would never find the sleeper. The home slot's word works for a key that is not
 //! stored yet, too; keys that share a home slot only cost each other a spurious wake-up.
 
+use std::marker::PhantomData;
+use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use common::{Error, Result, trace};
 use nix::errno::Errno;
 
-use crate::layout::{self, DELETED, EMPTY, Geometry, LIVE, R_HASH, R_KEY, R_KEY_LEN, R_NOTIFY};
+use crate::layout::{self, DROPPED, EMPTY, Geometry, LIVE, R_HASH, R_KEY, R_KEY_LEN, R_NOTIFY};
 use crate::layout::{R_SEQ, R_STATE, R_VALUE_LEN};
 use crate::segment::Region;
 
 /// The notify word's top bit: a watcher is (about to be) asleep on it.
 pub const WAITING: u32 = 1 << 31;
 
-/// How long a reader retries a record that stays odd or keeps changing.
+/// How long a reader retries a record that stays odd or keeps changing (or, for a miss or a
+/// list, a table whose records keep being moved by deletes).
 pub const READ_PATIENCE: Duration = Duration::from_secs(2);
 /// How long a writer waits for the mutex before it says who might be holding it.
 pub const LOCK_PATIENCE: Duration = Duration::from_secs(10);
@@ -75,8 +85,9 @@ pub const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 pub struct Db {
     region: Region,
     geo: Geometry,
-    /// Test hook (`put --stop-in-critical-section`): stop with SIGSTOP half-way through
-    /// writing a value, holding the mutex, so a test can SIGKILL the writer at that instant.
+    /// Test hook (`put`/`del --stop-in-critical-section`): stop with SIGSTOP half-way
+    /// through writing a value, or a delete between two of the records it moves, holding the
+    /// mutex, so that a test can look at the table or SIGKILL the writer at that instant.
     pub stop_mid_write: bool,
     /// Leave routine locks out of the `-v` timeline (a demo writer after its first round,
     /// which would otherwise narrate every one of its thousands of puts).
@@ -86,7 +97,7 @@ pub struct Db {
 /// What a reader found in a slot.
 enum Seen {
     Empty,
-    Deleted,
+    Dropped,
     /// A live record: the wanted key (its value copied), or any key when none was wanted.
     Live,
     /// A live record of another key.
@@ -99,19 +110,75 @@ enum Seen {
     },
 }
 
+/// Who holds the writers' mutex (see [`Db::holder`]).
+#[derive(Debug)]
+pub enum Holder {
+    /// Nobody (it was released since).
+    Nobody,
+    /// A thread that no longer exists: it died, and the kernel did not hand the mutex on
+    /// (`EOWNERDEAD` to the next locker) as it does for a robust mutex's owner, so nobody
+    /// ever will. A thread of another pid namespace, a robust list that was lost, or a
+    /// damaged segment leaves this.
+    Gone { tid: u32 },
+    /// A live thread, with its process's pid, name and state (`/proc/TID/status`).
+    Live {
+        tid: u32,
+        pid: String,
+        name: String,
+        state: String,
+    },
+}
+
+impl Holder {
+    /// True if the holder can still release the mutex soon: it lives and is not stopped.
+    pub fn may_release(&self) -> bool {
+        match self {
+            Holder::Nobody => true,
+            Holder::Gone { .. } => false,
+            Holder::Live { state, .. } => !state.starts_with(['T', 't', 'Z', 'X']),
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Nobody => write!(f, "a writer that has just released it (try again)"),
+            Holder::Gone { tid } => write!(
+                f,
+                "thread {tid}, which no longer exists: its owner died without the kernel handing \
+                 the mutex on, so no writer will get it again (stop the server, whose --save keeps \
+                 the committed records, and start a new one)"
+            ),
+            Holder::Live {
+                tid,
+                pid,
+                name,
+                state,
+            } => {
+                write!(f, "pid {pid} ({name}")?;
+                if pid != &tid.to_string() {
+                    write!(f, ", thread {tid}")?;
+                }
+                write!(f, "), {state}")
+            }
+        }
+    }
+}
+
 /// A snapshot of the header's counters.
 #[derive(Debug)]
 pub struct Stats {
     pub slots: u32,
     pub used: u32,
-    pub deleted: u32,
+    /// The most records a get reads (see [`Db::longest_probe`]).
+    pub longest_probe: u32,
     pub generation: u64,
     pub creator_pid: i32,
     pub creator_alive: bool,
     pub key_max: u32,
     pub value_max: u32,
     pub total_size: usize,
-    pub watchers: u32,
 }
 
 impl Db {
@@ -210,64 +277,134 @@ impl Db {
     /// Look `key` up without taking any lock; its value is copied into `out`. Ok(false) if
     /// the key is not stored.
     pub fn get(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        self.probe(key, out, |_| {})
+    }
+
+    /// [`Db::get`], calling `between(slot)` after each slot it has read: the tests' way to
+    /// make a delete move records at an exact point of a probe. (`get` passes a closure that
+    /// does nothing, which the compiler removes.)
+    fn probe(&self, key: &[u8], out: &mut Vec<u8>, mut between: impl FnMut(u32)) -> Result<bool> {
         self.check_key(key)?;
         let hash = layout::key_hash(key);
+        let n = self.geo.slots;
         let home = self.geo.home(hash);
+        let moves = self.region.u64(layout::H_MOVES);
         let mut scratch = Vec::new();
-        for i in 0..self.geo.slots {
-            let slot = (home + i) % self.geo.slots;
-            match self.read_slot(slot, Some((key, hash)), &mut scratch, out)? {
-                Seen::Empty => return Ok(false),
-                Seen::Live => return Ok(true),
-                Seen::Deleted | Seen::Other => {}
-                Seen::Corrupt { .. } => unreachable!("read_slot returns corruption as an error"),
+        let mut patience = Patience::default();
+        loop {
+            let before = moves.load(Ordering::Acquire);
+            let mut slot = home;
+            for _ in 0..n {
+                let seen = self.read_slot(slot, Some((key, hash)), false, &mut scratch, out)?;
+                between(slot);
+                match seen {
+                    Seen::Live => return Ok(true),
+                    Seen::Empty => break,
+                    Seen::Dropped | Seen::Other => {}
+                    Seen::Corrupt { .. } => {
+                        unreachable!("read_slot returns corruption as an error")
+                    }
+                }
+                slot = if slot + 1 == n { 0 } else { slot + 1 };
             }
+            // A miss: certain only if no record was moved while we probed (module docs).
+            fence(Ordering::Acquire);
+            if moves.load(Ordering::Relaxed) == before {
+                return Ok(false);
+            }
+            patience.wait(self, Stuck::Moves)?;
         }
-        Ok(false)
     }
 
     /// Every stored key and value, each read consistently (not one point in time for all).
     pub fn list(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan(false, |_| {})
+    }
+
+    /// Every key and value as last committed, without waiting for any writer: a record
+    /// that is being written (odd) counts with its image in the undo record, which is what
+    /// it held before that write began, and what a repair would restore. What `server --save`
+    /// saves when it cannot have the writers' mutex (a writer stopped holding it, or one
+    /// whose thread is gone).
+    pub fn committed(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan(true, |_| {})
+    }
+
+    /// [`Db::list`] or [`Db::committed`], with `between(slot)` as in [`Db::probe`].
+    fn scan(
+        &self,
+        committed: bool,
+        mut between: impl FnMut(u32),
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let moves = self.region.u64(layout::H_MOVES);
+        let mut patience = Patience::default();
         let mut all = Vec::new();
-        for slot in 0..self.geo.slots {
-            let (mut k, mut v) = (Vec::new(), Vec::new());
-            if let Seen::Live = self.read_slot(slot, None, &mut k, &mut v)? {
-                all.push((k, v));
+        loop {
+            let before = moves.load(Ordering::Acquire);
+            all.clear();
+            for slot in 0..self.geo.slots {
+                let (mut k, mut v) = (Vec::new(), Vec::new());
+                let seen = self.read_slot(slot, None, committed, &mut k, &mut v)?;
+                between(slot);
+                if let Seen::Live = seen {
+                    all.push((k, v));
+                }
             }
+            // As for a miss: a record moved from ahead of the scan to behind it was missed.
+            fence(Ordering::Acquire);
+            if moves.load(Ordering::Relaxed) == before {
+                break;
+            }
+            patience.wait(self, Stuck::Moves)?;
         }
+        // A delete paused between two moves shows the moved key twice, with one value.
         all.sort();
+        all.dedup_by(|a, b| a.0 == b.0);
         Ok(all)
     }
 
     /// One seqlock read of a slot (see the module docs). With `want`, only a record of that
     /// key (and hash) counts as `Live` and only its value is copied; without, any live
-    /// record's key and value are copied.
+    /// record's key and value are copied. With `committed`, a record being written is read
+    /// from the undo record instead of waited for, when the undo slot names it.
     fn read_slot(
         &self,
         slot: u32,
         want: Option<(&[u8], u64)>,
+        committed: bool,
         key_out: &mut Vec<u8>,
         value_out: &mut Vec<u8>,
     ) -> Result<Seen> {
         let r = &self.region;
         let rec = self.geo.record(slot);
-        let seq = r.u64(rec + R_SEQ);
+        let seq = r.fields(rec).u64::<R_SEQ>();
+        let undo = r.u32(layout::H_UNDO_SLOT);
         let mut patience = Patience::default();
         loop {
             let s1 = seq.load(Ordering::Acquire);
-            if s1 & 1 == 1 {
-                patience.wait(self, slot)?;
+            // Where the contents are read from: the record, or (committed, odd) its image in
+            // the undo record. The odd count was stored with Release after that image and its
+            // slot (see `rewrite`), so what this sees of them is that write's; the check after
+            // the copy below (same odd count, same undo slot) rejects an image that the next
+            // write began to overwrite.
+            let image = if s1 & 1 == 0 {
+                rec
+            } else if committed && undo.load(Ordering::Relaxed) == slot + 1 {
+                layout::H_UNDO
+            } else {
+                patience.wait(self, Stuck::Record(slot))?;
                 continue;
-            }
+            };
             key_out.clear();
             value_out.clear();
-            let seen = match r.u32(rec + R_STATE).load(Ordering::Relaxed) {
+            let fields = r.fields(image);
+            let seen = match fields.u32::<R_STATE>().load(Ordering::Relaxed) {
                 EMPTY => Seen::Empty,
-                DELETED => Seen::Deleted,
+                DROPPED => Seen::Dropped,
                 LIVE => {
-                    let hash = r.u64(rec + R_HASH).load(Ordering::Relaxed);
-                    let klen = r.u32(rec + R_KEY_LEN).load(Ordering::Relaxed);
-                    let vlen = r.u32(rec + R_VALUE_LEN).load(Ordering::Relaxed);
+                    let hash = fields.u64::<R_HASH>().load(Ordering::Relaxed);
+                    let klen = fields.u32::<R_KEY_LEN>().load(Ordering::Relaxed);
+                    let vlen = fields.u32::<R_VALUE_LEN>().load(Ordering::Relaxed);
                     // Lengths are input: checked before they bound a copy.
                     if klen == 0 || klen > self.geo.key_max || vlen > self.geo.value_max {
                         Seen::Corrupt {
@@ -276,12 +413,12 @@ impl Db {
                             vlen,
                         }
                     } else {
-                        let value_off = rec + self.geo.value_off();
+                        let value_off = image + self.geo.value_off();
                         match want {
                             Some((key, h)) => {
                                 if h == hash
                                     && klen as usize == key.len()
-                                    && r.bytes_equal(rec + R_KEY, key)
+                                    && r.bytes_equal(image + R_KEY, key)
                                 {
                                     r.load_bytes(value_off, vlen as usize, value_out);
                                     Seen::Live
@@ -290,7 +427,7 @@ impl Db {
                                 }
                             }
                             None => {
-                                r.load_bytes(rec + R_KEY, klen as usize, key_out);
+                                r.load_bytes(image + R_KEY, klen as usize, key_out);
                                 r.load_bytes(value_off, vlen as usize, value_out);
                                 Seen::Live
                             }
@@ -305,7 +442,9 @@ impl Db {
             };
             // Everything above happens before the second load of the count.
             fence(Ordering::Acquire);
-            if seq.load(Ordering::Relaxed) == s1 {
+            if seq.load(Ordering::Relaxed) == s1
+                && (image == rec || undo.load(Ordering::Relaxed) == slot + 1)
+            {
                 if let Seen::Corrupt { state, klen, vlen } = seen {
                     let why = if state == LIVE {
                         format!("key length {klen}, value length {vlen}")
@@ -319,103 +458,118 @@ impl Db {
                 }
                 return Ok(seen);
             }
-            patience.wait(self, slot)?;
+            patience.wait(self, Stuck::Record(slot))?;
         }
     }
 
     /// Take the writers' mutex, repairing what a dead owner left behind.
     pub fn lock(&self) -> Result<Writer<'_>> {
+        match self.lock_within(LOCK_PATIENCE)? {
+            Some(writer) => Ok(writer),
+            None => Err(Error::msg(format!(
+                "{}: the writers' mutex has been held for {} s by {}",
+                self.region.label,
+                LOCK_PATIENCE.as_secs(),
+                self.holder()
+            ))),
+        }
+    }
+
+    /// Take the writers' mutex unless that means waiting for a writer that cannot release
+    /// it: one that is stopped (SIGSTOP, Ctrl-Z) or whose thread no longer exists. A writer
+    /// that runs is waited for, up to [`LOCK_PATIENCE`]. None: not taken.
+    pub fn try_lock(&self) -> Result<Option<Writer<'_>>> {
         let m = self.region.mutex();
-        let deadline = realtime_after(LOCK_PATIENCE);
+        // SAFETY: as in `lock_within`.
+        let rc = unsafe { libc::pthread_mutex_trylock(m) };
+        if rc != libc::EBUSY {
+            return self.locked(rc);
+        }
+        if !self.holder().may_release() {
+            return Ok(None);
+        }
+        self.lock_within(LOCK_PATIENCE)
+    }
+
+    /// `pthread_mutex_timedlock` for up to `patience`; None if it timed out.
+    fn lock_within(&self, patience: Duration) -> Result<Option<Writer<'_>>> {
+        let m = self.region.mutex();
+        let deadline = realtime_after(patience);
         // SAFETY: `m` points at the mutex initialised by `init` in the shared mapping, which
         // outlives the Writer that unlocks it; pthread_mutex_timedlock is thread-safe.
         let rc = unsafe { libc::pthread_mutex_timedlock(m, &deadline) };
+        self.locked(rc)
+    }
+
+    /// What a locking call returned: the writer (after repairing what a dead owner left
+    /// behind, on EOWNERDEAD), None if the mutex was not had (busy, timed out), or the error.
+    fn locked(&self, rc: libc::c_int) -> Result<Option<Writer<'_>>> {
+        let m = self.region.mutex();
         let label = &self.region.label;
+        // Made only once the mutex is ours: its drop unlocks it.
+        let writer = || Writer {
+            db: self,
+            _same_thread: PhantomData,
+        };
         match rc {
-            0 => {}
+            0 => {
+                if !self.quiet {
+                    trace!("pthread_mutex_lock({label}) -> ok");
+                }
+                Ok(Some(writer()))
+            }
             libc::EOWNERDEAD => {
                 // We own the mutex now; the guard unlocks it even if the repair fails below.
-                let writer = Writer { db: self };
-                let report = self.repair();
+                let mut writer = writer();
+                let report = writer.repair();
                 // SAFETY: we own the mutex (EOWNERDEAD hands it over locked).
-                let rc = unsafe { libc::pthread_mutex_consistent(m) };
-                if rc != 0 {
-                    return Err(Error::sys(
-                        "pthread_mutex_consistent",
-                        label,
-                        Errno::from_raw(rc),
-                    ));
-                }
+                pthread_result(unsafe { libc::pthread_mutex_consistent(m) })
+                    .map_err(|e| Error::sys("pthread_mutex_consistent", label, e))?;
                 eprintln!(
                     "shm-demo: recovered the writers' mutex of {label}: its owner died holding it; {report}"
                 );
                 trace!(
                     "pthread_mutex_lock({label}) -> EOWNERDEAD; repaired; pthread_mutex_consistent"
                 );
-                return Ok(writer);
+                Ok(Some(writer))
             }
-            libc::ETIMEDOUT => {
-                return Err(Error::msg(format!(
-                    "{label}: the writers' mutex has been held for {} s by a live process (a stopped writer?)",
-                    LOCK_PATIENCE.as_secs()
-                )));
-            }
-            libc::ENOTRECOVERABLE => {
-                return Err(Error::msg(format!(
-                    "{label}: the writers' mutex is not recoverable (a repair was abandoned); start the server with --fresh"
-                )));
-            }
-            e => return Err(Error::sys("pthread_mutex_lock", label, Errno::from_raw(e))),
+            libc::ETIMEDOUT | libc::EBUSY => Ok(None),
+            libc::ENOTRECOVERABLE => Err(Error::msg(format!(
+                "{label}: the writers' mutex is not recoverable (a repair was abandoned); start the server with --fresh"
+            ))),
+            e => Err(Error::sys("pthread_mutex_lock", label, Errno::from_raw(e))),
         }
-        if !self.quiet {
-            trace!("pthread_mutex_lock({label}) -> ok");
-        }
-        Ok(Writer { db: self })
     }
 
-    /// After EOWNERDEAD, with the mutex held: undo the half-written record, recount.
-    fn repair(&self) -> String {
-        let r = &self.region;
-        let geo = &self.geo;
-        let mut done = Vec::new();
-        let undo = r.u32(layout::H_UNDO_SLOT).load(Ordering::Relaxed);
-        let (mut used, mut deleted) = (0, 0);
-        for slot in 0..geo.slots {
-            let rec = geo.record(slot);
-            let seq = r.u64(rec + R_SEQ);
-            let s = seq.load(Ordering::Relaxed);
-            if s & 1 == 1 {
-                if undo == slot + 1 {
-                    // Back to the image saved before the record was made odd.
-                    copy_record(r, geo, layout::H_UNDO, rec);
-                    done.push(format!(
-                        "record {slot} restored to its last committed value"
-                    ));
-                } else {
-                    // No image to restore (cannot happen with this program's writers): drop
-                    // the record rather than serve a half-written one.
-                    r.u32(rec + R_STATE).store(DELETED, Ordering::Relaxed);
-                    done.push(format!(
-                        "record {slot} was half-written with no undo image: deleted"
-                    ));
-                }
-                // Wrapping, as in `write`: the odd count may be u64::MAX.
-                seq.store(s.wrapping_add(1), Ordering::Release);
-            }
-            match r.u32(rec + R_STATE).load(Ordering::Relaxed) {
-                LIVE => used += 1,
-                DELETED => deleted += 1,
-                _ => {}
-            }
+    /// Who holds the writers' mutex, as far as `/proc` tells.
+    ///
+    /// A robust mutex's lock word (glibc's `__lock`, the first 4 bytes of the
+    /// `pthread_mutex_t`) is the futex word of the kernel's robust-futex protocol: the owner's
+    /// thread id in its low 30 bits (`FUTEX_TID_MASK`). A thread id from the segment is data
+    /// like any other: it names a thread of this machine's pid namespace, or none.
+    pub fn holder(&self) -> Holder {
+        const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+        let tid = self.region.u32(layout::H_MUTEX).load(Ordering::Relaxed) & FUTEX_TID_MASK;
+        if tid == 0 {
+            return Holder::Nobody;
         }
-        r.u32(layout::H_UNDO_SLOT).store(0, Ordering::Relaxed);
-        r.u32(layout::H_USED).store(used, Ordering::Relaxed);
-        r.u32(layout::H_DELETED).store(deleted, Ordering::Relaxed);
-        r.u64(layout::H_GENERATION).fetch_add(1, Ordering::Release);
-        if done.is_empty() {
-            done.push("no record was half-written".into());
+        // /proc/TID/status answers for any thread id, not only for a process's first thread.
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+            return Holder::Gone { tid };
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map_or("?", str::trim)
+                .to_owned()
+        };
+        Holder::Live {
+            tid,
+            pid: field("Tgid:"),
+            name: field("Name:"),
+            state: field("State:"),
         }
-        format!("{}; records in use: {used}", done.join(", "))
     }
 
     /// The header's counters.
@@ -425,15 +579,73 @@ impl Db {
         Stats {
             slots: self.geo.slots,
             used: r.u32(layout::H_USED).load(Ordering::Relaxed),
-            deleted: r.u32(layout::H_DELETED).load(Ordering::Relaxed),
+            longest_probe: self.longest_probe(),
             generation: r.u64(layout::H_GENERATION).load(Ordering::Acquire),
             creator_pid,
             creator_alive,
             key_max: self.geo.key_max,
             value_max: self.geo.value_max,
             total_size: self.geo.total_size,
-            watchers: r.u32(layout::H_WATCHERS).load(Ordering::Relaxed),
         }
+    }
+
+    /// The most records a get reads: one more than the longest run of occupied slots (a miss
+    /// that starts at the head of that run reads all of it and the empty slot that ends
+    /// it), or every slot if none is empty. What deletes used to leave behind shows here: a
+    /// table whose every key was deleted has a longest probe of 1. Counted from the records'
+    /// states without the seqlock (a figure for people, not a decision).
+    pub fn longest_probe(&self) -> u32 {
+        let n = self.geo.slots;
+        let occupied = |slot| {
+            let rec = self.geo.record(slot);
+            self.region.u32(rec + R_STATE).load(Ordering::Relaxed) != EMPTY
+        };
+        // Counted from an empty slot, so that a run that wraps past the end is one run.
+        let Some(empty) = (0..n).find(|&slot| !occupied(slot)) else {
+            return n;
+        };
+        let (mut run, mut longest) = (0, 0);
+        for i in 1..n {
+            if occupied((empty + i) % n) {
+                run += 1;
+                longest = longest.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        longest + 1
+    }
+
+    /// Mark the database removed (its name is gone: the server stops, or `destroy` removes a
+    /// leftover) and wake every watcher, which then sees the mark and exits; writers that
+    /// still have it mapped refuse from now on, since nobody will ever read what they write.
+    ///
+    /// The mark is stored before the notify words are looked at, and a watcher sets its
+    /// waiting bit before it looks at the mark, all SeqCst: either the watcher sees the mark,
+    /// or this sees its bit and wakes it (the same pairing as a put's, module docs).
+    pub fn mark_removed(&self) {
+        let r = &self.region;
+        r.u32(layout::H_REMOVED).store(1, Ordering::SeqCst);
+        for slot in 0..self.geo.slots {
+            let word = r.u32(self.geo.record(slot) + R_NOTIFY);
+            // Loaded first: no write to the words nobody waits on (all of a large table).
+            if word.load(Ordering::SeqCst) & WAITING != 0 {
+                wake(word, slot);
+            }
+        }
+    }
+
+    /// True once the database has been removed (see [`Db::mark_removed`]).
+    pub fn removed(&self) -> bool {
+        self.region.u32(layout::H_REMOVED).load(Ordering::SeqCst) != 0
+    }
+
+    /// The error of a client that finds its database removed.
+    pub fn removed_error(&self) -> Error {
+        Error::msg(format!(
+            "{}: the database was removed (its server stopped, or shm-demo destroy)",
+            self.region.label
+        ))
     }
 
     /// The futex word that changes whenever `key` may have changed (its home slot's notify).
@@ -442,16 +654,21 @@ impl Db {
         let home = self.geo.home(layout::key_hash(key));
         Ok(self.region.u32(self.geo.record(home) + R_NOTIFY))
     }
-
-    /// The count of processes in `watch` (for stats).
-    pub fn watchers(&self) -> &AtomicU32 {
-        self.region.u32(layout::H_WATCHERS)
-    }
 }
 
 /// The writers' side, holding the mutex; unlocks when dropped.
+///
+/// Not `Send`, like std's `MutexGuard`: a pthread mutex is unlocked by the thread that locked
+/// it (from another thread, `pthread_mutex_unlock` of this robust mutex fails with EPERM and
+/// leaves it locked for good). So this does not compile:
+///
+/// ```compile_fail
+/// fn send<T: Send>() {}
+/// send::<shm_demo::db::Writer<'static>>();
+/// ```
 pub struct Writer<'a> {
     db: &'a Db,
+    _same_thread: PhantomData<MutexGuard<'static, ()>>,
 }
 
 impl Drop for Writer<'_> {
@@ -466,6 +683,9 @@ impl Writer<'_> {
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let db = self.db;
         db.check_key(key)?;
+        if db.removed() {
+            return Err(db.removed_error());
+        }
         if value.len() > db.geo.value_max as usize {
             return Err(Error::msg(format!(
                 "value is {} bytes; the limit in {} is {} (server --value-max)",
@@ -485,32 +705,104 @@ impl Writer<'_> {
             }
         };
         self.write(slot, LIVE, hash, key, value);
+        self.committed(hash);
         Ok(())
     }
 
     /// Delete `key`. Ok(false) if it was not stored.
+    ///
+    /// Backward-shift deletion (see [`crate::layout`]): the key's slot becomes the hole,
+    /// records after it whose probe passes over the hole move back into it, and the last
+    /// hole is emptied. No tombstone is left, so deletes never lengthen later probes.
     pub fn del(&mut self, key: &[u8]) -> Result<bool> {
         let db = self.db;
         db.check_key(key)?;
+        if db.removed() {
+            return Err(db.removed_error());
+        }
         let hash = layout::key_hash(key);
         let Found::Key(slot) = self.find(key, hash)? else {
             return Ok(false);
         };
-        self.write(slot, DELETED, hash, b"", b"");
-        // A tombstone followed by an empty slot ends no probe that an empty slot would not
-        // end as well: make it (and the tombstones before it) empty again, so that deletes do
-        // not slowly turn every lookup into a long probe.
-        let n = db.geo.slots;
-        let mut s = slot;
-        for _ in 0..n {
-            let next = (s + 1) % n;
-            if self.state(next) != EMPTY || self.state(s) != DELETED {
+        // Recorded before anything moves: a writer killed from here on leaves the hole for
+        // the next one to fill, and the watchers to wake (see `repair`).
+        let home = db.geo.home(hash);
+        db.region
+            .u32(layout::H_HOLE_HOME)
+            .store(home, Ordering::Relaxed);
+        self.set_hole(Some(slot));
+        self.fill_hole(slot);
+        self.committed(hash);
+        Ok(true)
+    }
+
+    /// The backward shift, from `hole` (a slot whose record is to go) to the end of its run:
+    /// each record whose probe path passes over the hole is copied into it, and its old slot
+    /// becomes the hole; the first empty slot ends the walk (or the hole itself, met again in
+    /// a table with no empty slot), and the last hole is emptied.
+    ///
+    /// Each step is a complete seqlock write of one record, inside a step of the `moves`
+    /// count, and the `hole` field is advanced only after the copy: a writer killed at any
+    /// point leaves every key reachable (a copy is made before its source is overwritten),
+    /// and `hole` pointing at a slot whose record is either the one to delete or a second
+    /// copy, which is exactly where the walk resumes.
+    fn fill_hole(&mut self, mut hole: u32) {
+        let db = self.db;
+        let (r, geo) = (&db.region, &db.geo);
+        let n = geo.slots;
+        // Steps from `a` forward to `b`, around the end of the table.
+        let dist = |a: u32, b: u32| (b + n - a) % n;
+        let mut j = hole;
+        loop {
+            j = if j + 1 == n { 0 } else { j + 1 };
+            if j == hole || self.state(j) == EMPTY {
                 break;
             }
-            self.write(s, EMPTY, 0, b"", b"");
-            s = (s + n - 1) % n;
+            if self.state(j) != LIVE {
+                // Dropped by a repair (or damaged): it stays where it is; probes pass over
+                // it, so it does not end the run.
+                continue;
+            }
+            let home = geo.home(r.u64(geo.record(j) + R_HASH).load(Ordering::Relaxed));
+            if dist(home, j) >= dist(hole, j) {
+                // The hole lies on this record's probe path, at or after its home.
+                self.moving(|w| w.rewrite(hole, |to| copy_record(r, geo, geo.record(j), to)));
+                hole = j;
+                self.set_hole(Some(hole));
+                if db.stop_mid_write {
+                    // The test hook: one record moved (and still in its old slot too).
+                    stop_for_test();
+                }
+            }
         }
-        Ok(true)
+        self.moving(|w| w.write(hole, EMPTY, 0, b"", b""));
+        self.set_hole(None);
+    }
+
+    /// Run one step of a delete inside a step of the table's `moves` count: odd (then a
+    /// Release fence, as for a record's sequence count) before, even (Release) after.
+    ///
+    /// Unlike a record's reader, a probe does not wait for an even count: one that begins
+    /// during a step (a writer stopped there, say) is as good as any if the count has not
+    /// changed when it ends. So the odd store is a Release too: a probe that reads it sees
+    /// every earlier step complete.
+    fn moving(&mut self, step: impl FnOnce(&mut Self)) {
+        let moves = self.db.region.u64(layout::H_MOVES);
+        // Rounded up to even and wrapping, as a record's count in `rewrite`.
+        let m = moves.load(Ordering::Relaxed).wrapping_add(1) & !1;
+        moves.store(m.wrapping_add(1), Ordering::Release);
+        fence(Ordering::Release);
+        step(self);
+        moves.store(m.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Record where a delete stands (`None`: no delete in progress).
+    fn set_hole(&self, hole: Option<u32>) {
+        let v = hole.map_or(0, |slot| slot + 1);
+        self.db
+            .region
+            .u32(layout::H_HOLE)
+            .store(v, Ordering::Relaxed);
     }
 
     fn state(&self, slot: u32) -> u32 {
@@ -531,11 +823,21 @@ impl Writer<'_> {
             let rec = db.geo.record(slot);
             match self.state(slot) {
                 EMPTY => return Ok(Found::Free(free.unwrap_or(slot))),
-                DELETED => {
+                DROPPED => {
                     free.get_or_insert(slot);
                 }
                 LIVE => {
                     let klen = r.u32(rec + R_KEY_LEN).load(Ordering::Relaxed);
+                    let vlen = r.u32(rec + R_VALUE_LEN).load(Ordering::Relaxed);
+                    // Checked as a reader checks them. A record that readers refuse must stop
+                    // a writer too: passed over, it might be this very key, and a put would
+                    // store the key a second time further on.
+                    if klen == 0 || klen > db.geo.key_max || vlen > db.geo.value_max {
+                        return Err(Error::msg(format!(
+                            "{}: record {slot} is corrupt (key length {klen}, value length {vlen})",
+                            r.label
+                        )));
+                    }
                     if r.u64(rec + R_HASH).load(Ordering::Relaxed) == hash
                         && klen as usize == key.len()
                         && r.bytes_equal(rec + R_KEY, key)
@@ -554,76 +856,150 @@ impl Writer<'_> {
         Ok(free.map_or(Found::Full, Found::Free))
     }
 
-    /// Rewrite one record under the seqlock, with its old image saved for repair first.
+    /// Rewrite one record under the seqlock with these contents.
     fn write(&mut self, slot: u32, state: u32, hash: u64, key: &[u8], value: &[u8]) {
+        let db = self.db;
+        let (r, geo) = (&db.region, &db.geo);
+        self.rewrite(slot, |rec| {
+            r.u32(rec + R_STATE).store(state, Ordering::Relaxed);
+            r.u64(rec + R_HASH).store(hash, Ordering::Relaxed);
+            r.u32(rec + R_KEY_LEN)
+                .store(key.len() as u32, Ordering::Relaxed);
+            r.u32(rec + R_VALUE_LEN)
+                .store(value.len() as u32, Ordering::Relaxed);
+            r.store_bytes(rec + R_KEY, key);
+            let value_off = rec + geo.value_off();
+            if db.stop_mid_write {
+                // The test hook: half the value written, the record odd, the mutex held.
+                let half = value.len() / 2 / 8 * 8;
+                r.store_bytes(value_off, &value[..half]);
+                stop_for_test();
+            }
+            r.store_bytes(value_off, value);
+        });
+    }
+
+    /// Rewrite one record under the seqlock, with its old image saved for repair first:
+    /// `fill` gets the record's offset and stores its new contents.
+    fn rewrite(&mut self, slot: u32, fill: impl FnOnce(usize)) {
         let db = self.db;
         let (r, geo) = (&db.region, &db.geo);
         let rec = geo.record(slot);
         let old_state = self.state(slot);
 
         // 1. The undo image, then the slot it belongs to. A writer that dies before this
-        //    point has not touched the record.
+        //    point has not touched the record. The fence first: a committed read (see
+        //    `Db::committed`) that copies a byte of this new image, over the previous one,
+        //    must then see the previous write's count even, and throw its copy away.
+        fence(Ordering::Release);
         copy_record(r, geo, rec, layout::H_UNDO);
         r.u32(layout::H_UNDO_SLOT)
             .store(slot + 1, Ordering::Relaxed);
 
         // 2. Odd: readers retry from here on. The Release fence keeps the data stores below
         //    from becoming visible before the odd count (the writer's half of Boehm's recipe).
+        //    The odd store itself is a Release too, for the committed read, which copies the
+        //    undo image when it sees this count: it must see the image and its slot whole.
         let seq = r.u64(rec + R_SEQ);
         // Rounded up to even: a count left odd by a damaged segment must not turn even
         // half-way through this write. Wrapping: the count comes from the segment, and one
         // at the top of its range must roll over to 0, not overflow (a panic).
         let s = seq.load(Ordering::Relaxed).wrapping_add(1) & !1;
-        seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        seq.store(s.wrapping_add(1), Ordering::Release);
         fence(Ordering::Release);
 
         // 3. The record itself.
-        r.u32(rec + R_STATE).store(state, Ordering::Relaxed);
-        r.u64(rec + R_HASH).store(hash, Ordering::Relaxed);
-        r.u32(rec + R_KEY_LEN)
-            .store(key.len() as u32, Ordering::Relaxed);
-        r.u32(rec + R_VALUE_LEN)
-            .store(value.len() as u32, Ordering::Relaxed);
-        r.store_bytes(rec + R_KEY, key);
-        let value_off = rec + geo.value_off();
-        if db.stop_mid_write {
-            // The test hook: half the value written, the record odd, the mutex held.
-            let half = value.len() / 2 / 8 * 8;
-            r.store_bytes(value_off, &value[..half]);
-            eprintln!("shm-demo: stopping inside the critical section (test hook)");
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
-        }
-        r.store_bytes(value_off, value);
+        fill(rec);
 
         // 4. Even again, with Release: a reader that sees this count sees the whole record.
         seq.store(s.wrapping_add(2), Ordering::Release);
         r.u32(layout::H_UNDO_SLOT).store(0, Ordering::Relaxed);
 
-        let count = |off, old: bool, new: bool| {
-            if old && !new {
-                r.u32(off).fetch_sub(1, Ordering::Relaxed);
-            } else if new && !old {
-                r.u32(off).fetch_add(1, Ordering::Relaxed);
-            }
-        };
-        count(layout::H_USED, old_state == LIVE, state == LIVE);
-        count(layout::H_DELETED, old_state == DELETED, state == DELETED);
-        r.u64(layout::H_GENERATION).fetch_add(1, Ordering::Release);
-
-        // 5. Wake the watchers of this key's home slot (an EMPTY write is housekeeping: no
-        //    key changed): advance the count and clear the waiting bit in one step.
-        if state != EMPTY {
-            let word = r.u32(geo.record(geo.home(hash)) + R_NOTIFY);
-            let bump = |v: u32| Some(v.wrapping_add(1) & !WAITING);
-            let old = match word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, bump) {
-                Ok(v) | Err(v) => v,
-            };
-            if old & WAITING != 0 {
-                futex_wake(word);
-                trace!("futex(FUTEX_WAKE) on slot {}'s notify word", geo.home(hash));
-            }
+        let new_state = self.state(slot);
+        if old_state == LIVE && new_state != LIVE {
+            r.u32(layout::H_USED).fetch_sub(1, Ordering::Relaxed);
+        } else if new_state == LIVE && old_state != LIVE {
+            r.u32(layout::H_USED).fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// A put or del of the key with this hash is complete: count it, and wake the watchers of
+    /// its home slot.
+    fn committed(&self, hash: u64) {
+        let (r, geo) = (&self.db.region, &self.db.geo);
+        r.u64(layout::H_GENERATION).fetch_add(1, Ordering::Release);
+        wake(r.u32(geo.record(geo.home(hash)) + R_NOTIFY), geo.home(hash));
+    }
+
+    /// After EOWNERDEAD, with the mutex held: undo the half-written record, finish an
+    /// interrupted delete, recount.
+    fn repair(&mut self) -> String {
+        let db = self.db;
+        let (r, geo) = (&db.region, &db.geo);
+        let mut done = Vec::new();
+        let undo = r.u32(layout::H_UNDO_SLOT).load(Ordering::Relaxed);
+        for slot in 0..geo.slots {
+            let rec = geo.record(slot);
+            let seq = r.u64(rec + R_SEQ);
+            let s = seq.load(Ordering::Relaxed);
+            if s & 1 == 1 {
+                if undo == slot + 1 {
+                    // Back to the image saved before the record was made odd.
+                    copy_record(r, geo, layout::H_UNDO, rec);
+                    done.push(format!(
+                        "record {slot} restored to its last committed value"
+                    ));
+                } else {
+                    // No image to restore (cannot happen with this program's writers): drop
+                    // the record rather than serve a half-written one. Probes pass over it,
+                    // as they would over the record it was.
+                    r.u32(rec + R_STATE).store(DROPPED, Ordering::Relaxed);
+                    done.push(format!(
+                        "record {slot} was half-written with no undo image: dropped"
+                    ));
+                }
+                // Wrapping, as in `rewrite`: the odd count may be u64::MAX.
+                seq.store(s.wrapping_add(1), Ordering::Release);
+            }
+        }
+        r.u32(layout::H_UNDO_SLOT).store(0, Ordering::Relaxed);
+        // A move cut short was undone above: the table is as it was between two moves.
+        let moves = r.u64(layout::H_MOVES);
+        let m = moves.load(Ordering::Relaxed);
+        if m & 1 == 1 {
+            moves.store(m.wrapping_add(1), Ordering::Release);
+        }
+        // The header was validated at attach: hole <= slots.
+        let hole = r.u32(layout::H_HOLE).load(Ordering::Relaxed);
+        if hole != 0 {
+            self.fill_hole(hole - 1);
+            done.push(format!(
+                "the delete that was filling slot {} finished",
+                hole - 1
+            ));
+            // Its watchers were never woken. (A home slot out of range, from a damaged
+            // header, wakes nobody.)
+            let home = r.u32(layout::H_HOLE_HOME).load(Ordering::Relaxed);
+            if home < geo.slots {
+                wake(r.u32(geo.record(home) + R_NOTIFY), home);
+            }
+        }
+        let used = (0..geo.slots)
+            .filter(|&slot| self.state(slot) == LIVE)
+            .count() as u32;
+        r.u32(layout::H_USED).store(used, Ordering::Relaxed);
+        r.u64(layout::H_GENERATION).fetch_add(1, Ordering::Release);
+        if done.is_empty() {
+            done.push("no record was half-written".into());
+        }
+        format!("{}; records in use: {used}", done.join(", "))
+    }
+}
+
+/// The test hook's stop (see [`Db::stop_mid_write`]), announced on stderr first.
+fn stop_for_test() {
+    eprintln!("shm-demo: stopping inside the critical section (test hook)");
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
 }
 
 enum Found {
@@ -656,8 +1032,17 @@ struct Patience {
     since: Option<Instant>,
 }
 
+/// What a reader is waiting for.
+#[derive(Clone, Copy)]
+enum Stuck {
+    /// A record that is odd or keeps changing.
+    Record(u32),
+    /// A table whose records keep being moved by deletes.
+    Moves,
+}
+
 impl Patience {
-    fn wait(&mut self, db: &Db, slot: u32) -> Result<()> {
+    fn wait(&mut self, db: &Db, stuck: Stuck) -> Result<()> {
         self.tries += 1;
         if self.tries < 64 {
             std::hint::spin_loop();
@@ -665,11 +1050,16 @@ impl Patience {
         }
         let since = *self.since.get_or_insert_with(Instant::now);
         if since.elapsed() > READ_PATIENCE {
-            return Err(Error::msg(format!(
-                "{}: record {slot} is still being written after {} s (its writer may have died mid-write; the next put repairs it)",
-                db.region.label,
-                READ_PATIENCE.as_secs()
-            )));
+            let label = &db.region.label;
+            let secs = READ_PATIENCE.as_secs();
+            return Err(Error::msg(match stuck {
+                Stuck::Record(slot) => format!(
+                    "{label}: record {slot} is still being written after {secs} s (its writer may have died mid-write; the next put repairs it)"
+                ),
+                Stuck::Moves => format!(
+                    "{label}: deletes kept moving records for {secs} s; no consistent look at the table (try again)"
+                ),
+            }));
         }
         std::thread::yield_now();
         Ok(())
@@ -683,18 +1073,32 @@ fn init_mutex(m: *mut libc::pthread_mutex_t) -> std::result::Result<(), Errno> {
     // destroyed after pthread_mutex_init has copied what it needs; `m` points at MUTEX_ROOM
     // writable bytes of the mapping that nobody uses yet (the magic is not set).
     unsafe {
-        Errno::result(-libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+        pthread_result(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
         let a = attr.as_mut_ptr();
-        let rc = [
-            libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED),
-            libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST),
-            libc::pthread_mutex_init(m, a),
-        ];
+        let done = pthread_result(libc::pthread_mutexattr_setpshared(
+            a,
+            libc::PTHREAD_PROCESS_SHARED,
+        ))
+        .and_then(|()| {
+            pthread_result(libc::pthread_mutexattr_setrobust(
+                a,
+                libc::PTHREAD_MUTEX_ROBUST,
+            ))
+        })
+        .and_then(|()| pthread_result(libc::pthread_mutex_init(m, a)));
         libc::pthread_mutexattr_destroy(a);
-        match rc.into_iter().find(|&rc| rc != 0) {
-            Some(e) => Err(Errno::from_raw(e)),
-            None => Ok(()),
-        }
+        done
+    }
+}
+
+/// What a pthread function returned, as a Result: 0, or the error number itself. pthread
+/// functions return their error rather than set `errno` and return -1, so nix's
+/// `Errno::result` does not apply (it would take a positive error for success, and read a
+/// stale `errno` for EPERM, which is 1).
+fn pthread_result(rc: libc::c_int) -> std::result::Result<(), Errno> {
+    match rc {
+        0 => Ok(()),
+        e => Err(Errno::from_raw(e)),
     }
 }
 
@@ -736,6 +1140,20 @@ pub fn futex_wait(word: &AtomicU32, expected: u32) -> std::result::Result<(), Er
     Errno::result(rc).map(drop)
 }
 
+/// A change that concerns the watchers of a notify word (that of `slot`): advance its count
+/// and clear the waiting bit in one step, and `FUTEX_WAKE` only if the bit was set (see the
+/// module docs), so that a change nobody watches costs no system call.
+fn wake(word: &AtomicU32, slot: u32) {
+    let bump = |v: u32| Some(v.wrapping_add(1) & !WAITING);
+    let old = match word.fetch_update(Ordering::SeqCst, Ordering::SeqCst, bump) {
+        Ok(v) | Err(v) => v,
+    };
+    if old & WAITING != 0 {
+        futex_wake(word);
+        trace!("futex(FUTEX_WAKE) on slot {slot}'s notify word");
+    }
+}
+
 /// `FUTEX_WAKE` every waiter on a shared word.
 fn futex_wake(word: &AtomicU32) {
     // SAFETY: as for futex_wait; FUTEX_WAKE only uses the address as a key.
@@ -752,4 +1170,242 @@ pub fn start_time(pid: i32) -> Option<u64> {
     // counted from the last ')': the state is field 3, the start time field 22.
     let (_, rest) = text.rsplit_once(") ")?;
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use common::cleanup::{Object, Unlink};
+
+    use super::*;
+    use crate::segment::{self, Target};
+
+    /// A new database of `slots` slots in a POSIX object of its own, removed when the guard
+    /// drops.
+    fn fresh(slots: u32) -> (Db, Unlink) {
+        let name = common::names::posix_name(&common::names::unique("t"));
+        let geo = Geometry::new(slots, layout::KEY_MAX, 64).unwrap();
+        let region = segment::create(&Target::new(&name, false).unwrap(), geo.total_size)
+            .unwrap()
+            .expect("a new name");
+        let guard = Unlink::new(Object::Shm(name));
+        (Db::init(region, geo).unwrap(), guard)
+    }
+
+    fn key(i: usize) -> Vec<u8> {
+        format!("key:{i:06}").into_bytes()
+    }
+
+    fn value(k: &[u8]) -> Vec<u8> {
+        [b"value of ", k].concat()
+    }
+
+    fn put_all(db: &Db, keys: &[Vec<u8>]) {
+        let mut w = db.lock().unwrap();
+        for k in keys {
+            w.put(k, &value(k)).unwrap();
+        }
+    }
+
+    fn del_all(db: &Db, keys: &[Vec<u8>]) {
+        let mut w = db.lock().unwrap();
+        for k in keys {
+            assert!(w.del(k).unwrap());
+        }
+    }
+
+    /// Two keys with the same home slot, away from the table's end; the first lands there
+    /// and the second in the next slot.
+    fn same_home(db: &Db) -> (Vec<u8>, Vec<u8>, u32) {
+        let mut by_home = BTreeMap::new();
+        for i in 0.. {
+            let k = key(i);
+            let home = db.geo.home(layout::key_hash(&k));
+            if home + 2 >= db.geo.slots {
+                continue;
+            }
+            if let Some(first) = by_home.insert(home, k.clone()) {
+                return (first, k, home);
+            }
+        }
+        unreachable!()
+    }
+
+    /// The issue's case: a full table of 2048 slots, every key deleted, refilled, deleted
+    /// again. No tombstone is left: the table is empty (longest probe 1), and the same keys
+    /// put again lie exactly as in a fresh table (the same longest probe).
+    /// Once the database is marked removed, writers that still have it mapped refuse.
+    #[test]
+    fn a_removed_database_refuses_writers() {
+        let (db, _g) = fresh(8);
+        put_all(&db, &[key(1)]);
+        db.mark_removed();
+        let mut w = db.lock().unwrap();
+        for err in [
+            w.put(&key(2), b"v").unwrap_err(),
+            w.del(&key(1)).unwrap_err(),
+        ] {
+            assert!(
+                err.to_string().contains("the database was removed"),
+                "{err}"
+            );
+        }
+        drop(w);
+        assert_eq!(db.list().unwrap(), vec![(key(1), value(&key(1)))]);
+    }
+
+    /// A pthread function's error is its return value: ENOMEM is ENOMEM (the negated
+    /// `Errno::result` this replaces took it for success), EPERM is EPERM (not whatever
+    /// `errno` held).
+    #[test]
+    fn pthread_errors_are_the_returned_number() {
+        assert_eq!(pthread_result(0), Ok(()));
+        assert_eq!(pthread_result(libc::ENOMEM), Err(Errno::ENOMEM));
+        assert_eq!(pthread_result(libc::EPERM), Err(Errno::EPERM));
+    }
+
+    #[test]
+    fn deleting_every_key_leaves_probes_as_short_as_in_a_fresh_table() {
+        let keys: Vec<Vec<u8>> = (0..2048).map(key).collect();
+        let some = &keys[..1500];
+        let (new, _g) = fresh(2048);
+        put_all(&new, some);
+        let want = new.longest_probe();
+        assert!(
+            want < 200,
+            "a fresh table at 73% load: longest probe {want}"
+        );
+
+        let (churned, _g) = fresh(2048);
+        for _ in 0..2 {
+            put_all(&churned, &keys);
+            assert_eq!(
+                churned.longest_probe(),
+                2048,
+                "full: a miss reads every slot"
+            );
+            del_all(&churned, &keys);
+            let s = churned.stats();
+            assert_eq!((s.used, s.longest_probe), (0, 1), "all deleted");
+        }
+        put_all(&churned, some);
+        assert_eq!(churned.longest_probe(), want);
+        let mut out = Vec::new();
+        for k in some {
+            assert!(churned.get(k, &mut out).unwrap());
+            assert_eq!(out, value(k));
+        }
+        assert!(!churned.get(&keys[1600], &mut out).unwrap());
+    }
+
+    /// Random puts and deletes in a small table (full at times, runs wrapping past its end)
+    /// against a BTreeMap: after every delete, every key is found with its value, a deleted
+    /// key is not, and the counts agree.
+    #[test]
+    fn deletes_keep_every_other_key_reachable() {
+        let (db, _g) = fresh(32);
+        let mut model = BTreeMap::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut out = Vec::new();
+        for round in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = key((x % 48) as usize);
+            let mut w = db.lock().unwrap();
+            if x & (1 << 40) != 0 && model.len() < 32 {
+                let v = format!("{round}").into_bytes();
+                w.put(&k, &v).unwrap();
+                model.insert(k, v);
+            } else {
+                assert_eq!(w.del(&k).unwrap(), model.remove(&k).is_some());
+                assert!(!db.get(&k, &mut out).unwrap(), "deleted {k:?} still found");
+            }
+            drop(w);
+            for (k, v) in &model {
+                assert!(db.get(k, &mut out).unwrap(), "round {round}: {k:?} lost");
+                assert_eq!(&out, v);
+            }
+            assert_eq!(db.stats().used as usize, model.len());
+        }
+        let listed: BTreeMap<_, _> = db.list().unwrap().into_iter().collect();
+        assert_eq!(listed, model);
+    }
+
+    /// The race a reader must survive, made certain: its probe has read slot `home` (another
+    /// key, about to be deleted) when the delete moves the key it looks for from `home + 1`
+    /// into `home`; then it reads `home + 1`, now empty. The moves count changed, so it
+    /// probes again and finds the key, instead of reporting it missing.
+    #[test]
+    fn a_probe_overtaken_by_a_move_still_finds_its_key() {
+        let (db, _g) = fresh(64);
+        let (gone, moved, home) = same_home(&db);
+        put_all(&db, &[gone.clone(), moved.clone()]);
+        let mut out = Vec::new();
+        let mut deleted = false;
+        let found = db
+            .probe(&moved, &mut out, |slot| {
+                if slot == home && !deleted {
+                    deleted = db.lock().unwrap().del(&gone).unwrap();
+                }
+            })
+            .unwrap();
+        assert!(deleted);
+        assert!(found, "a key present all along was reported missing");
+        assert_eq!(out, value(&moved));
+    }
+
+    /// The same race for a whole-table scan (`list`, and `server --save`).
+    #[test]
+    fn a_scan_overtaken_by_a_move_still_lists_every_key() {
+        let (db, _g) = fresh(64);
+        let (gone, moved, home) = same_home(&db);
+        put_all(&db, &[gone.clone(), moved.clone()]);
+        let mut deleted = false;
+        let listed = db
+            .scan(false, |slot| {
+                if slot == home && !deleted {
+                    deleted = db.lock().unwrap().del(&gone).unwrap();
+                }
+            })
+            .unwrap();
+        assert!(deleted);
+        assert_eq!(listed, vec![(moved.clone(), value(&moved))]);
+    }
+
+    /// A writer that dies in the middle of a delete, after a move: the next writer's repair
+    /// finishes it from the recorded hole. Without that, the moved key's second copy would
+    /// stay in the table, counted, and come back when the key is deleted.
+    #[test]
+    fn a_repair_finishes_a_delete_cut_short() {
+        let (db, _g) = fresh(64);
+        let (gone, moved, home) = same_home(&db);
+        put_all(&db, &[gone.clone(), moved.clone()]);
+        {
+            // What `del(gone)` does up to its first move, and no further.
+            let mut w = db.lock().unwrap();
+            w.set_hole(Some(home));
+            let (r, geo) = (&db.region, &db.geo);
+            w.moving(|w| w.rewrite(home, |to| copy_record(r, geo, geo.record(home + 1), to)));
+            w.set_hole(Some(home + 1));
+            let report = w.repair();
+            assert!(
+                report.contains(&format!(
+                    "the delete that was filling slot {} finished",
+                    home + 1
+                )),
+                "{report}"
+            );
+        }
+        let mut out = Vec::new();
+        assert!(!db.get(&gone, &mut out).unwrap());
+        assert_eq!(db.stats().used, 1);
+        assert!(db.lock().unwrap().del(&moved).unwrap());
+        assert!(
+            !db.get(&moved, &mut out).unwrap(),
+            "a second copy came back"
+        );
+        assert_eq!(db.stats().longest_probe, 1);
+    }
 }

@@ -9,6 +9,29 @@
 //! All integers are little-endian (the machine's order: the segment never leaves the
 //! machine, and the layout version covers the ABI through the mutex size).
 //!
+//! # What protects you: the owner and the mode, not these checks
+//!
+//! The checks make a *reader* safe from whatever the records hold: a reader touches the
+//! segment only through bounds-checked atomic loads, and a damaged record is an error, never
+//! an out-of-bounds access. That is not true of the writers' mutex. Its bytes (offset 128)
+//! are glibc's `pthread_mutex_t`, and a robust mutex is kept on its owner's *robust list*: a
+//! linked list through the mutexes a thread holds, whose `next`/`prev` pointers glibc stores
+//! in the mutex itself (`__list`, bytes 24..40 of it on x86-64) and writes *through* when it
+//! unlocks. Those pointers are addresses in the locking process. A process that can write
+//! the segment can therefore aim the next writer's unlock at any address of that writer's
+//! memory, and the kernel reads the same list when a thread dies. So every process that
+//! locks the mutex (`put`, `del`, the server) must trust every process that can write the
+//! segment.
+//!
+//! The boundary that gives that trust is the object's owner and mode: the server creates it
+//! 0600 (`O_EXCL`, or `IPC_EXCL` with `--sysv`), and every process checks, before it maps
+//! anything, that it is a regular object owned by its own uid with mode 0600 (`fstat`, or
+//! `IPC_STAT`'s `shm_perm`). Only processes of the same user (and root) can open it, and they
+//! can already write each other's memory through `ptrace` or `/proc/PID/mem`. Do not make
+//! the object group- or world-writable, and do not share it with a process you would not
+//! give your own uid: "a hostile writer cannot hurt a reader" holds for the records, not for
+//! the mutex, which no writer of another trust level should ever lock.
+//!
 //! # Header (offsets in bytes from the start of the segment)
 //!
 //! | offset | size | field |
@@ -24,12 +47,16 @@
 //! | 40 | 4 | creator pid |
 //! | 44 | 4 | `sizeof(pthread_mutex_t)` of the creator (40 on x86-64 glibc): an ABI check |
 //! | 48 | 8 | creator start time (clock ticks after boot, field 22 of `/proc/PID/stat`) |
-//! | 56 | 8 | generation: +1 per committed put or del |
-//! | 64 | 4 | records in use |
-//! | 68 | 4 | deleted records (tombstones) |
-//! | 72 | 4 | watchers: processes in `watch` (for stats) |
+//! | 56 | 8 | moves: +1 before and +1 after each record a delete moves (odd while one moves); see below |
+//! | 64 | 8 | generation: +1 per committed put or del |
+//! | 72 | 4 | records in use |
 //! | 76 | 4 | undo slot: 0, or 1 + the slot whose old image is in the undo record |
-//! | 80 | 48 | reserved (zero) |
+//! | 80 | 4 | hole: 0, or 1 + the slot a delete in progress is about to fill (see below) |
+//! | 84 | 4 | the home slot of the key that delete removes (whose watchers it wakes) |
+//! | 88 | 4 | removed: 1 once the database's name is gone (its server stopped, or `destroy`); watchers exit, writers refuse |
+//! | 92 | 4 | reserved (zero) |
+//! | 96 | 8 | name hash: [`name_hash`] of the database's name, written at creation and checked by every opener |
+//! | 104 | 24 | reserved (zero) |
 //! | 128 | 64 | the writers' mutex: a robust, process-shared `pthread_mutex_t` |
 //! | 192 | record size | the undo record: the image of the record being written, for repair |
 //!
@@ -39,16 +66,46 @@
 //! |---:|---:|---|
 //! | 0 | 8 | sequence: odd while a writer is changing the record, +2 per write |
 //! | 8 | 4 | notify: the futex word `watch` waits on; bits 0-30 count changes to keys whose *home* slot is this one, bit 31 is set while a watcher waits |
-//! | 12 | 4 | state: 0 empty, 1 live, 2 deleted (a tombstone) |
+//! | 12 | 4 | state: 0 empty, 1 live, 2 dropped by a repair (see below) |
 //! | 16 | 8 | hash of the key ([`key_hash`]: word-wise multiply-mix, then MurmurHash3's `fmix64`) |
 //! | 24 | 4 | key length |
 //! | 28 | 4 | value length |
 //! | 32 | key max, rounded up to 8 | key bytes |
 //! | 32 + that | value max, rounded up to 8 | value bytes (binary-safe) |
 //!
-//! A key's home slot is `(hash * slots) >> 64` (the high bits of a 128-bit product); it lives there or in the next slots (linear probing),
-//! so a lookup is O(1) expected and stops at the first empty slot. A deleted record becomes a
-//! tombstone, so that the lookups of keys stored past it do not stop early.
+//! A key's home slot is `(hash * slots) >> 64` (the high bits of a 128-bit product); it lives
+//! there or in the next slots (linear probing), so a lookup is O(1) expected and stops at the
+//! first empty slot.
+//!
+//! # Deletion: backward shift, no tombstones
+//!
+//! A delete leaves no marker behind (a table of tombstones makes every miss and every put
+//! scan the whole table). A lookup stops at the first empty slot, so every slot between a
+//! key's home and the key must stay occupied; emptying the deleted key's slot would cut off
+//! the keys after it whose probe passes over it. So that slot becomes the *hole*, and the
+//! delete walks the run of occupied slots after it: a record whose probe path (from its home
+//! to where it lies) passes over the hole is copied into it, and its old slot becomes the
+//! hole; the first empty slot ends the walk (or the hole itself, met again in a table with
+//! no empty slot), and the last hole is emptied. (Knuth's Algorithm R, TAOCP vol. 3, 6.4.)
+//! Every key stays reachable from its home, and deleting everything leaves an empty table.
+//!
+//! Readers take no lock while this happens. A move copies a record *before* its old slot is
+//! overwritten, so a key present all along is at worst in two slots at once, and both copies
+//! hold its value (the delete holds the mutex throughout, so no put changes it meanwhile);
+//! each copy is read under its own sequence count, so a hit is a whole record of that key.
+//! What a reader can be fooled by is a miss: it reads slot 5 before a key is moved from 6
+//! to 5, and slot 6 after, and never sees the key. So each move is bracketed by the `moves`
+//! count (odd during the move, as a record's sequence count is during a write), and a reader
+//! trusts a miss only if `moves` held the same value before and after its probe; otherwise
+//! it probes again. With no move in between, the slots it read are one arrangement of the
+//! table, in which every key is reachable. `list` does the same for a whole scan.
+//!
+//! The `hole` field says where a delete in progress stands, updated after each move: a
+//! writer killed in the middle of one leaves it set, and the next writer (which gets the
+//! mutex with EOWNERDEAD) finishes the delete from there, and wakes the watchers of the
+//! deleted key's home slot, which the header keeps for that. State 2 marks a record that such a
+//! repair found half-written with no undo image (which this program's writers never leave):
+//! lookups pass over it and a put may reuse its slot.
 
 use std::mem::size_of;
 
@@ -57,7 +114,7 @@ use common::{Error, Result};
 /// The first 8 bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"SHMKVDB\0";
 /// The layout version this program reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Keys are at most this long unless a segment says otherwise.
 pub const KEY_MAX: u32 = 64;
@@ -84,11 +141,14 @@ pub const H_RECORD_SIZE: usize = 36;
 pub const H_CREATOR_PID: usize = 40;
 pub const H_MUTEX_SIZE: usize = 44;
 pub const H_CREATOR_START: usize = 48;
-pub const H_GENERATION: usize = 56;
-pub const H_USED: usize = 64;
-pub const H_DELETED: usize = 68;
-pub const H_WATCHERS: usize = 72;
+pub const H_MOVES: usize = 56;
+pub const H_GENERATION: usize = 64;
+pub const H_USED: usize = 72;
 pub const H_UNDO_SLOT: usize = 76;
+pub const H_HOLE: usize = 80;
+pub const H_HOLE_HOME: usize = 84;
+pub const H_REMOVED: usize = 88;
+pub const H_NAME_HASH: usize = 96;
 pub const H_MUTEX: usize = 128;
 /// Room reserved for the mutex; glibc's is 40 bytes on 64-bit targets.
 pub const MUTEX_ROOM: usize = 64;
@@ -107,7 +167,8 @@ pub const R_KEY: usize = 32;
 /// Record states.
 pub const EMPTY: u32 = 0;
 pub const LIVE: u32 = 1;
-pub const DELETED: u32 = 2;
+/// A record a repair found half-written with no undo image to restore (see the module docs).
+pub const DROPPED: u32 = 2;
 
 /// The dimensions of a segment, from which every offset follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,8 +262,8 @@ pub struct RawHeader {
     pub record_size: u32,
     pub mutex_size: u32,
     pub used: u32,
-    pub deleted: u32,
     pub undo_slot: u32,
+    pub hole: u32,
 }
 
 /// Check a header read from a segment of `len` bytes (from `fstat`/`IPC_STAT`), and return
@@ -258,10 +319,10 @@ pub fn validate(h: &RawHeader, len: usize, object: &str) -> Result<Geometry> {
             }
         ));
     }
-    if h.used > h.slots || h.deleted > h.slots || h.undo_slot > h.slots {
+    if h.used > h.slots || h.undo_slot > h.slots || h.hole > h.slots {
         return bad(format!(
-            "header counters out of range (used {}, deleted {}, undo slot {} of {} slots)",
-            h.used, h.deleted, h.undo_slot, h.slots
+            "header counters out of range (used {}, undo slot {}, hole {} of {} slots)",
+            h.used, h.undo_slot, h.hole, h.slots
         ));
     }
     Ok(geo)
@@ -314,6 +375,16 @@ pub fn le_word(chunk: &[u8]) -> u64 {
         .fold(0, |w, (i, &b)| w | u64::from(b) << (8 * i))
 }
 
+/// The hash of a database's name that its header records: FNV-1a 64 of the name (`/ipc-demo-db`).
+///
+/// A SysV segment is found by its `ftok` key, which keeps only 24 bits of the key file's
+/// device and inode, so the segment at a name's key may belong to another name (as two names
+/// can share a key in sem-demo, whose sets record their name's hash the same way). A POSIX
+/// object is found by its name, and the hash catches one renamed or copied by hand.
+pub fn name_hash(name: &str) -> u64 {
+    fnv1a(name.as_bytes())
+}
+
 /// FNV-1a, 64 bits: the checksum of snapshots and of the demo's values.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -340,8 +411,8 @@ mod tests {
             record_size: geo.record_size as u32,
             mutex_size: size_of::<libc::pthread_mutex_t>() as u32,
             used: 0,
-            deleted: 0,
             undo_slot: 0,
+            hole: 0,
         }
     }
 

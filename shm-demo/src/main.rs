@@ -24,14 +24,16 @@
 //! What happens: server: flock(pid file) -> shm_open(O_CREAT|O_EXCL|O_RDWR, 0600) ->
 //! posix_fallocate -> fstat -> mmap -> pthread_mutex_init(ROBUST, PROCESS_SHARED) -> poll.
 //! Client: shm_open(O_RDWR) -> fstat (owner, mode, size) -> mmap -> check the header against
-//! st_size. get: seqlock read of the records on the probe path. put/del:
-//! pthread_mutex_timedlock (EOWNERDEAD: repair + pthread_mutex_consistent) -> undo image ->
-//! sequence odd -> write -> sequence even -> FUTEX_WAKE if anyone watches -> unlock. watch:
+//! st_size. get: seqlock read of the records on the probe path (a miss rechecks the table's
+//! moves count). put/del: pthread_mutex_timedlock (EOWNERDEAD: repair +
+//! pthread_mutex_consistent) -> undo image -> sequence odd -> write -> sequence even (del:
+//! once per record it moves back, each inside a step of the moves count) -> FUTEX_WAKE if
+//! anyone watches -> unlock. watch: fcntl(F_OFD_SETLK) on the object (the watchers count) ->
 //! FUTEX_WAIT on the key's notify word.
 //!
 //! Cleanup: the server removes the object (`shm_unlink`, or `IPC_RMID` and the key file) and
 //! its pid file on exit, SIGTERM and SIGINT, first thing in a stop (a second signal during a
-//! slow `--save` exits at once and leaves nothing); the demo's children get SIGTERM from the
+//! slow `--save` exits at once and leaves nothing), and wakes the watchers, which exit; the demo's children get SIGTERM from the
 //! kernel if the demo dies without stopping them (PR_SET_PDEATHSIG); after kill -9 the next server adopts the leftover
 //! (or `--fresh` discards it) and `shm-demo destroy` / `make clean-ipc` remove it.
 //!

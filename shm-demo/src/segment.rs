@@ -156,6 +156,22 @@ impl Region {
         unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(off).cast()) }
     }
 
+    /// The fixed fields of the record at `off` (its first [`layout::R_KEY`] bytes: sequence,
+    /// notify, state, hash, lengths), bounds-checked once here instead of at each of the
+    /// loads a read makes of them (a get's hot path).
+    pub fn fields(&self, off: usize) -> Fields<'_> {
+        // As in `check`: offsets come from a validated geometry.
+        assert!(
+            off % 8 == 0
+                && off
+                    .checked_add(layout::R_KEY)
+                    .is_some_and(|end| end <= self.len),
+            "record at offset {off} outside {} bytes or misaligned",
+            self.len
+        );
+        Fields { region: self, off }
+    }
+
     /// The writers' mutex.
     pub fn mutex(&self) -> *mut libc::pthread_mutex_t {
         self.check(layout::H_MUTEX, layout::MUTEX_ROOM);
@@ -261,9 +277,37 @@ impl Region {
             record_size: u32_at(layout::H_RECORD_SIZE),
             mutex_size: u32_at(layout::H_MUTEX_SIZE),
             used: u32_at(layout::H_USED),
-            deleted: u32_at(layout::H_DELETED),
             undo_slot: u32_at(layout::H_UNDO_SLOT),
+            hole: u32_at(layout::H_HOLE),
         }
+    }
+}
+
+/// A record's fixed fields (see [`Region::fields`]): the record's bounds were checked when it
+/// was made, and each field's offset is checked against them at compile time.
+pub struct Fields<'a> {
+    region: &'a Region,
+    off: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// The 64-bit field at offset `F` of the record (a `layout::R_*` constant).
+    #[inline]
+    pub fn u64<const F: usize>(&self) -> &'a AtomicU64 {
+        const { assert!(F % 8 == 0 && F + 8 <= layout::R_KEY) };
+        // SAFETY: off..off + R_KEY is inside the mapping and off is 8-aligned (checked in
+        // `Region::fields`), F + 8 <= R_KEY and F is 8-aligned (checked at compile time), the
+        // mapping lives as long as the region we borrow, and every process accesses this
+        // field only through 64-bit atomics.
+        unsafe { AtomicU64::from_ptr(self.region.ptr.as_ptr().add(self.off + F).cast()) }
+    }
+
+    /// The 32-bit field at offset `F` of the record.
+    #[inline]
+    pub fn u32<const F: usize>(&self) -> &'a AtomicU32 {
+        const { assert!(F % 4 == 0 && F + 4 <= layout::R_KEY) };
+        // SAFETY: as for `u64`, with 4 bytes and 4-alignment.
+        unsafe { AtomicU32::from_ptr(self.region.ptr.as_ptr().add(self.off + F).cast()) }
     }
 }
 
@@ -326,6 +370,7 @@ pub fn create(target: &Target, size: usize) -> Result<Option<Region>> {
     })?;
     trace!("posix_fallocate({name}, 0, {size})");
     let region = map(&fd, name)?;
+    record_name(&region, target);
     let _ = guard.keep();
     Ok(Some(region))
 }
@@ -343,7 +388,30 @@ pub fn open(target: &Target) -> Result<Region> {
         e => Error::sys("shm_open", name, e),
     })?;
     trace!("shm_open({name}, O_RDWR) -> fd");
-    map(&fd, name)
+    let region = map(&fd, name)?;
+    check_name(&region, target, "the object")?;
+    Ok(region)
+}
+
+/// Record in the header whose database this is: a hash of the name (see `layout`), written
+/// first thing after the object is made, before anyone can find it initialised.
+fn record_name(region: &Region, target: &Target) {
+    region
+        .u64(layout::H_NAME_HASH)
+        .store(layout::name_hash(&target.name), Ordering::Relaxed);
+}
+
+/// Refuse an object whose header records another database's name. The hash is 0 in an
+/// object its creator has not initialised yet: the header checks say so later.
+fn check_name(region: &Region, target: &Target, what: &str) -> Result<()> {
+    let recorded = region.u64(layout::H_NAME_HASH).load(Ordering::Relaxed);
+    if recorded == 0 || recorded == layout::name_hash(&target.name) {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "{}: {what} holds another database (its header records the name hash {recorded:016x}, not this name's); not using it",
+        target.label()
+    )))
 }
 
 /// Check what `fstat` says about the object, then map all of it.
@@ -457,6 +525,64 @@ pub fn attached(target: &Target) -> Option<u64> {
     Some(n)
 }
 
+/// Count this process among the database's watchers for as long as the returned descriptor
+/// is open: an open file description read lock (`F_OFD_SETLK`, `F_RDLCK`) on the first byte
+/// of the object (POSIX) or of its key file (SysV). Read locks coexist, and the kernel drops
+/// a lock when its last descriptor closes, however the process ends (SIGKILL included), so
+/// [`watchers`] counts only the living; a count kept in the segment is not given back by a
+/// watcher that cannot run a handler.
+pub fn watch_lock(target: &Target) -> Result<OwnedFd> {
+    let (fd, what) = lock_file(target)?;
+    let lock = libc::flock {
+        l_type: libc::F_RDLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 1,
+        l_pid: 0,
+    };
+    nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&lock))
+        .ctx("fcntl(F_OFD_SETLK, F_RDLCK)", &what)?;
+    trace!("fcntl({what}, F_OFD_SETLK, F_RDLCK, byte 0): counted as a watcher");
+    Ok(fd)
+}
+
+/// How many processes hold the watchers' lock (see [`watch_lock`]), from `/proc/locks`, whose
+/// lines name a lock's file as `MAJOR:MINOR:INODE` (the device numbers in hex). None if that
+/// cannot be read.
+pub fn watchers(target: &Target) -> Option<u64> {
+    let (fd, _) = lock_file(target).ok()?;
+    let st = fstat(fd.as_fd()).ok()?;
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        nix::sys::stat::major(st.st_dev),
+        nix::sys::stat::minor(st.st_dev),
+        st.st_ino
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    // `1: OFDLCK ADVISORY READ -1 00:1a:4242 0 0`; a waiter's line has `->` after the number.
+    let held = locks.lines().filter(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.get(1) != Some(&"->") && f.get(5) == Some(&id.as_str()) && f[6..] == ["0", "0"]
+    });
+    Some(held.count() as u64)
+}
+
+/// The file the watchers lock, opened for reading, and its name for messages.
+fn lock_file(target: &Target) -> Result<(OwnedFd, String)> {
+    if target.sysv {
+        let path = target.key_path()?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .ctx("open", path.display())?;
+        return Ok((file.into(), path.display().to_string()));
+    }
+    let name = target.name.as_str();
+    let fd = shm_open(name, OFlag::O_RDONLY, Mode::empty()).ctx("shm_open", name)?;
+    Ok((fd, name.to_owned()))
+}
+
 /// System V shared memory. nix 0.32 has no wrappers for it, so these call libc directly.
 mod sysv {
     use super::*;
@@ -547,12 +673,27 @@ mod sysv {
         }
         trace!("shmget(0x{key:08x}, {size}, IPC_CREAT|IPC_EXCL|0600) -> id {id}");
         match attach(id, target) {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) => {
+                record_name(&r, target);
+                Ok(Some(r))
+            }
             Err(e) => {
                 rmid(id);
                 Err(e)
             }
         }
+    }
+
+    /// Attach the segment `id` found at `key`, and check that it is this name's database:
+    /// `ftok` keeps only the low 16 bits of the key file's inode (and 8 of its device), so
+    /// two key files can give one key, and the segment at it may be another name's.
+    fn ours(id: i32, key: libc::key_t, target: &Target) -> Result<Region> {
+        let region = attach(id, target)?;
+        let what = format!(
+            "the segment at key 0x{key:08x} (ftok of its key file, which another name's key file shares)"
+        );
+        check_name(&region, target, &what)?;
+        Ok(region)
     }
 
     /// The segment's id, or None if there is no key file or no segment with its key.
@@ -578,7 +719,7 @@ mod sysv {
 
     pub fn open(target: &Target) -> Result<Region> {
         match find(target)? {
-            Some((id, _)) => attach(id, target),
+            Some((id, key)) => ours(id, key, target),
             None => Err(Error::msg(format!(
                 "{}: no such database (start one with: shm-demo server --sysv --name {})",
                 target.label(),
@@ -596,7 +737,9 @@ mod sysv {
     }
 
     pub fn remove(target: &Target) -> Result<()> {
-        if let Some((id, _)) = find(target)? {
+        if let Some((id, key)) = find(target)? {
+            // Never another name's segment, even if our key file gives its key.
+            drop(ours(id, key, target)?);
             rmid(id);
         }
         let path = target.key_path()?;

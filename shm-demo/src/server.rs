@@ -169,18 +169,35 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     }
 
     // The stop. The names go first (the object's and the pid file's; the lock on the pid
-    // file stays ours until exit): the save below may wait up to LOCK_PATIENCE for a writer,
-    // and a second SIGTERM/SIGINT meanwhile exits at once, running no destructor. Our mapping
-    // stays valid for the save.
+    // file stays ours until exit): the save below may wait up to LOCK_PATIENCE for a running
+    // writer, and a second SIGTERM/SIGINT meanwhile exits at once, running no destructor. Our
+    // mapping stays valid for the save.
     remove.now()?;
     pid_file.unlink();
+    // Watchers exit, writers refuse: what they would write now nobody would ever read. The
+    // save below is then the last word.
+    db.mark_removed();
     common::lifecycle::stopping();
     let mut saved = String::new();
     if let Some(path) = &args.save {
-        // Under the mutex, so the snapshot is one point in time (readers carry on).
-        let w = db.lock()?;
-        let records = db.list()?;
-        drop(w);
+        // Under the mutex when it can be had, so that the snapshot is one point in time
+        // (readers carry on). A writer stopped holding it (or gone without releasing it)
+        // would make us wait in vain, and the object's name is already gone: then what is
+        // committed is saved without the mutex, the record being written as it was before.
+        let records = match db.try_lock()? {
+            Some(writer) => {
+                let records = db.list()?;
+                drop(writer);
+                records
+            }
+            None => {
+                status(format_args!(
+                    "the writers' mutex is held by {}: saving the committed records without it",
+                    db.holder()
+                ));
+                db.committed()?
+            }
+        };
         snapshot::save(path, &records)?;
         saved = format!("saved {} records to {}; ", records.len(), path.display());
     }

@@ -58,9 +58,9 @@ fn sysv_ready_and_stopping() {
     ready_then_stopping(true);
 }
 
-/// A stop that must wait (the save needs the writers' mutex, held here by a frozen writer)
-/// and a second SIGTERM meanwhile, which exits at once: the names were removed first, so
-/// nothing is left.
+/// A stop that must wait (the save waits for the writers' mutex, held by a writer that is
+/// alive and not stopped) and a second SIGTERM meanwhile, which exits at once: the names were
+/// removed first, so nothing is left.
 #[test]
 fn a_second_sigterm_during_a_long_stop_leaves_nothing() {
     let sb = Sandbox::new();
@@ -73,7 +73,7 @@ fn a_second_sigterm_during_a_long_stop_leaves_nothing() {
     );
     assert!(manager.receive().starts_with("READY=1\n"));
     ok(&sb, &name, &["put", "k", "v"]);
-    let frozen = stop_a_writer_inside(&sb, &name, "k", "held");
+    let (_keep, blocked) = writer_blocked_inside(&sb, &name);
 
     child.signal(Signal::SIGTERM).unwrap();
     manager.expect_stopping();
@@ -83,8 +83,79 @@ fn a_second_sigterm_during_a_long_stop_leaves_nothing() {
     assert!(!exists(&sb, &name), "database left behind");
     assert!(!pid_file(&sb, &name).exists(), "pid file left behind");
     assert!(!snap.exists());
+    blocked.signal(Signal::SIGKILL).unwrap();
+    blocked.wait_timeout(WAIT).unwrap();
+}
+
+/// A writer that holds the mutex and is alive, asleep rather than stopped: the test hook's
+/// line, written inside the critical section, goes to a pipe that is already full. Returned
+/// once it is blocked in that write(2), with the pipe's read end to keep.
+fn writer_blocked_inside(sb: &Sandbox, name: &Name) -> (OwnedFd, common::child::Supervised) {
+    let (keep, full) = full_pipe();
+    let child = common::child::Supervised::spawn(
+        "put",
+        cmd(
+            sb,
+            name,
+            &["put", "--stop-in-critical-section", "k", "held"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(full)),
+        common::child::Options {
+            deadline: Some(WAIT),
+            own_group: true,
+        },
+    )
+    .unwrap();
+    let give_up = std::time::Instant::now() + WAIT;
+    // The first field of /proc/PID/syscall is the call it is blocked in.
+    let in_write = || {
+        std::fs::read_to_string(format!("/proc/{}/syscall", child.pid()))
+            .is_ok_and(|s| s.split_whitespace().next() == Some(&libc::SYS_write.to_string()))
+    };
+    while !in_write() {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the writer never blocked"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    (keep, child)
+}
+
+/// SIGTERM with `--save` while a writer is stopped holding the mutex, half-way through a put
+/// (the case: the object was already unlinked, the save waited 10 s for the mutex
+/// and gave up, exit 1, nothing saved). The server does not wait for a stopped writer: it
+/// saves what is committed (that record as it was before the put), says so, exits 0, and the
+/// snapshot loads.
+#[test]
+fn save_with_a_writer_stopped_holding_the_mutex_keeps_what_is_committed() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let snap = sb.join("db.snap");
+    let snap = snap.to_str().unwrap();
+    let server = support::Server::start(&sb, &name, &["--save", snap]);
+    ok(&sb, &name, &["put", "a", "1"]);
+    ok(&sb, &name, &["put", "b", "committed"]);
+    let frozen = stop_a_writer_inside(&sb, &name, "b", &"never committed ".repeat(8));
+    let rest = server.stop();
+    let line = |want: &str| rest.iter().any(|l| l.contains(want));
+    assert!(
+        line("the writers' mutex is held by pid ")
+            && line("stopped")
+            && line("saving the committed records without it")
+            && line("saved 2 records to"),
+        "{rest:?}"
+    );
     frozen.signal(Signal::SIGKILL).unwrap();
     frozen.wait_timeout(WAIT).unwrap();
+
+    let server = support::Server::start(&sb, &name, &["--load", snap]);
+    assert_eq!(
+        ok(&sb, &name, &["list", "--values"]),
+        "a\t1\nb\tcommitted\n"
+    );
+    server.stop();
 }
 
 /// A pipe whose buffer is already full, its read end kept (and never read).

@@ -142,7 +142,8 @@ fn sigusr1_prints_stats_and_stats_counts_attached_processes() {
             .wait_for(|l| l.starts_with("stats: "), WAIT)
             .unwrap();
         assert!(
-            line.contains("records 2, slots 100, deleted 0, generation 2"),
+            line.contains("records 2, slots 100, longest_probe ")
+                && line.contains(", generation 2, "),
             "{line}"
         );
         // The server and the stats process itself are attached.
@@ -356,4 +357,36 @@ fn pid_file_option_names_the_pid_file() {
     assert_eq!(text.trim(), server.child.pid().to_string());
     server.stop();
     assert!(!pid_file.exists(), "the stop removes the pid file");
+}
+
+/// Two `--sysv` names whose key files give one `ftok` key (made certain here with a hard link,
+/// one inode; on tmpfs, two inodes 65536 apart do the same): the second name's clients, server
+/// and `destroy` refuse the first name's segment, naming the collision, and leave it alone.
+/// Before, they read it, wrote it, and `destroy` removed it.
+#[test]
+fn sysv_names_that_share_a_key_do_not_share_a_database() {
+    let sb = Sandbox::new();
+    let (a, b) = (Name::new(true), Name::new(true));
+    let server = Server::start(&sb, &a, &[]);
+    ok(&sb, &a, &["put", "k", "a's value"]);
+    let key_file = |n: &Name| sb.runtime_dir().join(format!("{}.sysv", &n.name[1..]));
+    std::fs::hard_link(key_file(&a), key_file(&b)).unwrap();
+
+    let want = "holds another database (its header records the name hash";
+    for args in [
+        &["get", "k"][..],
+        &["put", "k", "b's"],
+        &["server"],
+        &["destroy"],
+    ] {
+        let err = fails(&sb, &b, args);
+        assert!(
+            err.contains(&format!("sysv:{}: the segment at key 0x1d", b.name))
+                && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(ok(&sb, &a, &["get", "k"]), "a's value");
+    server.stop();
+    std::fs::remove_file(key_file(&b)).unwrap();
 }

@@ -1,5 +1,5 @@
 //! `watch`: woken through a futex by a put from another process; asleep (no CPU) while nothing
-//! changes; Ctrl-C gives back its place in the watchers count.
+//! changes; counted among the watchers only while it lives; told when its database goes.
 
 mod support;
 
@@ -19,13 +19,18 @@ fn cpu_ticks(pid: nix::unistd::Pid) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-fn start_watch(sb: &Sandbox, name: &Name, args: &[&str]) -> (common::child::Supervised, Lines) {
+/// A watch started, once it says it is watching; its stdout and the rest of its stderr.
+fn start_watch(
+    sb: &Sandbox,
+    name: &Name,
+    args: &[&str],
+) -> (common::child::Supervised, Lines, Lines) {
     let w = testkit::spawn(&mut cmd(sb, name, args));
     let mut err = w.stderr_lines().unwrap();
     err.wait_for(|l| l.contains("shm-demo watch: watching"), WAIT)
         .unwrap();
     let out = w.stdout_lines().unwrap();
-    (w, out)
+    (w, out, err)
 }
 
 #[test]
@@ -34,7 +39,7 @@ fn wakes_on_a_put_from_another_process_and_sleeps_otherwise() {
     let name = Name::new(false);
     let server = Server::start(&sb, &name, &[]);
     ok(&sb, &name, &["put", "k", "first"]);
-    let (w, mut out) = start_watch(&sb, &name, &["watch", "k", "--count", "2"]);
+    let (w, mut out, _) = start_watch(&sb, &name, &["watch", "k", "--count", "2"]);
     assert!(ok(&sb, &name, &["stats"]).contains("watchers 1\n"));
 
     // Nothing changes for a second: no line, and (almost) no CPU, since it sleeps in the
@@ -66,7 +71,7 @@ fn waits_for_a_key_that_does_not_exist_yet_and_sees_a_delete() {
     let sb = Sandbox::new();
     let name = Name::new(true); // in a SysV segment, to show the futex works there too
     let server = Server::start(&sb, &name, &[]);
-    let (w, mut out) = start_watch(&sb, &name, &["watch", "later", "--count", "2"]);
+    let (w, mut out, _) = start_watch(&sb, &name, &["watch", "later", "--count", "2"]);
     ok(&sb, &name, &["put", "later", "born"]);
     assert_eq!(out.next_line(WAIT).unwrap().as_deref(), Some("born"));
     ok(&sb, &name, &["del", "later"]);
@@ -81,11 +86,74 @@ fn sigint_ends_watch_and_gives_back_its_count() {
     let sb = Sandbox::new();
     let name = Name::new(false);
     let server = Server::start(&sb, &name, &[]);
-    let (w, _out) = start_watch(&sb, &name, &["watch", "k"]);
+    let (w, _out, _) = start_watch(&sb, &name, &["watch", "k"]);
     assert!(ok(&sb, &name, &["stats"]).contains("watchers 1\n"));
     w.signal(Signal::SIGINT).unwrap();
     let status = w.wait_timeout(WAIT).unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(ok(&sb, &name, &["stats"]).contains("watchers 0\n"));
     server.stop();
+}
+
+/// A database that goes away wakes its watchers, which exit 1 with a message naming it: its
+/// server stopped by `destroy`, and a dead server's leftover removed by `destroy`. Before,
+/// they slept for ever on a futex in a segment nobody could reach any more.
+#[test]
+fn watchers_exit_when_their_database_is_destroyed() {
+    for live in [true, false] {
+        let sb = Sandbox::new();
+        let name = Name::new(false);
+        let server = Server::start(&sb, &name, &[]);
+        if !live {
+            server.kill();
+        }
+        // Two watchers, asleep on the words of two home slots.
+        let watchers: Vec<_> = ["k", "other"]
+            .iter()
+            .map(|key| start_watch(&sb, &name, &["watch", key]))
+            .collect();
+        ok(&sb, &name, &["destroy"]);
+        for (w, _, mut err) in watchers {
+            let status = w.wait_timeout(WAIT).unwrap();
+            let rest = err.rest(WAIT).unwrap().join("\n");
+            assert_eq!(status.code(), Some(1), "live server {live}: {rest}");
+            assert_eq!(
+                rest,
+                format!(
+                    "shm-demo: {}: the database was removed (its server stopped, or shm-demo destroy)",
+                    name.name
+                )
+            );
+        }
+    }
+}
+
+/// The watchers count is kept by the kernel: each watcher holds a lock that goes with it, so
+/// one killed by SIGKILL or SIGHUP (which run no handler of ours) is not counted any more.
+/// Before, the count lived in the segment and only a SIGINT/SIGTERM handler gave it back.
+#[test]
+fn watchers_killed_by_any_signal_are_not_counted() {
+    for sysv in [false, true] {
+        let sb = Sandbox::new();
+        let name = Name::new(sysv);
+        let server = Server::start(&sb, &name, &[]);
+        let (a, _, _) = start_watch(&sb, &name, &["watch", "k"]);
+        let (b, _, _) = start_watch(&sb, &name, &["watch", "other"]);
+        let watchers = || {
+            let stats = ok(&sb, &name, &["stats"]);
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix("watchers "))
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(watchers(), "2", "sysv={sysv}");
+        a.signal(Signal::SIGKILL).unwrap();
+        a.wait_timeout(WAIT).unwrap();
+        assert_eq!(watchers(), "1", "sysv={sysv}: after SIGKILL");
+        b.signal(Signal::SIGHUP).unwrap();
+        b.wait_timeout(WAIT).unwrap();
+        assert_eq!(watchers(), "0", "sysv={sysv}: after SIGHUP");
+        server.stop();
+    }
 }

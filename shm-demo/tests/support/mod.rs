@@ -141,6 +141,43 @@ impl Server {
     }
 }
 
+/// The database's object in /dev/shm (POSIX only), opened by hand to read or damage it as
+/// another process of the user could.
+pub struct Tamper {
+    file: std::fs::File,
+}
+
+impl Tamper {
+    pub fn open(name: &Name) -> Tamper {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.shm_path())
+            .unwrap();
+        Tamper { file }
+    }
+
+    pub fn u32_at(&self, off: u64) -> u32 {
+        let mut b = [0; 4];
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut b, off).unwrap();
+        u32::from_le_bytes(b)
+    }
+
+    pub fn write_at(&self, bytes: &[u8], off: u64) {
+        std::os::unix::fs::FileExt::write_all_at(&self.file, bytes, off).unwrap();
+    }
+
+    /// The slot and the offset of the first live record. The layout of src/layout.rs: header
+    /// size at 12, slots at 24, record size at 36; a record's state at 12 of it (1: live).
+    pub fn live_record(&self) -> (u64, u64) {
+        let (header, record) = (u64::from(self.u32_at(12)), u64::from(self.u32_at(36)));
+        (0..u64::from(self.u32_at(24)))
+            .map(|slot| (slot, header + slot * record))
+            .find(|&(_, rec)| self.u32_at(rec + 12) == 1)
+            .expect("a live record")
+    }
+}
+
 /// True if the database's object still exists.
 pub fn exists(sb: &Sandbox, name: &Name) -> bool {
     if name.sysv {
@@ -159,11 +196,13 @@ pub fn stop_a_writer_inside(
     key: &str,
     value: &str,
 ) -> common::child::Supervised {
-    let child = testkit::spawn(&mut cmd(
-        sb,
-        name,
-        &["put", "--stop-in-critical-section", key, value],
-    ));
+    stop_inside(sb, name, &["put", "--stop-in-critical-section", key, value])
+}
+
+/// Start a writer role with the hidden `--stop-in-critical-section` hook among `args` and
+/// return once it is stopped there, holding the mutex.
+pub fn stop_inside(sb: &Sandbox, name: &Name, args: &[&str]) -> common::child::Supervised {
+    let child = testkit::spawn(&mut cmd(sb, name, args));
     let mut err = child.stderr_lines().unwrap();
     err.wait_for(|l| l.contains("stopping inside the critical section"), WAIT)
         .unwrap();
