@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use common::cleanup::{Object, Unlink};
+use common::pidfile::PidFile;
 use common::{Error, Result, say};
 use nix::errno::Errno;
 
@@ -118,6 +119,7 @@ pub fn unlink(arg: &QueueArg) -> Result<ExitCode> {
             }
         }
         drop(Unlink::path(crate::sysv::ids_file(&names.tasks)?));
+        remove_pid_file(&names)?;
         say!("{removed} queues removed (a killed worker's inbox: make clean-ipc)")?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -134,8 +136,21 @@ pub fn unlink(arg: &QueueArg) -> Result<ExitCode> {
         say!("removed {name}")?;
         removed += 1;
     }
+    remove_pid_file(&names)?;
     say!("{removed} queues removed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pid file a supervisor killed with -9 left in the runtime dir. Taking its lock proves
+/// that no supervisor holds it (`common::pidfile`), and dropping it removes it, only if the
+/// name still names the file we locked.
+fn remove_pid_file(names: &Names) -> Result<()> {
+    let path = names.pid_file()?;
+    if std::fs::symlink_metadata(&path).is_ok() {
+        drop(PidFile::create(&path)?);
+        say!("removed {}", path.display())?;
+    }
+    Ok(())
 }
 
 /// `NAME-w<pid>` and `NAME-r<pid>` queues listed in /dev/mqueue (empty if it is not mounted).

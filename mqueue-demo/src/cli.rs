@@ -197,6 +197,16 @@ fn stop_timeout(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("{text:?}: expected seconds from 0 to 86400"))
 }
 
+/// `submit --timeout`: seconds, 0 or more (a finite number: `nan` and `inf` are refused here,
+/// as a usage error, before anything looks for a supervisor).
+fn send_timeout(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| std::time::Duration::from_secs_f64(s.min(1e9)))
+        .ok_or_else(|| format!("{text:?}: expected seconds >= 0"))
+}
+
 /// Options of `worker`.
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
@@ -219,8 +229,8 @@ pub struct SubmitArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub priority: u32,
     /// Wait at most this many seconds for room in a full queue (mq_timedsend), then fail.
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<f64>,
+    #[arg(long, value_name = "SECONDS", value_parser = send_timeout)]
+    pub timeout: Option<std::time::Duration>,
     /// Wait for the tasks' results and print them; exit 1 if any task did not succeed.
     #[arg(long)]
     pub wait: bool,

@@ -82,15 +82,7 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
     // No supervisor: say so at once, rather than leave tasks in a queue nobody serves (or
     // block on a full one).
     let supervisor = names.supervisor()?;
-    let timeout = match args.timeout {
-        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
-        Some(s) => {
-            return Err(Error::Usage(format!(
-                "--timeout {s}: expected seconds >= 0"
-            )));
-        }
-        None => None,
-    };
+    let timeout = args.timeout;
     let finder = Finder::new(&names, args.queue.sysv)?;
     let queue = finder.open(Which::Tasks, Access::Write, args.wait)?;
     let pid = getpid();

@@ -123,6 +123,32 @@ fn no_supervisor_is_a_clear_error() {
     assert_no_queues(&q);
 }
 
+/// A --timeout that is not a number of seconds is a usage error (exit 2), said before anything
+/// looks for a supervisor: with none running, it is still the flag that is wrong.
+#[test]
+fn a_bad_timeout_is_a_usage_error_even_without_a_supervisor() {
+    let sb = Sandbox::new();
+    let q = queue();
+    for bad in ["nan", "inf", "-1", "soon"] {
+        let flag = format!("--timeout={bad}");
+        let out = run(&sb, &q, &["submit", &flag, "echo x"], b"");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--timeout {bad}: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("invalid value '{bad}' for '--timeout <SECONDS>'"))
+                && err.contains("expected seconds >= 0")
+                && !err.contains("no supervisor"),
+            "{err}"
+        );
+    }
+    assert_no_queues(&q);
+}
+
 #[test]
 fn bad_input_is_refused() {
     let sb = Sandbox::new();

@@ -299,14 +299,18 @@ fn unlink_removes_a_dead_supervisors_queues_and_refuses_a_live_one() {
     );
     kill(sup.child.pid(), Signal::SIGKILL).unwrap();
     sup.child.wait_timeout(WAIT).unwrap();
+    let pid_file = sb.runtime_dir().join(format!("{}.pid", &q[1..]));
+    assert!(pid_file.exists(), "the killed supervisor's pid file");
     let out = run(&sb, &q, &["unlink"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("4 queues removed"), "{text}");
     assert!(
-        stdout(&out).contains("4 queues removed"),
-        "{}",
-        stdout(&out)
+        text.contains(&format!("removed {}", pid_file.display())),
+        "{text}"
     );
     assert_no_queues(&q);
+    assert_eq!(sb.leftovers(), Vec::<String>::new(), "the pid file is gone");
 }
 
 #[test]
