@@ -107,6 +107,16 @@ impl Queue {
         }
     }
 
+    /// True if `msg`, as [`Queue::receive`] returned it, is longer than the queue's
+    /// `msgsize`: only a System V queue can hand out such a message (cut, see
+    /// [`SysvQ::receive`]); a POSIX queue refuses it at `mq_send`.
+    pub fn too_long(&self, msg: &[u8]) -> bool {
+        match self {
+            Queue::Posix(_) => false,
+            Queue::Sysv(q) => q.too_long(msg),
+        }
+    }
+
     /// Messages waiting now.
     pub fn depth(&self) -> Result<usize> {
         match self {

@@ -837,6 +837,13 @@ impl Supervisor {
                     }
                 };
                 self.activity = true;
+                if self.tasks.too_long(&self.buf) {
+                    let msgsize = self.tasks.msgsize();
+                    self.buf.truncate(msgsize);
+                    let why = format!("longer than the queue's {msgsize}-byte messages (cut)");
+                    self.malformed_task(Err(protocol::Malformed(why)), prio)?;
+                    continue;
+                }
                 match protocol::decode(&self.buf) {
                     Ok(Message::Task(task)) if task.attempt == 1 => {
                         self.counts.taken += 1;

@@ -239,14 +239,20 @@ impl SysvQ {
     /// `msgrcv` with type `-10`: the most urgent message first (see the module docs). Returns
     /// the priority. With `nowait`, an empty queue is `Err(ENOMSG)`, reported as EAGAIN so the
     /// callers treat both kinds of queue alike. A blocking receive returns EINTR on a signal.
+    ///
+    /// A message longer than `msgsize` comes back cut to `msgsize + 1` bytes, so the caller can
+    /// tell it was too long ([`SysvQ::too_long`]). Without `MSG_NOERROR`, msgrcv fails with
+    /// E2BIG on such a message (anyone may send up to `/proc/sys/kernel/msgmax` bytes) and
+    /// *leaves it at the head of the queue*, where every later msgrcv fails the same way: one
+    /// oversized message would stop the queue for good.
     pub fn receive(&self, out: &mut Vec<u8>, nowait: bool) -> nix::Result<u32> {
         let head = std::mem::size_of::<libc::c_long>();
-        out.resize(head + self.msgsize.max(1), 0);
-        let flags = if nowait { libc::IPC_NOWAIT } else { 0 };
-        // SAFETY: `out` has room for an mtype and `msgsize` bytes of text, which is the most
-        // msgrcv writes (longer messages fail with E2BIG instead of being cut: no MSG_NOERROR).
-        let rc =
-            unsafe { libc::msgrcv(self.id, out.as_mut_ptr().cast(), self.msgsize, -10, flags) };
+        let room = self.msgsize + 1;
+        out.resize(head + room, 0);
+        let flags = libc::MSG_NOERROR | if nowait { libc::IPC_NOWAIT } else { 0 };
+        // SAFETY: `out` has room for an mtype and `room` bytes of text, and msgrcv writes at
+        // most that (MSG_NOERROR cuts a longer message to `room` bytes).
+        let rc = unsafe { libc::msgrcv(self.id, out.as_mut_ptr().cast(), room, -10, flags) };
         match Errno::result(rc) {
             Ok(n) => {
                 let n = usize::try_from(n).unwrap_or(0);
@@ -255,7 +261,7 @@ impl SysvQ {
                 out.truncate(n);
                 let prio = u32::try_from(10 - ty.clamp(1, 10)).unwrap_or(0);
                 trace!(
-                    "msgrcv({}, type -10) -> {n} bytes, type {ty} (priority {prio})",
+                    "msgrcv({}, type -10, MSG_NOERROR) -> {n} bytes, type {ty} (priority {prio})",
                     self.name
                 );
                 Ok(prio)
@@ -266,6 +272,12 @@ impl SysvQ {
                 Err(e)
             }
         }
+    }
+
+    /// True if `msg`, as [`SysvQ::receive`] returned it, was longer than `msgsize` (and was
+    /// cut): not a message of ours.
+    pub fn too_long(&self, msg: &[u8]) -> bool {
+        msg.len() > self.msgsize
     }
 
     /// Remove the queue now.

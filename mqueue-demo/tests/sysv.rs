@@ -121,6 +121,45 @@ fn sysv_worker_killed_holding_a_task_loses_nothing() {
     );
 }
 
+/// A message longer than the queue's message size (anyone of ours may send up to msgmax
+/// bytes): msgrcv without MSG_NOERROR fails with E2BIG and leaves it at the head of the queue,
+/// so the supervisor could take nothing else. It is dead-lettered (cut), and the supervisor
+/// goes on serving.
+#[test]
+fn sysv_an_oversized_message_is_dead_lettered() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--sysv", "--workers", "1"]);
+    let ids = ids(&sb, &q);
+    let tasks: i32 = ids[0].parse().unwrap();
+    // struct msgbuf: the type (priority 0 travels as 10), then 1000 bytes; msgsize is 256.
+    let mut buf = nix::libc::c_long::to_ne_bytes(10).to_vec();
+    buf.extend_from_slice(&[b'T'; 1000]);
+    // SAFETY: `buf` holds an mtype followed by 1000 bytes of text, as msgsnd reads it.
+    let rc = unsafe { nix::libc::msgsnd(tasks, buf.as_ptr().cast(), 1000, 0) };
+    assert_eq!(rc, 0, "msgsnd: {}", std::io::Error::last_os_error());
+    let line = sup.wait_for(|l| l.contains("messages (cut)"));
+    assert!(
+        line.contains("longer than the queue's 256-byte messages")
+            && line.ends_with(&format!("(256 bytes) in {q}; moved to {q}-dead")),
+        "{line}"
+    );
+    let out = run(
+        &sb,
+        &q,
+        &["submit", "--sysv", "--wait", "echo still serving"],
+        b"",
+    );
+    assert!(stdout(&out).contains(" ok attempt=1 "), "{}", stderr(&out));
+    let status = stdout(&run(&sb, &q, &["status", "--sysv"], b""));
+    assert!(
+        status.contains(&format!("{q}-dead: 1 messages waiting (256 of ")),
+        "{status}"
+    );
+    let stopped = stop_and_check_removed(&sb, sup, &ids);
+    assert!(stopped.contains("1 malformed"), "{stopped}");
+}
+
 #[test]
 fn sysv_full_queue_fails_after_the_timeout() {
     let sb = Sandbox::new();
