@@ -1030,6 +1030,9 @@ impl Supervisor {
     /// stop by themselves once we are gone, see worker.rs).
     fn give_up_on_workers(&mut self) -> Result<()> {
         self.stop_deadline = None;
+        // Results first: a worker whose result already waits in NAME-done has finished, and
+        // its result must be delivered, not dropped as a duplicate of a task reported left.
+        self.drain_done()?;
         let mut left = Vec::new();
         for w in &mut self.workers {
             let task = w.holding.take().map(|h| {
@@ -1037,17 +1040,18 @@ impl Supervisor {
                 self.retries.push(h);
                 id
             });
-            let what = task.map_or_else(
-                || "not ready yet".to_owned(),
-                |id| format!("holding task {id}"),
-            );
+            let what = match (task, &w.inbox) {
+                (Some(id), _) => format!("holding task {id}"),
+                (None, None) => "not ready yet".to_owned(),
+                (None, Some(_)) => "holding nothing, told to stop".to_owned(),
+            };
             match &w.child {
                 Some(child) => {
                     // Our unreaped child (the pidfd has not said it exited), so the pid is its own.
                     let _ = child.signal(Signal::SIGKILL);
                     tell!(
                         self.out,
-                        "worker pid {} is still busy after the --stop-timeout of {:?} ({what}): killed",
+                        "worker pid {} has not exited after the --stop-timeout of {:?} ({what}): killed",
                         w.pid,
                         self.stop_timeout
                     )?;
@@ -1056,7 +1060,7 @@ impl Supervisor {
                     left.push(w.pid);
                     tell!(
                         self.out,
-                        "worker pid {} (started by hand) is still busy after the --stop-timeout of {:?} ({what}): not waited for",
+                        "worker pid {} (started by hand) has not exited after the --stop-timeout of {:?} ({what}): not waited for",
                         w.pid,
                         self.stop_timeout
                     )?;

@@ -4,6 +4,7 @@ mod support;
 
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::{Signal, kill};
+use support::tracer::Tracer;
 use support::*;
 
 #[test]
@@ -584,7 +585,7 @@ fn a_stop_ends_even_with_a_frozen_worker() {
     let id = task.split(' ').nth(4).unwrap().to_owned();
     let _frozen = testkit::freeze(pid);
     kill(sup.child.pid(), Signal::SIGTERM).unwrap();
-    let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {pid} is still busy")));
+    let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {pid} has not exited")));
     assert!(
         line.contains(&format!("(holding task {id}): killed")),
         "{line}"
@@ -595,6 +596,45 @@ fn a_stop_ends_even_with_a_frozen_worker() {
         "{stopped}"
     );
     assert_eq!(submitter.wait_timeout(WAIT).unwrap().code(), Some(1));
+    assert_no_queues(&q);
+}
+
+/// At --stop-timeout, a result already sent is delivered, not thrown away as the result of a
+/// task "left queued": the worker has finished, its result sits in NAME-done, and the
+/// supervisor gives up on its workers. Made certain with ptrace: the supervisor, told to stop,
+/// is held at the first thing it does once the stop has begun (writing its "stopping:" line,
+/// the moment its --stop-timeout of 0 is over), and its worker sends its result meanwhile.
+#[test]
+fn a_result_sent_before_the_stop_timeout_is_delivered() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--workers", "1", "--stop-timeout", "0"]);
+    let pid = sup.workers(1)[0];
+    let submitter = testkit::spawn(&mut mq(&sb, &q, &["submit", "--wait", "sleep 200"]));
+    let task = sup.wait_trace(|l| l.starts_with(&format!("[pid {pid} worker] task ")));
+    let id = task.split(' ').nth(4).unwrap().to_owned();
+    let frozen = testkit::freeze(pid);
+    let mut tracer = Tracer::seize(sup.child.pid());
+    kill(sup.child.pid(), Signal::SIGTERM).unwrap();
+    tracer.run_until("its \"stopping:\" line", |call, memory| {
+        call.nr == nix::libc::SYS_write
+            && call.ret.is_none()
+            && call.args[2] >= 9
+            && memory.peek(call.args[1], 9) == b"stopping:"
+    });
+    drop(frozen);
+    let sent = format!("[pid {pid} worker] mq_send({q}-done, ");
+    sup.wait_trace(|l| l.starts_with(&sent) && l.ends_with("-> ok"));
+    tracer.detach();
+    let stopped = sup.finish_unchecked();
+    assert!(stopped.contains(" 0 left queued"), "{stopped}");
+    let out = submitter.stdout_lines().unwrap().rest(WAIT).unwrap();
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with(&format!("{id} ok attempt=1 ")) && l.ends_with("slept 200 ms")),
+        "{out:?}"
+    );
+    assert!(submitter.wait_timeout(WAIT).unwrap().success());
     assert_no_queues(&q);
 }
 

@@ -2,6 +2,8 @@
 //! and stopped with its checks, and the leftover check.
 #![allow(dead_code)] // Each test file uses its own subset.
 
+pub mod tracer;
+
 use std::process::{Command, Output};
 use std::time::Duration;
 
