@@ -234,12 +234,21 @@ pub fn poll_timeout(
 }
 
 /// What removes a queue when its owner exits, whatever its kind.
-#[allow(dead_code)] // Held for its Drop.
 pub enum Guard {
     /// `mq_unlink` (or `unlink` of a file).
     Unlink(Unlink),
     /// `msgctl(IPC_RMID)`.
     Remove(Remove),
+}
+
+impl Guard {
+    /// Disarm the guard: the queue stays, and someone else removes it.
+    pub fn keep(self) {
+        match self {
+            Guard::Unlink(u) => drop(u.keep()),
+            Guard::Remove(r) => r.keep(),
+        }
+    }
 }
 
 /// Create a queue named after our own pid (a worker's inbox, a `submit --wait` reply queue),

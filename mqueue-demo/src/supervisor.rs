@@ -122,6 +122,23 @@ impl Worker {
     }
 }
 
+impl Drop for Worker {
+    /// A worker of ours that is dropped without being buried (the supervisor is leaving):
+    /// stop and reap it (Supervised's drop), then remove its inbox, which a System V worker
+    /// leaves to us while we live (see worker.rs). A worker started by hand is not waited for;
+    /// it removes its own inbox once it sees that we have gone.
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            drop(child);
+            if let Some(inbox) = self.inbox.take() {
+                if let Err(e) = inbox.remove() {
+                    eprintln!("warning: {e}");
+                }
+            }
+        }
+    }
+}
+
 /// Messages waiting for room in one queue.
 struct Outbox {
     mq: Queue,

@@ -61,10 +61,18 @@ impl Remove {
             id: q.id,
         }
     }
+
+    /// Disarm the guard: the queue stays, and someone else removes it.
+    pub fn keep(mut self) {
+        self.id = -1;
+    }
 }
 
 impl Drop for Remove {
     fn drop(&mut self) {
+        if self.id < 0 {
+            return;
+        }
         match rmid(self.id) {
             Ok(()) | Err(Errno::EINVAL | Errno::EIDRM) => {
                 trace!("msgctl({} = id {}, IPC_RMID)", self.name, self.id);

@@ -5,6 +5,7 @@ mod support;
 
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::{Signal, kill};
+use support::tracer::Tracer;
 use support::*;
 
 /// The ids the supervisor published: `msgsize=N tasks=ID results=ID dead=ID done=ID`.
@@ -158,6 +159,64 @@ fn sysv_an_oversized_message_is_dead_lettered() {
     );
     let stopped = stop_and_check_removed(&sb, sup, &ids);
     assert!(stopped.contains("1 malformed"), "{stopped}");
+}
+
+/// A worker that leaves cleanly (SIGTERM) just after its supervisor has sent it its next task
+/// must not cost that task an attempt. System V removal is immediate (IPC_RMID destroys the
+/// messages in the queue), so a worker that removed its own inbox on the way out took that
+/// task with it, and it came back as attempt 2. The worker leaves its inbox to the supervisor,
+/// which takes back what was never received (same attempt) and then removes it. Made certain
+/// with ptrace: the worker is held right after the msgsnd of its result until the supervisor
+/// has sent it the next task.
+#[test]
+fn sysv_a_worker_leaving_cleanly_costs_its_next_task_no_attempt() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--sysv", "--workers", "1"]);
+    let ids = ids(&sb, &q);
+    let worker = sup.workers(1)[0];
+    // The supervisor opens the worker's inbox by its id, from the hello.
+    let opened = sup.wait_trace(|l| l.contains(&format!("msgctl({q}-w{worker} = id ")));
+    let inbox = opened
+        .split("= id ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    let inbox = inbox.to_owned();
+    let mut submit = mq(
+        &sb,
+        &q,
+        &["submit", "--sysv", "--wait", "sleep 100", "echo second"],
+    );
+    let submitter = testkit::spawn(&mut submit);
+    sup.wait_trace(|l| l.starts_with(&format!("[pid {worker} worker] task ")));
+    let mut tracer = Tracer::seize(worker);
+    kill(worker, Signal::SIGTERM).unwrap();
+    tracer.run_until("the msgsnd of its result", |call, _| {
+        call.nr == nix::libc::SYS_msgsnd && call.ret == Some(0)
+    });
+    let handed = format!("msgsnd({q}-w{worker}, ");
+    sup.wait_trace(|l| l.contains(" supervisor] ") && l.contains(&handed) && l.ends_with("-> ok"));
+    tracer.detach();
+    let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {worker} ")));
+    assert!(
+        line.contains("exited with status 0 before it received task"),
+        "{line}"
+    );
+    let out = submitter.stdout_lines().unwrap().rest(WAIT).unwrap();
+    assert!(
+        out.iter()
+            .any(|l| l.contains(" ok attempt=1 ") && l.ends_with(" second")),
+        "{out:?}"
+    );
+    assert!(submitter.wait_timeout(WAIT).unwrap().success());
+    stop_and_check_removed(&sb, sup, &ids);
+    assert!(
+        ipcs().iter().all(|(_, id, _)| *id != inbox),
+        "the worker's inbox (id {inbox}) was left"
+    );
 }
 
 #[test]
