@@ -37,6 +37,7 @@ mod cli;
 mod demo;
 mod mq;
 mod names;
+mod outbox;
 mod protocol;
 mod queue;
 mod results;

@@ -74,7 +74,8 @@ pub const MAX_SLEEP_MS: u64 = 60_000;
 pub const MAX_FIB: u64 = 93;
 
 const TASK_HEADER: usize = 16;
-const RESULT_HEADER: usize = 28;
+/// The bytes of a result before its output: the smallest result there is.
+pub const RESULT_HEADER: usize = 28;
 const HELLO_LEN: usize = 12;
 
 /// What a task asks a worker to do.

@@ -34,7 +34,7 @@
 //! (those it holds for workers and retries); the queues and what is in them survive for the
 //! next supervisor.
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::BinaryHeap;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -51,6 +51,7 @@ use nix::unistd::Pid;
 use crate::cli::RunArgs;
 use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
+use crate::outbox::{Gone, Letter, Outboxes};
 use crate::protocol::{self, MAX_ATTEMPTS, Message, Status, Task, TaskResult};
 use crate::queue::{self, Guard, Queue};
 use crate::sysv::{self, Remove, SysvQ, Tick};
@@ -139,12 +140,6 @@ impl Drop for Worker {
     }
 }
 
-/// Messages waiting for room in one queue.
-struct Outbox {
-    mq: Queue,
-    waiting: VecDeque<(Vec<u8>, u32)>,
-}
-
 #[derive(Default)]
 struct Counts {
     taken: u64,
@@ -154,6 +149,8 @@ struct Counts {
     duplicates: u64,
     malformed: u64,
     deaths: u64,
+    /// Results dropped because their client's reply queue could not take them.
+    dropped: u64,
 }
 
 struct Supervisor {
@@ -167,8 +164,10 @@ struct Supervisor {
     tick: Tick,
     /// Something arrived in this round: look again soon (System V's timer).
     activity: bool,
-    /// Result queues (`NAME-results`, reply queues) and `NAME-dead`, by name.
-    outboxes: HashMap<String, Outbox>,
+    /// Result queues (`NAME-results`, reply queues) and `NAME-dead`.
+    outboxes: Outboxes,
+    /// What `outboxes` has sent or dropped since we last looked.
+    gone: Vec<Gone>,
     workers: Vec<Worker>,
     retries: BinaryHeap<Held>,
     /// Workers to start (our own K) and when.
@@ -209,16 +208,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     })?;
     let (queues, guards) = create_queues(&names, args, &mut out)?;
     let [tasks, results, dead, done] = queues;
-    let mut outboxes = HashMap::new();
-    for q in [results, dead] {
-        outboxes.insert(
-            q.name().to_owned(),
-            Outbox {
-                mq: q,
-                waiting: VecDeque::new(),
-            },
-        );
-    }
+    let outboxes = Outboxes::new(results, dead);
     // Every queue exists and is ours: from now on a `submit` succeeds (its tasks wait in NAME
     // until the workers are up). Say so, as every daemon of the workspace does
     // (common::lifecycle): `ready: pid N mqueue NAME` on stdout, READY=1 to a service manager.
@@ -255,6 +245,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         tick: Tick::new(),
         activity: false,
         outboxes,
+        gone: Vec::new(),
         workers: Vec::new(),
         retries: BinaryHeap::new(),
         to_start: vec![now; args.workers as usize],
@@ -283,7 +274,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     tell!(
         sup.out,
         "stopped ({sig}): took {} tasks, {} results, {} retried, {} dead-lettered, {} duplicates \
-         dropped, {} malformed, {} worker deaths; {left}; removed {}",
+         dropped, {} malformed, {} worker deaths, {} results dropped; {left}; removed {}",
         c.taken,
         c.results,
         c.retried,
@@ -291,6 +282,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         c.duplicates,
         c.malformed,
         c.deaths,
+        c.dropped,
         sup.names.all().join(", ")
     )?;
     sup.out.drain(None)?;
@@ -498,9 +490,11 @@ impl Supervisor {
                 if take {
                     fds.extend(self.tasks.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
                 }
-                for o in self.outboxes.values().filter(|o| !o.waiting.is_empty()) {
-                    fds.extend(o.mq.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
-                }
+                fds.extend(
+                    self.outboxes
+                        .poll_fds()
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLOUT)),
+                );
                 // Lines for a slow reader of our stdout: written when it takes them, never
                 // waited for in `write` (see common::out::Output).
                 fds.extend(
@@ -551,7 +545,7 @@ impl Supervisor {
     }
 
     fn undelivered(&self) -> usize {
-        self.outboxes.values().map(|o| o.waiting.len()).sum()
+        self.outboxes.waiting()
     }
 
     /// Start the workers whose time has come (our own K; never while stopping).
@@ -733,7 +727,7 @@ impl Supervisor {
             let msg = protocol::encode_task(&held.task, usize::MAX)
                 .map_err(|e| Error::msg(e.to_string()))?;
             let dead = self.names.dead.clone();
-            self.enqueue(&dead, msg, held.prio)?;
+            self.dead_letter(msg, held.prio, Some(held.task.id))?;
             tell!(
                 self.out,
                 "task {id} dead-lettered to {dead} after {MAX_ATTEMPTS} attempts: {}",
@@ -765,14 +759,19 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Send a result where the task asked (its reply queue) or to `NAME-results`.
+    /// Where a task's result goes: its reply queue if it names one of ours, else
+    /// `NAME-results`.
+    fn reply_queue<'a>(&self, task: &'a Task) -> Option<&'a str> {
+        let ours = self.names.is_reply(&task.reply) || (self.sysv && is_sysv_reply(&task.reply));
+        ours.then_some(task.reply.as_str())
+    }
+
+    /// Send a result where the task asked (its reply queue) or to `NAME-results`, sized for
+    /// the queue it goes to (see outbox.rs: a client's queue can only hurt its client).
     fn publish(&mut self, task: &Task, r: &TaskResult) -> Result<()> {
         self.counts.results += 1;
-        let dest = if task.reply.is_empty() {
-            self.names.results.clone()
-        } else if self.names.is_reply(&task.reply) || (self.sysv && is_sysv_reply(&task.reply)) {
-            task.reply.clone()
-        } else {
+        let reply = self.reply_queue(task).map(str::to_owned);
+        if reply.is_none() && !task.reply.is_empty() {
             tell!(
                 self.out,
                 "task {} names reply queue {:?}, not one of ours; result sent to {}",
@@ -780,56 +779,69 @@ impl Supervisor {
                 common::out::escape(task.reply.as_bytes()),
                 self.names.results
             )?;
-            self.names.results.clone()
-        };
-        let msgsize = self
-            .outboxes
-            .get(&dest)
-            .map_or(self.tasks.msgsize(), |o| o.mq.msgsize());
-        let msg = protocol::encode_result(r, msgsize);
-        self.enqueue(&dest, msg, 0)
-    }
-
-    /// Queue `msg` for `dest` and try to send what waits there. Never blocks: a full queue
-    /// keeps the message in memory until `poll` says there is room (POLLOUT).
-    fn enqueue(&mut self, dest: &str, msg: Vec<u8>, prio: u32) -> Result<()> {
-        if !self.outboxes.contains_key(dest) {
-            let opened = match dest.strip_prefix("sysv:").map(str::parse::<i32>) {
-                Some(Ok(id)) if self.sysv => {
-                    SysvQ::open(dest, id, self.tasks.msgsize()).map(Queue::Sysv)
-                }
-                _ => Mq::open(dest, Access::Write, true).map(Queue::Posix),
-            };
-            match opened {
-                Ok(mq) => {
-                    self.outboxes.insert(
-                        dest.to_owned(),
-                        Outbox {
-                            mq,
-                            waiting: VecDeque::new(),
-                        },
-                    );
-                }
-                Err(e) => {
-                    // The submitter that waited for it is gone (Ctrl-C); nobody can read it.
-                    tell!(self.out, "result for {dest} dropped: {e}")?;
-                    return Ok(());
-                }
+        }
+        let dest = reply.clone().unwrap_or_else(|| self.names.results.clone());
+        let posted = match self.outboxes.room(&dest) {
+            Ok(room) if room >= protocol::RESULT_HEADER => {
+                let letter = Letter {
+                    msg: protocol::encode_result(r, room),
+                    prio: 0,
+                    task: Some(task.id),
+                };
+                self.outboxes.post(&dest, letter, &mut self.gone)
             }
+            Ok(room) => {
+                self.gone.push(Gone {
+                    task: Some(task.id),
+                    dropped: Some(format!(
+                        "{dest} takes messages of at most {room} bytes, and a result needs {}",
+                        protocol::RESULT_HEADER
+                    )),
+                });
+                Ok(())
+            }
+            Err(why) => {
+                self.gone.push(Gone {
+                    task: Some(task.id),
+                    dropped: Some(why),
+                });
+                Ok(())
+            }
+        };
+        if let Some(reply) = &reply {
+            self.outboxes.release(reply);
         }
-        let outbox = self.outboxes.get_mut(dest).expect("inserted above");
-        outbox.waiting.push_back((msg, prio));
-        flush(outbox)
+        posted?;
+        self.settle()
     }
 
+    /// Put `msg` in `NAME-dead`, ours: the message size is the one it was made with.
+    fn dead_letter(&mut self, msg: Vec<u8>, prio: u32, task: Option<u64>) -> Result<()> {
+        let dead = self.names.dead.clone();
+        let letter = Letter { msg, prio, task };
+        self.outboxes.post(&dead, letter, &mut self.gone)?;
+        self.settle()
+    }
+
+    /// Send what waits for room, as far as each queue has it.
     fn flush_outboxes(&mut self) -> Result<()> {
-        for outbox in self.outboxes.values_mut() {
-            flush(outbox)?;
+        self.outboxes.flush(&mut self.gone)?;
+        self.settle()
+    }
+
+    /// Account for what the outboxes have sent or dropped: a dropped result is said and
+    /// counted.
+    fn settle(&mut self) -> Result<()> {
+        for gone in std::mem::take(&mut self.gone) {
+            let Some(why) = gone.dropped else { continue };
+            self.counts.dropped += 1;
+            let id = gone.task.map_or_else(|| "?".to_owned(), protocol::show_id);
+            tell!(
+                self.out,
+                "result for task {id} dropped: {}",
+                common::out::escape(why.as_bytes())
+            )?;
         }
-        // Reply queues are closed once emptied; the two fixed ones stay.
-        let keep = [self.names.results.clone(), self.names.dead.clone()];
-        self.outboxes
-            .retain(|name, o| !o.waiting.is_empty() || keep.contains(name));
         Ok(())
     }
 
@@ -865,6 +877,10 @@ impl Supervisor {
                     Ok(Message::Task(task)) if task.attempt == 1 => {
                         self.counts.taken += 1;
                         self.seq += 1;
+                        // Its reply queue stays open until its result is out (outbox.rs).
+                        if let Some(reply) = self.reply_queue(&task) {
+                            self.outboxes.expect(reply);
+                        }
                         Held {
                             task,
                             prio,
@@ -928,7 +944,7 @@ impl Supervisor {
         let raw = std::mem::take(&mut self.buf);
         let len = raw.len();
         let dead = self.names.dead.clone();
-        self.enqueue(&dead, raw, prio)?;
+        self.dead_letter(raw, prio, None)?;
         tell!(
             self.out,
             "{why} ({len} bytes) in {}; moved to {dead}",
@@ -1127,20 +1143,6 @@ impl Supervisor {
         }
         Ok(text)
     }
-}
-
-fn flush(outbox: &mut Outbox) -> Result<()> {
-    while let Some((msg, prio)) = outbox.waiting.front() {
-        match outbox.mq.send(msg, *prio) {
-            Ok(()) => {
-                outbox.waiting.pop_front();
-            }
-            Err(Errno::EAGAIN) => return Ok(()),
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys(outbox.mq.send_call(), outbox.mq.name(), e)),
-        }
-    }
-    Ok(())
 }
 
 fn describe(status: std::process::ExitStatus) -> String {
