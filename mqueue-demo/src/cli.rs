@@ -160,6 +160,8 @@ pub enum PathObject {
     Dead,
     /// NAME-done.
     Done,
+    /// The supervisor's record of who holds what (and its lock), NAME-held in /dev/shm.
+    Record,
     /// The supervisor's pid file.
     PidFile,
     /// The runtime dir.

@@ -40,6 +40,7 @@ mod names;
 mod outbox;
 mod protocol;
 mod queue;
+mod record;
 mod results;
 mod submit;
 mod supervisor;

@@ -34,6 +34,9 @@ pub struct Names {
     pub dead: String,
     /// `NAME-done`: workers to supervisor.
     pub done: String,
+    /// `NAME-held`: the supervisor's record of who holds what, and its lock (a POSIX shared
+    /// memory object, see record.rs).
+    pub record: String,
 }
 
 impl Names {
@@ -56,6 +59,7 @@ impl Names {
             results: format!("{base}-results"),
             dead: format!("{base}-dead"),
             done: format!("{base}-done"),
+            record: format!("{base}-held"),
         })
     }
 
@@ -87,15 +91,18 @@ impl Names {
         common::names::runtime_path(&format!("{}.pid", &self.tasks[1..]))
     }
 
-    /// The live supervisor's pid, or an error that says there is none and how to start one.
+    /// The live supervisor's pid, whatever its runtime dir: the holder of its record's lock
+    /// (record.rs). Or an error that says there is none and how to start one.
     pub fn supervisor(&self) -> Result<Pid> {
-        let path = self.pid_file()?;
-        common::pidfile::read(&path).map_err(|e| {
-            Error::msg(format!(
-                "no supervisor serves {} ({e}); start one with: mqueue-demo run --queue {}",
-                self.tasks, self.tasks
-            ))
-        })
+        let why = match crate::record::holder(self) {
+            Ok(Some(pid)) => return Ok(pid),
+            Ok(None) => format!("nobody holds the lock of {}", self.record),
+            Err(e) => e.to_string(),
+        };
+        Err(Error::msg(format!(
+            "no supervisor serves {} ({why}); start one with: mqueue-demo run --queue {}",
+            self.tasks, self.tasks
+        )))
     }
 }
 

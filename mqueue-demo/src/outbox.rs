@@ -47,6 +47,8 @@ pub struct Letter {
     pub prio: u32,
     /// The task it is about, if any (a malformed message is about none).
     pub task: Option<u64>,
+    /// Given back in [`Gone`] once the letter is out: the supervisor's record slot.
+    pub tag: Option<usize>,
 }
 
 /// A letter that is out of our hands: sent, or dropped with the reason.
@@ -54,6 +56,8 @@ pub struct Letter {
 pub struct Gone {
     /// The task it was about.
     pub task: Option<u64>,
+    /// The tag it was posted with.
+    pub tag: Option<usize>,
     /// Why it was dropped; None if it was sent.
     pub dropped: Option<String>,
 }
@@ -151,6 +155,7 @@ impl Outboxes {
         let Some(outbox) = self.boxes.get_mut(dest) else {
             gone.push(Gone {
                 task: letter.task,
+                tag: letter.tag,
                 dropped: Some(format!("{dest} is not open")),
             });
             return Ok(());
@@ -182,6 +187,7 @@ impl Outboxes {
                 Ok(()) => {
                     gone.push(Gone {
                         task: letter.task,
+                        tag: letter.tag,
                         dropped: None,
                     });
                     outbox.waiting.pop_front();
@@ -197,6 +203,7 @@ impl Outboxes {
                     let outbox = self.boxes.remove(dest).expect("found above");
                     gone.extend(outbox.waiting.into_iter().map(|l| Gone {
                         task: l.task,
+                        tag: l.tag,
                         dropped: Some(why.clone()),
                     }));
                     return Ok(());
@@ -261,6 +268,7 @@ mod tests {
             msg: msg.to_vec(),
             prio: 0,
             task: Some(task),
+            tag: None,
         };
         o.post(&name, letter(b"one", 1), &mut gone).unwrap();
         o.release(&name);

@@ -107,13 +107,13 @@ impl Queue {
         }
     }
 
-    /// True if `msg`, as [`Queue::receive`] returned it, is longer than the queue's
-    /// `msgsize`: only a System V queue can hand out such a message (cut, see
-    /// [`SysvQ::receive`]); a POSIX queue refuses it at `mq_send`.
-    pub fn too_long(&self, msg: &[u8]) -> bool {
+    /// True once the queue has been removed (`mq_unlink`: its name is gone, though our
+    /// descriptor keeps it alive, and `fstat` counts no link; System V: `IPC_RMID`). A
+    /// supervisor that stops removes its queues; one that is killed leaves them.
+    pub fn removed(&self) -> bool {
         match self {
-            Queue::Posix(_) => false,
-            Queue::Sysv(q) => q.too_long(msg),
+            Queue::Posix(q) => q.links().is_ok_and(|n| n == 0),
+            Queue::Sysv(q) => q.stat().is_err(),
         }
     }
 

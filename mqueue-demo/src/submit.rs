@@ -130,7 +130,9 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
             }
         }
         let (reply, _guard) = reply.expect("made above for --wait");
-        let all_ok = submit_and_wait(supervisor, &queue, &reply, ready, timeout, args.stamp)?;
+        let all_ok = submit_and_wait(
+            &names, supervisor, &queue, &reply, ready, timeout, args.stamp,
+        )?;
         return Ok(if all_ok && bad == 0 {
             ExitCode::SUCCESS
         } else {
@@ -210,7 +212,14 @@ fn create_reply(names: &Names, queue: &Queue) -> Result<(Queue, Guard)> {
 
 /// `--wait`: send and collect results at the same time (see the module docs). True if every
 /// task succeeded.
+///
+/// The supervisor may die meanwhile. Stopped for good, it has removed its queues: the results
+/// still missing will never come, and we say so. Killed, it has left them, and its record of
+/// what it held: the next supervisor gives those tasks out again, so we wait for it, and for
+/// our results; one that comes twice (sent just before the kill, and again after) is printed
+/// once.
 fn submit_and_wait(
+    names: &Names,
     supervisor: Pid,
     queue: &Queue,
     reply: &Queue,
@@ -219,8 +228,9 @@ fn submit_and_wait(
     stamp: bool,
 ) -> Result<bool> {
     let shutdown = Shutdown::install()?;
-    // Readable if the supervisor exits: then the results still missing will never come.
+    // Readable if the supervisor exits.
     let gone = pidfd_open(supervisor).ctx("pidfd_open", supervisor)?;
+    let mut watching = Some((supervisor, gone));
     let reply_name = reply.name().to_owned();
     let sysv = reply.fd().is_none();
     let mut tick = Tick::new();
@@ -285,18 +295,46 @@ fn submit_and_wait(
                 outstanding.len()
             )));
         }
-        if supervisor_gone {
-            return Err(Error::msg(format!(
-                "the supervisor (pid {supervisor}) stopped: {} tasks not sent, {} results will \
-                 not come",
-                pending.len(),
-                outstanding.len()
-            )));
+        // A supervisor that stopped for good removed its queues; a killed one left them.
+        if supervisor_gone || watching.is_none() {
+            let who = watching.take().map_or_else(
+                || "the supervisor".to_owned(),
+                |(pid, _)| format!("the supervisor (pid {pid})"),
+            );
+            if queue.removed() {
+                let how = if supervisor_gone {
+                    "stopped"
+                } else {
+                    "is gone, and its queues were removed"
+                };
+                return Err(Error::msg(format!(
+                    "{who} {how}: {} tasks not sent, {} results will not come",
+                    pending.len(),
+                    outstanding.len()
+                )));
+            }
+            if supervisor_gone {
+                eprintln!(
+                    "mqueue-demo: {who} of {} is gone (killed?); its queues and its record of the \
+                     tasks it held are kept: waiting for the next one to take them over \
+                     (mqueue-demo run --queue {}), or Ctrl-C",
+                    names.tasks, names.tasks
+                );
+            }
+            if let Ok((pid, gone)) = crate::record::watch(names) {
+                eprintln!(
+                    "mqueue-demo: supervisor pid {pid} took {} over; {} results to come",
+                    names.tasks,
+                    outstanding.len() + pending.len()
+                );
+                watching = Some((pid, gone));
+            }
         }
-        let mut fds = vec![
-            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-            PollFd::new(gone.as_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds = vec![PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        if let Some((_, gone)) = &watching {
+            fds.push(PollFd::new(gone.as_fd(), PollFlags::POLLIN));
+        }
+        let gone_at = watching.is_some().then_some(1);
         fds.extend(reply.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         if !pending.is_empty() {
             fds.extend(queue.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
@@ -305,14 +343,17 @@ fn submit_and_wait(
             (Some(since), Some(t)) if !pending.is_empty() => Some(since + t),
             _ => None,
         };
-        let wait = queue::poll_timeout(sysv, &mut tick, until);
+        // Without a supervisor, look for the next one on a timer (like a System V queue).
+        let wait = queue::poll_timeout(sysv || watching.is_none(), &mut tick, until);
         match poll(&mut fds, wait) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", queue.name(), e)),
         }
         // Checked after one more drain of the reply queue: the last results were sent before
         // the supervisor exited.
-        supervisor_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
+        supervisor_gone = gone_at
+            .and_then(|i| fds.get(i))
+            .is_some_and(|fd| fd.revents().is_some_and(|r| !r.is_empty()));
     }
 }
 

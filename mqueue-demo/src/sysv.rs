@@ -36,6 +36,11 @@ pub fn mtype(prio: u32) -> libc::c_long {
     10 - libc::c_long::from(prio.min(crate::protocol::MAX_PRIORITY))
 }
 
+/// The priority a message of type `mtype` carries (see [`mtype`]).
+pub fn priority(mtype: libc::c_long) -> u32 {
+    u32::try_from(10 - mtype.clamp(1, 10)).unwrap_or(0)
+}
+
 /// A System V message queue, by id. Not removed on drop: its owner holds a [`Remove`] guard.
 #[derive(Debug)]
 pub struct SysvQ {
@@ -249,7 +254,7 @@ impl SysvQ {
     /// callers treat both kinds of queue alike. A blocking receive returns EINTR on a signal.
     ///
     /// A message longer than `msgsize` comes back cut to `msgsize + 1` bytes, so the caller can
-    /// tell it was too long ([`SysvQ::too_long`]). Without `MSG_NOERROR`, msgrcv fails with
+    /// tell it was too long (its length is over `msgsize`). Without `MSG_NOERROR`, msgrcv fails with
     /// E2BIG on such a message (anyone may send up to `/proc/sys/kernel/msgmax` bytes) and
     /// *leaves it at the head of the queue*, where every later msgrcv fails the same way: one
     /// oversized message would stop the queue for good.
@@ -267,7 +272,7 @@ impl SysvQ {
                 let ty = libc::c_long::from_ne_bytes(out[..head].try_into().expect("c_long bytes"));
                 out.drain(..head);
                 out.truncate(n);
-                let prio = u32::try_from(10 - ty.clamp(1, 10)).unwrap_or(0);
+                let prio = priority(ty);
                 trace!(
                     "msgrcv({}, type -10, MSG_NOERROR) -> {n} bytes, type {ty} (priority {prio})",
                     self.name
@@ -282,10 +287,35 @@ impl SysvQ {
         }
     }
 
-    /// True if `msg`, as [`SysvQ::receive`] returned it, was longer than `msgsize` (and was
-    /// cut): not a message of ours.
-    pub fn too_long(&self, msg: &[u8]) -> bool {
-        msg.len() > self.msgsize
+    /// `msgrcv` without waiting, with `MSG_NOERROR` and type `-10` as [`SysvQ::receive`], into
+    /// memory we do not own as a Rust buffer: the supervisor's record, a shared mapping
+    /// (record.rs), where the kernel writes the message type and then the text within the call
+    /// that takes them off the queue. Returns the length of the text (at most `room`).
+    ///
+    /// # Safety
+    ///
+    /// `msgbuf` must be valid for writes of an aligned `long` followed by `room` bytes, for the
+    /// duration of the call, and no Rust reference may point into it.
+    pub unsafe fn receive_raw(&self, msgbuf: *mut u8, room: usize) -> nix::Result<usize> {
+        let flags = libc::MSG_NOERROR | libc::IPC_NOWAIT;
+        // SAFETY: the caller vouches for `msgbuf`: a long and `room` bytes; msgrcv writes at
+        // most that (MSG_NOERROR cuts a longer message).
+        let rc = unsafe { libc::msgrcv(self.id, msgbuf.cast(), room, -10, flags) };
+        match Errno::result(rc) {
+            Ok(n) => {
+                let n = usize::try_from(n).unwrap_or(0);
+                trace!(
+                    "msgrcv({}, type -10, MSG_NOERROR) -> {n} bytes, into the record",
+                    self.name
+                );
+                Ok(n)
+            }
+            Err(Errno::ENOMSG) => Err(Errno::EAGAIN),
+            Err(e) => {
+                trace!("msgrcv({}) -> {e}", self.name);
+                Err(e)
+            }
+        }
     }
 
     /// Remove the queue now.

@@ -9,7 +9,7 @@
 //! leaves the task either in its inbox or in the supervisor's record, and the supervisor,
 //! which learns of the death from a pidfd, gives it to another worker.
 //!
-//! Start-up: find the live supervisor (its pid file's lock) and open a pidfd on it, open
+//! Start-up: find the live supervisor (its record's lock) and open a pidfd on it, open
 //! `NAME-done` (no supervisor: a clear error, nothing created), create the inbox
 //! `O_CREAT|O_EXCL` 0600, send a hello, then wait in `poll` on the inbox, the SIGTERM/SIGINT
 //! pipe and the supervisor's pidfd. A supervisor that dies (kill -9) takes its record of this
@@ -29,7 +29,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 
 use common::cleanup::Shutdown;
-use common::{Context, Error, Result, say, trace};
+use common::{Error, Result, say, trace};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{Pid, getpid};
@@ -39,7 +39,6 @@ use crate::mq::Access;
 use crate::names::Names;
 use crate::protocol::{self, Message, Status, TaskResult};
 use crate::queue::{self, Finder, Queue, Which};
-use crate::supervisor::pidfd_open;
 use crate::sysv::Tick;
 use crate::tasks;
 
@@ -52,8 +51,8 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let names = Names::new(&args.queue.name)?;
     let pid = getpid();
-    // A live supervisor holds its pid file's lock; queues left by a killed one do not count.
-    let (supervisor, gone) = watch_supervisor(&names)?;
+    // A live supervisor holds its record's lock; queues left by a killed one do not count.
+    let (supervisor, gone) = crate::record::watch(&names)?;
     let finder = Finder::new(&names, args.queue.sysv)?;
     let done = finder.open(Which::Done, Access::Write, true)?;
     let inbox_name = names.inbox(pid);
@@ -223,21 +222,6 @@ impl Watch<'_> {
         let mut fds = [PollFd::new(self.gone.as_fd(), PollFlags::POLLIN)];
         matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
     }
-}
-
-/// The live supervisor's pid and a pidfd that becomes readable when it exits. The pid comes
-/// from the pid file, and a pid can be recycled, so the lock is checked again *after*
-/// `pidfd_open`: still held by the same pid, the pidfd is the supervisor's.
-fn watch_supervisor(names: &Names) -> Result<(Pid, OwnedFd)> {
-    let pid = names.supervisor()?;
-    let gone = pidfd_open(pid).ctx("pidfd_open", format!("the supervisor (pid {pid})"))?;
-    if names.supervisor()? != pid {
-        return Err(Error::msg(format!(
-            "the supervisor (pid {pid}) of {} was replaced while this worker started",
-            names.tasks
-        )));
-    }
-    Ok((pid, gone))
 }
 
 /// Send on a non-blocking queue, waiting in `poll` while it is full. The supervisor always

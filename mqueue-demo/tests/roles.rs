@@ -393,6 +393,47 @@ fn a_second_supervisor_is_refused() {
     sup.stop();
 }
 
+/// POSIX queue names are machine-wide, so the live supervisor is found through its record's
+/// lock (`NAME-held` in /dev/shm), not through a pid file in one runtime dir: a second
+/// supervisor started with another runtime dir, or with XDG_RUNTIME_DIR unset, is refused and
+/// told the live one's pid (it used to take the live one's queues over, and both dropped each
+/// other's results); `unlink` from there is refused the same way (it used to remove them); a
+/// producer from there reaches the live supervisor.
+#[test]
+fn a_supervisor_is_found_from_any_runtime_dir() {
+    let sb = Sandbox::new();
+    let other = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "1"]);
+    let pid = sup.child.pid();
+    let elsewhere = |args: &[&str], unset: bool| {
+        let mut cmd = mq(&other, &q, args);
+        if unset {
+            cmd.env_remove("XDG_RUNTIME_DIR");
+        }
+        testkit::run(&mut cmd, b"")
+    };
+    for unset in [false, true] {
+        let out = elsewhere(&["run", "--workers", "0", "--msgsize", "256"], unset);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let want = format!("a supervisor (pid {pid}) already serves {q}; refusing");
+        assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+        let out = elsewhere(&["unlink"], unset);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let want = format!("a supervisor (pid {pid}) serves {q}; stop it");
+        assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+    }
+    let out = elsewhere(&["submit", "--wait", "echo from elsewhere"], false);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains(" ok attempt=1 ") && text.trim_end().ends_with(" from elsewhere"),
+        "{text}"
+    );
+    assert_eq!(other.leftovers(), Vec::<String>::new());
+    sup.stop();
+}
+
 /// A worker started by hand, whose supervisor is then killed with -9: no supervisor will ever
 /// send to its inbox again (the next one knows nothing of it), so it stops at once, says why,
 /// and removes its inbox.
@@ -662,7 +703,9 @@ fn path_names_the_supervisors_objects() {
     let names: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
     assert_eq!(
         names,
-        ["tasks", "results", "dead", "done", "pid-file", "dir"]
+        [
+            "tasks", "results", "dead", "done", "record", "pid-file", "dir"
+        ]
     );
     assert!(text.contains(&format!("tasks /dev/mqueue{q}\n")), "{text}");
     let sup = Supervisor::start(&sb, &q, &["--workers", "0"]);

@@ -123,8 +123,13 @@ impl Supervisor {
 }
 
 /// No queue whose name starts with `queue` exists: checked in /dev/mqueue when it is mounted,
-/// else by opening each name the supervisor creates.
+/// else by opening each name the supervisor creates; nor the supervisor's record in /dev/shm.
 pub fn assert_no_queues(queue: &str) {
+    let record = format!("/dev/shm{queue}-held");
+    assert!(
+        std::fs::symlink_metadata(&record).is_err(),
+        "{record} was left behind"
+    );
     if let Ok(dir) = std::fs::read_dir("/dev/mqueue") {
         let left: Vec<String> = dir
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
