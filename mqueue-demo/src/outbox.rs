@@ -25,12 +25,20 @@
 //! Each `submit --wait` makes its own queue, and removes it when it exits; an open descriptor
 //! would keep the removed queue alive, and its memory charged to the user's RLIMIT_MSGQUEUE,
 //! until it is closed (mq_overview(7)): after a few dozen clients, no new queue could be made
-//! by that user. So a reply queue is opened when its first result is sent, and closed as soon
-//! as nothing waits for it and the supervisor holds no other task whose result goes there
-//! ([`Outboxes::expect`], [`Outboxes::release`]).
+//! by that user. So a reply queue is opened when its first result is sent, and closed once
+//! nothing waits for it and the supervisor holds no other task whose result goes there
+//! ([`Outboxes::expect`], [`Outboxes::release`]) — not at once, but after [`IDLE`], or sooner
+//! when more than [`MAX_IDLE`] are idle ([`Outboxes::close_idle`]): a client whose tasks go
+//! through one worker leaves its queue unused between every two results, and opening it again
+//! for each one (mq_open, fstat, mq_getattr, close) would cost more than the task.
+//!
+//! A queue kept open is checked before each result (one `fstat`: still linked?): a client that
+//! has exited removed its queue, and a new client that happens to get its pid makes a new one
+//! under the same name; results go to the queue the name names now.
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
 
 use common::{Error, Result};
 use nix::errno::Errno;
@@ -62,11 +70,18 @@ pub struct Gone {
     pub dropped: Option<String>,
 }
 
+/// How long a reply queue stays open once nothing needs it.
+pub const IDLE: Duration = Duration::from_millis(500);
+/// How many unneeded reply queues stay open at most.
+pub const MAX_IDLE: usize = 8;
+
 struct Outbox {
     queue: Queue,
     /// The largest message that can ever go in.
     room: usize,
     waiting: VecDeque<Letter>,
+    /// Since when nothing needs it (a reply queue): closed at [`IDLE`] after.
+    idle_since: Option<Instant>,
 }
 
 /// The supervisor's outgoing queues.
@@ -92,6 +107,7 @@ impl Outboxes {
                     room: queue.msgsize(),
                     queue,
                     waiting: VecDeque::new(),
+                    idle_since: None,
                 };
                 (outbox.queue.name().to_owned(), outbox)
             })
@@ -122,10 +138,23 @@ impl Outboxes {
     }
 
     /// The largest message that `dest` can take, opening it if it is a reply queue not yet
-    /// open (`sysv:<id>` for System V); the error says why nothing can go there.
-    pub fn room(&mut self, dest: &str) -> std::result::Result<usize, String> {
-        if let Some(outbox) = self.boxes.get(dest) {
-            return Ok(outbox.room);
+    /// open (`sysv:<id>` for System V); the error says why nothing can go there. A reply queue
+    /// kept open that has been removed since is let go (what waited for it comes back in
+    /// `gone`, dropped) and `dest` opened again.
+    pub fn room(&mut self, dest: &str, gone: &mut Vec<Gone>) -> std::result::Result<usize, String> {
+        let fixed = self.fixed.iter().any(|f| f == dest);
+        if let Some(outbox) = self.boxes.get_mut(dest) {
+            if fixed || !outbox.queue.removed() {
+                outbox.idle_since = None;
+                return Ok(outbox.room);
+            }
+            let outbox = self.boxes.remove(dest).expect("found above");
+            let why = format!("{dest}: removed by its client");
+            gone.extend(outbox.waiting.into_iter().map(|l| Gone {
+                task: l.task,
+                tag: l.tag,
+                dropped: Some(why.clone()),
+            }));
         }
         let opened = match dest.strip_prefix("sysv:").map(str::parse::<i32>) {
             Some(Ok(id)) => SysvQ::open(dest, id, self.msgsize).and_then(|q| {
@@ -144,6 +173,7 @@ impl Outboxes {
             queue,
             room,
             waiting: VecDeque::new(),
+            idle_since: None,
         };
         self.boxes.insert(dest.to_owned(), outbox);
         Ok(room)
@@ -214,14 +244,38 @@ impl Outboxes {
         Ok(())
     }
 
-    /// Close a reply queue that nothing waits for and no task in our hands will answer to.
+    /// A reply queue that nothing waits for and no task in our hands will answer to is idle
+    /// from now: closed after [`IDLE`] ([`Outboxes::close_idle`]).
     fn tidy(&mut self, dest: &str) {
-        let unused = !self.users.contains_key(dest)
-            && !self.fixed.iter().any(|f| f == dest)
-            && self.boxes.get(dest).is_some_and(|o| o.waiting.is_empty());
-        if unused {
-            self.boxes.remove(dest);
+        let unused = !self.users.contains_key(dest) && !self.fixed.iter().any(|f| f == dest);
+        if let Some(outbox) = self.boxes.get_mut(dest).filter(|o| o.waiting.is_empty()) {
+            if unused && outbox.idle_since.is_none() {
+                outbox.idle_since = Some(Instant::now());
+                self.close_idle(Instant::now());
+            }
         }
+    }
+
+    /// Close the reply queues idle for [`IDLE`], and the oldest idle ones beyond
+    /// [`MAX_IDLE`]. Returns when the next one is due, for the supervisor's `poll`.
+    pub fn close_idle(&mut self, now: Instant) -> Option<Instant> {
+        let mut idle: Vec<(Instant, String)> = self
+            .boxes
+            .iter()
+            .filter_map(|(name, o)| o.idle_since.map(|t| (t, name.clone())))
+            .collect();
+        idle.sort();
+        let extra = idle.len().saturating_sub(MAX_IDLE);
+        let mut next = None;
+        for (i, (since, name)) in idle.into_iter().enumerate() {
+            if i < extra || now.saturating_duration_since(since) >= IDLE {
+                self.boxes.remove(&name);
+            } else {
+                let due = since + IDLE;
+                next = Some(next.map_or(due, |n: Instant| n.min(due)));
+            }
+        }
+        next
     }
 
     /// Messages waiting for room, in all queues.
@@ -254,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_queue_is_open_only_while_a_task_answers_to_it() {
+    fn a_reply_queue_is_closed_once_no_task_answers_to_it() {
         let (results, _g1) = make("ob-results", 64);
         let (dead, _g2) = make("ob-dead", 64);
         let (reply, _g3) = make("ob-reply", 32);
@@ -263,7 +317,11 @@ mod tests {
         let mut gone = Vec::new();
         o.expect(&name);
         o.expect(&name);
-        assert_eq!(o.room(&name), Ok(32), "sized for the client's queue");
+        assert_eq!(
+            o.room(&name, &mut gone),
+            Ok(32),
+            "sized for the client's queue"
+        );
         let letter = |msg: &[u8], task| Letter {
             msg: msg.to_vec(),
             prio: 0,
@@ -275,7 +333,10 @@ mod tests {
         assert_eq!(o.boxes.len(), 3, "another task still answers to it");
         o.post(&name, letter(b"two", 2), &mut gone).unwrap();
         o.release(&name);
-        assert_eq!(o.boxes.len(), 2, "closed once its last result is out");
+        assert_eq!(o.boxes.len(), 3, "kept a moment for the client's next task");
+        assert!(o.close_idle(Instant::now()).is_some());
+        assert_eq!(o.close_idle(Instant::now() + IDLE), None);
+        assert_eq!(o.boxes.len(), 2, "closed once idle for IDLE");
         let tags: Vec<_> = gone.iter().map(|g| (g.task, g.dropped.is_none())).collect();
         assert_eq!(tags, [(Some(1), true), (Some(2), true)]);
         let mut buf = Vec::new();
@@ -289,7 +350,41 @@ mod tests {
         let (dead, _g2) = make("ob-dead", 64);
         let mut o = Outboxes::new(results, dead);
         let missing = common::names::posix_name(&common::names::unique("ob-gone-r1"));
-        let why = o.room(&missing).unwrap_err();
+        let why = o.room(&missing, &mut Vec::new()).unwrap_err();
         assert!(why.contains("No such file or directory"), "{why}");
+    }
+
+    /// A reply queue kept open whose client has gone, and whose name now names a new client's
+    /// queue (a pid used again): results go to the new one.
+    #[test]
+    fn a_reply_queue_kept_open_is_opened_again_when_its_name_names_another() {
+        let (results, _g1) = make("ob-results", 64);
+        let (dead, _g2) = make("ob-dead", 64);
+        let (old, guard) = make("ob-reply", 32);
+        let name = old.name().to_owned();
+        let mut o = Outboxes::new(results, dead);
+        let mut gone = Vec::new();
+        assert_eq!(o.room(&name, &mut gone), Ok(32));
+        drop(guard);
+        drop(old);
+        let Ok(Created::New(new)) = Mq::create(&name, 2, 48, Access::ReadWrite) else {
+            panic!("mq_open {name}")
+        };
+        let _g3 = Unlink::new(Object::Mqueue(name.clone()));
+        assert_eq!(
+            o.room(&name, &mut gone),
+            Ok(48),
+            "the queue the name names now"
+        );
+        let letter = Letter {
+            msg: b"to the new one".to_vec(),
+            prio: 0,
+            task: Some(7),
+            tag: None,
+        };
+        o.post(&name, letter, &mut gone).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(Queue::Posix(new).receive(&mut buf), Ok(0));
+        assert_eq!(buf, b"to the new one");
     }
 }

@@ -523,6 +523,9 @@ impl Supervisor {
                 .min()
                 .copied()
                 .filter(|_| !self.stopping);
+            // Reply queues nothing needs any more are closed on time, even when nothing else
+            // happens (see outbox.rs).
+            let close = self.outboxes.close_idle(Instant::now());
             // A full record (results waiting for readers hold their slots) takes no new
             // task: back-pressure instead of unbounded memory.
             let take = !self.stopping
@@ -565,7 +568,10 @@ impl Supervisor {
                 if let Some((_, fd)) = self.parent.as_ref().filter(|_| !self.stopping) {
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 }
-                let wake = next_start.or(self.stop_deadline);
+                let wake = [next_start, self.stop_deadline, close]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 let timeout = queue::poll_timeout(self.sysv, &mut self.tick, wake);
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
@@ -926,7 +932,7 @@ impl Supervisor {
             )?;
         }
         let dest = reply.clone().unwrap_or_else(|| self.names.results.clone());
-        let posted = match self.outboxes.room(&dest) {
+        let posted = match self.outboxes.room(&dest, &mut self.gone) {
             Ok(room) if room >= protocol::RESULT_HEADER => {
                 let letter = Letter {
                     msg: protocol::encode_result(r, room),
