@@ -525,7 +525,7 @@ impl Supervisor {
                 .filter(|_| !self.stopping);
             // Reply queues nothing needs any more are closed on time, even when nothing else
             // happens (see outbox.rs).
-            let close = self.outboxes.close_idle(Instant::now());
+            let close = self.outboxes.close_idle(None);
             // A full record (results waiting for readers hold their slots) takes no new
             // task: back-pressure instead of unbounded memory.
             let take = !self.stopping
