@@ -721,17 +721,26 @@ fn locked_by(fd: &OwnedFd, name: &str) -> Result<Option<Pid>> {
     Ok(held.then(|| Pid::from_raw(l.l_pid)))
 }
 
+/// The record at `name`, opened with `flags` and checked to be ours; None if there is none.
+fn open_existing(name: &str, flags: OFlag) -> Result<Option<(OwnedFd, libc::stat)>> {
+    let fd = match shm_open(name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(Error::sys("shm_open", name, e)),
+    };
+    let st = fstat(&fd).ctx("fstat", name)?;
+    check_ours(name, &st)?;
+    Ok(Some((fd, st)))
+}
+
 /// The pid of the supervisor that serves `names` now, whatever its runtime dir: the holder
 /// of its record's lock. None if there is no record, or nobody holds it (its supervisor was
 /// killed).
 pub fn holder(names: &Names) -> Result<Option<Pid>> {
     let name = &names.record;
-    let fd = match shm_open(name.as_str(), OFlag::O_RDONLY, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(Error::sys("shm_open", name, e)),
+    let Some((fd, _)) = open_existing(name, OFlag::O_RDONLY)? else {
+        return Ok(None);
     };
-    check_ours(name, &fstat(&fd).ctx("fstat", name)?)?;
     let pid = locked_by(&fd, name)?;
     trace!(
         "fcntl({name}, F_GETLK) -> {}",
@@ -760,13 +769,9 @@ pub fn watch(names: &Names) -> Result<(Pid, OwnedFd)> {
 /// `pread`, a copy, so that a supervisor writing it meanwhile disturbs nothing but the figures.
 pub fn census_of(names: &Names) -> Result<Option<(usize, usize)>> {
     let name = &names.record;
-    let fd = match shm_open(name.as_str(), OFlag::O_RDONLY, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(Error::sys("shm_open", name, e)),
+    let Some((fd, st)) = open_existing(name, OFlag::O_RDONLY)? else {
+        return Ok(None);
     };
-    let st = fstat(&fd).ctx("fstat", name)?;
-    check_ours(name, &st)?;
     let bytes = read_all(&fd, &st, name)?;
     Ok(Geometry::read(&bytes)
         .filter(|geo| geo.len() == bytes.len())
@@ -799,13 +804,9 @@ impl Leftover {
     /// supervisor holds it.
     pub fn claim(names: &Names) -> Result<Option<Leftover>> {
         let name = &names.record;
-        let fd = match shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(Error::sys("shm_open", name, e)),
+        let Some((fd, st)) = open_existing(name, OFlag::O_RDWR)? else {
+            return Ok(None);
         };
-        let st = fstat(&fd).ctx("fstat", name)?;
-        check_ours(name, &st)?;
         if let Some(pid) = lock(&fd, name)? {
             return Err(Error::msg(format!(
                 "a supervisor (pid {pid}) serves {}; stop it (kill {pid}) and it removes its \

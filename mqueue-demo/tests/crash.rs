@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::cleanup::{Object, Unlink};
@@ -283,7 +282,7 @@ fn two_thousand_tasks_survive_a_supervisor_killed_every_300ms() {
                 break;
             }
             if !worker_killed && born.elapsed() >= KILL_EVERY / 2 {
-                if let Some(&victim) = workers_of(sup.child.pid()).first() {
+                if let Some(&victim) = children(sup.child.pid()).first() {
                     if kill(victim, Signal::SIGKILL).is_ok() {
                         worker_kills += 1;
                     }
@@ -308,26 +307,8 @@ fn two_thousand_tasks_survive_a_supervisor_killed_every_300ms() {
     for (child, mut lines, feeder) in producers {
         feeder.join().unwrap().unwrap();
         lines.rest(WAIT).unwrap();
-        let seen = lines.seen();
         let status = child.wait_timeout(WAIT).unwrap();
-        let ids: Vec<&str> = seen
-            .iter()
-            .filter(|l| !l.contains(' '))
-            .map(String::as_str)
-            .collect();
-        assert_eq!(ids.len(), PER_PRODUCER, "ids printed");
-        let mut results: HashMap<&str, Vec<&str>> = HashMap::new();
-        for l in seen.iter().filter(|l| l.contains(' ')) {
-            let (id, rest) = l.split_once(' ').unwrap();
-            results.entry(id).or_default().push(rest);
-        }
-        for id in &ids {
-            match results.get(id).map(Vec::as_slice) {
-                Some([r]) => assert!(r.starts_with("ok attempt="), "{id}: {r}"),
-                other => panic!("task {id}: {other:?}"),
-            }
-        }
-        assert_eq!(results.len(), PER_PRODUCER, "a result for an id not sent");
+        assert_each_id_once(lines.seen(), PER_PRODUCER);
         let err = child.stderr_lines().unwrap().rest(WAIT).unwrap().join("\n");
         assert!(status.success(), "{status:?}: {err}");
     }
@@ -344,15 +325,5 @@ fn sysv_queues_used_by(pid: Pid) -> Vec<String> {
         .lines()
         .filter(|l| l.split_whitespace().skip(2).any(|f| f == pid))
         .map(str::to_owned)
-        .collect()
-}
-
-/// The workers of supervisor `pid` now (its children, from /proc).
-fn workers_of(pid: Pid) -> Vec<Pid> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .map(Pid::from_raw)
         .collect()
 }

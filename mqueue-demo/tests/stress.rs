@@ -2,28 +2,16 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use support::*;
 
 const TASKS: usize = 10_000;
 const WORKERS: &str = "8";
 /// The kill cadence is the scenario itself, not a synchronisation: the only sleep here.
 const KILL_EVERY: Duration = Duration::from_millis(200);
-
-/// The supervisor's children right now (its workers), from /proc.
-fn children(pid: Pid) -> Vec<Pid> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .map(Pid::from_raw)
-        .collect()
-}
 
 #[test]
 fn ten_thousand_tasks_survive_a_kill_every_200ms() {
@@ -73,28 +61,7 @@ fn ten_thousand_tasks_survive_a_kill_every_200ms() {
     assert!(producer.wait_timeout(WAIT).unwrap().success());
     let lines = collector.join().unwrap();
 
-    let ids: Vec<&str> = lines
-        .iter()
-        .filter(|l| !l.contains(' '))
-        .map(String::as_str)
-        .collect();
-    assert_eq!(ids.len(), TASKS, "ids printed");
-    let mut results: HashMap<&str, Vec<&str>> = HashMap::new();
-    for l in lines.iter().filter(|l| l.contains(' ')) {
-        let (id, rest) = l.split_once(' ').unwrap();
-        results.entry(id).or_default().push(rest);
-    }
-    for id in &ids {
-        match results.get(id).map(Vec::as_slice) {
-            Some([r]) => assert!(r.starts_with("ok attempt="), "{id}: {r}"),
-            other => panic!("task {id}: {other:?}"),
-        }
-    }
-    assert_eq!(
-        results.len(),
-        TASKS,
-        "no result for an id that was not sent"
-    );
+    assert_each_id_once(&lines, TASKS);
     let stopped = sup.stop();
     assert!(
         stopped.contains("0 left queued") && stopped.contains("0 dead-lettered"),

@@ -288,3 +288,37 @@ pub fn receive_within(mqd: &nix::mqueue::MqdT) -> Vec<u8> {
         }
     }
 }
+
+/// The output of `submit --wait`: an id per task sent (a line without a space) and a result
+/// per task (`ID ok attempt=...`). Every one of the `n` ids has exactly one result, ok, and no
+/// result is for an id not sent.
+pub fn assert_each_id_once(lines: &[String], n: usize) {
+    let ids: Vec<&str> = lines
+        .iter()
+        .filter(|l| !l.contains(' '))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(ids.len(), n, "ids printed");
+    let mut results: std::collections::HashMap<&str, Vec<&str>> = Default::default();
+    for l in lines.iter().filter(|l| l.contains(' ')) {
+        let (id, rest) = l.split_once(' ').unwrap();
+        results.entry(id).or_default().push(rest);
+    }
+    for id in &ids {
+        match results.get(id).map(Vec::as_slice) {
+            Some([r]) => assert!(r.starts_with("ok attempt="), "{id}: {r}"),
+            other => panic!("task {id}: {other:?}"),
+        }
+    }
+    assert_eq!(results.len(), n, "a result for an id not sent");
+}
+
+/// The children of `pid` right now (a supervisor's: its workers), from /proc.
+pub fn children(pid: Pid) -> Vec<Pid> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(Pid::from_raw)
+        .collect()
+}
