@@ -62,9 +62,10 @@ use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 
+use common::lock::Holder;
 use common::{Context, Error, Result, trace};
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::OFlag;
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
 use nix::sys::stat::{Mode, fstat};
 use nix::unistd::{Pid, Uid};
@@ -686,21 +687,12 @@ fn check_ours(name: &str, st: &libc::stat) -> Result<()> {
     Ok(())
 }
 
-/// A write lock on the whole file, as `fcntl` describes one.
-fn whole_file(kind: libc::c_int) -> libc::flock {
-    // SAFETY: flock is a plain C struct; all-zero bytes are a valid value (SEEK_SET from
-    // offset 0, length 0: to the end, however far the file grows), then the type is set.
-    let mut l: libc::flock = unsafe { std::mem::zeroed() };
-    l.l_type = libc::c_short::try_from(kind).unwrap_or(0);
-    l.l_whence = libc::c_short::try_from(libc::SEEK_SET).unwrap_or(0);
-    l
-}
-
-/// Take the write lock on `fd`: None if taken, Some(pid) of the process that holds it.
+/// Take the write lock on `fd` (`common::lock`): None if taken, Some(pid) of the process that
+/// holds it.
 fn lock(fd: &OwnedFd, name: &str) -> Result<Option<Pid>> {
     loop {
-        match fcntl(fd.as_fd(), FcntlArg::F_SETLK(&whole_file(libc::F_WRLCK))) {
-            Ok(_) => return Ok(None),
+        match common::lock::lock_whole(fd.as_fd(), false) {
+            Ok(()) => return Ok(None),
             Err(Errno::EAGAIN | Errno::EACCES) => {
                 if let Some(pid) = locked_by(fd, name)? {
                     return Ok(Some(pid));
@@ -713,12 +705,16 @@ fn lock(fd: &OwnedFd, name: &str) -> Result<Option<Pid>> {
     }
 }
 
-/// The pid of the process that holds a write lock on `fd`'s file, if one does (F_GETLK).
+/// The pid of the process that holds a write lock on `fd`'s file, if one does (F_GETLK);
+/// an error if it cannot be named (another pid namespace).
 fn locked_by(fd: &OwnedFd, name: &str) -> Result<Option<Pid>> {
-    let mut l = whole_file(libc::F_WRLCK);
-    fcntl(fd.as_fd(), FcntlArg::F_GETLK(&mut l)).ctx("fcntl(F_GETLK)", name)?;
-    let held = l.l_type != libc::c_short::try_from(libc::F_UNLCK).unwrap_or(2);
-    Ok(held.then(|| Pid::from_raw(l.l_pid)))
+    match common::lock::holder(fd.as_fd()).ctx("fcntl(F_GETLK)", name)? {
+        Holder::Nobody => Ok(None),
+        Holder::Process(pid) => Ok(Some(pid)),
+        Holder::Unnamed => Err(Error::msg(format!(
+            "{name}: locked by a process this one cannot name (in another pid namespace?)"
+        ))),
+    }
 }
 
 /// The record at `name`, opened with `flags` and checked to be ours; None if there is none.
