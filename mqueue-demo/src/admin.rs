@@ -185,20 +185,21 @@ fn remove_pid_file(names: &Names) -> Result<()> {
     Ok(())
 }
 
-/// `NAME-w<pid>` and `NAME-r<pid>` queues listed in /dev/mqueue (empty if it is not mounted).
+/// Workers' inboxes (`NAME-w<pid>`) and reply queues (`NAME-r<pid>-<stamp>`) listed in
+/// /dev/mqueue (empty if it is not mounted).
 fn leftover_inboxes(names: &Names) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(MQUEUE_DIR) else {
         return Vec::new();
     };
-    let prefix = &names.tasks[1..];
+    let inbox = |name: &str| {
+        name.strip_prefix(&names.tasks)
+            .and_then(|s| s.strip_prefix("-w"))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+    };
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|f| {
-            f.strip_prefix(prefix)
-                .and_then(|s| s.strip_prefix("-w").or_else(|| s.strip_prefix("-r")))
-                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        })
         .map(|f| format!("/{f}"))
+        .filter(|name| inbox(name) || names.is_reply(name))
         .collect()
 }
 

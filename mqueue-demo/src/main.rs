@@ -21,7 +21,7 @@
 //! Worker: mq_open(NAME-w<pid>, O_CREAT|O_EXCL) -> mq_send(NAME-done, hello) -> poll +
 //! mq_receive(inbox) -> run -> mq_send(NAME-done, result). Supervisor: mq_receive(NAME) into the
 //! record (highest priority first) -> record (worker, task) -> mq_send(NAME-w<pid>, task);
-//! result -> mq_send(NAME-results or the producer's NAME-r<pid>) -> forget; worker's pidfd
+//! result -> mq_send(NAME-results or the producer's NAME-r<pid>-<stamp>) -> forget; worker's pidfd
 //! readable (it died) -> the task goes back out with attempt+1, and a new worker is started.
 //! Producer: fcntl(F_GETLK) on NAME-held (who serves?) -> mq_open(NAME, O_WRONLY) ->
 //! mq_timedsend. `results --follow`: mq_notify(SIGEV_SIGNAL) + signalfd.

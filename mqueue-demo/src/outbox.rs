@@ -32,9 +32,11 @@
 //! through one worker leaves its queue unused between every two results, and opening it again
 //! for each one (mq_open, fstat, mq_getattr, close) would cost more than the task.
 //!
-//! A queue kept open is checked before each result (one `fstat`: still linked?): a client that
-//! has exited removed its queue, and a new client that happens to get its pid makes a new one
-//! under the same name; results go to the queue the name names now.
+//! A name is never reused (a client's queue is `NAME-r<pid>-<stamp>`, see names.rs), so a queue
+//! kept open under a name is the one that name was given to. A client that has gone removed
+//! its queue, and nobody will read it: results still go in, harmlessly, until it is full; then
+//! the first that finds no room finds it removed (one `fstat`: no link left), and what waits
+//! for it is dropped, so a gone client holds nothing of the supervisor's for ever.
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::BorrowedFd;
@@ -138,23 +140,11 @@ impl Outboxes {
     }
 
     /// The largest message that `dest` can take, opening it if it is a reply queue not yet
-    /// open (`sysv:<id>` for System V); the error says why nothing can go there. A reply queue
-    /// kept open that has been removed since is let go (what waited for it comes back in
-    /// `gone`, dropped) and `dest` opened again.
-    pub fn room(&mut self, dest: &str, gone: &mut Vec<Gone>) -> std::result::Result<usize, String> {
-        let fixed = self.fixed.iter().any(|f| f == dest);
+    /// open (`sysv:<id>` for System V); the error says why nothing can go there.
+    pub fn room(&mut self, dest: &str) -> std::result::Result<usize, String> {
         if let Some(outbox) = self.boxes.get_mut(dest) {
-            if fixed || !outbox.queue.removed() {
-                outbox.idle_since = None;
-                return Ok(outbox.room);
-            }
-            let outbox = self.boxes.remove(dest).expect("found above");
-            let why = format!("{dest}: removed by its client");
-            gone.extend(outbox.waiting.into_iter().map(|l| Gone {
-                task: l.task,
-                tag: l.tag,
-                dropped: Some(why.clone()),
-            }));
+            outbox.idle_since = None;
+            return Ok(outbox.room);
         }
         let opened = match dest.strip_prefix("sysv:").map(str::parse::<i32>) {
             Some(Ok(id)) => SysvQ::open(dest, id, self.msgsize).and_then(|q| {
@@ -222,14 +212,21 @@ impl Outboxes {
                     });
                     outbox.waiting.pop_front();
                 }
-                Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => {}
                 Err(e) if self.fixed.iter().any(|f| f == dest) => {
+                    if e == Errno::EAGAIN {
+                        break;
+                    }
                     return Err(Error::sys(outbox.queue.send_call(), dest, e));
                 }
+                Err(Errno::EAGAIN) if !outbox.queue.removed() => break,
                 Err(e) => {
-                    // A client's queue: what waits for it is dropped, and it is closed.
-                    let why = format!("{} {dest}: {}", outbox.queue.send_call(), e.desc());
+                    // A client's queue: it failed, or it is full and its client has removed it
+                    // (gone: nobody will make room). What waits for it is dropped; closed.
+                    let why = match e {
+                        Errno::EAGAIN => format!("{dest} is full, and its client has removed it"),
+                        e => format!("{} {dest}: {}", outbox.queue.send_call(), e.desc()),
+                    };
                     let outbox = self.boxes.remove(dest).expect("found above");
                     gone.extend(outbox.waiting.into_iter().map(|l| Gone {
                         task: l.task,
@@ -323,11 +320,7 @@ mod tests {
         let mut gone = Vec::new();
         o.expect(&name);
         o.expect(&name);
-        assert_eq!(
-            o.room(&name, &mut gone),
-            Ok(32),
-            "sized for the client's queue"
-        );
+        assert_eq!(o.room(&name), Ok(32), "sized for the client's queue");
         let letter = |msg: &[u8], task| Letter {
             msg: msg.to_vec(),
             prio: 0,
@@ -356,41 +349,42 @@ mod tests {
         let (dead, _g2) = make("ob-dead", 64);
         let mut o = Outboxes::new(results, dead);
         let missing = common::names::posix_name(&common::names::unique("ob-gone-r1"));
-        let why = o.room(&missing, &mut Vec::new()).unwrap_err();
+        let why = o.room(&missing).unwrap_err();
         assert!(why.contains("No such file or directory"), "{why}");
     }
 
-    /// A reply queue kept open whose client has gone, and whose name now names a new client's
-    /// queue (a pid used again): results go to the new one.
+    /// A client that has gone (its queue removed) while its results wait for room: the first
+    /// that finds no room finds the queue removed, and what waits is dropped, not kept for ever.
     #[test]
-    fn a_reply_queue_kept_open_is_opened_again_when_its_name_names_another() {
+    fn a_full_queue_whose_client_has_gone_is_let_go() {
         let (results, _g1) = make("ob-results", 64);
         let (dead, _g2) = make("ob-dead", 64);
-        let (old, guard) = make("ob-reply", 32);
-        let name = old.name().to_owned();
+        let (reply, guard) = make("ob-reply", 32);
+        let name = reply.name().to_owned();
         let mut o = Outboxes::new(results, dead);
         let mut gone = Vec::new();
-        assert_eq!(o.room(&name, &mut gone), Ok(32));
-        drop(guard);
-        drop(old);
-        let Ok(Created::New(new)) = Mq::create(&name, 2, 48, Access::ReadWrite) else {
-            panic!("mq_open {name}")
-        };
-        let _g3 = Unlink::new(Object::Mqueue(name.clone()));
-        assert_eq!(
-            o.room(&name, &mut gone),
-            Ok(48),
-            "the queue the name names now"
-        );
-        let letter = Letter {
-            msg: b"to the new one".to_vec(),
+        o.expect(&name);
+        assert_eq!(o.room(&name), Ok(32));
+        let letter = |task: u64| Letter {
+            msg: b"result".to_vec(),
             prio: 0,
-            task: Some(7),
-            tag: None,
+            task: Some(task),
+            tag: usize::try_from(task).ok(),
         };
-        o.post(&name, letter, &mut gone).unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(Queue::Posix(new).receive(&mut buf), Ok(0));
-        assert_eq!(buf, b"to the new one");
+        // The queue holds 2: the third waits, its client being alive.
+        for task in 1..=3 {
+            o.post(&name, letter(task), &mut gone).unwrap();
+        }
+        assert_eq!(o.waiting(), 1);
+        drop(guard);
+        o.post(&name, letter(4), &mut gone).unwrap();
+        assert_eq!(o.waiting(), 0);
+        let dropped: Vec<_> = gone
+            .iter()
+            .filter(|g| g.dropped.is_some())
+            .map(|g| g.tag)
+            .collect();
+        assert_eq!(dropped, [Some(3), Some(4)]);
+        drop(reply);
     }
 }

@@ -22,7 +22,7 @@
 //! | 4 | 8 | id, u64: unique per producer; ours is `pid << 32 \| sequence` |
 //! | 12 | 2 | R, u16: length of the reply queue name, 0 for the default `NAME-results` |
 //! | 14 | 2 | A, u16: length of the argument |
-//! | 16 | R | reply queue: `NAME-r<pid>`, as `submit --wait` makes one; with `--sysv`, `sysv:<id>` |
+//! | 16 | R | reply queue: `NAME-r<pid>` or `NAME-r<pid>-<hex>` (`submit --wait` makes `NAME-r<its pid>-<CLOCK_MONOTONIC ns>`); with `--sysv`, `sysv:<id>` |
 //! | 16+R | A | argument: `echo`/`sha256`/`fail` any bytes; `sleep` milliseconds and `fib` N as ASCII decimal |
 //!
 //! # Result (`b'R'`), worker -> `NAME-done`, supervisor -> `NAME-results` or the reply queue

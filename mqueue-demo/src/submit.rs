@@ -3,7 +3,7 @@
 //! Without `--wait` the queue is opened blocking, and a full queue makes `mq_send` wait (the
 //! kernel wakes the sender when a slot frees up), or `mq_timedsend` up to `--timeout`. With
 //! `--wait`, sending and receiving overlap: the tasks go out while the results come back into
-//! our own reply queue `NAME-r<pid>`, both waited for in one `poll` on the two queue
+//! our own reply queue `NAME-r<pid>-<stamp>`, both waited for in one `poll` on the two queue
 //! descriptors (a full `NAME` as POLLOUT, a result as POLLIN). Sending everything first could
 //! deadlock: we would wait for room in `NAME` while the supervisor waits for room in our
 //! reply queue.
@@ -199,15 +199,17 @@ fn send_blocking(queue: &Queue, r: &Ready, timeout: Option<Duration>, stamp: boo
     }
 }
 
-/// The reply queue of `submit --wait` (`NAME-r<pid>`, or a System V queue known by its id,
-/// which the tasks name as `sysv:<id>`), with the guard that removes it.
+/// The reply queue of `submit --wait` (`NAME-r<pid>-<stamp>`, a name no later process has, or a
+/// System V queue known by its id, which the tasks name as `sysv:<id>`), with the guard that
+/// removes it.
 fn create_reply(names: &Names, queue: &Queue) -> Result<(Queue, Guard)> {
     let depth = match queue {
         Queue::Posix(q) => usize::try_from(q.attr()?.maxmsg()).unwrap_or(10).max(1),
         Queue::Sysv(_) => 0, // System V counts bytes, not messages
     };
     let sysv = matches!(queue, Queue::Sysv(_));
-    queue::create_own(&names.reply(getpid()), depth, queue.msgsize(), sysv)
+    let name = names.reply(getpid(), monotonic_ns());
+    queue::create_own(&name, depth, queue.msgsize(), sysv)
 }
 
 /// `--wait`: send and collect results at the same time (see the module docs). True if every

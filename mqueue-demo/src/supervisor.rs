@@ -932,7 +932,7 @@ impl Supervisor {
             )?;
         }
         let dest = reply.clone().unwrap_or_else(|| self.names.results.clone());
-        let posted = match self.outboxes.room(&dest, &mut self.gone) {
+        let posted = match self.outboxes.room(&dest) {
             Ok(room) if room >= protocol::RESULT_HEADER => {
                 let letter = Letter {
                     msg: protocol::encode_result(r, room),

@@ -236,7 +236,7 @@ fn a_reply_queue_too_small_for_a_result_hurts_only_its_client() {
     let sb = Sandbox::new();
     let q = queue();
     let mut sup = Supervisor::start(&sb, &q, &["--workers", "1"]);
-    // Two clients' reply queues, named as submit --wait names them (NAME-r<pid>).
+    // Two clients' reply queues, named as a client may (NAME-r<pid>; submit --wait adds a stamp).
     let (tiny, small) = (format!("{q}-r1"), format!("{q}-r2"));
     let tiny_q = make_queue(&tiny, 2, 16);
     let small_q = make_queue(&small, 2, 48);
