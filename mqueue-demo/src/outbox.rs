@@ -3,8 +3,9 @@
 //!
 //! A full queue keeps its messages here, in order, until `poll` says it has room (POLLOUT; a
 //! System V queue is tried again on the supervisor's timer). So a reader that stops reading
-//! never stops the supervisor; the back-pressure is elsewhere (the supervisor takes no new
-//! task while [`Outboxes::waiting`] is high).
+//! never stops the supervisor; the back-pressure is elsewhere: a result waiting here keeps its
+//! task's slot in the supervisor's record (record.rs), which takes no new task once its slots
+//! are all in use.
 //!
 //! # A client's queue can only hurt its client
 //!

@@ -12,9 +12,10 @@
 //! Start-up: find the live supervisor (its record's lock) and open a pidfd on it, open
 //! `NAME-done` (no supervisor: a clear error, nothing created), create the inbox
 //! `O_CREAT|O_EXCL` 0600, send a hello, then wait in `poll` on the inbox, the SIGTERM/SIGINT
-//! pipe and the supervisor's pidfd. A supervisor that dies (kill -9) takes its record of this
-//! worker with it: no later supervisor will ever send to this inbox, so the worker exits at
-//! once, whether the supervisor started it or it was started by hand. SIGTERM while a task
+//! pipe and the supervisor's pidfd. A supervisor that dies (kill -9) was the only one to send
+//! to this inbox: the next one gives the tasks it held out again from its record, to workers
+//! of its own, so this worker exits at once, whether the supervisor started it or it was
+//! started by hand. SIGTERM while a task
 //! runs: the task is finished and its result sent, then the worker exits.
 //!
 //! Cleanup: a POSIX inbox is unlinked on every exit but kill -9 (then the supervisor unlinks
