@@ -15,6 +15,8 @@
 //! - [`narrate`]: the `-v/--trace` timeline, one line per IPC call on stderr.
 //! - [`out`]: [`say!`], lines on stdout that are flushed at once and never panic on EPIPE.
 //! - [`pidfile`]: a locked pid file, so a daemon tells a live rival from a dead one's leftovers.
+//! - [`lock`]: a record lock on a whole file (`fcntl(F_SETLK)`) and the kernel's word on who
+//!   holds it (`F_GETLK`).
 //! - [`child`]: child processes that cannot outlive their supervisor or hang it.
 //! - [`deadline`]: the `poll` timeout that ends a wait at its deadline, not just before.
 //! - [`generate`]: `--generate man|complete-bash|complete-zsh|complete-fish`, the man page and
@@ -31,6 +33,7 @@ pub mod deadline;
 pub mod error;
 pub mod generate;
 pub mod lifecycle;
+pub mod lock;
 pub mod names;
 pub mod narrate;
 pub mod out;

@@ -3,13 +3,15 @@
 use std::process::ExitCode;
 
 use common::cleanup::{Object, Unlink};
-use common::{Error, Result, say};
+use common::pidfile::PidFile;
+use common::{Result, say};
 use nix::errno::Errno;
 
 use crate::cli::{PathArgs, PathObject, QueueArg};
 use crate::mq::{Access, Mq};
 use crate::names::Names;
 use crate::queue::{Finder, Queue, Which};
+use crate::record::Leftover;
 
 /// Where Linux shows queues as files, when the mqueue filesystem is mounted there.
 pub const MQUEUE_DIR: &str = "/dev/mqueue";
@@ -17,7 +19,7 @@ pub const MQUEUE_DIR: &str = "/dev/mqueue";
 const ALL: [Which; 4] = [Which::Tasks, Which::Results, Which::Dead, Which::Done];
 
 /// `status`: the depth and limits of each queue (`mq_getattr`, or `IPC_STAT` with `--sysv`),
-/// the supervisor's pid, and the kernel's own view.
+/// the supervisor's pid, what its record holds, and the kernel's own view.
 pub fn status(arg: &QueueArg) -> Result<ExitCode> {
     let names = Names::new(&arg.name)?;
     match names.supervisor() {
@@ -61,6 +63,15 @@ pub fn status(arg: &QueueArg) -> Result<ExitCode> {
             Err(e) => say!("{name}: {e}")?,
         }
     }
+    match crate::record::census_of(&names) {
+        Ok(Some((tasks, workers))) => say!(
+            "{}: {tasks} tasks held by the supervisor (in workers' hands, waiting for one, or \
+             answered, the result waiting for room), {workers} workers known",
+            names.record
+        )?,
+        Ok(None) => say!("{}: does not exist", names.record)?,
+        Err(e) => say!("{}: {e}", names.record)?,
+    }
     if !arg.sysv {
         if let (Some(max), Some(size)) =
             (crate::mq::limit("msg_max"), crate::mq::limit("msgsize_max"))
@@ -95,68 +106,105 @@ pub fn purge(arg: &QueueArg) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `unlink`: remove the queues a supervisor killed with -9 left behind, and its workers'
-/// POSIX inboxes (found in /dev/mqueue when it is mounted). Refused while a supervisor lives:
-/// it would go on serving queues nobody can open any more.
+/// `unlink`: remove what a supervisor killed with -9 left behind: its queues, its workers'
+/// inboxes (named in its record, and, for POSIX, found in /dev/mqueue when it is mounted), its
+/// record (with the tasks it held: they are lost, and the count says so) and its pid file.
+/// Refused while a supervisor lives, from whatever runtime dir: it would go on serving queues
+/// nobody can open any more. The record's lock is ours while we remove, so no supervisor
+/// starts on these leftovers meanwhile.
 pub fn unlink(arg: &QueueArg) -> Result<ExitCode> {
     let names = Names::new(&arg.name)?;
-    if let Ok(pid) = names.supervisor() {
-        return Err(Error::msg(format!(
-            "a supervisor (pid {pid}) serves {}; stop it (kill {pid}) and it removes its queues",
-            names.tasks
-        )));
-    }
+    let leftover = Leftover::claim(&names)?;
+    let workers = leftover
+        .as_ref()
+        .map_or_else(Vec::new, |l| l.workers.clone());
     let mut removed = 0;
     if arg.sysv {
-        let finder = Finder::new(&names, true)?;
-        for which in ALL {
+        let mut queues = Vec::new();
+        if let Ok(finder) = Finder::new(&names, true) {
             // Only queues that are still there and ours (checked with IPC_STAT).
-            if let Ok(q) = finder.open(which, Access::Read, true) {
-                q.remove()?;
-                say!("removed {} (System V id)", q.name())?;
-                removed += 1;
-            }
+            queues.extend(
+                ALL.iter()
+                    .filter_map(|&w| finder.open(w, Access::Read, true).ok()),
+            );
+        }
+        let inboxes = workers
+            .iter()
+            .filter(|(_, id)| *id >= 0)
+            .filter_map(|&(pid, id)| {
+                crate::sysv::SysvQ::open(&names.inbox(pid), id, 1)
+                    .ok()
+                    .map(Queue::Sysv)
+            });
+        queues.extend(inboxes);
+        for q in queues {
+            q.remove()?;
+            say!("removed {} (System V id)", q.name())?;
+            removed += 1;
         }
         drop(Unlink::path(crate::sysv::ids_file(&names.tasks)?));
-        say!("{removed} queues removed (a killed worker's inbox: make clean-ipc)")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut all: Vec<String> = names.all().iter().map(|s| (*s).to_owned()).collect();
-    all.extend(leftover_inboxes(&names));
-    for name in all {
-        // Only our own: mq_unlink would remove another user's queue if the mode let us.
-        match Mq::open(&name, Access::Read, true) {
-            Ok(q) => drop(q),
-            Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
-            Err(e) => return Err(e),
+    } else {
+        let mut all: Vec<String> = names.all().iter().map(|s| (*s).to_owned()).collect();
+        all.extend(workers.iter().map(|&(pid, _)| names.inbox(pid)));
+        all.extend(leftover_inboxes(&names));
+        all.sort();
+        all.dedup();
+        for name in all {
+            // Only our own: mq_unlink would remove another user's queue if the mode let us.
+            match Mq::open(&name, Access::Read, true) {
+                Ok(q) => drop(q),
+                Err(e) if e.errno() == Some(Errno::ENOENT) => continue,
+                Err(e) => return Err(e),
+            }
+            Object::Mqueue(name.clone()).unlink()?;
+            say!("removed {name}")?;
+            removed += 1;
         }
-        Object::Mqueue(name.clone()).unlink()?;
-        say!("removed {name}")?;
-        removed += 1;
     }
+    if let Some(record) = leftover {
+        let (name, tasks) = (record.name().to_owned(), record.tasks);
+        record.remove()?;
+        say!(
+            "removed {name} (the record of the killed supervisor: {tasks} tasks it held are lost)"
+        )?;
+    }
+    remove_pid_file(&names)?;
     say!("{removed} queues removed")?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `NAME-w<pid>` and `NAME-r<pid>` queues listed in /dev/mqueue (empty if it is not mounted).
+/// The pid file a supervisor killed with -9 left in the runtime dir. Taking its lock proves
+/// that no supervisor holds it (`common::pidfile`), and dropping it removes it, only if the
+/// name still names the file we locked.
+fn remove_pid_file(names: &Names) -> Result<()> {
+    let path = names.pid_file()?;
+    if std::fs::symlink_metadata(&path).is_ok() {
+        drop(PidFile::create(&path)?);
+        say!("removed {}", path.display())?;
+    }
+    Ok(())
+}
+
+/// Workers' inboxes (`NAME-w<pid>`) and reply queues (`NAME-r<pid>-<stamp>`) listed in
+/// /dev/mqueue (empty if it is not mounted).
 fn leftover_inboxes(names: &Names) -> Vec<String> {
     let Some(dir) = common::names::mqueue_listing() else {
         return Vec::new();
     };
-    let prefix = &names.tasks[1..];
+    let inbox = |name: &str| {
+        name.strip_prefix(&names.tasks)
+            .and_then(|s| s.strip_prefix("-w"))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+    };
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|f| {
-            f.strip_prefix(prefix)
-                .and_then(|s| s.strip_prefix("-w").or_else(|| s.strip_prefix("-r")))
-                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        })
         .map(|f| format!("/{f}"))
+        .filter(|name| inbox(name) || names.is_reply(name))
         .collect()
 }
 
 /// `mqueue-demo path`: where the queues (as `/dev/mqueue` shows them, when it is mounted),
-/// the supervisor's pid file and the runtime dir are ([`common::out::paths`]).
+/// the supervisor's record (in `/dev/shm`), its pid file and the runtime dir are ([`common::out::paths`]).
 pub fn path(args: &PathArgs) -> Result<ExitCode> {
     let names = Names::new(&args.name)?;
     let in_dev = |name: &str| std::path::PathBuf::from(format!("/dev/mqueue{name}"));
@@ -166,6 +214,11 @@ pub fn path(args: &PathArgs) -> Result<ExitCode> {
             (PathObject::Results, "results", &in_dev(&names.results)),
             (PathObject::Dead, "dead", &in_dev(&names.dead)),
             (PathObject::Done, "done", &in_dev(&names.done)),
+            (
+                PathObject::Record,
+                "record",
+                &std::path::PathBuf::from(format!("/dev/shm{}", names.record)),
+            ),
             (PathObject::PidFile, "pid-file", &names.pid_file()?),
             (PathObject::Dir, "dir", &common::names::runtime_dir()?),
         ],

@@ -16,7 +16,7 @@ Examples:
   cat /dev/mqueue/ipc-demo-tasks               # the kernel's view (if /dev/mqueue is mounted)";
 
 /// A task queue on POSIX message queues: producers, a supervisor, workers, results; no task
-/// is lost when a worker is killed.
+/// is lost when a worker, or the supervisor, is killed.
 #[derive(Parser, Debug)]
 #[command(name = "mqueue-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -49,7 +49,11 @@ Examples:
 
 SIGTERM/SIGINT: no new tasks are taken; workers finish what they hold (for at most
 --stop-timeout seconds; then they are killed); what is left queued is reported; the queues are
-removed; exit 0.")]
+removed; exit 0.
+
+kill -9: the queues stay, and so does the record of what this supervisor held (NAME-held, in
+/dev/shm); the next `mqueue-demo run` takes them over and gives every task without a result out
+again. A second supervisor of a queue that one serves, from any runtime dir, is refused.")]
     Run(RunArgs),
     /// A worker: take tasks from the supervisor, run them, report results.
     #[command(after_help = "Example:\n  mqueue-demo worker --max-tasks 1")]
@@ -67,7 +71,8 @@ Examples:
     /// Print the results waiting in NAME-results; --follow waits for more (mq_notify).
     #[command(after_help = "Example:\n  mqueue-demo results --follow --count 10")]
     Results(ResultsArgs),
-    /// Show every queue's depth and limits (mq_getattr), and the kernel's own view.
+    /// Show every queue's depth and limits (mq_getattr), what the supervisor's record holds,
+    /// and the kernel's own view.
     #[command(after_help = "\
 Examples:
   mqueue-demo status
@@ -80,7 +85,8 @@ Examples:
   mqueue-demo purge                          # the supervisor may keep running
   mqueue-demo purge --queue /ipc-demo-jobs")]
     Purge(QueueArg),
-    /// Remove the queues a supervisor killed with -9 left behind (refused while it lives).
+    /// Remove what a supervisor killed with -9 left behind: its queues, its record (the tasks it
+    /// held are lost) and its pid file (refused while a supervisor lives).
     #[command(after_help = "\
 Examples:
   mqueue-demo unlink                         # after: kill -9 <supervisor pid>
@@ -160,6 +166,8 @@ pub enum PathObject {
     Dead,
     /// NAME-done.
     Done,
+    /// The supervisor's record of who holds what (and its lock), NAME-held in /dev/shm.
+    Record,
     /// The supervisor's pid file.
     PidFile,
     /// The runtime dir.
@@ -197,6 +205,16 @@ fn stop_timeout(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("{text:?}: expected seconds from 0 to 86400"))
 }
 
+/// `submit --timeout`: seconds, 0 or more (a finite number: `nan` and `inf` are refused here,
+/// as a usage error, before anything looks for a supervisor).
+fn send_timeout(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| std::time::Duration::from_secs_f64(s.min(1e9)))
+        .ok_or_else(|| format!("{text:?}: expected seconds >= 0"))
+}
+
 /// Options of `worker`.
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
@@ -219,9 +237,10 @@ pub struct SubmitArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub priority: u32,
     /// Wait at most this many seconds for room in a full queue (mq_timedsend), then fail.
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<f64>,
-    /// Wait for the tasks' results and print them; exit 1 if any task did not succeed.
+    #[arg(long, value_name = "SECONDS", value_parser = send_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// Wait for the tasks' results and print them, each once (a supervisor killed meanwhile:
+    /// wait for the next one); exit 1 if any task did not succeed.
     #[arg(long)]
     pub wait: bool,
     /// Print `ID PRIORITY SENT_NS` (CLOCK_MONOTONIC after mq_send returned) instead of the id.

@@ -161,6 +161,14 @@ impl Mq {
         Ok(st.st_mode & 0o7777)
     }
 
+    /// The queue's links (`fstat`): 0 once it has been unlinked.
+    // nlink_t is u64 on x86_64 but 32 bits on some targets.
+    #[allow(clippy::useless_conversion)]
+    pub fn links(&self) -> Result<u64> {
+        let st = fstat(self.mqd()).ctx("fstat", &self.name)?;
+        Ok(u64::from(st.st_nlink))
+    }
+
     /// `mq_getattr`: depth, limits, flags.
     pub fn attr(&self) -> Result<MqAttr> {
         mqueue::mq_getattr(self.mqd()).ctx("mq_getattr", &self.name)
@@ -225,6 +233,40 @@ impl Mq {
                 buf.truncate(n);
                 trace!("mq_receive({}) -> {n} bytes, prio {prio}", self.name);
                 Ok(prio)
+            }
+            Err(e) => {
+                if e != Errno::EAGAIN {
+                    trace!("mq_receive({}) -> {e}", self.name);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Mq {
+    /// `mq_receive` into memory we do not own as a Rust buffer: the supervisor's record, a
+    /// shared mapping (record.rs), where the kernel then writes the message and its priority
+    /// within the call that takes it off the queue. Returns the length. On a non-blocking
+    /// descriptor an empty queue is `Err(EAGAIN)`.
+    ///
+    /// # Safety
+    ///
+    /// `buf` must be valid for writes of `len` bytes and `prio` for the write of one aligned
+    /// u32, both for the duration of the call, and no Rust reference may point into either.
+    pub unsafe fn receive_raw(
+        &self,
+        buf: *mut u8,
+        len: usize,
+        prio: *mut u32,
+    ) -> nix::Result<usize> {
+        // SAFETY: the descriptor is open (we own it); the caller vouches for `buf` and `prio`.
+        let n = unsafe { libc::mq_receive(self.mqd().as_raw_fd(), buf.cast(), len, prio) };
+        match Errno::result(n) {
+            Ok(n) => {
+                let n = usize::try_from(n).unwrap_or(0);
+                trace!("mq_receive({}) -> {n} bytes, into the record", self.name);
+                Ok(n)
             }
             Err(e) => {
                 if e != Errno::EAGAIN {

@@ -6,7 +6,7 @@
 //! | `NAME-done` | workers (hello, results) | the supervisor |
 //! | `NAME-w<pid>` | the supervisor (tasks, stop) | worker `pid`: its inbox |
 //! | `NAME-results` | the supervisor | `results`, any reader |
-//! | `NAME-r<pid>` | the supervisor | `submit --wait` (pid): its own results |
+//! | `NAME-r<pid>-<stamp>` | the supervisor | `submit --wait` (pid): its own results |
 //! | `NAME-dead` | the supervisor | `status`/`purge`, anyone inspecting |
 //!
 //! POSIX queue names are global to the machine, so every name starts with `/ipc-demo-` (see
@@ -20,7 +20,8 @@ use nix::unistd::Pid;
 /// The default `--queue`.
 pub const DEFAULT_QUEUE: &str = "/ipc-demo-tasks";
 
-/// Room left for the longest suffix (`-w` + a pid) under NAME_MAX (255, without the slash).
+/// Room left for the longest suffix (`-r`, a pid, `-` and 16 hex digits) under NAME_MAX (255,
+/// without the slash).
 const MAX_BASE: usize = 200;
 
 /// The names of one task queue.
@@ -34,6 +35,9 @@ pub struct Names {
     pub dead: String,
     /// `NAME-done`: workers to supervisor.
     pub done: String,
+    /// `NAME-held`: the supervisor's record of who holds what, and its lock (a POSIX shared
+    /// memory object, see record.rs).
+    pub record: String,
 }
 
 impl Names {
@@ -56,6 +60,7 @@ impl Names {
             results: format!("{base}-results"),
             dead: format!("{base}-dead"),
             done: format!("{base}-done"),
+            record: format!("{base}-held"),
         })
     }
 
@@ -64,17 +69,35 @@ impl Names {
         format!("{}-w{pid}", self.tasks)
     }
 
-    /// The reply queue of `submit --wait` process `pid`.
-    pub fn reply(&self, pid: Pid) -> String {
-        format!("{}-r{pid}", self.tasks)
+    /// The reply queue of `submit --wait` process `pid`, started at `stamp` (CLOCK_MONOTONIC
+    /// ns): a name no later process has, even one that gets the same pid, so a supervisor that
+    /// still holds a queue by that name open holds the right one.
+    pub fn reply(&self, pid: Pid, stamp: u64) -> String {
+        format!("{}-r{pid}-{stamp:x}", self.tasks)
     }
 
-    /// True if `name` is a reply queue of this task queue (the supervisor sends results only
-    /// to those, whatever a task message says).
+    /// True if `name` is a reply queue of this task queue, `NAME-r<pid>` or
+    /// `NAME-r<pid>-<hex>` (the supervisor sends results only to those, whatever a task
+    /// message says).
     pub fn is_reply(&self, name: &str) -> bool {
-        name.strip_prefix(&self.tasks)
+        let Some(rest) = name
+            .strip_prefix(&self.tasks)
             .and_then(|s| s.strip_prefix("-r"))
-            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let (pid, stamp) = rest.split_once('-').unwrap_or((rest, "0"));
+        let digits = |s: &str, hex: bool| {
+            !s.is_empty()
+                && s.bytes().all(|b| {
+                    if hex {
+                        b.is_ascii_hexdigit()
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
+        };
+        digits(pid, false) && digits(stamp, true)
     }
 
     /// The four queues the supervisor creates, in the order it creates them.
@@ -87,15 +110,18 @@ impl Names {
         common::names::runtime_path(&format!("{}.pid", &self.tasks[1..]))
     }
 
-    /// The live supervisor's pid, or an error that says there is none and how to start one.
+    /// The live supervisor's pid, whatever its runtime dir: the holder of its record's lock
+    /// (record.rs). Or an error that says there is none and how to start one.
     pub fn supervisor(&self) -> Result<Pid> {
-        let path = self.pid_file()?;
-        common::pidfile::read(&path).map_err(|e| {
-            Error::msg(format!(
-                "no supervisor serves {} ({e}); start one with: mqueue-demo run --queue {}",
-                self.tasks, self.tasks
-            ))
-        })
+        let why = match crate::record::holder(self) {
+            Ok(Some(pid)) => return Ok(pid),
+            Ok(None) => format!("nobody holds the lock of {}", self.record),
+            Err(e) => e.to_string(),
+        };
+        Err(Error::msg(format!(
+            "no supervisor serves {} ({why}); start one with: mqueue-demo run --queue {}",
+            self.tasks, self.tasks
+        )))
     }
 }
 
@@ -117,7 +143,14 @@ mod tests {
         );
         assert_eq!(n.inbox(Pid::from_raw(42)), "/ipc-demo-jobs-w42");
         assert!(n.is_reply("/ipc-demo-jobs-r42"));
+        assert_eq!(
+            n.reply(Pid::from_raw(42), 0xbeef),
+            "/ipc-demo-jobs-r42-beef"
+        );
+        assert!(n.is_reply("/ipc-demo-jobs-r42-beef"));
         assert!(!n.is_reply("/ipc-demo-jobs-r"));
+        assert!(!n.is_reply("/ipc-demo-jobs-r42-"));
+        assert!(!n.is_reply("/ipc-demo-jobs-r42-xyz"));
         assert!(!n.is_reply("/ipc-demo-other-r42"));
     }
 

@@ -22,7 +22,7 @@
 //! | 4 | 8 | id, u64: unique per producer; ours is `pid << 32 \| sequence` |
 //! | 12 | 2 | R, u16: length of the reply queue name, 0 for the default `NAME-results` |
 //! | 14 | 2 | A, u16: length of the argument |
-//! | 16 | R | reply queue: `NAME-r<pid>`, as `submit --wait` makes one; with `--sysv`, `sysv:<id>` |
+//! | 16 | R | reply queue: `NAME-r<pid>` or `NAME-r<pid>-<hex>` (`submit --wait` makes `NAME-r<its pid>-<CLOCK_MONOTONIC ns>`); with `--sysv`, `sysv:<id>` |
 //! | 16+R | A | argument: `echo`/`sha256`/`fail` any bytes; `sleep` milliseconds and `fib` N as ASCII decimal |
 //!
 //! # Result (`b'R'`), worker -> `NAME-done`, supervisor -> `NAME-results` or the reply queue
@@ -74,7 +74,8 @@ pub const MAX_SLEEP_MS: u64 = 60_000;
 pub const MAX_FIB: u64 = 93;
 
 const TASK_HEADER: usize = 16;
-const RESULT_HEADER: usize = 28;
+/// The bytes of a result before its output: the smallest result there is.
+pub const RESULT_HEADER: usize = 28;
 const HELLO_LEN: usize = 12;
 
 /// What a task asks a worker to do.
@@ -245,6 +246,17 @@ impl fmt::Display for TooBig {
 /// The encoded size of a task, to check against `mq_msgsize` before sending.
 pub fn task_len(reply: &str, arg: &[u8]) -> usize {
     TASK_HEADER + reply.len() + arg.len()
+}
+
+/// The length a task message says it has (its header's lengths), if `b` starts like a task:
+/// for bytes whose length nobody recorded (see record.rs). `decode` still checks the rest.
+pub fn declared_len(b: &[u8]) -> Option<usize> {
+    if b.len() < TASK_HEADER || b[0] != b'T' {
+        return None;
+    }
+    let r = usize::from(u16::from_le_bytes(le(b, 12)));
+    let a = usize::from(u16::from_le_bytes(le(b, 14)));
+    Some(TASK_HEADER + r + a)
 }
 
 /// Encode a task; refused if it would be longer than `max` bytes.

@@ -107,6 +107,16 @@ impl Queue {
         }
     }
 
+    /// True once the queue has been removed (`mq_unlink`: its name is gone, though our
+    /// descriptor keeps it alive, and `fstat` counts no link; System V: `IPC_RMID`). A
+    /// supervisor that stops removes its queues; one that is killed leaves them.
+    pub fn removed(&self) -> bool {
+        match self {
+            Queue::Posix(q) => q.links().is_ok_and(|n| n == 0),
+            Queue::Sysv(q) => q.stat().is_err(),
+        }
+    }
+
     /// Messages waiting now.
     pub fn depth(&self) -> Result<usize> {
         match self {
@@ -224,12 +234,21 @@ pub fn poll_timeout(
 }
 
 /// What removes a queue when its owner exits, whatever its kind.
-#[allow(dead_code)] // Held for its Drop.
 pub enum Guard {
     /// `mq_unlink` (or `unlink` of a file).
     Unlink(Unlink),
     /// `msgctl(IPC_RMID)`.
     Remove(Remove),
+}
+
+impl Guard {
+    /// Disarm the guard: the queue stays, and someone else removes it.
+    pub fn keep(self) {
+        match self {
+            Guard::Unlink(u) => drop(u.keep()),
+            Guard::Remove(r) => r.keep(),
+        }
+    }
 }
 
 /// Create a queue named after our own pid (a worker's inbox, a `submit --wait` reply queue),

@@ -10,15 +10,23 @@
 //!   notifies nobody. So we register *before* draining: drain first and register after, and a
 //!   message arriving in between leaves the queue non-empty with nobody registered — we would
 //!   wait for ever while a result sits in the queue.
+//! - **One registered process per queue**, and a registration lasts until a notification
+//!   uses it up: `mq_notify` while it is still in place fails with EBUSY, exactly as if
+//!   another process held it. So we register again only after a *real* notification, one
+//!   whose `si_code` is `SI_MESGQ`, never after any other wake-up: a SIGTERM or Ctrl-C (we
+//!   check for a stop first, and leave), or a SIGUSR1 that someone sent with `kill`
+//!   (`SI_USER`), which leaves our registration where it was. A second `results --follow` on
+//!   the same queue does get EBUSY, and the error says so.
 //! - **Not while someone is blocked in `mq_receive`** on the queue: that reader gets the
 //!   message, and the registered process hears nothing.
-//! - **One registered process per queue**: a second `mq_notify` fails with EBUSY (so only one
-//!   `results --follow` per queue; the error says so).
+//! - **The signal must be blocked** before registering, so it stays pending for the signalfd
+//!   and never runs its default action (SIGUSR1's kills). This process has a single thread,
+//!   so `sigprocmask` blocks it for the whole process; a program with threads must block it in
+//!   every one of them (`pthread_sigmask` before starting them), or a thread that has it
+//!   unblocked takes the signal and the process dies.
 //!
-//! The signal is blocked (sigprocmask) before registering, so it stays pending for the
-//! signalfd and never runs a default action (SIGUSR1's would kill us). On Linux the queue
-//! descriptor could simply be `poll`ed, as the supervisor does; this role shows the portable
-//! POSIX way.
+//! On Linux the queue descriptor could simply be `poll`ed, as the supervisor does; this role
+//! shows the portable POSIX way.
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::process::ExitCode;
@@ -81,9 +89,15 @@ pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
         .map_err(|e| Error::sys("sigprocmask", "SIGUSR1", e))?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| Error::sys("signalfd", "SIGUSR1", e))?;
+    // True while our registration is in place: from mq_notify until a notification uses it up.
+    let mut registered = false;
     loop {
-        // Register first, then drain (see the module docs for why this order).
-        notify(mq)?;
+        // Register first, then drain (see the module docs for why this order); register only
+        // if the last registration was used up, or mq_notify fails with EBUSY.
+        if !registered {
+            notify(mq)?;
+            registered = true;
+        }
         drain(&queue, &mut printed, args.count)?;
         if done(printed) || shutdown.requested() {
             return Ok(ExitCode::SUCCESS);
@@ -97,10 +111,20 @@ pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
             Err(e) => return Err(Error::sys("poll", &names.results, e)),
         }
         while let Ok(Some(info)) = sfd.read_signal() {
-            trace!(
-                "read(signalfd) -> SIGUSR1 from mq_notify (si_code {})",
-                info.ssi_code
-            );
+            if info.ssi_code == libc::SI_MESGQ {
+                trace!("read(signalfd) -> SIGUSR1 from mq_notify (si_code SI_MESGQ): used up");
+                registered = false;
+            } else {
+                trace!(
+                    "read(signalfd) -> SIGUSR1 from pid {} (si_code {}), not from mq_notify: \
+                     still registered",
+                    info.ssi_pid, info.ssi_code
+                );
+            }
+        }
+        // A stop is checked before registering again: we are leaving.
+        if shutdown.requested() {
+            return Ok(ExitCode::SUCCESS);
         }
     }
 }

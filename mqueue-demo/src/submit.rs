@@ -3,7 +3,7 @@
 //! Without `--wait` the queue is opened blocking, and a full queue makes `mq_send` wait (the
 //! kernel wakes the sender when a slot frees up), or `mq_timedsend` up to `--timeout`. With
 //! `--wait`, sending and receiving overlap: the tasks go out while the results come back into
-//! our own reply queue `NAME-r<pid>`, both waited for in one `poll` on the two queue
+//! our own reply queue `NAME-r<pid>-<stamp>`, both waited for in one `poll` on the two queue
 //! descriptors (a full `NAME` as POLLOUT, a result as POLLIN). Sending everything first could
 //! deadlock: we would wait for room in `NAME` while the supervisor waits for room in our
 //! reply queue.
@@ -82,15 +82,7 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
     // No supervisor: say so at once, rather than leave tasks in a queue nobody serves (or
     // block on a full one).
     let supervisor = names.supervisor()?;
-    let timeout = match args.timeout {
-        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
-        Some(s) => {
-            return Err(Error::Usage(format!(
-                "--timeout {s}: expected seconds >= 0"
-            )));
-        }
-        None => None,
-    };
+    let timeout = args.timeout;
     let finder = Finder::new(&names, args.queue.sysv)?;
     let queue = finder.open(Which::Tasks, Access::Write, args.wait)?;
     let pid = getpid();
@@ -138,7 +130,9 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
             }
         }
         let (reply, _guard) = reply.expect("made above for --wait");
-        let all_ok = submit_and_wait(supervisor, &queue, &reply, ready, timeout, args.stamp)?;
+        let all_ok = submit_and_wait(
+            &names, supervisor, &queue, &reply, ready, timeout, args.stamp,
+        )?;
         return Ok(if all_ok && bad == 0 {
             ExitCode::SUCCESS
         } else {
@@ -205,20 +199,29 @@ fn send_blocking(queue: &Queue, r: &Ready, timeout: Option<Duration>, stamp: boo
     }
 }
 
-/// The reply queue of `submit --wait` (`NAME-r<pid>`, or a System V queue known by its id,
-/// which the tasks name as `sysv:<id>`), with the guard that removes it.
+/// The reply queue of `submit --wait` (`NAME-r<pid>-<stamp>`, a name no later process has, or a
+/// System V queue known by its id, which the tasks name as `sysv:<id>`), with the guard that
+/// removes it.
 fn create_reply(names: &Names, queue: &Queue) -> Result<(Queue, Guard)> {
     let depth = match queue {
         Queue::Posix(q) => usize::try_from(q.attr()?.maxmsg()).unwrap_or(10).max(1),
         Queue::Sysv(_) => 0, // System V counts bytes, not messages
     };
     let sysv = matches!(queue, Queue::Sysv(_));
-    queue::create_own(&names.reply(getpid()), depth, queue.msgsize(), sysv)
+    let name = names.reply(getpid(), monotonic_ns());
+    queue::create_own(&name, depth, queue.msgsize(), sysv)
 }
 
 /// `--wait`: send and collect results at the same time (see the module docs). True if every
 /// task succeeded.
+///
+/// The supervisor may die meanwhile. Stopped for good, it has removed its queues: the results
+/// still missing will never come, and we say so. Killed, it has left them, and its record of
+/// what it held: the next supervisor gives those tasks out again, so we wait for it, and for
+/// our results; one that comes twice (sent just before the kill, and again after) is printed
+/// once.
 fn submit_and_wait(
+    names: &Names,
     supervisor: Pid,
     queue: &Queue,
     reply: &Queue,
@@ -227,8 +230,9 @@ fn submit_and_wait(
     stamp: bool,
 ) -> Result<bool> {
     let shutdown = Shutdown::install()?;
-    // Readable if the supervisor exits: then the results still missing will never come.
+    // Readable if the supervisor exits.
     let gone = pidfd_open(supervisor).ctx("pidfd_open", supervisor)?;
+    let mut watching = Some((supervisor, gone));
     let reply_name = reply.name().to_owned();
     let sysv = reply.fd().is_none();
     let mut tick = Tick::new();
@@ -293,18 +297,46 @@ fn submit_and_wait(
                 outstanding.len()
             )));
         }
-        if supervisor_gone {
-            return Err(Error::msg(format!(
-                "the supervisor (pid {supervisor}) stopped: {} tasks not sent, {} results will \
-                 not come",
-                pending.len(),
-                outstanding.len()
-            )));
+        // A supervisor that stopped for good removed its queues; a killed one left them.
+        if supervisor_gone || watching.is_none() {
+            let who = watching.take().map_or_else(
+                || "the supervisor".to_owned(),
+                |(pid, _)| format!("the supervisor (pid {pid})"),
+            );
+            if queue.removed() {
+                let how = if supervisor_gone {
+                    "stopped"
+                } else {
+                    "is gone, and its queues were removed"
+                };
+                return Err(Error::msg(format!(
+                    "{who} {how}: {} tasks not sent, {} results will not come",
+                    pending.len(),
+                    outstanding.len()
+                )));
+            }
+            if supervisor_gone {
+                eprintln!(
+                    "mqueue-demo: {who} of {} is gone (killed?); its queues and its record of the \
+                     tasks it held are kept: waiting for the next one to take them over \
+                     (mqueue-demo run --queue {}), or Ctrl-C",
+                    names.tasks, names.tasks
+                );
+            }
+            if let Ok((pid, gone)) = crate::record::watch(names) {
+                eprintln!(
+                    "mqueue-demo: supervisor pid {pid} took {} over; {} results to come",
+                    names.tasks,
+                    outstanding.len() + pending.len()
+                );
+                watching = Some((pid, gone));
+            }
         }
-        let mut fds = vec![
-            PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-            PollFd::new(gone.as_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds = vec![PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN)];
+        if let Some((_, gone)) = &watching {
+            fds.push(PollFd::new(gone.as_fd(), PollFlags::POLLIN));
+        }
+        let gone_at = watching.is_some().then_some(1);
         fds.extend(reply.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         if !pending.is_empty() {
             fds.extend(queue.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
@@ -313,14 +345,17 @@ fn submit_and_wait(
             (Some(since), Some(t)) if !pending.is_empty() => Some(since + t),
             _ => None,
         };
-        let wait = queue::poll_timeout(sysv, &mut tick, until);
+        // Without a supervisor, look for the next one on a timer (like a System V queue).
+        let wait = queue::poll_timeout(sysv || watching.is_none(), &mut tick, until);
         match poll(&mut fds, wait) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", queue.name(), e)),
         }
         // Checked after one more drain of the reply queue: the last results were sent before
         // the supervisor exited.
-        supervisor_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
+        supervisor_gone = gone_at
+            .and_then(|i| fds.get(i))
+            .is_some_and(|fd| fd.revents().is_some_and(|r| !r.is_empty()));
     }
 }
 

@@ -3,38 +3,43 @@
 //! # Start-up, in order
 //!
 //! 1. SIGTERM/SIGINT handlers (a flag and a self-pipe), before anything else exists.
-//! 2. The pid file's `flock`: a live supervisor of the same queue is refused; a dead one's
-//!    leftovers are taken over.
+//! 2. The record `NAME-held` and its lock (record.rs): a live supervisor of the same queue,
+//!    from whatever runtime dir, is refused, and named; a killed one's record is taken over,
+//!    with every task it held. Then the pid file in the runtime dir (for `kill $(cat ...)`).
 //! 3. The four queues, `O_CREAT|O_EXCL` 0600 (see [`create_queues`]): a name that is already
 //!    there is someone else's (refused; `fstat` on the descriptor names the owner) or a dead
 //!    supervisor's (taken over: tasks waiting in it are kept).
-//! 4. `ready: pid N mqueue NAME` on stdout, and READY=1 to `$NOTIFY_SOCKET` if a service
+//! 4. The tasks a killed supervisor held go out again first; the inboxes of its workers are
+//!    removed.
+//! 5. `ready: pid N mqueue NAME` on stdout, and READY=1 to `$NOTIFY_SOCKET` if a service
 //!    manager set it (`common::lifecycle`): a producer that starts now succeeds.
-//! 5. K workers, each a `fork`+`exec` of this binary, each watched through a pidfd.
-//! 6. Then one `poll` on everything: `NAME` (only while a worker is idle), `NAME-done`, every
+//! 6. K workers, each a `fork`+`exec` of this binary, each watched through a pidfd.
+//! 7. Then one `poll` on everything: `NAME` (only while a worker is idle), `NAME-done`, every
 //!    worker's pidfd, the signal pipe, result queues with results waiting for room, and
 //!    stdout while lines wait for a slow reader (`common::out::Output`: stdout never blocks a stop).
 //!
 //! # The hand-off: why no task is lost
 //!
 //! A task is always in exactly one of these places: a kernel queue (`NAME`, or a worker's
-//! inbox), the supervisor's memory (`retries`, or the `holding` record of the worker it was
-//! given to), or delivered as a result. The supervisor takes a task from `NAME` only when it
-//! has an idle worker, *records* that the worker holds it, and then sends it to the worker's
-//! inbox. Both steps happen in the supervisor, which nobody is killing, so there is no instant
-//! at which a worker's death can leave a task unrecorded: killed before it received the task,
-//! the task is still in its inbox (reclaimed with the same attempt number); killed after, the
-//! record is there (given out again with attempt+1). The supervisor reads `NAME-done` before
-//! it handles deaths, so a result sent just before the worker died is counted, not re-run.
+//! inbox), the supervisor's record (record.rs: shared memory that outlives it), or delivered
+//! as a result. The supervisor takes a task from `NAME` only when it has an idle worker and a
+//! free slot in the record, and `mq_receive` writes the task straight into that slot; then it
+//! *records* that the worker holds it, and only then sends it to the worker's inbox. So there
+//! is no instant at which a worker's death can leave a task unrecorded: killed before it
+//! received the task, the task is still in its inbox (reclaimed with the same attempt number);
+//! killed after, the record is there (given out again with attempt+1). The supervisor reads
+//! `NAME-done` before it handles deaths, so a result sent just before the worker died is
+//! counted, not re-run. A task leaves the record only once its result is in a queue.
 //!
 //! Results are matched against the record (worker pid and task id); anything else is a
 //! duplicate or a stray and is dropped and counted, so each task is reported once.
 //!
-//! What this does not cover: the supervisor itself dying with -9 loses the tasks in its memory
-//! (those it holds for workers and retries); the queues and what is in them survive for the
-//! next supervisor.
+//! The supervisor itself killed with -9: its workers stop (they watch it), the queues stay,
+//! and so does the record, so the next supervisor gives out again every task that has no
+//! result yet, with the same attempt number. A result sent just before the kill may then come
+//! twice; `submit --wait` tells them apart by task id.
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::BinaryHeap;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -51,14 +56,13 @@ use nix::unistd::Pid;
 use crate::cli::RunArgs;
 use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
+use crate::outbox::{Gone, Letter, Outboxes};
 use crate::protocol::{self, MAX_ATTEMPTS, Message, Status, Task, TaskResult};
 use crate::queue::{self, Guard, Queue};
+use crate::record::{Record, Recovered};
 use crate::sysv::{self, Remove, SysvQ, Tick};
 use common::out::Output;
 
-/// At most this many results wait in memory for a reader; beyond it the supervisor takes no
-/// new tasks until a reader makes room (back-pressure instead of unbounded memory).
-const MAX_UNDELIVERED: usize = 4096;
 /// The first wait before restarting a worker that died before it said hello; doubled each
 /// time it happens again, up to [`MAX_BACKOFF`], and forgotten once a worker completes a task.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -75,6 +79,8 @@ macro_rules! tell {
 #[derive(Clone, Debug)]
 struct Held {
     task: Task,
+    /// Where the record keeps it.
+    slot: usize,
     prio: u32,
     /// CLOCK_MONOTONIC when it was first taken off `NAME` (the demo checks priority order).
     taken_ns: u64,
@@ -122,10 +128,21 @@ impl Worker {
     }
 }
 
-/// Messages waiting for room in one queue.
-struct Outbox {
-    mq: Queue,
-    waiting: VecDeque<(Vec<u8>, u32)>,
+impl Drop for Worker {
+    /// A worker of ours that is dropped without being buried (the supervisor is leaving):
+    /// stop and reap it (Supervised's drop), then remove its inbox, which a System V worker
+    /// leaves to us while we live (see worker.rs). A worker started by hand is not waited for;
+    /// it removes its own inbox once it sees that we have gone.
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            drop(child);
+            if let Some(inbox) = self.inbox.take() {
+                if let Err(e) = inbox.remove() {
+                    eprintln!("warning: {e}");
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -137,8 +154,12 @@ struct Counts {
     duplicates: u64,
     malformed: u64,
     deaths: u64,
+    /// Results dropped because their client's reply queue could not take them.
+    dropped: u64,
 }
 
+/// Fields drop in order: the workers stop first, then the queues go (`guards`), then the pid
+/// file, and the record last, so a newcomer that gets its lock never finds our queues.
 struct Supervisor {
     /// stdout, written without blocking.
     out: Output,
@@ -150,8 +171,10 @@ struct Supervisor {
     tick: Tick,
     /// Something arrived in this round: look again soon (System V's timer).
     activity: bool,
-    /// Result queues (`NAME-results`, reply queues) and `NAME-dead`, by name.
-    outboxes: HashMap<String, Outbox>,
+    /// Result queues (`NAME-results`, reply queues) and `NAME-dead`.
+    outboxes: Outboxes,
+    /// What `outboxes` has sent or dropped since we last looked.
+    gone: Vec<Gone>,
     workers: Vec<Worker>,
     retries: BinaryHeap<Held>,
     /// Workers to start (our own K) and when.
@@ -167,6 +190,11 @@ struct Supervisor {
     parent_gone: bool,
     counts: Counts,
     buf: Vec<u8>,
+    /// Remove the queues.
+    guards: Guards,
+    _pid_file: PidFile,
+    /// Who holds what, where a kill -9 cannot erase it; its lock says we serve `NAME`.
+    record: Record,
 }
 
 /// Run the supervisor until SIGTERM/SIGINT.
@@ -180,54 +208,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         .map(|p| watch_parent(Pid::from_raw(p)))
         .transpose()?;
     let names = Names::new(&args.queue.name)?;
-    let pid_path = names.pid_file()?;
-    // Declared first, dropped last: the queues are gone before the lock is released, so a
-    // newcomer that gets the lock never finds our queues.
-    let _pid_file = PidFile::create(&pid_path).map_err(|e| match names.supervisor() {
-        Ok(pid) => Error::msg(format!(
-            "a supervisor (pid {pid}) already serves {}; refusing to start a second one",
-            names.tasks
-        )),
-        Err(_) => e,
-    })?;
+    let (record, recovered) = Record::open(&names, args.queue.sysv, args.msgsize as usize)?;
+    let pid_file = PidFile::create(&names.pid_file()?)?;
     let (queues, guards) = create_queues(&names, args, &mut out)?;
     let [tasks, results, dead, done] = queues;
-    let mut outboxes = HashMap::new();
-    for q in [results, dead] {
-        outboxes.insert(
-            q.name().to_owned(),
-            Outbox {
-                mq: q,
-                waiting: VecDeque::new(),
-            },
-        );
-    }
-    // Every queue exists and is ours: from now on a `submit` succeeds (its tasks wait in NAME
-    // until the workers are up). Say so, as every daemon of the workspace does
-    // (common::lifecycle): `ready: pid N mqueue NAME` on stdout, READY=1 to a service manager.
-    out.flush()?;
-    let kind = if args.queue.sysv {
-        "sysv-mqueue"
-    } else {
-        "mqueue"
-    };
-    common::lifecycle::ready(format_args!("{kind} {}", names.tasks))?;
-    tell!(
-        out,
-        "serving {} (results {}, dead letters {}; {}, msgsize {}{}); {} workers",
-        names.tasks,
-        names.results,
-        names.dead,
-        tasks.capacity()?,
-        tasks.msgsize(),
-        if args.queue.sysv { ", System V" } else { "" },
-        args.workers
-    )?;
-    tell!(
-        out,
-        "try: mqueue-demo submit --queue {} --wait 'echo hello'",
-        names.tasks
-    )?;
+    let outboxes = Outboxes::new(results, dead);
     let now = Instant::now();
     let mut sup = Supervisor {
         out,
@@ -238,6 +223,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         tick: Tick::new(),
         activity: false,
         outboxes,
+        gone: Vec::new(),
         workers: Vec::new(),
         retries: BinaryHeap::new(),
         to_start: vec![now; args.workers as usize],
@@ -250,7 +236,42 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         parent_gone: false,
         counts: Counts::default(),
         buf: Vec::new(),
+        guards,
+        _pid_file: pid_file,
+        record,
     };
+    if let Some(recovered) = recovered {
+        sup.take_over_record(recovered)?;
+    }
+    sup.record.serving();
+    sup.guards.serving();
+    // Every queue exists and is ours: from now on a `submit` succeeds (its tasks wait in NAME
+    // until the workers are up). Say so, as every daemon of the workspace does
+    // (common::lifecycle): `ready: pid N mqueue NAME` on stdout, READY=1 to a service manager.
+    sup.out.flush()?;
+    let kind = if args.queue.sysv {
+        "sysv-mqueue"
+    } else {
+        "mqueue"
+    };
+    common::lifecycle::ready(format_args!("{kind} {}", sup.names.tasks))?;
+    tell!(
+        sup.out,
+        "serving {} (results {}, dead letters {}, record {}; {}, msgsize {}{}); {} workers",
+        sup.names.tasks,
+        sup.names.results,
+        sup.names.dead,
+        sup.names.record,
+        sup.tasks.capacity()?,
+        sup.tasks.msgsize(),
+        if args.queue.sysv { ", System V" } else { "" },
+        args.workers
+    )?;
+    tell!(
+        sup.out,
+        "try: mqueue-demo submit --queue {} --wait 'echo hello'",
+        sup.names.tasks
+    )?;
     let outcome = sup.serve(&shutdown);
     // Whatever happened, stop our workers before the queues go: Supervised's drop sends
     // SIGTERM, waits, then SIGKILL, and reaps.
@@ -266,7 +287,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     tell!(
         sup.out,
         "stopped ({sig}): took {} tasks, {} results, {} retried, {} dead-lettered, {} duplicates \
-         dropped, {} malformed, {} worker deaths; {left}; removed {}",
+         dropped, {} malformed, {} worker deaths, {} results dropped; {left}; removed {}, {}",
         c.taken,
         c.results,
         c.retried,
@@ -274,53 +295,94 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         c.duplicates,
         c.malformed,
         c.deaths,
-        sup.names.all().join(", ")
+        c.dropped,
+        sup.names.all().join(", "),
+        sup.names.record
     )?;
     sup.out.drain(None)?;
     drop(sup);
-    drop(guards);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Create the four queues, or take over a dead supervisor's (we hold its pid-file lock, so
+/// Create the four queues, or take over a dead supervisor's (we hold its record's lock, so
 /// none is alive). Returns them with their removal guards, in the order they must be dropped.
-fn create_queues(
-    names: &Names,
-    args: &RunArgs,
-    out: &mut Output,
-) -> Result<([Queue; 4], Vec<Guard>)> {
+fn create_queues(names: &Names, args: &RunArgs, out: &mut Output) -> Result<([Queue; 4], Guards)> {
     if args.queue.sysv {
         return create_sysv_queues(names, args, out);
     }
     let mut queues = Vec::new();
-    let mut guards = Vec::new();
+    let mut guards = Guards::default();
     for (i, name) in names.all().into_iter().enumerate() {
         let access = if i == 0 || i == 3 {
             Access::Read
         } else {
             Access::ReadWrite
         };
-        let mq = match Mq::create(name, args.depth as usize, args.msgsize as usize, access)? {
-            Created::New(q) => q,
-            Created::Exists => {
-                // Someone else's queue is refused by Mq::open (fstat names its owner).
-                let mq = Mq::open(name, access, true)?;
-                check_leftover(&mq, args.msgsize as usize)?;
-                let q = Queue::Posix(mq);
-                take_over(&q, *name == names.done, out)?;
-                match q {
-                    Queue::Posix(mq) => mq,
-                    Queue::Sysv(_) => unreachable!("opened as POSIX just above"),
+        let (mq, taken) =
+            match Mq::create(name, args.depth as usize, args.msgsize as usize, access)? {
+                Created::New(q) => (q, false),
+                Created::Exists => {
+                    // Someone else's queue is refused by Mq::open (fstat names its owner).
+                    let mq = Mq::open(name, access, true)?;
+                    check_leftover(&mq, args.msgsize as usize)?;
+                    let q = Queue::Posix(mq);
+                    take_over(&q, *name == names.done, out)?;
+                    match q {
+                        Queue::Posix(mq) => (mq, true),
+                        Queue::Sysv(_) => unreachable!("opened as POSIX just above"),
+                    }
                 }
-            }
-        };
-        guards.push(Guard::Unlink(Unlink::new(Object::Mqueue(name.to_owned()))));
+            };
+        let guard = Guard::Unlink(Unlink::new(Object::Mqueue(name.to_owned())));
+        guards.push(guard, taken);
         queues.push(Queue::Posix(mq));
     }
     let queues = queues
         .try_into()
         .map_err(|_| Error::msg("four queues expected"))?;
     Ok((queues, guards))
+}
+
+/// What removes the queues when the supervisor exits. A queue it made is removed even if the
+/// start-up fails after it; one it took over from a killed supervisor is left alone until the
+/// supervisor serves ([`Guards::serving`]): a start-up that fails leaves it as it was found,
+/// tasks and all, for the next attempt.
+#[derive(Default)]
+struct Guards {
+    /// System V's ids file, dropped first (no role then finds the ids of removed queues), and
+    /// whether it names queues taken over.
+    ids_file: Option<(Guard, bool)>,
+    /// Each queue's guard, and whether the queue was taken over.
+    queues: Vec<(Guard, bool)>,
+    serving: bool,
+}
+
+impl Guards {
+    fn push(&mut self, guard: Guard, taken_over: bool) {
+        self.queues.push((guard, taken_over));
+    }
+
+    /// We serve: everything is ours to remove at exit.
+    fn serving(&mut self) {
+        self.serving = true;
+    }
+}
+
+impl Drop for Guards {
+    fn drop(&mut self) {
+        let all = self
+            .ids_file
+            .take()
+            .into_iter()
+            .chain(self.queues.drain(..));
+        for (guard, taken_over) in all {
+            if taken_over && !self.serving {
+                guard.keep();
+            } else {
+                drop(guard);
+            }
+        }
+    }
 }
 
 /// A queue of ours found at one of our names is taken over only if it is what we would have
@@ -372,15 +434,17 @@ fn create_sysv_queues(
     names: &Names,
     args: &RunArgs,
     out: &mut Output,
-) -> Result<([Queue; 4], Vec<Guard>)> {
+) -> Result<([Queue; 4], Guards)> {
     let msgsize = args.msgsize as usize;
     let old = sysv::read_ids(&names.tasks).ok();
     let mut queues = Vec::new();
-    let mut guards = Vec::new();
+    let mut guards = Guards::default();
+    let mut any_taken = false;
     for (i, name) in names.all().into_iter().enumerate() {
         let reused = old
             .and_then(|(size, ids)| SysvQ::open(name, ids[i], size).ok())
             .map(Queue::Sysv);
+        let taken = reused.is_some();
         let q = match reused {
             Some(q) => {
                 take_over(&q, *name == names.done, out)?;
@@ -389,8 +453,9 @@ fn create_sysv_queues(
             None => Queue::Sysv(SysvQ::create(name, msgsize)?),
         };
         if let Queue::Sysv(sq) = &q {
-            guards.push(Guard::Remove(Remove::new(sq)));
+            guards.push(Guard::Remove(Remove::new(sq)), taken);
         }
+        any_taken |= taken;
         queues.push(q);
     }
     let msgsize = queues[0].msgsize();
@@ -404,8 +469,8 @@ fn create_sysv_queues(
         .collect();
     let path = sysv::ids_file(&names.tasks)?;
     write_private(&path, &format!("msgsize={msgsize} {}\n", ids.join(" ")))?;
-    // Dropped first (guards drop in reverse): no role finds ids of removed queues.
-    guards.push(Guard::Unlink(Unlink::path(&path)));
+    // Removed first: no role finds ids of removed queues.
+    guards.ids_file = Some((Guard::Unlink(Unlink::path(&path)), any_taken));
     for q in &queues {
         if let Queue::Sysv(sq) = q {
             tell!(
@@ -458,9 +523,14 @@ impl Supervisor {
                 .min()
                 .copied()
                 .filter(|_| !self.stopping);
+            // Reply queues nothing needs any more are closed on time, even when nothing else
+            // happens (see outbox.rs).
+            let close = self.outboxes.close_idle(None);
+            // A full record (results waiting for readers hold their slots) takes no new
+            // task: back-pressure instead of unbounded memory.
             let take = !self.stopping
                 && self.retries.is_empty()
-                && self.undelivered() < MAX_UNDELIVERED
+                && !self.record.full()
                 && self.workers.iter().any(Worker::idle);
             let dead_pids = {
                 // A shutdown that is being handled keeps its pipe readable; don't spin on it.
@@ -481,9 +551,11 @@ impl Supervisor {
                 if take {
                     fds.extend(self.tasks.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
                 }
-                for o in self.outboxes.values().filter(|o| !o.waiting.is_empty()) {
-                    fds.extend(o.mq.fd().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
-                }
+                fds.extend(
+                    self.outboxes
+                        .poll_fds()
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLOUT)),
+                );
                 // Lines for a slow reader of our stdout: written when it takes them, never
                 // waited for in `write` (see common::out::Output).
                 fds.extend(
@@ -496,7 +568,10 @@ impl Supervisor {
                 if let Some((_, fd)) = self.parent.as_ref().filter(|_| !self.stopping) {
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 }
-                let wake = next_start.or(self.stop_deadline);
+                let wake = [next_start, self.stop_deadline, close]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 let timeout = queue::poll_timeout(self.sysv, &mut self.tick, wake);
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
@@ -533,8 +608,78 @@ impl Supervisor {
         }
     }
 
+    /// The record of a supervisor that was killed (record.rs): every task it held goes out
+    /// again, before any new one and with the same attempt number (the task did not fail, its
+    /// supervisor died); the inboxes of its workers are removed (they stop when it dies, but
+    /// one killed with it could not remove its own).
+    fn take_over_record(&mut self, found: Recovered) -> Result<()> {
+        for &(pid, sysv_inbox) in &found.workers {
+            self.remove_old_inbox(pid, sysv_inbox)?;
+        }
+        let held = found.tasks.len();
+        let mut tasks = found.tasks;
+        tasks.sort_by_key(|f| f.taken_ns);
+        for f in tasks {
+            match protocol::decode(&f.msg) {
+                Ok(Message::Task(task)) => {
+                    if let Some(reply) = self.reply_queue(&task) {
+                        self.outboxes.expect(reply);
+                    }
+                    self.seq += 1;
+                    self.retries.push(Held {
+                        task,
+                        slot: f.slot,
+                        prio: f.prio,
+                        taken_ns: f.taken_ns,
+                        seq: self.seq,
+                    });
+                }
+                // It was on its way to the dead-letter queue.
+                other => {
+                    self.buf = f.msg;
+                    self.malformed_task(other, f.prio, f.slot)?;
+                }
+            }
+        }
+        let garbage = match found.garbage {
+            0 => String::new(),
+            n => format!(
+                "; {n} messages it had just taken off {} were no task, and are lost",
+                self.names.tasks
+            ),
+        };
+        tell!(
+            self.out,
+            "taking over {}, left by supervisor pid {}, which was killed: {held} tasks it held \
+             go out again{garbage}",
+            self.names.record,
+            found.pid
+        )
+    }
+
+    /// The inbox of a worker of a supervisor that was killed, removed whether or not that
+    /// worker still runs: its supervisor is gone, so it is leaving, and never reads its inbox
+    /// again (worker.rs); it may not get to remove the inbox itself (a worker stopped with
+    /// SIGSTOP is sent SIGHUP when its supervisor, the leader of its process group, dies: a
+    /// second stop signal, which means "exit now"). POSIX: unlinked by name. System V: by the
+    /// id the record kept, if that queue is still one of ours (our uid and key range).
+    fn remove_old_inbox(&mut self, pid: Pid, sysv_inbox: i32) -> Result<()> {
+        let name = self.names.inbox(pid);
+        if !self.sysv {
+            return Object::Mqueue(name).unlink();
+        }
+        if sysv_inbox >= 0 {
+            if let Ok(q) = SysvQ::open(&name, sysv_inbox, self.tasks.msgsize()) {
+                if q.key() & !0xffff == sysv::KEY_BASE {
+                    q.remove()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn undelivered(&self) -> usize {
-        self.outboxes.values().map(|o| o.waiting.len()).sum()
+        self.outboxes.waiting()
     }
 
     /// Start the workers whose time has come (our own K; never while stopping).
@@ -572,6 +717,8 @@ impl Supervisor {
         let child = Supervised::spawn("worker", &mut cmd, Options::default())?;
         let pid = child.pid();
         let pidfd = pidfd_open(pid).ctx("pidfd_open", pid)?;
+        // Recorded from its start: if we both die, the next supervisor removes its inbox.
+        self.record.add_worker(pid, -1);
         tell!(self.out, "worker pid {pid} started")?;
         self.workers.push(Worker {
             pid,
@@ -637,6 +784,7 @@ impl Supervisor {
         };
         if let Some(w) = self.workers.iter_mut().find(|w| w.pid == pid) {
             w.inbox = Some(inbox);
+            self.record.add_worker(pid, sysv_id);
         } else {
             // A worker started by hand. Its pid came in a message, but only our own uid can
             // write to NAME-done (0600), and the pidfd pins the process from now on.
@@ -656,6 +804,7 @@ impl Supervisor {
                 }
             };
             tell!(self.out, "worker pid {pid} joined")?;
+            self.record.add_worker(pid, sysv_id);
             self.workers.push(Worker {
                 pid,
                 child: None,
@@ -699,7 +848,10 @@ impl Supervisor {
         self.backoff = Duration::ZERO;
         r.taken_ns = held.taken_ns;
         match r.status {
-            Status::Ok | Status::Dead => self.publish(&held.task, &r),
+            Status::Ok | Status::Dead => {
+                self.record.await_letters(held.slot, 1);
+                self.publish(&held, &r)
+            }
             Status::Failed => {
                 let why = String::from_utf8_lossy(&r.output).into_owned();
                 self.retry_or_bury(held, &format!("failed: {why}"), r.pid)
@@ -716,7 +868,9 @@ impl Supervisor {
             let msg = protocol::encode_task(&held.task, usize::MAX)
                 .map_err(|e| Error::msg(e.to_string()))?;
             let dead = self.names.dead.clone();
-            self.enqueue(&dead, msg, held.prio)?;
+            // Two messages about it: its copy in NAME-dead, and its result.
+            self.record.await_letters(held.slot, 2);
+            self.dead_letter(msg, held.prio, Some(held.task.id), Some(held.slot))?;
             tell!(
                 self.out,
                 "task {id} dead-lettered to {dead} after {MAX_ATTEMPTS} attempts: {}",
@@ -731,10 +885,11 @@ impl Supervisor {
                 last: false,
                 output: format!("dead-lettered after {MAX_ATTEMPTS} attempts: {why}").into_bytes(),
             };
-            return self.publish(&held.task, &r);
+            return self.publish(&held, &r);
         }
         self.counts.retried += 1;
         held.task.attempt += 1;
+        self.record.set_attempt(held.slot, held.task.attempt);
         trace!("task {id} {why}; retrying as attempt {}", held.task.attempt);
         if held.task.kind != protocol::Kind::Fail || held.task.attempt == 2 {
             tell!(
@@ -744,18 +899,30 @@ impl Supervisor {
                 held.task.attempt
             )?;
         }
-        self.retries.push(held);
+        self.requeue(held);
         Ok(())
     }
 
-    /// Send a result where the task asked (its reply queue) or to `NAME-results`.
-    fn publish(&mut self, task: &Task, r: &TaskResult) -> Result<()> {
+    /// A task waits for an idle worker again (retries go out before new tasks).
+    fn requeue(&mut self, held: Held) {
+        self.record.give(held.slot, None);
+        self.retries.push(held);
+    }
+
+    /// Where a task's result goes: its reply queue if it names one of ours, else
+    /// `NAME-results`.
+    fn reply_queue<'a>(&self, task: &'a Task) -> Option<&'a str> {
+        let ours = self.names.is_reply(&task.reply) || (self.sysv && is_sysv_reply(&task.reply));
+        ours.then_some(task.reply.as_str())
+    }
+
+    /// Send a result where the task asked (its reply queue) or to `NAME-results`, sized for
+    /// the queue it goes to (see outbox.rs: a client's queue can only hurt its client).
+    fn publish(&mut self, held: &Held, r: &TaskResult) -> Result<()> {
+        let task = &held.task;
         self.counts.results += 1;
-        let dest = if task.reply.is_empty() {
-            self.names.results.clone()
-        } else if self.names.is_reply(&task.reply) || (self.sysv && is_sysv_reply(&task.reply)) {
-            task.reply.clone()
-        } else {
+        let reply = self.reply_queue(task).map(str::to_owned);
+        if reply.is_none() && !task.reply.is_empty() {
             tell!(
                 self.out,
                 "task {} names reply queue {:?}, not one of ours; result sent to {}",
@@ -763,56 +930,87 @@ impl Supervisor {
                 common::out::escape(task.reply.as_bytes()),
                 self.names.results
             )?;
-            self.names.results.clone()
-        };
-        let msgsize = self
-            .outboxes
-            .get(&dest)
-            .map_or(self.tasks.msgsize(), |o| o.mq.msgsize());
-        let msg = protocol::encode_result(r, msgsize);
-        self.enqueue(&dest, msg, 0)
-    }
-
-    /// Queue `msg` for `dest` and try to send what waits there. Never blocks: a full queue
-    /// keeps the message in memory until `poll` says there is room (POLLOUT).
-    fn enqueue(&mut self, dest: &str, msg: Vec<u8>, prio: u32) -> Result<()> {
-        if !self.outboxes.contains_key(dest) {
-            let opened = match dest.strip_prefix("sysv:").map(str::parse::<i32>) {
-                Some(Ok(id)) if self.sysv => {
-                    SysvQ::open(dest, id, self.tasks.msgsize()).map(Queue::Sysv)
-                }
-                _ => Mq::open(dest, Access::Write, true).map(Queue::Posix),
-            };
-            match opened {
-                Ok(mq) => {
-                    self.outboxes.insert(
-                        dest.to_owned(),
-                        Outbox {
-                            mq,
-                            waiting: VecDeque::new(),
-                        },
-                    );
-                }
-                Err(e) => {
-                    // The submitter that waited for it is gone (Ctrl-C); nobody can read it.
-                    tell!(self.out, "result for {dest} dropped: {e}")?;
-                    return Ok(());
-                }
+        }
+        let dest = reply.clone().unwrap_or_else(|| self.names.results.clone());
+        let posted = match self.outboxes.room(&dest) {
+            Ok(room) if room >= protocol::RESULT_HEADER => {
+                let letter = Letter {
+                    msg: protocol::encode_result(r, room),
+                    prio: 0,
+                    task: Some(task.id),
+                    tag: Some(held.slot),
+                };
+                self.outboxes.post(&dest, letter, &mut self.gone)
             }
+            Ok(room) => {
+                self.gone.push(Gone {
+                    task: Some(task.id),
+                    tag: Some(held.slot),
+                    dropped: Some(format!(
+                        "{dest} takes messages of at most {room} bytes, and a result needs {}",
+                        protocol::RESULT_HEADER
+                    )),
+                });
+                Ok(())
+            }
+            Err(why) => {
+                self.gone.push(Gone {
+                    task: Some(task.id),
+                    tag: Some(held.slot),
+                    dropped: Some(why),
+                });
+                Ok(())
+            }
+        };
+        if let Some(reply) = &reply {
+            self.outboxes.release(reply);
         }
-        let outbox = self.outboxes.get_mut(dest).expect("inserted above");
-        outbox.waiting.push_back((msg, prio));
-        flush(outbox)
+        posted?;
+        self.settle()
     }
 
+    /// Put `msg` in `NAME-dead`, ours: the message size is the one it was made with. `slot`
+    /// is the record's, freed once the message is out.
+    fn dead_letter(
+        &mut self,
+        msg: Vec<u8>,
+        prio: u32,
+        task: Option<u64>,
+        slot: Option<usize>,
+    ) -> Result<()> {
+        let dead = self.names.dead.clone();
+        let letter = Letter {
+            msg,
+            prio,
+            task,
+            tag: slot,
+        };
+        self.outboxes.post(&dead, letter, &mut self.gone)?;
+        self.settle()
+    }
+
+    /// Send what waits for room, as far as each queue has it.
     fn flush_outboxes(&mut self) -> Result<()> {
-        for outbox in self.outboxes.values_mut() {
-            flush(outbox)?;
+        self.outboxes.flush(&mut self.gone)?;
+        self.settle()
+    }
+
+    /// Account for what the outboxes have sent or dropped: the record lets go of a task once
+    /// every message about it is out; a dropped result is said and counted.
+    fn settle(&mut self) -> Result<()> {
+        for gone in std::mem::take(&mut self.gone) {
+            if let Some(slot) = gone.tag {
+                self.record.letter_out(slot);
+            }
+            let Some(why) = gone.dropped else { continue };
+            self.counts.dropped += 1;
+            let id = gone.task.map_or_else(|| "?".to_owned(), protocol::show_id);
+            tell!(
+                self.out,
+                "result for task {id} dropped: {}",
+                common::out::escape(why.as_bytes())
+            )?;
         }
-        // Reply queues are closed once emptied; the two fixed ones stay.
-        let keep = [self.names.results.clone(), self.names.dead.clone()];
-        self.outboxes
-            .retain(|name, o| !o.waiting.is_empty() || keep.contains(name));
         Ok(())
     }
 
@@ -822,34 +1020,59 @@ impl Supervisor {
             let held = if let Some(held) = self.retries.pop() {
                 held
             } else {
-                if self.undelivered() >= MAX_UNDELIVERED {
-                    return Ok(());
-                }
                 // The clock is read *before* mq_receive: any task sent before this instant is
                 // in the queue, so if a more urgent one was among them, this call returns it.
                 let taken_ns = monotonic_ns();
-                let prio = match self.tasks.receive(&mut self.buf) {
-                    Ok(prio) => prio,
-                    Err(Errno::EAGAIN) => return Ok(()),
-                    Err(Errno::EINTR) => continue,
+                // The task is received straight into a slot of the record (record.rs): from
+                // the instant it leaves NAME, a kill -9 of ours cannot lose it. No free slot:
+                // take nothing.
+                let Some(slot) = self.record.reserve(taken_ns) else {
+                    return Ok(());
+                };
+                let (len, prio) = match self.record.receive(slot, &self.tasks) {
+                    Ok(got) => got,
                     Err(e) => {
-                        return Err(Error::sys(self.tasks.receive_call(), &self.names.tasks, e));
+                        self.record.cancel(slot);
+                        match e {
+                            Errno::EAGAIN => return Ok(()),
+                            Errno::EINTR => continue,
+                            e => {
+                                let call = self.tasks.receive_call();
+                                return Err(Error::sys(call, &self.names.tasks, e));
+                            }
+                        }
                     }
                 };
+                self.record.commit(slot, len, prio);
+                self.record.message(slot, &mut self.buf);
                 self.activity = true;
+                // Only System V can hand out a message longer than the queue's (cut to one
+                // byte more, see sysv.rs); POSIX refuses it at mq_send.
+                let msgsize = self.tasks.msgsize();
+                if len > msgsize {
+                    self.buf.truncate(msgsize);
+                    let why = format!("longer than the queue's {msgsize}-byte messages (cut)");
+                    self.malformed_task(Err(protocol::Malformed(why)), prio, slot)?;
+                    continue;
+                }
                 match protocol::decode(&self.buf) {
                     Ok(Message::Task(task)) if task.attempt == 1 => {
                         self.counts.taken += 1;
                         self.seq += 1;
+                        // Its reply queue stays open until its result is out (outbox.rs).
+                        if let Some(reply) = self.reply_queue(&task) {
+                            self.outboxes.expect(reply);
+                        }
                         Held {
                             task,
+                            slot,
                             prio,
                             taken_ns,
                             seq: self.seq,
                         }
                     }
                     other => {
-                        self.malformed_task(other, prio)?;
+                        self.malformed_task(other, prio, slot)?;
                         continue;
                     }
                 }
@@ -864,6 +1087,7 @@ impl Supervisor {
                 w.pid,
                 protocol::show_id(held.task.id)
             );
+            self.record.give(held.slot, Some(w.pid));
             w.holding = Some(held);
             match inbox.send(&msg, 0) {
                 Ok(()) => {}
@@ -880,7 +1104,7 @@ impl Supervisor {
                     )?;
                     w.leaving = true;
                     if let Some(h) = w.holding.take() {
-                        self.retries.push(h);
+                        self.requeue(h);
                     }
                 }
             }
@@ -894,6 +1118,7 @@ impl Supervisor {
         &mut self,
         decoded: Result<Message, protocol::Malformed>,
         prio: u32,
+        slot: usize,
     ) -> Result<()> {
         self.counts.malformed += 1;
         let why = match decoded {
@@ -904,7 +1129,8 @@ impl Supervisor {
         let raw = std::mem::take(&mut self.buf);
         let len = raw.len();
         let dead = self.names.dead.clone();
-        self.enqueue(&dead, raw, prio)?;
+        self.record.await_letters(slot, 1);
+        self.dead_letter(raw, prio, None, Some(slot))?;
         tell!(
             self.out,
             "{why} ({len} bytes) in {}; moved to {dead}",
@@ -946,6 +1172,7 @@ impl Supervisor {
             None if !self.sysv => Object::Mqueue(self.names.inbox(pid)).unlink()?,
             None => {}
         }
+        self.record.forget_worker(pid);
         match w.holding.take() {
             Some(held) if unreceived => {
                 self.counts.deaths += 1;
@@ -954,7 +1181,7 @@ impl Supervisor {
                     "worker pid {pid} {how} before it received task {}; giving it out again",
                     protocol::show_id(held.task.id)
                 )?;
-                self.retries.push(held);
+                self.requeue(held);
             }
             Some(held) => {
                 self.counts.deaths += 1;
@@ -1023,24 +1250,29 @@ impl Supervisor {
     /// stop by themselves once we are gone, see worker.rs).
     fn give_up_on_workers(&mut self) -> Result<()> {
         self.stop_deadline = None;
+        // Results first: a worker whose result already waits in NAME-done has finished, and
+        // its result must be delivered, not dropped as a duplicate of a task reported left.
+        self.drain_done()?;
         let mut left = Vec::new();
         for w in &mut self.workers {
             let task = w.holding.take().map(|h| {
                 let id = protocol::show_id(h.task.id);
+                self.record.give(h.slot, None);
                 self.retries.push(h);
                 id
             });
-            let what = task.map_or_else(
-                || "not ready yet".to_owned(),
-                |id| format!("holding task {id}"),
-            );
+            let what = match (task, &w.inbox) {
+                (Some(id), _) => format!("holding task {id}"),
+                (None, None) => "not ready yet".to_owned(),
+                (None, Some(_)) => "holding nothing, told to stop".to_owned(),
+            };
             match &w.child {
                 Some(child) => {
                     // Our unreaped child (the pidfd has not said it exited), so the pid is its own.
                     let _ = child.signal(Signal::SIGKILL);
                     tell!(
                         self.out,
-                        "worker pid {} is still busy after the --stop-timeout of {:?} ({what}): killed",
+                        "worker pid {} has not exited after the --stop-timeout of {:?} ({what}): killed",
                         w.pid,
                         self.stop_timeout
                     )?;
@@ -1049,7 +1281,7 @@ impl Supervisor {
                     left.push(w.pid);
                     tell!(
                         self.out,
-                        "worker pid {} (started by hand) is still busy after the --stop-timeout of {:?} ({what}): not waited for",
+                        "worker pid {} (started by hand) has not exited after the --stop-timeout of {:?} ({what}): not waited for",
                         w.pid,
                         self.stop_timeout
                     )?;
@@ -1099,20 +1331,6 @@ impl Supervisor {
         }
         Ok(text)
     }
-}
-
-fn flush(outbox: &mut Outbox) -> Result<()> {
-    while let Some((msg, prio)) = outbox.waiting.front() {
-        match outbox.mq.send(msg, *prio) {
-            Ok(()) => {
-                outbox.waiting.pop_front();
-            }
-            Err(Errno::EAGAIN) => return Ok(()),
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys(outbox.mq.send_call(), outbox.mq.name(), e)),
-        }
-    }
-    Ok(())
 }
 
 fn describe(status: std::process::ExitStatus) -> String {

@@ -36,6 +36,11 @@ pub fn mtype(prio: u32) -> libc::c_long {
     10 - libc::c_long::from(prio.min(crate::protocol::MAX_PRIORITY))
 }
 
+/// The priority a message of type `mtype` carries (see [`mtype`]).
+pub fn priority(mtype: libc::c_long) -> u32 {
+    u32::try_from(10 - mtype.clamp(1, 10)).unwrap_or(0)
+}
+
 /// A System V message queue, by id. Not removed on drop: its owner holds a [`Remove`] guard.
 #[derive(Debug)]
 pub struct SysvQ {
@@ -61,10 +66,18 @@ impl Remove {
             id: q.id,
         }
     }
+
+    /// Disarm the guard: the queue stays, and someone else removes it.
+    pub fn keep(mut self) {
+        self.id = -1;
+    }
 }
 
 impl Drop for Remove {
     fn drop(&mut self) {
+        if self.id < 0 {
+            return;
+        }
         match rmid(self.id) {
             Ok(()) | Err(Errno::EINVAL | Errno::EIDRM) => {
                 trace!("msgctl({} = id {}, IPC_RMID)", self.name, self.id);
@@ -239,26 +252,63 @@ impl SysvQ {
     /// `msgrcv` with type `-10`: the most urgent message first (see the module docs). Returns
     /// the priority. With `nowait`, an empty queue is `Err(ENOMSG)`, reported as EAGAIN so the
     /// callers treat both kinds of queue alike. A blocking receive returns EINTR on a signal.
+    ///
+    /// A message longer than `msgsize` comes back cut to `msgsize + 1` bytes, so the caller can
+    /// tell it was too long (its length is over `msgsize`). Without `MSG_NOERROR`, msgrcv fails with
+    /// E2BIG on such a message (anyone may send up to `/proc/sys/kernel/msgmax` bytes) and
+    /// *leaves it at the head of the queue*, where every later msgrcv fails the same way: one
+    /// oversized message would stop the queue for good.
     pub fn receive(&self, out: &mut Vec<u8>, nowait: bool) -> nix::Result<u32> {
         let head = std::mem::size_of::<libc::c_long>();
-        out.resize(head + self.msgsize.max(1), 0);
-        let flags = if nowait { libc::IPC_NOWAIT } else { 0 };
-        // SAFETY: `out` has room for an mtype and `msgsize` bytes of text, which is the most
-        // msgrcv writes (longer messages fail with E2BIG instead of being cut: no MSG_NOERROR).
-        let rc =
-            unsafe { libc::msgrcv(self.id, out.as_mut_ptr().cast(), self.msgsize, -10, flags) };
+        let room = self.msgsize + 1;
+        out.resize(head + room, 0);
+        let flags = libc::MSG_NOERROR | if nowait { libc::IPC_NOWAIT } else { 0 };
+        // SAFETY: `out` has room for an mtype and `room` bytes of text, and msgrcv writes at
+        // most that (MSG_NOERROR cuts a longer message to `room` bytes).
+        let rc = unsafe { libc::msgrcv(self.id, out.as_mut_ptr().cast(), room, -10, flags) };
         match Errno::result(rc) {
             Ok(n) => {
                 let n = usize::try_from(n).unwrap_or(0);
                 let ty = libc::c_long::from_ne_bytes(out[..head].try_into().expect("c_long bytes"));
                 out.drain(..head);
                 out.truncate(n);
-                let prio = u32::try_from(10 - ty.clamp(1, 10)).unwrap_or(0);
+                let prio = priority(ty);
                 trace!(
-                    "msgrcv({}, type -10) -> {n} bytes, type {ty} (priority {prio})",
+                    "msgrcv({}, type -10, MSG_NOERROR) -> {n} bytes, type {ty} (priority {prio})",
                     self.name
                 );
                 Ok(prio)
+            }
+            Err(Errno::ENOMSG) => Err(Errno::EAGAIN),
+            Err(e) => {
+                trace!("msgrcv({}) -> {e}", self.name);
+                Err(e)
+            }
+        }
+    }
+
+    /// `msgrcv` without waiting, with `MSG_NOERROR` and type `-10` as [`SysvQ::receive`], into
+    /// memory we do not own as a Rust buffer: the supervisor's record, a shared mapping
+    /// (record.rs), where the kernel writes the message type and then the text within the call
+    /// that takes them off the queue. Returns the length of the text (at most `room`).
+    ///
+    /// # Safety
+    ///
+    /// `msgbuf` must be valid for writes of an aligned `long` followed by `room` bytes, for the
+    /// duration of the call, and no Rust reference may point into it.
+    pub unsafe fn receive_raw(&self, msgbuf: *mut u8, room: usize) -> nix::Result<usize> {
+        let flags = libc::MSG_NOERROR | libc::IPC_NOWAIT;
+        // SAFETY: the caller vouches for `msgbuf`: a long and `room` bytes; msgrcv writes at
+        // most that (MSG_NOERROR cuts a longer message).
+        let rc = unsafe { libc::msgrcv(self.id, msgbuf.cast(), room, -10, flags) };
+        match Errno::result(rc) {
+            Ok(n) => {
+                let n = usize::try_from(n).unwrap_or(0);
+                trace!(
+                    "msgrcv({}, type -10, MSG_NOERROR) -> {n} bytes, into the record",
+                    self.name
+                );
+                Ok(n)
             }
             Err(Errno::ENOMSG) => Err(Errno::EAGAIN),
             Err(e) => {

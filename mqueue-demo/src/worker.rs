@@ -9,20 +9,28 @@
 //! leaves the task either in its inbox or in the supervisor's record, and the supervisor,
 //! which learns of the death from a pidfd, gives it to another worker.
 //!
-//! Start-up: find the live supervisor (its pid file's lock) and open a pidfd on it, open
+//! Start-up: find the live supervisor (its record's lock) and open a pidfd on it, open
 //! `NAME-done` (no supervisor: a clear error, nothing created), create the inbox
 //! `O_CREAT|O_EXCL` 0600, send a hello, then wait in `poll` on the inbox, the SIGTERM/SIGINT
-//! pipe and the supervisor's pidfd. A supervisor that dies (kill -9) takes its record of this
-//! worker with it: no later supervisor will ever send to this inbox, so the worker exits at
-//! once, whether the supervisor started it or it was started by hand. SIGTERM while a task runs: the task is finished and its result sent,
-//! then the worker exits; the inbox is unlinked on every exit but kill -9 (then the supervisor
-//! unlinks it).
+//! pipe and the supervisor's pidfd. A supervisor that dies (kill -9) was the only one to send
+//! to this inbox: the next one gives the tasks it held out again from its record, to workers
+//! of its own, so this worker exits at once, whether the supervisor started it or it was
+//! started by hand. SIGTERM while a task
+//! runs: the task is finished and its result sent, then the worker exits.
+//!
+//! Cleanup: a POSIX inbox is unlinked on every exit but kill -9 (then the supervisor unlinks
+//! it); the supervisor, which holds it open, still takes back a task it sent just as we left.
+//! A System V inbox cannot be removed that early: IPC_RMID destroys the messages in it at
+//! once, and a task the supervisor had just sent would be gone, to come back with attempt+1
+//! although it never ran. So a worker that has said hello leaves its System V inbox to a
+//! supervisor that still lives, which takes back what is in it (same attempt) and removes it;
+//! only a worker whose supervisor is gone removes its own.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 
 use common::cleanup::Shutdown;
-use common::{Context, Error, Result, say, trace};
+use common::{Error, Result, say, trace};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{Pid, getpid};
@@ -32,7 +40,6 @@ use crate::mq::Access;
 use crate::names::Names;
 use crate::protocol::{self, Message, Status, TaskResult};
 use crate::queue::{self, Finder, Queue, Which};
-use crate::supervisor::pidfd_open;
 use crate::sysv::Tick;
 use crate::tasks;
 
@@ -45,13 +52,14 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let names = Names::new(&args.queue.name)?;
     let pid = getpid();
-    // A live supervisor holds its pid file's lock; queues left by a killed one do not count.
-    let (supervisor, gone) = watch_supervisor(&names)?;
+    // A live supervisor holds its record's lock; queues left by a killed one do not count.
+    let (supervisor, gone) = crate::record::watch(&names)?;
     let finder = Finder::new(&names, args.queue.sysv)?;
     let done = finder.open(Which::Done, Access::Write, true)?;
     let inbox_name = names.inbox(pid);
-    // The inbox is removed on every exit but kill -9 (then the supervisor removes it).
-    let (inbox, _guard) =
+    // The inbox is removed on every exit but kill -9 (then the supervisor removes it), except
+    // a System V one that the supervisor knows (see the module docs).
+    let (inbox, guard) =
         queue::create_own(&inbox_name, INBOX_DEPTH, done.msgsize(), finder.sysv())?;
     let sysv_id = match &inbox {
         Queue::Sysv(q) => q.id(),
@@ -75,6 +83,44 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
             names.tasks
         )?;
     }
+    let outcome = serve(args, &names, &inbox, &done, &watch, &mut tick);
+    // The supervisor has our hello, so it knows this inbox: if it lives, it takes back what
+    // it sent us and we never received, and then removes the inbox. A System V queue must be
+    // left to it for that, since IPC_RMID destroys what is in it at once (a POSIX queue we
+    // unlink lives on while the supervisor holds it open, so ours goes either way).
+    let left = finder.sysv() && !watch.supervisor_gone();
+    if left {
+        trace!("{inbox_name}: left to the supervisor (pid {supervisor}), which removes it");
+        guard.keep();
+    } else {
+        drop(guard);
+    }
+    let served = outcome?;
+    if args.supervisor.is_none() {
+        let inbox = if left {
+            format!("left {inbox_name} to the supervisor, which removes it")
+        } else {
+            format!("removed {inbox_name}")
+        };
+        say!("worker pid {pid}: ran {served} tasks; {inbox}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Take tasks from the inbox and run them, until a stop request, SIGTERM/SIGINT/SIGHUP,
+/// `--max-tasks` (then the count of tasks run), or the supervisor's death (an error).
+fn serve(
+    args: &WorkerArgs,
+    names: &Names,
+    inbox: &Queue,
+    done: &Queue,
+    watch: &Watch<'_>,
+    tick: &mut Tick,
+) -> Result<u64> {
+    let shutdown = watch.shutdown;
+    let supervisor = watch.supervisor;
+    let pid = getpid();
+    let inbox_name = inbox.name();
 
     let mut buf = Vec::new();
     let mut served = 0u64;
@@ -86,15 +132,15 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         // after SIGTERM's handler, and the worker would not notice the signal until a task came.
         let mut fds = vec![
             PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
-            PollFd::new(gone.as_fd(), PollFlags::POLLIN),
+            PollFd::new(watch.gone.as_fd(), PollFlags::POLLIN),
         ];
         fds.extend(inbox.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         match poll(
             &mut fds,
-            queue::poll_timeout(finder.sysv(), &mut tick, None),
+            queue::poll_timeout(inbox.fd().is_none(), tick, None),
         ) {
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("poll", &inbox_name, e)),
+            Err(e) => return Err(Error::sys("poll", inbox_name, e)),
         }
         if watch.supervisor_gone() {
             return Err(Error::msg(format!(
@@ -106,7 +152,7 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         match inbox.receive(&mut buf) {
             Ok(_) => tick.reset(),
             Err(Errno::EAGAIN | Errno::EINTR) => continue,
-            Err(e) => return Err(Error::sys(inbox.receive_call(), &inbox_name, e)),
+            Err(e) => return Err(Error::sys(inbox.receive_call(), inbox_name, e)),
         }
         let task = match protocol::decode(&buf) {
             Ok(Message::Task(task)) => task,
@@ -146,10 +192,10 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         };
         // Sent even if a SIGTERM came meanwhile: the task is done, its result must not be lost.
         send(
-            &done,
+            done,
             &protocol::encode_result(&result, done.msgsize()),
-            &watch,
-            &mut tick,
+            watch,
+            tick,
         )
         .map_err(|e| {
             Error::msg(format!(
@@ -161,10 +207,7 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
             break;
         }
     }
-    if args.supervisor.is_none() {
-        say!("worker pid {pid}: ran {served} tasks; removed {inbox_name}")?;
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(served)
 }
 
 /// What a worker waits on besides its queues: SIGTERM/SIGINT, and its supervisor's exit.
@@ -180,21 +223,6 @@ impl Watch<'_> {
         let mut fds = [PollFd::new(self.gone.as_fd(), PollFlags::POLLIN)];
         matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
     }
-}
-
-/// The live supervisor's pid and a pidfd that becomes readable when it exits. The pid comes
-/// from the pid file, and a pid can be recycled, so the lock is checked again *after*
-/// `pidfd_open`: still held by the same pid, the pidfd is the supervisor's.
-fn watch_supervisor(names: &Names) -> Result<(Pid, OwnedFd)> {
-    let pid = names.supervisor()?;
-    let gone = pidfd_open(pid).ctx("pidfd_open", format!("the supervisor (pid {pid})"))?;
-    if names.supervisor()? != pid {
-        return Err(Error::msg(format!(
-            "the supervisor (pid {pid}) of {} was replaced while this worker started",
-            names.tasks
-        )));
-    }
-    Ok((pid, gone))
 }
 
 /// Send on a non-blocking queue, waiting in `poll` while it is full. The supervisor always

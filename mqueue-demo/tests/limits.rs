@@ -3,6 +3,7 @@
 
 mod support;
 
+use common::cleanup::{Object, Unlink};
 use common::testkit::{self, Sandbox};
 use support::*;
 
@@ -123,6 +124,32 @@ fn no_supervisor_is_a_clear_error() {
     assert_no_queues(&q);
 }
 
+/// A --timeout that is not a number of seconds is a usage error (exit 2), said before anything
+/// looks for a supervisor: with none running, it is still the flag that is wrong.
+#[test]
+fn a_bad_timeout_is_a_usage_error_even_without_a_supervisor() {
+    let sb = Sandbox::new();
+    let q = queue();
+    for bad in ["nan", "inf", "-1", "soon"] {
+        let flag = format!("--timeout={bad}");
+        let out = run(&sb, &q, &["submit", &flag, "echo x"], b"");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--timeout {bad}: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("invalid value '{bad}' for '--timeout <SECONDS>'"))
+                && err.contains("expected seconds >= 0")
+                && !err.contains("no supervisor"),
+            "{err}"
+        );
+    }
+    assert_no_queues(&q);
+}
+
 #[test]
 fn bad_input_is_refused() {
     let sb = Sandbox::new();
@@ -196,6 +223,45 @@ fn garbage_in_the_task_queue_is_dead_lettered() {
     assert_eq!(depth(&sb, &q, &format!("{q}-dead")), 3);
     let stopped = sup.stop();
     assert!(stopped.contains("3 malformed"), "{stopped}");
+}
+
+/// A client whose reply queue takes smaller messages than a result (made here by hand, as
+/// another program's `submit --wait` could make it) hurts only itself: the result is sized for
+/// the queue it goes to (its output cut to fit), or, when not even a result's 28-byte header
+/// fits, dropped, said and counted. The supervisor, and the tasks queued, go on. Before, the
+/// result was sized for the task queue, mq_send failed with EMSGSIZE, and the supervisor
+/// exited, its guards removing its queues with every task in them.
+#[test]
+fn a_reply_queue_too_small_for_a_result_hurts_only_its_client() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["--workers", "1"]);
+    // Two clients' reply queues, named as a client may (NAME-r<pid>; submit --wait adds a stamp).
+    let (tiny, small) = (format!("{q}-r1"), format!("{q}-r2"));
+    let tiny_q = make_queue(&tiny, 2, 16);
+    let small_q = make_queue(&small, 2, 48);
+    let guards = [&tiny, &small].map(|n| Unlink::new(Object::Mqueue(n.clone())));
+    send_to(&q, &echo_task(1, &tiny, b"hello, tiny client"));
+    let line = sup.wait_for(|l| l.starts_with("result for task 0-1 dropped"));
+    assert!(
+        line.ends_with(&format!(
+            "{tiny} takes messages of at most 16 bytes, and a result needs 28"
+        )),
+        "{line}"
+    );
+    send_to(&q, &echo_task(2, &small, b"an output longer than 20 bytes"));
+    let result = receive_within(&small_q);
+    assert!(result.len() <= 48, "{result:?}");
+    assert_eq!(&result[..3], b"R\x01\x00", "an ok result: {result:?}");
+    assert_eq!(&result[28..], b"an output l... (cut)");
+    let out = run(&sb, &q, &["submit", "--wait", "echo still serving"], b"");
+    assert!(stdout(&out).contains(" ok attempt=1 "), "{}", stderr(&out));
+    for mqd in [tiny_q, small_q] {
+        nix::mqueue::mq_close(mqd).unwrap();
+    }
+    drop(guards);
+    let stopped = sup.stop();
+    assert!(stopped.contains("1 results dropped"), "{stopped}");
 }
 
 /// POSIX queue names are shared by the whole machine: a queue at our name that belongs to
@@ -273,14 +339,8 @@ fn a_leftover_with_another_message_size_is_refused() {
     let sb = Sandbox::new();
     let q = queue();
     let mqd = make_queue(&q, 10, 512);
-    // An echo task of 400 bytes, as protocol.rs lays it out.
-    let arg = vec![b'x'; 384];
-    let mut task = vec![b'T', 1, 1, 1];
-    task.extend_from_slice(&7u64.to_le_bytes());
-    task.extend_from_slice(&0u16.to_le_bytes());
-    task.extend_from_slice(&u16::try_from(arg.len()).unwrap().to_le_bytes());
-    task.extend_from_slice(&arg);
-    nix::mqueue::mq_send(&mqd, &task, 0).unwrap();
+    // An echo task of 400 bytes.
+    nix::mqueue::mq_send(&mqd, &echo_task(7, "", &[b'x'; 384]), 0).unwrap();
     nix::mqueue::mq_close(mqd).unwrap();
 
     let out = run(&sb, &q, &["run", "--workers", "1", "--msgsize", "256"], b"");

@@ -4,6 +4,7 @@ mod support;
 
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::{Signal, kill};
+use support::tracer::Tracer;
 use support::*;
 
 #[test]
@@ -240,6 +241,74 @@ fn results_follow_uses_mq_notify() {
     sup.stop();
 }
 
+/// `results --follow` stops on SIGTERM, SIGINT and SIGHUP with status 0, with its registration
+/// still in place (no notification came): it must leave, not register again (which fails with
+/// EBUSY, as if another process held the queue).
+#[test]
+fn results_follow_stops_cleanly_on_a_stop_signal() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let follower = testkit::spawn(&mut mq(&sb, &q, &["-v", "results", "--follow"]));
+        let mut trace = follower.stderr_lines().unwrap();
+        trace
+            .wait_for(
+                |l| l.contains("mq_notify(") && l.ends_with("registered"),
+                WAIT,
+            )
+            .unwrap();
+        kill(follower.pid(), sig).unwrap();
+        let status = follower.wait_timeout(WAIT).unwrap();
+        let err = trace.rest(WAIT).unwrap().join("\n");
+        assert_eq!(status.code(), Some(0), "{sig}: {err}");
+        assert!(
+            !err.contains("another process is registered"),
+            "{sig}: {err}"
+        );
+    }
+    sup.stop();
+}
+
+/// A SIGUSR1 that is not a notification (sent with kill: si_code SI_USER) wakes the follower,
+/// but its registration is still in place: it must not register again (EBUSY) and must go on
+/// printing results as they come.
+#[test]
+fn results_follow_ignores_a_sigusr1_that_is_no_notification() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "1"]);
+    let follower = testkit::spawn(&mut mq(
+        &sb,
+        &q,
+        &["-v", "results", "--follow", "--count", "1"],
+    ));
+    let mut trace = follower.stderr_lines().unwrap();
+    trace
+        .wait_for(
+            |l| l.contains("mq_notify(") && l.ends_with("registered"),
+            WAIT,
+        )
+        .unwrap();
+    kill(follower.pid(), Signal::SIGUSR1).unwrap();
+    let line = trace
+        .wait_for(|l| l.contains("not from mq_notify"), WAIT)
+        .unwrap();
+    assert!(line.contains("still registered"), "{line}");
+    assert!(
+        run(&sb, &q, &["submit", "echo after the stray signal"], b"")
+            .status
+            .success()
+    );
+    let status = follower.wait_timeout(WAIT).unwrap();
+    let err = trace.rest(WAIT).unwrap().join("\n");
+    assert!(status.success(), "{status:?}: {err}");
+    let out = follower.stdout_lines().unwrap().rest(WAIT).unwrap();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].ends_with(" after the stray signal"), "{out:?}");
+    sup.stop();
+}
+
 /// A supervisor killed with -9 leaves its queues; the tasks in them are not lost: the next
 /// supervisor takes the queues over and runs them.
 #[test]
@@ -299,14 +368,18 @@ fn unlink_removes_a_dead_supervisors_queues_and_refuses_a_live_one() {
     );
     kill(sup.child.pid(), Signal::SIGKILL).unwrap();
     sup.child.wait_timeout(WAIT).unwrap();
+    let pid_file = sb.runtime_dir().join(format!("{}.pid", &q[1..]));
+    assert!(pid_file.exists(), "the killed supervisor's pid file");
     let out = run(&sb, &q, &["unlink"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("4 queues removed"), "{text}");
     assert!(
-        stdout(&out).contains("4 queues removed"),
-        "{}",
-        stdout(&out)
+        text.contains(&format!("removed {}", pid_file.display())),
+        "{text}"
     );
     assert_no_queues(&q);
+    assert_eq!(sb.leftovers(), Vec::<String>::new(), "the pid file is gone");
 }
 
 #[test]
@@ -317,6 +390,47 @@ fn a_second_supervisor_is_refused() {
     let out = run(&sb, &q, &["run", "--workers", "0"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("already serves"), "{}", stderr(&out));
+    sup.stop();
+}
+
+/// POSIX queue names are machine-wide, so the live supervisor is found through its record's
+/// lock (`NAME-held` in /dev/shm), not through a pid file in one runtime dir: a second
+/// supervisor started with another runtime dir, or with XDG_RUNTIME_DIR unset, is refused and
+/// told the live one's pid (it used to take the live one's queues over, and both dropped each
+/// other's results); `unlink` from there is refused the same way (it used to remove them); a
+/// producer from there reaches the live supervisor.
+#[test]
+fn a_supervisor_is_found_from_any_runtime_dir() {
+    let sb = Sandbox::new();
+    let other = Sandbox::new();
+    let q = queue();
+    let sup = Supervisor::start(&sb, &q, &["--workers", "1"]);
+    let pid = sup.child.pid();
+    let elsewhere = |args: &[&str], unset: bool| {
+        let mut cmd = mq(&other, &q, args);
+        if unset {
+            cmd.env_remove("XDG_RUNTIME_DIR");
+        }
+        testkit::run(&mut cmd, b"")
+    };
+    for unset in [false, true] {
+        let out = elsewhere(&["run", "--workers", "0", "--msgsize", "256"], unset);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let want = format!("a supervisor (pid {pid}) already serves {q}; refusing");
+        assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+        let out = elsewhere(&["unlink"], unset);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let want = format!("a supervisor (pid {pid}) serves {q}; stop it");
+        assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+    }
+    let out = elsewhere(&["submit", "--wait", "echo from elsewhere"], false);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains(" ok attempt=1 ") && text.trim_end().ends_with(" from elsewhere"),
+        "{text}"
+    );
+    assert_eq!(other.leftovers(), Vec::<String>::new());
     sup.stop();
 }
 
@@ -512,7 +626,7 @@ fn a_stop_ends_even_with_a_frozen_worker() {
     let id = task.split(' ').nth(4).unwrap().to_owned();
     let _frozen = testkit::freeze(pid);
     kill(sup.child.pid(), Signal::SIGTERM).unwrap();
-    let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {pid} is still busy")));
+    let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {pid} has not exited")));
     assert!(
         line.contains(&format!("(holding task {id}): killed")),
         "{line}"
@@ -523,6 +637,47 @@ fn a_stop_ends_even_with_a_frozen_worker() {
         "{stopped}"
     );
     assert_eq!(submitter.wait_timeout(WAIT).unwrap().code(), Some(1));
+    assert_no_queues(&q);
+}
+
+/// At --stop-timeout, a result already sent is delivered, not thrown away as the result of a
+/// task "left queued": the worker has finished, its result sits in NAME-done, and the
+/// supervisor gives up on its workers. Made certain with ptrace: the supervisor, told to stop,
+/// is held at the first thing it does once the stop has begun (writing its "stopping:" line,
+/// the moment its --stop-timeout of 0 is over), and its worker sends its result meanwhile.
+#[test]
+fn a_result_sent_before_the_stop_timeout_is_delivered() {
+    let sb = Sandbox::new();
+    let q = queue();
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--workers", "1", "--stop-timeout", "0"]);
+    let pid = sup.workers(1)[0];
+    let submitter = testkit::spawn(&mut mq(&sb, &q, &["submit", "--wait", "sleep 200"]));
+    let task = sup.wait_trace(|l| l.starts_with(&format!("[pid {pid} worker] task ")));
+    let id = task.split(' ').nth(4).unwrap().to_owned();
+    let frozen = testkit::freeze(pid);
+    let Some(mut tracer) = Tracer::seize(sup.child.pid()) else {
+        return;
+    };
+    kill(sup.child.pid(), Signal::SIGTERM).unwrap();
+    tracer.run_until("its \"stopping:\" line", |call, memory| {
+        call.nr == nix::libc::SYS_write
+            && call.ret.is_none()
+            && call.args[2] >= 9
+            && memory.peek(call.args[1], 9) == b"stopping:"
+    });
+    drop(frozen);
+    let sent = format!("[pid {pid} worker] mq_send({q}-done, ");
+    sup.wait_trace(|l| l.starts_with(&sent) && l.ends_with("-> ok"));
+    tracer.detach();
+    let stopped = sup.finish_unchecked();
+    assert!(stopped.contains(" 0 left queued"), "{stopped}");
+    let out = submitter.stdout_lines().unwrap().rest(WAIT).unwrap();
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with(&format!("{id} ok attempt=1 ")) && l.ends_with("slept 200 ms")),
+        "{out:?}"
+    );
+    assert!(submitter.wait_timeout(WAIT).unwrap().success());
     assert_no_queues(&q);
 }
 
@@ -550,7 +705,9 @@ fn path_names_the_supervisors_objects() {
     let names: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
     assert_eq!(
         names,
-        ["tasks", "results", "dead", "done", "pid-file", "dir"]
+        [
+            "tasks", "results", "dead", "done", "record", "pid-file", "dir"
+        ]
     );
     assert!(text.contains(&format!("tasks /dev/mqueue{q}\n")), "{text}");
     let sup = Supervisor::start(&sb, &q, &["--workers", "0"]);

@@ -2,6 +2,8 @@
 //! and stopped with its checks, and the leftover check.
 #![allow(dead_code)] // Each test file uses its own subset.
 
+pub mod tracer;
+
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -121,8 +123,13 @@ impl Supervisor {
 }
 
 /// No queue whose name starts with `queue` exists: checked in /dev/mqueue when it is mounted,
-/// else by opening each name the supervisor creates.
+/// else by opening each name the supervisor creates; nor the supervisor's record in /dev/shm.
 pub fn assert_no_queues(queue: &str) {
+    let record = format!("/dev/shm{queue}-held");
+    assert!(
+        std::fs::symlink_metadata(&record).is_err(),
+        "{record} was left behind"
+    );
     if let Some(dir) = common::names::mqueue_listing() {
         let left: Vec<String> = dir
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -231,4 +238,100 @@ pub fn unlink_leftovers(sb: &Sandbox, queue: &str) {
     let out = run(sb, queue, &["unlink"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_no_queues(queue);
+}
+
+/// A task as `src/protocol.rs` lays it out: kind 1 (`echo ARG`), attempt 1, id `id`, its result
+/// to go to `reply` (empty: `NAME-results`).
+pub fn echo_task(id: u64, reply: &str, arg: &[u8]) -> Vec<u8> {
+    task(1, id, reply, arg)
+}
+
+/// A task of kind `kind` (1 echo, 2 sleep, ...), as `src/protocol.rs` lays it out.
+pub fn task(kind: u8, id: u64, reply: &str, arg: &[u8]) -> Vec<u8> {
+    let mut task = vec![b'T', 1, kind, 1];
+    task.extend_from_slice(&id.to_le_bytes());
+    task.extend_from_slice(&u16::try_from(reply.len()).unwrap().to_le_bytes());
+    task.extend_from_slice(&u16::try_from(arg.len()).unwrap().to_le_bytes());
+    task.extend_from_slice(reply.as_bytes());
+    task.extend_from_slice(arg);
+    task
+}
+
+/// An ok result of task `id` (attempt 1) from worker `pid`, as `src/protocol.rs` lays it out.
+pub fn ok_result(id: u64, pid: Pid, output: &[u8]) -> Vec<u8> {
+    let mut r = vec![b'R', 1, 0, 1];
+    r.extend_from_slice(&id.to_le_bytes());
+    r.extend_from_slice(&pid.as_raw().to_le_bytes());
+    r.extend_from_slice(&0u64.to_le_bytes());
+    r.extend_from_slice(&[0, 0]);
+    r.extend_from_slice(&u16::try_from(output.len()).unwrap().to_le_bytes());
+    r.extend_from_slice(output);
+    r
+}
+
+/// Send `msg` (priority 0) to the POSIX queue `name`, as another program of ours could.
+pub fn send_to(name: &str, msg: &[u8]) {
+    use nix::mqueue::{MQ_OFlag, mq_close, mq_open, mq_send};
+    let mqd = mq_open(
+        name,
+        MQ_OFlag::O_WRONLY,
+        nix::sys::stat::Mode::empty(),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("mq_open {name}: {e}"));
+    mq_send(&mqd, msg, 0).unwrap_or_else(|e| panic!("mq_send {name}: {e}"));
+    mq_close(mqd).unwrap();
+}
+
+/// One message from the POSIX queue `mqd`, waiting for it at most [`WAIT`].
+pub fn receive_within(mqd: &nix::mqueue::MqdT) -> Vec<u8> {
+    let size = nix::mqueue::mq_getattr(mqd).unwrap().msgsize();
+    let mut buf = vec![0; usize::try_from(size).unwrap()];
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).unwrap();
+    let until = now + nix::sys::time::TimeSpec::from_duration(WAIT);
+    let mut prio = 0;
+    loop {
+        match nix::mqueue::mq_timedreceive(mqd, &mut buf, &mut prio, &until) {
+            Ok(n) => {
+                buf.truncate(n);
+                return buf;
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => panic!("mq_timedreceive: {e}"),
+        }
+    }
+}
+
+/// The output of `submit --wait`: an id per task sent (a line without a space) and a result
+/// per task (`ID ok attempt=...`). Every one of the `n` ids has exactly one result, ok, and no
+/// result is for an id not sent.
+pub fn assert_each_id_once(lines: &[String], n: usize) {
+    let ids: Vec<&str> = lines
+        .iter()
+        .filter(|l| !l.contains(' '))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(ids.len(), n, "ids printed");
+    let mut results: std::collections::HashMap<&str, Vec<&str>> = Default::default();
+    for l in lines.iter().filter(|l| l.contains(' ')) {
+        let (id, rest) = l.split_once(' ').unwrap();
+        results.entry(id).or_default().push(rest);
+    }
+    for id in &ids {
+        match results.get(id).map(Vec::as_slice) {
+            Some([r]) => assert!(r.starts_with("ok attempt="), "{id}: {r}"),
+            other => panic!("task {id}: {other:?}"),
+        }
+    }
+    assert_eq!(results.len(), n, "a result for an id not sent");
+}
+
+/// The children of `pid` right now (a supervisor's: its workers), from /proc.
+pub fn children(pid: Pid) -> Vec<Pid> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(Pid::from_raw)
+        .collect()
 }
