@@ -911,6 +911,27 @@ mod tests {
         );
     }
 
+    /// The defaults a demo's role gets: this very binary (here the test binary, asked for its
+    /// list of tests), stdout piped, a process group of its own.
+    #[test]
+    fn a_role_command_is_this_binary_in_a_group_of_its_own_with_stdout_piped() {
+        let child = RoleCommand::new("self", LONG)
+            .unwrap()
+            .args(["--list", "--format", "terse"])
+            .spawn()
+            .unwrap();
+        // Unreaped until we wait: even if it has exited, its pid still names it.
+        let group = nix::unistd::getpgid(Some(child.pid())).unwrap();
+        assert_eq!(group, child.pid(), "a process group of its own");
+        let mut out = child.stdout_lines().expect("stdout is piped by default");
+        out.wait_for(
+            |l| l.starts_with("child::tests::a_role_command_is_this_binary"),
+            LONG,
+        )
+        .unwrap();
+        assert!(child.wait_timeout(LONG).unwrap().success());
+    }
+
     #[test]
     fn wait_for_reports_what_it_saw() {
         let mut lines = Lines::new(&b"one\ntwo\n"[..]);

@@ -409,3 +409,45 @@ impl Drop for BlockedWhileInstalling {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask() -> SigSet {
+        let mut now = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, None, Some(&mut now)).unwrap();
+        now
+    }
+
+    #[test]
+    fn a_helper_blocks_the_signals_from_outside_and_its_caller_keeps_its_mask() {
+        let before = mask();
+        let helper = spawn_helper(|| {
+            let m = mask();
+            (
+                [
+                    Signal::SIGINT,
+                    Signal::SIGTERM,
+                    Signal::SIGHUP,
+                    Signal::SIGUSR1,
+                ]
+                .iter()
+                .all(|&s| m.contains(s)),
+                [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGFPE]
+                    .iter()
+                    .any(|&s| m.contains(s)),
+            )
+        });
+        let (outside_blocked, faults_blocked) = helper.join().unwrap();
+        assert!(outside_blocked, "a helper takes no stop signal");
+        assert!(!faults_blocked, "a helper's own faults stay its own");
+        let after = mask();
+        assert!(
+            [Signal::SIGINT, Signal::SIGTERM]
+                .iter()
+                .all(|&s| before.contains(s) == after.contains(s)),
+            "the caller's mask is restored"
+        );
+    }
+}

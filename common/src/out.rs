@@ -11,9 +11,11 @@
 //!   | head -1` expects. And where `write(2)` would sleep on a stdout whose reader has stopped
 //!   reading (a stopped `| less`), deaf to the SIGTERM that the process's
 //!   [`crate::cleanup::Shutdown`] turns into a flag (its handlers restart the write,
-//!   SA_RESTART), `say!` sleeps in `poll` on stdout *and* that shutdown's self-pipe, and a
-//!   stop signal ends the wait with [`Error::Interrupted`]: the role unwinds through its
-//!   guards and exits 128 + N. (A process without a `Shutdown` dies of the signal anyway.)
+//!   SA_RESTART), `say!` sleeps in `poll` on stdout *and* that shutdown's self-pipe. Once a
+//!   stop signal has come, it waits at most [`DRAIN`] more for room (a slow reader still gets
+//!   a stopping role's last lines), then gives up with [`Error::Interrupted`]: the role
+//!   unwinds through its guards and exits 128 + N. (A process without a `Shutdown` dies of
+//!   the signal anyway.)
 //! - **A daemon's status line** ([`Output`], [`tell!`](crate::tell)): the daemon's service
 //!   comes first, so a line never waits at all. What the reader does not take waits in a
 //!   bounded backlog that the daemon's `poll` loop offers again; past it lines are dropped,
@@ -47,7 +49,7 @@ pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
 }
 
 /// Write `bytes` to stdout whole, waiting for room for as long as the reader needs, but not
-/// past a stop signal (see the module docs): [`Error::Interrupted`] then. A closed stdout
+/// long past a stop signal (see [`wait_for_room`]): [`Error::Interrupted`] then. A closed stdout
 /// (EBADF: `demo >&-`) takes everything, as std's stdout does.
 pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
     // One process-wide sink, under a lock: lines from several threads never interleave.
@@ -66,19 +68,33 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Sleep until `sink` has room, or until a stop signal comes ([`Error::Interrupted`]).
+/// Sleep until `sink` has room. Once a stop signal has come (before this wait or during
+/// it), wait at most [`DRAIN`] more, then give up with [`Error::Interrupted`]: a reader that is
+/// only slow still gets a stopping role's last lines, a stalled one costs it a second.
 fn wait_for_room(sink: &Sink) -> Result<()> {
     let wake = crate::cleanup::installed_wake_fd();
+    let mut give_up = None;
     loop {
         let mut fds = vec![PollFd::new(sink.as_fd(), PollFlags::POLLOUT)];
-        fds.extend(wake.map(|w| PollFd::new(w, PollFlags::POLLIN)));
-        match poll(&mut fds, PollTimeout::NONE) {
+        let timeout = match crate::cleanup::installed_signal() {
+            Some(sig) => {
+                let end = *give_up.get_or_insert_with(|| Instant::now() + DRAIN);
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    crate::trace!("write(stdout) -> EAGAIN for {DRAIN:?} after {sig}: given up");
+                    return Err(Error::Interrupted(sig));
+                }
+                crate::deadline::poll_timeout(left)
+            }
+            // No stop yet: wait as long as the reader needs, or until one comes.
+            None => {
+                fds.extend(wake.map(|w| PollFd::new(w, PollFlags::POLLIN)));
+                PollTimeout::NONE
+            }
+        };
+        match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", "stdout", e)),
-        }
-        if let Some(sig) = crate::cleanup::installed_signal() {
-            crate::trace!("write(stdout) -> EAGAIN, and {sig} came while waiting for room");
-            return Err(Error::Interrupted(sig));
         }
         // POLLOUT, or POLLERR for a reader that has gone (the next write says EPIPE).
         if fds[0].revents().is_some_and(|r| !r.is_empty()) {
@@ -219,7 +235,8 @@ fn is_bidi_control(c: char) -> bool {
 
 /// Bytes of output that may wait for a slow reader before lines are dropped.
 pub const BACKLOG: usize = 16 * 1024;
-/// How long [`Output::drain`] waits at exit for a stalled reader to take the last lines.
+/// How long [`Output::drain`] waits at exit for a stalled reader to take the last lines, and
+/// `say!` for room once a stop signal has come.
 pub const DRAIN: Duration = Duration::from_secs(1);
 
 /// A daemon's status lines, on stdout or stderr, written without ever blocking, whatever the
