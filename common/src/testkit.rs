@@ -177,6 +177,30 @@ pub fn freeze(pid: Pid) -> Frozen {
     stopped(pid)
 }
 
+/// [`freeze`], for a process that may end on its own at any moment (a role of a short run,
+/// not our child): `None` if it is gone (or a zombie) before it stops, and then nothing more
+/// is sent to its pid, which may be anyone's by now. A test that needs the unlucky instant
+/// runs its scenario again when it gets `None` (the run was quicker than the test).
+pub fn try_freeze(pid: Pid) -> Option<Frozen> {
+    match kill(pid, Signal::SIGSTOP) {
+        Ok(()) => {}
+        Err(Errno::ESRCH) => return None,
+        Err(e) => panic!("kill({pid}, SIGSTOP): {e}"),
+    }
+    let give_up = Instant::now() + DEADLINE;
+    loop {
+        match proc_state(pid) {
+            Some('T') => return Some(Frozen { pid }),
+            None | Some('Z' | 'X') => return None,
+            state => assert!(
+                Instant::now() < give_up,
+                "pid {pid} did not stop: state {state:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Return once `pid` is stopped, without stopping it: for a child that stops itself
 /// (`raise(SIGSTOP)`) at the very instant a test wants it frozen, which a SIGSTOP from outside
 /// could only hit by luck. Continued with SIGCONT when dropped, like [`freeze`]'s.
