@@ -20,6 +20,12 @@
 //! When tracing is on, children inherit it (see [`crate::narrate`]). They do not inherit a
 //! service manager's `NOTIFY_SOCKET` (see [`crate::lifecycle`]).
 //!
+//! A demo starts its roles with [`RoleCommand`] (this binary, a role, the right defaults),
+//! waits for them with [`Supervised::wait_or_stop`] and [`Lines::wait_for_or_stop`] (which
+//! end at once on Ctrl-C with [`crate::Error::Interrupted`]), and says how one ended with
+//! [`Ended`]. The threads that read a child's output never take the process's signals
+//! ([`crate::cleanup::spawn_helper`]).
+//!
 //! # Why a mutex around the child
 //!
 //! Killing by pid is only safe while the child is unreaped: once reaped, its pid may belong to
@@ -33,7 +39,7 @@
 //! Where the kernel refuses pidfds (too old, or a seccomp filter), it checks every 2 ms.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -45,12 +51,15 @@ use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+use crate::cleanup::Shutdown;
 use crate::error::{Context, Error, Result};
 
 /// How long a child gets between SIGTERM and SIGKILL when its handle is dropped.
 const GRACE: Duration = Duration::from_secs(2);
 /// How often `wait_timeout` checks whether the child has exited when there is no pidfd.
 const POLL: Duration = Duration::from_millis(2);
+/// How often [`Lines::wait_for_or_stop`] looks at the shutdown while no line comes.
+pub const STOP_CHECK: Duration = Duration::from_millis(100);
 
 /// How to start a [`Supervised`] child.
 #[derive(Clone, Copy, Debug, Default)]
@@ -118,8 +127,9 @@ impl Supervised {
         let stderr = child.stderr.take().map(Drained::start);
         let pid = Pid::from_raw(i32::try_from(child.id()).expect("pids fit in pid_t"));
         crate::trace!("fork() + execve({label}) -> pid {pid}");
-        // Opened before anything can reap the child, so it cannot name a recycled pid.
-        let pidfd = pidfd_open(pid);
+        // Opened before anything can reap the child, so it cannot name a recycled pid. None
+        // where the kernel gives no pidfds (too old, or a seccomp filter): see `wait_inner`.
+        let pidfd = crate::pidfd::open(pid).ok();
         let inner = Arc::new(Mutex::new(Inner {
             child,
             status: None,
@@ -131,7 +141,7 @@ impl Supervised {
             let (stop, stopped) = mpsc::channel::<()>();
             let inner = Arc::clone(&inner);
             let own_group = opts.own_group;
-            thread::spawn(move || {
+            crate::cleanup::spawn_helper(move || {
                 if stopped.recv_timeout(limit) == Err(RecvTimeoutError::Timeout) {
                     let mut inner = lock(&inner);
                     if matches!(inner.try_wait(), Ok(None)) {
@@ -216,6 +226,19 @@ impl Supervised {
         wake: std::os::fd::BorrowedFd<'_>,
     ) -> Result<Option<ExitStatus>> {
         self.wait_inner(timeout, Some(wake))
+    }
+
+    /// [`Supervised::wait_unless`] on `shutdown`'s self-pipe, as a role's wait usually is: the
+    /// child's status, or [`Error::Interrupted`] as soon as a stop signal comes (the child
+    /// keeps running; drop the handle to stop it). `child.wait_or_stop(DEADLINE, &shutdown)?`
+    pub fn wait_or_stop(&self, timeout: Duration, shutdown: &Shutdown) -> Result<ExitStatus> {
+        loop {
+            if let Some(status) = self.wait_unless(timeout, shutdown.wake_fd())? {
+                return Ok(status);
+            }
+            // The self-pipe is written after the signal is recorded, so this returns.
+            shutdown.err_if_requested()?;
+        }
     }
 
     fn wait_inner(
@@ -335,15 +358,148 @@ pub fn die_with_supervisor(cmd: &mut Command, sig: Signal) {
     }
 }
 
-/// A pidfd for our child `pid`, or None if the kernel gives none. It is close-on-exec.
-fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
-    // nix 0.32 has no pidfd_open, hence the raw system call.
-    // SAFETY: pidfd_open takes a pid and flags, touches no memory of ours, and returns a new
-    // descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let fd = RawFd::try_from(fd).ok().filter(|&fd| fd >= 0)?;
-    // SAFETY: the kernel has just given us this descriptor; nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+/// This very binary, started again as one of its roles: how every demo starts the processes
+/// it plays its scenario with (`fifo-demo demo` starts `fifo-demo daemon` and N `fifo-demo
+/// log`), in the one way that leaves nothing running and nothing hanging.
+///
+/// [`RoleCommand::new`] makes the command with the defaults a demo's role needs, each of
+/// which a method changes:
+///
+/// | what | default | why | change with |
+/// |------|---------|-----|-------------|
+/// | program | `/proc/self/exe` | the same build as the demo, whatever `$PATH` holds | (none) |
+/// | stdin | `/dev/null` | a role never reads the user's terminal | [`stdin`](RoleCommand::stdin) |
+/// | stdout | piped | the demo waits for the role's lines (`ready:`) | [`stdout`](RoleCommand::stdout) |
+/// | stderr | inherited | its errors and its `-v` trace reach the user | [`stderr`](RoleCommand::stderr) |
+/// | process group | its own | Ctrl-C reaches only the demo, which stops its roles in order | [`same_group`](RoleCommand::same_group) |
+/// | supervisor's death | SIGTERM | a demo killed without unwinding still stops its roles | [`on_supervisor_death`](RoleCommand::on_supervisor_death) |
+/// | deadline | the one given | a role that hangs is killed | [`without_deadline`](RoleCommand::without_deadline) |
+///
+/// ```no_run
+/// use std::process::Stdio;
+/// use std::time::Duration;
+/// use common::child::RoleCommand;
+///
+/// let daemon = RoleCommand::new("daemon", Duration::from_secs(300))?
+///     .args(["daemon", "--fifo", "/run/user/1000/ipc-demo/x.fifo"])
+///     .stderr(Stdio::piped())
+///     .spawn()?;
+/// let mut stdout = daemon.stdout_lines().expect("piped by default");
+/// stdout.wait_for(|l| l.starts_with("ready: "), Duration::from_secs(300))?;
+/// # Ok::<(), common::Error>(())
+/// ```
+///
+/// # Pitfalls
+///
+/// - **Spawn from the main thread.** The tie to the supervisor (`PR_SET_PDEATHSIG`, see
+///   [`die_with_supervisor`]) fires when the *thread* that forked the child ends: a role
+///   spawned from a short-lived helper thread would be killed when that thread finishes.
+/// - **A role that shares the demo's group** gets the terminal's Ctrl-C too, and then the
+///   SIGTERM its handle sends on drop is its *second* stop signal, which exits at once,
+///   skipping its cleanup. Keep the default unless the role is meant to hear Ctrl-C itself.
+/// - **SIGTERM on the supervisor's death suits a role that cleans up on it**; a role that must
+///   simply stop (a writer frozen inside a critical section, which SIGTERM would leave
+///   frozen) gets SIGKILL; a role that watches its parent's pidfd itself gets `None`.
+pub struct RoleCommand {
+    label: String,
+    cmd: Command,
+    opts: Options,
+    on_death: Option<Signal>,
+}
+
+impl RoleCommand {
+    /// `<this binary>` as the role child `label` (its name in messages and in the trace),
+    /// killed if it still runs `deadline` after it started; arguments follow with
+    /// [`arg`](RoleCommand::arg) and [`args`](RoleCommand::args).
+    pub fn new(label: &str, deadline: Duration) -> Result<Self> {
+        let exe = std::env::current_exe().ctx("readlink", "/proc/self/exe")?;
+        let mut cmd = Command::new(exe);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        Ok(RoleCommand {
+            label: label.to_owned(),
+            cmd,
+            opts: Options {
+                deadline: Some(deadline),
+                own_group: true,
+            },
+            on_death: Some(Signal::SIGTERM),
+        })
+    }
+
+    /// Add an argument.
+    pub fn arg(&mut self, arg: impl AsRef<std::ffi::OsStr>) -> &mut Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Add arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// The role's stdin ([`Stdio::null`] by default).
+    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Self {
+        self.cmd.stdin(cfg);
+        self
+    }
+
+    /// The role's stdout ([`Stdio::piped`] by default: read it with
+    /// [`Supervised::stdout_lines`]).
+    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Self {
+        self.cmd.stdout(cfg);
+        self
+    }
+
+    /// The role's stderr ([`Stdio::inherit`] by default).
+    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Self {
+        self.cmd.stderr(cfg);
+        self
+    }
+
+    /// Set an environment variable for the role.
+    pub fn env(
+        &mut self,
+        key: impl AsRef<std::ffi::OsStr>,
+        value: impl AsRef<std::ffi::OsStr>,
+    ) -> &mut Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Leave the role in the demo's process group (see the pitfalls).
+    pub fn same_group(&mut self) -> &mut Self {
+        self.opts.own_group = false;
+        self
+    }
+
+    /// The signal the role gets if the demo dies without unwinding (SIGTERM by default);
+    /// `None` for a role that is not tied that way (see the pitfalls).
+    pub fn on_supervisor_death(&mut self, sig: Option<Signal>) -> &mut Self {
+        self.on_death = sig;
+        self
+    }
+
+    /// No deadline: for a role meant to run as long as its supervisor (a supervisor's
+    /// workers), which stops it itself.
+    pub fn without_deadline(&mut self) -> &mut Self {
+        self.opts.deadline = None;
+        self
+    }
+
+    /// Start it. Call from the main thread (see the pitfalls).
+    pub fn spawn(&mut self) -> Result<Supervised> {
+        if let Some(sig) = self.on_death {
+            die_with_supervisor(&mut self.cmd, sig);
+        }
+        Supervised::spawn(&self.label, &mut self.cmd, self.opts)
+    }
 }
 
 fn signal(pid: Pid, group: bool, sig: Signal) -> nix::Result<()> {
@@ -374,7 +530,7 @@ impl Lines {
     /// Read lines from `source` on a thread of their own.
     pub fn new(source: impl Read + Send + 'static) -> Self {
         let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
+        crate::cleanup::spawn_helper(move || {
             let mut reader = BufReader::new(source);
             let mut buf = Vec::new();
             while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
@@ -402,10 +558,7 @@ impl Lines {
                 Ok(Some(line))
             }
             Err(RecvTimeoutError::Disconnected) => Ok(None),
-            Err(RecvTimeoutError::Timeout) => Err(Error::msg(format!(
-                "no output line within {timeout:?}; saw so far:\n{}",
-                self.seen.join("\n")
-            ))),
+            Err(RecvTimeoutError::Timeout) => Err(self.no_line_within(timeout)),
         }
     }
 
@@ -418,15 +571,55 @@ impl Lines {
             match self.next_line(left) {
                 Ok(Some(line)) if want(&line) => return Ok(line),
                 Ok(Some(_)) => {}
-                Ok(None) => {
-                    return Err(Error::msg(format!(
-                        "output ended without the expected line; saw:\n{}",
-                        self.seen.join("\n")
-                    )));
-                }
+                Ok(None) => return Err(self.ended_without()),
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// [`Lines::wait_for`], but [`Error::Interrupted`] as soon as `shutdown` has seen a stop
+    /// signal: a demo waiting for its daemon's next line acts on Ctrl-C at once. (The lines
+    /// come through a channel, not a descriptor `poll` could watch beside the self-pipe, so
+    /// the wait looks at the shutdown every [`STOP_CHECK`]; a timeout, never a sleep.)
+    pub fn wait_for_or_stop(
+        &mut self,
+        want: impl Fn(&str) -> bool,
+        timeout: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<String> {
+        crate::narrate::flush();
+        let end = Instant::now() + timeout;
+        loop {
+            shutdown.err_if_requested()?;
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.no_line_within(timeout));
+            }
+            match self.rx.recv_timeout(left.min(STOP_CHECK)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Err(self.ended_without()),
+            }
+        }
+    }
+
+    fn no_line_within(&self, timeout: Duration) -> Error {
+        Error::msg(format!(
+            "no output line within {timeout:?}; saw so far:\n{}",
+            self.seen.join("\n")
+        ))
+    }
+
+    fn ended_without(&self) -> Error {
+        Error::msg(format!(
+            "output ended without the expected line; saw:\n{}",
+            self.seen.join("\n")
+        ))
     }
 
     /// Every remaining line, up to end of output; an error if it does not end within `timeout`.
@@ -464,7 +657,7 @@ pub fn run(label: &str, cmd: &mut Command, input: &[u8], deadline: Duration) -> 
     )?;
     let stdin = child.take_stdin();
     let input = input.to_vec();
-    let feeder = thread::spawn(move || {
+    let feeder = crate::cleanup::spawn_helper(move || {
         if let Some(mut stdin) = stdin {
             // EPIPE just means the child stopped reading (`head -1`); that is its business.
             let _ = stdin.write_all(&input);
@@ -506,7 +699,7 @@ struct Drained {
 impl Drained {
     fn start(mut source: impl Read + Send + 'static) -> Self {
         let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
+        crate::cleanup::spawn_helper(move || {
             let mut buf = vec![0; 64 * 1024];
             loop {
                 match source.read(&mut buf) {
@@ -548,7 +741,7 @@ impl Read for Drained {
 /// Read a child's output to its end on a thread of its own, so that stdout and stderr are
 /// collected together.
 fn read_to_end<R: Read + Send + 'static>(source: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
+    crate::cleanup::spawn_helper(move || {
         let mut buf = Vec::new();
         if let Some(mut source) = source {
             let _ = source.read_to_end(&mut buf);
@@ -557,15 +750,66 @@ fn read_to_end<R: Read + Send + 'static>(source: Option<R>) -> thread::JoinHandl
     })
 }
 
-/// A one-line description of how a child ended: `exit 0`, `signal 9 (SIGKILL)`.
-pub fn describe(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit {code}"),
-        (None, Some(sig)) => match Signal::try_from(sig) {
-            Ok(s) => format!("signal {sig} ({s})"),
-            Err(_) => format!("signal {sig}"),
-        },
-        (None, None) => "unknown status".to_owned(),
+/// How a process ended, from its exit status, for messages: `exit 0`, `signal 9 (SIGKILL)`
+/// as it is [`Display`](std::fmt::Display)ed, `exited with status 0`, `was killed by SIGKILL`
+/// as a [`clause`](Ended::clause) of a sentence about it.
+///
+/// ```
+/// use std::os::unix::process::ExitStatusExt;
+/// use std::process::ExitStatus;
+/// use common::child::Ended;
+///
+/// let killed = Ended::from(ExitStatus::from_raw(9)); // the wait status of a SIGKILL
+/// assert_eq!(format!("writer 3 {killed}"), "writer 3 signal 9 (SIGKILL)");
+/// assert_eq!(format!("worker pid 42 {}", killed.clause()), "worker pid 42 was killed by SIGKILL");
+/// let exited = Ended::from(ExitStatus::from_raw(3 << 8));
+/// assert_eq!((exited.to_string(), exited.clause()), ("exit 3".into(), "exited with status 3".into()));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It called `exit(code)` (or returned from `main`).
+    Exited(i32),
+    /// A signal killed it (its number).
+    Killed(i32),
+    /// Neither (a status `waitpid` reports for a stopped or continued child).
+    Other,
+}
+
+impl From<ExitStatus> for Ended {
+    fn from(status: ExitStatus) -> Self {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Ended::Exited(code),
+            (None, Some(sig)) => Ended::Killed(sig),
+            (None, None) => Ended::Other,
+        }
+    }
+}
+
+impl Ended {
+    /// What the process did, as the predicate of a sentence about it: `exited with status 3`,
+    /// `was killed by SIGKILL`.
+    pub fn clause(self) -> String {
+        match self {
+            Ended::Exited(code) => format!("exited with status {code}"),
+            Ended::Killed(sig) => match Signal::try_from(sig) {
+                Ok(s) => format!("was killed by {s}"),
+                Err(_) => format!("was killed by signal {sig}"),
+            },
+            Ended::Other => "ended".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Ended::Exited(code) => write!(f, "exit {code}"),
+            Ended::Killed(sig) => match Signal::try_from(sig) {
+                Ok(s) => write!(f, "signal {sig} ({s})"),
+                Err(_) => write!(f, "signal {sig}"),
+            },
+            Ended::Other => f.write_str("unknown status"),
+        }
     }
 }
 
@@ -601,7 +845,7 @@ mod tests {
         let out = run("sh", &mut cmd, b"hello\n", LONG).unwrap();
         assert_eq!(out.stdout, b"HELLO\n");
         assert_eq!(out.stderr, b"oops\n");
-        assert_eq!(describe(out.status), "exit 3");
+        assert_eq!(Ended::from(out.status).to_string(), "exit 3");
     }
 
     #[test]
@@ -661,7 +905,31 @@ mod tests {
         cmd.args(["-c", "exit 3"]);
         die_with_supervisor(&mut cmd, Signal::SIGKILL);
         let child = Supervised::spawn("sh", &mut cmd, Options::default()).unwrap();
-        assert_eq!(describe(child.wait_timeout(LONG).unwrap()), "exit 3");
+        assert_eq!(
+            Ended::from(child.wait_timeout(LONG).unwrap()),
+            Ended::Exited(3)
+        );
+    }
+
+    /// The defaults a demo's role gets: this very binary (here the test binary, asked for its
+    /// list of tests), stdout piped, a process group of its own.
+    #[test]
+    fn a_role_command_is_this_binary_in_a_group_of_its_own_with_stdout_piped() {
+        let child = RoleCommand::new("self", LONG)
+            .unwrap()
+            .args(["--list", "--format", "terse"])
+            .spawn()
+            .unwrap();
+        // Unreaped until we wait: even if it has exited, its pid still names it.
+        let group = nix::unistd::getpgid(Some(child.pid())).unwrap();
+        assert_eq!(group, child.pid(), "a process group of its own");
+        let mut out = child.stdout_lines().expect("stdout is piped by default");
+        out.wait_for(
+            |l| l.starts_with("child::tests::a_role_command_is_this_binary"),
+            LONG,
+        )
+        .unwrap();
+        assert!(child.wait_timeout(LONG).unwrap().success());
     }
 
     #[test]

@@ -13,6 +13,11 @@
 //!   guards run. A second SIGINT/SIGTERM while shutting down exits at once (status 130 or 143),
 //!   because a user who presses Ctrl-C twice means it. The signals are blocked while the
 //!   handlers go in, so one that arrives during start-up is held and acted on, never lost.
+//! - [`Shutdown::err_if_requested`] is how a role asks "was this run interrupted?": it returns
+//!   [`Error::Interrupted`], which unwinds the role through its guards and becomes exit
+//!   status 128 + N (see [`crate::error`], "Exit status").
+//! - [`spawn_helper`] starts a thread that never takes those signals, so that they all reach
+//!   the main thread, which decides.
 //!
 //! # Limitations
 //!
@@ -23,8 +28,8 @@
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -214,6 +219,16 @@ impl Shutdown {
         }
         let names: Vec<&str> = signals.iter().map(|s| s.as_str()).collect();
         crate::trace!("sigaction({}) -> flag + self-pipe", names.join(", "));
+        // The process's first Shutdown is the one `say!` watches while it waits for room on a
+        // stalled stdout (see `crate::out`). A descriptor of its own: the pipe stays readable
+        // through it whatever becomes of this Shutdown.
+        if INSTALLED.get().is_none() {
+            let wake = wake_read.try_clone().ctx("dup", "shutdown pipe")?;
+            let _ = INSTALLED.set(Installed {
+                wake,
+                signal: Arc::clone(&signal),
+            });
+        }
         Ok(Shutdown {
             requested,
             signal,
@@ -228,11 +243,29 @@ impl Shutdown {
 
     /// The signal that asked for the shutdown, if one did.
     pub fn signal(&self) -> Option<Signal> {
-        let raw = self.signal.load(Ordering::SeqCst);
-        i32::try_from(raw)
-            .ok()
-            .and_then(|s| Signal::try_from(s).ok())
-            .filter(|_| raw != 0)
+        recorded(&self.signal)
+    }
+
+    /// `Err(Error::Interrupted(signal))` once a stop signal has arrived, else `Ok(())`: the
+    /// one way a role asks "was this run interrupted?" between its steps and after every wait
+    /// that [`Shutdown::wake_fd`] ended. The error unwinds the role through its guards, and
+    /// [`crate::error::finish`] (or [`crate::out::verdict`]) turns it into exit status
+    /// 128 + the signal's number (see [`crate::error`], "Exit status").
+    ///
+    /// ```no_run
+    /// # fn step() -> common::Result<()> { Ok(()) }
+    /// let shutdown = common::cleanup::Shutdown::install()?;
+    /// for _ in 0..3 {
+    ///     step()?;
+    ///     shutdown.err_if_requested()?;
+    /// }
+    /// # Ok::<(), common::Error>(())
+    /// ```
+    pub fn err_if_requested(&self) -> Result<()> {
+        match self.signal() {
+            Some(sig) => Err(Error::Interrupted(sig)),
+            None => Ok(()),
+        }
     }
 
     /// A descriptor that becomes readable when a shutdown signal arrives, and stays readable:
@@ -240,6 +273,76 @@ impl Shutdown {
     pub fn wake_fd(&self) -> BorrowedFd<'_> {
         self.wake_read.as_fd()
     }
+}
+
+/// Start a helper thread that never takes a signal sent to the process: every thread a
+/// process with a [`Shutdown`] starts should be one.
+///
+/// The kernel hands a signal sent to a process (Ctrl-C, `kill`) to any one of its threads
+/// that does not block it. [`Shutdown`]'s first signal only records a request, which the main
+/// thread acts on; the second exits at once. With both pending together (a double Ctrl-C
+/// while the process could not run), two threads can take one each, and the main thread can
+/// begin the first one's cleanup before the other thread's handler exits: half a cleanup, a
+/// different one each time. Blocked in every helper, the signals all go to the main thread,
+/// which runs both handlers before it runs another line of its own.
+///
+/// The mask is inherited, so it is set around the spawn, in the caller (a thread that
+/// blocked its signals as its first act would leave a window). Only the signals that come
+/// from outside are blocked: a fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) is
+/// the faulting thread's own.
+pub fn spawn_helper<F, T>(f: F) -> std::thread::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let mut outside = SigSet::all();
+    for fault in [
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGFPE,
+        Signal::SIGILL,
+        Signal::SIGTRAP,
+        Signal::SIGSYS,
+    ] {
+        outside.remove(fault);
+    }
+    let mut old = SigSet::empty();
+    // Cannot fail: SIG_BLOCK is a valid `how` and the sets are valid.
+    let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&outside), Some(&mut old)).is_ok();
+    let handle = std::thread::spawn(f);
+    if blocked {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    handle
+}
+
+/// The signal number an action recorded (0: none yet), as a [`Signal`].
+fn recorded(signal: &AtomicUsize) -> Option<Signal> {
+    match signal.load(Ordering::SeqCst) {
+        0 => None,
+        raw => i32::try_from(raw)
+            .ok()
+            .and_then(|s| Signal::try_from(s).ok()),
+    }
+}
+
+/// The first [`Shutdown`] installed in this process, as `say!` watches it.
+struct Installed {
+    wake: OwnedFd,
+    signal: Arc<AtomicUsize>,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+/// The self-pipe of this process's [`Shutdown`], if one is installed: readable once a stop
+/// signal has arrived.
+pub(crate) fn installed_wake_fd() -> Option<BorrowedFd<'static>> {
+    INSTALLED.get().map(|i| i.wake.as_fd())
+}
+
+/// The stop signal this process's [`Shutdown`] has recorded, if any.
+pub(crate) fn installed_signal() -> Option<Signal> {
+    INSTALLED.get().and_then(|i| recorded(&i.signal))
 }
 
 /// The environment variable through which [`crate::child::die_with_supervisor`] tells a child
@@ -304,5 +407,47 @@ impl Drop for BlockedWhileInstalling {
         if let Err(e) = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None) {
             eprintln!("warning: pthread_sigmask(SIG_SETMASK): {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask() -> SigSet {
+        let mut now = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, None, Some(&mut now)).unwrap();
+        now
+    }
+
+    #[test]
+    fn a_helper_blocks_the_signals_from_outside_and_its_caller_keeps_its_mask() {
+        let before = mask();
+        let helper = spawn_helper(|| {
+            let m = mask();
+            (
+                [
+                    Signal::SIGINT,
+                    Signal::SIGTERM,
+                    Signal::SIGHUP,
+                    Signal::SIGUSR1,
+                ]
+                .iter()
+                .all(|&s| m.contains(s)),
+                [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGFPE]
+                    .iter()
+                    .any(|&s| m.contains(s)),
+            )
+        });
+        let (outside_blocked, faults_blocked) = helper.join().unwrap();
+        assert!(outside_blocked, "a helper takes no stop signal");
+        assert!(!faults_blocked, "a helper's own faults stay its own");
+        let after = mask();
+        assert!(
+            [Signal::SIGINT, Signal::SIGTERM]
+                .iter()
+                .all(|&s| before.contains(s) == after.contains(s)),
+            "the caller's mask is restored"
+        );
     }
 }

@@ -12,23 +12,52 @@
 //! assert_eq!(err.to_string(), "mkfifo /nonexistent/dir/log.fifo: No such file or directory");
 //! ```
 //!
-//! # Exit codes
+//! # Exit status
 //!
-//! | code | meaning |
-//! |------|---------|
-//! | 0 | success; also a broken pipe downstream (`demo | head -1`), as ripgrep and coreutils do |
-//! | 1 | a runtime failure, or a scenario whose check did not hold |
-//! | 2 | bad usage (clap exits 2 for flags it rejects; [`Error::Usage`] for the rest) |
+//! One meaning in every binary of the workspace, as the shell and grep use them (issue 20,
+//! item 19), so that a script can tell "the check failed" from "the user stopped it":
 //!
-//! Some roles define more (`pipe-demo grep` follows grep: 1 means "no line matched";
-//! `pipe-demo pipeline` exits with its last stage's status); they return their own
-//! [`std::process::ExitCode`] and use [`finish`] only for errors.
+//! | status | meaning |
+//! |--------|---------|
+//! | 0 | done (a daemon asked to stop, and stopped, included) |
+//! | 1 | the check or the operation failed |
+//! | 2 | bad usage |
+//! | 128+N | stopped by signal N before it finished, after cleaning up |
+//!
+//! - **0** also for a reader of our output that went away (`demo | head -1`): a broken pipe
+//!   ends a program quietly, as ripgrep and coreutils do. A daemon stopping on SIGTERM or
+//!   SIGINT is not an interruption: stopping is its job.
+//! - **1**: [`Error::Check`] (the scenario ran and its check did not hold), [`Error::Sys`] and
+//!   [`Error::Msg`] (an operation failed).
+//! - **2**: clap's own refusals, and [`Error::Usage`] for what clap cannot see.
+//! - **128+N**: [`Error::Interrupted`]: 129 for SIGHUP (a closed terminal), 130 for SIGINT
+//!   (Ctrl-C), 143 for SIGTERM. A second stop signal during the cleanup exits at once with its
+//!   own 128+N and skips what is left of it (see [`crate::cleanup::Shutdown`]).
+//!
+//! A role reports "interrupted by signal N" by returning `Err(Error::Interrupted(sig))`,
+//! which [`crate::cleanup::Shutdown::err_if_requested`] makes; [`finish`] then exits
+//! 128+N, and [`crate::out::verdict`] ends a demo with `interrupted by SIGINT before the check
+//! was done` in place of its `ok:`/`FAILED:` line. A role with nothing to clean up installs no
+//! handler and dies of the signal, which the shell reports as the same 128+N.
+//!
+//! Pitfall: bash, waiting for a child when the user pressed Ctrl-C, goes on with its script
+//! (the next iteration of a loop) if the child *exited*, whatever the status, and stops only
+//! if the child *died* of SIGINT ("wait and cooperative exit"). So `for f in *; do
+//! fifo-demo; done` takes one Ctrl-C per iteration; `set -e`, or `|| break` on the status,
+//! stops it at the first. The workspace's rule is the exit status above (what `$?`, `make`
+//! and `set -e` see), kept in this one place, [`Error::exit_code`].
+//!
+//! Some roles add codes of their own (`pipe-demo grep` follows grep: 1 means "no line
+//! matched"; `pipe-demo pipeline` exits with its last stage's status; `sem-demo run` with its
+//! command's); they return their own [`std::process::ExitCode`] and use [`finish`] only for
+//! errors.
 
 use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use nix::errno::Errno;
+use nix::sys::signal::Signal;
 
 /// Exit status for success.
 pub const EXIT_OK: u8 = 0;
@@ -36,6 +65,13 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit status for bad usage.
 pub const EXIT_USAGE: u8 = 2;
+
+/// The exit status of a run that signal `sig` stopped before it finished: 128 + its number,
+/// as the shell reports a process the signal killed (130 for SIGINT, 143 for SIGTERM).
+pub fn exit_status_for(sig: Signal) -> u8 {
+    // Signal numbers run from 1 to 31: the sum fits.
+    128 + sig as u8
+}
 
 /// The result type used throughout the workspace.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,6 +94,10 @@ pub enum Error {
     Check(String),
     /// Any other failure, already phrased for the user (exit 1).
     Msg(String),
+    /// A stop signal (SIGINT, SIGTERM, SIGHUP...) ended the run before it finished, and the
+    /// role has cleaned up: exit 128 + the signal's number. Made by
+    /// [`crate::cleanup::Shutdown::err_if_requested`]; see "Exit status".
+    Interrupted(Signal),
 }
 
 impl Error {
@@ -93,6 +133,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => EXIT_USAGE,
+            Error::Interrupted(sig) => exit_status_for(*sig),
             _ if self.is_broken_pipe() => EXIT_OK,
             _ => EXIT_FAILURE,
         }
@@ -115,6 +156,7 @@ impl fmt::Display for Error {
                 errno,
             } => write!(f, "{call} {object}: {}", errno.desc()),
             Error::Usage(m) | Error::Check(m) | Error::Msg(m) => f.write_str(m),
+            Error::Interrupted(sig) => write!(f, "interrupted by {sig}"),
         }
     }
 }
@@ -158,7 +200,9 @@ impl<T> Context<T> for io::Result<T> {
 }
 
 /// The end of every `main`: report an error on one line of stderr as `prog: error` and turn
-/// the outcome into the process exit code. A broken pipe ends the program quietly with 0.
+/// the outcome into the process exit code (see "Exit status"): a broken pipe ends the program
+/// quietly with 0, [`Error::Interrupted`] with 128 + the signal's number
+/// (`prog: interrupted by SIGINT`).
 pub fn finish(prog: &str, outcome: Result<ExitCode>) -> ExitCode {
     // A count of repeated trace lines still pending is the last thing the timeline shows.
     crate::narrate::flush();
@@ -204,5 +248,23 @@ mod tests {
             Error::Check("lost 3 lines".into()).exit_code(),
             EXIT_FAILURE
         );
+    }
+
+    #[test]
+    fn an_interrupted_run_exits_128_plus_the_signal() {
+        for (sig, code) in [
+            (Signal::SIGHUP, 129),
+            (Signal::SIGINT, 130),
+            (Signal::SIGTERM, 143),
+        ] {
+            let e = Error::Interrupted(sig);
+            assert_eq!(e.exit_code(), code);
+            assert_eq!(e.to_string(), format!("interrupted by {sig}"));
+            assert_eq!(
+                finish("x", Err(e)),
+                ExitCode::from(code),
+                "finish maps it the same way"
+            );
+        }
     }
 }

@@ -102,28 +102,43 @@ pub struct GenerateArgs {
     pub kind: Option<Kind>,
 }
 
-/// Print `kind` for `cmd` on stdout. For `main`:
+/// Print `kind` for `cmd` on stdout, with the sections every man page has ([`Manual`]'s
+/// defaults: EXIT STATUS, and ENVIRONMENT with `IPC_DEMO_TRACE`). For `main`:
 /// `return common::error::finish("NAME", common::generate::run(Cli::command(), kind));`
 ///
 /// A reader that goes away (`--generate man | head`) is a broken pipe, which
 /// [`crate::error::finish`] turns into a quiet exit 0.
 pub fn run(cmd: Command, kind: Kind) -> Result<ExitCode> {
+    run_with(cmd, kind, &Manual::default())
+}
+
+/// [`run`], with what this binary's man page says beyond its clap definition (see
+/// [`Manual`]).
+pub fn run_with(cmd: Command, kind: Kind, manual: &Manual<'_>) -> Result<ExitCode> {
     // Rendered whole first: the generators panic on a failed write, and a short write to a
     // closed pipe must be an error we report, not a panic.
     let mut text = Vec::new();
-    write(cmd, kind, &mut text).ctx("render", format!("--generate {}", kind.name()))?;
-    let mut stdout = io::stdout().lock();
-    stdout
-        .write_all(&text)
-        .and_then(|()| stdout.flush())
-        .ctx("write", "stdout")?;
+    write_with(cmd, kind, manual, &mut text)
+        .ctx("render", format!("--generate {}", kind.name()))?;
+    crate::out::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Render `kind` for `cmd` into `out`. The program's name is `cmd`'s name.
-pub fn write(mut cmd: Command, kind: Kind, out: &mut dyn Write) -> io::Result<()> {
+/// Render `kind` for `cmd` into `out`, with [`Manual`]'s defaults. The program's name is
+/// `cmd`'s name.
+pub fn write(cmd: Command, kind: Kind, out: &mut dyn Write) -> io::Result<()> {
+    write_with(cmd, kind, &Manual::default(), out)
+}
+
+/// [`write()`], with `manual`'s sections in the man page.
+pub fn write_with(
+    mut cmd: Command,
+    kind: Kind,
+    manual: &Manual<'_>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let shell = match kind {
-        Kind::Man => return man(cmd, out),
+        Kind::Man => return man(cmd, manual, out),
         Kind::CompleteBash => Shell::Bash,
         Kind::CompleteZsh => Shell::Zsh,
         Kind::CompleteFish => Shell::Fish,
@@ -138,6 +153,89 @@ pub fn write(mut cmd: Command, kind: Kind, out: &mut dyn Write) -> io::Result<()
     }
     out.write_all(&script)
 }
+
+/// What a binary's man page says beyond its clap definition: the sections man-pages(7) puts
+/// after the options, which no parser knows. Every page has EXIT STATUS (the workspace's one
+/// table, [`EXIT_STATUS`], see [`crate::error`]) and ENVIRONMENT with [`ENV_TRACE`]; a binary
+/// adds its own rows:
+///
+/// ```
+/// use common::generate::{ENV_NOTIFY_SOCKET, ENV_RUNTIME_DIR, FILE_RUNTIME_DIR, Manual};
+///
+/// const MANUAL: Manual<'static> = Manual {
+///     exit_status: &[],
+///     environment: &[ENV_RUNTIME_DIR, ENV_NOTIFY_SOCKET],
+///     files: &[FILE_RUNTIME_DIR, ("RUNTIME_DIR/log.fifo", "The daemon's FIFO.")],
+///     see_also: &["fifo(7)", "mkfifo(3)"],
+/// };
+/// // In main: common::generate::run_with(Cli::command(), kind, &MANUAL)
+/// ```
+///
+/// Rows are (term, text); the text is plain prose, with `code` in backticks, which the page
+/// shows in bold (a man page has no backticks).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Manual<'a> {
+    /// Statuses of this binary's own, after the shared four (`pipe-demo grep`: 1, no line
+    /// matched).
+    pub exit_status: &'a [(&'a str, &'a str)],
+    /// Environment variables it reads, after [`ENV_TRACE`], which every binary reads.
+    pub environment: &'a [(&'a str, &'a str)],
+    /// Files and directories it makes or reads.
+    pub files: &'a [(&'a str, &'a str)],
+    /// Related pages, `name(section)`: `fifo(7)`.
+    pub see_also: &'a [&'a str],
+}
+
+/// The exit statuses every binary gives (see [`crate::error`], "Exit status").
+pub const EXIT_STATUS: [(&str, &str); 4] = [
+    (
+        "0",
+        "Done: the operation succeeded, the check held, or a daemon asked to stop has stopped. \
+         Also when the reader of the output went away (a broken pipe, as in `| head -1`).",
+    ),
+    (
+        "1",
+        "The check or the operation failed; standard error says why, on one line.",
+    ),
+    ("2", "Bad usage: an unknown option, a missing or bad value."),
+    (
+        "128+N",
+        "Stopped by signal N before it finished, after cleaning up: 129 for SIGHUP, 130 for \
+         SIGINT (Ctrl-C), 143 for SIGTERM. A second signal during that cleanup exits at once \
+         with the same status and skips the rest of it.",
+    ),
+];
+
+/// `IPC_DEMO_TRACE`, which every binary reads (see [`crate::narrate`]).
+pub const ENV_TRACE: (&str, &str) = (
+    crate::narrate::ENV,
+    "If 1, narrate every IPC call on standard error, as `-v` does. A process that traces sets \
+     it for the processes it starts, so one `-v` narrates a whole demo.",
+);
+
+/// `XDG_RUNTIME_DIR`: where the named objects live (see [`crate::names`]).
+pub const ENV_RUNTIME_DIR: (&str, &str) = (
+    "XDG_RUNTIME_DIR",
+    "The directory under which the private runtime directory `ipc-demo` is made (mode 0700). \
+     Unset or relative: `/tmp/ipc-demo-$UID` is used instead.",
+);
+
+/// `NOTIFY_SOCKET`, for a binary with a daemon (see [`crate::lifecycle`]).
+pub const ENV_NOTIFY_SOCKET: (&str, &str) = (
+    crate::lifecycle::NOTIFY_SOCKET,
+    "Set by a service manager (systemd `Type=notify`): the daemon sends `READY=1` there once \
+     it is ready and `STOPPING=1` when it stops. One it cannot reach is an error at start. \
+     The processes a demo starts do not inherit it.",
+);
+
+/// The private runtime directory (see [`crate::names`]), which the other FILES rows call
+/// `RUNTIME_DIR`.
+pub const FILE_RUNTIME_DIR: (&str, &str) = (
+    "$XDG_RUNTIME_DIR/ipc-demo/, /tmp/ipc-demo-$UID/",
+    "RUNTIME_DIR below: the private runtime directory (mode 0700, refused if it is not ours \
+     or open to others), where the named objects live. `make clean-ipc` removes what a killed \
+     process left there.",
+);
 
 /// Works around clap_complete's bash bug for a program whose name has a hyphen (clap issue
 /// #6421, open as of clap_complete 4.6): its loop over the words names the state of
@@ -169,11 +267,33 @@ impl Kind {
 
 /// The whole manual of one binary: clap_mangen's sections for the top-level command, then one
 /// section per subcommand (see the module docs for why one page).
-fn man(cmd: Command, out: &mut dyn Write) -> io::Result<()> {
+fn man(cmd: Command, manual: &Manual<'_>, out: &mut dyn Write) -> io::Result<()> {
     let mut page = Vec::new();
-    render_man(cmd, &mut page)?;
+    render_man(cmd, manual, &mut page)?;
     let page = once_only(&String::from_utf8_lossy(&page), AQ_PREAMBLE);
-    out.write_all(ascii_roff(&page).as_bytes())
+    out.write_all(ascii_roff(&code_in_bold(&page)).as_bytes())
+}
+
+/// Markdown's `code` spans, which our help texts use, in bold, as man-pages(7) sets literal
+/// text: a man page shows a backtick as an opening quote, so `ready:` would read as
+/// quoted with two opening quotes. Only whole pairs on one line are converted; a line with an
+/// odd count keeps its last backtick (`check::man_page` refuses such a page, so that the help
+/// text gets fixed).
+fn code_in_bold(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    for line in page.split_inclusive('\n') {
+        let ticks = 2 * (line.matches('`').count() / 2);
+        let mut seen = 0;
+        for c in line.chars() {
+            if c == '`' && seen < ticks {
+                out.push_str(if seen % 2 == 0 { "\\fB" } else { "\\fR" });
+                seen += 1;
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Roff input is ASCII: groff reads UTF-8 only through `preconv` (which `man` runs, and
@@ -204,8 +324,9 @@ fn once_only(text: &str, piece: &str) -> String {
 }
 
 /// The page's sections, in man-pages(7)'s order: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, then
-/// SUBCOMMANDS, EXAMPLES (the `--help` epilogue) and VERSION.
-fn render_man(cmd: Command, out: &mut dyn Write) -> io::Result<()> {
+/// SUBCOMMANDS, EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES (the `--help` epilogue), VERSION
+/// and SEE ALSO.
+fn render_man(cmd: Command, manual: &Manual<'_>, out: &mut dyn Write) -> io::Result<()> {
     let mut cmd = cmd.disable_help_subcommand(true);
     // Hidden from --help, documented here.
     if cmd.get_arguments().any(|a| a.get_id() == ARG_ID) {
@@ -230,8 +351,57 @@ fn render_man(cmd: Command, out: &mut dyn Write) -> io::Result<()> {
             subcommand(sub, out)?;
         }
     }
+    let exit_status: Vec<(&str, &str)> = EXIT_STATUS
+        .iter()
+        .chain(manual.exit_status)
+        .copied()
+        .collect();
+    tagged_section(out, "EXIT STATUS", &exit_status)?;
+    let environment: Vec<(&str, &str)> = std::iter::once(ENV_TRACE)
+        .chain(manual.environment.iter().copied())
+        .collect();
+    tagged_section(out, "ENVIRONMENT", &environment)?;
+    if !manual.files.is_empty() {
+        tagged_section(out, "FILES", manual.files)?;
+    }
     after_help(&cmd, Level::Page, out)?;
-    page.render_version_section(out)
+    page.render_version_section(out)?;
+    see_also(out, manual.see_also)
+}
+
+/// A section of tagged paragraphs, one per (term, text) row: man-pages(7)'s way to set a
+/// two-column table (`.TP`), which every formatter renders without `tbl`.
+fn tagged_section(out: &mut dyn Write, title: &str, rows: &[(&str, &str)]) -> io::Result<()> {
+    let mut roff = Roff::new();
+    roff.control("SH", [title]);
+    for (term, text) in rows {
+        roff.control("TP", [])
+            .text([bold(*term)])
+            .text([roman(*text)]);
+    }
+    roff.to_writer(out)
+}
+
+/// SEE ALSO: `fifo(7)` as `\fBfifo\fR(7)`, comma-separated, as man-pages(7) asks.
+fn see_also(out: &mut dyn Write, pages: &[&str]) -> io::Result<()> {
+    if pages.is_empty() {
+        return Ok(());
+    }
+    let mut line = Vec::new();
+    for (i, page) in pages.iter().enumerate() {
+        let (name, section) = page.split_once('(').unwrap_or((page, ""));
+        line.push(bold(name));
+        let section = if section.is_empty() {
+            String::new()
+        } else {
+            format!("({section}")
+        };
+        let sep = if i + 1 < pages.len() { ", " } else { "" };
+        line.push(roman(format!("{section}{sep}")));
+    }
+    let mut roff = Roff::new();
+    roff.control("SH", ["SEE ALSO"]).text(line);
+    roff.to_writer(out)
 }
 
 /// One subcommand's section: `.SS "pipe-demo grep"`, what it does, its synopsis, its options
@@ -362,7 +532,7 @@ mod tests {
     enum Role {
         /// Play the whole scenario.
         Demo,
-        /// Serve requests on a port (answers in µs).
+        /// Serve requests on a port (answers in µs; prints `ready: pid N tcp ADDR`).
         #[command(
             visible_alias = "srv",
             after_help = "Example:\n  demo-x serve --port 6380"
@@ -439,10 +609,76 @@ mod tests {
         // Not the hidden one, nor clap's `help` subcommand; no heading left undemoted.
         assert!(!page.contains("worker"), "{page}");
         assert!(!page.contains("demo-x help"), "{page}");
-        assert_eq!(page.matches(".SH ").count(), 7, "{page}");
+        // The workspace's sections every page has; no FILES or SEE ALSO without a Manual.
+        for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT"] {
+            assert!(page.contains(section), "no {section} in:\n{page}");
+        }
+        assert!(page.contains("\\fBIPC_DEMO_TRACE\\fR"), "{page}");
+        assert_eq!(page.matches(".SH ").count(), 9, "{page}");
+        // A `code` span of the help text is bold, never backticks.
+        assert!(page.contains("\\fBready: pid N tcp ADDR\\fR"), "{page}");
         // --generate is documented here, with its values, though --help hides it.
         assert!(page.contains("\\-\\-generate"), "{page}");
         assert!(page.contains("complete\\-bash"), "{page}");
+    }
+
+    #[test]
+    fn a_manual_adds_its_rows_files_and_see_also() {
+        let manual = Manual {
+            exit_status: &[("3", "Nothing matched.")],
+            environment: &[ENV_RUNTIME_DIR],
+            files: &[
+                FILE_RUNTIME_DIR,
+                ("RUNTIME_DIR/x.sock", "The `demo-x` socket."),
+            ],
+            see_also: &["unix(7)", "socket(2)"],
+        };
+        let mut page = Vec::new();
+        write_with(Cli::command(), Kind::Man, &manual, &mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        check::man_page(&page, &["demo", "serve"]);
+        let sections: Vec<&str> = page
+            .lines()
+            .filter_map(|l| l.strip_prefix(".SH "))
+            .collect();
+        assert_eq!(
+            sections,
+            [
+                "NAME",
+                "SYNOPSIS",
+                "DESCRIPTION",
+                "OPTIONS",
+                "SUBCOMMANDS",
+                "\"EXIT STATUS\"",
+                "ENVIRONMENT",
+                "FILES",
+                "EXAMPLES",
+                "VERSION",
+                "\"SEE ALSO\""
+            ],
+            "man-pages(7)'s order"
+        );
+        // The shared statuses, then the binary's own, each a tagged paragraph.
+        for term in ["0", "1", "2", "128+N", "3"] {
+            assert!(
+                page.contains(&format!(".TP\n\\fB{term}\\fR\n")),
+                "{term}: {page}"
+            );
+        }
+        assert!(page.contains("\\fBXDG_RUNTIME_DIR\\fR"), "{page}");
+        assert!(page.contains("The \\fBdemo\\-x\\fR socket."), "{page}");
+        assert!(
+            page.contains("\\fBunix\\fR(7), \\fBsocket\\fR(2)"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn only_whole_pairs_of_backticks_become_bold() {
+        assert_eq!(
+            code_in_bold("a `b` c `d`\n`e` f`\n"),
+            "a \\fBb\\fR c \\fBd\\fR\n\\fBe\\fR f`\n"
+        );
     }
 
     #[test]
@@ -530,10 +766,14 @@ pub mod check {
         }
     }
 
-    /// The page names every one of `words`, and groff (if installed) renders it without a
-    /// warning.
+    /// The page names every one of `words`, shows no Markdown backtick (a help text's `code`
+    /// spans are set in bold; an unpaired backtick is a help text to fix), and groff (if
+    /// installed) renders it without a warning.
     pub fn man_page(page: &str, words: &[&str]) {
         assert!(page.contains("\n.TH "), "no .TH in:\n{page}");
+        if let Some(line) = page.lines().find(|l| l.contains('`')) {
+            panic!("a backtick in the man page (unpaired in a help text?): {line:?}");
+        }
         for word in words {
             // Roff spells a hyphen-minus `\-`.
             let roff = word.replace('-', "\\-");

@@ -53,7 +53,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::out::Sink;
+use crate::sink::Sink;
 
 /// The environment variable that turns tracing on in child processes (`IPC_DEMO_TRACE=1`);
 /// see the module docs.

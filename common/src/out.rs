@@ -1,35 +1,106 @@
-//! Lines on stdout that a pipe reader sees at once, and that never panic.
+//! Lines on stdout and stderr that a reader sees at once, that never panic, and that never
+//! hold up a stop.
 //!
-//! `println!` panics when stdout is a pipe whose reader has gone: Rust ignores SIGPIPE, so the
-//! write fails with EPIPE instead of killing the process, and `println!` turns that failure
-//! into a panic. [`say!`](crate::say) returns the error instead, named
-//! `write stdout: Broken pipe`, which [`crate::error::finish`] turns into a quiet exit 0, as
-//! `demo | head -1` expects.
+//! Two ways to write a line, one per kind of line:
 //!
-//! Each line is written with one `write_all` and flushed at once. Demos and tests read these
-//! lines through pipes, where a line stuck in a buffer is a step nobody sees; and a daemon's
-//! line must reach `| head -3` while the daemon is still running.
+//! - **A step, a result, a verdict** ([`say!`](crate::say)): every line matters, so it waits
+//!   for a slow reader, but never past a stop signal. `println!` would panic when stdout is a
+//!   pipe whose reader has gone (Rust ignores SIGPIPE, so the write fails with EPIPE, and
+//!   `println!` turns that into a panic); `say!` returns the error instead, named `write
+//!   stdout: Broken pipe`, which [`crate::error::finish`] turns into a quiet exit 0, as `demo
+//!   | head -1` expects. And where `write(2)` would sleep on a stdout whose reader has stopped
+//!   reading (a stopped `| less`), deaf to the SIGTERM that the process's
+//!   [`crate::cleanup::Shutdown`] turns into a flag (its handlers restart the write,
+//!   SA_RESTART), `say!` sleeps in `poll` on stdout *and* that shutdown's self-pipe. Once a
+//!   stop signal has come, it waits at most [`DRAIN`] more for room (a slow reader still gets
+//!   a stopping role's last lines), then gives up with [`Error::Interrupted`]: the role
+//!   unwinds through its guards and exits 128 + N. (A process without a `Shutdown` dies of
+//!   the signal anyway.)
+//! - **A daemon's status line** ([`Output`], [`tell!`](crate::tell)): the daemon's service
+//!   comes first, so a line never waits at all. What the reader does not take waits in a
+//!   bounded backlog that the daemon's `poll` loop offers again; past it lines are dropped,
+//!   counted and reported. On stdout or on stderr.
+//!
+//! Each line is written whole and at once (no buffer that holds a step back): demos and
+//! tests read these lines through pipes, where a line stuck in a buffer is a step nobody
+//! sees, and a daemon's line must reach `| head -3` while the daemon is still running. Both
+//! write through a [`Sink`], which never changes the flags of the descriptor the shell shares
+//! with us.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, poll};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use crate::sink::Sink;
 
-/// Write one line to stdout and flush it. Use [`say!`](crate::say).
+/// Write one line to stdout, at once. Use [`say!`](crate::say).
 pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
     // The narration of the calls that led to this step comes before it, counts included.
     crate::narrate::flush();
     let mut text = args.to_string();
     text.push('\n');
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .ctx("write", "stdout")
+    write_stdout(text.as_bytes())
+}
+
+/// Write `bytes` to stdout whole, waiting for room for as long as the reader needs, but not
+/// long past a stop signal (see [`wait_for_room`]): [`Error::Interrupted`] then. A closed stdout
+/// (EBADF: `demo >&-`) takes everything, as std's stdout does.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
+    // One process-wide sink, under a lock: lines from several threads never interleave.
+    static STDOUT: Mutex<Option<Sink>> = Mutex::new(None);
+    let mut stdout = STDOUT.lock().unwrap_or_else(PoisonError::into_inner);
+    let sink = stdout.get_or_insert_with(|| Sink::new(std::io::stdout()));
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match sink.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::EAGAIN) => wait_for_room(sink)?,
+            Err(Errno::EBADF) => return Ok(()),
+            Err(e) => return Err(Error::sys("write", "stdout", e)),
+        }
+    }
+    Ok(())
+}
+
+/// Sleep until `sink` has room. Once a stop signal has come (before this wait or during
+/// it), wait at most [`DRAIN`] more, then give up with [`Error::Interrupted`]: a reader that is
+/// only slow still gets a stopping role's last lines, a stalled one costs it a second.
+fn wait_for_room(sink: &Sink) -> Result<()> {
+    let wake = crate::cleanup::installed_wake_fd();
+    let mut give_up = None;
+    loop {
+        let mut fds = vec![PollFd::new(sink.as_fd(), PollFlags::POLLOUT)];
+        let timeout = match crate::cleanup::installed_signal() {
+            Some(sig) => {
+                let end = *give_up.get_or_insert_with(|| Instant::now() + DRAIN);
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    crate::trace!("write(stdout) -> EAGAIN for {DRAIN:?} after {sig}: given up");
+                    return Err(Error::Interrupted(sig));
+                }
+                crate::deadline::poll_timeout(left)
+            }
+            // No stop yet: wait as long as the reader needs, or until one comes.
+            None => {
+                fds.extend(wake.map(|w| PollFd::new(w, PollFlags::POLLIN)));
+                PollTimeout::NONE
+            }
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::sys("poll", "stdout", e)),
+        }
+        // POLLOUT, or POLLERR for a reader that has gone (the next write says EPIPE).
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            return Ok(());
+        }
+    }
 }
 
 /// The `path` subcommand of every demo: where its named objects live, so that scripts never
@@ -59,23 +130,34 @@ pub fn paths<T: PartialEq + Copy>(
         text.extend_from_slice(path.as_os_str().as_bytes());
         text.push(b'\n');
     }
-    let mut out = io::stdout().lock();
-    out.write_all(&text)
-        .and_then(|()| out.flush())
-        .ctx("write", "stdout")?;
+    write_stdout(&text)?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// The end of a demo's default run: its last line and its exit status.
+/// The end of a demo's default run: its last line and its exit status (see
+/// [`crate::error`], "Exit status").
 ///
 /// `outcome` is the scenario's verdict, `ok: …` or `FAILED: …` (a check that did not hold),
-/// or the error that stopped it, which is printed as `FAILED: <error>`. Exit 0 only for
-/// `ok:`. A broken pipe is passed up unprinted (the reader of our output has gone; `finish`
-/// makes it a quiet exit 0).
+/// or the error that stopped it:
+///
+/// - [`Error::Interrupted`] (a stop signal before the end): `interrupted by SIGINT before the
+///   check was done`, exit 128 + the signal's number. Call it once the roles are stopped and
+///   the objects removed, so that the line tells the truth;
+/// - a broken pipe is passed up unprinted (the reader of our output has gone; `finish` makes
+///   it a quiet exit 0);
+/// - any other error: `FAILED: <error>`, exit 1.
+///
+/// Exit 0 only for `ok:`.
 pub fn verdict(outcome: Result<String>) -> Result<std::process::ExitCode> {
     let line = match outcome {
         Ok(line) => line,
         Err(e) if e.is_broken_pipe() => return Err(e),
+        Err(e @ Error::Interrupted(_)) => {
+            // Said if stdout takes it; the status tells the same either way, so a stdout that
+            // is gone or stalled does not change it.
+            let _ = crate::say!("{e} before the check was done");
+            return Ok(std::process::ExitCode::from(e.exit_code()));
+        }
         Err(e) => format!("FAILED: {e}"),
     };
     crate::say!("{line}")?;
@@ -86,7 +168,8 @@ pub fn verdict(outcome: Result<String>) -> Result<std::process::ExitCode> {
     })
 }
 
-/// `say!("tick {n}: {msg}")?`: one flushed line on stdout; an error, never a panic.
+/// `say!("tick {n}: {msg}")?`: one line on stdout, at once; an error, never a panic, and
+/// never a wait past a stop signal (see the module docs).
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {
@@ -94,151 +177,13 @@ macro_rules! say {
     };
 }
 
-/// A descriptor we share with other processes (our stdout or stderr), written without ever
-/// blocking.
-///
-/// A process asleep in `write(2)` to a pipe, socket or terminal whose reader has stalled (a
-/// frozen `| less`, a journald that fell behind, a terminal paused with Ctrl-S) runs nothing
-/// else: not its event loop, not the self-pipe that says SIGTERM came. Setting `O_NONBLOCK`
-/// on fd 1 or 2 itself is no way out: the flag belongs to the open file description, which
-/// the user's shell and every sibling share, and they would all get EAGAIN from then on. So
-/// each kind of descriptor gets the non-blocking write it allows on its own:
-///
-/// - a **pipe, FIFO or terminal** is opened a second time through `/proc/self/fd/N` with
-///   `O_NONBLOCK | O_NOCTTY`: a new open file description of the same pipe or terminal, whose
-///   flag is ours alone (and a terminal never becomes our controlling one);
-/// - a **socket** gets `send(MSG_DONTWAIT | MSG_NOSIGNAL)`, non-blocking for that one call;
-/// - a **regular file** (or anything we could not reopen) is written as it is: a file's
-///   writes wait for the disk, never for a reader.
-///
-/// [`Sink::try_write`] never sleeps; [`Sink::wait_writable`] sleeps with a timeout, so the
-/// caller decides how patient it is.
-///
-/// The sink holds what it writes to ([`Sink::new`] takes `std::io::stdout()`, not the number
-/// 1): a bare descriptor number could be closed behind its back and reused by the next file
-/// anyone opens, which would then receive our lines.
-///
-/// ```
-/// use std::io::Read;
-/// use common::out::Sink;
-///
-/// let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-/// // The sink keeps the write end open for as long as it lives.
-/// let sink = Sink::new(write_end);
-/// assert_eq!(sink.try_write(b"hello\n"), Ok(6));
-/// drop(sink);
-/// let mut got = String::new();
-/// std::fs::File::from(read_end).read_to_string(&mut got).unwrap();
-/// assert_eq!(got, "hello\n");
-/// ```
-///
-/// A borrowed descriptor is refused, since the sink could outlive what it borrows from:
-///
-/// ```compile_fail
-/// use std::os::fd::AsFd;
-/// let file = std::fs::File::create("/dev/null").unwrap();
-/// let sink = common::out::Sink::new(file.as_fd());
-/// ```
-pub struct Sink {
-    fd: Box<dyn AsFd + Send + Sync>,
-    kind: SinkKind,
-}
-
-enum SinkKind {
-    Reopened(std::fs::File),
-    Socket,
-    Plain,
-}
-
-impl Sink {
-    /// A sink for `fd`: `std::io::stdout()` or `std::io::stderr()`, or any descriptor it may
-    /// keep (a pipe end, a file).
-    pub fn new(fd: impl AsFd + Send + Sync + 'static) -> Sink {
-        use nix::sys::stat::{SFlag, fstat};
-        use std::os::unix::fs::OpenOptionsExt;
-
-        let kind = match fstat(fd.as_fd()) {
-            Ok(st) => match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
-                SFlag::S_IFSOCK => SinkKind::Socket,
-                SFlag::S_IFREG | SFlag::S_IFBLK => SinkKind::Plain,
-                _ => std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-                    .open(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
-                    .map_or(SinkKind::Plain, SinkKind::Reopened),
-            },
-            // Not something fstat can look at (it always can, on an open descriptor): plain
-            // writes, whose errors the caller sees.
-            Err(_) => SinkKind::Plain,
-        };
-        Sink {
-            fd: Box::new(fd),
-            kind,
-        }
-    }
-
-    /// The descriptor number, for messages.
-    fn number(&self) -> RawFd {
-        self.fd.as_fd().as_raw_fd()
-    }
-
-    /// Write what the descriptor takes now: the count of bytes written, or EAGAIN if it takes
-    /// none (and EPIPE if the reader has gone). Never sleeps, except on a regular file.
-    pub fn try_write(&self, bytes: &[u8]) -> nix::Result<usize> {
-        use nix::sys::socket::{MsgFlags, send};
-        loop {
-            let result = match &self.kind {
-                SinkKind::Reopened(file) => nix::unistd::write(file, bytes),
-                SinkKind::Socket => send(
-                    self.number(),
-                    bytes,
-                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-                ),
-                SinkKind::Plain => nix::unistd::write(self.fd.as_fd(), bytes),
-            };
-            if result != Err(nix::errno::Errno::EINTR) {
-                return result;
-            }
-        }
-    }
-
-    /// How the bytes get out, for the trace: `a non-blocking reopen of /proc/self/fd/1`.
-    pub fn describe(&self) -> String {
-        let fd = self.number();
-        match self.kind {
-            SinkKind::Reopened(_) => format!("a non-blocking reopen of /proc/self/fd/{fd}"),
-            SinkKind::Socket => format!("send(MSG_DONTWAIT) on socket fd {fd}"),
-            SinkKind::Plain => {
-                format!("plain writes to fd {fd} (a file never waits for a reader)")
-            }
-        }
-    }
-
-    /// Wait until the descriptor has room, at most `timeout`: true if it has.
-    pub fn wait_writable(&self, timeout: std::time::Duration) -> bool {
-        let fd = self.as_fd();
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-            match poll(&mut fds, crate::deadline::poll_timeout(left)) {
-                Ok(0) => return false,
-                Ok(_) => return true,
-                Err(nix::errno::Errno::EINTR) if !left.is_zero() => continue,
-                Err(_) => return false,
-            }
-        }
-    }
-}
-
-/// The descriptor to `poll` for `POLLOUT` (the reopened one, where there is one).
-impl AsFd for Sink {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match &self.kind {
-            SinkKind::Reopened(file) => file.as_fd(),
-            _ => self.fd.as_fd(),
-        }
-    }
+/// `tell!(out, "worker pid {pid} started")?`: one status line through an [`Output`], which
+/// never blocks (see [`Output::line`]).
+#[macro_export]
+macro_rules! tell {
+    ($out:expr, $($arg:tt)*) => {
+        $out.line(format_args!($($arg)*))
+    };
 }
 
 /// Bytes that another process sent (a log record, a config value, a key), made safe to print
@@ -290,87 +235,193 @@ fn is_bidi_control(c: char) -> bool {
 
 /// Bytes of output that may wait for a slow reader before lines are dropped.
 pub const BACKLOG: usize = 16 * 1024;
-/// How long the daemon waits at exit for a stalled reader to take its last lines.
+/// How long [`Output::drain`] waits at exit for a stalled reader to take the last lines, and
+/// `say!` for room once a stop signal has come.
 pub const DRAIN: Duration = Duration::from_secs(1);
 
-/// A daemon's stdout, written without ever blocking, whatever stdout is (signal-demo's daemon,
-/// mqueue-demo's supervisor).
+/// A daemon's status lines, on stdout or stderr, written without ever blocking, whatever the
+/// descriptor is: the one way every daemon of the workspace writes them.
 ///
 /// A daemon's output goes wherever its caller put it: a terminal, a file, a pipe into
 /// `grep`, the socket journald hands a service. A reader that stops reading (a frozen
 /// `less`, a stalled log shipper, a terminal paused with Ctrl-S) fills the pipe or socket
 /// buffer, and an ordinary `write(2)` then sleeps until it drains. A daemon asleep in `write`
-/// does not run its loop: it does not tick, and it does not read its signalfd, so SIGTERM
-/// waits, blocked, until the reader wakes up (the kernel sleep in `pipe_write` is interruptible,
-/// but our stop signals are blocked by design, and are read, not delivered). So every write
-/// here is non-blocking, and waiting for room is one more descriptor in the daemon's `poll`:
+/// does not run its loop: it does not serve, and it does not look at its signals, so SIGTERM
+/// waits until the reader wakes up (a handler installed with SA_RESTART restarts the write; a
+/// signal read from a signalfd is not even delivered). So every write here is non-blocking,
+/// and waiting for room is one more descriptor in the daemon's `poll`:
 ///
-/// 1. At start, [`common::out::Sink`] looks at what stdout is (`fstat(1)`) and picks the
+/// 1. At start, [`Sink`] looks at what the descriptor is (`fstat`) and picks the
 ///    non-blocking write that kind allows without touching the descriptor the shell shares
-///    with us: a pipe, FIFO or terminal is opened a second time through `/proc/self/fd/1`
+///    with us: a pipe, FIFO or terminal is opened a second time through `/proc/self/fd/N`
 ///    with `O_NONBLOCK` (a new open file description, so the flag is ours alone); a socket
 ///    gets `send(MSG_DONTWAIT)`; a regular file is written as it is (it never waits for a
-///    reader). Setting `O_NONBLOCK` on fd 1 itself would change it for the shell and every
-///    sibling too, and could leave the shell with a non-blocking terminal after we exit.
+///    reader).
 /// 2. [`Output::line`] appends the line to what is waiting, then writes as much as the
-///    descriptor takes. What it does not take waits in a buffer of at most [`BACKLOG`] bytes,
-///    and the daemon polls [`Output::waiting_fd`] for `POLLOUT` beside its own descriptors.
-///    A line that finds the buffer full is dropped and counted; one line says how many were
-///    lost, where they were lost, as soon as there is room again (the reader caught up, or the
-///    next line fits): `(12 lines dropped: stdout was not being read)`.
-///    A line is never torn: a line partly written is always finished first.
+///    descriptor takes, a line at a time: a line of at most PIPE_BUF bytes goes into a pipe
+///    whole or not at all, so lines never tear against another process's (the `-v` trace on
+///    the same stderr). What the descriptor does not take waits in a backlog of at most
+///    [`BACKLOG`] bytes, and the daemon polls [`Output::waiting_fd`] for `POLLOUT` beside its
+///    own descriptors (or lets the next line push it out). A line that finds the backlog full
+///    is dropped and counted; one line says how many were lost, where they were lost, as soon
+///    as there is room again: `(12 lines dropped: stdout was not being read)`. A file that
+///    refuses a write (ENOSPC, EDQUOT, EFBIG) drops what waits the same way, with its cause.
 /// 3. At exit, [`Output::drain`] waits at most [`DRAIN`] for the reader, and stops waiting at
 ///    once if the descriptor it is given becomes readable (a daemon that reads its signals
 ///    from a signalfd passes it: a second SIGTERM means now).
 ///
-/// A reader that has gone away (EPIPE) is not a stall: the error goes up, and the daemon stops
-/// quietly with status 0, as `daemon | head -3` expects.
+/// A reader that has gone away (EPIPE) is not a stall. On [`Output::stdout`] the error goes
+/// up, and the daemon stops quietly with status 0, as `daemon | head -3` expects of a filter;
+/// on [`Output::stderr`], or a stdout made [`Output::quiet_when_gone`], the output goes quiet
+/// and the daemon carries on: its job is not its status lines.
+///
+/// ```
+/// use std::io::Read;
+///
+/// // A daemon's stderr into a pipe that nobody reads yet: lines wait, never block.
+/// let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+/// let mut out = common::out::Output::new(write_end, "stderr");
+/// common::tell!(out, "reads {}", "/run/x.fifo").unwrap();
+/// assert!(out.waiting_fd().is_none(), "a pipe with room took the line at once");
+/// drop(out);
+/// let mut got = String::new();
+/// std::fs::File::from(read_end).read_to_string(&mut got).unwrap();
+/// assert_eq!(got, "reads /run/x.fifo\n");
+/// ```
 pub struct Output {
     sink: Sink,
-    /// Whole lines not yet written (the first one possibly in part).
-    waiting: Vec<u8>,
+    /// What it writes to, for messages: `stdout`, `stderr`.
+    name: &'static str,
+    /// Lines not yet written, and the notes about lines dropped between them, in order.
+    waiting: VecDeque<Pending>,
+    /// Bytes of the first pending line already written.
+    written: usize,
+    /// Bytes in `waiting`.
+    waiting_bytes: usize,
     /// Lines dropped since the last note about it.
     dropped: u64,
+    /// Why they were dropped: None for a reader that did not read, else the write's error.
+    dropped_by: Option<Errno>,
+    /// What a reader that has gone means (see [`Output`]).
+    when_gone: WhenGone,
+}
+
+/// A line waiting for room: one of the daemon's, or a note that stands for the lines it
+/// reports dropped (so that a note lost in turn is counted as those lines).
+struct Pending {
+    bytes: Vec<u8>,
+    lines: u64,
+}
+
+/// What an [`Output`] does when its reader has gone (EPIPE).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WhenGone {
+    /// Fail the write: the daemon stops, as a filter does.
+    Fail,
+    /// Write nothing more, and say nothing.
+    Quiet,
+    /// Gone already (after `Quiet`).
+    Silent,
 }
 
 impl Output {
-    /// Look at stdout and pick the way to write it without blocking ([`Sink`]).
+    /// The daemon's stdout. A reader that goes away is an error from [`Output::line`] (EPIPE,
+    /// which [`crate::error::finish`] turns into a quiet exit 0), unless
+    /// [`Output::quiet_when_gone`].
     pub fn stdout() -> Self {
-        let sink = Sink::new(io::stdout());
-        crate::trace!("stdout: {}", sink.describe());
+        Self::new(std::io::stdout(), "stdout")
+    }
+
+    /// The daemon's stderr, for status lines meant for a person. A reader that goes away
+    /// silences it: the daemon carries on.
+    pub fn stderr() -> Self {
+        Self::new(std::io::stderr(), "stderr").quiet_when_gone()
+    }
+
+    /// Status lines to any descriptor it may keep (see [`Sink::new`]), `name`d in messages;
+    /// a reader that goes away is an error, as for [`Output::stdout`].
+    pub fn new(fd: impl AsFd + Send + Sync + 'static, name: &'static str) -> Self {
+        let sink = Sink::new(fd);
+        crate::trace!("{name}: {}", sink.mechanism());
         Output {
             sink,
-            waiting: Vec::new(),
+            name,
+            waiting: VecDeque::new(),
+            written: 0,
+            waiting_bytes: 0,
             dropped: 0,
+            dropped_by: None,
+            when_gone: WhenGone::Fail,
         }
     }
 
-    /// Write one line, or keep it for later, or drop it if [`BACKLOG`] is full. Fails only if
-    /// stdout is broken (EPIPE: the reader is gone) or unusable.
+    /// A reader that goes away silences the output instead of failing it: for a daemon whose
+    /// stdout is a log for people, not data a pipeline waits for (socket-demo's servers).
+    #[must_use]
+    pub fn quiet_when_gone(mut self) -> Self {
+        self.when_gone = WhenGone::Quiet;
+        self
+    }
+
+    /// Write one line, or keep it for later, or drop it if [`BACKLOG`] is full: never
+    /// sleeps (except on a regular file, whose writes wait for the disk, never for a reader).
+    /// Fails only if the reader has gone (EPIPE) and this output fails then (see [`Output`]).
+    /// With [`tell!`](crate::tell): `tell!(out, "tick {n}")?`.
     pub fn line(&mut self, text: fmt::Arguments<'_>) -> Result<()> {
+        if self.when_gone == WhenGone::Silent {
+            return Ok(());
+        }
         let line = format!("{text}\n");
-        // After a gap, the note that says so comes first, where the lost lines were.
-        let note = self.note();
-        if self.waiting.len() + note.len() + line.len() > BACKLOG {
+        // After a gap, the note that says so comes first, where the lost lines were; it is
+        // made (and the count started again) only if the line fits after it.
+        let need = self.note_text().map_or(0, |n| n.len()) + line.len();
+        if self.waiting_bytes + need > BACKLOG {
             self.dropped += 1;
-            crate::trace!("stdout full: line dropped ({} so far)", self.dropped);
+            crate::trace!("{} full: line dropped ({} so far)", self.name, self.dropped);
         } else {
-            self.dropped = 0;
-            self.waiting.extend_from_slice(note.as_bytes());
-            self.waiting.extend_from_slice(line.as_bytes());
+            if let Some(note) = self.note() {
+                self.push(note);
+            }
+            self.push(Pending {
+                bytes: line.into_bytes(),
+                lines: 1,
+            });
         }
         self.flush()
     }
 
-    /// `(N lines dropped: …)` if lines were dropped since the last note, else nothing.
-    fn note(&self) -> String {
-        if self.dropped == 0 {
-            return String::new();
+    /// Queue `p`.
+    fn push(&mut self, p: Pending) {
+        self.waiting_bytes += p.bytes.len();
+        self.waiting.push_back(p);
+    }
+
+    /// `(N lines dropped: …)` for the lines dropped since the last note, if any.
+    fn note_text(&self) -> Option<String> {
+        match (self.dropped, self.dropped_by) {
+            (0, _) => None,
+            (n, None) => Some(format!(
+                "({n} lines dropped: {} was not being read)\n",
+                self.name
+            )),
+            (n, Some(e)) => Some(format!(
+                "({n} lines dropped: {}: {})\n",
+                self.name,
+                e.desc()
+            )),
         }
-        format!(
-            "({} lines dropped: stdout was not being read)\n",
-            self.dropped
-        )
+    }
+
+    /// The note for the lines dropped since the last one, if any, to queue; the count starts
+    /// again.
+    fn note(&mut self) -> Option<Pending> {
+        let text = self.note_text()?;
+        let lines = std::mem::take(&mut self.dropped);
+        self.dropped_by = None;
+        Some(Pending {
+            bytes: text.into_bytes(),
+            lines,
+        })
     }
 
     /// The descriptor to poll for `POLLOUT`, if lines are waiting for room.
@@ -378,25 +429,59 @@ impl Output {
         (!self.waiting.is_empty()).then(|| self.sink.as_fd())
     }
 
-    /// Write what is waiting, as far as the descriptor takes it without blocking; then, if
-    /// lines were dropped, the note that says so.
+    /// Write what is waiting, a line at a time, as far as the descriptor takes it without
+    /// blocking; then, if lines were dropped, the note that says so.
     pub fn flush(&mut self) -> Result<()> {
-        while !self.waiting.is_empty() {
-            match self.sink.try_write(&self.waiting) {
+        while let Some(front) = self.waiting.front() {
+            // One line per write: a line into a pipe goes whole or not at all.
+            match self.sink.try_write(&front.bytes[self.written..]) {
                 Ok(n) => {
-                    self.waiting.drain(..n);
+                    self.written += n;
+                    if self.written == front.bytes.len() {
+                        self.waiting_bytes -= front.bytes.len();
+                        self.waiting.pop_front();
+                        self.written = 0;
+                    }
                 }
                 Err(Errno::EAGAIN) => return Ok(()),
-                Err(e) => return Err(Error::sys("write", "stdout", e)),
+                // A file that takes no more: what waits is lost, and said so when a line gets
+                // through.
+                Err(e @ (Errno::ENOSPC | Errno::EDQUOT | Errno::EFBIG)) => {
+                    self.dropped += self.waiting.iter().map(|p| p.lines).sum::<u64>();
+                    self.dropped_by = Some(e);
+                    self.clear();
+                    return Ok(());
+                }
+                Err(e) => return self.gone(e),
             }
-            if self.waiting.is_empty() && self.dropped > 0 {
+            if self.waiting.is_empty() {
                 // The reader caught up: say now what it missed, not only with the next line.
-                let note = self.note();
-                self.dropped = 0;
-                self.waiting.extend_from_slice(note.as_bytes());
+                if let Some(note) = self.note() {
+                    self.push(note);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Forget what waits.
+    fn clear(&mut self) {
+        self.waiting.clear();
+        self.waiting_bytes = 0;
+        self.written = 0;
+    }
+
+    /// The reader has gone, or the descriptor is unusable (`e`): fail or go quiet.
+    fn gone(&mut self, e: Errno) -> Result<()> {
+        self.clear();
+        match self.when_gone {
+            WhenGone::Fail => Err(Error::sys("write", self.name, e)),
+            WhenGone::Quiet | WhenGone::Silent => {
+                crate::trace!("write({}) -> {e}: nothing more is written there", self.name);
+                self.when_gone = WhenGone::Silent;
+                Ok(())
+            }
+        }
     }
 
     /// At exit: give a stalled reader up to [`DRAIN`] to take what is waiting, but stop at once
@@ -414,7 +499,7 @@ impl Output {
             fds.extend(stop.map(|s| PollFd::new(s, PollFlags::POLLIN)));
             match poll(&mut fds, crate::deadline::poll_timeout(left)) {
                 Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys("poll", "stdout", e)),
+                Err(e) => return Err(Error::sys("poll", self.name, e)),
             }
             if fds
                 .get(1)
@@ -426,9 +511,10 @@ impl Output {
         }
         if !self.waiting.is_empty() || self.dropped > 0 {
             crate::trace!(
-                "exit with {} bytes unwritten and {} lines dropped: stdout was not being read",
-                self.waiting.len(),
-                self.dropped
+                "exit with {} bytes unwritten and {} lines dropped: {} was not being read",
+                self.waiting_bytes - self.written,
+                self.dropped,
+                self.name
             );
         }
         Ok(())
@@ -437,36 +523,87 @@ impl Output {
 
 #[cfg(test)]
 mod tests {
-    use super::{Sink, escape};
-    use std::os::fd::AsRawFd;
+    use super::{BACKLOG, Output, escape};
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
 
-    /// The unlucky instant of a sink that held a bare number: its descriptor closed behind
-    /// it, and the next file opened takes that number. A sink that owns its descriptor keeps
-    /// it open, so the new file gets another number and never sees the sink's bytes. (A
-    /// regular file: the sink writes to its descriptor itself, where a pipe's would be
-    /// reopened.)
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap()
+    }
+
+    /// Nobody reads: lines fill the pipe, then the backlog, then are dropped and counted,
+    /// and not one call blocks. Once the reader catches up, the note says what was lost,
+    /// where it was lost, and the lines that waited come first.
     #[test]
-    fn a_sink_keeps_its_descriptor_so_a_new_file_never_gets_its_bytes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(tmp.path().join("log")).unwrap();
-        let number = log.as_raw_fd();
-        let sink = Sink::new(log);
-        let other = std::fs::File::create(tmp.path().join("other")).unwrap();
-        assert_ne!(
-            other.as_raw_fd(),
-            number,
-            "the sink's number is still taken"
-        );
-        assert_eq!(sink.try_write(b"for the log\n"), Ok(12));
-        drop(sink);
+    fn a_reader_that_stalls_costs_lines_never_a_block() {
+        let (read_end, write_end) = pipe();
+        let mut out = Output::new(write_end, "stdout");
+        let line = "x".repeat(99);
+        let mut n = 0;
+        while out.waiting_fd().is_none() {
+            crate::tell!(out, "{line}").unwrap();
+            n += 1;
+        }
+        let in_pipe = n - 1;
+        // The backlog (one line in it already), then 50 lines that find no room in it.
+        let backlog = BACKLOG / 100;
+        for _ in 0..backlog - 1 + 50 {
+            crate::tell!(out, "{line}").unwrap();
+        }
+        let mut reader = std::fs::File::from(read_end);
+        let mut buf = vec![0; in_pipe * 100];
+        reader.read_exact(&mut buf).unwrap();
+        out.flush().unwrap();
+        crate::tell!(out, "last").unwrap();
+        drop(out);
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).unwrap();
+        let lines: Vec<&str> = rest.lines().collect();
+        assert!(lines[..lines.len() - 2].iter().all(|l| *l == line));
+        assert_eq!(lines.len() - 2, backlog, "the backlog, whole lines only");
         assert_eq!(
-            std::fs::read(tmp.path().join("log")).unwrap(),
-            b"for the log\n"
+            lines[lines.len() - 2..],
+            ["(50 lines dropped: stdout was not being read)", "last"]
         );
+    }
+
+    #[test]
+    fn a_gone_reader_fails_stdout_and_silences_stderr() {
+        let (read_end, write_end) = pipe();
+        drop(read_end);
+        let mut stdout = Output::new(write_end, "stdout");
+        let e = crate::tell!(stdout, "hello").unwrap_err();
+        assert!(e.is_broken_pipe(), "{e}");
+
+        let (read_end, write_end) = pipe();
+        drop(read_end);
+        let mut stderr = Output::new(write_end, "stderr").quiet_when_gone();
+        for _ in 0..3 {
+            crate::tell!(stderr, "hello").unwrap();
+        }
+        assert!(stderr.waiting_fd().is_none(), "nothing kept for nobody");
+    }
+
+    /// A file that refuses writes (/dev/full: ENOSPC) drops lines instead of keeping them for
+    /// a POLLOUT that a file reports at once, which would make the daemon's loop spin.
+    #[test]
+    fn a_full_disk_drops_lines_and_leaves_nothing_to_poll() {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut out = Output::new(full, "stdout");
+        for _ in 0..3 {
+            crate::tell!(out, "hello").unwrap();
+            assert!(out.waiting_fd().is_none());
+        }
+        let note = out.note().expect("a note for the dropped lines");
         assert_eq!(
-            other.metadata().unwrap().len(),
-            0,
-            "the other file got nothing"
+            (String::from_utf8(note.bytes).unwrap(), note.lines),
+            (
+                "(3 lines dropped: stdout: No space left on device)\n".into(),
+                3
+            )
         );
     }
 

@@ -177,6 +177,30 @@ pub fn freeze(pid: Pid) -> Frozen {
     stopped(pid)
 }
 
+/// [`freeze`], for a process that may end on its own at any moment (a role of a short run,
+/// not our child): `None` if it is gone (or a zombie) before it stops, and then nothing more
+/// is sent to its pid, which may be anyone's by now. A test that needs the unlucky instant
+/// runs its scenario again when it gets `None` (the run was quicker than the test).
+pub fn try_freeze(pid: Pid) -> Option<Frozen> {
+    match kill(pid, Signal::SIGSTOP) {
+        Ok(()) => {}
+        Err(Errno::ESRCH) => return None,
+        Err(e) => panic!("kill({pid}, SIGSTOP): {e}"),
+    }
+    let give_up = Instant::now() + DEADLINE;
+    loop {
+        match proc_state(pid) {
+            Some('T') => return Some(Frozen { pid }),
+            None | Some('Z' | 'X') => return None,
+            state => assert!(
+                Instant::now() < give_up,
+                "pid {pid} did not stop: state {state:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Return once `pid` is stopped, without stopping it: for a child that stops itself
 /// (`raise(SIGSTOP)`) at the very instant a test wants it frozen, which a SIGSTOP from outside
 /// could only hit by luck. Continued with SIGCONT when dropped, like [`freeze`]'s.
@@ -208,6 +232,43 @@ pub fn stopped(pid: Pid) -> Frozen {
 /// wait for.
 pub fn not_running(pid: Pid) -> bool {
     matches!(proc_state(pid), None | Some('Z' | 'X'))
+}
+
+/// The system call `pid` sleeps in, with its arguments, from `/proc/PID/syscall` (`None`
+/// while it runs in user space, or if it is gone).
+pub fn syscall(pid: Pid) -> Option<(i64, Vec<u64>)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    let mut words = text.split_whitespace();
+    let number = words.next()?.parse().ok()?;
+    let args = words
+        .take(6)
+        .map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).unwrap_or(0))
+        .collect();
+    Some((number, args))
+}
+
+/// The system calls a process sleeps in while it waits in `poll(2)`.
+#[cfg(target_arch = "x86_64")]
+pub const POLL_CALLS: [i64; 2] = [libc::SYS_poll, libc::SYS_ppoll];
+/// The system calls a process sleeps in while it waits in `poll(2)`.
+#[cfg(not(target_arch = "x86_64"))]
+pub const POLL_CALLS: [i64; 1] = [libc::SYS_ppoll];
+
+/// `Some(with_timeout)` if `pid` sleeps in `poll(2)` now, `None` if not: for a test that must
+/// act exactly while a process waits (a daemon in its main loop, a write waiting for room).
+/// For `poll` the timeout is the third argument (an int, -1 for none); for `ppoll` a pointer
+/// (NULL for none).
+pub fn in_poll(pid: Pid) -> Option<bool> {
+    let (number, args) = syscall(pid)?;
+    if !POLL_CALLS.contains(&number) {
+        return None;
+    }
+    let timeout = args.get(2).copied().unwrap_or(0);
+    #[cfg(target_arch = "x86_64")]
+    if number == libc::SYS_poll {
+        return Some(timeout as u32 != u32::MAX);
+    }
+    Some(timeout != 0)
 }
 
 /// The state letter of `pid` in `/proc/PID/stat` (`R`, `S`, `T`, `Z`...), or None if it is gone.
@@ -323,4 +384,142 @@ pub fn expect_ready_line(stdout: &mut child::Lines, pid: Pid, what: &str) {
         .wait_for(|l| l.starts_with("ready: "), DEADLINE)
         .expect("a ready: line before the deadline");
     assert_eq!(line, format!("ready: pid {pid} {what}"));
+}
+
+/// A daemon a test has started and seen ready: the one way every crate's tests start theirs
+/// (each crate's `tests/support` wraps it with what its own daemon needs: paths, a config).
+///
+/// ```no_run
+/// use common::testkit::{Daemon, Sandbox};
+///
+/// let sb = Sandbox::new();
+/// let mut cmd = sb.command("fifo-demo"); // env!("CARGO_BIN_EXE_fifo-demo") in its tests
+/// cmd.args(["daemon", "--log", "app.log"]);
+/// let daemon = Daemon::start(&mut cmd);
+/// let fifo = std::path::PathBuf::from(daemon.serves("fifo")); // `ready: pid N fifo PATH`
+/// // ... the test ...
+/// let stopped = daemon.stop(); // SIGTERM; asserts exit 0, as a daemon asked to stop exits
+/// assert!(stopped.stderr.iter().any(|l| l.contains("removed")) && !fifo.exists());
+/// ```
+pub struct Daemon {
+    /// The daemon process, in a process group of its own, killed at [`DEADLINE`] or on drop.
+    pub child: Supervised,
+    /// Its stdout from the line after `ready:`.
+    pub stdout: child::Lines,
+    /// Its stderr, from the start.
+    pub stderr: child::Lines,
+    /// Its readiness line, `ready: pid N KIND WHAT` ([`crate::lifecycle`]).
+    pub ready: String,
+}
+
+/// What a stopped [`Daemon`] left: its status and the rest of its output.
+pub struct Stopped {
+    /// How it exited.
+    pub status: std::process::ExitStatus,
+    /// Its stdout lines after those the test had read.
+    pub stdout: Vec<String>,
+    /// Its stderr lines after those the test had read.
+    pub stderr: Vec<String>,
+}
+
+impl Daemon {
+    /// Start `cmd` as [`spawn`] does (stdout and stderr piped, killed at [`DEADLINE`]) and wait
+    /// up to [`DEADLINE`] for its `ready:` line, which must name its pid. Panics, with what the
+    /// daemon said on stderr, if the line does not come.
+    pub fn start(cmd: &mut Command) -> Daemon {
+        let child = spawn(cmd);
+        let mut stdout = child.stdout_lines().expect("stdout is piped");
+        let mut stderr = child.stderr_lines().expect("stderr is piped");
+        let ready = match stdout.wait_for(|l| l.starts_with("ready: "), DEADLINE) {
+            Ok(line) => line,
+            Err(e) => {
+                let status = child.wait_timeout(Duration::from_secs(5));
+                let said = stderr.rest(Duration::from_secs(5)).unwrap_or_default();
+                panic!("the daemon did not start ({status:?}): {e}\nits stderr: {said:#?}")
+            }
+        };
+        let pid = format!("ready: pid {} ", child.pid());
+        assert!(ready.starts_with(&pid), "not `{pid}…`: {ready:?}");
+        Daemon {
+            child,
+            stdout,
+            stderr,
+            ready,
+        }
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> Pid {
+        self.child.pid()
+    }
+
+    /// What its ready line names after `ready: pid N KIND `, checked to be of `kind`: the
+    /// FIFO's path of `ready: pid N fifo PATH` for `serves("fifo")`.
+    pub fn serves(&self, kind: &str) -> &str {
+        let prefix = format!("ready: pid {} {kind} ", self.pid());
+        self.ready
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("not `{prefix}…`: {:?}", self.ready))
+    }
+
+    /// Wait up to [`DEADLINE`] for a line on its stdout that satisfies `want`; panics with
+    /// what it saw and with its stderr if none comes.
+    pub fn wait_stdout(&mut self, want: impl Fn(&str) -> bool) -> String {
+        match self.stdout.wait_for(want, DEADLINE) {
+            Ok(line) => line,
+            Err(e) => {
+                let said = self.stderr.rest(Duration::from_secs(1)).unwrap_or_default();
+                panic!("daemon stdout: {e}\nits stderr: {said:#?}")
+            }
+        }
+    }
+
+    /// Wait up to [`DEADLINE`] for a line on its stderr that satisfies `want`; panics with what
+    /// it saw if none comes.
+    pub fn wait_stderr(&mut self, want: impl Fn(&str) -> bool) -> String {
+        self.stderr
+            .wait_for(want, DEADLINE)
+            .unwrap_or_else(|e| panic!("daemon stderr: {e}"))
+    }
+
+    /// Send it `sig` (to its process group).
+    pub fn signal(&self, sig: Signal) {
+        self.child
+            .signal(sig)
+            .unwrap_or_else(|e| panic!("{sig} to the daemon: {e}"));
+    }
+
+    /// Wait up to [`DEADLINE`] for it to exit, and collect the rest of its output.
+    pub fn wait(mut self) -> Stopped {
+        let status = self
+            .child
+            .wait_timeout(DEADLINE)
+            .unwrap_or_else(|e| panic!("the daemon did not exit: {e}"));
+        Stopped {
+            status,
+            stdout: self.stdout.rest(DEADLINE).unwrap_or_default(),
+            stderr: self.stderr.rest(DEADLINE).unwrap_or_default(),
+        }
+    }
+
+    /// Ask it to stop with SIGTERM, and check that it exits 0, as every daemon asked to stop
+    /// does (see [`crate::error`], "Exit status").
+    pub fn stop(self) -> Stopped {
+        self.stop_with(Signal::SIGTERM)
+    }
+
+    /// Ask it to stop with `sig` (SIGTERM, SIGINT, or SIGHUP for a daemon it stops), and check
+    /// that it exits 0.
+    pub fn stop_with(self, sig: Signal) -> Stopped {
+        self.signal(sig);
+        let stopped = self.wait();
+        assert_eq!(
+            stopped.status.code(),
+            Some(0),
+            "a daemon asked to stop with {sig} exits 0: {:?}; its stderr: {:#?}",
+            stopped.status,
+            stopped.stderr
+        );
+        stopped
+    }
 }

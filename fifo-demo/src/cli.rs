@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use common::generate::{ENV_NOTIFY_SOCKET, ENV_RUNTIME_DIR, FILE_RUNTIME_DIR, Manual};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -33,6 +34,45 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+/// What the man page says beyond the parser (`fifo-demo --generate man`).
+pub const MANUAL: Manual<'static> = Manual {
+    exit_status: &[],
+    environment: &[ENV_RUNTIME_DIR, ENV_NOTIFY_SOCKET],
+    files: &[
+        FILE_RUNTIME_DIR,
+        (
+            "RUNTIME_DIR/log.fifo",
+            "The daemon's FIFO when `--fifo` is not given: made 0600 by the daemon, removed when \
+             it stops.",
+        ),
+        (
+            "FIFO.pid",
+            "The daemon's pid file, beside its FIFO unless `--pid-file` says otherwise: locked \
+             while the daemon lives, so a leftover is told from a rival.",
+        ),
+        (
+            "fifo-demo.log",
+            "The log the daemon appends to when `--log` is not given, in the current directory \
+             (made 0600).",
+        ),
+        (
+            "RUNTIME_DIR/fifo-demo-PID-N-HEX.log, .log.1, .pid",
+            "A demo run's two logs and its lock, removed when the run ends (the logs are kept \
+             with `--keep` or a failed check). The next demo, `fifo-demo cleanup` and \
+             `make clean-ipc` remove those of a run that died.",
+        ),
+    ],
+    see_also: &[
+        "fifo(7)",
+        "mkfifo(3)",
+        "pipe(7)",
+        "open(2)",
+        "poll(2)",
+        "flock(2)",
+        "logger(1)",
+    ],
+};
 
 /// The roles.
 #[derive(Subcommand, Debug)]
@@ -72,7 +112,7 @@ Examples:
 
 Exit status: 0 the check held, 1 it failed (the logs are kept and named), 2 usage;
 interrupted (Ctrl-C, SIGTERM, SIGHUP) at any step: every role stopped, the logs removed,
-128 + the signal's number (130 for Ctrl-C).")]
+128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).")]
     Demo(DemoArgs),
     /// Print where the objects live (the FIFO, its pid file, the runtime directory), for
     /// scripts: the runtime directory depends on XDG_RUNTIME_DIR, which ssh, cron and

@@ -21,6 +21,7 @@
 //! closes its own write end, drains until EOF (every writer gone) or `--drain-timeout`, and
 //! closes the read end right after the last read.
 
+use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -34,8 +35,9 @@ use std::time::{Duration, Instant, SystemTime};
 use common::cleanup::{Shutdown, Unlink};
 use common::lifecycle;
 use common::names::{self, Kind};
+use common::out::Output;
 use common::pidfile::{self, PidFile};
-use common::{Context, Error, Result, trace};
+use common::{Context, Error, Result, tell, trace};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -132,11 +134,15 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         .ctx("signal", "SIGXFSZ")?;
     let fifo = fifo_path(args.fifo.as_deref())?;
     let pid_path = args.pid_file.clone().unwrap_or_else(|| pid_path_for(&fifo));
+    // Status lines for people go to stderr (stdout may be the log itself, with `--log -`),
+    // through common::out::Output, which never blocks: a stderr nobody reads costs lines,
+    // never a stop.
+    let mut status = Output::stderr();
 
     // Declared first, dropped last: the pid file (and its lock) outlives the FIFO, so a
     // newcomer that gets the lock never finds our FIFO still in place.
     let pid_file = take_pid_file(&pid_path, &fifo)?;
-    let fifo_guard = create_fifo(&fifo, args.fifo.as_deref())?;
+    let fifo_guard = create_fifo(&fifo, args.fifo.as_deref(), &mut status)?;
     let (read_end, own_write_end) = open_fifo(&fifo)?;
     // The log must not be the FIFO or the pid file, under whatever name it was given.
     let ours = [
@@ -146,25 +152,30 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         ),
         (pid_file.id(), pid_path.as_path()),
     ];
-    let mut log = Log::open(&args.log, &ours)?;
+    let mut log = Log::open(&args.log, &ours, status)?;
 
     // The details for a human on stderr, then the one readiness line every daemon prints
     // (common::lifecycle): the FIFO exists and is read, so a writer that starts now succeeds.
-    say(&format!(
-        "reads {}, logs to {} (pid file {})",
+    let name = log.name();
+    log.say(format_args!(
+        "reads {}, logs to {name} (pid file {})",
         fifo.display(),
-        log.name(),
         pid_file.path().display()
     ));
     let fifo_arg = match &args.fifo {
         Some(p) => format!(" --fifo {}", p.display()),
         None => String::new(),
     };
-    say(&format!(
+    log.say(format_args!(
         "try: fifo-demo log{fifo_arg} hello   (stop with kill {})",
         std::process::id()
     ));
-    lifecycle::ready(format_args!("fifo {}", fifo.display()))?;
+    match lifecycle::ready(format_args!("fifo {}", fifo.display())) {
+        // Stopped while a stalled stdout held the ready line back: a stop as asked, which the
+        // loop below begins at once.
+        Ok(()) | Err(Error::Interrupted(_)) => {}
+        Err(e) => return Err(e),
+    }
 
     let mut reader = Reader::new(read_end);
     // Set when our stdout (`--log -`) loses its reader: see below.
@@ -194,23 +205,35 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         // reports POLLERR on a pipe whose reader has gone (POLLHUP on a hung-up terminal or
         // socket). Waiting for our next write to fail would mean reading records first, and
         // dropping them while their writers were told they were sent.
-        if let Some(out) = log.stdout_fd() {
+        let out = log.stdout_fd().map(|out| {
             fds.push(PollFd::new(out, PollFlags::empty()));
-        }
+            fds.len() - 1
+        });
+        // Status lines that found stderr full wait for room (common::out::Output).
+        let status = log.status.waiting_fd().map(|fd| {
+            fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+            fds.len() - 1
+        });
         // About to sleep, perhaps for long: a pending count of repeated trace lines goes out.
         common::narrate::flush();
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", fifo.display(), e)),
         }
-        let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
-        if fds
-            .get(3)
-            .and_then(PollFd::revents)
-            .is_some_and(|r| r.intersects(gone))
-        {
+        let revents = |i: Option<usize>| {
+            i.and_then(|i| fds[i].revents())
+                .unwrap_or(PollFlags::empty())
+        };
+        let (out_gone, room) = (
+            revents(out).intersects(PollFlags::POLLERR | PollFlags::POLLHUP),
+            !revents(status).is_empty(),
+        );
+        if out_gone {
             output_gone = true;
             break;
+        }
+        if room {
+            log.status.flush()?;
         }
         let pumped = reader.pump(&mut log, READS_PER_WAKE, || {
             shutdown.requested() || hangup.pending()
@@ -235,11 +258,12 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         pid_file.unlink();
         drop(own_write_end);
         reader.close();
-        say(&format!(
+        log.say(format_args!(
             "stdout has no reader any more: stopped; removed {} and {}",
             fifo.display(),
             pid_path.display()
         ));
+        log.status.drain(None)?;
         drop(pid_file);
         return Ok(ExitCode::SUCCESS);
     }
@@ -261,7 +285,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     let timed_out = reader.drain(&mut log, args.drain_timeout)?;
     reader.close();
     if timed_out {
-        say(&format!(
+        log.say(format_args!(
             "writers still held {} after {:?}; closed it (their further writes fail with EPIPE)",
             fifo.display(),
             args.drain_timeout
@@ -274,12 +298,15 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         0 => String::new(),
         n => format!(", dropped {n} that the log could not take"),
     };
-    say(&format!(
+    log.say(format_args!(
         "{sig}: logged {} records{dropped}; removed {} and {}",
         reader.records - log.dropped,
         fifo.display(),
         pid_path.display()
     ));
+    // A stalled stderr gets a moment to take the last lines (common::out::DRAIN); a second
+    // signal meanwhile exits at once.
+    log.status.drain(None)?;
     drop(pid_file);
     // Records were lost: the exit status says so too, not only the line above.
     Ok(if log.dropped == 0 {
@@ -299,11 +326,11 @@ fn broken_pipe<T>(result: Result<T>) -> Result<bool> {
     }
 }
 
-/// A status line on stderr (stdout may be the log itself, with `--log -`).
-fn say(text: &str) {
-    let line = format!("fifo-demo daemon: {text}\n");
-    // If stderr is gone there is nobody to tell; the daemon's job is the log.
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+/// A status line for people on stderr, `fifo-demo daemon: TEXT` (see `status` in [`run`]).
+fn say(status: &mut Output, text: fmt::Arguments<'_>) {
+    // Output::stderr goes quiet when its reader leaves: there is nobody to tell, and the
+    // daemon's job is the log. Nothing else makes it fail.
+    let _ = tell!(status, "fifo-demo daemon: {text}");
 }
 
 /// Take the pid file, or explain which live daemon holds it.
@@ -322,7 +349,7 @@ fn take_pid_file(pid_path: &Path, fifo: &Path) -> Result<PidFile> {
 }
 
 /// Create the FIFO with mode 0600, or vet and reuse a stale one, and guard it for removal.
-fn create_fifo(fifo: &Path, arg: Option<&Path>) -> Result<Unlink> {
+fn create_fifo(fifo: &Path, arg: Option<&Path>, status: &mut Output) -> Result<Unlink> {
     let mode = Mode::S_IRUSR | Mode::S_IWUSR;
     loop {
         // mkfifo fails with EEXIST rather than touching whatever is at the path (like
@@ -349,10 +376,13 @@ fn create_fifo(fifo: &Path, arg: Option<&Path>) -> Result<Unlink> {
                 fifo.display()
             )));
         }
-        say(&format!(
-            "reusing stale {} (its daemon died without cleaning up)",
-            fifo.display()
-        ));
+        say(
+            status,
+            format_args!(
+                "reusing stale {} (its daemon died without cleaning up)",
+                fifo.display()
+            ),
+        );
         return Ok(Unlink::path(fifo));
     }
 }
@@ -491,6 +521,8 @@ struct Log {
     failing: Option<std::io::Error>,
     /// Records dropped because the log could not take them.
     dropped: u64,
+    /// The daemon's status lines on stderr, which say when the log fails.
+    status: Output,
 }
 
 /// Device and inode: what tells two names for one file apart from two files.
@@ -498,7 +530,7 @@ type FileId = (u64, u64);
 
 impl Log {
     /// Open the log; refuse it if it is one of the daemon's own files (`not`), under any name.
-    fn open(path: &Path, not: &[(FileId, &Path)]) -> Result<Log> {
+    fn open(path: &Path, not: &[(FileId, &Path)], status: Output) -> Result<Log> {
         let (path, file) = if path.as_os_str() == "-" {
             // A descriptor of our own for stdout (F_DUPFD_CLOEXEC), written through our own
             // buffer: std's stdout would flush at every newline.
@@ -516,6 +548,7 @@ impl Log {
             buf: Vec::with_capacity(LOG_BUFFER),
             failing: None,
             dropped: 0,
+            status,
         };
         if log.path.is_none() {
             check_not_ours(&log.file, "stdout", not)?;
@@ -534,6 +567,11 @@ impl Log {
         trace!("open({}, O_WRONLY|O_APPEND|O_CREAT, 0600)", path.display());
         check_not_ours(&file, &path.display().to_string(), not)?;
         Ok(file)
+    }
+
+    /// A status line on stderr.
+    fn say(&mut self, text: fmt::Arguments<'_>) {
+        say(&mut self.status, text);
     }
 
     /// Our stdout, when it is the log: the descriptor to watch for its reader leaving.
@@ -576,10 +614,9 @@ impl Log {
         }
         self.buf.clear();
         if let Some(e) = self.failing.take() {
-            say(&format!(
-                "write {}: works again ({e} before); {} records dropped meanwhile",
-                self.name(),
-                self.dropped
+            let (name, dropped) = (self.name(), self.dropped);
+            self.say(format_args!(
+                "write {name}: works again ({e} before); {dropped} records dropped meanwhile"
             ));
         }
         Ok(())
@@ -601,10 +638,10 @@ impl Log {
         self.dropped += lost;
         self.buf.clear();
         if self.failing.is_none() {
-            say(&format!(
-                "write {}: {e}; dropping records until it works again ({lost} so far; \
-                 every whole record that fitted is kept)",
-                self.name()
+            let name = self.name();
+            self.say(format_args!(
+                "write {name}: {e}; dropping records until it works again ({lost} so far; \
+                 every whole record that fitted is kept)"
             ));
         }
         self.failing = Some(e);
@@ -629,9 +666,9 @@ impl Log {
             Ok(file) => {
                 // Replacing the file closes the old one; its buffer is already empty.
                 self.file = file;
-                say(&format!("SIGHUP: reopened {}", path.display()));
+                self.say(format_args!("SIGHUP: reopened {}", path.display()));
             }
-            Err(e) => say(&format!(
+            Err(e) => self.say(format_args!(
                 "SIGHUP: {e}; still logging to the file opened before; \
                  will try again at the next SIGHUP"
             )),

@@ -30,13 +30,13 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::child::{Options, Supervised, describe, die_with_supervisor};
-use common::cleanup::{Shutdown, Unlink};
+use common::child::{Ended, RoleCommand, Supervised};
+use common::cleanup::{Shutdown, Unlink, spawn_helper};
 use common::names;
 use common::pidfile::PidFile;
 use common::{Context, Error, Result, say};
@@ -49,7 +49,8 @@ use crate::protocol;
 const DEADLINE: Duration = Duration::from_secs(300);
 
 /// Run the scenario and print its steps; the last stdout line is `ok: ...` or `FAILED: ...`,
-/// or, for a run stopped by a signal, `interrupted by SIG...` (status 128 + its number).
+/// or, for a run stopped by a signal, `interrupted by SIG... before the check was done`
+/// (status 128 + its number; see `common::error`, "Exit status").
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // Ctrl-C or SIGTERM ends the scenario at once, whatever step it is at (see
     // "Interrupted"). SIGHUP too: a closed terminal stops us cleanly instead of killing us
@@ -84,8 +85,9 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         }
         drop(roles);
         drop(guards);
-        say!("interrupted by {sig} before the check was done: every role stopped, logs removed")?;
-        return Ok(ExitCode::from(128 + sig as u8));
+        // Said if stdout takes it: the status (128 + N) tells the same either way.
+        let _ = say!("stopped every role and removed the logs");
+        return common::out::verdict(Err(Error::Interrupted(sig)));
     }
     // Writers first, then the daemon (see Roles): the daemon's drain then finds no writer.
     drop(roles);
@@ -117,71 +119,45 @@ struct Roles {
     daemon: Option<Supervised>,
 }
 
-/// Stop waiting if SIGINT/SIGTERM/SIGHUP asked us to.
-fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
-    if shutdown.requested() {
-        Err(interrupted(shutdown))
-    } else {
-        Ok(())
-    }
-}
-
-fn interrupted(shutdown: &Shutdown) -> Error {
-    let sig = shutdown.signal().map_or("a signal", Signal::as_str);
-    Error::msg(format!("interrupted by {sig}"))
-}
-
-/// Wait for `child` to exit, or for a stop signal, whichever comes first: a writer that
-/// never finishes (stopped, stuck) must not make Ctrl-C wait for it.
-fn wait_exit(child: &Supervised, shutdown: &Shutdown) -> Result<std::process::ExitStatus> {
-    match child.wait_unless(DEADLINE, shutdown.wake_fd())? {
-        Some(status) => Ok(status),
-        // Woken by the shutdown's self-pipe: a stop signal came.
-        None => Err(interrupted(shutdown)),
-    }
-}
-
 /// Play the scenario with the roles kept in `roles`, so that the caller decides when they
 /// are stopped.
 fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown, roles: &mut Roles) -> Result<String> {
     let Roles { writers, daemon } = roles;
     let (n, m) = (args.writers, args.lines);
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let opts = Options {
-        deadline: Some(DEADLINE),
-        // Each role in a process group of its own: a Ctrl-C at the terminal reaches only us,
-        // and we stop the roles with one SIGTERM each as their handles drop. A daemon that got
-        // the terminal's SIGINT too would take that SIGTERM as a second signal and exit at
-        // once, leaving its FIFO behind.
-        own_group: true,
-    };
 
     // 1. The daemon. Its stdout comes to us so we can wait for its "ready" line (see
     //    common::lifecycle); its stderr too, and a thread passes every line of it on to our
-    //    stderr as it arrives.
-    let mut cmd = Command::new(&exe);
-    cmd.arg("daemon")
-        .arg("--fifo")
-        .arg(&files.fifo)
-        .arg("--log")
-        .arg(&files.log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // If we die without unwinding (a second Ctrl-C exits at once, or SIGKILL), the kernel
-    // sends the daemon the SIGTERM our handle would have: it drains and removes its FIFO.
-    // We spawn from the main thread, which lives as long as we do (see die_with_supervisor).
-    die_with_supervisor(&mut cmd, Signal::SIGTERM);
-    let daemon: &Supervised = daemon.insert(Supervised::spawn("daemon", &mut cmd, opts)?);
+    //    stderr as it arrives. A role child (common::child::RoleCommand) in a process group
+    //    of its own: a Ctrl-C at the terminal reaches only us, and we stop the roles with one
+    //    SIGTERM each as their handles drop (a daemon that got the terminal's SIGINT too
+    //    would take that SIGTERM as a second signal and exit at once, leaving its FIFO
+    //    behind). If we die without unwinding (a second Ctrl-C exits at once, or SIGKILL),
+    //    the kernel sends it the SIGTERM our handle would have: it drains and removes its
+    //    FIFO.
+    let daemon: &Supervised = daemon.insert(
+        RoleCommand::new("daemon", DEADLINE)?
+            .arg("daemon")
+            .arg("--fifo")
+            .arg(&files.fifo)
+            .arg("--log")
+            .arg(&files.log)
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
     let mut lines = daemon
         .stderr_lines()
         .ok_or_else(|| Error::msg("daemon: no stderr pipe"))?;
     let mut stdout = daemon
         .stdout_lines()
         .ok_or_else(|| Error::msg("daemon: no stdout pipe"))?;
-    let ready = stdout.wait_for(|l| l.starts_with("ready: "), DEADLINE);
+    let ready = stdout.wait_for_or_stop(|l| l.starts_with("ready: "), DEADLINE, shutdown);
+    if let Err(e @ Error::Interrupted(_)) = ready {
+        return Err(e);
+    }
     if let Err(e) = ready {
-        let status = daemon.wait_timeout(Duration::from_secs(5)).map(describe);
+        let status = daemon
+            .wait_timeout(Duration::from_secs(5))
+            .map(|s| Ended::from(s).to_string());
         // Its own error, if it gave one, is on its stderr.
         let said = lines.rest(Duration::from_secs(5)).unwrap_or_default();
         return Err(Error::msg(format!(
@@ -195,7 +171,8 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown, roles: &mut Roles) 
     }
     // The thread also tells step 3 when the daemon says it has reopened its log.
     let (reopened, reopen_seen) = mpsc::channel::<()>();
-    thread::spawn(move || {
+    // A helper thread: the demo's signals go to the main thread (common::cleanup::spawn_helper).
+    spawn_helper(move || {
         while let Ok(Some(line)) = lines.next_line(DEADLINE) {
             let _ = writeln!(std::io::stderr(), "{line}");
             if line.contains("SIGHUP: reopened") {
@@ -214,19 +191,18 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown, roles: &mut Roles) 
     //    rotation has been done.
     let mut resume = Vec::new();
     for w in 0..n {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("log")
+        let child = RoleCommand::new(&format!("writer {w}"), DEADLINE)?
+            .arg("log")
             .arg("--fifo")
             .arg(&files.fifo)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null());
-        die_with_supervisor(&mut cmd, Signal::SIGTERM);
-        let child = Supervised::spawn(&format!("writer {w}"), &mut cmd, opts)?;
+            .stdout(Stdio::null())
+            .spawn()?;
         let stdin = child
             .take_stdin()
             .ok_or_else(|| Error::msg("writer: no stdin pipe"))?;
         let (go, wait) = mpsc::channel::<()>();
-        thread::spawn(move || feed(stdin, w, m, &wait));
+        spawn_helper(move || feed(stdin, w, m, &wait));
         writers.push(child);
         resume.push(go);
     }
@@ -253,7 +229,7 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown, roles: &mut Roles) 
             Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < end => {}
             Err(_) => return Err(Error::msg("the daemon did not reopen its log after SIGHUP")),
         }
-        check_interrupt(shutdown)?;
+        shutdown.err_if_requested()?;
     }
     say!(
         "3. rotated after {logged} lines: mv {} {}; kill -HUP {}",
@@ -267,34 +243,36 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown, roles: &mut Roles) 
     }
     let mut failed = Vec::new();
     for w in writers.iter() {
-        let status = wait_exit(w, shutdown)?;
+        // Or a stop signal, whichever comes first: a writer that never finishes (stopped,
+        // stuck) must not make Ctrl-C wait for it.
+        let status = w.wait_or_stop(DEADLINE, shutdown)?;
         if !status.success() {
-            failed.push(format!("{} {}", w.label(), describe(status)));
+            failed.push(format!("{} {}", w.label(), Ended::from(status)));
         }
     }
-    check_interrupt(shutdown)?;
+    shutdown.err_if_requested()?;
     if !failed.is_empty() {
         return Ok(format!("FAILED: writers failed: {}", failed.join(", ")));
     }
 
     // 4. Stop the daemon; it drains the pipe first.
-    check_interrupt(shutdown)?;
+    shutdown.err_if_requested()?;
     daemon.signal(Signal::SIGTERM)?;
-    let status = wait_exit(daemon, shutdown)?;
+    let status = daemon.wait_or_stop(DEADLINE, shutdown)?;
     say!(
         "4. writers done; kill -TERM {} -> daemon {}",
         daemon.pid(),
-        describe(status)
+        Ended::from(status)
     )?;
     if !status.success() {
-        return Ok(format!("FAILED: daemon {}", describe(status)));
+        return Ok(format!("FAILED: daemon {}", Ended::from(status)));
     }
 
     // 5. Check.
     let pid_of: Vec<u32> = writers.iter().map(|w| w.pid().as_raw() as u32).collect();
     let mut check = Check::new(&pid_of, m);
     let before = check.file(&files.rotated)?;
-    check_interrupt(shutdown)?;
+    shutdown.err_if_requested()?;
     let after = check.file(&files.log)?;
     let fifo_left = files.fifo.exists() || crate::daemon::pid_path_for(&files.fifo).exists();
     say!(
@@ -303,7 +281,7 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown, roles: &mut Roles) 
         name(&files.log)
     )?;
     // A verdict only for a run that was not interrupted, up to this very line.
-    check_interrupt(shutdown)?;
+    shutdown.err_if_requested()?;
     Ok(check.verdict(total, (before, after), fifo_left))
 }
 
@@ -363,7 +341,7 @@ fn wait_for_lines(path: &Path, want: u64, shutdown: &Shutdown) -> Result<u64> {
         if count >= want {
             return Ok(count);
         }
-        check_interrupt(shutdown)?;
+        shutdown.err_if_requested()?;
         if Instant::now() >= end {
             return Err(Error::msg(format!(
                 "{}: only {count} of {want} lines after {timeout:?}",

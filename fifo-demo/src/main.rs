@@ -23,6 +23,10 @@
 //! -> read(64 KiB) -> write(log). Writer: open(O_WRONLY|O_NONBLOCK) (ENXIO: no daemon) ->
 //! write(record <= PIPE_BUF) per line, poll(POLLOUT) when the pipe is full.
 //!
+//! Exit status (`common::error`): 0 done (the daemon stopped on SIGTERM/SIGINT included), 1
+//! failed, 2 usage, 128+N a demo stopped by signal N (after cleaning up), or a writer or
+//! cleanup killed by it.
+//!
 //! Cleanup: SIGTERM/SIGINT make the daemon remove the FIFO, drain it until its writers have
 //! closed it (or --drain-timeout), flush, and remove its pid file; after kill -9 the next
 //! daemon finds the pid file unlocked and reuses them (or `fifo-demo cleanup` removes them).
@@ -51,7 +55,8 @@ use cli::{Cli, Command, DemoArgs};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(kind) = cli.generate.kind {
-        return common::error::finish("fifo-demo", common::generate::run(Cli::command(), kind));
+        let page = common::generate::run_with(Cli::command(), kind, &cli::MANUAL);
+        return common::error::finish("fifo-demo", page);
     }
     common::narrate::init(
         cli.command.as_ref().map_or("demo", Command::role),

@@ -236,27 +236,10 @@ fn garbage_nul_bytes_and_empty_lines_do_not_stop_the_daemon() {
     daemon.stop();
 }
 
-/// True if `pid` is asleep in `poll` with no timeout, from `/proc/PID/syscall`: the number
-/// of the system call it is blocked in, then its arguments ("running" while it runs).
-fn asleep_in_poll_forever(pid: nix::unistd::Pid) -> bool {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap();
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    // poll(fds, n, -1) or ppoll(fds, n, NULL, ...): what nix's poll with PollTimeout::NONE
-    // becomes through libc, by architecture (poll's timeout is an int: -1 shows as 0xffffffff).
-    #[cfg(target_arch = "x86_64")]
-    let forever = [("7", "0xffffffff"), ("271", "0x0")];
-    #[cfg(target_arch = "aarch64")]
-    let forever = [("73", "0x0")];
-    forever
-        .iter()
-        .any(|&(nr, timeout)| fields.first() == Some(&nr) && fields.get(3) == Some(&timeout))
-}
-
 /// After a writer has come and gone, the daemon sleeps in `poll` with no timeout. That is the
 /// whole claim, and it is an event to wait for, not a window to measure: a daemon without its
 /// own write end would see POLLHUP (EOF) at every `poll` and spin, never blocking at all, and
 /// one that polled with a timeout would show it in the call's arguments.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[test]
 fn an_idle_daemon_sleeps_in_poll_with_no_timeout() {
     let sb = Sandbox::new();
@@ -266,7 +249,7 @@ fn an_idle_daemon_sleeps_in_poll_with_no_timeout() {
     assert!(out.status.success());
     wait_for_line(&daemon.log, |l| l.ends_with(" one record"));
     support::wait_until("the daemon to sleep in poll with no timeout", || {
-        asleep_in_poll_forever(daemon.child.pid())
+        testkit::in_poll(daemon.child.pid()) == Some(false)
     });
     daemon.stop();
 }
@@ -454,4 +437,44 @@ fn a_pid_file_owned_by_another_user_is_refused_and_kept() {
         "left as it was"
     );
     assert!(!fifo.exists(), "no FIFO made");
+}
+
+/// The daemon's status lines on stderr never hold it up: with stderr on a pipe that is full
+/// before it starts and that nobody reads, it still gets ready, logs, and stops on SIGTERM
+/// with status 0 (its lines are dropped, not waited for: `common::out::Output`). A plain
+/// write(2) to that stderr would sleep before the ready line, forever.
+#[test]
+fn a_full_stderr_nobody_reads_never_holds_the_daemon_up() {
+    use std::os::fd::OwnedFd;
+    let sb = Sandbox::new();
+    let (unread, write_end): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    // Full before the daemon writes a byte: what a stalled reader leaves. Filled without
+    // blocking, then made blocking again: the flag belongs to the open file description the
+    // daemon gets as its stderr.
+    let setfl = |flags| nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_SETFL(flags));
+    setfl(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+    while nix::unistd::write(&write_end, &[b'x'; 4096]).is_ok() {}
+    setfl(nix::fcntl::OFlag::empty()).unwrap();
+    let mut cmd = fifo_demo(&sb);
+    cmd.args(["daemon", "--log", "app.log"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(write_end));
+    let opts = common::child::Options {
+        deadline: Some(WAIT),
+        own_group: true,
+    };
+    let child = common::child::Supervised::spawn("daemon", &mut cmd, opts).unwrap();
+    drop(cmd);
+    let mut stdout = child.stdout_lines().unwrap();
+    let ready = stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    let fifo = ready.rsplit_once(" fifo ").unwrap().1.to_owned();
+    let out = log(&sb, std::path::Path::new(&fifo), &["still", "logging"], b"");
+    assert!(out.status.success(), "{}", testkit::stderr(&out));
+    wait_for_line(&sb.join("app.log"), |l| l.ends_with(" still logging"));
+    child.signal(Signal::SIGTERM).unwrap();
+    let status = child.wait_timeout(WAIT).unwrap();
+    assert_eq!(status.code(), Some(0), "a daemon asked to stop exits 0");
+    assert!(!std::path::Path::new(&fifo).exists(), "FIFO left behind");
+    drop(unread);
 }

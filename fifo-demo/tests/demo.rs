@@ -103,14 +103,19 @@ fn assert_interrupted(sb: &Sandbox, demo: &Supervised, stdout: &mut Lines, sig: 
         "an interrupted run said ok: {:?}",
         stdout.seen()
     );
+    let last_two: Vec<&str> = rest
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
-        rest.last().map(String::as_str),
-        Some(
-            format!(
-                "interrupted by {sig} before the check was done: every role stopped, logs removed"
-            )
-            .as_str()
-        ),
+        last_two,
+        [
+            "stopped every role and removed the logs",
+            &format!("interrupted by {sig} before the check was done"),
+        ],
         "{rest:?}"
     );
     assert_runtime_dir_empty(sb);
@@ -127,19 +132,80 @@ fn pids_after(line: &str, prefix: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Ctrl-C (SIGINT), SIGTERM and a closed terminal (SIGHUP) mid-run: each stops every role,
+/// leaves nothing, and exits 128 + its number: 130, 143, 129.
 #[test]
-fn ctrl_c_stops_every_role_and_leaves_nothing_behind() {
+fn a_stop_signal_mid_run_stops_every_role_leaves_nothing_and_exits_128_plus_n() {
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let sb = Sandbox::new();
+        let mut cmd = fifo_demo(&sb);
+        cmd.args(["demo", "--writers", "8", "--lines", "300000"]);
+        let demo = testkit::spawn(&mut cmd);
+        let mut stdout = demo.stdout_lines().unwrap();
+        stdout
+            .wait_for(|l| l.starts_with("2. 8 writers"), support::WAIT)
+            .unwrap();
+        // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+        demo.signal(sig).unwrap();
+        assert_interrupted(&sb, &demo, &mut stdout, sig);
+    }
+}
+
+/// A stop signal while the demo waits for its daemon to be ready: the wait ends at once, not
+/// at its 300 s deadline. The daemon is frozen as soon as the demo says it started it, which
+/// is almost always before it is ready (a start takes milliseconds: exec, the pid file, the
+/// FIFO), so it never gets ready; on a machine slow enough for the daemon to win, the stop
+/// finds a later wait instead, which must end at once just the same. A frozen daemon cannot
+/// clean up either: the demo kills it (SIGKILL, after its grace period). What a killed daemon
+/// leaves depends on how far it got (its FIFO and pid file, or nothing yet), and
+/// `fifo-demo cleanup` removes it.
+#[test]
+fn a_stop_signal_while_the_daemon_starts_ends_the_wait_at_once() {
     let sb = Sandbox::new();
     let mut cmd = fifo_demo(&sb);
-    cmd.args(["demo", "--writers", "8", "--lines", "300000"]);
+    // -v: the demo narrates the daemon's fork+execve before it waits for the ready line. The
+    // run is long enough that it cannot be over before the daemon is frozen.
+    cmd.args(["-v", "demo", "--writers", "1", "--lines", "300000"]);
     let demo = testkit::spawn(&mut cmd);
     let mut stdout = demo.stdout_lines().unwrap();
-    stdout
-        .wait_for(|l| l.starts_with("2. 8 writers"), support::WAIT)
+    let mut stderr = demo.stderr_lines().unwrap();
+    let spawned = stderr
+        .wait_for(
+            |l| l.contains(" demo] fork() + execve(daemon) -> pid "),
+            support::WAIT,
+        )
         .unwrap();
-    // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
-    demo.signal(Signal::SIGINT).unwrap();
-    assert_interrupted(&sb, &demo, &mut stdout, Signal::SIGINT);
+    let daemon = Pid::from_raw(spawned.rsplit(' ').next().unwrap().parse().unwrap());
+    let frozen = testkit::freeze(daemon);
+    demo.signal(Signal::SIGTERM).unwrap();
+    let status = demo.wait_timeout(support::WAIT).unwrap();
+    let rest = stdout.rest(support::WAIT).unwrap();
+    assert_eq!(status.code(), Some(143), "{status:?}: {rest:?}");
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("interrupted by SIGTERM before the check was done"),
+        "{rest:?}"
+    );
+    // The demo killed and reaped the frozen daemon: its pid may be anyone's now, so no
+    // SIGCONT goes to it.
+    std::mem::forget(frozen);
+    let tag = format!("fifo-demo-{}-", demo.pid());
+    for name in sb.leftovers() {
+        let fifo = name.strip_suffix(".pid").unwrap_or(&name);
+        assert!(
+            fifo.starts_with(&tag) && fifo.ends_with(".fifo"),
+            "not the killed daemon's: {name}"
+        );
+        let out = testkit::run(
+            fifo_demo(&sb)
+                .arg("cleanup")
+                .arg("--fifo")
+                .arg(sb.runtime_dir().join(fifo)),
+            b"",
+        );
+        assert!(out.status.success(), "{}", testkit::stderr(&out));
+    }
+    assert_runtime_dir_empty(&sb);
 }
 
 /// A writer that never finishes (here stopped) must not make Ctrl-C wait for it: the demo
@@ -167,33 +233,44 @@ fn ctrl_c_while_a_writer_is_stopped_ends_the_demo_at_once() {
 /// The check phase: the writers are done and the demo has sent the daemon SIGTERM and waits
 /// for it to drain. Ctrl-C there must stop the run, not be ignored and end in `ok:`. The
 /// daemon is stopped first, so the demo is certainly still waiting for it when SIGINT comes.
+/// The daemon is frozen once the rotation is announced; a run quick enough to be over by then
+/// (a loaded machine can delay the test that long) is played again.
 #[test]
 fn ctrl_c_in_the_check_phase_is_not_an_ok() {
-    let sb = Sandbox::new();
-    let mut cmd = fifo_demo(&sb);
-    // -v: the demo narrates its kill(daemon, SIGTERM), which tells the test that step 4 began.
-    cmd.args(["-v", "demo", "--writers", "2", "--lines", "100"]);
-    let demo = testkit::spawn(&mut cmd);
-    let mut stdout = demo.stdout_lines().unwrap();
-    let mut stderr = demo.stderr_lines().unwrap();
-    let first = stdout
-        .wait_for(|l| l.starts_with("1. daemon (pid "), support::WAIT)
-        .unwrap();
-    let daemon = pids_after(&first, "(pid ")[0];
-    stdout
-        .wait_for(|l| l.starts_with("3. rotated"), support::WAIT)
-        .unwrap();
-    // 200 records fit in the pipe: the writers finish without the daemon.
-    let frozen = testkit::freeze(Pid::from_raw(daemon));
-    stderr
-        .wait_for(
-            |l| l.ends_with(&format!(" demo] kill({daemon}, SIGTERM)")),
-            support::WAIT,
-        )
-        .unwrap();
-    demo.signal(Signal::SIGINT).unwrap();
-    drop(frozen);
-    assert_interrupted(&sb, &demo, &mut stdout, Signal::SIGINT);
+    for _attempt in 0..5 {
+        let sb = Sandbox::new();
+        let mut cmd = fifo_demo(&sb);
+        // -v: the demo narrates its kill(daemon, SIGTERM), which tells the test that step 4
+        // began.
+        cmd.args(["-v", "demo", "--writers", "2", "--lines", "100"]);
+        let demo = testkit::spawn(&mut cmd);
+        let mut stdout = demo.stdout_lines().unwrap();
+        let mut stderr = demo.stderr_lines().unwrap();
+        let first = stdout
+            .wait_for(|l| l.starts_with("1. daemon (pid "), support::WAIT)
+            .unwrap();
+        let daemon = pids_after(&first, "(pid ")[0];
+        stdout
+            .wait_for(|l| l.starts_with("3. rotated"), support::WAIT)
+            .unwrap();
+        // 200 records fit in the pipe: the writers finish without the daemon.
+        let Some(frozen) = testkit::try_freeze(Pid::from_raw(daemon)) else {
+            // Over already: the daemon drained and exited before it could be frozen.
+            assert!(demo.wait_timeout(support::WAIT).unwrap().success());
+            continue;
+        };
+        stderr
+            .wait_for(
+                |l| l.ends_with(&format!(" demo] kill({daemon}, SIGTERM)")),
+                support::WAIT,
+            )
+            .unwrap();
+        demo.signal(Signal::SIGINT).unwrap();
+        drop(frozen);
+        assert_interrupted(&sb, &demo, &mut stdout, Signal::SIGINT);
+        return;
+    }
+    panic!("five runs in a row were over before the test could freeze the daemon");
 }
 
 /// A second signal makes the demo exit at once, without unwinding. The two signals are sent

@@ -185,3 +185,27 @@ fn a_hundred_identical_writes_are_traced_as_one_line_and_a_count() {
     wait_for_line(&daemon.log, |_| lines_of(&daemon.log).len() == 100);
     daemon.stop();
 }
+
+/// A writer has nothing to clean up, so it keeps the default action of SIGINT, SIGTERM and
+/// SIGHUP: it dies of the signal (never blocking it in a read of stdin it cannot leave), and
+/// the shell reports that as 128 + N, the status an interrupted run has everywhere.
+#[test]
+fn a_writer_stopped_by_a_signal_dies_of_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let sb = Sandbox::new();
+    let daemon = Daemon::start(&sb, &["--log", "app.log"]);
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let mut cmd = fifo_demo(&sb);
+        cmd.arg("log")
+            .arg("--fifo")
+            .arg(&daemon.fifo)
+            .stdin(Stdio::piped());
+        let writer = testkit::spawn(&mut cmd);
+        // Kept open: the writer waits for a line that never comes.
+        let _stdin = writer.take_stdin();
+        writer.signal(sig).unwrap();
+        let status = writer.wait_timeout(WAIT).unwrap();
+        assert_eq!(status.signal(), Some(sig as i32), "{status:?}");
+    }
+    daemon.stop();
+}

@@ -18,7 +18,7 @@
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use common::child::{Options, Supervised, describe, die_with_supervisor};
+use common::child::{Ended, Options, Supervised, die_with_supervisor};
 use common::cleanup::Shutdown;
 use common::{Context, Error, Result, names};
 use nix::errno::Errno;
@@ -205,7 +205,7 @@ fn killed_holder(
         "   {}: holder pid {} took the permit (value {held}), killed -> {}; value now {value}",
         kind(flavor),
         holder.pid(),
-        describe(status)
+        Ended::from(status)
     )?;
     if held != 0 {
         failures.push(format!("{}: value {held} while held", kind(flavor)));
@@ -237,13 +237,13 @@ fn killed_holder(
                 shutdown,
                 "   SysV: the next run -> {} after {:.1} ms: SEM_UNDO, the kernel gave the \
                  permit back once the holder and its command were dead",
-                describe(status),
+                Ended::from(status),
                 took.as_secs_f64() * 1000.0
             )?;
             if !status.success() || value != 1 {
                 failures.push(format!(
                     "SysV: the next run {}, value {value}: {said}",
-                    describe(status)
+                    Ended::from(status)
                 ));
             }
         }
@@ -252,7 +252,7 @@ fn killed_holder(
             tell!(
                 shutdown,
                 "   POSIX: the next run -> {}: {said}",
-                describe(status)
+                Ended::from(status)
             )?;
             tell!(
                 shutdown,
@@ -264,14 +264,14 @@ fn killed_holder(
             tell!(
                 shutdown,
                 "   POSIX: repaired with `sem-demo post {name}`; the next run -> {} after {:.1} ms",
-                describe(after),
+                Ended::from(after),
                 took.as_secs_f64() * 1000.0
             )?;
             if !timed_out || value != 0 || !after.success() {
                 failures.push(format!(
                     "POSIX: expected a timeout, then success after the post; got value {value}, \
                      {said}, then {}",
-                    describe(after)
+                    Ended::from(after)
                 ));
             }
         }

@@ -6,9 +6,9 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::child::{Options, Supervised, describe, die_with_supervisor};
+use common::child::{Ended, Options, Supervised, die_with_supervisor};
 use common::cleanup::Shutdown;
-use common::out::Sink;
+use common::sink::Sink;
 use common::{Context, Error, Result};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -56,7 +56,7 @@ pub fn wait_all(children: &[Supervised], shutdown: &Shutdown) -> Result<Vec<Stri
             interrupted(shutdown)?;
             if let Some(status) = c.try_wait()? {
                 if !status.success() {
-                    failed.push(format!("{} {}", c.label(), describe(status)));
+                    failed.push(format!("{} {}", c.label(), Ended::from(status)));
                 }
                 break;
             }
@@ -81,7 +81,7 @@ const STALLED_CHECK_MS: u64 = 50;
 /// sleep: `sem-demo bridge --cars 1000 | less`, with `less` stopped, ignored every SIGTERM
 /// and left its semaphore and board behind at the second one (which exits at once). Here
 /// stdout is written without blocking (a non-blocking reopening of the same pipe or terminal,
-/// see `common::out::Sink`), and while it is full we sleep in `poll` for room with a short
+/// see `common::sink::Sink`), and while it is full we sleep in `poll` for room with a short
 /// timeout, looking at the shutdown flag in between.
 pub fn line(shutdown: &Shutdown, args: std::fmt::Arguments<'_>) -> Result<()> {
     static STDOUT: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();

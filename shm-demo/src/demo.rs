@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::child::{Lines, Options, Supervised, describe, die_with_supervisor};
+use common::child::{Ended, Lines, Options, Supervised, die_with_supervisor};
 use common::cleanup::Shutdown;
 use common::out::escape;
 use common::{Context, Error, Result, names, say};
@@ -144,7 +144,7 @@ fn done_line(
             "{} (pid {}) {}",
             child.label(),
             child.pid(),
-            describe(status)
+            Ended::from(status)
         )));
     }
     let words: Vec<&str> = line.split_whitespace().skip(1).collect();
@@ -180,7 +180,9 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
         .stdout_lines()
         .ok_or_else(|| Error::msg("server: no stdout pipe"))?;
     if let Err(e) = server_out.wait_for(|l| l.starts_with("ready: "), DEADLINE) {
-        let status = server.wait_timeout(Duration::from_secs(5)).map(describe);
+        let status = server
+            .wait_timeout(Duration::from_secs(5))
+            .map(|s| Ended::from(s).to_string());
         return Err(Error::msg(format!(
             "the server did not start ({}): {e}",
             status.unwrap_or_else(|e| e.to_string())
@@ -294,7 +296,7 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     say!(
         "5. watch (pid {}) slept on the futex and woke with {woke:?} ({})",
         watch.pid(),
-        describe(status)
+        Ended::from(status)
     )?;
 
     // 6. The workers' results, then the table against what they committed.
@@ -364,7 +366,7 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
         failed.push(format!("watch printed {woke:?}, expected {greeting:?}"));
     }
     if !status.success() {
-        failed.push(format!("server {}", describe(status)));
+        failed.push(format!("server {}", Ended::from(status)));
     }
     if left {
         failed.push(format!("{label} left in {place}"));

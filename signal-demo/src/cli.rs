@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use common::generate::{ENV_NOTIFY_SOCKET, ENV_RUNTIME_DIR, FILE_RUNTIME_DIR, Manual};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -34,6 +35,36 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+/// What the man page says beyond the parser (`signal-demo --generate man`).
+pub const MANUAL: Manual<'static> = Manual {
+    exit_status: &[],
+    environment: &[ENV_RUNTIME_DIR, ENV_NOTIFY_SOCKET],
+    files: &[
+        FILE_RUNTIME_DIR,
+        (
+            "RUNTIME_DIR/signal-demo-PID-N-HEX.toml, .pid",
+            "The demo's config file (made 0600, never over an existing file) and its daemon's \
+             pid file, removed when the demo ends, on Ctrl-C too.",
+        ),
+        (
+            "--pid-file FILE",
+            "The daemon's pid file, locked while it lives and removed when it stops; `send \
+             --pid-file` refuses one that no live daemon holds.",
+        ),
+    ],
+    see_also: &[
+        "signal(7)",
+        "signal-safety(7)",
+        "signalfd(2)",
+        "timerfd_create(2)",
+        "sigprocmask(2)",
+        "sigqueue(3)",
+        "kill(2)",
+        "poll(2)",
+        "flock(2)",
+    ],
+};
 
 /// The roles.
 #[derive(Subcommand, Debug)]

@@ -31,8 +31,8 @@
 //!   while it sends, so that every signal of the burst is pending at once and the count shows
 //!   the kernel's rule, not the scheduler's luck: exactly 1.
 
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -42,10 +42,10 @@ use nix::unistd::Pid;
 use crate::cli::DemoArgs;
 use crate::config;
 use crate::signals::{self, Sig};
-use common::child::{Lines, Options, Supervised};
+use common::child::{Ended, Lines, RoleCommand};
 use common::cleanup::{Shutdown, Unlink};
 use common::say;
-use common::{Context, Error, Result};
+use common::{Error, Result};
 
 /// How long one step may take before the demo calls it failed. Generous: CI machines are busy.
 const STEP: Duration = Duration::from_secs(30);
@@ -57,14 +57,18 @@ const BURST: u32 = 100;
 const MSG1: &str = "hello from generation 1";
 const MSG2: &str = "hello from generation 2";
 
-/// Play the scenario; print `ok: ...` or `FAILED: ...` as the last line.
+/// Play the scenario; print `ok: ...` or `FAILED: ...` as the last line, or, for a run
+/// stopped by a signal, `interrupted by SIG... before the check was done` (status 128 + its
+/// number; see `common::error`, "Exit status").
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     let interval_ms = args.interval_ms;
     // Ctrl-C or SIGTERM ends the demo through its guards (config file removed, daemon
     // stopped) instead of killing it on the spot.
     // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
-    common::out::verdict(scenario(&shutdown, interval_ms).map(|summary| format!("ok: {summary}")))
+    // The scenario returns once its guards have run: the verdict comes after the cleanup.
+    let outcome = scenario(&shutdown, interval_ms);
+    common::out::verdict(outcome.map(|summary| format!("ok: {summary}")))
 }
 
 fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
@@ -85,28 +89,19 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
         cfg.display()
     )?;
 
-    // Step 2: start the daemon and wait for its first ticks.
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("daemon")
+    // Step 2: start the daemon and wait for its first ticks. A role child
+    // (common::child::RoleCommand): in a group of its own, so a Ctrl-C at the terminal
+    // reaches only the demo, which then stops the daemon with one SIGTERM (a daemon that got
+    // the Ctrl-C too would take that SIGTERM as a second signal and exit without finishing
+    // its tick); and tied to us, so that if the demo dies without unwinding (SIGKILL, a
+    // second Ctrl-C) the daemon gets SIGTERM and stops gracefully instead of ticking on.
+    let daemon = RoleCommand::new("daemon", DEADLINE)?
+        .arg("daemon")
         .arg("--config")
         .arg(&cfg)
         .arg("--pid-file")
         .arg(&pid_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    // In a group of its own, so a Ctrl-C at the terminal reaches only the demo, which then
-    // stops the daemon with one SIGTERM: a daemon that got the Ctrl-C too would take that
-    // SIGTERM as a second signal and exit without finishing its tick.
-    // And tied to us: if the demo dies without unwinding (SIGKILL, a second Ctrl-C), the
-    // daemon gets SIGTERM and stops gracefully instead of ticking on forever. Spawned from
-    // the main thread, as PR_SET_PDEATHSIG requires.
-    common::child::die_with_supervisor(&mut cmd, nix::sys::signal::Signal::SIGTERM);
-    let opts = Options {
-        deadline: Some(DEADLINE),
-        own_group: true,
-    };
-    let daemon = Supervised::spawn("daemon", &mut cmd, opts)?;
+        .spawn()?;
     let lines = daemon
         .stdout_lines()
         .ok_or_else(|| Error::msg("daemon stdout was not piped"))?;
@@ -222,11 +217,11 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
     // Step 7: SIGTERM: "shutting down", exit 0, pid file gone.
     signals::kill(daemon.pid(), Sig::std(Signal::SIGTERM))?;
     w.wait("shutting down", |l| l == "shutting down")?;
-    let exit = daemon.wait_timeout(STEP)?;
+    let exit = daemon.wait_or_stop(STEP, shutdown)?;
     if exit.code() != Some(0) {
         return Err(Error::Check(format!(
             "daemon ended with {}, expected exit 0",
-            common::child::describe(exit)
+            Ended::from(exit)
         )));
     }
     if pid_file.exists() {
@@ -236,6 +231,8 @@ fn scenario(shutdown: &Shutdown, interval_ms: u64) -> Result<String> {
         )));
     }
     say!("7. sent SIGTERM: \"shutting down\", exit 0, pid file removed")?;
+    // A verdict only for a run that was not interrupted, up to this very line.
+    shutdown.err_if_requested()?;
 
     Ok(format!(
         "reload applied (generation 2), bad config refused at line 3 with ticks kept, \
@@ -288,31 +285,21 @@ struct Watch<'a> {
 }
 
 impl Watch<'_> {
+    /// The next line that satisfies `want`, waited for at most [`STEP`]; the error that says
+    /// what did not come, or `Error::Interrupted` at once on Ctrl-C.
     fn wait(&mut self, what: &str, want: impl Fn(&str) -> bool) -> Result<String> {
-        let end = Instant::now() + STEP;
-        loop {
-            if self.shutdown.requested() {
-                let by = self.shutdown.signal().map_or("a signal", |s| s.as_str());
-                return Err(Error::msg(format!("interrupted by {by}")));
-            }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Error::Check(format!(
-                    "no \"{what}\" line from the daemon within {STEP:?}; last lines: {:?}",
+        match self.lines.wait_for_or_stop(want, STEP, self.shutdown) {
+            Err(e @ Error::Interrupted(_)) => Err(e),
+            Err(e) => {
+                // "no output line within 30s" or "output ended without the expected line".
+                let why = e.to_string();
+                let why = why.split(';').next().unwrap_or_default();
+                Err(Error::Check(format!(
+                    "no \"{what}\" line from the daemon ({why}); last lines: {:?}",
                     tail(self.lines.seen())
-                )));
+                )))
             }
-            // Short slices, so a Ctrl-C is noticed promptly; this is a timeout, not a sleep.
-            match self.lines.next_line(left.min(Duration::from_millis(200))) {
-                Ok(Some(line)) if want(&line) => return Ok(line),
-                Ok(Some(_)) | Err(_) => {}
-                Ok(None) => {
-                    return Err(Error::Check(format!(
-                        "the daemon's output ended before \"{what}\"; last lines: {:?}",
-                        tail(self.lines.seen())
-                    )));
-                }
-            }
+            ok => ok,
         }
     }
 }

@@ -38,7 +38,7 @@ pub fn open_regular(path: &Path, nofollow: bool) -> Result<File> {
         return Err(Error::msg(format!(
             "{}: is {}, not a regular file; refused",
             path.display(),
-            describe(kind)
+            kind_name(kind)
         )));
     }
     let flags = fcntl(&file, FcntlArg::F_GETFL).ctx("fcntl(F_GETFL)", path.display())?;
@@ -52,7 +52,7 @@ pub fn open_regular(path: &Path, nofollow: bool) -> Result<File> {
 }
 
 /// What stands at a path, for an error message: "a FIFO", "a directory"...
-fn describe(kind: FileType) -> &'static str {
+fn kind_name(kind: FileType) -> &'static str {
     if kind.is_fifo() {
         "a FIFO"
     } else if kind.is_dir() {

@@ -18,6 +18,10 @@
 //! expiration count per tick, and does all work in that loop: no signal handlers at all.
 //! `send` calls kill(2), or sigqueue(3) with `--value`.
 //!
+//! Exit status (`common::error`): 0 done (the daemon stopped on SIGTERM/SIGINT included), 1
+//! failed, 2 usage, 128+N stopped by signal N: the demo interrupted (after cleaning up), the
+//! daemon by a second stop signal, `send` killed by one.
+//!
 //! Cleanup: the daemon's pid file (flock-locked) is removed on every exit but kill -9, and a
 //! leftover is recognised as stale by the next daemon and by `send`. The demo removes its
 //! config file, also on Ctrl-C.
@@ -41,7 +45,8 @@ use cli::{Cli, Command, DemoArgs};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(kind) = cli.generate.kind {
-        return common::error::finish("signal-demo", common::generate::run(Cli::command(), kind));
+        let page = common::generate::run_with(Cli::command(), kind, &cli::MANUAL);
+        return common::error::finish("signal-demo", page);
     }
     let command = cli
         .command

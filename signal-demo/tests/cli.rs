@@ -427,43 +427,45 @@ fn recipe_daemon_into_head_stops_quietly_on_epipe() {
     );
 }
 
-/// SIGTERM to the demo's process group (as a terminal's Ctrl-C or a supervisor would send it)
-/// mid-scenario: the demo says why it stopped, the daemon stops gracefully, and neither the
-/// config file nor the pid file is left behind.
+/// SIGINT, SIGTERM or SIGHUP to the demo mid-scenario (a terminal's Ctrl-C, a supervisor, a
+/// closed terminal): the demo stops its daemon gracefully, leaves neither the config file nor
+/// the pid file, says why it stopped, and exits 128 + the signal's number: 130, 143, 129.
 #[test]
-fn sigterm_to_the_demo_stops_it_and_its_daemon_cleanly() {
-    let sb = Sandbox::new();
-    let mut cmd = sb.command(support::BIN);
-    // Slow motion, so the signal surely lands mid-scenario: after step 2 the demo still waits
-    // for a reload and a tick at the new (500 ms) interval.
-    cmd.args(["demo", "--interval-ms", "1000"]);
-    let child = testkit::spawn(&mut cmd);
-    let mut out = child.stdout_lines().unwrap();
-    let step2 = out
-        .wait_for(|l| l.starts_with("2. "), support::WAIT)
-        .unwrap();
-    // "2. daemon pid N runs, ..."
-    let daemon: i32 = step2
-        .split_whitespace()
-        .nth(3)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no daemon pid in {step2:?}"));
-    child.signal(Signal::SIGTERM).unwrap();
-    let status = child.wait_timeout(support::WAIT).unwrap();
-    assert_eq!(status.code(), Some(1));
-    let rest = out.rest(support::WAIT).unwrap();
-    assert_eq!(
-        rest.last().map(String::as_str),
-        Some("FAILED: interrupted by SIGTERM"),
-        "{rest:?}"
-    );
-    // The demo stopped and reaped its daemon: that pid names no process any more.
-    let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), None);
-    assert_eq!(
-        gone,
-        Err(nix::errno::Errno::ESRCH),
-        "daemon {daemon} still there"
-    );
-    let left = sb.leftovers();
-    assert!(left.is_empty(), "left behind: {left:?}");
+fn a_stop_signal_to_the_demo_stops_it_and_its_daemon_cleanly_with_128_plus_n() {
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let sb = Sandbox::new();
+        let mut cmd = sb.command(support::BIN);
+        // Slow motion, so the signal surely lands mid-scenario: after step 2 the demo still
+        // waits for a reload and a tick at the new (500 ms) interval.
+        cmd.args(["demo", "--interval-ms", "1000"]);
+        let child = testkit::spawn(&mut cmd);
+        let mut out = child.stdout_lines().unwrap();
+        let step2 = out
+            .wait_for(|l| l.starts_with("2. "), support::WAIT)
+            .unwrap();
+        // "2. daemon pid N runs, ..."
+        let daemon: i32 = step2
+            .split_whitespace()
+            .nth(3)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no daemon pid in {step2:?}"));
+        child.signal(sig).unwrap();
+        let status = child.wait_timeout(support::WAIT).unwrap();
+        let rest = out.rest(support::WAIT).unwrap();
+        assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {rest:?}");
+        assert_eq!(
+            rest.last().map(String::as_str),
+            Some(format!("interrupted by {sig} before the check was done").as_str()),
+            "{rest:?}"
+        );
+        // The demo stopped and reaped its daemon: that pid names no process any more.
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), None);
+        assert_eq!(
+            gone,
+            Err(nix::errno::Errno::ESRCH),
+            "daemon {daemon} still there"
+        );
+        let left = sb.leftovers();
+        assert!(left.is_empty(), "{sig}: left behind: {left:?}");
+    }
 }

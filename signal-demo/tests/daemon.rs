@@ -6,8 +6,9 @@ mod support;
 use std::time::Instant;
 
 use common::testkit;
+use common::testkit::in_poll;
 use nix::sys::signal::Signal;
-use support::{Daemon, count_in, in_poll, is_pending, pending};
+use support::{Daemon, count_in, is_pending, pending};
 
 const HELLO: &str = "message = \"hello\"\ninterval_ms = 500\n";
 
@@ -199,14 +200,18 @@ fn sigusr1_prints_one_status_line() {
     assert!(ticks >= 2, "{status}");
 }
 
+/// A daemon asked to stop (SIGTERM, or SIGINT from a terminal) does its job: it stops, with
+/// status 0, and removes its pid file.
 #[test]
-fn sigterm_stops_gracefully_exit_0_pid_file_removed() {
-    let mut d = Daemon::start(HELLO);
-    assert!(d.pid_file.exists());
-    d.kill(Signal::SIGTERM);
-    assert_eq!(d.wait_prefix("shutting"), "shutting down");
-    assert_eq!(d.exit_code(), Some(0));
-    assert!(!d.pid_file.exists(), "pid file left behind");
+fn sigterm_and_sigint_stop_gracefully_exit_0_pid_file_removed() {
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        let mut d = Daemon::start(HELLO);
+        assert!(d.pid_file.exists());
+        d.kill(sig);
+        assert_eq!(d.wait_prefix("shutting"), "shutting down");
+        assert_eq!(d.exit_code(), Some(0), "{sig}");
+        assert!(!d.pid_file.exists(), "{sig}: pid file left behind");
+    }
 }
 
 // ---- the harder cases ----

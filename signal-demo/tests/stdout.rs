@@ -134,7 +134,7 @@ fn wait_batch_handled(pid: Pid) {
     loop {
         if !read_all {
             read_all = support::pending(pid) == 0;
-        } else if support::in_poll(pid).is_some() {
+        } else if common::testkit::in_poll(pid).is_some() {
             return;
         }
         assert!(

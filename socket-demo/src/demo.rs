@@ -133,7 +133,7 @@ fn finish(child: Supervised) -> Result<Vec<String>> {
         return Err(Error::Check(format!(
             "{} failed ({}); its error is on stderr",
             child.label(),
-            common::child::describe(status),
+            common::child::Ended::from(status),
         )));
     }
     Ok(lines)
@@ -154,7 +154,7 @@ fn stop(server: Supervised, lines: &mut Lines, path: &Path) -> Result<String> {
         return Err(Error::Check(format!(
             "{} exited with {} after SIGTERM",
             server.label(),
-            common::child::describe(status)
+            common::child::Ended::from(status)
         )));
     }
     if path.exists() {

@@ -11,7 +11,7 @@
 //!   journald that falls behind (or is stopped) stops taking lines;
 //! - a **terminal** whose output is stopped (Ctrl-S, a pty whose master nobody reads).
 //!
-//! So every write the log makes is non-blocking, through [`common::out::Sink`], in the way
+//! So every write the log makes is non-blocking, through [`common::sink::Sink`], in the way
 //! each kind allows without touching the descriptor we share with others (setting O_NONBLOCK on fd 1 itself would change it for
 //! every process that shares the open file, the user's shell included):
 //!
@@ -32,7 +32,7 @@
 //! Each line is one `write` of at most a few hundred bytes, under PIPE_BUF, so lines from
 //! several processes sharing a pipe do not tear.
 
-use common::out::Sink;
+use common::sink::Sink;
 use nix::errno::Errno;
 
 /// The server's log on stdout.

@@ -153,7 +153,7 @@ fn send_role() -> Result<ExitCode> {
     if !status.success() || !read_back {
         return Err(Error::Check(format!(
             "FAILED: the receiver ({}) did not read the line through the passed fd",
-            common::child::describe(status)
+            common::child::Ended::from(status)
         )));
     }
     writeln!(

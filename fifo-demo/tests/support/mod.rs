@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
-use nix::sys::signal::Signal;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fifo-demo");
 /// How long a test waits for anything; only reached when it is failing already.
-pub const WAIT: Duration = Duration::from_secs(60);
+pub const WAIT: Duration = testkit::DEADLINE;
 
 /// A command for the binary, inside the sandbox.
 pub fn fifo_demo(sb: &Sandbox) -> Command {
@@ -30,67 +29,70 @@ pub fn with_bin_on_path(cmd: &mut Command) -> &mut Command {
     cmd.env("PATH", path)
 }
 
-/// A running daemon and what the test needs to know about it.
+/// A running daemon and what the test needs to know about it: `common::testkit::Daemon`'s
+/// fields, and its FIFO and log.
 pub struct Daemon {
     pub child: Supervised,
     pub stdout: Lines,
     pub stderr: Lines,
+    pub ready: String,
     pub fifo: PathBuf,
     pub log: PathBuf,
 }
 
 impl Daemon {
     /// Start `fifo-demo daemon` with `args` (the default FIFO unless `--fifo` is among them)
-    /// and wait for its "ready" line.
+    /// and wait for its "ready" line (`testkit::Daemon::start`).
     pub fn start(sb: &Sandbox, args: &[&str]) -> Daemon {
         let mut cmd = fifo_demo(sb);
         cmd.arg("daemon").args(args);
-        Self::started(testkit::spawn(&mut cmd), sb)
-    }
-
-    /// Wait for the readiness line of a daemon started by the caller, and learn its paths.
-    pub fn started(child: Supervised, sb: &Sandbox) -> Daemon {
-        let mut stdout = child.stdout_lines().expect("stdout is piped");
-        let mut stderr = child.stderr_lines().expect("stderr is piped");
+        let mut daemon = testkit::Daemon::start(&mut cmd);
         // "ready: pid N fifo PATH" on stdout (common::lifecycle).
-        let ready = stdout
-            .wait_for(|l| l.starts_with("ready: "), WAIT)
-            .unwrap_or_else(|e| panic!("daemon did not start: {e}"));
-        let fifo = ready_object(&ready, child.pid().as_raw(), "fifo");
+        let fifo = PathBuf::from(daemon.serves("fifo"));
         // "fifo-demo daemon: reads FIFO, logs to LOG (pid file P)" on stderr, written first.
-        let details = stderr
-            .wait_for(|l| l.contains("daemon: reads "), WAIT)
-            .unwrap_or_else(|e| panic!("no details line: {e}"));
+        let details = daemon.wait_stderr(|l| l.contains("daemon: reads "));
         let log = details
             .split(", logs to ")
             .nth(1)
             .and_then(|r| r.split(" (pid file").next())
             .expect("the details line names the log");
+        let testkit::Daemon {
+            child,
+            stdout,
+            stderr,
+            ready,
+        } = daemon;
         Daemon {
             child,
             stdout,
             stderr,
+            ready,
             fifo,
             log: sb.path().join(log),
         }
     }
 
-    /// SIGTERM, and check that it exits 0 and removes the FIFO and its pid file.
+    /// SIGTERM, and check that it exits 0 (`testkit::Daemon::stop`) and removes the FIFO and
+    /// its pid file.
     pub fn stop(self) {
-        self.child.signal(Signal::SIGTERM).unwrap();
-        let status = self.child.wait_timeout(WAIT).unwrap();
-        assert!(status.success(), "daemon: {status:?}");
-        assert!(!self.fifo.exists(), "FIFO left behind");
-        assert!(!pid_file(&self.fifo).exists(), "pid file left behind");
+        let Daemon {
+            child,
+            stdout,
+            stderr,
+            ready,
+            fifo,
+            ..
+        } = self;
+        testkit::Daemon {
+            child,
+            stdout,
+            stderr,
+            ready,
+        }
+        .stop();
+        assert!(!fifo.exists(), "FIFO left behind");
+        assert!(!pid_file(&fifo).exists(), "pid file left behind");
     }
-}
-
-/// The object `kind` in a readiness line `ready: pid PID KIND PATH`, checked to name `pid`.
-pub fn ready_object(line: &str, pid: i32, kind: &str) -> PathBuf {
-    let rest = line
-        .strip_prefix(&format!("ready: pid {pid} {kind} "))
-        .unwrap_or_else(|| panic!("not `ready: pid {pid} {kind} PATH`: {line:?}"));
-    PathBuf::from(rest)
 }
 
 pub fn pid_file(fifo: &Path) -> PathBuf {

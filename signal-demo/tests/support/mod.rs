@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
@@ -15,7 +14,7 @@ use nix::unistd::Pid;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_signal-demo");
 /// How long any one expected line may take: generous, the machine is small and busy.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub const WAIT: std::time::Duration = testkit::DEADLINE;
 
 /// A daemon running in its own sandbox, with `cfg.toml` and `d.pid` there.
 pub struct Daemon {
@@ -28,8 +27,8 @@ pub struct Daemon {
 
 impl Daemon {
     /// Write `cfg.toml`, start `signal-demo daemon --config cfg.toml --pid-file d.pid` and wait
-    /// for its `ready:` line (after which its signals are blocked and read from the signalfd)
-    /// and the config line after it.
+    /// for its `ready:` line (`testkit::Daemon::start`; after it, its signals are blocked and
+    /// read from the signalfd) and the config line after it.
     pub fn start(config: &str) -> Daemon {
         let sb = Sandbox::new();
         let cfg = sb.join("cfg.toml");
@@ -37,22 +36,18 @@ impl Daemon {
         let pid_file = sb.join("d.pid");
         let mut cmd = sb.command(BIN);
         cmd.args(["daemon", "--config", "cfg.toml", "--pid-file", "d.pid"]);
-        let child = testkit::spawn(&mut cmd);
-        let mut out = child.stdout_lines().unwrap();
-        let first = out
-            .wait_for(|l| l.starts_with("ready: pid "), WAIT)
-            .unwrap();
+        let mut daemon = testkit::Daemon::start(&mut cmd);
         assert_eq!(
-            first,
-            format!("ready: pid {} pid-file d.pid", child.pid()),
+            daemon.serves("pid-file"),
+            "d.pid",
             "the lifecycle's readiness line"
         );
-        let second = out.wait_for(|l| !l.is_empty(), WAIT).unwrap();
+        let second = daemon.wait_stdout(|l| !l.is_empty());
         assert!(second.starts_with("generation 1: "), "{second}");
         Daemon {
             sb,
-            child,
-            out,
+            child: daemon.child,
+            out: daemon.stdout,
             cfg,
             pid_file,
         }
@@ -130,39 +125,4 @@ pub fn pending(pid: Pid) -> u64 {
 /// True if signal number `signo` is in the `pending` set.
 pub fn is_pending(pending: u64, signo: i32) -> bool {
     pending & (1 << (signo - 1)) != 0
-}
-
-/// The system call `pid` sleeps in, with its arguments, from /proc/PID/syscall (`None` while
-/// it runs in user space).
-pub fn syscall(pid: Pid) -> Option<(i64, Vec<u64>)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap();
-    let mut words = text.split_whitespace();
-    let number = words.next()?.parse().ok()?;
-    let args = words
-        .take(6)
-        .map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).unwrap_or(0))
-        .collect();
-    Some((number, args))
-}
-
-/// The system calls a process sleeps in while it waits in `poll(2)`.
-#[cfg(target_arch = "x86_64")]
-pub const POLL_CALLS: [i64; 2] = [libc::SYS_poll, libc::SYS_ppoll];
-#[cfg(not(target_arch = "x86_64"))]
-pub const POLL_CALLS: [i64; 1] = [libc::SYS_ppoll];
-
-/// True if `pid` sleeps in `poll(2)`, and whether with a timeout: the daemon's main loop
-/// waits with none, only a tick's simulated work waits with one. For `poll` the timeout is
-/// the third argument (an int, -1 for none); for `ppoll` a pointer (NULL for none).
-pub fn in_poll(pid: Pid) -> Option<bool> {
-    let (number, args) = syscall(pid)?;
-    if !POLL_CALLS.contains(&number) {
-        return None;
-    }
-    let timeout = args.get(2).copied().unwrap_or(0);
-    #[cfg(target_arch = "x86_64")]
-    if number == libc::SYS_poll {
-        return Some(timeout as u32 != u32::MAX);
-    }
-    Some(timeout != 0)
 }
