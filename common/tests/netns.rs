@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 
-use common::child::{Options, Supervised};
+use common::child::Supervised;
 use common::testkit::netns::{self, Host, Network, SCRIPT};
 use common::testkit::{self, DEADLINE};
 use nix::sys::signal::Signal;
@@ -18,20 +18,6 @@ fn namespaces_of(run: &str) -> Vec<String> {
         .filter(|n| n.starts_with(&prefix))
         .map(str::to_owned)
         .collect()
-}
-
-/// Run `program args` on `host` to completion; its stdout, checked to exit 0.
-fn on(host: &Host, program: &str, args: &[&str]) -> String {
-    let mut cmd = host.command(program);
-    cmd.args(args);
-    let out = testkit::run(&mut cmd, b"");
-    assert!(
-        out.status.success(),
-        "{program} {args:?} on {}: {}",
-        host.name,
-        testkit::stderr(&out)
-    );
-    testkit::stdout(&out)
 }
 
 /// Whether `from` can open a TCP connection to a listener on `to` within `secs` seconds.
@@ -69,7 +55,7 @@ fn hosts_reach_each_other_and_nothing_else() {
     // Each host has its loopback and its one link, and no route but the switch's subnet: no
     // gateway, so no packet can be sent anywhere else.
     for host in net.hosts() {
-        let routes = on(host, "ip", &["-4", "route", "show", "table", "all"]);
+        let routes = host.run("ip", &["-4", "route", "show", "table", "all"]);
         let routes: Vec<&str> = routes
             .lines()
             .filter(|l| !l.contains("table local"))
@@ -79,7 +65,7 @@ fn hosts_reach_each_other_and_nothing_else() {
             routes[0].starts_with("10.23.0.0/16 dev eth0 "),
             "{routes:?}"
         );
-        let links = on(host, "ip", &["-o", "link", "show"]);
+        let links = host.run("ip", &["-o", "link", "show"]);
         assert_eq!(links.lines().count(), 2, "{}: {links}", host.name);
     }
     // The machine's own namespace never sees our addresses or interfaces.
@@ -100,13 +86,13 @@ fn faults_cut_and_restore_a_link() {
     };
     let (server, a) = (net.host("server"), net.host("a"));
     net.link("a", false);
-    let down = on(a, "ip", &["-o", "link", "show", "eth0"]);
+    let down = a.run("ip", &["-o", "link", "show", "eth0"]);
     assert!(down.contains("NO-CARRIER"), "{down}");
     assert!(!connects(a, server, 2));
     net.link("a", true);
     assert!(connects(a, server, 30));
     net.loss("a", 30);
-    let rules = on(a, "nft", &["list", "ruleset"]);
+    let rules = a.run("nft", &["list", "ruleset"]);
     for rule in [
         "iifname \"eth0\" numgen random mod 100 < 30 drop",
         "oifname \"eth0\" numgen random mod 100 < 30 drop",
@@ -116,17 +102,17 @@ fn faults_cut_and_restore_a_link() {
     net.loss("a", 100);
     assert!(!connects(a, server, 2));
     net.loss("a", 0);
-    assert_eq!(on(a, "nft", &["list", "ruleset"]), "");
+    assert_eq!(a.run("nft", &["list", "ruleset"]), "");
     assert!(connects(a, server, 30));
     net.rate("a", "1mbit");
-    let qdisc = on(a, "tc", &["qdisc", "show", "dev", "eth0"]);
+    let qdisc = a.run("tc", &["qdisc", "show", "dev", "eth0"]);
     assert!(
         qdisc.contains("tbf") && qdisc.contains("rate 1Mbit"),
         "{qdisc}"
     );
     assert!(connects(a, server, 30));
     net.rate("a", "off");
-    let qdisc = on(a, "tc", &["qdisc", "show", "dev", "eth0"]);
+    let qdisc = a.run("tc", &["qdisc", "show", "dev", "eth0"]);
     assert!(!qdisc.contains("tbf"), "{qdisc}");
 }
 
@@ -172,19 +158,8 @@ fn a_panicking_test_leaves_nothing() {
 /// return it, its stdin and its run name once it is ready.
 fn start_owner() -> (Supervised, std::process::ChildStdin, String) {
     let mut cmd = Command::new(SCRIPT);
-    cmd.args(["up", "a"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let owner = Supervised::spawn(
-        "netns.sh up",
-        &mut cmd,
-        Options {
-            deadline: Some(DEADLINE),
-            own_group: true,
-        },
-    )
-    .unwrap();
+    cmd.args(["up", "a"]).stdin(Stdio::piped());
+    let owner = testkit::spawn(&mut cmd);
     let ready = owner
         .stdout_lines()
         .unwrap()

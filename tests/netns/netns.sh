@@ -33,8 +33,8 @@
 # each host NETNS_<NAME>=namespace and ADDR_<NAME>=address (NAME upper-cased). A program runs
 # on a host with `ip netns exec NETNS PROGRAM...`.
 #
-# Faults use what every kernel has (no netem): nft drops with `numgen random mod 100 < N`, and
-# tc's token bucket filter limits the rate. Generic segmentation offload is off on both ends
+# Faults need no netem (which not every kernel has, this project's included): nft drops with
+# `numgen random mod 100 < N`, and tc's token bucket filter (tbf) limits the rate. Generic segmentation offload is off on both ends
 # of every link (gso_max_segs 1), so a packet is one wire-sized segment, as on a real cable,
 # and a drop loses one segment rather than 64 KiB of them.
 #

@@ -80,6 +80,22 @@ impl Host {
         cmd.args(["netns", "exec", &self.netns]).arg(program);
         cmd
     }
+
+    /// Run `program args` on this host to completion (within the test deadline) and return
+    /// its stdout; panics, with its stderr, if it fails.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        let mut cmd = self.command(program);
+        cmd.args(args);
+        let out = super::run(&mut cmd, b"");
+        assert!(
+            out.status.success(),
+            "{program} {args:?} on {}: {}\n{}",
+            self.name,
+            super::stderr(&out),
+            super::stdout(&out)
+        );
+        super::stdout(&out)
+    }
 }
 
 /// Hosts on one switch, removed when dropped (see the module docs).
@@ -103,6 +119,9 @@ impl Network {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // No deadline: the script lives exactly as long as its stdin, the test's end of the
+        // pipe, so it cannot outlive the test; a watchdog's SIGKILL would only cut the hosts
+        // away from under a slow test (and leave them to the next run's sweep).
         let owner = Supervised::spawn(
             "netns.sh up",
             &mut cmd,
