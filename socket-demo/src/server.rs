@@ -453,25 +453,21 @@ impl Server {
             .ok()
             .and_then(|a| sock::to_std(&a));
         if !self.opts.allow_from.is_empty() {
+            let Some(peer) = peer else {
+                // Fail closed: a client whose address cannot be told is not an allowed one
+                // (getpeername fails once the peer has already reset the connection).
+                self.log
+                    .line(format_args!("refused client: its address is unknown"));
+                return None;
+            };
             // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
-            let ip = peer.map(|a| a.ip().to_canonical());
-            match ip {
-                Some(ip) if self.opts.allow_from.iter().any(|net| net.contains(&ip)) => {}
-                Some(ip) => {
-                    let from = peer.map_or_else(|| ip.to_string(), |a| a.to_string());
-                    self.log
-                        .line(format_args!("refused client {from}: not in --allow-from"));
-                    let msg = format!("-ERR address {ip} is not allowed here\r\n");
-                    refuse(fd, msg.as_bytes());
-                    return None;
-                }
-                None => {
-                    // Fail closed: a client whose address cannot be told is not an allowed one
-                    // (getpeername fails once the peer has already reset the connection).
-                    self.log
-                        .line(format_args!("refused client: its address is unknown"));
-                    return None;
-                }
+            let ip = peer.ip().to_canonical();
+            if !self.opts.allow_from.iter().any(|net| net.contains(&ip)) {
+                self.log
+                    .line(format_args!("refused client {peer}: not in --allow-from"));
+                let msg = format!("-ERR address {ip} is not allowed here\r\n");
+                refuse(fd, msg.as_bytes());
+                return None;
             }
         }
         let who = peer.map_or_else(|| "tcp peer".to_owned(), |a| a.to_string());
