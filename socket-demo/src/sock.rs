@@ -336,17 +336,14 @@ impl Target {
             Target::Unix(path) => connect(fd.as_raw_fd(), &unix_addr(path)?),
             Target::Tcp(a) => connect(fd.as_raw_fd(), &SockaddrStorage::from(tcp_addr(a)?.0)),
         };
-        match connected {
-            Ok(()) => {}
-            // The SO_SNDTIMEO timeout passed: TCP says EINPROGRESS (the handshake would go on
-            // without us), a Unix socket whose server's backlog stayed full says EAGAIN.
-            Err(Errno::EINPROGRESS | Errno::EAGAIN) if let Some(t) = timeout => {
-                return Err(Error::msg(format!(
-                    "connect {self}: no answer within {t:?} (--timeout)"
-                )));
-            }
-            Err(e) => return Err(Error::sys("connect", self, e)),
+        // The SO_SNDTIMEO timeout passed: TCP says EINPROGRESS (the handshake would go on
+        // without us), a Unix socket whose server's backlog stayed full says EAGAIN.
+        if let (Err(Errno::EINPROGRESS | Errno::EAGAIN), Some(t)) = (connected, timeout) {
+            return Err(Error::msg(format!(
+                "connect {self}: no answer within {t:?} (--timeout)"
+            )));
         }
+        connected.map_err(|e| Error::sys("connect", self, e))?;
         if let Target::Tcp(a) = self {
             // Request/reply traffic: Nagle's algorithm would hold back a small request
             // while the previous one is unacknowledged.
