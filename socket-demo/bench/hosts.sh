@@ -62,18 +62,9 @@ REDIS_PORT=6379
 tmp=$(mktemp -d /tmp/socket-demo-bench-hosts.XXXXXX)
 ours_pid=
 redis_pid=
-cleanup() {
-    [[ -n $ours_pid ]] && kill -TERM "$ours_pid" 2>/dev/null && wait "$ours_pid" 2>/dev/null
-    [[ -n $redis_pid ]] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
-server_cpu=() client_cpu=()
-if [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); then
-    server_cpu=(taskset -c "$(($(nproc) - 1))")
-    client_cpu=(taskset -c 0)
-fi
+pin_apart
 on_server=(ip netns exec "$NETNS_SERVER" "${server_cpu[@]}")
 on_client() { ip netns exec "$NETNS_CLIENT" "$@"; }
 

@@ -30,3 +30,23 @@ rps_lines() {
 cpu_ticks() {
     awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
+
+# The scripts' EXIT trap: stop the servers they started (pids in ours_pid and redis_pid, empty
+# once stopped) and remove their directory $tmp.
+cleanup() {
+    [[ -n $ours_pid ]] && kill -TERM "$ours_pid" 2>/dev/null && wait "$ours_pid" 2>/dev/null
+    [[ -n $redis_pid ]] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+
+# On a 2-CPU machine where the scheduler puts each process decides the figures more than the
+# servers do, so (where taskset exists, unless PIN=0) both servers run on the last CPU and
+# redis-benchmark on the first: the same placement for both, and no migrations mid-run. Sets
+# the command prefixes server_cpu and client_cpu (empty when not pinning).
+pin_apart() {
+    server_cpu=() client_cpu=()
+    if [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); then
+        server_cpu=(taskset -c "$(($(nproc) - 1))")
+        client_cpu=(taskset -c 0)
+    fi
+}

@@ -33,24 +33,13 @@ need_redis_and bench/redis.sh "$BIN"
 tmp=$(mktemp -d /tmp/socket-demo-bench.XXXXXX)
 ours_pid=
 redis_pid=
-cleanup() {
-    [[ -n $ours_pid ]] && kill -TERM "$ours_pid" 2>/dev/null && wait "$ours_pid" 2>/dev/null
-    [[ -n $redis_pid ]] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 ours_sock=$tmp/socket-demo.sock
 redis_sock=$tmp/redis.sock
 
-# On a 2-CPU machine where the scheduler puts each process decides the figures more than the
-# servers do, so (where taskset exists) both servers run on the last CPU and redis-benchmark
-# on the first: the same placement for both, and no migrations mid-run. PIN=0 turns it off.
-server_cpu=() client_cpu=()
-if [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); then
-    server_cpu=(taskset -c "$(($(nproc) - 1))")
-    client_cpu=(taskset -c 0)
-fi
+# The servers on the last CPU, redis-benchmark on the first (PIN=0: unpinned); see pin_apart.
+pin_apart
 
 read -ra server_args <<<"${SERVER_ARGS:-}"
 XDG_RUNTIME_DIR=$tmp "${server_cpu[@]}" "$BIN" server --unix "$ours_sock" "${server_args[@]}" >"$tmp/ours.log" 2>&1 &
