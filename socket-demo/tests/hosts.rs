@@ -497,6 +497,7 @@ fn a_link_down_for_5_s() {
             server.addr
         )
     );
+    // The cable stays out 5 s in all: this sleep is the fault itself, not a wait for an event.
     std::thread::sleep(Duration::from_secs(5).saturating_sub(down.elapsed()));
     net.link("server", true);
     // The patient client's INCR arrives with TCP's next retransmission, exactly once.
