@@ -5,7 +5,8 @@
 #   make lint       cargo fmt --check and clippy -D warnings, as CI runs them
 #   make bench      the benchmarks, each side by side with its peer (see README, "Measured");
 #                   then ipc-bench's full run (QUICK=1: its ~20 s run)
-#   make clean-ipc  remove this project's leftover named objects, saying what it removed
+#   make clean-ipc  remove this project's leftover named objects, saying what it removed, and
+#                   the test hosts (network namespaces) of test runs killed with -9
 #   make clean      cargo clean + clean-ipc
 #   make install    binaries, man pages and bash/zsh/fish completions under $(DESTDIR)$(PREFIX)
 #   make uninstall  remove exactly what make install put there
@@ -49,6 +50,7 @@ bench:
 
 clean-ipc:
 	@bash common/clean-ipc.sh
+	@bash tests/netns/netns.sh sweep
 
 clean: clean-ipc
 	$(CARGO) clean

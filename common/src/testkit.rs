@@ -6,6 +6,10 @@
 //! started with a deadline and killed with its whole process group on drop (see
 //! [`crate::child`]), so no test can hang or leave a process behind.
 //!
+//! Tests that need several machines get them from [`netns`]: hosts that are network
+//! namespaces on a private switch, with faults (loss, a rate limit, a cut cable, a host that
+//! vanishes) on their links.
+//!
 //! These helpers panic instead of returning errors: in a test, a failure to spawn or a missed
 //! deadline *is* the test failing, and the panic message says why.
 
@@ -20,6 +24,8 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
 use crate::child::{self, Options, Supervised};
+
+pub mod netns;
 
 /// The deadline every child gets unless the test says otherwise: generous, because CI machines
 /// are small and busy, and a test only waits it out when it is already failing.
@@ -65,11 +71,23 @@ impl Sandbox {
     /// the test's own environment says (a test that plays the manager sets its own).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
+        self.confine(&mut cmd);
+        cmd
+    }
+
+    /// A command for `program` on `host`, set up as [`Sandbox::command`] sets its commands up
+    /// (the sandbox is a directory, which every host sees).
+    pub fn command_on(&self, host: &netns::Host, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = host.command(program);
+        self.confine(&mut cmd);
+        cmd
+    }
+
+    fn confine(&self, cmd: &mut Command) {
         cmd.current_dir(self.path())
             .env("XDG_RUNTIME_DIR", self.path())
             .env_remove(crate::narrate::ENV)
             .env_remove(crate::lifecycle::NOTIFY_SOCKET);
-        cmd
     }
 }
 

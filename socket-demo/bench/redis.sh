@@ -26,38 +26,20 @@ TESTS=${TESTS:-ping,set,get,incr,mset}
 ROUNDS=${ROUNDS:-3}
 ROUNDS_PIPELINED=${ROUNDS_PIPELINED:-10}
 
-for tool in redis-server redis-benchmark redis-cli; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "bench/redis.sh: $tool not found; install Debian's redis-server and redis-tools" >&2
-        exit 1
-    fi
-done
-if [[ ! -x $BIN ]]; then
-    echo "bench/redis.sh: $BIN not found; run cargo build --release -p socket-demo first" >&2
-    exit 1
-fi
+# shellcheck source=socket-demo/bench/redis-benchmark.bash
+source "$(dirname "$0")/redis-benchmark.bash"
+need_redis_and bench/redis.sh "$BIN"
 
 tmp=$(mktemp -d /tmp/socket-demo-bench.XXXXXX)
 ours_pid=
 redis_pid=
-cleanup() {
-    [[ -n $ours_pid ]] && kill -TERM "$ours_pid" 2>/dev/null && wait "$ours_pid" 2>/dev/null
-    [[ -n $redis_pid ]] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-    rm -rf "$tmp"
-}
 trap cleanup EXIT
 
 ours_sock=$tmp/socket-demo.sock
 redis_sock=$tmp/redis.sock
 
-# On a 2-CPU machine where the scheduler puts each process decides the figures more than the
-# servers do, so (where taskset exists) both servers run on the last CPU and redis-benchmark
-# on the first: the same placement for both, and no migrations mid-run. PIN=0 turns it off.
-server_cpu=() client_cpu=()
-if [[ ${PIN:-1} == 1 ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); then
-    server_cpu=(taskset -c "$(($(nproc) - 1))")
-    client_cpu=(taskset -c 0)
-fi
+# The servers on the last CPU, redis-benchmark on the first (PIN=0: unpinned); see pin_apart.
+pin_apart
 
 read -ra server_args <<<"${SERVER_ARGS:-}"
 XDG_RUNTIME_DIR=$tmp "${server_cpu[@]}" "$BIN" server --unix "$ours_sock" "${server_args[@]}" >"$tmp/ours.log" 2>&1 &
@@ -79,21 +61,14 @@ wait_ready() {
 wait_ready "$ours_sock" socket-demo
 wait_ready "$redis_sock" redis-server
 
-# rps for each test, from redis-benchmark's CSV: "PING_INLINE","118343.20",... (spaces in a
-# name, as in "MSET (10 keys)", become underscores).
+# "NAME RPS" for each test.
 measure() {
     local sock=$1
     shift
     "${client_cpu[@]}" redis-benchmark -s "$sock" -t "$TESTS" -n "$REQUESTS" -c "$CLIENTS" --csv "$@" |
-        awk -F'"' 'NR > 1 && $2 != "" { name = $2; gsub(/ /, "_", name); print name, $4 }'
+        rps_lines
 }
 
-# CPU time (user + system, in clock ticks) a process has used so far: a second measure that
-# the load on the machine disturbs less than requests/s, since on 2 CPUs redis-benchmark
-# itself is often the bottleneck.
-cpu_ticks() {
-    awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
 hz=$(getconf CLK_TCK)
 
 # The best rps per test over ROUNDS runs, alternating (ours, theirs) so that a noisy

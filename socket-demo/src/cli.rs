@@ -13,6 +13,7 @@ Examples:
   printf 'INCR n\\nINCR n\\n' | socket-demo client
   redis-cli -s \"$(socket-demo path socket)\" INCR n
   socket-demo server --tcp 127.0.0.1:6380      # TCP; then: redis-cli -p 6380 PING
+  socket-demo server --tcp 0.0.0.0:6380 --allow-from 10.0.0.0/8 --keepalive 60
   socket-demo dgram-server &  socket-demo dgram-client SET k v
   socket-demo pass-fd                          # SCM_RIGHTS between two processes
   socket-demo path                             # where the sockets and pid files live";
@@ -51,6 +52,8 @@ pub enum Role {
   socket-demo server                               # ready: pid N socket <runtime dir>/kv.sock
   socket-demo server --tcp                         # and TCP on 127.0.0.1:6380
   socket-demo server --max-clients 100 --tcp 127.0.0.1:6380
+  socket-demo server --tcp 0.0.0.0:6380 --allow-from 192.168.1.0/24 --allow-from 10.1.2.3
+  socket-demo server --tcp 0.0.0.0:6380 --keepalive 60   # free dead peers' connections
   socket-demo server --unix /tmp/kv.sock --pid-file /tmp/kv.pid
   socket-demo server | grep -m1 '^ready:'          # wait for it in a script")]
     Server(ServerArgs),
@@ -123,6 +126,29 @@ pub struct ServerArgs {
     /// peer credentials, so this cannot be combined with --tcp.
     #[arg(long, value_name = "UID", conflicts_with = "tcp")]
     pub allow_uid: Option<u32>,
+    /// Accept TCP clients only from this network (`10.0.0.0/8`, `2001:db8::/32`) or address
+    /// (`10.1.2.3`); repeat for several. Others are refused at accept with an error reply and
+    /// logged with their address, before a byte of theirs is read [default: any address].
+    #[arg(
+        long,
+        value_name = "CIDR",
+        requires = "tcp",
+        value_parser = parse_cidr
+    )]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// Probe a TCP client after this many seconds of silence (SO_KEEPALIVE; then every SECS/3,
+    /// 3 times), and close its connection once it has answered nothing, nor acknowledged
+    /// what we sent, for about twice SECS: a client whose machine vanished, or is behind a
+    /// link that went down. 0: off (TCP's default), and such a connection is kept until the
+    /// server stops.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        requires = "tcp",
+        value_parser = clap::value_parser!(u32).range(0..=crate::sock::MAX_KEEPALIVE.into())
+    )]
+    pub keepalive: u32,
     /// The pid file, also the lock that keeps a second server off the socket
     /// [default: <socket>.pid; none with --tcp alone].
     #[arg(long, value_name = "FILE")]
@@ -149,6 +175,15 @@ pub struct ClientArgs {
     /// Connect over TCP instead, e.g. 127.0.0.1:6380.
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<String>,
+    /// Give up with an error when connecting, sending a request or waiting for the next bytes
+    /// of a reply makes no progress for this many seconds (a server whose link is down, a
+    /// stopped server) [default: wait as long as the kernel does].
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..)
+    )]
+    pub timeout: Option<u64>,
     #[command(flatten)]
     pub output: OutputArgs,
     /// The command and its arguments; none: one command per stdin line. Options go before
@@ -264,8 +299,11 @@ pub struct PassFdArgs {
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
     /// The server's socket.
-    #[arg(long, value_name = "PATH")]
-    pub unix: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "tcp")]
+    pub unix: Option<PathBuf>,
+    /// The server's TCP address instead (a test across hosts).
+    #[arg(long, value_name = "ADDR", conflicts_with = "unix")]
+    pub tcp: Option<String>,
     /// This worker's number (names its private keys).
     #[arg(long)]
     pub id: u32,
@@ -281,7 +319,28 @@ const CLIENT_EXAMPLES: &str = "\
 Examples:
   socket-demo client INCR visits                 # (integer) 1 on a terminal
   socket-demo client --raw GET greeting          # hello, unquoted (the default in a pipe)
-  printf 'SET k v\\nGET k\\n' | socket-demo client";
+  printf 'SET k v\\nGET k\\n' | socket-demo client
+  socket-demo client --tcp 10.0.0.5:6380 --timeout 5 PING   # an error, not a hang, if unreachable";
+
+/// `--allow-from`: a network in CIDR notation, or one address (a network of one). A network
+/// written with host bits set (`10.1.2.3/8`) is refused rather than silently widened: it is
+/// most likely a typo for an address or for another prefix.
+fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(addr) = s.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(addr));
+    }
+    let net: ipnet::IpNet = s
+        .parse()
+        .map_err(|_| format!("not an address or a CIDR network like 10.0.0.0/8: {s:?}"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{s} has host bits set: the network is {}, the address alone is {}",
+            net.trunc(),
+            net.addr()
+        ));
+    }
+    Ok(net)
+}
 
 /// Parse the command line, as [`command`] defines it.
 pub fn parse() -> Cli {

@@ -9,7 +9,8 @@
 //!
 //! # System calls, in order
 //!
-//! 1. `socket(AF_UNIX | AF_INET, SOCK_STREAM | SOCK_CLOEXEC)`, blocking;
+//! 1. `socket(AF_UNIX | AF_INET, SOCK_STREAM | SOCK_CLOEXEC)`, blocking; with `--timeout`,
+//!    `setsockopt(SO_SNDTIMEO)` and `setsockopt(SO_RCVTIMEO)`;
 //! 2. `connect` to the server's path (or address; then `setsockopt(TCP_NODELAY)`);
 //! 3. per command: `write` the request (RESP array of bulk strings), then `read` until a
 //!    whole reply has arrived ([`crate::protocol`] says when);
@@ -22,12 +23,19 @@
 //! - A server that closes the connection while we write raises SIGPIPE, which would kill
 //!   us silently; Rust ignores SIGPIPE, so the write fails with EPIPE, and the client then
 //!   reads what the server said before closing (often the reason) before reporting.
+//! - A server on another machine can go silent without closing anything: its link is down,
+//!   or its machine has gone. Nothing then fails for minutes (TCP retries a SYN for about two,
+//!   unacknowledged data for about fifteen), and a blocking `connect`, `write` or `read` just
+//!   waits. With `--timeout S` each of them gives up after S seconds without progress (the
+//!   socket timeouts of socket(7); see [`crate::sock::set_timeouts`]) and the client exits 1
+//!   naming what it waited for.
 //! - A reply's bytes come from another process: on a terminal they are shown quoted, with
 //!   unprintable bytes escaped, as redis-cli does; `--raw` passes them through for scripts.
 
 use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use common::{Context, Error, Result};
 
@@ -45,18 +53,22 @@ pub struct Connection {
     out: Vec<u8>,
     /// The server closed the connection while we were sending.
     closed_early: bool,
+    /// `--timeout`: how long a read or write may make no progress (the socket's SO_RCVTIMEO
+    /// and SO_SNDTIMEO), or None to wait as long as the kernel does.
+    timeout: Option<Duration>,
 }
 
 impl Connection {
-    /// Connect to `target`.
-    pub fn open(target: &Target) -> Result<Self> {
-        let fd = target.connect()?;
+    /// Connect to `target`; with a `timeout`, see [`crate::sock::set_timeouts`].
+    pub fn open(target: &Target, timeout: Option<Duration>) -> Result<Self> {
+        let fd = target.connect(timeout)?;
         Ok(Connection {
             sock: File::from(fd),
             target: target.to_string(),
             buf: Vec::new(),
             out: Vec::new(),
             closed_early: false,
+            timeout,
         })
     }
 
@@ -87,6 +99,12 @@ impl Connection {
                 self.closed_early = true;
                 Ok(())
             }
+            // SO_SNDTIMEO passed with the kernel's send buffer still full.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Error::msg(format!(
+                "{}: could not send the request within {:?} (--timeout)",
+                self.target,
+                self.timeout.unwrap_or_default()
+            ))),
             Err(e) => Err(e).ctx("write", &self.target),
         }
     }
@@ -116,6 +134,14 @@ impl Connection {
                 match self.sock.read(&mut chunk) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break 0,
+                    // SO_RCVTIMEO passed without a byte.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Err(Error::msg(format!(
+                            "{}: no reply within {:?} (--timeout)",
+                            self.target,
+                            self.timeout.unwrap_or_default()
+                        )));
+                    }
                     other => break other.ctx("read", &self.target)?,
                 }
             };
@@ -169,7 +195,7 @@ pub fn run(args: &ClientArgs) -> Result<ExitCode> {
     let target = Target::from_flags(args.unix.as_deref(), args.tcp.as_deref())?;
     let output = Output::choose(args.output.forced());
     let command = &args.command;
-    let mut conn = Connection::open(&target)?;
+    let mut conn = Connection::open(&target, args.timeout.map(Duration::from_secs))?;
     let mut stdout = io::stdout().lock();
     let mut any_error = false;
     let mut show = |reply: &Reply, stdout: &mut io::StdoutLock<'_>| -> Result<()> {

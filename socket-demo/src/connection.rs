@@ -67,8 +67,10 @@ impl Client {
     }
 }
 
-/// Read once from the client into its buffer. False if the connection is dead.
-pub(crate) fn read_some(client: &mut Client, scratch: &mut [u8]) -> bool {
+/// Read once from the client into its buffer. An error if the connection is dead: ECONNRESET
+/// (the client closed with our replies unread), ETIMEDOUT (keepalive or TCP_USER_TIMEOUT gave
+/// up on a peer that no longer answers, see [`crate::sock::keepalive`]).
+pub(crate) fn read_some(client: &mut Client, scratch: &mut [u8]) -> Result<(), Errno> {
     loop {
         match nix::unistd::read(&client.fd, scratch) {
             Ok(0) => {
@@ -80,7 +82,7 @@ pub(crate) fn read_some(client: &mut Client, scratch: &mut [u8]) -> bool {
                 // EOF: the client will send nothing more (it may have only shut down its
                 // writing half, as `nc -N` does). Its complete requests still get replies.
                 client.closing = true;
-                return true;
+                return Ok(());
             }
             Ok(n) => {
                 common::trace!(
@@ -89,32 +91,31 @@ pub(crate) fn read_some(client: &mut Client, scratch: &mut [u8]) -> bool {
                     sock::preview(&scratch[..n])
                 );
                 client.rbuf.extend_from_slice(&scratch[..n]);
-                return true;
+                return Ok(());
             }
             Err(Errno::EINTR) => {}
-            Err(e) if would_block(e) => return true,
-            Err(_) => return false,
+            Err(e) if would_block(e) => return Ok(()),
+            Err(e) => return Err(e),
         }
     }
 }
 
 /// Execute the complete requests in the buffer (while output is under the limit) and send
-/// replies, until neither makes progress. False if the connection is finished or dead.
+/// replies, until neither makes progress. False if the connection is finished; an error if it
+/// is dead (EPIPE, ECONNRESET, ETIMEDOUT from `send`).
 ///
 /// Both halves must be retried until *neither* moves: sending may drain the output below the
 /// limit, and then requests already buffered must run now. No new event would come for them:
 /// the client may be waiting for exactly those replies before it sends anything else.
-pub(crate) fn pump(client: &mut Client, state: &mut State) -> bool {
+pub(crate) fn pump(client: &mut Client, state: &mut State) -> Result<bool, Errno> {
     loop {
         let executed = execute_buffered(client, state);
-        let Some(sent) = flush(client) else {
-            return false;
-        };
+        let sent = flush(client)?;
         if client.pending_out() > OUTPUT_LIMIT || (!executed && sent == 0) {
             break;
         }
     }
-    !(client.closing && client.pending_out() == 0)
+    Ok(!(client.closing && client.pending_out() == 0))
 }
 
 /// Returns true if at least one request was executed.
@@ -173,8 +174,9 @@ fn empty(buf: &mut Vec<u8>) {
     }
 }
 
-/// Send as much output as the kernel takes: the bytes sent, or None if the connection is dead.
-fn flush(client: &mut Client) -> Option<usize> {
+/// Send as much output as the kernel takes: the bytes sent, or the error if the connection is
+/// dead.
+fn flush(client: &mut Client) -> Result<usize, Errno> {
     let start = client.wpos;
     while client.wpos < client.wbuf.len() {
         // MSG_NOSIGNAL: a client that has gone away must cost us an EPIPE, not a SIGPIPE.
@@ -199,7 +201,7 @@ fn flush(client: &mut Client) -> Option<usize> {
                 );
                 break;
             }
-            Err(_) => return None,
+            Err(e) => return Err(e),
         }
     }
     let sent = client.wpos - start;
@@ -211,7 +213,7 @@ fn flush(client: &mut Client) -> Option<usize> {
         client.wbuf.drain(..client.wpos);
         client.wpos = 0;
     }
-    Some(sent)
+    Ok(sent)
 }
 
 /// Register the events this client needs now: input unless closing or over the output limit

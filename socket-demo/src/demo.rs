@@ -346,7 +346,8 @@ fn scenario(steps: &mut Steps<'_>) -> Result<String> {
 /// One of the demo's clients: rounds of pipelined commands, every reply checked.
 pub fn worker(args: &WorkerArgs) -> Result<ExitCode> {
     let (id, rounds, counter) = (args.id, args.rounds, args.counter.as_str());
-    let mut conn = Connection::open(&Target::Unix(args.unix.clone()))?;
+    let target = Target::from_flags(args.unix.as_deref(), args.tcp.as_deref())?;
+    let mut conn = Connection::open(&target, None)?;
     let key = format!("{counter}:worker-{id}:value");
     let own_counter = format!("{counter}:worker-{id}:count");
     let mut last_shared = 0i64;

@@ -18,14 +18,18 @@
 //! stale, unlink; success: a live server, refuse), binds under umask 0177, listens, prints
 //! `ready: pid N socket PATH` (systemd's READY=1 too, under NOTIFY_SOCKET), and loops
 //! on `epoll_wait`: accept, read, parse, execute, send; backpressure turns EPOLLIN off. After
-//! each round it polls (`epoll_wait` with a zero timeout) for 20 µs before sleeping.
+//! each round it polls (`epoll_wait` with a zero timeout) for 20 µs before sleeping. Over
+//! TCP from other hosts (`--tcp 0.0.0.0:PORT`): TCP_NODELAY on both ends, `--allow-from CIDR`
+//! checked on accept, `--keepalive SECS` to free the connections of peers that vanished, and
+//! `client --timeout SECS` (SO_SNDTIMEO/SO_RCVTIMEO) instead of waiting on a dead link.
 //!
 //! Cleanup: SIGINT, SIGTERM and SIGHUP stop the loop (self-pipe in the epoll set); replies in
 //! flight are sent, the socket file is unlinked. A kill -9 leftover is recognised as stale next
 //! time.
 //!
 //! See also: socket(7), unix(7) (the 108-byte `sun_path`), epoll(7), accept4(2), sendmsg(2),
-//! cmsg(3), tcp(7); the Redis protocol: <https://redis.io/docs/latest/develop/reference/protocol-spec/>.
+//! cmsg(3), tcp(7) (TCP_NODELAY, keepalive, TCP_USER_TIMEOUT), socket(7) (SO_RCVTIMEO); the
+//! Redis protocol: <https://redis.io/docs/latest/develop/reference/protocol-spec/>.
 
 mod cli;
 mod client;

@@ -8,7 +8,9 @@
 //! 2. `epoll_create1(EPOLL_CLOEXEC)`, `epoll_ctl(ADD)` of the shutdown pipe and each listener;
 //! 3. the ready line, on stdout (`ready: pid N socket PATH`);
 //! 4. loop: `epoll_wait`; `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`, `getsockopt(SO_PEERCRED)`
-//!    and `epoll_ctl(ADD)` for a newcomer; `read` from a ready client; `send(MSG_NOSIGNAL)` of
+//!    (Unix) or `getpeername` and `setsockopt(TCP_NODELAY)` (TCP; with `--keepalive`,
+//!    SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT) and
+//!    `epoll_ctl(ADD)` for a newcomer; `read` from a ready client; `send(MSG_NOSIGNAL)` of
 //!    its replies; `epoll_ctl(MOD)` to turn EPOLLOUT on or EPOLLIN off; `close`;
 //! 5. on SIGTERM: `close` the listeners, `send` what is in flight, `unlink` the socket file.
 //!
@@ -19,6 +21,8 @@
 //! - EMFILE at `accept4` with a connection pending: level-triggered epoll would report it for
 //!   ever; a spare descriptor is closed to accept and close it (see `accept_all` and
 //!   [`crate::tuning`]).
+//! - A TCP client whose machine vanishes, or whose link goes down, sends no FIN: without
+//!   keepalive its connection is kept for ever (see [`sock::keepalive`], `--keepalive`).
 //! - A stalled stdout must not stall the loop: the log never blocks (see [`crate::log`]).
 //! - The socket file must never be born readable by others: `umask` before `bind`.
 //!
@@ -54,9 +58,17 @@
 //! On accept, SO_PEERCRED gives the Unix client's pid and uid (the kernel's word, not the
 //! client's). With `--allow-uid`, other uids are refused with an error reply before a byte
 //! of theirs is read (and if SO_PEERCRED fails, the client is refused: its uid is unknown).
-//! With `--max-clients N`, client N+1 gets `-ERR max number of clients reached` and is closed;
-//! the others never notice. N is fitted to the limit on open descriptors at start, and after
-//! each round the loop polls a little before sleeping: both are in [`crate::tuning`].
+//! TCP has no credentials: with `--allow-from CIDR` (repeatable), a client whose address
+//! (`getpeername`; an IPv4-mapped IPv6 address counts as the IPv4 one) is in none of the
+//! networks is refused the same way, logged with its address, and never reaches the command
+//! code. With `--max-clients N`, client N+1 gets `-ERR max number of clients reached` and is
+//! closed; the others never notice. N is fitted to the limit on open descriptors at start,
+//! and after each round the loop polls a little before sleeping: both are in
+//! [`crate::tuning`].
+//!
+//! A connection that fails is closed and logged as `client WHO lost: CAUSE`: ECONNRESET
+//! from a client that exited with replies unread, ETIMEDOUT once keepalive has given up on a
+//! peer that stopped answering.
 //!
 //! # Shutdown
 //!
@@ -73,6 +85,7 @@ use std::time::{Duration, Instant};
 
 use common::cleanup::Shutdown;
 use common::{Context, Error, Result};
+use ipnet::IpNet;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::Signal;
@@ -115,6 +128,10 @@ struct Options {
     max_clients: usize,
     /// Accept only Unix clients with this uid.
     allow_uid: Option<u32>,
+    /// Accept only TCP clients from these networks (none given: any).
+    allow_from: Vec<IpNet>,
+    /// TCP keepalive after this many idle seconds; 0: off (see [`sock::keepalive`]).
+    keepalive: u32,
     /// How long to keep checking for events after a round before sleeping (see [`crate::tuning`]).
     busy_poll: Duration,
 }
@@ -151,6 +168,8 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
         pid_file: args.pid_file.clone(),
         max_clients: args.max_clients,
         allow_uid: args.allow_uid,
+        allow_from: args.allow_from.clone(),
+        keepalive: args.keepalive,
         busy_poll: Duration::from_micros(args.busy_poll_us),
     };
     // Before anything else: from here on a signal means "finish up", not "die". SIGHUP
@@ -194,9 +213,18 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     };
     if let Some(addr) = &opts.tcp {
         let (fd, local) = sock::listen_tcp(addr)?;
-        if !local.ip().is_loopback() {
+        if local.ip().is_loopback() {
+            // Only this machine can connect.
+        } else if opts.allow_from.is_empty() {
             log.line(format_args!(
-                "warning: {local} is reachable from other machines; there is no authentication"
+                "warning: {local} is reachable from other machines; there is no \
+                 authentication (--allow-from limits who may connect)"
+            ));
+        } else {
+            let nets: Vec<String> = opts.allow_from.iter().map(IpNet::to_string).collect();
+            log.line(format_args!(
+                "{local} admits clients from {} only",
+                nets.join(", ")
             ));
         }
         listeners.push(Listener { fd, tcp: true });
@@ -343,12 +371,10 @@ impl Server {
     fn admit(&mut self, fd: OwnedFd, tcp: bool) {
         self.state.stats.total_connections_received += 1;
         let who = if tcp {
-            // Request/reply traffic: don't let Nagle hold back a small reply.
-            let _ = setsockopt(&fd, sockopt::TcpNoDelay, &true);
-            getpeername::<SockaddrStorage>(fd.as_raw_fd())
-                .ok()
-                .and_then(|a| sock::to_std(&a))
-                .map_or_else(|| "tcp peer".to_owned(), |a| a.to_string())
+            let Some(who) = self.admit_tcp(&fd) else {
+                return;
+            };
+            who
         } else {
             match getsockopt(&fd, sockopt::PeerCredentials) {
                 Ok(cred) => {
@@ -418,6 +444,46 @@ impl Server {
         self.state.stats.connected_clients = self.clients;
     }
 
+    /// Admit a TCP client (its address for the log), or refuse it (None): with
+    /// `--allow-from`, one from elsewhere gets an error reply and is closed before a byte of
+    /// its is read. Then the options a connection across a network needs: TCP_NODELAY, and
+    /// keepalive if asked for.
+    fn admit_tcp(&mut self, fd: &OwnedFd) -> Option<String> {
+        let peer = getpeername::<SockaddrStorage>(fd.as_raw_fd())
+            .ok()
+            .and_then(|a| sock::to_std(&a));
+        if !self.opts.allow_from.is_empty() {
+            let Some(peer) = peer else {
+                // Fail closed: a client whose address cannot be told is not an allowed one
+                // (getpeername fails once the peer has already reset the connection).
+                self.log
+                    .line(format_args!("refused client: its address is unknown"));
+                return None;
+            };
+            // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
+            let ip = peer.ip().to_canonical();
+            if !self.opts.allow_from.iter().any(|net| net.contains(&ip)) {
+                self.log
+                    .line(format_args!("refused client {peer}: not in --allow-from"));
+                let msg = format!("-ERR address {ip} is not allowed here\r\n");
+                refuse(fd, msg.as_bytes());
+                return None;
+            }
+        }
+        let who = peer.map_or_else(|| "tcp peer".to_owned(), |a| a.to_string());
+        // Request/reply traffic: don't let Nagle hold back a small reply.
+        let _ = setsockopt(fd, sockopt::TcpNoDelay, &true);
+        if self.opts.keepalive > 0
+            && let Err(e) = sock::keepalive(fd, self.opts.keepalive)
+        {
+            self.log.line(format_args!(
+                "keepalive for client {who}: setsockopt: {}; serving it without",
+                e.desc()
+            ));
+        }
+        Some(who)
+    }
+
     /// Take in what a ready client sent. Its requests are executed and its replies sent
     /// in `finish_batch`, after every ready descriptor has been read: as in Redis, the replies
     /// of one `epoll_wait` round then go out together, just before the loop sleeps again.
@@ -432,8 +498,11 @@ impl Server {
             return;
         };
         let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
-        if flags.intersects(readable) && !client.closing && !read_some(client, &mut self.scratch) {
-            self.close(slot);
+        if flags.intersects(readable)
+            && !client.closing
+            && let Err(e) = read_some(client, &mut self.scratch)
+        {
+            self.lost(slot, e);
             return;
         }
         if !client.queued {
@@ -450,14 +519,27 @@ impl Server {
                 continue;
             };
             client.queued = false;
-            if !(pump(client, &mut self.state) && update_interest(&self.epoll, client)) {
-                self.close(slot);
+            match pump(client, &mut self.state) {
+                Ok(true) if update_interest(&self.epoll, client) => {}
+                Ok(_) => self.close(slot),
+                Err(e) => self.lost(slot, e),
             }
         }
         ready.clear();
         self.ready = ready;
         // Only now may closed slots be reused: no event of this round can still name them.
         self.free.append(&mut self.freed_now);
+    }
+
+    /// Close a client whose connection failed, saying why: a peer that reset it, or one that
+    /// keepalive found gone (ETIMEDOUT).
+    fn lost(&mut self, slot: usize, e: Errno) {
+        if let Some(client) = &self.slots[slot] {
+            let who = &client.who;
+            self.log
+                .line(format_args!("client {who} lost: {}", e.desc()));
+        }
+        self.close(slot);
     }
 
     fn close(&mut self, slot: usize) {
@@ -488,12 +570,14 @@ impl Server {
             let Some(client) = self.slots[slot].as_mut() else {
                 continue;
             };
-            let alive = pump(client, &mut self.state) && {
+            let alive = pump(client, &mut self.state).and_then(|alive| {
                 client.closing = true;
-                pump(client, &mut self.state) && update_interest(&self.epoll, client)
-            };
-            if !alive {
-                self.close(slot);
+                Ok(alive && pump(client, &mut self.state)?)
+            });
+            match alive {
+                Ok(true) if update_interest(&self.epoll, client) => {}
+                Ok(_) => self.close(slot),
+                Err(e) => self.lost(slot, e),
             }
         }
         let end = Instant::now() + DRAIN_TIME;

@@ -32,6 +32,7 @@
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::cleanup::Unlink;
 use common::names::{Kind, existing};
@@ -43,6 +44,7 @@ use nix::sys::socket::{
     getsockname, listen, setsockopt, socket, sockopt,
 };
 use nix::sys::stat::{Mode, umask};
+use nix::sys::time::TimeVal;
 
 /// A Unix socket bound to a path, with the guard that removes the path.
 pub struct BoundUnix {
@@ -241,6 +243,38 @@ pub fn listen_tcp(addr: &str) -> Result<(OwnedFd, SocketAddr)> {
     Ok((fd, local))
 }
 
+/// The largest `--keepalive`: the kernel's limit for TCP_KEEPIDLE and TCP_KEEPINTVL
+/// (MAX_TCP_KEEPIDLE, `include/net/tcp.h`).
+pub const MAX_KEEPALIVE: u16 = 32767;
+
+/// How many unanswered keepalive probes mean the peer is gone (Redis uses 3 as well).
+const KEEPALIVE_PROBES: u32 = 3;
+
+/// Turn on TCP keepalive for a connected socket: after `secs` of silence from the peer, a
+/// probe (an empty segment it must acknowledge), then one every `secs / 3`; after 3
+/// unanswered probes the kernel gives up, and the next `read` fails with ETIMEDOUT.
+///
+/// Why: a peer whose machine loses power, or whose cable is cut, sends nothing, not even a FIN
+/// or a RST. Without probes an idle connection to it looks exactly like a quiet client and
+/// is kept for ever, its descriptor and buffers with it.
+///
+/// TCP_USER_TIMEOUT is set to the same total (`secs` + 3 x `secs / 3`), for the other case:
+/// data of ours still unacknowledged when the peer went away (replies in flight). The
+/// connection is then not idle, so keepalive never probes; the retransmission timer runs
+/// instead and, with the kernel's defaults (tcp_retries2 = 15), gives up only after about 15
+/// minutes. With TCP_USER_TIMEOUT, data left unacknowledged that long also ends the connection
+/// (ETIMEDOUT), so both cases end alike. A live peer behind a closed receive window still
+/// acknowledges the kernel's window probes and is not cut off.
+pub fn keepalive(fd: &OwnedFd, secs: u32) -> nix::Result<()> {
+    let interval = (secs / KEEPALIVE_PROBES).max(1);
+    setsockopt(fd, sockopt::KeepAlive, &true)?;
+    setsockopt(fd, sockopt::TcpKeepIdle, &secs)?;
+    setsockopt(fd, sockopt::TcpKeepInterval, &interval)?;
+    setsockopt(fd, sockopt::TcpKeepCount, &KEEPALIVE_PROBES)?;
+    let total_ms = (secs + interval * KEEPALIVE_PROBES).saturating_mul(1000);
+    setsockopt(fd, sockopt::TcpUserTimeout, &total_ms)
+}
+
 /// A socket address as std's type, if it is an IP one.
 pub fn to_std(sa: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = sa.as_sockaddr_in() {
@@ -280,35 +314,57 @@ impl Target {
         })
     }
 
-    /// Connect (blocking, close-on-exec) and return the connected socket.
-    pub fn connect(&self) -> Result<OwnedFd> {
-        match self {
-            Target::Unix(path) => {
-                let addr = unix_addr(path)?;
-                let fd = socket(
-                    AddressFamily::Unix,
-                    SockType::Stream,
-                    SockFlag::SOCK_CLOEXEC,
-                    None,
-                )
-                .ctx("socket", "AF_UNIX")?;
-                connect(fd.as_raw_fd(), &addr).ctx("connect", path.display())?;
-                common::trace!("connect({}) -> fd {}", path.display(), fd.as_raw_fd());
-                Ok(fd)
-            }
-            Target::Tcp(a) => {
-                let (sa, family) = tcp_addr(a)?;
-                let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-                    .ctx("socket", "AF_INET")?;
-                connect(fd.as_raw_fd(), &SockaddrStorage::from(sa)).ctx("connect", a)?;
-                // Request/reply traffic: Nagle's algorithm would hold back a small request
-                // while the previous one is unacknowledged.
-                setsockopt(&fd, sockopt::TcpNoDelay, &true).ctx("setsockopt TCP_NODELAY", a)?;
-                common::trace!("connect({a}) -> fd {}", fd.as_raw_fd());
-                Ok(fd)
-            }
+    /// Connect (blocking, close-on-exec) and return the connected socket. With a `timeout`,
+    /// every blocking call on it, `connect` included, gives up after that long without
+    /// progress (see [`set_timeouts`]).
+    pub fn connect(&self, timeout: Option<Duration>) -> Result<OwnedFd> {
+        let family = match self {
+            Target::Unix(_) => AddressFamily::Unix,
+            Target::Tcp(a) => tcp_addr(a)?.1,
+        };
+        let name = match family {
+            AddressFamily::Unix => "AF_UNIX",
+            AddressFamily::Inet6 => "AF_INET6",
+            _ => "AF_INET",
+        };
+        let fd =
+            socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).ctx("socket", name)?;
+        if let Some(t) = timeout {
+            set_timeouts(&fd, t).ctx("setsockopt SO_SNDTIMEO/SO_RCVTIMEO", self)?;
         }
+        let connected = match self {
+            Target::Unix(path) => connect(fd.as_raw_fd(), &unix_addr(path)?),
+            Target::Tcp(a) => connect(fd.as_raw_fd(), &SockaddrStorage::from(tcp_addr(a)?.0)),
+        };
+        // The SO_SNDTIMEO timeout passed: TCP says EINPROGRESS (the handshake would go on
+        // without us), a Unix socket whose server's backlog stayed full says EAGAIN.
+        if let (Err(Errno::EINPROGRESS | Errno::EAGAIN), Some(t)) = (connected, timeout) {
+            return Err(Error::msg(format!(
+                "connect {self}: no answer within {t:?} (--timeout)"
+            )));
+        }
+        connected.map_err(|e| Error::sys("connect", self, e))?;
+        if let Target::Tcp(a) = self {
+            // Request/reply traffic: Nagle's algorithm would hold back a small request
+            // while the previous one is unacknowledged.
+            setsockopt(&fd, sockopt::TcpNoDelay, &true).ctx("setsockopt TCP_NODELAY", a)?;
+        }
+        common::trace!("connect({self}) -> fd {}", fd.as_raw_fd());
+        Ok(fd)
     }
+}
+
+/// Make every blocking call on `fd` give up after `timeout` without progress: `connect` and
+/// `send` (SO_SNDTIMEO), `recv`/`read` (SO_RCVTIMEO), which then fail with EAGAIN (`connect`:
+/// EINPROGRESS), see socket(7). The kernel's own limits are far longer: a SYN is retried for
+/// about two minutes, unacknowledged data for about fifteen.
+pub fn set_timeouts(fd: &OwnedFd, timeout: Duration) -> nix::Result<()> {
+    let tv = TimeVal::from(libc::timeval {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
+    });
+    setsockopt(fd, sockopt::SendTimeout, &tv)?;
+    setsockopt(fd, sockopt::ReceiveTimeout, &tv)
 }
 
 /// The default stream socket's file name in the runtime dir.

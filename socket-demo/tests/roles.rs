@@ -371,6 +371,68 @@ fn help_shows_examples_and_bad_flags_exit_2() {
     assert!(testkit::stderr(&out).contains("--tcp nonsense: not an IP:PORT address"));
 }
 
+/// The options for clients on other hosts are checked before anything starts: they need
+/// `--tcp`, and an `--allow-from` network must mean what it says.
+#[test]
+fn tcp_options_are_checked_at_start() {
+    let sb = Sandbox::new();
+    for (args, says) in [
+        (&["server", "--keepalive", "60"][..], "--tcp"),
+        (&["server", "--allow-from", "10.0.0.0/8"], "--tcp"),
+        (
+            &["server", "--tcp", "0.0.0.0:0", "--keepalive", "40000"],
+            "40000 is not in 0..=32767",
+        ),
+        (
+            &["server", "--tcp", "0.0.0.0:0", "--allow-from", "10.1.2.3/8"],
+            "10.1.2.3/8 has host bits set: the network is 10.0.0.0/8, the address alone is 10.1.2.3",
+        ),
+        (
+            &[
+                "server",
+                "--tcp",
+                "0.0.0.0:0",
+                "--allow-from",
+                "10.0.0.0/33",
+            ],
+            "not an address or a CIDR network like 10.0.0.0/8: \"10.0.0.0/33\"",
+        ),
+        (&["client", "--timeout", "0", "PING"], "0 is not in 1.."),
+    ] {
+        let out = run(&sb, args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            testkit::stderr(&out).contains(says),
+            "{args:?}: {}",
+            testkit::stderr(&out)
+        );
+    }
+    // A single address and an IPv6 network are accepted (this server is on loopback, where
+    // the list does not matter, and only has to start).
+    let mut cmd = sb.command(BIN);
+    cmd.args([
+        "server",
+        "--tcp",
+        "127.0.0.1:0",
+        "--allow-from",
+        "127.0.0.1",
+    ])
+    .args(["--allow-from", "2001:db8::/32", "--keepalive", "1"]);
+    let server = testkit::spawn(&mut cmd);
+    let line = server
+        .stdout_lines()
+        .unwrap()
+        .wait_for(|l| l.starts_with("ready: "), WAIT)
+        .unwrap();
+    let addr = line.rsplit_once(" tcp ").unwrap().1.to_owned();
+    let out = run(
+        &sb,
+        &["client", "--tcp", &addr, "--timeout", "10", "PING"],
+        b"",
+    );
+    assert_eq!(testkit::stdout(&out), "PONG\n");
+}
+
 /// SIGTERM while the demo's server runs. `--wait-for-signal-before-step 3` makes the instant
 /// certain: the demo waits for a signal before step 3, so wherever the SIGTERM lands (during
 /// step 2 or in that wait), the demo is still mid-scenario with its server up, and must end
