@@ -48,7 +48,7 @@ Examples:
   pipe-demo demo -v 2>trace.txt                 # every call of every process, in order"
     )]
     Demo(FilterArgs),
-    /// Print the lines of FILEs (or stdin) that match PATTERN, like `LC_ALL=C grep`, with
+    /// Print the lines of FILEs (or stdin) that match PATTERN, like LC_ALL=C grep, with
     /// grep's flags (-q -s -e -f -G -E -F -i -v -w -x -c -n -o -l -L -H -h -m -a --color
     /// --line-buffered). PATTERN is a basic regular expression, as in GNU grep. Exit 0 if a
     /// line was selected, 1 if none, 2 on error.
@@ -138,28 +138,29 @@ Examples:
   pipe-demo grep -o '[0-9]\\+ ms' -m 5 bench.log # only the matches, of the first 5 lines
   pipe-demo grep -E -o '[0-9]+ ms' bench.log    # the same in -E syntax
   pipe-demo grep --color=always 'err\\|warn' log | less -R
-Syntax: PATTERN is a basic regular expression (BRE) as GNU grep reads it, -G or not:
-`\\+ \\? \\| \\( \\) \\{m,n\\}` are operators and `+ ? | ( ) {` ordinary characters;
-`\\< \\> \\b \\B \\w \\W \\s \\S`, bracket expressions with [:alpha:]-style classes. With -E it
-is the regex crate's syntax, which is grep -E's for common patterns (a `\\` in brackets is an
-escape there, `\\d` a digit). Not supported: back-references (`\\(x\\)\\1`: an error, exit 2).
+Syntax: PATTERN is a basic regular expression (BRE), read as GNU grep reads it (-G, the
+default): \\+ \\? \\| \\( \\) \\{m,n\\} are operators, while + ? | ( ) { alone are ordinary
+characters; \\< \\> \\b \\B \\w \\W \\s \\S, and bracket expressions with classes like [:alpha:].
+-E: the regex crate's syntax, grep -E's for common patterns (but a backslash in brackets
+escapes, \\d is a digit, and a { that starts no count is an error). -F: fixed strings.
+Not supported: back-references (\\(x\\)\\1 is an error, exit 2, that names it).
 -o and --color show the leftmost-longest match, as GNU grep does.
+--color=always writes GNU grep's escape sequences in its default colours; GREP_COLORS is
+read as GNU grep reads it, and GREP_COLOR (deprecated) with GNU grep's warning.
 Exit status: 0 if a line was selected, 1 if none, 2 on error (0 with -q once a line is
-selected). The input is bytes, as with LC_ALL=C; every input is text (-a is accepted).
---color=always uses GNU grep's colours and escape sequences; GREP_COLORS is read as GNU grep
-reads it, and GREP_COLOR (deprecated) with GNU grep's warning. `--help` has no short form:
--h is grep's --no-filename.";
+selected). The input is bytes, as with LC_ALL=C; every input is text, so -a changes
+nothing. --help has no short form: -h is grep's --no-filename.";
 
 /// When `--color` highlights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorWhen {
-    /// Never (also `no`, `none`).
+    /// Never (also no, none).
     #[value(alias = "no", alias = "none")]
     Never,
-    /// Always, even into a pipe (also `yes`, `force`).
+    /// Always, even into a pipe (also yes, force).
     #[value(alias = "yes", alias = "force")]
     Always,
-    /// When stdout is a terminal and TERM is not `dumb` (also `tty`, `if-tty`).
+    /// When stdout is a terminal and TERM is not dumb (also tty, if-tty).
     #[value(alias = "tty", alias = "if-tty")]
     Auto,
 }
@@ -248,7 +249,7 @@ pub struct GrepArgs {
     #[arg(long)]
     pub line_buffered: bool,
     /// Highlight matches, file names, line numbers and separators as GNU grep does
-    /// (GREP_COLORS); `--color` alone means auto.
+    /// (GREP_COLORS); --color alone means auto.
     #[arg(
         long,
         visible_alias = "colour",

@@ -271,3 +271,20 @@ fn syntax_flags_conflict_like_gnu_greps() {
         assert_eq!(o.stdout, g.stdout, "{args:?}");
     }
 }
+
+/// `--help` and the man page say which syntax is the default and what is not supported.
+#[test]
+fn help_and_man_page_name_the_syntax() {
+    let sb = Sandbox::new();
+    let help = testkit::stdout(&run(&sb, &["grep", "--help"], b""));
+    let man = testkit::stdout(&run(&sb, &["--generate", "man"], b""));
+    for (what, text) in [("--help", &help), ("the man page", &man)] {
+        for want in [
+            "PATTERN is a basic regular expression (BRE), read as GNU grep reads it",
+            "Not supported: back",
+            "GREP_COLORS is\nread as GNU grep reads it",
+        ] {
+            assert!(text.contains(want), "{what} lacks {want:?}:\n{text}");
+        }
+    }
+}

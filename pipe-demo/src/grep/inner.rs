@@ -15,7 +15,7 @@
 //! Look-around at the edges (`\<` before the literal, `$` after `S`) sees the bytes beyond
 //! the searched span, so it means what it means in the whole regex.
 
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::{Hir, HirKind, Look};
 
 use super::dfa::Dfa;
 
@@ -32,7 +32,12 @@ pub struct Inner {
 impl Inner {
     /// A verifier for `hir` around `lit`, if `lit` is one of the pieces `hir` is a
     /// concatenation of (groups are looked through: they change what is captured, not what
-    /// matches), and its two sides compile.
+    /// matches), its two sides compile, and it pays.
+    ///
+    /// It does not pay for a side that is anchored at the line's far edge and may be any
+    /// length (`^-rw.*file_` before `.md`): that side's search can only end at the edge, so it
+    /// reads as much of the line as the regex would, and the reverse DFA reads it more slowly
+    /// than the regex's forward one.
     pub fn new(hir: &Hir, lit: &[u8]) -> Option<Inner> {
         let mut pieces = Vec::new();
         flatten(hir, &mut pieces);
@@ -44,6 +49,22 @@ impl Inner {
                 return Some(None);
             }
             let hir = Hir::concat(range.iter().map(|&h| h.clone()).collect());
+            let edge = if reverse { range.first() } else { range.last() };
+            let anchored = edge.is_some_and(|h| match h.kind() {
+                HirKind::Look(look) => matches!(
+                    look,
+                    Look::Start
+                        | Look::StartLF
+                        | Look::StartCRLF
+                        | Look::End
+                        | Look::EndLF
+                        | Look::EndCRLF
+                ),
+                _ => false,
+            });
+            if anchored && hir.properties().maximum_len().is_none() {
+                return None;
+            }
             Dfa::new(&hir, reverse).map(Some)
         };
         Some(Inner {
@@ -115,8 +136,8 @@ mod tests {
         assert_eq!(verdicts(r"x\bab$", "ab", "xab"), [false]);
         assert_eq!(verdicts(r"x \bab$", "ab", "x ab"), [true]);
         assert_eq!(verdicts(r"x \bab$", "ab", "x abc"), [false]);
-        assert_eq!(verdicts(r"^\d+ab", "ab", "12ab"), [true]);
-        assert_eq!(verdicts(r"^\d+ab", "ab", " 12ab"), [false]);
+        assert_eq!(verdicts(r"^\d{1,4}ab", "ab", "12ab"), [true]);
+        assert_eq!(verdicts(r"^\d{1,4}ab", "ab", " 12ab"), [false]);
     }
 
     #[test]
@@ -127,6 +148,10 @@ mod tests {
         );
         assert!(Inner::new(&hir("(?:key)+x"), b"key").is_none());
         assert!(Inner::new(&hir("key|x"), b"key").is_none());
+        // A side that must read up to the line's edge is left to the regex.
+        assert!(Inner::new(&hir(r"^-rw.*file_[0-9]+\.md$"), b".md").is_none());
+        assert!(Inner::new(&hir(r"^-rw [0-9]{1,4}\.md$"), b"-rw ").is_some());
+        assert!(Inner::new(&hir(r"x.md [0-9]*$"), b".md").is_none());
         // The literal alone: nothing to check on either side.
         assert_eq!(verdicts("key", "key", "a key"), [true]);
     }

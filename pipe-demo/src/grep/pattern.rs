@@ -632,10 +632,8 @@ mod tests {
         assert!(tuned.leading);
         tuned.tune(&text);
         assert!(tuned.rare.is_some(), ".md is on 1 line in 10");
-        assert!(
-            tuned.inner.is_some(),
-            "the pattern is a concatenation around it"
-        );
+        // Before `.md` comes `^-rw.*`, which only the line's start ends: the regex checks.
+        assert!(tuned.inner.is_none());
         assert_eq!(found(&tuned, &text).len(), 40);
         assert_eq!(found(&tuned, &text), found(&plain, &text));
         // A whole literal is looked for as it is, no regex involved.
@@ -651,6 +649,26 @@ mod tests {
         let mut lead = matcher(&["file_3[0-9]"], Flags::default());
         lead.tune(&text);
         assert!(lead.rare.is_none());
+    }
+
+    #[test]
+    fn a_rare_literal_with_short_sides_is_checked_around() {
+        let mut text = Vec::new();
+        for i in 0..400 {
+            let t = if i % 6 == 0 {
+                format!("1{}:5{}", i % 10, i % 7)
+            } else {
+                "12:34".into()
+            };
+            text.extend_from_slice(format!("-rw {t} file_{i:03}4\n").as_bytes());
+        }
+        let pattern = [r"[0-9]\{2\}:5[0-9] file_[0-9]\{3\}4"];
+        let plain = matcher(&pattern, Flags::default());
+        let mut tuned = matcher(&pattern, Flags::default());
+        tuned.tune(&text);
+        assert!(tuned.rare.is_some() && tuned.inner.is_some());
+        assert_eq!(found(&tuned, &text), found(&plain, &text));
+        assert_eq!(found(&tuned, &text).len(), 67);
     }
 
     #[test]
