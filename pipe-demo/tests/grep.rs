@@ -4,7 +4,7 @@
 mod support;
 
 use common::testkit::{self, Sandbox};
-use support::{code, recipe, run};
+use support::{assert_like_gnu, code, gnu_grep, recipe, run};
 
 /// How long a test waits for a line; only reached when it is failing already.
 const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -83,24 +83,15 @@ fn equals_gnu_grep_for_patterns_and_flags() {
                 args.push(f);
                 run(&sb, &args, b"")
             };
-            let mut gnu = sb.command("grep");
-            gnu.env("LC_ALL", "C").args(&flags).args(["--", pattern]);
+            let mut gnu = gnu_grep(&sb);
+            gnu.args(&flags).args(["--", pattern]);
             let theirs = if stdin {
                 testkit::run(&mut gnu, &input)
             } else {
                 testkit::run(gnu.arg(f), b"")
             };
             let what = format!("grep {flags:?} {pattern:?} (stdin: {stdin})");
-            assert_eq!(
-                code(&ours),
-                code(&theirs),
-                "{what}: {}",
-                testkit::stderr(&ours)
-            );
-            assert!(
-                ours.stdout == theirs.stdout,
-                "{what}: output differs from GNU grep"
-            );
+            assert_like_gnu(&what, &ours, &theirs);
             assert_eq!(ours.stderr, b"", "{what}");
         }
     }

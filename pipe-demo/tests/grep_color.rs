@@ -4,11 +4,11 @@
 
 mod support;
 
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::testkit::{self, Sandbox};
-use support::{code, demo};
+use support::{assert_like_gnu, code, demo, gnu_grep, our_grep};
 
 /// How long a test waits for a line; only reached when it is failing already.
 const WAIT: Duration = Duration::from_secs(60);
@@ -26,38 +26,17 @@ fn sandbox() -> Sandbox {
     sb
 }
 
-/// `grep ARGS` and `pipe-demo grep ARGS` with `env` set (and GREP_COLOR(S) unset otherwise).
+/// `pipe-demo grep ARGS` and `grep ARGS` with `env` set, on a line of stdin.
 fn both(sb: &Sandbox, env: &[(&str, &str)], args: &[&str]) -> (Output, Output) {
-    let run = |program: Option<&str>| {
-        let mut cmd = match program {
-            Some(p) => sb.command(p),
-            None => demo(sb, &["grep"]),
-        };
-        cmd.env("LC_ALL", "C")
-            .env_remove("GREP_COLOR")
-            .env_remove("GREP_COLORS")
-            .envs(env.iter().copied())
-            .args(args);
-        testkit::run(&mut cmd, b"stdin foo\n")
-    };
-    (run(None), run(Some("grep")))
+    let run =
+        |mut cmd: Command| testkit::run(cmd.envs(env.iter().copied()).args(args), b"stdin foo\n");
+    (run(our_grep(sb)), run(gnu_grep(sb)))
 }
 
 fn assert_same(sb: &Sandbox, env: &[(&str, &str)], args: &[&str]) {
     let (ours, gnu) = both(sb, env, args);
     let what = format!("{env:?} grep {args:?}");
-    assert_eq!(
-        code(&ours),
-        code(&gnu),
-        "{what}: {}",
-        testkit::stderr(&ours)
-    );
-    assert!(
-        ours.stdout == gnu.stdout,
-        "{what}:\nours: {:?}\nGNU:  {:?}",
-        String::from_utf8_lossy(&ours.stdout),
-        String::from_utf8_lossy(&gnu.stdout)
-    );
+    assert_like_gnu(&what, &ours, &gnu);
     assert_eq!(testkit::stderr(&ours), "", "{what}");
 }
 

@@ -7,7 +7,7 @@ mod support;
 use std::process::Output;
 
 use common::testkit::{self, Sandbox};
-use support::{code, recipe, run};
+use support::{assert_like_gnu, code, gnu_grep, recipe, run};
 
 /// A few thousand lines with what the flags need: words and non-words (`foo bar`,
 /// `foobar`, `FOO`), numbers, ls -l-like lines, empty lines, no newline at the end.
@@ -47,9 +47,7 @@ fn sandbox() -> Sandbox {
 }
 
 fn gnu(sb: &Sandbox, args: &[&str], stdin: &[u8]) -> Output {
-    let mut cmd = sb.command("grep");
-    cmd.env("LC_ALL", "C").args(args);
-    testkit::run(&mut cmd, stdin)
+    testkit::run(gnu_grep(sb).args(args), stdin)
 }
 
 /// Run `args` through both, on stdin and on files; assert the same output and status.
@@ -73,28 +71,10 @@ fn same_as_gnu(sb: &Sandbox, args: &[&str]) {
         ours_args.extend_from_slice(&args);
         let ours = run(sb, &ours_args, stdin);
         let theirs = gnu(sb, &args, stdin);
-        assert_eq!(
-            code(&ours),
-            code(&theirs),
-            "grep {args:?} on {how}: {}",
-            testkit::stderr(&ours)
-        );
-        assert!(
-            ours.stdout == theirs.stdout,
-            "grep {args:?} on {how}: output differs from GNU grep:\nours:\n{}\ngnu:\n{}",
-            head(&ours.stdout),
-            head(&theirs.stdout)
-        );
-        assert_eq!(testkit::stderr(&ours), "", "grep {args:?} on {how}");
+        let what = format!("grep {args:?} on {how}");
+        assert_like_gnu(&what, &ours, &theirs);
+        assert_eq!(testkit::stderr(&ours), "", "{what}");
     }
-}
-
-fn head(b: &[u8]) -> String {
-    String::from_utf8_lossy(b)
-        .lines()
-        .take(8)
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]
