@@ -326,11 +326,19 @@ impl Searcher {
         if self.opts.with_name {
             self.name_prefix(out, name)?;
         }
-        if let Some(n) = number {
-            self.paint(out, |c| &c.line_number, n.to_string().as_bytes())?;
-            self.paint(out, |c| &c.separator, b":")?;
+        let Some(n) = number else {
+            return Ok(());
+        };
+        match &self.colors {
+            None => write!(out, "{n}:").ctx("write", "stdout"),
+            Some(c) => {
+                c.start(out, &c.line_number)
+                    .and_then(|()| write!(out, "{n}"))
+                    .and_then(|()| c.end(out, &c.line_number))
+                    .ctx("write", "stdout")?;
+                self.paint(out, |c| &c.separator, b":")
+            }
         }
-        Ok(())
     }
 
     /// `name:`, before a line or a count.
