@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -48,9 +48,10 @@ Examples:
   pipe-demo demo -v 2>trace.txt                 # every call of every process, in order"
     )]
     Demo(FilterArgs),
-    /// Print the lines of FILEs (or stdin) that match PATTERN, like `LC_ALL=C grep -E`, with
-    /// grep's flags (-q -s -e -f -F -E -i -v -w -x -c -n -o -l -L -H -h -m). Exit 0 if a line
-    /// was selected, 1 if none, 2 on error.
+    /// Print the lines of FILEs (or stdin) that match PATTERN, like LC_ALL=C grep, with
+    /// grep's flags (-q -s -e -f -G -E -F -i -v -w -x -c -n -o -l -L -H -h -m -a --color
+    /// --line-buffered). PATTERN is a basic regular expression, as in GNU grep. Exit 0 if a
+    /// line was selected, 1 if none, 2 on error.
     Grep(GrepArgs),
     /// Run 'CMD ARGS' | 'CMD ARGS' | ... without a shell; exit with the last stage's status.
     #[command(after_help = "\
@@ -134,14 +135,45 @@ Examples:
   pipe-demo grep -n -w -e main -e init src/*.rs # whole words, with file names and numbers
   pipe-demo grep -q root /etc/passwd && echo yes
   xargs pipe-demo grep -h -F 'TODO(' < files    # -h: no file names, as in grep
-  pipe-demo grep -o '[0-9]+ ms' -m 5 bench.log  # only the matches, of the first 5 lines
+  pipe-demo grep -o '[0-9]\\+ ms' -m 5 bench.log # only the matches, of the first 5 lines
+  pipe-demo grep -E -o '[0-9]+ ms' bench.log    # the same in -E syntax
+  pipe-demo grep --color=always 'err\\|warn' log | less -R
+Syntax: PATTERN is a basic regular expression (BRE), read as GNU grep reads it (-G, the
+default): \\+ \\? \\| \\( \\) \\{m,n\\} are operators, while + ? | ( ) { alone are ordinary
+characters; \\< \\> \\b \\B \\w \\W \\s \\S, and bracket expressions with classes like [:alpha:].
+-E: the regex crate's syntax, grep -E's for common patterns (but a backslash in brackets
+escapes, \\d is a digit, and a { that starts no count is an error). -F: fixed strings.
+Not supported: back-references (\\(x\\)\\1 is an error, exit 2, that names it).
+-o and --color show the leftmost-longest match, as GNU grep does.
+--color=always writes GNU grep's escape sequences in its default colours; GREP_COLORS is
+read as GNU grep reads it, and GREP_COLOR (deprecated) with GNU grep's warning.
 Exit status: 0 if a line was selected, 1 if none, 2 on error (0 with -q once a line is
-selected). The pattern is Rust regex syntax, close to grep -E; the input is bytes, as with
-LC_ALL=C. `--help` has no short form: -h is grep's --no-filename.";
+selected). The input is bytes, as with LC_ALL=C; every input is text, so -a changes
+nothing. --help has no short form: -h is grep's --no-filename.";
+
+/// When `--color` highlights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// Never (also no, none).
+    #[value(alias = "no", alias = "none")]
+    Never,
+    /// Always, even into a pipe (also yes, force).
+    #[value(alias = "yes", alias = "force")]
+    Always,
+    /// When stdout is a terminal and TERM is not dumb (also tty, if-tty).
+    #[value(alias = "tty", alias = "if-tty")]
+    Auto,
+}
 
 /// Arguments of `grep`: GNU grep's flags that scripts use, with its meanings.
 #[derive(Debug, Args)]
-#[command(disable_help_flag = true, after_help = GREP_EXAMPLES)]
+#[command(
+    disable_help_flag = true,
+    after_help = GREP_EXAMPLES,
+    // `-E -E` is fine, as in grep; `-E -F` is not ("conflicting matchers").
+    args_override_self = true,
+    group(ArgGroup::new("syntax").args(["basic_regexp", "extended_regexp", "fixed_strings"]))
+)]
 pub struct GrepArgs {
     /// PATTERN, then the FILEs to search (none or `-` means stdin). With -e or -f, every
     /// operand is a FILE.
@@ -158,12 +190,15 @@ pub struct GrepArgs {
     /// Read patterns from FILE, one per line (`-` is stdin).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub pattern_files: Vec<String>,
-    /// The patterns are fixed strings, not regexes.
-    #[arg(short = 'F', long, conflicts_with = "extended_regexp")]
-    pub fixed_strings: bool,
-    /// The patterns are extended regexes (the default; accepted for scripts that say so).
+    /// The patterns are basic regular expressions, as in GNU grep (the default).
+    #[arg(short = 'G', long)]
+    pub basic_regexp: bool,
+    /// The patterns are extended regexes, in the regex crate's syntax (close to grep -E).
     #[arg(short = 'E', long)]
     pub extended_regexp: bool,
+    /// The patterns are fixed strings, not regexes.
+    #[arg(short = 'F', long)]
+    pub fixed_strings: bool,
     /// Ignore case (ASCII letters).
     #[arg(short = 'i', long)]
     pub ignore_case: bool,
@@ -206,6 +241,26 @@ pub struct GrepArgs {
     /// Stop reading a file after NUM selected lines.
     #[arg(short = 'm', long, value_name = "NUM")]
     pub max_count: Option<u64>,
+    /// Search binary files as text: accepted and changes nothing, as every input is text here.
+    #[arg(short = 'a', long)]
+    pub text: bool,
+    /// Flush the output after every line, not when its buffer fills (it is also flushed
+    /// whenever the input pauses).
+    #[arg(long)]
+    pub line_buffered: bool,
+    /// Highlight matches, file names, line numbers and separators as GNU grep does
+    /// (GREP_COLORS); --color alone means auto.
+    #[arg(
+        long,
+        visible_alias = "colour",
+        value_name = "WHEN",
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "auto",
+        default_value = "never"
+    )]
+    pub color: ColorWhen,
     /// Narrate each input read and the search strategy picked (which literal is looked for
     /// with memmem), on stderr (long only: -v is --invert-match, as in grep).
     #[arg(long)]

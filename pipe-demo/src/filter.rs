@@ -274,7 +274,8 @@ fn shell_reference(dir: &str, pattern: &str) -> Result<Reference> {
 }
 
 /// Run it with our own roles, as child processes of this binary: `pipe-demo pipeline
-/// 'ls -l DIR' 'pipe-demo grep -- PATTERN'` (supervised, with a deadline).
+/// 'ls -l DIR' 'pipe-demo grep -E -- PATTERN'` (supervised, with a deadline). `-E`: the
+/// demo's PATTERN is in the regex crate's syntax, which is what `grep -E` reads here.
 fn roles_reference(dir: &str, pattern: &str) -> Result<Reference> {
     let exe = std::env::current_exe().ctx("readlink", "/proc/self/exe")?;
     let exe = exe
@@ -285,7 +286,7 @@ fn roles_reference(dir: &str, pattern: &str) -> Result<Reference> {
     let dashes = if pattern.starts_with('-') { "-- " } else { "" };
     let grep_stage = |prog: &str| {
         format!(
-            "{} grep {dashes}{}",
+            "{} grep -E {dashes}{}",
             shell_words::quote(prog),
             shell_words::quote(pattern)
         )

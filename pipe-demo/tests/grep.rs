@@ -1,9 +1,10 @@
-//! The `grep` role against GNU grep (`LC_ALL=C grep -E`) on 100k generated lines.
+//! The `grep` role against GNU grep (`LC_ALL=C grep`, with the same arguments) on 100k
+//! generated lines.
 
 mod support;
 
 use common::testkit::{self, Sandbox};
-use support::{code, recipe, run};
+use support::{assert_like_gnu, code, gnu_grep, recipe, run};
 
 /// How long a test waits for a line; only reached when it is failing already.
 const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -50,21 +51,29 @@ fn equals_gnu_grep_for_patterns_and_flags() {
     let file = sb.join("big.txt");
     std::fs::write(&file, &input).unwrap();
     let f = file.to_str().unwrap();
-    let patterns = [
-        "txt$",
-        "^-rw",
-        "Nov|Dec",
-        "file1[0-9]{3}_",
-        "^$",
-        " 0[0-9]:5",
-        "nothing-matches-this",
-        "t.t\\.gz$",
+    // Each kind of pattern as a BRE (the default) and, where it has ERE operators, with -E.
+    let patterns: [(&[&str], &str); 13] = [
+        (&[], "txt$"),
+        (&[], "^-rw"),
+        (&["-E"], "Nov|Dec"),
+        (&[], r"Nov\|Dec"),
+        (&["-E"], "file1[0-9]{3}_"),
+        (&["-G"], r"file1[0-9]\{3\}_"),
+        (&[], "^$"),
+        (&[], " 0[0-9]:5"),
+        (&[], "nothing-matches-this"),
+        (&[], r"t.t\.gz$"),
+        // The literal in the middle, on every line, after a class, before a repetition.
+        (&[], r"[0-9] user staff \+[0-9]\+"),
+        (&["-E"], "[0-9] user +staff +[1-4]+ "),
+        (&[], r"[[:digit:]] user *[[:alpha:]]\{5\} *[0-9]*5 "),
     ];
     let flag_sets: [&[&str]; 6] = [&[], &["-v"], &["-c"], &["-i"], &["-v", "-c"], &["-i", "-v"]];
-    for pattern in patterns {
+    for (syntax, pattern) in patterns {
         for flags in flag_sets {
+            let flags = [syntax, flags].concat();
             let mut args = vec!["grep"];
-            args.extend_from_slice(flags);
+            args.extend_from_slice(&flags);
             args.extend_from_slice(&["--", pattern]);
             // Half the runs read stdin, half a named file.
             let stdin = flags.len() % 2 == 0;
@@ -74,27 +83,15 @@ fn equals_gnu_grep_for_patterns_and_flags() {
                 args.push(f);
                 run(&sb, &args, b"")
             };
-            let mut gnu = sb.command("grep");
-            gnu.env("LC_ALL", "C")
-                .arg("-E")
-                .args(flags)
-                .args(["--", pattern]);
+            let mut gnu = gnu_grep(&sb);
+            gnu.args(&flags).args(["--", pattern]);
             let theirs = if stdin {
                 testkit::run(&mut gnu, &input)
             } else {
                 testkit::run(gnu.arg(f), b"")
             };
             let what = format!("grep {flags:?} {pattern:?} (stdin: {stdin})");
-            assert_eq!(
-                code(&ours),
-                code(&theirs),
-                "{what}: {}",
-                testkit::stderr(&ours)
-            );
-            assert!(
-                ours.stdout == theirs.stdout,
-                "{what}: output differs from GNU grep"
-            );
+            assert_like_gnu(&what, &ours, &theirs);
             assert_eq!(ours.stderr, b"", "{what}");
         }
     }
@@ -158,13 +155,18 @@ fn a_line_longer_than_the_cap_fails_cleanly_like_grep() {
 #[test]
 fn a_bad_regex_exits_2_with_a_clear_message() {
     let sb = Sandbox::new();
-    let out = run(&sb, &["grep", "a("], b"a(\n");
-    assert_eq!(code(&out), 2);
-    assert_eq!(out.stdout, b"");
-    assert_eq!(
-        testkit::stderr(&out),
-        "pipe-demo: bad regex 'a(': unclosed group\n"
-    );
+    for (args, why) in [
+        (&["-E", "a("][..], "unclosed group"),
+        (&[r"a\("], r"Unmatched ( or \("),
+    ] {
+        let out = run(&sb, &[&["grep"][..], args].concat(), b"a(\n");
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert_eq!(out.stdout, b"");
+        assert_eq!(
+            testkit::stderr(&out),
+            format!("pipe-demo: bad regex '{}': {why}\n", args[args.len() - 1])
+        );
+    }
 }
 
 #[test]

@@ -1,24 +1,30 @@
 //! `pipe-demo grep [OPTIONS] PATTERN [FILE...]`: a filter for shell pipelines that takes the
-//! flags scripts pass to grep (`-q -s -e -f -F -E -i -v -w -x -c -n -o -l -L -H -h -m`), with
-//! GNU grep's output formats and exit codes: 0 a line was selected, 1 none, 2 an error
-//! (but 0 with `-q` once a line is selected, errors or not).
+//! flags scripts pass to grep (`-q -s -e -f -G -E -F -i -v -w -x -c -n -o -l -L -H -h -m -a
+//! --color --line-buffered`), with GNU grep's output formats and exit codes: 0 a line was
+//! selected, 1 none, 2 an error (but 0 with `-q` once a line is selected, errors or not).
 //!
-//! It behaves like `LC_ALL=C grep -E`: the input is bytes (it need not be UTF-8), `.` matches
-//! any byte but newline, `-i` folds ASCII letters, and the pattern uses Rust's regex syntax,
-//! which is close to grep's `-E` (no back-references; where several matches start at one
-//! place, `-o` prints the leftmost-first one, `a|ab` → `a`, where grep prints the longest).
-//! Every input is searched as text (grep's `-a`), and `-h` means "no file names", as in grep,
-//! so `--help` has no short form here.
+//! It behaves like `LC_ALL=C grep`: the input is bytes (it need not be UTF-8), `.` matches any
+//! byte but newline, `-i` folds ASCII letters, and PATTERN is a basic regular expression as
+//! GNU grep reads it (`fo\+`, `a\|b`, `\{2\}`; translated into the regex crate's syntax by
+//! [`bre`]). `-E` takes the regex crate's own syntax, which is close to grep's `-E`; `-F`
+//! fixed strings. Back-references (`\(x\)\1`), which the regex crate cannot run, are refused
+//! with an error naming them, never matched differently. `-o` and `--color` show the
+//! leftmost-longest match, as grep does ([`pattern`]); `--color=always` writes GNU grep's
+//! escape sequences and reads `GREP_COLORS` as it does ([`color`]). Every input is searched
+//! as text, so `-a` changes nothing, and `-h` means "no file names", as in grep, so `--help`
+//! has no short form here.
 //!
 //! What it shows: the reading end of a pipeline, done fast. The calls, per input:
 //!
 //! ```text
 //! open(FILE) (or fd 0 for stdin or `-`)
 //! read(fd, 1 MiB block) ... until EOF      the regex runs over the whole block, not per line
-//! write(1, 128 KiB buffer) when it fills, and once at the end
+//! write(1, 128 KiB buffer) when it fills, when the input pauses, and once at the end
+//!                                          (--line-buffered: after every line)
 //! ```
 //!
-//! The search itself is in [`search`], the patterns in [`pattern`].
+//! The search itself is in [`search`], the patterns in [`pattern`] (with [`inner`] and [`dfa`]
+//! for the searches the regex crate's API does not offer).
 //!
 //! # Pitfalls
 //!
@@ -31,18 +37,23 @@
 //! - **A write per line** would cost a system call per match: output goes through one buffer,
 //!   flushed when full and at the end.
 
+mod bre;
+mod color;
+mod dfa;
+mod inner;
 mod pattern;
 mod search;
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use common::{Context, Error, Result, trace};
 
-use crate::cli::GrepArgs;
+use crate::cli::{ColorWhen, GrepArgs};
+use color::Colors;
 pub use pattern::compile;
-use pattern::{Flags, Matcher};
+use pattern::{Flags, Matcher, Syntax};
 use search::{MEMORY_EXHAUSTED, Mode, Options, Searcher};
 
 /// Exit status when no line was selected.
@@ -71,7 +82,13 @@ pub fn run(args: &GrepArgs) -> Result<ExitCode> {
         patterns.extend(read_patterns(f)?);
     }
     let flags = Flags {
-        fixed: args.fixed_strings,
+        syntax: if args.fixed_strings {
+            Syntax::Fixed
+        } else if args.extended_regexp {
+            Syntax::Extended
+        } else {
+            Syntax::Basic
+        },
         ignore_case: args.ignore_case,
         word: args.word_regexp,
         line: args.line_regexp,
@@ -105,11 +122,27 @@ pub fn run(args: &GrepArgs) -> Result<ExitCode> {
         max_count: args.max_count,
         // grep names the file when it searches several, unless -h; -H always.
         with_name: args.with_filename || (inputs.len() > 1 && !args.no_filename),
+        line_buffered: args.line_buffered,
     };
+    let colors = match args.color {
+        ColorWhen::Never => None,
+        ColorWhen::Always => Some(()),
+        // GNU grep's test: a terminal that is not a dumb one.
+        ColorWhen::Auto => (io::stdout().is_terminal()
+            && std::env::var_os("TERM").is_some_and(|t| t != "dumb"))
+        .then_some(()),
+    }
+    .map(|()| {
+        let (colors, warning) = Colors::from_env();
+        if let Some(w) = warning {
+            let _ = writeln!(io::stderr().lock(), "pipe-demo: {w}");
+        }
+        colors
+    });
 
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 17, stdout.lock());
-    let mut searcher = Searcher::new(matcher, opts);
+    let mut searcher = Searcher::new(matcher, opts, colors);
     let mut selected = 0u64;
     let mut errors = false;
     for &name in &inputs {

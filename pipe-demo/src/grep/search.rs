@@ -13,6 +13,7 @@ use std::ops::Range;
 use common::{Context, Error, Result};
 use memchr::memchr_iter;
 
+use super::color::Colors;
 use super::pattern::Matcher;
 
 /// The first read size. Large reads from a file mean few syscalls; from a pipe a read returns
@@ -55,12 +56,16 @@ pub struct Options {
     pub max_count: Option<u64>,
     /// Prefix lines (and counts) with the input's name.
     pub with_name: bool,
+    /// `--line-buffered`: flush the output after each line, not when the buffer fills.
+    pub line_buffered: bool,
 }
 
 /// The search loop's state: one buffer, reused for every input.
 pub struct Searcher {
     matcher: Matcher,
     opts: Options,
+    /// `--color`: GNU grep's escape sequences around matches, names, numbers, separators.
+    colors: Option<Colors>,
     buf: Vec<u8>,
     /// The matcher has seen its sample of the input ([`Matcher::tune`]).
     tuned: bool,
@@ -82,10 +87,11 @@ struct Input<'n> {
 }
 
 impl Searcher {
-    pub fn new(matcher: Matcher, opts: Options) -> Self {
+    pub fn new(matcher: Matcher, opts: Options, colors: Option<Colors>) -> Self {
         Searcher {
             matcher,
             opts,
+            colors,
             buf: vec![0; BLOCK],
             tuned: false,
         }
@@ -159,25 +165,18 @@ impl Searcher {
                 out.flush().ctx("write", "stdout")?;
             }
         }
-        let w = |out: &mut dyn Write, bytes: &[u8]| out.write_all(bytes).ctx("write", "stdout");
         match self.opts.mode {
             Mode::Count => {
                 if self.opts.with_name {
-                    w(out, st.name)?;
-                    w(out, b":")?;
+                    self.name_prefix(out, st.name)?;
                 }
                 writeln!(out, "{}", st.selected).ctx("write", "stdout")?;
             }
-            Mode::FilesWith if st.selected > 0 => {
-                w(out, st.name)?;
-                w(out, b"\n")?;
-            }
-            Mode::FilesWithout if st.selected == 0 => {
-                w(out, st.name)?;
-                w(out, b"\n")?;
-            }
+            Mode::FilesWith if st.selected > 0 => self.name_line(out, st.name)?,
+            Mode::FilesWithout if st.selected == 0 => self.name_line(out, st.name)?,
             _ => {}
         }
+        self.line_done(out)?;
         Ok(st.selected)
     }
 
@@ -224,20 +223,23 @@ impl Searcher {
         if self.nothing_per_line(st) {
             return Ok(());
         }
-        if !self.opts.only_matching && !self.opts.line_number && !self.opts.with_name {
-            // The common case: no prefix, so adjacent lines go out as one slice.
+        if self.as_they_are() && !self.opts.only_matching {
+            // The common case: adjacent lines go out as one slice.
             return add_to_run(b, line, out, st);
         }
         let number = self.line_number(b, line.start, st);
+        let text = without_newline(&b[line]);
         if self.opts.only_matching {
-            let text = &b[line.start..line.end - usize::from(b[line.end - 1] == b'\n')];
-            return self.matcher.matches(text, |m| {
+            self.matcher.matches(text, |m| {
                 self.prefix(out, st.name, number)?;
-                write_lines(&text[m], out)
-            });
+                self.paint(out, |c| &c.selected_match, &text[m])?;
+                out.write_all(b"\n").ctx("write", "stdout")
+            })?;
+        } else {
+            self.prefix(out, st.name, number)?;
+            self.line(out, text, true)?;
         }
-        self.prefix(out, st.name, number)?;
-        write_lines(&b[line], out)
+        self.line_done(out)
     }
 
     /// With `-v`: the lines in `gap` all fail to match, so all are selected.
@@ -274,16 +276,26 @@ impl Searcher {
             // `-o -v` prints nothing: the selected lines have no match to print (as grep).
             return Ok(());
         }
-        if !self.opts.line_number && !self.opts.with_name {
+        if self.as_they_are() {
             return add_to_run(b, gap.start..gap.start + region.len(), out, st);
         }
         let mut number = self.line_number(b, gap.start, st);
         for line in region.split_inclusive(|&c| c == b'\n') {
             self.prefix(out, st.name, number)?;
-            write_lines(line, out)?;
+            self.line(out, without_newline(line), false)?;
             number = number.map(|n| n + 1);
         }
-        Ok(())
+        // All the gap's lines are written: with --line-buffered, none waits in the buffer.
+        self.line_done(out)
+    }
+
+    /// True if selected lines go out exactly as they are in the input: no prefix, no colour,
+    /// no flush per line.
+    fn as_they_are(&self) -> bool {
+        !self.opts.line_number
+            && !self.opts.with_name
+            && self.colors.is_none()
+            && !self.opts.line_buffered
     }
 
     /// True if this mode prints nothing per selected line (`-c`, `-l`, `-L`, `-q`). For `-l`,
@@ -312,11 +324,89 @@ impl Searcher {
     /// `name:` and `number:`, as asked for.
     fn prefix(&self, out: &mut impl Write, name: &[u8], number: Option<u64>) -> Result<()> {
         if self.opts.with_name {
-            out.write_all(name).ctx("write", "stdout")?;
-            out.write_all(b":").ctx("write", "stdout")?;
+            self.name_prefix(out, name)?;
         }
-        if let Some(n) = number {
-            write!(out, "{n}:").ctx("write", "stdout")?;
+        let Some(n) = number else {
+            return Ok(());
+        };
+        match &self.colors {
+            None => write!(out, "{n}:").ctx("write", "stdout"),
+            Some(c) => {
+                c.start(out, &c.line_number)
+                    .and_then(|()| write!(out, "{n}"))
+                    .and_then(|()| c.end(out, &c.line_number))
+                    .ctx("write", "stdout")?;
+                self.paint(out, |c| &c.separator, b":")
+            }
+        }
+    }
+
+    /// `name:`, before a line or a count.
+    fn name_prefix(&self, out: &mut impl Write, name: &[u8]) -> Result<()> {
+        self.paint(out, |c| &c.file_name, name)?;
+        self.paint(out, |c| &c.separator, b":")
+    }
+
+    /// `name` alone on a line (`-l`, `-L`).
+    fn name_line(&self, out: &mut impl Write, name: &[u8]) -> Result<()> {
+        self.paint(out, |c| &c.file_name, name)?;
+        out.write_all(b"\n").ctx("write", "stdout")
+    }
+
+    /// A selected line's text (without its newline), then a newline. With `--color`, as GNU
+    /// grep's prline does: each match in the match colour (unless `-v`: the line has none),
+    /// the text before each in the line colour, and the rest of the line, but for a `\r`
+    /// before the newline, in the line colour.
+    fn line(&self, out: &mut impl Write, text: &[u8], matching: bool) -> Result<()> {
+        let w = |out: &mut dyn Write, bytes: &[u8]| out.write_all(bytes).ctx("write", "stdout");
+        let Some(c) = &self.colors else {
+            w(out, text)?;
+            return w(out, b"\n");
+        };
+        let line_color = if self.opts.invert && c.reverse {
+            &c.context_line
+        } else {
+            &c.selected_line
+        };
+        let mut done = 0;
+        if matching && !c.selected_match.is_empty() {
+            self.matcher.matches(text, |m| {
+                c.start(out, line_color).ctx("write", "stdout")?;
+                w(out, &text[done..m.start])?;
+                c.paint(out, &c.selected_match, &text[m.clone()])
+                    .ctx("write", "stdout")?;
+                done = m.end;
+                Ok(())
+            })?;
+        }
+        let tail_end = text.len() - usize::from(text.ends_with(b"\r"));
+        if !line_color.is_empty() && tail_end > done {
+            c.paint(out, line_color, &text[done..tail_end])
+                .ctx("write", "stdout")?;
+            done = tail_end;
+        }
+        w(out, &text[done..])?;
+        w(out, b"\n")
+    }
+
+    /// Write `text` in the colour `which` picks, or as it is without `--color`.
+    fn paint(
+        &self,
+        out: &mut impl Write,
+        which: impl Fn(&Colors) -> &String,
+        text: &[u8],
+    ) -> Result<()> {
+        match &self.colors {
+            Some(c) => c.paint(out, which(c), text),
+            None => out.write_all(text),
+        }
+        .ctx("write", "stdout")
+    }
+
+    /// After a line of output: with `--line-buffered`, it goes out now.
+    fn line_done(&self, out: &mut impl Write) -> Result<()> {
+        if self.opts.line_buffered {
+            out.flush().ctx("write", "stdout")?;
         }
         Ok(())
     }
@@ -343,6 +433,11 @@ fn count_lines(b: &[u8]) -> u64 {
     b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
+/// A line without its newline.
+fn without_newline(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
+
 /// Write whole lines, adding the newline a last line at EOF may lack (as grep does).
 fn write_lines(region: &[u8], out: &mut impl Write) -> Result<()> {
     if region.is_empty() {
@@ -362,7 +457,7 @@ mod tests {
 
     fn grep(pattern: &str, input: &[u8], opts: Options) -> (String, u64) {
         let m = Matcher::new(&[pattern.to_owned()], Flags::default()).unwrap();
-        let mut s = Searcher::new(m, opts);
+        let mut s = Searcher::new(m, opts, None);
         let mut out = Vec::new();
         let n = s.search(input, &mut out, "f").unwrap();
         (String::from_utf8(out).unwrap(), n)
@@ -376,6 +471,7 @@ mod tests {
             only_matching: false,
             max_count: None,
             with_name: false,
+            line_buffered: false,
         }
     }
 

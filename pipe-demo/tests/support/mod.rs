@@ -53,6 +53,44 @@ pub fn recipe(sb: &Sandbox, script: &str, input: &[u8]) -> Output {
     testkit::run(&mut cmd, input)
 }
 
+/// GNU grep in the sandbox, as the grep tests compare with it: `LC_ALL=C` (bytes, as ours
+/// reads them), and no `GREP_COLOR`/`GREP_COLORS` from the test's own environment.
+pub fn gnu_grep(sb: &Sandbox) -> Command {
+    let mut cmd = sb.command("grep");
+    cmd.env("LC_ALL", "C")
+        .env_remove("GREP_COLOR")
+        .env_remove("GREP_COLORS");
+    cmd
+}
+
+/// `pipe-demo grep` in the same environment as [`gnu_grep`].
+pub fn our_grep(sb: &Sandbox) -> Command {
+    let mut cmd = demo(sb, &["grep"]);
+    cmd.env("LC_ALL", "C")
+        .env_remove("GREP_COLOR")
+        .env_remove("GREP_COLORS");
+    cmd
+}
+
+/// Assert that `ours` exited as `gnu` did and wrote the same bytes to stdout; `what` names
+/// the case, and a failure shows the first lines of both.
+pub fn assert_like_gnu(what: &str, ours: &Output, gnu: &Output) {
+    assert_eq!(code(ours), code(gnu), "{what}: {}", testkit::stderr(ours));
+    let head = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .take(8)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        ours.stdout == gnu.stdout,
+        "{what}: output differs from GNU grep's:\nours:\n{}\nGNU grep's:\n{}",
+        head(&ours.stdout),
+        head(&gnu.stdout)
+    );
+}
+
 /// The exit code, or a panic naming the signal that killed the process instead.
 pub fn code(out: &Output) -> i32 {
     out.status
