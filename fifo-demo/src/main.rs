@@ -43,9 +43,11 @@ mod cleanup;
 mod cli;
 mod daemon;
 mod demo;
+mod fifo;
+mod log;
+mod logfile;
 mod path;
 mod protocol;
-mod writer;
 
 use std::process::ExitCode;
 
@@ -64,7 +66,7 @@ fn main() -> ExitCode {
     );
     let outcome = match &cli.command {
         Some(Command::Daemon(args)) => daemon::run(args),
-        Some(Command::Log(args)) => writer::run(args),
+        Some(Command::Log(args)) => log::run(args),
         Some(Command::Cleanup(args)) => cleanup::run(args),
         Some(Command::Demo(args)) => demo::run(args),
         Some(Command::Path(args)) => path::run(args),

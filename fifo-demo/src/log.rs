@@ -29,7 +29,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::{Mode, fstat};
 
 use crate::cli::LogArgs;
-use crate::daemon::{existing_fifo, fifo_path};
+use crate::fifo::{existing_fifo, fifo_path};
 use crate::protocol::{self, END};
 
 /// Run the `log` role.
