@@ -15,7 +15,12 @@
 //! 6. then sleep in `poll` on the FIFO, the SIGTERM/SIGINT self-pipe and the SIGHUP self-pipe.
 //!
 //! When its stdout is the log (`--log -`) and loses its reader (`| head -1`), it stops at
-//! once: FIFO and pid file removed, both ends closed, exit 0, as a filter does on EPIPE.
+//! once: FIFO and pid file removed, both ends closed, exit 0, as a filter does on EPIPE. When
+//! that reader is there but reads nothing (a stopped `less`), the daemon waits for it, in
+//! `poll`, never in `write` (see [`crate::logfile`]), until a stop signal comes; a second
+//! later it gives up on it, counts the records it could not write, and stops as below
+//! without waiting for writers: what the pipe holds is counted too, and a writer's next
+//! record gets EPIPE.
 //!
 //! On SIGTERM/SIGINT it sends `STOPPING=1` once (with `NOTIFY_SOCKET`), unlinks the FIFO,
 //! closes its own write end, drains until EOF (every writer gone) or `--drain-timeout`, and
@@ -235,9 +240,14 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
         0 => String::new(),
         n => format!(", dropped {n} that the log could not take"),
     };
+    let unwritten = match log.unwritten() {
+        0 => String::new(),
+        n => format!(", could not write {n} to stdout (nothing read it)"),
+    };
+    let lost = log.dropped() + log.unwritten();
     log.say(format_args!(
-        "{sig}: logged {} records{dropped}; removed {} and {}",
-        reader.records - log.dropped(),
+        "{sig}: logged {} records{dropped}{unwritten}; removed {} and {}",
+        reader.records - lost,
         fifo.display(),
         pid_path.display()
     ));
@@ -246,7 +256,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     log.status.drain(None)?;
     drop(pid_file);
     // Records were lost: the exit status says so too, not only the line above.
-    Ok(if log.dropped() == 0 {
+    Ok(if lost == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -490,8 +500,14 @@ impl Reader {
     fn drain(&mut self, log: &mut Log, timeout: Duration) -> Result<bool> {
         let end = Instant::now() + timeout;
         loop {
-            if self.pump(log, READS_PER_WAKE, || false)? == Pumped::Eof {
+            let pumped = self.pump(log, READS_PER_WAKE, || false)?;
+            if pumped == Pumped::Eof {
                 trace!("read(fifo) -> EOF: every writer has closed it");
+                return Ok(false);
+            }
+            if pumped == Pumped::Dry && log.stalled() {
+                // Nothing read from now on could be logged: what the pipe held is counted,
+                // and the close that follows gives a writer EPIPE for anything more.
                 return Ok(false);
             }
             let left = end.saturating_duration_since(Instant::now());

@@ -1,15 +1,30 @@
 //! The daemon's log: a file opened for appending, or stdout (`--log -`), behind a large
 //! buffer; and the daemon's status lines on stderr, which say when the log fails.
+//!
+//! # Pitfalls
+//!
+//! - **A stdout nobody reads.** With `--log -` into a pipe whose reader has stopped (a
+//!   stopped `less`, a stalled log shipper), a `write(2)` sleeps until the reader reads. A
+//!   stop signal does not end that sleep: the handler runs, SA_RESTART restarts the write,
+//!   and the daemon never sees its SIGTERM. So the log is written through a
+//!   [`common::sink::Sink`], which never sleeps in `write`, and waits for room in `poll`
+//!   beside the stop signal's self-pipe ([`common::out::wait_for_room`]): the reader sets
+//!   the pace (the FIFO fills and the writers wait, nothing is dropped) until a stop comes;
+//!   then a reader that takes nothing for a second more is given up on, and the records it
+//!   never got are counted and reported (see [`Log::flush`]).
+//! - **A log that cannot be written** (a full disk, a quota, a file-size limit) must not stop
+//!   the daemon, and must not leave half a record in the file (see [`Log`]).
 
 use std::fmt;
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use common::out::Output;
+use common::sink::Sink;
 use common::{Context, Error, Result, tell, trace};
+use nix::errno::Errno;
 use nix::sys::stat::fstat;
 
 use crate::protocol::END;
@@ -36,13 +51,23 @@ pub fn say(status: &mut Output, text: fmt::Arguments<'_>) {
 pub struct Log {
     /// `None` for stdout.
     path: Option<PathBuf>,
+    /// The log file, or our own descriptor for stdout: what `fstat` looks at, and what a
+    /// record cut off by a failing write is truncated from.
     file: File,
+    /// The same file, written through a sink that never sleeps in `write(2)` (a pipe or a
+    /// terminal reopened non-blocking, `MSG_DONTWAIT` on a socket; a regular file as it is).
+    out: Sink,
     /// Whole log lines not yet written.
     buf: Vec<u8>,
     /// The error the last write failed with, while it keeps failing.
     failing: Option<std::io::Error>,
     /// Records dropped because the log could not take them.
     dropped: u64,
+    /// Set when a stop found stdout without room and its reader took nothing more: from then
+    /// on nothing is written, and every record is counted in `unwritten`.
+    stalled: bool,
+    /// Records that a stalled stdout never took.
+    unwritten: u64,
     /// The daemon's status lines on stderr, which say when the log fails.
     pub status: Output,
 }
@@ -66,10 +91,13 @@ impl Log {
         };
         let log = Log {
             path,
+            out: sink_for(&file)?,
             file,
             buf: Vec::with_capacity(LOG_BUFFER),
             failing: None,
             dropped: 0,
+            stalled: false,
+            unwritten: 0,
             status,
         };
         if log.path.is_none() {
@@ -98,12 +126,23 @@ impl Log {
 
     /// Our stdout, when it is the log: the descriptor to watch for its reader leaving.
     pub fn stdout_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.path.is_none().then(|| self.file.as_fd())
+        self.path.is_none().then(|| self.out.as_fd())
     }
 
     /// Records dropped because the log could not take them.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Records that a stdout nobody read at a stop never got (see [`Log::flush`]).
+    pub fn unwritten(&self) -> u64 {
+        self.unwritten
+    }
+
+    /// True once a stop has given up on a stdout nobody reads: whatever is read from the FIFO
+    /// from now on can only be counted, not logged.
+    pub fn stalled(&self) -> bool {
+        self.stalled
     }
 
     pub fn name(&self) -> String {
@@ -123,20 +162,36 @@ impl Log {
 
     /// Write out the buffer. Fails only on a broken pipe; any other failure drops the
     /// buffered records, says so once, and is tried again next time.
+    ///
+    /// A stdout without room (a pipe, a socket, a terminal whose reader is slow) is waited
+    /// for, however long, until a stop signal comes; then for at most `common::out::DRAIN`
+    /// more. A reader that has taken nothing by then is given up on: the records not written
+    /// whole are counted as unwritten (a half one that went out stays torn on that stdout),
+    /// and so is every record after them ([`Log::stalled`]).
     pub fn flush(&mut self) -> Result<()> {
+        if self.stalled {
+            self.unwritten += memchr::memchr_iter(END, &self.buf).count() as u64;
+            self.buf.clear();
+            return Ok(());
+        }
         let mut done = 0;
         while done < self.buf.len() {
-            match (&self.file).write(&self.buf[done..]) {
+            match self.out.try_write(&self.buf[done..]) {
                 Ok(0) => {
                     let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
                     return self.failed(done, e);
                 }
                 Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    return Err(e).ctx("write", self.name());
-                }
-                Err(e) => return self.failed(done, e),
+                Err(Errno::EAGAIN) => match common::out::wait_for_room(&self.out) {
+                    Ok(()) => {}
+                    Err(Error::Interrupted(_)) => {
+                        self.give_up(done);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                },
+                Err(Errno::EPIPE) => return Err(Error::sys("write", self.name(), Errno::EPIPE)),
+                Err(e) => return self.failed(done, e.into()),
             }
         }
         self.buf.clear();
@@ -147,6 +202,20 @@ impl Log {
             ));
         }
         Ok(())
+    }
+
+    /// A stop came while stdout had no room, and its reader took nothing more: stop writing.
+    /// `done` bytes of the buffer went out; the records among the rest are counted.
+    fn give_up(&mut self, done: usize) {
+        let whole = memchr::memrchr(END, &self.buf[..done]).map_or(0, |nl| nl + 1);
+        let lost = memchr::memchr_iter(END, &self.buf[whole..]).count() as u64;
+        trace!(
+            "write({}) -> no room after the stop: {lost} records not written",
+            self.name()
+        );
+        self.unwritten += lost;
+        self.buf.clear();
+        self.stalled = true;
     }
 
     /// A write failed after `done` bytes of the buffer went out: keep the whole records among
@@ -189,10 +258,10 @@ impl Log {
             trace!("SIGHUP: logging to stdout, nothing to reopen");
             return Ok(());
         };
-        match Self::open_file(&path, not) {
-            Ok(file) => {
+        match Self::open_file(&path, not).and_then(|file| Ok((sink_for(&file)?, file))) {
+            Ok((out, file)) => {
                 // Replacing the file closes the old one; its buffer is already empty.
-                self.file = file;
+                (self.out, self.file) = (out, file);
                 self.say(format_args!("SIGHUP: reopened {}", path.display()));
             }
             Err(e) => self.say(format_args!(
@@ -202,6 +271,11 @@ impl Log {
         }
         Ok(())
     }
+}
+
+/// The sink the log's bytes go through: a descriptor of its own for `file` (see [`Sink::new`]).
+fn sink_for(file: &File) -> Result<Sink> {
+    Ok(Sink::new(file.try_clone().ctx("dup", "log")?))
 }
 
 /// The device and inode of an open file.

@@ -2,11 +2,16 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 use std::process::Stdio;
 
-use common::child::Supervised;
+use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use support::{Daemon, WAIT, fifo_demo, lines_of, pid_file};
 
@@ -133,4 +138,172 @@ fn a_second_sigterm_during_the_drain_leaves_no_pid_file() {
     assert_eq!(status.code(), Some(143), "the second signal exits at once");
     assert!(!pid_file(&daemon.fifo).exists(), "pid file left behind");
     drop(stdin);
+}
+
+/// A daemon logging to stdout (`--log -`), that stdout a one-page pipe the test holds the
+/// read end of, full: `fifo-demo daemon --log - | less` with less stopped.
+struct StalledStdout {
+    daemon: Supervised,
+    stderr: Lines,
+    fifo: PathBuf,
+    /// The pipe's read end: what reached the daemon's stdout.
+    read_end: OwnedFd,
+    /// A second open of the pipe's write end, non-blocking for the test alone, that filled it.
+    filler: std::fs::File,
+}
+
+impl StalledStdout {
+    /// Start the daemon, take its ready line from the pipe, then fill the pipe.
+    fn start(sb: &Sandbox) -> StalledStdout {
+        let fifo = sb.join("app.fifo");
+        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        fcntl(&write_end, FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
+        let mut filler = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(format!("/proc/self/fd/{}", write_end.as_raw_fd()))
+            .unwrap();
+        let mut cmd = fifo_demo(sb);
+        cmd.arg("daemon")
+            .arg("--fifo")
+            .arg(&fifo)
+            .args(["--log", "-"]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(write_end))
+            .stderr(Stdio::piped());
+        let options = common::child::Options {
+            deadline: Some(testkit::DEADLINE),
+            own_group: true,
+        };
+        let daemon = Supervised::spawn("daemon", &mut cmd, options).unwrap();
+        drop(cmd); // Our copy of the daemon's stdout.
+        let stderr = daemon.stderr_lines().unwrap();
+        let mut fds = [PollFd::new(read_end.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(WAIT).unwrap();
+        assert_eq!(poll(&mut fds, timeout), Ok(1), "no ready line");
+        let mut ready = [0u8; 4096];
+        let n = nix::unistd::read(&read_end, &mut ready).unwrap();
+        let ready = String::from_utf8_lossy(&ready[..n]);
+        assert!(
+            ready.starts_with("ready: pid ") && ready.ends_with('\n'),
+            "{ready}"
+        );
+        // Nothing more fits now: bytes without a newline, never mistaken for a record.
+        while filler.write(b"x").is_ok() {}
+        StalledStdout {
+            daemon,
+            stderr,
+            fifo,
+            read_end,
+            filler,
+        }
+    }
+
+    /// Write `records` straight into the FIFO as a shell writer would (`pid=?`), in one write
+    /// that the FIFO's buffer takes whole, and wait until the daemon has read some of them: it
+    /// then holds records it cannot write.
+    fn send(&self, records: usize) {
+        let input: String = (1..=records).map(|i| format!("record {i}\n")).collect();
+        let mut writer = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&self.fifo)
+            .unwrap();
+        writer.write_all(input.as_bytes()).unwrap();
+        support::wait_until("the daemon to read records", || {
+            unread_bytes(&writer) < input.len()
+        });
+    }
+}
+
+/// `fifo-demo daemon --log - | less`, with less stopped: the daemon's stdout is full and
+/// nobody reads it. SIGTERM must still stop the daemon (a write(2) asleep on that pipe is
+/// restarted after the signal's handler, SA_RESTART, and never returns), and the daemon must
+/// say how many records it could not write.
+#[test]
+fn sigterm_stops_a_daemon_whose_stdout_log_nobody_reads_and_it_counts_what_it_could_not_write() {
+    const RECORDS: usize = 1000;
+    let sb = Sandbox::new();
+    let stalled = StalledStdout::start(&sb);
+    stalled.send(RECORDS);
+    let StalledStdout {
+        daemon,
+        mut stderr,
+        fifo,
+        read_end,
+        filler,
+    } = stalled;
+    daemon.signal(Signal::SIGTERM).unwrap();
+    let status = daemon.wait_timeout(WAIT).unwrap();
+    let said = stderr.rest(WAIT).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "records were lost: exit 1; {said:?}"
+    );
+    assert_eq!(
+        said.last().map(String::as_str),
+        Some(
+            format!(
+                "fifo-demo daemon: SIGTERM: logged 0 records, could not write {RECORDS} to \
+                 stdout (nothing read it); removed {} and {}",
+                fifo.display(),
+                pid_file(&fifo).display()
+            )
+            .as_str()
+        ),
+        "{said:?}"
+    );
+    drop(filler);
+    let mut rest = Vec::new();
+    std::fs::File::from(read_end)
+        .read_to_end(&mut rest)
+        .unwrap();
+    assert!(!rest.contains(&b'\n'), "a record reached the full pipe");
+    assert!(!fifo.exists() && !pid_file(&fifo).exists());
+}
+
+/// The other side of the same wait: a stdout reader that pauses, then reads on, loses
+/// nothing. Until a stop comes the daemon waits for it as long as it takes (the FIFO fills,
+/// and its writers wait in turn), never dropping a record.
+#[test]
+fn a_stdout_reader_that_pauses_loses_no_record() {
+    const RECORDS: usize = 1000;
+    let sb = Sandbox::new();
+    let stalled = StalledStdout::start(&sb);
+    stalled.send(RECORDS);
+    // Read on: the filler's bytes, then every record, each as a line of its own.
+    let StalledStdout {
+        daemon,
+        mut stderr,
+        read_end,
+        ..
+    } = stalled;
+    let mut reader = std::io::BufReader::new(std::fs::File::from(read_end));
+    let mut line = String::new();
+    for i in 1..=RECORDS {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_start_matches('x');
+        assert!(
+            line.ends_with(&format!(" pid=? record {i}\n")),
+            "{i}: {line:?}"
+        );
+    }
+    daemon.signal(Signal::SIGTERM).unwrap();
+    let status = daemon.wait_timeout(WAIT).unwrap();
+    let said = stderr.rest(WAIT).unwrap();
+    assert_eq!(status.code(), Some(0), "a daemon asked to stop: {said:?}");
+    let logged = format!(": logged {RECORDS} records; removed ");
+    assert!(said.last().is_some_and(|l| l.contains(&logged)), "{said:?}");
+}
+
+/// Bytes in a pipe or FIFO not yet read (`ioctl(FIONREAD)`).
+fn unread_bytes(fd: &impl AsRawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points to `n`, alive and
+    // writable for the whole call; the descriptor is open.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "ioctl(FIONREAD)");
+    usize::try_from(n).unwrap()
 }
