@@ -33,7 +33,8 @@ use crate::protocol::END;
 /// promptly, and in large blocks while writers keep it busy.
 const LOG_BUFFER: usize = 256 * 1024;
 
-/// A status line for people on stderr, `fifo-demo daemon: TEXT` (see `status` in `crate::daemon::run`).
+/// A status line for people on stderr, `fifo-demo daemon: TEXT` (see `status` in
+/// `crate::daemon::run`).
 pub fn say(status: &mut Output, text: fmt::Arguments<'_>) {
     // Output::stderr goes quiet when its reader leaves: there is nobody to tell, and the
     // daemon's job is the log. Nothing else makes it fail.
