@@ -122,7 +122,8 @@ fn a_second_daemon_is_refused_while_one_lives() {
     assert_eq!(
         testkit::stderr(&out),
         format!(
-            "fifo-demo: a log daemon (pid {}) is already reading {}; refusing to start a second one\n",
+            "fifo-demo: a log daemon (pid {}) is already reading {}; refusing to start a \
+             second one\n",
             first.child.pid(),
             first.fifo.display()
         )
@@ -460,7 +461,8 @@ fn a_pid_file_owned_by_another_user_is_refused_and_kept() {
     assert_eq!(
         testkit::stderr(&out),
         format!(
-            "fifo-demo: {}: owned by uid 65534, not by us (uid 0): refusing a pid file someone else made\n",
+            "fifo-demo: {}: owned by uid 65534, not by us (uid 0): refusing a pid file \
+             someone else made\n",
             pid.display()
         )
     );
