@@ -1,30 +1,47 @@
 //! The log daemon: create the FIFO, read records from any number of writers, append them to
 //! the log with a timestamp; SIGHUP reopens the log, SIGTERM/SIGINT drain and clean up.
 //!
-//! The order of the start-up matters:
+//! The calls, in the order [`run`] makes them (the order of the start-up matters):
 //!
-//! 1. signal handlers first (before any thread exists; signal dispositions are process-wide);
+//! 1. sigaction: SIGINT/SIGTERM and SIGHUP each set a flag and write a self-pipe, before any
+//!    thread exists (signal dispositions are process-wide); SIGXFSZ ignored;
 //! 2. the pid file's locks (see [`common::pidfile`]), which tell a live rival (refuse) from the
 //!    leftovers of a daemon killed with -9 (take over);
 //! 3. `mkfifo(0600)`, or, if something is at the path already, vet it: a FIFO of ours that
 //!    nobody reads is a stale leftover to reuse; a symlink, another kind of file, another
 //!    user's FIFO or a FIFO somebody reads are refused;
 //! 4. open the read end non-blocking, then a write end of our own (see [`open_fifo`]);
-//! 5. announce readiness (see [`common::lifecycle`]): `ready: pid N fifo PATH` on stdout, and
+//! 5. open the log (see [`crate::logfile`]);
+//! 6. announce readiness (see [`common::lifecycle`]): `ready: pid N fifo PATH` on stdout, and
 //!    `READY=1` to a service manager's `NOTIFY_SOCKET`;
-//! 6. then sleep in `poll` on the FIFO, the SIGTERM/SIGINT self-pipe and the SIGHUP self-pipe.
+//! 7. then sleep in `poll` on the FIFO and the two self-pipes; `read` up to 64 KiB at a time,
+//!    `write` the log lines when the pipe runs dry;
+//! 8. on SIGTERM/SIGINT: `STOPPING=1` (with `NOTIFY_SOCKET`), unlink the FIFO and the pid
+//!    file's name, close our own write end, drain until EOF (every writer gone) or
+//!    `--drain-timeout`, close the read end right after the last read.
 //!
-//! When its stdout is the log (`--log -`) and loses its reader (`| head -1`), it stops at
-//! once: FIFO and pid file removed, both ends closed, exit 0, as a filter does on EPIPE. When
-//! that reader is there but reads nothing (a stopped `less`), the daemon waits for it, in
-//! `poll`, never in `write` (see [`crate::logfile`]), until a stop signal comes; a second
-//! later it gives up on it, counts the records it could not write, and stops as below
-//! without waiting for writers: what the pipe holds is counted too, and a writer's next
-//! record gets EPIPE.
+//! # Pitfalls
 //!
-//! On SIGTERM/SIGINT it sends `STOPPING=1` once (with `NOTIFY_SOCKET`), unlinks the FIFO,
-//! closes its own write end, drains until EOF (every writer gone) or `--drain-timeout`, and
-//! closes the read end right after the last read.
+//! - **EOF whenever the last writer leaves.** A FIFO's reader sees EOF once no writer holds
+//!   it, and `poll` then reports POLLHUP at every call: a busy loop. The daemon's own write
+//!   end, never written to, keeps the stream open ([`open_fifo`]).
+//! - **A blocking open for reading waits for a writer**: the read end is opened with
+//!   O_NONBLOCK, and what was opened is checked with `fstat` (the path could have been
+//!   swapped after `mkfifo`).
+//! - **SA_RESTART hides signals from a blocking call**, and a busy pipe may never run dry:
+//!   `poll` watches the self-pipes beside the FIFO, and one wake-up reads at most
+//!   `READS_PER_WAKE` times before the flags are looked at again.
+//! - **A rotation asked for before a stop** must still happen: SIGHUP is taken first.
+//! - **A stop while writers are mid-stream**: the drain logs what they send until they close
+//!   the FIFO; a record written between the last read and the close is lost with the pipe, as
+//!   for any FIFO reader, so only a writer that outlives `--drain-timeout` can lose one.
+//! - **A stdout log**: one whose reader goes away (`| head -1`) stops the daemon at once,
+//!   FIFO and pid file removed, exit 0, as a filter does on EPIPE, before it takes a record
+//!   it would drop; one whose reader reads nothing (a stopped `less`) is waited for in
+//!   `poll`, never in `write` (see [`crate::logfile`]), until a stop signal comes: a second
+//!   later the daemon gives up on it, counts the records it could not write, and stops
+//!   without waiting for writers (what the pipe holds is counted too, and a writer's next
+//!   record gets EPIPE).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -47,7 +64,7 @@ use nix::sys::stat::{Mode, fchmod, fstat};
 use crate::cli::DaemonArgs;
 use crate::fifo::{existing_fifo, fifo_path, has_reader, pid_path_for};
 use crate::logfile::{Log, file_id, say};
-use crate::protocol::{self, END, Stamp};
+use crate::protocol::LogLines;
 
 /// One `read()` takes up to this much: a default-sized pipe (64 KiB) in one call.
 const READ_SIZE: usize = 64 * 1024;
@@ -59,10 +76,6 @@ const PIPE_SIZE: libc::c_int = 1024 * 1024;
 /// busy pipe may never run dry, and the work per loop must be bounded for SIGHUP and SIGTERM
 /// to take effect promptly (signal-hook's advice for the flag pattern).
 const READS_PER_WAKE: usize = 16;
-
-/// A line longer than this without a newline is logged in pieces: only a writer that ignores
-/// the protocol can send one, and it must not make the daemon's memory grow without bound.
-const MAX_LINE: usize = 64 * 1024;
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
@@ -433,11 +446,10 @@ struct Reader {
     /// The read end; `None` once closed at the end of the drain.
     fd: Option<OwnedFd>,
     buf: Vec<u8>,
-    /// The start of a record that a read cut off: it ends in the next read.
-    tail: Vec<u8>,
+    /// Records out of the bytes read, a record cut off by a read kept until its end comes.
+    lines: LogLines,
     /// The log lines made from one read, written to the log in one call.
     out: Vec<u8>,
-    stamp: Stamp,
     records: u64,
 }
 
@@ -446,9 +458,8 @@ impl Reader {
         Reader {
             fd: Some(fd),
             buf: vec![0; READ_SIZE],
-            tail: Vec::new(),
+            lines: LogLines::default(),
             out: Vec::with_capacity(2 * READ_SIZE),
-            stamp: Stamp::default(),
             records: 0,
         }
     }
@@ -535,59 +546,19 @@ impl Reader {
         }
     }
 
-    /// Turn the first `n` bytes of the buffer into log lines. A record may straddle two
-    /// reads: the bytes after the last newline wait in `tail` for the rest.
+    /// Turn the first `n` bytes of the buffer into log lines, and hand them to the log.
     fn consume(&mut self, n: usize, log: &mut Log) -> Result<()> {
-        // One timestamp per read: the time the daemon received these records.
-        let stamp = self.stamp.format(SystemTime::now());
-        let data = &self.buf[..n];
         self.out.clear();
-        let mut start = 0;
-        if !self.tail.is_empty() {
-            match memchr::memchr(END, data) {
-                Some(nl) => {
-                    self.tail.extend_from_slice(&data[..nl]);
-                    protocol::log_line(stamp, &protocol::parse(&self.tail), &mut self.out);
-                    self.records += 1;
-                    self.tail.clear();
-                    start = nl + 1;
-                }
-                None => {
-                    self.tail.extend_from_slice(data);
-                    start = n;
-                }
-            }
-        }
-        if start < n {
-            let rest = &data[start..];
-            let mut line_start = 0;
-            for nl in memchr::memchr_iter(END, rest) {
-                let rec = protocol::parse(&rest[line_start..nl]);
-                protocol::log_line(stamp, &rec, &mut self.out);
-                self.records += 1;
-                line_start = nl + 1;
-            }
-            self.tail.extend_from_slice(&rest[line_start..]);
-        }
-        if self.tail.len() > MAX_LINE {
-            // Only a writer that ignores the protocol gets here; bound our memory.
-            protocol::log_line(stamp, &protocol::parse(&self.tail), &mut self.out);
-            self.records += 1;
-            self.tail.clear();
-        }
+        // One timestamp per read: the time the daemon received these records.
+        let now = SystemTime::now();
+        self.records += self.lines.push(&self.buf[..n], now, &mut self.out);
         log.write(&self.out)
     }
 
     /// At shutdown, a record whose newline never came is logged rather than dropped.
     fn finish(&mut self, log: &mut Log) -> Result<()> {
-        if self.tail.is_empty() {
-            return Ok(());
-        }
         self.out.clear();
-        let stamp = self.stamp.format(SystemTime::now());
-        protocol::log_line(stamp, &protocol::parse(&self.tail), &mut self.out);
-        self.records += 1;
-        self.tail.clear();
+        self.records += self.lines.finish(SystemTime::now(), &mut self.out);
         log.write(&self.out)
     }
 }
