@@ -10,7 +10,6 @@ use std::process::Stdio;
 
 use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use support::{Daemon, WAIT, fifo_demo, lines_of, pid_file};
@@ -141,28 +140,33 @@ fn a_second_sigterm_during_the_drain_leaves_no_pid_file() {
 }
 
 /// A daemon logging to stdout (`--log -`), that stdout a one-page pipe the test holds the
-/// read end of, full: `fifo-demo daemon --log - | less` with less stopped.
+/// read end of, full: `fifo-demo daemon --log - | less` with less stopped; and records the
+/// daemon has begun to read, which it cannot write.
 struct StalledStdout {
     daemon: Supervised,
     stderr: Lines,
     fifo: PathBuf,
     /// The pipe's read end: what reached the daemon's stdout.
     read_end: OwnedFd,
-    /// A second open of the pipe's write end, non-blocking for the test alone, that filled it.
-    filler: std::fs::File,
+}
+
+/// How a [`StalledStdout`] ended: its status, its stderr, and what its stdout got after the
+/// bytes that filled it.
+struct Ended {
+    status: std::process::ExitStatus,
+    stderr: Vec<String>,
+    stdout: Vec<u8>,
 }
 
 impl StalledStdout {
-    /// Start the daemon, take its ready line from the pipe, then fill the pipe.
-    fn start(sb: &Sandbox) -> StalledStdout {
+    /// Start the daemon, take its ready line from the pipe, fill the pipe, then write
+    /// `records` straight into the FIFO as a shell writer would (`pid=?`), in one write that
+    /// the FIFO's buffer takes whole, and wait until the daemon has read some of them.
+    fn start(sb: &Sandbox, records: usize) -> StalledStdout {
         let fifo = sb.join("app.fifo");
-        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
-        fcntl(&write_end, FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
-        let mut filler = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(format!("/proc/self/fd/{}", write_end.as_raw_fd()))
-            .unwrap();
+        let (read_end, write_end) = testkit::small_pipe();
+        // Ours, to fill the pipe with later; dropped then, so that EOF comes with the daemon's.
+        let ours = write_end.try_clone().unwrap();
         let mut cmd = fifo_demo(sb);
         cmd.arg("daemon")
             .arg("--fifo")
@@ -176,7 +180,7 @@ impl StalledStdout {
             own_group: true,
         };
         let daemon = Supervised::spawn("daemon", &mut cmd, options).unwrap();
-        drop(cmd); // Our copy of the daemon's stdout.
+        drop(cmd); // The command's copy of the daemon's stdout.
         let stderr = daemon.stderr_lines().unwrap();
         let mut fds = [PollFd::new(read_end.as_fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(WAIT).unwrap();
@@ -189,30 +193,41 @@ impl StalledStdout {
             "{ready}"
         );
         // Nothing more fits now: bytes without a newline, never mistaken for a record.
-        while filler.write(b"x").is_ok() {}
-        StalledStdout {
-            daemon,
-            stderr,
-            fifo,
-            read_end,
-            filler,
-        }
-    }
+        testkit::fill_pipe(&ours, b'x');
+        drop(ours);
 
-    /// Write `records` straight into the FIFO as a shell writer would (`pid=?`), in one write
-    /// that the FIFO's buffer takes whole, and wait until the daemon has read some of them: it
-    /// then holds records it cannot write.
-    fn send(&self, records: usize) {
         let input: String = (1..=records).map(|i| format!("record {i}\n")).collect();
         let mut writer = std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&self.fifo)
+            .open(&fifo)
             .unwrap();
         writer.write_all(input.as_bytes()).unwrap();
         support::wait_until("the daemon to read records", || {
             unread_bytes(&writer) < input.len()
         });
+        StalledStdout {
+            daemon,
+            stderr,
+            fifo,
+            read_end,
+        }
+    }
+
+    /// SIGTERM; wait for the daemon to exit, then read what its stdout got, to the end.
+    fn stop(mut self) -> Ended {
+        self.daemon.signal(Signal::SIGTERM).unwrap();
+        let status = self.daemon.wait_timeout(WAIT).unwrap();
+        let stderr = self.stderr.rest(WAIT).unwrap();
+        let mut stdout = Vec::new();
+        std::fs::File::from(self.read_end)
+            .read_to_end(&mut stdout)
+            .unwrap();
+        Ended {
+            status,
+            stderr,
+            stdout,
+        }
     }
 }
 
@@ -224,20 +239,12 @@ impl StalledStdout {
 fn sigterm_stops_a_daemon_whose_stdout_log_nobody_reads_and_it_counts_what_it_could_not_write() {
     const RECORDS: usize = 1000;
     let sb = Sandbox::new();
-    let stalled = StalledStdout::start(&sb);
-    stalled.send(RECORDS);
-    let StalledStdout {
-        daemon,
-        mut stderr,
-        fifo,
-        read_end,
-        filler,
-    } = stalled;
-    daemon.signal(Signal::SIGTERM).unwrap();
-    let status = daemon.wait_timeout(WAIT).unwrap();
-    let said = stderr.rest(WAIT).unwrap();
+    let stalled = StalledStdout::start(&sb, RECORDS);
+    let fifo = stalled.fifo.clone();
+    let ended = stalled.stop();
+    let said = &ended.stderr;
     assert_eq!(
-        status.code(),
+        ended.status.code(),
         Some(1),
         "records were lost: exit 1; {said:?}"
     );
@@ -254,12 +261,10 @@ fn sigterm_stops_a_daemon_whose_stdout_log_nobody_reads_and_it_counts_what_it_co
         ),
         "{said:?}"
     );
-    drop(filler);
-    let mut rest = Vec::new();
-    std::fs::File::from(read_end)
-        .read_to_end(&mut rest)
-        .unwrap();
-    assert!(!rest.contains(&b'\n'), "a record reached the full pipe");
+    assert!(
+        !ended.stdout.contains(&b'\n'),
+        "a record reached the full pipe"
+    );
     assert!(!fifo.exists() && !pid_file(&fifo).exists());
 }
 
@@ -270,15 +275,9 @@ fn sigterm_stops_a_daemon_whose_stdout_log_nobody_reads_and_it_counts_what_it_co
 fn a_stdout_reader_that_pauses_loses_no_record() {
     const RECORDS: usize = 1000;
     let sb = Sandbox::new();
-    let stalled = StalledStdout::start(&sb);
-    stalled.send(RECORDS);
+    let stalled = StalledStdout::start(&sb, RECORDS);
     // Read on: the filler's bytes, then every record, each as a line of its own.
-    let StalledStdout {
-        daemon,
-        mut stderr,
-        read_end,
-        ..
-    } = stalled;
+    let read_end = stalled.read_end.try_clone().unwrap();
     let mut reader = std::io::BufReader::new(std::fs::File::from(read_end));
     let mut line = String::new();
     for i in 1..=RECORDS {
@@ -290,12 +289,21 @@ fn a_stdout_reader_that_pauses_loses_no_record() {
             "{i}: {line:?}"
         );
     }
-    daemon.signal(Signal::SIGTERM).unwrap();
-    let status = daemon.wait_timeout(WAIT).unwrap();
-    let said = stderr.rest(WAIT).unwrap();
-    assert_eq!(status.code(), Some(0), "a daemon asked to stop: {said:?}");
+    drop(reader);
+    let ended = stalled.stop();
+    assert_eq!(
+        ended.status.code(),
+        Some(0),
+        "a daemon asked to stop: {:?}",
+        ended.stderr
+    );
     let logged = format!(": logged {RECORDS} records; removed ");
-    assert!(said.last().is_some_and(|l| l.contains(&logged)), "{said:?}");
+    assert!(
+        ended.stderr.last().is_some_and(|l| l.contains(&logged)),
+        "{:?}",
+        ended.stderr
+    );
+    assert!(ended.stdout.is_empty(), "{:?}", ended.stdout);
 }
 
 /// Bytes in a pipe or FIFO not yet read (`ioctl(FIONREAD)`).
