@@ -152,7 +152,7 @@ struct StalledStdout {
 
 /// How a [`StalledStdout`] ended: its status, its stderr, and what its stdout got after the
 /// bytes that filled it.
-struct Ended {
+struct Outcome {
     status: std::process::ExitStatus,
     stderr: Vec<String>,
     stdout: Vec<u8>,
@@ -215,7 +215,7 @@ impl StalledStdout {
     }
 
     /// SIGTERM; wait for the daemon to exit, then read what its stdout got, to the end.
-    fn stop(mut self) -> Ended {
+    fn stop(mut self) -> Outcome {
         self.daemon.signal(Signal::SIGTERM).unwrap();
         let status = self.daemon.wait_timeout(WAIT).unwrap();
         let stderr = self.stderr.rest(WAIT).unwrap();
@@ -223,7 +223,7 @@ impl StalledStdout {
         std::fs::File::from(self.read_end)
             .read_to_end(&mut stdout)
             .unwrap();
-        Ended {
+        Outcome {
             status,
             stderr,
             stdout,
