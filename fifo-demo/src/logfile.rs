@@ -48,7 +48,9 @@ pub fn say(status: &mut Output, text: fmt::Arguments<'_>) {
 /// whole record that fitted (a record cut off by the failing write is truncated away, so the
 /// log never ends in half a line), counts the records it has to drop, and tries again with the
 /// next batch; when a write works again it says how many were dropped. Only a broken pipe
-/// (`--log -` into `| head`) ends the daemon, as it ends any Unix filter.
+/// (`--log -` into `| head`) ends the daemon, as it ends any Unix filter. A stdout that is
+/// read too slowly is waited for, and one that is not read at all is given up on only once a
+/// stop has come (see [`Log::flush`]).
 pub struct Log {
     /// `None` for stdout.
     path: Option<PathBuf>,
