@@ -766,6 +766,90 @@ pub mod check {
         }
     }
 
+    /// What a user of `bin` is offered, and nothing more: no test hook, no benchmark role.
+    ///
+    /// `surface` lists, for the program itself (`""`) and for each subcommand, every word
+    /// bash completes after it (long options, subcommands, values; the short forms aside).
+    /// Bash must complete exactly those; the subcommand's `--help` must list no option outside
+    /// them; and the man page must have a section for each subcommand and no other. An option
+    /// only tests use belongs behind a test-only environment variable or a cargo feature, and
+    /// a benchmark under `bench/` or `benches/`: anything in a binary's help, man page or
+    /// completions is something a user will try.
+    pub fn offers_only(bin: impl AsRef<OsStr>, surface: &[(&str, &[&str])]) {
+        let bin = bin.as_ref();
+        let name = std::path::Path::new(bin)
+            .file_name()
+            .and_then(OsStr::to_str)
+            .expect("the binary's path ends in a UTF-8 name");
+        let generate = |kind: Kind| {
+            let out = run(Command::new(bin).args(["--generate", kind.name()]), "")
+                .unwrap_or_else(|| panic!("{name} is missing"));
+            assert!(
+                out.status.success(),
+                "{name} --generate {}: {out:?}",
+                kind.name()
+            );
+            String::from_utf8(out.stdout).expect("the output is UTF-8")
+        };
+        let bash = generate(Kind::CompleteBash);
+        for (sub, want) in surface {
+            let line = if sub.is_empty() {
+                vec![""]
+            } else {
+                vec![*sub, ""]
+            };
+            let mut offered: Vec<String> = bash_complete(&bash, name, &line)
+                .into_iter()
+                .filter(|w| !(w.len() == 2 && w.starts_with('-')))
+                .collect();
+            offered.sort();
+            let mut wanted: Vec<String> = want.iter().map(|w| (*w).to_owned()).collect();
+            wanted.sort();
+            assert_eq!(offered, wanted, "bash: {name} {sub} <TAB>");
+            let args: Vec<&str> = [*sub, "--help"]
+                .into_iter()
+                .filter(|w| !w.is_empty())
+                .collect();
+            let out = run(Command::new(bin).args(&args), "").expect("the binary runs");
+            assert!(out.status.success(), "{name} {args:?}: {out:?}");
+            let help = String::from_utf8_lossy(&out.stdout);
+            for option in help_options(&help) {
+                assert!(
+                    want.contains(&option),
+                    "{name} {sub} --help shows {option}: {help}"
+                );
+            }
+        }
+        let page = generate(Kind::Man);
+        let mut sections: Vec<String> = page
+            .split("\n.SS\n")
+            .skip(1)
+            .filter_map(|s| s.lines().next())
+            .map(|title| title.replace("\\-", "-"))
+            .filter_map(|title| Some(title.strip_prefix(name)?.trim().to_owned()))
+            .collect();
+        sections.sort();
+        let mut subs: Vec<String> = surface
+            .iter()
+            .filter(|(sub, _)| !sub.is_empty())
+            .map(|(sub, _)| (*sub).to_owned())
+            .collect();
+        subs.sort();
+        assert_eq!(sections, subs, "the man page's subcommand sections");
+    }
+
+    /// The long options a `--help` text lists (`--fifo` of `  -f, --fifo <PATH>  ...`).
+    fn help_options(help: &str) -> Vec<&str> {
+        help.lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('-'))
+            .filter_map(|l| {
+                l.split([' ', ',', '=', '[', '<'])
+                    .find(|w| w.starts_with("--"))
+            })
+            .collect()
+    }
+
     /// The page names every one of `words`, shows no Markdown backtick (a help text's `code`
     /// spans are set in bold; an unpaired backtick is a help text to fix), and groff (if
     /// installed) renders it without a warning.

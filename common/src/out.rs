@@ -71,7 +71,12 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> Result<()> {
 /// Sleep until `sink` has room. Once a stop signal has come (before this wait or during
 /// it), wait at most [`DRAIN`] more, then give up with [`Error::Interrupted`]: a reader that is
 /// only slow still gets a stopping role's last lines, a stalled one costs it a second.
-fn wait_for_room(sink: &Sink) -> Result<()> {
+///
+/// `say!` waits through this; so does a role that writes data of its own through a [`Sink`]
+/// after [`Sink::try_write`] said EAGAIN (fifo-demo's daemon with `--log -`): the reader sets
+/// the pace, and a stop signal ends the wait, which a blocking `write(2)` never would.
+/// POLLERR (the reader has gone) ends it too, with `Ok`: the next write says EPIPE.
+pub fn wait_for_room(sink: &Sink) -> Result<()> {
     let wake = crate::cleanup::installed_wake_fd();
     let mut give_up = None;
     loop {

@@ -14,11 +14,14 @@
 //! deadline *is* the test failing, and the panic message says why.
 
 use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
@@ -250,6 +253,36 @@ pub fn stopped(pid: Pid) -> Frozen {
 /// wait for.
 pub fn not_running(pid: Pid) -> bool {
     matches!(proc_state(pid), None | Some('Z' | 'X'))
+}
+
+/// A pipe of one page, the smallest the kernel gives, so that [`fill_pipe`] takes no time:
+/// (read end, write end), both close-on-exec. The write end is for a child's stdout, to test
+/// what the child does when nobody reads it.
+pub fn small_pipe() -> (OwnedFd, OwnedFd) {
+    let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC).expect("pipe2");
+    fcntl(&write_end, FcntlArg::F_SETPIPE_SZ(4096)).expect("fcntl(F_SETPIPE_SZ)");
+    (read_end, write_end)
+}
+
+/// Fill the pipe whose write end is `fd` with `byte`s until not one more fits: a reader that
+/// reads nothing, made certain. It writes through a second open of the pipe
+/// (`/proc/self/fd/N` with O_NONBLOCK), a new open file description, so that `fd` itself, and
+/// the child that shares it, keeps blocking writes.
+pub fn fill_pipe(fd: &impl AsRawFd, byte: u8) {
+    let mut filler = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .expect("open the pipe's write end again");
+    // Byte by byte: a pipe takes a write of at most PIPE_BUF bytes whole or not at all, so
+    // larger writes would stop short of full.
+    loop {
+        match std::io::Write::write(&mut filler, &[byte]) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return,
+            Err(e) => panic!("fill the pipe: {e}"),
+        }
+    }
 }
 
 /// The system call `pid` sleeps in, with its arguments, from `/proc/PID/syscall` (`None`

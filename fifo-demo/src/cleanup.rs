@@ -20,7 +20,7 @@ use nix::fcntl::{OFlag, open};
 use nix::sys::stat::{Mode, fstat, lstat};
 
 use crate::cli::CleanupArgs;
-use crate::daemon::{
+use crate::fifo::{
     existing_fifo, fifo_path, has_reader, pid_path_for, regular_file_advice, regular_file_size,
 };
 

@@ -21,10 +21,10 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "fifo-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate the IPC calls of the default `demo` and of every process it starts (daemon,
-    /// writers) on stderr: `[pid 4242 daemon] mkfifo(...)`. Before a subcommand, the same as
-    /// that subcommand's `-v`.
-    #[arg(short = 'v', long = "trace")]
+    /// Narrate each IPC call on stderr, in the order of the calls: `[pid 4242 daemon]
+    /// mkfifo(...)`; the processes a role starts narrate theirs too (IPC_DEMO_TRACE=1). Before
+    /// or after the subcommand; each subcommand's help says what its `-v` shows.
+    #[arg(short = 'v', long = "trace", global = true)]
     pub trace: bool,
 
     // --generate KIND: the man page or a shell's completions (hidden; see common::generate).
@@ -37,7 +37,14 @@ pub struct Cli {
 
 /// What the man page says beyond the parser (`fifo-demo --generate man`).
 pub const MANUAL: Manual<'static> = Manual {
-    exit_status: &[],
+    exit_status: &[(
+        "daemon",
+        "fifo-demo daemon exits 0 on SIGTERM or SIGINT once it has drained the FIFO; 1 if \
+         records were lost on the way (the log could not take them, or a stdout log nobody \
+         read), which its last line on standard error counts; 143 or 130 on a second stop \
+         signal during the drain. SIGHUP does not stop it: it reopens the log file (rotation), \
+         and changes nothing with `--log -`.",
+    )],
     environment: &[ENV_RUNTIME_DIR, ENV_NOTIFY_SOCKET],
     files: &[
         FILE_RUNTIME_DIR,
@@ -84,23 +91,37 @@ Examples:
   fifo-demo daemon --fifo /tmp/my.fifo --log -  # log to stdout
   fifo-demo daemon --log - | grep --line-buffered ERROR   # only the errors, live
 
-Signals: SIGHUP reopens the log file (rotation); SIGTERM/SIGINT drain the pipe and remove
-the FIFO and pid file; a stdout log whose reader goes away stops it too (exit 0).
-Under systemd (Type=notify) it sends READY=1 once the FIFO is usable, STOPPING=1 on stop.")]
+Signals: SIGHUP reopens the log file (rotation) and the daemon goes on (with --log -, there is
+nothing to reopen: SIGHUP changes nothing); SIGTERM/SIGINT drain the pipe, remove the FIFO and
+pid file, and exit 0 (1 if records were lost: the log could not take them, or a stdout
+nobody read); a second one during the drain exits at once (143/130). A stdout log whose reader
+goes away stops it too (exit 0). Under systemd (Type=notify) it sends READY=1 once the FIFO is
+usable, STOPPING=1 on stop.
+
+With -v: flock of the pid file, mkfifo, the open of the read end and of its own write end,
+F_SETPIPE_SZ, each read() of the FIFO, the log's open at start and at SIGHUP, NOTIFY_SOCKET
+messages, the unlink and close at shutdown.")]
     Daemon(DaemonArgs),
     /// Send a message (the words, as one record) or each line of stdin to the daemon.
     #[command(after_help = "\
 Examples:
   fifo-demo log backup finished                 # one record: pid=N backup finished
   tail -f app.out | fifo-demo log               # one record per line
-  fifo-demo log --fifo /tmp/my.fifo disk full   # a daemon on another FIFO")]
+  fifo-demo log --fifo /tmp/my.fifo disk full   # a daemon on another FIFO
+
+With -v: open(O_WRONLY|O_NONBLOCK) of the FIFO (ENXIO when no daemon reads it), each write()
+of a record (a run of identical ones is counted), EAGAIN and poll(POLLOUT) when the pipe is
+full, ioctl(FIONREAD) after EPIPE.")]
     Log(LogArgs),
     /// Remove the FIFO and pid file a daemon killed with -9 left behind (refused if it lives),
     /// and the logs of demo runs that died before cleaning up.
     #[command(after_help = "\
 Examples:
   fifo-demo cleanup                             # the default FIFO and its pid file
-  fifo-demo cleanup --fifo /tmp/my.fifo")]
+  fifo-demo cleanup --fifo /tmp/my.fifo
+
+With -v: mkdir of the runtime dir, flock of the pid file, the open(O_WRONLY|O_NONBLOCK) that
+tells whether something still reads the FIFO, unlink.")]
     Cleanup(CleanupArgs),
     /// Play the scenario: a daemon, N writers, one rotation, SIGTERM, then check the logs.
     /// The default when no subcommand is given.
@@ -110,6 +131,10 @@ Examples:
   fifo-demo demo --writers 16 --lines 5000 --keep
   fifo-demo demo -v 2>trace.txt                 # every process's calls, in order
 
+With -v: every process, in the order of the calls: the demo's fork+execve of each role and its
+signals, and the daemon's and each writer's own calls (they inherit it through
+IPC_DEMO_TRACE=1).
+
 Exit status: 0 the check held, 1 it failed (the logs are kept and named), 2 usage;
 interrupted (Ctrl-C, SIGTERM, SIGHUP) at any step: every role stopped, the logs removed,
 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).")]
@@ -117,12 +142,14 @@ interrupted (Ctrl-C, SIGTERM, SIGHUP) at any step: every role stopped, the logs 
     /// Print where the objects live (the FIFO, its pid file, the runtime directory), for
     /// scripts: the runtime directory depends on XDG_RUNTIME_DIR, which ssh, cron and
     /// containers often leave unset.
-    #[command(after_help = "\\
+    #[command(after_help = "\
 Examples:
   echo hello > \"$(fifo-demo path fifo)\"       # a plain shell writer, whatever the environment
   kill -HUP \"$(cat \"$(fifo-demo path pid-file)\")\"   # ask the daemon to reopen its log
   fifo-demo path                                # all three, one `NAME PATH` per line
-  fifo-demo path fifo --fifo /tmp/my.fifo        # prints /tmp/my.fifo")]
+  fifo-demo path fifo --fifo /tmp/my.fifo        # prints /tmp/my.fifo
+
+With -v: the runtime directory's creation.")]
     Path(PathArgs),
 }
 
@@ -154,11 +181,6 @@ pub enum Object {
 /// Options of `fifo-demo daemon`.
 #[derive(Args, Debug)]
 pub struct DaemonArgs {
-    /// Narrate the daemon's calls on stderr: flock of the pid file, mkfifo, the open of the
-    /// read end and of its own write end, F_SETPIPE_SZ, each read() of the FIFO, the log's
-    /// open at start and at SIGHUP, NOTIFY_SOCKET messages, the unlink and close at shutdown.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// The FIFO to create and read [default: <runtime dir>/log.fifo]
     #[arg(long, value_name = "PATH")]
     pub fifo: Option<PathBuf>,
@@ -183,18 +205,14 @@ fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("{text:?} is not a number of seconds"))
 }
 
-impl Command {
-    /// True if this subcommand's own `-v` was given.
-    pub fn trace(&self) -> bool {
-        match self {
-            Command::Daemon(a) => a.trace,
-            Command::Log(a) => a.trace,
-            Command::Cleanup(a) => a.trace,
-            Command::Demo(a) => a.trace,
-            Command::Path(_) => false,
-        }
+/// `fifo-demo` with no subcommand plays `demo` with its defaults.
+impl Default for Command {
+    fn default() -> Self {
+        Command::Demo(DemoArgs::default())
     }
+}
 
+impl Command {
     /// The role's name in the `--trace` timeline.
     pub fn role(&self) -> &'static str {
         match self {
@@ -210,10 +228,6 @@ impl Command {
 /// Options of `fifo-demo cleanup`.
 #[derive(Args, Debug)]
 pub struct CleanupArgs {
-    /// Narrate the calls on stderr: mkdir of the runtime dir, flock of the pid file, the
-    /// open(O_WRONLY|O_NONBLOCK) that tells whether something still reads the FIFO, unlink.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// The FIFO to remove [default: <runtime dir>/log.fifo]
     #[arg(long, value_name = "PATH")]
     pub fifo: Option<PathBuf>,
@@ -225,11 +239,6 @@ pub struct CleanupArgs {
 /// Options of `fifo-demo log`.
 #[derive(Args, Debug)]
 pub struct LogArgs {
-    /// Narrate the writer's calls on stderr: open(O_WRONLY|O_NONBLOCK) of the FIFO (ENXIO when
-    /// no daemon reads it), each write() of a record (a run of identical ones is counted),
-    /// EAGAIN and poll(POLLOUT) when the pipe is full, ioctl(FIONREAD) after EPIPE.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// The daemon's FIFO [default: <runtime dir>/log.fifo]
     #[arg(long, value_name = "PATH")]
     pub fifo: Option<PathBuf>,
@@ -241,16 +250,15 @@ pub struct LogArgs {
 /// Options of `fifo-demo demo`.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Narrate every process on stderr, in the order of the calls: the demo's fork+execve of
-    /// each role and its signals, and the daemon's and each writer's own calls (they inherit
-    /// it through IPC_DEMO_TRACE=1).
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// Number of writer processes.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub writers: u32,
     /// Numbered lines each writer sends.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(2..=1_000_000)
+    )]
     pub lines: u32,
     /// Keep the two log files (their paths are printed) instead of removing them.
     #[arg(long)]
@@ -260,7 +268,6 @@ pub struct DemoArgs {
 impl Default for DemoArgs {
     fn default() -> Self {
         DemoArgs {
-            trace: false,
             writers: 8,
             lines: 1000,
             keep: false,

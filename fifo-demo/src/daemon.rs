@@ -1,32 +1,50 @@
 //! The log daemon: create the FIFO, read records from any number of writers, append them to
 //! the log with a timestamp; SIGHUP reopens the log, SIGTERM/SIGINT drain and clean up.
 //!
-//! The order of the start-up matters:
+//! The calls, in the order [`run`] makes them (the order of the start-up matters):
 //!
-//! 1. signal handlers first (before any thread exists; signal dispositions are process-wide);
+//! 1. sigaction: SIGINT/SIGTERM and SIGHUP each set a flag and write a self-pipe, before any
+//!    thread exists (signal dispositions are process-wide); SIGXFSZ ignored;
 //! 2. the pid file's locks (see [`common::pidfile`]), which tell a live rival (refuse) from the
 //!    leftovers of a daemon killed with -9 (take over);
 //! 3. `mkfifo(0600)`, or, if something is at the path already, vet it: a FIFO of ours that
 //!    nobody reads is a stale leftover to reuse; a symlink, another kind of file, another
 //!    user's FIFO or a FIFO somebody reads are refused;
 //! 4. open the read end non-blocking, then a write end of our own (see [`open_fifo`]);
-//! 5. announce readiness (see [`common::lifecycle`]): `ready: pid N fifo PATH` on stdout, and
+//! 5. open the log (see [`crate::logfile`]);
+//! 6. announce readiness (see [`common::lifecycle`]): `ready: pid N fifo PATH` on stdout, and
 //!    `READY=1` to a service manager's `NOTIFY_SOCKET`;
-//! 6. then sleep in `poll` on the FIFO, the SIGTERM/SIGINT self-pipe and the SIGHUP self-pipe.
+//! 7. then sleep in `poll` on the FIFO and the two self-pipes; `read` up to 64 KiB at a time,
+//!    `write` the log lines when the pipe runs dry;
+//! 8. on SIGTERM/SIGINT: `STOPPING=1` (with `NOTIFY_SOCKET`), unlink the FIFO and the pid
+//!    file's name, close our own write end, drain until EOF (every writer gone) or
+//!    `--drain-timeout`, close the read end right after the last read.
 //!
-//! When its stdout is the log (`--log -`) and loses its reader (`| head -1`), it stops at
-//! once: FIFO and pid file removed, both ends closed, exit 0, as a filter does on EPIPE.
+//! # Pitfalls
 //!
-//! On SIGTERM/SIGINT it sends `STOPPING=1` once (with `NOTIFY_SOCKET`), unlinks the FIFO,
-//! closes its own write end, drains until EOF (every writer gone) or `--drain-timeout`, and
-//! closes the read end right after the last read.
+//! - **EOF whenever the last writer leaves.** A FIFO's reader sees EOF once no writer holds
+//!   it, and `poll` then reports POLLHUP at every call: a busy loop. The daemon's own write
+//!   end, never written to, keeps the stream open ([`open_fifo`]).
+//! - **A blocking open for reading waits for a writer**: the read end is opened with
+//!   O_NONBLOCK, and what was opened is checked with `fstat` (the path could have been
+//!   swapped after `mkfifo`).
+//! - **SA_RESTART hides signals from a blocking call**, and a busy pipe may never run dry:
+//!   `poll` watches the self-pipes beside the FIFO, and one wake-up reads at most
+//!   `READS_PER_WAKE` times before the flags are looked at again.
+//! - **A rotation asked for before a stop** must still happen: SIGHUP is taken first.
+//! - **A stop while writers are mid-stream**: the drain logs what they send until they close
+//!   the FIFO; a record written between the last read and the close is lost with the pipe, as
+//!   for any FIFO reader, so only a writer that outlives `--drain-timeout` can lose one.
+//! - **A stdout log**: one whose reader goes away (`| head -1`) stops the daemon at once,
+//!   FIFO and pid file removed, exit 0, as a filter does on EPIPE, before it takes a record
+//!   it would drop; one whose reader reads nothing (a stopped `less`) is waited for in
+//!   `poll`, never in `write` (see [`crate::logfile`]), until a stop signal comes: a second
+//!   later the daemon gives up on it, counts the records it could not write, and stops
+//!   without waiting for writers (what the pipe holds is counted too, and a writer's next
+//!   record gets EPIPE).
 
-use std::fmt;
-use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,10 +52,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::cleanup::{Shutdown, Unlink};
 use common::lifecycle;
-use common::names::{self, Kind};
 use common::out::Output;
 use common::pidfile::{self, PidFile};
-use common::{Context, Error, Result, tell, trace};
+use common::{Context, Error, Result, trace};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -45,10 +62,9 @@ use nix::sys::signal::SigHandler;
 use nix::sys::stat::{Mode, fchmod, fstat};
 
 use crate::cli::DaemonArgs;
-use crate::protocol::{self, END, Stamp};
-
-/// The FIFO's name in the runtime directory when `--fifo` is not given.
-pub const DEFAULT_FIFO: &str = "log.fifo";
+use crate::fifo::{existing_fifo, fifo_path, has_reader, pid_path_for};
+use crate::logfile::{Log, file_id, say};
+use crate::protocol::LogLines;
 
 /// One `read()` takes up to this much: a default-sized pipe (64 KiB) in one call.
 const READ_SIZE: usize = 64 * 1024;
@@ -60,67 +76,6 @@ const PIPE_SIZE: libc::c_int = 1024 * 1024;
 /// busy pipe may never run dry, and the work per loop must be bounded for SIGHUP and SIGTERM
 /// to take effect promptly (signal-hook's advice for the flag pattern).
 const READS_PER_WAKE: usize = 16;
-
-/// A line longer than this without a newline is logged in pieces: only a writer that ignores
-/// the protocol can send one, and it must not make the daemon's memory grow without bound.
-const MAX_LINE: usize = 64 * 1024;
-
-/// The log's write buffer; flushed whenever the pipe runs dry, so `tail -f` sees lines
-/// promptly, and in large blocks while writers keep it busy.
-const LOG_BUFFER: usize = 256 * 1024;
-
-/// The pid file that goes with `fifo`: `<fifo>.pid`, next to it.
-pub fn pid_path_for(fifo: &Path) -> PathBuf {
-    let mut name = fifo.as_os_str().to_owned();
-    name.push(".pid");
-    PathBuf::from(name)
-}
-
-/// The FIFO path: `--fifo`, or `log.fifo` in the runtime directory.
-pub fn fifo_path(arg: Option<&Path>) -> Result<PathBuf> {
-    match arg {
-        Some(p) => Ok(p.to_owned()),
-        None => names::runtime_path(DEFAULT_FIFO),
-    }
-}
-
-/// [`names::existing`] for the FIFO at `fifo` (given as `--fifo arg`, if it was): true if a
-/// FIFO of ours is there, false if nothing is. When a regular file stands in its place, the
-/// error says how it got there and what to do, which differs with what the file holds.
-pub fn existing_fifo(fifo: &Path, arg: Option<&Path>) -> Result<bool> {
-    names::existing(fifo, Kind::Fifo).map_err(|e| match regular_file_size(fifo) {
-        Some(size) => Error::msg(format!("{e}: {}", regular_file_advice(fifo, arg, size))),
-        None => e,
-    })
-}
-
-/// The size of the regular file of ours at `path`, if that is what stands there.
-pub fn regular_file_size(path: &Path) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = path.symlink_metadata().ok()?;
-    (meta.file_type().is_file() && meta.uid() == nix::unistd::geteuid().as_raw())
-        .then_some(meta.len())
-}
-
-/// What to do about a regular file of `size` bytes where the FIFO should be.
-pub fn regular_file_advice(fifo: &Path, arg: Option<&Path>, size: u64) -> String {
-    let how = "a shell writer (`echo ... > FIFO`) run while no daemon was up creates one";
-    // Quoted for the shell, so that the advice can be pasted as it is.
-    let quote = |p: &Path| shell_words::quote(&p.to_string_lossy()).into_owned();
-    let name = quote(fifo);
-    if size == 0 {
-        let cleanup = match arg {
-            Some(p) => format!("fifo-demo cleanup --fifo {}", quote(p)),
-            None => "fifo-demo cleanup".to_owned(),
-        };
-        format!("{how}; it is empty: remove it with `{cleanup}` (or rm {name})")
-    } else {
-        format!(
-            "{how}; it holds {size} bytes, perhaps records meant for the log: \
-             look at them (cat {name}), then rm {name}"
-        )
-    }
-}
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
@@ -294,13 +249,18 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     reader.finish(&mut log)?;
     log.flush()?;
     let sig = shutdown.signal().map_or("signal", |s| s.as_str());
-    let dropped = match log.dropped {
+    let dropped = match log.dropped() {
         0 => String::new(),
         n => format!(", dropped {n} that the log could not take"),
     };
+    let unwritten = match log.unwritten() {
+        0 => String::new(),
+        n => format!(", could not write {n} to stdout (nothing read it)"),
+    };
+    let lost = log.dropped() + log.unwritten();
     log.say(format_args!(
-        "{sig}: logged {} records{dropped}; removed {} and {}",
-        reader.records - log.dropped,
+        "{sig}: logged {} records{dropped}{unwritten}; removed {} and {}",
+        reader.records - lost,
         fifo.display(),
         pid_path.display()
     ));
@@ -309,7 +269,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     log.status.drain(None)?;
     drop(pid_file);
     // Records were lost: the exit status says so too, not only the line above.
-    Ok(if log.dropped == 0 {
+    Ok(if lost == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -324,13 +284,6 @@ fn broken_pipe<T>(result: Result<T>) -> Result<bool> {
         Err(e) if e.is_broken_pipe() => Ok(true),
         Err(e) => Err(e),
     }
-}
-
-/// A status line for people on stderr, `fifo-demo daemon: TEXT` (see `status` in [`run`]).
-fn say(status: &mut Output, text: fmt::Arguments<'_>) {
-    // Output::stderr goes quiet when its reader leaves: there is nobody to tell, and the
-    // daemon's job is the log. Nothing else makes it fail.
-    let _ = tell!(status, "fifo-demo daemon: {text}");
 }
 
 /// Take the pid file, or explain which live daemon holds it.
@@ -384,32 +337,6 @@ fn create_fifo(fifo: &Path, arg: Option<&Path>, status: &mut Output) -> Result<U
             ),
         );
         return Ok(Unlink::path(fifo));
-    }
-}
-
-/// True if some process has the FIFO open for reading: only then does a non-blocking open
-/// for writing succeed (otherwise it fails with ENXIO).
-pub fn has_reader(fifo: &Path) -> Result<bool> {
-    match open(
-        fifo,
-        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Mode::empty(),
-    ) {
-        Err(Errno::ENXIO) => {
-            trace!(
-                "open({}, O_WRONLY|O_NONBLOCK) -> ENXIO: no reader",
-                fifo.display()
-            );
-            Ok(false)
-        }
-        Ok(_) => {
-            trace!(
-                "open({}, O_WRONLY|O_NONBLOCK) -> ok: it has a reader",
-                fifo.display()
-            );
-            Ok(true)
-        }
-        Err(e) => Err(Error::sys("open", fifo.display(), e)),
     }
 }
 
@@ -503,199 +430,6 @@ impl Hangup {
     }
 }
 
-/// The log: a file opened for appending, or stdout, behind a large buffer.
-///
-/// A log that cannot be written (a full disk, a quota, a file-size limit) does not stop the
-/// daemon: writers would get EPIPE and lose everything. It says so once on stderr, keeps every
-/// whole record that fitted (a record cut off by the failing write is truncated away, so the
-/// log never ends in half a line), counts the records it has to drop, and tries again with the
-/// next batch; when a write works again it says how many were dropped. Only a broken pipe
-/// (`--log -` into `| head`) ends the daemon, as it ends any Unix filter.
-struct Log {
-    /// `None` for stdout.
-    path: Option<PathBuf>,
-    file: File,
-    /// Whole log lines not yet written.
-    buf: Vec<u8>,
-    /// The error the last write failed with, while it keeps failing.
-    failing: Option<std::io::Error>,
-    /// Records dropped because the log could not take them.
-    dropped: u64,
-    /// The daemon's status lines on stderr, which say when the log fails.
-    status: Output,
-}
-
-/// Device and inode: what tells two names for one file apart from two files.
-type FileId = (u64, u64);
-
-impl Log {
-    /// Open the log; refuse it if it is one of the daemon's own files (`not`), under any name.
-    fn open(path: &Path, not: &[(FileId, &Path)], status: Output) -> Result<Log> {
-        let (path, file) = if path.as_os_str() == "-" {
-            // A descriptor of our own for stdout (F_DUPFD_CLOEXEC), written through our own
-            // buffer: std's stdout would flush at every newline.
-            let fd = std::io::stdout()
-                .as_fd()
-                .try_clone_to_owned()
-                .ctx("dup", "stdout")?;
-            (None, File::from(fd))
-        } else {
-            (Some(path.to_owned()), Self::open_file(path, not)?)
-        };
-        let log = Log {
-            path,
-            file,
-            buf: Vec::with_capacity(LOG_BUFFER),
-            failing: None,
-            dropped: 0,
-            status,
-        };
-        if log.path.is_none() {
-            check_not_ours(&log.file, "stdout", not)?;
-        }
-        Ok(log)
-    }
-
-    fn open_file(path: &Path, not: &[(FileId, &Path)]) -> Result<File> {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)
-            .ctx("open", path.display())?;
-        trace!("open({}, O_WRONLY|O_APPEND|O_CREAT, 0600)", path.display());
-        check_not_ours(&file, &path.display().to_string(), not)?;
-        Ok(file)
-    }
-
-    /// A status line on stderr.
-    fn say(&mut self, text: fmt::Arguments<'_>) {
-        say(&mut self.status, text);
-    }
-
-    /// Our stdout, when it is the log: the descriptor to watch for its reader leaving.
-    fn stdout_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.path.is_none().then(|| self.file.as_fd())
-    }
-
-    fn name(&self) -> String {
-        self.path
-            .as_ref()
-            .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string())
-    }
-
-    /// Add log lines; they are written when the buffer is full or at the next flush.
-    fn write(&mut self, lines: &[u8]) -> Result<()> {
-        self.buf.extend_from_slice(lines);
-        if self.buf.len() >= LOG_BUFFER {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Write out the buffer. Fails only on a broken pipe; any other failure drops the
-    /// buffered records, says so once, and is tried again next time.
-    fn flush(&mut self) -> Result<()> {
-        let mut done = 0;
-        while done < self.buf.len() {
-            match (&self.file).write(&self.buf[done..]) {
-                Ok(0) => {
-                    let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
-                    return self.failed(done, e);
-                }
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    return Err(e).ctx("write", self.name());
-                }
-                Err(e) => return self.failed(done, e),
-            }
-        }
-        self.buf.clear();
-        if let Some(e) = self.failing.take() {
-            let (name, dropped) = (self.name(), self.dropped);
-            self.say(format_args!(
-                "write {name}: works again ({e} before); {dropped} records dropped meanwhile"
-            ));
-        }
-        Ok(())
-    }
-
-    /// A write failed after `done` bytes of the buffer went out: keep the whole records among
-    /// them, drop the rest, and report the first failure of a run.
-    fn failed(&mut self, done: usize, e: std::io::Error) -> Result<()> {
-        let whole = memchr::memrchr(END, &self.buf[..done]).map_or(0, |nl| nl + 1);
-        if done > whole {
-            // Half a record reached the file: cut it off again, so the log holds whole lines.
-            let cut = (done - whole) as u64;
-            let _ = self
-                .file
-                .metadata()
-                .and_then(|m| self.file.set_len(m.len().saturating_sub(cut)));
-        }
-        let lost = memchr::memchr_iter(END, &self.buf[whole..]).count() as u64;
-        self.dropped += lost;
-        self.buf.clear();
-        if self.failing.is_none() {
-            let name = self.name();
-            self.say(format_args!(
-                "write {name}: {e}; dropping records until it works again ({lost} so far; \
-                 every whole record that fitted is kept)"
-            ));
-        }
-        self.failing = Some(e);
-        Ok(())
-    }
-
-    /// SIGHUP: flush what belongs to the old file, then open the path again. After
-    /// `mv app.log app.log.1` the old descriptor still writes to app.log.1 (a rename does not
-    /// change the inode), so everything read before the reopen lands there and everything
-    /// after in a new app.log: nothing is lost (logrotate's "create" mode).
-    ///
-    /// If the path cannot be opened (it became a directory, the disk is full), the daemon
-    /// keeps logging to the file it has, says so, and tries again at the next SIGHUP, as
-    /// rsyslog does: exiting would lose every record the writers send meanwhile.
-    fn reopen(&mut self, not: &[(FileId, &Path)]) -> Result<()> {
-        self.flush()?;
-        let Some(path) = self.path.clone() else {
-            trace!("SIGHUP: logging to stdout, nothing to reopen");
-            return Ok(());
-        };
-        match Self::open_file(&path, not) {
-            Ok(file) => {
-                // Replacing the file closes the old one; its buffer is already empty.
-                self.file = file;
-                self.say(format_args!("SIGHUP: reopened {}", path.display()));
-            }
-            Err(e) => self.say(format_args!(
-                "SIGHUP: {e}; still logging to the file opened before; \
-                 will try again at the next SIGHUP"
-            )),
-        }
-        Ok(())
-    }
-}
-
-/// The device and inode of an open file.
-fn file_id(file: &impl AsFd, name: &str) -> Result<FileId> {
-    let st = fstat(file).ctx("fstat", name)?;
-    Ok((st.st_dev, st.st_ino))
-}
-
-/// Refuse a log that is one of `ours` (the FIFO, the pid file) under another name or the same:
-/// the daemon would read its own log lines back from the FIFO, forever, or overwrite its pid.
-fn check_not_ours(file: &File, name: &str, ours: &[(FileId, &Path)]) -> Result<()> {
-    let id = file_id(file, name)?;
-    match ours.iter().find(|(other, _)| *other == id) {
-        Some((_, other)) => Err(Error::msg(format!(
-            "--log {name}: is {} itself (the same file); choose another log file",
-            other.display()
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// What a [`Reader::pump`] ended on.
 #[derive(Debug, PartialEq, Eq)]
 enum Pumped {
@@ -712,11 +446,10 @@ struct Reader {
     /// The read end; `None` once closed at the end of the drain.
     fd: Option<OwnedFd>,
     buf: Vec<u8>,
-    /// The start of a record that a read cut off: it ends in the next read.
-    tail: Vec<u8>,
+    /// Records out of the bytes read, a record cut off by a read kept until its end comes.
+    lines: LogLines,
     /// The log lines made from one read, written to the log in one call.
     out: Vec<u8>,
-    stamp: Stamp,
     records: u64,
 }
 
@@ -725,9 +458,8 @@ impl Reader {
         Reader {
             fd: Some(fd),
             buf: vec![0; READ_SIZE],
-            tail: Vec::new(),
+            lines: LogLines::default(),
             out: Vec::with_capacity(2 * READ_SIZE),
-            stamp: Stamp::default(),
             records: 0,
         }
     }
@@ -779,8 +511,14 @@ impl Reader {
     fn drain(&mut self, log: &mut Log, timeout: Duration) -> Result<bool> {
         let end = Instant::now() + timeout;
         loop {
-            if self.pump(log, READS_PER_WAKE, || false)? == Pumped::Eof {
+            let pumped = self.pump(log, READS_PER_WAKE, || false)?;
+            if pumped == Pumped::Eof {
                 trace!("read(fifo) -> EOF: every writer has closed it");
+                return Ok(false);
+            }
+            if pumped == Pumped::Dry && log.stalled() {
+                // Nothing read from now on could be logged: what the pipe held is counted,
+                // and the close that follows gives a writer EPIPE for anything more.
                 return Ok(false);
             }
             let left = end.saturating_duration_since(Instant::now());
@@ -808,59 +546,19 @@ impl Reader {
         }
     }
 
-    /// Turn the first `n` bytes of the buffer into log lines. A record may straddle two
-    /// reads: the bytes after the last newline wait in `tail` for the rest.
+    /// Turn the first `n` bytes of the buffer into log lines, and hand them to the log.
     fn consume(&mut self, n: usize, log: &mut Log) -> Result<()> {
-        // One timestamp per read: the time the daemon received these records.
-        let stamp = self.stamp.format(SystemTime::now());
-        let data = &self.buf[..n];
         self.out.clear();
-        let mut start = 0;
-        if !self.tail.is_empty() {
-            match memchr::memchr(END, data) {
-                Some(nl) => {
-                    self.tail.extend_from_slice(&data[..nl]);
-                    protocol::log_line(stamp, &protocol::parse(&self.tail), &mut self.out);
-                    self.records += 1;
-                    self.tail.clear();
-                    start = nl + 1;
-                }
-                None => {
-                    self.tail.extend_from_slice(data);
-                    start = n;
-                }
-            }
-        }
-        if start < n {
-            let rest = &data[start..];
-            let mut line_start = 0;
-            for nl in memchr::memchr_iter(END, rest) {
-                let rec = protocol::parse(&rest[line_start..nl]);
-                protocol::log_line(stamp, &rec, &mut self.out);
-                self.records += 1;
-                line_start = nl + 1;
-            }
-            self.tail.extend_from_slice(&rest[line_start..]);
-        }
-        if self.tail.len() > MAX_LINE {
-            // Only a writer that ignores the protocol gets here; bound our memory.
-            protocol::log_line(stamp, &protocol::parse(&self.tail), &mut self.out);
-            self.records += 1;
-            self.tail.clear();
-        }
+        // One timestamp per read: the time the daemon received these records.
+        let now = SystemTime::now();
+        self.records += self.lines.push(&self.buf[..n], now, &mut self.out);
         log.write(&self.out)
     }
 
     /// At shutdown, a record whose newline never came is logged rather than dropped.
     fn finish(&mut self, log: &mut Log) -> Result<()> {
-        if self.tail.is_empty() {
-            return Ok(());
-        }
         self.out.clear();
-        let stamp = self.stamp.format(SystemTime::now());
-        protocol::log_line(stamp, &protocol::parse(&self.tail), &mut self.out);
-        self.records += 1;
-        self.tail.clear();
+        self.records += self.lines.finish(SystemTime::now(), &mut self.out);
         log.write(&self.out)
     }
 }

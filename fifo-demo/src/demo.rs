@@ -274,7 +274,7 @@ fn play(args: &DemoArgs, files: &Files, shutdown: &Shutdown, roles: &mut Roles) 
     let before = check.file(&files.rotated)?;
     shutdown.err_if_requested()?;
     let after = check.file(&files.log)?;
-    let fifo_left = files.fifo.exists() || crate::daemon::pid_path_for(&files.fifo).exists();
+    let fifo_left = files.fifo.exists() || crate::fifo::pid_path_for(&files.fifo).exists();
     say!(
         "5. {} has {before} lines, {} has {after}",
         name(&files.rotated),

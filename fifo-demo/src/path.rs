@@ -14,7 +14,7 @@ use common::Result;
 use common::names;
 
 use crate::cli::{Object, PathArgs};
-use crate::daemon::{fifo_path, pid_path_for};
+use crate::fifo::{fifo_path, pid_path_for};
 
 /// Run the `path` role.
 pub fn run(args: &PathArgs) -> Result<ExitCode> {

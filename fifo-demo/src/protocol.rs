@@ -177,6 +177,76 @@ impl Stamp {
     }
 }
 
+/// A line longer than this without a newline is logged in pieces: only a writer that ignores
+/// the protocol can send one, and it must not make the daemon's memory grow without bound.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The daemon's side of the wire: the bytes of successive reads of the FIFO in, log lines out.
+///
+/// A FIFO carries bytes, not messages: a read returns whatever the pipe holds, which may end
+/// in the middle of a record (a writer's record is never torn by another's, but a read may cut
+/// the stream anywhere). The bytes after the last newline wait here for the rest of their
+/// record.
+#[derive(Default)]
+pub struct LogLines {
+    /// The start of a record that a read cut off: it ends in the next read.
+    tail: Vec<u8>,
+    stamp: Stamp,
+}
+
+impl LogLines {
+    /// Append to `out` a log line for each record that `data` (one read's bytes) completes,
+    /// stamped `now`; returns how many.
+    pub fn push(&mut self, data: &[u8], now: SystemTime, out: &mut Vec<u8>) -> u64 {
+        let stamp = self.stamp.format(now);
+        let mut records = 0;
+        let mut start = 0;
+        if !self.tail.is_empty() {
+            match memchr::memchr(END, data) {
+                Some(nl) => {
+                    self.tail.extend_from_slice(&data[..nl]);
+                    log_line(stamp, &parse(&self.tail), out);
+                    records += 1;
+                    self.tail.clear();
+                    start = nl + 1;
+                }
+                None => {
+                    self.tail.extend_from_slice(data);
+                    start = data.len();
+                }
+            }
+        }
+        if start < data.len() {
+            let rest = &data[start..];
+            let mut line_start = 0;
+            for nl in memchr::memchr_iter(END, rest) {
+                log_line(stamp, &parse(&rest[line_start..nl]), out);
+                records += 1;
+                line_start = nl + 1;
+            }
+            self.tail.extend_from_slice(&rest[line_start..]);
+        }
+        if self.tail.len() > MAX_LINE {
+            // Only a writer that ignores the protocol gets here; bound our memory.
+            log_line(stamp, &parse(&self.tail), out);
+            records += 1;
+            self.tail.clear();
+        }
+        records
+    }
+
+    /// At the end of the stream: a record whose newline never came, as a log line stamped
+    /// `now`, rather than dropped; returns how many (0 or 1).
+    pub fn finish(&mut self, now: SystemTime, out: &mut Vec<u8>) -> u64 {
+        if self.tail.is_empty() {
+            return 0;
+        }
+        log_line(self.stamp.format(now), &parse(&self.tail), out);
+        self.tail.clear();
+        1
+    }
+}
+
 /// A log line taken apart again (used by the demo's check and by tests).
 #[derive(Debug, PartialEq, Eq)]
 pub struct LogLine<'a> {
@@ -287,6 +357,39 @@ mod tests {
         assert_eq!(stamp.format(t), b"1970-01-01T00:00:00.000000Z");
         let t = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
         assert_eq!(stamp.format(t), b"9999-12-31T23:59:59.999999Z");
+    }
+
+    /// Records cut anywhere by the reads come out whole, one line each; a run without a
+    /// newline is logged in pieces of MAX_LINE, and a last record without one at the end.
+    #[test]
+    fn records_that_straddle_reads_are_logged_whole() {
+        let (mut lines, mut out) = (LogLines::default(), Vec::new());
+        let t = UNIX_EPOCH;
+        assert_eq!(lines.push(b"pid=1 a", t, &mut out), 0);
+        assert_eq!(lines.push(b"b\npid=2 c\npid", t, &mut out), 2);
+        assert_eq!(lines.push(b"=3 d", t, &mut out), 0);
+        assert_eq!(lines.push(b"\n", t, &mut out), 1);
+        assert_eq!(lines.push(b"no newline", t, &mut out), 0);
+        assert_eq!(lines.finish(t, &mut out), 1);
+        assert_eq!(lines.finish(t, &mut out), 0);
+        let text = String::from_utf8(out).unwrap();
+        let messages: Vec<(Option<u32>, &str)> = text
+            .lines()
+            .map(|l| parse_log_line(l).unwrap())
+            .map(|l| (l.pid, l.message))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                (Some(1), "ab"),
+                (Some(2), "c"),
+                (Some(3), "d"),
+                (None, "no newline")
+            ]
+        );
+        let mut out = Vec::new();
+        assert_eq!(lines.push(&vec![b'x'; MAX_LINE + 1], t, &mut out), 1);
+        assert_eq!(lines.push(b"x\n", t, &mut out), 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The command line as a user meets it: help with examples for every subcommand, what `-v`
-//! narrates in each role, defaults shown, `-v` accepted before or after the subcommand.
+//! narrates in each role, defaults shown, `-v` accepted before or after the subcommand, bad
+//! usage refused with status 2 by every role.
 
 mod support;
 
@@ -22,21 +23,42 @@ fn every_subcommand_has_examples_and_says_what_its_trace_shows() {
         ("log", "tail -f app.out | fifo-demo log", "poll(POLLOUT)"),
         ("cleanup", "fifo-demo cleanup --fifo", "unlink"),
         ("demo", "fifo-demo demo --writers 16", "IPC_DEMO_TRACE=1"),
-        ("path", "echo hello > \"$(fifo-demo path fifo)\"", ""),
+        (
+            "path",
+            "echo hello > \"$(fifo-demo path fifo)\"",
+            "runtime directory",
+        ),
     ];
     for (role, example, traced) in roles {
         let text = help(&sb, &[role]);
         assert!(text.contains("\nExamples:\n"), "{role}: {text}");
         assert!(text.contains(example), "{role}: {text}");
-        if !traced.is_empty() {
-            let trace = text
-                .split("-v, --trace")
-                .nth(1)
-                .unwrap_or_else(|| panic!("{role} has no -v: {text}"));
-            let trace = trace.split("\n  -").next().unwrap_or(trace);
-            assert!(trace.contains(traced), "{role}'s -v help: {trace:?}");
-        }
+        // -v is one global flag; what it shows in this role is said after the examples.
+        assert!(text.contains("  -v, --trace"), "{role} has no -v: {text}");
+        let trace = text
+            .split("\nWith -v: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{role} does not say what -v shows: {text}"));
+        let trace = trace.split("\n\n").next().unwrap_or(trace);
+        assert!(trace.contains(traced), "{role}'s -v: {trace:?}");
     }
+}
+
+/// Every role refuses an unknown option with status 2 (usage), before it does anything.
+#[test]
+fn every_role_exits_2_on_bad_usage() {
+    let sb = Sandbox::new();
+    for role in ["demo", "daemon", "log", "cleanup", "path"] {
+        let out = testkit::run(fifo_demo(&sb).args([role, "--bogus"]), b"");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{role}: {}",
+            testkit::stderr(&out)
+        );
+        assert!(testkit::stderr(&out).contains("--bogus"), "{role}");
+    }
+    assert!(sb.leftovers().is_empty(), "{:?}", sb.leftovers());
 }
 
 #[test]
@@ -68,7 +90,7 @@ fn defaults_are_shown_and_the_default_subcommand_is_demo() {
 #[test]
 fn trace_is_accepted_before_and_after_the_subcommand() {
     let sb = Sandbox::new();
-    for args in [&["-v", "cleanup"], &["cleanup", "-v"]] {
+    for args in [["-v", "cleanup"], ["cleanup", "-v"]] {
         let out = testkit::run(fifo_demo(&sb).args(args), b"");
         assert!(out.status.success(), "{args:?}: {}", testkit::stderr(&out));
         assert!(

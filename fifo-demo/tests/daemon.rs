@@ -122,7 +122,8 @@ fn a_second_daemon_is_refused_while_one_lives() {
     assert_eq!(
         testkit::stderr(&out),
         format!(
-            "fifo-demo: a log daemon (pid {}) is already reading {}; refusing to start a second one\n",
+            "fifo-demo: a log daemon (pid {}) is already reading {}; refusing to start a \
+             second one\n",
             first.child.pid(),
             first.fifo.display()
         )
@@ -304,6 +305,39 @@ fn log_dash_writes_to_stdout_and_works_in_a_pipeline() {
     assert!(!stdout.seen().iter().any(|l| l.contains("info")));
 }
 
+/// SIGHUP means "reopen the log" (rotation), never "stop": with the log on stdout there is
+/// nothing to reopen, and the daemon goes on logging to the same stdout, says nothing about it,
+/// and still stops with 0 on SIGTERM.
+#[test]
+fn sighup_to_a_daemon_logging_to_stdout_changes_nothing() {
+    let sb = Sandbox::new();
+    let mut daemon = Daemon::start(&sb, &["--log", "-"]);
+    let send = |word: &str| {
+        let out = log(&sb, &daemon.fifo, &[word], b"");
+        assert!(out.status.success(), "{}", testkit::stderr(&out));
+    };
+    send("before");
+    daemon
+        .stdout
+        .wait_for(|l| l.ends_with(" before"), WAIT)
+        .unwrap();
+    for _ in 0..3 {
+        daemon.child.signal(Signal::SIGHUP).unwrap();
+    }
+    send("after");
+    daemon
+        .stdout
+        .wait_for(|l| l.ends_with(" after"), WAIT)
+        .unwrap();
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped it"
+    );
+    let stderr = daemon.stderr.seen().to_vec();
+    assert!(!stderr.iter().any(|l| l.contains("SIGHUP")), "{stderr:?}");
+    daemon.stop();
+}
+
 /// `2026-11-26T03:20:50.123456Z pid=4242 message`
 fn protocol_line_ok(line: &str) -> bool {
     let (stamp, rest) = line.split_at(27);
@@ -427,7 +461,8 @@ fn a_pid_file_owned_by_another_user_is_refused_and_kept() {
     assert_eq!(
         testkit::stderr(&out),
         format!(
-            "fifo-demo: {}: owned by uid 65534, not by us (uid 0): refusing a pid file someone else made\n",
+            "fifo-demo: {}: owned by uid 65534, not by us (uid 0): refusing a pid file \
+             someone else made\n",
             pid.display()
         )
     );

@@ -72,14 +72,16 @@ fn recipe_ls_through_pipe_demo_grep_into_the_log_daemon() {
 
 #[test]
 fn recipe_signal_daemon_ticks_through_pipe_demo_grep_into_head() {
-    // README: signal-demo daemon --config cfg.toml --pid-file d.pid | pipe-demo grep '^tick' | head -n 3
+    // README: signal-demo daemon --config cfg.toml --pid-file d.pid |
+    //     pipe-demo grep '^tick' | head -n 3
     // When head has its lines, the broken pipe travels upstream: grep and then the daemon
     // stop quietly with status 0, and the daemon removes its pid file.
     let sb = Sandbox::new();
     std::fs::write(sb.join("cfg.toml"), "message = \"hi\"\ninterval_ms = 20\n").unwrap();
     let out = bash(
         &sb,
-        "signal-demo daemon --config cfg.toml --pid-file d.pid | pipe-demo grep '^tick' | head -n 3",
+        "signal-demo daemon --config cfg.toml --pid-file d.pid \
+         | pipe-demo grep '^tick' | head -n 3",
         &["signal-demo", "pipe-demo"],
     );
     assert!(

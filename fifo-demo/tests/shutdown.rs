@@ -2,11 +2,15 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 use std::process::Stdio;
 
-use common::child::Supervised;
+use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use support::{Daemon, WAIT, fifo_demo, lines_of, pid_file};
 
@@ -133,4 +137,181 @@ fn a_second_sigterm_during_the_drain_leaves_no_pid_file() {
     assert_eq!(status.code(), Some(143), "the second signal exits at once");
     assert!(!pid_file(&daemon.fifo).exists(), "pid file left behind");
     drop(stdin);
+}
+
+/// A daemon logging to stdout (`--log -`), that stdout a one-page pipe the test holds the
+/// read end of, full: `fifo-demo daemon --log - | less` with less stopped; and records the
+/// daemon has begun to read, which it cannot write.
+struct StalledStdout {
+    daemon: Supervised,
+    stderr: Lines,
+    fifo: PathBuf,
+    /// The pipe's read end: what reached the daemon's stdout.
+    read_end: OwnedFd,
+}
+
+/// How a [`StalledStdout`] ended: its status, its stderr, and what its stdout got after the
+/// bytes that filled it.
+struct Outcome {
+    status: std::process::ExitStatus,
+    stderr: Vec<String>,
+    stdout: Vec<u8>,
+}
+
+impl StalledStdout {
+    /// Start the daemon, take its ready line from the pipe, fill the pipe, then write
+    /// `records` straight into the FIFO as a shell writer would (`pid=?`), in one write that
+    /// the FIFO's buffer takes whole, and wait until the daemon has read some of them.
+    fn start(sb: &Sandbox, records: usize) -> StalledStdout {
+        let fifo = sb.join("app.fifo");
+        let (read_end, write_end) = testkit::small_pipe();
+        // Ours, to fill the pipe with later; dropped then, so that EOF comes with the daemon's.
+        let ours = write_end.try_clone().unwrap();
+        let mut cmd = fifo_demo(sb);
+        cmd.arg("daemon")
+            .arg("--fifo")
+            .arg(&fifo)
+            .args(["--log", "-"]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(write_end))
+            .stderr(Stdio::piped());
+        let options = common::child::Options {
+            deadline: Some(testkit::DEADLINE),
+            own_group: true,
+        };
+        let daemon = Supervised::spawn("daemon", &mut cmd, options).unwrap();
+        drop(cmd); // The command's copy of the daemon's stdout.
+        let stderr = daemon.stderr_lines().unwrap();
+        let mut fds = [PollFd::new(read_end.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(WAIT).unwrap();
+        assert_eq!(poll(&mut fds, timeout), Ok(1), "no ready line");
+        let mut ready = [0u8; 4096];
+        let n = nix::unistd::read(&read_end, &mut ready).unwrap();
+        let ready = String::from_utf8_lossy(&ready[..n]);
+        assert!(
+            ready.starts_with("ready: pid ") && ready.ends_with('\n'),
+            "{ready}"
+        );
+        // Nothing more fits now: bytes without a newline, never mistaken for a record.
+        testkit::fill_pipe(&ours, b'x');
+        drop(ours);
+
+        let input: String = (1..=records).map(|i| format!("record {i}\n")).collect();
+        let mut writer = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&fifo)
+            .unwrap();
+        writer.write_all(input.as_bytes()).unwrap();
+        support::wait_until("the daemon to read records", || {
+            unread_bytes(&writer) < input.len()
+        });
+        StalledStdout {
+            daemon,
+            stderr,
+            fifo,
+            read_end,
+        }
+    }
+
+    /// SIGTERM; wait for the daemon to exit, then read what its stdout got, to the end.
+    fn stop(mut self) -> Outcome {
+        self.daemon.signal(Signal::SIGTERM).unwrap();
+        let status = self.daemon.wait_timeout(WAIT).unwrap();
+        let stderr = self.stderr.rest(WAIT).unwrap();
+        let mut stdout = Vec::new();
+        std::fs::File::from(self.read_end)
+            .read_to_end(&mut stdout)
+            .unwrap();
+        Outcome {
+            status,
+            stderr,
+            stdout,
+        }
+    }
+}
+
+/// `fifo-demo daemon --log - | less`, with less stopped: the daemon's stdout is full and
+/// nobody reads it. SIGTERM must still stop the daemon (a write(2) asleep on that pipe is
+/// restarted after the signal's handler, SA_RESTART, and never returns), and the daemon must
+/// say how many records it could not write.
+#[test]
+fn sigterm_stops_a_daemon_whose_stdout_log_nobody_reads_and_it_counts_what_it_could_not_write() {
+    const RECORDS: usize = 1000;
+    let sb = Sandbox::new();
+    let stalled = StalledStdout::start(&sb, RECORDS);
+    let fifo = stalled.fifo.clone();
+    let ended = stalled.stop();
+    let said = &ended.stderr;
+    assert_eq!(
+        ended.status.code(),
+        Some(1),
+        "records were lost: exit 1; {said:?}"
+    );
+    assert_eq!(
+        said.last().map(String::as_str),
+        Some(
+            format!(
+                "fifo-demo daemon: SIGTERM: logged 0 records, could not write {RECORDS} to \
+                 stdout (nothing read it); removed {} and {}",
+                fifo.display(),
+                pid_file(&fifo).display()
+            )
+            .as_str()
+        ),
+        "{said:?}"
+    );
+    assert!(
+        !ended.stdout.contains(&b'\n'),
+        "a record reached the full pipe"
+    );
+    assert!(!fifo.exists() && !pid_file(&fifo).exists());
+}
+
+/// The other side of the same wait: a stdout reader that pauses, then reads on, loses
+/// nothing. Until a stop comes the daemon waits for it as long as it takes (the FIFO fills,
+/// and its writers wait in turn), never dropping a record.
+#[test]
+fn a_stdout_reader_that_pauses_loses_no_record() {
+    const RECORDS: usize = 1000;
+    let sb = Sandbox::new();
+    let stalled = StalledStdout::start(&sb, RECORDS);
+    // Read on: the filler's bytes, then every record, each as a line of its own.
+    let read_end = stalled.read_end.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(std::fs::File::from(read_end));
+    let mut line = String::new();
+    for i in 1..=RECORDS {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_start_matches('x');
+        assert!(
+            line.ends_with(&format!(" pid=? record {i}\n")),
+            "{i}: {line:?}"
+        );
+    }
+    drop(reader);
+    let ended = stalled.stop();
+    assert_eq!(
+        ended.status.code(),
+        Some(0),
+        "a daemon asked to stop: {:?}",
+        ended.stderr
+    );
+    let logged = format!(": logged {RECORDS} records; removed ");
+    assert!(
+        ended.stderr.last().is_some_and(|l| l.contains(&logged)),
+        "{:?}",
+        ended.stderr
+    );
+    assert!(ended.stdout.is_empty(), "{:?}", ended.stdout);
+}
+
+/// Bytes in a pipe or FIFO not yet read (`ioctl(FIONREAD)`).
+fn unread_bytes(fd: &impl AsRawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points to `n`, alive and
+    // writable for the whole call; the descriptor is open.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "ioctl(FIONREAD)");
+    usize::try_from(n).unwrap()
 }

@@ -56,10 +56,18 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     daemon: Option<PathBuf>,
     /// Round trips per measurement.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
     samples: u32,
     /// Reloads to time.
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(
+        long,
+        default_value_t = 2_000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
     reloads: u32,
 }
 

@@ -23,9 +23,11 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "signal-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate the signal calls of the default `demo` and of the daemon it starts, on stderr
-    /// (each subcommand also takes -v after its name).
-    #[arg(short = 'v', long = "trace")]
+    /// Narrate each signal call on stderr, in the order of the calls: `[pid 4242 daemon]
+    /// read(signalfd) -> SIGHUP from pid 4200`; the daemon the demo starts narrates its own
+    /// too (IPC_DEMO_TRACE=1). Before or after the subcommand; each subcommand's help says what
+    /// its `-v` shows.
+    #[arg(short = 'v', long = "trace", global = true)]
     pub trace: bool,
 
     // --generate KIND: the man page or a shell's completions (hidden; see common::generate).
@@ -38,7 +40,13 @@ pub struct Cli {
 
 /// What the man page says beyond the parser (`signal-demo --generate man`).
 pub const MANUAL: Manual<'static> = Manual {
-    exit_status: &[],
+    exit_status: &[(
+        "daemon",
+        "signal-demo daemon exits 0 on SIGTERM or SIGINT once its tick in progress has \
+         finished; 143 or 130 on a second stop signal, at once (its pid file removed all the \
+         same); 0 too when the reader of its stdout goes away. SIGHUP does not stop it: it \
+         re-reads the config file, keeping the old one if the new one is bad.",
+    )],
     environment: &[ENV_RUNTIME_DIR, ENV_NOTIFY_SOCKET],
     files: &[
         FILE_RUNTIME_DIR,
@@ -74,7 +82,14 @@ pub enum Command {
 Examples:
   signal-demo                                   # the same as `signal-demo demo`
   signal-demo demo --interval-ms 1000           # slow motion: watch each step
-  signal-demo demo -v 2>trace.txt               # every kill/sigqueue and every signalfd read")]
+  signal-demo demo -v 2>trace.txt               # every kill/sigqueue and every signalfd read
+
+With -v: the demo's kill and sigqueue calls, its SIGSTOP and waitid, and the daemon's
+sigprocmask, signalfd and every signal it reads.
+
+Exit status: 0 the check held, 1 it failed, 2 usage; interrupted (Ctrl-C, SIGTERM, SIGHUP) at
+any step: the daemon stopped, the config file removed, 128 + the signal's number (130 for
+Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).")]
     Demo(DemoArgs),
     /// Tick on a timer; SIGHUP reloads, SIGTERM/SIGINT stop, SIGUSR1 reports, SIGRTMIN carries
     /// a value. Prints `ready: pid N pid-file PATH` first, once signals are read (and sends
@@ -88,7 +103,14 @@ The config file is TOML:
 Examples:
   signal-demo daemon --config cfg.toml --pid-file \"$XDG_RUNTIME_DIR/signal-demo.pid\"
   signal-demo daemon --config cfg.toml | head -n 3      # stops quietly when head exits
-  signal-demo daemon --config cfg.toml -v               # the signalfd reads, on stderr")]
+  signal-demo daemon --config cfg.toml -v               # the signalfd reads, on stderr
+
+Signals: SIGHUP re-reads the config (a bad one is refused and the old one kept) and the daemon
+goes on; SIGTERM/SIGINT let the tick in progress finish, remove the pid file and exit 0; a
+second one exits at once (143/130). SIGUSR1 prints a status line; SIGUSR2 and every realtime
+signal are counted. A stdout whose reader goes away stops it too (exit 0).
+
+With -v: sigprocmask, signalfd and timerfd at start, and every signal read (with its sender).")]
     Daemon(DaemonArgs),
     /// Send a signal, like `kill -s`; with --value through sigqueue(3), which carries an
     /// integer.
@@ -99,7 +121,9 @@ With --count K and --value N, the K signals carry the values N, N+1, ..., N+K-1.
 Examples:
   signal-demo send HUP --pid-file d.pid                  # reload
   signal-demo send RTMIN --pid-file d.pid --value 1 --count 100
-  signal-demo send TERM --pid 4242                       # graceful stop")]
+  signal-demo send TERM --pid 4242                       # graceful stop
+
+With -v: each kill or sigqueue call.")]
     Send(SendArgs),
 }
 
@@ -108,20 +132,18 @@ Examples:
 pub struct DemoArgs {
     /// The daemon's tick interval to start with (the reload halves it); raise it to watch
     /// the scenario in slow motion, e.g. `--interval-ms 1000`.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u64).range(20..=60_000)
+    )]
     pub interval_ms: u64,
-    /// Narrate the demo's kill/sigqueue calls and the daemon's signal calls, on stderr.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
 }
 
 impl Default for DemoArgs {
     /// `signal-demo` with no arguments.
     fn default() -> Self {
-        DemoArgs {
-            interval_ms: 100,
-            trace: false,
-        }
+        DemoArgs { interval_ms: 100 }
     }
 }
 
@@ -134,10 +156,6 @@ pub struct DaemonArgs {
     /// Write our pid here, locked, and remove it on exit [default: no pid file].
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
-    /// Narrate sigprocmask, signalfd, timerfd and every signal read (with its sender), on
-    /// stderr.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
 }
 
 /// Options of `signal-demo send`.
@@ -156,11 +174,19 @@ pub struct SendArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub value: Option<i32>,
     /// Send this many signals in a burst.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
     pub count: u32,
-    /// Narrate each kill or sigqueue call, on stderr.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
+}
+
+/// `signal-demo` with no subcommand plays `demo` with its defaults.
+impl Default for Command {
+    fn default() -> Self {
+        Command::Demo(DemoArgs::default())
+    }
 }
 
 impl Command {
@@ -170,15 +196,6 @@ impl Command {
             Command::Demo(_) => "demo",
             Command::Daemon(_) => "daemon",
             Command::Send(_) => "send",
-        }
-    }
-
-    /// True if the subcommand's own -v is set.
-    pub fn trace(&self) -> bool {
-        match self {
-            Command::Demo(a) => a.trace,
-            Command::Daemon(a) => a.trace,
-            Command::Send(a) => a.trace,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! ```text
 //! sigprocmask(SIG_BLOCK, {HUP, INT, TERM, USR1, USR2, RTMIN..RTMAX})   first of all
 //! signalfd(that set, SFD_NONBLOCK|SFD_CLOEXEC)          the signals, as a descriptor
-//! open(/proc/self/fd/1, O_WRONLY|O_NONBLOCK)            a stdout that never blocks (common::out::Output)
+//! open(/proc/self/fd/1, O_WRONLY|O_NONBLOCK)            a stdout that never blocks (Output)
 //! open(config, O_NONBLOCK|O_NOCTTY); fstat; read        a regular file, or refused
 //! open(pid file); flock(LOCK_EX|LOCK_NB); write(pid)    common::pidfile
 //! timerfd_create(CLOCK_MONOTONIC); timerfd_settime(interval)
@@ -341,11 +341,11 @@ impl Daemon<'_> {
                     if self.stopping {
                         // The user means it: no more waiting for the tick (status 128 + n,
                         // as if the signal had killed us, but with the pid file removed).
-                        let code = 128 + signo;
+                        let code = common::error::exit_status_for(s);
                         self.out.line(format_args!(
                             "second {s} while shutting down: exiting now (status {code})"
                         ))?;
-                        return Ok(After::ExitNow(u8::try_from(code).unwrap_or(1)));
+                        return Ok(After::ExitNow(code));
                     }
                     self.stopping = true;
                     // STOPPING=1 to a service manager, if any: the stop has begun.

@@ -164,7 +164,8 @@ pub fn check_pid(pid: i32) -> Result<Pid> {
         Ok(Pid::from_raw(pid))
     } else {
         Err(Error::Usage(format!(
-            "bad pid {pid}: must be a positive process id (kill treats 0 and negative pids as process groups)"
+            "bad pid {pid}: must be a positive process id \
+             (kill treats 0 and negative pids as process groups)"
         )))
     }
 }

@@ -321,6 +321,27 @@ fn default_run_with_trace_says_ok_and_narrates_both_processes() {
 }
 
 #[test]
+fn trace_is_accepted_before_and_after_the_subcommand_and_bad_usage_exits_2_in_every_role() {
+    let sb = Sandbox::new();
+    // SIGCONT to a sleeping child changes nothing; the call is narrated either way.
+    let sleeper = testkit::spawn(sb.command("sleep").arg("60"));
+    let pid = sleeper.pid().to_string();
+    for args in [
+        ["-v", "send", "CONT", "--pid", &pid],
+        ["send", "-v", "CONT", "--pid", &pid],
+    ] {
+        let out = run_in(&sb, &args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(stderr(&out).contains(" send] kill("), "{args:?}: {out:?}");
+    }
+    for role in ["demo", "daemon", "send"] {
+        let out = run_in(&sb, &[role, "--bogus"]);
+        assert_eq!(out.status.code(), Some(2), "{role}: {out:?}");
+        assert!(stderr(&out).contains("--bogus"), "{role}: {out:?}");
+    }
+}
+
+#[test]
 fn help_shows_examples() {
     let sb = Sandbox::new();
     let out = run_in(&sb, &["--help"]);
@@ -332,10 +353,13 @@ fn help_shows_examples() {
     );
     let out = run_in(&sb, &["daemon", "--help"]);
     assert!(testkit::stdout(&out).contains("interval_ms = 500"));
-    // Every subcommand: examples, and a -v that says what *that* role narrates.
+    // Every subcommand: examples, and what the one global -v narrates in *that* role.
     for (sub, traces) in [
-        ("demo", "kill/sigqueue calls and the daemon's"),
-        ("daemon", "sigprocmask, signalfd, timerfd"),
+        (
+            "demo",
+            "kill and sigqueue calls, its SIGSTOP and waitid, and the daemon's",
+        ),
+        ("daemon", "sigprocmask, signalfd and timerfd"),
         ("send", "each kill or sigqueue call"),
     ] {
         let out = run_in(&sb, &[sub, "--help"]);
@@ -346,7 +370,14 @@ fn help_shows_examples() {
             text.contains(&format!("signal-demo {sub}")),
             "{sub}: {text}"
         );
-        assert!(text.contains(traces), "{sub}: {text}");
+        assert!(text.contains("  -v, --trace"), "{sub}: {text}");
+        let trace = text.split("\nWith -v: ").nth(1).unwrap_or_default();
+        let trace = trace
+            .split("\n\n")
+            .next()
+            .unwrap_or_default()
+            .replace('\n', " ");
+        assert!(trace.contains(traces), "{sub}: {text}");
     }
     // The default subcommand is named `demo`, as in every demo binary.
     assert!(text.contains("the same as `signal-demo demo`"), "{text}");

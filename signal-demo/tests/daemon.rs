@@ -59,7 +59,8 @@ fn invalid_config_on_sighup_is_refused_and_ticks_keep_the_old_one() {
     d.kill(Signal::SIGHUP);
     assert_eq!(
         d.wait_prefix("reload"),
-        "reload failed: cfg.toml:2: interval_ms = 5 is out of range 10..=3600000; keeping generation 1"
+        "reload failed: cfg.toml:2: interval_ms = 5 is out of range 10..=3600000; \
+         keeping generation 1"
     );
     std::fs::remove_file(&d.cfg).unwrap();
     d.kill(Signal::SIGHUP);

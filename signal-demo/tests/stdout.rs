@@ -10,16 +10,13 @@
 mod support;
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::child::{Lines, Options, Supervised};
-use common::testkit::Sandbox;
+use common::testkit::{self, Sandbox};
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockType, send, setsockopt, socketpair, sockopt,
@@ -29,23 +26,9 @@ use support::{BIN, WAIT, count_in};
 
 /// A pipe whose buffer is full: (read end, write end for the daemon's stdout).
 fn full_pipe() -> (OwnedFd, OwnedFd) {
-    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
-    // The smallest pipe the kernel gives (one page), so filling it takes no time.
-    fcntl(&w, FcntlArg::F_SETPIPE_SZ(4096)).unwrap();
-    // A second open of the write end: its O_NONBLOCK does not touch the daemon's description.
-    let mut filler = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(format!("/proc/self/fd/{}", w.as_raw_fd()))
-        .unwrap();
-    // Empty lines, byte by byte, until not one more fits.
-    loop {
-        match filler.write(b"\n") {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
-            Err(e) => panic!("fill the pipe: {e}"),
-        }
-    }
+    let (r, w) = testkit::small_pipe();
+    // Empty lines, until not one more fits.
+    testkit::fill_pipe(&w, b'\n');
     (r, w)
 }
 

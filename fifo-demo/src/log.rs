@@ -1,5 +1,12 @@
 //! The `log` role: send records to the daemon through its FIFO.
 //!
+//! The calls, in order: `lstat` (a FIFO of ours stands at the path, see
+//! [`crate::fifo::existing_fifo`]) -> `open(O_WRONLY | O_NONBLOCK)` (ENXIO: no daemon) +
+//! `fstat` -> one `write` of at most PIPE_BUF bytes per record; EAGAIN -> `poll(POLLOUT)` and
+//! the same write again; EPIPE -> `ioctl(FIONREAD)`.
+//!
+//! # Pitfalls
+//!
 //! - The FIFO is opened `O_WRONLY | O_NONBLOCK`. A blocking open for writing would wait,
 //!   possibly forever, for a reader; the non-blocking one fails at once with ENXIO when no
 //!   daemon has the FIFO open, and we say so.
@@ -29,7 +36,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::{Mode, fstat};
 
 use crate::cli::LogArgs;
-use crate::daemon::{existing_fifo, fifo_path};
+use crate::fifo::{existing_fifo, fifo_path};
 use crate::protocol::{self, END};
 
 /// Run the `log` role.
