@@ -28,7 +28,7 @@ use crate::cli::DemoArgs;
 use crate::counter::{self, kind};
 use crate::sem::{Flavor, Open, Remove, Sem};
 use crate::tell;
-use crate::{bridge, procs, sysv};
+use crate::{bridge, procs};
 
 const DEADLINE: Duration = Duration::from_secs(300);
 
@@ -292,7 +292,7 @@ fn leftovers(tag: &str, sysv_names: &[String]) -> Vec<String> {
         }
     }
     for name in sysv_names {
-        let (key, _) = sysv::key_for(name);
+        let key = common::sysv_key::key_for(name);
         // SAFETY: semget takes plain integers and touches no memory of ours.
         let id = unsafe { libc::semget(key, 0, 0) };
         if id >= 0 || Errno::last() != Errno::ENOENT {
