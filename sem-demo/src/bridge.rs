@@ -14,14 +14,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use common::cleanup::{Object, Shutdown, Unlink};
-use common::{Error, Result, names, trace};
+use common::{Error, Result, names, say, trace};
 
 use crate::board::{Board, Event};
 use crate::cli::{BridgeArgs, CarArgs};
 use crate::counter::kind;
 use crate::procs;
 use crate::sem::{Flavor, Open, Remove, Sem};
-use crate::tell;
 
 /// What a bridge run found.
 pub struct Outcome {
@@ -47,7 +46,9 @@ pub fn run(args: &BridgeArgs) -> Result<ExitCode> {
         !args.quiet,
         &shutdown,
     )?;
-    tell!(&shutdown, "{}", out.verdict)?;
+    // A verdict only for a run that was not interrupted.
+    shutdown.err_if_requested()?;
+    say!("{}", out.verdict)?;
     Ok(if out.ok {
         ExitCode::SUCCESS
     } else {
@@ -89,6 +90,7 @@ pub fn play(
             &cross,
         ];
         children.push(procs::start(&format!("car {i}"), &args)?);
+        shutdown.err_if_requested()?;
     }
     let failed = procs::wait_all(&children, shutdown)?;
     let events = board.timeline();
@@ -160,8 +162,10 @@ fn print_timeline(events: &[Event], lanes: u32, cars: u32, shutdown: &Shutdown) 
         let bar: String = (0..lanes.max(e.occupancy.min(cars)))
             .map(|l| if l < e.occupancy { '#' } else { '.' })
             .collect();
-        tell!(
-            shutdown,
+        // `say!` gives up only when it would wait: a stop must end a long timeline even while
+        // stdout takes every line.
+        shutdown.err_if_requested()?;
+        say!(
             "  {:>4}  car {:>3} {:<6} [{bar}] {}/{lanes}",
             i + 1,
             e.car,

@@ -15,12 +15,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use common::cleanup::{Shutdown, Unlink};
-use common::{Context, Error, Result, names, trace};
+use common::{Context, Error, Result, names, say, trace};
 
 use crate::cli::{CounterArgs, UpdateArgs};
 use crate::procs;
 use crate::sem::{Flavor, Open, Remove, Sem};
-use crate::tell;
 
 /// What a counter run found.
 pub struct Outcome {
@@ -51,7 +50,9 @@ pub fn run(args: &CounterArgs) -> Result<ExitCode> {
         lock,
         &shutdown,
     )?;
-    tell!(&shutdown, "{}", verdict(&out, lock))?;
+    // A verdict only for a run that was not interrupted.
+    shutdown.err_if_requested()?;
+    say!("{}", verdict(&out, lock))?;
     Ok(
         if lock.is_none() || out.lost() == 0 && out.actual == out.expected {
             ExitCode::SUCCESS
@@ -125,6 +126,7 @@ pub fn play(
             None => args.push("--no-lock"),
         }
         children.push(procs::start(&format!("update {i}"), &args)?);
+        shutdown.err_if_requested()?;
     }
     let failed = procs::wait_all(&children, shutdown)?;
     if !failed.is_empty() {
