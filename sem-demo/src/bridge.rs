@@ -19,8 +19,9 @@ use common::{Error, Result, names, say, trace};
 use crate::board::{Board, Event};
 use crate::cli::{BridgeArgs, CarArgs};
 use crate::counter::kind;
+use crate::creation::Creation;
 use crate::procs;
-use crate::sem::{Flavor, Open, Remove, Sem};
+use crate::sem::{Flavor, Remove, Sem};
 
 /// What a bridge run found.
 pub struct Outcome {
@@ -67,7 +68,7 @@ pub fn play(
     timeline: bool,
     shutdown: &Shutdown,
 ) -> Result<Outcome> {
-    let (sem, _) = Sem::open(flavor, tag, Open::Create { value: lanes })?;
+    let (sem, _) = Sem::open(flavor, tag, Creation::Exclusive { value: lanes })?;
     let _sem_guard = Remove(&sem);
     let board_name = names::posix_name(tag);
     let board = Board::create(&board_name, u32::from(lanes), cars)?;
@@ -186,7 +187,7 @@ pub fn car(args: &CarArgs) -> Result<ExitCode> {
             board.cars()
         )));
     }
-    let (sem, _) = Sem::open(args.flavor.or(Flavor::Posix), &args.name, Open::Existing)?;
+    let (sem, _) = Sem::open(args.flavor.or(Flavor::Posix), &args.name, Creation::Never)?;
     // Given back when dropped, on an error too (a board whose event log is full).
     let permit = sem.take(true)?;
     let occupancy = board.enter(args.id)?;

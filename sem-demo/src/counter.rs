@@ -18,8 +18,9 @@ use common::cleanup::{Shutdown, Unlink};
 use common::{Context, Error, Result, names, say, trace};
 
 use crate::cli::{CounterArgs, UpdateArgs};
+use crate::creation::Creation;
 use crate::procs;
-use crate::sem::{Flavor, Open, Remove, Sem};
+use crate::sem::{Flavor, Remove, Sem};
 
 /// What a counter run found.
 pub struct Outcome {
@@ -111,7 +112,7 @@ pub fn play(
     let _file_guard = Unlink::path(&path);
     std::io::Write::write_all(&mut file, b"0\n").ctx("write", path.display())?;
     let sem = match lock {
-        Some(f) => Some(Sem::open(f, tag, Open::Create { value: 1 })?.0),
+        Some(f) => Some(Sem::open(f, tag, Creation::Exclusive { value: 1 })?.0),
         None => None,
     };
     let _sem_guard = sem.as_ref().map(Remove);
@@ -171,7 +172,7 @@ pub fn update(args: &UpdateArgs) -> Result<ExitCode> {
             Sem::open(
                 args.flavor.or(Flavor::Posix),
                 name,
-                Open::OrCreate { value: 1, limit: 1 },
+                Creation::IfAbsent { value: 1, limit: 1 },
             )?
             .0,
         ),

@@ -27,8 +27,9 @@ use nix::sys::signal::{Signal, kill};
 use crate::bridge;
 use crate::cli::DemoArgs;
 use crate::counter::{self, kind};
+use crate::creation::Creation;
 use crate::procs::DEADLINE;
-use crate::sem::{Flavor, Open, Remove, Sem};
+use crate::sem::{Flavor, Remove, Sem};
 
 /// Run the scenario; the last stdout line is `ok: ...`, `FAILED: ...`, or, after a stop
 /// signal, `interrupted by SIGINT before the check was done` (exit 128+N).
@@ -160,7 +161,7 @@ fn killed_holder(
     failures: &mut Vec<String>,
     shutdown: &Shutdown,
 ) -> Result<()> {
-    let (sem, _) = Sem::open(flavor, name, Open::OrCreate { value: 1, limit: 1 })?;
+    let (sem, _) = Sem::open(flavor, name, Creation::IfAbsent { value: 1, limit: 1 })?;
     let _guard = Remove(&sem);
     let mut holder = RoleCommand::new("holder", DEADLINE)?;
     holder.args(["run", "--name", name]);

@@ -35,6 +35,7 @@ mod board;
 mod bridge;
 mod cli;
 mod counter;
+mod creation;
 mod demo;
 mod posix;
 mod primitives;

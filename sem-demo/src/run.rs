@@ -67,7 +67,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::cli::RunArgs;
-use crate::sem::{Flavor, Open, Sem, timed_out};
+use crate::creation::Creation;
+use crate::sem::{Flavor, Sem, timed_out};
 use crate::spawn::{self, Setup};
 
 /// Signals `run` catches while the command runs (all but SIGCHLD are forwarded to it).
@@ -87,15 +88,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let argv = c_strings(&args.command)?;
     let k = args.limit.unwrap_or(1);
-    let (sem, created) = Sem::open(flavor, &args.name, Open::OrCreate { value: k, limit: k })?;
+    let (sem, created) = Sem::open(
+        flavor,
+        &args.name,
+        Creation::IfAbsent { value: k, limit: k },
+    )?;
     if let (Some(want), Some(has)) = (args.limit, sem.limit())
         && !created
         && want != has
     {
         return Err(Error::Usage(format!(
-            "{} exists with {has} permit{}, not {want}; `sem-demo unlink --sysv {}` first to \
-             change it",
-            sem.describe(),
+            "{sem} exists with {has} permit{}, not {want}; `sem-demo unlink --sysv {}` first \
+             to change it",
             if has == 1 { "" } else { "s" },
             args.name
         )));

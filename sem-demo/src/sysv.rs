@@ -64,6 +64,8 @@ use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::{Pid, Uid};
 
+use crate::creation::Creation;
+
 /// Semaphores per set: permits, K, two name checks (see the module docs).
 const NSEMS: usize = 4;
 /// The largest value a SysV semaphore holds (SEMVMX).
@@ -88,18 +90,6 @@ fn key_for(name: &str) -> (libc::key_t, [u16; 2]) {
     (sysv_key::key_for(name), [sem2.max(1), sem3])
 }
 
-/// How a role opens a set.
-#[derive(Clone, Copy, Debug)]
-pub enum Open {
-    /// It must exist.
-    Existing,
-    /// Create it (IPC_EXCL: the name must be new) with `value` permits, no K recorded.
-    Create { value: u16 },
-    /// Create it if needed with `value` permits and K = `limit` (0: no K recorded), else
-    /// use it (the caller compares [`SemSet::limit`] with what it wants).
-    OrCreate { value: u16, limit: u16 },
-}
-
 /// An open SysV semaphore set of ours.
 #[derive(Debug)]
 pub struct SemSet {
@@ -111,14 +101,14 @@ pub struct SemSet {
 
 impl SemSet {
     /// Open (or create) the set for `name`. Returns it and whether we created it.
-    pub fn open(name: &str, how: Open) -> Result<(Self, bool)> {
+    pub fn open(name: &str, how: Creation) -> Result<(Self, bool)> {
         let (key, check) = key_for(name);
         let what = format!("{name} (key {key:#010x})");
         loop {
             let create = match how {
-                Open::Existing => None,
-                Open::Create { value } => Some((value, 0)),
-                Open::OrCreate { value, limit } => Some((value, limit)),
+                Creation::Never => None,
+                Creation::Exclusive { value } => Some((value, 0)),
+                Creation::IfAbsent { value, limit } => Some((value, limit)),
             };
             if let Some((value, limit)) = create {
                 // SAFETY: semget takes plain integers and touches no memory of ours.
@@ -127,7 +117,7 @@ impl SemSet {
                 };
                 if id < 0 {
                     match Errno::last() {
-                        Errno::EEXIST if matches!(how, Open::OrCreate { .. }) => {}
+                        Errno::EEXIST if matches!(how, Creation::IfAbsent { .. }) => {}
                         e => return Err(Error::sys("semget", &what, e)),
                     }
                 } else {
@@ -157,7 +147,7 @@ impl SemSet {
             if id < 0 {
                 match Errno::last() {
                     // Removed since our IPC_EXCL attempt: create it after all.
-                    Errno::ENOENT if matches!(how, Open::OrCreate { .. }) => continue,
+                    Errno::ENOENT if matches!(how, Creation::IfAbsent { .. }) => continue,
                     Errno::ENOENT => {
                         return Err(Error::msg(format!("semget {what}: no such semaphore set")));
                     }
