@@ -26,7 +26,7 @@ use nix::sys::signal::{Signal, kill};
 
 use crate::bridge;
 use crate::cli::DemoArgs;
-use crate::counter::{self, kind};
+use crate::counter;
 use crate::creation::Creation;
 use crate::procs::DEADLINE;
 use crate::sem::{Flavor, Remove, Sem};
@@ -76,12 +76,12 @@ fn play(
     // 1. The counter.
     say!("1. counter: {n} processes x {m} read-modify-write updates of one number in a file")?;
     for flavor in [Flavor::Posix, Flavor::Sysv] {
-        let name = format!("{tag}-counter-{}", kind(flavor).to_lowercase());
+        let name = format!("{tag}-counter-{}", flavor.name().to_lowercase());
         sysv_names.push(name.clone());
         let out = counter::play(&name, n, m, Some(flavor), shutdown)?;
         say!(
             "   {} semaphore: expected {}, got {} {}",
-            kind(flavor),
+            flavor.name(),
             out.expected,
             out.actual,
             if out.lost() == 0 && out.actual == out.expected {
@@ -93,7 +93,7 @@ fn play(
         if out.actual != out.expected {
             failures.push(format!(
                 "counter {}: {}/{}",
-                kind(flavor),
+                flavor.name(),
                 out.actual,
                 out.expected
             ));
@@ -113,17 +113,18 @@ fn play(
     // 2. The bridge.
     let (cars, lanes) = (args.cars, args.lanes);
     say!(
-        "2. bridge: {cars} car processes, {lanes} lane{} (a counting semaphore with {lanes} permit{})",
+        "2. bridge: {cars} car processes, {lanes} lane{} (a counting semaphore with {lanes} \
+         permit{})",
         plural(lanes.into()),
         plural(lanes.into())
     )?;
     for (flavor, timeline) in [(Flavor::Posix, true), (Flavor::Sysv, false)] {
-        let name = format!("{tag}-bridge-{}", kind(flavor).to_lowercase());
+        let name = format!("{tag}-bridge-{}", flavor.name().to_lowercase());
         sysv_names.push(name.clone());
         let out = bridge::play(&name, cars, lanes, 5, flavor, timeline, shutdown)?;
         say!("   {}", out.verdict)?;
         if !out.ok {
-            failures.push(format!("bridge {}: {}", kind(flavor), out.verdict));
+            failures.push(format!("bridge {}: {}", flavor.name(), out.verdict));
         }
         shutdown.err_if_requested()?;
     }
@@ -187,12 +188,12 @@ fn killed_holder(
     let value = sem.value()?;
     say!(
         "   {}: holder pid {} took the permit (value {held}), killed -> {}; value now {value}",
-        kind(flavor),
+        flavor.name(),
         holder.pid(),
         Ended::from(status)
     )?;
     if held != 0 {
-        failures.push(format!("{}: value {held} while held", kind(flavor)));
+        failures.push(format!("{}: value {held} while held", flavor.name()));
     }
 
     let next = |timeout: &str| -> Result<(ExitStatus, String, Duration)> {
@@ -242,7 +243,8 @@ fn killed_holder(
             let (status, said, _) = next("0.5")?;
             say!("   POSIX: the next run -> {}: {said}", Ended::from(status))?;
             say!(
-                "          a POSIX semaphore has no owner: nothing knew the dead holder had a permit"
+                "          a POSIX semaphore has no owner: nothing knew the dead holder had a \
+                 permit"
             )?;
             let timed_out = status.code() == Some(1) && said.contains("timed out after 0.5 s");
             sem.post(false)?;

@@ -23,6 +23,14 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// Its name in messages: "POSIX" or "SysV".
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Posix => "POSIX",
+            Flavor::Sysv => "SysV",
+        }
+    }
+
     /// The flag that selects it, for children started with the same flavor.
     pub fn flag(self) -> &'static str {
         match self {
