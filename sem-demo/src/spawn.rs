@@ -515,10 +515,8 @@ mod tests {
     fn a_child_whose_parent_died_before_its_prctl_never_runs() {
         use nix::unistd::{ForkResult, fork};
         // SAFETY: prctl with plain integers; it changes who adopts our orphaned descendants.
-        assert_eq!(
-            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
-            0
-        );
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
         let argv = [CString::new("true").expect("no NUL")];
         let mut setup = Setup::new(SigSet::empty(), false);
         setup.raise_first = Some(libc::SIGSTOP);
