@@ -18,6 +18,15 @@
 //! 5. give the permit back (`semop(+1, SEM_UNDO)`, which also cancels the kernel's undo
 //!    entry) and exit with the command's status, 128+N if signal N killed it.
 //!
+//! # Pitfalls
+//!
+//! - A permit given back when `run` dies, while its command still runs: the command shares
+//!   `run`'s undo list (below).
+//! - A `--limit` that differs from an existing name's K, silently kept: refused (step 1).
+//! - A POSIX permit lost with its holder: nothing can give it back (the last section).
+//! - Starting the command without `fork`, and passing signals on: [`crate::spawn`], its
+//!   invariants.
+//!
 //! # The permit lives as long as the command
 //!
 //! A holder may be killed with SIGKILL at any instant, and then no code of ours runs. With

@@ -568,11 +568,10 @@ fn a_frozen_holder_keeps_its_permit_and_a_killed_one_gives_it_back() {
 
 /// An executable without `#!` and with many arguments: execve fails with ENOEXEC and
 /// execvp then runs it with /bin/sh, building the new argument list (one pointer per
-/// argument, here 400 KB) on the stack of the process that called it. `run` used to start
-/// the command with clone(CLONE_VM) on a 256 KiB stack of its own, carved out of its heap:
-/// that list overflowed it, wrote over `run`'s own heap, and `run` died of "double free or
-/// corruption" without ever running the command. A forked child has a whole stack of its
-/// own, like any shell's.
+/// argument, here 400 KB) on the stack of the process that called it: the stack `run` gives
+/// its child (`spawn.rs`, `ChildStack`), which must be sized for it. A fixed 256 KiB stack
+/// carved out of `run`'s heap overflowed into that heap ("double free or corruption"), and
+/// the command never ran.
 #[test]
 fn a_script_without_shebang_and_many_arguments_runs() {
     let sb = Sandbox::new();
