@@ -14,13 +14,15 @@ use std::time::Duration;
 use common::cleanup::{Object, Shutdown, Unlink};
 use common::{Context, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use nix::sys::signal::Signal;
 
 use crate::cli::Cli;
-use crate::harness::{self, Measure, Outcome, Placement, Spec, Test};
+use crate::harness::{self, Measure, Placement, Spec, Test};
 use crate::mech::{self, Family, Mech, Names};
 use crate::report::{self, Build, Key, Machine, Row, Run};
+use crate::results::Outcome;
 use crate::stats::Figure;
-use crate::{chart, twin};
+use crate::{chart, floor, twin};
 
 /// Message sizes of the throughput tests.
 pub const SIZES: [usize; 3] = [64, 4096, 64 * 1024];
@@ -43,14 +45,13 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// The full run (about three and a half minutes with every mechanism). Many short
-    /// rounds rather than a few long ones: Rust and C of one row are measured back to back
-    /// in every round, so the finer they interleave, the more alike the load each side sees
-    /// on a shared machine (a burst of other tenants' work lasting tens of milliseconds
-    /// otherwise lands on one side's window and not the other's), and the more process
-    /// pairs a 1-CPU row averages over (whether the woken process preempts the waker at
-    /// once varies from one pair to the next). A round trip's p99 ratio to C ranged
-    /// 0.3-2.2x with 6 rounds of 150 ms, and 0.8-1.3x with 192 of 5 ms (BENCHMARKS.md).
+    /// The full run (a few minutes with every mechanism). Many short rounds rather than a
+    /// few long ones: Rust and C of one row are measured back to back in every round, so the
+    /// finer they interleave, the more alike the load each side sees on a shared machine (a
+    /// burst of other tenants' work lasting tens of milliseconds otherwise lands on one
+    /// side's window and not the other's), and the more process pairs a 1-CPU row averages
+    /// over (whether the woken process preempts the waker at once varies from one pair to the
+    /// next). BENCHMARKS.md, ipc-bench, has what fewer, longer rounds did to the p99 ratios.
     /// Throughput keeps each side's best round, which longer windows serve better.
     pub const FULL: Budget = Budget {
         latency: Duration::from_millis(5),
@@ -61,12 +62,10 @@ impl Budget {
     };
     /// `--quick`: the full run's rounds, fewer of them. Every window, warm-up and the
     /// interleave are the full run's, so a quick run measures both sides the way the full
-    /// run does, only over fewer process pairs. A quick run that timed one pair per side
-    /// for 40 ms measured something else: on a 2-vCPU VM a pair's cross-CPU round trip
-    /// steps up by a few microseconds after it has run for some tens of milliseconds, and
-    /// not at the same age for the Rust and the C pair, so a long window compared the two
-    /// sides in different regimes (BENCHMARKS.md). Even round counts let each side go first
-    /// equally often.
+    /// run does, only over fewer process pairs: one long window per side would compare a
+    /// Rust pair and a C pair at different ages, and a pair's cross-CPU round trip can change
+    /// as it ages (BENCHMARKS.md, ipc-bench, "What --quick is for"). Even round counts let
+    /// each side go first equally often.
     pub const QUICK: Budget = Budget {
         latency_rounds: 16,
         throughput_rounds: 2,
@@ -119,8 +118,9 @@ pub fn plan(only: &[Family]) -> Vec<Key> {
 
 /// Run the benchmark the command line asks for.
 pub fn run(cli: &Cli) -> Result<ExitCode> {
-    // First, before any child exists: Ctrl-C and SIGTERM end the run through our cleanup.
-    let shutdown = Shutdown::install()?;
+    // First, before any child exists: Ctrl-C, SIGTERM and a closed terminal (SIGHUP) end the
+    // run through our cleanup.
+    let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     // Said first, so that nobody waits minutes for figures of the wrong build.
     let build = Build::this();
     if let Some(warning) = build.warning() {
@@ -132,7 +132,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Budget::FULL
     };
     let cpus = harness::usable_cpus()?;
-    let machine = Machine::describe(cpus.len());
+    let machine = Machine::probe(cpus.len());
     let pins = match cpus.as_slice() {
         [] => return Err(Error::msg("sched_getaffinity: no usable CPU")),
         [one] => (*one, None),
@@ -191,11 +191,11 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
                     if c_side { "C" } else { "Rust" }
                 ));
                 let outcome = measure_one(key.mech, &spec, c_side, &shutdown);
-                if shutdown.requested() {
+                // Whatever the measurement made is removed by now (measure_one's guards).
+                if let Err(stop) = shutdown.err_if_requested() {
                     progress.finish_and_clear();
-                    let sig = shutdown.signal().map_or(2, |s| s as u8);
                     eprintln!("ipc-bench: interrupted; nothing written");
-                    return Ok(ExitCode::from(128 + sig));
+                    return Err(stop);
                 }
                 let figure = Figure::from_outcome(outcome);
                 if c_side {
@@ -233,7 +233,7 @@ fn measure_one(mech: Option<Mech>, spec: &Spec, c_side: bool, shutdown: &Shutdow
         let _guards = name_guards(mech, &names);
         match (c_side, mech) {
             (true, _) => twin::measure(mech, spec, &names, shutdown),
-            (false, None) => harness::floor(spec, shutdown),
+            (false, None) => floor::measure(spec, shutdown),
             (false, Some(m)) => {
                 let run = Measure {
                     spec: *spec,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use common::generate::{ENV_RUNTIME_DIR, FILE_RUNTIME_DIR, Manual};
 
 use crate::mech::Family;
 
@@ -16,6 +17,57 @@ Examples:
 Every figure is measured between two forked processes, pinned to one CPU and to two CPUs,
 next to a C program (built with the crate) making the same calls. CSV, JSON and an SVG
 chart go to target/ipc-bench/ (or $CARGO_TARGET_DIR/ipc-bench, or --out).";
+
+/// What the man page says beyond the parser (`ipc-bench --generate man`).
+pub const MANUAL: Manual<'static> = Manual {
+    exit_status: &[(
+        "0 (a refused row)",
+        "A mechanism the kernel refuses (a 64 KiB message above a queue's size limit) is \
+         reported in its row, and the run goes on: still 0.",
+    )],
+    environment: &[
+        ENV_RUNTIME_DIR,
+        (
+            "CARGO_TARGET_DIR",
+            "Without --out, results go to CARGO_TARGET_DIR/ipc-bench; unset, to the target \
+             directory the binary was built in (target/ipc-bench).",
+        ),
+    ],
+    files: &[
+        FILE_RUNTIME_DIR,
+        (
+            "target/ipc-bench/results.csv, results.json, latency.svg",
+            "What a finished run writes (the directory --out names, else as in ENVIRONMENT). An \
+             interrupted run writes nothing.",
+        ),
+        (
+            "RUNTIME_DIR/bench-fifo-*.fifo, /dev/shm/sem.ipc-demo-bench-*, \
+             /dev/shm/ipc-demo-bench-*, /dev/mqueue/ipc-demo-bench-*",
+            "One measurement's FIFOs, POSIX semaphores, shared memory and queues: created \
+             0600 with O_EXCL, unlinked as soon as both processes hold them.",
+        ),
+        (
+            "SysV IPC_PRIVATE queues and semaphore sets",
+            "Removed with IPC_RMID when their measurement ends. Only a kill -9 of ipc-bench in \
+             the middle of one can leave one behind (key 0: ipcs shows it, ipcrm removes it).",
+        ),
+    ],
+    see_also: &[
+        "pipe(7)",
+        "unix(7)",
+        "tcp(7)",
+        "mq_overview(7)",
+        "sysvipc(7)",
+        "signal(7)",
+        "sem_overview(7)",
+        "futex(2)",
+        "eventfd(2)",
+        "shm_overview(7)",
+        "sched_setaffinity(2)",
+        "vmsplice(2)",
+        "splice(2)",
+    ],
+};
 
 /// Round-trip latency and throughput of every Linux IPC mechanism, Rust next to C.
 #[derive(Parser, Debug)]

@@ -4,16 +4,43 @@
 
 use std::fmt::Write;
 use std::hint::black_box;
+use std::os::fd::AsFd;
 use std::time::Instant;
 
-use crate::harness::{PageBuf, Spec, Test, nanos};
+use common::cleanup::Shutdown;
+use common::{Context, Result};
+use nix::fcntl::OFlag;
+use nix::unistd::{ForkResult, fork, pipe2};
+
+use crate::harness::{PageBuf, Reaped, Spec, Test, exit_with, nanos, pin};
 use crate::mech::MAX_MSG;
+use crate::results::{Outcome, collect};
 
 /// Calls per timed batch: one clock read per call would weigh as much as the call itself.
 const BATCH: u64 = 100;
 
+/// The floor, in one forked process pinned to `spec.cpus.0`, its result lines read through a
+/// pipe as a Rust ping's are (see [`crate::harness`]).
+pub fn measure(spec: &Spec, shutdown: &Shutdown) -> Result<Outcome> {
+    let (results_r, results_w) = pipe2(OFlag::O_CLOEXEC).ctx("pipe2", "results")?;
+    // SAFETY: this process has one thread (see `harness::Measure::run`), so the child is a
+    // complete copy; it leaves through `exit_with`, never returning.
+    let pid = match unsafe { fork() }.ctx("fork", "floor")? {
+        ForkResult::Child => {
+            drop(results_r);
+            let outcome = pin(spec.cpus.0).map(|()| run(spec));
+            exit_with(outcome, &results_w)
+        }
+        ForkResult::Parent { child } => Reaped(child),
+    };
+    drop(results_w);
+    let report = collect(results_r.as_fd(), spec.deadline(), shutdown)?;
+    drop(pid);
+    Ok(report.outcome())
+}
+
 /// Run the floor test of `spec`, in this process; returns the result lines.
-pub fn run(spec: &Spec) -> String {
+fn run(spec: &Spec) -> String {
     let mut out = String::new();
     match spec.test {
         Test::Syscall => {

@@ -13,7 +13,8 @@
 //!    made (dropping the pair's guards).
 //!
 //! The C twin ([`crate::twin`]) does steps 1-4 itself, and prints the same result lines
-//! ([`crate::results`]).
+//! ([`crate::results`]). The floor ([`crate::floor`]) is one forked process, measured through
+//! the same results pipe.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork, pipe2, read, write};
 
 use crate::mech::{Endpoint, MAX_MSG, Pair, PairRunner};
-use crate::results::collect;
+use crate::results::{Outcome, collect};
 
 /// What one measurement measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -118,22 +119,6 @@ impl Spec {
     }
 }
 
-/// What one run produced.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    /// Round-trip times, in nanoseconds.
-    Latency(Vec<u64>),
-    /// Bytes moved, and the time it took in nanoseconds.
-    Throughput {
-        /// Bytes sent and received.
-        bytes: u64,
-        /// Nanoseconds from the first send to the receiver's acknowledgement.
-        ns: u64,
-    },
-    /// The kernel refused (or the run failed): why, in one line.
-    Refused(String),
-}
-
 /// The CPUs this process may run on (its affinity mask), in order.
 pub fn usable_cpus() -> Result<Vec<usize>> {
     let set = sched_getaffinity(Pid::from_raw(0)).ctx("sched_getaffinity", "self")?;
@@ -142,7 +127,8 @@ pub fn usable_cpus() -> Result<Vec<usize>> {
         .collect())
 }
 
-fn pin(cpu: usize) -> Result<()> {
+/// Pin this process to `cpu`.
+pub fn pin(cpu: usize) -> Result<()> {
     let mut set = CpuSet::new();
     set.set(cpu).ctx("CpuSet::set", cpu)?;
     sched_setaffinity(Pid::from_raw(0), &set).ctx("sched_setaffinity", format_args!("CPU {cpu}"))
@@ -202,26 +188,8 @@ impl PairRunner for Measure<'_> {
     }
 }
 
-/// The floor, in one forked process pinned to `spec.cpus.0`.
-pub fn floor(spec: &Spec, shutdown: &Shutdown) -> Result<Outcome> {
-    let (results_r, results_w) = pipe2(OFlag::O_CLOEXEC).ctx("pipe2", "results")?;
-    // SAFETY: as in Measure::run.
-    let pid = match unsafe { fork() }.ctx("fork", "floor")? {
-        ForkResult::Child => {
-            drop(results_r);
-            let outcome = pin(spec.cpus.0).map(|()| crate::floor::run(spec));
-            exit_with(outcome, &results_w)
-        }
-        ForkResult::Parent { child } => Reaped(child),
-    };
-    drop(results_w);
-    let report = collect(results_r.as_fd(), spec.deadline(), shutdown)?;
-    drop(pid);
-    Ok(report.outcome())
-}
-
 /// A child that is killed (if still running) and reaped when dropped.
-struct Reaped(Pid);
+pub struct Reaped(pub Pid);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -233,7 +201,7 @@ impl Drop for Reaped {
 
 /// End a child: write its result lines (or `err …`) to the coordinator, and exit without
 /// running any destructor of the coordinator's state, such as the guards of named objects.
-fn exit_with(outcome: Result<String>, results: &OwnedFd) -> ! {
+pub fn exit_with(outcome: Result<String>, results: &OwnedFd) -> ! {
     let (text, code) = match outcome {
         Ok(text) => (text, 0),
         Err(e) => (format!("err {e}\n"), 1),

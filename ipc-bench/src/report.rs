@@ -75,7 +75,7 @@ impl Row {
     }
 }
 
-/// The machine, as the report describes it.
+/// The machine the run measured on, as the report's header shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
     /// CPU model, from /proc/cpuinfo.
@@ -89,8 +89,9 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// Read what /proc says.
-    pub fn describe(cpus: usize) -> Machine {
+    /// Look the machine up in /proc now (the load average too: call it when the run starts),
+    /// for a run that may use `cpus` CPUs.
+    pub fn probe(cpus: usize) -> Machine {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let cpu = read("/proc/cpuinfo")
             .lines()
@@ -583,7 +584,7 @@ pub fn json(rows: &[Row], run: &Run) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harness::Outcome;
+    use crate::results::Outcome;
 
     fn lat(mech: Mech, placement: Placement, rust: u64, c: u64) -> Row {
         Row {
@@ -761,7 +762,7 @@ mod tests {
 
     #[test]
     fn json_parses_back() {
-        let machine = Machine::describe(2);
+        let machine = Machine::probe(2);
         let text = json(&sample(), &run_on(&machine, "3"));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let rows = v["rows"].as_array().unwrap();
@@ -778,7 +779,7 @@ mod tests {
 
     #[test]
     fn an_unoptimised_build_says_so_in_the_table_and_the_json() {
-        let machine = Machine::describe(2);
+        let machine = Machine::probe(2);
         let debug = run_on(&machine, "0");
         let md = markdown(&sample(), &debug);
         assert!(

@@ -1,5 +1,5 @@
-//! The result lines, from our ping (through a pipe) and from the C twin (its stdout), and
-//! reading them with a deadline.
+//! The result lines, from our ping (through a pipe) and from the C twin (its stdout), reading
+//! them with a deadline, and what a run produced ([`Outcome`]).
 //!
 //! ```text
 //! lat NS           one round trip, in nanoseconds
@@ -21,8 +21,23 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::unistd::read;
 
-use crate::harness::Outcome;
 use crate::mech::sysv::{self, Removal};
+
+/// What one run produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Round-trip times, in nanoseconds.
+    Latency(Vec<u64>),
+    /// Bytes moved, and the time it took in nanoseconds.
+    Throughput {
+        /// Bytes sent and received.
+        bytes: u64,
+        /// Nanoseconds from the first send to the receiver's acknowledgement.
+        ns: u64,
+    },
+    /// The kernel refused (or the run failed): why, in one line.
+    Refused(String),
+}
 
 /// The lines read from a results pipe or from the C twin's stdout.
 #[derive(Debug, Default)]
@@ -136,8 +151,9 @@ pub fn wait_eof(fd: BorrowedFd<'_>, deadline: Duration, shutdown: &Shutdown) -> 
     }
 }
 
-/// One `read` of `fd` once it is readable; None if `give_up` comes first, an error if a
-/// shutdown signal arrives (the wait wakes on [`Shutdown::wake_fd`] at once).
+/// One `read` of `fd` once it is readable; None if `give_up` comes first,
+/// [`Error::Interrupted`] if a shutdown signal arrives (the wait wakes on
+/// [`Shutdown::wake_fd`] at once).
 fn read_before(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -157,9 +173,7 @@ fn read_before(
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", "results", e)),
         }
-        if shutdown.requested() {
-            return Err(Error::msg("interrupted"));
-        }
+        shutdown.err_if_requested()?;
         if fds[0].revents().is_none_or(|r| r.is_empty()) {
             continue;
         }

@@ -4,7 +4,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::harness::Outcome;
+use crate::results::Outcome;
 
 /// What one side (Rust or C) of one row measured, over all rounds.
 #[derive(Clone, Debug)]

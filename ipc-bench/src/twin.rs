@@ -16,9 +16,10 @@ use common::{Context, Result};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::harness::{self, Outcome, Spec, Test};
+use crate::harness::{self, Spec, Test};
 use crate::mech::{Mech, Names};
 use crate::results;
+use crate::results::Outcome;
 
 /// How long a twin that printed `done` may take to reap its children and exit.
 const TWIN_EXIT: Duration = Duration::from_secs(10);

@@ -282,46 +282,58 @@ fn an_unoptimised_build_says_so() {
     assert_eq!(doc["build"]["optimized"], !debug);
 }
 
-/// Ctrl-C in the middle of a measurement: the run stops at once, says so, exits 130, and
-/// the SysV semaphore set it had just made is gone. The instant is made certain by waiting
-/// for the `-v` line that reports the set's creation before sending SIGINT.
+/// Ctrl-C (SIGINT), SIGTERM or a closed terminal (SIGHUP) in the middle of a measurement: the
+/// run stops at once, says so, exits 128 + the signal's number (130, 143, 129), writes
+/// nothing, and the SysV semaphore set it had just made is gone. The instant is made certain
+/// by waiting for the `-v` line that reports the set's creation before sending the signal.
 #[test]
-fn ctrl_c_mid_measurement_removes_what_it_made() {
+fn a_stop_signal_mid_measurement_removes_what_it_made_and_exits_128_plus_n() {
     let _one = one_at_a_time();
-    let sb = Sandbox::new();
-    let child = testkit::spawn_with_deadline(
-        sb.command(BIN)
-            .args(["-v", "--only", "sysv-sem", "--out"])
-            .arg(sb.join("out")),
-        DEADLINE,
-    );
-    let mut err = child.stderr_lines().expect("stderr is piped");
-    let line = err
-        .wait_for(|l| l.contains("semget(IPC_PRIVATE) -> "), DEADLINE)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let id = line.rsplit(' ').next().unwrap().to_owned();
-    // As a terminal does: the whole process group gets it.
-    child.signal(Signal::SIGINT).expect("SIGINT");
-    let status = child.wait_timeout(DEADLINE).expect("it exits");
-    assert_eq!(status.code(), Some(130), "{status:?}");
-    let rest = err.rest(DEADLINE).expect("stderr ends");
-    assert!(
-        rest.iter()
-            .any(|l| l.contains("interrupted; nothing written")),
-        "{rest:?}"
-    );
-    // /proc/sysvipc/sem: key, semid, … per line; our set's id must no longer be listed.
-    let sets = std::fs::read_to_string("/proc/sysvipc/sem").expect("/proc/sysvipc/sem");
-    let ids: Vec<&str> = sets
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
-    assert!(!ids.contains(&id.as_str()), "set {id} left behind: {sets}");
-    assert!(
-        !sb.join("out").join("results.csv").exists(),
-        "nothing is written"
-    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let sb = Sandbox::new();
+        let child = testkit::spawn_with_deadline(
+            sb.command(BIN)
+                .args(["-v", "--only", "sysv-sem", "--out"])
+                .arg(sb.join("out")),
+            DEADLINE,
+        );
+        let mut err = child.stderr_lines().expect("stderr is piped");
+        let line = err
+            .wait_for(|l| l.contains("semget(IPC_PRIVATE) -> "), DEADLINE)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let id = line.rsplit(' ').next().unwrap().to_owned();
+        // As a terminal does: the whole process group gets it.
+        child.signal(sig).expect("signal");
+        let status = child.wait_timeout(DEADLINE).expect("it exits");
+        assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {status:?}");
+        let rest = err.rest(DEADLINE).expect("stderr ends");
+        assert!(
+            rest.iter()
+                .any(|l| l.contains("interrupted; nothing written")),
+            "{sig}: {rest:?}"
+        );
+        assert_eq!(
+            rest.last().map(String::as_str),
+            Some(format!("ipc-bench: interrupted by {sig}").as_str()),
+            "{sig}: {rest:?}"
+        );
+        // /proc/sysvipc/sem: key, semid, … per line; our set's id must no longer be listed.
+        let sets = std::fs::read_to_string("/proc/sysvipc/sem").expect("/proc/sysvipc/sem");
+        let ids: Vec<&str> = sets
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert!(
+            !ids.contains(&id.as_str()),
+            "{sig}: set {id} left behind: {sets}"
+        );
+        assert!(
+            !sb.join("out").join("results.csv").exists(),
+            "{sig}: nothing is written"
+        );
+        assert_eq!(sb.leftovers(), Vec::<String>::new(), "{sig}");
+    }
 }
 
 #[test]

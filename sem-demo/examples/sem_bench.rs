@@ -13,6 +13,9 @@
 //! binary: a measuring loop is not a role.
 
 #[allow(dead_code)]
+#[path = "../src/creation.rs"]
+mod creation;
+#[allow(dead_code)]
 #[path = "../src/posix.rs"]
 mod posix;
 #[allow(dead_code)]
@@ -28,6 +31,7 @@ use nix::sys::wait::waitpid;
 use nix::time::{ClockId, clock_gettime};
 use nix::unistd::{ForkResult, fork};
 
+use creation::Creation;
 use posix::NamedSem;
 use sysv::SemSet;
 
@@ -41,11 +45,11 @@ impl Sem {
     fn new(sysv: bool, value: u16) -> common::Result<Sem> {
         let name = names::unique("bench");
         if sysv {
-            let (s, _) = SemSet::open(&name, sysv::Open::Create { value })?;
+            let (s, _) = SemSet::open(&name, Creation::Exclusive { value })?;
             Ok(Sem::Sysv(s))
         } else {
             let posix = names::posix_name(&name);
-            let (s, _) = NamedSem::open(&posix, posix::Open::Create(value.into()))?;
+            let (s, _) = NamedSem::open(&posix, Creation::Exclusive { value })?;
             // The mapping stays; the name goes at once, so nothing is left behind.
             Object::Semaphore(posix).unlink()?;
             Ok(Sem::Posix(s))

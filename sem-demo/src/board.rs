@@ -11,7 +11,7 @@
 //! | state | AtomicU64 | high 32 bits: events so far; low 32 bits: cars on the bridge |
 //! | max | AtomicU32 | the highest occupancy any car saw |
 //! | over | AtomicU32 | how many times a car saw more than K |
-//! | events | [AtomicU64; 2N] | slot i: event number i, `(car+1) << 32 \| enter << 31 \| occupancy` |
+//! | events | [AtomicU64; 2N] | slot i: event i, `(car+1) << 32 \| enter << 31 \| occupancy` |
 //!
 //! Entering adds `1 << 32 | 1` to `state`: one more event, one more car; leaving adds
 //! `0xffff_ffff`, which is one more event *and* one car less (the low half wraps, carrying

@@ -6,22 +6,18 @@
 //! never went above K, as computed from the log *and* as every car saw it at the instant it
 //! entered. Both objects are removed at the end, on Ctrl-C too.
 //!
-//! A `car` opens both (existing, checked), takes a permit (SysV: with SEM_UNDO), records its
-//! entry, sleeps `--cross-ms` (the crossing: simulated work, not synchronisation), records its
-//! exit, and gives the permit back. It exits 1 if it found more than K cars on the bridge.
+//! Each car is a `sem-demo car` process ([`crate::car`]).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use common::cleanup::{Object, Shutdown, Unlink};
-use common::{Error, Result, names, trace};
+use common::{Result, names, say};
 
 use crate::board::{Board, Event};
-use crate::cli::{BridgeArgs, CarArgs};
-use crate::counter::kind;
+use crate::cli::BridgeArgs;
+use crate::creation::Creation;
 use crate::procs;
-use crate::sem::{Flavor, Open, Remove, Sem};
-use crate::tell;
+use crate::sem::{Flavor, Remove, Sem};
 
 /// What a bridge run found.
 pub struct Outcome {
@@ -47,7 +43,9 @@ pub fn run(args: &BridgeArgs) -> Result<ExitCode> {
         !args.quiet,
         &shutdown,
     )?;
-    tell!(&shutdown, "{}", out.verdict)?;
+    // A verdict only for a run that was not interrupted.
+    shutdown.err_if_requested()?;
+    say!("{}", out.verdict)?;
     Ok(if out.ok {
         ExitCode::SUCCESS
     } else {
@@ -66,7 +64,7 @@ pub fn play(
     timeline: bool,
     shutdown: &Shutdown,
 ) -> Result<Outcome> {
-    let (sem, _) = Sem::open(flavor, tag, Open::Create { value: lanes })?;
+    let (sem, _) = Sem::open(flavor, tag, Creation::Exclusive { value: lanes })?;
     let _sem_guard = Remove(&sem);
     let board_name = names::posix_name(tag);
     let board = Board::create(&board_name, u32::from(lanes), cars)?;
@@ -89,6 +87,7 @@ pub fn play(
             &cross,
         ];
         children.push(procs::start(&format!("car {i}"), &args)?);
+        shutdown.err_if_requested()?;
     }
     let failed = procs::wait_all(&children, shutdown)?;
     let events = board.timeline();
@@ -102,7 +101,7 @@ pub fn play(
         format!(
             "ok: {cars} cars crossed, at most {max_seen} of {lanes} lanes in use, never more \
              ({} semaphore, {} events)",
-            kind(flavor),
+            flavor.name(),
             events.len()
         )
     } else {
@@ -160,8 +159,10 @@ fn print_timeline(events: &[Event], lanes: u32, cars: u32, shutdown: &Shutdown) 
         let bar: String = (0..lanes.max(e.occupancy.min(cars)))
             .map(|l| if l < e.occupancy { '#' } else { '.' })
             .collect();
-        tell!(
-            shutdown,
+        // `say!` gives up only when it would wait: a stop must end a long timeline even while
+        // stdout takes every line.
+        shutdown.err_if_requested()?;
+        say!(
             "  {:>4}  car {:>3} {:<6} [{bar}] {}/{lanes}",
             i + 1,
             e.car,
@@ -170,37 +171,4 @@ fn print_timeline(events: &[Event], lanes: u32, cars: u32, shutdown: &Shutdown) 
         )?;
     }
     Ok(())
-}
-
-/// `sem-demo car`.
-pub fn car(args: &CarArgs) -> Result<ExitCode> {
-    let board = Board::open(&names::posix_name(&args.board))?;
-    if args.id >= board.cars() {
-        return Err(Error::Usage(format!(
-            "car {}: the board has cars 0..{}",
-            args.id,
-            board.cars()
-        )));
-    }
-    let (sem, _) = Sem::open(args.flavor.or(Flavor::Posix), &args.name, Open::Existing)?;
-    // Given back when dropped, on an error too (a board whose event log is full).
-    let permit = sem.take(true)?;
-    let occupancy = board.enter(args.id)?;
-    trace!(
-        "car {} on the bridge: {occupancy}/{}",
-        args.id,
-        board.lanes()
-    );
-    std::thread::sleep(Duration::from_millis(args.cross_ms.into()));
-    let left = board.leave(args.id);
-    permit.release()?;
-    left?;
-    if occupancy > board.lanes() {
-        return Err(Error::Check(format!(
-            "car {}: {occupancy} cars on a bridge of {} lanes",
-            args.id,
-            board.lanes()
-        )));
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use common::generate::{ENV_RUNTIME_DIR, FILE_RUNTIME_DIR, Manual};
 
 use crate::sem::{Flavor, parse_name};
 
@@ -19,6 +20,8 @@ Examples:
 
 /// Semaphores guarding a shared resource: race-free updates, a counting semaphore, and a
 /// flock(1)-like runner for scripts, with POSIX named and System V semaphores side by side.
+///
+/// With no subcommand, `sem-demo` runs `demo`: every role, played and checked.
 #[derive(Parser, Debug)]
 #[command(name = "sem-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -36,12 +39,81 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// What the man page says beyond the parser (`sem-demo --generate man`).
+pub const MANUAL: Manual<'static> = Manual {
+    exit_status: &[
+        (
+            "1 (trywait, wait, run)",
+            "Also: trywait found no free permit; wait or run --timeout gave up waiting.",
+        ),
+        (
+            "N (run)",
+            "run exits with its command's status, whatever it is, once the command has ended \
+             and the permit is given back. Stop signals that reach run while the command runs \
+             are passed on to the command, which decides what they mean: run ends when it \
+             does, with its status.",
+        ),
+        (
+            "126, 127 (run)",
+            "The command could not be run: not executable (126) or not found (127), as a \
+             shell says; run prints why.",
+        ),
+        (
+            "128+N (run)",
+            "Either the command was killed by signal N (run exits 128+N itself, as a shell \
+             reports a killed command), or run was stopped by signal N while it waited for its \
+             permit, before the command started: run then holds nothing, runs nothing, and \
+             dies of the signal, which a shell reports as 128+N as well (a caller that reads \
+             the wait status sees a signal, not an exit).",
+        ),
+    ],
+    environment: &[ENV_RUNTIME_DIR],
+    files: &[
+        FILE_RUNTIME_DIR,
+        (
+            "/dev/shm/sem.ipc-demo-NAME",
+            "The POSIX named semaphore NAME (mode 0600). Those of run and the primitives stay \
+             until sem-demo unlink NAME; those of counter, bridge and demo carry the run's tag \
+             and are removed when it ends.",
+        ),
+        (
+            "SysV key 0x1dc0xxxx",
+            "The System V semaphore set of NAME (--sysv, and run's default): 4 semaphores, the \
+             permits, K and two checks of the name. ipcs -s lists them; sem-demo unlink --sysv \
+             NAME removes one.",
+        ),
+        (
+            "/dev/shm/ipc-demo-sem-bridge-*, /dev/shm/ipc-demo-sem-demo-*",
+            "A bridge's board (POSIX shared memory), removed when the bridge ends.",
+        ),
+        (
+            "RUNTIME_DIR/sem-counter-*.db, RUNTIME_DIR/sem-demo-*.db",
+            "A counter's number, removed when its run ends. What a counter, bridge or demo \
+             killed with -9 left is removed by the next start of any of them.",
+        ),
+    ],
+    see_also: &[
+        "sem_overview(7)",
+        "sem_open(3)",
+        "sem_wait(3)",
+        "sem_post(3)",
+        "sem_getvalue(3)",
+        "sem_unlink(3)",
+        "semget(2)",
+        "semop(2)",
+        "semctl(2)",
+        "shm_open(3)",
+        "flock(1)",
+        "ipcs(1)",
+    ],
+};
+
 /// The roles.
 ///
 /// `defer`: each role's options are built only when that role is parsed. `run` is started
-/// once per command a script runs, like `flock`, and building every role's options first
-/// touched about fifteen more pages of memory per start: at ~5 µs a page fault on a VM,
-/// some 4% of what a whole `sem-demo run -- true` costs.
+/// once per command a script runs, like `flock`, and a start costs in proportion to the
+/// memory it touches; building every role's options first touched more (BENCHMARKS.md,
+/// sem-demo, "How the gap was closed").
 #[derive(Subcommand, Debug)]
 #[command(defer = true)]
 pub enum Command {
@@ -103,19 +175,25 @@ Examples:
     #[command(after_help = "Example:\n  if sem-demo trywait jobs; then echo 'got one'; fi")]
     Trywait(PrimArgs),
     /// Print the number of free permits.
-    #[command(
-        after_help = "Example:\n  sem-demo value --sysv build   # free permits of `run --name build`"
-    )]
+    #[command(after_help = "Example:\n  \
+                            sem-demo value --sysv build   # free permits of `run --name build`")]
     Value(PrimArgs),
     /// Remove the semaphore (sem_unlink / IPC_RMID).
-    #[command(
-        after_help = "Example:\n  sem-demo unlink --sysv build  # forget K: the next `run --name build` creates it"
-    )]
+    #[command(after_help = "Example:\n  \
+                            sem-demo unlink --sysv build  # forget K: the next `run --name \
+                            build` creates it")]
     Unlink(PrimArgs),
 }
 
+/// `sem-demo` alone plays the whole scenario.
+impl Default for Command {
+    fn default() -> Self {
+        Command::Demo(DemoArgs::default())
+    }
+}
+
 impl Command {
-    /// The role's name in the `--trace` timeline.
+    /// The role's name in the `--trace` timeline (the subcommand's name).
     pub fn role(&self) -> &'static str {
         match self {
             Command::Demo(_) => "demo",
@@ -185,7 +263,11 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=64))]
     pub procs: u32,
     /// Updates per counter process.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(
+        long,
+        default_value_t = 5000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
     pub iters: u32,
     /// Cars on the bridge.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -213,7 +295,11 @@ pub struct CounterArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub procs: u32,
     /// Updates per process.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..=10_000_000)
+    )]
     pub iters: u32,
     /// No semaphore: show the lost updates.
     #[arg(long)]

@@ -6,21 +6,21 @@
 //! the result is exactly N×M; `--no-lock` leaves it out and counts what the race loses.
 //!
 //! `counter` creates the file (0600, `O_EXCL`, in the runtime dir) and the semaphore
-//! (`O_EXCL`/`IPC_EXCL`, one permit), starts N `update` processes, waits for them, reads the
-//! result, and removes both, on Ctrl-C too.
+//! (`O_EXCL`/`IPC_EXCL`, one permit), starts N `update` processes ([`crate::update`]), waits
+//! for them, reads the result, and removes both, on Ctrl-C too.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
 use common::cleanup::{Shutdown, Unlink};
-use common::{Context, Error, Result, names, trace};
+use common::{Context, Error, Result, names, say};
 
-use crate::cli::{CounterArgs, UpdateArgs};
+use crate::cli::CounterArgs;
+use crate::creation::Creation;
 use crate::procs;
-use crate::sem::{Flavor, Open, Remove, Sem};
-use crate::tell;
+use crate::sem::{Flavor, Remove, Sem};
+use crate::update;
 
 /// What a counter run found.
 pub struct Outcome {
@@ -51,7 +51,9 @@ pub fn run(args: &CounterArgs) -> Result<ExitCode> {
         lock,
         &shutdown,
     )?;
-    tell!(&shutdown, "{}", verdict(&out, lock))?;
+    // A verdict only for a run that was not interrupted.
+    shutdown.err_if_requested()?;
+    say!("{}", verdict(&out, lock))?;
     Ok(
         if lock.is_none() || out.lost() == 0 && out.actual == out.expected {
             ExitCode::SUCCESS
@@ -68,25 +70,17 @@ pub fn verdict(out: &Outcome, lock: Option<Flavor>) -> String {
         Some(f) if actual == expected => {
             format!(
                 "ok: expected {expected}, got {actual}: 0 updates lost ({} semaphore)",
-                kind(f)
+                f.name()
             )
         }
         Some(f) => format!(
             "FAILED: expected {expected}, got {actual} ({} semaphore)",
-            kind(f)
+            f.name()
         ),
         None => format!(
             "without a lock: expected {expected}, got {actual}: {} updates lost to the race",
             out.lost()
         ),
-    }
-}
-
-/// "POSIX" or "SysV".
-pub fn kind(f: Flavor) -> &'static str {
-    match f {
-        Flavor::Posix => "POSIX",
-        Flavor::Sysv => "SysV",
     }
 }
 
@@ -110,7 +104,7 @@ pub fn play(
     let _file_guard = Unlink::path(&path);
     std::io::Write::write_all(&mut file, b"0\n").ctx("write", path.display())?;
     let sem = match lock {
-        Some(f) => Some(Sem::open(f, tag, Open::Create { value: 1 })?.0),
+        Some(f) => Some(Sem::open(f, tag, Creation::Exclusive { value: 1 })?.0),
         None => None,
     };
     let _sem_guard = sem.as_ref().map(Remove);
@@ -125,6 +119,7 @@ pub fn play(
             None => args.push("--no-lock"),
         }
         children.push(procs::start(&format!("update {i}"), &args)?);
+        shutdown.err_if_requested()?;
     }
     let failed = procs::wait_all(&children, shutdown)?;
     if !failed.is_empty() {
@@ -133,87 +128,9 @@ pub fn play(
             failed.join(", ")
         )));
     }
-    let actual = read_number(&file, &path)?;
+    let actual = update::read_number(&file, &path)?;
     Ok(Outcome {
         expected: u64::from(procs) * u64::from(iters),
         actual,
     })
-}
-
-/// The number at the start of the file (its first line).
-fn read_number(file: &File, path: &Path) -> Result<u64> {
-    let mut buf = [0u8; 32];
-    let n = file.read_at(&mut buf, 0).ctx("pread", path.display())?;
-    let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-    let first = text.split('\n').next().unwrap_or("").trim();
-    first.parse().map_err(|_| {
-        Error::msg(format!(
-            "{}: does not start with a number: {:?}",
-            path.display(),
-            common::out::escape(first.as_bytes())
-        ))
-    })
-}
-
-/// `sem-demo update`: M read-modify-write updates of FILE, each under the semaphore.
-pub fn update(args: &UpdateArgs) -> Result<ExitCode> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&args.file)
-        .ctx("open", args.file.display())?;
-    // SEM_UNDO (SysV): an updater killed mid-update does not leave the others locked out.
-    let sem = match &args.name {
-        Some(name) if !args.no_lock => Some(
-            Sem::open(
-                args.flavor.or(Flavor::Posix),
-                name,
-                Open::OrCreate { value: 1, limit: 1 },
-            )?
-            .0,
-        ),
-        _ => None,
-    };
-    trace!(
-        "{} x ({}) on {}",
-        args.iters,
-        if sem.is_some() {
-            "wait, pread, +1, pwrite, post"
-        } else {
-            "pread, +1, pwrite: no lock"
-        },
-        args.file.display()
-    );
-    for i in 0..args.iters {
-        if i == 1 && common::narrate::enabled() {
-            trace!(
-                "(the other {} updates are the same calls; not narrated)",
-                args.iters - 1
-            );
-            quiet_narration();
-        }
-        // Given back when dropped: an error below (a file that does not hold a number) must
-        // not keep the permit from every other updater.
-        let permit = sem.as_ref().map(|s| s.take(true)).transpose()?;
-        let n = read_number(&file, &args.file)?;
-        let next = n.checked_add(1).ok_or_else(|| {
-            Error::msg(format!("{}: {n} cannot grow any more", args.file.display()))
-        })?;
-        let text = format!("{next}\n");
-        file.write_at(text.as_bytes(), 0)
-            .ctx("pwrite", args.file.display())?;
-        trace!("pread({}) -> {n}, pwrite <- {next}", args.file.display());
-        if let Some(permit) = permit {
-            permit.release()?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Turn narration off in this process: thousands of identical lines would bury the rest.
-fn quiet_narration() {
-    // SAFETY: `update` runs no other thread, so nothing reads the environment concurrently.
-    unsafe { std::env::remove_var(common::narrate::ENV) };
-    common::narrate::init("update", false);
 }

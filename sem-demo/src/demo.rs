@@ -15,53 +15,53 @@
 //!
 //! Every object is named after one unique tag and removed by a guard, on Ctrl-C too.
 
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::child::{Ended, Options, Supervised, die_with_supervisor};
+use common::child::{Ended, RoleCommand};
 use common::cleanup::Shutdown;
-use common::{Context, Error, Result, names};
+use common::{Context, Error, Result, names, say};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 
+use crate::bridge;
 use crate::cli::DemoArgs;
-use crate::counter::{self, kind};
-use crate::sem::{Flavor, Open, Remove, Sem};
-use crate::tell;
-use crate::{bridge, procs, sysv};
+use crate::counter;
+use crate::creation::Creation;
+use crate::procs::DEADLINE;
+use crate::sem::{Flavor, Remove, Sem};
 
-const DEADLINE: Duration = Duration::from_secs(300);
-
-/// Run the scenario; the last stdout line is `ok: ...` or `FAILED: ...`.
+/// Run the scenario; the last stdout line is `ok: ...`, `FAILED: ...`, or, after a stop
+/// signal, `interrupted by SIGINT before the check was done` (exit 128+N).
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
     // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
-    let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
+    let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     crate::stale::sweep()?;
     let tag = names::unique("sem-demo");
     let mut sysv_names = Vec::new();
     let outcome = play(args, &tag, &mut sysv_names, &shutdown);
     // Every guard has run by now: look for anything of ours that is left.
     let leftovers = leftovers(&tag, &sysv_names);
-    let summary = match outcome {
-        Err(e) if e.is_broken_pipe() => return Err(e),
-        Err(e) => format!("FAILED: {e}"),
-        Ok(_) if !leftovers.is_empty() => format!("FAILED: left behind: {}", leftovers.join(", ")),
-        Ok(s) => {
-            tell!(
-                &shutdown,
+    let outcome = match outcome {
+        Ok(_) if !leftovers.is_empty() => {
+            Ok(format!("FAILED: left behind: {}", leftovers.join(", ")))
+        }
+        Ok(verdict) => shutdown.err_if_requested().and_then(|()| {
+            say!(
                 "4. nothing left: no /dev/shm/*{}-{tag}-*, no SysV set at the {} keys used",
                 names::PREFIX,
                 sysv_names.len()
-            )?;
-            s
+            )
+            .map(|()| verdict)
+        }),
+        Err(e) => {
+            if !leftovers.is_empty() {
+                eprintln!("sem-demo: left behind: {}", leftovers.join(", "));
+            }
+            Err(e)
         }
     };
-    tell!(&shutdown, "{summary}")?;
-    Ok(if summary.starts_with("ok") {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    common::out::verdict(outcome)
 }
 
 fn play(
@@ -74,18 +74,14 @@ fn play(
     let mut failures = Vec::new();
 
     // 1. The counter.
-    tell!(
-        shutdown,
-        "1. counter: {n} processes x {m} read-modify-write updates of one number in a file"
-    )?;
+    say!("1. counter: {n} processes x {m} read-modify-write updates of one number in a file")?;
     for flavor in [Flavor::Posix, Flavor::Sysv] {
-        let name = format!("{tag}-counter-{}", kind(flavor).to_lowercase());
+        let name = format!("{tag}-counter-{}", flavor.name().to_lowercase());
         sysv_names.push(name.clone());
         let out = counter::play(&name, n, m, Some(flavor), shutdown)?;
-        tell!(
-            shutdown,
+        say!(
             "   {} semaphore: expected {}, got {} {}",
-            kind(flavor),
+            flavor.name(),
             out.expected,
             out.actual,
             if out.lost() == 0 && out.actual == out.expected {
@@ -97,52 +93,48 @@ fn play(
         if out.actual != out.expected {
             failures.push(format!(
                 "counter {}: {}/{}",
-                kind(flavor),
+                flavor.name(),
                 out.actual,
                 out.expected
             ));
         }
-        procs::interrupted(shutdown)?;
+        shutdown.err_if_requested()?;
     }
     let race = counter::play(&format!("{tag}-counter-nolock"), n, m, None, shutdown)?;
-    tell!(
-        shutdown,
+    say!(
         "   no lock: expected {}, got {}: {} updates lost (two processes read the same value, \
          both wrote value+1)",
         race.expected,
         race.actual,
         race.lost()
     )?;
-    procs::interrupted(shutdown)?;
+    shutdown.err_if_requested()?;
 
     // 2. The bridge.
     let (cars, lanes) = (args.cars, args.lanes);
-    tell!(
-        shutdown,
-        "2. bridge: {cars} car processes, {lanes} lane{} (a counting semaphore with {lanes} permit{})",
+    say!(
+        "2. bridge: {cars} car processes, {lanes} lane{} (a counting semaphore with {lanes} \
+         permit{})",
         plural(lanes.into()),
         plural(lanes.into())
     )?;
     for (flavor, timeline) in [(Flavor::Posix, true), (Flavor::Sysv, false)] {
-        let name = format!("{tag}-bridge-{}", kind(flavor).to_lowercase());
+        let name = format!("{tag}-bridge-{}", flavor.name().to_lowercase());
         sysv_names.push(name.clone());
         let out = bridge::play(&name, cars, lanes, 5, flavor, timeline, shutdown)?;
-        tell!(shutdown, "   {}", out.verdict)?;
+        say!("   {}", out.verdict)?;
         if !out.ok {
-            failures.push(format!("bridge {}: {}", kind(flavor), out.verdict));
+            failures.push(format!("bridge {}: {}", flavor.name(), out.verdict));
         }
-        procs::interrupted(shutdown)?;
+        shutdown.err_if_requested()?;
     }
 
     // 3. A holder killed with SIGKILL.
-    tell!(
-        shutdown,
-        "3. a `sem-demo run` holding the only permit is killed with SIGKILL"
-    )?;
+    say!("3. a `sem-demo run` holding the only permit is killed with SIGKILL")?;
     let name = format!("{tag}-held-sysv");
     sysv_names.push(name.clone());
     killed_holder(&name, Flavor::Sysv, &mut failures, shutdown)?;
-    procs::interrupted(shutdown)?;
+    shutdown.err_if_requested()?;
     killed_holder(
         &format!("{tag}-held-posix"),
         Flavor::Posix,
@@ -170,29 +162,23 @@ fn killed_holder(
     failures: &mut Vec<String>,
     shutdown: &Shutdown,
 ) -> Result<()> {
-    let (sem, _) = Sem::open(flavor, name, Open::OrCreate { value: 1, limit: 1 })?;
+    let (sem, _) = Sem::open(flavor, name, Creation::IfAbsent { value: 1, limit: 1 })?;
     let _guard = Remove(&sem);
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let mut cmd = Command::new(&exe);
-    cmd.args(["run", "--name", name]);
+    let mut holder = RoleCommand::new("holder", DEADLINE)?;
+    holder.args(["run", "--name", name]);
     if flavor == Flavor::Posix {
-        cmd.arg("--posix");
+        holder.arg("--posix");
     }
-    cmd.args(["--", "sh", "-c", "echo held; exec sleep 600"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    // If we are killed with -9 meanwhile, the holder (and through its own death signal, its
-    // command) goes too, instead of holding the permit for the ten minutes it sleeps.
-    die_with_supervisor(&mut cmd, Signal::SIGTERM);
-    let opts = Options {
-        deadline: Some(DEADLINE),
-        own_group: true,
-    };
-    let holder = Supervised::spawn("holder", &mut cmd, opts)?;
+    // Tied to us (SIGTERM if we are killed with -9 meanwhile): the holder, and through its
+    // own death signal its command, go too, instead of holding the permit for the ten minutes
+    // it sleeps.
+    let holder = holder
+        .args(["--", "sh", "-c", "echo held; exec sleep 600"])
+        .spawn()?;
     let mut lines = holder
         .stdout_lines()
         .ok_or_else(|| Error::msg("holder: no stdout pipe"))?;
-    lines.wait_for(|l| l == "held", DEADLINE)?;
+    lines.wait_for_or_stop(|l| l == "held", DEADLINE, shutdown)?;
     let held = sem.value()?;
     // Only `run` itself, not its group: the command dies of PR_SET_PDEATHSIG. It shares the
     // permit (SysV), which comes back once it has died too: at the end of its output.
@@ -200,41 +186,47 @@ fn killed_holder(
     let status = holder.wait_timeout(DEADLINE)?;
     lines.rest(DEADLINE)?;
     let value = sem.value()?;
-    tell!(
-        shutdown,
+    say!(
         "   {}: holder pid {} took the permit (value {held}), killed -> {}; value now {value}",
-        kind(flavor),
+        flavor.name(),
         holder.pid(),
         Ended::from(status)
     )?;
     if held != 0 {
-        failures.push(format!("{}: value {held} while held", kind(flavor)));
+        failures.push(format!("{}: value {held} while held", flavor.name()));
     }
 
-    let next = |timeout: &str| -> Result<(std::process::ExitStatus, String, Duration)> {
-        let mut cmd = Command::new(&exe);
-        cmd.args(["run", "--name", name, "--timeout", timeout]);
+    let next = |timeout: &str| -> Result<(ExitStatus, String, Duration)> {
+        let mut next = RoleCommand::new("next run", DEADLINE)?;
+        next.args(["run", "--name", name, "--timeout", timeout]);
         if flavor == Flavor::Posix {
-            cmd.arg("--posix");
+            next.arg("--posix");
         }
-        cmd.args(["--", "true"]);
         let start = Instant::now();
-        let out = common::child::run("next run", &mut cmd, b"", DEADLINE)?;
+        let next = next
+            .args(["--", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stderr = next
+            .stderr_lines()
+            .ok_or_else(|| Error::msg("next run: no stderr pipe"))?;
+        let status = next.wait_or_stop(DEADLINE, shutdown)?;
         let took = start.elapsed();
         // Its narration (with -v) goes on to our stderr; its own message is kept to show.
-        let text = String::from_utf8_lossy(&out.stderr).into_owned();
-        let (trace, said): (Vec<&str>, Vec<&str>) =
-            text.lines().partition(|l| l.starts_with("[pid "));
+        let (trace, said): (Vec<String>, Vec<String>) = stderr
+            .rest(DEADLINE)?
+            .into_iter()
+            .partition(|l| l.starts_with("[pid "));
         for line in trace {
             eprintln!("{line}");
         }
-        Ok((out.status, said.join(" "), took))
+        Ok((status, said.join(" "), took))
     };
     match flavor {
         Flavor::Sysv => {
             let (status, said, took) = next("10")?;
-            tell!(
-                shutdown,
+            say!(
                 "   SysV: the next run -> {} after {:.1} ms: SEM_UNDO, the kernel gave the \
                  permit back once the holder and its command were dead",
                 Ended::from(status),
@@ -249,20 +241,15 @@ fn killed_holder(
         }
         Flavor::Posix => {
             let (status, said, _) = next("0.5")?;
-            tell!(
-                shutdown,
-                "   POSIX: the next run -> {}: {said}",
-                Ended::from(status)
-            )?;
-            tell!(
-                shutdown,
-                "          a POSIX semaphore has no owner: nothing knew the dead holder had a permit"
+            say!("   POSIX: the next run -> {}: {said}", Ended::from(status))?;
+            say!(
+                "          a POSIX semaphore has no owner: nothing knew the dead holder had a \
+                 permit"
             )?;
             let timed_out = status.code() == Some(1) && said.contains("timed out after 0.5 s");
             sem.post(false)?;
             let (after, _, took) = next("10")?;
-            tell!(
-                shutdown,
+            say!(
                 "   POSIX: repaired with `sem-demo post {name}`; the next run -> {} after {:.1} ms",
                 Ended::from(after),
                 took.as_secs_f64() * 1000.0
@@ -292,7 +279,7 @@ fn leftovers(tag: &str, sysv_names: &[String]) -> Vec<String> {
         }
     }
     for name in sysv_names {
-        let (key, _) = sysv::key_for(name);
+        let key = common::sysv_key::key_for(name);
         // SAFETY: semget takes plain integers and touches no memory of ours.
         let id = unsafe { libc::semget(key, 0, 0) };
         if id >= 0 || Errno::last() != Errno::ENOENT {

@@ -42,16 +42,7 @@ use nix::fcntl::{OFlag, open};
 use nix::sys::stat::{Mode, SFlag, fstat};
 use nix::unistd::Uid;
 
-/// How a role opens a named semaphore.
-#[derive(Clone, Copy, Debug)]
-pub enum Open {
-    /// The semaphore must exist (`value`, a car joining the bridge).
-    Existing,
-    /// Create it with this value, `O_EXCL`: the name must be new (the demos).
-    Create(u32),
-    /// Use it if it exists (checked to be ours), else create it with this value.
-    OrCreate(u32),
-}
+use crate::creation::Creation;
 
 /// An open POSIX named semaphore; `sem_close` on drop (the name stays: see `sem_unlink`).
 pub struct NamedSem {
@@ -74,12 +65,12 @@ pub fn file_of(name: &str) -> String {
 impl NamedSem {
     /// Open (or create) the semaphore `name` (`/ipc-demo-...`). Returns it and whether we
     /// created it.
-    pub fn open(name: &str, how: Open) -> Result<(Self, bool)> {
+    pub fn open(name: &str, how: Creation) -> Result<(Self, bool)> {
         let c = CString::new(name).map_err(|_| Error::msg(format!("{name}: contains NUL")))?;
         loop {
             let (excl, value) = match how {
-                Open::Existing => (false, 0),
-                Open::Create(v) | Open::OrCreate(v) => (true, v),
+                Creation::Never => (false, 0),
+                Creation::Exclusive { value } | Creation::IfAbsent { value, .. } => (true, value),
             };
             if excl {
                 // SAFETY: `c` is a valid C string for the duration of the call; with O_CREAT
@@ -90,7 +81,7 @@ impl NamedSem {
                         c.as_ptr(),
                         libc::O_CREAT | libc::O_EXCL,
                         0o600 as libc::c_uint,
-                        value as libc::c_uint,
+                        libc::c_uint::from(value),
                     )
                 };
                 match NonNull::new(p).filter(|_| p != libc::SEM_FAILED) {
@@ -105,7 +96,7 @@ impl NamedSem {
                         ));
                     }
                     None => match Errno::last() {
-                        Errno::EEXIST if matches!(how, Open::OrCreate(_)) => {}
+                        Errno::EEXIST if matches!(how, Creation::IfAbsent { .. }) => {}
                         e => return Err(Error::sys("sem_open", name, e)),
                     },
                 }

@@ -14,12 +14,13 @@ use std::process::ExitCode;
 use common::{Result, say};
 
 use crate::cli::{PrimArgs, WaitArgs};
-use crate::sem::{Flavor, Open, Sem, timed_out};
+use crate::creation::Creation;
+use crate::sem::{Flavor, Sem, timed_out};
 
 /// POSIX unless `--sysv`.
 const DEFAULT: Flavor = Flavor::Posix;
 /// What `post`/`wait`/`trywait` create when the name is new: no permits, no K.
-const CREATE: Open = Open::OrCreate { value: 0, limit: 0 };
+const CREATE: Creation = Creation::IfAbsent { value: 0, limit: 0 };
 
 /// `sem-demo post NAME`.
 pub fn post(args: &PrimArgs) -> Result<ExitCode> {
@@ -50,7 +51,7 @@ pub fn trywait(args: &PrimArgs) -> Result<ExitCode> {
 
 /// `sem-demo value NAME`: the number of free permits on stdout.
 pub fn value(args: &PrimArgs) -> Result<ExitCode> {
-    let (sem, _) = Sem::open(args.flavor.or(DEFAULT), &args.name, Open::Existing)?;
+    let (sem, _) = Sem::open(args.flavor.or(DEFAULT), &args.name, Creation::Never)?;
     say!("{}", sem.value()?)?;
     Ok(ExitCode::SUCCESS)
 }

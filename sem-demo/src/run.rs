@@ -11,15 +11,21 @@
 //! 2. take a permit: `semop(-1, SEM_UNDO)` (or `semtimedop` with `--timeout`). Signals have
 //!    their default effect while we wait: Ctrl-C ends `run`, which holds nothing yet (or, an
 //!    instant after the `semop`, holds a permit that the kernel gives back as `run` dies);
-//! 3. block SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGCHLD, then start the command
-//!    ([`crate::spawn`]: `clone(CLONE_VM|CLONE_VFORK|CLONE_SYSVSEM)` + `execvp`, every signal
-//!    blocked around the clone as `posix_spawn` does, the command's mask and dispositions
-//!    those we were given, and `PR_SET_PDEATHSIG` set to SIGKILL: if `run` dies, the command
-//!    dies with it);
-//! 4. `sigwait` for those signals: SIGCHLD means the command may have ended (reap it);
-//!    the others are passed on to the command, and `run` keeps waiting for it;
+//! 3. start the command ([`crate::spawn`]): SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGCHLD
+//!    blocked first, then `clone(CLONE_VM|CLONE_VFORK|CLONE_SYSVSEM)` + `execvp`, the child
+//!    tied to us by `PR_SET_PDEATHSIG` = SIGKILL: if `run` dies, the command dies with it;
+//! 4. `sigwait` until the command has ended, passing the other signals on to it;
 //! 5. give the permit back (`semop(+1, SEM_UNDO)`, which also cancels the kernel's undo
 //!    entry) and exit with the command's status, 128+N if signal N killed it.
+//!
+//! # Pitfalls
+//!
+//! - A permit given back when `run` dies, while its command still runs: the command shares
+//!   `run`'s undo list (below).
+//! - A `--limit` that differs from an existing name's K, silently kept: refused (step 1).
+//! - A POSIX permit lost with its holder: nothing can give it back (the last section).
+//! - Starting the command without `fork`, and passing signals on: [`crate::spawn`], its
+//!   invariants.
 //!
 //! # The permit lives as long as the command
 //!
@@ -56,27 +62,23 @@
 //! back**: a `run` killed with SIGKILL loses it until someone posts it by hand (`sem-demo post
 //! NAME`), and so does one ended by a signal's default action between taking the permit and
 //! blocking signals (step 3), a few instructions' window. `--posix` is there to show this.
+//!
+//! # Exit status
+//!
+//! The command's: `run` passes it on, 128+N for a command killed by signal N (what a shell
+//! would say), 126 or 127 for one that could not be run. A stop signal that reaches `run`
+//! while the command runs is the command's to act on (step 4). Before the command has
+//! started, `run` holds nothing worth a handler, and a stop signal has its default action:
+//! `run` dies of it, which a shell also reports as 128+N.
 
-use std::ffi::{CString, OsString};
-use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
-use common::{Error, Result, trace};
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use common::{Error, Result};
 
 use crate::cli::RunArgs;
-use crate::sem::{Flavor, Open, Sem, timed_out};
-use crate::spawn::{self, Setup};
-
-/// Signals `run` catches while the command runs (all but SIGCHLD are forwarded to it).
-const FORWARDED: [Signal; 4] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-];
+use crate::creation::Creation;
+use crate::sem::{Flavor, Sem, timed_out};
+use crate::spawn;
 
 /// `sem-demo run [--name NAME] [--limit K] [--timeout S] [--posix] -- CMD ARGS...`
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
@@ -85,17 +87,21 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     } else {
         Flavor::Sysv
     };
-    let argv = c_strings(&args.command)?;
+    let argv = spawn::argv(&args.command)?;
+    // 1. Open the semaphore, or create it with K permits.
     let k = args.limit.unwrap_or(1);
-    let (sem, created) = Sem::open(flavor, &args.name, Open::OrCreate { value: k, limit: k })?;
+    let (sem, created) = Sem::open(
+        flavor,
+        &args.name,
+        Creation::IfAbsent { value: k, limit: k },
+    )?;
     if let (Some(want), Some(has)) = (args.limit, sem.limit())
         && !created
         && want != has
     {
         return Err(Error::Usage(format!(
-            "{} exists with {has} permit{}, not {want}; `sem-demo unlink --sysv {}` first to \
-             change it",
-            sem.describe(),
+            "{sem} exists with {has} permit{}, not {want}; `sem-demo unlink --sysv {}` first \
+             to change it",
             if has == 1 { "" } else { "s" },
             args.name
         )));
@@ -108,32 +114,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         return Err(timed_out(t, &args.name));
     };
 
-    // 3. From here on, signals are read, not obeyed, so the permit is always given back.
-    //    SIGCHLD first gets its default action back: a parent that ignores it (SIG_IGN is
-    //    inherited across exec) would have the kernel reap the command silently, with no
-    //    SIGCHLD for sigwait to see and no status for waitpid to return. The command gets
-    //    back what we were given, as it would have without us in between.
-    // SAFETY: setting a default disposition installs no handler.
-    let chld = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }
-        .map_err(|e| Error::sys("sigaction", "SIGCHLD", e))?;
-    let ignore_chld = matches!(chld, SigHandler::SigIgn);
-    let mut caught = SigSet::empty();
-    for sig in FORWARDED {
-        caught.add(sig);
-    }
-    caught.add(Signal::SIGCHLD);
-    let mut old = SigSet::empty();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&caught), Some(&mut old))
-        .map_err(|e| Error::sys("sigprocmask", "SIG_BLOCK", e))?;
-    let child = spawn::spawn(&argv, &Setup::new(old, ignore_chld))?;
-    trace!(
-        "clone(CLONE_VM|CLONE_VFORK|CLONE_SYSVSEM) -> pid {child}; the child: \
-         PR_SET_PDEATHSIG=SIGKILL, execvp({})",
-        args.command[0].to_string_lossy()
-    );
-    // The command shares our undo list from here on: the kernel gives the permit back only
-    // once both of us have ended, unless we give it back first (step 5).
-    match supervise(child, &caught) {
+    // 3. Start the command. It shares our undo list from here on: the kernel gives the
+    //    permit back only once both of us have ended, unless we give it back first (step 5).
+    let command = spawn::start(&argv)?;
+    // 4. Wait for it.
+    match command.wait() {
         // 5. Give the permit back: the command has ended. If that fails (someone removed the
         //    semaphore meanwhile), say so, but the status is still the command's: a script
         //    must not take a finished build for a failed one.
@@ -151,37 +136,4 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             Err(e)
         }
     }
-}
-
-/// Step 4: wait for the command, passing signals on. Returns the exit status to pass on:
-/// the command's, 128+N if signal N killed it, or 127/126 (as a shell says) if it could not
-/// be run (its child reports that itself: see [`crate::spawn`]).
-fn supervise(child: Pid, caught: &SigSet) -> Result<u8> {
-    loop {
-        let sig = caught.wait().map_err(|e| Error::sys("sigwait", "", e))?;
-        if sig != Signal::SIGCHLD {
-            trace!("sigwait -> {sig}: passed on to pid {child}");
-            // ESRCH: it has just exited; its SIGCHLD is on its way.
-            let _ = kill(child, sig);
-            continue;
-        }
-        let code = match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => u8::try_from(code & 0xff).unwrap_or(1),
-            Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as u8,
-            // Stopped, continued, or not yet: keep waiting.
-            Ok(_) => continue,
-            Err(e) => return Err(Error::sys("waitpid", child, e)),
-        };
-        trace!("waitpid({child}) -> exit status {code}");
-        return Ok(code);
-    }
-}
-
-/// The command line as execvp takes it. A NUL byte cannot come from a real argv, but it is
-/// refused as a usage error before we wait for anything.
-fn c_strings(argv: &[OsString]) -> Result<Vec<CString>> {
-    argv.iter()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Usage("run: an argument contains a NUL byte".into()))
 }

@@ -3,13 +3,15 @@
 //! The roles are written once and run on either kind (`--posix`, `--sysv`), so that the demo
 //! can show where the two differ: what happens to a permit when its holder dies.
 
+use std::fmt;
 use std::time::Duration;
 
 use common::{Error, Result, names};
 use nix::errno::Errno;
 
-use crate::posix::{self, NamedSem};
-use crate::sysv::{self, SemSet};
+use crate::creation::Creation;
+use crate::posix::NamedSem;
+use crate::sysv::SemSet;
 
 /// Which kind of semaphore.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +23,14 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// Its name in messages: "POSIX" or "SysV".
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Posix => "POSIX",
+            Flavor::Sysv => "SysV",
+        }
+    }
+
     /// The flag that selects it, for children started with the same flavor.
     pub fn flag(self) -> &'static str {
         match self {
@@ -28,17 +38,6 @@ impl Flavor {
             Flavor::Sysv => "--sysv",
         }
     }
-}
-
-/// How to open: must exist, or create if absent (value, K).
-#[derive(Clone, Copy, Debug)]
-pub enum Open {
-    /// The semaphore must exist.
-    Existing,
-    /// Create it with `value` permits if absent (K recorded as `limit` for SysV; 0 = none).
-    OrCreate { value: u16, limit: u16 },
-    /// Create it; the name must be new (O_EXCL / IPC_EXCL).
-    Create { value: u16 },
 }
 
 /// An open semaphore of either kind.
@@ -71,27 +70,17 @@ pub fn parse_name(s: &str) -> std::result::Result<String, String> {
 impl Sem {
     /// Open the semaphore `name` (bare, as [`parse_name`] returns it). Returns whether we
     /// created it.
-    pub fn open(flavor: Flavor, name: &str, how: Open) -> Result<(Self, bool)> {
-        match flavor {
+    pub fn open(flavor: Flavor, name: &str, how: Creation) -> Result<(Self, bool)> {
+        Ok(match flavor {
             Flavor::Posix => {
-                let how = match how {
-                    Open::Existing => posix::Open::Existing,
-                    Open::OrCreate { value, .. } => posix::Open::OrCreate(value.into()),
-                    Open::Create { value } => posix::Open::Create(value.into()),
-                };
                 let (s, created) = NamedSem::open(&names::posix_name(name), how)?;
-                Ok((Sem::Posix(s), created))
+                (Sem::Posix(s), created)
             }
             Flavor::Sysv => {
-                let how = match how {
-                    Open::Existing => sysv::Open::Existing,
-                    Open::OrCreate { value, limit } => sysv::Open::OrCreate { value, limit },
-                    Open::Create { value } => sysv::Open::Create { value },
-                };
                 let (s, created) = SemSet::open(name, how)?;
-                Ok((Sem::Sysv(s), created))
+                (Sem::Sysv(s), created)
             }
-        }
+        })
     }
 
     /// Take a permit; `undo` asks SysV to give it back if we die holding it (POSIX cannot).
@@ -161,7 +150,7 @@ impl Sem {
     /// be ours, a SysV set without waiting for it to be initialised (see [`SemSet::unlink`]).
     pub fn unlink(flavor: Flavor, name: &str) -> Result<()> {
         match flavor {
-            Flavor::Posix => Sem::open(flavor, name, Open::Existing)?.0.remove(),
+            Flavor::Posix => Sem::open(flavor, name, Creation::Never)?.0.remove(),
             Flavor::Sysv => SemSet::unlink(name),
         }
     }
@@ -173,12 +162,14 @@ impl Sem {
             Sem::Sysv(s) => s.remove(),
         }
     }
+}
 
-    /// How to refer to it in messages: `/ipc-demo-NAME` or `NAME (key 0x1dc0abcd)`.
-    pub fn describe(&self) -> String {
+/// How messages name it: `/ipc-demo-NAME`, or `NAME (key 0x1dc0abcd)`.
+impl fmt::Display for Sem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Sem::Posix(s) => s.name().to_owned(),
-            Sem::Sysv(s) => format!("{} (key {:#010x})", s.name(), s.key()),
+            Sem::Posix(s) => f.write_str(s.name()),
+            Sem::Sysv(s) => write!(f, "{} (key {:#010x})", s.name(), s.key()),
         }
     }
 }
@@ -230,7 +221,7 @@ impl Drop for Remove<'_> {
         match self.0.remove() {
             // (SysV removals narrate themselves.)
             Ok(()) if matches!(self.0, Sem::Posix(_)) => {
-                common::trace!("sem_unlink({})", self.0.describe());
+                common::trace!("sem_unlink({})", self.0);
             }
             Ok(()) => {}
             // Already gone (someone ran `sem-demo unlink`): nothing left to do.

@@ -1,6 +1,18 @@
-//! Starting `run`'s command: `clone(CLONE_VM | CLONE_VFORK | CLONE_SYSVSEM)` + `execvp`, the
-//! way glibc's `posix_spawn` starts a child, plus the two things `run` needs that
-//! `posix_spawn` cannot do.
+//! Starting `run`'s command and waiting for it: `clone(CLONE_VM | CLONE_VFORK |
+//! CLONE_SYSVSEM)` + `execvp`, the way glibc's `posix_spawn` starts a child, plus the two
+//! things `run` needs that `posix_spawn` cannot do; then `sigwait`, passing signals on.
+//!
+//! The calls, in order ([`start`], then [`Child::wait`]):
+//!
+//! 1. `sigaction(SIGCHLD, SIG_DFL)`: a parent that ignores SIGCHLD (`SIG_IGN` is inherited
+//!    across exec) would have the kernel reap the command silently, with no SIGCHLD for
+//!    `sigwait` to see and no status for `waitpid` to return;
+//! 2. `sigprocmask(SIG_BLOCK, {INT, TERM, HUP, QUIT, CHLD})`: from here on these signals are
+//!    read, not obeyed, so `run` always lives to give its permit back;
+//! 3. `rt_sigprocmask(everything)` → `clone` → (the child: handlers to default,
+//!    `prctl(PR_SET_PDEATHSIG, SIGKILL)`, the mask we were given, `execvp`) → our mask back;
+//! 4. `sigwait` in a loop: SIGCHLD means the command may have ended (`waitpid(WNOHANG)`);
+//!    the others are passed on to the command with `kill`, and we keep waiting for it.
 //!
 //! # Why not `posix_spawn` (or std's `Command`)
 //!
@@ -11,10 +23,9 @@
 //! - `PR_SET_PDEATHSIG`: if `run` dies, its command must die too. `posix_spawn` has no
 //!   attribute for that either; `Command::pre_exec` could set it, but only after a `fork`.
 //!
-//! A `fork` would also cost this VM about 30 page faults per command more than the clone
-//! does (the page tables it copies, the copy-on-write faults after), a fifth of what `flock
-//! FILE true` costs in all, and a script calling `run` in a loop pays that every time. std's
-//! `Command` then waits on a pipe for the exec: one more sleep and wake-up.
+//! A `fork` would also copy our page tables and take copy-on-write faults after, which a
+//! script calling `run` in a loop pays every time (BENCHMARKS.md, sem-demo, "How the gap was
+//! closed"); std's `Command` then waits on a pipe for the exec: one more sleep and wake-up.
 //!
 //! # Invariants
 //!
@@ -22,39 +33,131 @@
 //!    handler of ours**, glibc's two internal signals included (`sigfillset` and
 //!    `sigprocmask` leave those out, so the mask is set with the raw system call), as
 //!    `posix_spawn` does. The child runs on our memory, and a handler of ours that ran there
-//!    would believe it was our thread. Test: `a_signal_that_reaches_the_child_first_never_runs_our_handler`.
+//!    would believe it was our thread. Test:
+//!    `a_signal_that_reaches_the_child_first_never_runs_our_handler`.
 //! 2. **Until it execs, the child calls only async-signal-safe functions, allocates nothing
 //!    and only reads what the parent prepared**: our thread is suspended (`CLONE_VFORK`),
-//!    possibly holding the heap's lock, and everything the child could change is ours.
+//!    possibly holding the heap's lock, and everything the child could change is ours. (No
+//!    test can show an allocation that happened not to deadlock: this one is kept by reading
+//!    [`exec_child`], which calls libc directly for that reason.)
 //! 3. **Its stack is sized for `execvp`, above a guard page** ([`ChildStack`]). Tests:
-//!    `the_child_stack_fits_execvp_and_has_a_guard_page_below`; `tests/run.rs` runs a
-//!    50 000-argument script without `#!`.
+//!    `the_child_stack_fits_execvp_and_has_a_guard_page_below`; `tests/run.rs`,
+//!    `a_script_without_shebang_and_many_arguments_runs` (50 000 arguments, no `#!`).
 //! 4. **The child shares our `SEM_UNDO` list (`CLONE_SYSVSEM`), and keeps it across
 //!    `execve`**: the kernel applies the list's adjustments when the last process sharing it
 //!    exits. Test: `tests/run.rs`, `a_sigkilled_run_keeps_the_permit_until_its_command_ends`.
 //! 5. **If we die, the child dies** (`PR_SET_PDEATHSIG` = SIGKILL), and if we died before
 //!    it could ask for that (its parent is no longer us), it kills itself rather than run.
+//!    Tests: `tests/run.rs`, `a_sigkilled_sysv_holder_gives_its_permit_back_and_its_command_dies`;
+//!    `a_child_whose_parent_died_before_its_prctl_never_runs`.
 //! 6. **The command gets what our caller gave us**: the signal mask we were started with,
 //!    SIGPIPE's default action (Rust ignores it, and an ignored signal stays ignored across
 //!    exec), SIGCHLD ignored if it was (`run` needs it back for itself). Tests:
 //!    `tests/run.rs`, `exit_status_is_passed_through` and
 //!    `a_parent_that_ignores_sigchld_still_gets_the_status`.
 //! 7. **A command that cannot be run** is reported by the child itself, as a shell does:
-//!    `sem-demo: cannot run 'CMD': CAUSE`, exit 127 (not found) or 126.
+//!    `sem-demo: cannot run 'CMD': CAUSE`, exit 127 (not found) or 126. Test: `tests/run.rs`,
+//!    `exit_status_is_passed_through`.
+//! 8. **Every stop signal that reaches `run` while the command runs is passed on to it**, and
+//!    `run` ends only when the command has: the status it returns is the command's (128+N if
+//!    signal N killed it). Tests: `tests/run.rs`,
+//!    `a_sigterm_to_run_reaches_the_command_and_the_permit_comes_back`,
+//!    `exit_status_is_passed_through`.
 
-use std::ffi::{CString, c_void};
+use std::ffi::{CString, OsString, c_void};
 use std::num::NonZeroUsize;
+use std::os::unix::ffi::OsStrExt;
 use std::ptr::NonNull;
 
-use common::{Error, Result};
+use common::{Error, Result, trace};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, clone};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, mprotect, munmap};
-use nix::sys::signal::SigSet;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, SysconfVar, getpid, sysconf};
 
+/// Signals `run` catches while the command runs, and passes on to it (invariant 8).
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// The command line as `execvp` takes it. A NUL byte cannot come from a real argv, but it is
+/// refused as a usage error, before anything is waited for.
+pub fn argv(words: &[OsString]) -> Result<Vec<CString>> {
+    words
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Usage("run: an argument contains a NUL byte".into()))
+}
+
+/// The command, running as our child, and the signals we read instead of obeying.
+pub struct Child {
+    pid: Pid,
+    caught: SigSet,
+}
+
+/// Start `argv` (the program looked up in PATH, as `execvp` does): steps 1 to 3 of the
+/// module docs. Signals stay blocked after it returns, for [`Child::wait`].
+pub fn start(argv: &[CString]) -> Result<Child> {
+    // SAFETY: setting a default disposition installs no handler.
+    let chld = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }
+        .map_err(|e| Error::sys("sigaction", "SIGCHLD", e))?;
+    let mut caught = SigSet::empty();
+    for sig in FORWARDED {
+        caught.add(sig);
+    }
+    caught.add(Signal::SIGCHLD);
+    let mut given = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&caught), Some(&mut given))
+        .map_err(|e| Error::sys("sigprocmask", "SIG_BLOCK", e))?;
+    // The command gets back what we were given, as it would have without us in between.
+    let ignore_chld = matches!(chld, SigHandler::SigIgn);
+    let pid = spawn(argv, &Setup::new(given, ignore_chld))?;
+    trace!(
+        "clone(CLONE_VM|CLONE_VFORK|CLONE_SYSVSEM) -> pid {pid}; the child: \
+         PR_SET_PDEATHSIG=SIGKILL, execvp({})",
+        argv[0].to_string_lossy()
+    );
+    Ok(Child { pid, caught })
+}
+
+impl Child {
+    /// Step 4: wait for the command, passing signals on (invariant 8). Returns the exit
+    /// status to pass on: the command's, 128+N if signal N killed it, or 127/126 (as a shell
+    /// says) if it could not be run (its child reports that itself: invariant 7).
+    pub fn wait(&self) -> Result<u8> {
+        let child = self.pid;
+        loop {
+            let sig = self
+                .caught
+                .wait()
+                .map_err(|e| Error::sys("sigwait", "", e))?;
+            if sig != Signal::SIGCHLD {
+                trace!("sigwait -> {sig}: passed on to pid {child}");
+                // ESRCH: it has just exited; its SIGCHLD is on its way.
+                let _ = kill(child, sig);
+                continue;
+            }
+            let code = match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => u8::try_from(code & 0xff).unwrap_or(1),
+                Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as u8,
+                // Stopped, continued, or not yet: keep waiting.
+                Ok(_) => continue,
+                Err(e) => return Err(Error::sys("waitpid", child, e)),
+            };
+            trace!("waitpid({child}) -> exit status {code}");
+            return Ok(code);
+        }
+    }
+}
+
 /// What the command gets besides its arguments (invariant 6).
-pub struct Setup {
+struct Setup {
     /// The signal mask to start it with: the one we were started with.
     mask: SigSet,
     /// SIGCHLD was ignored when we started: ignore it again for the command.
@@ -66,7 +169,7 @@ pub struct Setup {
 
 impl Setup {
     /// The command starts with `mask`, and with SIGCHLD ignored if `ignore_chld`.
-    pub fn new(mask: SigSet, ignore_chld: bool) -> Self {
+    fn new(mask: SigSet, ignore_chld: bool) -> Self {
         Setup {
             mask,
             ignore_chld,
@@ -76,9 +179,9 @@ impl Setup {
     }
 }
 
-/// Start `argv` (the program looked up in PATH, as `execvp` does) as our child, and return
-/// its pid once it has exec'd or failed to (`CLONE_VFORK`: we sleep until then).
-pub fn spawn(argv: &[CString], setup: &Setup) -> Result<Pid> {
+/// Step 3: start `argv` as our child, and return its pid once it has exec'd or failed to
+/// (`CLONE_VFORK`: we sleep until then).
+fn spawn(argv: &[CString], setup: &Setup) -> Result<Pid> {
     let prog = argv
         .first()
         .ok_or_else(|| Error::Usage("run: no command given".into()))?;
@@ -227,8 +330,8 @@ fn exec_child(a: &ChildArgs<'_>) -> ! {
 /// the way glibc's `posix_spawn` sizes its own child's stack, for the same `execvp`.
 ///
 /// Pitfall: the child runs in *our* memory, on the stack we give it, and `execvp` takes from
-/// that stack what it needs. A fixed 256 KiB stack, taken from our heap, let fifty thousand
-/// arguments overflow into the heap (`double free or corruption`, and the command never ran).
+/// that stack what it needs. A stack too small for it is overrun, silently, into whatever
+/// lies below (BENCHMARKS.md, sem-demo, "The clone, second time", has the case).
 ///
 /// glibc's `execvp` (2.24 and later; musl's is smaller) puts two things on the stack: one
 /// PATH candidate, at most `PATH_MAX + NAME_MAX + 2` bytes (it refuses longer names and
@@ -387,6 +490,70 @@ mod tests {
             status,
             WaitStatus::Signaled(child, Signal::SIGUSR1, false),
             "the child took the signal's default action before it could exec"
+        );
+    }
+
+    /// The pid of a stopped process whose parent is `parent`, from /proc/PID/stat
+    /// (`pid (comm) state ppid ...`; comm may hold spaces and parentheses, hence the last `)`).
+    fn stopped_child_of(parent: Pid) -> Option<Pid> {
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+            let (state, ppid) = (rest.next()?, rest.next()?.parse::<i32>().ok()?);
+            (state == "T" && ppid == parent.as_raw()).then(|| Pid::from_raw(pid))
+        })
+    }
+
+    /// Invariant 5, its second half, with the unlucky instant made certain: `run` dies while
+    /// its child is between the `clone` and the `prctl` that would tie it to `run`. The child
+    /// stops itself at its first instant (SIGSTOP, which no mask holds back); the process
+    /// that played `run` is killed; this test process, a subreaper, adopts the child and
+    /// lets it go on. Finding that its parent is no longer the one that started it, the
+    /// child kills itself instead of running the command with nobody to answer for it.
+    #[test]
+    fn a_child_whose_parent_died_before_its_prctl_never_runs() {
+        use nix::unistd::{ForkResult, fork};
+        // SAFETY: prctl with plain integers; it changes who adopts our orphaned descendants.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER");
+        let argv = [CString::new("true").expect("no NUL")];
+        let mut setup = Setup::new(SigSet::empty(), false);
+        setup.raise_first = Some(libc::SIGSTOP);
+        // SAFETY: the child only calls `spawn` and `_exit`. `spawn` allocates (the argument
+        // array, the message), which glibc keeps usable in a forked child of a threaded
+        // process (its fork resets the heap's locks); it takes no other lock.
+        let run = match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                let _ = spawn(&argv, &setup);
+                // SAFETY: ends the forked child without running the test harness's code.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => child,
+        };
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let child = loop {
+            if let Some(pid) = stopped_child_of(run) {
+                break pid;
+            }
+            assert!(std::time::Instant::now() < give_up, "no stopped child");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        // `run` is asleep in the clone (CLONE_VFORK) until its child execs: killable.
+        nix::sys::signal::kill(run, Signal::SIGKILL).expect("kill run");
+        assert_eq!(
+            waitpid(run, None).expect("waitpid run"),
+            WaitStatus::Signaled(run, Signal::SIGKILL, false)
+        );
+        // Ours now: go on.
+        nix::sys::signal::kill(child, Signal::SIGCONT).expect("SIGCONT");
+        let status = waitpid(child, None).expect("waitpid child");
+        // SAFETY: as above.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
+        assert_eq!(
+            status,
+            WaitStatus::Signaled(child, Signal::SIGKILL, false),
+            "the orphaned child ran the command"
         );
     }
 }

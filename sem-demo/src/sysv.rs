@@ -5,9 +5,10 @@
 //!
 //! # Names and keys
 //!
-//! A SysV set is found by a numeric key, not a name. Ours are `0x1dc0xxxx` (what
-//! `make clean-ipc` sweeps), the low 16 bits taken from a 64-bit FNV-1a hash of the name.
-//! Two names can share a key (one chance in 65 536 per pair), so the set records whose it is:
+//! A SysV set is found by a numeric key, not a name: `common::sysv_key` gives each name one
+//! in our range, `0x1dc0xxxx` (what `make clean-ipc` sweeps), from a 64-bit FNV-1a hash of the
+//! name, and says why two names can share a key (one chance in 65 536 per pair). So the set
+//! records whose it is, the second way `common::sysv_key` describes:
 //!
 //! | semaphore | holds |
 //! |---|---|
@@ -58,13 +59,13 @@
 
 use std::time::{Duration, Instant};
 
-use common::{Context, Error, Result, trace};
+use common::{Context, Error, Result, sysv_key, trace};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::{Pid, Uid};
 
-/// Our key range: `0x1dc0xxxx` (see `common/clean-ipc.sh`).
-pub const KEY_BASE: libc::key_t = 0x1dc0_0000;
+use crate::creation::Creation;
+
 /// Semaphores per set: permits, K, two name checks (see the module docs).
 const NSEMS: usize = 4;
 /// The largest value a SysV semaphore holds (SEMVMX).
@@ -82,35 +83,11 @@ unsafe extern "C" {
     ) -> libc::c_int;
 }
 
-/// FNV-1a, 64 bits: simple, stable across versions and machines, well spread.
-fn hash(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// The key and the two check values for `name` (see the module docs).
-pub fn key_for(name: &str) -> (libc::key_t, [u16; 2]) {
-    let h = hash(name);
-    let low = libc::key_t::try_from(h & 0xffff).expect("16 bits fit a key");
-    let check = |shift: u32| u16::try_from((h >> shift) & 0x7fff).expect("15 bits fit u16");
+fn key_for(name: &str) -> (libc::key_t, [u16; 2]) {
+    let [sem2, sem3] = sysv_key::check_values(name);
     // Semaphore 2 is 0 only in a set nobody has initialised: see the module docs.
-    (KEY_BASE | low, [check(16).max(1), check(31)])
-}
-
-/// How a role opens a set.
-#[derive(Clone, Copy, Debug)]
-pub enum Open {
-    /// It must exist.
-    Existing,
-    /// Create it (IPC_EXCL: the name must be new) with `value` permits, no K recorded.
-    Create { value: u16 },
-    /// Create it if needed with `value` permits and K = `limit` (0: no K recorded), else
-    /// use it (the caller compares [`SemSet::limit`] with what it wants).
-    OrCreate { value: u16, limit: u16 },
+    (sysv_key::key_for(name), [sem2.max(1), sem3])
 }
 
 /// An open SysV semaphore set of ours.
@@ -124,14 +101,14 @@ pub struct SemSet {
 
 impl SemSet {
     /// Open (or create) the set for `name`. Returns it and whether we created it.
-    pub fn open(name: &str, how: Open) -> Result<(Self, bool)> {
+    pub fn open(name: &str, how: Creation) -> Result<(Self, bool)> {
         let (key, check) = key_for(name);
         let what = format!("{name} (key {key:#010x})");
         loop {
             let create = match how {
-                Open::Existing => None,
-                Open::Create { value } => Some((value, 0)),
-                Open::OrCreate { value, limit } => Some((value, limit)),
+                Creation::Never => None,
+                Creation::Exclusive { value } => Some((value, 0)),
+                Creation::IfAbsent { value, limit } => Some((value, limit)),
             };
             if let Some((value, limit)) = create {
                 // SAFETY: semget takes plain integers and touches no memory of ours.
@@ -140,7 +117,7 @@ impl SemSet {
                 };
                 if id < 0 {
                     match Errno::last() {
-                        Errno::EEXIST if matches!(how, Open::OrCreate { .. }) => {}
+                        Errno::EEXIST if matches!(how, Creation::IfAbsent { .. }) => {}
                         e => return Err(Error::sys("semget", &what, e)),
                     }
                 } else {
@@ -170,7 +147,7 @@ impl SemSet {
             if id < 0 {
                 match Errno::last() {
                     // Removed since our IPC_EXCL attempt: create it after all.
-                    Errno::ENOENT if matches!(how, Open::OrCreate { .. }) => continue,
+                    Errno::ENOENT if matches!(how, Creation::IfAbsent { .. }) => continue,
                     Errno::ENOENT => {
                         return Err(Error::msg(format!("semget {what}: no such semaphore set")));
                     }
@@ -563,15 +540,24 @@ mod tests {
     #[test]
     fn keys_are_ours_and_stable() {
         let (k, c) = key_for("build");
-        assert_eq!(k as u32 & 0xffff_0000, 0x1dc0_0000);
+        assert!(sysv_key::is_ours(k), "{k:#x}");
         assert_eq!(key_for("build"), (k, c));
         assert_ne!(key_for("build"), key_for("build2"));
         assert!(c.iter().all(|&v| u32::from(v) <= SEMVMX));
         // Semaphore 2 is never 0 once initialised: it tells an initialised set from a new one.
         let zero = (0..200_000)
             .map(|i| format!("n{i}"))
-            .find(|n| (hash(n) >> 16) & 0x7fff == 0)
+            .find(|n| sysv_key::check_values(n)[0] == 0)
             .expect("some name hashes to 0 there");
         assert_eq!(key_for(&zero).1[0], 1, "{zero}");
+    }
+
+    /// The values sets made before the keys came from `common::sysv_key` hold (from the
+    /// FNV-1a reference function, computed apart): a set made by an older sem-demo is still
+    /// found at its key and recognised as its name's.
+    #[test]
+    fn keys_and_check_values_are_those_existing_sets_hold() {
+        assert_eq!(key_for("build"), (0x1dc0_0b03, [6343, 12229]));
+        assert_eq!(key_for("run"), (0x1dc0_5a4a, [24773, 20530]));
     }
 }

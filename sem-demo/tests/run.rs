@@ -384,6 +384,60 @@ fn a_sigterm_to_run_reaches_the_command_and_the_permit_comes_back() {
     }
 }
 
+/// `run` stopped by SIGINT, SIGTERM or SIGHUP while it waits for a permit, before its command
+/// has started: it holds nothing and has nothing to clean up, so it dies of the signal, which
+/// a shell reports as 128+N (`$?` 130, 143, 129), as it does for a command killed by N that
+/// `run` passes on (`exit_status_is_passed_through`). The instant is certain: the test sends
+/// the signal while `run` sleeps in the semaphore's wait (semtimedop, or futex for POSIX).
+#[test]
+fn a_run_stopped_while_it_waits_for_a_permit_dies_of_the_signal_holding_nothing() {
+    for (posix, sig) in [
+        (false, Signal::SIGINT),
+        (false, Signal::SIGTERM),
+        (true, Signal::SIGHUP),
+    ] {
+        let sb = Sandbox::new();
+        let name = unique("waitstop");
+        let flavor = if posix { "--posix" } else { "--sysv" };
+        let _c = Cleanup {
+            sb: &sb,
+            name: name.clone(),
+            flavor,
+        };
+        let (h, _out) = holder(&sb, &name, posix);
+        let mut c = cmd(&sb, &["run", "--name", &name]);
+        if posix {
+            c.arg("--posix");
+        }
+        let waiter = testkit::spawn(c.args(["--", "echo", "never"]));
+        let sleeps_in = if posix {
+            libc::SYS_futex
+        } else {
+            libc::SYS_semtimedop
+        };
+        let give_up = std::time::Instant::now() + WAIT;
+        while testkit::syscall(waiter.pid()).map(|(n, _)| n) != Some(sleeps_in) {
+            assert!(std::time::Instant::now() < give_up, "run never waited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        kill(waiter.pid(), sig).unwrap();
+        let status = waiter.wait_timeout(WAIT).unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(sig as i32),
+            "{flavor} {sig}: {status:?}"
+        );
+        let said = waiter.stdout_lines().unwrap().rest(WAIT).unwrap();
+        assert_eq!(said, Vec::<String>::new(), "the command never ran");
+        // The holder's permit is still the only one taken, and it comes back with it.
+        assert_eq!(value(&sb, &name, flavor), 0, "{flavor} {sig}");
+        kill(h.pid(), Signal::SIGTERM).unwrap();
+        h.wait_timeout(WAIT).unwrap();
+        assert_eq!(value(&sb, &name, flavor), 1, "{flavor} {sig}");
+    }
+}
+
 #[test]
 fn a_thousand_killed_holders_never_block_the_next() {
     let sb = Sandbox::new();
@@ -514,11 +568,10 @@ fn a_frozen_holder_keeps_its_permit_and_a_killed_one_gives_it_back() {
 
 /// An executable without `#!` and with many arguments: execve fails with ENOEXEC and
 /// execvp then runs it with /bin/sh, building the new argument list (one pointer per
-/// argument, here 400 KB) on the stack of the process that called it. `run` used to start
-/// the command with clone(CLONE_VM) on a 256 KiB stack of its own, carved out of its heap:
-/// that list overflowed it, wrote over `run`'s own heap, and `run` died of "double free or
-/// corruption" without ever running the command. A forked child has a whole stack of its
-/// own, like any shell's.
+/// argument, here 400 KB) on the stack of the process that called it: the stack `run` gives
+/// its child (`spawn.rs`, `ChildStack`), which must be sized for it. A fixed 256 KiB stack
+/// carved out of `run`'s heap overflowed into that heap ("double free or corruption"), and
+/// the command never ran.
 #[test]
 fn a_script_without_shebang_and_many_arguments_runs() {
     let sb = Sandbox::new();

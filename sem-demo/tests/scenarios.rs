@@ -5,6 +5,7 @@ mod support;
 use std::time::Duration;
 
 use common::testkit::{self, Sandbox};
+use nix::sys::signal::Signal;
 use support::cmd;
 
 /// These start hundreds of processes: a generous deadline for a loaded 2-core machine.
@@ -16,8 +17,21 @@ fn run_long(sb: &Sandbox, args: &[&str]) -> std::process::Output {
 
 use common::testkit::files_in as leftovers_of;
 
+/// Every start of `counter`, `bridge` or `demo` removes what dead runs left in /dev/shm, on
+/// the whole machine: the test that checks what *its* counter removed runs alone, the others
+/// share (another test's counter would otherwise sweep its planted leftovers first).
+static SWEEPS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// For a test that starts `counter`, `bridge` or `demo`.
+fn sweeping() -> std::sync::RwLockReadGuard<'static, ()> {
+    SWEEPS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn counter_is_exact_with_a_posix_or_a_sysv_lock() {
+    let _sweeps = sweeping();
     for flavor in ["--posix", "--sysv"] {
         let sb = Sandbox::new();
         let out = run_long(
@@ -42,6 +56,7 @@ fn counter_is_exact_with_a_posix_or_a_sysv_lock() {
 
 #[test]
 fn counter_without_a_lock_counts_what_it_lost() {
+    let _sweeps = sweeping();
     let sb = Sandbox::new();
     let out = run_long(
         &sb,
@@ -206,6 +221,7 @@ fn a_car_that_fails_on_the_bridge_gives_its_lane_back() {
 
 #[test]
 fn bridge_never_holds_more_than_k_cars_over_200_cars() {
+    let _sweeps = sweeping();
     for flavor in ["--posix", "--sysv"] {
         let sb = Sandbox::new();
         let args = [
@@ -246,6 +262,7 @@ fn bridge_never_holds_more_than_k_cars_over_200_cars() {
 
 #[test]
 fn the_default_demo_plays_everything_and_leaves_nothing() {
+    let _sweeps = sweeping();
     let sb = Sandbox::new();
     let out = run_long(&sb, &[]);
     let stdout = testkit::stdout(&out);
@@ -271,9 +288,18 @@ fn the_default_demo_plays_everything_and_leaves_nothing() {
     assert_eq!(left, Vec::<String>::new());
 }
 
+/// SIGINT, SIGTERM or SIGHUP to `counter` mid-run: it stops its updaters, removes its file and
+/// semaphore, says so on stderr and exits 128 + the signal's number.
 #[test]
-fn sigterm_stops_the_counter_and_removes_its_objects() {
-    for flavor in ["--posix", "--sysv"] {
+fn a_stop_signal_stops_the_counter_removes_its_objects_and_exits_128_plus_n() {
+    let _sweeps = sweeping();
+    let runs = [
+        ("--posix", Signal::SIGTERM),
+        ("--sysv", Signal::SIGINT),
+        ("--posix", Signal::SIGHUP),
+        ("--sysv", Signal::SIGTERM),
+    ];
+    for (flavor, sig) in runs {
         let sb = Sandbox::new();
         let mut c = cmd(
             &sb,
@@ -290,13 +316,29 @@ fn sigterm_stops_the_counter_and_removes_its_objects() {
                 support::WAIT,
             )
             .unwrap();
-        err.wait_for(|l| l.contains("pwrite <-"), support::WAIT)
+        let at_work = err
+            .wait_for(|l| l.contains("pwrite <-"), support::WAIT)
             .unwrap();
-        counter.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+        counter.signal(sig).unwrap();
         let status = counter.wait_timeout(support::WAIT).unwrap();
-        assert_eq!(status.code(), Some(1), "{status:?}");
-        let rest = err.rest(support::WAIT).unwrap().join("\n");
-        assert!(rest.contains("interrupted by SIGTERM"), "{rest}");
+        assert_eq!(
+            status.code(),
+            Some(128 + sig as i32),
+            "{flavor} {sig}: {status:?}"
+        );
+        let rest = err.rest(support::WAIT).unwrap();
+        assert_eq!(
+            rest.last().map(String::as_str),
+            Some(format!("sem-demo: interrupted by {sig}").as_str()),
+            "{flavor} {sig}: {rest:?}"
+        );
+        let out = counter.stdout_lines().unwrap().rest(support::WAIT).unwrap();
+        assert_eq!(
+            out,
+            Vec::<String>::new(),
+            "{flavor} {sig}: a verdict after a stop"
+        );
+        support::wait_not_running(&[support::traced_pid(&at_work)], "an updater");
         assert_eq!(leftovers_of(&sb.runtime_dir()), Vec::<String>::new());
         if flavor == "--posix" {
             // "sem_open(/ipc-demo-counter-..., O_CREAT|O_EXCL, 0600, 1) -> created"
@@ -327,6 +369,9 @@ fn sigterm_stops_the_counter_and_removes_its_objects() {
 
 #[test]
 fn leftovers_of_a_killed_counter_are_removed_on_the_next_start() {
+    let _alone = SWEEPS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let sb = Sandbox::new();
     // A pid that certainly existed and is gone: a shell we ran and reaped.
     let mut probe = std::process::Command::new("sh");
@@ -366,6 +411,7 @@ fn leftovers_of_a_killed_counter_are_removed_on_the_next_start() {
 /// updaters die too instead of going on for minutes as orphans.
 #[test]
 fn updaters_do_not_outlive_a_killed_counter() {
+    let _sweeps = sweeping();
     let sb = Sandbox::new();
     let counter = testkit::spawn(&mut cmd(
         &sb,
@@ -391,11 +437,12 @@ fn updaters_do_not_outlive_a_killed_counter() {
 }
 
 /// A stdout nobody reads (a pager stopped, a stalled pipe) does not make a bridge deaf to
-/// SIGTERM: it stops at once and removes its semaphore and board. It used to sleep in
-/// write(2) through every SIGTERM (the handlers restart it), and the second one exited at
-/// once, leaving both behind.
+/// SIGTERM: it stops at once and removes its semaphore and board (a write(2) that slept on
+/// the full pipe would be restarted after the handler, SA_RESTART, and only a second SIGTERM,
+/// which exits at once, would end it, leaving both behind).
 #[test]
 fn sigterm_stops_a_bridge_whose_stdout_is_full() {
+    let _sweeps = sweeping();
     use std::os::fd::{AsFd, AsRawFd};
     let sb = Sandbox::new();
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
@@ -451,11 +498,10 @@ fn sigterm_stops_a_bridge_whose_stdout_is_full() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    bridge
-        .signal(nix::sys::signal::Signal::SIGTERM)
-        .expect("SIGTERM");
+    bridge.signal(Signal::SIGTERM).expect("SIGTERM");
     let status = bridge.wait_timeout(support::WAIT).expect("wait");
-    assert_eq!(status.code(), Some(1), "{status:?}");
+    // Interrupted before it finished: 128 + 15, once its last line has waited its second.
+    assert_eq!(status.code(), Some(143), "{status:?}");
     let left: Vec<String> = std::fs::read_dir("/dev/shm")
         .expect("/dev/shm")
         .flatten()
@@ -472,6 +518,7 @@ fn sigterm_stops_a_bridge_whose_stdout_is_full() {
 /// holder can then no longer be killed by the demo itself.
 #[test]
 fn the_permit_holder_does_not_outlive_a_killed_demo() {
+    let _sweeps = sweeping();
     let sb = Sandbox::new();
     for attempt in 1..=5 {
         let demo = testkit::spawn(&mut cmd(
@@ -514,4 +561,122 @@ fn the_permit_holder_does_not_outlive_a_killed_demo() {
         eprintln!("attempt {attempt}: the demo had already killed its holder; again");
     }
     panic!("the demo was never caught while its holder held the permit");
+}
+
+/// The objects in /dev/shm whose names contain `needle`.
+fn shm_objects_with(needle: &str) -> Vec<String> {
+    leftovers_of(std::path::Path::new("/dev/shm"))
+        .into_iter()
+        .filter(|f| f.contains(needle))
+        .collect()
+}
+
+/// SIGINT, SIGTERM or SIGHUP to `bridge` while its cars are on the bridge: it stops them,
+/// removes its semaphore and board, says so on stderr and exits 128 + the signal's number.
+/// The instant is certain: the lanes are full of cars crossing for ten seconds.
+#[test]
+fn a_stop_signal_mid_bridge_stops_the_cars_removes_its_objects_and_exits_128_plus_n() {
+    let _sweeps = sweeping();
+    for (sig, flavor) in [
+        (Signal::SIGINT, "--posix"),
+        (Signal::SIGTERM, "--sysv"),
+        (Signal::SIGHUP, "--posix"),
+    ] {
+        let sb = Sandbox::new();
+        let args = [
+            "-v",
+            "bridge",
+            "--cars",
+            "6",
+            "--lanes",
+            "3",
+            "--cross-ms",
+            "10000",
+            flavor,
+        ];
+        let bridge = testkit::spawn(&mut cmd(&sb, &args));
+        let mut err = bridge.stderr_lines().unwrap();
+        let mut cars = Vec::new();
+        while cars.len() < 3 {
+            let line = err
+                .wait_for(
+                    |l| l.contains(" car] car ") && l.contains(" on the bridge"),
+                    support::WAIT,
+                )
+                .unwrap();
+            cars.push(support::traced_pid(&line));
+        }
+        let tag = format!("sem-bridge-{}-", bridge.pid());
+        assert_ne!(
+            shm_objects_with(&tag),
+            Vec::<String>::new(),
+            "the board exists"
+        );
+        bridge.signal(sig).unwrap();
+        let status = bridge.wait_timeout(support::WAIT).unwrap();
+        assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {status:?}");
+        let rest = err.rest(support::WAIT).unwrap();
+        assert_eq!(
+            rest.last().map(String::as_str),
+            Some(format!("sem-demo: interrupted by {sig}").as_str()),
+            "{sig}: {rest:?}"
+        );
+        let out = bridge.stdout_lines().unwrap().rest(support::WAIT).unwrap();
+        assert!(out.iter().all(|l| !l.starts_with("ok:")), "{sig}: {out:?}");
+        support::wait_not_running(&cars, "a car of the stopped bridge");
+        assert_eq!(shm_objects_with(&tag), Vec::<String>::new(), "{sig}");
+        assert_eq!(sb.leftovers(), Vec::<String>::new(), "{sig}");
+    }
+}
+
+/// SIGINT (Ctrl-C), SIGTERM and SIGHUP (a closed terminal) to the demo while its updaters
+/// are at work: every role stops, nothing is left, the last line says the run was interrupted
+/// (never a verdict), and the status is 128 + the signal's number: 130, 143, 129.
+#[test]
+fn a_stop_signal_mid_demo_stops_every_role_leaves_nothing_and_exits_128_plus_n() {
+    let _sweeps = sweeping();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let sb = Sandbox::new();
+        let args = ["-v", "demo", "--procs", "2", "--iters", "1000000"];
+        let demo = testkit::spawn(&mut cmd(&sb, &args));
+        let mut stdout = demo.stdout_lines().unwrap();
+        let mut err = demo.stderr_lines().unwrap();
+        stdout
+            .wait_for(|l| l.starts_with("1. counter: "), support::WAIT)
+            .unwrap();
+        let mut updaters = std::collections::BTreeSet::new();
+        while updaters.len() < 2 {
+            let line = err
+                .wait_for(|l| l.contains(" update] pread("), support::WAIT)
+                .unwrap();
+            updaters.insert(support::traced_pid(&line));
+        }
+        // What a terminal does on Ctrl-C: the signal to the demo's process group (its roles
+        // have groups of their own).
+        demo.signal(sig).unwrap();
+        let status = demo.wait_timeout(LONG).unwrap();
+        let rest = stdout.rest(support::WAIT).unwrap();
+        assert_eq!(
+            status.code(),
+            Some(128 + sig as i32),
+            "{sig}: {status:?} {rest:?}"
+        );
+        assert_eq!(
+            rest.last().map(String::as_str),
+            Some(format!("interrupted by {sig} before the check was done").as_str()),
+            "{sig}: {rest:?}"
+        );
+        assert!(
+            rest.iter().all(|l| !l.starts_with("ok:")),
+            "{sig}: {rest:?}"
+        );
+        let updaters: Vec<_> = updaters.into_iter().collect();
+        support::wait_not_running(&updaters, "an updater of the stopped demo");
+        assert_eq!(
+            shm_objects_with(&format!("sem-demo-{}-", demo.pid())),
+            Vec::<String>::new(),
+            "{sig}"
+        );
+        assert_eq!(sb.leftovers(), Vec::<String>::new(), "{sig}");
+    }
 }

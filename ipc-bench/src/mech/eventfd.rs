@@ -2,37 +2,19 @@
 //! resets it to 0, blocking while it is 0. Two, one per direction. The lightest wake-up a
 //! descriptor can carry, and it fits in `poll` beside sockets.
 
-use std::rc::Rc;
-
 use common::{Context, Result};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::{Endpoint, Pair, retry};
+use super::{Crossed, Endpoint, Pair, crossed, retry};
 
-/// One end: the counter it increments and the one it reads.
-pub struct EventEnd {
-    post: Rc<EventFd>,
-    wait: Rc<EventFd>,
-}
+/// One end: the eventfd it writes (the peer's wake-up) and the one it reads.
+pub type EventEnd = Crossed<EventFd>;
 
 /// Two eventfds at 0.
 pub fn pair() -> Result<Pair<EventEnd, EventEnd>> {
-    let new = || {
-        EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC)
-            .ctx("eventfd", "EFD_CLOEXEC")
-            .map(Rc::new)
-    };
-    let (p2c, c2p) = (new()?, new()?);
-    Ok(Pair::new(
-        EventEnd {
-            post: Rc::clone(&p2c),
-            wait: Rc::clone(&c2p),
-        },
-        EventEnd {
-            post: c2p,
-            wait: p2c,
-        },
-    ))
+    let new =
+        || EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC).ctx("eventfd", "EFD_CLOEXEC");
+    Ok(crossed(new()?, new()?))
 }
 
 impl Endpoint for EventEnd {

@@ -27,6 +27,7 @@ pub mod sysv_sem;
 
 use std::any::Any;
 use std::fmt;
+use std::rc::Rc;
 
 use common::{Error, Result};
 use nix::unistd::Pid;
@@ -82,6 +83,33 @@ impl<A, B> Pair<A, B> {
             guards: Vec::new(),
         }
     }
+}
+
+/// One end of two one-way objects crossed between ping and pong (two eventfds, two POSIX
+/// semaphores): an end posts on the object the other end waits on, and waits on the one the
+/// other posts on. Each mechanism's module says what a post and a wait are
+/// (`impl Endpoint for Crossed<ItsObject>`).
+pub struct Crossed<T> {
+    /// Where this end posts, and the peer waits.
+    pub post: Rc<T>,
+    /// Where this end waits, and the peer posts.
+    pub wait: Rc<T>,
+}
+
+/// Ping's and pong's ends over `to_pong` (ping posts on it, pong waits) and `to_ping` (the
+/// other way). Each object lives as long as the last end holding it.
+pub fn crossed<T>(to_pong: T, to_ping: T) -> Pair<Crossed<T>, Crossed<T>> {
+    let (to_pong, to_ping) = (Rc::new(to_pong), Rc::new(to_ping));
+    Pair::new(
+        Crossed {
+            post: Rc::clone(&to_pong),
+            wait: Rc::clone(&to_ping),
+        },
+        Crossed {
+            post: to_ping,
+            wait: to_pong,
+        },
+    )
 }
 
 /// The family names `--only` accepts; a family may have several variants ([`Mech`]).

@@ -5,16 +5,15 @@
 //! nix does not wrap POSIX semaphores, so these calls go through libc.
 
 use std::ffi::CString;
-use std::rc::Rc;
 
 use common::cleanup::{Object, Unlink};
 use common::{Context, Error, Result};
 use nix::errno::Errno;
 
-use super::{Endpoint, Names, Pair, retry};
+use super::{Crossed, Endpoint, Names, Pair, crossed, retry};
 
 /// An open named semaphore, closed when the last end holding it is dropped.
-struct Sem {
+pub struct Sem {
     ptr: *mut libc::sem_t,
     name: String,
 }
@@ -27,26 +26,12 @@ impl Drop for Sem {
     }
 }
 
-/// One end: the semaphore it posts and the one it waits on.
-pub struct SemEnd {
-    post: Rc<Sem>,
-    wait: Rc<Sem>,
-}
+/// One end: the semaphore it posts (the peer's wake-up) and the one it waits on.
+pub type SemEnd = Crossed<Sem>;
 
 /// Two semaphores at 0, ping → pong (`names.a`) and pong → ping (`names.b`).
 pub fn pair(names: &Names) -> Result<Pair<SemEnd, SemEnd>> {
-    let p2c = Rc::new(open(&names.a)?);
-    let c2p = Rc::new(open(&names.b)?);
-    Ok(Pair::new(
-        SemEnd {
-            post: Rc::clone(&p2c),
-            wait: Rc::clone(&c2p),
-        },
-        SemEnd {
-            post: c2p,
-            wait: p2c,
-        },
-    ))
+    Ok(crossed(open(&names.a)?, open(&names.b)?))
 }
 
 /// `sem_open(O_CREAT | O_EXCL, 0600, 0)`, then unlink the name.

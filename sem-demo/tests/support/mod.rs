@@ -9,8 +9,8 @@ use common::testkit::{self, Sandbox};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_sem-demo");
-/// How long any one expected event may take: generous, the machine is small and busy.
-pub const WAIT: Duration = Duration::from_secs(60);
+/// How long any one expected event may take: the workspace's one test deadline.
+pub const WAIT: Duration = testkit::DEADLINE;
 
 /// A semaphore name no other test uses (and that `make clean-ipc` knows for ours).
 pub fn unique(tag: &str) -> String {
