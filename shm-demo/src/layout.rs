@@ -375,24 +375,15 @@ pub fn le_word(chunk: &[u8]) -> u64 {
         .fold(0, |w, (i, &b)| w | u64::from(b) << (8 * i))
 }
 
-/// The hash of a database's name that its header records: FNV-1a 64 of the name (`/ipc-demo-db`).
+/// The hash of a database's name that its header records: FNV-1a 64 of the name
+/// (`/ipc-demo-db`), [`common::sysv_key::fnv1a64`].
 ///
 /// A SysV segment is found by its `ftok` key, which keeps only 24 bits of the key file's
 /// device and inode, so the segment at a name's key may belong to another name (as two names
 /// can share a key in sem-demo, whose sets record their name's hash the same way). A POSIX
 /// object is found by its name, and the hash catches one renamed or copied by hand.
 pub fn name_hash(name: &str) -> u64 {
-    fnv1a(name.as_bytes())
-}
-
-/// FNV-1a, 64 bits: the checksum of snapshots and of the demo's values.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    common::sysv_key::fnv1a64(name.as_bytes())
 }
 
 #[cfg(test)]
@@ -468,11 +459,5 @@ mod tests {
         }
         // Random placement of 1000 keys in 4096 slots leaves about 885 distinct homes.
         assert!(used.len() > 850, "{} distinct home slots", used.len());
-    }
-
-    #[test]
-    fn fnv1a_matches_reference_values() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -9,11 +9,11 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use common::sysv_key::fnv1a64;
 use common::{Result, say};
 
 use crate::cli::{ReaderArgs, WriterArgs};
 use crate::client;
-use crate::layout::fnv1a;
 
 /// The key of writer `id`'s `j`th key.
 pub fn key_for(id: u32, j: u32) -> String {
@@ -24,14 +24,14 @@ pub fn key_for(id: u32, j: u32) -> String {
 pub fn value_for(id: u32, j: u32, r: u64) -> Vec<u8> {
     let mut v = format!("w{id} k{j} r{r} ").into_bytes();
     // Filler that differs from round to round, so a torn copy differs from both rounds.
-    let mut x = fnv1a(&v) | 1;
+    let mut x = fnv1a64(&v) | 1;
     while v.len() < 76 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         v.push(b'a' + (x % 26) as u8);
     }
-    let sum = fnv1a(&v);
+    let sum = fnv1a64(&v);
     v.extend_from_slice(format!(" sum={sum:016x}").as_bytes());
     v
 }
@@ -42,7 +42,7 @@ pub fn value_ok(key: &str, value: &[u8]) -> bool {
         return false;
     };
     let (body, tail) = value.split_at(at);
-    let want = format!(" sum={:016x}", fnv1a(body));
+    let want = format!(" sum={:016x}", fnv1a64(body));
     let (id_j, _) = key.split_once("-k").unwrap_or(("", ""));
     let prefix = format!("{} k{} ", id_j, &key[id_j.len() + 2..]);
     tail == want.as_bytes() && body.starts_with(prefix.as_bytes())
