@@ -6,12 +6,13 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU32;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::out::escape;
 use common::{Context, Error, Result, say, trace};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::unistd::Pid;
 
 use crate::cli::{Command, DbArgs, PathObject};
 use crate::db::{self, Db};
@@ -265,10 +266,17 @@ fn destroy(args: &DbArgs) -> Result<ExitCode> {
         _ => None,
     };
     if let Some(pid) = server {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM)
+        nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM)
             .ctx("kill", pid)?;
         trace!("kill({pid}, SIGTERM)");
-        wait_exit(pid, Duration::from_secs(10))?;
+        // Not our child: its pidfd tells when it has gone (common::pidfd).
+        let limit = Duration::from_secs(10);
+        if !common::pidfd::wait_gone(Pid::from_raw(pid), limit)? {
+            return Err(Error::msg(format!(
+                "server pid {pid} did not stop within {} s",
+                limit.as_secs()
+            )));
+        }
         say!("stopped server pid {pid}; it removed {label}")?;
     } else {
         segment::remove(&target)?;
@@ -279,37 +287,4 @@ fn destroy(args: &DbArgs) -> Result<ExitCode> {
         say!("removed {label}")?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Wait for a process that is not our child to exit: poll its pidfd (Linux 5.3).
-fn wait_exit(pid: i32, limit: Duration) -> Result<()> {
-    // SAFETY: plain syscall with integer arguments; nix 0.32 has no pidfd_open.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return match Errno::last() {
-            Errno::ESRCH => Ok(()),
-            e => Err(Error::sys("pidfd_open", pid, e)),
-        };
-    }
-    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-    let end = Instant::now() + limit;
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        let mut fds = [nix::poll::PollFd::new(
-            std::os::fd::AsFd::as_fd(&fd),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        match nix::poll::poll(&mut fds, common::deadline::poll_timeout(left)) {
-            Ok(0) => {
-                return Err(Error::msg(format!(
-                    "server pid {pid} did not stop within {} s",
-                    limit.as_secs()
-                )));
-            }
-            Ok(_) => return Ok(()),
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("poll", "pidfd", e)),
-        }
-    }
 }
