@@ -171,7 +171,8 @@ fn full_pipe() -> (OwnedFd, OwnedFd) {
 }
 
 /// Nobody drains the server's stderr: its status lines (start-up details, SIGUSR1 stats, the
-/// stop) are dropped rather than block it, so it gets ready, and a SIGTERM stops it.
+/// stop) wait in its backlog, or are dropped, rather than block it, so it gets ready, and a
+/// SIGTERM stops it (after at most a second for the reader at exit).
 #[test]
 fn a_stderr_nobody_drains_never_holds_up_the_server() {
     let sb = Sandbox::new();
@@ -196,4 +197,39 @@ fn a_stderr_nobody_drains_never_holds_up_the_server() {
     let status = child.wait_timeout(WAIT).unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!exists(&sb, &name));
+}
+
+/// A stderr read late: the lines written while it was full (the start-up details, before the
+/// readiness line) wait for the reader instead of being lost, and come in order once it
+/// reads, followed by the SIGUSR1 stats and the stop. Before, a line that found no room was
+/// dropped at once.
+#[test]
+fn a_stderr_read_late_still_gets_the_status_lines() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let (late, full) = full_pipe();
+    let child = common::child::Supervised::spawn(
+        "server",
+        cmd(&sb, &name, &["server"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(full)),
+        common::child::Options {
+            deadline: Some(WAIT),
+            own_group: true,
+        },
+    )
+    .unwrap();
+    let mut stdout = child.stdout_lines().unwrap();
+    stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    // The reader wakes up: the filler first (no newline in it), then the server's lines.
+    let mut stderr = common::child::Lines::new(std::fs::File::from(late));
+    let started = stderr
+        .wait_for(|l| l.contains("shm-demo server: pid "), WAIT)
+        .unwrap();
+    assert!(started.contains("(created;"), "{started}");
+    child.signal(Signal::SIGUSR1).unwrap();
+    stderr.wait_for(|l| l.starts_with("stats: "), WAIT).unwrap();
+    child.signal(Signal::SIGTERM).unwrap();
+    stderr.wait_for(|l| l.starts_with("SIGTERM: "), WAIT).unwrap();
+    assert!(child.wait_timeout(WAIT).unwrap().success());
 }
