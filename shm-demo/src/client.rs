@@ -147,31 +147,52 @@ pub fn stats_line(db: &Db, target: &Target) -> String {
     )
 }
 
-/// SIGINT/SIGTERM during `watch`: exit at once, with 128 + the signal's number.
+/// The signals that stop `watch`, and what it says on stderr before it exits 128 + N:
+/// the line `common::error::finish` prints for any other role stopped by a signal.
+const STOPS: [(Signal, &[u8]); 3] = [
+    (Signal::SIGINT, b"shm-demo: interrupted by SIGINT\n"),
+    (Signal::SIGTERM, b"shm-demo: interrupted by SIGTERM\n"),
+    (Signal::SIGHUP, b"shm-demo: interrupted by SIGHUP\n"),
+];
+
+/// SIGINT, SIGTERM or SIGHUP during `watch`: say so and exit at once, with 128 + the
+/// signal's number (`common::error`'s table).
 ///
 /// Why exit from the handler: the futex sleep cannot be interrupted race-free by a flag. A
 /// signal that lands between the check of the flag and the `FUTEX_WAIT` would leave the
 /// watcher asleep until the next change (futex has no `pselect`-like signal mask), and with
-/// SA_RESTART the wait would not even return. `_exit` is async-signal-safe, and `watch` owns
-/// nothing to clean up: its mapping and its watchers' lock go with the process.
+/// SA_RESTART the wait would not even return. `write` and `_exit` are async-signal-safe, and
+/// `watch` owns nothing to clean up: its mapping and its watchers' lock go with the process.
 extern "C" fn leave(sig: libc::c_int) {
-    // SAFETY: _exit is async-signal-safe.
-    unsafe { libc::_exit(128 + sig) };
+    let line = STOPS
+        .iter()
+        .find(|(s, _)| *s as libc::c_int == sig)
+        .map_or(&b""[..], |(_, line)| line);
+    let status = Signal::try_from(sig).map_or(128 + sig, |s| {
+        libc::c_int::from(common::error::exit_status_for(s))
+    });
+    // SAFETY: write (of a static buffer) and _exit are async-signal-safe.
+    unsafe {
+        libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
+        libc::_exit(status)
+    };
 }
 
 fn watch(args: &DbArgs, key: &OsStr, count: Option<u64>) -> Result<ExitCode> {
-    let (db, target) = open(args)?;
-    let key = key.as_bytes();
-    let word = db.notify_word(key)?;
-    let action = SigAction::new(
-        SigHandler::Handler(leave),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+    // First, so that a stop at any point ends it the same way. Each stop signal is blocked
+    // while the handler runs: a second one does not interrupt the first one's line.
+    let mut stops = SigSet::empty();
+    for (sig, _) in STOPS {
+        stops.add(sig);
+    }
+    let action = SigAction::new(SigHandler::Handler(leave), SaFlags::empty(), stops);
+    for (sig, _) in STOPS {
         // SAFETY: `leave` only performs async-signal-safe operations.
         unsafe { sigaction(sig, &action) }.ctx("sigaction", sig.as_str())?;
     }
+    let (db, target) = open(args)?;
+    let key = key.as_bytes();
+    let word = db.notify_word(key)?;
     // Counted among the watchers while this is open (see segment::watch_lock).
     let _counted = segment::watch_lock(&target)?;
     watch_loop(&db, &target, key, word, count)
