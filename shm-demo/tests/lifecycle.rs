@@ -233,3 +233,24 @@ fn a_stderr_read_late_still_gets_the_status_lines() {
     stderr.wait_for(|l| l.starts_with("SIGTERM: "), WAIT).unwrap();
     assert!(child.wait_timeout(WAIT).unwrap().success());
 }
+
+/// A daemon asked to stop exits 0 (common::error's table): SIGTERM, SIGINT, and SIGHUP, a
+/// closed terminal, which stops this server too; each removes the database and its pid file
+/// and says which signal stopped it.
+#[test]
+fn a_server_asked_to_stop_by_sigterm_sigint_or_sighup_exits_0_and_leaves_nothing() {
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let sb = Sandbox::new();
+        let name = Name::new(false);
+        let server = support::Server::start(&sb, &name, &[]);
+        ok(&sb, &name, &["put", "k", "v"]);
+        let rest = server.stop_with(sig);
+        assert!(
+            rest.iter().any(|l| l.starts_with(&format!("{sig}: "))),
+            "{sig}: {rest:?}"
+        );
+        assert!(!exists(&sb, &name), "{sig}: database left behind");
+        assert!(!pid_file(&sb, &name).exists(), "{sig}: pid file left");
+        assert_eq!(sb.leftovers(), Vec::<String>::new(), "{sig}");
+    }
+}
