@@ -82,9 +82,6 @@ pub enum Command {
         key: OsString,
         /// The value (bytes; `-` reads stdin).
         value: OsString,
-        /// Test hook: stop (SIGSTOP) half-way through the write, holding the mutex.
-        #[arg(long, hide = true)]
-        stop_in_critical_section: bool,
     },
     /// Print KEY's raw value (no newline added); exit 1, printing nothing, if it is missing.
     #[command(after_help = "Example:\n  v=$(shm-demo get greeting) || echo missing")]
@@ -99,9 +96,6 @@ pub enum Command {
         #[command(flatten)]
         db: DbArgs,
         key: OsString,
-        /// Test hook: stop (SIGSTOP) between two records the delete moves, holding the mutex.
-        #[arg(long, hide = true)]
-        stop_in_critical_section: bool,
     },
     /// The stored keys, one per line, sorted (control bytes shown as \xNN).
     #[command(after_help = "Examples:\n  shm-demo list | wc -l\n  \

@@ -28,20 +28,11 @@ pub fn open(args: &DbArgs) -> Result<(Db, Target)> {
 /// Run one client role.
 pub fn run(command: &Command) -> Result<ExitCode> {
     match command {
-        Command::Put {
-            db,
-            key,
-            value,
-            stop_in_critical_section,
-        } => put(db, key, value, *stop_in_critical_section),
+        Command::Put { db, key, value } => put(db, key, value),
         Command::Get { db, key } => get(db, key),
-        Command::Del {
-            db,
-            key,
-            stop_in_critical_section,
-        } => {
+        Command::Del { db, key } => {
             let (mut db, _) = open(db)?;
-            db.stop_mid_write = *stop_in_critical_section;
+            db.stop_mid_write = db::stop_hook();
             let found = db.lock()?.del(key.as_bytes())?;
             Ok(if found {
                 ExitCode::SUCCESS
@@ -64,7 +55,7 @@ pub fn run(command: &Command) -> Result<ExitCode> {
     }
 }
 
-fn put(args: &DbArgs, key: &OsStr, value: &OsStr, stop: bool) -> Result<ExitCode> {
+fn put(args: &DbArgs, key: &OsStr, value: &OsStr) -> Result<ExitCode> {
     let (mut db, target) = open(args)?;
     let value = if value == "-" {
         // At most one byte over the limit: enough to know that it is over, without reading
@@ -85,7 +76,7 @@ fn put(args: &DbArgs, key: &OsStr, value: &OsStr, stop: bool) -> Result<ExitCode
     } else {
         value.as_bytes().to_vec()
     };
-    db.stop_mid_write = stop;
+    db.stop_mid_write = db::stop_hook();
     db.lock()?.put(key.as_bytes(), &value)?;
     trace!("put {} ({} bytes)", escape(key.as_bytes()), value.len());
     Ok(ExitCode::SUCCESS)
@@ -287,8 +278,7 @@ fn destroy(args: &DbArgs) -> Result<ExitCode> {
         _ => None,
     };
     if let Some(pid) = server {
-        nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM)
-            .ctx("kill", pid)?;
+        nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM).ctx("kill", pid)?;
         trace!("kill({pid}, SIGTERM)");
         // Not our child: its pidfd tells when it has gone (common::pidfd).
         let limit = Duration::from_secs(10);

@@ -85,9 +85,9 @@ pub const LOCK_PATIENCE: Duration = Duration::from_secs(10);
 pub struct Db {
     region: Region,
     geo: Geometry,
-    /// Test hook (`put`/`del --stop-in-critical-section`): stop with SIGSTOP half-way
-    /// through writing a value, or a delete between two of the records it moves, holding the
-    /// mutex, so that a test can look at the table or SIGKILL the writer at that instant.
+    /// The test hook ([`stop_hook`]): stop with SIGSTOP half-way through writing a value, or
+    /// a delete between two of the records it moves, holding the mutex, so that a test (or
+    /// the demo's step 3) can look at the table or SIGKILL the writer at that instant.
     pub stop_mid_write: bool,
     /// Leave routine locks out of the `-v` timeline (a demo writer after its first round,
     /// which would otherwise narrate every one of its thousands of puts).
@@ -994,6 +994,17 @@ impl Writer<'_> {
         }
         format!("{}; records in use: {used}", done.join(", "))
     }
+}
+
+/// The environment variable of the test hook: `put` and `del` run with it set to `1` stop
+/// (SIGSTOP) inside their critical section, holding the writers' mutex (see
+/// [`Db::stop_mid_write`]). Only the tests and the demo's killed writer set it; it is no
+/// option, so it is in no help, man page or completion.
+pub const STOP_HOOK: &str = "IPC_DEMO_TEST_STOP_IN_CRITICAL_SECTION";
+
+/// True if the test hook is asked for ([`STOP_HOOK`] is `1`): the one place it is read.
+pub fn stop_hook() -> bool {
+    std::env::var_os(STOP_HOOK).is_some_and(|v| v == "1")
 }
 
 /// The test hook's stop (see [`Db::stop_mid_write`]), announced on stderr first.

@@ -5,8 +5,9 @@
 //! 2. start N `shm-demo writer` processes (rounds of self-checking values to their own keys)
 //!    and M `shm-demo reader` processes (random gets, every value's checksum checked), all at
 //!    once, for `--duration-ms`;
-//! 3. meanwhile, a `shm-demo put` stops itself (SIGSTOP, the hidden test hook) half-way
-//!    through a write, holding the writers' mutex, and is killed with SIGKILL there;
+//! 3. meanwhile, a `shm-demo put` stops itself (SIGSTOP, the test hook [`db::STOP_HOOK`] set
+//!    in its environment) half-way through a write, holding the writers' mutex, and is killed
+//!    with SIGKILL there;
 //! 4. the next writer to lock gets EOWNERDEAD, restores the half-written record from the undo
 //!    image, and marks the mutex consistent (it says so on stderr);
 //! 5. a `shm-demo watch` process sleeping on the futex wakes when we put its key;
@@ -28,6 +29,7 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 
 use crate::cli::{DbArgs, DemoArgs};
 use crate::client;
+use crate::db;
 use crate::segment::{self, Target};
 use crate::workers::{key_for, value_for};
 
@@ -63,8 +65,22 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
 /// the mutex) for ever. Spawned from the main thread, which lives as long as we do (see
 /// `RoleCommand`).
 fn spawn(label: &str, args: &[&str], db: &DbArgs, on_our_death: Signal) -> Result<Supervised> {
+    spawn_with(label, args, db, on_our_death, &[])
+}
+
+/// [`spawn`], with these environment variables set for the role.
+fn spawn_with(
+    label: &str,
+    args: &[&str],
+    db: &DbArgs,
+    on_our_death: Signal,
+    env: &[(&str, &str)],
+) -> Result<Supervised> {
     let mut role = RoleCommand::new(label, DEADLINE)?;
     role.args(args).arg("--name").arg(&db.name);
+    for (key, value) in env {
+        role.env(key, value);
+    }
     if db.sysv {
         role.arg("--sysv");
     }
@@ -155,8 +171,8 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
         Err(e @ Error::Interrupted(_)) => return Err(e),
         Err(e) => {
             let status = server
-            .wait_timeout(Duration::from_secs(5))
-            .map(|s| Ended::from(s).to_string());
+                .wait_timeout(Duration::from_secs(5))
+                .map(|s| Ended::from(s).to_string());
             return Err(Error::msg(format!(
                 "the server did not start ({}): {e}",
                 status.unwrap_or_else(|e| e.to_string())
@@ -198,16 +214,12 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     )?;
 
     // 3. A writer stopped inside the critical section, then killed there.
-    let victim = spawn(
+    let victim = spawn_with(
         "put (killed)",
-        &[
-            "put",
-            "--stop-in-critical-section",
-            VICTIM,
-            "this write never commits",
-        ],
+        &["put", VICTIM, "this write never commits"],
         db_args,
         Signal::SIGKILL,
+        &[(db::STOP_HOOK, "1")],
     )?;
     forward_stderr(&victim, &recovered_tx);
     // waitid(WSTOPPED|WNOWAIT) returns once it has stopped itself, leaving its status for

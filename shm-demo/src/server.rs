@@ -122,7 +122,12 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
             w.put(k, v)?;
         }
         drop(w);
-        tell!(out, "loaded {} records from {}", records.len(), path.display())?;
+        tell!(
+            out,
+            "loaded {} records from {}",
+            records.len(),
+            path.display()
+        )?;
     }
     // The details for people on stderr, then the one readiness line on stdout (see
     // common::lifecycle): clients that start from now on find the database.

@@ -94,13 +94,9 @@ fn writer_blocked_inside(sb: &Sandbox, name: &Name) -> (OwnedFd, common::child::
     let (keep, full) = full_pipe();
     let child = common::child::Supervised::spawn(
         "put",
-        cmd(
-            sb,
-            name,
-            &["put", "--stop-in-critical-section", "k", "held"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(full)),
+        support::hooked(sb, name, &["put", "k", "held"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(full)),
         common::child::Options {
             deadline: Some(WAIT),
             own_group: true,
@@ -230,7 +226,9 @@ fn a_stderr_read_late_still_gets_the_status_lines() {
     child.signal(Signal::SIGUSR1).unwrap();
     stderr.wait_for(|l| l.starts_with("stats: "), WAIT).unwrap();
     child.signal(Signal::SIGTERM).unwrap();
-    stderr.wait_for(|l| l.starts_with("SIGTERM: "), WAIT).unwrap();
+    stderr
+        .wait_for(|l| l.starts_with("SIGTERM: "), WAIT)
+        .unwrap();
     assert!(child.wait_timeout(WAIT).unwrap().success());
 }
 

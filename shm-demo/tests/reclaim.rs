@@ -20,7 +20,7 @@ fn home(slots: u32, key: &str) -> u32 {
     geo.home(layout::key_hash(key.as_bytes()))
 }
 
-/// A delete stopped (the hidden hook) after moving one record back, holding the mutex: the
+/// A delete stopped (the test hook) after moving one record back, holding the mutex: the
 /// moved key is in two slots, and readers in other processes still find every key once, with
 /// its value, and miss the deleted one. Killed there, the next writer finishes the delete: no
 /// second copy is left to be counted, or to come back after the key's own delete.
@@ -45,7 +45,7 @@ fn a_delete_killed_between_two_moves_is_finished_by_the_next_writer() {
         ok(&sb, &name, &["put", k, &format!("value of {k}")]);
     }
 
-    let doomed = support::stop_inside(&sb, &name, &["del", "--stop-in-critical-section", gone]);
+    let doomed = support::stop_inside(&sb, &name, &["del", gone]);
     assert_eq!(ok(&sb, &name, &["get", first]), format!("value of {first}"));
     assert_eq!(
         ok(&sb, &name, &["get", second]),

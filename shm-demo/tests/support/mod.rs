@@ -205,7 +205,7 @@ pub fn exists(sb: &Sandbox, name: &Name) -> bool {
     }
 }
 
-/// Start `put --stop-in-critical-section KEY VALUE` and return once it is stopped inside the
+/// Start `put KEY VALUE` with the test hook set and return once it is stopped inside the
 /// critical section (its line printed, then its stopped state seen), holding the mutex.
 pub fn stop_a_writer_inside(
     sb: &Sandbox,
@@ -213,13 +213,21 @@ pub fn stop_a_writer_inside(
     key: &str,
     value: &str,
 ) -> common::child::Supervised {
-    stop_inside(sb, name, &["put", "--stop-in-critical-section", key, value])
+    stop_inside(sb, name, &["put", key, value])
 }
 
-/// Start a writer role with the hidden `--stop-in-critical-section` hook among `args` and
-/// return once it is stopped there, holding the mutex.
+/// `shm-demo ARGS --name NAME [--sysv]` with the test hook set in its environment: a `put`
+/// or `del` stops (SIGSTOP) inside its critical section, holding the mutex.
+pub fn hooked(sb: &Sandbox, name: &Name, args: &[&str]) -> Command {
+    let mut c = cmd(sb, name, args);
+    c.env(shm_demo::db::STOP_HOOK, "1");
+    c
+}
+
+/// Start a writer role (`put` or `del`) with the test hook set and return once it is
+/// stopped there, holding the mutex.
 pub fn stop_inside(sb: &Sandbox, name: &Name, args: &[&str]) -> common::child::Supervised {
-    let child = testkit::spawn(&mut cmd(sb, name, args));
+    let child = testkit::spawn(&mut hooked(sb, name, args));
     let mut err = child.stderr_lines().unwrap();
     err.wait_for(|l| l.contains("stopping inside the critical section"), WAIT)
         .unwrap();
