@@ -217,6 +217,12 @@ impl Db {
         Ok(db)
     }
 
+    /// Map the existing database `target` and check its header: what every client does
+    /// first.
+    pub fn open(target: &crate::segment::Target) -> Result<Db> {
+        Db::attach(crate::segment::open(target)?)
+    }
+
     /// Attach to an existing segment after checking its header against its real size.
     pub fn attach(region: Region) -> Result<Db> {
         let geo = layout::validate(&region.raw_header(), region.size(), &region.label)?;

@@ -28,10 +28,10 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 
 use crate::cli::{DbArgs, DemoArgs};
-use crate::client;
-use crate::db;
+use crate::db::{self, Db};
 use crate::segment::{self, Target};
-use crate::workers::{key_for, value_for};
+use crate::stats;
+use crate::workload::{key_for, value_for};
 
 /// How long any child may run, and how long we wait for any one step.
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -181,7 +181,7 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     }
     say!("1. server (pid {}) created {label}", server.pid())?;
     // We are a client too: the demo maps the segment for its own puts and the final check.
-    let (db, _) = client::open(db_args)?;
+    let db = Db::open(&target)?;
     db.lock()?.put(VICTIM.as_bytes(), VICTIM_OLD)?;
 
     // 2. Writers and readers, all at once.
@@ -323,7 +323,7 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     let greeting_ok = woke == escape(greeting.as_bytes());
 
     // 7. Stats, then stop the server and look for leftovers.
-    let stats = client::stats_line(&db, &target);
+    let stats = stats::line(&db, &target);
     say!("7. stats: {stats}")?;
     drop(db);
     server.signal(Signal::SIGTERM)?;

@@ -185,7 +185,7 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
             out.flush()?;
         }
         if usr1.take() {
-            tell!(out, "stats: {}", crate::client::stats_line(&db, &target))?;
+            tell!(out, "stats: {}", crate::stats::line(&db, &target))?;
         }
     }
 

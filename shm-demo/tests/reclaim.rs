@@ -11,7 +11,7 @@ use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
 use shm_demo::cli::DbArgs;
 use shm_demo::layout::{self, Geometry};
-use shm_demo::workers::{key_for, value_for};
+use shm_demo::workload::{key_for, value_for};
 use support::{Name, Server, WAIT, fails, ok, run};
 
 /// The home slot of `key` in a table of `slots` slots.
@@ -116,11 +116,13 @@ fn readers_never_miss_a_key_that_deletes_move() {
         &name,
         &["--slots", &SLOTS.to_string(), "--value-max", "128"],
     );
-    let (db, _) = shm_demo::client::open(&DbArgs {
+    let target = DbArgs {
         name: name.name.clone(),
         sysv: false,
-    })
+    }
+    .target()
     .unwrap();
+    let db = shm_demo::db::Db::open(&target).unwrap();
     let stable: Vec<String> = (0..KEYS).map(|j| key_for(0, j)).collect();
     // Two other keys for each stable one, with the same home slot.
     let mut homes: Vec<u32> = stable.iter().map(|k| home(SLOTS, k)).collect();
