@@ -591,7 +591,7 @@ fn child(args: &[String]) {
             let mut buf = Vec::new();
             let mut next = 1u64;
             while lat.len() < n {
-                let v = db::arm(word);
+                let v = db::notify::arm(word);
                 if db.get(b"ping", &mut buf).expect("get") {
                     let (seq, stamp) = parse_ping(&buf);
                     if seq == next {
@@ -604,7 +604,7 @@ fn child(args: &[String]) {
                         continue;
                     }
                 }
-                let _ = db::futex_wait(word, v);
+                let _ = db::notify::futex_wait(word, v);
             }
             print_latencies(&mut lat);
         }
@@ -657,11 +657,11 @@ fn watch_latency(name: &str) -> (f64, f64) {
         v.extend_from_slice(&monotonic_ns().to_le_bytes());
         db.lock().expect("lock").put(b"ping", &v).expect("put");
         loop {
-            let w = db::arm(ack);
+            let w = db::notify::arm(ack);
             if db.get(b"ack", &mut buf).expect("get") && buf == seq.to_le_bytes() {
                 break;
             }
-            let _ = db::futex_wait(ack, w);
+            let _ = db::notify::futex_wait(ack, w);
         }
     }
     let out = watcher.wait_with_output().expect("watcher");

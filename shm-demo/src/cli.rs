@@ -45,13 +45,11 @@ pub struct Cli {
 
 /// What the man page says beyond the parser (`shm-demo --generate man`).
 pub const MANUAL: Manual<'static> = Manual {
-    exit_status: &[
-        (
-            "1",
-            "Also: `get` of a key that is not stored (nothing printed), `del` of one that was \
+    exit_status: &[(
+        "1",
+        "Also: `get` of a key that is not stored (nothing printed), `del` of one that was \
              not, a `reader` that saw a bad checksum, a `watch` whose database was removed.",
-        ),
-    ],
+    )],
     environment: &[ENV_RUNTIME_DIR, ENV_NOTIFY_SOCKET],
     files: &[
         FILE_RUNTIME_DIR,

@@ -1,5 +1,5 @@
 //! `shm-demo del KEY`: delete under the writers' mutex, leaving no tombstone: the records
-//! after the key whose probe passes over its slot move back (see [`crate::db`], "Deletes").
+//! after the key whose probe passes over its slot move back (see `db/delete.rs`).
 //! Exit 1 if the key was not stored.
 
 use std::os::unix::ffi::OsStrExt;

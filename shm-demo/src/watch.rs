@@ -5,7 +5,7 @@
 //! `fcntl(F_OFD_SETLK, F_RDLCK)` on the object, which counts it among the watchers for as
 //! long as it lives ([`segment::watch_lock`]); then, in a loop, set the waiting bit of the
 //! key's home slot's notify word, read the key (a seqlock read), and `FUTEX_WAIT` on the
-//! word while it holds what was set (see [`crate::db`], "Watch").
+//! word while it holds what was set (see [`crate::db::notify`]).
 //!
 //! # Pitfalls
 //!
@@ -98,7 +98,7 @@ fn watch_loop(
         // Arm the word first, then read the value: a change after this point changes the
         // word, so the futex wait returns at once (EAGAIN) or is woken: it cannot be missed.
         // The same for the removal of the database (Db::mark_removed).
-        let v = db::arm(word);
+        let v = db::notify::arm(word);
         if db.removed() {
             return Err(db.removed_error());
         }
@@ -130,7 +130,7 @@ fn watch_loop(
             "futex(FUTEX_WAIT, {v:#x}) on the notify word of {:?}",
             escape(key)
         );
-        match db::futex_wait(word, v) {
+        match db::notify::futex_wait(word, v) {
             Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("futex(FUTEX_WAIT)", target.label(), e)),
         }
