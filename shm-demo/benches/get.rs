@@ -36,7 +36,7 @@ use common::cleanup::{Object, Unlink};
 use common::names;
 use shm_demo::db::{self, Db};
 use shm_demo::layout::{self, Geometry};
-use shm_demo::segment::{self, Target};
+use shm_demo::segment::{self, Flavor, Target};
 
 const KEYS: usize = 1000;
 const VALUE_LEN: usize = 100;
@@ -165,7 +165,7 @@ fn monotonic_ns() -> u64 {
 /// A new segment named `name` of `slots` slots with `keys` (key `i` holding `value(i, 0)`),
 /// and the guard that removes it.
 fn filled(name: &str, slots: u32, value_max: u32, keys: &[Vec<u8>]) -> (Db, Unlink) {
-    let target = Target::new(name, false).expect("name");
+    let target = Target::new(name, Flavor::Posix).expect("name");
     let geo = Geometry::new(slots, layout::KEY_MAX, value_max).expect("geometry");
     let region = segment::create(&target, geo.total_size)
         .expect("create")
@@ -182,7 +182,7 @@ fn filled(name: &str, slots: u32, value_max: u32, keys: &[Vec<u8>]) -> (Db, Unli
 }
 
 fn attach(name: &str) -> Db {
-    let target = Target::new(name, false).expect("name");
+    let target = Target::new(name, Flavor::Posix).expect("name");
     Db::attach(segment::open(&target).expect("open")).expect("attach")
 }
 

@@ -9,7 +9,7 @@ use common::generate::{ENV_NOTIFY_SOCKET, ENV_RUNTIME_DIR, FILE_RUNTIME_DIR, Man
 use common::Result;
 
 use crate::layout;
-use crate::segment::Target;
+use crate::segment::{Flavor, Target};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -118,7 +118,12 @@ pub struct DbArgs {
 impl DbArgs {
     /// The database these name, its name checked.
     pub fn target(&self) -> Result<Target> {
-        Target::new(&self.name, self.sysv)
+        let flavor = if self.sysv {
+            Flavor::Sysv
+        } else {
+            Flavor::Posix
+        };
+        Target::new(&self.name, flavor)
     }
 }
 

@@ -29,7 +29,7 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 
 use crate::cli::{DbArgs, DemoArgs};
 use crate::db::{self, Db};
-use crate::segment::{self, Target};
+use crate::segment;
 use crate::stats;
 use crate::workload::{key_for, value_for};
 
@@ -152,7 +152,7 @@ fn field(pairs: &[(String, u64)], name: &str) -> u64 {
 
 fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String> {
     let (recovered_tx, recovered_rx) = mpsc::channel();
-    let target = Target::new(&db_args.name, db_args.sysv)?;
+    let target = db_args.target()?;
     let label = target.label();
 
     // 1. The server.

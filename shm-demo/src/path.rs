@@ -7,16 +7,16 @@ use std::process::ExitCode;
 use common::Result;
 
 use crate::cli::{PathArgs, PathObject};
+use crate::segment::Flavor;
 
 /// `shm-demo path`: where the database's files live, as raw bytes (a name that is not UTF-8
 /// still names the same file when a shell passes it on). The runtime directory is created
 /// (0700) if needed, as a server would create it.
 pub fn run(args: &PathArgs) -> Result<ExitCode> {
     let target = args.db.target()?;
-    let object = if target.sysv {
-        target.key_path()?
-    } else {
-        std::path::PathBuf::from(format!("/dev/shm{}", target.name))
+    let object = match target.flavor {
+        Flavor::Posix => std::path::PathBuf::from(format!("/dev/shm{}", target.name)),
+        Flavor::Sysv => target.key_path()?,
     };
     common::out::paths(
         &[

@@ -45,16 +45,26 @@ pub use region::{Fields, Region};
 /// The `ftok` project id: the top byte of our SysV keys (`make clean-ipc` sweeps them).
 pub const FTOK_PROJ: i32 = 0x1d;
 
-/// Which database: its POSIX name, and whether it lives in a System V segment instead.
+/// Where a database lives: a POSIX shared memory object or a System V segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `shm_open` + `mmap`, an object in `/dev/shm`.
+    Posix,
+    /// `shmget` + `shmat`, keyed by `ftok` of a key file (`ipcs -m`).
+    Sysv,
+}
+
+/// Which database: its POSIX name (which names the key file of a System V one), and where it
+/// lives.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub name: String,
-    pub sysv: bool,
+    pub flavor: Flavor,
 }
 
 impl Target {
     /// Check a POSIX object name: one leading `/`, no other, 2..=255 bytes.
-    pub fn new(name: &str, sysv: bool) -> Result<Target> {
+    pub fn new(name: &str, flavor: Flavor) -> Result<Target> {
         let ok = name.len() >= 2
             && name.len() <= 255
             && name.starts_with('/')
@@ -62,12 +72,13 @@ impl Target {
             && !name.contains('\0');
         if !ok {
             return Err(Error::Usage(format!(
-                "bad name {name:?}: a POSIX shared memory name is '/' and 1..=254 more bytes, no other '/'"
+                "bad name {name:?}: a POSIX shared memory name is '/' and 1..=254 more bytes, \
+                 no other '/'"
             )));
         }
         Ok(Target {
             name: name.to_owned(),
-            sysv,
+            flavor,
         })
     }
 
@@ -83,16 +94,18 @@ impl Target {
 
     /// The server's locked pid file.
     pub fn pid_path(&self) -> Result<PathBuf> {
-        let kind = if self.sysv { ".sysv" } else { "" };
+        let kind = match self.flavor {
+            Flavor::Posix => "",
+            Flavor::Sysv => ".sysv",
+        };
         names::runtime_path(&format!("{}{kind}.pid", self.stem()))
     }
 
     /// The database as errors name it: `/ipc-demo-db`, or `sysv:/ipc-demo-db`.
     pub fn label(&self) -> String {
-        if self.sysv {
-            format!("sysv:{}", self.name)
-        } else {
-            self.name.clone()
+        match self.flavor {
+            Flavor::Posix => self.name.clone(),
+            Flavor::Sysv => format!("sysv:{}", self.name),
         }
     }
 }
@@ -100,7 +113,7 @@ impl Target {
 /// Create the database object of `size` bytes, zero-filled. `None` if something already
 /// exists at the name (the caller decides whether it is a leftover to adopt).
 pub fn create(target: &Target, size: usize) -> Result<Option<Region>> {
-    if target.sysv {
+    if target.flavor == Flavor::Sysv {
         return sysv::create(target, size);
     }
     let name = target.name.as_str();
@@ -138,7 +151,7 @@ pub fn create(target: &Target, size: usize) -> Result<Option<Region>> {
 
 /// Open an existing database object: checked to be ours and 0600, mapped at its real size.
 pub fn open(target: &Target) -> Result<Region> {
-    if target.sysv {
+    if target.flavor == Flavor::Sysv {
         return sysv::open(target);
     }
     let name = target.name.as_str();
@@ -235,7 +248,7 @@ fn vet(name: &str, regular: bool, uid: u32, mode: u32, size: u64) -> Result<()> 
 
 /// True if an object stands at the name (whatever it holds).
 pub fn exists(target: &Target) -> Result<bool> {
-    if target.sysv {
+    if target.flavor == Flavor::Sysv {
         return sysv::exists(target);
     }
     match shm_open(target.name.as_str(), OFlag::O_RDONLY, Mode::empty()) {
@@ -249,7 +262,7 @@ pub fn exists(target: &Target) -> Result<bool> {
 
 /// Remove the object's name (existing mappings stay valid until unmapped).
 pub fn remove(target: &Target) -> Result<()> {
-    if target.sysv {
+    if target.flavor == Flavor::Sysv {
         return sysv::remove(target);
     }
     common::cleanup::Object::Shm(target.name.clone()).unlink()?;
@@ -260,7 +273,7 @@ pub fn remove(target: &Target) -> Result<()> {
 /// How many processes have the database attached: SysV counts them (`shm_nattch`); for
 /// POSIX, the processes of ours whose `/proc/PID/maps` show the object.
 pub fn attached(target: &Target) -> Option<u64> {
-    if target.sysv {
+    if target.flavor == Flavor::Sysv {
         return sysv::nattch(target);
     }
     let needle = format!("/dev/shm{}", target.name);
@@ -330,7 +343,7 @@ pub fn watchers(target: &Target) -> Option<u64> {
 
 /// The file the watchers lock, opened for reading, and its name for messages.
 fn lock_file(target: &Target) -> Result<(OwnedFd, String)> {
-    if target.sysv {
+    if target.flavor == Flavor::Sysv {
         let path = target.key_path()?;
         let file = std::fs::OpenOptions::new()
             .read(true)

@@ -40,7 +40,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::cli::ServerArgs;
 use crate::db::Db;
 use crate::layout::{self, Geometry};
-use crate::segment::{self, Target};
+use crate::segment::{self, Flavor, Target};
 use crate::snapshot;
 
 /// Removes the database: at the start of a stop ([`Remove::now`]), or when dropped on an
@@ -53,16 +53,15 @@ struct Remove {
 
 impl Remove {
     fn new(target: &Target) -> Remove {
-        if target.sysv {
-            Remove {
-                posix: None,
-                sysv: Some(target.clone()),
-            }
-        } else {
-            Remove {
+        match target.flavor {
+            Flavor::Posix => Remove {
                 posix: Some(Unlink::new(Object::Shm(target.name.clone()))),
                 sysv: None,
-            }
+            },
+            Flavor::Sysv => Remove {
+                posix: None,
+                sysv: Some(target.clone()),
+            },
         }
     }
 
@@ -98,7 +97,7 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let usr1 = Usr1::install()?;
     let mut out = Output::stderr();
-    let target = Target::new(&args.db.name, args.db.sysv)?;
+    let target = args.db.target()?;
     let pid_path = match &args.pid_file {
         Some(path) => path.clone(),
         None => target.pid_path()?,
@@ -148,13 +147,15 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     } else {
         format!(" --name {}", args.db.name)
     };
-    let sysv_arg = if args.db.sysv { " --sysv" } else { "" };
+    let (sysv_arg, kind) = match target.flavor {
+        Flavor::Posix => ("", "shm"),
+        Flavor::Sysv => (" --sysv", "sysv-shm"),
+    };
     tell!(
         out,
         "try: shm-demo put{name_arg}{sysv_arg} greeting hello; shm-demo get{name_arg}{sysv_arg} greeting   (stop with kill {})",
         std::process::id()
     )?;
-    let kind = if args.db.sysv { "sysv-shm" } else { "shm" };
     match common::lifecycle::ready(format_args!("{kind} {}", target.name)) {
         // A stop came while a stalled stdout held the line back: the loop sees it at once.
         Ok(()) | Err(Error::Interrupted(_)) => {}

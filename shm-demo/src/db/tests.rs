@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use common::cleanup::{Object, Unlink};
 
 use super::*;
-use crate::segment::{self, Target};
+use crate::segment::{self, Flavor, Target};
 
 /// A new database of `slots` slots in a POSIX object of its own, removed when the guard
 /// drops.
 fn fresh(slots: u32) -> (Db, Unlink) {
     let name = common::names::posix_name(&common::names::unique("t"));
     let geo = Geometry::new(slots, layout::KEY_MAX, 64).unwrap();
-    let region = segment::create(&Target::new(&name, false).unwrap(), geo.total_size)
+    let region = segment::create(&Target::new(&name, Flavor::Posix).unwrap(), geo.total_size)
         .unwrap()
         .expect("a new name");
     let guard = Unlink::new(Object::Shm(name));
