@@ -336,7 +336,8 @@ fn main() {
     for readers in [1, 2] {
         let (gets, puts) = concurrent(&name, readers);
         println!(
-            "  {readers} reader(s) + 1 writer: {gets:>12.0} gets/s in all, writer {puts:>10.0} puts/s"
+            "  {readers} reader(s) + 1 writer: {gets:>12.0} gets/s in all, \
+             writer {puts:>10.0} puts/s"
         );
     }
     let solo = {
@@ -413,7 +414,8 @@ fn reclaim_rows(keys: &[Vec<u8>], order: &[usize], row: &dyn Fn(&str, f64) -> f6
         &mut gets(&churned, &absent, order, false),
     ]);
     println!(
-        "deletes reclaim their slots ({SLOTS} slots; longest probe {} fresh, {} after the deletes):",
+        "deletes reclaim their slots ({SLOTS} slots; longest probe {} fresh, {} after the \
+         deletes):",
         fresh.longest_probe(),
         churned.longest_probe()
     );

@@ -347,7 +347,11 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub readers: u32,
     /// How long writers and readers work.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    #[arg(
+        long,
+        default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000)
+    )]
     pub duration_ms: u64,
     /// Play it in a System V segment.
     #[arg(long)]

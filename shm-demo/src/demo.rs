@@ -360,7 +360,10 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     shutdown.err_if_requested()?;
     Ok(if failed.is_empty() {
         format!(
-            "ok: {} writers committed {puts} puts, {} readers made {gets} gets with 0 checksum failures; a writer killed holding the mutex was recovered, its record kept its committed value; watch woke; {checked}/{checked} keys as committed; nothing left in {place}",
+            "ok: {} writers committed {puts} puts, {} readers made {gets} gets with 0 checksum \
+             failures; a writer killed holding the mutex was recovered, its record kept its \
+             committed value; watch woke; {checked}/{checked} keys as committed; nothing left \
+             in {place}",
             args.writers, args.readers
         )
     } else {

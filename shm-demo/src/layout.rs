@@ -47,15 +47,15 @@
 //! | 40 | 4 | creator pid |
 //! | 44 | 4 | `sizeof(pthread_mutex_t)` of the creator (40 on x86-64 glibc): an ABI check |
 //! | 48 | 8 | creator start time (clock ticks after boot, field 22 of `/proc/PID/stat`) |
-//! | 56 | 8 | moves: +1 before and +1 after each record a delete moves (odd while one moves); see below |
+//! | 56 | 8 | moves: +1 before and +1 after each record a delete moves (see below) |
 //! | 64 | 8 | generation: +1 per committed put or del |
 //! | 72 | 4 | records in use |
 //! | 76 | 4 | undo slot: 0, or 1 + the slot whose old image is in the undo record |
 //! | 80 | 4 | hole: 0, or 1 + the slot a delete in progress is about to fill (see below) |
 //! | 84 | 4 | the home slot of the key that delete removes (whose watchers it wakes) |
-//! | 88 | 4 | removed: 1 once the database's name is gone (its server stopped, or `destroy`); watchers exit, writers refuse |
+//! | 88 | 4 | removed: 1 once the name is gone (watchers exit, writers refuse) |
 //! | 92 | 4 | reserved (zero) |
-//! | 96 | 8 | name hash: [`name_hash`] of the database's name, written at creation and checked by every opener |
+//! | 96 | 8 | name hash: [`name_hash`] of the database's name, checked by every opener |
 //! | 104 | 24 | reserved (zero) |
 //! | 128 | 64 | the writers' mutex: a robust, process-shared `pthread_mutex_t` |
 //! | 192 | record size | the undo record: the image of the record being written, for repair |
@@ -65,7 +65,7 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | sequence: odd while a writer is changing the record, +2 per write |
-//! | 8 | 4 | notify: the futex word `watch` waits on; bits 0-30 count changes to keys whose *home* slot is this one, bit 31 is set while a watcher waits |
+//! | 8 | 4 | notify: the futex word `watch` waits on (see below) |
 //! | 12 | 4 | state: 0 empty, 1 live, 2 dropped by a repair (see below) |
 //! | 16 | 8 | hash of the key ([`key_hash`]: word-wise multiply-mix, then MurmurHash3's `fmix64`) |
 //! | 24 | 4 | key length |
@@ -76,6 +76,13 @@
 //! A key's home slot is `(hash * slots) >> 64` (the high bits of a 128-bit product); it lives
 //! there or in the next slots (linear probing), so a lookup is O(1) expected and stops at the
 //! first empty slot.
+//!
+//! A record's notify word counts, in its bits 0-30, the changes to keys whose *home* slot is
+//! this one; bit 31 is set while a watcher waits on it (see `db/notify.rs`). The header's
+//! `moves` is odd while a delete moves a record; `removed` is set once the database's name is
+//! gone (its server stopped, or `destroy`), and from then on watchers exit and writers
+//! refuse; the name hash is written when the object is made, before anyone can find it
+//! initialised.
 //!
 //! # Deletion: backward shift, no tombstones
 //!
@@ -210,7 +217,8 @@ impl Geometry {
         let total = header_size as u64 + u64::from(slots) * record_size as u64;
         if total > TOTAL_LIMIT {
             return Err(Error::msg(format!(
-                "{slots} slots of {record_size} bytes make {total} bytes, over the {TOTAL_LIMIT}-byte limit"
+                "{slots} slots of {record_size} bytes make {total} bytes, over the \
+                 {TOTAL_LIMIT}-byte limit"
             )));
         }
         let total_size = usize::try_from(total).map_err(|_| {
@@ -287,7 +295,8 @@ pub fn validate(h: &RawHeader, len: usize, object: &str) -> Result<Geometry> {
     }
     if h.mutex_size as usize != size_of::<libc::pthread_mutex_t>() {
         return bad(format!(
-            "made by a program whose pthread_mutex_t is {} bytes (ours: {}); refusing to use its mutex",
+            "made by a program whose pthread_mutex_t is {} bytes (ours: {}); refusing to use \
+             its mutex",
             h.mutex_size,
             size_of::<libc::pthread_mutex_t>()
         ));
@@ -340,8 +349,9 @@ pub fn validate(h: &RawHeader, len: usize, object: &str) -> Result<Geometry> {
 /// h ^= h >> 33; h *= 0xff51afd7ed558ccd; h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53; h ^= h >> 33
 /// ```
 ///
-/// A word at a time, because a byte-at-a-time hash (FNV-1a) was a tenth of a `get`; the
-/// finaliser, because a plain FNV-1a crowds keys like `key:000001`, `key:000002`... into a
+/// A word at a time, because every get hashes its key, and a byte-at-a-time hash (FNV-1a)
+/// makes that a chain of dependent multiplies as long as the key (BENCHMARKS.md, shm-demo,
+/// has what it cost); the finaliser, because a plain FNV-1a crowds keys like `key:000001`, `key:000002`... into a
 /// few runs of slots (its high and low bits both depend mostly on the keys' low bits).
 /// There is no untrusted party choosing keys to flood a table that only processes of one
 /// user can open, so no keyed hash is needed; the Python interop test recomputes this one.
@@ -363,7 +373,8 @@ pub fn key_hash(key: &[u8]) -> u64 {
 /// into the segment's words.
 ///
 /// Built with shifts rather than by copying a short slice into an array: a copy of a length
-/// the compiler cannot see becomes a call to `memcpy`, which was a tenth of a `get`.
+/// the compiler cannot see becomes a call to `memcpy`, on every get's path (BENCHMARKS.md,
+/// shm-demo).
 #[inline]
 pub fn le_word(chunk: &[u8]) -> u64 {
     if let Ok(whole) = <[u8; 8]>::try_from(chunk) {

@@ -138,7 +138,8 @@ pub fn create(target: &Target, size: usize) -> Result<Option<Region>> {
     // missing only when first touched, as a SIGBUS, if /dev/shm is full by then.
     nix::fcntl::posix_fallocate(fd.as_fd(), 0, len).map_err(|e| match e {
         Errno::ENOSPC => Error::msg(format!(
-            "posix_fallocate {name}: no space left for {size} bytes in /dev/shm (try fewer --slots or a smaller --value-max)"
+            "posix_fallocate {name}: no space left for {size} bytes in /dev/shm (try fewer \
+             --slots or a smaller --value-max)"
         )),
         e => Error::sys("posix_fallocate", name, e),
     })?;
@@ -183,7 +184,8 @@ fn check_name(region: &Region, target: &Target, what: &str) -> Result<()> {
         return Ok(());
     }
     Err(Error::msg(format!(
-        "{}: {what} holds another database (its header records the name hash {recorded:016x}, not this name's); not using it",
+        "{}: {what} holds another database (its header records the name hash \
+         {recorded:016x}, not this name's); not using it",
         target.label()
     )))
 }

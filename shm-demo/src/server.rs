@@ -133,7 +133,8 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     let g = db.geometry();
     tell!(
         out,
-        "shm-demo server: pid {} serves {} ({how}; {} slots, key max {}, value max {}, {} bytes), pid file {}",
+        "shm-demo server: pid {} serves {} ({how}; {} slots, key max {}, value max {}, {} \
+         bytes), pid file {}",
         std::process::id(),
         target.label(),
         g.slots,
@@ -153,7 +154,8 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     };
     tell!(
         out,
-        "try: shm-demo put{name_arg}{sysv_arg} greeting hello; shm-demo get{name_arg}{sysv_arg} greeting   (stop with kill {})",
+        "try: shm-demo put{name_arg}{sysv_arg} greeting hello; \
+         shm-demo get{name_arg}{sysv_arg} greeting   (stop with kill {})",
         std::process::id()
     )?;
     match common::lifecycle::ready(format_args!("{kind} {}", target.name)) {

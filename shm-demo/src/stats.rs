@@ -27,7 +27,8 @@ pub fn line(db: &Db, target: &Target) -> String {
     let attached = known(segment::attached(target));
     let watchers = known(segment::watchers(target));
     format!(
-        "records {}, slots {}, longest_probe {}, generation {}, server_pid {} ({}), attached {attached}, watchers {watchers}, key_max {}, value_max {}, bytes {}",
+        "records {}, slots {}, longest_probe {}, generation {}, server_pid {} ({}), \
+         attached {attached}, watchers {watchers}, key_max {}, value_max {}, bytes {}",
         s.used,
         s.slots,
         s.longest_probe,

@@ -129,7 +129,8 @@ fn watchers_exit_when_their_database_is_destroyed() {
             assert_eq!(
                 rest,
                 format!(
-                    "shm-demo: {}: the database was removed (its server stopped, or shm-demo destroy)",
+                    "shm-demo: {}: the database was removed (its server stopped, or shm-demo \
+                     destroy)",
                     name.name
                 )
             );

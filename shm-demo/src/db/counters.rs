@@ -41,7 +41,7 @@ impl Db {
 
     /// The most records a get reads: one more than the longest run of occupied slots (a miss
     /// that starts at the head of that run reads all of it and the empty slot that ends
-    /// it), or every slot if none is empty. What deletes used to leave behind shows here: a
+    /// it), or every slot if none is empty. Deletes leave no tombstone to lengthen it: a
     /// table whose every key was deleted has a longest probe of 1. Counted from the records'
     /// states without the seqlock (a figure for people, not a decision).
     pub fn longest_probe(&self) -> u32 {

@@ -34,7 +34,8 @@ pub fn key(target: &Target, create: bool) -> Result<(libc::key_t, PathBuf)> {
     if key == -1 {
         return Err(match Errno::last() {
             Errno::ENOENT => Error::msg(format!(
-                "{}: no such database (its key file {} is missing; start one with: shm-demo server --sysv --name {})",
+                "{}: no such database (its key file {} is missing; start one with: shm-demo \
+                 server --sysv --name {})",
                 target.label(),
                 path.display(),
                 target.name
@@ -115,7 +116,8 @@ pub fn create(target: &Target, size: usize) -> Result<Option<Region>> {
 fn ours(id: i32, key: libc::key_t, target: &Target) -> Result<Region> {
     let region = attach(id, target)?;
     let what = format!(
-        "the segment at key 0x{key:08x} (ftok of its key file, which another name's key file shares)"
+        "the segment at key 0x{key:08x} (ftok of its key file, which another name's key \
+         file shares)"
     );
     check_name(&region, target, &what)?;
     Ok(region)

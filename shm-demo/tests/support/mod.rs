@@ -94,7 +94,8 @@ pub struct Server {
     pub stderr: Lines,
     /// Its readiness line on stdout: `ready: pid N shm /NAME` (`sysv-shm` with --sysv).
     pub ready: String,
-    /// Its details on stderr, written just before: `shm-demo server: pid N serves ... (created; ...)`.
+    /// Its details on stderr, written just before the readiness line:
+    /// `shm-demo server: pid N serves ... (created; ...)`.
     pub started: String,
 }
 
