@@ -103,19 +103,7 @@ fn writer_blocked_inside(sb: &Sandbox, name: &Name) -> (OwnedFd, common::child::
         },
     )
     .unwrap();
-    let give_up = std::time::Instant::now() + WAIT;
-    // The first field of /proc/PID/syscall is the call it is blocked in.
-    let in_write = || {
-        std::fs::read_to_string(format!("/proc/{}/syscall", child.pid()))
-            .is_ok_and(|s| s.split_whitespace().next() == Some(&libc::SYS_write.to_string()))
-    };
-    while !in_write() {
-        assert!(
-            std::time::Instant::now() < give_up,
-            "the writer never blocked"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    support::wait_until_in(child.pid(), libc::SYS_write, "blocked in write");
     (keep, child)
 }
 

@@ -196,6 +196,19 @@ impl Tamper {
     }
 }
 
+/// Return once `pid` sleeps in the system call `call` (`libc::SYS_*`, as
+/// `/proc/PID/syscall` shows it); panic after [`WAIT`] with `what` it should have done.
+pub fn wait_until_in(pid: nix::unistd::Pid, call: i64, what: &str) {
+    let give_up = std::time::Instant::now() + WAIT;
+    while testkit::syscall(pid).map(|(n, _)| n) != Some(call) {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "pid {pid} never {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// True if the database's object still exists.
 pub fn exists(sb: &Sandbox, name: &Name) -> bool {
     if name.sysv {
