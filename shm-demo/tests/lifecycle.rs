@@ -154,20 +154,14 @@ fn full_pipe() -> (OwnedFd, OwnedFd) {
     (read, write)
 }
 
-/// Nobody drains the server's stderr: its status lines (start-up details, SIGUSR1 stats, the
-/// stop) wait in its backlog, or are dropped, rather than block it, so it gets ready, and a
-/// SIGTERM stops it (after at most a second for the reader at exit).
-#[test]
-fn a_stderr_nobody_drains_never_holds_up_the_server() {
-    let sb = Sandbox::new();
-    let name = Name::new(false);
-    let (_keep, full) = full_pipe();
-    // Not testkit::spawn, which pipes stderr (and drains it).
+/// A server whose stderr is `stderr` (not testkit::spawn, which pipes stderr and drains it),
+/// once it is ready.
+fn server_with_stderr(sb: &Sandbox, name: &Name, stderr: OwnedFd) -> common::child::Supervised {
     let child = common::child::Supervised::spawn(
         "server",
-        cmd(&sb, &name, &["server"])
+        cmd(sb, name, &["server"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(full)),
+            .stderr(Stdio::from(stderr)),
         common::child::Options {
             deadline: Some(WAIT),
             own_group: true,
@@ -176,6 +170,18 @@ fn a_stderr_nobody_drains_never_holds_up_the_server() {
     .unwrap();
     let mut stdout = child.stdout_lines().unwrap();
     stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    child
+}
+
+/// Nobody drains the server's stderr: its status lines (start-up details, SIGUSR1 stats, the
+/// stop) wait in its backlog, or are dropped, rather than block it, so it gets ready, and a
+/// SIGTERM stops it (after at most a second for the reader at exit).
+#[test]
+fn a_stderr_nobody_drains_never_holds_up_the_server() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let (_keep, full) = full_pipe();
+    let child = server_with_stderr(&sb, &name, full);
     child.signal(Signal::SIGUSR1).unwrap();
     child.signal(Signal::SIGTERM).unwrap();
     let status = child.wait_timeout(WAIT).unwrap();
@@ -192,19 +198,7 @@ fn a_stderr_read_late_still_gets_the_status_lines() {
     let sb = Sandbox::new();
     let name = Name::new(false);
     let (late, full) = full_pipe();
-    let child = common::child::Supervised::spawn(
-        "server",
-        cmd(&sb, &name, &["server"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(full)),
-        common::child::Options {
-            deadline: Some(WAIT),
-            own_group: true,
-        },
-    )
-    .unwrap();
-    let mut stdout = child.stdout_lines().unwrap();
-    stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    let child = server_with_stderr(&sb, &name, full);
     // The reader wakes up: the filler first (no newline in it), then the server's lines.
     let mut stderr = common::child::Lines::new(std::fs::File::from(late));
     let started = stderr
