@@ -351,8 +351,9 @@ pub fn validate(h: &RawHeader, len: usize, object: &str) -> Result<Geometry> {
 ///
 /// A word at a time, because every get hashes its key, and a byte-at-a-time hash (FNV-1a)
 /// makes that a chain of dependent multiplies as long as the key (BENCHMARKS.md, shm-demo,
-/// has what it cost); the finaliser, because a plain FNV-1a crowds keys like `key:000001`, `key:000002`... into a
-/// few runs of slots (its high and low bits both depend mostly on the keys' low bits).
+/// has what it cost); the finaliser, because a plain FNV-1a crowds keys like `key:000001`,
+/// `key:000002`... into a few runs of slots (its high and low bits both depend mostly on the
+/// keys' low bits).
 /// There is no untrusted party choosing keys to flood a table that only processes of one
 /// user can open, so no keyed hash is needed; the Python interop test recomputes this one.
 pub fn key_hash(key: &[u8]) -> u64 {
