@@ -235,3 +235,29 @@ fn a_repair_finishes_a_delete_cut_short() {
     );
     assert_eq!(db.stats().longest_probe, 1);
 }
+
+/// Keys and values of every length around the word size, whole words and a short last one:
+/// each found with its own value, byte for byte, and a key that differs from a stored one in
+/// its last byte only (or is one byte longer or shorter) not taken for it.
+#[test]
+fn keys_and_values_of_every_length_round_trip() {
+    let (db, _g) = fresh(256);
+    let key = |len: usize| -> Vec<u8> { (0..len).map(|i| b'a' + (i % 26) as u8).collect() };
+    let value = |len: usize| -> Vec<u8> { (0..len).map(|i| (i * 7 + len) as u8).collect() };
+    let lengths: Vec<usize> = (1..=24).chain([63, 64]).collect();
+    {
+        let mut w = db.lock().unwrap();
+        for &len in &lengths {
+            w.put(&key(len), &value(len % 21)).unwrap();
+        }
+    }
+    let mut out = vec![0xee; 3]; // get replaces what the buffer held
+    for &len in &lengths {
+        assert!(db.get(&key(len), &mut out).unwrap(), "{len}-byte key");
+        assert_eq!(out, value(len % 21), "{len}-byte key");
+        let mut near = key(len);
+        *near.last_mut().unwrap() ^= 0x20;
+        assert!(!db.get(&near, &mut out).unwrap(), "{len}-byte near miss");
+    }
+    assert!(!db.get(&key(25), &mut out).unwrap());
+}

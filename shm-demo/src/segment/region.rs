@@ -2,6 +2,7 @@
 //! accessors, and nothing else, so that every `unsafe` of the crate's shared memory is here,
 //! each with the evidence that makes it sound.
 
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -116,23 +117,39 @@ impl Region {
     #[inline]
     pub fn load_bytes(&self, off: usize, n: usize, out: &mut Vec<u8>) {
         let words = self.words(off, n.div_ceil(8));
-        // Whole words into a zeroed tail, then cut to length: the loop has no capacity
-        // checks, and compiles to plain 8-byte loads and stores.
+        // Whole words into the spare capacity, then the length set to what was asked for: no
+        // zero-filling first, no capacity check per word.
+        out.reserve(words.len() * 8);
         let start = out.len();
-        out.resize(start + words.len() * 8, 0);
-        for (dst, w) in out[start..].chunks_exact_mut(8).zip(words) {
-            dst.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+        let spare = out.spare_capacity_mut();
+        for (dst, w) in spare.chunks_exact_mut(8).zip(words) {
+            dst.copy_from_slice(
+                &w.load(Ordering::Relaxed)
+                    .to_ne_bytes()
+                    .map(MaybeUninit::new),
+            );
         }
-        out.truncate(start + n);
+        // SAFETY: the loop wrote words.len() * 8 >= n bytes from `start` on (`reserve` made
+        // room for all of them, and the zip stops at the last word), so the first `start + n`
+        // bytes are initialised.
+        unsafe { out.set_len(start + n) };
     }
 
     /// True if the bytes at `off` equal `want`, compared a word at a time. The stored last
     /// word is zero-padded ([`Region::store_bytes`]), so `want`'s is padded the same way.
     pub fn bytes_equal(&self, off: usize, want: &[u8]) -> bool {
         let words = self.words(off, want.len().div_ceil(8));
-        want.chunks(8)
-            .zip(words)
-            .all(|(chunk, w)| w.load(Ordering::Relaxed) == u64::from_le(layout::le_word(chunk)))
+        let whole = want.chunks_exact(8);
+        let tail = whole.remainder();
+        // Whole words first, as they lie in memory; then the zero-padded last one, if any.
+        let (last, full) = match tail {
+            [] => (None, words),
+            _ => (words.last(), &words[..words.len() - 1]),
+        };
+        whole.zip(full).all(|(chunk, w)| {
+            let bytes = <[u8; 8]>::try_from(chunk).unwrap_or_default();
+            w.load(Ordering::Relaxed) == u64::from_ne_bytes(bytes)
+        }) && last.is_none_or(|w| w.load(Ordering::Relaxed) == u64::from_le(layout::le_word(tail)))
     }
 
     /// Store `bytes` at `off` (8-aligned), zero-padding the last word.
