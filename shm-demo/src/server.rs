@@ -19,12 +19,22 @@
 //!    `$NOTIFY_SOCKET` when a service manager set it), then sleep in `poll` until a signal.
 //!
 //! A stop (SIGTERM/SIGINT/SIGHUP) removes the names first (the object, the pid file), says
-//! `STOPPING=1` to a service manager, then saves if asked and exits 0. Status lines go to
-//! stderr through `common::out::Output`, which never blocks: a server asleep in a write to a
-//! stderr nobody drains would not see its SIGTERM (SA_RESTART restarts the write), and a
-//! second one would exit at once, leaving the database behind. Lines that find no room wait
-//! in its backlog (polled for `POLLOUT` beside the signal pipes), then are dropped and
-//! counted.
+//! `STOPPING=1` to a service manager, then saves if asked and exits 0.
+//!
+//! # Pitfalls
+//!
+//! - A server asleep in a write to a stderr nobody drains would not see its SIGTERM
+//!   (SA_RESTART restarts the write), and a second one would exit at once, leaving the
+//!   database behind: status lines go through `common::out::Output`, which never blocks
+//!   (lines that find no room wait in its backlog, polled for `POLLOUT` beside the signal
+//!   pipes, then are dropped and counted).
+//! - A slow `--save` after a stop: the names are removed first, so a second signal, which
+//!   exits at once, leaves nothing behind ([`run`]).
+//! - A save that waits for the writers' mutex held by a stopped writer would wait in vain:
+//!   the committed records are saved without it ([`crate::db::Db::try_lock`]).
+//! - Two servers adopting one leftover at once (from two runtime dirs, so their pid files
+//!   never meet): the creator is checked again, and claimed, under the writers' mutex
+//!   ([`open_or_adopt`]).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
