@@ -16,7 +16,8 @@ set -euo pipefail
 target=${CARGO_TARGET_DIR:-target}
 export SOCKET_DEMO_BIN=${SOCKET_DEMO_BIN:-$target/release/socket-demo}
 if [[ ! -x $SOCKET_DEMO_BIN ]]; then
-    echo "get.sh: $SOCKET_DEMO_BIN not found; run cargo build --release -p socket-demo for its row" >&2
+    echo "get.sh: $SOCKET_DEMO_BIN not found;" \
+        "run cargo build --release -p socket-demo for its row" >&2
 fi
 # The JSON lines name every artifact built (the shm-demo binary too): pick the bench's.
 bench=$(cargo bench -p shm-demo --bench get --no-run --message-format=json 2>/dev/null |

@@ -36,7 +36,7 @@ use common::cleanup::{Object, Unlink};
 use common::names;
 use shm_demo::db::{self, Db};
 use shm_demo::layout::{self, Geometry};
-use shm_demo::segment::{self, Target};
+use shm_demo::segment::{self, Flavor, Target};
 
 const KEYS: usize = 1000;
 const VALUE_LEN: usize = 100;
@@ -165,7 +165,7 @@ fn monotonic_ns() -> u64 {
 /// A new segment named `name` of `slots` slots with `keys` (key `i` holding `value(i, 0)`),
 /// and the guard that removes it.
 fn filled(name: &str, slots: u32, value_max: u32, keys: &[Vec<u8>]) -> (Db, Unlink) {
-    let target = Target::new(name, false).expect("name");
+    let target = Target::new(name, Flavor::Posix).expect("name");
     let geo = Geometry::new(slots, layout::KEY_MAX, value_max).expect("geometry");
     let region = segment::create(&target, geo.total_size)
         .expect("create")
@@ -182,7 +182,7 @@ fn filled(name: &str, slots: u32, value_max: u32, keys: &[Vec<u8>]) -> (Db, Unli
 }
 
 fn attach(name: &str) -> Db {
-    let target = Target::new(name, false).expect("name");
+    let target = Target::new(name, Flavor::Posix).expect("name");
     Db::attach(segment::open(&target).expect("open")).expect("attach")
 }
 
@@ -336,7 +336,8 @@ fn main() {
     for readers in [1, 2] {
         let (gets, puts) = concurrent(&name, readers);
         println!(
-            "  {readers} reader(s) + 1 writer: {gets:>12.0} gets/s in all, writer {puts:>10.0} puts/s"
+            "  {readers} reader(s) + 1 writer: {gets:>12.0} gets/s in all, \
+             writer {puts:>10.0} puts/s"
         );
     }
     let solo = {
@@ -413,7 +414,8 @@ fn reclaim_rows(keys: &[Vec<u8>], order: &[usize], row: &dyn Fn(&str, f64) -> f6
         &mut gets(&churned, &absent, order, false),
     ]);
     println!(
-        "deletes reclaim their slots ({SLOTS} slots; longest probe {} fresh, {} after the deletes):",
+        "deletes reclaim their slots ({SLOTS} slots; longest probe {} fresh, {} after the \
+         deletes):",
         fresh.longest_probe(),
         churned.longest_probe()
     );
@@ -591,7 +593,7 @@ fn child(args: &[String]) {
             let mut buf = Vec::new();
             let mut next = 1u64;
             while lat.len() < n {
-                let v = db::arm(word);
+                let v = db::notify::arm(word);
                 if db.get(b"ping", &mut buf).expect("get") {
                     let (seq, stamp) = parse_ping(&buf);
                     if seq == next {
@@ -604,7 +606,7 @@ fn child(args: &[String]) {
                         continue;
                     }
                 }
-                let _ = db::futex_wait(word, v);
+                let _ = db::notify::futex_wait(word, v);
             }
             print_latencies(&mut lat);
         }
@@ -657,11 +659,11 @@ fn watch_latency(name: &str) -> (f64, f64) {
         v.extend_from_slice(&monotonic_ns().to_le_bytes());
         db.lock().expect("lock").put(b"ping", &v).expect("put");
         loop {
-            let w = db::arm(ack);
+            let w = db::notify::arm(ack);
             if db.get(b"ack", &mut buf).expect("get") && buf == seq.to_le_bytes() {
                 break;
             }
-            let _ = db::futex_wait(ack, w);
+            let _ = db::notify::futex_wait(ack, w);
         }
     }
     let out = watcher.wait_with_output().expect("watcher");

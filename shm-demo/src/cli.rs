@@ -4,8 +4,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use common::generate::{ENV_NOTIFY_SOCKET, ENV_RUNTIME_DIR, FILE_RUNTIME_DIR, Manual};
+
+use common::Result;
 
 use crate::layout;
+use crate::segment::{Flavor, Target};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -39,6 +43,55 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// What the man page says beyond the parser (`shm-demo --generate man`).
+pub const MANUAL: Manual<'static> = Manual {
+    exit_status: &[(
+        "1",
+        "Also: `get` of a key that is not stored (nothing printed), `del` of one that was \
+             not, a `reader` that saw a bad checksum, a `watch` whose database was removed.",
+    )],
+    environment: &[ENV_RUNTIME_DIR, ENV_NOTIFY_SOCKET],
+    files: &[
+        FILE_RUNTIME_DIR,
+        (
+            "/dev/shm/ipc-demo-db",
+            "The database (`--name`, default /ipc-demo-db): a POSIX shared memory object made \
+             0600 by the server, removed when it stops. Clients map it themselves.",
+        ),
+        (
+            "RUNTIME_DIR/ipc-demo-db.pid, ipc-demo-db.sysv.pid",
+            "The server's pid file (`--pid-file`): locked while the server lives, so a leftover \
+             is told from a rival.",
+        ),
+        (
+            "RUNTIME_DIR/ipc-demo-db.sysv",
+            "With `--sysv`: the key file whose inode ftok(3) turns into the System V segment's \
+             key, 0x1d followed by bits of its device and inode (ipcs -m). The server makes it \
+             and removes it with the segment; `make clean-ipc` sweeps both.",
+        ),
+        (
+            "/dev/shm/ipc-demo-demo-*",
+            "A demo run's database, removed when the run ends, however it ends (its server is \
+             tied to it).",
+        ),
+    ],
+    see_also: &[
+        "shm_overview(7)",
+        "shm_open(3)",
+        "mmap(2)",
+        "posix_fallocate(3)",
+        "svipc(7)",
+        "shmget(2)",
+        "shmat(2)",
+        "shmctl(2)",
+        "ftok(3)",
+        "pthread_mutexattr_setrobust(3)",
+        "pthread_mutex_consistent(3)",
+        "futex(2)",
+        "fcntl(2)",
+    ],
+};
+
 /// What `shm-demo path` prints.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathObject {
@@ -62,10 +115,22 @@ pub struct DbArgs {
     pub sysv: bool,
 }
 
-/// The roles.
+impl DbArgs {
+    /// The database these name, its name checked.
+    pub fn target(&self) -> Result<Target> {
+        let flavor = if self.sysv {
+            Flavor::Sysv
+        } else {
+            Flavor::Posix
+        };
+        Target::new(&self.name, flavor)
+    }
+}
+
+/// The roles: one module each, of the same name (`shm-demo put` is `put.rs`).
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create the database and keep it until SIGTERM/SIGINT; SIGUSR1 prints stats.
+    /// Create the database and keep it until SIGTERM/SIGINT/SIGHUP; SIGUSR1 prints stats.
     #[command(
         after_help = "Examples:\n  shm-demo server --slots 100000 --value-max 256\n  \
                             shm-demo server --load db.snap --save db.snap   # persistent\n\n\
@@ -75,70 +140,31 @@ pub enum Command {
     Server(ServerArgs),
     /// Store VALUE under KEY (`-` reads the value from stdin), directly in the segment.
     #[command(after_help = "Example:\n  date | shm-demo put now -")]
-    Put {
-        #[command(flatten)]
-        db: DbArgs,
-        /// The key (1..=64 bytes).
-        key: OsString,
-        /// The value (bytes; `-` reads stdin).
-        value: OsString,
-        /// Test hook: stop (SIGSTOP) half-way through the write, holding the mutex.
-        #[arg(long, hide = true)]
-        stop_in_critical_section: bool,
-    },
+    Put(PutArgs),
     /// Print KEY's raw value (no newline added); exit 1, printing nothing, if it is missing.
     #[command(after_help = "Example:\n  v=$(shm-demo get greeting) || echo missing")]
-    Get {
-        #[command(flatten)]
-        db: DbArgs,
-        key: OsString,
-    },
+    Get(KeyArgs),
     /// Delete KEY; exit 1 if it was not stored.
     #[command(after_help = "Example:\n  shm-demo del greeting || echo \"greeting was not stored\"")]
-    Del {
-        #[command(flatten)]
-        db: DbArgs,
-        key: OsString,
-        /// Test hook: stop (SIGSTOP) between two records the delete moves, holding the mutex.
-        #[arg(long, hide = true)]
-        stop_in_critical_section: bool,
-    },
+    Del(KeyArgs),
     /// The stored keys, one per line, sorted (control bytes shown as \xNN).
     #[command(after_help = "Examples:\n  shm-demo list | wc -l\n  \
                             shm-demo list --values --name /ipc-demo-db")]
-    List {
-        #[command(flatten)]
-        db: DbArgs,
-        /// Print `key<TAB>value` (escaped the same way).
-        #[arg(long)]
-        values: bool,
-    },
+    List(ListArgs),
     /// Records used, generation, server pid, attached processes.
     #[command(after_help = "Examples:\n  shm-demo stats\n  \
                             shm-demo stats --sysv | grep attached   # shm_nattch from IPC_STAT")]
-    Stats {
-        #[command(flatten)]
-        db: DbArgs,
-    },
+    Stats(DbArgs),
     /// Wait until KEY's value changes and print each new value (one line, escaped); exit 1
     /// if the database is removed meanwhile.
     #[command(after_help = "Example:\n  shm-demo watch greeting --count 1   \
                             # returns after the next put of greeting")]
-    Watch {
-        #[command(flatten)]
-        db: DbArgs,
-        key: OsString,
-        /// Exit after this many changes (default: never).
-        #[arg(long, value_name = "N")]
-        count: Option<u64>,
-    },
+    Watch(WatchArgs),
     /// Remove the database: a live server is asked to stop (SIGTERM); a leftover is removed.
     #[command(after_help = "Examples:\n  shm-demo destroy\n  \
-                            shm-demo destroy --sysv --name /ipc-demo-db   # IPC_RMID and the key file")]
-    Destroy {
-        #[command(flatten)]
-        db: DbArgs,
-    },
+                            shm-demo destroy --sysv --name /ipc-demo-db   \
+                            # IPC_RMID and the key file")]
+    Destroy(DbArgs),
     /// Print where the database's files live (the object, the server's pid file, the runtime
     /// directory), for scripts: the runtime directory depends on XDG_RUNTIME_DIR, which ssh,
     /// cron and containers often leave unset.
@@ -147,13 +173,7 @@ Examples:
   kill -USR1 \"$(cat \"$(shm-demo path pid-file)\")\"   # the server prints its stats on stderr
   shm-demo path                                 # all three, one `NAME PATH` per line
   shm-demo path object --sysv                   # the key file that ftok turns into the SysV key")]
-    Path {
-        #[command(flatten)]
-        db: DbArgs,
-        /// The one to print, alone on its line; all three, as `NAME PATH`, if none.
-        #[arg(value_enum, value_name = "OBJECT")]
-        object: Option<PathObject>,
-    },
+    Path(PathArgs),
     /// One of the demo's writer processes: rounds of puts to its own keys for a while.
     #[command(
         after_help = "Prints `done: rounds R puts P` when its time is up.\n\nExample:\n  \
@@ -172,16 +192,103 @@ Examples:
     Demo(DemoArgs),
 }
 
+/// `shm-demo` alone plays the demo.
+impl Default for Command {
+    fn default() -> Self {
+        Command::Demo(DemoArgs::default())
+    }
+}
+
+impl Command {
+    /// The role's name in the `--trace` timeline: its subcommand's (and module's) name.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Command::Server(_) => "server",
+            Command::Put(_) => "put",
+            Command::Get(_) => "get",
+            Command::Del(_) => "del",
+            Command::List(_) => "list",
+            Command::Stats(_) => "stats",
+            Command::Watch(_) => "watch",
+            Command::Destroy(_) => "destroy",
+            Command::Path(_) => "path",
+            Command::Writer(_) => "writer",
+            Command::Reader(_) => "reader",
+            Command::Demo(_) => "demo",
+        }
+    }
+}
+
+/// Options of `shm-demo put`.
+#[derive(Args, Debug, Clone)]
+pub struct PutArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The key (1..=64 bytes).
+    pub key: OsString,
+    /// The value (bytes; `-` reads stdin).
+    pub value: OsString,
+}
+
+/// Options of `shm-demo get` and `shm-demo del`: the database and one key.
+#[derive(Args, Debug, Clone)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The key (1..=64 bytes).
+    pub key: OsString,
+}
+
+/// Options of `shm-demo list`.
+#[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print `key<TAB>value` (escaped the same way).
+    #[arg(long)]
+    pub values: bool,
+}
+
+/// Options of `shm-demo watch`.
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The key to watch (it need not be stored yet).
+    pub key: OsString,
+    /// Exit after this many changes (default: never).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+/// Options of `shm-demo path`.
+#[derive(Args, Debug, Clone)]
+pub struct PathArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The one to print, alone on its line; all three, as `NAME PATH`, if none.
+    #[arg(value_enum, value_name = "OBJECT")]
+    pub object: Option<PathObject>,
+}
+
 /// Options of `shm-demo server`.
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Records in the hash table (the most keys it can hold).
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=i64::from(layout::SLOTS_LIMIT)))]
+    #[arg(
+        long,
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(layout::SLOTS_LIMIT))
+    )]
     pub slots: u32,
     /// The largest value, in bytes.
-    #[arg(long, default_value_t = layout::VALUE_MAX, value_parser = clap::value_parser!(u32).range(1..=i64::from(layout::VALUE_LIMIT)))]
+    #[arg(
+        long,
+        default_value_t = layout::VALUE_MAX,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(layout::VALUE_LIMIT))
+    )]
     pub value_max: u32,
     /// Load this snapshot at start.
     #[arg(long, value_name = "FILE")]
@@ -240,7 +347,11 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub readers: u32,
     /// How long writers and readers work.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    #[arg(
+        long,
+        default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000)
+    )]
     pub duration_ms: u64,
     /// Play it in a System V segment.
     #[arg(long)]
@@ -254,26 +365,6 @@ impl Default for DemoArgs {
             readers: 4,
             duration_ms: 2000,
             sysv: false,
-        }
-    }
-}
-
-impl Command {
-    /// The role's name in the `--trace` timeline.
-    pub fn role(&self) -> &'static str {
-        match self {
-            Command::Server(_) => "server",
-            Command::Put { .. } => "put",
-            Command::Get { .. } => "get",
-            Command::Del { .. } => "del",
-            Command::List { .. } => "list",
-            Command::Stats { .. } => "stats",
-            Command::Watch { .. } => "watch",
-            Command::Destroy { .. } => "destroy",
-            Command::Writer(_) => "writer",
-            Command::Reader(_) => "reader",
-            Command::Demo(_) => "demo",
-            Command::Path { .. } => "path",
         }
     }
 }

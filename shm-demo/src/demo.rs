@@ -5,8 +5,9 @@
 //! 2. start N `shm-demo writer` processes (rounds of self-checking values to their own keys)
 //!    and M `shm-demo reader` processes (random gets, every value's checksum checked), all at
 //!    once, for `--duration-ms`;
-//! 3. meanwhile, a `shm-demo put` stops itself (SIGSTOP, the hidden test hook) half-way
-//!    through a write, holding the writers' mutex, and is killed with SIGKILL there;
+//! 3. meanwhile, a `shm-demo put` stops itself (SIGSTOP, the test hook [`db::STOP_HOOK`] set
+//!    in its environment) half-way through a write, holding the writers' mutex, and is killed
+//!    with SIGKILL there;
 //! 4. the next writer to lock gets EOWNERDEAD, restores the half-written record from the undo
 //!    image, and marks the mutex consistent (it says so on stderr);
 //! 5. a `shm-demo watch` process sleeping on the futex wakes when we put its key;
@@ -15,22 +16,22 @@
 //! 7. stats, SIGTERM to the server, and nothing left in /dev/shm (or `ipcs -m`).
 
 use std::io::Write;
-use std::process::{Command, ExitCode, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+use std::process::{ExitCode, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-use common::child::{Ended, Lines, Options, Supervised, die_with_supervisor};
-use common::cleanup::Shutdown;
+use common::child::{Ended, Lines, RoleCommand, STOP_CHECK, Supervised};
+use common::cleanup::{Shutdown, spawn_helper};
 use common::out::escape;
 use common::{Context, Error, Result, names, say};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 
 use crate::cli::{DbArgs, DemoArgs};
-use crate::client;
-use crate::segment::{self, Target};
-use crate::workers::{key_for, value_for};
+use crate::db::{self, Db};
+use crate::segment;
+use crate::stats;
+use crate::workload::{key_for, value_for};
 
 /// How long any child may run, and how long we wait for any one step.
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -40,11 +41,12 @@ const KEYS: u32 = 32;
 const VICTIM: &str = "victim";
 const VICTIM_OLD: &[u8] = b"committed before the crash";
 
-/// Run the scenario and print its steps; the last stdout line is `ok: ...` or `FAILED: ...`.
+/// Run the scenario and print its steps; the last stdout line is `ok: ...` or `FAILED: ...`,
+/// or, after a stop signal, `interrupted by SIGINT before the check was done` (exit 128+N).
 pub fn run(args: &DemoArgs) -> Result<ExitCode> {
-    // Ctrl-C or SIGTERM ends the scenario between steps; dropping the children's handles
-    // stops them, and the server removes the segment.
-    // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
+    // Ctrl-C, SIGTERM or SIGHUP (a closed terminal) ends the scenario at the step or wait it
+    // is in: the error unwinds `play`, whose children's handles stop them as they drop (the
+    // server removes the segment), and only then does `verdict` say so.
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let db_args = DbArgs {
         name: names::posix_name(&names::unique("demo")),
@@ -61,26 +63,30 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
 /// SIGTERM, on which the server removes the segment and the workers end, or SIGKILL for the
 /// writer stopped in its critical section, which a SIGTERM would leave stopped (and holding
 /// the mutex) for ever. Spawned from the main thread, which lives as long as we do (see
-/// `die_with_supervisor`).
+/// `RoleCommand`).
 fn spawn(label: &str, args: &[&str], db: &DbArgs, on_our_death: Signal) -> Result<Supervised> {
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let mut cmd = Command::new(exe);
-    cmd.args(args).arg("--name").arg(&db.name);
-    if db.sysv {
-        cmd.arg("--sysv");
+    spawn_with(label, args, db, on_our_death, &[])
+}
+
+/// [`spawn`], with these environment variables set for the role.
+fn spawn_with(
+    label: &str,
+    args: &[&str],
+    db: &DbArgs,
+    on_our_death: Signal,
+    env: &[(&str, &str)],
+) -> Result<Supervised> {
+    let mut role = RoleCommand::new(label, DEADLINE)?;
+    role.args(args).arg("--name").arg(&db.name);
+    for (key, value) in env {
+        role.env(key, value);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    die_with_supervisor(&mut cmd, on_our_death);
-    Supervised::spawn(
-        label,
-        &mut cmd,
-        Options {
-            deadline: Some(DEADLINE),
-            own_group: true,
-        },
-    )
+    if db.sysv {
+        role.arg("--sysv");
+    }
+    role.stderr(Stdio::piped())
+        .on_supervisor_death(Some(on_our_death))
+        .spawn()
 }
 
 /// Pass a child's stderr on to ours, and report every line that announces a mutex recovery.
@@ -90,7 +96,7 @@ fn forward_stderr(child: &Supervised, recovered: &mpsc::Sender<String>) {
     };
     let tag = format!("{} (pid {})", child.label(), child.pid());
     let recovered = recovered.clone();
-    thread::spawn(move || {
+    spawn_helper(move || {
         while let Ok(Some(line)) = lines.next_line(DEADLINE) {
             let _ = writeln!(std::io::stderr(), "{line}");
             if line.contains("recovered the writers' mutex") {
@@ -100,45 +106,26 @@ fn forward_stderr(child: &Supervised, recovered: &mpsc::Sender<String>) {
     });
 }
 
-fn check_interrupt(shutdown: &Shutdown) -> Result<()> {
-    match shutdown.signal() {
-        Some(sig) => Err(Error::msg(format!("interrupted by {sig}"))),
-        None => Ok(()),
-    }
-}
-
-/// How often a wait for a worker looks at the shutdown flag.
-const INTERRUPT_CHECK: Duration = Duration::from_millis(100);
-
 /// The `done: ...` line of a worker, as numbers by name.
 ///
-/// The workers run for `--duration-ms`, which may be minutes: the wait is cut into slices so
-/// that a Ctrl-C or SIGTERM ends it within one slice (the handles then stop the children),
-/// rather than when the workers are done.
+/// The workers run for `--duration-ms`, which may be minutes: a Ctrl-C or SIGTERM ends the
+/// wait at once (the handles then stop the children), rather than when the workers are done.
 fn done_line(
     child: &Supervised,
     mut out: Lines,
     shutdown: &Shutdown,
 ) -> Result<Vec<(String, u64)>> {
-    let end = std::time::Instant::now() + DEADLINE;
-    let line = loop {
-        check_interrupt(shutdown)?;
-        let left = end.saturating_duration_since(std::time::Instant::now());
-        match out.next_line(left.min(INTERRUPT_CHECK)) {
-            Ok(Some(line)) if line.starts_with("done:") => break line,
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(Error::msg(format!(
-                    "{} (pid {}) ended without its done: line",
-                    child.label(),
-                    child.pid()
-                )));
-            }
-            Err(e) if left.is_zero() => return Err(e),
-            Err(_) => {}
-        }
-    };
-    let status = child.wait_timeout(DEADLINE)?;
+    let line = out
+        .wait_for_or_stop(|l| l.starts_with("done:"), DEADLINE, shutdown)
+        .map_err(|e| match e {
+            Error::Interrupted(_) => e,
+            e => Error::msg(format!(
+                "{} (pid {}) gave no done: line: {e}",
+                child.label(),
+                child.pid()
+            )),
+        })?;
+    let status = child.wait_or_stop(DEADLINE, shutdown)?;
     if !status.success() {
         return Err(Error::msg(format!(
             "{} (pid {}) {}",
@@ -165,7 +152,7 @@ fn field(pairs: &[(String, u64)], name: &str) -> u64 {
 
 fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String> {
     let (recovered_tx, recovered_rx) = mpsc::channel();
-    let target = Target::new(&db_args.name, db_args.sysv)?;
+    let target = db_args.target()?;
     let label = target.label();
 
     // 1. The server.
@@ -179,18 +166,22 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     let mut server_out = server
         .stdout_lines()
         .ok_or_else(|| Error::msg("server: no stdout pipe"))?;
-    if let Err(e) = server_out.wait_for(|l| l.starts_with("ready: "), DEADLINE) {
-        let status = server
-            .wait_timeout(Duration::from_secs(5))
-            .map(|s| Ended::from(s).to_string());
-        return Err(Error::msg(format!(
-            "the server did not start ({}): {e}",
-            status.unwrap_or_else(|e| e.to_string())
-        )));
+    match server_out.wait_for_or_stop(|l| l.starts_with("ready: "), DEADLINE, shutdown) {
+        Ok(_) => {}
+        Err(e @ Error::Interrupted(_)) => return Err(e),
+        Err(e) => {
+            let status = server
+                .wait_timeout(Duration::from_secs(5))
+                .map(|s| Ended::from(s).to_string());
+            return Err(Error::msg(format!(
+                "the server did not start ({}): {e}",
+                status.unwrap_or_else(|e| e.to_string())
+            )));
+        }
     }
     say!("1. server (pid {}) created {label}", server.pid())?;
     // We are a client too: the demo maps the segment for its own puts and the final check.
-    let (db, _) = client::open(db_args)?;
+    let db = Db::open(&target)?;
     db.lock()?.put(VICTIM.as_bytes(), VICTIM_OLD)?;
 
     // 2. Writers and readers, all at once.
@@ -223,16 +214,12 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     )?;
 
     // 3. A writer stopped inside the critical section, then killed there.
-    let victim = spawn(
+    let victim = spawn_with(
         "put (killed)",
-        &[
-            "put",
-            "--stop-in-critical-section",
-            VICTIM,
-            "this write never commits",
-        ],
+        &["put", VICTIM, "this write never commits"],
         db_args,
         Signal::SIGKILL,
+        &[(db::STOP_HOOK, "1")],
     )?;
     forward_stderr(&victim, &recovered_tx);
     // waitid(WSTOPPED|WNOWAIT) returns once it has stopped itself, leaving its status for
@@ -247,20 +234,25 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
         }
     }
     victim.signal(Signal::SIGKILL)?;
-    victim.wait_timeout(DEADLINE)?;
+    victim.wait_or_stop(DEADLINE, shutdown)?;
     say!(
         "3. writer pid {} stopped half-way through a put of {VICTIM:?}, holding the mutex: kill -9",
         victim.pid()
     )?;
-    check_interrupt(shutdown)?;
+    shutdown.err_if_requested()?;
 
     // 4. The next writer recovers; we wait for its line (a writer locks within microseconds,
     //    unless the writers are already done: then our own put below is the next one).
-    let recovered_by = match recovered_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(who) => who,
-        Err(_) => {
-            db.lock()?.put(b"after-the-crash", b"1")?;
-            "the demo itself".to_owned()
+    let give_up = Instant::now() + Duration::from_secs(10);
+    let recovered_by = loop {
+        shutdown.err_if_requested()?;
+        match recovered_rx.recv_timeout(STOP_CHECK) {
+            Ok(who) => break who,
+            Err(RecvTimeoutError::Timeout) if Instant::now() < give_up => {}
+            Err(_) => {
+                db.lock()?.put(b"after-the-crash", b"1")?;
+                break "the demo itself".to_owned();
+            }
         }
     };
     say!("4. {recovered_by} got EOWNERDEAD, restored the record and made the mutex consistent")?;
@@ -278,8 +270,8 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     let mut watch_out = watch
         .stdout_lines()
         .ok_or_else(|| Error::msg("watch: no stdout pipe"))?;
-    watch_err.wait_for(|l| l.contains("watching"), DEADLINE)?;
-    thread::spawn(move || {
+    watch_err.wait_for_or_stop(|l| l.contains("watching"), DEADLINE, shutdown)?;
+    spawn_helper(move || {
         for line in watch_err.seen() {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
@@ -289,10 +281,8 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     });
     let greeting = format!("hello from pid {}", std::process::id());
     db.lock()?.put(b"greeting", greeting.as_bytes())?;
-    let woke = watch_out
-        .next_line(DEADLINE)?
-        .ok_or_else(|| Error::msg("watch ended without a line"))?;
-    let status = watch.wait_timeout(DEADLINE)?;
+    let woke = watch_out.wait_for_or_stop(|_| true, DEADLINE, shutdown)?;
+    let status = watch.wait_or_stop(DEADLINE, shutdown)?;
     say!(
         "5. watch (pid {}) slept on the futex and woke with {woke:?} ({})",
         watch.pid(),
@@ -303,18 +293,13 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     let mut rounds = Vec::new();
     let mut puts = 0;
     for (w, out) in writers {
-        check_interrupt(shutdown)?;
         let pairs = done_line(&w, out, shutdown)?;
         rounds.push(field(&pairs, "rounds"));
         puts += field(&pairs, "puts");
     }
     let (mut gets, mut failures) = (0, 0);
     for (r, out) in readers {
-        check_interrupt(shutdown)?;
-        let pairs = match done_line(&r, out, shutdown) {
-            Ok(p) => p,
-            Err(e) => return Ok(format!("FAILED: {e}")),
-        };
+        let pairs = done_line(&r, out, shutdown)?;
         gets += field(&pairs, "gets");
         failures += field(&pairs, "failures");
     }
@@ -338,11 +323,11 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     let greeting_ok = woke == escape(greeting.as_bytes());
 
     // 7. Stats, then stop the server and look for leftovers.
-    let stats = client::stats_line(&db, &target);
+    let stats = stats::line(&db, &target);
     say!("7. stats: {stats}")?;
     drop(db);
     server.signal(Signal::SIGTERM)?;
-    let status = server.wait_timeout(DEADLINE)?;
+    let status = server.wait_or_stop(DEADLINE, shutdown)?;
     let left = segment::exists(&target)?;
     let place = if args.sysv { "ipcs -m" } else { "/dev/shm" };
     let mut failed = Vec::new();
@@ -371,9 +356,14 @@ fn play(args: &DemoArgs, db_args: &DbArgs, shutdown: &Shutdown) -> Result<String
     if left {
         failed.push(format!("{label} left in {place}"));
     }
+    // A verdict only for a run that was not cut short.
+    shutdown.err_if_requested()?;
     Ok(if failed.is_empty() {
         format!(
-            "ok: {} writers committed {puts} puts, {} readers made {gets} gets with 0 checksum failures; a writer killed holding the mutex was recovered, its record kept its committed value; watch woke; {checked}/{checked} keys as committed; nothing left in {place}",
+            "ok: {} writers committed {puts} puts, {} readers made {gets} gets with 0 checksum \
+             failures; a writer killed holding the mutex was recovered, its record kept its \
+             committed value; watch woke; {checked}/{checked} keys as committed; nothing left \
+             in {place}",
             args.writers, args.readers
         )
     } else {

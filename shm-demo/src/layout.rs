@@ -47,15 +47,15 @@
 //! | 40 | 4 | creator pid |
 //! | 44 | 4 | `sizeof(pthread_mutex_t)` of the creator (40 on x86-64 glibc): an ABI check |
 //! | 48 | 8 | creator start time (clock ticks after boot, field 22 of `/proc/PID/stat`) |
-//! | 56 | 8 | moves: +1 before and +1 after each record a delete moves (odd while one moves); see below |
+//! | 56 | 8 | moves: +1 before and +1 after each record a delete moves (see below) |
 //! | 64 | 8 | generation: +1 per committed put or del |
 //! | 72 | 4 | records in use |
 //! | 76 | 4 | undo slot: 0, or 1 + the slot whose old image is in the undo record |
 //! | 80 | 4 | hole: 0, or 1 + the slot a delete in progress is about to fill (see below) |
 //! | 84 | 4 | the home slot of the key that delete removes (whose watchers it wakes) |
-//! | 88 | 4 | removed: 1 once the database's name is gone (its server stopped, or `destroy`); watchers exit, writers refuse |
+//! | 88 | 4 | removed: 1 once the name is gone (watchers exit, writers refuse) |
 //! | 92 | 4 | reserved (zero) |
-//! | 96 | 8 | name hash: [`name_hash`] of the database's name, written at creation and checked by every opener |
+//! | 96 | 8 | name hash: [`name_hash`] of the database's name, checked by every opener |
 //! | 104 | 24 | reserved (zero) |
 //! | 128 | 64 | the writers' mutex: a robust, process-shared `pthread_mutex_t` |
 //! | 192 | record size | the undo record: the image of the record being written, for repair |
@@ -65,7 +65,7 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | sequence: odd while a writer is changing the record, +2 per write |
-//! | 8 | 4 | notify: the futex word `watch` waits on; bits 0-30 count changes to keys whose *home* slot is this one, bit 31 is set while a watcher waits |
+//! | 8 | 4 | notify: the futex word `watch` waits on (see below) |
 //! | 12 | 4 | state: 0 empty, 1 live, 2 dropped by a repair (see below) |
 //! | 16 | 8 | hash of the key ([`key_hash`]: word-wise multiply-mix, then MurmurHash3's `fmix64`) |
 //! | 24 | 4 | key length |
@@ -76,6 +76,13 @@
 //! A key's home slot is `(hash * slots) >> 64` (the high bits of a 128-bit product); it lives
 //! there or in the next slots (linear probing), so a lookup is O(1) expected and stops at the
 //! first empty slot.
+//!
+//! A record's notify word counts, in its bits 0-30, the changes to keys whose *home* slot is
+//! this one; bit 31 is set while a watcher waits on it (see `db/notify.rs`). The header's
+//! `moves` is odd while a delete moves a record; `removed` is set once the database's name is
+//! gone (its server stopped, or `destroy`), and from then on watchers exit and writers
+//! refuse; the name hash is written when the object is made, before anyone can find it
+//! initialised.
 //!
 //! # Deletion: backward shift, no tombstones
 //!
@@ -210,7 +217,8 @@ impl Geometry {
         let total = header_size as u64 + u64::from(slots) * record_size as u64;
         if total > TOTAL_LIMIT {
             return Err(Error::msg(format!(
-                "{slots} slots of {record_size} bytes make {total} bytes, over the {TOTAL_LIMIT}-byte limit"
+                "{slots} slots of {record_size} bytes make {total} bytes, over the \
+                 {TOTAL_LIMIT}-byte limit"
             )));
         }
         let total_size = usize::try_from(total).map_err(|_| {
@@ -287,7 +295,8 @@ pub fn validate(h: &RawHeader, len: usize, object: &str) -> Result<Geometry> {
     }
     if h.mutex_size as usize != size_of::<libc::pthread_mutex_t>() {
         return bad(format!(
-            "made by a program whose pthread_mutex_t is {} bytes (ours: {}); refusing to use its mutex",
+            "made by a program whose pthread_mutex_t is {} bytes (ours: {}); refusing to use \
+             its mutex",
             h.mutex_size,
             size_of::<libc::pthread_mutex_t>()
         ));
@@ -340,17 +349,27 @@ pub fn validate(h: &RawHeader, len: usize, object: &str) -> Result<Geometry> {
 /// h ^= h >> 33; h *= 0xff51afd7ed558ccd; h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53; h ^= h >> 33
 /// ```
 ///
-/// A word at a time, because a byte-at-a-time hash (FNV-1a) was a tenth of a `get`; the
-/// finaliser, because a plain FNV-1a crowds keys like `key:000001`, `key:000002`... into a
-/// few runs of slots (its high and low bits both depend mostly on the keys' low bits).
+/// A word at a time, because every get hashes its key, and a byte-at-a-time hash (FNV-1a)
+/// makes that a chain of dependent multiplies as long as the key (BENCHMARKS.md, shm-demo,
+/// has what it cost); the finaliser, because a plain FNV-1a crowds keys like `key:000001`,
+/// `key:000002`... into a few runs of slots (its high and low bits both depend mostly on the
+/// keys' low bits).
 /// There is no untrusted party choosing keys to flood a table that only processes of one
 /// user can open, so no keyed hash is needed; the Python interop test recomputes this one.
 pub fn key_hash(key: &[u8]) -> u64 {
     const M: u64 = 0xff51_afd7_ed55_8ccd;
+    let mix = |h: u64, word: u64| {
+        let h = (h ^ word).wrapping_mul(M);
+        h ^ (h >> 32)
+    };
     let mut h = 0x9e37_79b9_7f4a_7c15 ^ key.len() as u64;
-    for chunk in key.chunks(8) {
-        h = (h ^ le_word(chunk)).wrapping_mul(M);
-        h ^= h >> 32;
+    let whole = key.chunks_exact(8);
+    let tail = whole.remainder();
+    for chunk in whole {
+        h = mix(h, u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
+    }
+    if !tail.is_empty() {
+        h = mix(h, le_word(tail));
     }
     h ^= h >> 33;
     h = h.wrapping_mul(M);
@@ -363,36 +382,40 @@ pub fn key_hash(key: &[u8]) -> u64 {
 /// into the segment's words.
 ///
 /// Built with shifts rather than by copying a short slice into an array: a copy of a length
-/// the compiler cannot see becomes a call to `memcpy`, which was a tenth of a `get`.
+/// the compiler cannot see becomes a call to `memcpy`, on every get's path (BENCHMARKS.md,
+/// shm-demo).
 #[inline]
 pub fn le_word(chunk: &[u8]) -> u64 {
     if let Ok(whole) = <[u8; 8]>::try_from(chunk) {
         return u64::from_le_bytes(whole);
     }
-    chunk
-        .iter()
-        .enumerate()
-        .fold(0, |w, (i, &b)| w | u64::from(b) << (8 * i))
+    // A short chunk (the last of a key or value) in at most three pieces of 4, 2 and 1
+    // bytes, rather than a loop over its bytes: a key's last chunk is hashed and compared on
+    // every get.
+    let (mut w, mut at) = (0, 0);
+    if let Some(four) = chunk.get(..4).filter(|_| chunk.len() & 4 != 0) {
+        w = u64::from(u32::from_le_bytes(four.try_into().unwrap_or_default()));
+        at = 4;
+    }
+    if let Some(two) = chunk.get(at..at + 2).filter(|_| chunk.len() & 2 != 0) {
+        w |= u64::from(u16::from_le_bytes(two.try_into().unwrap_or_default())) << (8 * at);
+        at += 2;
+    }
+    if let Some(&one) = chunk.get(at).filter(|_| chunk.len() & 1 != 0) {
+        w |= u64::from(one) << (8 * at);
+    }
+    w
 }
 
-/// The hash of a database's name that its header records: FNV-1a 64 of the name (`/ipc-demo-db`).
+/// The hash of a database's name that its header records: FNV-1a 64 of the name
+/// (`/ipc-demo-db`), [`common::sysv_key::fnv1a64`].
 ///
 /// A SysV segment is found by its `ftok` key, which keeps only 24 bits of the key file's
 /// device and inode, so the segment at a name's key may belong to another name (as two names
 /// can share a key in sem-demo, whose sets record their name's hash the same way). A POSIX
 /// object is found by its name, and the hash catches one renamed or copied by hand.
 pub fn name_hash(name: &str) -> u64 {
-    fnv1a(name.as_bytes())
-}
-
-/// FNV-1a, 64 bits: the checksum of snapshots and of the demo's values.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    common::sysv_key::fnv1a64(name.as_bytes())
 }
 
 #[cfg(test)]
@@ -459,6 +482,44 @@ mod tests {
         assert!(err.contains("truncated"), "{err}");
     }
 
+    /// The hashes records hold, as an independent (Python) copy of the documented algorithm
+    /// computes them: a change of how the words are read must not change one.
+    #[test]
+    fn key_hash_keeps_its_values() {
+        let cases: [(&[u8], u64); 7] = [
+            (b"k", 0xe9aa_f72d_76de_8bf8),
+            (b"key:000001", 0xf2af_0c52_bdb6_9566),
+            (b"12345678", 0x51e9_237e_6b44_04d2),
+            (b"greeting", 0x94b0_2607_a045_2139),
+            (b"w3-k17", 0x916d_6373_3478_ade0),
+            (&[b'a'; 64], 0x5bf3_ad28_3bc3_877d),
+            (
+                &[
+                    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                    23,
+                ],
+                0x911b_4d8d_1476_8a36,
+            ),
+        ];
+        for (key, want) in cases {
+            assert_eq!(key_hash(key), want, "{key:?}");
+        }
+    }
+
+    /// A short chunk packs as its bytes one by one would, for every length.
+    #[test]
+    fn le_word_packs_every_length_little_endian() {
+        let bytes = [0x81, 0x02, 0xf3, 0x04, 0x75, 0x06, 0xa7, 0x08];
+        for len in 0..=8 {
+            let chunk = &bytes[..len];
+            let want = chunk
+                .iter()
+                .enumerate()
+                .fold(0, |w, (i, &b)| w | u64::from(b) << (8 * i));
+            assert_eq!(le_word(chunk), want, "{len} bytes");
+        }
+    }
+
     #[test]
     fn key_hash_spreads_sequential_keys() {
         let g = Geometry::new(4096, 64, 100).unwrap();
@@ -468,11 +529,5 @@ mod tests {
         }
         // Random placement of 1000 keys in 4096 slots leaves about 885 distinct homes.
         assert!(used.len() > 850, "{} distinct home slots", used.len());
-    }
-
-    #[test]
-    fn fnv1a_matches_reference_values() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -18,17 +18,31 @@
 //!    shm /ipc-demo-db` (`sysv-shm` with `--sysv`; `common::lifecycle`: also `READY=1` to
 //!    `$NOTIFY_SOCKET` when a service manager set it), then sleep in `poll` until a signal.
 //!
-//! A stop (SIGTERM/SIGINT) removes the names first (the object, the pid file), says
-//! `STOPPING=1` to a service manager, then saves if asked and exits 0. Status lines go to
-//! stderr and are dropped rather than block when nobody drains it (see [`status`]).
+//! A stop (SIGTERM/SIGINT/SIGHUP) removes the names first (the object, the pid file), says
+//! `STOPPING=1` to a service manager, then saves if asked and exits 0.
+//!
+//! # Pitfalls
+//!
+//! - A server asleep in a write to a stderr nobody drains would not see its SIGTERM
+//!   (SA_RESTART restarts the write), and a second one would exit at once, leaving the
+//!   database behind: status lines go through `common::out::Output`, which never blocks
+//!   (lines that find no room wait in its backlog, polled for `POLLOUT` beside the signal
+//!   pipes, then are dropped and counted).
+//! - A slow `--save` after a stop: the names are removed first, so a second signal, which
+//!   exits at once, leaves nothing behind ([`run`]).
+//! - A save that waits for the writers' mutex held by a stopped writer would wait in vain:
+//!   the committed records are saved without it ([`crate::db::Db::try_lock`]).
+//! - Two servers adopting one leftover at once (from two runtime dirs, so their pid files
+//!   never meet): the creator is checked again, and claimed, under the writers' mutex
+//!   ([`open_or_adopt`]).
 
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 
 use common::cleanup::{Object, Shutdown, Unlink};
+use common::out::Output;
 use common::pidfile::{self, PidFile};
-use common::{Context, Error, Result, trace};
+use common::{Context, Error, Result, tell, trace};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -36,7 +50,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::cli::ServerArgs;
 use crate::db::Db;
 use crate::layout::{self, Geometry};
-use crate::segment::{self, Target};
+use crate::segment::{self, Flavor, Target};
 use crate::snapshot;
 
 /// Removes the database: at the start of a stop ([`Remove::now`]), or when dropped on an
@@ -49,16 +63,15 @@ struct Remove {
 
 impl Remove {
     fn new(target: &Target) -> Remove {
-        if target.sysv {
-            Remove {
-                posix: None,
-                sysv: Some(target.clone()),
-            }
-        } else {
-            Remove {
+        match target.flavor {
+            Flavor::Posix => Remove {
                 posix: Some(Unlink::new(Object::Shm(target.name.clone()))),
                 sysv: None,
-            }
+            },
+            Flavor::Sysv => Remove {
+                posix: None,
+                sysv: Some(target.clone()),
+            },
         }
     }
 
@@ -93,7 +106,8 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     let usr1 = Usr1::install()?;
-    let target = Target::new(&args.db.name, args.db.sysv)?;
+    let mut out = Output::stderr();
+    let target = args.db.target()?;
     let pid_path = match &args.pid_file {
         Some(path) => path.clone(),
         None => target.pid_path()?,
@@ -106,7 +120,7 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
         Err(_) => e,
     })?;
     let geo = Geometry::new(args.slots, layout::KEY_MAX, args.value_max)?;
-    let (db, how) = open_or_adopt(&target, geo, args.fresh)?;
+    let (db, how) = open_or_adopt(&target, geo, args.fresh, &mut out)?;
     // From here the object is ours to remove, however we leave.
     let mut remove = Remove::new(&target);
 
@@ -117,17 +131,20 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
             w.put(k, v)?;
         }
         drop(w);
-        status(format_args!(
+        tell!(
+            out,
             "loaded {} records from {}",
             records.len(),
             path.display()
-        ));
+        )?;
     }
     // The details for people on stderr, then the one readiness line on stdout (see
     // common::lifecycle): clients that start from now on find the database.
     let g = db.geometry();
-    status(format_args!(
-        "shm-demo server: pid {} serves {} ({how}; {} slots, key max {}, value max {}, {} bytes), pid file {}",
+    tell!(
+        out,
+        "shm-demo server: pid {} serves {} ({how}; {} slots, key max {}, value max {}, {} \
+         bytes), pid file {}",
         std::process::id(),
         target.label(),
         g.slots,
@@ -135,36 +152,53 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
         g.value_max,
         g.total_size,
         pid_file.path().display()
-    ));
+    )?;
     let name_arg = if args.db.name == "/ipc-demo-db" {
         String::new()
     } else {
         format!(" --name {}", args.db.name)
     };
-    let sysv_arg = if args.db.sysv { " --sysv" } else { "" };
-    status(format_args!(
-        "try: shm-demo put{name_arg}{sysv_arg} greeting hello; shm-demo get{name_arg}{sysv_arg} greeting   (stop with kill {})",
+    let (sysv_arg, kind) = match target.flavor {
+        Flavor::Posix => ("", "shm"),
+        Flavor::Sysv => (" --sysv", "sysv-shm"),
+    };
+    tell!(
+        out,
+        "try: shm-demo put{name_arg}{sysv_arg} greeting hello; \
+         shm-demo get{name_arg}{sysv_arg} greeting   (stop with kill {})",
         std::process::id()
-    ));
-    let kind = if args.db.sysv { "sysv-shm" } else { "shm" };
-    common::lifecycle::ready(format_args!("{kind} {}", target.name))?;
+    )?;
+    match common::lifecycle::ready(format_args!("{kind} {}", target.name)) {
+        // A stop came while a stalled stdout held the line back: the loop sees it at once.
+        Ok(()) | Err(Error::Interrupted(_)) => {}
+        Err(e) => return Err(e),
+    }
 
     while !shutdown.requested() {
-        // No timeout: the server has nothing to do until a signal arrives; clients never talk
-        // to it. The self-pipes wake the poll, which SA_RESTART would not.
-        let mut fds = [
+        // No timeout: the server has nothing to do until a signal arrives (clients never talk
+        // to it) or stderr has room for lines that wait. The self-pipes wake the poll, which
+        // SA_RESTART would not.
+        let mut fds = vec![
             PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
             PollFd::new(usr1.read.as_fd(), PollFlags::POLLIN),
         ];
+        fds.extend(
+            out.waiting_fd()
+                .map(|fd| PollFd::new(fd, PollFlags::POLLOUT)),
+        );
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", "signal pipes", e)),
         }
+        let room = fds
+            .get(2)
+            .is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()));
+        drop(fds);
+        if room {
+            out.flush()?;
+        }
         if usr1.take() {
-            status(format_args!(
-                "stats: {}",
-                crate::client::stats_line(&db, &target)
-            ));
+            tell!(out, "stats: {}", crate::stats::line(&db, &target))?;
         }
     }
 
@@ -191,10 +225,11 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
                 records
             }
             None => {
-                status(format_args!(
+                tell!(
+                    out,
                     "the writers' mutex is held by {}: saving the committed records without it",
                     db.holder()
-                ));
+                )?;
                 db.committed()?
             }
         };
@@ -204,38 +239,26 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     let sig = shutdown.signal().map_or("signal", |s| s.as_str());
     let generation = db.stats().generation;
     drop(db);
-    status(format_args!(
+    tell!(
+        out,
         "{sig}: {saved}generation {generation}; removed {} and {}",
         target.label(),
         pid_path.display()
-    ));
+    )?;
     drop(pid_file);
+    // At most DRAIN for a stalled reader; a second signal meanwhile exits at once.
+    out.drain(None)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A status line for people, on stderr, unless stderr cannot take it now.
-///
-/// A server must never block in a write that nobody drains: a SIGTERM that comes while it
-/// is blocked sets the shutdown flag, but the write is restarted (SA_RESTART) and the stop
-/// never begins; a second signal then exits at once and leaves the database behind. So the
-/// line is written only if `poll` says stderr has room (for a pipe, a free page: more than
-/// any line), and dropped otherwise. The readiness line on stdout is written once, before
-/// anything can fill the pipe.
-fn status(line: std::fmt::Arguments<'_>) {
-    let stderr = std::io::stderr();
-    let mut fds = [PollFd::new(stderr.as_fd(), PollFlags::POLLOUT)];
-    let writable = matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
-        && fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLOUT));
-    if writable {
-        let _ = writeln!(stderr.lock(), "{line}");
-    }
 }
 
 /// Create the database, or decide what to do with what is already at the name (see the
 /// module docs). Returns the database and how we came by it.
-fn open_or_adopt(target: &Target, geo: Geometry, fresh: bool) -> Result<(Db, String)> {
+fn open_or_adopt(
+    target: &Target,
+    geo: Geometry,
+    fresh: bool,
+    out: &mut Output,
+) -> Result<(Db, String)> {
     let label = target.label();
     // Twice at most: a leftover discarded with --fresh makes room for one more try.
     for _ in 0..2 {
@@ -248,7 +271,7 @@ fn open_or_adopt(target: &Target, geo: Geometry, fresh: bool) -> Result<(Db, Str
         let db = match Db::attach(region) {
             Ok(db) => db,
             Err(e) if fresh => {
-                status(format_args!("discarding {label}: {e}"));
+                tell!(out, "discarding {label}: {e}")?;
                 segment::remove(target)?;
                 continue;
             }
@@ -265,9 +288,7 @@ fn open_or_adopt(target: &Target, geo: Geometry, fresh: bool) -> Result<(Db, Str
             )));
         }
         if fresh {
-            status(format_args!(
-                "discarding the database left by pid {pid} (--fresh)"
-            ));
+            tell!(out, "discarding the database left by pid {pid} (--fresh)")?;
             drop(db);
             segment::remove(target)?;
             continue;

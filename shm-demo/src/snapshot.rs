@@ -14,9 +14,10 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use common::sysv_key::fnv1a64;
 use common::{Context, Error, Result, trace};
 
-use crate::layout::{Geometry, fnv1a};
+use crate::layout::Geometry;
 
 const MAGIC: &[u8; 8] = b"SHMKVSN1";
 
@@ -41,7 +42,7 @@ pub fn save(path: &Path, records: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         buf.extend_from_slice(k);
         buf.extend_from_slice(v);
     }
-    let sum = fnv1a(&buf);
+    let sum = fnv1a64(&buf);
     buf.extend_from_slice(&sum.to_le_bytes());
 
     let mut tmp = path.as_os_str().to_owned();
@@ -93,7 +94,7 @@ fn parse(bytes: &[u8], geo: &Geometry) -> std::result::Result<Records, String> {
         return Err("not a shm-demo snapshot".into());
     }
     let (body, sum) = bytes.split_at(bytes.len() - 8);
-    if fnv1a(body).to_le_bytes() != sum {
+    if fnv1a64(body).to_le_bytes() != sum {
         return Err("checksum mismatch (damaged or truncated)".into());
     }
     let mut at = 8;
@@ -133,6 +134,24 @@ fn parse(bytes: &[u8], geo: &Geometry) -> std::result::Result<Records, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot as saved before the checksum moved to `common::sysv_key::fnv1a64`, byte for
+    /// byte (its sum computed by an independent FNV-1a): files saved then still load.
+    #[test]
+    fn a_snapshot_saved_before_still_loads() {
+        let saved = "53484d4b56534e310200000001000000020000006100ff02000000000000006b32\
+                     36067e36c7f22da2";
+        let bytes: Vec<u8> = (0..saved.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&saved[i..i + 2], 16).unwrap())
+            .collect();
+        let geo = Geometry::new(8, 64, 100).unwrap();
+        let want = vec![
+            (b"a".to_vec(), b"\x00\xff".to_vec()),
+            (b"k2".to_vec(), vec![]),
+        ];
+        assert_eq!(parse(&bytes, &geo).unwrap(), want);
+    }
 
     #[test]
     fn round_trip_and_damage() {

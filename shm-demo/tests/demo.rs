@@ -122,29 +122,35 @@ fn a_demo_killed_with_sigkill_leaves_no_child_and_no_segment() {
     }
 }
 
-/// Ctrl-C while the workers still have minutes to run: the demo stops waiting for them at
-/// once, stops them, says it was interrupted, and leaves nothing behind.
+/// A stop signal while the workers still have minutes to run (Ctrl-C, SIGTERM, a closed
+/// terminal's SIGHUP): the demo stops waiting for them at once, stops every role, removes the
+/// segment, says it was interrupted (no verdict) and exits 128 + the signal's number.
 #[test]
-fn sigint_while_the_workers_run_stops_the_demo_at_once() {
-    let sb = Sandbox::new();
-    let (demo, mut out, name) = long_demo(&sb);
-    // Step 5 done: the demo now waits for the workers' results.
-    out.wait_for(|l| l.starts_with("5. "), support::WAIT)
-        .unwrap();
-    // Only the demo gets it (its children are in process groups of their own), as a Ctrl-C
-    // at the terminal would reach it.
-    nix::sys::signal::kill(demo.pid(), nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = demo.wait_timeout(support::WAIT).unwrap();
-    let rest = out.rest(support::WAIT).unwrap();
-    assert_eq!(status.code(), Some(1), "{rest:?}");
-    assert_eq!(
-        rest.last().map(String::as_str),
-        Some("FAILED: interrupted by SIGINT"),
-        "{rest:?}"
-    );
-    // The handles stopped every child before the demo exited.
-    assert_eq!(processes_with(&name), Vec::<i32>::new());
-    assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
+fn a_stop_signal_while_the_workers_run_stops_every_role_and_exits_128_plus_n() {
+    use nix::sys::signal::Signal;
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let sb = Sandbox::new();
+        let (demo, mut out, name) = long_demo(&sb);
+        // Step 5 done: the demo now waits for the workers' results.
+        out.wait_for(|l| l.starts_with("5. "), support::WAIT)
+            .unwrap();
+        // Only the demo gets it (its children are in process groups of their own), as a
+        // Ctrl-C at the terminal would reach it.
+        nix::sys::signal::kill(demo.pid(), sig).unwrap();
+        let status = demo.wait_timeout(support::WAIT).unwrap();
+        let rest = out.rest(support::WAIT).unwrap();
+        assert_eq!(status.code(), Some(128 + sig as i32), "{sig}: {rest:?}");
+        assert_eq!(
+            rest.last().map(String::as_str),
+            Some(format!("interrupted by {sig} before the check was done").as_str()),
+            "{rest:?}"
+        );
+        assert!(!rest.iter().any(|l| l.starts_with("ok:")), "{rest:?}");
+        // The handles stopped every child before the demo exited.
+        assert_eq!(processes_with(&name), Vec::<i32>::new(), "{sig}");
+        assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
+        assert_eq!(sb.leftovers(), Vec::<String>::new(), "{sig}");
+    }
 }
 
 /// `shm-demo -v`: the whole scenario narrated by every process it starts (server, writers,

@@ -98,7 +98,8 @@ fn python_shared_memory_reads_what_shm_demo_put_wrote() {
     assert!(out.status.success(), "{stdout}{}", testkit::stderr(&out));
     assert_eq!(
         stdout,
-        "version=2 slots=50 key_max=64 value_max=300 used=2\nvalue=written by shm-demo, read by Python\n"
+        "version=2 slots=50 key_max=64 value_max=300 used=2\n\
+         value=written by shm-demo, read by Python\n"
     );
     // Python left the segment in place (no resource-tracker unlink) and intact.
     assert_eq!(

@@ -94,32 +94,16 @@ fn writer_blocked_inside(sb: &Sandbox, name: &Name) -> (OwnedFd, common::child::
     let (keep, full) = full_pipe();
     let child = common::child::Supervised::spawn(
         "put",
-        cmd(
-            sb,
-            name,
-            &["put", "--stop-in-critical-section", "k", "held"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(full)),
+        support::hooked(sb, name, &["put", "k", "held"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(full)),
         common::child::Options {
             deadline: Some(WAIT),
             own_group: true,
         },
     )
     .unwrap();
-    let give_up = std::time::Instant::now() + WAIT;
-    // The first field of /proc/PID/syscall is the call it is blocked in.
-    let in_write = || {
-        std::fs::read_to_string(format!("/proc/{}/syscall", child.pid()))
-            .is_ok_and(|s| s.split_whitespace().next() == Some(&libc::SYS_write.to_string()))
-    };
-    while !in_write() {
-        assert!(
-            std::time::Instant::now() < give_up,
-            "the writer never blocked"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    support::wait_until_in(child.pid(), libc::SYS_write, "blocked in write");
     (keep, child)
 }
 
@@ -170,19 +154,14 @@ fn full_pipe() -> (OwnedFd, OwnedFd) {
     (read, write)
 }
 
-/// Nobody drains the server's stderr: its status lines (start-up details, SIGUSR1 stats, the
-/// stop) are dropped rather than block it, so it gets ready, and a SIGTERM stops it.
-#[test]
-fn a_stderr_nobody_drains_never_holds_up_the_server() {
-    let sb = Sandbox::new();
-    let name = Name::new(false);
-    let (_keep, full) = full_pipe();
-    // Not testkit::spawn, which pipes stderr (and drains it).
+/// A server whose stderr is `stderr` (not testkit::spawn, which pipes stderr and drains it),
+/// once it is ready.
+fn server_with_stderr(sb: &Sandbox, name: &Name, stderr: OwnedFd) -> common::child::Supervised {
     let child = common::child::Supervised::spawn(
         "server",
-        cmd(&sb, &name, &["server"])
+        cmd(sb, name, &["server"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(full)),
+            .stderr(Stdio::from(stderr)),
         common::child::Options {
             deadline: Some(WAIT),
             own_group: true,
@@ -191,9 +170,67 @@ fn a_stderr_nobody_drains_never_holds_up_the_server() {
     .unwrap();
     let mut stdout = child.stdout_lines().unwrap();
     stdout.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    child
+}
+
+/// Nobody drains the server's stderr: its status lines (start-up details, SIGUSR1 stats, the
+/// stop) wait in its backlog, or are dropped, rather than block it, so it gets ready, and a
+/// SIGTERM stops it (after at most a second for the reader at exit).
+#[test]
+fn a_stderr_nobody_drains_never_holds_up_the_server() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let (_keep, full) = full_pipe();
+    let child = server_with_stderr(&sb, &name, full);
     child.signal(Signal::SIGUSR1).unwrap();
     child.signal(Signal::SIGTERM).unwrap();
     let status = child.wait_timeout(WAIT).unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!exists(&sb, &name));
+}
+
+/// A stderr read late: the lines written while it was full (the start-up details, before the
+/// readiness line) wait for the reader instead of being lost, and come in order once it
+/// reads, followed by the SIGUSR1 stats and the stop. Before, a line that found no room was
+/// dropped at once.
+#[test]
+fn a_stderr_read_late_still_gets_the_status_lines() {
+    let sb = Sandbox::new();
+    let name = Name::new(false);
+    let (late, full) = full_pipe();
+    let child = server_with_stderr(&sb, &name, full);
+    // The reader wakes up: the filler first (no newline in it), then the server's lines.
+    let mut stderr = common::child::Lines::new(std::fs::File::from(late));
+    let started = stderr
+        .wait_for(|l| l.contains("shm-demo server: pid "), WAIT)
+        .unwrap();
+    assert!(started.contains("(created;"), "{started}");
+    child.signal(Signal::SIGUSR1).unwrap();
+    stderr.wait_for(|l| l.starts_with("stats: "), WAIT).unwrap();
+    child.signal(Signal::SIGTERM).unwrap();
+    stderr
+        .wait_for(|l| l.starts_with("SIGTERM: "), WAIT)
+        .unwrap();
+    assert!(child.wait_timeout(WAIT).unwrap().success());
+}
+
+/// A daemon asked to stop exits 0 (common::error's table): SIGTERM, SIGINT, and SIGHUP, a
+/// closed terminal, which stops this server too; each removes the database and its pid file
+/// and says which signal stopped it.
+#[test]
+fn a_server_asked_to_stop_by_sigterm_sigint_or_sighup_exits_0_and_leaves_nothing() {
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let sb = Sandbox::new();
+        let name = Name::new(false);
+        let server = support::Server::start(&sb, &name, &[]);
+        ok(&sb, &name, &["put", "k", "v"]);
+        let rest = server.stop_with(sig);
+        assert!(
+            rest.iter().any(|l| l.starts_with(&format!("{sig}: "))),
+            "{sig}: {rest:?}"
+        );
+        assert!(!exists(&sb, &name), "{sig}: database left behind");
+        assert!(!pid_file(&sb, &name).exists(), "{sig}: pid file left");
+        assert_eq!(sb.leftovers(), Vec::<String>::new(), "{sig}");
+    }
 }

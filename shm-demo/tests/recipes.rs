@@ -50,7 +50,8 @@ fn binary_value_through_stdin_and_back() {
     let name = Name::new(false);
     let server = Server::start(&sb, &name, &[]);
     let script = r#"head -c 256 /dev/urandom > blob.bin
-shm-demo put --name "$db" blob - < blob.bin && shm-demo get --name "$db" blob | cmp - blob.bin && echo same"#;
+shm-demo put --name "$db" blob - < blob.bin &&
+    shm-demo get --name "$db" blob | cmp - blob.bin && echo same"#;
     assert_eq!(recipe(&sb, &name, script), "same\n");
     server.stop();
 }
@@ -60,8 +61,10 @@ fn python_reads_the_magic() {
     let sb = Sandbox::new();
     let name = Name::new(false);
     let server = Server::start(&sb, &name, &[]);
-    let script = r#"python3 -c 'import sys; from multiprocessing import shared_memory as sm, resource_tracker as rt
-m = sm.SharedMemory(sys.argv[1].lstrip("/")); rt.unregister(m._name, "shared_memory"); print(bytes(m.buf[:8])); m.close()' "$db""#;
+    let script = r#"python3 -c 'import sys
+from multiprocessing import shared_memory as sm, resource_tracker as rt
+m = sm.SharedMemory(sys.argv[1].lstrip("/")); rt.unregister(m._name, "shared_memory")
+print(bytes(m.buf[:8])); m.close()' "$db""#;
     assert_eq!(recipe(&sb, &name, script), "b'SHMKVDB\\x00'\n");
     assert!(name.shm_path().exists(), "Python left the segment in place");
     server.stop();

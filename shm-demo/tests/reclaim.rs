@@ -11,7 +11,7 @@ use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
 use shm_demo::cli::DbArgs;
 use shm_demo::layout::{self, Geometry};
-use shm_demo::workers::{key_for, value_for};
+use shm_demo::workload::{key_for, value_for};
 use support::{Name, Server, WAIT, fails, ok, run};
 
 /// The home slot of `key` in a table of `slots` slots.
@@ -20,7 +20,7 @@ fn home(slots: u32, key: &str) -> u32 {
     geo.home(layout::key_hash(key.as_bytes()))
 }
 
-/// A delete stopped (the hidden hook) after moving one record back, holding the mutex: the
+/// A delete stopped (the test hook) after moving one record back, holding the mutex: the
 /// moved key is in two slots, and readers in other processes still find every key once, with
 /// its value, and miss the deleted one. Killed there, the next writer finishes the delete: no
 /// second copy is left to be counted, or to come back after the key's own delete.
@@ -45,7 +45,7 @@ fn a_delete_killed_between_two_moves_is_finished_by_the_next_writer() {
         ok(&sb, &name, &["put", k, &format!("value of {k}")]);
     }
 
-    let doomed = support::stop_inside(&sb, &name, &["del", "--stop-in-critical-section", gone]);
+    let doomed = support::stop_inside(&sb, &name, &["del", gone]);
     assert_eq!(ok(&sb, &name, &["get", first]), format!("value of {first}"));
     assert_eq!(
         ok(&sb, &name, &["get", second]),
@@ -116,11 +116,13 @@ fn readers_never_miss_a_key_that_deletes_move() {
         &name,
         &["--slots", &SLOTS.to_string(), "--value-max", "128"],
     );
-    let (db, _) = shm_demo::client::open(&DbArgs {
+    let target = DbArgs {
         name: name.name.clone(),
         sysv: false,
-    })
+    }
+    .target()
     .unwrap();
+    let db = shm_demo::db::Db::open(&target).unwrap();
     let stable: Vec<String> = (0..KEYS).map(|j| key_for(0, j)).collect();
     // Two other keys for each stable one, with the same home slot.
     let mut homes: Vec<u32> = stable.iter().map(|k| home(SLOTS, k)).collect();

@@ -213,12 +213,6 @@ fn destroy_stops_a_live_server_or_removes_a_leftover() {
     assert!(!exists(&sb, &name));
 }
 
-/// The system call `pid` is blocked in (the first field of `/proc/PID/syscall`), if any.
-fn blocked_in(pid: nix::unistd::Pid) -> Option<i64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
-    text.split_whitespace().next()?.parse().ok()
-}
-
 /// Two servers started at once on one leftover, from two runtime dirs (so no pid file stops
 /// the second): both find its creator dead, both wait for the writers' mutex (held by a
 /// writer frozen in its critical section); when that writer is killed, the first to lock
@@ -234,18 +228,14 @@ fn two_servers_adopting_one_leftover_at_once_only_one_wins() {
 
     let a = testkit::spawn(&mut support::cmd(&sb, &name, &["server"]));
     let b = testkit::spawn(&mut support::cmd(&other, &name, &["server"]));
-    let give_up = std::time::Instant::now() + WAIT;
-    while [a.pid(), b.pid()]
-        .iter()
-        .any(|&pid| blocked_in(pid) != Some(libc::SYS_futex))
-    {
-        assert!(std::time::Instant::now() < give_up, "not both in the lock");
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    for server in [&a, &b] {
+        support::wait_until_in(server.pid(), libc::SYS_futex, "waited for the mutex");
     }
     frozen.signal(Signal::SIGKILL).unwrap();
     frozen.wait_timeout(WAIT).unwrap();
 
     // The loser exits 1; the winner serves until we stop it.
+    let give_up = std::time::Instant::now() + WAIT;
     let (winner, loser) = loop {
         if a.try_wait().unwrap().is_some() {
             break (b, a);

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
@@ -12,7 +11,7 @@ use nix::sys::signal::Signal;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_shm-demo");
 /// How long a test waits for anything; only reached when it is failing already.
-pub const WAIT: Duration = Duration::from_secs(60);
+pub const WAIT: std::time::Duration = testkit::DEADLINE;
 
 /// A test's database: a unique POSIX name, removed on drop if a test left it behind.
 pub struct Name {
@@ -88,35 +87,35 @@ pub fn fails(sb: &Sandbox, name: &Name, args: &[&str]) -> String {
     testkit::stderr(&out)
 }
 
-/// A running server.
+/// A running server: common's test daemon, with the details line it writes on stderr.
 pub struct Server {
     pub child: Supervised,
     pub stdout: Lines,
     pub stderr: Lines,
-    /// Its readiness line on stdout: `ready: pid N shm /NAME`.
+    /// Its readiness line on stdout: `ready: pid N shm /NAME` (`sysv-shm` with --sysv).
     pub ready: String,
-    /// Its details on stderr, written just before: `shm-demo server: pid N serves ... (created; ...)`.
+    /// Its details on stderr, written just before the readiness line:
+    /// `shm-demo server: pid N serves ... (created; ...)`.
     pub started: String,
 }
 
 impl Server {
-    /// Start `shm-demo server` with `args` and wait for its readiness line.
+    /// Start `shm-demo server` with `args` and wait for its readiness line, which must name
+    /// the database.
     pub fn start(sb: &Sandbox, name: &Name, args: &[&str]) -> Server {
         let mut c = cmd(sb, name, &["server"]);
         c.args(args);
-        let child = testkit::spawn(&mut c);
-        let mut stdout = child.stdout_lines().expect("stdout is piped");
-        let mut stderr = child.stderr_lines().expect("stderr is piped");
-        let ready = stdout
-            .wait_for(|l| l.starts_with("ready: "), WAIT)
-            .unwrap_or_else(|e| {
-                let err = stderr.rest(WAIT).unwrap_or_default();
-                panic!("server did not start: {e}\nstderr: {err:?}")
-            });
+        let mut d = testkit::Daemon::start(&mut c);
+        let kind = if name.sysv { "sysv-shm" } else { "shm" };
+        assert_eq!(d.serves(kind), name.name);
         // Written before the readiness line, so already there.
-        let started = stderr
-            .wait_for(|l| l.starts_with("shm-demo server: pid "), WAIT)
-            .unwrap();
+        let started = d.wait_stderr(|l| l.starts_with("shm-demo server: pid "));
+        let testkit::Daemon {
+            child,
+            stdout,
+            stderr,
+            ready,
+        } = d;
         Server {
             child,
             stdout,
@@ -126,12 +125,31 @@ impl Server {
         }
     }
 
-    /// SIGTERM; check it exits 0 and returns the rest of its stderr (its status lines).
-    pub fn stop(mut self) -> Vec<String> {
-        self.child.signal(Signal::SIGTERM).unwrap();
-        let status = self.child.wait_timeout(WAIT).unwrap();
-        assert!(status.success(), "server: {status:?}");
-        self.stderr.rest(WAIT).unwrap()
+    fn daemon(self) -> testkit::Daemon {
+        let Server {
+            child,
+            stdout,
+            stderr,
+            ready,
+            ..
+        } = self;
+        testkit::Daemon {
+            child,
+            stdout,
+            stderr,
+            ready,
+        }
+    }
+
+    /// SIGTERM; check it exits 0 and return the rest of its stderr (its status lines).
+    pub fn stop(self) -> Vec<String> {
+        self.daemon().stop().stderr
+    }
+
+    /// Stop it with `sig`; check it exits 0, as a daemon asked to stop does, and return the
+    /// rest of its stderr.
+    pub fn stop_with(self, sig: Signal) -> Vec<String> {
+        self.daemon().stop_with(sig).stderr
     }
 
     /// SIGKILL: leave the object behind, as a crash would.
@@ -178,6 +196,19 @@ impl Tamper {
     }
 }
 
+/// Return once `pid` sleeps in the system call `call` (`libc::SYS_*`, as
+/// `/proc/PID/syscall` shows it); panic after [`WAIT`] with `what` it should have done.
+pub fn wait_until_in(pid: nix::unistd::Pid, call: i64, what: &str) {
+    let give_up = std::time::Instant::now() + WAIT;
+    while testkit::syscall(pid).map(|(n, _)| n) != Some(call) {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "pid {pid} never {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// True if the database's object still exists.
 pub fn exists(sb: &Sandbox, name: &Name) -> bool {
     if name.sysv {
@@ -188,7 +219,7 @@ pub fn exists(sb: &Sandbox, name: &Name) -> bool {
     }
 }
 
-/// Start `put --stop-in-critical-section KEY VALUE` and return once it is stopped inside the
+/// Start `put KEY VALUE` with the test hook set and return once it is stopped inside the
 /// critical section (its line printed, then its stopped state seen), holding the mutex.
 pub fn stop_a_writer_inside(
     sb: &Sandbox,
@@ -196,13 +227,21 @@ pub fn stop_a_writer_inside(
     key: &str,
     value: &str,
 ) -> common::child::Supervised {
-    stop_inside(sb, name, &["put", "--stop-in-critical-section", key, value])
+    stop_inside(sb, name, &["put", key, value])
 }
 
-/// Start a writer role with the hidden `--stop-in-critical-section` hook among `args` and
-/// return once it is stopped there, holding the mutex.
+/// `shm-demo ARGS --name NAME [--sysv]` with the test hook set in its environment: a `put`
+/// or `del` stops (SIGSTOP) inside its critical section, holding the mutex.
+pub fn hooked(sb: &Sandbox, name: &Name, args: &[&str]) -> Command {
+    let mut c = cmd(sb, name, args);
+    c.env(shm_demo::db::STOP_HOOK, "1");
+    c
+}
+
+/// Start a writer role (`put` or `del`) with the test hook set and return once it is
+/// stopped there, holding the mutex.
 pub fn stop_inside(sb: &Sandbox, name: &Name, args: &[&str]) -> common::child::Supervised {
-    let child = testkit::spawn(&mut cmd(sb, name, args));
+    let child = testkit::spawn(&mut hooked(sb, name, args));
     let mut err = child.stderr_lines().unwrap();
     err.wait_for(|l| l.contains("stopping inside the critical section"), WAIT)
         .unwrap();
