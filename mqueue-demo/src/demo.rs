@@ -15,11 +15,11 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use common::child::{Lines, Options, Supervised, die_with_supervisor};
-use common::cleanup::Shutdown;
+use common::child::{Lines, RoleCommand, Supervised};
+use common::cleanup::{self, Shutdown};
 use common::{Context, Error, Result, say};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
@@ -70,27 +70,23 @@ enum Tie {
     Pidfd,
 }
 
+/// Start role `label` (this binary with `args`), its stdout piped to us. In a group of its own
+/// (RoleCommand's default): a Ctrl-C at the terminal reaches only the demo, which then stops
+/// the supervisor with one SIGTERM (a second signal would make it exit without cleaning up).
+/// And if the demo dies without unwinding, each child stops too (see [`Tie`]); we spawn from
+/// the main thread, which lives as long as we do, as PR_SET_PDEATHSIG needs.
 fn spawn(label: &str, args: &[&str], stdin: bool, tie: Tie) -> Result<(Supervised, Lines)> {
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let mut cmd = Command::new(exe);
-    cmd.args(args)
-        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped());
-    // A group of its own: a Ctrl-C at the terminal reaches only the demo, which then stops the
-    // supervisor with one SIGTERM (a second signal would make it exit without cleaning up).
-    let opts = Options {
-        deadline: Some(DEADLINE),
-        own_group: true,
-    };
-    // And if the demo dies without unwinding, each child stops too (see Tie). We spawn from
-    // the main thread, which lives as long as we do, as PR_SET_PDEATHSIG needs.
-    match tie {
-        Tie::Signal => die_with_supervisor(&mut cmd, Signal::SIGTERM),
-        Tie::Pidfd => {
-            cmd.arg("--parent").arg(std::process::id().to_string());
-        }
+    let mut role = RoleCommand::new(label, DEADLINE)?;
+    role.args(args);
+    if stdin {
+        role.stdin(Stdio::piped());
     }
-    let child = Supervised::spawn(label, &mut cmd, opts)?;
+    if tie == Tie::Pidfd {
+        role.on_supervisor_death(None)
+            .arg("--parent")
+            .arg(std::process::id().to_string());
+    }
+    let child = role.spawn()?;
     let lines = child
         .stdout_lines()
         .ok_or_else(|| Error::msg(format!("{label}: stdout was not piped")))?;
@@ -169,7 +165,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         let stdin = child
             .take_stdin()
             .ok_or_else(|| Error::msg("producer stdin was not piped"))?;
-        feeders.push(std::thread::spawn(move || {
+        feeders.push(cleanup::spawn_helper(move || {
             let mut stdin = stdin;
             stdin.write_all(text.as_bytes())
         }));

@@ -73,6 +73,16 @@ pub const MAX_SLEEP_MS: u64 = 60_000;
 /// The largest `fib` argument whose value fits in a u64.
 pub const MAX_FIB: u64 = 93;
 
+/// CLOCK_MONOTONIC in nanoseconds, the clock of a result's `taken` field: one clock for every
+/// process on the machine, so times taken by the producers and by the supervisor can be
+/// compared.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(t.tv_nsec()).unwrap_or(0)
+    })
+}
+
 const TASK_HEADER: usize = 16;
 /// The bytes of a result before its output: the smallest result there is.
 pub const RESULT_HEADER: usize = 28;

@@ -750,8 +750,7 @@ pub fn holder(names: &Names) -> Result<Option<Pid>> {
 /// `pidfd_open`: still held by the same pid, the pidfd is the supervisor's.
 pub fn watch(names: &Names) -> Result<(Pid, OwnedFd)> {
     let pid = names.supervisor()?;
-    let gone = crate::supervisor::pidfd_open(pid)
-        .ctx("pidfd_open", format!("the supervisor (pid {pid})"))?;
+    let gone = common::pidfd::open(pid).ctx("pidfd_open", format!("the supervisor (pid {pid})"))?;
     if names.supervisor()? != pid {
         return Err(Error::msg(format!(
             "the supervisor (pid {pid}) of {} was replaced meanwhile",

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use common::cleanup::Shutdown;
-use common::{Context, Error, Result, say};
+use common::{Context, Error, Result, pidfd, say};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::unistd::{Pid, getpid};
@@ -23,10 +23,9 @@ use nix::unistd::{Pid, getpid};
 use crate::cli::SubmitArgs;
 use crate::mq::Access;
 use crate::names::Names;
-use crate::protocol::{self, MAX_PRIORITY, Message, Status, Task};
+use crate::protocol::{self, MAX_PRIORITY, Message, Status, Task, monotonic_ns};
 use crate::queue::{self, Finder, Guard, Queue, Which};
 use crate::results::show_result;
-use crate::supervisor::{monotonic_ns, pidfd_open};
 use crate::sysv::Tick;
 
 /// A task ready to go.
@@ -231,7 +230,7 @@ fn submit_and_wait(
 ) -> Result<bool> {
     let shutdown = Shutdown::install()?;
     // Readable if the supervisor exits.
-    let gone = pidfd_open(supervisor).ctx("pidfd_open", supervisor)?;
+    let gone = pidfd::open(supervisor).ctx("pidfd_open", supervisor)?;
     let mut watching = Some((supervisor, gone));
     let reply_name = reply.name().to_owned();
     let sysv = reply.fd().is_none();

@@ -40,14 +40,14 @@
 //! twice; `submit --wait` tells them apart by task id.
 
 use std::collections::BinaryHeap;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
-use std::process::{Command, ExitCode, Stdio};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use common::child::{Options, Supervised, die_with_supervisor};
+use common::child::{Ended, RoleCommand, Supervised};
 use common::cleanup::{Object, Shutdown, Unlink};
 use common::pidfile::PidFile;
-use common::{Context, Error, Result, trace};
+use common::{Context, Error, Result, pidfd, sysv_key, tell, trace};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::Signal;
@@ -67,13 +67,6 @@ use common::out::Output;
 /// time it happens again, up to [`MAX_BACKOFF`], and forgotten once a worker completes a task.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// `tell!(out, "...")`: one line on stdout that never blocks the supervisor (see `common::out::Output`).
-macro_rules! tell {
-    ($out:expr, $($arg:tt)*) => {
-        $out.line(format_args!($($arg)*))
-    };
-}
 
 /// A task in the supervisor's hands, with what the queue told about it.
 #[derive(Clone, Debug)]
@@ -670,7 +663,7 @@ impl Supervisor {
         }
         if sysv_inbox >= 0 {
             if let Ok(q) = SysvQ::open(&name, sysv_inbox, self.tasks.msgsize()) {
-                if q.key() & !0xffff == sysv::KEY_BASE {
+                if sysv_key::is_ours(q.key()) {
                     q.remove()?;
                 }
             }
@@ -698,25 +691,27 @@ impl Supervisor {
     }
 
     fn start_worker(&mut self) -> Result<()> {
-        let exe = std::env::current_exe().ctx("current_exe", "")?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("worker")
+        let mut worker = RoleCommand::new("worker", Duration::ZERO)?;
+        worker
+            .arg("worker")
             .arg("--queue")
             .arg(&self.names.tasks)
             .arg("--supervisor")
             .arg(std::process::id().to_string())
             .args(if self.sysv { &["--sysv"][..] } else { &[] })
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        // In our process group: a Ctrl-C at the terminal reaches the workers too, and each
-        // finishes its task and exits, as we wait for them to. If we die without unwinding
-        // (kill -9), the kernel sends each worker SIGTERM (PR_SET_PDEATHSIG; we spawn from the
-        // main thread, as that needs), and a worker also watches our pidfd, so none outlives us
-        // by more than the task in its hands.
-        die_with_supervisor(&mut cmd, Signal::SIGTERM);
-        let child = Supervised::spawn("worker", &mut cmd, Options::default())?;
+            .stdout(Stdio::null())
+            // In our process group: a Ctrl-C at the terminal reaches the workers too, and each
+            // finishes its task and exits, as we wait for them to.
+            .same_group()
+            // It runs as long as we do; we stop it.
+            .without_deadline();
+        // If we die without unwinding (kill -9), the kernel sends each worker SIGTERM (the
+        // default of RoleCommand: PR_SET_PDEATHSIG; we spawn from the main thread, as that
+        // needs), and a worker also watches our pidfd, so none outlives us by more than the
+        // task in its hands.
+        let child = worker.spawn()?;
         let pid = child.pid();
-        let pidfd = pidfd_open(pid).ctx("pidfd_open", pid)?;
+        let pidfd = pidfd::open(pid).ctx("pidfd_open", pid)?;
         // Recorded from its start: if we both die, the next supervisor removes its inbox.
         self.record.add_worker(pid, -1);
         tell!(self.out, "worker pid {pid} started")?;
@@ -788,7 +783,7 @@ impl Supervisor {
         } else {
             // A worker started by hand. Its pid came in a message, but only our own uid can
             // write to NAME-done (0600), and the pidfd pins the process from now on.
-            let pidfd = match pidfd_open(pid) {
+            let pidfd = match pidfd::open(pid) {
                 Ok(fd) => fd,
                 Err(e) => {
                     // Most likely it died since its hello (kill -9: its inbox is left behind,
@@ -1022,7 +1017,7 @@ impl Supervisor {
             } else {
                 // The clock is read *before* mq_receive: any task sent before this instant is
                 // in the queue, so if a more urgent one was among them, this call returns it.
-                let taken_ns = monotonic_ns();
+                let taken_ns = protocol::monotonic_ns();
                 // The task is received straight into a slot of the record (record.rs): from
                 // the instant it leaves NAME, a kill -9 of ours cannot lose it. No free slot:
                 // take nothing.
@@ -1147,7 +1142,7 @@ impl Supervisor {
         let mut w = self.workers.swap_remove(i);
         let how = match &w.child {
             Some(child) => match child.try_wait()? {
-                Some(status) => describe(status),
+                Some(status) => Ended::from(status).clause(),
                 None => "exited".to_owned(),
             },
             None => "exited".to_owned(),
@@ -1333,46 +1328,11 @@ impl Supervisor {
     }
 }
 
-fn describe(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(sig)) => format!(
-            "was killed by {}",
-            Signal::try_from(sig).map_or("a signal", |s| s.as_str())
-        ),
-        _ => "exited".to_owned(),
-    }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, so times taken
-/// by the producers and by the supervisor can be compared.
-pub fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
-        u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
-            + u64::try_from(t.tv_nsec()).unwrap_or(0)
-    })
-}
-
-/// `pidfd_open(2)`, which nix 0.32 does not wrap: a descriptor that becomes readable when the
-/// process exits, for our children and for workers started by hand alike. (A candidate for
-/// `common`, whose `child` module has a private copy.)
-pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags, touches no memory of ours, and returns a new
-    // descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let fd = Errno::result(fd)?;
-    let fd = RawFd::try_from(fd).map_err(|_| Errno::EBADF)?;
-    // SAFETY: the kernel has just given us this descriptor (close-on-exec, as pidfds are);
-    // nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// `--parent PID`: a pidfd on our parent, readable once it exits. The demo asks for it rather
 /// than PR_SET_PDEATHSIG (see `demo.rs`, `Tie`). A parent that is already gone (we were
 /// reparented before the pidfd was opened) is an error: nobody would ever stop us.
 fn watch_parent(pid: Pid) -> Result<(Pid, OwnedFd)> {
-    let fd = pidfd_open(pid).ctx("pidfd_open", format!("--parent {pid}"))?;
+    let fd = pidfd::open(pid).ctx("pidfd_open", format!("--parent {pid}"))?;
     if nix::unistd::getppid() != pid {
         return Err(Error::msg(format!(
             "--parent {pid}: that process is not our parent (it has exited?)"

@@ -192,34 +192,7 @@ pub fn depth(sb: &Sandbox, queue: &str, name: &str) -> usize {
 /// Wait until `pid` (any process, not only a child of ours) has exited, through a pidfd.
 /// False if it still runs after `WAIT`.
 pub fn wait_gone(pid: Pid) -> bool {
-    use nix::poll::{PollFd, PollFlags, poll};
-    use std::os::fd::{FromRawFd, OwnedFd};
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let Ok(fd) = i32::try_from(fd) else {
-        return true;
-    };
-    if fd < 0 {
-        return true; // ESRCH: already gone
-    }
-    // SAFETY: the kernel has just given us this descriptor; nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let end = std::time::Instant::now() + WAIT;
-    loop {
-        let left = end.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return testkit::not_running(pid);
-        }
-        let mut fds = [PollFd::new(
-            std::os::fd::AsFd::as_fd(&fd),
-            PollFlags::POLLIN,
-        )];
-        if let Ok(n) = poll(&mut fds, common::deadline::poll_timeout(left)) {
-            if n > 0 {
-                return true;
-            }
-        }
-    }
+    common::pidfd::wait_gone(pid, WAIT).unwrap()
 }
 
 /// Make a queue by hand, as another program or a killed process would leave it:
