@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use crate::cli::{PathArgs, PathObject, QueueArg};
 use crate::mq::{Access, Mq};
 use crate::names::Names;
-use crate::queue::{Finder, Queue, Which};
+use crate::queue::{Finder, Flavor, Queue, Which};
 use crate::record::Leftover;
 
 /// Where Linux shows queues as files, when the mqueue filesystem is mounted there.
@@ -26,7 +26,7 @@ pub fn status(arg: &QueueArg) -> Result<ExitCode> {
         Ok(pid) => say!("supervisor: pid {pid}")?,
         Err(_) => say!("supervisor: none running for {}", names.tasks)?,
     }
-    let finder = match Finder::new(&names, arg.sysv) {
+    let finder = match Finder::new(&names, arg.flavor()) {
         Ok(f) => f,
         Err(e) => {
             say!("{e}")?;
@@ -72,7 +72,7 @@ pub fn status(arg: &QueueArg) -> Result<ExitCode> {
         Ok(None) => say!("{}: does not exist", names.record)?,
         Err(e) => say!("{}: {e}", names.record)?,
     }
-    if !arg.sysv {
+    if arg.flavor() == Flavor::Posix {
         if let (Some(max), Some(size)) =
             (crate::mq::limit("msg_max"), crate::mq::limit("msgsize_max"))
         {
@@ -89,7 +89,7 @@ pub fn status(arg: &QueueArg) -> Result<ExitCode> {
 /// queues. The supervisor may go on running: its workers keep what they hold.
 pub fn purge(arg: &QueueArg) -> Result<ExitCode> {
     let names = Names::new(&arg.name)?;
-    let finder = Finder::new(&names, arg.sysv)?;
+    let finder = Finder::new(&names, arg.flavor())?;
     let mut buf = Vec::new();
     for which in [Which::Tasks, Which::Results, Which::Dead] {
         let q = match finder.open(which, Access::Read, true) {
@@ -119,9 +119,9 @@ pub fn unlink(arg: &QueueArg) -> Result<ExitCode> {
         .as_ref()
         .map_or_else(Vec::new, |l| l.workers.clone());
     let mut removed = 0;
-    if arg.sysv {
+    if arg.flavor() == Flavor::Sysv {
         let mut queues = Vec::new();
-        if let Ok(finder) = Finder::new(&names, true) {
+        if let Ok(finder) = Finder::new(&names, Flavor::Sysv) {
             // Only queues that are still there and ours (checked with IPC_STAT).
             queues.extend(
                 ALL.iter()

@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::names::DEFAULT_QUEUE;
+use crate::queue::Flavor;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -141,7 +142,14 @@ pub struct QueueArg {
     pub name: String,
     /// System V message queues (msgget/msgsnd/msgrcv; see `ipcs -q`) instead of POSIX ones.
     #[arg(long)]
-    pub sysv: bool,
+    sysv: bool,
+}
+
+impl QueueArg {
+    /// POSIX, or System V with `--sysv`.
+    pub fn flavor(&self) -> Flavor {
+        Flavor::of(self.sysv)
+    }
 }
 
 /// Options of `path`.
@@ -269,13 +277,20 @@ pub struct ResultsArgs {
 pub struct DemoArgs {
     /// Play it on System V message queues.
     #[arg(long)]
-    pub sysv: bool,
+    sysv: bool,
     /// Tasks in all (one of them the poison task), from 2 producers.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
     pub tasks: u32,
     /// Worker processes.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub workers: u32,
+}
+
+impl DemoArgs {
+    /// POSIX, or System V with `--sysv`.
+    pub fn flavor(&self) -> Flavor {
+        Flavor::of(self.sysv)
+    }
 }
 
 impl Default for DemoArgs {

@@ -30,7 +30,7 @@ use crate::cli::DemoArgs;
 use crate::mq::{Access, Mq};
 use crate::names::Names;
 use crate::protocol::{self, Kind, MAX_ATTEMPTS, Message, Status, TaskResult};
-use crate::queue::{self, Finder, Which};
+use crate::queue::{self, Finder, Flavor, Which};
 
 /// How long one step may take before the demo calls it failed. Generous: CI machines are busy.
 const STEP: Duration = Duration::from_secs(120);
@@ -105,7 +105,8 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     let base = common::names::posix_name(&common::names::unique("demo"));
     let names = Names::new(&base)?;
     let workers = args.workers.to_string();
-    let kind: &[&str] = if args.sysv { &["--sysv"] } else { &[] };
+    let flavor = args.flavor();
+    let kind = flavor.args();
 
     // Step 1: the supervisor and its workers.
     let (sup, mut sup_lines) = spawn(
@@ -121,8 +122,8 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         pids.extend(worker_pid(&l, " started"));
     }
     say!("1. supervisor pid {} {ready}", sup.pid())?;
-    let finder = Finder::new(&names, args.sysv)?;
-    let sysv_ids: Vec<(String, i32)> = if args.sysv {
+    let finder = Finder::new(&names, flavor)?;
+    let sysv_ids: Vec<(String, i32)> = if flavor == Flavor::Sysv {
         crate::sysv::read_ids(&names.tasks)?
             .1
             .iter()
@@ -218,7 +219,10 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
                 // A second at most, to look at the deadline; System V's queue has no
                 // descriptor and is looked at on the tick.
                 let until = Some(Instant::now() + Duration::from_secs(1));
-                match poll(&mut fds, queue::poll_timeout(args.sysv, &mut tick, until)) {
+                match poll(
+                    &mut fds,
+                    queue::poll_timeout(flavor == Flavor::Sysv, &mut tick, until),
+                ) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("poll", &names.results, e)),
                 }
@@ -319,7 +323,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         .iter()
         .filter_map(|l| worker_pid(l, " started"))
         .collect();
-    let leftovers = if args.sysv {
+    let leftovers = if flavor == Flavor::Sysv {
         leftover_sysv(&names, &sysv_ids)
     } else {
         leftover_queues(&names, &all_pids)

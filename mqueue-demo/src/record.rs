@@ -71,7 +71,7 @@ use nix::sys::stat::{Mode, fstat};
 use nix::unistd::{Pid, Uid};
 
 use crate::names::Names;
-use crate::queue::Queue;
+use crate::queue::{Flavor, Queue};
 
 /// The most tasks the supervisor holds at once (in workers' hands, waiting for one, or
 /// answered with the result waiting for room); with every slot in use it takes no new task.
@@ -109,17 +109,17 @@ const NO_PRIO: u32 = u32::MAX;
 /// The shape of a record: what it was made for, and so where everything is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Geometry {
-    sysv: bool,
+    flavor: Flavor,
     msgsize: usize,
     slots: usize,
     workers: usize,
 }
 
 impl Geometry {
-    fn new(sysv: bool, msgsize: usize) -> Geometry {
+    fn new(flavor: Flavor, msgsize: usize) -> Geometry {
         let slot = slot_size(msgsize);
         Geometry {
-            sysv,
+            flavor,
             msgsize,
             slots: (MAX_BYTES / slot).clamp(8, MAX_HELD),
             workers: MAX_WORKERS,
@@ -136,9 +136,9 @@ impl Geometry {
             return None;
         }
         let geo = Geometry {
-            sysv: match u32_at(H_KIND)? {
-                0 => false,
-                1 => true,
+            flavor: match u32_at(H_KIND)? {
+                0 => Flavor::Posix,
+                1 => Flavor::Sysv,
                 _ => return None,
             },
             msgsize: u32_at(H_MSGSIZE)?,
@@ -156,7 +156,7 @@ impl Geometry {
         let mut h = [0; HEADER];
         h[..8].copy_from_slice(MAGIC);
         let mut put = |at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_ne_bytes());
-        put(H_KIND, u32::from(self.sysv));
+        put(H_KIND, u32::from(self.flavor == Flavor::Sysv));
         put(H_MSGSIZE, to_u32(self.msgsize));
         put(H_SLOTS, to_u32(self.slots));
         put(H_WORKERS, to_u32(self.workers));
@@ -241,9 +241,13 @@ pub struct Record {
 impl Record {
     /// Create the record of `names`, or take over the one a killed supervisor left (returning
     /// what it held), and lock it. Refused while another supervisor holds it.
-    pub fn open(names: &Names, sysv: bool, msgsize: usize) -> Result<(Record, Option<Recovered>)> {
+    pub fn open(
+        names: &Names,
+        flavor: Flavor,
+        msgsize: usize,
+    ) -> Result<(Record, Option<Recovered>)> {
         let name = &names.record;
-        let want = Geometry::new(sysv, msgsize);
+        let want = Geometry::new(flavor, msgsize);
         loop {
             let mode = Mode::S_IRUSR | Mode::S_IWUSR;
             let create = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR;
@@ -326,8 +330,11 @@ impl Record {
                 names.tasks
             ))
         })?;
-        if geo.sysv != want.sysv || geo.msgsize != want.msgsize {
-            let kind = if geo.sysv { " --sysv" } else { "" };
+        if geo.flavor != want.flavor || geo.msgsize != want.msgsize {
+            let kind = match geo.flavor {
+                Flavor::Posix => "",
+                Flavor::Sysv => " --sysv",
+            };
             return Err(Error::msg(format!(
                 "{name}: the record of a supervisor of {} that was killed, which ran with \
                  --msgsize {}{kind}: start with those, or remove its leftovers \
@@ -453,7 +460,7 @@ impl Record {
     /// did (see the module docs).
     fn received(&self, slot: usize) -> Option<u32> {
         let at = self.geo.slot(slot);
-        if self.geo.sysv {
+        if self.geo.flavor == Flavor::Sysv {
             let mtype = self.get(at + S_MTYPE, std::mem::size_of::<libc::c_long>());
             let mtype = libc::c_long::from_ne_bytes(mtype.try_into().unwrap_or_default());
             (mtype != 0).then(|| crate::sysv::priority(mtype))
@@ -849,7 +856,9 @@ fn census(geo: &Geometry, bytes: &[u8]) -> (usize, Vec<(Pid, i32)>) {
         .filter(|&at| match bytes[at + S_STATE] {
             HELD => true,
             // Receiving: a task only if the kernel wrote its mark (see the module docs).
-            RECEIVING if geo.sysv => bytes[at + S_MTYPE..at + S_MSG].iter().any(|&b| b != 0),
+            RECEIVING if geo.flavor == Flavor::Sysv => {
+                bytes[at + S_MTYPE..at + S_MSG].iter().any(|&b| b != 0)
+            }
             RECEIVING => i32_at(at + S_PRIO) as u32 != NO_PRIO,
             _ => false,
         })
@@ -887,7 +896,7 @@ mod tests {
         };
         let _q = Unlink::new(Object::Mqueue(names.tasks.clone()));
         let q = Queue::Posix(q);
-        let (mut record, found) = Record::open(&names, false, 256).unwrap();
+        let (mut record, found) = Record::open(&names, Flavor::Posix, 256).unwrap();
         assert!(found.is_none(), "a new record");
         for (id, prio) in [(1, 3), (2, 7)] {
             q.send(&task(id), prio).unwrap();
@@ -906,7 +915,7 @@ mod tests {
         assert_eq!(record.receive(c, &q), Err(Errno::EAGAIN));
         std::mem::forget(record);
 
-        let (record, found) = Record::open(&names, false, 256).unwrap();
+        let (record, found) = Record::open(&names, Flavor::Posix, 256).unwrap();
         let found = found.expect("the record of the killed supervisor");
         assert_eq!(found.pid, nix::unistd::getpid().as_raw());
         assert_eq!(found.workers, [(Pid::from_raw(42), -1)]);

@@ -63,7 +63,7 @@ pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
     let names = Names::new(&args.queue.name)?;
     // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
-    let finder = Finder::new(&names, args.queue.sysv)?;
+    let finder = Finder::new(&names, args.queue.flavor())?;
     let queue = finder
         .open(Which::Results, Access::Read, true)
         .map_err(|e| match e.errno() {

@@ -82,7 +82,7 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
     // block on a full one).
     let supervisor = names.supervisor()?;
     let timeout = args.timeout;
-    let finder = Finder::new(&names, args.queue.sysv)?;
+    let finder = Finder::new(&names, args.queue.flavor())?;
     let queue = finder.open(Which::Tasks, Access::Write, args.wait)?;
     let pid = getpid();
     // With --wait, our own reply queue, made before any task names it.
@@ -206,9 +206,8 @@ fn create_reply(names: &Names, queue: &Queue) -> Result<(Queue, Guard)> {
         Queue::Posix(q) => usize::try_from(q.attr()?.maxmsg()).unwrap_or(10).max(1),
         Queue::Sysv(_) => 0, // System V counts bytes, not messages
     };
-    let sysv = matches!(queue, Queue::Sysv(_));
     let name = names.reply(getpid(), monotonic_ns());
-    queue::create_own(&name, depth, queue.msgsize(), sysv)
+    queue::create_own(&name, depth, queue.msgsize(), queue.flavor())
 }
 
 /// `--wait`: send and collect results at the same time (see the module docs). True if every
@@ -233,7 +232,7 @@ fn submit_and_wait(
     let gone = pidfd::open(supervisor).ctx("pidfd_open", supervisor)?;
     let mut watching = Some((supervisor, gone));
     let reply_name = reply.name().to_owned();
-    let sysv = reply.fd().is_none();
+    let unpolled = reply.fd().is_none();
     let mut tick = Tick::new();
     let mut pending: VecDeque<Ready> = ready.into();
     let mut outstanding: HashSet<u64> = HashSet::new();
@@ -345,7 +344,7 @@ fn submit_and_wait(
             _ => None,
         };
         // Without a supervisor, look for the next one on a timer (like a System V queue).
-        let wait = queue::poll_timeout(sysv || watching.is_none(), &mut tick, until);
+        let wait = queue::poll_timeout(unpolled || watching.is_none(), &mut tick, until);
         match poll(&mut fds, wait) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", queue.name(), e)),

@@ -58,7 +58,7 @@ use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
 use crate::outbox::{Gone, Letter, Outboxes};
 use crate::protocol::{self, MAX_ATTEMPTS, Message, Status, Task, TaskResult};
-use crate::queue::{self, Guard, Queue};
+use crate::queue::{self, Flavor, Guard, Queue};
 use crate::record::{Record, Recovered};
 use crate::sysv::{self, Remove, SysvQ, Tick};
 use common::out::Output;
@@ -159,8 +159,8 @@ struct Supervisor {
     names: Names,
     tasks: Queue,
     done: Queue,
-    /// System V queues (`--sysv`): polled on a timer, `tick`.
-    sysv: bool,
+    /// POSIX, or System V queues (`--sysv`), which are polled on a timer, `tick`.
+    flavor: Flavor,
     tick: Tick,
     /// Something arrived in this round: look again soon (System V's timer).
     activity: bool,
@@ -201,7 +201,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         .map(|p| watch_parent(Pid::from_raw(p)))
         .transpose()?;
     let names = Names::new(&args.queue.name)?;
-    let (record, recovered) = Record::open(&names, args.queue.sysv, args.msgsize as usize)?;
+    let (record, recovered) = Record::open(&names, args.queue.flavor(), args.msgsize as usize)?;
     let pid_file = PidFile::create(&names.pid_file()?)?;
     let (queues, guards) = create_queues(&names, args, &mut out)?;
     let [tasks, results, dead, done] = queues;
@@ -212,7 +212,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         names,
         tasks,
         done,
-        sysv: args.queue.sysv,
+        flavor: args.queue.flavor(),
         tick: Tick::new(),
         activity: false,
         outboxes,
@@ -242,10 +242,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     // until the workers are up). Say so, as every daemon of the workspace does
     // (common::lifecycle): `ready: pid N mqueue NAME` on stdout, READY=1 to a service manager.
     sup.out.flush()?;
-    let kind = if args.queue.sysv {
-        "sysv-mqueue"
-    } else {
-        "mqueue"
+    let kind = match sup.flavor {
+        Flavor::Posix => "mqueue",
+        Flavor::Sysv => "sysv-mqueue",
     };
     common::lifecycle::ready(format_args!("{kind} {}", sup.names.tasks))?;
     tell!(
@@ -257,7 +256,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         sup.names.record,
         sup.tasks.capacity()?,
         sup.tasks.msgsize(),
-        if args.queue.sysv { ", System V" } else { "" },
+        match sup.flavor {
+            Flavor::Posix => "",
+            Flavor::Sysv => ", System V",
+        },
         args.workers
     )?;
     tell!(
@@ -300,7 +302,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 /// Create the four queues, or take over a dead supervisor's (we hold its record's lock, so
 /// none is alive). Returns them with their removal guards, in the order they must be dropped.
 fn create_queues(names: &Names, args: &RunArgs, out: &mut Output) -> Result<([Queue; 4], Guards)> {
-    if args.queue.sysv {
+    if args.queue.flavor() == Flavor::Sysv {
         return create_sysv_queues(names, args, out);
     }
     let mut queues = Vec::new();
@@ -565,7 +567,8 @@ impl Supervisor {
                     .into_iter()
                     .flatten()
                     .min();
-                let timeout = queue::poll_timeout(self.sysv, &mut self.tick, wake);
+                let timeout =
+                    queue::poll_timeout(self.flavor == Flavor::Sysv, &mut self.tick, wake);
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("poll", &self.names.tasks, e)),
@@ -658,7 +661,7 @@ impl Supervisor {
     /// id the record kept, if that queue is still one of ours (our uid and key range).
     fn remove_old_inbox(&mut self, pid: Pid, sysv_inbox: i32) -> Result<()> {
         let name = self.names.inbox(pid);
-        if !self.sysv {
+        if self.flavor == Flavor::Posix {
             return Object::Mqueue(name).unlink();
         }
         if sysv_inbox >= 0 {
@@ -698,7 +701,7 @@ impl Supervisor {
             .arg(&self.names.tasks)
             .arg("--supervisor")
             .arg(std::process::id().to_string())
-            .args(if self.sysv { &["--sysv"][..] } else { &[] })
+            .args(self.flavor.args())
             .stdout(Stdio::null())
             // In our process group: a Ctrl-C at the terminal reaches the workers too, and each
             // finishes its task and exits, as we wait for them to.
@@ -762,10 +765,11 @@ impl Supervisor {
 
     fn hello(&mut self, pid: Pid, sysv_id: i32) -> Result<()> {
         let inbox_name = self.names.inbox(pid);
-        let opened = if self.sysv {
-            SysvQ::open(&inbox_name, sysv_id, self.tasks.msgsize()).map(Queue::Sysv)
-        } else {
-            Mq::open(&inbox_name, Access::ReadWrite, true).map(Queue::Posix)
+        let opened = match self.flavor {
+            Flavor::Posix => Mq::open(&inbox_name, Access::ReadWrite, true).map(Queue::Posix),
+            Flavor::Sysv => {
+                SysvQ::open(&inbox_name, sysv_id, self.tasks.msgsize()).map(Queue::Sysv)
+            }
         };
         let inbox = match opened {
             Ok(q) => q,
@@ -907,7 +911,8 @@ impl Supervisor {
     /// Where a task's result goes: its reply queue if it names one of ours, else
     /// `NAME-results`.
     fn reply_queue<'a>(&self, task: &'a Task) -> Option<&'a str> {
-        let ours = self.names.is_reply(&task.reply) || (self.sysv && is_sysv_reply(&task.reply));
+        let ours = self.names.is_reply(&task.reply)
+            || (self.flavor == Flavor::Sysv && is_sysv_reply(&task.reply));
         ours.then_some(task.reply.as_str())
     }
 
@@ -1164,7 +1169,9 @@ impl Supervisor {
         // `make clean-ipc`.)
         match &inbox {
             Some(q) => q.remove()?,
-            None if !self.sysv => Object::Mqueue(self.names.inbox(pid)).unlink()?,
+            None if self.flavor == Flavor::Posix => {
+                Object::Mqueue(self.names.inbox(pid)).unlink()?
+            }
             None => {}
         }
         self.record.forget_worker(pid);

@@ -39,7 +39,7 @@ use crate::cli::WorkerArgs;
 use crate::mq::Access;
 use crate::names::Names;
 use crate::protocol::{self, Message, Status, TaskResult};
-use crate::queue::{self, Finder, Queue, Which};
+use crate::queue::{self, Finder, Flavor, Queue, Which};
 use crate::sysv::Tick;
 use crate::tasks;
 
@@ -54,13 +54,13 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     let pid = getpid();
     // A live supervisor holds its record's lock; queues left by a killed one do not count.
     let (supervisor, gone) = crate::record::watch(&names)?;
-    let finder = Finder::new(&names, args.queue.sysv)?;
+    let finder = Finder::new(&names, args.queue.flavor())?;
     let done = finder.open(Which::Done, Access::Write, true)?;
     let inbox_name = names.inbox(pid);
     // The inbox is removed on every exit but kill -9 (then the supervisor removes it), except
     // a System V one that the supervisor knows (see the module docs).
     let (inbox, guard) =
-        queue::create_own(&inbox_name, INBOX_DEPTH, done.msgsize(), finder.sysv())?;
+        queue::create_own(&inbox_name, INBOX_DEPTH, done.msgsize(), finder.flavor())?;
     let sysv_id = match &inbox {
         Queue::Sysv(q) => q.id(),
         Queue::Posix(_) => -1,
@@ -88,7 +88,7 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     // it sent us and we never received, and then removes the inbox. A System V queue must be
     // left to it for that, since IPC_RMID destroys what is in it at once (a POSIX queue we
     // unlink lives on while the supervisor holds it open, so ours goes either way).
-    let left = finder.sysv() && !watch.supervisor_gone();
+    let left = finder.flavor() == Flavor::Sysv && !watch.supervisor_gone();
     if left {
         trace!("{inbox_name}: left to the supervisor (pid {supervisor}), which removes it");
         guard.keep();
