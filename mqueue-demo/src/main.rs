@@ -43,13 +43,12 @@ mod cli;
 mod demo;
 mod mq;
 mod names;
-mod outbox;
 mod protocol;
 mod queue;
 mod record;
 mod results;
+mod run;
 mod submit;
-mod supervisor;
 mod sysv;
 mod tasks;
 mod worker;
@@ -69,7 +68,7 @@ fn main() -> ExitCode {
         cli.trace,
     );
     let outcome = match &cli.command {
-        Some(Command::Run(args)) => supervisor::run(args),
+        Some(Command::Run(args)) => run::run(args),
         Some(Command::Worker(args)) => worker::run(args),
         Some(Command::Submit(args)) => submit::run(args),
         Some(Command::Results(args)) => results::run(args),

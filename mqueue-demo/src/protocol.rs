@@ -67,6 +67,11 @@ pub const MAX_PRIORITY: u32 = 9;
 /// A task is dead-lettered when this attempt fails too.
 pub const MAX_ATTEMPTS: u8 = 5;
 
+/// How many tasks the supervisor gives a worker at once: one, so a task waits in `NAME`, in
+/// priority order, until a worker is free to run it. A worker's inbox holds that many tasks
+/// and a stop request (worker.rs).
+pub const TASKS_PER_WORKER: usize = 1;
+
 /// The longest `sleep` a task may ask for, so a worker always comes back to its queue.
 pub const MAX_SLEEP_MS: u64 = 60_000;
 

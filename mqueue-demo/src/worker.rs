@@ -5,7 +5,7 @@
 //! learnt that it held the task would lose the task without a trace: no bookkeeping done
 //! *after* `mq_receive` can close that window, because the kill may land just before it. So
 //! the supervisor takes the task, records which worker it gives it to, and only then puts it
-//! in that worker's inbox `NAME-w<pid>` (see `supervisor.rs`). A worker killed at any instant
+//! in that worker's inbox `NAME-w<pid>` (see `run/handoff.rs`). A worker killed at any instant
 //! leaves the task either in its inbox or in the supervisor's record, and the supervisor,
 //! which learns of the death from a pidfd, gives it to another worker.
 //!
@@ -43,8 +43,8 @@ use crate::queue::{self, Finder, Flavor, Queue, Which};
 use crate::sysv::Tick;
 use crate::tasks;
 
-/// A worker's inbox holds the one task it is given and a stop request.
-pub const INBOX_DEPTH: usize = 2;
+/// A worker's inbox holds the tasks it is given and a stop request.
+pub const INBOX_DEPTH: usize = protocol::TASKS_PER_WORKER + 1;
 
 /// Run a worker until its supervisor stops it, SIGTERM/SIGINT, or `--max-tasks`.
 pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
