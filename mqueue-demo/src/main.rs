@@ -37,20 +37,23 @@
 //! mq_getattr(3), shm_open(3), fcntl(2) (F_SETLK, F_GETLK), pidfd_open(2), poll(2); TLPI
 //! chapters 52 (pmsg_*.c) and 55 (file locking).
 
-mod admin;
 mod bench;
 mod cli;
 mod demo;
 mod mq;
 mod names;
+mod path;
 mod protocol;
+mod purge;
 mod queue;
 mod record;
 mod results;
 mod run;
+mod status;
 mod submit;
 mod sysv;
 mod tasks;
+mod unlink;
 mod worker;
 
 use std::process::ExitCode;
@@ -72,10 +75,10 @@ fn main() -> ExitCode {
         Some(Command::Worker(args)) => worker::run(args),
         Some(Command::Submit(args)) => submit::run(args),
         Some(Command::Results(args)) => results::run(args),
-        Some(Command::Status(q)) => admin::status(q),
-        Some(Command::Purge(q)) => admin::purge(q),
-        Some(Command::Unlink(q)) => admin::unlink(q),
-        Some(Command::Path(args)) => admin::path(args),
+        Some(Command::Status(q)) => status::run(q),
+        Some(Command::Purge(q)) => purge::run(q),
+        Some(Command::Unlink(q)) => unlink::run(q),
+        Some(Command::Path(args)) => path::run(args),
         Some(Command::Demo(args)) => demo::run(args),
         Some(Command::BenchHop {
             count,

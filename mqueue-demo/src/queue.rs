@@ -188,6 +188,9 @@ pub enum Which {
 }
 
 impl Which {
+    /// All four, in the order the supervisor creates them.
+    pub const ALL: [Which; 4] = [Which::Tasks, Which::Results, Which::Dead, Which::Done];
+
     fn index(self) -> usize {
         match self {
             Which::Tasks => 0,
