@@ -101,19 +101,6 @@ Examples:
   kill -TERM \"$(cat \"$(mqueue-demo path pid-file)\")\"   # stop the supervisor gracefully
   cat \"$(mqueue-demo path tasks)\"              # the kernel's view: QSIZE, NOTIFY (/dev/mqueue mounted)")]
     Path(PathArgs),
-    /// For bench/throughput.sh: COUNT messages through one queue between two processes.
-    #[command(hide = true)]
-    BenchHop {
-        /// Messages to send.
-        #[arg(long, default_value_t = 100_000)]
-        count: u64,
-        /// Bytes per message.
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
-        size: u64,
-        /// Be the receiving process, on this queue.
-        #[arg(long, value_name = "NAME")]
-        receive: Option<String>,
-    },
 }
 
 impl Command {
@@ -129,7 +116,6 @@ impl Command {
             Command::Purge(_) => "purge",
             Command::Unlink(_) => "unlink",
             Command::Path(_) => "path",
-            Command::BenchHop { .. } => "bench-hop",
         }
     }
 }
@@ -200,9 +186,6 @@ pub struct RunArgs {
     /// at most a minute); then kill them and report their tasks as left.
     #[arg(long, value_name = "SECONDS", default_value_t = 65.0, value_parser = stop_timeout)]
     pub stop_timeout: f64,
-    /// Set by the demo: stop as on SIGTERM when process PID (our parent) exits.
-    #[arg(long, hide = true, value_name = "PID")]
-    pub parent: Option<i32>,
 }
 
 /// `--stop-timeout`: seconds, 0 to a day.
@@ -231,9 +214,6 @@ pub struct WorkerArgs {
     /// Exit after this many tasks.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_tasks: Option<u64>,
-    /// Set by the supervisor for the workers it starts (they print nothing on stdout).
-    #[arg(long, hide = true, value_name = "PID")]
-    pub supervisor: Option<i32>,
 }
 
 /// Options of `submit`.
@@ -251,9 +231,6 @@ pub struct SubmitArgs {
     /// wait for the next one); exit 1 if any task did not succeed.
     #[arg(long)]
     pub wait: bool,
-    /// Print `ID PRIORITY SENT_NS` (CLOCK_MONOTONIC after mq_send returned) instead of the id.
-    #[arg(long, hide = true)]
-    pub stamp: bool,
     /// The tasks, each `KIND [ARG]`; none: one per line of stdin.
     #[arg(value_name = "TASK")]
     pub tasks: Vec<String>,

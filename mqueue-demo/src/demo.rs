@@ -31,6 +31,7 @@ use crate::mq::{Access, Mq};
 use crate::names::Names;
 use crate::protocol::{self, Kind, MAX_ATTEMPTS, Message, Status, TaskResult};
 use crate::queue::{self, Finder, Flavor, Which};
+use crate::submit;
 
 /// How long one step may take before the demo calls it failed. Generous: CI machines are busy.
 const STEP: Duration = Duration::from_secs(120);
@@ -57,34 +58,19 @@ struct Seen {
     results: Vec<TaskResult>,
 }
 
-/// How a child learns that the demo died without unwinding (kill -9, a second Ctrl-C).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Tie {
-    /// PR_SET_PDEATHSIG: the kernel sends it SIGTERM (a producer, which simply dies of it).
-    Signal,
-    /// `run --parent PID`: the supervisor watches our pidfd and then stops as on SIGTERM. Not
-    /// PR_SET_PDEATHSIG: the demo has several threads, and when a multi-threaded parent dies
-    /// the kernel sends the signal once per exiting thread the child is reparented through
-    /// (kernel/exit.c, forget_original_parent), so it may come twice, and a second SIGTERM
-    /// means "exit now, skip cleanup" (common::cleanup::Shutdown): the queues were left.
-    Pidfd,
-}
-
-/// Start role `label` (this binary with `args`), its stdout piped to us. In a group of its own
-/// (RoleCommand's default): a Ctrl-C at the terminal reaches only the demo, which then stops
-/// the supervisor with one SIGTERM (a second signal would make it exit without cleaning up).
-/// And if the demo dies without unwinding, each child stops too (see [`Tie`]); we spawn from
-/// the main thread, which lives as long as we do, as PR_SET_PDEATHSIG needs.
-fn spawn(label: &str, args: &[&str], stdin: bool, tie: Tie) -> Result<(Supervised, Lines)> {
+/// Start role `label` (this binary with `args`; a producer gets its stdin piped, and the
+/// send times it prints for the priority check, `submit::STAMP_ENV`), its stdout piped to us.
+/// RoleCommand's defaults fit: a group of its own, so a Ctrl-C at the terminal reaches only
+/// the demo, which then stops the supervisor with one SIGTERM (a second signal would make it
+/// exit without cleaning up); and SIGTERM if the demo dies without unwinding (kill -9, a
+/// second Ctrl-C): a producer dies of it, the supervisor stops as asked, and the kernel's
+/// repeats of that signal count as one request (`common::child::die_with_supervisor`). We
+/// spawn from the main thread, which lives as long as we do, as PR_SET_PDEATHSIG needs.
+fn spawn(label: &str, args: &[&str], producer: bool) -> Result<(Supervised, Lines)> {
     let mut role = RoleCommand::new(label, DEADLINE)?;
     role.args(args);
-    if stdin {
-        role.stdin(Stdio::piped());
-    }
-    if tie == Tie::Pidfd {
-        role.on_supervisor_death(None)
-            .arg("--parent")
-            .arg(std::process::id().to_string());
+    if producer {
+        role.stdin(Stdio::piped()).env(submit::STAMP_ENV, "1");
     }
     let child = role.spawn()?;
     let lines = child
@@ -113,12 +99,12 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         "supervisor",
         &[&["run", "--queue", &base, "--workers", &workers], kind].concat(),
         false,
-        Tie::Pidfd,
     )?;
-    let ready = sup_lines.wait_for(|l| l.starts_with("ready: "), STEP)?;
+    let ready = sup_lines.wait_for_or_stop(|l| l.starts_with("ready: "), STEP, shutdown)?;
     let mut pids = Vec::new();
     for _ in 0..args.workers {
-        let l = sup_lines.wait_for(|l| worker_pid(l, " started").is_some(), STEP)?;
+        let started = |l: &str| worker_pid(l, " started").is_some();
+        let l = sup_lines.wait_for_or_stop(started, STEP, shutdown)?;
         pids.extend(worker_pid(&l, " started"));
     }
     say!("1. supervisor pid {} {ready}", sup.pid())?;
@@ -144,9 +130,8 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     for p in 0..PRODUCERS {
         let (child, lines) = spawn(
             &format!("producer {}", p + 1),
-            &[&["submit", "--queue", &base, "--stamp"], kind].concat(),
+            &[&["submit", "--queue", &base], kind].concat(),
             true,
-            Tie::Signal,
         )?;
         let count = if p + 1 == PRODUCERS {
             total - per * p
@@ -189,9 +174,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     let mut buf = Vec::new();
     let end = Instant::now() + DEADLINE;
     while got < total {
-        if shutdown.requested() {
-            return Err(Error::msg("interrupted"));
-        }
+        shutdown.err_if_requested()?;
         if Instant::now() > end {
             return Err(Error::Check(format!(
                 "only {got} of {total} results in {DEADLINE:?}"
@@ -241,14 +224,16 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     let Some(victim) = killed else {
         return Err(Error::Check("no worker was killed".into()));
     };
-    let death = sup_lines.wait_for(|l| l.starts_with(&format!("worker pid {victim} ")), STEP)?;
-    let replaced = sup_lines.wait_for(|l| worker_pid(l, " started").is_some(), STEP)?;
+    let death = format!("worker pid {victim} ");
+    let death = sup_lines.wait_for_or_stop(|l| l.starts_with(&death), STEP, shutdown)?;
+    let started = |l: &str| worker_pid(l, " started").is_some();
+    let replaced = sup_lines.wait_for_or_stop(started, STEP, shutdown)?;
     say!("4. supervisor: \"{death}\", then \"{replaced}\"")?;
 
     // Step 4: the producers' ids and send times.
     let mut poison = None;
     for (child, mut lines) in producers {
-        let status = child.wait_timeout(STEP)?;
+        let status = child.wait_or_stop(STEP, shutdown)?;
         if !status.success() {
             return Err(Error::Check(format!(
                 "{} exited with {status}",
@@ -306,7 +291,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     // Step 6: SIGTERM to the supervisor alone (not its group: it stops its workers itself,
     // and removes its queues). It is our unreaped child, so its pid is still its own.
     nix::sys::signal::kill(sup.pid(), Signal::SIGTERM).ctx("kill", sup.pid())?;
-    let status = sup.wait_timeout(STEP)?;
+    let status = sup.wait_or_stop(STEP, shutdown)?;
     let rest = sup_lines.rest(STEP)?;
     let stopped = rest
         .iter()
@@ -338,6 +323,8 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
             "{inversions} normal tasks were taken while an urgent task waited in the queue"
         )));
     }
+    // An ok only for a run that no stop signal interrupted.
+    shutdown.err_if_requested()?;
     Ok(format!(
         "{total}/{total} tasks, each reported exactly once; worker pid {victim} SIGKILLed \
          midway, nothing lost, the worker replaced; poison task dead-lettered after \

@@ -37,7 +37,6 @@
 //! mq_getattr(3), shm_open(3), fcntl(2) (F_SETLK, F_GETLK), pidfd_open(2), poll(2); TLPI
 //! chapters 52 (pmsg_*.c) and 55 (file locking).
 
-mod bench;
 mod cli;
 mod demo;
 mod mq;
@@ -80,11 +79,6 @@ fn main() -> ExitCode {
         Some(Command::Unlink(q)) => unlink::run(q),
         Some(Command::Path(args)) => path::run(args),
         Some(Command::Demo(args)) => demo::run(args),
-        Some(Command::BenchHop {
-            count,
-            size,
-            receive,
-        }) => bench::run(*count, *size as usize, receive.as_deref()),
         None => demo::run(&DemoArgs::default()),
     };
     common::error::finish("mqueue-demo", outcome)

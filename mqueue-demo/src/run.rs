@@ -17,7 +17,7 @@
 //! # System calls, in order
 //!
 //! 1. `sigaction` SIGTERM/SIGINT/SIGHUP (a flag and a self-pipe, `common::cleanup::Shutdown`),
-//!    before anything else exists; `pidfd_open` on the demo with `--parent`.
+//!    before anything else exists.
 //! 2. `shm_open(NAME-held)` + `fcntl(F_SETLK)`: the record and its lock (record.rs); a live
 //!    supervisor of the same queue, from whatever runtime dir, is refused and named; a killed
 //!    one's record is taken over with every task it held. Then the pid file.
@@ -27,8 +27,7 @@
 //! 4. `mq_unlink` of the killed supervisor's workers' inboxes; its tasks go out again first.
 //! 5. `ready: pid N mqueue NAME` on stdout, READY=1 to `$NOTIFY_SOCKET` (`common::lifecycle`):
 //!    from now on a producer succeeds.
-//! 6. `fork`+`exec` of K workers (`mqueue-demo worker --supervisor PID`), each watched through
-//!    a pidfd.
+//! 6. `fork`+`exec` of K workers (`mqueue-demo worker`), each watched through a pidfd.
 //! 7. The poll loop ([`serve`]): `poll`; `mq_receive(NAME)` into the record, then
 //!    `mq_send(NAME-w<pid>)`; `mq_receive(NAME-done)` (hellos, results), then
 //!    `mq_send(NAME-results or NAME-r<pid>-<stamp>)`; a worker whose pidfd is readable is
@@ -69,7 +68,6 @@ mod startup;
 mod workers;
 
 use std::collections::BinaryHeap;
-use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -77,7 +75,6 @@ use common::cleanup::Shutdown;
 use common::out::Output;
 use common::pidfile::PidFile;
 use common::{Error, Result, tell};
-use nix::unistd::Pid;
 
 use crate::cli::RunArgs;
 use crate::names::Names;
@@ -132,9 +129,6 @@ struct Supervisor {
     /// `--stop-timeout`, and when the stop began plus it: workers still busy then are killed.
     stop_timeout: Duration,
     stop_deadline: Option<Instant>,
-    /// `--parent PID` (the demo): its pidfd, and whether it has exited (then we stop).
-    parent: Option<(Pid, OwnedFd)>,
-    parent_gone: bool,
     counts: Counts,
     buf: Vec<u8>,
     /// Remove the queues.
@@ -144,17 +138,13 @@ struct Supervisor {
     record: Record,
 }
 
-/// Run the supervisor until SIGTERM, SIGINT or SIGHUP (or, with `--parent`, its parent's
-/// exit); exit 0 once it has stopped, as a daemon asked to stop does.
+/// Run the supervisor until SIGTERM, SIGINT or SIGHUP; exit 0 once it has stopped, as a
+/// daemon asked to stop does.
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
     // Every line on stdout goes through `out`, which never blocks (see common::out::Output).
     let mut out = Output::stdout();
-    let parent = args
-        .parent
-        .map(|p| startup::watch_parent(Pid::from_raw(p)))
-        .transpose()?;
     let names = Names::new(&args.queue.name)?;
     let flavor = args.queue.flavor();
     let (record, recovered) = Record::open(&names, flavor, args.msgsize as usize)?;
@@ -181,8 +171,6 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         stopping: false,
         stop_timeout: Duration::from_secs_f64(args.stop_timeout),
         stop_deadline: None,
-        parent,
-        parent_gone: false,
         counts: Counts::default(),
         buf: Vec::new(),
         guards,
@@ -201,11 +189,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     sup.workers.clear();
     outcome?;
     let left = sup.leftovers()?;
-    let sig = match (&sup.parent, shutdown.signal()) {
-        (Some((pid, _)), None) if sup.parent_gone => format!("parent pid {pid} exited"),
-        (_, Some(s)) => s.as_str().to_owned(),
-        _ => "signal".to_owned(),
-    };
+    let sig = shutdown.signal().map_or("a signal", |s| s.as_str());
     let c = &sup.counts;
     tell!(
         sup.out,

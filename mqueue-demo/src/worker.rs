@@ -46,7 +46,8 @@ use crate::tasks;
 /// A worker's inbox holds the tasks it is given and a stop request.
 pub const INBOX_DEPTH: usize = protocol::TASKS_PER_WORKER + 1;
 
-/// Run a worker until its supervisor stops it, SIGTERM/SIGINT, or `--max-tasks`.
+/// Run a worker until its supervisor stops it, SIGTERM/SIGINT/SIGHUP, or `--max-tasks` (exit 0:
+/// stopping is its job, as a daemon's); its supervisor's death is an error (exit 1).
 pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
@@ -77,12 +78,11 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         &watch,
         &mut tick,
     )?;
-    if args.supervisor.is_none() {
-        say!(
-            "worker pid {pid}: serving {} (inbox {inbox_name})",
-            names.tasks
-        )?;
-    }
+    // On stdout, for a worker started by hand (the supervisor's own have /dev/null there).
+    said(say!(
+        "worker pid {pid}: serving {} (inbox {inbox_name})",
+        names.tasks
+    ))?;
     let outcome = serve(args, &names, &inbox, &done, &watch, &mut tick);
     // The supervisor has our hello, so it knows this inbox: if it lives, it takes back what
     // it sent us and we never received, and then removes the inbox. A System V queue must be
@@ -96,15 +96,22 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         drop(guard);
     }
     let served = outcome?;
-    if args.supervisor.is_none() {
-        let inbox = if left {
-            format!("left {inbox_name} to the supervisor, which removes it")
-        } else {
-            format!("removed {inbox_name}")
-        };
-        say!("worker pid {pid}: ran {served} tasks; {inbox}")?;
-    }
+    let inbox = if left {
+        format!("left {inbox_name} to the supervisor, which removes it")
+    } else {
+        format!("removed {inbox_name}")
+    };
+    said(say!("worker pid {pid}: ran {served} tasks; {inbox}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A line that a stalled stdout held back past a stop signal (`say!` then gives up): a worker
+/// asked to stop stops as asked, with status 0, as a daemon does; it is not "interrupted".
+fn said(line: Result<()>) -> Result<()> {
+    match line {
+        Ok(()) | Err(Error::Interrupted(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Take tasks from the inbox and run them, until a stop request, SIGTERM/SIGINT/SIGHUP,

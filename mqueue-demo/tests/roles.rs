@@ -241,35 +241,6 @@ fn results_follow_uses_mq_notify() {
     sup.stop();
 }
 
-/// `results --follow` stops on SIGTERM, SIGINT and SIGHUP with status 0, with its registration
-/// still in place (no notification came): it must leave, not register again (which fails with
-/// EBUSY, as if another process held the queue).
-#[test]
-fn results_follow_stops_cleanly_on_a_stop_signal() {
-    let sb = Sandbox::new();
-    let q = queue();
-    let sup = Supervisor::start(&sb, &q, &["--workers", "0"]);
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        let follower = testkit::spawn(&mut mq(&sb, &q, &["-v", "results", "--follow"]));
-        let mut trace = follower.stderr_lines().unwrap();
-        trace
-            .wait_for(
-                |l| l.contains("mq_notify(") && l.ends_with("registered"),
-                WAIT,
-            )
-            .unwrap();
-        kill(follower.pid(), sig).unwrap();
-        let status = follower.wait_timeout(WAIT).unwrap();
-        let err = trace.rest(WAIT).unwrap().join("\n");
-        assert_eq!(status.code(), Some(0), "{sig}: {err}");
-        assert!(
-            !err.contains("another process is registered"),
-            "{sig}: {err}"
-        );
-    }
-    sup.stop();
-}
-
 /// A SIGUSR1 that is not a notification (sent with kill: si_code SI_USER) wakes the follower,
 /// but its registration is still in place: it must not register again (EBUSY) and must go on
 /// printing results as they come.

@@ -4,15 +4,14 @@
 //! The `poll` set: the signal pipe; every worker's pidfd; `NAME-done`; `NAME`, only while a
 //! worker has room for a task (the tasks wait in the kernel, in priority order, not in our
 //! memory); the result queues where results wait for room (POLLOUT); stdout while lines wait
-//! for a slow reader (`common::out::Output`: stdout never blocks a stop); and, with
-//! `--parent`, the demo's pidfd. System V queues have no descriptor: they are looked at on a
+//! for a slow reader (`common::out::Output`: stdout never blocks a stop). System V queues have no descriptor: they are looked at on a
 //! timer (`sysv::Tick`) that backs off while nothing happens.
 //!
 //! After `poll`: `NAME-done` first (hellos and results), then the dead workers, so that a
 //! result sent just before its worker died counts and its task is not run again; then the
 //! workers due to start, the results waiting for room, and the hand-off of new tasks.
 //!
-//! The stop (SIGTERM, SIGINT, SIGHUP, or the demo's exit): no new task; idle workers are told
+//! The stop (SIGTERM, SIGINT, SIGHUP; the demo's death sends SIGTERM): no new task; idle workers are told
 //! to stop, busy ones once their result is back; after `--stop-timeout` our own are killed
 //! and their tasks reported as left.
 
@@ -35,7 +34,7 @@ impl Supervisor {
     /// Serve until a stop is asked for and every worker has gone.
     pub(super) fn serve(&mut self, shutdown: &Shutdown) -> Result<()> {
         loop {
-            if (shutdown.requested() || self.parent_gone) && !self.stopping {
+            if shutdown.requested() && !self.stopping {
                 self.begin_stop()?;
             }
             if self.stop_deadline.is_some_and(|d| Instant::now() >= d) {
@@ -90,11 +89,6 @@ impl Supervisor {
                         .waiting_fd()
                         .map(|fd| PollFd::new(fd, PollFlags::POLLOUT)),
                 );
-                // Last: the parent that asked to be watched (`--parent`), until we stop.
-                let parent_at = fds.len();
-                if let Some((_, fd)) = self.parent.as_ref().filter(|_| !self.stopping) {
-                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                }
                 let wake = [next_start, self.stop_deadline, close]
                     .into_iter()
                     .flatten()
@@ -106,9 +100,6 @@ impl Supervisor {
                     Err(e) => return Err(Error::sys("poll", &self.names.tasks, e)),
                 }
                 let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-                if fds.get(parent_at).is_some_and(ready) {
-                    self.parent_gone = true;
-                }
                 self.workers
                     .iter()
                     .zip(&fds[1..=self.workers.len()])

@@ -11,11 +11,9 @@
 //! number (the task did not fail; its supervisor died), and the inboxes of its workers are
 //! removed ([`Supervisor::take_over_record`]).
 
-use std::os::fd::OwnedFd;
-
 use common::cleanup::{Object, Unlink};
 use common::out::Output;
-use common::{Context, Error, Result, pidfd, sysv_key, tell};
+use common::{Context, Error, Result, sysv_key, tell};
 use nix::unistd::Pid;
 
 use super::Supervisor;
@@ -231,19 +229,6 @@ fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
         .ctx("open", tmp.display())?;
     f.write_all(text.as_bytes()).ctx("write", tmp.display())?;
     std::fs::rename(&tmp, path).ctx("rename", path.display())
-}
-
-/// `--parent PID`: a pidfd on our parent, readable once it exits. The demo asks for it rather
-/// than PR_SET_PDEATHSIG (see `demo.rs`, `Tie`). A parent that is already gone (we were
-/// reparented before the pidfd was opened) is an error: nobody would ever stop us.
-pub(super) fn watch_parent(pid: Pid) -> Result<(Pid, OwnedFd)> {
-    let fd = pidfd::open(pid).ctx("pidfd_open", format!("--parent {pid}"))?;
-    if nix::unistd::getppid() != pid {
-        return Err(Error::msg(format!(
-            "--parent {pid}: that process is not our parent (it has exited?)"
-        )));
-    }
-    Ok((pid, fd))
 }
 
 impl Supervisor {

@@ -103,8 +103,6 @@ impl Supervisor {
             .arg("worker")
             .arg("--queue")
             .arg(&self.names.tasks)
-            .arg("--supervisor")
-            .arg(std::process::id().to_string())
             .args(self.flavor.args())
             .stdout(Stdio::null())
             // In our process group: a Ctrl-C at the terminal reaches the workers too, and each
