@@ -196,7 +196,7 @@ fn sysv_a_worker_leaving_cleanly_costs_its_next_task_no_attempt() {
         call.nr == nix::libc::SYS_msgsnd && call.ret == Some(0)
     });
     let handed = format!("msgsnd({q}-w{worker}, ");
-    sup.wait_trace(|l| l.contains(" supervisor] ") && l.contains(&handed) && l.ends_with("-> ok"));
+    sup.wait_trace(|l| l.contains(" run] ") && l.contains(&handed) && l.ends_with("-> ok"));
     tracer.detach();
     let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {worker} ")));
     assert!(
