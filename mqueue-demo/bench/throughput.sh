@@ -36,7 +36,8 @@ wait_for_line() { # file pattern
     echo "throughput.sh: no '$2' in $1" >&2; cat "$1" >&2; exit 1
 }
 
-echo "mqueue-demo throughput: $tasks no-op tasks per row, $celery_tasks for Celery ($(nproc) CPUs, $(uname -r))"
+echo "mqueue-demo throughput: $tasks no-op tasks per row, $celery_tasks for Celery" \
+    "($(nproc) CPUs, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg))"
 seq "$tasks" | sed 's/^/echo /' > "$work/tasks.txt"
 
 # Each measurement sets the variable named by its last argument; none runs in a $( )
@@ -124,6 +125,7 @@ printf '| floor: one mq_send -> mq_receive hop, 2 processes | %s msg/s | |\n' "$
 printf '| multiprocessing.Pool.apply_async | %s | %s |\n' "$p1" "$p4"
 printf '| Celery 5, redis broker + backend, prefork | | %s |\n' "$c4"
 echo
-echo "per hop: ours $(ratio $((o4 * 4)) "$floor") of the floor with 4 workers, $(ratio $((o1 * 4)) "$floor") with 1"
+echo "per hop: ours $(ratio $((o4 * 4)) "$floor") of the floor with 4 workers," \
+    "$(ratio $((o1 * 4)) "$floor") with 1"
 echo "ours / Pool: $(ratio "$o1" "$p1") (1 worker), $(ratio "$o4" "$p4") (4 workers)"
 echo "ours / Celery (4 workers): $(ratio "$o4" "$c4")"

@@ -341,11 +341,16 @@ pub struct DemoArgs {
     #[arg(long)]
     sysv: bool,
     /// Tasks in all (one of them the poison task), from 2 producers.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    #[arg(long, default_value_t = 2000, value_parser = tasks_range())]
     pub tasks: u32,
     /// Worker processes.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub workers: u32,
+}
+
+/// `demo --tasks`: 10 (enough for a kill midway and a poison task) to a million.
+fn tasks_range() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(10..=1_000_000)
 }
 
 impl DemoArgs {

@@ -328,8 +328,8 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     Ok(format!(
         "{total}/{total} tasks, each reported exactly once; worker pid {victim} SIGKILLed \
          midway, nothing lost, the worker replaced; poison task dead-lettered after \
-         {MAX_ATTEMPTS} attempts; 0 priority inversions ({urgent} urgent tasks overtook {overtakes} \
-         normal ones sent earlier); no queue left"
+         {MAX_ATTEMPTS} attempts; 0 priority inversions ({urgent} urgent tasks overtook \
+         {overtakes} normal ones sent earlier); no queue left"
     ))
 }
 

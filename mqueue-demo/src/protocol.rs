@@ -22,8 +22,10 @@
 //! | 4 | 8 | id, u64: unique per producer; ours is `pid << 32 \| sequence` |
 //! | 12 | 2 | R, u16: length of the reply queue name, 0 for the default `NAME-results` |
 //! | 14 | 2 | A, u16: length of the argument |
-//! | 16 | R | reply queue: `NAME-r<pid>` or `NAME-r<pid>-<hex>` (`submit --wait` makes `NAME-r<its pid>-<CLOCK_MONOTONIC ns>`); with `--sysv`, `sysv:<id>` |
-//! | 16+R | A | argument: `echo`/`sha256`/`fail` any bytes; `sleep` milliseconds and `fib` N as ASCII decimal |
+//! | 16 | R | reply queue: `NAME-r<pid>` or `NAME-r<pid>-<hex>`; `sysv:<id>` with `--sysv` |
+//! | 16+R | A | argument: bytes (`echo`, `sha256`, `fail`); ASCII decimal (`sleep` ms, `fib` N) |
+//!
+//! `submit --wait` makes its reply queue `NAME-r<its pid>-<CLOCK_MONOTONIC ns, in hex>`.
 //!
 //! # Result (`b'R'`), worker -> `NAME-done`, supervisor -> `NAME-results` or the reply queue
 //!
@@ -35,7 +37,7 @@
 //! | 3 | 1 | attempt that produced it |
 //! | 4 | 8 | task id |
 //! | 12 | 4 | worker pid, i32 |
-//! | 16 | 8 | taken: CLOCK_MONOTONIC (ns) when the supervisor first took the task off `NAME`; 0 from a worker |
+//! | 16 | 8 | taken: CLOCK_MONOTONIC ns when first taken off `NAME`; 0 from a worker |
 //! | 24 | 1 | flags: bit 0, the worker leaves after this task (`--max-tasks`) |
 //! | 25 | 1 | reserved, 0 |
 //! | 26 | 2 | O, u16: length of the output |
@@ -448,7 +450,10 @@ pub fn parse_task(text: &str) -> Result<(Kind, Vec<u8>), String> {
         .into_iter()
         .find(|k| k.name() == name)
         .ok_or_else(|| {
-            format!("unknown task kind {name:?}; expected echo TEXT, sleep MS, fib N, sha256 TEXT or fail")
+            format!(
+                "unknown task kind {name:?}; expected echo TEXT, sleep MS, fib N, sha256 TEXT \
+                 or fail"
+            )
         })?;
     match kind {
         Kind::Sleep => {

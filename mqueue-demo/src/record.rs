@@ -209,7 +209,8 @@ impl Record {
         }
         let geo = Geometry::read(&header).ok_or_else(|| {
             Error::msg(format!(
-                "{name}: not a record of ours (bad header); remove it (mqueue-demo unlink --queue {})",
+                "{name}: not a record of ours (bad header); remove it (mqueue-demo unlink \
+                 --queue {})",
                 names.tasks
             ))
         })?;

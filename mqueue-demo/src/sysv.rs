@@ -244,8 +244,8 @@ impl SysvQ {
     /// callers treat both kinds of queue alike. A blocking receive returns EINTR on a signal.
     ///
     /// A message longer than `msgsize` comes back cut to `msgsize + 1` bytes, so the caller can
-    /// tell it was too long (its length is over `msgsize`). Without `MSG_NOERROR`, msgrcv fails with
-    /// E2BIG on such a message (anyone may send up to `/proc/sys/kernel/msgmax` bytes) and
+    /// tell it was too long (its length is over `msgsize`). Without `MSG_NOERROR`, msgrcv fails
+    /// with E2BIG on such a message (anyone may send up to `/proc/sys/kernel/msgmax` bytes) and
     /// *leaves it at the head of the queue*, where every later msgrcv fails the same way: one
     /// oversized message would stop the queue for good.
     pub fn receive(&self, out: &mut Vec<u8>, nowait: bool) -> nix::Result<u32> {

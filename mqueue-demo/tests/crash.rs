@@ -185,7 +185,7 @@ fn a_result_waiting_for_room_survives_the_supervisors_kill() {
 /// A start that fails after it has taken a killed supervisor's leftovers over (here one of its
 /// queues was made writable by others meanwhile, which is refused) leaves them as it found
 /// them: the task that was queued and the task that was held both come back, once each, when a
-/// later start succeeds. (A start that failed used to remove what it had taken over.)
+/// later start succeeds: a failed start removes nothing it took over.
 #[test]
 fn a_failed_start_keeps_a_killed_supervisors_tasks() {
     let sb = Sandbox::new();

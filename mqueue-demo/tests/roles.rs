@@ -367,8 +367,8 @@ fn a_second_supervisor_is_refused() {
 /// POSIX queue names are machine-wide, so the live supervisor is found through its record's
 /// lock (`NAME-held` in /dev/shm), not through a pid file in one runtime dir: a second
 /// supervisor started with another runtime dir, or with XDG_RUNTIME_DIR unset, is refused and
-/// told the live one's pid (it used to take the live one's queues over, and both dropped each
-/// other's results); `unlink` from there is refused the same way (it used to remove them); a
+/// told the live one's pid (taking its queues over, both would drop each other's results);
+/// `unlink` from there is refused the same way (it would remove the live one's queues); a
 /// producer from there reaches the live supervisor.
 #[test]
 fn a_supervisor_is_found_from_any_runtime_dir() {
@@ -506,7 +506,7 @@ fn a_stalled_stdout_never_blocks_a_stop() {
     for _ in 0..10 {
         match mq_send(&tasks, b"\xff garbage", 0) {
             Ok(()) => {}
-            // Full: the supervisor is not taking them (before the fix: asleep in write).
+            // Full: the supervisor is not taking them (it would be, asleep in a blocking write).
             Err(nix::errno::Errno::EAGAIN) => break,
             Err(e) => panic!("mq_send: {e}"),
         }

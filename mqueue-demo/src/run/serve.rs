@@ -4,16 +4,17 @@
 //! The `poll` set: the signal pipe; every worker's pidfd; `NAME-done`; `NAME`, only while a
 //! worker has room for a task (the tasks wait in the kernel, in priority order, not in our
 //! memory); the result queues where results wait for room (POLLOUT); stdout while lines wait
-//! for a slow reader (`common::out::Output`: stdout never blocks a stop). System V queues have no descriptor: they are looked at on a
-//! timer (`sysv::Tick`) that backs off while nothing happens.
+//! for a slow reader (`common::out::Output`: stdout never blocks a stop). System V queues
+//! have no descriptor: they are looked at on a timer (`sysv::Tick`) that backs off while
+//! nothing happens.
 //!
 //! After `poll`: `NAME-done` first (hellos and results), then the dead workers, so that a
 //! result sent just before its worker died counts and its task is not run again; then the
 //! workers due to start, the results waiting for room, and the hand-off of new tasks.
 //!
-//! The stop (SIGTERM, SIGINT, SIGHUP; the demo's death sends SIGTERM): no new task; idle workers are told
-//! to stop, busy ones once their result is back; after `--stop-timeout` our own are killed
-//! and their tasks reported as left.
+//! The stop (SIGTERM, SIGINT, SIGHUP; the demo's death sends SIGTERM): no new task; idle
+//! workers are told to stop, busy ones once their result is back; after `--stop-timeout` our
+//! own are killed and their tasks reported as left.
 
 use std::os::fd::AsFd;
 use std::time::Instant;
@@ -221,7 +222,8 @@ impl Supervisor {
                     let _ = child.signal(Signal::SIGKILL);
                     tell!(
                         self.out,
-                        "worker pid {} has not exited after the --stop-timeout of {:?} ({what}): killed",
+                        "worker pid {} has not exited after the --stop-timeout of {:?} ({what}): \
+                         killed",
                         w.pid,
                         self.stop_timeout
                     )?;
@@ -230,7 +232,8 @@ impl Supervisor {
                     left.push(w.pid);
                     tell!(
                         self.out,
-                        "worker pid {} (started by hand) has not exited after the --stop-timeout of {:?} ({what}): not waited for",
+                        "worker pid {} (started by hand) has not exited after the --stop-timeout \
+                         of {:?} ({what}): not waited for",
                         w.pid,
                         self.stop_timeout
                     )?;

@@ -113,8 +113,9 @@ impl Drop for Guards {
 
 /// A queue of ours found at one of our names is taken over only if it is what we would have
 /// made: owner-only, and with the message size asked for (a task taken from a larger `NAME`
-/// would not fit a worker's inbox, nor a malformed one `NAME-dead`). `NAME-done` is trusted for the pids in workers' hellos and for results,
-/// and `NAME` for tasks, because only our uid can write to them; a leftover that others may
+/// would not fit a worker's inbox, nor a malformed one `NAME-dead`). `NAME-done` is trusted
+/// for the pids in workers' hellos and for results, and `NAME` for tasks, because only our
+/// uid can write to them; a leftover that others may
 /// open (made by hand, or chmod-ed) could already be open for writing by another user, and
 /// changing its mode now would not close their descriptors. So it is refused, not repaired.
 fn check_leftover(mq: &Mq, msgsize: usize) -> Result<()> {
