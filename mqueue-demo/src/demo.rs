@@ -12,6 +12,10 @@
 //! was sent before a normal one was taken, it was in the queue at that moment, and the kernel
 //! must have returned it (or another urgent one) first. A normal task taken while an urgent one
 //! waited is an inversion, and fails the check.
+//!
+//! A stop signal (Ctrl-C, SIGTERM, SIGHUP) ends any step at once: the roles are stopped on the
+//! way out (the supervisor removes its queues and record), then the last line says
+//! `interrupted by SIGINT before the check was done`, and the exit status is 128 + N.
 
 use std::collections::HashMap;
 use std::io::Write;
