@@ -13,7 +13,7 @@
 
 use common::cleanup::{Object, Unlink};
 use common::out::Output;
-use common::{Context, Error, Result, sysv_key, tell};
+use common::{Error, Result, sysv_key, tell};
 use nix::unistd::Pid;
 
 use super::Supervisor;
@@ -195,7 +195,8 @@ fn create_sysv_queues(
         })
         .collect();
     let path = sysv::ids_file(&names.tasks)?;
-    write_private(&path, &format!("msgsize={msgsize} {}\n", ids.join(" ")))?;
+    let text = format!("msgsize={msgsize} {}\n", ids.join(" "));
+    common::names::replace_private(&path, text.as_bytes())?;
     // Removed first: no role finds ids of removed queues.
     guards.ids_file = Some((Guard::Unlink(Unlink::path(&path)), any_taken));
     for q in &queues {
@@ -213,23 +214,6 @@ fn create_sysv_queues(
         .try_into()
         .map_err(|_| Error::msg("four queues expected"))?;
     Ok((queues, guards))
-}
-
-/// Write `text` to a new file of ours (0600), replacing a leftover atomically.
-fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("sysv.new");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .ctx("open", tmp.display())?;
-    f.write_all(text.as_bytes()).ctx("write", tmp.display())?;
-    std::fs::rename(&tmp, path).ctx("rename", path.display())
 }
 
 impl Supervisor {
