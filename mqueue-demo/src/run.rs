@@ -57,9 +57,10 @@
 //!   restarted with a growing back-off, not in a loop ([`workers`]).
 //! - A queue a killed supervisor left is taken over only if it is what we would have made:
 //!   owner-only, and of the message size asked for ([`startup`]).
-//! - A worker stopped with SIGSTOP when its supervisor dies gets SIGHUP from the kernel (its
-//!   process group is orphaned) on top of the parent-death SIGTERM, and leaves without its
-//!   cleanup; the next supervisor removes the inbox it left ([`startup`]).
+//! - A worker stopped with SIGSTOP when its supervisor dies gets SIGHUP and SIGCONT from the
+//!   kernel (its process group is orphaned) on top of the parent-death SIGTERM: one request
+//!   to stop, not two (`common::cleanup`), so it still removes its inbox. One that cannot (a
+//!   kill -9) leaves it to the next supervisor, which removes it ([`startup`]).
 
 mod handoff;
 mod outbox;

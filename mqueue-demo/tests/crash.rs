@@ -92,9 +92,31 @@ fn a_task_in_a_workers_hands_survives_the_supervisors_kill() {
         let frozen = testkit::freeze(worker);
         kill_9(&sup);
         // The old worker is frozen no more: stopped in a process group whose leader died, it
-        // was sent SIGHUP and SIGCONT by the kernel, and it leaves.
+        // was sent SIGHUP and SIGCONT by the kernel, beside its parent-death SIGTERM. One
+        // request to stop, not two (which would exit at once): it leaves, and removes its
+        // inbox itself, before any new supervisor could.
         drop(frozen);
         assert!(wait_gone(worker), "the old worker stops");
+        if sysv {
+            assert_eq!(
+                sysv_inbox_of(worker),
+                Vec::<String>::new(),
+                "its inbox is left"
+            );
+        } else {
+            let inbox = format!("{q}-w{worker}");
+            let opened = nix::mqueue::mq_open(
+                inbox.as_str(),
+                nix::mqueue::MQ_OFlag::O_RDONLY,
+                nix::sys::stat::Mode::empty(),
+                None,
+            );
+            assert_eq!(
+                opened.err(),
+                Some(nix::errno::Errno::ENOENT),
+                "{inbox} is left"
+            );
+        }
         let sup = Supervisor::start(&sb, &q, &[&["--workers", "1"], kind].concat());
         took_over(&sup, &q, 1);
         let out = submitter.stdout_lines().unwrap().rest(WAIT).unwrap();
@@ -317,6 +339,18 @@ fn two_thousand_tasks_survive_a_supervisor_killed_every_300ms() {
     let stopped = sup.stop();
     assert!(kills >= 2, "the supervisor was killed {kills} times only");
     eprintln!("supervisor killed {kills} times, {worker_kills} workers killed; {stopped}");
+}
+
+/// The System V queues that process `pid` was the last to receive from (ipcs -q -p: msqid,
+/// owner, lspid, lrpid): a worker's inbox.
+fn sysv_inbox_of(pid: Pid) -> Vec<String> {
+    let out = testkit::run(std::process::Command::new("ipcs").args(["-q", "-p"]), b"");
+    let pid = pid.to_string();
+    testkit::stdout(&out)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some(pid.as_str()))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The System V queues that process `pid` was the last to send to or receive from (ipcs -q -p).

@@ -268,10 +268,9 @@ impl Supervisor {
 
     /// The inbox of a worker of a supervisor that was killed, removed whether or not that
     /// worker still runs: its supervisor is gone, so it is leaving, and never reads its inbox
-    /// again (worker.rs); it may not get to remove the inbox itself (a worker stopped with
-    /// SIGSTOP is sent SIGHUP when its supervisor, the leader of its process group, dies: a
-    /// second stop signal, which means "exit now"). POSIX: unlinked by name. System V: by the
-    /// id the record kept, if that queue is still one of ours (our uid and key range).
+    /// again (worker.rs); it may not have removed the inbox itself (killed with -9 too, or
+    /// still frozen). POSIX: unlinked by name. System V: by the id the record kept, if that
+    /// queue is still one of ours (our uid and key range).
     fn remove_old_inbox(&mut self, pid: Pid, sysv_inbox: i32) -> Result<()> {
         let name = self.names.inbox(pid);
         if self.flavor == Flavor::Posix {
