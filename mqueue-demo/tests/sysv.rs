@@ -361,9 +361,11 @@ fn sysv_submit_wait_and_the_demo() {
 fn workers_dying_at_start_are_restarted_with_back_off() {
     let sb = Sandbox::new();
     let q = queue();
-    let mut sup = Supervisor::start(&sb, &q, &["--sysv", "--workers", "1"]);
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--sysv", "--workers", "1"]);
     let ids = ids(&sb, &q);
     let worker = sup.workers(1)[0];
+    // Its hello sent, so it has read the ids file: the garbage below is for the next ones.
+    sup.wait_trace(|l| l.starts_with(&format!("[pid {worker} worker] msgsnd(")));
     let file = sb.runtime_dir().join(format!("{}.sysv", &q[1..]));
     let good = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, "garbage\n").unwrap();
