@@ -177,20 +177,26 @@ pub fn assert_no_queues(queue: &str) {
     });
     for suffix in ["", "-results", "-dead", "-done"] {
         let name = format!("{queue}{suffix}");
-        let res = nix::mqueue::mq_open(
-            name.as_str(),
-            nix::mqueue::MQ_OFlag::O_RDONLY,
-            nix::sys::stat::Mode::empty(),
-            None,
-        );
-        match res {
-            Err(nix::errno::Errno::ENOENT) => {}
-            Ok(mqd) => {
-                let _ = nix::mqueue::mq_close(mqd);
-                panic!("{name} was left behind");
-            }
-            Err(e) => panic!("mq_open {name}: {e}"),
+        assert!(!queue_exists(&name), "{name} was left behind");
+    }
+}
+
+/// True if the POSIX queue `name` exists (opened for reading, which takes nothing from it,
+/// and closed at once).
+pub fn queue_exists(name: &str) -> bool {
+    let res = nix::mqueue::mq_open(
+        name,
+        nix::mqueue::MQ_OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+        None,
+    );
+    match res {
+        Err(nix::errno::Errno::ENOENT) => false,
+        Ok(mqd) => {
+            let _ = nix::mqueue::mq_close(mqd);
+            true
         }
+        Err(e) => panic!("mq_open {name}: {e}"),
     }
 }
 
