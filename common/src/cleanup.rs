@@ -11,8 +11,10 @@
 //!   so that they *end the main loop* instead of the process: the loop sees
 //!   [`Shutdown::requested`] (or wakes on [`Shutdown::wake_fd`] in its `poll`), returns, and the
 //!   guards run. A second SIGINT/SIGTERM while shutting down exits at once (status 130 or 143),
-//!   because a user who presses Ctrl-C twice means it. The signals are blocked while the
-//!   handlers go in, so one that arrives during start-up is held and acted on, never lost.
+//!   because a user who presses Ctrl-C twice means it; repeats of a tied child's parent-death
+//!   signal and a hangup the kernel sends do not count (see `register_request`). The signals
+//!   are blocked while the handlers go in, so one that arrives during start-up is held and
+//!   acted on, never lost.
 //! - [`Shutdown::err_if_requested`] is how a role asks "was this run interrupted?": it returns
 //!   [`Error::Interrupted`], which unwinds the role through its guards and becomes exit
 //!   status 128 + N (see [`crate::error`], "Exit status").
@@ -363,6 +365,17 @@ pub const SUPERVISOR_ENV: &str = "IPC_DEMO_SUPERVISOR";
 /// `forget_original_parent`), so one death can bring SIGTERM two, three or more times, each
 /// from the supervisor's pid; its own SIGTERM before it died may come on top. All of that is
 /// one request to stop. (The supervisor escalates with SIGKILL, never with a second SIGTERM.)
+///
+/// A hangup the kernel itself sends (SIGHUP with `si_code` `SI_KERNEL`) is never the second
+/// signal either. The kernel sends it when the controlling terminal goes away (to the session
+/// leader, and with SIGCONT to the foreground process group), and when a process group with a
+/// stopped member is orphaned (POSIX: SIGHUP then SIGCONT to every member), which is what a
+/// worker stopped with SIGSTOP in its supervisor's group gets when that supervisor dies, on
+/// top of its parent-death SIGTERM. Both are news that the process's surroundings are gone,
+/// which comes with other stop signals, not a person asking twice; counted as a second
+/// signal, they made such a process exit without its cleanup. No other process can send a
+/// signal as the kernel (`SI_KERNEL` is refused to `rt_sigqueueinfo`), and a SIGHUP from
+/// `kill` still counts.
 fn register_request(
     raw: libc::c_int,
     supervisor: libc::pid_t,
@@ -376,12 +389,13 @@ fn register_request(
         // SAFETY: si_pid reads the sender field of the siginfo the kernel filled in for this
         // delivery; for signals without a sender (a terminal's) it holds 0.
         let from_supervisor = unsafe { info.si_pid() } == supervisor;
-        if requested.swap(true, Ordering::SeqCst) && !from_supervisor {
+        let kernel_hangup = raw == libc::SIGHUP && info.si_code == libc::SI_KERNEL;
+        if requested.swap(true, Ordering::SeqCst) && !from_supervisor && !kernel_hangup {
             signal_hook::low_level::exit(128 + raw);
         }
     };
     // SAFETY: the action runs in a signal handler, so it may only do async-signal-safe work:
-    // two atomic operations, a read of the siginfo and, for a real second signal, _exit(2)
+    // two atomic operations, reads of the siginfo and, for a real second signal, _exit(2)
     // (signal_hook's `exit`). It allocates nothing and takes no lock.
     unsafe { signal_hook_registry::register_sigaction(raw, action) }.map(|_| ())
 }

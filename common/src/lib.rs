@@ -7,8 +7,9 @@
 //!   (`mkfifo /run/user/1000/ipc-demo/log.fifo: File exists`), and the exit status every
 //!   binary gives (0 done, 1 failed, 2 usage, 128+N stopped by signal N), through
 //!   [`error::finish`].
-//! - [`names`]: the private runtime directory where named objects live, POSIX object names, and
-//!   unique names for tests that run in parallel.
+//! - [`names`]: the private runtime directory where named objects live, POSIX object names,
+//!   unique names for tests that run in parallel, and a private file replaced atomically
+//!   ([`names::replace_private`]: a sibling, fsync, rename).
 //! - [`cleanup`]: RAII guards that remove a named object when dropped, and [`cleanup::Shutdown`],
 //!   which turns SIGINT/SIGTERM into an orderly return through those guards.
 //! - [`lifecycle`]: the one way every daemon announces readiness (`ready: pid N …` on stdout,

@@ -150,6 +150,54 @@ pub fn existing(path: &Path, want: Kind) -> Result<bool> {
     Ok(true)
 }
 
+/// Replace the file at `path` with `bytes`, atomically: a reader (or a process that starts
+/// after a crash) finds the old file or the new one, never half of one.
+///
+/// The bytes go to a sibling first, `PATH.tmp.PID`, made `O_CREAT|O_EXCL` (never over a file
+/// someone planted there), mode 0600, `O_NOFOLLOW|O_CLOEXEC`; it is `fsync`ed (so that the
+/// new contents are on disk before the name points at them, which matters only for a crash
+/// of the machine), then renamed over `path`. A sibling already at that name can only be the
+/// leftover of an earlier process with our pid that was killed mid-write: it is removed once
+/// and the write tried again. On an error the sibling is removed and `path` is untouched.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", getpid()));
+    let tmp = PathBuf::from(tmp);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+    };
+    let mut file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(&tmp).ctx("unlink", tmp.display())?;
+            open()
+        }
+        other => other,
+    }
+    .ctx("open", tmp.display())?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .ctx("write", tmp.display())
+        .and_then(|()| std::fs::rename(&tmp, path).ctx("rename", path.display()));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    crate::trace!(
+        "write({}) + fsync + rename -> {}",
+        tmp.display(),
+        path.display()
+    );
+    Ok(())
+}
+
 /// The POSIX IPC name for `what`: `/ipc-demo-<what>`.
 pub fn posix_name(what: &str) -> String {
     format!("/{PREFIX}-{what}")
@@ -201,6 +249,32 @@ pub fn unique(tag: &str) -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn replace_private_swaps_the_whole_file_and_leaves_no_sibling() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ids");
+        std::fs::write(&path, "old\n").unwrap();
+        // A leftover of an earlier process with our pid, killed mid-write.
+        let sibling = tmp.path().join(format!("ids.tmp.{}", getpid()));
+        std::fs::write(&sibling, "half").unwrap();
+        replace_private(&path, b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "no sibling left"
+        );
+        // A path whose directory is gone: an error naming the sibling, nothing made.
+        let gone = tmp.path().join("no-such-dir").join("ids");
+        let err = replace_private(&gone, b"x").unwrap_err().to_string();
+        assert!(
+            err.starts_with("open ") && err.contains("ids.tmp."),
+            "{err}"
+        );
+    }
 
     /// The mount table's word on `dir`: an mqueue filesystem is mounted exactly there.
     fn mountinfo_says_mqueue_at(dir: &str) -> bool {

@@ -66,15 +66,17 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, Flock, FlockArg, fcntl};
+use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::Pid;
 
 use crate::error::{Context, Error, Result};
+use crate::lock::{self, Holder};
 
 /// Device and inode: what tells one file from another, whatever its name.
 type FileId = (u64, u64);
@@ -151,7 +153,7 @@ impl PidFile {
                 close_keeping_lock(&list, file, id);
                 return locked_by(format!("pid {}", std::process::id()));
             }
-            match record_lock(&file, false) {
+            match lock::lock_whole(file.as_fd(), false) {
                 Ok(()) => {}
                 Err(Errno::EAGAIN | Errno::EACCES) => match holder(&file, path)? {
                     Some(pid) => return locked_by(format!("pid {pid}")),
@@ -251,7 +253,7 @@ fn is_held_here(list: &Held, id: FileId) -> bool {
 fn close_keeping_lock(list: &Held, file: File, id: FileId) {
     drop(file);
     if let Some((_, lock)) = list.iter().find(|(held, _)| *held == id) {
-        if let Err(e) = record_lock(lock, true) {
+        if let Err(e) = lock::lock_whole(lock.as_fd(), true) {
             eprintln!(
                 "warning: fcntl(F_SETLKW) on a pid file we hold: {}",
                 e.desc()
@@ -260,48 +262,19 @@ fn close_keeping_lock(list: &Held, file: File, id: FileId) {
     }
 }
 
-/// A write lock on the whole of `file`: `F_SETLKW` (wait for it) if `wait`, else `F_SETLK`
-/// (fail at once with EAGAIN or EACCES if another process holds it).
-fn record_lock(file: &File, wait: bool) -> nix::Result<()> {
-    let lock = whole_file(libc::F_WRLCK);
-    let arg = if wait {
-        FcntlArg::F_SETLKW(&lock)
-    } else {
-        FcntlArg::F_SETLK(&lock)
-    };
-    fcntl(file, arg).map(drop)
-}
-
-/// `struct flock` for the whole file: from offset 0 to the end, however the file grows.
-fn whole_file(kind: libc::c_int) -> libc::flock {
-    // SAFETY: an all-zero struct flock is a valid value of this plain C struct (its fields
-    // are integers), and the ones that matter are set below.
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = kind as libc::c_short;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock.l_start = 0;
-    lock.l_len = 0;
-    lock
-}
-
-/// The pid of the process holding the record lock on `file`, from the kernel (`F_GETLK`);
-/// None if nobody holds it. An error if a holder exists that cannot be named: one in a pid
-/// namespace we cannot see (the kernel reports 0), or an open-file-description lock (-1).
+/// The pid of the process holding the record lock on `file`, from the kernel (`F_GETLK`,
+/// through [`crate::lock::holder`]); None if nobody holds it. An error if a holder exists that
+/// cannot be named: one in a pid namespace we cannot see, or an open-file-description lock.
 fn holder(file: &File, path: &Path) -> Result<Option<Pid>> {
-    let mut lock = whole_file(libc::F_WRLCK);
-    fcntl(file, FcntlArg::F_GETLK(&mut lock)).ctx("fcntl(F_GETLK)", path.display())?;
-    if lock.l_type == libc::F_UNLCK as libc::c_short {
-        return Ok(None);
+    match lock::holder(file.as_fd()).ctx("fcntl(F_GETLK)", path.display())? {
+        Holder::Nobody => Ok(None),
+        Holder::Process(pid) => Ok(Some(pid)),
+        Holder::Unnamed => Err(Error::msg(format!(
+            "{}: locked by a process this one cannot name (another pid namespace, or an open \
+             file description lock)",
+            path.display()
+        ))),
     }
-    if lock.l_pid > 0 {
-        return Ok(Some(Pid::from_raw(lock.l_pid)));
-    }
-    Err(Error::msg(format!(
-        "{}: locked by a process this one cannot name (l_pid {}: another pid namespace, \
-         or an open file description lock)",
-        path.display(),
-        lock.l_pid
-    )))
 }
 
 /// Refuse a pid file that is not a regular file, that another user owns, or that others may

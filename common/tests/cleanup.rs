@@ -26,12 +26,12 @@ fn supervisor() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The tied parent: start the child tied to us with SIGTERM (stdout shared with ours), then
-/// wait to be killed.
-fn tied_parent(file: &Path) -> ExitCode {
+/// The tied parent: start the child (in `mode`) tied to us with SIGTERM, in our process group,
+/// stdout shared with ours; then wait to be killed.
+fn tied_parent(mode: &str, file: &Path) -> ExitCode {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["child", "pdeath"]).arg(file);
+    cmd.args(["child", mode]).arg(file);
     common::child::die_with_supervisor(&mut cmd, Signal::SIGTERM);
     let mut child = cmd.spawn().expect("spawn the tied child");
     let _ = child.wait();
@@ -74,7 +74,7 @@ fn raise_from(sig: Signal, sender: libc::pid_t) {
 fn child(mode: &str, file: &Path) -> ExitCode {
     let parent = nix::unistd::getppid().as_raw();
     let shutdown = match mode {
-        "hup" => Shutdown::install_with(&[Signal::SIGHUP]),
+        "hup" | "orphan" => Shutdown::install_with(&[Signal::SIGHUP]),
         // A SIGTERM sent to ourselves between two of the installing steps, where a signal
         // not blocked would meet a half-installed handler and be lost.
         "early" => Shutdown::install_observed(&[], &mut |sig, step| {
@@ -96,6 +96,9 @@ fn child(mode: &str, file: &Path) -> ExitCode {
     }
     std::fs::write(file, b"x").expect("create the guarded file");
     let guard = Unlink::path(file);
+    if mode == "orphan" {
+        println!("pid {}", std::process::id());
+    }
     println!("ready");
     if mode == "return" {
         drop(guard);
@@ -235,7 +238,7 @@ fn a_repeated_parent_death_signal_is_one_request() {
     let file = sb.join("obj");
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = sb.command(exe);
-    cmd.arg("tied-parent").arg(&file);
+    cmd.args(["tied-parent", "pdeath"]).arg(&file);
     let parent = testkit::spawn(&mut cmd);
     let mut out = parent.stdout_lines().unwrap();
     out.wait_for(|l| l == "ready", WAIT).unwrap();
@@ -256,6 +259,43 @@ fn a_repeated_parent_death_signal_is_one_request() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A child stopped (SIGSTOP) in its tied parent's process group when that parent is killed:
+/// the group is orphaned with a stopped member, so the kernel sends the child SIGHUP and
+/// SIGCONT, on top of its parent-death SIGTERM. That is one request to stop, not a second
+/// signal that exits at once: the child still unwinds through its guard.
+fn an_orphaned_stopped_child_takes_the_kernels_hangup_as_the_same_request() {
+    let sb = Sandbox::new();
+    let file = sb.join("obj");
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = sb.command(exe);
+    cmd.args(["tied-parent", "orphan"]).arg(&file);
+    // A group of its own, in our session: its death orphans that group.
+    let parent = testkit::spawn(&mut cmd);
+    let mut out = parent.stdout_lines().unwrap();
+    let line = out.wait_for(|l| l.starts_with("pid "), WAIT).unwrap();
+    let child = nix::unistd::Pid::from_raw(line["pid ".len()..].parse().unwrap());
+    out.wait_for(|l| l == "ready", WAIT).unwrap();
+    let frozen = testkit::freeze(child);
+    nix::sys::signal::kill(parent.pid(), Signal::SIGKILL).unwrap();
+    parent.wait_timeout(WAIT).unwrap();
+    // Continued by the kernel's SIGCONT, not by us: this guard's SIGCONT comes later, if ever.
+    let line = out.wait_for(|l| l.starts_with("stopping"), WAIT).unwrap();
+    assert!(
+        line == "stopping on Some(SIGTERM)" || line == "stopping on Some(SIGHUP)",
+        "{line}"
+    );
+    let end = std::time::Instant::now() + WAIT;
+    while file.exists() {
+        assert!(
+            std::time::Instant::now() < end,
+            "the guard did not remove {}: the hangup was taken as a second signal",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(frozen);
 }
 
 fn second_signal_exits_at_once() {
@@ -287,12 +327,16 @@ fn main() -> ExitCode {
     {
         return supervisor();
     }
-    if let [_, role, file] = args.as_slice()
+    if let [_, role, mode, file] = args.as_slice()
         && role == "tied-parent"
     {
-        return tied_parent(Path::new(file));
+        return tied_parent(mode, Path::new(file));
     }
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 8] = [
+        (
+            "an_orphaned_stopped_child_takes_the_kernels_hangup_as_the_same_request",
+            an_orphaned_stopped_child_takes_the_kernels_hangup_as_the_same_request,
+        ),
         (
             "a_repeated_parent_death_signal_is_one_request",
             a_repeated_parent_death_signal_is_one_request,

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # No-op tasks per second, submit -> result, through mqueue-demo with 1 and 4 workers, beside:
-#   - the floor: one plain mq_send -> mq_receive hop between two processes (`bench-hop`); a
-#     task makes 4 hops (producer -> supervisor -> worker -> supervisor -> result queue);
+#   - the floor: one plain mq_send -> mq_receive hop between two processes
+#     (examples/bench_hop.rs, through the demo's own src/mq.rs); a task makes 4 hops
+#     (producer -> supervisor -> worker -> supervisor -> result queue);
 #   - Python's multiprocessing.Pool.apply_async with the same number of workers;
 #   - Celery 5 with redis-server as broker and result backend (4 prefork workers), on a
 #     private unix socket.
 #
-# Run from the repository root after `cargo build --release -p mqueue-demo` (make bench does it):
+# Run from the repository root (make bench does); it builds what it runs:
 #   bash mqueue-demo/bench/throughput.sh [TASKS] [CELERY_TASKS]
 # Needs python3 with celery and redis (pip install celery redis), and redis-server.
 # Figures vary with machine load; compare rows of one run.
@@ -14,11 +15,11 @@ set -euo pipefail
 
 tasks=${1:-20000}
 celery_tasks=${2:-2000}
-bin="$(realpath "${CARGO_TARGET_DIR:-target}/release/mqueue-demo")"
-if [[ ! -x "$bin" ]]; then
-    echo "throughput.sh: $bin not found; run 'cargo build --release -p mqueue-demo' first" >&2
-    exit 1
-fi
+target="${CARGO_TARGET_DIR:-target}"
+export CARGO_TARGET_DIR="$target"
+cargo build --quiet --release -p mqueue-demo --bins --example bench_hop
+bin="$(realpath "$target/release/mqueue-demo")"
+hop="$(realpath "$target/release/examples/bench_hop")"
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -35,7 +36,8 @@ wait_for_line() { # file pattern
     echo "throughput.sh: no '$2' in $1" >&2; cat "$1" >&2; exit 1
 }
 
-echo "mqueue-demo throughput: $tasks no-op tasks per row, $celery_tasks for Celery ($(nproc) CPUs, $(uname -r))"
+echo "mqueue-demo throughput: $tasks no-op tasks per row, $celery_tasks for Celery" \
+    "($(nproc) CPUs, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg))"
 seq "$tasks" | sed 's/^/echo /' > "$work/tasks.txt"
 
 # Each measurement sets the variable named by its last argument; none runs in a $( )
@@ -111,7 +113,7 @@ PY
     printf -v "$1" '%s' "$r"
 }
 
-floor=$("$bin" bench-hop --count $((tasks * 10)) --size 32 | awk '{ print $(NF-1) }')
+floor=$("$hop" $((tasks * 10)) 32 | awk '{ print $(NF-1) }')
 ours 1 o1; ours 4 o4
 pool 1 p1; pool 4 p4
 celery_rate c4
@@ -123,6 +125,7 @@ printf '| floor: one mq_send -> mq_receive hop, 2 processes | %s msg/s | |\n' "$
 printf '| multiprocessing.Pool.apply_async | %s | %s |\n' "$p1" "$p4"
 printf '| Celery 5, redis broker + backend, prefork | | %s |\n' "$c4"
 echo
-echo "per hop: ours $(ratio $((o4 * 4)) "$floor") of the floor with 4 workers, $(ratio $((o1 * 4)) "$floor") with 1"
+echo "per hop: ours $(ratio $((o4 * 4)) "$floor") of the floor with 4 workers," \
+    "$(ratio $((o1 * 4)) "$floor") with 1"
 echo "ours / Pool: $(ratio "$o1" "$p1") (1 worker), $(ratio "$o4" "$p4") (4 workers)"
 echo "ours / Celery (4 workers): $(ratio "$o4" "$c4")"

@@ -1,8 +1,10 @@
 //! The command line: one subcommand per role, `demo` when none is given.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use common::generate::{ENV_NOTIFY_SOCKET, ENV_RUNTIME_DIR, FILE_RUNTIME_DIR, Manual};
 
 use crate::names::DEFAULT_QUEUE;
+use crate::queue::Flavor;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -13,10 +15,12 @@ Examples:
   seq 100 | sed 's/^/echo /' | mqueue-demo submit        # one task per stdin line
   mqueue-demo results --follow                 # print results as they arrive (mq_notify)
   mqueue-demo status                           # depth and limits of every queue
-  cat /dev/mqueue/ipc-demo-tasks               # the kernel's view (if /dev/mqueue is mounted)";
+  cat /dev/mqueue/ipc-demo-tasks               # the kernel's view (/dev/mqueue mounted)";
 
 /// A task queue on POSIX message queues: producers, a supervisor, workers, results; no task
 /// is lost when a worker, or the supervisor, is killed.
+///
+/// With no subcommand, `mqueue-demo` runs `demo`: every role, played and checked.
 #[derive(Parser, Debug)]
 #[command(name = "mqueue-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -34,11 +38,72 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// What the man page says beyond the parser (`mqueue-demo --generate man`).
+pub const MANUAL: Manual<'static> = Manual {
+    exit_status: &[(
+        "1",
+        "For `submit --wait`, also: a task did not succeed (it failed 5 times and was \
+         dead-lettered).",
+    )],
+    environment: &[ENV_RUNTIME_DIR, ENV_NOTIFY_SOCKET],
+    files: &[
+        FILE_RUNTIME_DIR,
+        (
+            "/dev/mqueue/ipc-demo-*",
+            "The POSIX message queues, 0600: `NAME` (the tasks), `NAME-results`, `NAME-dead` \
+             and `NAME-done`, the supervisor's, removed when it stops; `NAME-w<pid>`, a \
+             worker's inbox; `NAME-r<pid>-<stamp>`, the reply queue of a `submit --wait`. The \
+             directory shows them where the mqueue filesystem is mounted.",
+        ),
+        (
+            "/dev/shm/ipc-demo-*-held",
+            "`NAME-held`, the supervisor's record of the tasks it holds (0600), locked while \
+             it lives: the lock is how the other roles find it. A supervisor killed with -9 \
+             leaves it, and the next one takes its tasks over.",
+        ),
+        (
+            "RUNTIME_DIR/ipc-demo-*.pid",
+            "The supervisor's pid file, locked while it lives (`mqueue-demo path pid-file`).",
+        ),
+        (
+            "RUNTIME_DIR/ipc-demo-*.sysv",
+            "With `--sysv`: the ids of the supervisor's four System V queues (keys \
+             0x1dc0xxxx, see ipcs -q), which the other roles read.",
+        ),
+    ],
+    see_also: &[
+        "mq_overview(7)",
+        "mq_open(3)",
+        "mq_send(3)",
+        "mq_receive(3)",
+        "mq_notify(3)",
+        "mq_getattr(3)",
+        "msgget(2)",
+        "msgsnd(2)",
+        "msgrcv(2)",
+        "msgctl(2)",
+        "shm_open(3)",
+        "fcntl(2)",
+        "pidfd_open(2)",
+        "poll(2)",
+        "ipcs(1)",
+    ],
+};
+
 /// The roles.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Play the scenario: supervisor, 4 workers, 2 producers, a SIGKILL, a poison task; check it.
-    #[command(after_help = "Example:\n  mqueue-demo demo --tasks 5000 --workers 8")]
+    /// Play the scenario: supervisor, 4 workers, 2 producers, a SIGKILL, a poison task; check
+    /// it. The default when no subcommand is given.
+    #[command(after_help = "\
+Examples:
+  mqueue-demo                                   # the same as `mqueue-demo demo`
+  mqueue-demo demo --tasks 5000 --workers 8
+  mqueue-demo demo -v 2>trace.txt               # every process's calls on the queues, in order
+
+Exit status: 0 the check held, 1 it failed, 2 usage; interrupted (Ctrl-C, SIGTERM, SIGHUP) at
+any step: every role stopped, the queues removed, 128 + the signal's number (130 for Ctrl-C,
+143 for SIGTERM, 129 for SIGHUP).")]
     Demo(DemoArgs),
     /// The supervisor: create the queues, start K workers, hand out tasks, collect results.
     #[command(after_help = "\
@@ -47,7 +112,7 @@ Examples:
   mqueue-demo run --workers 0 &   # the supervisor alone; then start workers by hand:
   mqueue-demo worker
 
-SIGTERM/SIGINT: no new tasks are taken; workers finish what they hold (for at most
+SIGTERM, SIGINT, SIGHUP: no new tasks are taken; workers finish what they hold (for at most
 --stop-timeout seconds; then they are killed); what is left queued is reported; the queues are
 removed; exit 0.
 
@@ -56,7 +121,12 @@ kill -9: the queues stay, and so does the record of what this supervisor held (N
 again. A second supervisor of a queue that one serves, from any runtime dir, is refused.")]
     Run(RunArgs),
     /// A worker: take tasks from the supervisor, run them, report results.
-    #[command(after_help = "Example:\n  mqueue-demo worker --max-tasks 1")]
+    #[command(after_help = "\
+Example:
+  mqueue-demo worker --max-tasks 1
+
+SIGTERM, SIGINT, SIGHUP: the task in hand is finished and its result sent; the inbox is
+removed; exit 0. The supervisor gone (kill -9): exit 1 at once.")]
     Worker(WorkerArgs),
     /// Put tasks on the queue (each TASK one task; none: one per stdin line); prints their ids.
     #[command(after_help = "\
@@ -66,10 +136,19 @@ the dead-letter queue after 5 attempts). A task may start with !N to give it pri
 Examples:
   mqueue-demo submit 'echo hello' 'fib 30'
   mqueue-demo submit --priority 9 --timeout 2 'sleep 100'
-  printf 'echo a\\n!9 echo urgent\\n' | mqueue-demo submit --wait")]
+  printf 'echo a\\n!9 echo urgent\\n' | mqueue-demo submit --wait
+
+--wait: exit 1 if a task did not succeed; Ctrl-C (SIGINT, SIGTERM, SIGHUP) while it waits:
+the reply queue is removed, exit 128 + the signal's number.")]
     Submit(SubmitArgs),
     /// Print the results waiting in NAME-results; --follow waits for more (mq_notify).
-    #[command(after_help = "Example:\n  mqueue-demo results --follow --count 10")]
+    #[command(after_help = "\
+Examples:
+  mqueue-demo results
+  mqueue-demo results --follow --count 10
+
+--follow runs until Ctrl-C (exit 130; 143 SIGTERM, 129 SIGHUP), as tail -f does, or until
+--count results are printed (exit 0).")]
     Results(ResultsArgs),
     /// Show every queue's depth and limits (mq_getattr), what the supervisor's record holds,
     /// and the kernel's own view.
@@ -98,29 +177,23 @@ Examples:
 Examples:
   mqueue-demo path                             # every object, NAME PATH per line
   kill -TERM \"$(cat \"$(mqueue-demo path pid-file)\")\"   # stop the supervisor gracefully
-  cat \"$(mqueue-demo path tasks)\"              # the kernel's view: QSIZE, NOTIFY (/dev/mqueue mounted)")]
+  cat \"$(mqueue-demo path tasks)\"              # the kernel's view: QSIZE, NOTIFY")]
     Path(PathArgs),
-    /// For bench/throughput.sh: COUNT messages through one queue between two processes.
-    #[command(hide = true)]
-    BenchHop {
-        /// Messages to send.
-        #[arg(long, default_value_t = 100_000)]
-        count: u64,
-        /// Bytes per message.
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
-        size: u64,
-        /// Be the receiving process, on this queue.
-        #[arg(long, value_name = "NAME")]
-        receive: Option<String>,
-    },
+}
+
+impl Default for Command {
+    /// `mqueue-demo` with no subcommand: the demo, with its default arguments.
+    fn default() -> Self {
+        Command::Demo(DemoArgs::default())
+    }
 }
 
 impl Command {
-    /// The role's name in the `--trace` timeline.
+    /// The role's name in the `--trace` timeline: the subcommand's.
     pub fn role(&self) -> &'static str {
         match self {
             Command::Demo(_) => "demo",
-            Command::Run(_) => "supervisor",
+            Command::Run(_) => "run",
             Command::Worker(_) => "worker",
             Command::Submit(_) => "submit",
             Command::Results(_) => "results",
@@ -128,7 +201,6 @@ impl Command {
             Command::Purge(_) => "purge",
             Command::Unlink(_) => "unlink",
             Command::Path(_) => "path",
-            Command::BenchHop { .. } => "bench-hop",
         }
     }
 }
@@ -141,7 +213,14 @@ pub struct QueueArg {
     pub name: String,
     /// System V message queues (msgget/msgsnd/msgrcv; see `ipcs -q`) instead of POSIX ones.
     #[arg(long)]
-    pub sysv: bool,
+    sysv: bool,
+}
+
+impl QueueArg {
+    /// POSIX, or System V with `--sysv`.
+    pub fn flavor(&self) -> Flavor {
+        Flavor::of(self.sysv)
+    }
 }
 
 /// Options of `path`.
@@ -192,9 +271,6 @@ pub struct RunArgs {
     /// at most a minute); then kill them and report their tasks as left.
     #[arg(long, value_name = "SECONDS", default_value_t = 65.0, value_parser = stop_timeout)]
     pub stop_timeout: f64,
-    /// Set by the demo: stop as on SIGTERM when process PID (our parent) exits.
-    #[arg(long, hide = true, value_name = "PID")]
-    pub parent: Option<i32>,
 }
 
 /// `--stop-timeout`: seconds, 0 to a day.
@@ -223,9 +299,6 @@ pub struct WorkerArgs {
     /// Exit after this many tasks.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_tasks: Option<u64>,
-    /// Set by the supervisor for the workers it starts (they print nothing on stdout).
-    #[arg(long, hide = true, value_name = "PID")]
-    pub supervisor: Option<i32>,
 }
 
 /// Options of `submit`.
@@ -243,9 +316,6 @@ pub struct SubmitArgs {
     /// wait for the next one); exit 1 if any task did not succeed.
     #[arg(long)]
     pub wait: bool,
-    /// Print `ID PRIORITY SENT_NS` (CLOCK_MONOTONIC after mq_send returned) instead of the id.
-    #[arg(long, hide = true)]
-    pub stamp: bool,
     /// The tasks, each `KIND [ARG]`; none: one per line of stdin.
     #[arg(value_name = "TASK")]
     pub tasks: Vec<String>,
@@ -269,13 +339,25 @@ pub struct ResultsArgs {
 pub struct DemoArgs {
     /// Play it on System V message queues.
     #[arg(long)]
-    pub sysv: bool,
+    sysv: bool,
     /// Tasks in all (one of them the poison task), from 2 producers.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    #[arg(long, default_value_t = 2000, value_parser = tasks_range())]
     pub tasks: u32,
     /// Worker processes.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub workers: u32,
+}
+
+/// `demo --tasks`: 10 (enough for a kill midway and a poison task) to a million.
+fn tasks_range() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(10..=1_000_000)
+}
+
+impl DemoArgs {
+    /// POSIX, or System V with `--sysv`.
+    pub fn flavor(&self) -> Flavor {
+        Flavor::of(self.sysv)
+    }
 }
 
 impl Default for DemoArgs {

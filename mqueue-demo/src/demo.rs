@@ -12,14 +12,18 @@
 //! was sent before a normal one was taken, it was in the queue at that moment, and the kernel
 //! must have returned it (or another urgent one) first. A normal task taken while an urgent one
 //! waited is an inversion, and fails the check.
+//!
+//! A stop signal (Ctrl-C, SIGTERM, SIGHUP) ends any step at once: the roles are stopped on the
+//! way out (the supervisor removes its queues and record), then the last line says
+//! `interrupted by SIGINT before the check was done`, and the exit status is 128 + N.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use common::child::{Lines, Options, Supervised, die_with_supervisor};
-use common::cleanup::Shutdown;
+use common::child::{Lines, RoleCommand, Supervised};
+use common::cleanup::{self, Shutdown};
 use common::{Context, Error, Result, say};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
@@ -30,7 +34,8 @@ use crate::cli::DemoArgs;
 use crate::mq::{Access, Mq};
 use crate::names::Names;
 use crate::protocol::{self, Kind, MAX_ATTEMPTS, Message, Status, TaskResult};
-use crate::queue::{self, Finder, Which};
+use crate::queue::{self, Finder, Flavor, Which};
+use crate::submit;
 
 /// How long one step may take before the demo calls it failed. Generous: CI machines are busy.
 const STEP: Duration = Duration::from_secs(120);
@@ -57,40 +62,21 @@ struct Seen {
     results: Vec<TaskResult>,
 }
 
-/// How a child learns that the demo died without unwinding (kill -9, a second Ctrl-C).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Tie {
-    /// PR_SET_PDEATHSIG: the kernel sends it SIGTERM (a producer, which simply dies of it).
-    Signal,
-    /// `run --parent PID`: the supervisor watches our pidfd and then stops as on SIGTERM. Not
-    /// PR_SET_PDEATHSIG: the demo has several threads, and when a multi-threaded parent dies
-    /// the kernel sends the signal once per exiting thread the child is reparented through
-    /// (kernel/exit.c, forget_original_parent), so it may come twice, and a second SIGTERM
-    /// means "exit now, skip cleanup" (common::cleanup::Shutdown): the queues were left.
-    Pidfd,
-}
-
-fn spawn(label: &str, args: &[&str], stdin: bool, tie: Tie) -> Result<(Supervised, Lines)> {
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let mut cmd = Command::new(exe);
-    cmd.args(args)
-        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped());
-    // A group of its own: a Ctrl-C at the terminal reaches only the demo, which then stops the
-    // supervisor with one SIGTERM (a second signal would make it exit without cleaning up).
-    let opts = Options {
-        deadline: Some(DEADLINE),
-        own_group: true,
-    };
-    // And if the demo dies without unwinding, each child stops too (see Tie). We spawn from
-    // the main thread, which lives as long as we do, as PR_SET_PDEATHSIG needs.
-    match tie {
-        Tie::Signal => die_with_supervisor(&mut cmd, Signal::SIGTERM),
-        Tie::Pidfd => {
-            cmd.arg("--parent").arg(std::process::id().to_string());
-        }
+/// Start role `label` (this binary with `args`; a producer gets its stdin piped, and the
+/// send times it prints for the priority check, `submit::STAMP_ENV`), its stdout piped to us.
+/// RoleCommand's defaults fit: a group of its own, so a Ctrl-C at the terminal reaches only
+/// the demo, which then stops the supervisor with one SIGTERM (a second signal would make it
+/// exit without cleaning up); and SIGTERM if the demo dies without unwinding (kill -9, a
+/// second Ctrl-C): a producer dies of it, the supervisor stops as asked, and the kernel's
+/// repeats of that signal count as one request (`common::child::die_with_supervisor`). We
+/// spawn from the main thread, which lives as long as we do, as PR_SET_PDEATHSIG needs.
+fn spawn(label: &str, args: &[&str], producer: bool) -> Result<(Supervised, Lines)> {
+    let mut role = RoleCommand::new(label, DEADLINE)?;
+    role.args(args);
+    if producer {
+        role.stdin(Stdio::piped()).env(submit::STAMP_ENV, "1");
     }
-    let child = Supervised::spawn(label, &mut cmd, opts)?;
+    let child = role.spawn()?;
     let lines = child
         .stdout_lines()
         .ok_or_else(|| Error::msg(format!("{label}: stdout was not piped")))?;
@@ -109,24 +95,25 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     let base = common::names::posix_name(&common::names::unique("demo"));
     let names = Names::new(&base)?;
     let workers = args.workers.to_string();
-    let kind: &[&str] = if args.sysv { &["--sysv"] } else { &[] };
+    let flavor = args.flavor();
+    let kind = flavor.args();
 
     // Step 1: the supervisor and its workers.
     let (sup, mut sup_lines) = spawn(
         "supervisor",
         &[&["run", "--queue", &base, "--workers", &workers], kind].concat(),
         false,
-        Tie::Pidfd,
     )?;
-    let ready = sup_lines.wait_for(|l| l.starts_with("ready: "), STEP)?;
+    let ready = sup_lines.wait_for_or_stop(|l| l.starts_with("ready: "), STEP, shutdown)?;
     let mut pids = Vec::new();
     for _ in 0..args.workers {
-        let l = sup_lines.wait_for(|l| worker_pid(l, " started").is_some(), STEP)?;
+        let started = |l: &str| worker_pid(l, " started").is_some();
+        let l = sup_lines.wait_for_or_stop(started, STEP, shutdown)?;
         pids.extend(worker_pid(&l, " started"));
     }
     say!("1. supervisor pid {} {ready}", sup.pid())?;
-    let finder = Finder::new(&names, args.sysv)?;
-    let sysv_ids: Vec<(String, i32)> = if args.sysv {
+    let finder = Finder::new(&names, flavor)?;
+    let sysv_ids: Vec<(String, i32)> = if flavor == Flavor::Sysv {
         crate::sysv::read_ids(&names.tasks)?
             .1
             .iter()
@@ -147,9 +134,8 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     for p in 0..PRODUCERS {
         let (child, lines) = spawn(
             &format!("producer {}", p + 1),
-            &[&["submit", "--queue", &base, "--stamp"], kind].concat(),
+            &[&["submit", "--queue", &base], kind].concat(),
             true,
-            Tie::Signal,
         )?;
         let count = if p + 1 == PRODUCERS {
             total - per * p
@@ -169,7 +155,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         let stdin = child
             .take_stdin()
             .ok_or_else(|| Error::msg("producer stdin was not piped"))?;
-        feeders.push(std::thread::spawn(move || {
+        feeders.push(cleanup::spawn_helper(move || {
             let mut stdin = stdin;
             stdin.write_all(text.as_bytes())
         }));
@@ -192,9 +178,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     let mut buf = Vec::new();
     let end = Instant::now() + DEADLINE;
     while got < total {
-        if shutdown.requested() {
-            return Err(Error::msg("interrupted"));
-        }
+        shutdown.err_if_requested()?;
         if Instant::now() > end {
             return Err(Error::Check(format!(
                 "only {got} of {total} results in {DEADLINE:?}"
@@ -222,7 +206,10 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
                 // A second at most, to look at the deadline; System V's queue has no
                 // descriptor and is looked at on the tick.
                 let until = Some(Instant::now() + Duration::from_secs(1));
-                match poll(&mut fds, queue::poll_timeout(args.sysv, &mut tick, until)) {
+                match poll(
+                    &mut fds,
+                    queue::poll_timeout(flavor == Flavor::Sysv, &mut tick, until),
+                ) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("poll", &names.results, e)),
                 }
@@ -241,14 +228,16 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     let Some(victim) = killed else {
         return Err(Error::Check("no worker was killed".into()));
     };
-    let death = sup_lines.wait_for(|l| l.starts_with(&format!("worker pid {victim} ")), STEP)?;
-    let replaced = sup_lines.wait_for(|l| worker_pid(l, " started").is_some(), STEP)?;
+    let death = format!("worker pid {victim} ");
+    let death = sup_lines.wait_for_or_stop(|l| l.starts_with(&death), STEP, shutdown)?;
+    let started = |l: &str| worker_pid(l, " started").is_some();
+    let replaced = sup_lines.wait_for_or_stop(started, STEP, shutdown)?;
     say!("4. supervisor: \"{death}\", then \"{replaced}\"")?;
 
     // Step 4: the producers' ids and send times.
     let mut poison = None;
     for (child, mut lines) in producers {
-        let status = child.wait_timeout(STEP)?;
+        let status = child.wait_or_stop(STEP, shutdown)?;
         if !status.success() {
             return Err(Error::Check(format!(
                 "{} exited with {status}",
@@ -306,7 +295,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
     // Step 6: SIGTERM to the supervisor alone (not its group: it stops its workers itself,
     // and removes its queues). It is our unreaped child, so its pid is still its own.
     nix::sys::signal::kill(sup.pid(), Signal::SIGTERM).ctx("kill", sup.pid())?;
-    let status = sup.wait_timeout(STEP)?;
+    let status = sup.wait_or_stop(STEP, shutdown)?;
     let rest = sup_lines.rest(STEP)?;
     let stopped = rest
         .iter()
@@ -323,7 +312,7 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
         .iter()
         .filter_map(|l| worker_pid(l, " started"))
         .collect();
-    let leftovers = if args.sysv {
+    let leftovers = if flavor == Flavor::Sysv {
         leftover_sysv(&names, &sysv_ids)
     } else {
         leftover_queues(&names, &all_pids)
@@ -338,11 +327,13 @@ fn scenario(args: &DemoArgs, shutdown: &Shutdown) -> Result<String> {
             "{inversions} normal tasks were taken while an urgent task waited in the queue"
         )));
     }
+    // An ok only for a run that no stop signal interrupted.
+    shutdown.err_if_requested()?;
     Ok(format!(
         "{total}/{total} tasks, each reported exactly once; worker pid {victim} SIGKILLed \
          midway, nothing lost, the worker replaced; poison task dead-lettered after \
-         {MAX_ATTEMPTS} attempts; 0 priority inversions ({urgent} urgent tasks overtook {overtakes} \
-         normal ones sent earlier); no queue left"
+         {MAX_ATTEMPTS} attempts; 0 priority inversions ({urgent} urgent tasks overtook \
+         {overtakes} normal ones sent earlier); no queue left"
     ))
 }
 

@@ -88,7 +88,8 @@ impl Mq {
         match mqueue::mq_open(name, flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr)) {
             Ok(mqd) => {
                 trace!(
-                    "mq_open({name}, {}|O_CREAT|O_EXCL, 0600, maxmsg {depth}, msgsize {msgsize}) -> fd {}",
+                    "mq_open({name}, {}|O_CREAT|O_EXCL, 0600, maxmsg {depth}, msgsize \
+                     {msgsize}) -> fd {}",
                     access.flag_name(),
                     mqd.as_raw_fd()
                 );

@@ -22,8 +22,10 @@
 //! | 4 | 8 | id, u64: unique per producer; ours is `pid << 32 \| sequence` |
 //! | 12 | 2 | R, u16: length of the reply queue name, 0 for the default `NAME-results` |
 //! | 14 | 2 | A, u16: length of the argument |
-//! | 16 | R | reply queue: `NAME-r<pid>` or `NAME-r<pid>-<hex>` (`submit --wait` makes `NAME-r<its pid>-<CLOCK_MONOTONIC ns>`); with `--sysv`, `sysv:<id>` |
-//! | 16+R | A | argument: `echo`/`sha256`/`fail` any bytes; `sleep` milliseconds and `fib` N as ASCII decimal |
+//! | 16 | R | reply queue: `NAME-r<pid>` or `NAME-r<pid>-<hex>`; `sysv:<id>` with `--sysv` |
+//! | 16+R | A | argument: bytes (`echo`, `sha256`, `fail`); ASCII decimal (`sleep` ms, `fib` N) |
+//!
+//! `submit --wait` makes its reply queue `NAME-r<its pid>-<CLOCK_MONOTONIC ns, in hex>`.
 //!
 //! # Result (`b'R'`), worker -> `NAME-done`, supervisor -> `NAME-results` or the reply queue
 //!
@@ -35,7 +37,7 @@
 //! | 3 | 1 | attempt that produced it |
 //! | 4 | 8 | task id |
 //! | 12 | 4 | worker pid, i32 |
-//! | 16 | 8 | taken: CLOCK_MONOTONIC (ns) when the supervisor first took the task off `NAME`; 0 from a worker |
+//! | 16 | 8 | taken: CLOCK_MONOTONIC ns when first taken off `NAME`; 0 from a worker |
 //! | 24 | 1 | flags: bit 0, the worker leaves after this task (`--max-tasks`) |
 //! | 25 | 1 | reserved, 0 |
 //! | 26 | 2 | O, u16: length of the output |
@@ -67,11 +69,26 @@ pub const MAX_PRIORITY: u32 = 9;
 /// A task is dead-lettered when this attempt fails too.
 pub const MAX_ATTEMPTS: u8 = 5;
 
+/// How many tasks the supervisor gives a worker at once: one, so a task waits in `NAME`, in
+/// priority order, until a worker is free to run it. A worker's inbox holds that many tasks
+/// and a stop request (worker.rs).
+pub const TASKS_PER_WORKER: usize = 1;
+
 /// The longest `sleep` a task may ask for, so a worker always comes back to its queue.
 pub const MAX_SLEEP_MS: u64 = 60_000;
 
 /// The largest `fib` argument whose value fits in a u64.
 pub const MAX_FIB: u64 = 93;
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock of a result's `taken` field: one clock for every
+/// process on the machine, so times taken by the producers and by the supervisor can be
+/// compared.
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(t.tv_nsec()).unwrap_or(0)
+    })
+}
 
 const TASK_HEADER: usize = 16;
 /// The bytes of a result before its output: the smallest result there is.
@@ -433,7 +450,10 @@ pub fn parse_task(text: &str) -> Result<(Kind, Vec<u8>), String> {
         .into_iter()
         .find(|k| k.name() == name)
         .ok_or_else(|| {
-            format!("unknown task kind {name:?}; expected echo TEXT, sleep MS, fib N, sha256 TEXT or fail")
+            format!(
+                "unknown task kind {name:?}; expected echo TEXT, sleep MS, fib N, sha256 TEXT \
+                 or fail"
+            )
         })?;
     match kind {
         Kind::Sleep => {

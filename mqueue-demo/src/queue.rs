@@ -12,6 +12,30 @@ use crate::mq::{Access, Created, Mq};
 use crate::names::Names;
 use crate::sysv::{self, Remove, SysvQ};
 
+/// POSIX or System V message queues (`--sysv`): the one way this crate says which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// POSIX message queues: `mq_open`, named `/ipc-demo-…`, descriptors that `poll` takes.
+    Posix,
+    /// System V message queues: `msgget`, keys `0x1dc0xxxx`, no descriptor.
+    Sysv,
+}
+
+impl Flavor {
+    /// `--sysv` given or not.
+    pub fn of(sysv: bool) -> Flavor {
+        if sysv { Flavor::Sysv } else { Flavor::Posix }
+    }
+
+    /// The flag that asks for it, for a command line: `--sysv`, or nothing for POSIX.
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            Flavor::Posix => &[],
+            Flavor::Sysv => &["--sysv"],
+        }
+    }
+}
+
 /// A queue of either kind.
 pub enum Queue {
     /// A POSIX message queue.
@@ -21,6 +45,14 @@ pub enum Queue {
 }
 
 impl Queue {
+    /// Its kind.
+    pub fn flavor(&self) -> Flavor {
+        match self {
+            Queue::Posix(_) => Flavor::Posix,
+            Queue::Sysv(_) => Flavor::Sysv,
+        }
+    }
+
     /// The queue's name.
     pub fn name(&self) -> &str {
         match self {
@@ -156,6 +188,9 @@ pub enum Which {
 }
 
 impl Which {
+    /// All four, in the order the supervisor creates them.
+    pub const ALL: [Which; 4] = [Which::Tasks, Which::Results, Which::Dead, Which::Done];
+
     fn index(self) -> usize {
         match self {
             Which::Tasks => 0,
@@ -176,8 +211,8 @@ pub struct Finder {
 
 impl Finder {
     /// For `--sysv`, read the ids file; no file means no supervisor.
-    pub fn new(names: &Names, sysv: bool) -> Result<Finder> {
-        let sysv = if sysv {
+    pub fn new(names: &Names, flavor: Flavor) -> Result<Finder> {
+        let sysv = if flavor == Flavor::Sysv {
             Some(sysv::read_ids(&names.tasks).map_err(|e| {
                 Error::msg(format!(
                     "no supervisor serves {} with --sysv ({e}); start one with: mqueue-demo run \
@@ -194,9 +229,9 @@ impl Finder {
         })
     }
 
-    /// True for System V.
-    pub fn sysv(&self) -> bool {
-        self.sysv.is_some()
+    /// The kind of queues it finds.
+    pub fn flavor(&self) -> Flavor {
+        Flavor::of(self.sysv.is_some())
     }
 
     /// The name of one of the four queues.
@@ -216,14 +251,15 @@ impl Finder {
     }
 }
 
-/// The `poll` timeout for a role that waits for its queues: if they all have descriptors
-/// (`any_sysv` false), until `until` or for ever; otherwise no longer than the next tick.
+/// The `poll` timeout for a role that waits for its queues: if they all have descriptors in
+/// the `poll` set, until `until` or for ever; if it also waits for something `poll` cannot
+/// watch (`unpolled`: a System V queue), no longer than the next tick.
 pub fn poll_timeout(
-    any_sysv: bool,
+    unpolled: bool,
     tick: &mut sysv::Tick,
     until: Option<Instant>,
 ) -> nix::poll::PollTimeout {
-    if any_sysv {
+    if unpolled {
         common::deadline::poll_timeout(tick.cap(until))
     } else {
         match until {
@@ -255,8 +291,13 @@ impl Guard {
 /// readable by us, with its removal guard. A POSIX queue already at that name can only be the
 /// leftover of an earlier process that had our pid and was killed with -9: if it is ours, it
 /// is removed and made again (another user's is refused).
-pub fn create_own(name: &str, depth: usize, msgsize: usize, sysv: bool) -> Result<(Queue, Guard)> {
-    if sysv {
+pub fn create_own(
+    name: &str,
+    depth: usize,
+    msgsize: usize,
+    flavor: Flavor,
+) -> Result<(Queue, Guard)> {
+    if flavor == Flavor::Sysv {
         let q = SysvQ::create(name, msgsize)?;
         let guard = Guard::Remove(Remove::new(&q));
         return Ok((Queue::Sysv(q), guard));

@@ -33,7 +33,7 @@
 //! is never 0, just before the text); found "receiving" after a crash, the slot holds a task
 //! exactly if that field was overwritten, and the task's header says its length.
 //!
-//! # Who serves `NAME`: the record's lock
+//! # Who serves `NAME`: the record's lock (lock.rs)
 //!
 //! POSIX queue names are machine-wide, whatever a process's runtime dir, so the proof that a
 //! supervisor serves `NAME` must travel with the name too: the supervisor holds a write lock on
@@ -43,153 +43,36 @@
 //! pitfall of these locks: closing *any* descriptor of the file drops the process's lock, so
 //! the supervisor opens its record once and never again.
 //!
-//! # Layout (native byte order: only this machine reads it)
+//! # Layout (layout.rs)
 //!
-//! | where | what |
-//! |---|---|
-//! | header, 64 bytes | `mqheld01`, kind u32 (0 POSIX, 1 System V), msgsize u32, slots u32, workers u32, pid i32 of the supervisor |
-//! | workers × 8 bytes | pid i32 (0: none), System V inbox id i32 (-1: POSIX): each worker the supervisor knows, so that the next one removes the inboxes of those that died with it |
-//! | slots × (32 + msgsize + 1, rounded up to 8) | state u8 (0 free, 1 receiving, 2 held) at 0, priority u32 at 4, length u32 at 8, worker pid i32 at 12 (0: none), taken u64 (CLOCK_MONOTONIC ns) at 16, System V's message type just before the message, the message at 32 |
-//!
-//! A slot is reserved when a task is taken, and freed when every message about the task (its
-//! result, and a dead letter's copy) is in a queue; several slots may name one worker.
+//! A header, a table of the workers the supervisor knows, and a slot per task it may hold.
 //!
 //! Another process of the same user could write the record (mode 0600 keeps others out); only
 //! the lock holder does, and the next supervisor checks what it reads before believing it.
 
+mod layout;
+mod lock;
+
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 
-use common::lock::Holder;
 use common::{Context, Error, Result, trace};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
 use nix::sys::stat::{Mode, fstat};
-use nix::unistd::{Pid, Uid};
+use nix::unistd::Pid;
 
 use crate::names::Names;
-use crate::queue::Queue;
-
-/// The most tasks the supervisor holds at once (in workers' hands, waiting for one, or
-/// answered with the result waiting for room); with every slot in use it takes no new task.
-pub const MAX_HELD: usize = 4096;
-/// The workers it remembers at once.
-const MAX_WORKERS: usize = 1024;
-/// The record is at most this big: a huge `--msgsize` (root only) gets fewer slots.
-const MAX_BYTES: usize = 64 << 20;
-
-const MAGIC: &[u8; 8] = b"mqheld01";
-const HEADER: usize = 64;
-const H_KIND: usize = 8;
-const H_MSGSIZE: usize = 12;
-const H_SLOTS: usize = 16;
-const H_WORKERS: usize = 20;
-const H_PID: usize = 24;
-const WORKER: usize = 8;
-
-const SLOT_HEAD: usize = 32;
-const S_STATE: usize = 0;
-const S_PRIO: usize = 4;
-const S_LEN: usize = 8;
-const S_WORKER: usize = 12;
-const S_TAKEN: usize = 16;
-/// System V's `struct msgbuf` starts with the type, a `long`, right before the text.
-const S_MTYPE: usize = S_MSG - std::mem::size_of::<libc::c_long>();
-const S_MSG: usize = SLOT_HEAD;
-
-const FREE: u8 = 0;
-const RECEIVING: u8 = 1;
-const HELD: u8 = 2;
-/// A priority `mq_receive` never writes: they are below `MQ_PRIO_MAX` (32768 on Linux).
-const NO_PRIO: u32 = u32::MAX;
-
-/// The shape of a record: what it was made for, and so where everything is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Geometry {
-    sysv: bool,
-    msgsize: usize,
-    slots: usize,
-    workers: usize,
-}
-
-impl Geometry {
-    fn new(sysv: bool, msgsize: usize) -> Geometry {
-        let slot = slot_size(msgsize);
-        Geometry {
-            sysv,
-            msgsize,
-            slots: (MAX_BYTES / slot).clamp(8, MAX_HELD),
-            workers: MAX_WORKERS,
-        }
-    }
-
-    /// Read from a record's header; None if it is not one (or an absurd one).
-    fn read(h: &[u8]) -> Option<Geometry> {
-        let u32_at = |at: usize| {
-            let b = h.get(at..at + 4)?;
-            usize::try_from(u32::from_ne_bytes(b.try_into().ok()?)).ok()
-        };
-        if h.get(..8)? != MAGIC {
-            return None;
-        }
-        let geo = Geometry {
-            sysv: match u32_at(H_KIND)? {
-                0 => false,
-                1 => true,
-                _ => return None,
-            },
-            msgsize: u32_at(H_MSGSIZE)?,
-            slots: u32_at(H_SLOTS)?,
-            workers: u32_at(H_WORKERS)?,
-        };
-        // No larger than a record we would make (the kernel's largest message is 16 MiB).
-        let sane = geo.msgsize <= 16 << 20
-            && (1..=MAX_HELD).contains(&geo.slots)
-            && geo.workers <= MAX_WORKERS;
-        sane.then_some(geo)
-    }
-
-    fn header(&self, pid: Pid) -> [u8; HEADER] {
-        let mut h = [0; HEADER];
-        h[..8].copy_from_slice(MAGIC);
-        let mut put = |at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_ne_bytes());
-        put(H_KIND, u32::from(self.sysv));
-        put(H_MSGSIZE, to_u32(self.msgsize));
-        put(H_SLOTS, to_u32(self.slots));
-        put(H_WORKERS, to_u32(self.workers));
-        h[H_PID..H_PID + 4].copy_from_slice(&pid.as_raw().to_ne_bytes());
-        h
-    }
-
-    /// Room for a message: one byte more than `msgsize`, so that System V's `msgrcv` shows a
-    /// message that was too long (see sysv.rs).
-    fn room(&self) -> usize {
-        self.msgsize + 1
-    }
-
-    fn worker(&self, i: usize) -> usize {
-        HEADER + i * WORKER
-    }
-
-    fn slot(&self, i: usize) -> usize {
-        HEADER + self.workers * WORKER + i * slot_size(self.msgsize)
-    }
-
-    fn len(&self) -> usize {
-        self.slot(self.slots)
-    }
-}
-
-fn slot_size(msgsize: usize) -> usize {
-    (SLOT_HEAD + msgsize + 1).next_multiple_of(8)
-}
-
-fn to_u32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
-}
+use crate::queue::{Flavor, Queue};
+use layout::{
+    FREE, Geometry, H_PID, HEADER, HELD, MAGIC, NO_PRIO, RECEIVING, S_LEN, S_MSG, S_MTYPE, S_PRIO,
+    S_STATE, S_TAKEN, S_WORKER, SLOT_HEAD, WORKER, to_u32,
+};
+pub use lock::{Leftover, census_of, holder, watch};
+use lock::{check_ours, shm_path};
 
 /// A task found in a record that a killed supervisor left.
 #[derive(Debug)]
@@ -241,9 +124,13 @@ pub struct Record {
 impl Record {
     /// Create the record of `names`, or take over the one a killed supervisor left (returning
     /// what it held), and lock it. Refused while another supervisor holds it.
-    pub fn open(names: &Names, sysv: bool, msgsize: usize) -> Result<(Record, Option<Recovered>)> {
+    pub fn open(
+        names: &Names,
+        flavor: Flavor,
+        msgsize: usize,
+    ) -> Result<(Record, Option<Recovered>)> {
         let name = &names.record;
-        let want = Geometry::new(sysv, msgsize);
+        let want = Geometry::new(flavor, msgsize);
         loop {
             let mode = Mode::S_IRUSR | Mode::S_IWUSR;
             let create = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR;
@@ -262,7 +149,7 @@ impl Record {
             };
             let st = fstat(&fd).ctx("fstat", name)?;
             check_ours(name, &st)?;
-            if let Some(pid) = lock(&fd, name)? {
+            if let Some(pid) = lock::take_lock(&fd, name)? {
                 return Err(Error::msg(format!(
                     "a supervisor (pid {pid}) already serves {}; refusing to start a second one",
                     names.tasks
@@ -322,12 +209,16 @@ impl Record {
         }
         let geo = Geometry::read(&header).ok_or_else(|| {
             Error::msg(format!(
-                "{name}: not a record of ours (bad header); remove it (mqueue-demo unlink --queue {})",
+                "{name}: not a record of ours (bad header); remove it (mqueue-demo unlink \
+                 --queue {})",
                 names.tasks
             ))
         })?;
-        if geo.sysv != want.sysv || geo.msgsize != want.msgsize {
-            let kind = if geo.sysv { " --sysv" } else { "" };
+        if geo.flavor != want.flavor || geo.msgsize != want.msgsize {
+            let kind = match geo.flavor {
+                Flavor::Posix => "",
+                Flavor::Sysv => " --sysv",
+            };
             return Err(Error::msg(format!(
                 "{name}: the record of a supervisor of {} that was killed, which ran with \
                  --msgsize {}{kind}: start with those, or remove its leftovers \
@@ -453,7 +344,7 @@ impl Record {
     /// did (see the module docs).
     fn received(&self, slot: usize) -> Option<u32> {
         let at = self.geo.slot(slot);
-        if self.geo.sysv {
+        if self.geo.flavor == Flavor::Sysv {
             let mtype = self.get(at + S_MTYPE, std::mem::size_of::<libc::c_long>());
             let mtype = libc::c_long::from_ne_bytes(mtype.try_into().unwrap_or_default());
             (mtype != 0).then(|| crate::sysv::priority(mtype))
@@ -661,203 +552,6 @@ impl Drop for Record {
     }
 }
 
-/// Where glibc keeps POSIX shared memory objects: `/dev/shm/NAME`.
-fn shm_path(name: &str) -> String {
-    format!("/dev/shm{name}")
-}
-
-/// A record at our name must be a regular file of ours that no one else may open: another
-/// user's could say anything, and a looser mode lets others write it.
-fn check_ours(name: &str, st: &libc::stat) -> Result<()> {
-    if st.st_uid != Uid::effective().as_raw() {
-        return Err(Error::msg(format!(
-            "{name}: belongs to uid {}, not to us (uid {}); POSIX names are shared by the whole \
-             machine: choose another --queue",
-            st.st_uid,
-            Uid::effective()
-        )));
-    }
-    let mode = st.st_mode & 0o7777;
-    if mode & 0o077 != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(Error::msg(format!(
-            "{name}: mode {mode:04o} lets other users open it, so what it records cannot be \
-             trusted; remove it (make clean-ipc) and start again"
-        )));
-    }
-    Ok(())
-}
-
-/// Take the write lock on `fd` (`common::lock`): None if taken, Some(pid) of the process that
-/// holds it.
-fn lock(fd: &OwnedFd, name: &str) -> Result<Option<Pid>> {
-    loop {
-        match common::lock::lock_whole(fd.as_fd(), false) {
-            Ok(()) => return Ok(None),
-            Err(Errno::EAGAIN | Errno::EACCES) => {
-                if let Some(pid) = locked_by(fd, name)? {
-                    return Ok(Some(pid));
-                }
-                // Released in between: try again.
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys("fcntl(F_SETLK)", name, e)),
-        }
-    }
-}
-
-/// The pid of the process that holds a write lock on `fd`'s file, if one does (F_GETLK);
-/// an error if it cannot be named (another pid namespace).
-fn locked_by(fd: &OwnedFd, name: &str) -> Result<Option<Pid>> {
-    match common::lock::holder(fd.as_fd()).ctx("fcntl(F_GETLK)", name)? {
-        Holder::Nobody => Ok(None),
-        Holder::Process(pid) => Ok(Some(pid)),
-        Holder::Unnamed => Err(Error::msg(format!(
-            "{name}: locked by a process this one cannot name (in another pid namespace?)"
-        ))),
-    }
-}
-
-/// The record at `name`, opened with `flags` and checked to be ours; None if there is none.
-fn open_existing(name: &str, flags: OFlag) -> Result<Option<(OwnedFd, libc::stat)>> {
-    let fd = match shm_open(name, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(Error::sys("shm_open", name, e)),
-    };
-    let st = fstat(&fd).ctx("fstat", name)?;
-    check_ours(name, &st)?;
-    Ok(Some((fd, st)))
-}
-
-/// The pid of the supervisor that serves `names` now, whatever its runtime dir: the holder
-/// of its record's lock. None if there is no record, or nobody holds it (its supervisor was
-/// killed).
-pub fn holder(names: &Names) -> Result<Option<Pid>> {
-    let name = &names.record;
-    let Some((fd, _)) = open_existing(name, OFlag::O_RDONLY)? else {
-        return Ok(None);
-    };
-    let pid = locked_by(&fd, name)?;
-    trace!(
-        "fcntl({name}, F_GETLK) -> {}",
-        pid.map_or_else(|| "unlocked".to_owned(), |p| format!("locked by pid {p}"))
-    );
-    Ok(pid)
-}
-
-/// The live supervisor's pid and a pidfd that becomes readable when it exits. The pid comes
-/// from F_GETLK, and a pid can be recycled, so the lock is checked again *after*
-/// `pidfd_open`: still held by the same pid, the pidfd is the supervisor's.
-pub fn watch(names: &Names) -> Result<(Pid, OwnedFd)> {
-    let pid = names.supervisor()?;
-    let gone = crate::supervisor::pidfd_open(pid)
-        .ctx("pidfd_open", format!("the supervisor (pid {pid})"))?;
-    if names.supervisor()? != pid {
-        return Err(Error::msg(format!(
-            "the supervisor (pid {pid}) of {} was replaced meanwhile",
-            names.tasks
-        )));
-    }
-    Ok((pid, gone))
-}
-
-/// What the record of `names` holds now: (tasks, workers); None if there is none. Read with
-/// `pread`, a copy, so that a supervisor writing it meanwhile disturbs nothing but the figures.
-pub fn census_of(names: &Names) -> Result<Option<(usize, usize)>> {
-    let name = &names.record;
-    let Some((fd, st)) = open_existing(name, OFlag::O_RDONLY)? else {
-        return Ok(None);
-    };
-    let bytes = read_all(&fd, &st, name)?;
-    Ok(Geometry::read(&bytes)
-        .filter(|geo| geo.len() == bytes.len())
-        .map(|geo| census(&geo, &bytes))
-        .map(|(tasks, workers)| (tasks, workers.len())))
-}
-
-/// The whole record, read into memory (it is at most [`MAX_BYTES`] and a little more).
-fn read_all(fd: &OwnedFd, st: &libc::stat, name: &str) -> Result<Vec<u8>> {
-    let size = usize::try_from(st.st_size).unwrap_or(0);
-    let mut bytes = vec![0; size.min(MAX_BYTES + HEADER + MAX_WORKERS * WORKER)];
-    let n = nix::sys::uio::pread(fd, &mut bytes, 0).ctx("pread", name)?;
-    bytes.truncate(n);
-    Ok(bytes)
-}
-
-/// A killed supervisor's record, locked by us while its leftovers are removed (`unlink`), so
-/// that no supervisor starts on them meanwhile.
-pub struct Leftover {
-    name: String,
-    _fd: OwnedFd,
-    /// Tasks it held, now to be thrown away.
-    pub tasks: usize,
-    /// Its workers: pid, and the System V inbox id (-1 for POSIX).
-    pub workers: Vec<(Pid, i32)>,
-}
-
-impl Leftover {
-    /// Lock the record `names` left, if there is one; refused (naming the pid) while a
-    /// supervisor holds it.
-    pub fn claim(names: &Names) -> Result<Option<Leftover>> {
-        let name = &names.record;
-        let Some((fd, st)) = open_existing(name, OFlag::O_RDWR)? else {
-            return Ok(None);
-        };
-        if let Some(pid) = lock(&fd, name)? {
-            return Err(Error::msg(format!(
-                "a supervisor (pid {pid}) serves {}; stop it (kill {pid}) and it removes its \
-                 queues",
-                names.tasks
-            )));
-        }
-        let bytes = read_all(&fd, &st, name)?;
-        let (tasks, workers) = match Geometry::read(&bytes) {
-            Some(geo) if geo.len() == bytes.len() => census(&geo, &bytes),
-            _ => (0, Vec::new()),
-        };
-        Ok(Some(Leftover {
-            name: name.clone(),
-            _fd: fd,
-            tasks,
-            workers,
-        }))
-    }
-
-    /// Remove the record (the lock goes with the descriptor).
-    pub fn remove(self) -> Result<()> {
-        match shm_unlink(self.name.as_str()) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(Error::sys("shm_unlink", &self.name, e)),
-        }
-    }
-
-    /// The record's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// Tasks held and workers known, in a copy of a record.
-fn census(geo: &Geometry, bytes: &[u8]) -> (usize, Vec<(Pid, i32)>) {
-    let i32_at = |at: usize| i32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap_or_default());
-    let workers = (0..geo.workers)
-        .map(|i| geo.worker(i))
-        .filter(|&at| i32_at(at) > 0)
-        .map(|at| (Pid::from_raw(i32_at(at)), i32_at(at + 4)))
-        .collect();
-    let tasks = (0..geo.slots)
-        .map(|i| geo.slot(i))
-        .filter(|&at| match bytes[at + S_STATE] {
-            HELD => true,
-            // Receiving: a task only if the kernel wrote its mark (see the module docs).
-            RECEIVING if geo.sysv => bytes[at + S_MTYPE..at + S_MSG].iter().any(|&b| b != 0),
-            RECEIVING => i32_at(at + S_PRIO) as u32 != NO_PRIO,
-            _ => false,
-        })
-        .count();
-    (tasks, workers)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -888,7 +582,7 @@ mod tests {
         };
         let _q = Unlink::new(Object::Mqueue(names.tasks.clone()));
         let q = Queue::Posix(q);
-        let (mut record, found) = Record::open(&names, false, 256).unwrap();
+        let (mut record, found) = Record::open(&names, Flavor::Posix, 256).unwrap();
         assert!(found.is_none(), "a new record");
         for (id, prio) in [(1, 3), (2, 7)] {
             q.send(&task(id), prio).unwrap();
@@ -907,7 +601,7 @@ mod tests {
         assert_eq!(record.receive(c, &q), Err(Errno::EAGAIN));
         std::mem::forget(record);
 
-        let (record, found) = Record::open(&names, false, 256).unwrap();
+        let (record, found) = Record::open(&names, Flavor::Posix, 256).unwrap();
         let found = found.expect("the record of the killed supervisor");
         assert_eq!(found.pid, nix::unistd::getpid().as_raw());
         assert_eq!(found.workers, [(Pid::from_raw(42), -1)]);

@@ -27,6 +27,10 @@
 //!
 //! On Linux the queue descriptor could simply be `poll`ed, as the supervisor does; this role
 //! shows the portable POSIX way.
+//!
+//! Stopped by SIGINT, SIGTERM or SIGHUP, it leaves between two results (never between the
+//! `mq_receive` that takes one and its line: a result taken is printed), and exits 128 + the
+//! signal's number, as `tail -f` does; with `--count N` it exits 0 once it has printed N.
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::process::ExitCode;
@@ -63,7 +67,7 @@ pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
     let names = Names::new(&args.queue.name)?;
     // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
-    let finder = Finder::new(&names, args.queue.sysv)?;
+    let finder = Finder::new(&names, args.queue.flavor())?;
     let queue = finder
         .open(Which::Results, Access::Read, true)
         .map_err(|e| match e.errno() {
@@ -76,7 +80,7 @@ pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
     let mut printed = 0u64;
     let done = |n: u64| args.count.is_some_and(|c| n >= c);
     if !args.follow {
-        drain(&queue, &mut printed, args.count)?;
+        drain(&queue, &mut printed, args.count, &shutdown)?;
         return Ok(ExitCode::SUCCESS);
     }
     let Queue::Posix(mq) = &queue else {
@@ -98,10 +102,11 @@ pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
             notify(mq)?;
             registered = true;
         }
-        drain(&queue, &mut printed, args.count)?;
-        if done(printed) || shutdown.requested() {
+        drain(&queue, &mut printed, args.count, &shutdown)?;
+        if done(printed) {
             return Ok(ExitCode::SUCCESS);
         }
+        shutdown.err_if_requested()?;
         let mut fds = [
             PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
@@ -123,9 +128,7 @@ pub fn run(args: &ResultsArgs) -> Result<ExitCode> {
             }
         }
         // A stop is checked before registering again: we are leaving.
-        if shutdown.requested() {
-            return Ok(ExitCode::SUCCESS);
-        }
+        shutdown.err_if_requested()?;
     }
 }
 
@@ -136,10 +139,11 @@ fn follow_sysv(queue: &Queue, shutdown: &Shutdown, count: Option<u64>) -> Result
     let mut tick = Tick::new();
     loop {
         let before = printed;
-        drain(queue, &mut printed, count)?;
-        if count.is_some_and(|c| printed >= c) || shutdown.requested() {
+        drain(queue, &mut printed, count, shutdown)?;
+        if count.is_some_and(|c| printed >= c) {
             return Ok(ExitCode::SUCCESS);
         }
+        shutdown.err_if_requested()?;
         if printed > before {
             tick.reset();
         }
@@ -151,10 +155,12 @@ fn follow_sysv(queue: &Queue, shutdown: &Shutdown, count: Option<u64>) -> Result
     }
 }
 
-/// Print every result in the queue now (or up to `count` in all).
-fn drain(queue: &Queue, printed: &mut u64, count: Option<u64>) -> Result<()> {
+/// Print every result in the queue now (or up to `count` in all). A stop signal ends it
+/// between two results, never between the `mq_receive` that takes one and its line.
+fn drain(queue: &Queue, printed: &mut u64, count: Option<u64>, shutdown: &Shutdown) -> Result<()> {
     let mut buf = Vec::new();
     while count.is_none_or(|c| *printed < c) {
+        shutdown.err_if_requested()?;
         match queue.receive(&mut buf) {
             Ok(_) => {}
             Err(Errno::EAGAIN) => return Ok(()),

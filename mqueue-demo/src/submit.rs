@@ -7,6 +7,14 @@
 //! descriptors (a full `NAME` as POLLOUT, a result as POLLIN). Sending everything first could
 //! deadlock: we would wait for room in `NAME` while the supervisor waits for room in our
 //! reply queue.
+//!
+//! # For the demo: the send times
+//!
+//! With `IPC_DEMO_SUBMIT_STAMP=1` in its environment ([`STAMP_ENV`]), `submit` prints `ID
+//! PRIORITY SENT_NS` for each task instead of its id: the CLOCK_MONOTONIC time just after its
+//! `mq_send` returned, which the demo compares with the time the supervisor took the task
+//! (demo.rs, the priority check). It is for the demo and the tests, not for users, so it is
+//! no option in the help, the man page or the completions; it is read once, in [`run`].
 
 use std::collections::{HashSet, VecDeque};
 use std::io::BufRead;
@@ -18,15 +26,15 @@ use common::cleanup::Shutdown;
 use common::{Context, Error, Result, say};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
-use nix::unistd::{Pid, getpid};
+use nix::sys::signal::Signal;
+use nix::unistd::getpid;
 
 use crate::cli::SubmitArgs;
 use crate::mq::Access;
 use crate::names::Names;
-use crate::protocol::{self, MAX_PRIORITY, Message, Status, Task};
+use crate::protocol::{self, MAX_PRIORITY, Message, Status, Task, monotonic_ns};
 use crate::queue::{self, Finder, Guard, Queue, Which};
 use crate::results::show_result;
-use crate::supervisor::{monotonic_ns, pidfd_open};
 use crate::sysv::Tick;
 
 /// A task ready to go.
@@ -76,80 +84,46 @@ impl Producer {
     }
 }
 
+/// The environment variable that asks for send times (see the module docs).
+pub const STAMP_ENV: &str = "IPC_DEMO_SUBMIT_STAMP";
+
 /// Run `submit`.
 pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
+    let stamp = std::env::var_os(STAMP_ENV).is_some_and(|v| v == "1");
     let names = Names::new(&args.queue.name)?;
     // No supervisor: say so at once, rather than leave tasks in a queue nobody serves (or
     // block on a full one).
-    let supervisor = names.supervisor()?;
+    names.supervisor()?;
     let timeout = args.timeout;
-    let finder = Finder::new(&names, args.queue.sysv)?;
+    let finder = Finder::new(&names, args.queue.flavor())?;
     let queue = finder.open(Which::Tasks, Access::Write, args.wait)?;
-    let pid = getpid();
-    // With --wait, our own reply queue, made before any task names it.
-    let reply = if args.wait {
-        Some(create_reply(&names, &queue)?)
-    } else {
-        None
-    };
     let mut producer = Producer {
-        pid: u64::from(pid.as_raw().unsigned_abs()),
+        pid: u64::from(getpid().as_raw().unsigned_abs()),
         seq: 0,
         default_prio: args.priority,
-        reply: match &reply {
-            Some((Queue::Sysv(q), _)) => format!("sysv:{}", q.id()),
-            Some((q, _)) => q.name().to_owned(),
-            None => String::new(),
-        },
+        reply: String::new(),
         msgsize: queue.msgsize(),
     };
+    if args.wait {
+        return run_waiting(args, &names, &queue, producer, stamp);
+    }
     let mut bad = 0usize;
-
     // Tasks on the command line are all checked before any is sent: a mistake in the third
     // must not leave the first two submitted.
-    let mut ready = Vec::new();
-    for (i, text) in args.tasks.iter().enumerate() {
-        match producer.make(text) {
-            Ok(r) => ready.push(r),
-            Err(why) => report(&mut bad, i + 1, text, &why),
-        }
-    }
+    let ready = make_all(&mut producer, &args.tasks, &mut bad);
     if bad > 0 {
         return Err(Error::msg(format!("{bad} bad task(s); nothing was sent")));
     }
-    let from_stdin = args.tasks.is_empty();
-
-    if args.wait {
-        if from_stdin {
-            for (i, line) in std::io::stdin().lock().lines().enumerate() {
-                let line = line.ctx("read", "stdin")?;
-                match producer.make(&line) {
-                    Ok(r) => ready.push(r),
-                    Err(why) => report(&mut bad, i + 1, &line, &why),
-                }
-            }
-        }
-        let (reply, _guard) = reply.expect("made above for --wait");
-        let all_ok = submit_and_wait(
-            &names, supervisor, &queue, &reply, ready, timeout, args.stamp,
-        )?;
-        return Ok(if all_ok && bad == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
-    }
-
     for r in ready {
-        send_blocking(&queue, &r, timeout, args.stamp)?;
+        send_blocking(&queue, &r, timeout, stamp)?;
     }
-    if from_stdin {
+    if args.tasks.is_empty() {
         // One line at a time: a producer may be a long-running pipe (`tail -f log | ...`).
         // A bad line is reported and skipped; the others are sent; the exit status says so.
         for (i, line) in std::io::stdin().lock().lines().enumerate() {
             let line = line.ctx("read", "stdin")?;
             match producer.make(&line) {
-                Ok(r) => send_blocking(&queue, &r, timeout, args.stamp)?,
+                Ok(r) => send_blocking(&queue, &r, timeout, stamp)?,
                 Err(why) => report(&mut bad, i + 1, &line, &why),
             }
         }
@@ -159,6 +133,66 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `submit --wait`: every task made first (from the command line, or from all of stdin),
+/// then sent while the results come back into our own reply queue.
+///
+/// Stdin is read to its end *before* the stop signals are caught and the reply queue is made:
+/// a read of stdin is restarted after a signal handler returns (SA_RESTART), so a role that
+/// caught SIGINT there would not hear Ctrl-C while it waited for a line; and until the reply
+/// queue exists there is nothing a signal's default action could leave behind. From then on
+/// a stop signal is a request: the reply queue is removed on the way out, and the exit status
+/// is 128 + the signal's number.
+fn run_waiting(
+    args: &SubmitArgs,
+    names: &Names,
+    queue: &Queue,
+    mut producer: Producer,
+    stamp: bool,
+) -> Result<ExitCode> {
+    let mut lines = Vec::new();
+    if args.tasks.is_empty() {
+        for line in std::io::stdin().lock().lines() {
+            lines.push(line.ctx("read", "stdin")?);
+        }
+    }
+    let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
+    // Our own reply queue, made before any task names it.
+    let (reply, _guard) = create_reply(names, queue)?;
+    producer.reply = match &reply {
+        Queue::Sysv(q) => format!("sysv:{}", q.id()),
+        Queue::Posix(q) => q.name().to_owned(),
+    };
+    let mut bad = 0usize;
+    let ready = if args.tasks.is_empty() {
+        // A bad line of stdin is reported and skipped, as without --wait.
+        make_all(&mut producer, &lines, &mut bad)
+    } else {
+        let ready = make_all(&mut producer, &args.tasks, &mut bad);
+        if bad > 0 {
+            return Err(Error::msg(format!("{bad} bad task(s); nothing was sent")));
+        }
+        ready
+    };
+    let all_ok = submit_and_wait(names, queue, &reply, ready, args.timeout, stamp, &shutdown)?;
+    Ok(if all_ok && bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Each of `texts` made into a task; a bad one is reported (numbered from 1) and counted.
+fn make_all(producer: &mut Producer, texts: &[String], bad: &mut usize) -> Vec<Ready> {
+    let mut ready = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        match producer.make(text) {
+            Ok(r) => ready.push(r),
+            Err(why) => report(bad, i + 1, text, &why),
+        }
+    }
+    ready
 }
 
 fn print_sent(r: &Ready, stamp: bool) -> Result<()> {
@@ -207,9 +241,8 @@ fn create_reply(names: &Names, queue: &Queue) -> Result<(Queue, Guard)> {
         Queue::Posix(q) => usize::try_from(q.attr()?.maxmsg()).unwrap_or(10).max(1),
         Queue::Sysv(_) => 0, // System V counts bytes, not messages
     };
-    let sysv = matches!(queue, Queue::Sysv(_));
     let name = names.reply(getpid(), monotonic_ns());
-    queue::create_own(&name, depth, queue.msgsize(), sysv)
+    queue::create_own(&name, depth, queue.msgsize(), queue.flavor())
 }
 
 /// `--wait`: send and collect results at the same time (see the module docs). True if every
@@ -222,19 +255,18 @@ fn create_reply(names: &Names, queue: &Queue) -> Result<(Queue, Guard)> {
 /// once.
 fn submit_and_wait(
     names: &Names,
-    supervisor: Pid,
     queue: &Queue,
     reply: &Queue,
     ready: Vec<Ready>,
     timeout: Option<Duration>,
     stamp: bool,
+    shutdown: &Shutdown,
 ) -> Result<bool> {
-    let shutdown = Shutdown::install()?;
-    // Readable if the supervisor exits.
-    let gone = pidfd_open(supervisor).ctx("pidfd_open", supervisor)?;
-    let mut watching = Some((supervisor, gone));
+    // The supervisor's pid, and a pidfd readable once it exits, opened and checked again
+    // (record::watch): it may have changed since we looked for it.
+    let mut watching = Some(crate::record::watch(names)?);
     let reply_name = reply.name().to_owned();
-    let sysv = reply.fd().is_none();
+    let unpolled = reply.fd().is_none();
     let mut tick = Tick::new();
     let mut pending: VecDeque<Ready> = ready.into();
     let mut outstanding: HashSet<u64> = HashSet::new();
@@ -290,12 +322,13 @@ fn submit_and_wait(
         if pending.is_empty() && outstanding.is_empty() {
             return Ok(all_ok);
         }
-        if shutdown.requested() {
-            return Err(Error::msg(format!(
-                "interrupted: {} tasks not sent, {} results not received",
+        if let Some(sig) = shutdown.signal() {
+            eprintln!(
+                "mqueue-demo: {} tasks not sent, {} results not received",
                 pending.len(),
                 outstanding.len()
-            )));
+            );
+            return Err(Error::Interrupted(sig));
         }
         // A supervisor that stopped for good removed its queues; a killed one left them.
         if supervisor_gone || watching.is_none() {
@@ -346,7 +379,7 @@ fn submit_and_wait(
             _ => None,
         };
         // Without a supervisor, look for the next one on a timer (like a System V queue).
-        let wait = queue::poll_timeout(sysv || watching.is_none(), &mut tick, until);
+        let wait = queue::poll_timeout(unpolled || watching.is_none(), &mut tick, until);
         match poll(&mut fds, wait) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", queue.name(), e)),

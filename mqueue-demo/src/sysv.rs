@@ -4,10 +4,12 @@
 //! How System V differs from POSIX, and what this module does about it:
 //!
 //! - **No names, numeric keys.** A queue is found by a `key_t` and then used by its id. Our
-//!   keys are `0x1dc0xxxx` (the low 16 bits from a hash of the queue's POSIX-style name, the
-//!   next free key on a clash), which is what `make clean-ipc` sweeps. The supervisor writes
-//!   the ids of its four queues to `<runtime dir>/<NAME>.sysv`, beside its pid file, and the
-//!   other roles read them there; every id read is checked with `IPC_STAT` (ours? still there?).
+//!   keys are `0x1dc0xxxx` (`common::sysv_key`: the low 16 bits from a hash of the queue's
+//!   POSIX-style name, the next free key on a clash), which is what `make clean-ipc` sweeps.
+//!   No role finds a queue by its key, so a clash costs only the next try: the supervisor
+//!   writes the ids of its four queues to `<runtime dir>/<NAME>.sysv`, beside its pid file,
+//!   and the other roles read them there; every id read is checked with `IPC_STAT` (ours?
+//!   still there?).
 //! - **No descriptors**, so no `poll`: a role that must wait for a queue and a signal at once
 //!   checks the queue with `IPC_NOWAIT` each time `poll` (on its other descriptors) times out,
 //!   on a short timer that backs off while nothing happens (see [`Tick`]).
@@ -24,12 +26,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Context, Error, Result, trace};
+use common::{Context, Error, Result, sysv_key, trace};
 use nix::errno::Errno;
 use nix::unistd::Uid;
-
-/// The high 16 bits of every key we use (see `common/clean-ipc.sh`).
-pub const KEY_BASE: i32 = 0x1dc0_0000;
 
 /// The message type that carries priority `prio` (see the module docs).
 pub fn mtype(prio: u32) -> libc::c_long {
@@ -106,13 +105,6 @@ fn stat(id: i32) -> nix::Result<libc::msqid_ds> {
     Errno::result(rc).map(|_| ds)
 }
 
-/// FNV-1a: a stable hash of a queue's name, for its key.
-fn hash(name: &str) -> u32 {
-    name.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
 /// The limit on one message's size, `/proc/sys/kernel/msgmax`.
 pub fn msgmax() -> usize {
     std::fs::read_to_string("/proc/sys/kernel/msgmax")
@@ -123,7 +115,7 @@ pub fn msgmax() -> usize {
 
 impl SysvQ {
     /// Create a new queue, mode 0600, with a free key of ours (`IPC_CREAT|IPC_EXCL`, trying the
-    /// next key when one is taken).
+    /// next key of `common::sysv_key::probe` when one is taken, 256 at most).
     pub fn create(name: &str, msgsize: usize) -> Result<SysvQ> {
         let max = msgmax();
         if msgsize > max {
@@ -132,9 +124,7 @@ impl SysvQ {
                  largest System V message"
             )));
         }
-        let start = hash(name) & 0xffff;
-        for i in 0..256u32 {
-            let key = KEY_BASE | i32::try_from((start + i) & 0xffff).expect("16 bits fit");
+        for key in sysv_key::probe(name).take(256) {
             // SAFETY: msgget takes two integers and touches no memory of ours.
             let rc = unsafe { libc::msgget(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
             match Errno::result(rc) {
@@ -254,8 +244,8 @@ impl SysvQ {
     /// callers treat both kinds of queue alike. A blocking receive returns EINTR on a signal.
     ///
     /// A message longer than `msgsize` comes back cut to `msgsize + 1` bytes, so the caller can
-    /// tell it was too long (its length is over `msgsize`). Without `MSG_NOERROR`, msgrcv fails with
-    /// E2BIG on such a message (anyone may send up to `/proc/sys/kernel/msgmax` bytes) and
+    /// tell it was too long (its length is over `msgsize`). Without `MSG_NOERROR`, msgrcv fails
+    /// with E2BIG on such a message (anyone may send up to `/proc/sys/kernel/msgmax` bytes) and
     /// *leaves it at the head of the queue*, where every later msgrcv fails the same way: one
     /// oversized message would stop the queue for good.
     pub fn receive(&self, out: &mut Vec<u8>, nowait: bool) -> nix::Result<u32> {

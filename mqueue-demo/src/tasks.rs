@@ -1,5 +1,7 @@
-//! What a worker does with each kind of task. The argument comes from another process, so it
-//! is checked again here: a bad one makes the task fail, it never panics the worker.
+//! What a worker does with each kind of task (`echo`, `sleep`, `fib`, `sha256`, `fail`): what
+//! the task queue serves, not what the demo teaches, which is how the task travels. The
+//! argument comes from another process, so it is checked again here: a bad one makes the task
+//! fail, it never panics the worker.
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! learnt that it held the task would lose the task without a trace: no bookkeeping done
 //! *after* `mq_receive` can close that window, because the kill may land just before it. So
 //! the supervisor takes the task, records which worker it gives it to, and only then puts it
-//! in that worker's inbox `NAME-w<pid>` (see `supervisor.rs`). A worker killed at any instant
+//! in that worker's inbox `NAME-w<pid>` (see `run/handoff.rs`). A worker killed at any instant
 //! leaves the task either in its inbox or in the supervisor's record, and the supervisor,
 //! which learns of the death from a pidfd, gives it to another worker.
 //!
@@ -39,14 +39,15 @@ use crate::cli::WorkerArgs;
 use crate::mq::Access;
 use crate::names::Names;
 use crate::protocol::{self, Message, Status, TaskResult};
-use crate::queue::{self, Finder, Queue, Which};
+use crate::queue::{self, Finder, Flavor, Queue, Which};
 use crate::sysv::Tick;
 use crate::tasks;
 
-/// A worker's inbox holds the one task it is given and a stop request.
-pub const INBOX_DEPTH: usize = 2;
+/// A worker's inbox holds the tasks it is given and a stop request.
+pub const INBOX_DEPTH: usize = protocol::TASKS_PER_WORKER + 1;
 
-/// Run a worker until its supervisor stops it, SIGTERM/SIGINT, or `--max-tasks`.
+/// Run a worker until its supervisor stops it, SIGTERM/SIGINT/SIGHUP, or `--max-tasks` (exit 0:
+/// stopping is its job, as a daemon's); its supervisor's death is an error (exit 1).
 pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     // SIGHUP too: a closed terminal stops us cleanly instead of killing us mid-way.
     let shutdown = Shutdown::install_with(&[nix::sys::signal::Signal::SIGHUP])?;
@@ -54,13 +55,13 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
     let pid = getpid();
     // A live supervisor holds its record's lock; queues left by a killed one do not count.
     let (supervisor, gone) = crate::record::watch(&names)?;
-    let finder = Finder::new(&names, args.queue.sysv)?;
+    let finder = Finder::new(&names, args.queue.flavor())?;
     let done = finder.open(Which::Done, Access::Write, true)?;
     let inbox_name = names.inbox(pid);
     // The inbox is removed on every exit but kill -9 (then the supervisor removes it), except
     // a System V one that the supervisor knows (see the module docs).
     let (inbox, guard) =
-        queue::create_own(&inbox_name, INBOX_DEPTH, done.msgsize(), finder.sysv())?;
+        queue::create_own(&inbox_name, INBOX_DEPTH, done.msgsize(), finder.flavor())?;
     let sysv_id = match &inbox {
         Queue::Sysv(q) => q.id(),
         Queue::Posix(_) => -1,
@@ -77,18 +78,17 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         &watch,
         &mut tick,
     )?;
-    if args.supervisor.is_none() {
-        say!(
-            "worker pid {pid}: serving {} (inbox {inbox_name})",
-            names.tasks
-        )?;
-    }
+    // On stdout, for a worker started by hand (the supervisor's own have /dev/null there).
+    said(say!(
+        "worker pid {pid}: serving {} (inbox {inbox_name})",
+        names.tasks
+    ))?;
     let outcome = serve(args, &names, &inbox, &done, &watch, &mut tick);
     // The supervisor has our hello, so it knows this inbox: if it lives, it takes back what
     // it sent us and we never received, and then removes the inbox. A System V queue must be
     // left to it for that, since IPC_RMID destroys what is in it at once (a POSIX queue we
     // unlink lives on while the supervisor holds it open, so ours goes either way).
-    let left = finder.sysv() && !watch.supervisor_gone();
+    let left = finder.flavor() == Flavor::Sysv && !watch.supervisor_gone();
     if left {
         trace!("{inbox_name}: left to the supervisor (pid {supervisor}), which removes it");
         guard.keep();
@@ -96,15 +96,22 @@ pub fn run(args: &WorkerArgs) -> Result<ExitCode> {
         drop(guard);
     }
     let served = outcome?;
-    if args.supervisor.is_none() {
-        let inbox = if left {
-            format!("left {inbox_name} to the supervisor, which removes it")
-        } else {
-            format!("removed {inbox_name}")
-        };
-        say!("worker pid {pid}: ran {served} tasks; {inbox}")?;
-    }
+    let inbox = if left {
+        format!("left {inbox_name} to the supervisor, which removes it")
+    } else {
+        format!("removed {inbox_name}")
+    };
+    said(say!("worker pid {pid}: ran {served} tasks; {inbox}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A line that a stalled stdout held back past a stop signal (`say!` then gives up): a worker
+/// asked to stop stops as asked, with status 0, as a daemon does; it is not "interrupted".
+fn said(line: Result<()>) -> Result<()> {
+    match line {
+        Ok(()) | Err(Error::Interrupted(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Take tasks from the inbox and run them, until a stop request, SIGTERM/SIGINT/SIGHUP,

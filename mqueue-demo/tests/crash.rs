@@ -92,9 +92,21 @@ fn a_task_in_a_workers_hands_survives_the_supervisors_kill() {
         let frozen = testkit::freeze(worker);
         kill_9(&sup);
         // The old worker is frozen no more: stopped in a process group whose leader died, it
-        // was sent SIGHUP and SIGCONT by the kernel, and it leaves.
+        // was sent SIGHUP and SIGCONT by the kernel, beside its parent-death SIGTERM. One
+        // request to stop, not two (which would exit at once): it leaves, and removes its
+        // inbox itself, before any new supervisor could.
         drop(frozen);
         assert!(wait_gone(worker), "the old worker stops");
+        if sysv {
+            assert_eq!(
+                sysv_inbox_of(worker),
+                Vec::<String>::new(),
+                "its inbox is left"
+            );
+        } else {
+            let inbox = format!("{q}-w{worker}");
+            assert!(!queue_exists(&inbox), "{inbox} is left");
+        }
         let sup = Supervisor::start(&sb, &q, &[&["--workers", "1"], kind].concat());
         took_over(&sup, &q, 1);
         let out = submitter.stdout_lines().unwrap().rest(WAIT).unwrap();
@@ -185,7 +197,7 @@ fn a_result_waiting_for_room_survives_the_supervisors_kill() {
 /// A start that fails after it has taken a killed supervisor's leftovers over (here one of its
 /// queues was made writable by others meanwhile, which is refused) leaves them as it found
 /// them: the task that was queued and the task that was held both come back, once each, when a
-/// later start succeeds. (A start that failed used to remove what it had taken over.)
+/// later start succeeds: a failed start removes nothing it took over.
 #[test]
 fn a_failed_start_keeps_a_killed_supervisors_tasks() {
     let sb = Sandbox::new();
@@ -317,6 +329,18 @@ fn two_thousand_tasks_survive_a_supervisor_killed_every_300ms() {
     let stopped = sup.stop();
     assert!(kills >= 2, "the supervisor was killed {kills} times only");
     eprintln!("supervisor killed {kills} times, {worker_kills} workers killed; {stopped}");
+}
+
+/// The System V queues that process `pid` was the last to receive from (ipcs -q -p: msqid,
+/// owner, lspid, lrpid): a worker's inbox.
+fn sysv_inbox_of(pid: Pid) -> Vec<String> {
+    let out = testkit::run(std::process::Command::new("ipcs").args(["-q", "-p"]), b"");
+    let pid = pid.to_string();
+    testkit::stdout(&out)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some(pid.as_str()))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The System V queues that process `pid` was the last to send to or receive from (ipcs -q -p).

@@ -33,11 +33,11 @@ fn demo_narrates_with_v() {
     assert!(out.status.success(), "{}", stdout(&out));
     let err = stderr(&out);
     for want in [
-        " supervisor] mq_open(",
+        " run] mq_open(",
         "O_CREAT|O_EXCL",
         " worker] mq_receive(",
         " submit] mq_send(",
-        " supervisor] mq_unlink(",
+        " run] mq_unlink(",
     ] {
         assert!(err.contains(want), "no {want:?} in the trace");
     }

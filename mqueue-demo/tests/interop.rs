@@ -17,7 +17,8 @@ task = struct.pack("<cBBBQHH", b"T", 1, 4, 1, task_id, 0, len(arg)) + arg
 posix_ipc.MessageQueue(queue).send(task, priority=5)
 results = posix_ipc.MessageQueue(queue + "-results")
 msg, _prio = results.receive(60)
-ty, ver, status, attempt, rid, pid, taken, flags, _res, olen = struct.unpack_from("<cBBBQiQBBH", msg)
+(ty, ver, status, attempt, rid, pid, taken, flags, _res,
+ olen) = struct.unpack_from("<cBBBQiQBBH", msg)
 assert (ty, ver) == (b"R", 1), msg
 assert rid == task_id, (rid, task_id)
 assert len(msg) == 28 + olen
@@ -68,7 +69,8 @@ import struct, sys, posix_ipc
 msg, prio = posix_ipc.MessageQueue(sys.argv[1]).receive(60)
 ty, ver, kind, attempt, tid, rlen, alen = struct.unpack_from("<cBBBQHH", msg)
 assert len(msg) == 16 + rlen + alen
-print(ty.decode(), ver, kind, attempt, f"{tid >> 32}-{tid & 0xffffffff}", prio, msg[16 + rlen:].decode())
+print(ty.decode(), ver, kind, attempt, f"{tid >> 32}-{tid & 0xffffffff}", prio,
+      msg[16 + rlen:].decode())
 "#;
     let out = testkit::run(sb.command("python3").args(["-c", reader, &q]), b"");
     assert!(out.status.success(), "{}", stderr(&out));

@@ -347,7 +347,10 @@ fn a_leftover_with_another_message_size_is_refused() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("{q}: left by a supervisor that was killed, with messages of up to 512 bytes, not --msgsize 256: start with --msgsize 512")),
+        err.contains(&format!(
+            "{q}: left by a supervisor that was killed, with messages of up to 512 bytes, not \
+             --msgsize 256: start with --msgsize 512"
+        )),
         "{err}"
     );
     assert_eq!(depth(&sb, &q, &q), 1, "the leftover and its task are kept");

@@ -27,7 +27,8 @@ fn recipe_one_task_per_line_and_wait() {
     let out = bash(
         &sb,
         &format!(
-            "seq 3 | sed 's/^/fib /' | mqueue-demo submit --queue {q} --wait | grep ' ok ' | cut -d' ' -f5 | sort -n"
+            "seq 3 | sed 's/^/fib /' | mqueue-demo submit --queue {q} --wait | grep ' ok ' \
+             | cut -d' ' -f5 | sort -n"
         ),
     );
     assert!(out.status.success(), "{}", stderr(&out));

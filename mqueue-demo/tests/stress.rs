@@ -84,7 +84,7 @@ fn ten_thousand_tasks_survive_a_kill_every_200ms() {
 /// charged to the user's RLIMIT_MSGQUEUE: the 69th `submit --wait` in a row (and any new
 /// supervisor of that user) failed with "Too many open files". 1000 in a row, and the
 /// supervisor's descriptors stay flat: at most the 8 reply queues it keeps open a moment after
-/// their last result (outbox.rs, MAX_IDLE). Checked every 20, so that without the fix the test
+/// their last result (run/outbox.rs, MAX_IDLE). Checked every 20, so that without the fix the test
 /// stops long before the limit, which every test of this user shares.
 #[test]
 fn a_thousand_submit_waits_leave_no_descriptor_open() {

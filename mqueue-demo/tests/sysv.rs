@@ -196,7 +196,7 @@ fn sysv_a_worker_leaving_cleanly_costs_its_next_task_no_attempt() {
         call.nr == nix::libc::SYS_msgsnd && call.ret == Some(0)
     });
     let handed = format!("msgsnd({q}-w{worker}, ");
-    sup.wait_trace(|l| l.contains(" supervisor] ") && l.contains(&handed) && l.ends_with("-> ok"));
+    sup.wait_trace(|l| l.contains(" run] ") && l.contains(&handed) && l.ends_with("-> ok"));
     tracer.detach();
     let line = sup.wait_for(|l| l.starts_with(&format!("worker pid {worker} ")));
     assert!(
@@ -361,9 +361,11 @@ fn sysv_submit_wait_and_the_demo() {
 fn workers_dying_at_start_are_restarted_with_back_off() {
     let sb = Sandbox::new();
     let q = queue();
-    let mut sup = Supervisor::start(&sb, &q, &["--sysv", "--workers", "1"]);
+    let mut sup = Supervisor::start(&sb, &q, &["-v", "--sysv", "--workers", "1"]);
     let ids = ids(&sb, &q);
     let worker = sup.workers(1)[0];
+    // Its hello sent, so it has read the ids file: the garbage below is for the next ones.
+    sup.wait_trace(|l| l.starts_with(&format!("[pid {worker} worker] msgsnd(")));
     let file = sb.runtime_dir().join(format!("{}.sysv", &q[1..]));
     let good = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, "garbage\n").unwrap();

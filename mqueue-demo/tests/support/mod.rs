@@ -7,7 +7,6 @@ pub mod tracer;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -33,16 +32,29 @@ pub fn run(sb: &Sandbox, queue: &str, args: &[&str], input: &[u8]) -> Output {
     testkit::run(&mut mq(sb, queue, args), input)
 }
 
-/// A running supervisor.
+/// A running supervisor: a `testkit::Daemon` (its child, stdout after the `ready:` line,
+/// stderr, the ready line), and the queue it serves.
 pub struct Supervisor {
-    pub child: Supervised,
-    pub stdout: Lines,
-    pub stderr: Lines,
+    daemon: testkit::Daemon,
     pub queue: String,
 }
 
+impl std::ops::Deref for Supervisor {
+    type Target = testkit::Daemon;
+    fn deref(&self) -> &testkit::Daemon {
+        &self.daemon
+    }
+}
+
+impl std::ops::DerefMut for Supervisor {
+    fn deref_mut(&mut self) -> &mut testkit::Daemon {
+        &mut self.daemon
+    }
+}
+
 impl Supervisor {
-    /// `mqueue-demo [-v] run --queue QUEUE ARGS`, waiting for its "ready" line.
+    /// `mqueue-demo [-v] run --queue QUEUE ARGS`, waiting for its "ready" line, which names
+    /// the queue.
     pub fn start(sb: &Sandbox, queue: &str, args: &[&str]) -> Supervisor {
         let mut cmd = mq(sb, queue, &["run"]);
         cmd.args(args);
@@ -52,36 +64,27 @@ impl Supervisor {
         if !args.contains(&"--msgsize") {
             cmd.args(["--msgsize", "256"]);
         }
-        let child = testkit::spawn(&mut cmd);
-        let mut stdout = child.stdout_lines().expect("stdout is piped");
-        let stderr = child.stderr_lines().expect("stderr is piped");
-        stdout
-            .wait_for(|l| l.starts_with("ready: "), WAIT)
-            .unwrap_or_else(|e| panic!("supervisor did not start: {e}"));
+        let daemon = testkit::Daemon::start(&mut cmd);
+        let kind = if args.contains(&"--sysv") {
+            "sysv-mqueue"
+        } else {
+            "mqueue"
+        };
+        assert_eq!(daemon.serves(kind), queue);
         Supervisor {
-            child,
-            stdout,
-            stderr,
+            daemon,
             queue: queue.to_owned(),
         }
     }
 
     /// Wait for a line on its stdout.
     pub fn wait_for(&mut self, want: impl Fn(&str) -> bool) -> String {
-        match self.stdout.wait_for(want, WAIT) {
-            Ok(line) => line,
-            Err(e) => {
-                let err = self.stderr.rest(Duration::from_secs(1)).unwrap_or_default();
-                panic!("supervisor: {e}\nstderr: {err:?}")
-            }
-        }
+        self.daemon.wait_stdout(want)
     }
 
     /// Wait for a `-v` line on its stderr (its workers' too: they share it).
     pub fn wait_trace(&mut self, want: impl Fn(&str) -> bool) -> String {
-        self.stderr
-            .wait_for(want, WAIT)
-            .unwrap_or_else(|e| panic!("supervisor stderr: {e}"))
+        self.daemon.wait_stderr(want)
     }
 
     /// The pids of the workers it started, as it announced them, waiting for `n`.
@@ -94,10 +97,11 @@ impl Supervisor {
             .collect()
     }
 
-    /// SIGTERM to the supervisor alone; it must exit 0 and leave no queue. Returns its last
-    /// line ("stopped ...").
+    /// SIGTERM to the supervisor alone (as `kill "$(cat PID_FILE)"` does; its workers hear it
+    /// from the supervisor); it must exit 0 and leave no queue. Returns its last line
+    /// ("stopped ...").
     pub fn stop(self) -> String {
-        nix::sys::signal::kill(self.child.pid(), Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(self.daemon.pid(), Signal::SIGTERM).unwrap();
         self.finish()
     }
 
@@ -111,15 +115,35 @@ impl Supervisor {
 
     /// [`Supervisor::finish`] without the leftover check, for a test whose other processes
     /// (a `submit --wait` and its reply queue) are still running.
-    pub fn finish_unchecked(mut self) -> String {
-        let status = self.child.wait_timeout(WAIT).unwrap();
-        let rest = self.stdout.rest(WAIT).unwrap();
-        assert!(status.success(), "supervisor: {status:?}; {rest:?}");
-        rest.iter()
-            .find(|l| l.starts_with("stopped "))
-            .unwrap_or_else(|| panic!("no stopped line: {rest:?}"))
-            .clone()
+    pub fn finish_unchecked(self) -> String {
+        stopped_line(&self.daemon.wait())
     }
+
+    /// `sig` to its process group, as a terminal's Ctrl-C (SIGINT) or hangup (SIGHUP) reaches
+    /// the supervisor and its workers together; it must exit 0 and leave no queue.
+    pub fn stop_with(self, sig: Signal) -> String {
+        let queue = self.queue.clone();
+        let stopped = stopped_line(&self.daemon.stop_with(sig));
+        assert_no_queues(&queue);
+        stopped
+    }
+}
+
+/// A stopped supervisor's "stopped ..." line, after checking that it exited 0, as a daemon
+/// asked to stop does.
+fn stopped_line(stopped: &testkit::Stopped) -> String {
+    let out = &stopped.stdout;
+    assert_eq!(
+        stopped.status.code(),
+        Some(0),
+        "supervisor: {:?}; {out:?}; stderr {:?}",
+        stopped.status,
+        stopped.stderr
+    );
+    out.iter()
+        .find(|l| l.starts_with("stopped "))
+        .unwrap_or_else(|| panic!("no stopped line: {out:?}"))
+        .clone()
 }
 
 /// No queue whose name starts with `queue` exists: checked in /dev/mqueue when it is mounted,
@@ -153,20 +177,26 @@ pub fn assert_no_queues(queue: &str) {
     });
     for suffix in ["", "-results", "-dead", "-done"] {
         let name = format!("{queue}{suffix}");
-        let res = nix::mqueue::mq_open(
-            name.as_str(),
-            nix::mqueue::MQ_OFlag::O_RDONLY,
-            nix::sys::stat::Mode::empty(),
-            None,
-        );
-        match res {
-            Err(nix::errno::Errno::ENOENT) => {}
-            Ok(mqd) => {
-                let _ = nix::mqueue::mq_close(mqd);
-                panic!("{name} was left behind");
-            }
-            Err(e) => panic!("mq_open {name}: {e}"),
+        assert!(!queue_exists(&name), "{name} was left behind");
+    }
+}
+
+/// True if the POSIX queue `name` exists (opened for reading, which takes nothing from it,
+/// and closed at once).
+pub fn queue_exists(name: &str) -> bool {
+    let res = nix::mqueue::mq_open(
+        name,
+        nix::mqueue::MQ_OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+        None,
+    );
+    match res {
+        Err(nix::errno::Errno::ENOENT) => false,
+        Ok(mqd) => {
+            let _ = nix::mqueue::mq_close(mqd);
+            true
         }
+        Err(e) => panic!("mq_open {name}: {e}"),
     }
 }
 
@@ -192,34 +222,7 @@ pub fn depth(sb: &Sandbox, queue: &str, name: &str) -> usize {
 /// Wait until `pid` (any process, not only a child of ours) has exited, through a pidfd.
 /// False if it still runs after `WAIT`.
 pub fn wait_gone(pid: Pid) -> bool {
-    use nix::poll::{PollFd, PollFlags, poll};
-    use std::os::fd::{FromRawFd, OwnedFd};
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let Ok(fd) = i32::try_from(fd) else {
-        return true;
-    };
-    if fd < 0 {
-        return true; // ESRCH: already gone
-    }
-    // SAFETY: the kernel has just given us this descriptor; nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let end = std::time::Instant::now() + WAIT;
-    loop {
-        let left = end.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return testkit::not_running(pid);
-        }
-        let mut fds = [PollFd::new(
-            std::os::fd::AsFd::as_fd(&fd),
-            PollFlags::POLLIN,
-        )];
-        if let Ok(n) = poll(&mut fds, common::deadline::poll_timeout(left)) {
-            if n > 0 {
-                return true;
-            }
-        }
-    }
+    common::pidfd::wait_gone(pid, WAIT).unwrap()
 }
 
 /// Make a queue by hand, as another program or a killed process would leave it:
