@@ -351,7 +351,7 @@ pub fn parse() -> Cli {
 /// lists the commands the server answers, taken from the table it runs them from, so the list
 /// cannot drift from what is supported.
 pub fn command() -> clap::Command {
-    let help = format!("{}\n\n{CLIENT_EXAMPLES}", crate::commands::help());
+    let help = format!("{}\n\n{CLIENT_EXAMPLES}", crate::kv::commands::help());
     Cli::command().mut_subcommand("client", |c| c.after_help(help))
 }
 

@@ -13,7 +13,7 @@
 //!    `setsockopt(SO_SNDTIMEO)` and `setsockopt(SO_RCVTIMEO)`;
 //! 2. `connect` to the server's path (or address; then `setsockopt(TCP_NODELAY)`);
 //! 3. per command: `write` the request (RESP array of bulk strings), then `read` until a
-//!    whole reply has arrived ([`crate::protocol`] says when);
+//!    whole reply has arrived ([`crate::kv::protocol`] says when);
 //! 4. `close` at exit.
 //!
 //! # Pitfalls
@@ -40,7 +40,7 @@ use std::time::Duration;
 use common::{Context, Error, Result};
 
 use crate::cli::ClientArgs;
-use crate::protocol::{self, Reply, ReplyParse};
+use crate::kv::protocol::{self, Reply, ReplyParse};
 use crate::sock::Target;
 
 /// A connection to the server: blocking reads and writes, a buffer for replies that arrive

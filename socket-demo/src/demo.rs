@@ -46,7 +46,7 @@ use nix::sys::signal::Signal;
 
 use crate::cli::{DemoArgs, WorkerArgs};
 use crate::client::Connection;
-use crate::protocol::Reply;
+use crate::kv::protocol::Reply;
 use crate::sock::Target;
 
 const WORKERS: u32 = 8;

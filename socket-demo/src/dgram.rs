@@ -51,9 +51,9 @@ use nix::sys::socket::{
 
 use crate::cli::{DgramClientArgs, DgramServerArgs};
 use crate::client::Output;
-use crate::commands::{self, Session, State};
+use crate::kv::protocol::{self, Parse, Reply, ReplyParse};
+use crate::kv::{self, Session, State};
 use crate::log::Log;
-use crate::protocol::{self, Parse, Reply, ReplyParse};
 use crate::sock;
 
 /// The largest request datagram the server accepts.
@@ -166,7 +166,7 @@ fn answer(dgram: &[u8], state: &mut State, out: &mut Vec<u8>) {
             } else {
                 // Each datagram stands alone: a session of its own. (QUIT means nothing
                 // without a connection; it still answers +OK.)
-                commands::execute(state, &mut Session::datagram(), &args, out);
+                kv::execute(state, &mut Session::datagram(), &args, out);
             }
         }
         Parse::Complete(..) => protocol::error(

@@ -33,17 +33,15 @@
 
 mod cli;
 mod client;
-mod commands;
 mod connection;
 mod demo;
 mod dgram;
+mod kv;
 mod log;
 mod passfd;
 mod path;
-mod protocol;
 mod server;
 mod sock;
-mod store;
 mod tuning;
 
 use std::process::ExitCode;

@@ -33,7 +33,7 @@
 //! state machine of its own, in [`crate::connection`]) has
 //! a read buffer (bytes received but not yet parsed: half a request, or many pipelined ones),
 //! a write buffer (replies not yet taken by the kernel) and a session (its protocol version,
-//! name and open transaction; see [`crate::commands`], which executes the requests). Each
+//! name and open transaction; see [`crate::kv`], which executes the requests). Each
 //! round of the loop:
 //!
 //! 1. `epoll_wait`; `read` once from each ready client (at most 64 KiB: level-triggered epoll
@@ -49,7 +49,7 @@
 //! grow without bound. Once a client's unsent output passes [`crate::connection::OUTPUT_LIMIT`] (1 MiB), the
 //! server stops executing its requests and stops reading from it (EPOLLIN off); the kernel's
 //! socket buffer then fills and the client's own `write` blocks. When the output drains, the
-//! server resumes. Memory per client is bounded by one request (see [`crate::protocol`]) plus
+//! server resumes. Memory per client is bounded by one request (see [`crate::kv::protocol`]) plus
 //! the output limit plus one reply, and only while they last: an emptied buffer that grew
 //! past 64 KiB is freed, so idle clients hold next to nothing.
 //!
@@ -95,8 +95,8 @@ use nix::sys::socket::{
 };
 
 use crate::cli::ServerArgs;
-use crate::commands::{Session, State};
 use crate::connection::{Client, READ_CHUNK, pump, read_some, update_interest, would_block};
+use crate::kv::{Session, State};
 use crate::log::Log;
 use crate::sock;
 use crate::tuning;
