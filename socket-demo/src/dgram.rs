@@ -40,7 +40,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use common::cleanup::Shutdown;
-use common::{Context, Error, Result};
+use common::out::Output;
+use common::{Context, Error, Result, tell};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
@@ -50,10 +51,9 @@ use nix::sys::socket::{
 };
 
 use crate::cli::{DgramClientArgs, DgramServerArgs};
-use crate::client::Output;
+use crate::client::Style;
 use crate::kv::protocol::{self, Parse, Reply, ReplyParse};
 use crate::kv::{self, Session, State};
-use crate::log::Log;
 use crate::sock;
 
 /// The largest request datagram the server accepts.
@@ -73,33 +73,43 @@ pub fn server(args: &DgramServerArgs) -> Result<ExitCode> {
     // SIGHUP too: closing the terminal it runs in must not leave its socket file behind.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     let path = default_path(args.path.as_deref())?;
-    let mut log = Log::new();
+    // A log for people, not data: a reader that goes away silences it, the server serves on.
+    let mut log = Output::stdout().quiet_when_gone();
     let lock = args
         .pid_file
         .clone()
         .unwrap_or_else(|| sock::pid_path_for(&path));
     let bound = sock::bind_unix(&path, SockType::Datagram, &lock)?;
     if bound.replaced_stale {
-        log.line(format_args!("removed stale socket {}", path.display()));
+        tell!(log, "removed stale socket {}", path.display())?;
     }
     let fd = bound.fd;
     let _guard = bound.guard;
     // Bound: a datagram sent now is queued for us. The line goes through the log, which never
-    // blocks (see `crate::log`), rather than `lifecycle::ready`.
+    // blocks, rather than `lifecycle::ready`, which waits for a slow reader.
     let reach = format!("socket {}", path.display());
-    log.line(format_args!("{}", common::lifecycle::ready_line(&reach)));
+    tell!(log, "{}", common::lifecycle::ready_line(&reach))?;
     common::lifecycle::notify_ready(&reach)?;
     let mut state = State::new(0);
     let mut buf = vec![0u8; MAX_REQUEST_DATAGRAM];
     let mut out = Vec::new();
     while !shutdown.requested() {
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(fd.as_fd(), PollFlags::POLLIN),
             PollFd::new(shutdown.wake_fd(), PollFlags::POLLIN),
         ];
+        // Log lines waiting for a reader that has fallen behind: wake when it takes more.
+        fds.extend(log.waiting_fd().map(|w| PollFd::new(w, PollFlags::POLLOUT)));
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::sys("poll", path.display(), e)),
+        }
+        let room = fds
+            .get(2)
+            .is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()));
+        drop(fds);
+        if room {
+            log.flush()?;
         }
         // Drain every datagram that is queued, then poll again.
         loop {
@@ -111,9 +121,10 @@ pub fn server(args: &DgramServerArgs) -> Result<ExitCode> {
                     Err(e) => return Err(Error::sys("recvmsg", path.display(), e)),
                 };
             let Some(from) = from.filter(has_address) else {
-                log.line(format_args!(
+                tell!(
+                    log,
                     "datagram from an unbound socket: no address to reply to; dropped"
-                ));
+                )?;
                 continue;
             };
             // The sender chose its path: escape it before it reaches a terminal.
@@ -137,12 +148,13 @@ pub fn server(args: &DgramServerArgs) -> Result<ExitCode> {
             } else {
                 answer(&buf[..len], &mut state, &mut out);
             }
-            reply(&fd, &from, &peer, &mut out, &mut log);
+            reply(&fd, &from, &peer, &mut out, &mut log)?;
         }
     }
     common::lifecycle::stopping();
     let signal = shutdown.signal().map_or("signal", |s| s.as_str());
-    log.line(format_args!("shutting down on {signal}"));
+    tell!(log, "shutting down on {signal}")?;
+    log.drain(None)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -181,14 +193,24 @@ fn answer(dgram: &[u8], state: &mut State, out: &mut Vec<u8>) {
     }
 }
 
-fn reply(fd: &OwnedFd, to: &UnixAddr, peer: &str, out: &mut Vec<u8>, log: &mut Log) {
+/// Send `out` to the client at `to` (`peer` in the log), never waiting for it.
+fn reply(
+    fd: &OwnedFd,
+    to: &UnixAddr,
+    peer: &str,
+    out: &mut Vec<u8>,
+    log: &mut Output,
+) -> Result<()> {
     let flags = MsgFlags::MSG_DONTWAIT;
     match sendto(fd.as_raw_fd(), out, to, flags) {
-        Ok(_) => common::trace!(
-            "sendto({peer}, {}) -> {} bytes",
-            sock::preview(out),
-            out.len()
-        ),
+        Ok(_) => {
+            common::trace!(
+                "sendto({peer}, {}) -> {} bytes",
+                sock::preview(out),
+                out.len()
+            );
+            Ok(())
+        }
         Err(Errno::EMSGSIZE) => {
             let size = out.len();
             out.clear();
@@ -197,15 +219,18 @@ fn reply(fd: &OwnedFd, to: &UnixAddr, peer: &str, out: &mut Vec<u8>, log: &mut L
                 &format!("ERR reply of {size} bytes is too large for one datagram"),
             );
             let _ = sendto(fd.as_raw_fd(), out, to, flags);
+            Ok(())
         }
-        Err(Errno::EAGAIN) => log.line(format_args!(
-            "client {peer} is not reading its replies; reply dropped"
-        )),
-        Err(e @ (Errno::ECONNREFUSED | Errno::ENOENT)) => log.line(format_args!(
-            "client {peer} is gone ({}); reply dropped",
-            e.desc()
-        )),
-        Err(e) => log.line(format_args!("sendto {peer}: {}", e.desc())),
+        Err(Errno::EAGAIN) => {
+            tell!(
+                log,
+                "client {peer} is not reading its replies; reply dropped"
+            )
+        }
+        Err(e @ (Errno::ECONNREFUSED | Errno::ENOENT)) => {
+            tell!(log, "client {peer} is gone ({}); reply dropped", e.desc())
+        }
+        Err(e) => tell!(log, "sendto {peer}: {}", e.desc()),
     }
 }
 
@@ -214,7 +239,7 @@ pub fn client(args: &DgramClientArgs) -> Result<ExitCode> {
     // SIGHUP too: the client's own bound socket must go when its terminal closes.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
     let timeout = Duration::from_secs(args.timeout);
-    let output = Output::choose(args.output.forced());
+    let style = Style::choose(args.output.forced());
     let command = &args.command;
     let server = default_path(args.path.as_deref())?;
     let server_addr = sock::unix_addr(&server)?;
@@ -258,7 +283,7 @@ pub fn client(args: &DgramClientArgs) -> Result<ExitCode> {
         send_request(&fd, &req, &server, end, timeout, &shutdown)?;
         let reply = receive(&fd, &server, end, timeout, &shutdown)?;
         any_error |= matches!(reply, Reply::Error(_));
-        output.print(&mut stdout, &reply)
+        style.print(&mut stdout, &reply)
     };
     if !command.is_empty() {
         call(command)?;

@@ -37,7 +37,6 @@ mod connection;
 mod demo;
 mod dgram;
 mod kv;
-mod log;
 mod passfd;
 mod path;
 mod server;

@@ -2,10 +2,16 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::process::Stdio;
 
+use common::child::{Lines, Options, Supervised};
 use common::testkit::{self, Sandbox};
+use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
+use nix::unistd::pipe2;
 use support::*;
 
 #[test]
@@ -239,6 +245,60 @@ print(s.recv(100))
     server.signal(Signal::SIGTERM).unwrap();
     assert!(server.wait_timeout(WAIT).unwrap().success());
     assert!(common::testkit::files_in(&sb.runtime_dir()).is_empty());
+}
+
+/// The datagram server's log on a pipe nobody reads for a while: it keeps serving (a blocking
+/// write would stop it at the first full pipe), and once the pipe is read again the lines that
+/// waited come out, then the note about those it had to drop, with no new event needed: it
+/// polls its stdout for room beside its socket.
+#[test]
+fn a_dgram_server_whose_log_nobody_reads_keeps_serving() {
+    let sb = Sandbox::new();
+    let path = sb.join("kv-dgram.sock");
+    let (log_r, log_w) = pipe2(OFlag::O_CLOEXEC).unwrap();
+    let mut cmd = sb.command(BIN);
+    cmd.arg("dgram-server")
+        .arg("--path")
+        .arg(&path)
+        .stdout(Stdio::from(log_w))
+        .stderr(Stdio::null());
+    let opts = Options {
+        deadline: Some(testkit::DEADLINE),
+        own_group: true,
+    };
+    let server = Supervised::spawn("dgram-server", &mut cmd, opts).unwrap();
+    drop(cmd); // Our copy of the write end.
+    let mut log_pipe = BufReader::new(std::fs::File::from(log_r));
+    let mut first = String::new();
+    log_pipe.read_line(&mut first).unwrap();
+    assert!(first.starts_with("ready: "), "{first}");
+    // Each datagram from an unbound socket logs a line of about 70 bytes: 3000 of them are
+    // more than the pipe and the server's backlog hold.
+    let unbound = UnixDatagram::unbound().unwrap();
+    for _ in 0..3000 {
+        unbound.send_to(b"PING\r\n", &path).unwrap();
+    }
+    // One queue, in order: this reply means every datagram before it has been handled.
+    let out = run(
+        &sb,
+        &["dgram-client", "--path", path.to_str().unwrap(), "PING"],
+        b"",
+    );
+    assert_eq!(testkit::stdout(&out), "PONG\n", "{}", testkit::stderr(&out));
+    let mut log = Lines::new(log_pipe);
+    let note = log
+        .wait_for(
+            |l| l.ends_with(" lines dropped: stdout was not being read)"),
+            WAIT,
+        )
+        .unwrap();
+    let dropped: u64 = note[1..].split(' ').next().unwrap().parse().unwrap();
+    assert!(dropped > 0, "{note}");
+    server.signal(Signal::SIGTERM).unwrap();
+    log.wait_for(|l| l.starts_with("shutting down on SIGTERM"), WAIT)
+        .unwrap();
+    assert!(server.wait_timeout(WAIT).unwrap().success());
+    assert!(!path.exists());
 }
 
 #[test]
