@@ -491,16 +491,15 @@ fn max_clients_fits_the_descriptor_limit() {
         "server",
         "--unix",
     ])
-    .arg(&sock)
-    .stdout(std::process::Stdio::piped());
-    let server = testkit::spawn(&mut cmd);
-    let mut log = server.stdout_lines().unwrap();
-    log.wait_for(
-        |l| l == "max clients lowered from 10000 to 32: at most 64 open descriptors",
-        WAIT,
-    )
-    .unwrap();
-    log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    .arg(&sock);
+    // sh execs the server: the ready line names sh's pid.
+    let server = testkit::Daemon::start(&mut cmd);
+    let lowered = "max clients lowered from 10000 to 32: at most 64 open descriptors";
+    assert!(
+        server.stdout.seen().iter().any(|l| l == lowered),
+        "{:?}",
+        server.stdout.seen()
+    );
     let mut admitted: Vec<UnixStream> = (0..32).map(|_| connect(&sock)).collect();
     for s in &mut admitted {
         assert_eq!(call(s, &["PING"]), "+PONG\r\n");
@@ -744,16 +743,9 @@ fn allow_uid_refuses_other_users() {
 #[test]
 fn tcp_on_loopback_with_an_ephemeral_port() {
     let sb = Sandbox::new();
-    let mut cmd = sb.command(BIN);
-    cmd.args(["server", "--tcp", "127.0.0.1:0"]);
-    let server = testkit::spawn(&mut cmd);
-    let mut log = server.stdout_lines().unwrap();
-    let line = log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
-    let want = format!("ready: pid {} tcp 127.0.0.1:", server.pid());
-    let addr = line
-        .strip_prefix(&want)
-        .map(|port| format!("127.0.0.1:{port}"))
-        .unwrap_or_else(|| panic!("{line:?} is not {want:?}PORT"));
+    let server = daemon(&sb, &["server", "--tcp", "127.0.0.1:0"]);
+    let addr = server.serves("tcp").to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{}", server.ready);
     // Only TCP was asked for: no Unix socket in the runtime dir.
     assert!(common::testkit::files_in(&sb.runtime_dir()).is_empty());
     let out = run(
@@ -771,6 +763,8 @@ fn tcp_on_loopback_with_an_ephemeral_port() {
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.write_all(b"PING hello\r\n").unwrap();
     assert_eq!(read_reply(&mut s), bulk("hello"));
+    drop(s);
+    server.stop();
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Helpers for the socket-demo integration tests: start a server in a sandbox, talk RESP to
-//! it from the test (the test is the external user), read its log.
+//! Helpers for the socket-demo integration tests: start a server in a sandbox
+//! (`testkit::Daemon`), talk RESP to it from the test (the test is the external user), read
+//! its log.
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
 use std::io::{Read, Write};
@@ -12,13 +13,27 @@ use common::child::{Lines, Supervised};
 use common::testkit::{self, Sandbox};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_socket-demo");
-pub const WAIT: Duration = Duration::from_secs(60);
+/// How long a test waits for anything; only reached when it is failing already.
+pub const WAIT: Duration = testkit::DEADLINE;
+/// The environment variable that gives the parser its test hooks: the `worker` role and
+/// `demo --wait-for-signal-before-step` (see `src/cli.rs`).
+pub const TEST_HOOKS: &str = "IPC_DEMO_TEST_HOOKS";
 
-/// A server started by a test, its log, and its socket path.
+/// Start `socket-demo ARGS` in the sandbox and wait for its `ready:` line
+/// (`testkit::Daemon::start`): a server or a dgram-server.
+pub fn daemon(sb: &Sandbox, args: &[&str]) -> testkit::Daemon {
+    let mut cmd = sb.command(BIN);
+    cmd.args(args);
+    testkit::Daemon::start(&mut cmd)
+}
+
+/// A stream server started by a test on a Unix socket: `testkit::Daemon`'s fields (its stdout
+/// is its log, its stderr the errors and the trace), and its socket path.
 pub struct Server {
     pub child: Supervised,
     pub log: Lines,
     pub errors: Lines,
+    pub ready: String,
     pub sock: PathBuf,
 }
 
@@ -32,22 +47,48 @@ impl Server {
     pub fn start_at(sb: &Sandbox, sock: &Path, extra: &[&str]) -> Server {
         let mut cmd = sb.command(BIN);
         cmd.arg("server").arg("--unix").arg(sock).args(extra);
-        let child = testkit::spawn(&mut cmd);
-        let mut log = child.stdout_lines().unwrap();
-        let errors = child.stderr_lines().unwrap();
-        let want = format!("ready: pid {} socket {}", child.pid(), sock.display());
-        log.wait_for(|l| l == want, WAIT)
-            .unwrap_or_else(|e| panic!("server did not start: {e}"));
+        let server = testkit::Daemon::start(&mut cmd);
+        assert_eq!(server.serves("socket"), sock.display().to_string());
+        let testkit::Daemon {
+            child,
+            stdout,
+            stderr,
+            ready,
+        } = server;
         Server {
             child,
-            log,
-            errors,
+            log: stdout,
+            errors: stderr,
+            ready,
             sock: sock.to_owned(),
         }
     }
 
     pub fn connect(&self) -> UnixStream {
         connect(&self.sock)
+    }
+
+    /// Ask it to stop with `sig` and check that it exits 0 (`testkit::Daemon::stop_with`),
+    /// its socket file and lock file removed.
+    pub fn stop_with(self, sig: nix::sys::signal::Signal) -> testkit::Stopped {
+        let Server {
+            child,
+            log,
+            errors,
+            ready,
+            sock,
+        } = self;
+        let stopped = testkit::Daemon {
+            child,
+            stdout: log,
+            stderr: errors,
+            ready,
+        }
+        .stop_with(sig);
+        assert!(!sock.exists(), "socket file left behind");
+        let lock = PathBuf::from(format!("{}.pid", sock.display()));
+        assert!(!lock.exists(), "lock file left behind");
+        stopped
     }
 }
 
