@@ -52,8 +52,9 @@ pub const MANUAL: Manual<'static> = Manual {
     exit_status: &[
         (
             "0 (server, dgram-server)",
-            "The server was asked to stop (SIGTERM, SIGINT, or SIGHUP: the terminal closed) and has \
-         stopped: it sent the replies in flight and removed its socket file and pid file.",
+            "The server was asked to stop (SIGTERM, SIGINT, or SIGHUP: the terminal closed) \
+             and has stopped: it sent the replies in flight and removed its socket file and \
+             pid file.",
         ),
         (
             "1 (client, dgram-client)",

@@ -17,11 +17,11 @@
 //! client's thread pays for it. Under steady load the next requests arrive a few microseconds
 //! after a round ends, so a server that sleeps at once pays for a wake-up on almost every
 //! round. So after each round the loop keeps asking with a zero timeout for `--busy-poll-us`
-//! (20 µs by default) and sleeps only when that much time passes without an event. An idle server spends at most
-//! that much CPU after its last request; with one CPU there is no one to wait for, so it
-//! never polls. The kernel does the same for network sockets (SO_BUSY_POLL) and for idle
-//! virtual CPUs (the haltpoll cpuidle driver), but neither reaches Unix sockets, hence doing it
-//! here.
+//! (20 µs by default) and sleeps only when that much time passes without an event. An idle
+//! server spends at most that much CPU after its last request; with one CPU there is no one
+//! to wait for, so it never polls. The kernel does the same for network sockets
+//! (SO_BUSY_POLL) and for idle virtual CPUs (the haltpoll cpuidle driver), but neither
+//! reaches Unix sockets, hence doing it here.
 //!
 //! # Pitfalls
 //!

@@ -434,7 +434,8 @@ fn tcp_options_are_checked_at_start() {
         ),
         (
             &["server", "--tcp", "0.0.0.0:0", "--allow-from", "10.1.2.3/8"],
-            "10.1.2.3/8 has host bits set: the network is 10.0.0.0/8, the address alone is 10.1.2.3",
+            "10.1.2.3/8 has host bits set: the network is 10.0.0.0/8, the address alone is \
+             10.1.2.3",
         ),
         (
             &[

@@ -145,7 +145,8 @@ fn clients_killed_mid_request_do_not_disturb_others() {
     ];
     for script in scripts {
         let code = format!(
-            "import socket,sys,time\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n{script}\nprint('sent',flush=True)\ntime.sleep(120)"
+            "import socket,sys,time\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+             {script}\nprint('sent',flush=True)\ntime.sleep(120)"
         );
         let mut cmd = std::process::Command::new("python3");
         cmd.arg("-c").arg(code).arg(&server.sock);

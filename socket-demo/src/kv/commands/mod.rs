@@ -10,7 +10,7 @@
 //!
 //! | file | commands |
 //! |---|---|
-//! | `strings.rs` | GET, SET, SETNX, GETSET, MGET, MSET, APPEND, STRLEN, INCR, DECR, INCRBY, DECRBY |
+//! | `strings.rs` | GET, SET, SETNX, GETSET, MGET, MSET, APPEND, STRLEN, INCR(BY), DECR(BY) |
 //! | `keys.rs` | DEL, EXISTS, TYPE, KEYS, SCAN; expiry: EXPIRE, PEXPIRE, TTL, PTTL, PERSIST |
 //! | `connection.rs` | PING, ECHO, QUIT, HELLO, CLIENT, SELECT |
 //! | `server.rs` | INFO, CONFIG, COMMAND, DBSIZE, FLUSHALL, FLUSHDB |
