@@ -2,16 +2,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::process::Stdio;
 
-use common::child::{Lines, Options, Supervised};
+use common::child::Lines;
 use common::testkit::{self, Sandbox};
-use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
-use nix::unistd::pipe2;
 use support::*;
 
 #[test]
@@ -239,23 +235,8 @@ print(s.recv(100))
 fn a_dgram_server_whose_log_nobody_reads_keeps_serving() {
     let sb = Sandbox::new();
     let path = sb.join("kv-dgram.sock");
-    let (log_r, log_w) = pipe2(OFlag::O_CLOEXEC).unwrap();
-    let mut cmd = sb.command(BIN);
-    cmd.arg("dgram-server")
-        .arg("--path")
-        .arg(&path)
-        .stdout(Stdio::from(log_w))
-        .stderr(Stdio::null());
-    let opts = Options {
-        deadline: Some(testkit::DEADLINE),
-        own_group: true,
-    };
-    let server = Supervised::spawn("dgram-server", &mut cmd, opts).unwrap();
-    drop(cmd); // Our copy of the write end.
-    let mut log_pipe = BufReader::new(std::fs::File::from(log_r));
-    let mut first = String::new();
-    log_pipe.read_line(&mut first).unwrap();
-    assert!(first.starts_with("ready: "), "{first}");
+    let (server, log_pipe) =
+        spawn_with_log_pipe(&sb, &["dgram-server", "--path", path.to_str().unwrap()]);
     // Each datagram from an unbound socket logs a line of about 70 bytes: 3000 of them are
     // more than the pipe and the server's backlog hold.
     let unbound = UnixDatagram::unbound().unwrap();
@@ -270,14 +251,7 @@ fn a_dgram_server_whose_log_nobody_reads_keeps_serving() {
     );
     assert_eq!(testkit::stdout(&out), "PONG\n", "{}", testkit::stderr(&out));
     let mut log = Lines::new(log_pipe);
-    let note = log
-        .wait_for(
-            |l| l.ends_with(" lines dropped: stdout was not being read)"),
-            WAIT,
-        )
-        .unwrap();
-    let dropped: u64 = note[1..].split(' ').next().unwrap().parse().unwrap();
-    assert!(dropped > 0, "{note}");
+    assert!(dropped_lines(&mut log) > 0);
     server.signal(Signal::SIGTERM).unwrap();
     log.wait_for(|l| l.starts_with("shutting down on SIGTERM"), WAIT)
         .unwrap();

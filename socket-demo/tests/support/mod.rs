@@ -6,10 +6,10 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::child::{Lines, Supervised};
+use common::child::{Lines, Options, Supervised};
 use common::testkit::{self, Sandbox};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_socket-demo");
@@ -90,6 +90,59 @@ impl Server {
         assert!(!lock.exists(), "lock file left behind");
         stopped
     }
+}
+
+/// Start `socket-demo ARGS` with its stdout on `stdout` (a pipe or a socket the test reads
+/// when it chooses, a terminal, a file) and its stderr on /dev/null, in a process group of its
+/// own, killed at the deadline or on drop. The command, and with it our copy of `stdout`, is
+/// dropped before this returns: EOF on the test's end means the server has gone.
+pub fn spawn_with_stdout(sb: &Sandbox, args: &[&str], stdout: impl Into<Stdio>) -> Supervised {
+    let mut cmd = sb.command(BIN);
+    cmd.args(args).stdout(stdout).stderr(Stdio::null());
+    let opts = Options {
+        deadline: Some(WAIT),
+        own_group: true,
+    };
+    Supervised::spawn(args[0], &mut cmd, opts).unwrap()
+}
+
+/// Start `socket-demo ARGS` (a server) with its stdout on a pipe of the test's, read its
+/// `ready:` line, and return the pipe's read end for the test to read the rest of the log when
+/// it chooses: until then nobody reads it (a `Lines` reader would drain it at once).
+pub fn spawn_with_log_pipe(sb: &Sandbox, args: &[&str]) -> (Supervised, std::fs::File) {
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let server = spawn_with_stdout(sb, args, write_end);
+    let mut log = std::fs::File::from(read_end);
+    let ready = first_line(&mut log);
+    let want = format!("ready: pid {} ", server.pid());
+    assert!(ready.starts_with(&want), "not {want}...: {ready:?}");
+    (server, log)
+}
+
+/// Wait for the note a server's log writes once its reader is back, `(N lines dropped: stdout
+/// was not being read)`, and return N.
+pub fn dropped_lines(log: &mut Lines) -> u64 {
+    let note = log
+        .wait_for(
+            |l| l.ends_with(" lines dropped: stdout was not being read)"),
+            WAIT,
+        )
+        .unwrap();
+    note[1..].split(' ').next().unwrap().parse().unwrap()
+}
+
+/// The first line from `reader`, without its newline (nor the CR a terminal puts before it),
+/// read byte by byte so that nothing after it is taken from the descriptor.
+pub fn first_line(reader: &mut dyn Read) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while reader.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    String::from_utf8(line).unwrap()
 }
 
 pub fn connect(sock: &Path) -> UnixStream {
