@@ -37,9 +37,10 @@ pub(super) fn keys(c: &mut Call<'_>, a: &[&[u8]]) {
     }
 }
 
-/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: see [`Store::scan`] for what the
-/// cursor promises. COUNT is how many keys to look at, so with MATCH a step may return fewer
-/// (even none) before the scan is complete; only cursor 0 says it is.
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: see
+/// [`Store::scan`](crate::kv::store::Store::scan) for what the cursor promises. COUNT is how
+/// many keys to look at, so with MATCH a step may return fewer (even none) before the scan is
+/// complete; only cursor 0 says it is.
 pub(super) fn scan(c: &mut Call<'_>, a: &[&[u8]]) {
     let Some(cursor) = std::str::from_utf8(a[0])
         .ok()
