@@ -1,8 +1,19 @@
-//! The command line: one subcommand per role.
+//! The command line: one subcommand per role, `demo` when none is given.
+//!
+//! # Test hooks
+//!
+//! Two things the parser accepts only when [`TEST_HOOKS`] (`IPC_DEMO_TEST_HOOKS=1`) is in the
+//! environment: the `worker` role, the demo's own client processes (the demo starts them with
+//! the variable set; `tests/hosts.rs` runs them on other hosts with `--tcp`), and `demo
+//! --wait-for-signal-before-step N`, with which a test makes certain where its stop signal
+//! lands. Without the variable they do not exist: no `--help`, man page or completion names
+//! them, and they are usage errors. [`command`] is the parser a user has (what `--generate`
+//! documents); [`parse`] adds the hooks when the variable says so.
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use common::generate::{ENV_NOTIFY_SOCKET, ENV_RUNTIME_DIR, FILE_RUNTIME_DIR, Manual};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,30 +35,98 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "socket-demo", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Narrate each socket call on stderr: [pid N role] call(args) -> result. Accepted before
-    /// the subcommand too; each subcommand's `-v` says what that role narrates.
-    #[arg(short = 'v', long = "trace")]
+    /// Narrate each socket call on stderr: [pid N role] call(args) -> result, for this process
+    /// and every process it starts. Before or after the subcommand; each subcommand's help
+    /// says what that role narrates.
+    #[arg(short = 'v', long = "trace", global = true)]
     pub trace: bool,
     // --generate KIND: the man page or a shell's completions (hidden; see common::generate).
     #[command(flatten)]
     pub generate: common::generate::GenerateArgs,
     #[command(subcommand)]
-    pub role: Option<Role>,
+    pub command: Option<Command>,
 }
+
+/// What the man page says beyond the parser (`socket-demo --generate man`).
+pub const MANUAL: Manual<'static> = Manual {
+    exit_status: &[
+        (
+            "0 (server, dgram-server)",
+            "The server was asked to stop (SIGTERM, SIGINT, or SIGHUP: the terminal closed) \
+             and has stopped: it sent the replies in flight and removed its socket file and \
+             pid file.",
+        ),
+        (
+            "1 (client, dgram-client)",
+            "A reply was an error reply (as with redis-cli), or the server could not be reached.",
+        ),
+    ],
+    environment: &[ENV_RUNTIME_DIR, ENV_NOTIFY_SOCKET],
+    files: &[
+        FILE_RUNTIME_DIR,
+        (
+            "RUNTIME_DIR/kv.sock",
+            "The stream server's Unix socket when `--unix` is not given: born mode 0600, \
+             removed when the server stops. A leftover nobody accepts on (after `kill -9`) is \
+             found stale and replaced by the next server.",
+        ),
+        (
+            "SOCKET.pid",
+            "The server's pid file beside its socket (`kv.sock.pid`) unless `--pid-file` names \
+             another: locked while the server lives, so a second server is refused and names \
+             the first one's pid. With `--tcp` alone there is none unless `--pid-file` asks.",
+        ),
+        (
+            "RUNTIME_DIR/kv-dgram.sock, kv-dgram.sock.pid",
+            "The datagram server's socket and pid file, the same way.",
+        ),
+        (
+            "RUNTIME_DIR/dgram-client-PID-N-HEX.sock",
+            "A dgram-client's own bound address, for the replies: removed when it exits, on \
+             Ctrl-C too.",
+        ),
+        (
+            "RUNTIME_DIR/demo-PID-N-HEX-kv.sock, -dgram.sock",
+            "The sockets of a demo run, removed when it ends.",
+        ),
+    ],
+    see_also: &[
+        "socket(7)",
+        "unix(7)",
+        "tcp(7)",
+        "epoll(7)",
+        "accept4(2)",
+        "sendmsg(2)",
+        "recvmsg(2)",
+        "cmsg(3)",
+        "redis-cli(1)",
+    ],
+};
 
 /// The roles; with none, `demo`.
 #[derive(Subcommand, Debug)]
-pub enum Role {
+pub enum Command {
     /// Play the whole scenario with child processes and check it (the default).
+    ///
+    /// With -v it narrates every process's calls: its own and each child's (they inherit
+    /// IPC_DEMO_TRACE=1): server, workers, clients, datagram roles, pass-fd.
     #[command(after_help = "Examples:
   socket-demo                                      # the same as `socket-demo demo`
-  socket-demo demo -v 2>trace.txt                  # every process's calls, in order")]
+  socket-demo demo -v 2>trace.txt                  # every process's calls, in order
+
+Exit status: 0 the check held, 1 it failed, 2 usage; interrupted (Ctrl-C, SIGTERM, SIGHUP)
+at any step: every child stopped, every socket removed, 128 + the signal's number (130 for
+Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).")]
     Demo(DemoArgs),
     /// Serve the key-value store on a Unix stream socket and/or TCP.
     ///
     /// Once listening it prints `ready: pid N socket PATH` (and/or `tcp ADDR`) on stdout, and
-    /// tells systemd READY=1 when NOTIFY_SOCKET is set; SIGTERM, SIGINT and SIGHUP stop it,
-    /// removing the socket file and its pid file.
+    /// tells systemd READY=1 when NOTIFY_SOCKET is set; SIGTERM, SIGINT and SIGHUP (the
+    /// terminal closed) stop it, removing the socket file and its pid file, with exit status
+    /// 0.
+    ///
+    /// With -v it narrates socket, bind, listen, epoll_create1, epoll_ctl, epoll_wait,
+    /// accept4 with SO_PEERCRED, read and send (payloads escaped), close.
     #[command(after_help = "Examples:
   socket-demo server                               # ready: pid N socket <runtime dir>/kv.sock
   socket-demo server --tcp                         # and TCP on 127.0.0.1:6380
@@ -58,54 +137,64 @@ pub enum Role {
   socket-demo server | grep -m1 '^ready:'          # wait for it in a script")]
     Server(ServerArgs),
     /// Send one command (or one per stdin line) and print the replies like redis-cli.
+    ///
+    /// With -v it narrates connect (and the descriptor it gives).
     Client(ClientArgs),
     /// Serve the same commands over a Unix datagram socket, one request per datagram.
     ///
-    /// Prints `ready: pid N socket PATH` once bound, like `server`.
+    /// Prints `ready: pid N socket PATH` once bound, like `server`, and stops the same way.
+    ///
+    /// With -v it narrates socket, bind, recvmsg (with the sender's path) and sendto, with
+    /// their payloads escaped.
     #[command(after_help = "Examples:
   socket-demo dgram-server                         # <runtime dir>/kv-dgram.sock
   socket-demo dgram-server --path /tmp/kv-dgram.sock")]
     DgramServer(DgramServerArgs),
     /// Send commands to the datagram server from a socket bound to a path of our own.
+    ///
+    /// With -v it narrates the bind of its own path, connect, send, recv, unlink.
     #[command(after_help = "Examples:
   socket-demo dgram-client SET k v
   printf 'INCR n\\nGET n\\n' | socket-demo dgram-client --timeout 2")]
     DgramClient(DgramClientArgs),
     /// Pass an open file descriptor to another process over a Unix socket (SCM_RIGHTS).
+    ///
+    /// With -v it narrates the file's open and unlink, sendmsg with SCM_RIGHTS and
+    /// SCM_CREDENTIALS, the receiver's recvmsg.
     #[command(after_help = "Examples:
   socket-demo pass-fd                              # ok: receiver pid N read ...
   socket-demo pass-fd -v                           # the sendmsg/recvmsg with SCM_RIGHTS")]
     PassFd(PassFdArgs),
     /// Print where socket-demo's objects live: one bare path, or all as `NAME PATH` lines.
+    ///
+    /// With -v it narrates the runtime directory's creation.
     #[command(after_help = "Examples:
   redis-cli -s \"$(socket-demo path socket)\" PING     # PONG, with a server running
   kill \"$(cat \"$(socket-demo path pid-file)\")\"       # stop the server gracefully
   socket-demo path                                # every object, one `NAME PATH` per line
   socket-demo path socket --unix /tmp/kv.sock       # prints /tmp/kv.sock")]
     Path(PathArgs),
-    /// (internal) One of the demo's client processes.
-    #[command(hide = true)]
+    /// A test hook (see the module docs): not in the parser a user has.
+    #[command(skip)]
     Worker(WorkerArgs),
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Command::Demo(DemoArgs::default())
+    }
 }
 
 #[derive(Args, Debug, Default)]
 pub struct DemoArgs {
-    /// Narrate every process's calls on stderr: the demo's own and each child's (they inherit
-    /// IPC_DEMO_TRACE=1): server, workers, clients, datagram roles, pass-fd.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
-    /// (testing) Before step N, wait until a signal asks the demo to stop, so that a test's
-    /// SIGTERM is certain to land there, with the server running.
-    #[arg(long, value_name = "N", hide = true)]
+    /// A test hook (see the module docs): before step N, wait until a signal asks the demo
+    /// to stop, so that a test's signal is certain to land there, with the server running.
+    #[arg(skip)]
     pub wait_for_signal_before_step: Option<u32>,
 }
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
-    /// Narrate on stderr: socket, bind, listen, epoll_create1, epoll_ctl, epoll_wait,
-    /// accept4 with SO_PEERCRED, read and send (payloads escaped), close.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// Unix stream socket path [default: <runtime dir>/kv.sock, unless only --tcp is given].
     #[arg(long, value_name = "PATH")]
     pub unix: Option<PathBuf>,
@@ -166,9 +255,6 @@ pub struct ServerArgs {
 
 #[derive(Args, Debug)]
 pub struct ClientArgs {
-    /// Narrate on stderr: connect (and the descriptor it gives).
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// Unix stream socket path [default: <runtime dir>/kv.sock].
     #[arg(long, value_name = "PATH", conflicts_with = "tcp")]
     pub unix: Option<PathBuf>,
@@ -219,10 +305,6 @@ impl OutputArgs {
 
 #[derive(Args, Debug)]
 pub struct DgramServerArgs {
-    /// Narrate on stderr: socket, bind, recvmsg (with the sender's path) and sendto, with
-    /// their payloads escaped.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// Datagram socket path [default: <runtime dir>/kv-dgram.sock].
     #[arg(long, value_name = "PATH")]
     pub path: Option<PathBuf>,
@@ -235,9 +317,6 @@ pub struct DgramServerArgs {
 /// Options of `socket-demo path`.
 #[derive(Args, Debug)]
 pub struct PathArgs {
-    /// Narrate on stderr: the runtime directory's creation.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// The object whose path to print, alone on its line; every one, as `NAME PATH`, if none.
     #[arg(value_enum, value_name = "OBJECT")]
     pub object: Option<Object>,
@@ -267,9 +346,6 @@ pub enum Object {
 
 #[derive(Args, Debug)]
 pub struct DgramClientArgs {
-    /// Narrate on stderr: bind of its own path, connect, send, recv, unlink.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// The server's datagram socket path [default: <runtime dir>/kv-dgram.sock].
     #[arg(long, value_name = "PATH")]
     pub path: Option<PathBuf>,
@@ -287,15 +363,12 @@ pub struct DgramClientArgs {
 
 #[derive(Args, Debug)]
 pub struct PassFdArgs {
-    /// Narrate on stderr: the file's open and unlink, sendmsg with SCM_RIGHTS and
-    /// SCM_CREDENTIALS, the receiver's recvmsg.
-    #[arg(short = 'v', long = "trace")]
-    pub trace: bool,
     /// Play the receiving process: stdin must be a Unix socket (the sender arranges it).
     #[arg(long)]
     pub receive: bool,
 }
 
+/// Options of the `worker` hook (see the module docs).
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
     /// The server's socket.
@@ -342,46 +415,82 @@ fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
     Ok(net)
 }
 
-/// Parse the command line, as [`command`] defines it.
-pub fn parse() -> Cli {
-    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
-}
+/// The environment variable that turns the test hooks on (see the module docs): `1`.
+pub const TEST_HOOKS: &str = "IPC_DEMO_TEST_HOOKS";
 
-/// The command line: what `parse` parses and what `--generate` documents. `client --help`
-/// lists the commands the server answers, taken from the table it runs them from, so the list
-/// cannot drift from what is supported.
+/// The demo's hook option (see the module docs).
+const WAIT_BEFORE_STEP: &str = "wait-for-signal-before-step";
+
+/// The command line a user has: what `--help` shows and `--generate` documents. `client
+/// --help` lists the commands the server answers, taken from the table it runs them from, so
+/// the list cannot drift from what is supported.
 pub fn command() -> clap::Command {
-    let help = format!("{}\n\n{CLIENT_EXAMPLES}", crate::commands::help());
+    let help = format!("{}\n\n{CLIENT_EXAMPLES}", crate::kv::commands::help());
     Cli::command().mut_subcommand("client", |c| c.after_help(help))
 }
 
-impl Role {
-    /// The role's name in the `-v` timeline.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Role::Demo(_) => "demo",
-            Role::Server(_) => "server",
-            Role::Client(_) => "client",
-            Role::DgramServer(_) => "dgram-server",
-            Role::DgramClient(_) => "dgram-client",
-            Role::PassFd(a) if a.receive => "receiver",
-            Role::PassFd(_) => "sender",
-            Role::Path(_) => "path",
-            Role::Worker(_) => "worker",
-        }
-    }
+/// Parse the command line: [`command`], plus the test hooks if [`TEST_HOOKS`] is `1`.
+pub fn parse() -> Cli {
+    let hooks = std::env::var_os(TEST_HOOKS).is_some_and(|v| v == "1");
+    let parser = if hooks {
+        with_hooks(command())
+    } else {
+        command()
+    };
+    from_matches(parser.get_matches()).unwrap_or_else(|e| e.exit())
+}
 
-    /// True if this subcommand's own `-v` was given.
-    pub fn trace(&self) -> bool {
+/// `cmd` with the test hooks: the `worker` subcommand and `demo --wait-for-signal-before-step`.
+fn with_hooks(cmd: clap::Command) -> clap::Command {
+    let worker = WorkerArgs::augment_args(
+        clap::Command::new("worker").about("One of the demo's client processes (a test hook)"),
+    );
+    cmd.subcommand(worker.hide(true))
+        .mut_subcommand("demo", |demo| {
+            demo.arg(
+                Arg::new(WAIT_BEFORE_STEP)
+                    .long(WAIT_BEFORE_STEP)
+                    .value_name("N")
+                    .value_parser(clap::value_parser!(u32))
+                    .hide(true),
+            )
+        })
+}
+
+/// The [`Cli`] that `matches` hold, the hooks' values included (clap's derive knows nothing of
+/// them: they are `skip`ped there, so that the parser a user has cannot even name them).
+fn from_matches(mut matches: ArgMatches) -> Result<Cli, clap::Error> {
+    let worker = match matches.subcommand_name() {
+        Some("worker") => matches.remove_subcommand(),
+        _ => None,
+    };
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let Some((_, worker)) = worker {
+        cli.command = Some(Command::Worker(WorkerArgs::from_arg_matches(&worker)?));
+    }
+    if let Some(Command::Demo(demo)) = &mut cli.command
+        && let Some(demo_matches) = matches.subcommand_matches("demo")
+        && let Ok(Some(&n)) = demo_matches.try_get_one::<u32>(WAIT_BEFORE_STEP)
+    {
+        demo.wait_for_signal_before_step = Some(n);
+    }
+    Ok(cli)
+}
+
+impl Command {
+    /// The role's name in the `-v` timeline: the subcommand's (`pass-fd` plays two: the
+    /// sender, and with `--receive` the receiver it starts).
+    pub fn role(&self) -> &'static str {
         match self {
-            Role::Demo(a) => a.trace,
-            Role::Server(a) => a.trace,
-            Role::Client(a) => a.trace,
-            Role::DgramServer(a) => a.trace,
-            Role::DgramClient(a) => a.trace,
-            Role::PassFd(a) => a.trace,
-            Role::Path(a) => a.trace,
-            Role::Worker(_) => false,
+            Command::Demo(_) => "demo",
+            Command::Server(_) => "server",
+            Command::Client(_) => "client",
+            Command::DgramServer(_) => "dgram-server",
+            Command::DgramClient(_) => "dgram-client",
+            Command::PassFd(a) if a.receive => "receiver",
+            Command::PassFd(_) => "sender",
+            Command::Path(_) => "path",
+            Command::Worker(_) => "worker",
         }
     }
 }

@@ -13,7 +13,7 @@
 //!    `setsockopt(SO_SNDTIMEO)` and `setsockopt(SO_RCVTIMEO)`;
 //! 2. `connect` to the server's path (or address; then `setsockopt(TCP_NODELAY)`);
 //! 3. per command: `write` the request (RESP array of bulk strings), then `read` until a
-//!    whole reply has arrived ([`crate::protocol`] says when);
+//!    whole reply has arrived ([`crate::kv::protocol`] says when);
 //! 4. `close` at exit.
 //!
 //! # Pitfalls
@@ -40,7 +40,7 @@ use std::time::Duration;
 use common::{Context, Error, Result};
 
 use crate::cli::ClientArgs;
-use crate::protocol::{self, Reply, ReplyParse};
+use crate::kv::protocol::{self, Reply, ReplyParse};
 use crate::sock::Target;
 
 /// A connection to the server: blocking reads and writes, a buffer for replies that arrive
@@ -163,26 +163,26 @@ impl Connection {
 
 /// How a client prints replies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output {
+pub enum Style {
     /// As redis-cli on a terminal: `"hello"`, `(integer) 1`, `(nil)`, numbered arrays.
     Formatted,
     /// As redis-cli in a pipe: `hello`, `1`, an empty line; one value per line.
     Raw,
 }
 
-impl Output {
+impl Style {
     /// `forced` from `--raw` (true) or `--no-raw` (false); with neither, raw unless stdout is
     /// a terminal, as redis-cli decides.
-    pub fn choose(forced: Option<bool>) -> Output {
+    pub fn choose(forced: Option<bool>) -> Style {
         let raw = forced.unwrap_or_else(|| !io::stdout().is_terminal());
-        if raw { Output::Raw } else { Output::Formatted }
+        if raw { Style::Raw } else { Style::Formatted }
     }
 
     /// Print one reply and flush it.
     pub fn print(self, out: &mut impl Write, reply: &Reply) -> Result<()> {
         let bytes = match self {
-            Output::Formatted => format_reply(reply).into_bytes(),
-            Output::Raw => format_reply_raw(reply),
+            Style::Formatted => format_reply(reply).into_bytes(),
+            Style::Raw => format_reply_raw(reply),
         };
         out.write_all(&bytes)
             .and_then(|()| out.flush())
@@ -193,14 +193,14 @@ impl Output {
 /// Run the client role.
 pub fn run(args: &ClientArgs) -> Result<ExitCode> {
     let target = Target::from_flags(args.unix.as_deref(), args.tcp.as_deref())?;
-    let output = Output::choose(args.output.forced());
+    let style = Style::choose(args.output.forced());
     let command = &args.command;
     let mut conn = Connection::open(&target, args.timeout.map(Duration::from_secs))?;
     let mut stdout = io::stdout().lock();
     let mut any_error = false;
     let mut show = |reply: &Reply, stdout: &mut io::StdoutLock<'_>| -> Result<()> {
         any_error |= matches!(reply, Reply::Error(_));
-        output.print(stdout, reply)
+        style.print(stdout, reply)
     };
     if !command.is_empty() {
         let reply = conn.call(command)?;

@@ -2,7 +2,7 @@
 //!
 //! A client has a read buffer (bytes received but not yet parsed: half a request, or many
 //! pipelined ones), a write buffer (replies not yet taken by the kernel) and a session (its
-//! protocol version, name and open transaction; see [`crate::commands`]). The loop in
+//! protocol version, name and open transaction; see [`crate::kv`]). The loop in
 //! [`crate::server`] calls, for a ready client: [`read_some`] (one `read`), then [`pump`]
 //! (execute what is complete, `send` the replies, until neither moves), then
 //! [`update_interest`] (`epoll_ctl(MOD)` when EPOLLIN or EPOLLOUT must change).
@@ -24,8 +24,8 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 use nix::sys::socket::{MsgFlags, send};
 
-use crate::commands::{self, After, Session, State};
-use crate::protocol::{self, Parse};
+use crate::kv::protocol::{self, Parse};
+use crate::kv::{self, After, Session, State};
 use crate::sock;
 
 /// Stop reading from a client whose unsent replies exceed this many bytes.
@@ -130,7 +130,7 @@ fn execute_buffered(client: &mut Client, state: &mut State) -> bool {
                     continue;
                 }
                 executed = true;
-                let after = commands::execute(state, &mut client.session, &args, &mut client.wbuf);
+                let after = kv::execute(state, &mut client.session, &args, &mut client.wbuf);
                 if after == After::Close {
                     client.closing = true;
                     empty(&mut client.rbuf);

@@ -37,11 +37,11 @@ use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use crate::cli::PassFdArgs;
-use common::child::{Options, Supervised};
+use common::child::RoleCommand;
 use common::{Context, Error, Result};
 use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
@@ -102,23 +102,17 @@ fn send_role() -> Result<ExitCode> {
     // Set before the receiver exists and before we send: the kernel attaches credentials to a
     // message only if the receiving socket has SO_PASSCRED when the message is sent.
     setsockopt(&theirs, sockopt::PassCred, &true).ctx("setsockopt SO_PASSCRED", "socketpair")?;
-    let exe = std::env::current_exe().ctx("current_exe", "")?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["pass-fd", "--receive"])
-        // The child's stdin *is* its end of the socketpair: dup2'd onto fd 0, so it crosses
-        // exec while every other descriptor of ours (O_CLOEXEC) does not.
+    // The receiver's stdin *is* its end of the socketpair: dup2'd onto fd 0, so it crosses
+    // exec while every other descriptor of ours (O_CLOEXEC) does not. It stays in our process
+    // group, and is not tied to our death: it ends by itself once it has read the file.
+    let mut receiver = RoleCommand::new("receiver", Duration::from_secs(30))?;
+    receiver
+        .args(["pass-fd", "--receive"])
         .stdin(Stdio::from(theirs))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let child = Supervised::spawn(
-        "receiver",
-        &mut cmd,
-        Options {
-            deadline: Some(Duration::from_secs(30)),
-            own_group: false,
-        },
-    )?;
-    drop(cmd); // Closes our copy of the receiver's end.
+        .same_group()
+        .on_supervisor_death(None);
+    let child = receiver.spawn()?;
+    drop(receiver); // Closes our copy of the receiver's end.
 
     let fds = [file.as_raw_fd()];
     let creds = UnixCredentials::new();

@@ -10,8 +10,9 @@
 //! 4. loop: `epoll_wait`; `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`, `getsockopt(SO_PEERCRED)`
 //!    (Unix) or `getpeername` and `setsockopt(TCP_NODELAY)` (TCP; with `--keepalive`,
 //!    SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT) and
-//!    `epoll_ctl(ADD)` for a newcomer; `read` from a ready client; `send(MSG_NOSIGNAL)` of
-//!    its replies; `epoll_ctl(MOD)` to turn EPOLLOUT on or EPOLLIN off; `close`;
+//!    `epoll_ctl(ADD)` for a newcomer (see [`accept`]); `read` from a ready client;
+//!    `send(MSG_NOSIGNAL)` of its replies; `epoll_ctl(MOD)` to turn EPOLLOUT on or EPOLLIN
+//!    off; `close`;
 //! 5. on SIGTERM: `close` the listeners, `send` what is in flight, `unlink` the socket file.
 //!
 //! # Pitfalls
@@ -19,22 +20,23 @@
 //! - A client that never reads: its replies are bounded (see "Backpressure").
 //! - A client that vanishes while we `send`: MSG_NOSIGNAL, or SIGPIPE would kill the server.
 //! - EMFILE at `accept4` with a connection pending: level-triggered epoll would report it for
-//!   ever; a spare descriptor is closed to accept and close it (see `accept_all` and
+//!   ever; a spare descriptor is closed to accept and close it (see [`accept`] and
 //!   [`crate::tuning`]).
 //! - A TCP client whose machine vanishes, or whose link goes down, sends no FIN: without
 //!   keepalive its connection is kept for ever (see [`sock::keepalive`], `--keepalive`).
-//! - A stalled stdout must not stall the loop: the log never blocks (see [`crate::log`]).
+//! - A stalled stdout must not stall the loop: the log is a [`common::out::Output`], which
+//!   never blocks; lines that wait for room put its descriptor in the epoll set (see
+//!   [`Server::watch_log`]).
 //! - The socket file must never be born readable by others: `umask` before `bind`.
 //!
 //! # The event loop
 //!
 //! Every socket is non-blocking (SOCK_NONBLOCK on the listener, `accept4(SOCK_NONBLOCK |
 //! SOCK_CLOEXEC)` for clients), and one `epoll_wait` says which are ready. Each client (a
-//! state machine of its own, in [`crate::connection`]) has
-//! a read buffer (bytes received but not yet parsed: half a request, or many pipelined ones),
-//! a write buffer (replies not yet taken by the kernel) and a session (its protocol version,
-//! name and open transaction; see [`crate::commands`], which executes the requests). Each
-//! round of the loop:
+//! state machine of its own, in [`crate::connection`]) has a read buffer (bytes received but
+//! not yet parsed: half a request, or many pipelined ones), a write buffer (replies not yet
+//! taken by the kernel) and a session (its protocol version, name and open transaction; see
+//! [`crate::kv`], which executes the requests). Each round of the loop:
 //!
 //! 1. `epoll_wait`; `read` once from each ready client (at most 64 KiB: level-triggered epoll
 //!    reports it again for the rest, so one busy client cannot starve the others);
@@ -46,37 +48,32 @@
 //! # Backpressure
 //!
 //! A client that pipelines requests but never reads its replies would make the write buffer
-//! grow without bound. Once a client's unsent output passes [`crate::connection::OUTPUT_LIMIT`] (1 MiB), the
-//! server stops executing its requests and stops reading from it (EPOLLIN off); the kernel's
-//! socket buffer then fills and the client's own `write` blocks. When the output drains, the
-//! server resumes. Memory per client is bounded by one request (see [`crate::protocol`]) plus
-//! the output limit plus one reply, and only while they last: an emptied buffer that grew
-//! past 64 KiB is freed, so idle clients hold next to nothing.
+//! grow without bound. Once a client's unsent output passes
+//! [`crate::connection::OUTPUT_LIMIT`] (1 MiB), the server stops executing its requests and
+//! stops reading from it (EPOLLIN off); the kernel's socket buffer then fills and the
+//! client's own `write` blocks. When the output drains, the server resumes. Memory per client
+//! is bounded by one request (see [`crate::kv::protocol`]) plus the output limit plus one
+//! reply, and only while they last: an emptied buffer that grew past 64 KiB is freed, so idle
+//! clients hold next to nothing.
 //!
 //! # Admission
 //!
-//! On accept, SO_PEERCRED gives the Unix client's pid and uid (the kernel's word, not the
-//! client's). With `--allow-uid`, other uids are refused with an error reply before a byte
-//! of theirs is read (and if SO_PEERCRED fails, the client is refused: its uid is unknown).
-//! TCP has no credentials: with `--allow-from CIDR` (repeatable), a client whose address
-//! (`getpeername`; an IPv4-mapped IPv6 address counts as the IPv4 one) is in none of the
-//! networks is refused the same way, logged with its address, and never reaches the command
-//! code. With `--max-clients N`, client N+1 gets `-ERR max number of clients reached` and is
-//! closed; the others never notice. N is fitted to the limit on open descriptors at start,
-//! and after each round the loop polls a little before sleeping: both are in
-//! [`crate::tuning`].
-//!
-//! A connection that fails is closed and logged as `client WHO lost: CAUSE`: ECONNRESET
-//! from a client that exited with replies unread, ETIMEDOUT once keepalive has given up on a
-//! peer that stopped answering.
+//! Who may connect, and how many, is decided at `accept4`, before a byte of the client's is
+//! read: see [`accept`]. After each round the loop polls a little before sleeping (see
+//! [`crate::tuning`]). A connection that fails is closed and logged as `client WHO lost:
+//! CAUSE`: ECONNRESET from a client that exited with replies unread, ETIMEDOUT once
+//! keepalive has given up on a peer that stopped answering.
 //!
 //! # Shutdown
 //!
 //! SIGINT, SIGTERM and SIGHUP (the terminal closed) wake the loop through
 //! [`Shutdown::wake_fd`] in the epoll set. The server closes its listeners (new clients are
 //! refused at once), executes the requests it has already received, gives the replies up to
-//! [`DRAIN_TIME`] to reach their clients, then closes everything; dropping the
-//! [`sock::SocketFile`] guard removes the socket file and its lock. Exit 0.
+//! [`DRAIN_TIME`] to reach their clients, then closes everything, and gives its log up to
+//! [`common::out::DRAIN`] to reach a slow reader; dropping the [`sock::SocketFile`] guard
+//! removes the socket file and its lock. Stopping is its job: exit 0.
+
+mod accept;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -84,35 +81,28 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use common::cleanup::Shutdown;
-use common::{Context, Error, Result};
+use common::out::Output;
+use common::{Context, Error, Result, tell};
 use ipnet::IpNet;
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::Signal;
-use nix::sys::socket::{
-    MsgFlags, SockFlag, SockType, SockaddrStorage, accept4, getpeername, getsockopt, send,
-    setsockopt, sockopt,
-};
+use nix::sys::socket::SockType;
 
 use crate::cli::ServerArgs;
-use crate::commands::{Session, State};
-use crate::connection::{Client, READ_CHUNK, pump, read_some, update_interest, would_block};
-use crate::log::Log;
+use crate::connection::{Client, READ_CHUNK, pump, read_some, update_interest};
+use crate::kv::State;
 use crate::sock;
 use crate::tuning;
 
 /// How long replies in flight get to reach their clients at shutdown.
 pub const DRAIN_TIME: Duration = Duration::from_secs(2);
-/// How many connections one wake-up of a listener accepts, so a connection storm cannot
-/// starve the clients already connected.
-const ACCEPT_BATCH: usize = 256;
-
-const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
 
 // epoll tokens: small numbers for the fixed descriptors, CLIENT_BASE + slot for clients.
 const TOKEN_WAKE: u64 = 0;
 const TOKEN_UNIX: u64 = 1;
 const TOKEN_TCP: u64 = 2;
+const TOKEN_LOG: u64 = 3;
 const CLIENT_BASE: u64 = 16;
 
 /// The server's settings, from the command line.
@@ -132,13 +122,27 @@ struct Options {
     allow_from: Vec<IpNet>,
     /// TCP keepalive after this many idle seconds; 0: off (see [`sock::keepalive`]).
     keepalive: u32,
-    /// How long to keep checking for events after a round before sleeping (see [`crate::tuning`]).
+    /// How long to keep checking for events after a round before sleeping (see
+    /// [`crate::tuning`]).
     busy_poll: Duration,
 }
 
 struct Listener {
     fd: OwnedFd,
     tcp: bool,
+}
+
+/// Where the log's descriptor stands in the epoll set (see [`Server::watch_log`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LogWatch {
+    /// Not in the set.
+    Out,
+    /// In the set, armed: an EPOLLOUT will come once there is room.
+    Armed,
+    /// In the set, disarmed (EPOLLONESHOT fired).
+    Fired,
+    /// `epoll_ctl` refused it (a regular file): waiting lines go with the next line.
+    Refused,
 }
 
 struct Server {
@@ -154,9 +158,11 @@ struct Server {
     clients: usize,
     state: State,
     opts: Options,
-    log: Log,
+    /// The log on stdout: one line per event, never blocking the loop.
+    log: Output,
+    log_watch: LogWatch,
     scratch: Vec<u8>,
-    /// A descriptor held in reserve for EMFILE (see `accept_all`).
+    /// A descriptor held in reserve for EMFILE (see [`accept`]).
     spare: tuning::Spare,
 }
 
@@ -175,7 +181,8 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     // Before anything else: from here on a signal means "finish up", not "die". SIGHUP
     // (the terminal closed) too, which would otherwise kill us and leave the socket file.
     let shutdown = Shutdown::install_with(&[Signal::SIGHUP])?;
-    let mut log = Log::new();
+    // A log for people, not data: a reader that goes away silences it, the server serves on.
+    let mut log = Output::stdout().quiet_when_gone();
     opts.max_clients = tuning::fit_descriptor_limit(opts.max_clients, &mut log)?;
     opts.busy_poll = tuning::busy_poll(opts.busy_poll);
     let mut listeners = Vec::new();
@@ -194,10 +201,11 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| sock::pid_path_for(path));
         let bound = sock::bind_unix(path, SockType::Stream, &lock)?;
         if bound.replaced_stale {
-            log.line(format_args!(
-                "removed stale socket {} (nothing was accepting on it)",
-                path.display()
-            ));
+            let path = path.display();
+            tell!(
+                log,
+                "removed stale socket {path} (nothing was accepting on it)"
+            )?;
         }
         listeners.push(Listener {
             fd: bound.fd,
@@ -216,16 +224,14 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
         if local.ip().is_loopback() {
             // Only this machine can connect.
         } else if opts.allow_from.is_empty() {
-            log.line(format_args!(
+            tell!(
+                log,
                 "warning: {local} is reachable from other machines; there is no \
                  authentication (--allow-from limits who may connect)"
-            ));
+            )?;
         } else {
             let nets: Vec<String> = opts.allow_from.iter().map(IpNet::to_string).collect();
-            log.line(format_args!(
-                "{local} admits clients from {} only",
-                nets.join(", ")
-            ));
+            tell!(log, "{local} admits clients from {} only", nets.join(", "))?;
         }
         listeners.push(Listener { fd, tcp: true });
         reach.push(format!("tcp {local}"));
@@ -254,9 +260,10 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
     }
     let spare = tuning::Spare::take();
     // Every listener is in the epoll set: a client that starts now is served. The line goes
-    // through the log, which never blocks (see `crate::log`), rather than `lifecycle::ready`.
+    // through the log, which never blocks, rather than `lifecycle::ready`, which waits for a
+    // slow reader.
     let reach = reach.join(" ");
-    log.line(format_args!("{}", common::lifecycle::ready_line(&reach)));
+    tell!(log, "{}", common::lifecycle::ready_line(&reach))?;
     common::lifecycle::notify_ready(&reach)?;
     let mut server = Server {
         epoll,
@@ -269,25 +276,17 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode> {
         state: State::new(opts.max_clients),
         opts,
         log,
+        log_watch: LogWatch::Out,
         scratch: vec![0; READ_CHUNK],
         spare,
     };
     server.serve(&shutdown)?;
-    server.drain(&shutdown);
+    server.drain(&shutdown)?;
+    server.log.drain(None)?;
     drop(server);
     // The socket file goes last, after every client is closed.
     drop(guard);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Send a refused client its error reply before the connection is closed. Best effort: it
-/// must not block the loop, and the client may not wait to read it.
-fn refuse(fd: &OwnedFd, reply: &[u8]) {
-    let _ = send(
-        fd.as_raw_fd(),
-        reply,
-        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-    );
 }
 
 impl Server {
@@ -299,12 +298,13 @@ impl Server {
             for ev in &events[..n] {
                 match ev.data() {
                     TOKEN_WAKE => {}
-                    TOKEN_UNIX => self.accept_all(false),
-                    TOKEN_TCP => self.accept_all(true),
-                    token => self.on_client_event(token, ev.events()),
+                    TOKEN_UNIX => self.accept_all(false)?,
+                    TOKEN_TCP => self.accept_all(true)?,
+                    token => self.on_event(token, ev.events())?,
                 }
             }
-            self.finish_batch();
+            self.finish_batch()?;
+            self.watch_log()?;
             if shutdown.requested() {
                 common::lifecycle::stopping();
                 return Ok(());
@@ -331,188 +331,74 @@ impl Server {
         }
     }
 
-    fn accept_all(&mut self, tcp: bool) {
-        for _ in 0..ACCEPT_BATCH {
-            let Some(listener) = self.listeners.iter().find(|l| l.tcp == tcp) else {
-                return;
-            };
-            match accept4(
-                &listener.fd,
-                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            ) {
-                Ok(fd) => self.admit(fd, tcp),
-                Err(e) if would_block(e) => return,
-                Err(Errno::EINTR | Errno::ECONNABORTED) => {}
-                Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
-                    // Out of descriptors (`run` keeps --max-clients below the limit, so
-                    // only something else can have used them up). With level-triggered epoll
-                    // the pending connection would wake us again at once, forever: a busy
-                    // loop. So give back the spare descriptor, accept the connection, refuse
-                    // it with an error reply, and take the spare again.
-                    self.log.line(format_args!(
-                        "accept4: {}; refusing a client until descriptors free up",
-                        e.desc()
-                    ));
-                    self.spare.release();
-                    if let Ok(fd) = accept4(&listener.fd, SockFlag::SOCK_CLOEXEC) {
-                        refuse(&fd, MAX_CLIENTS_REPLY);
-                    }
-                    self.spare = tuning::Spare::take();
-                    return;
-                }
-                Err(e) => {
-                    self.log.line(format_args!("accept4: {}", e.desc()));
-                    return;
-                }
-            }
+    /// An event for the log (room for the lines that wait) or for a client.
+    fn on_event(&mut self, token: u64, flags: EpollFlags) -> Result<()> {
+        if token == TOKEN_LOG {
+            self.log_watch = LogWatch::Fired;
+            return self.log.flush();
         }
+        self.on_client_event(token, flags)
     }
 
-    fn admit(&mut self, fd: OwnedFd, tcp: bool) {
-        self.state.stats.total_connections_received += 1;
-        let who = if tcp {
-            let Some(who) = self.admit_tcp(&fd) else {
-                return;
-            };
-            who
-        } else {
-            match getsockopt(&fd, sockopt::PeerCredentials) {
-                Ok(cred) => {
-                    let who = format!("pid={} uid={}", cred.pid(), cred.uid());
-                    if let Some(allowed) = self.opts.allow_uid
-                        && cred.uid() != allowed
-                    {
-                        self.log.line(format_args!(
-                            "refused client {who}: only uid {allowed} is allowed"
-                        ));
-                        let msg = format!("-ERR uid {} is not allowed here\r\n", cred.uid());
-                        refuse(&fd, msg.as_bytes());
-                        return;
-                    }
-                    who
-                }
-                Err(e) if self.opts.allow_uid.is_some() => {
-                    // Fail closed: a client whose uid cannot be told is not the allowed one.
-                    self.log.line(format_args!(
-                        "refused client: SO_PEERCRED failed ({}), so its uid is unknown",
-                        e.desc()
-                    ));
-                    return;
-                }
-                Err(e) => format!("unknown peer ({})", e.desc()),
-            }
+    /// Keep the log's descriptor in the epoll set, for EPOLLOUT, while lines wait in it for
+    /// room (a reader that has fallen behind): once per round, after the round's lines.
+    ///
+    /// EPOLLONESHOT, so that a writable descriptor with nothing to write never wakes the
+    /// loop: the event disarms it, and it is armed again (`epoll_ctl(MOD)`) only when lines
+    /// wait again. [`Output`] lends its descriptor only while lines wait, so it is never
+    /// deleted; it leaves the set when the server's log is dropped.
+    fn watch_log(&mut self) -> Result<()> {
+        let Some(fd) = self.log.waiting_fd() else {
+            return Ok(());
         };
-        if self.clients >= self.opts.max_clients {
-            self.log.line(format_args!(
-                "refused client {who}: max clients ({}) reached",
-                self.opts.max_clients
-            ));
-            refuse(&fd, MAX_CLIENTS_REPLY);
-            return;
-        }
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            self.slots.len() - 1
-        });
-        let token = CLIENT_BASE + slot as u64;
-        if let Err(e) = self
-            .epoll
-            .add(&fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
-        {
-            self.log
-                .line(format_args!("epoll_ctl ADD for client {who}: {}", e.desc()));
-            self.free.push(slot);
-            return;
-        }
-        self.log.line(format_args!("client connected: {who}"));
-        common::trace!("accept4() -> fd {} ({who})", fd.as_raw_fd());
-        common::trace!("epoll_ctl(ADD, fd {}, EPOLLIN)", fd.as_raw_fd());
-        self.slots[slot] = Some(Client {
-            fd,
-            who,
-            rbuf: Vec::new(),
-            rpos: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
-            closing: false,
-            interest: EpollFlags::EPOLLIN,
-            token,
-            queued: false,
-            session: Session::connection(self.state.stats.total_connections_received),
-        });
-        self.clients += 1;
-        self.state.stats.connected_clients = self.clients;
-    }
-
-    /// Admit a TCP client (its address for the log), or refuse it (None): with
-    /// `--allow-from`, one from elsewhere gets an error reply and is closed before a byte of
-    /// its is read. Then the options a connection across a network needs: TCP_NODELAY, and
-    /// keepalive if asked for.
-    fn admit_tcp(&mut self, fd: &OwnedFd) -> Option<String> {
-        let peer = getpeername::<SockaddrStorage>(fd.as_raw_fd())
-            .ok()
-            .and_then(|a| sock::to_std(&a));
-        if !self.opts.allow_from.is_empty() {
-            let Some(peer) = peer else {
-                // Fail closed: a client whose address cannot be told is not an allowed one
-                // (getpeername fails once the peer has already reset the connection).
-                self.log
-                    .line(format_args!("refused client: its address is unknown"));
-                return None;
-            };
-            // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
-            let ip = peer.ip().to_canonical();
-            if !self.opts.allow_from.iter().any(|net| net.contains(&ip)) {
-                self.log
-                    .line(format_args!("refused client {peer}: not in --allow-from"));
-                let msg = format!("-ERR address {ip} is not allowed here\r\n");
-                refuse(fd, msg.as_bytes());
-                return None;
-            }
-        }
-        let who = peer.map_or_else(|| "tcp peer".to_owned(), |a| a.to_string());
-        // Request/reply traffic: don't let Nagle hold back a small reply.
-        let _ = setsockopt(fd, sockopt::TcpNoDelay, &true);
-        if self.opts.keepalive > 0
-            && let Err(e) = sock::keepalive(fd, self.opts.keepalive)
-        {
-            self.log.line(format_args!(
-                "keepalive for client {who}: setsockopt: {}; serving it without",
-                e.desc()
-            ));
-        }
-        Some(who)
+        let ready = EpollEvent::new(EpollFlags::EPOLLOUT | EpollFlags::EPOLLONESHOT, TOKEN_LOG);
+        let done = match self.log_watch {
+            LogWatch::Armed => return Ok(()),
+            LogWatch::Refused => return self.log.flush(),
+            LogWatch::Out => self.epoll.add(fd, ready),
+            LogWatch::Fired => self.epoll.modify(fd, &mut { ready }),
+        };
+        common::trace!(
+            "epoll_ctl(fd {}, EPOLLOUT|EPOLLONESHOT) (stdout)",
+            fd.as_raw_fd()
+        );
+        self.log_watch = match done {
+            Ok(()) => LogWatch::Armed,
+            // A regular file (EPERM) cannot be polled, and never waits for a reader anyway.
+            Err(_) => LogWatch::Refused,
+        };
+        Ok(())
     }
 
     /// Take in what a ready client sent. Its requests are executed and its replies sent
     /// in `finish_batch`, after every ready descriptor has been read: as in Redis, the replies
     /// of one `epoll_wait` round then go out together, just before the loop sleeps again.
-    fn on_client_event(&mut self, token: u64, flags: EpollFlags) {
+    fn on_client_event(&mut self, token: u64, flags: EpollFlags) -> Result<()> {
         let Some(slot) = token
             .checked_sub(CLIENT_BASE)
             .and_then(|s| usize::try_from(s).ok())
         else {
-            return;
+            return Ok(());
         };
         let Some(Some(client)) = self.slots.get_mut(slot) else {
-            return;
+            return Ok(());
         };
         let readable = EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR;
         if flags.intersects(readable)
             && !client.closing
             && let Err(e) = read_some(client, &mut self.scratch)
         {
-            self.lost(slot, e);
-            return;
+            return self.lost(slot, e);
         }
         if !client.queued {
             client.queued = true;
             self.ready.push(slot);
         }
+        Ok(())
     }
 
     /// Execute and reply for every client that had an event in this round.
-    fn finish_batch(&mut self) {
+    fn finish_batch(&mut self) -> Result<()> {
         let mut ready = std::mem::take(&mut self.ready);
         for &slot in &ready {
             let Some(client) = self.slots[slot].as_mut() else {
@@ -522,24 +408,25 @@ impl Server {
             match pump(client, &mut self.state) {
                 Ok(true) if update_interest(&self.epoll, client) => {}
                 Ok(_) => self.close(slot),
-                Err(e) => self.lost(slot, e),
+                Err(e) => self.lost(slot, e)?,
             }
         }
         ready.clear();
         self.ready = ready;
         // Only now may closed slots be reused: no event of this round can still name them.
         self.free.append(&mut self.freed_now);
+        Ok(())
     }
 
     /// Close a client whose connection failed, saying why: a peer that reset it, or one that
     /// keepalive found gone (ETIMEDOUT).
-    fn lost(&mut self, slot: usize, e: Errno) {
+    fn lost(&mut self, slot: usize, e: Errno) -> Result<()> {
         if let Some(client) = &self.slots[slot] {
             let who = &client.who;
-            self.log
-                .line(format_args!("client {who} lost: {}", e.desc()));
+            tell!(self.log, "client {who} lost: {}", e.desc())?;
         }
         self.close(slot);
+        Ok(())
     }
 
     fn close(&mut self, slot: usize) {
@@ -557,7 +444,7 @@ impl Server {
 
     /// The shutdown: stop accepting, execute what was received, send the replies (for at
     /// most DRAIN_TIME), close.
-    fn drain(&mut self, shutdown: &Shutdown) {
+    fn drain(&mut self, shutdown: &Shutdown) -> Result<()> {
         let _ = self.epoll.delete(shutdown.wake_fd());
         for l in self.listeners.drain(..) {
             let _ = self.epoll.delete(&l.fd);
@@ -577,7 +464,7 @@ impl Server {
             match alive {
                 Ok(true) if update_interest(&self.epoll, client) => {}
                 Ok(_) => self.close(slot),
-                Err(e) => self.lost(slot, e),
+                Err(e) => self.lost(slot, e)?,
             }
         }
         let end = Instant::now() + DRAIN_TIME;
@@ -594,9 +481,10 @@ impl Server {
                 Err(_) => break,
             };
             for ev in &events[..n] {
-                self.on_client_event(ev.data(), ev.events());
+                self.on_event(ev.data(), ev.events())?;
             }
-            self.finish_batch();
+            self.finish_batch()?;
+            self.watch_log()?;
         }
         // A client closed before the time was up has had every reply sent, or has gone away
         // itself; the ones left still had replies waiting.
@@ -605,9 +493,10 @@ impl Server {
         for slot in 0..self.slots.len() {
             self.close(slot);
         }
-        self.log.line(format_args!(
+        tell!(
+            self.log,
             "shutting down on {signal}: {closed} clients closed, {cut} cut off with replies \
              unsent"
-        ));
+        )
     }
 }

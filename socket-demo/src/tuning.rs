@@ -17,11 +17,11 @@
 //! client's thread pays for it. Under steady load the next requests arrive a few microseconds
 //! after a round ends, so a server that sleeps at once pays for a wake-up on almost every
 //! round. So after each round the loop keeps asking with a zero timeout for `--busy-poll-us`
-//! (20 µs by default) and sleeps only when that much time passes without an event. An idle server spends at most
-//! that much CPU after its last request; with one CPU there is no one to wait for, so it
-//! never polls. The kernel does the same for network sockets (SO_BUSY_POLL) and for idle
-//! virtual CPUs (the haltpoll cpuidle driver), but neither reaches Unix sockets, hence doing it
-//! here.
+//! (20 µs by default) and sleeps only when that much time passes without an event. An idle
+//! server spends at most that much CPU after its last request; with one CPU there is no one
+//! to wait for, so it never polls. The kernel does the same for network sockets
+//! (SO_BUSY_POLL) and for idle virtual CPUs (the haltpoll cpuidle driver), but neither
+//! reaches Unix sockets, hence doing it here.
 //!
 //! # Pitfalls
 //!
@@ -31,20 +31,19 @@
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use common::{Context, Result};
+use common::out::Output;
+use common::{Context, Result, tell};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::unistd::{SysconfVar, sysconf};
-
-use crate::log::Log;
 
 /// Descriptors kept out of `--max-clients` for the server's own use: the standard streams,
 /// epoll, listeners, the shutdown pipe, the lock file, the spare (Redis reserves 32 too).
 const RESERVED_FDS: u64 = 32;
 
 /// Raise the soft limit on open descriptors as far as the hard limit allows, and lower
-/// `max_clients` to what the limit leaves room for (the result), so that a client beyond it is refused
-/// with an error reply rather than cut off by EMFILE at `accept`.
-pub fn fit_descriptor_limit(max_clients: usize, log: &mut Log) -> Result<usize> {
+/// `max_clients` to what the limit leaves room for (the result), so that a client beyond it is
+/// refused with an error reply rather than cut off by EMFILE at `accept`.
+pub fn fit_descriptor_limit(max_clients: usize, log: &mut Output) -> Result<usize> {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ctx("getrlimit", "RLIMIT_NOFILE")?;
     let wanted = (max_clients as u64).saturating_add(RESERVED_FDS);
     let mut limit = soft;
@@ -52,17 +51,19 @@ pub fn fit_descriptor_limit(max_clients: usize, log: &mut Log) -> Result<usize> 
         let raised = wanted.min(hard);
         match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
             Ok(()) => limit = raised,
-            Err(e) => log.line(format_args!(
+            Err(e) => tell!(
+                log,
                 "setrlimit(RLIMIT_NOFILE, {raised}): {}; keeping {soft}",
                 e.desc()
-            )),
+            )?,
         }
     }
     let room = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
     if room < max_clients {
-        log.line(format_args!(
+        tell!(
+            log,
             "max clients lowered from {max_clients} to {room}: at most {limit} open descriptors"
-        ));
+        )?;
         return Ok(room);
     }
     Ok(max_clients)

@@ -36,13 +36,8 @@ struct FullServer {
 impl FullServer {
     fn start(sb: &Sandbox) -> FullServer {
         let path = sb.join("kv-dgram.sock");
-        let mut cmd = sb.command(BIN);
-        cmd.arg("dgram-server").arg("--path").arg(&path);
-        let server = testkit::spawn(&mut cmd);
-        let mut log = server.stdout_lines().unwrap();
-        let want = format!("ready: pid {} socket {}", server.pid(), path.display());
-        log.wait_for(|l| l == want, WAIT)
-            .unwrap_or_else(|e| panic!("dgram-server did not start: {e}"));
+        let testkit::Daemon { child: server, .. } =
+            daemon(sb, &["dgram-server", "--path", path.to_str().unwrap()]);
         server.signal(Signal::SIGSTOP).unwrap();
         // kill() returns before the server has actually stopped; until it has, it may still
         // take a datagram off the queue we are about to fill. The server is our child, so
@@ -183,8 +178,9 @@ fn sigint_stops_a_send_blocked_on_a_full_queue() {
     client.signal(Signal::SIGINT).unwrap();
     let status = client.wait_timeout(WAIT).unwrap();
     let rest = errors.rest(WAIT).unwrap();
-    // One SIGINT is enough, and it ends the run as any interrupted run ends: exit 1, one line.
-    assert_eq!(status.code(), Some(1), "{status:?} {rest:?}");
+    // One SIGINT is enough, and it ends the run as any interrupted run ends, after removing
+    // the client's socket: exit 130 (128 + SIGINT), one line.
+    assert_eq!(status.code(), Some(130), "{status:?} {rest:?}");
     assert_eq!(
         rest.last().map(String::as_str),
         Some("socket-demo: interrupted by SIGINT"),
@@ -198,15 +194,8 @@ fn sigint_stops_a_send_blocked_on_a_full_queue() {
 fn sigint_stops_a_client_waiting_for_a_line_on_stdin() {
     let sb = Sandbox::new();
     let path = sb.join("kv-dgram.sock");
-    let mut cmd = sb.command(BIN);
-    cmd.arg("dgram-server").arg("--path").arg(&path);
-    let server = testkit::spawn(&mut cmd);
-    let want = format!("ready: pid {} socket {}", server.pid(), path.display());
-    server
-        .stdout_lines()
-        .unwrap()
-        .wait_for(|l| l == want, WAIT)
-        .unwrap();
+    let server = daemon(&sb, &["dgram-server", "--path", path.to_str().unwrap()]);
+    assert_eq!(server.serves("socket"), path.display().to_string());
     // One command is answered, then the client waits for the next line, which never comes.
     let mut cmd = sb.command(BIN);
     cmd.args(["dgram-client", "--path"])
@@ -219,11 +208,10 @@ fn sigint_stops_a_client_waiting_for_a_line_on_stdin() {
     out.wait_for(|l| l == "PONG", WAIT).unwrap();
     client.signal(Signal::SIGINT).unwrap();
     let status = client.wait_timeout(WAIT).unwrap();
-    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert_eq!(status.code(), Some(130), "{status:?}");
     let errors = client.stderr_lines().unwrap().rest(WAIT).unwrap();
     assert_eq!(errors, ["socket-demo: interrupted by SIGINT"]);
     assert_eq!(client_sockets(&sb.runtime_dir()), Vec::<String>::new());
     drop(stdin);
-    server.signal(Signal::SIGTERM).unwrap();
-    assert!(server.wait_timeout(WAIT).unwrap().success());
+    server.stop();
 }

@@ -34,13 +34,15 @@ impl Remote {
         let mut cmd = sb.command_on(host, BIN);
         cmd.args(["server", "--tcp", &format!("0.0.0.0:{port}")])
             .args(extra);
-        let child = testkit::spawn(&mut cmd);
-        let mut log = child.stdout_lines().unwrap();
-        let errors = child.stderr_lines().unwrap();
         // `ip netns exec` execs the program: the child's pid is the server's.
-        let want = format!("ready: pid {} tcp 0.0.0.0:{port}", child.pid());
-        log.wait_for(|l| l == want, WAIT)
-            .unwrap_or_else(|e| panic!("server did not start: {e}"));
+        let server = testkit::Daemon::start(&mut cmd);
+        assert_eq!(server.serves("tcp"), format!("0.0.0.0:{port}"));
+        let testkit::Daemon {
+            child,
+            stdout: log,
+            stderr: errors,
+            ..
+        } = server;
         Remote {
             child,
             log,
@@ -112,7 +114,9 @@ fn the_demo_run_holds_across_links_that_lose_5_and_30_percent() {
         .iter()
         .map(|&(host, id, rounds)| {
             let mut cmd = sb.command_on(net.host(host), BIN);
-            cmd.args(["worker", "--tcp", &server.addr, "--counter", "shared"])
+            // `worker` is a test hook (see src/cli.rs).
+            cmd.env(TEST_HOOKS, "1")
+                .args(["worker", "--tcp", &server.addr, "--counter", "shared"])
                 .args(["--id", &id.to_string(), "--rounds", &rounds.to_string()]);
             testkit::spawn_with_deadline(&mut cmd, Duration::from_secs(240))
         })

@@ -102,7 +102,8 @@ print(repr(data))
     );
     // The README's one-liner, verbatim.
     let recipe = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]);\n\
-                  s.sendall(b\"SET lang python\\r\\n*2\\r\\n$3\\r\\nGET\\r\\n$4\\r\\nlang\\r\\n\"); print(s.recv(100))";
+                  s.sendall(b\"SET lang python\\r\\n*2\\r\\n$3\\r\\nGET\\r\\n$4\\r\\n\
+                  lang\\r\\n\"); print(s.recv(100))";
     let mut cmd = Command::new("python3");
     cmd.arg("-c").arg(recipe).arg(&server.sock);
     let out = testkit::run(&mut cmd, b"");
@@ -120,7 +121,8 @@ fn client_script_on_stdin() {
     let server = Server::start(&sb, &[]);
     let sock = server.sock.to_str().unwrap();
     // Recipe: `printf '...' | socket-demo client`, quoting as in a shell.
-    let input = b"SET greeting \"hello world\"\nGET greeting\n# a comment\n\nINCR n\nGET nope\nFOO\nDEL greeting n\n";
+    let input = b"SET greeting \"hello world\"\nGET greeting\n# a comment\n\nINCR n\n\
+                  GET nope\nFOO\nDEL greeting n\n";
     let out = run(&sb, &["client", "--unix", sock], input);
     assert_eq!(
         testkit::stdout(&out),

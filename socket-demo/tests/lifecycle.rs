@@ -10,7 +10,7 @@ use std::time::Instant;
 use common::testkit::{self, Sandbox};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use support::{BIN, Server, WAIT, call, connect, run};
+use support::{BIN, Server, WAIT, call, connect, daemon, run};
 
 /// The test plays systemd for a `Type=notify` service: it binds the datagram socket, hands its
 /// path over in NOTIFY_SOCKET, and checks what arrives and when.
@@ -127,23 +127,21 @@ fn pid_file_names_the_lock_and_holds_the_pid() {
 fn a_tcp_only_server_keeps_a_pid_file_when_asked() {
     let sb = Sandbox::new();
     let pid_file = sb.join("tcp.pid");
-    let mut cmd = sb.command(BIN);
-    cmd.args(["server", "--tcp", "127.0.0.1:0", "--pid-file"])
-        .arg(&pid_file);
-    let child = testkit::spawn(&mut cmd);
-    let mut log = child.stdout_lines().unwrap();
-    let line = log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
-    let pid = child.pid();
+    let pid_arg = pid_file.to_str().unwrap();
+    let server = daemon(
+        &sb,
+        &["server", "--tcp", "127.0.0.1:0", "--pid-file", pid_arg],
+    );
     assert!(
-        line.starts_with(&format!("ready: pid {pid} tcp 127.0.0.1:")),
-        "{line}"
+        server.serves("tcp").starts_with("127.0.0.1:"),
+        "{}",
+        server.ready
     );
     assert_eq!(
         std::fs::read_to_string(&pid_file).unwrap().trim(),
-        pid.to_string()
+        server.pid().to_string()
     );
-    child.signal(Signal::SIGTERM).unwrap();
-    assert!(child.wait_timeout(WAIT).unwrap().success());
+    server.stop();
     assert!(!pid_file.exists());
 }
 
@@ -177,11 +175,7 @@ fn path_prints_where_the_objects_live() {
 fn the_path_recipes_reach_and_stop_the_server() {
     let sb = Sandbox::new();
     // The server creates the runtime dir; `path` then names what is in it.
-    let mut cmd = sb.command(BIN);
-    cmd.arg("server");
-    let server = testkit::spawn(&mut cmd);
-    let mut log = server.stdout_lines().unwrap();
-    log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    let server = daemon(&sb, &["server"]);
     let script = format!(
         "{BIN} client --raw PING; b={BIN}; sock=\"$($b path socket)\"; \
          {BIN} client --unix \"$sock\" --raw ECHO hi; kill \"$(cat \"$($b path pid-file)\")\""
@@ -189,7 +183,8 @@ fn the_path_recipes_reach_and_stop_the_server() {
     let out = testkit::run(sb.command("sh").args(["-c", &script]), b"");
     assert!(out.status.success(), "{}", testkit::stderr(&out));
     assert_eq!(testkit::stdout(&out), "PONG\nhi\n");
-    assert!(server.wait_timeout(WAIT).unwrap().success());
+    // Stopped by the recipe's kill: exit 0, as a server asked to stop.
+    assert_eq!(server.wait().status.code(), Some(0));
     assert!(common::testkit::files_in(&sb.runtime_dir()).is_empty());
 }
 
@@ -237,19 +232,11 @@ fn a_demo_killed_with_sigkill_leaves_no_server_or_socket_file() {
 fn server_trace_shows_every_call_and_escaped_payloads() {
     let sb = Sandbox::new();
     let sock = sb.join("kv.sock");
-    let mut cmd = sb.command(BIN);
-    cmd.args(["server", "-v", "--unix"]).arg(&sock);
-    let child = testkit::spawn(&mut cmd);
-    let mut log = child.stdout_lines().unwrap();
-    log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    let server = daemon(&sb, &["server", "-v", "--unix", sock.to_str().unwrap()]);
     let mut s = connect(&sock);
     assert_eq!(call(&mut s, &["ECHO", "a\x1b[2Jb"]), "$6\r\na\x1b[2Jb\r\n");
     drop(s);
-    child.signal(Signal::SIGTERM).unwrap();
-    let mut trace = child.stderr_lines().unwrap();
-    let lines = trace.rest(WAIT).unwrap();
-    assert!(child.wait_timeout(WAIT).unwrap().success());
-    let text = lines.join("\n");
+    let text = server.stop().stderr.join("\n");
     for want in [
         "] socket(AF_UNIX, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC) -> fd ",
         "] epoll_create1(EPOLL_CLOEXEC) -> fd ",

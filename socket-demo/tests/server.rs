@@ -3,24 +3,22 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::child::{Lines, Options, Supervised};
+use common::child::Lines;
 use common::pidfile::PidFile;
 use common::testkit::{self, Sandbox};
-use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
 };
-use nix::unistd::pipe2;
 use support::*;
 
 #[test]
@@ -145,7 +143,8 @@ fn clients_killed_mid_request_do_not_disturb_others() {
     ];
     for script in scripts {
         let code = format!(
-            "import socket,sys,time\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n{script}\nprint('sent',flush=True)\ntime.sleep(120)"
+            "import socket,sys,time\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+             {script}\nprint('sent',flush=True)\ntime.sleep(120)"
         );
         let mut cmd = std::process::Command::new("python3");
         cmd.arg("-c").arg(code).arg(&server.sock);
@@ -491,16 +490,15 @@ fn max_clients_fits_the_descriptor_limit() {
         "server",
         "--unix",
     ])
-    .arg(&sock)
-    .stdout(std::process::Stdio::piped());
-    let server = testkit::spawn(&mut cmd);
-    let mut log = server.stdout_lines().unwrap();
-    log.wait_for(
-        |l| l == "max clients lowered from 10000 to 32: at most 64 open descriptors",
-        WAIT,
-    )
-    .unwrap();
-    log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
+    .arg(&sock);
+    // sh execs the server: the ready line names sh's pid.
+    let server = testkit::Daemon::start(&mut cmd);
+    let lowered = "max clients lowered from 10000 to 32: at most 64 open descriptors";
+    assert!(
+        server.stdout.seen().iter().any(|l| l == lowered),
+        "{:?}",
+        server.stdout.seen()
+    );
     let mut admitted: Vec<UnixStream> = (0..32).map(|_| connect(&sock)).collect();
     for s in &mut admitted {
         assert_eq!(call(s, &["PING"]), "+PONG\r\n");
@@ -546,28 +544,8 @@ fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
     // are full, a blocking log write would stall the event loop, and SIGTERM with it.
     let sb = Sandbox::new();
     let sock = sb.join("kv.sock");
-    // Our own pipe, so that the test can read the first line and then stop reading (a
-    // `Lines` reader would keep draining it).
-    let (log_r, log_w) = pipe2(OFlag::O_CLOEXEC).unwrap();
-    let mut cmd = sb.command(BIN);
-    cmd.arg("server")
-        .arg("--unix")
-        .arg(&sock)
-        .stdout(Stdio::from(log_w))
-        .stderr(Stdio::null());
-    let opts = Options {
-        deadline: Some(testkit::DEADLINE),
-        own_group: true,
-    };
-    let server = Supervised::spawn("server", &mut cmd, opts).unwrap();
-    drop(cmd); // Our copy of the write end: EOF must mean the server has gone.
-    let mut log_pipe = BufReader::new(std::fs::File::from(log_r));
-    let mut first = String::new();
-    log_pipe.read_line(&mut first).unwrap();
-    assert_eq!(
-        first.trim_end(),
-        format!("ready: pid {} socket {}", server.pid(), sock.display())
-    );
+    let (server, log_pipe) =
+        spawn_with_log_pipe(&sb, &["server", "--unix", sock.to_str().unwrap()]);
     // Each connection logs a line of about 40 bytes: 3000 of them overflow the pipe.
     for _ in 0..3000 {
         drop(UnixStream::connect(&sock).unwrap());
@@ -577,21 +555,15 @@ fn a_log_reader_that_stops_reading_does_not_stop_the_server() {
     // logged (or dropped) before the test starts reading the log again.
     let mut s = connect(&sock);
     assert_eq!(call(&mut s, &["PING"]), "+PONG\r\n");
-    // Once the log is read again, the server reports what it had to drop, and carries on.
-    // The report goes out with the first line that finds room in the pipe, so keep making
-    // log lines (one per connection) until the reader has drained enough for one.
+    // Once the log is read again, the lines that waited in the server's backlog come out,
+    // then the note about those it had to drop: the server polls its stdout for room, so no
+    // new event (no new log line) is needed for them.
     let mut log = Lines::new(log_pipe);
-    let deadline = Instant::now() + WAIT;
-    let note = loop {
-        drop(UnixStream::connect(&sock).unwrap());
-        let dropped_note = |l: &str| l.ends_with("log lines dropped: stdout was full)");
-        match log.wait_for(dropped_note, Duration::from_millis(100)) {
-            Ok(line) => break line,
-            Err(e) => assert!(Instant::now() < deadline, "{e}"),
-        }
-    };
-    let dropped: u64 = note[1..].split(' ').next().unwrap().parse().unwrap();
-    assert!(dropped > 0, "{note}");
+    assert!(dropped_lines(&mut log) > 0);
+    // And it carries on, its log too.
+    drop(UnixStream::connect(&sock).unwrap());
+    log.wait_for(|l| l.starts_with("client connected: "), WAIT)
+        .unwrap();
     server.signal(Signal::SIGTERM).unwrap();
     assert!(server.wait_timeout(WAIT).unwrap().success());
     assert!(!sock.exists(), "socket file left behind");
@@ -624,22 +596,9 @@ fn a_terminal_nobody_reads_does_not_stop_the_server() {
 fn a_stalled_stdout_does_not_stop_the_server(stdout: OwnedFd, reader: &mut dyn Read) {
     let sb = Sandbox::new();
     let sock = sb.join("kv.sock");
-    let mut cmd = sb.command(BIN);
-    cmd.arg("server")
-        .arg("--unix")
-        .arg(&sock)
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::null());
-    let opts = Options {
-        deadline: Some(testkit::DEADLINE),
-        own_group: true,
-    };
-    let server = Supervised::spawn("server", &mut cmd, opts).unwrap();
-    drop(cmd); // Our copy of the server's stdout.
-    let mut first = String::new();
-    BufReader::new(reader).read_line(&mut first).unwrap();
+    let server = spawn_with_stdout(&sb, &["server", "--unix", sock.to_str().unwrap()], stdout);
     assert_eq!(
-        first.trim_end(),
+        first_line(reader),
         format!("ready: pid {} socket {}", server.pid(), sock.display())
     );
     for _ in 0..5000 {
@@ -666,17 +625,7 @@ fn a_log_file_opened_for_appending_is_appended_to() {
         .append(true)
         .open(&path)
         .unwrap();
-    let mut cmd = sb.command(BIN);
-    cmd.arg("server")
-        .arg("--unix")
-        .arg(&sock)
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::null());
-    let opts = Options {
-        deadline: Some(testkit::DEADLINE),
-        own_group: true,
-    };
-    let server = Supervised::spawn("server", &mut cmd, opts).unwrap();
+    let server = spawn_with_stdout(&sb, &["server", "--unix", sock.to_str().unwrap()], file);
     // The socket file appears at bind, a moment before the first line is written; the
     // first client's PONG comes after both.
     let deadline = Instant::now() + WAIT;
@@ -743,16 +692,9 @@ fn allow_uid_refuses_other_users() {
 #[test]
 fn tcp_on_loopback_with_an_ephemeral_port() {
     let sb = Sandbox::new();
-    let mut cmd = sb.command(BIN);
-    cmd.args(["server", "--tcp", "127.0.0.1:0"]);
-    let server = testkit::spawn(&mut cmd);
-    let mut log = server.stdout_lines().unwrap();
-    let line = log.wait_for(|l| l.starts_with("ready: "), WAIT).unwrap();
-    let want = format!("ready: pid {} tcp 127.0.0.1:", server.pid());
-    let addr = line
-        .strip_prefix(&want)
-        .map(|port| format!("127.0.0.1:{port}"))
-        .unwrap_or_else(|| panic!("{line:?} is not {want:?}PORT"));
+    let server = daemon(&sb, &["server", "--tcp", "127.0.0.1:0"]);
+    let addr = server.serves("tcp").to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{}", server.ready);
     // Only TCP was asked for: no Unix socket in the runtime dir.
     assert!(common::testkit::files_in(&sb.runtime_dir()).is_empty());
     let out = run(
@@ -770,6 +712,8 @@ fn tcp_on_loopback_with_an_ephemeral_port() {
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.write_all(b"PING hello\r\n").unwrap();
     assert_eq!(read_reply(&mut s), bulk("hello"));
+    drop(s);
+    server.stop();
 }
 
 #[test]

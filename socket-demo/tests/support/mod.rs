@@ -1,24 +1,39 @@
-//! Helpers for the socket-demo integration tests: start a server in a sandbox, talk RESP to
-//! it from the test (the test is the external user), read its log.
+//! Helpers for the socket-demo integration tests: start a server in a sandbox
+//! (`testkit::Daemon`), talk RESP to it from the test (the test is the external user), read
+//! its log.
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::child::{Lines, Supervised};
+use common::child::{Lines, Options, Supervised};
 use common::testkit::{self, Sandbox};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_socket-demo");
-pub const WAIT: Duration = Duration::from_secs(60);
+/// How long a test waits for anything; only reached when it is failing already.
+pub const WAIT: Duration = testkit::DEADLINE;
+/// The environment variable that gives the parser its test hooks: the `worker` role and
+/// `demo --wait-for-signal-before-step` (see `src/cli.rs`).
+pub const TEST_HOOKS: &str = "IPC_DEMO_TEST_HOOKS";
 
-/// A server started by a test, its log, and its socket path.
+/// Start `socket-demo ARGS` in the sandbox and wait for its `ready:` line
+/// (`testkit::Daemon::start`): a server or a dgram-server.
+pub fn daemon(sb: &Sandbox, args: &[&str]) -> testkit::Daemon {
+    let mut cmd = sb.command(BIN);
+    cmd.args(args);
+    testkit::Daemon::start(&mut cmd)
+}
+
+/// A stream server started by a test on a Unix socket: `testkit::Daemon`'s fields (its stdout
+/// is its log, its stderr the errors and the trace), and its socket path.
 pub struct Server {
     pub child: Supervised,
     pub log: Lines,
     pub errors: Lines,
+    pub ready: String,
     pub sock: PathBuf,
 }
 
@@ -32,16 +47,19 @@ impl Server {
     pub fn start_at(sb: &Sandbox, sock: &Path, extra: &[&str]) -> Server {
         let mut cmd = sb.command(BIN);
         cmd.arg("server").arg("--unix").arg(sock).args(extra);
-        let child = testkit::spawn(&mut cmd);
-        let mut log = child.stdout_lines().unwrap();
-        let errors = child.stderr_lines().unwrap();
-        let want = format!("ready: pid {} socket {}", child.pid(), sock.display());
-        log.wait_for(|l| l == want, WAIT)
-            .unwrap_or_else(|e| panic!("server did not start: {e}"));
+        let server = testkit::Daemon::start(&mut cmd);
+        assert_eq!(server.serves("socket"), sock.display().to_string());
+        let testkit::Daemon {
+            child,
+            stdout,
+            stderr,
+            ready,
+        } = server;
         Server {
             child,
-            log,
-            errors,
+            log: stdout,
+            errors: stderr,
+            ready,
             sock: sock.to_owned(),
         }
     }
@@ -49,6 +67,82 @@ impl Server {
     pub fn connect(&self) -> UnixStream {
         connect(&self.sock)
     }
+
+    /// Ask it to stop with `sig` and check that it exits 0 (`testkit::Daemon::stop_with`),
+    /// its socket file and lock file removed.
+    pub fn stop_with(self, sig: nix::sys::signal::Signal) -> testkit::Stopped {
+        let Server {
+            child,
+            log,
+            errors,
+            ready,
+            sock,
+        } = self;
+        let stopped = testkit::Daemon {
+            child,
+            stdout: log,
+            stderr: errors,
+            ready,
+        }
+        .stop_with(sig);
+        assert!(!sock.exists(), "socket file left behind");
+        let lock = PathBuf::from(format!("{}.pid", sock.display()));
+        assert!(!lock.exists(), "lock file left behind");
+        stopped
+    }
+}
+
+/// Start `socket-demo ARGS` with its stdout on `stdout` (a pipe or a socket the test reads
+/// when it chooses, a terminal, a file) and its stderr on /dev/null, in a process group of its
+/// own, killed at the deadline or on drop. The command, and with it our copy of `stdout`, is
+/// dropped before this returns: EOF on the test's end means the server has gone.
+pub fn spawn_with_stdout(sb: &Sandbox, args: &[&str], stdout: impl Into<Stdio>) -> Supervised {
+    let mut cmd = sb.command(BIN);
+    cmd.args(args).stdout(stdout).stderr(Stdio::null());
+    let opts = Options {
+        deadline: Some(WAIT),
+        own_group: true,
+    };
+    Supervised::spawn(args[0], &mut cmd, opts).unwrap()
+}
+
+/// Start `socket-demo ARGS` (a server) with its stdout on a pipe of the test's, read its
+/// `ready:` line, and return the pipe's read end for the test to read the rest of the log when
+/// it chooses: until then nobody reads it (a `Lines` reader would drain it at once).
+pub fn spawn_with_log_pipe(sb: &Sandbox, args: &[&str]) -> (Supervised, std::fs::File) {
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let server = spawn_with_stdout(sb, args, write_end);
+    let mut log = std::fs::File::from(read_end);
+    let ready = first_line(&mut log);
+    let want = format!("ready: pid {} ", server.pid());
+    assert!(ready.starts_with(&want), "not {want}...: {ready:?}");
+    (server, log)
+}
+
+/// Wait for the note a server's log writes once its reader is back, `(N lines dropped: stdout
+/// was not being read)`, and return N.
+pub fn dropped_lines(log: &mut Lines) -> u64 {
+    let note = log
+        .wait_for(
+            |l| l.ends_with(" lines dropped: stdout was not being read)"),
+            WAIT,
+        )
+        .unwrap();
+    note[1..].split(' ').next().unwrap().parse().unwrap()
+}
+
+/// The first line from `reader`, without its newline (nor the CR a terminal puts before it),
+/// read byte by byte so that nothing after it is taken from the descriptor.
+pub fn first_line(reader: &mut dyn Read) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while reader.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    String::from_utf8(line).unwrap()
 }
 
 pub fn connect(sock: &Path) -> UnixStream {

@@ -1,6 +1,6 @@
 //! The keyspace: byte-string keys to byte-string values, with expiry and a scan order.
 //!
-//! Nothing here knows about the protocol; [`crate::commands`] turns requests into calls on a
+//! Nothing here knows about the protocol; [`super::commands`] turns requests into calls on a
 //! [`Store`]. Two things need more than a hash map:
 //!
 //! # Expiry

@@ -125,8 +125,8 @@ pub enum ReplyParse {
     Error(String),
 }
 
-/// Parse one reply from the start of `buf`. Like [`parse`], every length is checked before it
-/// is trusted: a server is a peer too.
+/// Parse one reply from the start of `buf`. Like [`super::parse`], every length is checked
+/// before it is trusted: a server is a peer too.
 pub fn parse_reply(buf: &[u8]) -> ReplyParse {
     match reply_at(buf, 0, 0) {
         Ok(Some((r, used))) => ReplyParse::Complete(r, used),

@@ -113,6 +113,3 @@ pub fn encode_request<S: AsRef<[u8]>>(args: &[S], out: &mut Vec<u8>) {
         bulk(out, a.as_ref());
     }
 }
-
-// ---------------------------------------------------------------------------------------
-// Reply encoders. They append to an output buffer and never allocate beyond it.
